@@ -1,0 +1,129 @@
+// Table files through DuckDB: format by extension, a streaming reader with CSV reject capture, a writer.
+
+import { extname } from "node:path";
+import {
+	BIGINT,
+	BOOLEAN,
+	DOUBLE,
+	type DuckDBAppender,
+	type DuckDBConnection,
+	DuckDBDataChunk,
+	type DuckDBType,
+	type DuckDBValue,
+	FLOAT,
+	VARCHAR,
+} from "@duckdb/node-api";
+import { DATATYPE_INFO, type Datatype } from "../protocol/datatypes.ts";
+import { MlshipError } from "../protocol/errors.ts";
+
+export type FileFormat = "csv" | "jsonl" | "parquet";
+
+/** The format of a table file from its extension (.csv/.tsv, .jsonl/.ndjson/.json, .parquet/.pq). */
+export function formatOf(path: string, override?: string): FileFormat {
+	const ext = (override ?? extname(path).slice(1)).toLowerCase();
+	if (ext === "csv" || ext === "tsv") return "csv";
+	if (ext === "jsonl" || ext === "ndjson" || ext === "json") return "jsonl";
+	if (ext === "parquet" || ext === "pq") return "parquet";
+	throw new MlshipError(
+		"MLSHIP_INVALID_ARGUMENT",
+		`cannot tell the format of '${path}' from its extension; use .csv, .jsonl or .parquet (or --input-format/--output-format)`,
+	);
+}
+
+/** SQL string literal. */
+export function sqlString(s: string): string {
+	return `'${s.replaceAll("'", "''")}'`;
+}
+
+/** SQL identifier. */
+export function sqlIdent(s: string): string {
+	return `"${s.replaceAll('"', '""')}"`;
+}
+
+/**
+ * A DuckDB table expression reading `path`. CSV keeps bad lines out of the result and records them
+ * (line, message) in `reject_errors`, so a ragged row never silently shifts or empties the data.
+ */
+export function readExpr(path: string, format: FileFormat): string {
+	const p = sqlString(path);
+	if (format === "parquet") return `read_parquet(${p})`;
+	if (format === "jsonl")
+		return `read_json(${p}, format = 'newline_delimited')`;
+	return `read_csv(${p}, header = true, store_rejects = true)`;
+}
+
+/** A CSV line DuckDB refused: its 1-based line number in the file and why. */
+export interface RejectedLine {
+	line: number;
+	message: string;
+	text: string;
+}
+
+/** CSV lines rejected by the last scans on this connection, in file order. */
+export async function rejectedLines(
+	conn: DuckDBConnection,
+): Promise<RejectedLine[]> {
+	try {
+		const r = await conn.runAndReadAll(
+			"SELECT DISTINCT line, error_message, csv_line FROM reject_errors ORDER BY line",
+		);
+		return r.getRows().map((row) => ({
+			line: Number(row[0]),
+			message: String(row[1]),
+			text: String(row[2] ?? ""),
+		}));
+	} catch {
+		return [];
+	}
+}
+
+/** The file line of the `index`-th (0-based) data row that DuckDB delivered, given the rejected lines. */
+export function csvLineOf(
+	index: number,
+	rejected: readonly RejectedLine[],
+): number {
+	let line = index + 2; // header is line 1
+	for (const r of rejected) if (r.line <= line) line++;
+	return line;
+}
+
+/** DuckDB column type for an output tensor's values (class names are text). */
+export function duckTypeFor(datatype: Datatype, isText: boolean): DuckDBType {
+	if (isText) return VARCHAR;
+	const kind = DATATYPE_INFO[datatype].kind;
+	if (kind === "bool") return BOOLEAN;
+	if (kind === "int" || kind === "bigint") return BIGINT;
+	if (datatype === "FP64") return DOUBLE;
+	if (kind === "bytes") return VARCHAR;
+	return FLOAT;
+}
+
+const VECTOR = 2048;
+
+/** Appends columns (all of `n` rows) through an appender, 2048 rows per DuckDB chunk. */
+export function appendColumns(
+	appender: DuckDBAppender,
+	types: readonly DuckDBType[],
+	columns: readonly (readonly DuckDBValue[])[],
+	n: number,
+): void {
+	for (let start = 0; start < n; start += VECTOR) {
+		const end = Math.min(n, start + VECTOR);
+		const chunk = DuckDBDataChunk.create(types, end - start);
+		for (let c = 0; c < columns.length; c++) {
+			const col = columns[c] as readonly DuckDBValue[];
+			chunk.setColumnValues(
+				c,
+				start === 0 && end === col.length ? col : col.slice(start, end),
+			);
+		}
+		appender.appendDataChunk(chunk);
+	}
+}
+
+/** COPY options writing `format`. */
+export function copyOptions(format: FileFormat): string {
+	if (format === "parquet") return "(FORMAT parquet, COMPRESSION zstd)";
+	if (format === "jsonl") return "(FORMAT json)";
+	return "(FORMAT csv, HEADER true)";
+}

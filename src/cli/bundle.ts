@@ -1,0 +1,192 @@
+// `mlship bundle`: write a manifest for a model file (init) and check a bundle (verify).
+
+import { existsSync } from "node:fs";
+import { readFile, writeFile } from "node:fs/promises";
+import { basename, dirname, join, relative, resolve } from "node:path";
+import { DuckDBInstance } from "@duckdb/node-api";
+import { Command, Option } from "commander";
+import { parse as parseYaml } from "yaml";
+import { formatOf, readExpr } from "../batch/files.ts";
+import {
+	MANIFEST_FILE,
+	manifestFromOnnx,
+	readBundle,
+} from "../bundle/bundle.ts";
+import {
+	type Manifest,
+	stringifyManifest,
+	validateManifest,
+} from "../bundle/manifest.ts";
+import { loadBundle } from "../model.ts";
+import { MlshipError } from "../protocol/errors.ts";
+import { action, example, output } from "./common.ts";
+
+async function columnsOf(path: string): Promise<string[]> {
+	const db = await DuckDBInstance.create(":memory:");
+	const conn = await db.connect();
+	try {
+		const r = await conn.runAndReadAll(
+			`DESCRIBE SELECT * FROM ${readExpr(resolve(path), formatOf(path))}`,
+		);
+		return r.getRows().map((row) => String(row[0]));
+	} catch (err) {
+		throw new MlshipError(
+			"MLSHIP_INVALID_ARGUMENT",
+			`cannot read columns of ${path}: ${(err as Error).message.split("\n")[0]}`,
+		);
+	} finally {
+		conn.closeSync();
+		db.closeSync();
+	}
+}
+
+const list = (s: string) =>
+	s
+		.split(",")
+		.map((x) => x.trim())
+		.filter(Boolean);
+
+interface InitOpts {
+	name?: string;
+	features?: string[];
+	featuresFrom?: string;
+	exclude?: string[];
+	labels?: string[];
+	force?: boolean;
+	json?: boolean;
+}
+
+/**
+ * Writes (or refreshes) mlship.yaml next to an ONNX file. An existing manifest keeps the user's edits;
+ * its digest and signature are brought up to date.
+ */
+export async function initBundle(
+	model: string,
+	opts: InitOpts,
+): Promise<{ path: string; manifest: Manifest; refreshed: boolean }> {
+	const file = resolve(model);
+	const bytes = new Uint8Array(
+		await readFile(file).catch(() => {
+			throw new MlshipError("MLSHIP_MODEL_NOT_FOUND", `no such file: ${model}`);
+		}),
+	);
+	const dir = dirname(file);
+	const path = join(dir, MANIFEST_FILE);
+	const fresh = await manifestFromOnnx(
+		bytes,
+		opts.name ?? basename(file).replace(/\.onnx$/i, ""),
+		relative(dir, file),
+	);
+	let manifest: Manifest = fresh;
+	let refreshed = false;
+	if (existsSync(path) && !opts.force) {
+		const old = parseYaml(await readFile(path, "utf8")) as Record<
+			string,
+			unknown
+		>;
+		manifest = {
+			...(old as Manifest),
+			artifact: fresh.artifact,
+			signature: fresh.signature,
+		};
+		refreshed = true;
+	}
+	let names = opts.features;
+	if (opts.featuresFrom) {
+		const exclude = new Set(opts.exclude ?? []);
+		names = (await columnsOf(opts.featuresFrom)).filter((c) => !exclude.has(c));
+	}
+	if (names) {
+		if (fresh.signature.inputs.length !== 1)
+			throw new MlshipError(
+				"MLSHIP_INVALID_ARGUMENT",
+				`the model has ${fresh.signature.inputs.length} inputs: each input is a feature column of its name; edit 'features' in mlship.yaml to rename them`,
+			);
+		manifest.features = names.map((n) => ({ name: n }));
+	}
+	if (opts.labels) manifest.labels = opts.labels;
+	if (opts.name) manifest.name = opts.name;
+	manifest = validateManifest(manifest, path);
+	await writeFile(path, stringifyManifest(manifest));
+	return { path, manifest, refreshed };
+}
+
+export function bundleCommand(): Command {
+	const cmd = new Command("bundle").description(
+		"Create and check model bundles (mlship.yaml + artifact)",
+	);
+	example(
+		cmd
+			.command("init")
+			.description(
+				"Write mlship.yaml next to an ONNX model, with the signature read from the graph",
+			)
+			.argument("<model.onnx>", "the ONNX model file")
+			.option("--name <name>", "model name (default: the file name)")
+			.option(
+				"--features <a,b,c>",
+				"feature column names, in input-column order",
+				list,
+			)
+			.option(
+				"--features-from <file>",
+				"take feature names from the columns of a CSV/Parquet/JSONL file",
+			)
+			.option(
+				"--exclude <a,b>",
+				"with --features-from: columns that are not features (e.g. the target)",
+				list,
+			)
+			.option(
+				"--labels <a,b,c>",
+				"class names in probability-column order",
+				list,
+			)
+			.option(
+				"--force",
+				"overwrite an existing mlship.yaml instead of refreshing it",
+			)
+			.option("--json", "print the manifest as JSON")
+			.action(
+				action(async (model: string, opts: InitOpts) => {
+					const r = await initBundle(model, opts);
+					output(
+						Boolean(opts.json),
+						{ path: r.path, refreshed: r.refreshed, manifest: r.manifest },
+						() =>
+							`${r.refreshed ? "refreshed" : "wrote"} ${r.path}: ${r.manifest.signature.inputs.length} input(s), ${r.manifest.signature.outputs.length} output(s); edit features, labels and metadata there`,
+					);
+				}),
+			),
+		"mlship bundle init model.onnx --features-from train.csv --exclude target --labels setosa,versicolor,virginica",
+	);
+	example(
+		cmd
+			.command("verify")
+			.description(
+				"Check a bundle: manifest schema, sha256 of every artifact, and that the model loads",
+			)
+			.argument("<path>", "bundle directory or .onnx file")
+			.addOption(new Option("--json", "print the result as JSON"))
+			.action(
+				action(async (path: string, opts: { json?: boolean }) => {
+					const b = await readBundle(path);
+					const m = await loadBundle(b, { mode: "inline" });
+					await m.close();
+					output(
+						Boolean(opts.json),
+						{
+							ok: true,
+							name: b.manifest.name,
+							sha256: b.manifest.artifact.sha256,
+							signature: b.manifest.signature,
+						},
+						() =>
+							`ok: ${b.manifest.name} (sha256 ${b.manifest.artifact.sha256.slice(0, 12)}…) loads; features: ${m.features.join(", ")}`,
+					);
+				}),
+			),
+		"mlship bundle verify ./my-bundle",
+	);
+	return cmd;
+}

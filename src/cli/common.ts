@@ -1,0 +1,107 @@
+// Shared CLI plumbing: error reporting with exit codes, --json output, progress on a terminal.
+import type { Command } from "commander";
+import { type ErrorCode, toMlshipError } from "../protocol/errors.ts";
+
+/** Process exit codes (stable, for cron, Kubernetes and CI). */
+export const EXIT: Readonly<Record<ErrorCode | "OK", number>> = {
+	OK: 0,
+	MLSHIP_INTERNAL: 1,
+	MLSHIP_INVALID_INPUT: 2,
+	MLSHIP_INVALID_ARGUMENT: 2,
+	MLSHIP_INVALID_BUNDLE: 2,
+	MLSHIP_UNSUPPORTED_MODEL: 2,
+	MLSHIP_MODEL_NOT_FOUND: 3,
+	MLSHIP_ALREADY_EXISTS: 4,
+	MLSHIP_INTEGRITY: 5,
+	MLSHIP_UNAVAILABLE: 6,
+	MLSHIP_CLOSED: 6,
+};
+
+/**
+ * Wraps a command action: errors print as `error: ...` (or `{"error", "code"}` with --json) and set the exit code.
+ * @example program.command("x").action(action(async (opts) => { ... }))
+ */
+export function action<A extends unknown[]>(
+	fn: (...args: A) => Promise<void>,
+): (...args: A) => Promise<void> {
+	return async (...args: A) => {
+		try {
+			await fn(...args);
+		} catch (err) {
+			const e = toMlshipError(err);
+			const cmd = args[args.length - 1] as Command | undefined;
+			const json = Boolean(cmd?.optsWithGlobals?.().json);
+			if (json)
+				process.stdout.write(
+					`${JSON.stringify({ error: e.message, code: e.code })}\n`,
+				);
+			else process.stderr.write(`error: ${e.message}\n`);
+			if (e.code === "MLSHIP_INTERNAL" && process.env.MLSHIP_DEBUG && e.cause)
+				console.error(e.cause);
+			process.exitCode = EXIT[e.code];
+		}
+	};
+}
+
+/** Prints data as JSON (when --json) or through `human`. */
+export function output(
+	json: boolean,
+	data: unknown,
+	human: () => string,
+): void {
+	process.stdout.write(
+		json ? `${JSON.stringify(data, null, 2)}\n` : `${human()}\n`,
+	);
+}
+
+/** Adds the standard example block to a command's --help. */
+export function example(cmd: Command, ...lines: string[]): Command {
+	return cmd.addHelpText(
+		"after",
+		`\nExamples:\n${lines.map((l) => `  $ ${l}`).join("\n")}\n`,
+	);
+}
+
+/** A one-line progress display on stderr; silent when stderr is not a terminal (or with --json). */
+export class Progress {
+	readonly #enabled: boolean;
+	#total: number | undefined;
+	readonly #label: string;
+	readonly #start = performance.now();
+	#last = 0;
+
+	constructor(
+		label: string,
+		total: number | undefined,
+		enabled = process.stderr.isTTY === true,
+	) {
+		this.#label = label;
+		this.#total = total;
+		this.#enabled = enabled;
+	}
+
+	update(done: number, total?: number, force = false): void {
+		if (!this.#enabled) return;
+		if (total !== undefined) this.#total = total;
+		const now = performance.now();
+		if (!force && now - this.#last < 100) return;
+		this.#last = now;
+		const secs = (now - this.#start) / 1000;
+		const rate = secs > 0 ? Math.round(done / secs) : 0;
+		let line = `${this.#label} ${done.toLocaleString("en-US")}`;
+		if (this.#total) {
+			const f = Math.min(1, done / this.#total);
+			const w = 24;
+			line = `${this.#label} [${"#".repeat(Math.round(f * w)).padEnd(w, ".")}] ${(f * 100).toFixed(1)}% ${done.toLocaleString("en-US")}/${this.#total.toLocaleString("en-US")}`;
+		}
+		process.stderr.write(
+			`\r${line} rows · ${rate.toLocaleString("en-US")} rows/s `,
+		);
+	}
+
+	done(n: number): void {
+		if (!this.#enabled) return;
+		this.update(n, undefined, true);
+		process.stderr.write("\n");
+	}
+}

@@ -1,0 +1,26 @@
+#!/usr/bin/env node
+// The `mlship` command: one file per subcommand, wired together here.
+import { Command } from "commander";
+import { bundleCommand } from "./bundle.ts";
+import { example } from "./common.ts";
+import { modelsCommand } from "./models.ts";
+import { predictCommand } from "./predict.ts";
+import { quickstartCommand } from "./quickstart.ts";
+
+const program = new Command("mlship")
+	.description(
+		"Deploy a trained ML model in every pattern from one bundle and one registry.",
+	)
+	.version("0.1.0")
+	.showHelpAfterError();
+example(
+	program,
+	"mlship bundle init model.onnx            # write mlship.yaml next to a model",
+	"mlship models register ./my-bundle --alias production",
+	"mlship predict --model my-model@production --input rows.parquet --output predictions.parquet",
+);
+program.addCommand(bundleCommand());
+program.addCommand(modelsCommand());
+program.addCommand(predictCommand());
+program.addCommand(quickstartCommand());
+await program.parseAsync(process.argv);

@@ -1,0 +1,383 @@
+// Tabular data ↔ tensors: records ([{...}]) and columns ({col: [...]}) by the manifest's features.
+import type { Feature, Manifest } from "../bundle/manifest.ts";
+import {
+	allocate,
+	DATATYPE_INFO,
+	type Datatype,
+	floatToHalf,
+	halfToFloat,
+	type TensorData,
+} from "../protocol/datatypes.ts";
+import { invalidInput } from "../protocol/errors.ts";
+import type { Tensor, TensorSpec } from "../protocol/types.ts";
+
+/** A column of values: a plain array, or a typed array for speed. */
+export type Column = ArrayLike<unknown>;
+export type Columns = Record<string, Column>;
+export type Row = Record<string, unknown>;
+
+interface PlannedFeature {
+	name: string;
+	/** Position of this column in the input's last dimension. */
+	col: number;
+	/** Kind the value must have (from the feature's datatype). */
+	kind: (typeof DATATYPE_INFO)[Datatype]["kind"];
+	datatype: Datatype;
+	allowMissing: boolean;
+	min: number;
+	max: number;
+	categories: Set<string> | undefined;
+}
+
+interface PlannedInput {
+	spec: TensorSpec;
+	width: number;
+	features: PlannedFeature[];
+}
+
+/** How a manifest's features map onto its input tensors, computed once per model. */
+export interface TablePlan {
+	inputs: PlannedInput[];
+	features: PlannedFeature[];
+	labels: readonly string[] | undefined;
+}
+
+/** A bad value found while encoding: row (0-based within the batch), column, and what was wrong. */
+export interface RowError {
+	row: number;
+	column: string;
+	message: string;
+}
+
+/**
+ * The features a manifest declares, or, when it declares none, one per input: an input of width 1 is the
+ * column named after it; a wider input `x` of width k takes columns `x_0` … `x_{k-1}`.
+ */
+export function effectiveFeatures(
+	m: Pick<Manifest, "signature" | "features">,
+): Feature[] {
+	if (m.features) return m.features;
+	const out: Feature[] = [];
+	for (const s of m.signature.inputs) {
+		const width =
+			s.shape.length >= 2 ? (s.shape[s.shape.length - 1] as number) : 1;
+		if (width < 0)
+			throw invalidInput(
+				`input '${s.name}' has a variable number of columns; add 'features' to mlship.yaml to feed it from a table`,
+			);
+		if (width === 1) out.push({ name: s.name, input: s.name });
+		else
+			for (let j = 0; j < width; j++)
+				out.push({ name: `${s.name}_${j}`, input: s.name });
+	}
+	return out;
+}
+
+/** Plans the records/columns ↔ tensor mapping of a manifest. */
+export function planTable(
+	m: Pick<Manifest, "signature" | "features" | "labels">,
+): TablePlan {
+	const inputs: PlannedInput[] = m.signature.inputs.map((spec) => ({
+		spec,
+		width: 0,
+		features: [],
+	}));
+	const byName = new Map(inputs.map((i) => [i.spec.name, i]));
+	const features: PlannedFeature[] = [];
+	for (const f of effectiveFeatures(m)) {
+		const input = byName.get(
+			f.input ?? (m.signature.inputs[0] as TensorSpec).name,
+		) as PlannedInput;
+		const datatype = f.datatype ?? input.spec.datatype;
+		const pf: PlannedFeature = {
+			name: f.name,
+			col: input.width++,
+			kind: DATATYPE_INFO[datatype].kind,
+			datatype,
+			allowMissing: f.allow_missing ?? false,
+			min: f.min ?? Number.NEGATIVE_INFINITY,
+			max: f.max ?? Number.POSITIVE_INFINITY,
+			categories: f.categories ? new Set(f.categories.map(String)) : undefined,
+		};
+		input.features.push(pf);
+		features.push(pf);
+	}
+	return { inputs, features, labels: m.labels };
+}
+
+function show(v: unknown): string {
+	if (typeof v === "string")
+		return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v);
+	if (v === null || v === undefined) return "null";
+	if (typeof v === "object") return Array.isArray(v) ? "an array" : "an object";
+	return String(v);
+}
+
+/**
+ * Coerces one value to a number for a numeric feature (rules in docs/coercion.md): numbers as they are,
+ * bigint to number, booleans to 1/0, numeric strings parsed; null/undefined/NaN are missing.
+ * Returns the number, or a string describing the problem.
+ */
+function toNumber(f: PlannedFeature, v: unknown): number | string {
+	let x: number;
+	if (typeof v === "number") x = v;
+	else if (typeof v === "bigint") x = Number(v);
+	else if (typeof v === "boolean") x = v ? 1 : 0;
+	else if (typeof v === "string") {
+		const s = v.trim();
+		x = s === "" ? Number.NaN : Number(s);
+		if (s !== "" && Number.isNaN(x) && s !== "NaN")
+			return `expected a number (${f.datatype}), got ${show(v)}`;
+	} else if (v === null || v === undefined) x = Number.NaN;
+	else return `expected a number (${f.datatype}), got ${show(v)}`;
+	if (Number.isNaN(x)) {
+		if (f.allowMissing) return x;
+		return v === null || v === undefined || v === ""
+			? "value is missing (null) and this feature does not allow missing values"
+			: "NaN is not allowed for this feature (set allow_missing: true in mlship.yaml to accept it)";
+	}
+	if (!Number.isFinite(x))
+		return `${x} is not allowed: the value must be finite`;
+	if ((f.kind === "int" || f.kind === "bigint") && !Number.isInteger(x))
+		return `expected an integer (${f.datatype}), got ${show(v)}`;
+	if (x < f.min || x > f.max)
+		return `${x} is outside the allowed range [${f.min}, ${f.max}]`;
+	if (f.categories && !f.categories.has(String(x)))
+		return `${x} is not one of the allowed categories (${[...f.categories].join(", ")})`;
+	return x;
+}
+
+function toText(f: PlannedFeature, v: unknown): string | { error: string } {
+	let s: string;
+	if (typeof v === "string") s = v;
+	else if (
+		typeof v === "number" ||
+		typeof v === "bigint" ||
+		typeof v === "boolean"
+	)
+		s = String(v);
+	else if (v === null || v === undefined) {
+		if (!f.allowMissing)
+			return {
+				error:
+					"value is missing (null) and this feature does not allow missing values",
+			};
+		s = "";
+	} else return { error: `expected a string (BYTES), got ${show(v)}` };
+	if (f.categories && !f.categories.has(s))
+		return {
+			error: `${show(s)} is not one of the allowed categories (${[...f.categories].join(", ")})`,
+		};
+	return s;
+}
+
+function writeNumber(
+	out: TensorData,
+	i: number,
+	dt: Datatype,
+	x: number,
+): void {
+	const kind = DATATYPE_INFO[dt].kind;
+	if (kind === "bigint") (out as BigInt64Array)[i] = BigInt(Math.trunc(x));
+	else if (kind === "half") (out as Uint16Array)[i] = floatToHalf(x);
+	else if (kind === "bool") (out as Uint8Array)[i] = x ? 1 : 0;
+	else (out as Float64Array)[i] = x;
+}
+
+/**
+ * Encodes `n` rows, read by `get(feature, row)`, into the model's input tensors. Bad values are collected
+ * (the row still gets a placeholder) so the caller can fail or drop those rows.
+ */
+function encode(
+	plan: TablePlan,
+	n: number,
+	get: (name: string, row: number) => unknown,
+): { tensors: Tensor[]; errors: RowError[] } {
+	const errors: RowError[] = [];
+	const tensors = plan.inputs.map((inp) => {
+		const dt = inp.spec.datatype;
+		const data = allocate(dt, n * inp.width);
+		const isText = DATATYPE_INFO[dt].kind === "bytes";
+		for (const f of inp.features) {
+			for (let r = 0; r < n; r++) {
+				const v = get(f.name, r);
+				const at = r * inp.width + f.col;
+				if (isText) {
+					const s = toText(f, v);
+					if (typeof s === "string") (data as string[])[at] = s;
+					else errors.push({ row: r, column: f.name, message: s.error });
+				} else {
+					const x = toNumber(f, v);
+					if (typeof x === "number") writeNumber(data, at, dt, x);
+					else errors.push({ row: r, column: f.name, message: x });
+				}
+			}
+		}
+		const shape =
+			inp.spec.shape.length <= 1
+				? [n]
+				: [n, ...inp.spec.shape.slice(1, -1).map(() => 1), inp.width];
+		return { name: inp.spec.name, datatype: dt, shape, data } satisfies Tensor;
+	});
+	if (errors.length > 1) errors.sort((a, b) => a.row - b.row);
+	return { tensors, errors };
+}
+
+/** Encodes records (`[{feature: value}]`). Missing keys are missing values; extra keys are ignored. */
+export function encodeRecords(
+	plan: TablePlan,
+	rows: readonly Row[],
+): { tensors: Tensor[]; errors: RowError[] } {
+	for (let r = 0; r < rows.length; r++) {
+		const row = rows[r];
+		if (row === null || typeof row !== "object" || Array.isArray(row))
+			return {
+				tensors: [],
+				errors: [
+					{
+						row: r,
+						column: "",
+						message: `expected an object, got ${show(row)}`,
+					},
+				],
+			};
+		for (const f of plan.features)
+			if (!(f.name in row))
+				return {
+					tensors: [],
+					errors: [
+						{ row: r, column: f.name, message: `missing feature '${f.name}'` },
+					],
+				};
+	}
+	return encode(plan, rows.length, (name, r) => (rows[r] as Row)[name]);
+}
+
+/** Encodes columns (`{feature: [values]}`); all feature columns must be present and of one length. */
+export function encodeColumns(
+	plan: TablePlan,
+	cols: Columns,
+): { tensors: Tensor[]; errors: RowError[]; rows: number } {
+	let n = -1;
+	for (const f of plan.features) {
+		const c = cols[f.name];
+		if (c === undefined || c === null || typeof c.length !== "number")
+			throw invalidInput(
+				`missing feature column '${f.name}' (the model needs: ${plan.features.map((x) => x.name).join(", ")})`,
+			);
+		if (n >= 0 && c.length !== n)
+			throw invalidInput(
+				`column '${f.name}' has ${c.length} values but the others have ${n}`,
+			);
+		n = c.length;
+	}
+	const r = encode(
+		plan,
+		Math.max(n, 0),
+		(name, row) => (cols[name] as Column)[row],
+	);
+	return { ...r, rows: Math.max(n, 0) };
+}
+
+/** Formats a row error for people: 1-based row number plus column. */
+export function formatRowError(e: RowError, rowBase = 0): string {
+	return `row ${rowBase + e.row + 1}${e.column ? `, column '${e.column}'` : ""}: ${e.message}`;
+}
+
+/** Keeps only the rows `keep` (ascending, 0-based) of batch tensors. */
+export function selectRows(
+	tensors: readonly Tensor[],
+	keep: readonly number[],
+): Tensor[] {
+	return tensors.map((t) => {
+		const width = t.shape.slice(1).reduce((a, b) => a * b, 1);
+		const data = allocate(t.datatype, keep.length * width);
+		const src = t.data as Float32Array;
+		const dst = data as Float32Array;
+		keep.forEach((r, i) => {
+			for (let j = 0; j < width; j++)
+				dst[i * width + j] = src[r * width + j] as number;
+		});
+		return { ...t, shape: [keep.length, ...t.shape.slice(1)], data };
+	});
+}
+
+function scalar(t: Tensor, i: number): number | string | boolean {
+	const kind = DATATYPE_INFO[t.datatype].kind;
+	const v = (t.data as ArrayLike<unknown>)[i];
+	if (kind === "bigint") return Number(v as bigint);
+	if (kind === "half") return halfToFloat(v as number);
+	if (kind === "bool") return v !== 0;
+	return v as number | string;
+}
+
+/** True when output `t` holds class indices to be shown as class names. */
+function isClassIndex(plan: TablePlan, t: Tensor, width: number): boolean {
+	const kind = DATATYPE_INFO[t.datatype].kind;
+	return (
+		plan.labels !== undefined &&
+		width === 1 &&
+		(kind === "int" || kind === "bigint")
+	);
+}
+
+/**
+ * Model outputs → records. One-value-per-row outputs become scalars (class indices become class names when
+ * the manifest has `labels`); wider outputs become arrays.
+ */
+export function outputsToRecords(
+	plan: TablePlan,
+	outputs: readonly Tensor[],
+): Row[] {
+	const n = outputs[0]?.shape[0] ?? 0;
+	const rows: Row[] = Array.from({ length: n }, () => ({}));
+	for (const t of outputs) {
+		const width = t.shape.slice(1).reduce((a, b) => a * b, 1);
+		const labels = isClassIndex(plan, t, width) ? plan.labels : undefined;
+		for (let r = 0; r < n; r++) {
+			const row = rows[r] as Row;
+			if (width === 1) {
+				const v = scalar(t, r);
+				row[t.name] = labels ? (labels[v as number] ?? v) : v;
+			} else {
+				const arr = new Array(width);
+				for (let j = 0; j < width; j++) arr[j] = scalar(t, r * width + j);
+				row[t.name] = arr;
+			}
+		}
+	}
+	return rows;
+}
+
+/**
+ * Model outputs → flat columns for tables. A wide output `p` of width k becomes columns `p_<label>` when
+ * k equals the number of labels, else `p_0` … `p_{k-1}`.
+ */
+export function outputsToColumns(
+	plan: TablePlan,
+	outputs: readonly Tensor[],
+): { name: string; values: unknown[] }[] {
+	const cols: { name: string; values: unknown[] }[] = [];
+	const n = outputs[0]?.shape[0] ?? 0;
+	for (const t of outputs) {
+		const width = t.shape.slice(1).reduce((a, b) => a * b, 1);
+		if (width === 1) {
+			const labels = isClassIndex(plan, t, width) ? plan.labels : undefined;
+			const values = new Array(n);
+			for (let r = 0; r < n; r++) {
+				const v = scalar(t, r);
+				values[r] = labels ? (labels[v as number] ?? v) : v;
+			}
+			cols.push({ name: t.name, values });
+			continue;
+		}
+		const names =
+			plan.labels && plan.labels.length === width ? plan.labels : undefined;
+		for (let j = 0; j < width; j++) {
+			const values = new Array(n);
+			for (let r = 0; r < n; r++) values[r] = scalar(t, r * width + j);
+			cols.push({ name: `${t.name}_${names ? names[j] : j}`, values });
+		}
+	}
+	return cols;
+}

@@ -1,0 +1,15 @@
+// mlship's public API: small on purpose; the rest is internal.
+export { type Bundle, readBundle } from "./bundle/bundle.ts";
+export type { Manifest } from "./bundle/manifest.ts";
+export { type LoadModelOptions, loadModel, Model } from "./model.ts";
+export type { Datatype } from "./protocol/datatypes.ts";
+export { type ErrorCode, MlshipError } from "./protocol/errors.ts";
+export type {
+	InferenceRequest,
+	InferenceResponse,
+	Signature,
+	Tensor,
+	TensorSpec,
+} from "./protocol/types.ts";
+export { openRegistry } from "./registry/open.ts";
+export type { ModelStore, ModelVersion } from "./registry/types.ts";

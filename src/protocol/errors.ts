@@ -1,0 +1,46 @@
+// The one error table: stable codes, HTTP status, and the MlshipError every layer throws.
+
+/** Every error code mlship raises, with its HTTP status. Transports map status from here only. */
+export const ERRORS = {
+	MLSHIP_INVALID_INPUT: 400,
+	MLSHIP_INVALID_BUNDLE: 400,
+	MLSHIP_INVALID_ARGUMENT: 400,
+	MLSHIP_UNSUPPORTED_MODEL: 422,
+	MLSHIP_MODEL_NOT_FOUND: 404,
+	MLSHIP_ALREADY_EXISTS: 409,
+	MLSHIP_INTEGRITY: 422,
+	MLSHIP_UNAVAILABLE: 503,
+	MLSHIP_CLOSED: 503,
+	MLSHIP_INTERNAL: 500,
+} as const;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/**
+ * An error with a stable code. 4xx messages say exactly what was wrong (field, expected, got);
+ * 5xx messages are safe to show but details stay in `cause`.
+ * @example throw new MlshipError("MLSHIP_MODEL_NOT_FOUND", "model 'churn' is not registered")
+ */
+export class MlshipError extends Error {
+	readonly code: ErrorCode;
+	constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+		super(message, options);
+		this.name = "MlshipError";
+		this.code = code;
+	}
+	get status(): number {
+		return ERRORS[this.code];
+	}
+}
+
+/** Shorthand for the most common error: input that does not fit the model. */
+export function invalidInput(message: string): MlshipError {
+	return new MlshipError("MLSHIP_INVALID_INPUT", message);
+}
+
+/** Wraps any thrown value as an MlshipError (unknown errors become MLSHIP_INTERNAL). */
+export function toMlshipError(err: unknown): MlshipError {
+	if (err instanceof MlshipError) return err;
+	const message = err instanceof Error ? err.message : String(err);
+	return new MlshipError("MLSHIP_INTERNAL", message, { cause: err });
+}

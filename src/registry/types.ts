@@ -1,0 +1,175 @@
+// The registry's vocabulary: model references, versions, change events, and the ModelStore interface.
+import type { Bundle } from "../bundle/bundle.ts";
+import type { Manifest } from "../bundle/manifest.ts";
+import { MlshipError } from "../protocol/errors.ts";
+
+/** Names and aliases: letters, digits, '.', '_' or '-', starting with a letter or digit (as in mlship.yaml). */
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+const DIGITS_RE = /^[0-9]+$/;
+
+/** A reference to a model: a bare name (newest active version), a version number, or an alias. */
+export interface ModelRef {
+	name: string;
+	version?: number;
+	alias?: string;
+}
+
+/** Throws MLSHIP_INVALID_ARGUMENT unless `name` is a valid model name. */
+export function assertName(name: string): void {
+	if (!NAME_RE.test(name))
+		throw new MlshipError(
+			"MLSHIP_INVALID_ARGUMENT",
+			`invalid model name '${name}': use letters, digits, '.', '_' or '-', starting with a letter or digit`,
+		);
+}
+
+/** Throws MLSHIP_INVALID_ARGUMENT unless `alias` is a valid alias (a name that is not purely numeric). */
+export function assertAlias(alias: string): void {
+	if (!NAME_RE.test(alias) || DIGITS_RE.test(alias))
+		throw new MlshipError(
+			"MLSHIP_INVALID_ARGUMENT",
+			`invalid alias '${alias}': use letters, digits, '.', '_' or '-', starting with a letter or digit, and not only digits (digits mean a version)`,
+		);
+}
+
+/** Throws MLSHIP_INVALID_ARGUMENT unless `version` is a positive integer. */
+export function assertVersion(version: number): void {
+	if (!Number.isSafeInteger(version) || version < 1)
+		throw new MlshipError(
+			"MLSHIP_INVALID_ARGUMENT",
+			`invalid version '${version}': versions are whole numbers from 1`,
+		);
+}
+
+/**
+ * Parses `name`, `name@3` or `name@production` (digits after '@' are a version, anything else an alias).
+ * A ModelRef object is validated and returned as is. Throws MLSHIP_INVALID_ARGUMENT on a malformed reference.
+ * @example parseRef("churn@production") // { name: "churn", alias: "production" }
+ */
+export function parseRef(ref: string | ModelRef): ModelRef {
+	if (typeof ref !== "string") {
+		assertName(ref.name);
+		if (ref.version !== undefined && ref.alias !== undefined)
+			throw new MlshipError(
+				"MLSHIP_INVALID_ARGUMENT",
+				`model reference for '${ref.name}' has both a version and an alias`,
+			);
+		if (ref.version !== undefined) assertVersion(ref.version);
+		if (ref.alias !== undefined) assertAlias(ref.alias);
+		return ref;
+	}
+	const at = ref.indexOf("@");
+	const name = at < 0 ? ref : ref.slice(0, at);
+	const tag = at < 0 ? undefined : ref.slice(at + 1);
+	const valid =
+		NAME_RE.test(name) &&
+		(tag === undefined ||
+			(NAME_RE.test(tag) &&
+				(!DIGITS_RE.test(tag) || Number.parseInt(tag, 10) >= 1)));
+	if (!valid)
+		throw new MlshipError(
+			"MLSHIP_INVALID_ARGUMENT",
+			`invalid model reference '${ref}': expected name, name@version (1, 2, …) or name@alias, using letters, digits, '.', '_' or '-'`,
+		);
+	if (tag === undefined) return { name };
+	if (DIGITS_RE.test(tag)) {
+		const version = Number.parseInt(tag, 10);
+		assertVersion(version);
+		return { name, version };
+	}
+	return { name, alias: tag };
+}
+
+/** Formats a reference back to `name`, `name@3` or `name@alias`. */
+export function formatRef(ref: ModelRef): string {
+	if (ref.version !== undefined) return `${ref.name}@${ref.version}`;
+	if (ref.alias !== undefined) return `${ref.name}@${ref.alias}`;
+	return ref.name;
+}
+
+/** One registered version of a model. */
+export interface ModelVersion {
+	name: string;
+	/** 1, 2, 3… per name, never reused for that name. */
+	version: number;
+	/** sha256 of the artifact (the model file). */
+	sha256: string;
+	/** The bundle manifest as registered (its `name` is the registered name). */
+	manifest: Manifest;
+	/** ISO 8601 time of registration. */
+	createdAt: string;
+	/** Archived versions are hidden from bare-name resolution and from `list` by default. */
+	status: "active" | "archived";
+	/** Aliases pointing at this version, sorted. */
+	aliases: string[];
+	/** Registration metadata (who, why, metrics…), kept apart from `manifest.metadata`. */
+	metadata: Record<string, unknown>;
+	/** The manifest's description, when it has one. */
+	description?: string;
+}
+
+/** What changed in a registry, in commit order (`seq` increases). */
+export interface ChangeEvent {
+	seq: number;
+	type:
+		| "registered"
+		| "alias_set"
+		| "alias_deleted"
+		| "archived"
+		| "deleted"
+		| "metadata";
+	name: string;
+	/** Absent for a `deleted` event that removed every version of the name. */
+	version?: number;
+	alias?: string;
+	/** ISO 8601 time of the change. */
+	at: string;
+}
+
+/** Options for {@link ModelStore.register}. */
+export interface RegisterOptions {
+	/** Registered name (default: the manifest's name). */
+	name?: string;
+	/** Aliases to point at the new version (moved from older versions if set). */
+	aliases?: string[];
+	/** Registration metadata. */
+	metadata?: Record<string, unknown>;
+}
+
+/** Filter for {@link ModelStore.list}. */
+export interface ListFilter {
+	name?: string;
+	/** Include archived versions (default false). */
+	includeArchived?: boolean;
+}
+
+/**
+ * Where models live: versions, their artifacts, aliases and a change feed.
+ * Every implementation passes `test/registry/store.contract.ts`.
+ */
+export interface ModelStore {
+	/** Stores a bundle as the next version of its name; registering the same bytes again still makes a new version. */
+	register(bundle: Bundle, opts?: RegisterOptions): Promise<ModelVersion>;
+	/** Resolves a reference; MLSHIP_MODEL_NOT_FOUND when nothing matches. A bare name means the newest active version. */
+	get(ref: string | ModelRef): Promise<ModelVersion>;
+	/** Versions sorted by name then version; archived ones only with `includeArchived`. */
+	list(filter?: ListFilter): Promise<ModelVersion[]>;
+	/** Points `alias` at an existing active version (creating or moving the alias). */
+	setAlias(name: string, alias: string, version: number): Promise<void>;
+	deleteAlias(name: string, alias: string): Promise<void>;
+	/** Merges into the registration metadata (a key set to null is removed); returns the updated version. */
+	setMetadata(
+		name: string,
+		version: number,
+		metadata: Record<string, unknown>,
+	): Promise<ModelVersion>;
+	/** Archives a version; refused while aliases point at it. Archiving an archived version does nothing. */
+	archive(name: string, version: number): Promise<void>;
+	/** Deletes one version (and the aliases on it), or every version and alias of the name. */
+	delete(name: string, version?: number): Promise<void>;
+	/** Reads a version's files back and verifies every sha256 (MLSHIP_INTEGRITY on mismatch), every time. */
+	openBundle(v: ModelVersion | string): Promise<Bundle>;
+	/** Calls `onChange` for every later change, from this process and others, in `seq` order. Returns unsubscribe. */
+	watch(onChange: (e: ChangeEvent) => void): () => void;
+	close(): Promise<void>;
+}

@@ -1,0 +1,27 @@
+// The Runtime interface: how a bundle becomes something that predicts a batch.
+import type { Bundle } from "../bundle/bundle.ts";
+import type { Signature, Tensor } from "../protocol/types.ts";
+
+export interface LoadOptions {
+	/** Where predict runs: inline (calling thread), pool (worker threads) or auto (by batch size). */
+	mode?: "auto" | "inline" | "pool";
+	/** Worker threads in the pool (default: cores / intraOpThreads, at least 1). */
+	workers?: number;
+	/** onnxruntime intra-op threads per session (default 1: workers × threads ≤ cores). */
+	intraOpThreads?: number;
+	/** In auto mode, batches up to this many rows run inline (default 64). */
+	inlineMaxRows?: number;
+}
+
+/** A loaded model instance. `predict` always receives a batch (first dimension). */
+export interface LoadedModel {
+	readonly signature: Signature;
+	/** Runs the model; `outputs` limits which outputs are computed and returned. */
+	predict(inputs: Tensor[], outputs?: readonly string[]): Promise<Tensor[]>;
+	unload(): Promise<void>;
+}
+
+export interface Runtime {
+	readonly name: string;
+	load(bundle: Bundle, opts?: LoadOptions): Promise<LoadedModel>;
+}
