@@ -65,13 +65,16 @@ export function bundleFromParts(
 	return { manifest, files, source };
 }
 
-/** Builds a manifest for a bare ONNX model from its graph. */
+/**
+ * Builds a manifest for a bare ONNX model from its graph. `skipped` names non-tensor (ZipMap) outputs
+ * that were left out.
+ */
 export async function manifestFromOnnx(
 	bytes: Uint8Array,
 	name: string,
 	artifactPath: string,
-): Promise<Manifest> {
-	const { signature } = await readOnnxSignature(bytes);
+): Promise<{ manifest: Manifest; skipped: string[] }> {
+	const { signature, skipped } = await readOnnxSignature(bytes);
 	const outNames = signature.outputs.map((o) => o.name);
 	const task =
 		outNames.includes("probabilities") || outNames.includes("label")
@@ -79,7 +82,7 @@ export async function manifestFromOnnx(
 			: outNames.length === 1
 				? "regression"
 				: "other";
-	return {
+	const manifest: Manifest = {
 		mlship: 1,
 		name:
 			name.replace(/[^A-Za-z0-9._-]/g, "-").replace(/^[^A-Za-z0-9]+/, "") ||
@@ -89,6 +92,7 @@ export async function manifestFromOnnx(
 		artifact: { path: artifactPath, sha256: sha256Hex(bytes) },
 		signature,
 	};
+	return { manifest, skipped };
 }
 
 async function readOrFail(path: string): Promise<Uint8Array> {
@@ -123,7 +127,7 @@ export async function readBundle(path: string): Promise<Bundle> {
 	}
 	if (info.isFile() && extname(full).toLowerCase() === ".onnx") {
 		const bytes = await readOrFail(full);
-		const manifest = await manifestFromOnnx(
+		const { manifest } = await manifestFromOnnx(
 			bytes,
 			basename(full, extname(full)),
 			basename(full),

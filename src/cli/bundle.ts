@@ -63,7 +63,12 @@ interface InitOpts {
 export async function initBundle(
 	model: string,
 	opts: InitOpts,
-): Promise<{ path: string; manifest: Manifest; refreshed: boolean }> {
+): Promise<{
+	path: string;
+	manifest: Manifest;
+	refreshed: boolean;
+	skipped: string[];
+}> {
 	const file = resolve(model);
 	const bytes = new Uint8Array(
 		await readFile(file).catch(() => {
@@ -72,7 +77,7 @@ export async function initBundle(
 	);
 	const dir = dirname(file);
 	const path = join(dir, MANIFEST_FILE);
-	const fresh = await manifestFromOnnx(
+	const { manifest: fresh, skipped } = await manifestFromOnnx(
 		bytes,
 		opts.name ?? basename(file).replace(/\.onnx$/i, ""),
 		relative(dir, file),
@@ -108,7 +113,7 @@ export async function initBundle(
 	if (opts.name) manifest.name = opts.name;
 	manifest = validateManifest(manifest, path);
 	await writeFile(path, stringifyManifest(manifest));
-	return { path, manifest, refreshed };
+	return { path, manifest, refreshed, skipped };
 }
 
 export function bundleCommand(): Command {
@@ -150,6 +155,10 @@ export function bundleCommand(): Command {
 			.action(
 				action(async (model: string, opts: InitOpts) => {
 					const r = await initBundle(model, opts);
+					if (r.skipped.length > 0)
+						process.stderr.write(
+							`warning: output(s) ${r.skipped.join(", ")} are ZipMap (sequence of maps) and were left out; re-export with zipmap disabled to serve probabilities\n`,
+						);
 					output(
 						Boolean(opts.json),
 						{ path: r.path, refreshed: r.refreshed, manifest: r.manifest },

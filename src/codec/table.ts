@@ -114,7 +114,7 @@ function show(v: unknown): string {
 }
 
 /**
- * Coerces one value to a number for a numeric feature (rules in docs/coercion.md): numbers as they are,
+ * Coerces one value to a number for a numeric feature (rules in README, "How table values become tensors"): numbers as they are,
  * bigint to number, booleans to 1/0, numeric strings parsed; null/undefined/NaN are missing.
  * Returns the number, or a string describing the problem.
  */

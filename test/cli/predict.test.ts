@@ -1,0 +1,257 @@
+// `mlship predict` as a real process: golden outputs for every fixture and format, and bad files reported by row.
+import assert from "node:assert/strict";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { mlship, readTable, toCsv, writeTable } from "../helpers/files.ts";
+import {
+	assertOutputMatches,
+	bundleDir,
+	FIXTURES,
+	golden,
+} from "../helpers/fixtures.ts";
+
+let dir: string;
+before(async () => {
+	dir = await mkdtemp(join(tmpdir(), "mlship-predict-test-"));
+});
+after(async () => {
+	await rm(dir, { recursive: true, force: true });
+});
+
+const FORMATS = ["parquet", "csv", "jsonl"] as const;
+
+describe("mlship predict matches the original library", () => {
+	FIXTURES.forEach((name, i) => {
+		// Each fixture goes through a different input/output format pair; all pairs are covered.
+		const inFmt = FORMATS[i % 3] as string;
+		const outFmt = FORMATS[(i + 1) % 3] as string;
+		it(`${name}: ${inFmt} → ${outFmt}`, async () => {
+			const g = golden(name);
+			const rows = g.records.map((r, k) => ({ row_id: k, ...r }));
+			const input = join(dir, `${name}.in.${inFmt}`);
+			const output = join(dir, `${name}.out.${outFmt}`);
+			await writeTable(input, rows);
+			const r = await mlship([
+				"predict",
+				"-m",
+				bundleDir(name),
+				"-i",
+				input,
+				"-o",
+				output,
+				"--keep",
+				"row_id",
+				"--json",
+			]);
+			assert.equal(r.code, 0, r.stderr);
+			const summary = JSON.parse(r.stdout);
+			assert.equal(summary.rows_in, rows.length);
+			assert.equal(summary.rows_scored, rows.length);
+			assert.equal(summary.rows_rejected, 0);
+			const out = await readTable(output);
+			assert.equal(out.length, rows.length);
+			assert.deepEqual(
+				out.map((o) => Number(o.row_id)),
+				rows.map((x) => x.row_id),
+				"row order and ids kept",
+			);
+			const manifest = (
+				await readFile(join(bundleDir(name), "mlship.yaml"), "utf8")
+			).match(/^labels: \[(.*)\]$/m);
+			const labels = manifest?.[1]
+				?.split(",")
+				.map((s) => s.trim().replace(/^"|"$/g, ""));
+			for (const [outName, want] of Object.entries(g.expected)) {
+				if (outName === "label") {
+					assert.ok(labels, "classifiers have labels");
+					assert.deepEqual(
+						out.map((o) => String(o.label)),
+						(want as number[]).map((k) => labels[k]),
+					);
+					continue;
+				}
+				const width = Array.isArray(want[0]) ? (want[0] as number[]).length : 1;
+				const cols =
+					width === 1
+						? [outName]
+						: (labels ?? []).map((l) => `${outName}_${l}`);
+				const got = out.flatMap((o) => cols.map((c) => Number(o[c])));
+				assertOutputMatches(name, outName, got, want);
+			}
+		});
+	});
+});
+
+describe("mlship predict reports bad rows with their row number", () => {
+	const iris = () => golden("iris-logreg").records.slice(0, 6);
+
+	it("a ragged CSV row fails the run with its line number and writes no output", async () => {
+		const csv = toCsv(iris()).split("\n");
+		csv[3] = "5.0,3.4,1.5"; // data row 3 = line 4 loses a column
+		const input = join(dir, "ragged.csv");
+		await writeFile(input, csv.join("\n"));
+		const output = join(dir, "ragged.out.csv");
+		const r = await mlship([
+			"predict",
+			"-m",
+			bundleDir("iris-logreg"),
+			"-i",
+			input,
+			"-o",
+			output,
+		]);
+		assert.equal(r.code, 2);
+		assert.match(
+			r.stderr,
+			/ragged\.csv: line 4: Expected Number of Columns: 4 Found: 3/,
+		);
+		await assert.rejects(readFile(output), /ENOENT/);
+	});
+
+	it("--on-error skip: ragged row and wrong-typed value land in the error file, the rest is scored", async () => {
+		const rows = iris();
+		const csv = toCsv(rows).split("\n");
+		csv[2] = "4.9,3.0,1.4,0.2,9.9"; // line 3: one column too many
+		csv[5] = csv[5]?.replace(/^[^,]+/, "abc") ?? ""; // line 6: "abc" for a float
+		const input = join(dir, "mixed.csv");
+		await writeFile(input, csv.join("\n"));
+		const output = join(dir, "mixed.out.parquet");
+		const r = await mlship([
+			"predict",
+			"-m",
+			bundleDir("iris-logreg"),
+			"-i",
+			input,
+			"-o",
+			output,
+			"--on-error",
+			"skip",
+			"--json",
+		]);
+		assert.equal(r.code, 0, r.stderr);
+		const s = JSON.parse(r.stdout);
+		assert.equal(s.rows_in, 6);
+		assert.equal(s.rows_scored, 4);
+		assert.equal(s.rows_rejected, 2);
+		const errors = (await readFile(s.errors_file, "utf8"))
+			.trim()
+			.split("\n")
+			.map((l) => JSON.parse(l));
+		assert.equal(errors.length, 2);
+		const byLine = Object.fromEntries(errors.map((e) => [e.line, e]));
+		assert.match(byLine[3].error, /Expected Number of Columns: 4 Found: 5/);
+		assert.equal(byLine[6].column, "sepal_length");
+		assert.match(byLine[6].error, /expected a number \(FP32\), got "abc"/);
+		assert.equal((await readTable(output)).length, 4);
+	});
+
+	it("'abc' for a float fails the run by default, naming row, column and line", async () => {
+		const rows = iris();
+		(rows[4] as Record<string, unknown>).petal_width = "abc";
+		const input = join(dir, "abc.csv");
+		await writeTable(input, rows);
+		const r = await mlship([
+			"predict",
+			"-m",
+			bundleDir("iris-logreg"),
+			"-i",
+			input,
+			"-o",
+			join(dir, "abc.out.csv"),
+		]);
+		assert.equal(r.code, 2);
+		assert.match(
+			r.stderr,
+			/row 5, column 'petal_width': expected a number \(FP32\), got "abc" \(line 6\)/,
+		);
+	});
+
+	it("a missing feature column is named, with what the model reads", async () => {
+		const rows = iris().map(({ petal_width: _, ...rest }) => rest);
+		const input = join(dir, "missing.parquet");
+		await writeTable(input, rows);
+		const r = await mlship([
+			"predict",
+			"-m",
+			bundleDir("iris-logreg"),
+			"-i",
+			input,
+			"-o",
+			join(dir, "m.out.csv"),
+			"--json",
+		]);
+		assert.equal(r.code, 2);
+		const e = JSON.parse(r.stdout);
+		assert.equal(e.code, "MLSHIP_INVALID_INPUT");
+		assert.match(
+			e.error,
+			/has no column 'petal_width' \(the model reads: sepal_length, sepal_width, petal_length, petal_width/,
+		);
+	});
+
+	it("NaN in a Parquet file is refused with its row number", async () => {
+		const input = join(dir, "nan.jsonl");
+		await writeFile(
+			input,
+			`${iris()
+				.map((r, k) =>
+					JSON.stringify(k === 2 ? { ...r, sepal_width: null } : r),
+				)
+				.join("\n")}\n`,
+		);
+		const r = await mlship([
+			"predict",
+			"-m",
+			bundleDir("iris-logreg"),
+			"-i",
+			input,
+			"-o",
+			join(dir, "nan.out.csv"),
+		]);
+		assert.equal(r.code, 2);
+		assert.match(r.stderr, /row 3, column 'sepal_width': value is missing/);
+	});
+
+	it("an empty file is an error, not an empty success", async () => {
+		const input = join(dir, "empty.csv");
+		await writeFile(
+			input,
+			"sepal_length,sepal_width,petal_length,petal_width\n",
+		);
+		const r = await mlship([
+			"predict",
+			"-m",
+			bundleDir("iris-logreg"),
+			"-i",
+			input,
+			"-o",
+			join(dir, "e.out.csv"),
+		]);
+		assert.equal(r.code, 2);
+		assert.match(r.stderr, /has no rows to predict/);
+	});
+
+	it("an unknown model exits 3", async () => {
+		const r = await mlship([
+			"predict",
+			"-m",
+			"nope@production",
+			"-i",
+			"x.csv",
+			"-o",
+			"y.csv",
+			"--registry",
+			`sqlite:${join(dir, "r.db")}`,
+		]);
+		assert.equal(r.code, 3);
+		assert.match(r.stderr, /nope/);
+	});
+
+	it("--help shows an example", async () => {
+		const r = await mlship(["predict", "--help"]);
+		assert.equal(r.code, 0);
+		assert.match(r.stdout, /Examples:\n\s+\$ mlship predict/);
+	});
+});

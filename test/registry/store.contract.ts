@@ -1,0 +1,536 @@
+// The ModelStore conformance suite: every store implementation runs runStoreContract with its own factory.
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { before, describe, it } from "node:test";
+import { type Bundle, readBundle } from "../../src/bundle/bundle.ts";
+import type { ErrorCode } from "../../src/protocol/errors.ts";
+import type { ChangeEvent, ModelStore } from "../../src/registry/types.ts";
+
+const FIXTURES = join(import.meta.dirname, "..", "fixtures", "models");
+
+/** What a factory gives the suite: a fresh, empty store, a way to open another instance on the SAME database, and cleanup. */
+export interface StoreFixture {
+	store: ModelStore;
+	/** Opens a second, independent instance on the same database (as another process would). */
+	reopen: () => Promise<ModelStore>;
+	cleanup: () => Promise<void>;
+}
+
+/** Asserts that `p` rejects with an MlshipError of `code` (and a message matching `message`, when given). */
+export async function rejectsWith(
+	p: Promise<unknown>,
+	code: ErrorCode,
+	message?: RegExp,
+): Promise<void> {
+	await assert.rejects(p, (err: unknown) => {
+		assert.equal(
+			(err as { code?: string }).code,
+			code,
+			`expected ${code}, got ${String(err)}`,
+		);
+		if (message) assert.match((err as Error).message, message);
+		return true;
+	});
+}
+
+/** Polls `predicate` every 20 ms until it holds, failing after `timeoutMs`. */
+export async function waitFor(
+	predicate: () => boolean,
+	what: string,
+	timeoutMs = 2000,
+): Promise<void> {
+	const deadline = Date.now() + timeoutMs;
+	while (!predicate()) {
+		if (Date.now() > deadline)
+			assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
+		await new Promise((r) => setTimeout(r, 20));
+	}
+}
+
+/**
+ * Runs the ModelStore contract against stores made by `factory` (each test gets a fresh, empty database).
+ * @example runStoreContract("sqlite", async () => { ...; return { store, reopen, cleanup }; });
+ */
+export function runStoreContract(
+	label: string,
+	factory: () => Promise<StoreFixture>,
+): void {
+	describe(`ModelStore contract: ${label}`, () => {
+		let iris: Bundle;
+		let gbdt: Bundle;
+		before(async () => {
+			iris = await readBundle(join(FIXTURES, "iris-logreg"));
+			gbdt = await readBundle(join(FIXTURES, "breast-cancer-gbdt"));
+		});
+
+		/** Runs `fn` with a fresh store (plus any reopened instances), closing everything afterwards. */
+		async function withStore(
+			fn: (
+				store: ModelStore,
+				reopen: () => Promise<ModelStore>,
+			) => Promise<void>,
+		): Promise<void> {
+			const f = await factory();
+			const others: ModelStore[] = [];
+			try {
+				await fn(f.store, async () => {
+					const s = await f.reopen();
+					others.push(s);
+					return s;
+				});
+			} finally {
+				for (const s of others) await s.close();
+				await f.store.close();
+				await f.cleanup();
+			}
+		}
+
+		it("registers versions 1, 2, … per name with the artifact digest", () =>
+			withStore(async (store) => {
+				const before = Date.now();
+				const v1 = await store.register(iris);
+				assert.equal(v1.name, "iris-logreg");
+				assert.equal(v1.version, 1);
+				assert.equal(v1.sha256, iris.manifest.artifact.sha256);
+				assert.equal(v1.status, "active");
+				assert.deepEqual(v1.aliases, []);
+				assert.deepEqual(v1.metadata, {});
+				assert.equal(v1.description, iris.manifest.description);
+				assert.deepEqual(v1.manifest, iris.manifest);
+				const created = Date.parse(v1.createdAt);
+				assert.ok(
+					created >= before - 1000 && created <= Date.now() + 1000,
+					`createdAt ${v1.createdAt}`,
+				);
+				const v2 = await store.register(iris);
+				assert.equal(
+					v2.version,
+					2,
+					"the same bytes registered again are a new version",
+				);
+				const g1 = await store.register(gbdt);
+				assert.equal(g1.name, "breast-cancer-gbdt");
+				assert.equal(g1.version, 1, "versions count per name");
+			}));
+
+		it("resolves a bare name to the newest version, name@N to that version, name@alias to its target", () =>
+			withStore(async (store) => {
+				await store.register(iris);
+				await store.register(iris, { metadata: { run: "b" } });
+				await store.register(iris);
+				assert.equal((await store.get("iris-logreg")).version, 3);
+				const v2 = await store.get("iris-logreg@2");
+				assert.equal(v2.version, 2);
+				assert.deepEqual(v2.metadata, { run: "b" });
+				assert.equal(
+					(await store.get({ name: "iris-logreg", version: 1 })).version,
+					1,
+				);
+				await store.setAlias("iris-logreg", "production", 2);
+				const p = await store.get("iris-logreg@production");
+				assert.equal(p.version, 2);
+				assert.deepEqual(p.aliases, ["production"]);
+				assert.equal(
+					(await store.get({ name: "iris-logreg", alias: "production" }))
+						.version,
+					2,
+				);
+			}));
+
+		it("reports unknown names, versions and aliases as MLSHIP_MODEL_NOT_FOUND", () =>
+			withStore(async (store) => {
+				await rejectsWith(store.get("nope"), "MLSHIP_MODEL_NOT_FOUND", /nope/);
+				await store.register(iris);
+				await rejectsWith(
+					store.get("iris-logreg@7"),
+					"MLSHIP_MODEL_NOT_FOUND",
+					/version 7/,
+				);
+				await rejectsWith(
+					store.get("iris-logreg@staging"),
+					"MLSHIP_MODEL_NOT_FOUND",
+					/staging/,
+				);
+				await rejectsWith(
+					store.get("nope@1"),
+					"MLSHIP_MODEL_NOT_FOUND",
+					/nope/,
+				);
+				await rejectsWith(
+					store.get("nope@prod"),
+					"MLSHIP_MODEL_NOT_FOUND",
+					/nope/,
+				);
+				await rejectsWith(store.openBundle("nope"), "MLSHIP_MODEL_NOT_FOUND");
+				await rejectsWith(
+					store.setAlias("iris-logreg", "prod", 5),
+					"MLSHIP_MODEL_NOT_FOUND",
+				);
+				await rejectsWith(
+					store.setAlias("nope", "prod", 1),
+					"MLSHIP_MODEL_NOT_FOUND",
+				);
+				await rejectsWith(
+					store.deleteAlias("iris-logreg", "prod"),
+					"MLSHIP_MODEL_NOT_FOUND",
+				);
+				await rejectsWith(
+					store.setMetadata("iris-logreg", 9, { a: 1 }),
+					"MLSHIP_MODEL_NOT_FOUND",
+				);
+				await rejectsWith(
+					store.archive("iris-logreg", 9),
+					"MLSHIP_MODEL_NOT_FOUND",
+				);
+				await rejectsWith(
+					store.delete("iris-logreg", 9),
+					"MLSHIP_MODEL_NOT_FOUND",
+				);
+				await rejectsWith(store.delete("nope"), "MLSHIP_MODEL_NOT_FOUND");
+			}));
+
+		it("rejects malformed references and names as MLSHIP_INVALID_ARGUMENT", () =>
+			withStore(async (store) => {
+				for (const bad of [
+					"",
+					"@1",
+					"iris@",
+					"iris@0",
+					"iris@-1",
+					"a b",
+					"iris@x@y",
+					"-iris",
+					"iris@ prod",
+				])
+					await rejectsWith(
+						store.get(bad),
+						"MLSHIP_INVALID_ARGUMENT",
+						/invalid model reference/,
+					);
+				await rejectsWith(
+					store.get({ name: "ok", version: 0 }),
+					"MLSHIP_INVALID_ARGUMENT",
+				);
+				await rejectsWith(
+					store.register(iris, { name: "has space" }),
+					"MLSHIP_INVALID_ARGUMENT",
+				);
+				await rejectsWith(
+					store.register(iris, { aliases: ["42"] }),
+					"MLSHIP_INVALID_ARGUMENT",
+					/only digits/,
+				);
+				await store.register(iris);
+				await rejectsWith(
+					store.setAlias("iris-logreg", "7", 1),
+					"MLSHIP_INVALID_ARGUMENT",
+				);
+				await rejectsWith(
+					store.setAlias("iris-logreg", "bad alias", 1),
+					"MLSHIP_INVALID_ARGUMENT",
+				);
+				assert.equal(
+					(await store.list()).length,
+					1,
+					"failed registrations store nothing",
+				);
+			}));
+
+		it("moves aliases between versions and deletes them", () =>
+			withStore(async (store) => {
+				await store.register(iris);
+				await store.register(iris);
+				await store.setAlias("iris-logreg", "production", 1);
+				await store.setAlias("iris-logreg", "staging", 1);
+				assert.deepEqual((await store.get("iris-logreg@1")).aliases, [
+					"production",
+					"staging",
+				]);
+				await store.setAlias("iris-logreg", "production", 2);
+				assert.equal((await store.get("iris-logreg@production")).version, 2);
+				assert.deepEqual((await store.get("iris-logreg@1")).aliases, [
+					"staging",
+				]);
+				assert.deepEqual((await store.get("iris-logreg@2")).aliases, [
+					"production",
+				]);
+				// register --alias moves an existing alias to the new version
+				const v3 = await store.register(iris, {
+					aliases: ["staging", "canary"],
+				});
+				assert.deepEqual(v3.aliases, ["canary", "staging"]);
+				assert.deepEqual((await store.get("iris-logreg@1")).aliases, []);
+				await store.deleteAlias("iris-logreg", "canary");
+				await rejectsWith(
+					store.get("iris-logreg@canary"),
+					"MLSHIP_MODEL_NOT_FOUND",
+				);
+				assert.deepEqual((await store.get("iris-logreg@3")).aliases, [
+					"staging",
+				]);
+			}));
+
+		it("lists versions sorted, filtered by name, archived only on request", () =>
+			withStore(async (store) => {
+				assert.deepEqual(await store.list(), []);
+				await store.register(iris);
+				await store.register(gbdt);
+				await store.register(iris);
+				await store.setAlias("iris-logreg", "production", 2);
+				const all = await store.list();
+				assert.deepEqual(
+					all.map((v) => `${v.name}@${v.version}`),
+					["breast-cancer-gbdt@1", "iris-logreg@1", "iris-logreg@2"],
+				);
+				assert.deepEqual(all[2]?.aliases, ["production"]);
+				assert.deepEqual(all[1]?.aliases, []);
+				const irisOnly = await store.list({ name: "iris-logreg" });
+				assert.deepEqual(
+					irisOnly.map((v) => v.version),
+					[1, 2],
+				);
+				assert.deepEqual(await store.list({ name: "nope" }), []);
+				await store.archive("iris-logreg", 1);
+				assert.deepEqual(
+					(await store.list({ name: "iris-logreg" })).map((v) => v.version),
+					[2],
+				);
+				const withArchived = await store.list({
+					name: "iris-logreg",
+					includeArchived: true,
+				});
+				assert.deepEqual(
+					withArchived.map((v) => `${v.version}:${v.status}`),
+					["1:archived", "2:active"],
+				);
+			}));
+
+		it("archives: hidden from bare-name resolution, refused while aliased, never a new alias target", () =>
+			withStore(async (store) => {
+				await store.register(iris);
+				await store.register(iris);
+				await store.setAlias("iris-logreg", "production", 2);
+				await store.setAlias("iris-logreg", "shadow", 2);
+				await rejectsWith(
+					store.archive("iris-logreg", 2),
+					"MLSHIP_INVALID_ARGUMENT",
+					/'production'.*'shadow'/,
+				);
+				assert.equal(
+					(await store.get("iris-logreg@2")).status,
+					"active",
+					"a refused archive changes nothing",
+				);
+				await store.setAlias("iris-logreg", "production", 1);
+				await store.deleteAlias("iris-logreg", "shadow");
+				await store.archive("iris-logreg", 2);
+				await store.archive("iris-logreg", 2); // archiving twice is a no-op
+				assert.equal(
+					(await store.get("iris-logreg")).version,
+					1,
+					"bare name skips the archived newest",
+				);
+				const pinned = await store.get("iris-logreg@2");
+				assert.equal(
+					pinned.status,
+					"archived",
+					"an explicit version still resolves",
+				);
+				await rejectsWith(
+					store.setAlias("iris-logreg", "production", 2),
+					"MLSHIP_INVALID_ARGUMENT",
+					/archived/,
+				);
+				await store.deleteAlias("iris-logreg", "production");
+				await store.archive("iris-logreg", 1);
+				await rejectsWith(
+					store.get("iris-logreg"),
+					"MLSHIP_MODEL_NOT_FOUND",
+					/archived/,
+				);
+				const b = await store.openBundle("iris-logreg@1");
+				assert.equal(
+					b.manifest.name,
+					"iris-logreg",
+					"archived versions can still be opened by version",
+				);
+			}));
+
+		it("deletes one version (with its aliases) or a whole name; version numbers are not reused", () =>
+			withStore(async (store) => {
+				await store.register(iris);
+				await store.register(iris);
+				await store.setAlias("iris-logreg", "production", 2);
+				await store.delete("iris-logreg", 2);
+				await rejectsWith(store.get("iris-logreg@2"), "MLSHIP_MODEL_NOT_FOUND");
+				await rejectsWith(
+					store.get("iris-logreg@production"),
+					"MLSHIP_MODEL_NOT_FOUND",
+				);
+				await rejectsWith(
+					store.openBundle("iris-logreg@2"),
+					"MLSHIP_MODEL_NOT_FOUND",
+				);
+				assert.equal((await store.get("iris-logreg")).version, 1);
+				assert.equal(
+					(await store.register(iris)).version,
+					3,
+					"version 2 is never handed out again",
+				);
+				await store.register(gbdt);
+				await store.setAlias("iris-logreg", "production", 3);
+				await store.delete("iris-logreg");
+				await rejectsWith(store.get("iris-logreg"), "MLSHIP_MODEL_NOT_FOUND");
+				await rejectsWith(
+					store.get("iris-logreg@production"),
+					"MLSHIP_MODEL_NOT_FOUND",
+				);
+				assert.deepEqual(
+					await store.list({ name: "iris-logreg", includeArchived: true }),
+					[],
+				);
+				assert.deepEqual(
+					(await store.list()).map((v) => v.name),
+					["breast-cancer-gbdt"],
+					"other names are untouched",
+				);
+			}));
+
+		it("keeps registration metadata apart from the manifest and merges updates", () =>
+			withStore(async (store) => {
+				const v = await store.register(iris, {
+					metadata: { owner: "ana", run: 17, tags: ["a"] },
+				});
+				assert.deepEqual(v.metadata, { owner: "ana", run: 17, tags: ["a"] });
+				assert.deepEqual(
+					v.manifest.metadata,
+					iris.manifest.metadata,
+					"manifest metadata untouched",
+				);
+				const u = await store.setMetadata("iris-logreg", 1, {
+					run: null,
+					approved: true,
+				});
+				assert.deepEqual(u.metadata, {
+					owner: "ana",
+					tags: ["a"],
+					approved: true,
+				});
+				assert.deepEqual(
+					(await store.get("iris-logreg@1")).metadata,
+					u.metadata,
+				);
+				assert.deepEqual(
+					(await store.get("iris-logreg@1")).manifest.metadata,
+					iris.manifest.metadata,
+				);
+			}));
+
+		it("registers under another name when asked", () =>
+			withStore(async (store) => {
+				const v = await store.register(iris, { name: "flowers" });
+				assert.equal(v.name, "flowers");
+				assert.equal(v.version, 1);
+				assert.equal(v.manifest.name, "flowers");
+				await rejectsWith(store.get("iris-logreg"), "MLSHIP_MODEL_NOT_FOUND");
+				const b = await store.openBundle("flowers");
+				assert.equal(b.manifest.name, "flowers");
+				assert.equal(b.source, "registry:flowers@1");
+			}));
+
+		it("openBundle returns the registered bytes and manifest, also to another instance", () =>
+			withStore(async (store, reopen) => {
+				const v = await store.register(iris, { aliases: ["production"] });
+				await store.register(gbdt);
+				for (const b of [
+					await store.openBundle(v),
+					await store.openBundle("iris-logreg@production"),
+				]) {
+					assert.equal(b.source, "registry:iris-logreg@1");
+					assert.deepEqual(b.manifest, iris.manifest);
+					assert.deepEqual([...b.files.keys()], [...iris.files.keys()]);
+					for (const [path, bytes] of iris.files)
+						assert.deepEqual(b.files.get(path), bytes, path);
+				}
+				const other = await reopen();
+				const seen = await other.get("iris-logreg@production");
+				assert.equal(seen.version, 1);
+				assert.equal(seen.sha256, iris.manifest.artifact.sha256);
+				const ob = await other.openBundle("breast-cancer-gbdt");
+				assert.deepEqual(ob.manifest, gbdt.manifest);
+				assert.deepEqual(
+					ob.files.get(gbdt.manifest.artifact.path),
+					gbdt.files.get(gbdt.manifest.artifact.path),
+				);
+			}));
+
+		it("watch delivers this instance's changes in order with increasing seq, until unsubscribed", () =>
+			withStore(async (store) => {
+				await store.register(gbdt); // before watching: not delivered
+				const events: ChangeEvent[] = [];
+				const stop = store.watch((e) => events.push(e));
+				await store.register(iris, { aliases: ["production"] });
+				await store.register(iris);
+				await store.setMetadata("iris-logreg", 2, { ok: true });
+				await store.setAlias("iris-logreg", "production", 2);
+				await store.archive("iris-logreg", 1);
+				await store.deleteAlias("iris-logreg", "production");
+				await store.delete("iris-logreg", 2);
+				await store.delete("breast-cancer-gbdt");
+				const expected = [
+					"registered iris-logreg@1",
+					"alias_set iris-logreg@1 production",
+					"registered iris-logreg@2",
+					"metadata iris-logreg@2",
+					"alias_set iris-logreg@2 production",
+					"archived iris-logreg@1",
+					"alias_deleted iris-logreg@2 production",
+					"deleted iris-logreg@2",
+					"deleted breast-cancer-gbdt",
+				];
+				const show = (e: ChangeEvent) =>
+					`${e.type} ${e.name}${e.version !== undefined ? `@${e.version}` : ""}${e.alias ? ` ${e.alias}` : ""}`;
+				await waitFor(() => events.length >= expected.length, "9 events");
+				assert.deepEqual(events.map(show), expected);
+				for (let i = 1; i < events.length; i++)
+					assert.ok(
+						(events[i]?.seq ?? 0) > (events[i - 1]?.seq ?? 0),
+						`seq increases at ${i}`,
+					);
+				for (const e of events)
+					assert.ok(!Number.isNaN(Date.parse(e.at)), `at is a time: ${e.at}`);
+				stop();
+				await store.register(gbdt);
+				await new Promise((r) => setTimeout(r, 300));
+				assert.equal(
+					events.length,
+					expected.length,
+					"no events after unsubscribe",
+				);
+			}));
+
+		it("watch on another instance sees changes made through the first", () =>
+			withStore(async (store, reopen) => {
+				const other = await reopen();
+				const events: ChangeEvent[] = [];
+				const stop = other.watch((e) => events.push(e));
+				try {
+					await store.register(iris);
+					await waitFor(
+						() => events.length >= 1,
+						"the other instance's registered event",
+					);
+					assert.equal(events[0]?.type, "registered");
+					assert.equal(events[0]?.name, "iris-logreg");
+					assert.equal(events[0]?.version, 1);
+					await store.setAlias("iris-logreg", "production", 1);
+					await waitFor(() => events.length >= 2, "the alias_set event");
+					assert.equal(events[1]?.type, "alias_set");
+					assert.equal(events[1]?.alias, "production");
+					assert.ok((events[1]?.seq ?? 0) > (events[0]?.seq ?? 0));
+				} finally {
+					stop();
+				}
+			}));
+	});
+}
