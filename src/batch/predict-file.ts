@@ -6,17 +6,19 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import {
 	type DuckDBConnection,
+	type DuckDBDataChunk,
 	DuckDBInstance,
 	type DuckDBType,
 	type DuckDBValue,
+	type DuckDBVector,
 } from "@duckdb/node-api";
 import {
-	type Columns,
-	encodeColumns,
+	type ColumnSource,
 	formatRowError,
 	outputsToColumns,
 	type RowError,
 	selectRows,
+	TableEncoder,
 } from "../codec/table.ts";
 import type { Model } from "../model.ts";
 import { invalidInput, MlshipError } from "../protocol/errors.ts";
@@ -46,7 +48,7 @@ export interface PredictFileOptions {
 	errorsPath?: string;
 	/** Input columns copied to the output beside the predictions (`["*"]` = all). */
 	keep?: string[];
-	/** Rows per model call (default 8192). */
+	/** Rows per model call (default 32768). */
 	chunkRows?: number;
 	/** Called with the rows read so far (and the total when known). */
 	onProgress?: (rows: number, total: number | undefined) => void;
@@ -87,7 +89,7 @@ export async function predictFile(
 	const inFormat = formatOf(input, opts.inputFormat);
 	const outFormat = formatOf(output, opts.outputFormat);
 	const onError = opts.onError ?? "fail";
-	const chunkRows = opts.chunkRows ?? 8192;
+	const chunkRows = opts.chunkRows ?? 32768;
 	const work = await mkdtemp(join(tmpdir(), "mlship-predict-"));
 	const db = await DuckDBInstance.create(join(work, "work.duckdb"), {
 		memory_limit: "512MB",
@@ -121,8 +123,9 @@ export async function predictFile(
 		const total =
 			inFormat === "parquet" ? await countRows(conn, source) : undefined;
 
+		// The writer has its own connection: a statement on the reading connection ends its open stream.
 		const state = new Writer(
-			conn,
+			await db.connect(),
 			keep,
 			keep.map((k) => described.get(k) as string),
 		);
@@ -132,8 +135,32 @@ export async function predictFile(
 		const inflight: Promise<() => Promise<void>>[] = [];
 		const maxInflight = 3;
 
-		const flush = async (cols: Columns, n: number, base: number) => {
-			const { tensors, errors } = encodeColumns(model.plan, cols);
+		const result = await conn.stream(`SELECT ${select} FROM ${source}`);
+		const names = result.columnNames();
+		const featureCols = features.map((f) => names.indexOf(f));
+		const keepCols = keep.map((k) => names.indexOf(k));
+		const enc = new TableEncoder(model.plan, Math.max(chunkRows, VECTOR_SIZE));
+		let chunks: DuckDBDataChunk[] = [];
+
+		/** Values of the read columns at batch row `row`, for the error file. */
+		const valuesAt = (row: number): Record<string, unknown> => {
+			let r = row;
+			for (const c of chunks) {
+				if (r < c.rowCount) {
+					const values: Record<string, unknown> = {};
+					names.forEach((name, i) => {
+						values[name] = jsonSafe(c.getColumnVector(i).getItem(r));
+					});
+					return values;
+				}
+				r -= c.rowCount;
+			}
+			return {};
+		};
+
+		const flush = async (base: number) => {
+			const n = enc.rows;
+			const { tensors, errors } = enc.take();
 			let inputs = tensors;
 			let kept: number[] | undefined;
 			if (errors.length > 0) {
@@ -153,14 +180,11 @@ export async function predictFile(
 				for (const e of errors) {
 					if (badRows.has(e.row)) continue;
 					badRows.add(e.row);
-					const values: Record<string, unknown> = {};
-					for (const c of readCols)
-						values[c] = jsonSafe((cols[c] as DuckDBValue[])[e.row]);
 					bad.push({
 						index: base + e.row,
 						column: e.column,
 						message: e.message,
-						values,
+						values: valuesAt(e.row),
 					});
 				}
 				kept = [];
@@ -168,15 +192,14 @@ export async function predictFile(
 				if (kept.length === 0) return;
 				inputs = selectRows(tensors, kept);
 			}
+			const keepValues = keepCols.map((c) => {
+				const all = chunks.flatMap((ch) => ch.getColumnValues(c));
+				return kept ? kept.map((r) => all[r] as DuckDBValue) : all;
+			});
 			const pending = model
 				.predictTensors(inputs)
 				.then((outs: Tensor[]) => async () => {
-					const keptIdx = kept;
-					const keepCols = keep.map((k) => {
-						const all = cols[k] as DuckDBValue[];
-						return keptIdx ? keptIdx.map((r) => all[r] as DuckDBValue) : all;
-					});
-					await state.write(model, outs, keepCols);
+					await state.write(model, outs, keepValues);
 					rowsScored += outs[0]?.shape[0] ?? 0;
 				});
 			pending.catch(() => {});
@@ -185,36 +208,39 @@ export async function predictFile(
 				await (await (inflight.shift() as Promise<() => Promise<void>>))();
 		};
 
-		const result = await conn.stream(`SELECT ${select} FROM ${source}`);
-		const names = result.columnNames();
-		let acc: DuckDBValue[][] = names.map(() => []);
-		let accRows = 0;
 		for (;;) {
 			const chunk = await result.fetchChunk();
 			const n = chunk?.rowCount ?? 0;
 			if (chunk && n > 0) {
-				for (let c = 0; c < names.length; c++) {
-					const vals = chunk.getColumnValues(c);
-					const a = acc[c] as DuckDBValue[];
-					for (let i = 0; i < vals.length; i++) a.push(vals[i] as DuckDBValue);
+				if (enc.rows + n > enc.capacity) {
+					const before = enc.rows;
+					await flush(rowsIn);
+					rowsIn += before;
+					chunks = [];
+					opts.onProgress?.(rowsIn, total);
 				}
-				accRows += n;
-			}
-			if (accRows >= chunkRows || ((!chunk || n === 0) && accRows > 0)) {
-				const cols: Columns = {};
-				names.forEach((name, c) => {
-					cols[name] = acc[c] as DuckDBValue[];
+				featureCols.forEach((c, fi) => {
+					enc.writeColumn(fi, n, columnSource(chunk.getColumnVector(c)));
 				});
-				await flush(cols, accRows, rowsIn);
-				rowsIn += accRows;
+				enc.commit(n);
+				chunks.push(chunk);
+			}
+			if (enc.rows > 0 && (enc.rows >= chunkRows || !chunk || n === 0)) {
+				const before = enc.rows;
+				await flush(rowsIn);
+				rowsIn += before;
+				chunks = [];
 				opts.onProgress?.(rowsIn, total);
-				acc = names.map(() => []);
-				accRows = 0;
 			}
 			if (!chunk || n === 0) break;
 		}
 		while (inflight.length > 0)
 			await (await (inflight.shift() as Promise<() => Promise<void>>))();
+		if (total !== undefined && rowsIn !== total)
+			throw new MlshipError(
+				"MLSHIP_INTERNAL",
+				`read ${rowsIn} of the ${total} rows in ${opts.input}; no output written`,
+			);
 
 		const rejected = inFormat === "csv" ? await rejectedLines(conn) : [];
 		if (rejected.length > 0 && onError === "fail") {
@@ -262,6 +288,39 @@ function describeRowError(
 	const where =
 		format === "csv" ? ` (line ${csvLineOf(base + e.row, rejected)})` : "";
 	return `${file}: ${formatRowError(e, base)}${where}`;
+}
+
+const VECTOR_SIZE = 2048;
+
+/**
+ * A DuckDB vector as an encoder column. Numeric vectors hold their values in a typed array; reading it
+ * directly (with the validity mask) is ~5x cheaper than item-by-item reads. Those fields are not public
+ * API, so anything unexpected falls back to getItem.
+ */
+function columnSource(vector: DuckDBVector): ColumnSource {
+	const get = (r: number) => vector.getItem(r);
+	const raw = vector as unknown as {
+		items?: unknown;
+		validity?: { itemValid?: (i: number) => boolean };
+	};
+	const items = raw.items;
+	const itemValid = raw.validity?.itemValid;
+	if (
+		(items instanceof Float64Array ||
+			items instanceof Float32Array ||
+			items instanceof Int32Array ||
+			items instanceof Int16Array ||
+			items instanceof Int8Array ||
+			items instanceof Uint8Array ||
+			items instanceof Uint16Array ||
+			items instanceof Uint32Array) &&
+		typeof itemValid === "function" &&
+		!(vector.type.toString() === "BOOLEAN")
+	) {
+		const validity = raw.validity as { itemValid: (i: number) => boolean };
+		return { get, numbers: items, valid: (r) => validity.itemValid(r) };
+	}
+	return { get };
 }
 
 function jsonSafe(v: unknown): unknown {

@@ -61,7 +61,7 @@ export function predictCommand(): Command {
 			"--chunk-rows <n>",
 			"rows per model call",
 			(s: string) => Number.parseInt(s, 10),
-			8192,
+			32768,
 		)
 		.option(
 			"--workers <n>",

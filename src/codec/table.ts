@@ -184,43 +184,159 @@ function writeNumber(
 	else (out as Float64Array)[i] = x;
 }
 
+/** A column source for the encoder: values by row, plus (optionally) the same values as a typed array. */
+export interface ColumnSource {
+	get(row: number): unknown;
+	/** Numbers of the column, read directly when `valid(row)` (the fast path: no per-value coercion). */
+	numbers?: ArrayLike<number>;
+	valid?: (row: number) => boolean;
+}
+
 /**
- * Encodes `n` rows, read by `get(feature, row)`, into the model's input tensors. Bad values are collected
- * (the row still gets a placeholder) so the caller can fail or drop those rows.
+ * Builds a batch of input tensors column by column. Values are coerced by the rules above; a typed
+ * `numbers` source skips coercion for plain finite values (the hot path of file and stream scoring).
+ * Bad values are collected (the row keeps a placeholder) so the caller can fail or drop those rows.
  */
+export class TableEncoder {
+	readonly plan: TablePlan;
+	readonly #capacity: number;
+	#data: TensorData[];
+	#errors: RowError[] = [];
+	rows = 0;
+
+	constructor(plan: TablePlan, capacity: number) {
+		this.plan = plan;
+		this.#capacity = capacity;
+		this.#data = this.#alloc();
+	}
+
+	#alloc(): TensorData[] {
+		return this.plan.inputs.map((inp) =>
+			allocate(inp.spec.datatype, this.#capacity * inp.width),
+		);
+	}
+
+	get capacity(): number {
+		return this.#capacity;
+	}
+
+	/** Writes rows [this.rows, this.rows + n) of feature number `fi` (index in plan.features). */
+	writeColumn(fi: number, n: number, src: ColumnSource): void {
+		const f = this.plan.features[fi] as PlannedFeature;
+		const ii = this.plan.inputs.findIndex((i) => i.features.includes(f));
+		const inp = this.plan.inputs[ii] as PlannedInput;
+		const data = this.#data[ii] as TensorData;
+		const dt = inp.spec.datatype;
+		const width = inp.width;
+		const base = this.rows;
+		const fast =
+			src.numbers !== undefined &&
+			f.kind === "float" &&
+			f.categories === undefined &&
+			DATATYPE_INFO[dt].kind === "float";
+		if (fast) {
+			const nums = src.numbers as ArrayLike<number>;
+			const valid = src.valid;
+			const out = data as Float32Array;
+			const { min, max } = f;
+			for (let r = 0; r < n; r++) {
+				const x = nums[r] as number;
+				// x - x === 0 is false for NaN and ±Infinity: those take the slow path for their message.
+				if (
+					x - x === 0 &&
+					x >= min &&
+					x <= max &&
+					(valid === undefined || valid(r))
+				)
+					out[(base + r) * width + f.col] = x;
+				else
+					this.#writeSlow(
+						f,
+						dt,
+						data,
+						(base + r) * width + f.col,
+						src.get(r),
+						base + r,
+					);
+			}
+			return;
+		}
+		for (let r = 0; r < n; r++)
+			this.#writeSlow(
+				f,
+				dt,
+				data,
+				(base + r) * width + f.col,
+				src.get(r),
+				base + r,
+			);
+	}
+
+	#writeSlow(
+		f: PlannedFeature,
+		dt: Datatype,
+		data: TensorData,
+		at: number,
+		v: unknown,
+		row: number,
+	): void {
+		if (DATATYPE_INFO[dt].kind === "bytes") {
+			const s = toText(f, v);
+			if (typeof s === "string") (data as string[])[at] = s;
+			else this.#errors.push({ row, column: f.name, message: s.error });
+		} else {
+			const x = toNumber(f, v);
+			if (typeof x === "number") writeNumber(data, at, dt, x);
+			else this.#errors.push({ row, column: f.name, message: x });
+		}
+	}
+
+	/** Marks `n` more rows as written (after every feature's writeColumn for them). */
+	commit(n: number): void {
+		this.rows += n;
+	}
+
+	/** The tensors of the rows written so far, and the errors found; the encoder starts empty again. */
+	take(): { tensors: Tensor[]; errors: RowError[] } {
+		const n = this.rows;
+		const tensors = this.plan.inputs.map((inp, i) => {
+			const full = this.#data[i] as TensorData;
+			const len = n * inp.width;
+			const data = (
+				full.length === len ? full : full.slice(0, len)
+			) as TensorData;
+			const shape =
+				inp.spec.shape.length <= 1
+					? [n]
+					: [n, ...inp.spec.shape.slice(1, -1).map(() => 1), inp.width];
+			return {
+				name: inp.spec.name,
+				datatype: inp.spec.datatype,
+				shape,
+				data,
+			} satisfies Tensor;
+		});
+		const errors = this.#errors;
+		if (errors.length > 1) errors.sort((a, b) => a.row - b.row);
+		this.#data = this.#alloc();
+		this.#errors = [];
+		this.rows = 0;
+		return { tensors, errors };
+	}
+}
+
+/** Encodes `n` rows, read by `get(feature, row)`, into the model's input tensors. */
 function encode(
 	plan: TablePlan,
 	n: number,
 	get: (name: string, row: number) => unknown,
 ): { tensors: Tensor[]; errors: RowError[] } {
-	const errors: RowError[] = [];
-	const tensors = plan.inputs.map((inp) => {
-		const dt = inp.spec.datatype;
-		const data = allocate(dt, n * inp.width);
-		const isText = DATATYPE_INFO[dt].kind === "bytes";
-		for (const f of inp.features) {
-			for (let r = 0; r < n; r++) {
-				const v = get(f.name, r);
-				const at = r * inp.width + f.col;
-				if (isText) {
-					const s = toText(f, v);
-					if (typeof s === "string") (data as string[])[at] = s;
-					else errors.push({ row: r, column: f.name, message: s.error });
-				} else {
-					const x = toNumber(f, v);
-					if (typeof x === "number") writeNumber(data, at, dt, x);
-					else errors.push({ row: r, column: f.name, message: x });
-				}
-			}
-		}
-		const shape =
-			inp.spec.shape.length <= 1
-				? [n]
-				: [n, ...inp.spec.shape.slice(1, -1).map(() => 1), inp.width];
-		return { name: inp.spec.name, datatype: dt, shape, data } satisfies Tensor;
+	const enc = new TableEncoder(plan, n);
+	plan.features.forEach((f, fi) => {
+		enc.writeColumn(fi, n, { get: (r) => get(f.name, r) });
 	});
-	if (errors.length > 1) errors.sort((a, b) => a.row - b.row);
-	return { tensors, errors };
+	enc.commit(n);
+	return enc.take();
 }
 
 /** Encodes records (`[{feature: value}]`). Missing keys are missing values; extra keys are ignored. */
@@ -361,22 +477,26 @@ export function outputsToColumns(
 	const n = outputs[0]?.shape[0] ?? 0;
 	for (const t of outputs) {
 		const width = t.shape.slice(1).reduce((a, b) => a * b, 1);
-		if (width === 1) {
-			const labels = isClassIndex(plan, t, width) ? plan.labels : undefined;
-			const values = new Array(n);
-			for (let r = 0; r < n; r++) {
-				const v = scalar(t, r);
-				values[r] = labels ? (labels[v as number] ?? v) : v;
-			}
-			cols.push({ name: t.name, values });
-			continue;
-		}
+		const kind = DATATYPE_INFO[t.datatype].kind;
+		// Plain numbers are read straight from the typed array; other kinds go through scalar().
+		const direct = kind === "float" || kind === "int";
+		const src = t.data as Float32Array;
+		const labels =
+			width === 1 && isClassIndex(plan, t, width) ? plan.labels : undefined;
 		const names =
 			plan.labels && plan.labels.length === width ? plan.labels : undefined;
 		for (let j = 0; j < width; j++) {
 			const values = new Array(n);
-			for (let r = 0; r < n; r++) values[r] = scalar(t, r * width + j);
-			cols.push({ name: `${t.name}_${names ? names[j] : j}`, values });
+			if (labels)
+				for (let r = 0; r < n; r++)
+					values[r] = labels[Number(t.data[r])] ?? scalar(t, r);
+			else if (direct)
+				for (let r = 0; r < n; r++) values[r] = src[r * width + j];
+			else for (let r = 0; r < n; r++) values[r] = scalar(t, r * width + j);
+			cols.push({
+				name: width === 1 ? t.name : `${t.name}_${names ? names[j] : j}`,
+				values,
+			});
 		}
 	}
 	return cols;

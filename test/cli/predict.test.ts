@@ -255,3 +255,52 @@ describe("mlship predict reports bad rows with their row number", () => {
 		assert.match(r.stdout, /Examples:\n\s+\$ mlship predict/);
 	});
 });
+
+describe("mlship predict on files of many chunks", () => {
+	it("scores every row of a 10,350-row Parquet file in order, and reports a bad row deep in the file", async () => {
+		const g = golden("digits-mlp");
+		const rows: Record<string, unknown>[] = [];
+		for (let k = 0; k < 23; k++)
+			for (const r of g.records) rows.push({ row_id: rows.length, ...r });
+		(rows[9000] as Record<string, unknown>).pixel_3_4 = null;
+		const input = join(dir, "big.parquet");
+		await writeTable(input, rows);
+		const output = join(dir, "big.out.parquet");
+		const r = await mlship([
+			"predict",
+			"-m",
+			bundleDir("digits-mlp"),
+			"-i",
+			input,
+			"-o",
+			output,
+			"--keep",
+			"row_id",
+			"--chunk-rows",
+			"2048",
+			"--on-error",
+			"skip",
+			"--json",
+		]);
+		assert.equal(r.code, 0, r.stderr);
+		const s = JSON.parse(r.stdout);
+		assert.equal(s.rows_in, rows.length);
+		assert.equal(s.rows_scored, rows.length - 1);
+		const errors = (await readFile(s.errors_file, "utf8"))
+			.trim()
+			.split("\n")
+			.map((l) => JSON.parse(l));
+		assert.deepEqual(
+			errors.map((e) => [e.row, e.column, e.values.row_id]),
+			[[9001, "pixel_3_4", 9000]],
+		);
+		const out = await readTable(output);
+		assert.equal(out.length, rows.length - 1);
+		const want = g.expected.label as number[];
+		out.forEach((o, k) => {
+			const id = k < 9000 ? k : k + 1;
+			assert.equal(Number(o.row_id), id);
+			assert.equal(String(o.label), String(want[id % g.records.length]));
+		});
+	});
+});
