@@ -3,6 +3,9 @@
 /** Every error code mlship raises, with its HTTP status. Transports map status from here only. */
 export const ERRORS = {
 	MLSHIP_INVALID_INPUT: 400,
+	MLSHIP_PAYLOAD_TOO_LARGE: 413,
+	MLSHIP_TIMEOUT: 504,
+	MLSHIP_OVERLOADED: 503,
 	MLSHIP_INVALID_BUNDLE: 400,
 	MLSHIP_INVALID_ARGUMENT: 400,
 	MLSHIP_UNSUPPORTED_MODEL: 422,
@@ -15,6 +18,23 @@ export const ERRORS = {
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;
+
+/** gRPC status code of each error (the gRPC adapter maps from here only). */
+export const GRPC_STATUS: Readonly<Record<ErrorCode, number>> = {
+	MLSHIP_INVALID_INPUT: 3, // INVALID_ARGUMENT
+	MLSHIP_PAYLOAD_TOO_LARGE: 8, // RESOURCE_EXHAUSTED
+	MLSHIP_TIMEOUT: 4, // DEADLINE_EXCEEDED
+	MLSHIP_OVERLOADED: 14, // UNAVAILABLE
+	MLSHIP_INVALID_BUNDLE: 3,
+	MLSHIP_INVALID_ARGUMENT: 3,
+	MLSHIP_UNSUPPORTED_MODEL: 9, // FAILED_PRECONDITION
+	MLSHIP_MODEL_NOT_FOUND: 5, // NOT_FOUND
+	MLSHIP_ALREADY_EXISTS: 6, // ALREADY_EXISTS
+	MLSHIP_INTEGRITY: 9,
+	MLSHIP_UNAVAILABLE: 14,
+	MLSHIP_CLOSED: 14,
+	MLSHIP_INTERNAL: 13, // INTERNAL
+};
 
 /**
  * An error with a stable code. 4xx messages say exactly what was wrong (field, expected, got);

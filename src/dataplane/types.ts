@@ -1,0 +1,84 @@
+// The protocol-neutral data plane every entry point (REST, gRPC, stream, batch, SQL) calls.
+import type { Row } from "../codec/table.ts";
+import type {
+	InferenceRequest,
+	InferenceResponse,
+	TensorSpec,
+} from "../protocol/types.ts";
+
+/** Lifecycle state of a served model version (as in the repository extension's index). */
+export type ModelState = "READY" | "LOADING" | "UNAVAILABLE" | "UNLOADED";
+
+/** What a transport needs to describe a model (OIP model metadata plus tabular extras). */
+export interface ModelInfo {
+	name: string;
+	/** Served versions, newest last; the default version is the last. */
+	versions: string[];
+	/** The version this info describes. */
+	version: string;
+	/** OIP platform string, e.g. "onnx_onnxv1". */
+	platform: string;
+	inputs: TensorSpec[];
+	outputs: TensorSpec[];
+	/** Table columns the model reads (records/columns route). */
+	features: string[];
+	labels?: string[];
+	state: ModelState;
+}
+
+export interface RepositoryEntry {
+	name: string;
+	version: string;
+	state: ModelState;
+	reason: string;
+}
+
+export interface InferOptions {
+	/** Reject when the request cannot be served within this many ms (queue wait + compute). */
+	timeoutMs?: number;
+}
+
+/** Records in, records out: the convenience route for tabular users. */
+export interface PredictResult {
+	model_name: string;
+	model_version: string;
+	predictions: Row[];
+}
+
+/**
+ * Every entry point decodes into these calls and encodes what they return; nothing model-specific lives
+ * in an adapter. Errors are MlshipError (codes map to HTTP/gRPC status in protocol/errors.ts).
+ */
+export interface DataPlane {
+	/** Server metadata (`GET /v2`). */
+	metadata(): { name: string; version: string; extensions: string[] };
+	live(): boolean;
+	/** True when every model the server was asked to serve is loaded and the server is not draining. */
+	ready(): boolean;
+	/** Model metadata; `version` undefined = the default (newest) version. Throws MLSHIP_MODEL_NOT_FOUND. */
+	modelMetadata(name: string, version?: string): ModelInfo;
+	/** Whether a model (version) is loaded and serving. Throws MLSHIP_MODEL_NOT_FOUND for unknown names. */
+	modelReady(name: string, version?: string): boolean;
+	/** Runs an OIP inference request through the model's scheduler. */
+	infer(
+		name: string,
+		version: string | undefined,
+		request: InferenceRequest,
+		opts?: InferOptions,
+	): Promise<InferenceResponse>;
+	/** Records (`[{...}]`) or columns (`{col: [...]}`) in, records out with class names. */
+	predict(
+		name: string,
+		version: string | undefined,
+		input: Row[] | Record<string, unknown[]>,
+		opts?: InferOptions,
+	): Promise<PredictResult>;
+	/** The model repository index (`POST /v2/repository/index`). */
+	repositoryIndex(readyOnly?: boolean): RepositoryEntry[];
+	/** Loads (or reloads) a known model by name. */
+	load(name: string): Promise<void>;
+	/** Unloads a model; in-flight requests finish first. */
+	unload(name: string): Promise<void>;
+	/** Stops accepting work, finishes in-flight requests, unloads everything. */
+	close(): Promise<void>;
+}
