@@ -79,6 +79,8 @@ export interface DataPlane {
 	load(name: string): Promise<void>;
 	/** Unloads a model; in-flight requests finish first. */
 	unload(name: string): Promise<void>;
+	/** Prometheus exposition of every metric (`GET /metrics`). */
+	metrics(): Promise<{ contentType: string; body: string }>;
 	/** Stops accepting work, finishes in-flight requests, unloads everything. */
 	close(): Promise<void>;
 }
