@@ -1,0 +1,474 @@
+// The data plane: served models by name/version, each behind its scheduler, with metrics. Adapters call only this.
+import { readBundle } from "../bundle/bundle.ts";
+import {
+	encodeColumns,
+	encodeRecords,
+	formatRowError,
+	outputsToRecords,
+	type Row,
+} from "../codec/table.ts";
+import { validateInputs } from "../codec/tensor.ts";
+import { loadBundle, type Model } from "../model.ts";
+import { Metrics } from "../monitor/metrics.ts";
+import {
+	invalidInput,
+	MlshipError,
+	toMlshipError,
+} from "../protocol/errors.ts";
+import type {
+	InferenceRequest,
+	InferenceResponse,
+	Tensor,
+} from "../protocol/types.ts";
+import type { ModelStore } from "../registry/types.ts";
+import { defaultWorkers } from "../runtime/pool.ts";
+import type { LoadOptions } from "../runtime/types.ts";
+import { Scheduler, type SchedulerSettings } from "./scheduler.ts";
+import type {
+	DataPlane,
+	InferOptions,
+	ModelInfo,
+	ModelState,
+	PredictResult,
+	RepositoryEntry,
+} from "./types.ts";
+
+/** A model to serve: `source` is a bundle directory, an .onnx file, or a registry reference (name, name@3, name@alias). */
+export interface ModelSpec {
+	name: string;
+	source: string;
+}
+
+/** Batching defaults for every model; a bundle's `batching` section overrides them, `override` beats both. */
+export interface BatchingDefaults {
+	max_batch_size?: number | undefined;
+	max_queue_delay_us?: number | undefined;
+	max_queue_size?: number | undefined;
+	timeout_ms?: number | undefined;
+}
+
+export interface DataPlaneOptions {
+	models: ModelSpec[];
+	/** Registry URI (or open store) for registry references. */
+	registry?: string | ModelStore;
+	batching?: BatchingDefaults;
+	/** Per-server override of every model's batching (beats the bundle). */
+	batchingOverride?: BatchingDefaults;
+	load?: LoadOptions;
+	/** Collect process metrics (CPU, memory, event loop) too. */
+	processMetrics?: boolean;
+	serverName?: string;
+	serverVersion?: string;
+}
+
+const DEFAULT_BATCHING = {
+	max_batch_size: 256,
+	max_queue_delay_us: 0,
+	max_queue_size: 4096,
+	timeout_ms: 0,
+};
+
+interface Served {
+	model: Model;
+	version: string;
+	scheduler: Scheduler;
+	timeoutMs: number;
+	outputs: string[];
+}
+
+interface Entry {
+	spec: ModelSpec;
+	state: ModelState;
+	reason: string;
+	served: Served | undefined;
+	loading: Promise<void> | undefined;
+}
+
+class ServingDataPlane implements DataPlane {
+	readonly #opts: DataPlaneOptions;
+	readonly #entries = new Map<string, Entry>();
+	readonly #metrics: Metrics;
+	#closing = false;
+
+	constructor(opts: DataPlaneOptions) {
+		this.#opts = opts;
+		this.#metrics = new Metrics(opts.processMetrics ?? true);
+		for (const spec of opts.models) {
+			if (this.#entries.has(spec.name))
+				throw new MlshipError(
+					"MLSHIP_INVALID_ARGUMENT",
+					`model name '${spec.name}' is given twice`,
+				);
+			this.#entries.set(spec.name, {
+				spec,
+				state: "UNLOADED",
+				reason: "",
+				served: undefined,
+				loading: undefined,
+			});
+		}
+	}
+
+	metadata() {
+		return {
+			name: this.#opts.serverName ?? "mlship",
+			version: this.#opts.serverVersion ?? "0.1.0",
+			extensions: [
+				"model_repository",
+				"binary_tensor_data",
+				"tabular_predict",
+				"metrics",
+			],
+		};
+	}
+
+	live(): boolean {
+		return true;
+	}
+
+	ready(): boolean {
+		if (this.#closing) return false;
+		for (const e of this.#entries.values())
+			if (e.state !== "READY") return false;
+		return true;
+	}
+
+	#entry(name: string): Entry {
+		const e = this.#entries.get(name);
+		if (!e)
+			throw new MlshipError(
+				"MLSHIP_MODEL_NOT_FOUND",
+				`unknown model '${name}'`,
+			);
+		return e;
+	}
+
+	/** The serving instance for name/version, or a typed error saying why there is none. */
+	#served(name: string, version: string | undefined): Served {
+		const e = this.#entry(name);
+		const s = e.served;
+		if (!s || e.state !== "READY")
+			throw new MlshipError(
+				"MLSHIP_UNAVAILABLE",
+				`model '${name}' is not ready (state ${e.state}${e.reason ? `: ${e.reason}` : ""})`,
+			);
+		if (version !== undefined && version !== s.version)
+			throw new MlshipError(
+				"MLSHIP_MODEL_NOT_FOUND",
+				`model '${name}' has no version '${version}' (serving: ${s.version})`,
+			);
+		return s;
+	}
+
+	modelMetadata(name: string, version?: string): ModelInfo {
+		const s = this.#served(name, version);
+		const e = this.#entry(name);
+		const info: ModelInfo = {
+			name,
+			versions: [s.version],
+			version: s.version,
+			platform: "onnx_onnxv1",
+			inputs: s.model.signature.inputs,
+			outputs: s.model.signature.outputs,
+			features: s.model.features,
+			state: e.state,
+		};
+		if (s.model.manifest.labels) info.labels = s.model.manifest.labels;
+		return info;
+	}
+
+	modelReady(name: string, version?: string): boolean {
+		const e = this.#entry(name);
+		if (e.state !== "READY" || !e.served) return false;
+		return version === undefined || version === e.served.version;
+	}
+
+	async infer(
+		name: string,
+		version: string | undefined,
+		request: InferenceRequest,
+		opts: InferOptions = {},
+	): Promise<InferenceResponse> {
+		const s = this.#served(name, version);
+		const outputs = request.outputs?.map((o) => o.name) ?? [];
+		const outs = await this.#run(
+			s,
+			request.inputs,
+			outputs.length > 0 ? outputs : s.outputs,
+			opts,
+		);
+		const res: InferenceResponse = {
+			model_name: name,
+			model_version: s.version,
+			outputs: outs,
+		};
+		if (request.id !== undefined) res.id = request.id;
+		return res;
+	}
+
+	async predict(
+		name: string,
+		version: string | undefined,
+		input: Row[] | Record<string, unknown[]>,
+		opts: InferOptions = {},
+	): Promise<PredictResult> {
+		const s = this.#served(name, version);
+		let tensors: Tensor[];
+		if (Array.isArray(input)) {
+			if (input.length === 0)
+				throw invalidInput("empty input: no rows to predict");
+			const r = encodeRecords(s.model.plan, input);
+			if (r.errors[0]) throw invalidInput(formatRowError(r.errors[0]));
+			tensors = r.tensors;
+		} else {
+			if (input === null || typeof input !== "object")
+				throw invalidInput("expected records (a list of objects) or columns");
+			const r = encodeColumns(s.model.plan, input);
+			if (r.rows === 0) throw invalidInput("empty input: no rows to predict");
+			if (r.errors[0]) throw invalidInput(formatRowError(r.errors[0]));
+			tensors = r.tensors;
+		}
+		const outs = await this.#run(s, tensors, s.outputs, opts);
+		return {
+			model_name: name,
+			model_version: s.version,
+			predictions: outputsToRecords(s.model.plan, outs),
+		};
+	}
+
+	async #run(
+		s: Served,
+		inputs: Tensor[],
+		outputs: string[],
+		opts: InferOptions,
+	): Promise<Tensor[]> {
+		const labels = { model: s.model.name, version: s.version };
+		const started = performance.now();
+		try {
+			validateInputs(s.model.signature, inputs);
+			for (const o of outputs)
+				if (!s.outputs.includes(o))
+					throw invalidInput(
+						`unknown output '${o}'; the model has ${s.outputs.map((x) => `'${x}'`).join(", ")}`,
+					);
+			const outs = await s.scheduler.submit(
+				inputs,
+				outputs,
+				opts.timeoutMs ?? s.timeoutMs,
+			);
+			this.#metrics.requests.inc({ ...labels, outcome: "ok" });
+			this.#metrics.latency.observe(
+				labels,
+				(performance.now() - started) / 1000,
+			);
+			return outs;
+		} catch (err) {
+			const e = toMlshipError(err);
+			const outcome =
+				e.status < 500
+					? "invalid"
+					: e.code === "MLSHIP_OVERLOADED"
+						? "overloaded"
+						: e.code === "MLSHIP_TIMEOUT"
+							? "timeout"
+							: "error";
+			this.#metrics.requests.inc({ ...labels, outcome });
+			throw e;
+		}
+	}
+
+	repositoryIndex(readyOnly = false): RepositoryEntry[] {
+		const out: RepositoryEntry[] = [];
+		for (const [name, e] of this.#entries) {
+			if (readyOnly && e.state !== "READY") continue;
+			out.push({
+				name,
+				version: e.served?.version ?? "",
+				state: e.state,
+				reason: e.reason,
+			});
+		}
+		return out;
+	}
+
+	/** Loads a model, or reloads it: the new instance is loaded first, then swapped in, then the old one drains. */
+	load(name: string): Promise<void> {
+		const e = this.#entry(name);
+		if (this.#closing)
+			return Promise.reject(
+				new MlshipError("MLSHIP_UNAVAILABLE", "the server is shutting down"),
+			);
+		if (e.loading) return e.loading;
+		if (!e.served) e.state = "LOADING";
+		const p = (async () => {
+			try {
+				const next = await this.#open(e.spec);
+				const old = e.served;
+				e.served = next;
+				e.state = "READY";
+				e.reason = "";
+				this.#metrics.loaded.set(this.#countLoaded());
+				if (old) await this.#retire(old);
+			} catch (err) {
+				const m = toMlshipError(err);
+				if (!e.served) e.state = "UNAVAILABLE";
+				e.reason = m.message;
+				throw m;
+			} finally {
+				e.loading = undefined;
+			}
+		})();
+		e.loading = p;
+		return p;
+	}
+
+	async #open(spec: ModelSpec): Promise<Served> {
+		const load = this.#opts.load ?? {};
+		let model: Model;
+		let version = "1";
+		let bundle: Awaited<ReturnType<typeof readBundle>>;
+		const isPath =
+			/[\\/]|\.onnx$/i.test(spec.source) || (await exists(spec.source));
+		if (isPath) bundle = await readBundle(spec.source);
+		else {
+			const reg = this.#opts.registry;
+			const store =
+				typeof reg === "object"
+					? reg
+					: await (await import("../registry/open.ts")).openRegistry(reg);
+			try {
+				const v = await store.get(spec.source);
+				version = String(v.version);
+				bundle = await store.openBundle(v);
+			} finally {
+				if (typeof reg !== "object") await store.close();
+			}
+		}
+		model = await loadBundle(
+			bundle,
+			{ mode: "auto", ...load },
+			spec.name,
+			Number(version),
+		);
+		const b = mergeBatching(
+			this.#opts.batching,
+			bundle.manifest.batching,
+			this.#opts.batchingOverride,
+		);
+		const labels = { model: spec.name, version };
+		const threads =
+			load.intraOpThreads ?? bundle.manifest.executor?.intra_op_threads ?? 1;
+		const settings: SchedulerSettings = {
+			maxBatchSize: b.max_batch_size,
+			maxQueueDelayUs: b.max_queue_delay_us,
+			maxQueueSize: b.max_queue_size,
+			concurrency:
+				load.workers ??
+				bundle.manifest.executor?.workers ??
+				defaultWorkers(threads),
+		};
+		const m = this.#metrics;
+		const scheduler = new Scheduler(
+			settings,
+			(inputs, outputs) => model.predictTensors(inputs, outputs),
+			{
+				batch: (rows, secs) => {
+					m.batchSize.observe(labels, rows);
+					m.computeTime.observe(labels, secs);
+				},
+				request: (secs) => m.queueTime.observe(labels, secs),
+				depth: (n) => m.queueDepth.set(labels, n),
+			},
+		);
+		return {
+			model,
+			version,
+			scheduler,
+			timeoutMs: b.timeout_ms,
+			outputs: model.signature.outputs.map((o) => o.name),
+		};
+	}
+
+	async #retire(s: Served): Promise<void> {
+		await s.scheduler.drain();
+		await s.model.close();
+	}
+
+	#countLoaded(): number {
+		let n = 0;
+		for (const e of this.#entries.values()) if (e.served) n++;
+		return n;
+	}
+
+	async unload(name: string): Promise<void> {
+		const e = this.#entry(name);
+		if (e.loading) await e.loading.catch(() => {});
+		const s = e.served;
+		e.served = undefined;
+		e.state = "UNLOADED";
+		e.reason = "unloaded by request";
+		this.#metrics.loaded.set(this.#countLoaded());
+		if (s) await this.#retire(s);
+	}
+
+	async metrics(): Promise<{ contentType: string; body: string }> {
+		return {
+			contentType: this.#metrics.registry.contentType,
+			body: await this.#metrics.registry.metrics(),
+		};
+	}
+
+	async close(): Promise<void> {
+		this.#closing = true;
+		await Promise.all(
+			[...this.#entries.values()].map(async (e) => {
+				if (e.loading) await e.loading.catch(() => {});
+				const s = e.served;
+				e.served = undefined;
+				e.state = "UNLOADED";
+				if (s) await this.#retire(s);
+			}),
+		);
+	}
+}
+
+/** Later layers win; an unset field keeps the earlier value. */
+function mergeBatching(
+	...layers: (BatchingDefaults | undefined)[]
+): typeof DEFAULT_BATCHING {
+	const b = { ...DEFAULT_BATCHING };
+	for (const l of layers) {
+		if (!l) continue;
+		for (const k of Object.keys(b) as (keyof BatchingDefaults)[]) {
+			const v = l[k];
+			if (v !== undefined) b[k] = v;
+		}
+	}
+	return b;
+}
+
+async function exists(p: string): Promise<boolean> {
+	const { stat } = await import("node:fs/promises");
+	return stat(p).then(
+		() => true,
+		() => false,
+	);
+}
+
+/**
+ * Creates a data plane and loads every model. A model that fails to load is reported (state UNAVAILABLE,
+ * with its reason) and the others still serve; `ready()` stays false until all are loaded.
+ * @example const dp = await createDataPlane({ models: [{ name: "iris", source: "./bundles/iris" }] })
+ */
+export async function createDataPlane(
+	opts: DataPlaneOptions,
+): Promise<DataPlane & { loadErrors: MlshipError[] }> {
+	const dp = new ServingDataPlane(opts);
+	const loadErrors: MlshipError[] = [];
+	await Promise.all(
+		opts.models.map((m) =>
+			dp.load(m.name).catch((e: MlshipError) => loadErrors.push(e)),
+		),
+	);
+	return Object.assign(dp, { loadErrors });
+}
