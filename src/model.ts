@@ -4,6 +4,7 @@ import { type Bundle, readBundle } from "./bundle/bundle.ts";
 import type { Manifest } from "./bundle/manifest.ts";
 import {
 	type Columns,
+	checkCategories,
 	encodeColumns,
 	encodeRecords,
 	formatRowError,
@@ -14,6 +15,14 @@ import {
 	type RowError,
 	type TablePlan,
 } from "./codec/table.ts";
+import { validateInputs } from "./codec/tensor.ts";
+import {
+	type Batching,
+	Scheduler,
+	type SchedulerObserver,
+	type SchedulerSettings,
+	schedulerSettings,
+} from "./dataplane/scheduler.ts";
 import { invalidInput, MlshipError } from "./protocol/errors.ts";
 import type {
 	InferenceRequest,
@@ -23,6 +32,7 @@ import type {
 } from "./protocol/types.ts";
 import type { ModelStore } from "./registry/types.ts";
 import { onnxRuntime } from "./runtime/onnx/index.ts";
+import { defaultWorkers } from "./runtime/pool.ts";
 import type { LoadedModel, LoadOptions } from "./runtime/types.ts";
 
 export interface LoadModelOptions extends LoadOptions {
@@ -51,18 +61,33 @@ export class Model {
 	readonly manifest: Manifest;
 	readonly plan: TablePlan;
 	readonly #loaded: LoadedModel;
+	readonly #scheduler: Scheduler;
+	readonly #outputs: string[];
+	/** Whether any BYTES feature lists its categories (checked on the tensor path too). */
+	readonly #categorical: boolean;
 
 	constructor(
 		name: string,
 		version: number | undefined,
 		manifest: Manifest,
 		loaded: LoadedModel,
+		scheduler: SchedulerSettings,
+		observer?: SchedulerObserver,
 	) {
 		this.name = name;
 		this.version = version;
 		this.manifest = manifest;
 		this.plan = planTable(manifest);
 		this.#loaded = loaded;
+		this.#outputs = loaded.signature.outputs.map((o) => o.name);
+		this.#categorical = this.plan.features.some(
+			(f) => f.categories !== undefined && f.kind === "bytes",
+		);
+		this.#scheduler = new Scheduler(
+			scheduler,
+			(inputs, outputs) => loaded.predict(inputs, outputs),
+			observer,
+		);
 	}
 
 	/** Inputs and outputs: names, OIP datatypes, shapes (-1 = any). */
@@ -93,7 +118,7 @@ export class Model {
 			if (isTensorArray(input)) return this.predictTensors(input);
 			const { tensors, errors } = encodeRecords(this.plan, input as Row[]);
 			throwRowErrors(errors);
-			return outputsToRecords(this.plan, await this.#loaded.predict(tensors));
+			return outputsToRecords(this.plan, await this.predictTensors(tensors));
 		}
 		if (input === null || typeof input !== "object")
 			throw invalidInput(
@@ -118,22 +143,36 @@ export class Model {
 		throwRowErrors(errors);
 		const cols = outputsToColumns(
 			this.plan,
-			await this.#loaded.predict(tensors),
+			await this.predictTensors(tensors),
 		);
 		return Object.fromEntries(cols.map((c) => [c.name, c.values]));
 	}
 
-	/** Runs the model on tensors (validated against the signature); `outputs` picks outputs. */
-	predictTensors(
+	/**
+	 * Runs the model on tensors through its scheduler (concurrent calls are batched). Inputs are validated
+	 * against the signature first, so a bad request never joins a batch. `outputs` picks outputs;
+	 * `timeoutMs` refuses the call if it cannot start in time.
+	 */
+	async predictTensors(
 		inputs: Tensor[],
 		outputs?: readonly string[],
+		timeoutMs?: number,
 	): Promise<Tensor[]> {
-		return this.#loaded.predict(inputs, outputs);
+		validateInputs(this.#loaded.signature, inputs);
+		if (this.#categorical) checkCategories(this.plan, inputs);
+		const wanted = outputs && outputs.length > 0 ? [...outputs] : this.#outputs;
+		for (const o of wanted)
+			if (!this.#outputs.includes(o))
+				throw invalidInput(
+					`unknown output '${o}'; the model has ${this.#outputs.map((x) => `'${x}'`).join(", ")}`,
+				);
+		return this.#scheduler.submit(inputs, wanted, timeoutMs);
 	}
 
-	/** Frees sessions and worker threads. */
-	close(): Promise<void> {
-		return this.#loaded.unload();
+	/** Finishes queued and running calls, then frees sessions and worker threads. */
+	async close(): Promise<void> {
+		await this.#scheduler.drain();
+		await this.#loaded.unload();
 	}
 }
 
@@ -153,19 +192,42 @@ async function isPath(ref: string): Promise<boolean> {
 	}
 }
 
-/** Loads a bundle already in memory. */
+export interface LoadBundleOptions extends LoadOptions {
+	name?: string;
+	version?: number;
+	/** Server-wide batching defaults (the bundle's own `batching` beats them). */
+	batching?: Batching | undefined;
+	/** Beats the bundle's `batching`. */
+	batchingOverride?: Batching | undefined;
+	observer?: SchedulerObserver;
+}
+
+/** Loads a bundle already in memory behind its scheduler. */
 export async function loadBundle(
 	bundle: Bundle,
-	opts: LoadOptions = {},
-	name?: string,
-	version?: number,
+	opts: LoadBundleOptions = {},
 ): Promise<Model> {
-	const loaded = await onnxRuntime.load(bundle, opts);
+	const { name, version, batching, batchingOverride, observer, ...load } = opts;
+	const loaded = await onnxRuntime.load(bundle, load);
+	const ex = bundle.manifest.executor;
+	const threads = load.intraOpThreads ?? ex?.intra_op_threads ?? 1;
+	const concurrency =
+		load.mode === "inline"
+			? 1
+			: (load.workers ?? ex?.workers ?? defaultWorkers(threads));
+	const settings = schedulerSettings(
+		concurrency,
+		batching,
+		bundle.manifest.batching,
+		batchingOverride,
+	);
 	return new Model(
 		name ?? bundle.manifest.name,
 		version,
 		bundle.manifest,
 		loaded,
+		settings,
+		observer,
 	);
 }
 
@@ -194,7 +256,11 @@ export async function loadModel(
 			: await (await import("./registry/open.ts")).openRegistry(registry);
 	try {
 		const v = await store.get(ref);
-		return await loadBundle(await store.openBundle(v), load, v.name, v.version);
+		return await loadBundle(await store.openBundle(v), {
+			...load,
+			name: v.name,
+			version: v.version,
+		});
 	} finally {
 		if (typeof registry !== "object") await store.close();
 	}

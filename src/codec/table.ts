@@ -501,3 +501,30 @@ export function outputsToColumns(
 	}
 	return cols;
 }
+
+/**
+ * Checks the BYTES inputs of raw tensors against the categories the manifest allows, so an unknown
+ * category is a 400 that names it (not a failure inside the model). No-op for plans without categories.
+ */
+export function checkCategories(
+	plan: TablePlan,
+	inputs: readonly Tensor[],
+): void {
+	for (const inp of plan.inputs) {
+		if (DATATYPE_INFO[inp.spec.datatype].kind !== "bytes") continue;
+		const t = inputs.find((x) => x.name === inp.spec.name);
+		if (!t) continue;
+		const data = t.data as string[];
+		const w = inp.width;
+		for (const f of inp.features) {
+			if (!f.categories) continue;
+			for (let r = 0; r * w + f.col < data.length; r++) {
+				const v = data[r * w + f.col] as string;
+				if (!f.categories.has(v))
+					throw invalidInput(
+						`input '${t.name}', row ${r + 1} (feature '${f.name}'): ${show(v)} is not one of the allowed categories (${[...f.categories].join(", ")})`,
+					);
+			}
+		}
+	}
+}

@@ -23,7 +23,7 @@ import type {
 import type { ModelStore } from "../registry/types.ts";
 import { defaultWorkers } from "../runtime/pool.ts";
 import type { LoadOptions } from "../runtime/types.ts";
-import { Scheduler, type SchedulerSettings } from "./scheduler.ts";
+import type { Batching } from "./scheduler.ts";
 import type {
 	DataPlane,
 	InferOptions,
@@ -39,13 +39,8 @@ export interface ModelSpec {
 	source: string;
 }
 
-/** Batching defaults for every model; a bundle's `batching` section overrides them, `override` beats both. */
-export interface BatchingDefaults {
-	max_batch_size?: number | undefined;
-	max_queue_delay_us?: number | undefined;
-	max_queue_size?: number | undefined;
-	timeout_ms?: number | undefined;
-}
+/** Batching for every model: `batching` is the default (a bundle's own beats it), `batchingOverride` beats both. */
+export type BatchingDefaults = Batching;
 
 export interface DataPlaneOptions {
 	models: ModelSpec[];
@@ -61,18 +56,9 @@ export interface DataPlaneOptions {
 	serverVersion?: string;
 }
 
-const DEFAULT_BATCHING = {
-	max_batch_size: 256,
-	max_queue_delay_us: 0,
-	max_queue_size: 4096,
-	timeout_ms: 0,
-};
-
 interface Served {
 	model: Model;
 	version: string;
-	scheduler: Scheduler;
-	timeoutMs: number;
 	outputs: string[];
 }
 
@@ -245,16 +231,10 @@ class ServingDataPlane implements DataPlane {
 		const labels = { model: s.model.name, version: s.version };
 		const started = performance.now();
 		try {
-			validateInputs(s.model.signature, inputs);
-			for (const o of outputs)
-				if (!s.outputs.includes(o))
-					throw invalidInput(
-						`unknown output '${o}'; the model has ${s.outputs.map((x) => `'${x}'`).join(", ")}`,
-					);
-			const outs = await s.scheduler.submit(
+			const outs = await s.model.predictTensors(
 				inputs,
 				outputs,
-				opts.timeoutMs ?? s.timeoutMs,
+				opts.timeoutMs,
 			);
 			this.#metrics.requests.inc({ ...labels, outcome: "ok" });
 			this.#metrics.latency.observe(
@@ -324,7 +304,6 @@ class ServingDataPlane implements DataPlane {
 
 	async #open(spec: ModelSpec): Promise<Served> {
 		const load = this.#opts.load ?? {};
-		let model: Model;
 		let version = "1";
 		let bundle: Awaited<ReturnType<typeof readBundle>>;
 		const isPath =
@@ -344,34 +323,16 @@ class ServingDataPlane implements DataPlane {
 				if (typeof reg !== "object") await store.close();
 			}
 		}
-		model = await loadBundle(
-			bundle,
-			{ mode: "auto", ...load },
-			spec.name,
-			Number(version),
-		);
-		const b = mergeBatching(
-			this.#opts.batching,
-			bundle.manifest.batching,
-			this.#opts.batchingOverride,
-		);
 		const labels = { model: spec.name, version };
-		const threads =
-			load.intraOpThreads ?? bundle.manifest.executor?.intra_op_threads ?? 1;
-		const settings: SchedulerSettings = {
-			maxBatchSize: b.max_batch_size,
-			maxQueueDelayUs: b.max_queue_delay_us,
-			maxQueueSize: b.max_queue_size,
-			concurrency:
-				load.workers ??
-				bundle.manifest.executor?.workers ??
-				defaultWorkers(threads),
-		};
 		const m = this.#metrics;
-		const scheduler = new Scheduler(
-			settings,
-			(inputs, outputs) => model.predictTensors(inputs, outputs),
-			{
+		const model = await loadBundle(bundle, {
+			mode: "auto",
+			...load,
+			name: spec.name,
+			version: Number(version),
+			batching: this.#opts.batching,
+			batchingOverride: this.#opts.batchingOverride,
+			observer: {
 				batch: (rows, secs) => {
 					m.batchSize.observe(labels, rows);
 					m.computeTime.observe(labels, secs);
@@ -379,18 +340,15 @@ class ServingDataPlane implements DataPlane {
 				request: (secs) => m.queueTime.observe(labels, secs),
 				depth: (n) => m.queueDepth.set(labels, n),
 			},
-		);
+		});
 		return {
 			model,
 			version,
-			scheduler,
-			timeoutMs: b.timeout_ms,
 			outputs: model.signature.outputs.map((o) => o.name),
 		};
 	}
 
 	async #retire(s: Served): Promise<void> {
-		await s.scheduler.drain();
 		await s.model.close();
 	}
 
@@ -430,21 +388,6 @@ class ServingDataPlane implements DataPlane {
 			}),
 		);
 	}
-}
-
-/** Later layers win; an unset field keeps the earlier value. */
-function mergeBatching(
-	...layers: (BatchingDefaults | undefined)[]
-): typeof DEFAULT_BATCHING {
-	const b = { ...DEFAULT_BATCHING };
-	for (const l of layers) {
-		if (!l) continue;
-		for (const k of Object.keys(b) as (keyof BatchingDefaults)[]) {
-			const v = l[k];
-			if (v !== undefined) b[k] = v;
-		}
-	}
-	return b;
 }
 
 async function exists(p: string): Promise<boolean> {

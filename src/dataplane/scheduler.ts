@@ -12,6 +12,46 @@ export interface SchedulerSettings {
 	maxQueueSize: number;
 	/** Batches that may run at the same time (the executor's workers). */
 	concurrency: number;
+	/** Timeout of requests that name none (0 = none). */
+	defaultTimeoutMs?: number;
+}
+
+/** Batching settings as written in mlship.yaml and server settings (snake_case, all optional). */
+export interface Batching {
+	max_batch_size?: number | undefined;
+	max_queue_delay_us?: number | undefined;
+	max_queue_size?: number | undefined;
+	timeout_ms?: number | undefined;
+}
+
+/** Defaults: batches of up to 256 rows formed while runners are busy, no extra wait, 4096 queued requests. */
+export const DEFAULT_BATCHING = {
+	max_batch_size: 256,
+	max_queue_delay_us: 0,
+	max_queue_size: 4096,
+	timeout_ms: 0,
+};
+
+/** Merges batching layers (later wins; unset fields keep the earlier value) into scheduler settings. */
+export function schedulerSettings(
+	concurrency: number,
+	...layers: (Batching | undefined)[]
+): SchedulerSettings {
+	const b = { ...DEFAULT_BATCHING };
+	for (const l of layers) {
+		if (!l) continue;
+		for (const k of Object.keys(b) as (keyof Batching)[]) {
+			const v = l[k];
+			if (v !== undefined) b[k] = v;
+		}
+	}
+	return {
+		maxBatchSize: b.max_batch_size,
+		maxQueueDelayUs: b.max_queue_delay_us,
+		maxQueueSize: b.max_queue_size,
+		defaultTimeoutMs: b.timeout_ms,
+		concurrency,
+	};
 }
 
 /** Runs one batch: inputs (batch-first), the outputs wanted; returns outputs in that order. */
@@ -87,7 +127,7 @@ export class Scheduler {
 	): Promise<Tensor[]> {
 		if (this.#closing)
 			return Promise.reject(
-				new MlshipError("MLSHIP_UNAVAILABLE", "the model is being unloaded"),
+				new MlshipError("MLSHIP_CLOSED", "the model has been unloaded"),
 			);
 		const max = this.#settings.maxQueueSize;
 		if (max > 0 && this.#queue.length >= max)
@@ -97,6 +137,7 @@ export class Scheduler {
 					`the model's queue is full (${max} requests waiting); retry later`,
 				),
 			);
+		const timeout = timeoutMs ?? this.#settings.defaultTimeoutMs ?? 0;
 		return new Promise<Tensor[]>((resolve, reject) => {
 			const now = performance.now();
 			const p: Pending = {
@@ -105,13 +146,13 @@ export class Scheduler {
 				rows: rowsOf(inputs),
 				key: `${batchKey(inputs)}|${outputs.join(",")}`,
 				enqueued: now,
-				deadline: timeoutMs ? now + timeoutMs : Number.POSITIVE_INFINITY,
+				deadline: timeout ? now + timeout : Number.POSITIVE_INFINITY,
 				timer: undefined,
 				done: false,
 				resolve,
 				reject,
 			};
-			if (timeoutMs)
+			if (timeout)
 				p.timer = setTimeout(() => {
 					if (p.done) return;
 					this.#queue = this.#queue.filter((q) => q !== p);
@@ -120,7 +161,7 @@ export class Scheduler {
 						p,
 						new MlshipError(
 							"MLSHIP_TIMEOUT",
-							`the request did not start within its ${timeoutMs} ms timeout`,
+							`the request did not start within its ${timeout} ms timeout`,
 						),
 					);
 				}, timeoutMs);

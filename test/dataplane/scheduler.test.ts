@@ -196,8 +196,7 @@ describe("Scheduler", () => {
 		const drained = s.drain();
 		await assert.rejects(
 			s.submit(row(3), ["y"]),
-			(e: unknown) =>
-				e instanceof MlshipError && e.code === "MLSHIP_UNAVAILABLE",
+			(e: unknown) => e instanceof MlshipError && e.code === "MLSHIP_CLOSED",
 		);
 		g.releaseAll();
 		await a;

@@ -1,0 +1,149 @@
+// Server settings: one zod schema (every field documented), read from defaults < config file < MLSHIP_* env < flags.
+import { readFileSync } from "node:fs";
+import { parse as parseYaml } from "yaml";
+import { z } from "zod";
+import { MlshipError } from "../protocol/errors.ts";
+
+const int = (min: number) => z.coerce.number().int().min(min);
+
+export const ServerSettingsSchema = z
+	.object({
+		host: z
+			.string()
+			.default("0.0.0.0")
+			.describe("address to listen on (MLSHIP_HOST)"),
+		http_port: int(0)
+			.default(8080)
+			.describe("REST port; 0 = any free port (MLSHIP_HTTP_PORT)"),
+		grpc_port: int(-1)
+			.default(8081)
+			.describe(
+				"gRPC port; 0 = any free port, -1 = no gRPC (MLSHIP_GRPC_PORT)",
+			),
+		models: z
+			.array(
+				z
+					.object({ name: z.string().min(1), source: z.string().min(1) })
+					.strict(),
+			)
+			.default([])
+			.describe(
+				"models to serve: a bundle directory, .onnx file or registry reference each (MLSHIP_MODELS=src[:name],...)",
+			),
+		registry: z
+			.string()
+			.optional()
+			.describe("registry URI for registry references (MLSHIP_REGISTRY)"),
+		max_batch_size: int(1)
+			.optional()
+			.describe(
+				"override every model's max_batch_size, rows (MLSHIP_MAX_BATCH_SIZE)",
+			),
+		max_queue_delay_us: int(0)
+			.optional()
+			.describe(
+				"override every model's max_queue_delay_us (MLSHIP_MAX_QUEUE_DELAY_US)",
+			),
+		max_queue_size: int(0)
+			.optional()
+			.describe(
+				"override every model's max_queue_size, requests (MLSHIP_MAX_QUEUE_SIZE)",
+			),
+		timeout_ms: int(0)
+			.optional()
+			.describe(
+				"override every model's per-request timeout (MLSHIP_TIMEOUT_MS)",
+			),
+		workers: int(1)
+			.optional()
+			.describe(
+				"model worker threads per model (default: cores / intra_op_threads) (MLSHIP_WORKERS)",
+			),
+		intra_op_threads: int(1)
+			.optional()
+			.describe(
+				"onnxruntime threads per worker (default 1) (MLSHIP_INTRA_OP_THREADS)",
+			),
+		body_limit_bytes: int(1)
+			.default(64 * 1024 * 1024)
+			.describe(
+				"largest request body; larger gets 413 (MLSHIP_BODY_LIMIT_BYTES)",
+			),
+		request_timeout_ms: int(0)
+			.default(60_000)
+			.describe("HTTP request timeout (MLSHIP_REQUEST_TIMEOUT_MS)"),
+		shutdown_grace_ms: int(0)
+			.default(30_000)
+			.describe(
+				"on SIGTERM, how long in-flight requests may take (MLSHIP_SHUTDOWN_GRACE_MS)",
+			),
+		retry_after_seconds: int(0)
+			.default(1)
+			.describe("Retry-After sent with 503 (MLSHIP_RETRY_AFTER_SECONDS)"),
+		log_level: z
+			.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
+			.default("info")
+			.describe("log level (MLSHIP_LOG_LEVEL)"),
+	})
+	.strict();
+
+export type ServerSettings = z.infer<typeof ServerSettingsSchema>;
+export type ServerSettingsInput = z.input<typeof ServerSettingsSchema>;
+
+/** Parses `src[:name],src[:name]` (MLSHIP_MODELS, --model). A name after the last ':' is used when given. */
+export function parseModelArg(arg: string): { source: string; name?: string } {
+	const m = /^(.+):([A-Za-z0-9][A-Za-z0-9._-]*)$/.exec(arg);
+	return m ? { source: m[1] as string, name: m[2] as string } : { source: arg };
+}
+
+function fromEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
+	const out: Record<string, unknown> = {};
+	for (const key of Object.keys(ServerSettingsSchema.shape)) {
+		const v = env[`MLSHIP_${key.toUpperCase()}`];
+		if (v === undefined || v === "") continue;
+		out[key] =
+			key === "models"
+				? v
+						.split(",")
+						.map((s) => s.trim())
+						.filter(Boolean)
+						.map(parseModelArg)
+				: v;
+	}
+	return out;
+}
+
+/**
+ * Resolves settings: defaults, then the config file (YAML/JSON), then MLSHIP_* env, then `flags`.
+ * Errors name the field and where it came from.
+ */
+export function resolveSettings(
+	flags: Record<string, unknown>,
+	configPath?: string,
+	env = process.env,
+): ServerSettings {
+	let file: Record<string, unknown> = {};
+	if (configPath) {
+		try {
+			file = (parseYaml(readFileSync(configPath, "utf8")) ?? {}) as Record<
+				string,
+				unknown
+			>;
+		} catch (err) {
+			throw new MlshipError(
+				"MLSHIP_INVALID_ARGUMENT",
+				`cannot read config ${configPath}: ${(err as Error).message}`,
+			);
+		}
+	}
+	const merged: Record<string, unknown> = { ...file, ...fromEnv(env) };
+	for (const [k, v] of Object.entries(flags))
+		if (v !== undefined) merged[k] = v;
+	const r = ServerSettingsSchema.safeParse(merged);
+	if (!r.success)
+		throw new MlshipError(
+			"MLSHIP_INVALID_ARGUMENT",
+			`invalid server settings:\n  ${r.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("\n  ")}`,
+		);
+	return r.data;
+}

@@ -1,0 +1,78 @@
+// Server settings: defaults < config file < MLSHIP_* env < flags, and errors that name the field.
+import assert from "node:assert/strict";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { it } from "node:test";
+import { MlshipError } from "../../src/protocol/errors.ts";
+import { defaultModelName } from "../../src/server/server.ts";
+import { parseModelArg, resolveSettings } from "../../src/server/settings.ts";
+import { bundleDir } from "../helpers/fixtures.ts";
+
+it("defaults, then config file, then env, then flags", async () => {
+	const dir = await mkdtemp(join(tmpdir(), "mlship-settings-"));
+	try {
+		const cfg = join(dir, "serve.yaml");
+		await writeFile(
+			cfg,
+			"http_port: 9000\ngrpc_port: 9001\nmax_batch_size: 32\nmodels:\n  - {name: a, source: ./a}\n",
+		);
+		const d = resolveSettings({}, undefined, {});
+		assert.equal(d.http_port, 8080);
+		assert.equal(d.grpc_port, 8081);
+		assert.equal(d.host, "0.0.0.0");
+		assert.equal(d.body_limit_bytes, 64 * 1024 * 1024);
+		const f = resolveSettings({}, cfg, {});
+		assert.deepEqual(f.models, [{ name: "a", source: "./a" }]);
+		const s = resolveSettings({ grpc_port: "-1" }, cfg, {
+			MLSHIP_HTTP_PORT: "9100",
+			MLSHIP_MODELS: "./b:bee, ./c:cee",
+		});
+		assert.equal(s.http_port, 9100, "env beats file");
+		assert.equal(s.grpc_port, -1, "flag beats file");
+		assert.equal(s.max_batch_size, 32, "file beats default");
+		assert.deepEqual(
+			s.models,
+			[
+				{ source: "./b", name: "bee" },
+				{ source: "./c", name: "cee" },
+			],
+			"env models replace the file's",
+		);
+		assert.throws(
+			() => resolveSettings({}, undefined, { MLSHIP_MODELS: "./b:bee,./c" }),
+			(e: unknown) =>
+				e instanceof MlshipError && /models\.1\.name/.test(e.message),
+		);
+	} finally {
+		await rm(dir, { recursive: true, force: true });
+	}
+});
+
+it("bad values are refused with the field named", () => {
+	assert.throws(
+		() =>
+			resolveSettings({ http_port: "abc", log_level: "loud" }, undefined, {}),
+		(e: unknown) =>
+			e instanceof MlshipError &&
+			/http_port/.test(e.message) &&
+			/log_level/.test(e.message),
+	);
+	assert.throws(
+		() => resolveSettings({ colour: 1 }, undefined, {}),
+		/Unrecognized key/,
+	);
+});
+
+it("model arguments: src[:name], and default names from the bundle, the file or the registry ref", async () => {
+	assert.deepEqual(parseModelArg("./bundles/gbdt:gbdt"), {
+		source: "./bundles/gbdt",
+		name: "gbdt",
+	});
+	assert.deepEqual(parseModelArg("churn@production"), {
+		source: "churn@production",
+	});
+	assert.equal(await defaultModelName(bundleDir("iris-logreg")), "iris-logreg");
+	assert.equal(await defaultModelName("/x/y/model.onnx"), "model");
+	assert.equal(await defaultModelName("churn@production"), "churn");
+});
