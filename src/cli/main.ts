@@ -6,6 +6,7 @@ import { example } from "./common.ts";
 import { modelsCommand } from "./models.ts";
 import { predictCommand } from "./predict.ts";
 import { quickstartCommand } from "./quickstart.ts";
+import { serveCommand } from "./serve.ts";
 
 const program = new Command("mlship")
 	.description(
@@ -22,5 +23,6 @@ example(
 program.addCommand(bundleCommand());
 program.addCommand(modelsCommand());
 program.addCommand(predictCommand());
+program.addCommand(serveCommand());
 program.addCommand(quickstartCommand());
 await program.parseAsync(process.argv);

@@ -7,7 +7,6 @@ import {
 	outputsToRecords,
 	type Row,
 } from "../codec/table.ts";
-import { validateInputs } from "../codec/tensor.ts";
 import { loadBundle, type Model } from "../model.ts";
 import { Metrics } from "../monitor/metrics.ts";
 import {
@@ -21,7 +20,6 @@ import type {
 	Tensor,
 } from "../protocol/types.ts";
 import type { ModelStore } from "../registry/types.ts";
-import { defaultWorkers } from "../runtime/pool.ts";
 import type { LoadOptions } from "../runtime/types.ts";
 import type { Batching } from "./scheduler.ts";
 import type {
@@ -99,12 +97,8 @@ class ServingDataPlane implements DataPlane {
 		return {
 			name: this.#opts.serverName ?? "mlship",
 			version: this.#opts.serverVersion ?? "0.1.0",
-			extensions: [
-				"model_repository",
-				"binary_tensor_data",
-				"tabular_predict",
-				"metrics",
-			],
+			// Transport-specific extensions (binary_tensor_data on REST) are added by the transport.
+			extensions: ["model_repository"],
 		};
 	}
 
@@ -165,6 +159,11 @@ class ServingDataPlane implements DataPlane {
 
 	modelReady(name: string, version?: string): boolean {
 		const e = this.#entry(name);
+		if (version !== undefined && e.served && version !== e.served.version)
+			throw new MlshipError(
+				"MLSHIP_MODEL_NOT_FOUND",
+				`model '${name}' has no version '${version}' (serving: ${e.served.version})`,
+			);
 		if (e.state !== "READY" || !e.served) return false;
 		return version === undefined || version === e.served.version;
 	}

@@ -59,7 +59,10 @@ describe("data plane", () => {
 		]);
 		assert.deepEqual(m.labels, ["malignant", "benign"]);
 		assert.equal(dp.modelReady("gbdt", "1"), true);
-		assert.equal(dp.modelReady("gbdt", "2"), false);
+		assert.throws(
+			() => dp.modelReady("gbdt", "2"),
+			code("MLSHIP_MODEL_NOT_FOUND", /no version '2'/),
+		);
 	});
 
 	it("200 concurrent one-row requests are batched and each gets its own golden answer", async () => {

@@ -29,7 +29,9 @@ function gatedRunner() {
 					{
 						...(inputs[0] as Tensor),
 						name: "y",
-						data: (inputs[0]?.data as Float32Array).map((x) => x * 10),
+						data: ((inputs[0] as Tensor).data as Float32Array).map(
+							(x) => x * 10,
+						),
 					},
 				]),
 			),

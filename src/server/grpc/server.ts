@@ -50,7 +50,7 @@ function isMlshipError(err: unknown): err is MlshipError {
 
 /** Maps any error to a gRPC status through GRPC_STATUS; anything else is INTERNAL with a generic message. */
 export function grpcStatusOf(err: unknown): grpc.StatusObject {
-	if (isMlshipError(err))
+	if (isMlshipError(err) && err.code !== "MLSHIP_INTERNAL")
 		return {
 			code: GRPC_STATUS[err.code as ErrorCode],
 			details: err.message,

@@ -1,0 +1,111 @@
+// `mlship serve`: Open Inference Protocol v2 over REST and gRPC for bundles and registry models.
+import { Command } from "commander";
+import { defaultModelName, startServer } from "../server/server.ts";
+import { parseModelArg, resolveSettings } from "../server/settings.ts";
+import { action, example } from "./common.ts";
+
+interface ServeOpts {
+	model?: string[];
+	config?: string;
+	host?: string;
+	httpPort?: string;
+	grpcPort?: string;
+	registry?: string;
+	maxBatchSize?: string;
+	maxQueueDelayUs?: string;
+	maxQueueSize?: string;
+	timeoutMs?: string;
+	workers?: string;
+	logLevel?: string;
+}
+
+export function serveCommand(): Command {
+	const cmd = new Command("serve")
+		.description(
+			"Serve models over the Open Inference Protocol v2 (REST and gRPC) with adaptive batching",
+		)
+		.option(
+			"-m, --model <src[:name]>",
+			"bundle dir, .onnx file or registry ref (name@alias), optionally :name (repeatable)",
+			(v: string, acc: string[] = []) => [...acc, v],
+		)
+		.option(
+			"--config <file>",
+			"settings file (YAML/JSON); env MLSHIP_* and flags override it",
+		)
+		.option("--host <host>", "address to listen on (default 0.0.0.0)")
+		.option("--http-port <port>", "REST port (default 8080; 0 = any free)")
+		.option(
+			"--grpc-port <port>",
+			"gRPC port (default 8081; 0 = any free; -1 = off)",
+		)
+		.option(
+			"--registry <uri>",
+			"registry for registry refs (default: MLSHIP_REGISTRY or sqlite:.mlship/registry.db)",
+		)
+		.option(
+			"--max-batch-size <rows>",
+			"override every model's max_batch_size (1 = no batching)",
+		)
+		.option(
+			"--max-queue-delay-us <us>",
+			"override every model's max_queue_delay_us",
+		)
+		.option(
+			"--max-queue-size <n>",
+			"override every model's queue limit (then 503)",
+		)
+		.option("--timeout-ms <ms>", "override every model's per-request timeout")
+		.option("--workers <n>", "worker threads per model")
+		.option("--log-level <level>", "fatal|error|warn|info|debug|trace|silent")
+		.action(
+			action(async (opts: ServeOpts) => {
+				const models = await Promise.all(
+					(opts.model ?? []).map(async (m) => {
+						const { source, name } = parseModelArg(m);
+						return { source, name: name ?? (await defaultModelName(source)) };
+					}),
+				);
+				const flags: Record<string, unknown> = {
+					host: opts.host,
+					http_port: opts.httpPort,
+					grpc_port: opts.grpcPort,
+					registry: opts.registry,
+					max_batch_size: opts.maxBatchSize,
+					max_queue_delay_us: opts.maxQueueDelayUs,
+					max_queue_size: opts.maxQueueSize,
+					timeout_ms: opts.timeoutMs,
+					workers: opts.workers,
+					log_level: opts.logLevel,
+				};
+				if (models.length > 0) flags.models = models;
+				const settings = resolveSettings(flags, opts.config);
+				if (settings.models.length === 0) {
+					const { MlshipError } = await import("../protocol/errors.ts");
+					throw new MlshipError(
+						"MLSHIP_INVALID_ARGUMENT",
+						"no models to serve: pass --model (or models: in --config, or MLSHIP_MODELS)",
+					);
+				}
+				const server = await startServer(settings);
+				const stop = (signal: string) => {
+					server.logger.info(
+						{ signal },
+						"shutting down: finishing in-flight requests",
+					);
+					server.close().then(
+						() => process.exit(0),
+						() => process.exit(1),
+					);
+				};
+				process.once("SIGTERM", () => stop("SIGTERM"));
+				process.once("SIGINT", () => stop("SIGINT"));
+			}),
+		);
+	return example(
+		cmd,
+		"mlship serve --model examples/iris --model churn@production",
+		"mlship serve -m ./bundles/gbdt:gbdt --http-port 9000 --grpc-port -1 --max-batch-size 64",
+		'curl -s localhost:8080/v2/models/iris-logreg/infer -d \'{"inputs":[{"name":"float_input","datatype":"FP32","shape":[1,4],"data":[5.1,3.5,1.4,0.2]}]}\'',
+	);
+}

@@ -1,0 +1,36 @@
+// What every REST route shares: the data plane and the per-request timeout rules.
+import type { DataPlane, InferOptions } from "../../dataplane/types.ts";
+import { invalidInput } from "../../protocol/errors.ts";
+
+/** Per-request timeout header (milliseconds); `parameters.timeout` (microseconds, Triton) works too. */
+export const TIMEOUT_HEADER = "x-request-timeout-ms";
+
+export interface RestContext {
+	dp: DataPlane;
+	/** Upper bound of the timeout a client may ask for, in ms (undefined = no bound). */
+	maxTimeoutMs: number | undefined;
+}
+
+/**
+ * Infer options for a request: the shorter of the timeout header and the body's `parameters.timeout`, capped
+ * by the server's bound. When the client sets none, none is passed and the model's own timeout applies.
+ */
+export function inferOptions(
+	ctx: RestContext,
+	header: string | string[] | undefined,
+	fromBody?: number,
+): InferOptions {
+	let ms = fromBody;
+	if (header !== undefined) {
+		const text = Array.isArray(header) ? header[0] : header;
+		const h = Number(text);
+		if (text === undefined || text.trim() === "" || !(h >= 0 && h < Infinity))
+			throw invalidInput(
+				`${TIMEOUT_HEADER} must be a number of milliseconds ≥ 0, got ${JSON.stringify(text)}`,
+			);
+		if (h > 0) ms = ms === undefined ? h : Math.min(ms, h);
+	}
+	if (ms === undefined) return {};
+	if (ctx.maxTimeoutMs !== undefined) ms = Math.min(ms, ctx.maxTimeoutMs);
+	return { timeoutMs: ms };
+}

@@ -1,0 +1,66 @@
+// Server metadata, liveness, readiness, model metadata and model readiness (OIP v2 REST).
+import type { FastifyInstance } from "fastify";
+import type { RestContext } from "../context.ts";
+
+/** Extensions this transport adds to the data plane's own list. */
+const REST_EXTENSIONS = ["binary_tensor_data", "model_repository"];
+
+export interface ModelParams {
+	model: string;
+	version?: string;
+}
+
+/** Registers `GET /v2`, `/v2/health/*`, `/v2/models/:model[/versions/:version][/ready]`. */
+export function registerHealthRoutes(
+	app: FastifyInstance,
+	{ dp }: RestContext,
+): void {
+	app.get("/v2", () => {
+		const m = dp.metadata();
+		const extensions = [...m.extensions];
+		for (const e of REST_EXTENSIONS)
+			if (!extensions.includes(e)) extensions.push(e);
+		return { name: m.name, version: m.version, extensions };
+	});
+	app.get("/v2/health/live", (_req, reply) => {
+		const live = dp.live();
+		reply.code(live ? 200 : 503);
+		return { live };
+	});
+	app.get("/v2/health/ready", (_req, reply) => {
+		const ready = dp.ready();
+		reply.code(ready ? 200 : 503);
+		return { ready };
+	});
+
+	const metadata = (p: ModelParams) => {
+		const info = dp.modelMetadata(p.model, p.version);
+		return {
+			name: info.name,
+			versions: info.versions,
+			platform: info.platform,
+			inputs: info.inputs,
+			outputs: info.outputs,
+		};
+	};
+	app.get<{ Params: ModelParams }>("/v2/models/:model", (req) =>
+		metadata(req.params),
+	);
+	app.get<{ Params: ModelParams }>(
+		"/v2/models/:model/versions/:version",
+		(req) => metadata(req.params),
+	);
+
+	const ready = (p: ModelParams, reply: { code(n: number): unknown }) => {
+		const ok = dp.modelReady(p.model, p.version);
+		reply.code(ok ? 200 : 503);
+		return { name: p.model, ready: ok };
+	};
+	app.get<{ Params: ModelParams }>("/v2/models/:model/ready", (req, reply) =>
+		ready(req.params, reply),
+	);
+	app.get<{ Params: ModelParams }>(
+		"/v2/models/:model/versions/:version/ready",
+		(req, reply) => ready(req.params, reply),
+	);
+}

@@ -1,0 +1,41 @@
+// POST /v2/models/:model[/versions/:version]/infer: decode (JSON or binary), DataPlane.infer, encode.
+import { randomUUID } from "node:crypto";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { HEADER_LENGTH } from "../body.ts";
+import { inferOptions, type RestContext, TIMEOUT_HEADER } from "../context.ts";
+import { decodeInfer } from "../infer-request.ts";
+import { encodeInferResponse } from "../infer-response.ts";
+import type { ModelParams } from "./health.ts";
+
+/** Registers the inference routes (with and without a version in the path). */
+export function registerInferRoutes(
+	app: FastifyInstance,
+	ctx: RestContext,
+): void {
+	const handler = async (
+		req: FastifyRequest<{ Params: ModelParams }>,
+		reply: FastifyReply,
+	) => {
+		const { request, binaryOutput, timeoutMs } = decodeInfer(
+			req.body,
+			req.headers[HEADER_LENGTH],
+		);
+		const opts = inferOptions(ctx, req.headers[TIMEOUT_HEADER], timeoutMs);
+		const res = await ctx.dp.infer(
+			req.params.model,
+			req.params.version,
+			request,
+			opts,
+		);
+		const id = res.id ?? request.id ?? randomUUID();
+		const { body, headerLength } = encodeInferResponse(res, id, binaryOutput);
+		if (headerLength === undefined) reply.type("application/json");
+		else
+			reply
+				.type("application/octet-stream")
+				.header("inference-header-content-length", String(headerLength));
+		return reply.send(body);
+	};
+	app.post("/v2/models/:model/infer", handler);
+	app.post("/v2/models/:model/versions/:version/infer", handler);
+}

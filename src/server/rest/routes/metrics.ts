@@ -1,0 +1,14 @@
+// GET /metrics: the data plane's Prometheus exposition.
+import type { FastifyInstance } from "fastify";
+import type { RestContext } from "../context.ts";
+
+/** Registers `GET /metrics`. */
+export function registerMetricsRoute(
+	app: FastifyInstance,
+	{ dp }: RestContext,
+): void {
+	app.get("/metrics", async (_req, reply) => {
+		const { contentType, body } = await dp.metrics();
+		return reply.type(contentType).send(body);
+	});
+}

@@ -1,0 +1,66 @@
+// POST /v2/models/:model[/versions/:version]/predict: records or columns in, records with class names out.
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { Row } from "../../../codec/table.ts";
+import { invalidInput } from "../../../protocol/errors.ts";
+import { isObject, jsonBody, kindOf } from "../body.ts";
+import { inferOptions, type RestContext, TIMEOUT_HEADER } from "../context.ts";
+import type { ModelParams } from "./health.ts";
+
+const SHAPES =
+	'{"instances": [{"feature": value, ...}, ...]} or {"columns": {"feature": [values], ...}}';
+
+/**
+ * Reads a predict body: `instances` (records, as in TF Serving/KServe v1), or `columns` / `inputs` as an
+ * object of equal-length columns.
+ */
+export function predictInput(body: unknown): Row[] | Record<string, unknown[]> {
+	if (!isObject(body))
+		throw invalidInput(
+			`the predict request must be ${SHAPES}, got ${body === undefined ? "an empty body" : kindOf(body)}`,
+		);
+	if (body.instances !== undefined) {
+		const rows = body.instances;
+		if (!Array.isArray(rows) || rows.length === 0)
+			throw invalidInput(
+				`instances must be a non-empty list of records, got ${kindOf(rows)}`,
+			);
+		for (let i = 0; i < rows.length; i++)
+			if (!isObject(rows[i]))
+				throw invalidInput(
+					`instances[${i}] must be an object of feature values, got ${kindOf(rows[i])}`,
+				);
+		return rows as Row[];
+	}
+	const cols = body.columns ?? body.inputs;
+	if (cols === undefined)
+		throw invalidInput(`the predict request must be ${SHAPES}`);
+	const key = body.columns !== undefined ? "columns" : "inputs";
+	if (!isObject(cols))
+		throw invalidInput(
+			`${key} must be an object of feature columns, got ${kindOf(cols)}`,
+		);
+	for (const [name, values] of Object.entries(cols))
+		if (!Array.isArray(values))
+			throw invalidInput(
+				`${key}.${name} must be a list of values, got ${kindOf(values)}`,
+			);
+	return cols as Record<string, unknown[]>;
+}
+
+/** Registers the predict routes. */
+export function registerPredictRoutes(
+	app: FastifyInstance,
+	ctx: RestContext,
+): void {
+	const handler = (req: FastifyRequest<{ Params: ModelParams }>) => {
+		const input = predictInput(jsonBody(req.body, req.headers));
+		return ctx.dp.predict(
+			req.params.model,
+			req.params.version,
+			input,
+			inferOptions(ctx, req.headers[TIMEOUT_HEADER]),
+		);
+	};
+	app.post("/v2/models/:model/predict", handler);
+	app.post("/v2/models/:model/versions/:version/predict", handler);
+}

@@ -1,0 +1,71 @@
+// createRestServer: the Open Inference Protocol v2 REST adapter (plus Triton's extensions) around a DataPlane.
+import Fastify, {
+	type FastifyBaseLogger,
+	type FastifyInstance,
+	LogController,
+} from "fastify";
+import type { DataPlane } from "../../dataplane/types.ts";
+import { registerRawBodyParser } from "./body.ts";
+import type { RestContext } from "./context.ts";
+import { registerErrorHandlers } from "./errors.ts";
+import { registerHealthRoutes } from "./routes/health.ts";
+import { registerInferRoutes } from "./routes/infer.ts";
+import { registerMetricsRoute } from "./routes/metrics.ts";
+import { registerPredictRoutes } from "./routes/predict.ts";
+import { registerRepositoryRoutes } from "./routes/repository.ts";
+
+export interface RestServerOptions {
+	/** Largest request body in bytes (413 above it). Default 64 MiB. */
+	bodyLimit?: number;
+	/**
+	 * HTTP request timeout in ms: the whole request must arrive within it (Node's `requestTimeout`), and it
+	 * bounds the inference timeout a client asks for with `parameters.timeout` (µs, Triton) or the
+	 * `x-request-timeout-ms` header. Without a client timeout the model's own `timeout_ms` applies.
+	 * 0 or unset = no limit.
+	 */
+	requestTimeoutMs?: number;
+	/** A pino logger, or false for none (default). Per-request lines are never logged; failures are. */
+	logger?: FastifyBaseLogger | false;
+	/** Retry-After (seconds) sent with every 503. Default 1. */
+	retryAfterSeconds?: number;
+}
+
+export const DEFAULT_BODY_LIMIT = 64 * 1024 * 1024;
+
+/**
+ * Builds the REST server (not listening: call `.listen({ host, port })`). Routes: `GET /v2`, `/v2/health/live`,
+ * `/v2/health/ready`, model metadata and ready, `POST .../infer` (JSON and binary tensor data), `.../predict`,
+ * the model repository extension, and `GET /metrics`. Every error is `{"error": "..."}`.
+ * @example
+ * const app = createRestServer(await createDataPlane({ models: [{ name: "iris", source: "bundles/iris" }] }));
+ * await app.listen({ host: "127.0.0.1", port: 8080 });
+ */
+export function createRestServer(
+	dp: DataPlane,
+	opts: RestServerOptions = {},
+): FastifyInstance {
+	const bodyLimit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
+	const timeout =
+		opts.requestTimeoutMs !== undefined && opts.requestTimeoutMs > 0
+			? opts.requestTimeoutMs
+			: undefined;
+	const app = Fastify({
+		bodyLimit,
+		requestTimeout: timeout ?? 0,
+		...(opts.logger ? { loggerInstance: opts.logger } : { logger: false }),
+		logController: new LogController({ disableRequestLogging: true }),
+		return503OnClosing: true,
+	});
+	const ctx: RestContext = { dp, maxTimeoutMs: timeout };
+	registerRawBodyParser(app);
+	registerErrorHandlers(app, {
+		bodyLimit,
+		retryAfterSeconds: opts.retryAfterSeconds ?? 1,
+	});
+	registerHealthRoutes(app, ctx);
+	registerInferRoutes(app, ctx);
+	registerPredictRoutes(app, ctx);
+	registerRepositoryRoutes(app, ctx);
+	registerMetricsRoute(app, ctx);
+	return app;
+}

@@ -1,0 +1,114 @@
+// `mlship serve` as a library: the data plane behind REST and gRPC, with graceful shutdown.
+import { readFile } from "node:fs/promises";
+import { basename, extname, join } from "node:path";
+import pino, { type Logger } from "pino";
+import { parse as parseYaml } from "yaml";
+import { createDataPlane } from "../dataplane/dataplane.ts";
+import type { DataPlane } from "../dataplane/types.ts";
+import { startGrpcServer } from "./grpc/index.ts";
+import { createRestServer } from "./rest/index.ts";
+import type { ServerSettings } from "./settings.ts";
+
+export interface RunningServer {
+	httpPort: number;
+	/** -1 when gRPC is off. */
+	grpcPort: number;
+	dataPlane: DataPlane;
+	logger: Logger;
+	/** Stops accepting, lets in-flight requests finish (up to shutdown_grace_ms), unloads models. */
+	close(): Promise<void>;
+}
+
+/** The name a model is served under when none is given: the registry name, the manifest name, or the file name. */
+export async function defaultModelName(source: string): Promise<string> {
+	const ref = /^([A-Za-z0-9][A-Za-z0-9._-]*)(@[A-Za-z0-9._-]+)?$/.exec(source);
+	if (extname(source).toLowerCase() === ".onnx")
+		return basename(source, extname(source));
+	try {
+		const text = await readFile(
+			source.endsWith(".yaml") ? source : join(source, "mlship.yaml"),
+			"utf8",
+		);
+		const name = (parseYaml(text) as { name?: unknown })?.name;
+		if (typeof name === "string") return name;
+	} catch {
+		// not a bundle directory: a registry reference
+	}
+	return ref?.[1] ?? basename(source);
+}
+
+/**
+ * Starts the data plane and its transports.
+ * @example const s = await startServer(resolveSettings({ models: [{ name: "iris", source: "./iris" }], http_port: 0 }))
+ */
+export async function startServer(
+	settings: ServerSettings,
+	logger?: Logger,
+): Promise<RunningServer> {
+	const log = logger ?? pino({ level: settings.log_level });
+	const load: Record<string, number> = {};
+	if (settings.workers) load.workers = settings.workers;
+	if (settings.intra_op_threads)
+		load.intraOpThreads = settings.intra_op_threads;
+	const dp = await createDataPlane({
+		models: settings.models,
+		...(settings.registry ? { registry: settings.registry } : {}),
+		batchingOverride: {
+			max_batch_size: settings.max_batch_size,
+			max_queue_delay_us: settings.max_queue_delay_us,
+			max_queue_size: settings.max_queue_size,
+			timeout_ms: settings.timeout_ms,
+		},
+		load,
+	});
+	for (const e of dp.loadErrors)
+		log.error({ err: e.message }, "model failed to load");
+	for (const e of dp.repositoryIndex(true))
+		log.info({ model: e.name, version: e.version }, "model ready");
+	const rest = createRestServer(dp, {
+		bodyLimit: settings.body_limit_bytes,
+		requestTimeoutMs: settings.request_timeout_ms,
+		retryAfterSeconds: settings.retry_after_seconds,
+		logger: log,
+	});
+	await rest.listen({ host: settings.host, port: settings.http_port });
+	const address = rest.server.address();
+	const httpPort =
+		typeof address === "object" && address ? address.port : settings.http_port;
+	let grpc: Awaited<ReturnType<typeof startGrpcServer>> | undefined;
+	if (settings.grpc_port >= 0)
+		grpc = await startGrpcServer(dp, {
+			host: settings.host,
+			port: settings.grpc_port,
+			maxMessageBytes: settings.body_limit_bytes,
+			onInternalError: (err, method) =>
+				log.error({ err, method }, "grpc internal error"),
+		});
+	log.info(
+		{ http: httpPort, grpc: grpc?.port ?? null, host: settings.host },
+		"mlship serving",
+	);
+	let closing: Promise<void> | undefined;
+	return {
+		httpPort,
+		grpcPort: grpc?.port ?? -1,
+		dataPlane: dp,
+		logger: log,
+		close() {
+			closing ??= (async () => {
+				const grace = new Promise<void>((r) =>
+					setTimeout(r, settings.shutdown_grace_ms).unref(),
+				);
+				// Keep-alive connections that finish their last request after close began are idle but open;
+				// closing them as they go idle lets close() end when the work ends, not at the keep-alive timeout.
+				const sweep = setInterval(() => rest.server.closeIdleConnections(), 25);
+				const stop = Promise.all([rest.close(), grpc?.close(true)]).then(() =>
+					dp.close(),
+				);
+				await Promise.race([stop, grace]);
+				clearInterval(sweep);
+			})();
+			return closing;
+		},
+	};
+}
