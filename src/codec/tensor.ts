@@ -114,26 +114,31 @@ export function tensorFromJson(t: JsonTensor): Tensor {
 			`${where}: shape must be a list of non-negative integers, got ${JSON.stringify(t.shape)}`,
 		);
 	const n = elementCount(t.shape);
+	// Flatten at most rank levels (nested data is never deeper than the shape), count, then allocate:
+	// hostile nesting or a huge declared shape never costs a deep recursion or a large allocation.
+	const flat: unknown[] = !Array.isArray(t.data)
+		? [t.data]
+		: t.shape.length > 1 && Array.isArray(t.data[0])
+			? (t.data as unknown[]).flat(t.shape.length - 1)
+			: (t.data as unknown[]);
+	if (flat.length !== n && flat.some(Array.isArray))
+		throw invalidInput(
+			`${where}: data is nested deeper than its shape ${JSON.stringify(t.shape)}`,
+		);
+	if (flat.length !== n)
+		throw invalidInput(
+			`${where}: shape ${JSON.stringify(t.shape)} needs ${n} elements, data has ${flat.length}`,
+		);
 	const out = allocate(t.datatype, n);
-	let i = 0;
-	const walk = (v: unknown): void => {
-		if (Array.isArray(v)) {
-			for (const x of v) walk(x);
-			return;
-		}
-		if (i >= n) {
-			i++;
-			return;
-		}
+	for (let i = 0; i < n; i++) {
+		const v = flat[i];
+		if (Array.isArray(v))
+			throw invalidInput(
+				`${where}: data is nested deeper than its shape ${JSON.stringify(t.shape)}`,
+			);
 		const err = writeJsonValue(out, i, t.datatype as Datatype, v);
 		if (err) throw invalidInput(`${where}: element ${i}: ${err}`);
-		i++;
-	};
-	walk(t.data);
-	if (i !== n)
-		throw invalidInput(
-			`${where}: shape ${JSON.stringify(t.shape)} needs ${n} elements, data has ${i}`,
-		);
+	}
 	const tensor: Tensor = {
 		name: t.name,
 		datatype: t.datatype,
