@@ -1,0 +1,971 @@
+// bench/serve: requests/s and p50/p99 latency of `mlship serve` vs MLServer vs a FastAPI + scikit-learn
+// baseline at fixed client concurrency, plus the raw in-process onnxruntime-node call as the limit.
+//
+//   node bench/serve/run.ts [--models gbdt,mlp] [--seconds 8] [--warmup 2] [--levels 1,8,64]
+//                           [--contenders mlship,mlship-nobatch,mlserver,fastapi] [--no-results]
+//                           [--mlserver-variant pw0] [--fastapi-workers 1] [--tune] [--profile] [--cli src/cli/main.ts]
+//
+// Before anything runs: bench/serve/setup.sh (venv + wrk) and bench/serve/train_models.py (the same sklearn
+// models as the ONNX fixtures, checked against their golden labels) — run.ts calls both (both are idempotent).
+// Per model and contender: start the server on a free 127.0.0.1 port, wait for /v2/models/{m}/ready, check that
+// the first 16 golden rows come back with their golden labels, then per concurrency level run wrk for a
+// short warm-up and a measured window (both bounded by wrk's -d), and read the server's CPU time (utime+stime
+// of the process and its descendants, /proc) before/after the measured window. Then stop the server (SIGTERM
+// to its process group, SIGKILL after 10 s). --tune runs every MLServer variant and FastAPI with 1 and 2
+// workers instead (to pick their best settings); --profile starts mlship with --cpu-prof (bench/out/serve/prof).
+import {
+	type ChildProcess,
+	execFileSync,
+	spawn,
+	spawnSync,
+} from "node:child_process";
+import {
+	createWriteStream,
+	existsSync,
+	readdirSync,
+	readFileSync,
+} from "node:fs";
+import { mkdir, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
+import { availableParallelism, cpus, loadavg, totalmem } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import ort from "onnxruntime-node";
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+const HERE = join(ROOT, "bench/serve");
+const OUT = join(ROOT, "bench/out/serve");
+const VENV = join(HERE, ".venv");
+const PY = join(VENV, "bin/python");
+const NODE = process.execPath;
+const HOST = "127.0.0.1";
+const CLK_TCK = 100; // Linux USER_HZ (getconf CLK_TCK), the unit of utime/stime in /proc/<pid>/stat
+const READY_TIMEOUT_MS = 60_000;
+const STOP_GRACE_MS = 10_000;
+const GOLDEN_CHECK_ROWS = 16;
+
+const { values: args } = parseArgs({
+	options: {
+		models: { type: "string", default: "gbdt,mlp" },
+		seconds: { type: "string", default: "8" },
+		warmup: { type: "string", default: "2" },
+		levels: { type: "string", default: "1,8,64" },
+		contenders: {
+			type: "string",
+			default: "mlship,mlship-nobatch,mlserver,mlserver-ab,fastapi,http-floor",
+		},
+		"mlserver-variant": { type: "string", default: "pw0" },
+		"mlserver-ab-variant": { type: "string", default: "pw0-ab" },
+		"fastapi-workers": { type: "string", default: "1" },
+		tune: { type: "boolean", default: false },
+		profile: { type: "boolean", default: false },
+		"no-results": { type: "boolean", default: false },
+		cli: { type: "string", default: "src/cli/main.ts" },
+	},
+});
+
+type ModelKey = "gbdt" | "mlp";
+const MODELS: Record<
+	ModelKey,
+	{ fixture: string; dataset: string; features: number }
+> = {
+	gbdt: {
+		fixture: "breast-cancer-gbdt",
+		dataset: "breast_cancer GradientBoostingClassifier (100 trees, depth 3)",
+		features: 30,
+	},
+	mlp: {
+		fixture: "digits-mlp",
+		dataset: "digits MLPClassifier (64 hidden)",
+		features: 64,
+	},
+};
+
+const SECONDS = positive("--seconds", args.seconds);
+const WARMUP = positive("--warmup", args.warmup);
+const LEVELS = list(args.levels).map((s) => positive("--levels", s));
+const MODEL_KEYS = list(args.models).map((m) => {
+	if (m !== "gbdt" && m !== "mlp")
+		throw new Error(`--models: unknown '${m}' (gbdt, mlp)`);
+	return m as ModelKey;
+});
+const FASTAPI_WORKERS = positive("--fastapi-workers", args["fastapi-workers"]);
+const MLSERVER_VARIANT = args["mlserver-variant"] ?? "pw0";
+const MLSERVER_AB_VARIANT = args["mlserver-ab-variant"] ?? "pw0-ab";
+
+function positive(flag: string, s: string | undefined): number {
+	const n = Number(s);
+	if (!Number.isFinite(n) || n <= 0)
+		throw new Error(`${flag} must be a positive number, got '${s}'`);
+	return n;
+}
+
+function list(s: string | undefined): string[] {
+	return (s ?? "")
+		.split(",")
+		.map((x) => x.trim())
+		.filter(Boolean);
+}
+
+// ------------------------------------------------------------------------------------------ contenders
+
+interface Contender {
+	id: string; // row label
+	kind: "mlship" | "mlserver" | "fastapi" | "floor";
+	describe: string;
+	/** Builds the command for a model on a port. */
+	command(
+		model: ModelKey,
+		port: number,
+		extraPorts: number[],
+	): { cmd: string; argv: string[]; cwd: string; env: NodeJS.ProcessEnv };
+	extraPorts: number;
+	/** The output holding the class label in this server's response; undefined = no model (the floor). */
+	labelOutput: string | undefined;
+	/** Run for the first model only (its answer does not depend on the model). */
+	once?: boolean;
+}
+
+function floorContender(): Contender {
+	return {
+		id: "http-floor",
+		kind: "floor",
+		describe:
+			"bare node:http server (bench/serve/http-floor.ts): JSON.parse of the body + a canned response of mlship's size, no model — Node's HTTP cost, for reference",
+		extraPorts: 0,
+		labelOutput: undefined,
+		once: true,
+		command(_model, port) {
+			return {
+				cmd: NODE,
+				argv: [join(HERE, "http-floor.ts"), String(port), HOST],
+				cwd: ROOT,
+				env: { ...process.env },
+			};
+		},
+	};
+}
+
+function mlshipContender(batching: boolean): Contender {
+	return {
+		id: batching ? "mlship" : "mlship-nobatch",
+		kind: "mlship",
+		describe: batching
+			? "mlship serve, adaptive batching on (bundle defaults)"
+			: "mlship serve --max-batch-size 1 (batching off)",
+		extraPorts: 0,
+		labelOutput: "label",
+		command(model, port) {
+			const argv = [
+				...(args.profile
+					? ["--cpu-prof", "--cpu-prof-dir", join(OUT, "prof")]
+					: []),
+				args.cli ?? "src/cli/main.ts",
+				"serve",
+				"--model",
+				`${join(ROOT, "test/fixtures/models", MODELS[model].fixture)}:${model}`,
+				"--host",
+				HOST,
+				"--http-port",
+				String(port),
+				"--grpc-port",
+				"-1",
+				"--log-level",
+				"warn",
+				...(batching ? [] : ["--max-batch-size", "1"]),
+			];
+			return { cmd: NODE, argv, cwd: ROOT, env: { ...process.env } };
+		},
+	};
+}
+
+/** Python servers: one BLAS thread per process (the single-row work gains nothing from more). */
+function pyEnv(): NodeJS.ProcessEnv {
+	return {
+		...process.env,
+		OPENBLAS_NUM_THREADS: "1",
+		OMP_NUM_THREADS: "1",
+		MKL_NUM_THREADS: "1",
+		PYTHONUNBUFFERED: "1",
+	};
+}
+
+function mlserverContender(variant: string, id = "mlserver"): Contender {
+	return {
+		id,
+		kind: "mlserver",
+		describe: `MLServer ${pkgVersion("mlserver")} + mlserver-sklearn, variant ${variant}`,
+		extraPorts: 2,
+		labelOutput: "predict",
+		command(model, port, [grpc, metrics]) {
+			return {
+				cmd: join(VENV, "bin/mlserver"),
+				argv: ["start", "."],
+				cwd: join(OUT, "mlserver", variant, model),
+				env: {
+					...pyEnv(),
+					MLSERVER_HOST: HOST,
+					MLSERVER_HTTP_PORT: String(port),
+					MLSERVER_GRPC_PORT: String(grpc),
+					MLSERVER_METRICS_PORT: String(metrics),
+				},
+			};
+		},
+	};
+}
+
+function fastapiContender(workers: number, id = "fastapi"): Contender {
+	return {
+		id,
+		kind: "fastapi",
+		describe: `FastAPI ${pkgVersion("fastapi")} + uvicorn ${pkgVersion("uvicorn")} (uvloop, httptools), ${workers} worker${workers > 1 ? "s" : ""}`,
+		extraPorts: 0,
+		labelOutput: "label",
+		command(_model, port) {
+			return {
+				cmd: join(VENV, "bin/uvicorn"),
+				argv: [
+					"fastapi_app:app",
+					"--host",
+					HOST,
+					"--port",
+					String(port),
+					"--workers",
+					String(workers),
+					"--loop",
+					"uvloop",
+					"--http",
+					"httptools",
+					"--no-access-log",
+					"--log-level",
+					"warning",
+				],
+				cwd: HERE,
+				env: pyEnv(),
+			};
+		},
+	};
+}
+
+const pkgVersions = new Map<string, string>();
+function pkgVersion(name: string): string {
+	let v = pkgVersions.get(name);
+	if (v === undefined) {
+		try {
+			v = execFileSync(
+				PY,
+				["-c", `import importlib.metadata as m; print(m.version("${name}"))`],
+				{ encoding: "utf8" },
+			).trim();
+		} catch {
+			v = "?";
+		}
+		pkgVersions.set(name, v);
+	}
+	return v;
+}
+
+function contenders(): Contender[] {
+	if (args.tune) {
+		const variants = JSON.parse(
+			readFileSync(join(OUT, "manifest.json"), "utf8"),
+		).mlserver_variants as Record<string, unknown>;
+		return [
+			...Object.keys(variants).map((v) =>
+				mlserverContender(v, `mlserver-${v}`),
+			),
+			fastapiContender(1, "fastapi-w1"),
+			fastapiContender(2, "fastapi-w2"),
+		];
+	}
+	const all: Record<string, () => Contender> = {
+		mlship: () => mlshipContender(true),
+		"mlship-nobatch": () => mlshipContender(false),
+		mlserver: () => mlserverContender(MLSERVER_VARIANT),
+		"mlserver-ab": () => mlserverContender(MLSERVER_AB_VARIANT, "mlserver-ab"),
+		"http-floor": () => floorContender(),
+		fastapi: () => fastapiContender(FASTAPI_WORKERS),
+	};
+	return list(args.contenders).map((c) => {
+		const make = all[c];
+		if (!make)
+			throw new Error(
+				`--contenders: unknown '${c}' (${Object.keys(all).join(", ")})`,
+			);
+		return make();
+	});
+}
+
+// ------------------------------------------------------------------------------------------ processes
+
+const live = new Set<ChildProcess>();
+
+async function freePort(): Promise<number> {
+	return new Promise((res, rej) => {
+		const s = createServer();
+		s.once("error", rej);
+		s.listen(0, HOST, () => {
+			const addr = s.address();
+			const port = typeof addr === "object" && addr ? addr.port : 0;
+			s.close(() => res(port));
+		});
+	});
+}
+
+function sleep(ms: number): Promise<void> {
+	return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Stops a child we started: SIGTERM to its process group, SIGKILL after the grace period. */
+async function stop(child: ChildProcess): Promise<void> {
+	const pid = child.pid;
+	if (pid === undefined) return;
+	const exited =
+		child.exitCode !== null || child.signalCode !== null
+			? Promise.resolve()
+			: new Promise<void>((r) => child.once("exit", () => r()));
+	const signal = (sig: NodeJS.Signals) => {
+		try {
+			process.kill(-pid, sig); // the group we created with detached: true
+		} catch {
+			// already gone
+		}
+	};
+	signal("SIGTERM");
+	const timer = setTimeout(() => signal("SIGKILL"), STOP_GRACE_MS);
+	await exited;
+	clearTimeout(timer);
+	await sleep(200);
+	signal("SIGKILL"); // stragglers of the group (worker processes), if any
+	live.delete(child);
+}
+
+function stopAllSync(): void {
+	for (const child of live) {
+		if (child.pid === undefined) continue;
+		try {
+			process.kill(-child.pid, "SIGKILL");
+		} catch {
+			// gone
+		}
+	}
+	live.clear();
+}
+process.on("exit", stopAllSync);
+for (const sig of ["SIGINT", "SIGTERM"] as const)
+	process.on(sig, () => {
+		stopAllSync();
+		process.exit(130);
+	});
+
+/** Busy clock ticks of the whole machine (all CPUs: total minus idle and iowait), from /proc/stat. */
+function machineBusyTicks(): number {
+	const line = readFileSync("/proc/stat", "utf8").split("\n")[0] ?? "";
+	const v = line.trim().split(/\s+/).slice(1).map(Number);
+	const total = v.slice(0, 8).reduce((a, b) => a + b, 0);
+	return total - (v[3] ?? 0) - (v[4] ?? 0);
+}
+
+/** utime+stime (clock ticks) of pid and all its descendants. */
+function treeCpuTicks(pid: number): number {
+	let total = 0;
+	const stack = [pid];
+	const seen = new Set<number>();
+	while (stack.length > 0) {
+		const p = stack.pop() as number;
+		if (seen.has(p)) continue;
+		seen.add(p);
+		try {
+			const stat = readFileSync(`/proc/${p}/stat`, "utf8");
+			const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+			// fields[0] is field 3 (state); utime = field 14, stime = field 15
+			total += Number(fields[11]) + Number(fields[12]);
+			for (const tid of readdirSync(`/proc/${p}/task`)) {
+				const children = readFileSync(
+					`/proc/${p}/task/${tid}/children`,
+					"utf8",
+				).trim();
+				if (children)
+					for (const c of children.split(" ")) stack.push(Number(c));
+			}
+		} catch {
+			// exited meanwhile
+		}
+	}
+	return total;
+}
+
+async function waitReady(
+	child: ChildProcess,
+	port: number,
+	model: ModelKey,
+	logPath: string,
+): Promise<void> {
+	const deadline = Date.now() + READY_TIMEOUT_MS;
+	while (Date.now() < deadline) {
+		if (child.exitCode !== null || child.signalCode !== null)
+			throw new Error(
+				`server exited (${child.exitCode ?? child.signalCode}) before ready; log: ${logPath}\n${tail(logPath)}`,
+			);
+		try {
+			const r = await fetch(`http://${HOST}:${port}/v2/models/${model}/ready`, {
+				signal: AbortSignal.timeout(1000),
+			});
+			await r.arrayBuffer();
+			if (r.status === 200) return;
+		} catch {
+			// not listening yet
+		}
+		await sleep(200);
+	}
+	throw new Error(
+		`server not ready within ${READY_TIMEOUT_MS} ms; log: ${logPath}`,
+	);
+}
+
+function tail(path: string): string {
+	try {
+		return readFileSync(path, "utf8").split("\n").slice(-15).join("\n");
+	} catch {
+		return "";
+	}
+}
+
+// ------------------------------------------------------------------------------------------ golden + load
+
+interface Golden {
+	features: string[];
+	rows: number[][];
+	labels: number[];
+}
+
+function golden(model: ModelKey): Golden {
+	return JSON.parse(
+		readFileSync(join(OUT, "models", model, "golden.json"), "utf8"),
+	) as Golden;
+}
+
+function body(row: number[]): string {
+	return JSON.stringify({
+		inputs: [
+			{
+				name: "float_input",
+				datatype: "FP32",
+				shape: [1, row.length],
+				data: row,
+			},
+		],
+	});
+}
+
+/** The first rows' labels over HTTP must equal the golden labels (same model, same answer). */
+async function checkGolden(
+	c: Contender,
+	model: ModelKey,
+	port: number,
+): Promise<void> {
+	if (c.labelOutput === undefined) return;
+	const g = golden(model);
+	for (let i = 0; i < Math.min(GOLDEN_CHECK_ROWS, g.rows.length); i++) {
+		const r = await fetch(`http://${HOST}:${port}/v2/models/${model}/infer`, {
+			method: "POST",
+			headers: { "content-type": "application/json" },
+			body: body(g.rows[i] as number[]),
+			signal: AbortSignal.timeout(10_000),
+		});
+		const text = await r.text();
+		if (r.status !== 200)
+			throw new Error(
+				`${c.id}/${model}: golden row ${i}: HTTP ${r.status} ${text}`,
+			);
+		const out = (
+			JSON.parse(text) as { outputs: { name: string; data: unknown[] }[] }
+		).outputs.find((o) => o.name === c.labelOutput);
+		const got = Number(out?.data.flat()[0]);
+		if (got !== g.labels[i])
+			throw new Error(
+				`${c.id}/${model}: golden row ${i}: label ${got}, golden ${g.labels[i]} (${text})`,
+			);
+	}
+}
+
+interface WrkResult {
+	requests: number;
+	duration_us: number;
+	connect: number;
+	read: number;
+	write: number;
+	status: number;
+	timeout: number;
+	p50_us: number;
+	p99_us: number;
+	mean_us: number;
+}
+
+async function wrk(
+	url: string,
+	bodyFile: string,
+	connections: number,
+	seconds: number,
+): Promise<WrkResult> {
+	const argv = [
+		"-t1",
+		`-c${connections}`,
+		`-d${seconds}s`,
+		"--timeout",
+		"10s",
+		"-s",
+		join(HERE, "post.lua"),
+		url,
+		"--",
+		bodyFile,
+	];
+	const child = spawn("wrk", argv, { stdio: ["ignore", "pipe", "pipe"] });
+	live.add(child);
+	let out = "";
+	child.stdout?.on("data", (d) => {
+		out += d;
+	});
+	child.stderr?.on("data", (d) => {
+		out += d;
+	});
+	// wrk stops by itself after -d; the kill is a safety net
+	const guard = setTimeout(() => child.kill("SIGKILL"), (seconds + 20) * 1000);
+	const code = await new Promise<number | null>((r) =>
+		child.once("exit", (c) => r(c)),
+	);
+	clearTimeout(guard);
+	live.delete(child);
+	const line = out.split("\n").find((l) => l.startsWith("WRK_JSON "));
+	if (code !== 0 || !line) throw new Error(`wrk failed (exit ${code}): ${out}`);
+	return JSON.parse(line.slice("WRK_JSON ".length)) as WrkResult;
+}
+
+// ------------------------------------------------------------------------------------------ measurements
+
+interface Row {
+	model: ModelKey;
+	contender: string;
+	kind: Contender["kind"];
+	concurrency: number;
+	rps: number;
+	p50_ms: number;
+	p99_ms: number;
+	errors: number;
+	requests: number;
+	cpu_us_per_req: number;
+	/** CPU cores used by the server during the window. */
+	server_cores: number;
+	/** CPU cores used by everything else (wrk included) during the window. */
+	other_cores: number;
+}
+
+async function runContender(c: Contender, model: ModelKey): Promise<Row[]> {
+	const port = await freePort();
+	const extra: number[] = [];
+	for (let i = 0; i < c.extraPorts; i++) extra.push(await freePort());
+	const { cmd, argv, cwd, env } = c.command(model, port, extra);
+	await mkdir(join(OUT, "logs"), { recursive: true });
+	if (args.profile) await mkdir(join(OUT, "prof"), { recursive: true });
+	const logPath = join(OUT, "logs", `${c.id}-${model}.log`);
+	const log = createWriteStream(logPath);
+	const child = spawn(cmd, argv, {
+		cwd,
+		env,
+		detached: true, // own process group: stop() signals it and its workers
+		stdio: ["ignore", "pipe", "pipe"],
+	});
+	live.add(child);
+	child.stdout?.pipe(log);
+	child.stderr?.pipe(log);
+	const rows: Row[] = [];
+	try {
+		const t0 = Date.now();
+		await waitReady(child, port, model, logPath);
+		await checkGolden(c, model, port);
+		const startup = ((Date.now() - t0) / 1000).toFixed(1);
+		process.stdout.write(
+			`  ${c.id} / ${model}: pid ${child.pid}, port ${port}, ready + golden check in ${startup} s\n`,
+		);
+		const bodyFile = join(OUT, `body-${model}.json`);
+		await writeFile(bodyFile, body(golden(model).rows[0] as number[]));
+		const url = `http://${HOST}:${port}/v2/models/${model}/infer`;
+		for (const level of LEVELS) {
+			await wrk(url, bodyFile, level, WARMUP);
+			const cpu0 = treeCpuTicks(child.pid as number);
+			const busy0 = machineBusyTicks();
+			const r = await wrk(url, bodyFile, level, SECONDS);
+			const cpu1 = treeCpuTicks(child.pid as number);
+			const busy1 = machineBusyTicks();
+			const windowS = r.duration_us / 1e6;
+			const errors = r.connect + r.read + r.write + r.status + r.timeout;
+			const row: Row = {
+				model,
+				contender: c.id,
+				kind: c.kind,
+				concurrency: level,
+				rps: r.requests / (r.duration_us / 1e6),
+				p50_ms: r.p50_us / 1000,
+				p99_ms: r.p99_us / 1000,
+				errors,
+				requests: r.requests,
+				cpu_us_per_req:
+					r.requests > 0 ? (((cpu1 - cpu0) / CLK_TCK) * 1e6) / r.requests : 0,
+				server_cores: (cpu1 - cpu0) / CLK_TCK / windowS,
+				other_cores: (busy1 - busy0 - (cpu1 - cpu0)) / CLK_TCK / windowS,
+			};
+			rows.push(row);
+			process.stdout.write(
+				`    c=${String(level).padStart(2)}  ${fmt0(row.rps).padStart(7)} req/s  p50 ${row.p50_ms.toFixed(2)} ms  p99 ${row.p99_ms.toFixed(2)} ms  errors ${errors}  server CPU ${row.cpu_us_per_req.toFixed(0)} µs/req (${row.server_cores.toFixed(2)} cores; others ${row.other_cores.toFixed(2)})\n`,
+			);
+		}
+	} finally {
+		await stop(child);
+		log.end();
+	}
+	return rows;
+}
+
+interface Raw {
+	model: ModelKey;
+	us_per_call: number;
+	calls_per_s: number;
+	cpu_us_per_call: number;
+}
+
+/** The limit: in-process onnxruntime-node session.run on one row, 1 intra-op thread (mlship's session options). */
+async function runRaw(model: ModelKey): Promise<Raw> {
+	const bytes = readFileSync(
+		join(ROOT, "test/fixtures/models", MODELS[model].fixture, "model.onnx"),
+	);
+	const session = await ort.InferenceSession.create(bytes, {
+		intraOpNumThreads: 1,
+		interOpNumThreads: 1,
+		executionMode: "sequential",
+		graphOptimizationLevel: "all",
+	});
+	const g = golden(model);
+	const x = Float32Array.from(g.rows[0] as number[]);
+	const feeds = () => ({
+		float_input: new ort.Tensor("float32", x, [1, x.length]),
+	});
+	const first = await session.run(feeds());
+	const labels = first.label?.data as BigInt64Array | undefined;
+	const label = Number(labels?.[0]);
+	if (label !== g.labels[0])
+		throw new Error(`raw ${model}: label ${label}, golden ${g.labels[0]}`);
+	for (let i = 0; i < 2000; i++) await session.run(feeds());
+	let n = 0;
+	const cpu0 = process.cpuUsage();
+	const t0 = process.hrtime.bigint();
+	const until = t0 + BigInt(Math.round(Math.min(3, SECONDS) * 1e9));
+	let now = t0;
+	while (now < until) {
+		for (let i = 0; i < 200; i++) await session.run(feeds());
+		n += 200;
+		now = process.hrtime.bigint();
+	}
+	const cpu = process.cpuUsage(cpu0);
+	await session.release();
+	const us = Number(now - t0) / 1000 / n;
+	return {
+		model,
+		us_per_call: us,
+		calls_per_s: 1e6 / us,
+		cpu_us_per_call: (cpu.user + cpu.system) / n,
+	};
+}
+
+// ------------------------------------------------------------------------------------------ report
+
+function fmt0(n: number): string {
+	return Math.round(n).toLocaleString("en-US");
+}
+function f2(n: number): string {
+	return n.toFixed(2);
+}
+function ratio(n: number): string {
+	return `${n.toFixed(2)}×`;
+}
+
+function find(
+	rows: Row[],
+	model: ModelKey,
+	contender: string,
+	level: number,
+): Row | undefined {
+	return rows.find(
+		(r) =>
+			r.model === model && r.contender === contender && r.concurrency === level,
+	);
+}
+
+/** The MLServer row to compare with at a level: the variant with the highest req/s there. */
+function bestMlserver(
+	rows: Row[],
+	model: ModelKey,
+	level: number,
+): Row | undefined {
+	let best: Row | undefined;
+	for (const r of rows)
+		if (r.kind === "mlserver" && r.model === model && r.concurrency === level)
+			if (!best || r.rps > best.rps) best = r;
+	return best;
+}
+
+function table(rows: Row[]): string {
+	const L: string[] = [];
+	const hasMl = rows.some((r) => r.kind === "mlserver");
+	L.push(
+		`| model | contender | clients | req/s | p50 ms | p99 ms | errors | server CPU µs/req | server cores | other cores |${hasMl ? " req/s ÷ best MLServer | p99 ÷ its p99 |" : ""}`,
+	);
+	L.push(
+		`|---|---|---:|---:|---:|---:|---:|---:|---:|---:|${hasMl ? "---:|---:|" : ""}`,
+	);
+	for (const r of rows) {
+		const ml =
+			r.kind === "floor"
+				? undefined
+				: bestMlserver(rows, r.model, r.concurrency);
+		const extra = !hasMl
+			? ""
+			: ml
+				? ` ${ratio(r.rps / ml.rps)} | ${ratio(r.p99_ms / ml.p99_ms)} |`
+				: " | |";
+		L.push(
+			`| ${r.kind === "floor" ? "—" : r.model} | ${r.contender} | ${r.concurrency} | ${fmt0(r.rps)} | ${f2(r.p50_ms)} | ${f2(r.p99_ms)} | ${r.errors} | ${r.cpu_us_per_req.toFixed(0)} | ${f2(r.server_cores)} | ${f2(r.other_cores)} |${extra}`,
+		);
+	}
+	return L.join("\n");
+}
+
+function rawTable(raws: Raw[]): string {
+	const L = [
+		"| model | µs/call (wall) | calls/s | CPU µs/call |",
+		"|---|---:|---:|---:|",
+	];
+	for (const r of raws)
+		L.push(
+			`| ${r.model} | ${r.us_per_call.toFixed(1)} | ${fmt0(r.calls_per_s)} | ${r.cpu_us_per_call.toFixed(1)} |`,
+		);
+	return L.join("\n");
+}
+
+/** Server CPU per request minus the raw call's CPU (and minus the bare HTTP floor), per model and level. */
+function overheadTable(rows: Row[], raws: Raw[]): string {
+	const L = [
+		"| model | clients | raw CPU µs/call | batching off: CPU µs/req | overhead (− raw) | batching on: CPU µs/req | overhead (− raw) | http-floor CPU µs/req | batching off − raw − floor |",
+		"|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+	];
+	for (const model of MODEL_KEYS) {
+		const raw = raws.find((r) => r.model === model);
+		if (!raw) continue;
+		for (const level of LEVELS) {
+			const off = find(rows, model, "mlship-nobatch", level);
+			const on = find(rows, model, "mlship", level);
+			const floor = rows.find(
+				(r) => r.kind === "floor" && r.concurrency === level,
+			);
+			if (!off && !on) continue;
+			const c = (r: Row | undefined) => (r ? r.cpu_us_per_req.toFixed(0) : "—");
+			const o = (r: Row | undefined) =>
+				r ? (r.cpu_us_per_req - raw.cpu_us_per_call).toFixed(0) : "—";
+			const beyond =
+				off && floor
+					? (
+							off.cpu_us_per_req -
+							raw.cpu_us_per_call -
+							floor.cpu_us_per_req
+						).toFixed(0)
+					: "—";
+			L.push(
+				`| ${model} | ${level} | ${raw.cpu_us_per_call.toFixed(1)} | ${c(off)} | ${o(off)} | ${c(on)} | ${o(on)} | ${c(floor)} | ${beyond} |`,
+			);
+		}
+	}
+	return L.join("\n");
+}
+
+function verdicts(rows: Row[], raws: Raw[]): string[] {
+	const lines: string[] = [];
+	// 1. >= 3x MLServer's throughput at equal or better p99 (vs MLServer's best variant at each level)
+	{
+		const parts: string[] = [];
+		let met = 0;
+		let n = 0;
+		for (const model of MODEL_KEYS)
+			for (const level of LEVELS) {
+				const m = find(rows, model, "mlship", level);
+				const s = bestMlserver(rows, model, level);
+				if (!m || !s) continue;
+				const ok = m.rps >= 3 * s.rps && m.p99_ms <= s.p99_ms;
+				n++;
+				if (ok) met++;
+				parts.push(
+					`${model}@${level}: ${ratio(m.rps / s.rps)} req/s (vs ${s.contender}), p99 ${f2(m.p99_ms)} vs ${f2(s.p99_ms)} ms ${ok ? "✓" : "✗"}`,
+				);
+			}
+		if (n > 0)
+			lines.push(
+				`- **≥ 3× MLServer's throughput at equal or better p99: ${met === n ? "met" : "missed"}** (${met} of ${n} model × level cells; mlship with batching on vs MLServer's best variant at each level) — ${parts.join("; ")}.`,
+			);
+	}
+	// 2. server overhead per request <= 50 µs CPU (batching off: one session.run per request, like the raw call)
+	{
+		const parts: string[] = [];
+		let ok = true;
+		let n = 0;
+		const top = LEVELS[LEVELS.length - 1] as number;
+		for (const model of MODEL_KEYS) {
+			const raw = raws.find((r) => r.model === model);
+			const off = find(rows, model, "mlship-nobatch", top);
+			const on = find(rows, model, "mlship", top);
+			if (!raw || !off) continue;
+			n++;
+			const o = off.cpu_us_per_req - raw.cpu_us_per_call;
+			if (o > 50) ok = false;
+			parts.push(
+				`${model}: ${off.cpu_us_per_req.toFixed(0)} − ${raw.cpu_us_per_call.toFixed(0)} = ${o.toFixed(0)} µs${on ? ` (batching on: ${(on.cpu_us_per_req - raw.cpu_us_per_call).toFixed(0)} µs)` : ""}`,
+			);
+		}
+		const floor = rows.find((r) => r.kind === "floor" && r.concurrency === top);
+		if (n > 0)
+			lines.push(
+				`- **Server overhead ≤ 50 µs CPU per request (server CPU/request with batching off − raw session.run CPU/call, ${top} clients): ${ok ? "met" : "missed"}** — ${parts.join("; ")}.${floor ? ` For scale, a bare node:http server with no model costs ${floor.cpu_us_per_req.toFixed(0)} µs CPU per request here (http-floor).` : ""}`,
+			);
+	}
+	// 3. batching on >= 4x batching off, MLP at the top level
+	{
+		const top = LEVELS[LEVELS.length - 1] as number;
+		const on = find(rows, "mlp", "mlship", top);
+		const off = find(rows, "mlp", "mlship-nobatch", top);
+		if (on && off)
+			lines.push(
+				`- **Adaptive batching ≥ 4× batching off (MLP, ${top} clients): ${on.rps >= 4 * off.rps ? "met" : "missed"}** — ${fmt0(on.rps)} vs ${fmt0(off.rps)} req/s = ${ratio(on.rps / off.rps)} (p99 ${f2(on.p99_ms)} vs ${f2(off.p99_ms)} ms).`,
+			);
+	}
+	return lines;
+}
+
+function machine(): string {
+	const cpu = cpus()[0]?.model.trim() ?? "?";
+	const py = execFileSync(PY, ["--version"], { encoding: "utf8" })
+		.trim()
+		.replace("Python ", "");
+	// `wrk --version` prints its banner and usage, then exits 1
+	const wrkBanner = spawnSync("wrk", ["--version"], { encoding: "utf8" });
+	const wrkVersion =
+		`${wrkBanner.stdout}${wrkBanner.stderr}`.split("\n")[0]?.split(" ")[1] ??
+		"?";
+	return `${availableParallelism()} cores (nproc), ${cpu}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, Linux, Node ${process.version}, Python ${py}, wrk ${wrkVersion}`;
+}
+
+function commandLine(): string {
+	const a = process.argv.slice(2).join(" ");
+	return `node bench/serve/run.ts${a ? ` ${a}` : ""}`;
+}
+
+async function writeResults(section: string): Promise<void> {
+	const path = join(ROOT, "bench/RESULTS.md");
+	const text = existsSync(path)
+		? readFileSync(path, "utf8")
+		: "# Benchmark results\n";
+	const start = text.search(/^## serve\s*$/m);
+	let next: string;
+	if (start < 0) next = `${text.replace(/\s*$/, "")}\n\n${section}`;
+	else {
+		const after = text.slice(start + 1).search(/^## /m);
+		const end = after < 0 ? text.length : start + 1 + after;
+		const rest = text.slice(end);
+		next = `${text.slice(0, start)}${section}${rest ? `\n${rest}` : ""}`;
+	}
+	await writeFile(path, `${next.replace(/\s*$/, "")}\n`);
+}
+
+// ------------------------------------------------------------------------------------------ main
+
+async function main(): Promise<void> {
+	const tStart = Date.now();
+	const load = loadavg()[0] ?? 0;
+	if (load > 0.5)
+		process.stdout.write(
+			`bench/serve: WARNING load average ${load.toFixed(2)} before start: other work on this machine will skew the figures\n`,
+		);
+	process.stdout.write("bench/serve: setup.sh\n");
+	execFileSync("bash", [join(HERE, "setup.sh")], { stdio: "inherit" });
+	execFileSync(PY, [join(HERE, "train_models.py")], { stdio: "inherit" });
+	const list = contenders();
+	const machineLine = machine();
+
+	process.stdout.write(
+		"raw onnxruntime-node limit (1 row per call, 1 thread):\n",
+	);
+	const raws: Raw[] = [];
+	for (const model of MODEL_KEYS) {
+		const raw = await runRaw(model);
+		raws.push(raw);
+		process.stdout.write(
+			`  ${model}: ${raw.us_per_call.toFixed(1)} µs/call, ${fmt0(raw.calls_per_s)} calls/s, ${raw.cpu_us_per_call.toFixed(1)} µs CPU/call\n`,
+		);
+	}
+
+	const rows: Row[] = [];
+	for (const model of MODEL_KEYS) {
+		process.stdout.write(`model ${model} (${MODELS[model].dataset}):\n`);
+		for (const c of list)
+			if (!c.once || model === MODEL_KEYS[0])
+				rows.push(...(await runContender(c, model)));
+	}
+
+	const tbl = table(rows);
+	const raw = rawTable(raws);
+	const over = overheadTable(rows, raws);
+	const v = verdicts(rows, raws);
+	const minutes = ((Date.now() - tStart) / 60_000).toFixed(1);
+	process.stdout.write(
+		`\n${tbl}\n\n${raw}\n\n${over}\n\n${v.join("\n")}\n\n(${minutes} min)\n`,
+	);
+	await writeFile(
+		join(OUT, args.tune ? "tune.json" : "results.json"),
+		`${JSON.stringify({ rows, raws, argv: process.argv.slice(2) }, null, 2)}\n`,
+	);
+	if (args.tune || args["no-results"]) return;
+
+	const described = list.map((c) => `\`${c.id}\`: ${c.describe}`).join("; ");
+	const section = [
+		"## serve",
+		"",
+		"Requests/s and latency of one-row Open Inference Protocol v2 REST calls (`POST /v2/models/{m}/infer`, JSON, keep-alive) at fixed client concurrency, generated by `wrk -t1 -cN` (one load-generator thread on the same 2-core machine: every contender shares the cores with it). Every server gets the same body (golden row 0, FP32) and must first return the golden labels of the first 16 golden rows. MLServer and FastAPI serve the sklearn models re-trained by `bench/serve/train_models.py` with the fixtures' code, seed and scikit-learn 1.9.1 (labels and probabilities equal to the fixtures' golden outputs on all golden rows); mlship serves the committed ONNX bundles of the same models. MLServer answers its default output (`predict`, the label only); mlship returns label + probabilities, FastAPI label + probabilities. Server CPU µs/req = utime+stime of the server process and all its descendants during the measured window ÷ requests; server cores / other cores = CPU used by the server / by everything else (wrk, and any other load on the machine) during the window. MLServer ratios compare with the better of its two variants at each level (`mlserver` without, `mlserver-ab` with its adaptive batching; see bench/README.md for how they were chosen).",
+		"",
+		`- date: ${new Date().toISOString().slice(0, 10)}`,
+		`- machine: ${machineLine}`,
+		`- command: \`${commandLine()}\` (${SECONDS} s measured per level after a ${WARMUP} s warm-up; whole run ${minutes} min)`,
+		`- contenders: ${described}`,
+		"",
+		tbl,
+		"",
+		"The limit — raw onnxruntime-node `session.run` in-process on the same row (1 intra-op thread, mlship's session options, no HTTP, one call at a time):",
+		"",
+		raw,
+		"",
+		"mlship's CPU per request beyond the model call (overhead = server CPU µs/req − raw CPU µs/call):",
+		"",
+		over,
+		"",
+		"Conclusion per target:",
+		"",
+		...v,
+		"",
+	].join("\n");
+	await writeResults(section);
+	process.stdout.write("wrote the ## serve section of bench/RESULTS.md\n");
+}
+
+main().catch((e: unknown) => {
+	stopAllSync();
+	process.stderr.write(
+		`bench/serve failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`,
+	);
+	process.exit(1);
+});
