@@ -85,7 +85,7 @@ export class Model {
 		);
 		this.#scheduler = new Scheduler(
 			scheduler,
-			(inputs, outputs) => loaded.predict(inputs, outputs),
+			(inputs, outputs, busy) => loaded.predict(inputs, outputs, busy),
 			observer,
 		);
 	}

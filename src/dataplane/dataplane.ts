@@ -58,6 +58,8 @@ interface Served {
 	model: Model;
 	version: string;
 	outputs: string[];
+	ok: { inc(): void };
+	latency: { observe(v: number): void };
 }
 
 interface Entry {
@@ -227,7 +229,6 @@ class ServingDataPlane implements DataPlane {
 		outputs: string[],
 		opts: InferOptions,
 	): Promise<Tensor[]> {
-		const labels = { model: s.model.name, version: s.version };
 		const started = performance.now();
 		try {
 			const outs = await s.model.predictTensors(
@@ -235,11 +236,8 @@ class ServingDataPlane implements DataPlane {
 				outputs,
 				opts.timeoutMs,
 			);
-			this.#metrics.requests.inc({ ...labels, outcome: "ok" });
-			this.#metrics.latency.observe(
-				labels,
-				(performance.now() - started) / 1000,
-			);
+			s.ok.inc();
+			s.latency.observe((performance.now() - started) / 1000);
 			return outs;
 		} catch (err) {
 			const e = toMlshipError(err);
@@ -251,7 +249,11 @@ class ServingDataPlane implements DataPlane {
 						: e.code === "MLSHIP_TIMEOUT"
 							? "timeout"
 							: "error";
-			this.#metrics.requests.inc({ ...labels, outcome });
+			this.#metrics.requests.inc({
+				model: s.model.name,
+				version: s.version,
+				outcome,
+			});
 			throw e;
 		}
 	}
@@ -322,8 +324,12 @@ class ServingDataPlane implements DataPlane {
 				if (typeof reg !== "object") await store.close();
 			}
 		}
-		const labels = { model: spec.name, version };
+		// Labelled children are looked up once: prom-client hashes label objects on every call otherwise.
 		const m = this.#metrics;
+		const batchSize = m.batchSize.labels(spec.name, version);
+		const computeTime = m.computeTime.labels(spec.name, version);
+		const queueTime = m.queueTime.labels(spec.name, version);
+		const queueDepth = m.queueDepth.labels(spec.name, version);
 		const model = await loadBundle(bundle, {
 			mode: "auto",
 			...load,
@@ -333,16 +339,18 @@ class ServingDataPlane implements DataPlane {
 			batchingOverride: this.#opts.batchingOverride,
 			observer: {
 				batch: (rows, secs) => {
-					m.batchSize.observe(labels, rows);
-					m.computeTime.observe(labels, secs);
+					batchSize.observe(rows);
+					computeTime.observe(secs);
 				},
-				request: (secs) => m.queueTime.observe(labels, secs),
-				depth: (n) => m.queueDepth.set(labels, n),
+				request: (secs) => queueTime.observe(secs),
+				depth: (n) => queueDepth.set(n),
 			},
 		});
 		return {
 			model,
 			version,
+			ok: m.requests.labels(spec.name, version, "ok"),
+			latency: m.latency.labels(spec.name, version),
 			outputs: model.signature.outputs.map((o) => o.name),
 		};
 	}

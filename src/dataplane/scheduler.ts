@@ -54,10 +54,11 @@ export function schedulerSettings(
 	};
 }
 
-/** Runs one batch: inputs (batch-first), the outputs wanted; returns outputs in that order. */
+/** Runs one batch: inputs (batch-first), the outputs wanted, whether more work waits; returns outputs in order. */
 export type RunBatch = (
 	inputs: Tensor[],
 	outputs: string[],
+	busy: boolean,
 ) => Promise<Tensor[]>;
 
 /** Called once per executed batch and per finished request, for metrics. */
@@ -184,11 +185,10 @@ export class Scheduler {
 		while (this.#running < s.concurrency && this.#queue.length > 0) {
 			const oldest = this.#queue[0] as Pending;
 			const waitedUs = (performance.now() - oldest.enqueued) * 1000;
-			const queuedRows = this.#queue.reduce((n, q) => n + q.rows, 0);
 			if (
 				s.maxQueueDelayUs > 0 &&
 				waitedUs < s.maxQueueDelayUs &&
-				queuedRows < s.maxBatchSize
+				this.#queue.reduce((n, q) => n + q.rows, 0) < s.maxBatchSize
 			) {
 				if (!this.#timer)
 					this.#timer = setTimeout(
@@ -247,7 +247,7 @@ export class Scheduler {
 		const inputs = concatInputs(live.map((p) => p.inputs));
 		const outputs = (live[0] as Pending).outputs;
 		const started = performance.now();
-		this.#run(inputs, outputs)
+		this.#run(inputs, outputs, this.#running > 1 || this.#queue.length > 0)
 			.then(
 				(outs) => {
 					this.#observe.batch?.(

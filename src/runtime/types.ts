@@ -16,8 +16,15 @@ export interface LoadOptions {
 /** A loaded model instance. `predict` always receives a batch (first dimension). */
 export interface LoadedModel {
 	readonly signature: Signature;
-	/** Runs the model; `outputs` limits which outputs are computed and returned. */
-	predict(inputs: Tensor[], outputs?: readonly string[]): Promise<Tensor[]>;
+	/**
+	 * Runs the model; `outputs` limits which outputs are computed and returned. `busy` says more work is
+	 * waiting: the batch then goes to the worker pool even if small, keeping the calling thread free.
+	 */
+	predict(
+		inputs: Tensor[],
+		outputs?: readonly string[],
+		busy?: boolean,
+	): Promise<Tensor[]>;
 	unload(): Promise<void>;
 }
 

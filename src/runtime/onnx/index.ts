@@ -77,6 +77,7 @@ class OnnxModel implements LoadedModel {
 	async predict(
 		inputs: Tensor[],
 		outputs?: readonly string[],
+		busy = false,
 	): Promise<Tensor[]> {
 		if (this.#closed)
 			throw new MlshipError("MLSHIP_CLOSED", "the model has been unloaded");
@@ -90,7 +91,9 @@ class OnnxModel implements LoadedModel {
 				throw invalidInput(
 					`unknown output '${o}'; the model has ${[...this.#outputs].map((x) => `'${x}'`).join(", ")}`,
 				);
-		if (this.#inline && (!this.#pool || rows <= this.#inlineMaxRows))
+		// Small batches run inline (cheaper than a thread hop) unless more work waits: then the calling
+		// thread has better things to do (parse and answer requests) and the pool takes the batch.
+		if (this.#inline && (!this.#pool || (rows <= this.#inlineMaxRows && !busy)))
 			return runSession(this.#inline, inputs, wanted);
 		return (this.#pool as WorkerPool).call<Tensor[]>({
 			inputs,
