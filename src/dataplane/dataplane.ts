@@ -19,7 +19,7 @@ import type {
 	InferenceResponse,
 	Tensor,
 } from "../protocol/types.ts";
-import type { ModelStore } from "../registry/types.ts";
+import { type ModelStore, parseRef } from "../registry/types.ts";
 import type { LoadOptions } from "../runtime/types.ts";
 import type { Batching } from "./scheduler.ts";
 import type {
@@ -52,6 +52,17 @@ export interface DataPlaneOptions {
 	processMetrics?: boolean;
 	serverName?: string;
 	serverVersion?: string;
+	/** Model lifecycle events (hot updates and their failures), e.g. for logs. */
+	onEvent?: (e: ModelEvent) => void;
+}
+
+/** A hot update applied, or refused (the old version keeps serving). */
+export interface ModelEvent {
+	type: "updated" | "update_failed";
+	model: string;
+	from?: string | undefined;
+	to?: string | undefined;
+	error?: string;
 }
 
 interface Served {
@@ -75,6 +86,10 @@ class ServingDataPlane implements DataPlane {
 	readonly #entries = new Map<string, Entry>();
 	readonly #metrics: Metrics;
 	#closing = false;
+	#storeOpen: Promise<ModelStore> | undefined;
+	#unwatch: (() => void) | undefined;
+	/** Names with a registry refresh running, and whether another change arrived meanwhile. */
+	readonly #refreshing = new Map<string, boolean>();
 
 	constructor(opts: DataPlaneOptions) {
 		this.#opts = opts;
@@ -289,6 +304,14 @@ class ServingDataPlane implements DataPlane {
 				e.state = "READY";
 				e.reason = "";
 				this.#metrics.loaded.set(this.#countLoaded());
+				// Emitted at the swap itself: from here on new requests get the new version.
+				if (old)
+					this.#emit({
+						type: "updated",
+						model: name,
+						from: old.version,
+						to: next.version,
+					});
 				if (old) await this.#retire(old);
 			} catch (err) {
 				const m = toMlshipError(err);
@@ -307,22 +330,13 @@ class ServingDataPlane implements DataPlane {
 		const load = this.#opts.load ?? {};
 		let version = "1";
 		let bundle: Awaited<ReturnType<typeof readBundle>>;
-		const isPath =
-			/[\\/]|\.onnx$/i.test(spec.source) || (await exists(spec.source));
-		if (isPath) bundle = await readBundle(spec.source);
+		if (!isRegistryRef(spec.source) || (await exists(spec.source)))
+			bundle = await readBundle(spec.source);
 		else {
-			const reg = this.#opts.registry;
-			const store =
-				typeof reg === "object"
-					? reg
-					: await (await import("../registry/open.ts")).openRegistry(reg);
-			try {
-				const v = await store.get(spec.source);
-				version = String(v.version);
-				bundle = await store.openBundle(v);
-			} finally {
-				if (typeof reg !== "object") await store.close();
-			}
+			const store = await this.#store();
+			const v = await store.get(spec.source);
+			version = String(v.version);
+			bundle = await store.openBundle(v);
 		}
 		// Labelled children are looked up once: prom-client hashes label objects on every call otherwise.
 		const m = this.#metrics;
@@ -346,6 +360,16 @@ class ServingDataPlane implements DataPlane {
 				depth: (n) => queueDepth.set(n),
 			},
 		});
+		try {
+			await warmUp(model);
+		} catch (err) {
+			await model.close();
+			throw new MlshipError(
+				"MLSHIP_UNSUPPORTED_MODEL",
+				`version ${version} of '${spec.name}' failed its warm-up: ${toMlshipError(err).message}`,
+				{ cause: err },
+			);
+		}
 		return {
 			model,
 			version,
@@ -353,6 +377,83 @@ class ServingDataPlane implements DataPlane {
 			latency: m.latency.labels(spec.name, version),
 			outputs: model.signature.outputs.map((o) => o.name),
 		};
+	}
+
+	/** The registry, opened once (registry references only). */
+	#store(): Promise<ModelStore> {
+		const reg = this.#opts.registry;
+		if (typeof reg === "object") return Promise.resolve(reg);
+		this.#storeOpen ??= import("../registry/open.ts").then((m) =>
+			m.openRegistry(reg),
+		);
+		return this.#storeOpen;
+	}
+
+	/**
+	 * Follows the registry: when a served reference (an alias, or a bare name = newest version) resolves to
+	 * another version, that version is loaded, warmed up and swapped in; the old one finishes its in-flight
+	 * requests and is unloaded. A version that fails to load or warm up is not swapped in.
+	 */
+	async follow(): Promise<void> {
+		const refs = [...this.#entries.values()].filter((e) =>
+			isRegistryRef(e.spec.source),
+		);
+		if (refs.length === 0 || this.#unwatch) return;
+		const store = await this.#store();
+		this.#unwatch = store.watch((ev) => {
+			for (const e of refs)
+				if (parseRef(e.spec.source).name === ev.name) void this.#refresh(e);
+		});
+	}
+
+	async #refresh(e: Entry): Promise<void> {
+		const name = e.spec.name;
+		if (this.#refreshing.has(name)) {
+			this.#refreshing.set(name, true);
+			return;
+		}
+		this.#refreshing.set(name, false);
+		try {
+			do {
+				this.#refreshing.set(name, false);
+				if (this.#closing || e.state === "UNLOADED") return;
+				const from = e.served?.version;
+				let to: string;
+				try {
+					to = String((await (await this.#store()).get(e.spec.source)).version);
+				} catch (err) {
+					e.reason = `registry: ${toMlshipError(err).message}; still serving version ${from ?? "none"}`;
+					this.#emit({
+						type: "update_failed",
+						model: name,
+						from,
+						error: e.reason,
+					});
+					continue;
+				}
+				if (to === from) continue;
+				try {
+					await this.load(name);
+					this.#metrics.updates.inc({ model: name, outcome: "ok" });
+				} catch (err) {
+					this.#metrics.updates.inc({ model: name, outcome: "failed" });
+					e.reason = `update to version ${to} failed: ${toMlshipError(err).message}; still serving version ${from ?? "none"}`;
+					this.#emit({
+						type: "update_failed",
+						model: name,
+						from,
+						to,
+						error: e.reason,
+					});
+				}
+			} while (this.#refreshing.get(name));
+		} finally {
+			this.#refreshing.delete(name);
+		}
+	}
+
+	#emit(ev: ModelEvent): void {
+		this.#opts.onEvent?.(ev);
 	}
 
 	async #retire(s: Served): Promise<void> {
@@ -385,6 +486,7 @@ class ServingDataPlane implements DataPlane {
 
 	async close(): Promise<void> {
 		this.#closing = true;
+		this.#unwatch?.();
 		await Promise.all(
 			[...this.#entries.values()].map(async (e) => {
 				if (e.loading) await e.loading.catch(() => {});
@@ -394,7 +496,31 @@ class ServingDataPlane implements DataPlane {
 				if (s) await this.#retire(s);
 			}),
 		);
+		if (this.#storeOpen) await (await this.#storeOpen).close();
 	}
+}
+
+/** A model source that names a registry entry (not a path). */
+function isRegistryRef(source: string): boolean {
+	return (
+		!/[\\/]|\.(onnx|ya?ml)$/i.test(source) &&
+		/^[A-Za-z0-9][A-Za-z0-9._-]*(@[A-Za-z0-9._-]+)?$/.test(source)
+	);
+}
+
+/**
+ * Runs one synthesized row through a freshly loaded model before it serves: the first category of
+ * categorical features, else the feature's minimum (or 0). A model that cannot answer it is not swapped in.
+ */
+async function warmUp(model: Model): Promise<void> {
+	const row: Row = {};
+	for (const f of model.plan.features) {
+		const first = f.categories ? [...f.categories][0] : undefined;
+		row[f.name] = first ?? (Number.isFinite(f.min) ? f.min : 0);
+	}
+	const { tensors, errors } = encodeRecords(model.plan, [row]);
+	if (errors[0]) throw invalidInput(formatRowError(errors[0]));
+	await model.predictTensors(tensors);
 }
 
 async function exists(p: string): Promise<boolean> {
@@ -420,5 +546,6 @@ export async function createDataPlane(
 			dp.load(m.name).catch((e: MlshipError) => loadErrors.push(e)),
 		),
 	);
+	await dp.follow();
 	return Object.assign(dp, { loadErrors });
 }

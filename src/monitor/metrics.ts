@@ -56,6 +56,12 @@ export class Metrics {
 		labelNames: ["model", "version"] as const,
 		registers: [this.registry],
 	});
+	readonly updates = new Counter({
+		name: "mlship_model_updates_total",
+		help: "Hot updates of served models by outcome (ok, failed: the old version kept serving)",
+		labelNames: ["model", "outcome"] as const,
+		registers: [this.registry],
+	});
 	readonly loaded = new Gauge({
 		name: "mlship_models_loaded",
 		help: "Model versions loaded and serving",

@@ -60,6 +60,10 @@ export async function startServer(
 			timeout_ms: settings.timeout_ms,
 		},
 		load,
+		onEvent: (e) =>
+			e.type === "updated"
+				? log.info(e, "model updated")
+				: log.error(e, "model update refused; the old version keeps serving"),
 	});
 	for (const e of dp.loadErrors)
 		log.error({ err: e.message }, "model failed to load");
