@@ -17,6 +17,8 @@ interface ServeOpts {
 	timeoutMs?: string;
 	workers?: string;
 	logLevel?: string;
+	lazy?: boolean;
+	maxLoadedModels?: string;
 }
 
 export function serveCommand(): Command {
@@ -57,6 +59,11 @@ export function serveCommand(): Command {
 		)
 		.option("--timeout-ms <ms>", "override every model's per-request timeout")
 		.option("--workers <n>", "worker threads per model")
+		.option("--lazy", "load models on their first request instead of at start")
+		.option(
+			"--max-loaded-models <n>",
+			"most models loaded at once; least recently used are unloaded (0 = no limit)",
+		)
 		.option("--log-level <level>", "fatal|error|warn|info|debug|trace|silent")
 		.action(
 			action(async (opts: ServeOpts) => {
@@ -77,6 +84,8 @@ export function serveCommand(): Command {
 					timeout_ms: opts.timeoutMs,
 					workers: opts.workers,
 					log_level: opts.logLevel,
+					lazy: opts.lazy,
+					max_loaded_models: opts.maxLoadedModels,
 				};
 				if (models.length > 0) flags.models = models;
 				const settings = resolveSettings(flags, opts.config);

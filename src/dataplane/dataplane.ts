@@ -52,6 +52,10 @@ export interface DataPlaneOptions {
 	processMetrics?: boolean;
 	serverName?: string;
 	serverVersion?: string;
+	/** Load models on their first request instead of at start. */
+	lazy?: boolean;
+	/** Most models loaded at once; the least recently used is unloaded to make room (0 = no limit). */
+	maxLoadedModels?: number;
 	/** Model lifecycle events (hot updates and their failures), e.g. for logs. */
 	onEvent?: (e: ModelEvent) => void;
 }
@@ -79,6 +83,8 @@ interface Entry {
 	reason: string;
 	served: Served | undefined;
 	loading: Promise<void> | undefined;
+	/** performance.now() of the last request, for LRU eviction. */
+	lastUsed: number;
 }
 
 class ServingDataPlane implements DataPlane {
@@ -103,9 +109,10 @@ class ServingDataPlane implements DataPlane {
 			this.#entries.set(spec.name, {
 				spec,
 				state: "UNLOADED",
-				reason: "",
+				reason: opts.lazy ? "loads on its first request" : "",
 				served: undefined,
 				loading: undefined,
+				lastUsed: 0,
 			});
 		}
 	}
@@ -125,6 +132,12 @@ class ServingDataPlane implements DataPlane {
 
 	ready(): boolean {
 		if (this.#closing) return false;
+		// Lazy servers load on demand: ready unless a model is known to be broken.
+		if (this.#opts.lazy) {
+			for (const e of this.#entries.values())
+				if (e.state === "UNAVAILABLE") return false;
+			return true;
+		}
 		for (const e of this.#entries.values())
 			if (e.state !== "READY") return false;
 		return true;
@@ -155,6 +168,17 @@ class ServingDataPlane implements DataPlane {
 				`model '${name}' has no version '${version}' (serving: ${s.version})`,
 			);
 		return s;
+	}
+
+	/**
+	 * The serving instance for a request: loads a lazy or evicted model on first use (concurrent first
+	 * requests share one load) and marks it recently used.
+	 */
+	async #ready(name: string, version: string | undefined): Promise<Served> {
+		const e = this.#entry(name);
+		if (!e.served && this.#opts.lazy && !this.#closing) await this.load(name);
+		e.lastUsed = performance.now();
+		return this.#served(name, version);
 	}
 
 	modelMetadata(name: string, version?: string): ModelInfo {
@@ -191,7 +215,7 @@ class ServingDataPlane implements DataPlane {
 		request: InferenceRequest,
 		opts: InferOptions = {},
 	): Promise<InferenceResponse> {
-		const s = this.#served(name, version);
+		const s = await this.#ready(name, version);
 		const outputs = request.outputs?.map((o) => o.name) ?? [];
 		const outs = await this.#run(
 			s,
@@ -214,7 +238,7 @@ class ServingDataPlane implements DataPlane {
 		input: Row[] | Record<string, unknown[]>,
 		opts: InferOptions = {},
 	): Promise<PredictResult> {
-		const s = this.#served(name, version);
+		const s = await this.#ready(name, version);
 		let tensors: Tensor[];
 		if (Array.isArray(input)) {
 			if (input.length === 0)
@@ -304,6 +328,9 @@ class ServingDataPlane implements DataPlane {
 				e.state = "READY";
 				e.reason = "";
 				this.#metrics.loaded.set(this.#countLoaded());
+				this.#metrics.loads.inc({ model: name });
+				e.lastUsed = performance.now();
+				void this.#evict(e);
 				// Emitted at the swap itself: from here on new requests get the new version.
 				if (old)
 					this.#emit({
@@ -466,6 +493,34 @@ class ServingDataPlane implements DataPlane {
 		return n;
 	}
 
+	/** Unloads least recently used models while more than maxLoadedModels are loaded (never `keep`). */
+	async #evict(keep: Entry): Promise<void> {
+		const max = this.#opts.maxLoadedModels ?? 0;
+		if (max <= 0) return;
+		const retiring: Promise<void>[] = [];
+		while (this.#countLoaded() > max) {
+			let lru: Entry | undefined;
+			for (const e of this.#entries.values())
+				if (
+					e !== keep &&
+					e.served &&
+					!e.loading &&
+					(!lru || e.lastUsed < lru.lastUsed)
+				)
+					lru = e;
+			if (!lru) break;
+			const s = lru.served as Served;
+			lru.served = undefined;
+			lru.state = "UNLOADED";
+			lru.reason =
+				"evicted (least recently used); loads again on its next request";
+			this.#metrics.evictions.inc({ model: lru.spec.name });
+			retiring.push(this.#retire(s));
+		}
+		this.#metrics.loaded.set(this.#countLoaded());
+		await Promise.all(retiring);
+	}
+
 	async unload(name: string): Promise<void> {
 		const e = this.#entry(name);
 		if (e.loading) await e.loading.catch(() => {});
@@ -541,11 +596,12 @@ export async function createDataPlane(
 ): Promise<DataPlane & { loadErrors: MlshipError[] }> {
 	const dp = new ServingDataPlane(opts);
 	const loadErrors: MlshipError[] = [];
-	await Promise.all(
-		opts.models.map((m) =>
-			dp.load(m.name).catch((e: MlshipError) => loadErrors.push(e)),
-		),
-	);
+	if (!opts.lazy)
+		await Promise.all(
+			opts.models.map((m) =>
+				dp.load(m.name).catch((e: MlshipError) => loadErrors.push(e)),
+			),
+		);
 	await dp.follow();
 	return Object.assign(dp, { loadErrors });
 }

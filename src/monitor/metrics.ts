@@ -62,6 +62,18 @@ export class Metrics {
 		labelNames: ["model", "outcome"] as const,
 		registers: [this.registry],
 	});
+	readonly loads = new Counter({
+		name: "mlship_model_loads_total",
+		help: "Model versions loaded (first load, reload, hot update, lazy load after eviction)",
+		labelNames: ["model"] as const,
+		registers: [this.registry],
+	});
+	readonly evictions = new Counter({
+		name: "mlship_model_evictions_total",
+		help: "Models unloaded to stay within max_loaded_models (least recently used first)",
+		labelNames: ["model"] as const,
+		registers: [this.registry],
+	});
 	readonly loaded = new Gauge({
 		name: "mlship_models_loaded",
 		help: "Model versions loaded and serving",

@@ -60,6 +60,8 @@ export async function startServer(
 			timeout_ms: settings.timeout_ms,
 		},
 		load,
+		lazy: settings.lazy,
+		maxLoadedModels: settings.max_loaded_models,
 		onEvent: (e) =>
 			e.type === "updated"
 				? log.info(e, "model updated")

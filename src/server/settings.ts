@@ -34,6 +34,22 @@ export const ServerSettingsSchema = z
 			.string()
 			.optional()
 			.describe("registry URI for registry references (MLSHIP_REGISTRY)"),
+		lazy: z
+			.union([
+				z.boolean(),
+				z
+					.enum(["true", "false", "1", "0"])
+					.transform((v) => v === "true" || v === "1"),
+			])
+			.default(false)
+			.describe(
+				"load models on their first request instead of at start (MLSHIP_LAZY)",
+			),
+		max_loaded_models: int(0)
+			.default(0)
+			.describe(
+				"most models loaded at once; least recently used are unloaded (0 = no limit) (MLSHIP_MAX_LOADED_MODELS)",
+			),
 		max_batch_size: int(1)
 			.optional()
 			.describe(
