@@ -20,7 +20,7 @@ function common(cmd: Command): Command {
 	return cmd
 		.option(
 			"--registry <uri>",
-			"registry: sqlite:PATH or a .db file (env MLSHIP_REGISTRY)",
+			"registry: sqlite:PATH, a .db file or postgres://USER@HOST/DB (env MLSHIP_REGISTRY)",
 			defaultRegistryUri(),
 		)
 		.option("--json", "print machine-readable JSON");

@@ -1,4 +1,4 @@
-// Opens a registry from a URI (sqlite:PATH, a .db file, or the default) as a ModelStore.
+// Opens a registry from a URI (sqlite:PATH, a .db file, postgres://…, or the default) as a ModelStore.
 import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { MlshipError } from "../protocol/errors.ts";
@@ -24,22 +24,25 @@ function sqlitePath(uri: string): string | undefined {
 
 /**
  * Opens the registry at `uri` (default: {@link defaultRegistryUri}), creating the database and its directory if needed.
- * Accepts `sqlite:PATH`, `sqlite://PATH`, `sqlite::memory:` and plain paths ending in .db, .sqlite or .sqlite3.
+ * Accepts `sqlite:PATH`, `sqlite://PATH`, `sqlite::memory:`, plain paths ending in .db, .sqlite or .sqlite3, and
+ * `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE` (or `postgresql://`; the database must exist, its tables are
+ * created on first open).
  * @example const store = await openRegistry("sqlite:/var/lib/mlship/registry.db");
+ * @example const shared = await openRegistry("postgres://mlship@db.internal/registry");
  */
 export async function openRegistry(
 	uri: string = defaultRegistryUri(),
 ): Promise<ModelStore> {
-	if (/^postgres(ql)?:\/\//i.test(uri))
-		throw new MlshipError(
-			"MLSHIP_INVALID_ARGUMENT",
-			"PostgreSQL registry is not available yet; use a SQLite registry (sqlite:PATH)",
-		);
+	if (/^postgres(ql)?:\/\//i.test(uri)) {
+		// Loaded on demand, so SQLite users never load the PostgreSQL driver.
+		const { PostgresStore } = await import("./store/postgres/store.ts");
+		return PostgresStore.open(uri);
+	}
 	const path = sqlitePath(uri);
 	if (path === undefined || path === "")
 		throw new MlshipError(
 			"MLSHIP_INVALID_ARGUMENT",
-			`unknown registry '${uri}': expected sqlite:PATH or a path ending in .db or .sqlite (e.g. sqlite:.mlship/registry.db)`,
+			`unknown registry '${uri}': expected sqlite:PATH, a path ending in .db or .sqlite (e.g. sqlite:.mlship/registry.db), or postgres://USER@HOST/DATABASE`,
 		);
 	if (path === ":memory:") return new SqliteStore(path);
 	const full = resolve(path);

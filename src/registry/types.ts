@@ -173,3 +173,27 @@ export interface ModelStore {
 	watch(onChange: (e: ChangeEvent) => void): () => void;
 	close(): Promise<void>;
 }
+
+/** Registration metadata must be a plain JSON object. */
+export function checkMetadata(
+	metadata: Record<string, unknown>,
+): Record<string, unknown> {
+	if (
+		typeof metadata !== "object" ||
+		metadata === null ||
+		Array.isArray(metadata)
+	)
+		throw new MlshipError(
+			"MLSHIP_INVALID_ARGUMENT",
+			"metadata must be an object of key → JSON value",
+		);
+	try {
+		JSON.stringify(metadata);
+	} catch (err) {
+		throw new MlshipError(
+			"MLSHIP_INVALID_ARGUMENT",
+			`metadata is not JSON-serializable: ${(err as Error).message}`,
+		);
+	}
+	return metadata;
+}

@@ -251,13 +251,23 @@ describe("mlship models", () => {
 			assert.match(r.stderr, /^error: /, args.join(" "));
 		}
 		const wrongRegistry = await models(
-			["list", "--registry", "postgres://localhost/x"],
+			["list", "--registry", "mysql://localhost/x"],
 			false,
 		);
 		assert.equal(wrongRegistry.code, 2);
 		assert.match(
 			wrongRegistry.stderr,
-			/PostgreSQL registry is not available yet/,
+			/unknown registry 'mysql:\/\/localhost\/x'/,
+		);
+		// A PostgreSQL registry that is not there is "unavailable" (exit 6), not a usage error.
+		const down = await models(
+			["list", "--registry", "postgres://mlship@127.0.0.1:1/x"],
+			false,
+		);
+		assert.equal(down.code, 6);
+		assert.match(
+			down.stderr,
+			/registry postgres:\/\/mlship@127\.0\.0\.1:1\/x is unavailable/,
 		);
 	});
 

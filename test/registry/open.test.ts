@@ -1,4 +1,4 @@
-// openRegistry: URI forms, the default location, directory creation, and the not-yet-available PostgreSQL store.
+// openRegistry: URI forms, the default location, directory creation, and PostgreSQL URIs (on a real server).
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -7,6 +7,12 @@ import { join, relative } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { readBundle } from "../../src/bundle/bundle.ts";
 import { defaultRegistryUri, openRegistry } from "../../src/registry/open.ts";
+import { PostgresStore } from "../../src/registry/store/postgres/store.ts";
+import {
+	createDatabase,
+	type PostgresServer,
+	startPostgres,
+} from "../harness/postgres.ts";
 import { rejectsWith } from "./store.contract.ts";
 
 const IRIS = join(
@@ -68,16 +74,56 @@ describe("openRegistry", () => {
 		assert.ok(existsSync(path));
 	});
 
-	it("rejects PostgreSQL (not available yet) and unknown URIs with MLSHIP_INVALID_ARGUMENT", async () => {
-		await rejectsWith(
-			openRegistry("postgres://u@localhost/db"),
-			"MLSHIP_INVALID_ARGUMENT",
-			/PostgreSQL registry is not available yet/,
+	it("opens postgres:// and postgresql:// URIs as a PostgresStore on that database", async () => {
+		const pgs: PostgresServer = await startPostgres();
+		try {
+			const iris = await readBundle(IRIS);
+			const url = await createDatabase(pgs.url, "open_test");
+			const a = await openRegistry(url);
+			try {
+				assert.ok(a instanceof PostgresStore);
+				assert.equal((await a.register(iris)).version, 1);
+			} finally {
+				await a.close();
+			}
+			const b = await openRegistry(url.replace(/^postgres:/, "postgresql:"));
+			try {
+				assert.ok(b instanceof PostgresStore);
+				assert.equal(
+					(await b.get("iris-logreg")).version,
+					1,
+					"same database, other scheme",
+				);
+			} finally {
+				await b.close();
+			}
+			await rejectsWith(
+				openRegistry(`${pgs.url.replace(/\/postgres$/, "/missing")}`),
+				"MLSHIP_INVALID_ARGUMENT",
+				/database "missing" does not exist/,
+			);
+		} finally {
+			await pgs.stop();
+		}
+	});
+
+	it("reports an unreachable PostgreSQL as MLSHIP_UNAVAILABLE, hiding the password", async () => {
+		await assert.rejects(
+			openRegistry("postgres://u:secret@127.0.0.1:1/db"),
+			(err: Error & { code?: string }) => {
+				assert.equal(err.code, "MLSHIP_UNAVAILABLE");
+				assert.match(err.message, /postgres:\/\/u:\*\*\*@127\.0\.0\.1:1\/db/);
+				assert.doesNotMatch(err.message, /secret/);
+				return true;
+			},
 		);
+	});
+
+	it("rejects malformed and unknown URIs with MLSHIP_INVALID_ARGUMENT", async () => {
 		await rejectsWith(
-			openRegistry("postgresql://localhost/db"),
+			openRegistry("postgresql://[bad"),
 			"MLSHIP_INVALID_ARGUMENT",
-			/PostgreSQL/,
+			/cannot open registry/,
 		);
 		await rejectsWith(
 			openRegistry("mysql://localhost/db"),

@@ -1,67 +1,13 @@
 // `mlship serve` as a real process: REST and gRPC up, health answers during a large batch, overload gives
 // 503 with Retry-After and bounded memory, SIGTERM finishes in-flight work and exits 0.
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
 import { readBundle } from "../../src/bundle/bundle.ts";
 import { encodeRecords, planTable } from "../../src/codec/table.ts";
 import { bundleDir, CLI, golden } from "../helpers/fixtures.ts";
-
-interface Served {
-	proc: ChildProcess;
-	http: string;
-	grpcPort: number;
-	exit: Promise<number | null>;
-}
-
-/** Starts `mlship serve` on free loopback ports and waits for its "mlship serving" log line. */
-function serve(args: string[]): Promise<Served> {
-	const proc = spawn(
-		process.execPath,
-		[
-			CLI,
-			"serve",
-			"--host",
-			"127.0.0.1",
-			"--http-port",
-			"0",
-			"--grpc-port",
-			"0",
-			...args,
-		],
-		{
-			stdio: ["ignore", "pipe", "pipe"],
-		},
-	);
-	const exit = new Promise<number | null>((r) =>
-		proc.on("exit", (code) => r(code)),
-	);
-	return new Promise((resolve, reject) => {
-		let out = "";
-		let err = "";
-		proc.stderr?.on("data", (d) => {
-			err += d;
-		});
-		proc.stdout?.on("data", (d) => {
-			out += d;
-			for (const line of out.split("\n")) {
-				if (!line.includes('"mlship serving"')) continue;
-				const j = JSON.parse(line) as { http: number; grpc: number };
-				resolve({
-					proc,
-					http: `http://127.0.0.1:${j.http}`,
-					grpcPort: j.grpc,
-					exit,
-				});
-				return;
-			}
-		});
-		proc.on("exit", (code) =>
-			reject(new Error(`serve exited ${code}: ${err}${out}`)),
-		);
-	});
-}
+import { type Served, serve } from "../helpers/serve-process.ts";
 
 async function digitsBody(rows: number): Promise<string> {
 	const b = await readBundle(bundleDir("digits-mlp"));

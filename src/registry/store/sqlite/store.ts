@@ -14,6 +14,7 @@ import {
 	assertName,
 	assertVersion,
 	type ChangeEvent,
+	checkMetadata,
 	type ListFilter,
 	type ModelRef,
 	type ModelStore,
@@ -669,28 +670,4 @@ export class SqliteStore implements ModelStore {
 		this.#watchers.clear();
 		this.#db.close();
 	}
-}
-
-/** Registration metadata must be a plain JSON object. */
-function checkMetadata(
-	metadata: Record<string, unknown>,
-): Record<string, unknown> {
-	if (
-		typeof metadata !== "object" ||
-		metadata === null ||
-		Array.isArray(metadata)
-	)
-		throw new MlshipError(
-			"MLSHIP_INVALID_ARGUMENT",
-			"metadata must be an object of key → JSON value",
-		);
-	try {
-		JSON.stringify(metadata);
-	} catch (err) {
-		throw new MlshipError(
-			"MLSHIP_INVALID_ARGUMENT",
-			`metadata is not JSON-serializable: ${(err as Error).message}`,
-		);
-	}
-	return metadata;
 }

@@ -1,0 +1,381 @@
+// PostgresStore on a real PostgreSQL (test/harness): the shared contract, plus integrity, concurrent processes,
+// migrations, the LISTEN/NOTIFY feed across instances, and recovery after the server or the feed connection drops.
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { pathToFileURL } from "node:url";
+import { promisify } from "node:util";
+import pg from "pg";
+import { type Bundle, readBundle } from "../../src/bundle/bundle.ts";
+import {
+	CHANNEL,
+	PostgresStore,
+	SCHEMA_VERSION,
+} from "../../src/registry/store/postgres/store.ts";
+import type { ChangeEvent } from "../../src/registry/types.ts";
+import {
+	createDatabase,
+	type PostgresServer,
+	startPostgres,
+	uniqueDatabaseName,
+} from "../harness/postgres.ts";
+import { rejectsWith, runStoreContract, waitFor } from "./store.contract.ts";
+
+const FIXTURES = join(import.meta.dirname, "..", "fixtures", "models");
+const run = promisify(execFile);
+
+// One server for the whole file (started on first use), a fresh database per store fixture.
+let shared: Promise<PostgresServer> | undefined;
+function server(): Promise<PostgresServer> {
+	shared ??= startPostgres();
+	return shared;
+}
+after(async () => {
+	if (shared) await (await shared).stop();
+});
+
+async function freshDatabase(): Promise<string> {
+	return createDatabase((await server()).url, uniqueDatabaseName("reg"));
+}
+
+/** Runs one SQL statement on `url` with a throwaway connection. */
+async function sql<R extends pg.QueryResultRow>(
+	url: string,
+	text: string,
+	params: unknown[] = [],
+): Promise<R[]> {
+	const client = new pg.Client({ connectionString: url });
+	await client.connect();
+	try {
+		return (await client.query<R>(text, params)).rows;
+	} finally {
+		await client.end();
+	}
+}
+
+runStoreContract("postgres", async () => {
+	const url = await freshDatabase();
+	return {
+		store: await PostgresStore.open(url),
+		reopen: () => PostgresStore.open(url),
+		cleanup: async () => {},
+	};
+});
+
+describe("PostgresStore", () => {
+	let iris: Bundle;
+	before(async () => {
+		iris = await readBundle(join(FIXTURES, "iris-logreg"));
+	});
+
+	it("refuses an artifact changed in the database (MLSHIP_INTEGRITY), every time, in every instance", async () => {
+		const url = await freshDatabase();
+		const store = await PostgresStore.open(url);
+		try {
+			await store.register(iris);
+			await store.register(iris);
+			assert.equal(
+				(await store.openBundle("iris-logreg@1")).manifest.name,
+				"iris-logreg",
+			);
+			// flip one byte in the middle of version 1's artifact (same length, so only the digest can tell)
+			const changed = await sql(
+				url,
+				`UPDATE files SET bytes = set_byte(bytes, length(bytes) / 2, get_byte(bytes, length(bytes) / 2) # 255)
+				 WHERE name = 'iris-logreg' AND version = 1 AND path = 'model.onnx' RETURNING 1`,
+			);
+			assert.equal(changed.length, 1);
+			await rejectsWith(
+				store.openBundle("iris-logreg@1"),
+				"MLSHIP_INTEGRITY",
+				/registry:iris-logreg@1.*sha256/,
+			);
+			await rejectsWith(
+				store.openBundle(await store.get("iris-logreg@1")),
+				"MLSHIP_INTEGRITY",
+			);
+			const other = await PostgresStore.open(url);
+			try {
+				await rejectsWith(
+					other.openBundle("iris-logreg@1"),
+					"MLSHIP_INTEGRITY",
+				);
+			} finally {
+				await other.close();
+			}
+			const ok = await store.openBundle("iris-logreg@2");
+			assert.deepEqual(
+				ok.files.get("model.onnx"),
+				iris.files.get("model.onnx"),
+				"the untouched version still opens",
+			);
+			// a manifest rewritten to match tampered bytes still disagrees with the registered digest
+			await sql(
+				url,
+				"UPDATE versions SET sha256 = repeat('0', 64) WHERE name = 'iris-logreg' AND version = 2",
+			);
+			await rejectsWith(
+				store.openBundle("iris-logreg@2"),
+				"MLSHIP_INTEGRITY",
+				/registry database was modified/,
+			);
+		} finally {
+			await store.close();
+		}
+	});
+
+	it("gives distinct, contiguous versions to two processes registering the same name at once", async () => {
+		const url = await freshDatabase();
+		await (await PostgresStore.open(url)).close(); // create the schema up front, like an existing registry
+		const perProcess = 12;
+		const code = `
+			const { PostgresStore } = await import(process.env.STORE_URL);
+			const { readBundle } = await import(process.env.BUNDLE_URL);
+			const bundle = await readBundle(process.env.FIXTURE);
+			const store = await PostgresStore.open(process.env.DB);
+			const wait = Number(process.env.START_AT) - Date.now();
+			if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+			const versions = await Promise.all(
+				Array.from({ length: ${perProcess} }, async () => (await store.register(bundle)).version),
+			);
+			await store.close();
+			process.stdout.write(JSON.stringify(versions));
+		`;
+		const env = {
+			...process.env,
+			STORE_URL: pathToFileURL(
+				join(import.meta.dirname, "../../src/registry/store/postgres/store.ts"),
+			).href,
+			BUNDLE_URL: pathToFileURL(
+				join(import.meta.dirname, "../../src/bundle/bundle.ts"),
+			).href,
+			FIXTURE: join(FIXTURES, "iris-logreg"),
+			DB: url,
+			START_AT: String(Date.now() + 1500),
+		};
+		const outputs = await Promise.all(
+			[0, 1].map(() =>
+				run(process.execPath, ["--input-type=module", "-e", code], { env }),
+			),
+		);
+		const lists = outputs.map((o) => JSON.parse(o.stdout) as number[]);
+		for (const l of lists) assert.equal(l.length, perProcess);
+		const all = lists.flat().sort((a, b) => a - b);
+		assert.deepEqual(
+			all,
+			Array.from({ length: 2 * perProcess }, (_, i) => i + 1),
+			"every version handed out exactly once",
+		);
+		// seq order is commit order: the feed lists one name's registrations in version order
+		const feed = await sql<{ version: number }>(
+			url,
+			"SELECT version FROM changes WHERE type = 'registered' ORDER BY seq",
+		);
+		assert.deepEqual(
+			feed.map((r) => r.version),
+			Array.from({ length: 2 * perProcess }, (_, i) => i + 1),
+		);
+		const store = await PostgresStore.open(url);
+		try {
+			assert.equal(
+				(await store.list({ name: "iris-logreg" })).length,
+				2 * perProcess,
+			);
+			assert.equal((await store.get("iris-logreg")).version, 2 * perProcess);
+		} finally {
+			await store.close();
+		}
+	});
+
+	it("shows a registration to a watcher on another instance within 1 s", async () => {
+		const url = await freshDatabase();
+		const writer = await PostgresStore.open(url);
+		const reader = await PostgresStore.open(url);
+		const events: ChangeEvent[] = [];
+		const stop = reader.watch((e) => events.push(e));
+		try {
+			for (let i = 1; i <= 3; i++) {
+				await writer.register(iris);
+				await waitFor(
+					() => events.length >= i,
+					`registration ${i} seen by the other instance`,
+					1000,
+				);
+				assert.equal(events[i - 1]?.type, "registered");
+				assert.equal(events[i - 1]?.version, i);
+			}
+		} finally {
+			stop();
+			await reader.close();
+			await writer.close();
+		}
+	});
+
+	it("migrates once when several stores open a fresh database at once; refuses a newer schema", async () => {
+		const url = await freshDatabase();
+		const stores = await Promise.all(
+			Array.from({ length: 4 }, () => PostgresStore.open(url)),
+		);
+		await stores[0]?.register(iris, { aliases: ["production"] });
+		for (const s of stores) {
+			assert.equal((await s.get("iris-logreg@production")).version, 1);
+			await s.close();
+		}
+		const again = await PostgresStore.open(url);
+		assert.equal(
+			(await again.get("iris-logreg")).version,
+			1,
+			"data survives reopening",
+		);
+		await again.close();
+		const applied = await sql<{ version: number }>(
+			url,
+			"SELECT version FROM mlship_schema ORDER BY version",
+		);
+		assert.deepEqual(
+			applied.map((r) => r.version),
+			Array.from({ length: SCHEMA_VERSION }, (_, i) => i + 1),
+		);
+		const tables = await sql<{ tablename: string }>(
+			url,
+			"SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename",
+		);
+		assert.deepEqual(
+			tables.map((t) => t.tablename),
+			["aliases", "changes", "files", "mlship_schema", "models", "versions"],
+		);
+		await sql(url, "INSERT INTO mlship_schema (version) VALUES ($1)", [
+			SCHEMA_VERSION + 1,
+		]);
+		await rejectsWith(
+			PostgresStore.open(url),
+			"MLSHIP_INVALID_ARGUMENT",
+			/newer than this mlship/,
+		);
+	});
+
+	it("fails every call after close with MLSHIP_CLOSED", async () => {
+		const store = await PostgresStore.open(await freshDatabase());
+		await store.close();
+		await store.close(); // closing twice is fine
+		await rejectsWith(store.get("iris-logreg"), "MLSHIP_CLOSED");
+		await rejectsWith(store.register(iris), "MLSHIP_CLOSED");
+		assert.throws(() => store.watch(() => {}), /closed/);
+	});
+
+	it("keeps delivering to other watchers when one throws, and in order when a watcher writes", async () => {
+		const store = await PostgresStore.open(await freshDatabase());
+		const seen: string[] = [];
+		const warnings: string[] = [];
+		const onWarning = (w: Error) => warnings.push(w.message);
+		process.on("warning", onWarning);
+		try {
+			store.watch(() => {
+				throw new Error("boom");
+			});
+			store.watch((e) => {
+				seen.push(`${e.type}@${e.version}`);
+				if (e.type === "registered" && e.version === 1)
+					void store.setAlias("iris-logreg", "production", 1);
+			});
+			await store.register(iris);
+			await waitFor(() => seen.length >= 2, "the watcher's own alias_set");
+			await store.register(iris);
+			await waitFor(() => seen.length >= 3, "the second registration");
+			assert.deepEqual(seen, ["registered@1", "alias_set@1", "registered@2"]);
+			await new Promise((r) => setImmediate(r));
+			assert.ok(
+				warnings.some((w) => w.includes("boom")),
+				`warning reported: ${warnings.join("; ")}`,
+			);
+		} finally {
+			process.off("warning", onWarning);
+			await store.close();
+		}
+	});
+
+	it("catches up on changes made while its feed connection was cut", async () => {
+		const url = await freshDatabase();
+		const writer = await PostgresStore.open(url);
+		const reader = await PostgresStore.open(url);
+		const events: ChangeEvent[] = [];
+		const stop = reader.watch((e) => events.push(e));
+		const onWarning = () => {};
+		process.on("warning", onWarning);
+		try {
+			await writer.register(iris);
+			await waitFor(() => events.length >= 1, "the first registration");
+			// Cut the reader's LISTEN connection, then write before it can reconnect: the NOTIFY goes nowhere.
+			const cut = await sql(
+				url,
+				"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'mlship-feed' AND query ILIKE $1",
+				[`LISTEN ${CHANNEL}%`],
+			);
+			assert.equal(cut.length, 1, "one feed connection");
+			await writer.register(iris);
+			await writer.setAlias("iris-logreg", "production", 2);
+			await waitFor(() => events.length >= 3, "the missed changes", 5000);
+			assert.deepEqual(
+				events.map((e) => `${e.type}@${e.version}`),
+				["registered@1", "registered@2", "alias_set@2"],
+			);
+		} finally {
+			process.off("warning", onWarning);
+			stop();
+			await reader.close();
+			await writer.close();
+		}
+	});
+
+	it("reconnects a watcher after PostgreSQL restarts; calls fail with MLSHIP_UNAVAILABLE while it is down", async () => {
+		const own = await startPostgres(); // restarting the shared server would disturb other tests' stores
+		const warnings: string[] = [];
+		const onWarning = (w: Error) => warnings.push(w.message);
+		process.on("warning", onWarning);
+		const url = await createDatabase(own.url, "restart");
+		const writer = await PostgresStore.open(url);
+		const reader = await PostgresStore.open(url);
+		const events: ChangeEvent[] = [];
+		const stop = reader.watch((e) => events.push(e));
+		try {
+			await writer.register(iris);
+			await waitFor(() => events.length >= 1, "the registration before");
+			const restarted = own.restart({ downtimeMs: 1500 });
+			await waitFor(
+				() => warnings.some((w) => w.includes("change feed")),
+				"the feed to notice the server is gone",
+				5000,
+			);
+			await rejectsWith(
+				writer.get("iris-logreg"),
+				"MLSHIP_UNAVAILABLE",
+				/registry postgres:\/\/mlship@127\.0\.0\.1:\d+\/restart is unavailable/,
+			);
+			await restarted;
+			// Both stores recover by themselves: the writer's pool reconnects, the reader's feed resubscribes.
+			const v2 = await writer.register(iris);
+			assert.equal(v2.version, 2);
+			await waitFor(
+				() => events.length >= 2,
+				"the registration after the restart",
+				10_000,
+			);
+			assert.equal(events[1]?.type, "registered");
+			assert.equal(events[1]?.version, 2);
+			assert.ok((events[1]?.seq ?? 0) > (events[0]?.seq ?? 0));
+			await writer.setAlias("iris-logreg", "production", 2);
+			await waitFor(() => events.length >= 3, "a later alias_set", 1000);
+			assert.ok(
+				warnings.some((w) => /change feed reconnected/.test(w)),
+				warnings.join("; "),
+			);
+		} finally {
+			process.off("warning", onWarning);
+			stop();
+			await reader.close();
+			await writer.close();
+			await own.stop();
+		}
+	});
+});
