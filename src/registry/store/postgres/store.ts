@@ -22,6 +22,7 @@ import {
 	parseRef,
 	type RegisterOptions,
 } from "../../types.ts";
+import * as errors from "../errors.ts";
 
 /**
  * Schema migrations, applied in order; `mlship_schema` has one row per applied migration. Append only, never edit one.
@@ -374,10 +375,7 @@ export class PostgresStore implements ModelStore {
 	}
 
 	#notRegistered(name: string): MlshipError {
-		return new MlshipError(
-			"MLSHIP_MODEL_NOT_FOUND",
-			`model '${name}' is not registered in ${this.location} (see 'mlship models list')`,
-		);
+		return errors.notRegistered(name, this.location);
 	}
 
 	async #exists(db: Queryable, name: string): Promise<boolean> {
@@ -407,9 +405,10 @@ export class PostgresStore implements ModelStore {
 			[name],
 		);
 		if (have.length === 0) throw this.#notRegistered(name);
-		throw new MlshipError(
-			"MLSHIP_MODEL_NOT_FOUND",
-			`model '${name}' has no version ${version} (versions: ${have.map((r) => r.version).join(", ")})`,
+		throw errors.noVersion(
+			name,
+			version,
+			have.map((r) => r.version),
 		);
 	}
 
@@ -523,9 +522,10 @@ export class PostgresStore implements ModelStore {
 				);
 				if (have.length === 0 && !(await this.#exists(db, r.name)))
 					throw this.#notRegistered(r.name);
-				throw new MlshipError(
-					"MLSHIP_MODEL_NOT_FOUND",
-					`model '${r.name}' has no alias '${r.alias}' (aliases: ${have.map((a) => a.alias).join(", ") || "none"}; set one with 'mlship models alias ${r.name} ${r.alias} <version>')`,
+				throw errors.noAlias(
+					r.name,
+					r.alias,
+					have.map((a) => a.alias),
 				);
 			}
 			version = row.version;
@@ -538,11 +538,7 @@ export class PostgresStore implements ModelStore {
 			);
 			if (row)
 				return toVersion(row, await this.#aliasesOf(db, row.name, row.version));
-			if (await this.#exists(db, r.name))
-				throw new MlshipError(
-					"MLSHIP_MODEL_NOT_FOUND",
-					`every version of model '${r.name}' is archived; name one explicitly (${r.name}@<version>) or register a new one`,
-				);
+			if (await this.#exists(db, r.name)) throw errors.allArchived(r.name);
 			throw this.#notRegistered(r.name);
 		}
 		return this.#fullVersion(db, r.name, version);
@@ -573,10 +569,7 @@ export class PostgresStore implements ModelStore {
 			// Locking the target row keeps a concurrent archive or delete from slipping in between check and write.
 			const row = await this.#versionRow(c, name, version, true);
 			if (row.status === "archived")
-				throw new MlshipError(
-					"MLSHIP_INVALID_ARGUMENT",
-					`cannot point alias '${alias}' at ${name}@${version}: that version is archived; choose an active version`,
-				);
+				throw errors.aliasToArchived(name, alias, version);
 			const current = await this.#one<{ version: number }>(
 				c,
 				"SELECT version FROM aliases WHERE name = $1 AND alias = $2",
@@ -651,10 +644,7 @@ export class PostgresStore implements ModelStore {
 			if (row.status === "archived") return;
 			const aliases = await this.#aliasesOf(c, name, version);
 			if (aliases.length > 0)
-				throw new MlshipError(
-					"MLSHIP_INVALID_ARGUMENT",
-					`cannot archive ${name}@${version}: alias${aliases.length > 1 ? "es" : ""} ${aliases.map((a) => `'${a}'`).join(", ")} point${aliases.length > 1 ? "" : "s"} at it; move ${aliases.length > 1 ? "them" : "it"} first ('mlship models alias ${name} ${aliases[0]} <version>')`,
-				);
+				throw errors.archiveAliased(name, version, aliases);
 			await this.#all(
 				c,
 				"UPDATE versions SET status = 'archived' WHERE name = $1 AND version = $2",
@@ -730,9 +720,10 @@ export class PostgresStore implements ModelStore {
 				);
 		const bundle = bundleFromParts(first.manifest, files, source);
 		if (bundle.manifest.artifact.sha256 !== first.sha256)
-			throw new MlshipError(
-				"MLSHIP_INTEGRITY",
-				`${source}: the stored manifest's artifact sha256 ${bundle.manifest.artifact.sha256} differs from the registered ${first.sha256}; the registry database was modified`,
+			throw errors.storedDigestMismatch(
+				source,
+				bundle.manifest.artifact.sha256,
+				first.sha256,
 			);
 		return bundle;
 	}

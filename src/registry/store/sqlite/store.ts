@@ -22,6 +22,7 @@ import {
 	parseRef,
 	type RegisterOptions,
 } from "../../types.ts";
+import * as errors from "../errors.ts";
 
 /**
  * Schema migrations; `PRAGMA user_version` = how many have been applied. Append only, never edit one.
@@ -219,10 +220,7 @@ export class SqliteStore implements ModelStore {
 	}
 
 	#notRegistered(name: string): MlshipError {
-		return new MlshipError(
-			"MLSHIP_MODEL_NOT_FOUND",
-			`model '${name}' is not registered in ${this.location} (see 'mlship models list')`,
-		);
+		return errors.notRegistered(name, this.location);
 	}
 
 	/** The version row, or MLSHIP_MODEL_NOT_FOUND naming the versions that do exist. */
@@ -238,9 +236,10 @@ export class SqliteStore implements ModelStore {
 			name,
 		);
 		if (have.length === 0) throw this.#notRegistered(name);
-		throw new MlshipError(
-			"MLSHIP_MODEL_NOT_FOUND",
-			`model '${name}' has no version ${version} (versions: ${have.map((r) => r.version).join(", ")})`,
+		throw errors.noVersion(
+			name,
+			version,
+			have.map((r) => r.version),
 		);
 	}
 
@@ -366,9 +365,10 @@ export class SqliteStore implements ModelStore {
 					!this.#one("SELECT 1 FROM versions WHERE name = ?", r.name)
 				)
 					throw this.#notRegistered(r.name);
-				throw new MlshipError(
-					"MLSHIP_MODEL_NOT_FOUND",
-					`model '${r.name}' has no alias '${r.alias}' (aliases: ${have.map((a) => a.alias).join(", ") || "none"}; set one with 'mlship models alias ${r.name} ${r.alias} <version>')`,
+				throw errors.noAlias(
+					r.name,
+					r.alias,
+					have.map((a) => a.alias),
 				);
 			}
 			version = row.version;
@@ -381,10 +381,7 @@ export class SqliteStore implements ModelStore {
 			if (row)
 				return this.#toVersion(row, this.#aliasesOf(row.name, row.version));
 			if (this.#one("SELECT 1 FROM versions WHERE name = ?", r.name))
-				throw new MlshipError(
-					"MLSHIP_MODEL_NOT_FOUND",
-					`every version of model '${r.name}' is archived; name one explicitly (${r.name}@<version>) or register a new one`,
-				);
+				throw errors.allArchived(r.name);
 			throw this.#notRegistered(r.name);
 		}
 		return this.#toVersion(
@@ -423,10 +420,7 @@ export class SqliteStore implements ModelStore {
 		this.#tx(() => {
 			const row = this.#versionRow(name, version);
 			if (row.status === "archived")
-				throw new MlshipError(
-					"MLSHIP_INVALID_ARGUMENT",
-					`cannot point alias '${alias}' at ${name}@${version}: that version is archived; choose an active version`,
-				);
+				throw errors.aliasToArchived(name, alias, version);
 			const current = this.#one<{ version: number }>(
 				"SELECT version FROM aliases WHERE name = ? AND alias = ?",
 				name,
@@ -510,10 +504,7 @@ export class SqliteStore implements ModelStore {
 			if (row.status === "archived") return;
 			const aliases = this.#aliasesOf(name, version);
 			if (aliases.length > 0)
-				throw new MlshipError(
-					"MLSHIP_INVALID_ARGUMENT",
-					`cannot archive ${name}@${version}: alias${aliases.length > 1 ? "es" : ""} ${aliases.map((a) => `'${a}'`).join(", ")} point${aliases.length > 1 ? "" : "s"} at it; move ${aliases.length > 1 ? "them" : "it"} first ('mlship models alias ${name} ${aliases[0]} <version>')`,
-				);
+				throw errors.archiveAliased(name, version, aliases);
 			this.#run(
 				"UPDATE versions SET status = 'archived' WHERE name = ? AND version = ?",
 				name,
@@ -582,9 +573,10 @@ export class SqliteStore implements ModelStore {
 		const files = new Map(fileRows.map((f) => [f.path, f.bytes]));
 		const bundle = bundleFromParts(row.manifest, files, source);
 		if (bundle.manifest.artifact.sha256 !== row.sha256)
-			throw new MlshipError(
-				"MLSHIP_INTEGRITY",
-				`${source}: the stored manifest's artifact sha256 ${bundle.manifest.artifact.sha256} differs from the registered ${row.sha256}; the registry database was modified`,
+			throw errors.storedDigestMismatch(
+				source,
+				bundle.manifest.artifact.sha256,
+				row.sha256,
 			);
 		return bundle;
 	}

@@ -1,0 +1,72 @@
+// The registry's errors, shared by every store so SQLite and PostgreSQL say the same thing.
+import { MlshipError } from "../../protocol/errors.ts";
+
+export function notRegistered(name: string, location: string): MlshipError {
+	return new MlshipError(
+		"MLSHIP_MODEL_NOT_FOUND",
+		`model '${name}' is not registered in ${location} (see 'mlship models list')`,
+	);
+}
+
+export function noVersion(
+	name: string,
+	version: number,
+	have: readonly number[],
+): MlshipError {
+	return new MlshipError(
+		"MLSHIP_MODEL_NOT_FOUND",
+		`model '${name}' has no version ${version} (versions: ${have.join(", ")})`,
+	);
+}
+
+export function noAlias(
+	name: string,
+	alias: string,
+	have: readonly string[],
+): MlshipError {
+	return new MlshipError(
+		"MLSHIP_MODEL_NOT_FOUND",
+		`model '${name}' has no alias '${alias}' (aliases: ${have.join(", ") || "none"}; set one with 'mlship models alias ${name} ${alias} <version>')`,
+	);
+}
+
+export function allArchived(name: string): MlshipError {
+	return new MlshipError(
+		"MLSHIP_MODEL_NOT_FOUND",
+		`every version of model '${name}' is archived; name one explicitly (${name}@<version>) or register a new one`,
+	);
+}
+
+export function aliasToArchived(
+	name: string,
+	alias: string,
+	version: number,
+): MlshipError {
+	return new MlshipError(
+		"MLSHIP_INVALID_ARGUMENT",
+		`cannot point alias '${alias}' at ${name}@${version}: that version is archived; choose an active version`,
+	);
+}
+
+export function archiveAliased(
+	name: string,
+	version: number,
+	aliases: readonly string[],
+): MlshipError {
+	const many = aliases.length > 1;
+	return new MlshipError(
+		"MLSHIP_INVALID_ARGUMENT",
+		`cannot archive ${name}@${version}: alias${many ? "es" : ""} ${aliases.map((a) => `'${a}'`).join(", ")} point${many ? "" : "s"} at it; move ${many ? "them" : "it"} first ('mlship models alias ${name} ${aliases[0]} <version>')`,
+	);
+}
+
+export function storedDigestMismatch(
+	source: string,
+	manifestSha: string,
+	registeredSha: string,
+): MlshipError {
+	return new MlshipError(
+		"MLSHIP_INTEGRITY",
+		`${source}: the stored manifest's artifact sha256 ${manifestSha} differs from the registered ${registeredSha}; the registry database was modified`,
+	);
+}
