@@ -93,6 +93,7 @@ class ServingDataPlane implements DataPlane {
 	readonly #metrics: Metrics;
 	#closing = false;
 	#storeOpen: Promise<ModelStore> | undefined;
+	#storeNow: ModelStore | undefined;
 	#unwatch: (() => void) | undefined;
 	/** Names with a registry refresh running, and whether another change arrived meanwhile. */
 	readonly #refreshing = new Map<string, boolean>();
@@ -410,9 +411,12 @@ class ServingDataPlane implements DataPlane {
 	#store(): Promise<ModelStore> {
 		const reg = this.#opts.registry;
 		if (typeof reg === "object") return Promise.resolve(reg);
-		this.#storeOpen ??= import("../registry/open.ts").then((m) =>
-			m.openRegistry(reg),
-		);
+		this.#storeOpen ??= import("../registry/open.ts")
+			.then((m) => m.openRegistry(reg))
+			.then((store) => {
+				this.#storeNow = store;
+				return store;
+			});
 		return this.#storeOpen;
 	}
 
@@ -532,7 +536,14 @@ class ServingDataPlane implements DataPlane {
 		if (s) await this.#retire(s);
 	}
 
+	registry(): { available: boolean; reason?: string } | undefined {
+		const reg = this.#opts.registry;
+		return (typeof reg === "object" ? reg : this.#storeNow)?.health();
+	}
+
 	async metrics(): Promise<{ contentType: string; body: string }> {
+		const h = this.registry();
+		if (h) this.#metrics.registryAvailable.set(h.available ? 1 : 0);
 		return {
 			contentType: this.#metrics.registry.contentType,
 			body: await this.#metrics.registry.metrics(),

@@ -79,6 +79,8 @@ export interface DataPlane {
 	load(name: string): Promise<void>;
 	/** Unloads a model; in-flight requests finish first. */
 	unload(name: string): Promise<void>;
+	/** The registry's reachability, when models come from one (loaded models keep serving without it). */
+	registry(): { available: boolean; reason?: string } | undefined;
 	/** Prometheus exposition of every metric (`GET /metrics`). */
 	metrics(): Promise<{ contentType: string; body: string }>;
 	/** Stops accepting work, finishes in-flight requests, unloads everything. */

@@ -74,6 +74,11 @@ export class Metrics {
 		labelNames: ["model"] as const,
 		registers: [this.registry],
 	});
+	readonly registryAvailable = new Gauge({
+		name: "mlship_registry_available",
+		help: "1 while the model registry is reachable (loaded models keep serving when it is not)",
+		registers: [this.registry],
+	});
 	readonly loaded = new Gauge({
 		name: "mlship_models_loaded",
 		help: "Model versions loaded and serving",

@@ -171,6 +171,8 @@ export interface ModelStore {
 	openBundle(v: ModelVersion | string): Promise<Bundle>;
 	/** Calls `onChange` for every later change, from this process and others, in `seq` order. Returns unsubscribe. */
 	watch(onChange: (e: ChangeEvent) => void): () => void;
+	/** Whether the store is reachable now (a networked store's change feed is connected), and why not. */
+	health(): { available: boolean; reason?: string };
 	close(): Promise<void>;
 }
 

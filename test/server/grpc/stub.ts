@@ -40,6 +40,7 @@ export function echoPlane(): EchoPlane {
 		},
 		live: () => true,
 		ready: () => true,
+		registry: () => undefined,
 		modelMetadata(name) {
 			check(name);
 			return {

@@ -161,6 +161,7 @@ export class PostgresStore implements ModelStore {
 	#pumping: Promise<void> | undefined;
 	#pumpAgain = false;
 	#feedWarned = false;
+	#feedError: string | undefined;
 	#closed = false;
 
 	private constructor(url: string, opts: PostgresStoreOptions) {
@@ -384,6 +385,17 @@ export class PostgresStore implements ModelStore {
 				name,
 			])) !== undefined
 		);
+	}
+
+	/** Available while the change feed is connected (or nothing watches); else the last connection error. */
+	health(): { available: boolean; reason?: string } {
+		if (this.#closed) return { available: false, reason: "closed" };
+		if (this.#watchers.size === 0 || this.#listening)
+			return { available: true };
+		return {
+			available: false,
+			reason: this.#feedError ?? "change feed not connected",
+		};
 	}
 
 	/** The version row (locked FOR UPDATE when `lock`), or MLSHIP_MODEL_NOT_FOUND naming the versions that do exist. */
@@ -756,6 +768,7 @@ export class PostgresStore implements ModelStore {
 			this.#listening = false;
 			client.removeAllListeners("notification");
 			client.end().catch(() => {});
+			this.#feedError = `connection lost: ${err?.message ?? "closed"}`;
 			this.#warnFeed(
 				`lost its connection (${err?.message ?? "closed"}); reconnecting`,
 			);
@@ -779,6 +792,7 @@ export class PostgresStore implements ModelStore {
 			return;
 		}
 		this.#listening = true;
+		this.#feedError = undefined;
 		if (this.#feedWarned) {
 			this.#feedWarned = false;
 			process.emitWarning(

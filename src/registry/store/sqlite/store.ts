@@ -223,6 +223,13 @@ export class SqliteStore implements ModelStore {
 		return errors.notRegistered(name, this.location);
 	}
 
+	/** A local file: available while open. */
+	health(): { available: boolean; reason?: string } {
+		return this.#closed
+			? { available: false, reason: "closed" }
+			: { available: true };
+	}
+
 	/** The version row, or MLSHIP_MODEL_NOT_FOUND naming the versions that do exist. */
 	#versionRow(name: string, version: number): VersionRow {
 		const row = this.#one<VersionRow>(

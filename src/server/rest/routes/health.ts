@@ -30,7 +30,9 @@ export function registerHealthRoutes(
 	app.get("/v2/health/ready", (_req, reply) => {
 		const ready = dp.ready();
 		reply.code(ready ? 200 : 503);
-		return { ready };
+		// Detail only: a registry outage does not make the server unready (loaded models keep serving).
+		const registry = dp.registry();
+		return registry ? { ready, registry } : { ready };
 	});
 
 	const metadata = (p: ModelParams) => {
