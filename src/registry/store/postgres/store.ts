@@ -1,13 +1,6 @@
 // PostgresStore: the shared ModelStore, one PostgreSQL database used by many servers, with a LISTEN/NOTIFY change feed.
 import pg from "pg";
-import {
-	type Bundle,
-	bundleFromParts,
-	manifestFiles,
-	sha256Hex,
-	verifyFiles,
-} from "../../../bundle/bundle.ts";
-import type { Manifest } from "../../../bundle/manifest.ts";
+import { type Bundle, bundleFromParts } from "../../../bundle/bundle.ts";
 import { MlshipError } from "../../../protocol/errors.ts";
 import {
 	assertAlias,
@@ -22,6 +15,7 @@ import {
 	parseRef,
 	type RegisterOptions,
 } from "../../types.ts";
+import { prepareRegistration, toModelVersion } from "../common.ts";
 import * as errors from "../errors.ts";
 
 /**
@@ -454,18 +448,10 @@ export class PostgresStore implements ModelStore {
 		opts: RegisterOptions = {},
 	): Promise<ModelVersion> {
 		this.#checkOpen();
-		const name = opts.name ?? bundle.manifest.name;
-		assertName(name);
-		const aliases = [...new Set(opts.aliases ?? [])];
-		for (const a of aliases) assertAlias(a);
-		const metadata = checkMetadata(opts.metadata ?? {});
-		// Never store what would not open again.
-		verifyFiles(bundle.manifest, bundle.files, bundle.source);
-		const manifest: Manifest = { ...bundle.manifest, name };
-		const files = manifestFiles(manifest).map((f) => {
-			const bytes = bundle.files.get(f.path) as Uint8Array;
-			return { path: f.path, bytes, sha256: sha256Hex(bytes) };
-		});
+		const { name, aliases, metadata, manifest, files } = prepareRegistration(
+			bundle,
+			opts,
+		);
 		return this.#tx(async (c, change) => {
 			// Inserting or bumping the model row locks it until COMMIT: registrations of one name queue here.
 			const counter = await this.#one<{ last_version: number }>(
@@ -905,19 +891,10 @@ export class PostgresStore implements ModelStore {
 }
 
 function toVersion(row: VersionRow, aliases: string[]): ModelVersion {
-	const manifest = JSON.parse(row.manifest) as Manifest;
-	const v: ModelVersion = {
-		name: row.name,
-		version: row.version,
-		sha256: row.sha256,
-		manifest,
-		createdAt: row.created_at.toISOString(),
-		status: row.status,
+	return toModelVersion(
+		{ ...row, created_at: row.created_at.toISOString() },
 		aliases,
-		metadata: row.metadata,
-	};
-	if (manifest.description !== undefined) v.description = manifest.description;
-	return v;
+	);
 }
 
 /** A Buffer view of bytes (no copy), which pg sends as BYTEA. */

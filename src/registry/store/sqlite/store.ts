@@ -3,11 +3,8 @@ import { DatabaseSync, type SQLInputValue } from "node:sqlite";
 import {
 	type Bundle,
 	bundleFromParts,
-	manifestFiles,
 	sha256Hex,
-	verifyFiles,
 } from "../../../bundle/bundle.ts";
-import type { Manifest } from "../../../bundle/manifest.ts";
 import { MlshipError } from "../../../protocol/errors.ts";
 import {
 	assertAlias,
@@ -22,6 +19,7 @@ import {
 	parseRef,
 	type RegisterOptions,
 } from "../../types.ts";
+import { prepareRegistration, toModelVersion } from "../common.ts";
 import * as errors from "../errors.ts";
 
 /**
@@ -259,20 +257,10 @@ export class SqliteStore implements ModelStore {
 	}
 
 	#toVersion(row: VersionRow, aliases: string[]): ModelVersion {
-		const manifest = JSON.parse(row.manifest) as Manifest;
-		const v: ModelVersion = {
-			name: row.name,
-			version: row.version,
-			sha256: row.sha256,
-			manifest,
-			createdAt: row.created_at,
-			status: row.status,
+		return toModelVersion(
+			{ ...row, metadata: JSON.parse(row.metadata) as Record<string, unknown> },
 			aliases,
-			metadata: JSON.parse(row.metadata) as Record<string, unknown>,
-		};
-		if (manifest.description !== undefined)
-			v.description = manifest.description;
-		return v;
+		);
 	}
 
 	async register(
@@ -280,18 +268,10 @@ export class SqliteStore implements ModelStore {
 		opts: RegisterOptions = {},
 	): Promise<ModelVersion> {
 		this.#checkOpen();
-		const name = opts.name ?? bundle.manifest.name;
-		assertName(name);
-		const aliases = [...new Set(opts.aliases ?? [])];
-		for (const a of aliases) assertAlias(a);
-		const metadata = checkMetadata(opts.metadata ?? {});
-		// Never store what would not open again.
-		verifyFiles(bundle.manifest, bundle.files, bundle.source);
-		const manifest: Manifest = { ...bundle.manifest, name };
-		const files = manifestFiles(manifest).map((f) => ({
-			path: f.path,
-			bytes: bundle.files.get(f.path) as Uint8Array,
-		}));
+		const { name, aliases, metadata, manifest, files } = prepareRegistration(
+			bundle,
+			opts,
+		);
 		const at = new Date().toISOString();
 		const version = this.#tx(() => {
 			const last = this.#one<{ last_version: number }>(
