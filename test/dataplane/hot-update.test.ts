@@ -153,3 +153,46 @@ it("a version whose artifact is corrupted is refused; the working version keeps 
 		/mlship_model_updates_total\{model="iris",outcome="failed"\} 1/,
 	);
 });
+
+it("a version that loads but fails its warm-up is refused; the working version keeps serving", async () => {
+	const good = await readBundle(bundleDir("diabetes-sex-ridge"));
+	// Same artifact, but the manifest claims a category the model's one-hot encoder has never seen: the
+	// warm-up row uses it, onnxruntime fails, and that version must never serve.
+	const bad = structuredClone(good);
+	for (const f of bad.manifest.features ?? [])
+		if (f.categories) f.categories = ["martian", ...f.categories];
+	await store.register(good, { aliases: ["production"] }); // ridge v1
+	await store.register(bad); // ridge v2
+	const d = await createDataPlane({
+		models: [{ name: "ridge", source: "diabetes-sex-ridge@production" }],
+		registry: store,
+		processMetrics: false,
+		onEvent: (e) => events.push({ ...e, t: performance.now() }),
+	});
+	try {
+		assert.equal(d.modelMetadata("ridge").version, "1");
+		await store.setAlias("diabetes-sex-ridge", "production", 2);
+		await until(
+			() =>
+				events.some(
+					(e) =>
+						e.type === "update_failed" && e.model === "ridge" && e.to === "2",
+				),
+			"the refused update",
+		);
+		assert.equal(d.modelMetadata("ridge").version, "1");
+		assert.match(
+			d.repositoryIndex()[0]?.reason ?? "",
+			/update to version 2 failed: version 2 of 'ridge' failed its warm-up/,
+		);
+		const r = await d.predict(
+			"ridge",
+			undefined,
+			golden("diabetes-sex-ridge").records.slice(0, 3),
+		);
+		assert.equal(r.model_version, "1");
+		assert.equal(r.predictions.length, 3);
+	} finally {
+		await d.close();
+	}
+});
