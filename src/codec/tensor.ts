@@ -171,11 +171,6 @@ export function tensorToJson(t: Tensor): JsonTensor {
 	return json;
 }
 
-/** Length of a tensor's data container. */
-export function dataLength(data: TensorData): number {
-	return data.length;
-}
-
 /**
  * Checks tensors against a signature: every input present once, no unknown names, datatypes equal,
  * rank and fixed dimensions equal, data length = shape product, one batch size across inputs.

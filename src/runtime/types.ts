@@ -17,7 +17,8 @@ export interface LoadOptions {
 export interface LoadedModel {
 	readonly signature: Signature;
 	/**
-	 * Runs the model; `outputs` limits which outputs are computed and returned. `busy` says more work is
+	 * Runs the model on inputs already validated against `signature` (Model.predictTensors does that once per
+	 * request, before batching); `outputs` limits which outputs are computed and returned. `busy` says more work is
 	 * waiting: the batch then goes to the worker pool even if small, keeping the calling thread free.
 	 */
 	predict(

@@ -86,14 +86,8 @@ describe("mlship predict matches the original library", () => {
 
 describe("mlship predict reports bad rows with their row number", () => {
 	const iris = () => golden("iris-logreg").records.slice(0, 6);
-
-	it("a ragged CSV row fails the run with its line number and writes no output", async () => {
-		const csv = toCsv(iris()).split("\n");
-		csv[3] = "5.0,3.4,1.5"; // data row 3 = line 4 loses a column
-		const input = join(dir, "ragged.csv");
-		await writeFile(input, csv.join("\n"));
-		const output = join(dir, "ragged.out.csv");
-		const r = await mlship([
+	const predictIris = (input: string, output: string, ...extra: string[]) =>
+		mlship([
 			"predict",
 			"-m",
 			bundleDir("iris-logreg"),
@@ -101,7 +95,16 @@ describe("mlship predict reports bad rows with their row number", () => {
 			input,
 			"-o",
 			output,
+			...extra,
 		]);
+
+	it("a ragged CSV row fails the run with its line number and writes no output", async () => {
+		const csv = toCsv(iris()).split("\n");
+		csv[3] = "5.0,3.4,1.5"; // data row 3 = line 4 loses a column
+		const input = join(dir, "ragged.csv");
+		await writeFile(input, csv.join("\n"));
+		const output = join(dir, "ragged.out.csv");
+		const r = await predictIris(input, output);
 		assert.equal(r.code, 2);
 		assert.match(
 			r.stderr,
@@ -118,18 +121,7 @@ describe("mlship predict reports bad rows with their row number", () => {
 		const input = join(dir, "mixed.csv");
 		await writeFile(input, csv.join("\n"));
 		const output = join(dir, "mixed.out.parquet");
-		const r = await mlship([
-			"predict",
-			"-m",
-			bundleDir("iris-logreg"),
-			"-i",
-			input,
-			"-o",
-			output,
-			"--on-error",
-			"skip",
-			"--json",
-		]);
+		const r = await predictIris(input, output, "--on-error", "skip", "--json");
 		assert.equal(r.code, 0, r.stderr);
 		const s = JSON.parse(r.stdout);
 		assert.equal(s.rows_in, 6);
@@ -152,15 +144,7 @@ describe("mlship predict reports bad rows with their row number", () => {
 		(rows[4] as Record<string, unknown>).petal_width = "abc";
 		const input = join(dir, "abc.csv");
 		await writeTable(input, rows);
-		const r = await mlship([
-			"predict",
-			"-m",
-			bundleDir("iris-logreg"),
-			"-i",
-			input,
-			"-o",
-			join(dir, "abc.out.csv"),
-		]);
+		const r = await predictIris(input, join(dir, "abc.out.csv"));
 		assert.equal(r.code, 2);
 		assert.match(
 			r.stderr,
@@ -172,16 +156,7 @@ describe("mlship predict reports bad rows with their row number", () => {
 		const rows = iris().map(({ petal_width: _, ...rest }) => rest);
 		const input = join(dir, "missing.parquet");
 		await writeTable(input, rows);
-		const r = await mlship([
-			"predict",
-			"-m",
-			bundleDir("iris-logreg"),
-			"-i",
-			input,
-			"-o",
-			join(dir, "m.out.csv"),
-			"--json",
-		]);
+		const r = await predictIris(input, join(dir, "m.out.csv"), "--json");
 		assert.equal(r.code, 2);
 		const e = JSON.parse(r.stdout);
 		assert.equal(e.code, "MLSHIP_INVALID_INPUT");
@@ -191,7 +166,7 @@ describe("mlship predict reports bad rows with their row number", () => {
 		);
 	});
 
-	it("NaN in a Parquet file is refused with its row number", async () => {
+	it("a null in a JSON-lines file is refused with its row number", async () => {
 		const input = join(dir, "nan.jsonl");
 		await writeFile(
 			input,
@@ -201,15 +176,7 @@ describe("mlship predict reports bad rows with their row number", () => {
 				)
 				.join("\n")}\n`,
 		);
-		const r = await mlship([
-			"predict",
-			"-m",
-			bundleDir("iris-logreg"),
-			"-i",
-			input,
-			"-o",
-			join(dir, "nan.out.csv"),
-		]);
+		const r = await predictIris(input, join(dir, "nan.out.csv"));
 		assert.equal(r.code, 2);
 		assert.match(r.stderr, /row 3, column 'sepal_width': value is missing/);
 	});
@@ -220,15 +187,7 @@ describe("mlship predict reports bad rows with their row number", () => {
 			input,
 			"sepal_length,sepal_width,petal_length,petal_width\n",
 		);
-		const r = await mlship([
-			"predict",
-			"-m",
-			bundleDir("iris-logreg"),
-			"-i",
-			input,
-			"-o",
-			join(dir, "e.out.csv"),
-		]);
+		const r = await predictIris(input, join(dir, "e.out.csv"));
 		assert.equal(r.code, 2);
 		assert.match(r.stderr, /has no rows to predict/);
 	});
