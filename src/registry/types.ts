@@ -7,11 +7,27 @@ import { MlshipError } from "../protocol/errors.ts";
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const DIGITS_RE = /^[0-9]+$/;
 
-/** A reference to a model: a bare name (newest active version), a version number, or an alias. */
+/**
+ * A reference to a model: a bare name (newest active version that belongs to no entity), a version number, an
+ * alias, or an entity (the newest active version registered for that entity of a per-entity family).
+ */
 export interface ModelRef {
 	name: string;
 	version?: number;
 	alias?: string;
+	entity?: string;
+}
+
+/** Entity keys: 1–200 characters, no control characters and no '#'. */
+const ENTITY_RE = /^[^\x00-\x1f\x7f#]{1,200}$/;
+
+/** Throws MLSHIP_INVALID_ARGUMENT unless `entity` is a valid entity key. */
+export function assertEntity(entity: string): void {
+	if (typeof entity !== "string" || !ENTITY_RE.test(entity))
+		throw new MlshipError(
+			"MLSHIP_INVALID_ARGUMENT",
+			`invalid entity '${String(entity)}': use 1–200 characters without control characters or '#'`,
+		);
 }
 
 /** Throws MLSHIP_INVALID_ARGUMENT unless `name` is a valid model name. */
@@ -54,9 +70,29 @@ export function parseRef(ref: string | ModelRef): ModelRef {
 				"MLSHIP_INVALID_ARGUMENT",
 				`model reference for '${ref.name}' has both a version and an alias`,
 			);
+		if (
+			ref.entity !== undefined &&
+			(ref.version !== undefined || ref.alias !== undefined)
+		)
+			throw new MlshipError(
+				"MLSHIP_INVALID_ARGUMENT",
+				`model reference for '${ref.name}' names an entity and a version or alias; an entity reference means that entity's newest version (name a version alone: ${ref.name}@N)`,
+			);
 		if (ref.version !== undefined) assertVersion(ref.version);
 		if (ref.alias !== undefined) assertAlias(ref.alias);
+		if (ref.entity !== undefined) assertEntity(ref.entity);
 		return ref;
+	}
+	const hash = ref.indexOf("#");
+	if (hash >= 0) {
+		const name = ref.slice(0, hash);
+		const entity = ref.slice(hash + 1);
+		if (!NAME_RE.test(name) || !ENTITY_RE.test(entity))
+			throw new MlshipError(
+				"MLSHIP_INVALID_ARGUMENT",
+				`invalid model reference '${ref}': expected name#entity (e.g. price#berlin)`,
+			);
+		return { name, entity };
 	}
 	const at = ref.indexOf("@");
 	const name = at < 0 ? ref : ref.slice(0, at);
@@ -80,8 +116,9 @@ export function parseRef(ref: string | ModelRef): ModelRef {
 	return { name, alias: tag };
 }
 
-/** Formats a reference back to `name`, `name@3` or `name@alias`. */
+/** Formats a reference back to `name`, `name@3`, `name@alias` or `name#entity`. */
 export function formatRef(ref: ModelRef): string {
+	if (ref.entity !== undefined) return `${ref.name}#${ref.entity}`;
 	if (ref.version !== undefined) return `${ref.name}@${ref.version}`;
 	if (ref.alias !== undefined) return `${ref.name}@${ref.alias}`;
 	return ref.name;
@@ -106,6 +143,14 @@ export interface ModelVersion {
 	metadata: Record<string, unknown>;
 	/** The manifest's description, when it has one. */
 	description?: string;
+	/** The entity this version serves in a per-entity family (e.g. `berlin` of `price`); absent for ordinary versions. */
+	entity?: string;
+}
+
+/** The newest active version of one entity of a per-entity family. */
+export interface EntityVersion {
+	entity: string;
+	version: number;
 }
 
 /** What changed in a registry, in commit order (`seq` increases). */
@@ -122,6 +167,8 @@ export interface ChangeEvent {
 	/** Absent for a `deleted` event that removed every version of the name. */
 	version?: number;
 	alias?: string;
+	/** The entity of the version changed, for versions of a per-entity family. */
+	entity?: string;
 	/** ISO 8601 time of the change. */
 	at: string;
 }
@@ -134,6 +181,8 @@ export interface RegisterOptions {
 	aliases?: string[];
 	/** Registration metadata. */
 	metadata?: Record<string, unknown>;
+	/** Registers the version for this entity of a per-entity family (`price#berlin` then resolves to it). */
+	entity?: string;
 }
 
 /** Filter for {@link ModelStore.list}. */
@@ -141,6 +190,8 @@ export interface ListFilter {
 	name?: string;
 	/** Include archived versions (default false). */
 	includeArchived?: boolean;
+	/** Only the versions of this entity. */
+	entity?: string;
 }
 
 /**
@@ -150,10 +201,19 @@ export interface ListFilter {
 export interface ModelStore {
 	/** Stores a bundle as the next version of its name; registering the same bytes again still makes a new version. */
 	register(bundle: Bundle, opts?: RegisterOptions): Promise<ModelVersion>;
+	/**
+	 * Registers many bundles in one transaction (all or none), e.g. thousands of per-entity models; versions are
+	 * returned in input order. Change events are those of the same registrations one by one.
+	 */
+	registerMany(
+		items: readonly { bundle: Bundle; opts?: RegisterOptions }[],
+	): Promise<ModelVersion[]>;
 	/** Resolves a reference; MLSHIP_MODEL_NOT_FOUND when nothing matches. A bare name means the newest active version. */
 	get(ref: string | ModelRef): Promise<ModelVersion>;
 	/** Versions sorted by name then version; archived ones only with `includeArchived`. */
 	list(filter?: ListFilter): Promise<ModelVersion[]>;
+	/** The newest active version of every entity of `name`, sorted by entity (one query, for thousands of entities). */
+	entities(name: string): Promise<EntityVersion[]>;
 	/** Points `alias` at an existing active version (creating or moving the alias). */
 	setAlias(name: string, alias: string, version: number): Promise<void>;
 	deleteAlias(name: string, alias: string): Promise<void>;

@@ -532,5 +532,122 @@ export function runStoreContract(
 					stop();
 				}
 			}));
+
+		it("per-entity families: name#entity is that entity's newest version; a bare name ignores entity versions", () =>
+			withStore(async (store) => {
+				const def = await store.register(iris, { name: "price" });
+				const b1 = await store.register(iris, {
+					name: "price",
+					entity: "berlin",
+				});
+				const p1 = await store.register(gbdt, {
+					name: "price",
+					entity: "paris",
+				});
+				const b2 = await store.register(iris, {
+					name: "price",
+					entity: "berlin",
+					metadata: { run: 2 },
+				});
+				assert.deepEqual(
+					[def.version, b1.version, p1.version, b2.version],
+					[1, 2, 3, 4],
+					"entity versions share the name's version counter",
+				);
+				assert.equal(b2.entity, "berlin");
+				assert.equal(def.entity, undefined);
+				assert.equal((await store.get("price")).version, 1);
+				assert.equal((await store.get("price#berlin")).version, 4);
+				assert.equal(
+					(await store.get({ name: "price", entity: "paris" })).manifest
+						.artifact.sha256,
+					gbdt.manifest.artifact.sha256,
+				);
+				assert.equal((await store.get("price@2")).entity, "berlin");
+				await rejectsWith(
+					store.get("price#tokyo"),
+					"MLSHIP_MODEL_NOT_FOUND",
+					/no active version for entity 'tokyo'/,
+				);
+				await rejectsWith(
+					store.get({ name: "price", entity: "berlin", version: 2 }),
+					"MLSHIP_INVALID_ARGUMENT",
+				);
+				assert.deepEqual(await store.entities("price"), [
+					{ entity: "berlin", version: 4 },
+					{ entity: "paris", version: 3 },
+				]);
+				assert.deepEqual(
+					(await store.list({ name: "price", entity: "berlin" })).map(
+						(v) => v.version,
+					),
+					[2, 4],
+				);
+				await store.archive("price", 4);
+				assert.equal((await store.get("price#berlin")).version, 2);
+				assert.deepEqual(await store.entities("price"), [
+					{ entity: "berlin", version: 2 },
+					{ entity: "paris", version: 3 },
+				]);
+				await store.delete("price", 1);
+				await rejectsWith(
+					store.get("price"),
+					"MLSHIP_MODEL_NOT_FOUND",
+					/only per-entity versions/,
+				);
+				await rejectsWith(
+					store.register(iris, { name: "price", entity: "bad#key" }),
+					"MLSHIP_INVALID_ARGUMENT",
+				);
+			}));
+
+		it("registerMany writes thousands of entity versions in one transaction, all or none", () =>
+			withStore(async (store, reopen) => {
+				const other = await reopen();
+				const events: ChangeEvent[] = [];
+				const stop = other.watch((e) => events.push(e));
+				try {
+					const items = Array.from({ length: 1000 }, (_, i) => ({
+						bundle: iris,
+						opts: { name: "shop", entity: `s${String(i).padStart(4, "0")}` },
+					}));
+					const vs = await store.registerMany(items);
+					assert.equal(vs.length, 1000);
+					assert.deepEqual(
+						vs.map((v) => v.version),
+						Array.from({ length: 1000 }, (_, i) => i + 1),
+					);
+					assert.equal(vs[999]?.entity, "s0999");
+					const ents = await other.entities("shop");
+					assert.equal(ents.length, 1000);
+					assert.deepEqual(ents[0], { entity: "s0000", version: 1 });
+					await waitFor(
+						() => events.length >= 1000,
+						"1000 registered events",
+						10_000,
+					);
+					assert.equal(events[5]?.type, "registered");
+					assert.equal(events[5]?.entity, "s0005");
+					// One bad item (a tampered bundle) fails the whole batch: nothing of it is stored.
+					const bad = {
+						...iris,
+						manifest: {
+							...iris.manifest,
+							artifact: { ...iris.manifest.artifact, sha256: "0".repeat(64) },
+						},
+					};
+					await rejectsWith(
+						store.registerMany([
+							{ bundle: iris, opts: { name: "shop", entity: "new" } },
+							{ bundle: bad, opts: { name: "shop", entity: "newer" } },
+						]),
+						"MLSHIP_INTEGRITY",
+					);
+					assert.equal((await store.entities("shop")).length, 1000);
+					await rejectsWith(store.get("shop#new"), "MLSHIP_MODEL_NOT_FOUND");
+				} finally {
+					stop();
+				}
+			}));
 	});
 }

@@ -8,6 +8,7 @@ import {
 import type { Manifest } from "../../bundle/manifest.ts";
 import {
 	assertAlias,
+	assertEntity,
 	assertName,
 	checkMetadata,
 	type ModelVersion,
@@ -21,6 +22,8 @@ export interface PreparedRegistration {
 	metadata: Record<string, unknown>;
 	manifest: Manifest;
 	files: { path: string; bytes: Uint8Array; sha256: string }[];
+	/** The entity of a per-entity family's version, or null. */
+	entity: string | null;
 }
 
 /**
@@ -36,13 +39,21 @@ export function prepareRegistration(
 	const aliases = [...new Set(opts.aliases ?? [])];
 	for (const a of aliases) assertAlias(a);
 	const metadata = checkMetadata(opts.metadata ?? {});
+	if (opts.entity !== undefined) assertEntity(opts.entity);
 	verifyFiles(bundle.manifest, bundle.files, bundle.source);
 	const manifest: Manifest = { ...bundle.manifest, name };
 	const files = manifestFiles(manifest).map((f) => {
 		const bytes = bundle.files.get(f.path) as Uint8Array;
 		return { path: f.path, bytes, sha256: sha256Hex(bytes) };
 	});
-	return { name, aliases, metadata, manifest, files };
+	return {
+		name,
+		aliases,
+		metadata,
+		manifest,
+		files,
+		entity: opts.entity ?? null,
+	};
 }
 
 /** A version row as every store reads it (created_at as ISO text, metadata as an object). */
@@ -54,6 +65,7 @@ export interface VersionFields {
 	created_at: string;
 	status: "active" | "archived";
 	metadata: Record<string, unknown>;
+	entity: string | null;
 }
 
 /** Builds the ModelVersion of a stored row. */
@@ -73,5 +85,6 @@ export function toModelVersion(
 		metadata: row.metadata,
 	};
 	if (manifest.description !== undefined) v.description = manifest.description;
+	if (row.entity !== null) v.entity = row.entity;
 	return v;
 }

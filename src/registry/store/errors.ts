@@ -70,3 +70,17 @@ export function storedDigestMismatch(
 		`${source}: the stored manifest's artifact sha256 ${manifestSha} differs from the registered ${registeredSha}; the registry database was modified`,
 	);
 }
+
+export function noEntity(name: string, entity: string): MlshipError {
+	return new MlshipError(
+		"MLSHIP_MODEL_NOT_FOUND",
+		`model '${name}' has no active version for entity '${entity}' (see 'mlship models entities ${name}')`,
+	);
+}
+
+export function onlyEntities(name: string): MlshipError {
+	return new MlshipError(
+		"MLSHIP_MODEL_NOT_FOUND",
+		`model '${name}' has only per-entity versions: name an entity (${name}#ENTITY), a version (${name}@N), or register a default version without --entity`,
+	);
+}

@@ -8,6 +8,7 @@ import {
 	assertVersion,
 	type ChangeEvent,
 	checkMetadata,
+	type EntityVersion,
 	type ListFilter,
 	type ModelRef,
 	type ModelStore,
@@ -15,7 +16,11 @@ import {
 	parseRef,
 	type RegisterOptions,
 } from "../../types.ts";
-import { prepareRegistration, toModelVersion } from "../common.ts";
+import {
+	type PreparedRegistration,
+	prepareRegistration,
+	toModelVersion,
+} from "../common.ts";
 import * as errors from "../errors.ts";
 
 /**
@@ -63,6 +68,10 @@ const MIGRATIONS: readonly string[] = [
 		alias TEXT,
 		at TIMESTAMPTZ NOT NULL DEFAULT now()
 	);`,
+	// Per-entity families: a version may belong to one entity of its model (price#berlin).
+	`ALTER TABLE versions ADD COLUMN entity TEXT;
+	ALTER TABLE changes ADD COLUMN entity TEXT;
+	CREATE INDEX versions_by_entity ON versions (name, entity, version);`,
 ];
 
 /** The schema version this code writes. */
@@ -105,6 +114,7 @@ interface VersionRow {
 	created_at: Date;
 	status: "active" | "archived";
 	metadata: Record<string, unknown>;
+	entity: string | null;
 }
 
 interface ChangeRow {
@@ -113,15 +123,17 @@ interface ChangeRow {
 	name: string;
 	version: number | null;
 	alias: string | null;
+	entity: string | null;
 	at: Date;
 }
 
-/** A change to record in the current transaction. */
+/** A change to record in the current transaction (`entity` defaults to the version's, read at commit). */
 interface PendingChange {
 	type: ChangeEvent["type"];
 	name: string;
 	version?: number;
 	alias?: string;
+	entity?: string | null;
 }
 
 interface Watcher {
@@ -352,8 +364,9 @@ export class PostgresStore implements ModelStore {
 		for (const e of pending) {
 			const row = await this.#one<{ seq: string }>(
 				c,
-				"INSERT INTO changes (type, name, version, alias) VALUES ($1, $2, $3, $4) RETURNING seq",
-				[e.type, e.name, e.version ?? null, e.alias ?? null],
+				`INSERT INTO changes (type, name, version, alias, entity) VALUES ($1, $2, $3, $4,
+				   coalesce($5, (SELECT entity FROM versions WHERE name = $2 AND version = $3))) RETURNING seq`,
+				[e.type, e.name, e.version ?? null, e.alias ?? null, e.entity ?? null],
 			);
 			newest = Number(row?.seq);
 		}
@@ -447,45 +460,61 @@ export class PostgresStore implements ModelStore {
 		bundle: Bundle,
 		opts: RegisterOptions = {},
 	): Promise<ModelVersion> {
+		return (await this.registerMany([{ bundle, opts }]))[0] as ModelVersion;
+	}
+
+	async registerMany(
+		items: readonly { bundle: Bundle; opts?: RegisterOptions }[],
+	): Promise<ModelVersion[]> {
 		this.#checkOpen();
-		const { name, aliases, metadata, manifest, files } = prepareRegistration(
-			bundle,
-			opts,
-		);
+		const prepared = items.map((i) => prepareRegistration(i.bundle, i.opts));
 		return this.#tx(async (c, change) => {
-			// Inserting or bumping the model row locks it until COMMIT: registrations of one name queue here.
-			const counter = await this.#one<{ last_version: number }>(
-				c,
-				`INSERT INTO models (name, last_version) VALUES ($1, 1)
-				 ON CONFLICT (name) DO UPDATE SET last_version = models.last_version + 1
-				 RETURNING last_version`,
-				[name],
-			);
-			const version = counter?.last_version as number;
+			const out: ModelVersion[] = [];
+			for (const p of prepared) out.push(await this.#insert(c, change, p));
+			return out;
+		});
+	}
+
+	/** Writes one prepared registration inside the caller's transaction. */
+	async #insert(
+		c: pg.PoolClient,
+		change: (e: PendingChange) => void,
+		p: PreparedRegistration,
+	): Promise<ModelVersion> {
+		const { name, aliases, metadata, manifest, files, entity } = p;
+		// Inserting or bumping the model row locks it until COMMIT: registrations of one name queue here.
+		const counter = await this.#one<{ last_version: number }>(
+			c,
+			`INSERT INTO models (name, last_version) VALUES ($1, 1)
+			 ON CONFLICT (name) DO UPDATE SET last_version = models.last_version + 1
+			 RETURNING last_version`,
+			[name],
+		);
+		const version = counter?.last_version as number;
+		const row = await this.#one<VersionRow>(
+			c,
+			"INSERT INTO versions (name, version, manifest, sha256, metadata, entity) VALUES ($1, $2, $3, $4, $5, $6) RETURNING *",
+			[
+				name,
+				version,
+				JSON.stringify(manifest),
+				manifest.artifact.sha256,
+				JSON.stringify(metadata),
+				entity,
+			],
+		);
+		for (const f of files)
 			await this.#all(
 				c,
-				"INSERT INTO versions (name, version, manifest, sha256, metadata) VALUES ($1, $2, $3, $4, $5)",
-				[
-					name,
-					version,
-					JSON.stringify(manifest),
-					manifest.artifact.sha256,
-					JSON.stringify(metadata),
-				],
+				"INSERT INTO files (name, version, path, bytes, sha256) VALUES ($1, $2, $3, $4, $5)",
+				[name, version, f.path, toBuffer(f.bytes), f.sha256],
 			);
-			for (const f of files)
-				await this.#all(
-					c,
-					"INSERT INTO files (name, version, path, bytes, sha256) VALUES ($1, $2, $3, $4, $5)",
-					[name, version, f.path, toBuffer(f.bytes), f.sha256],
-				);
-			change({ type: "registered", name, version });
-			for (const a of aliases) {
-				await this.#upsertAlias(c, name, a, version);
-				change({ type: "alias_set", name, version, alias: a });
-			}
-			return this.#fullVersion(c, name, version);
-		});
+		change({ type: "registered", name, version, entity });
+		for (const a of aliases) {
+			await this.#upsertAlias(c, name, a, version);
+			change({ type: "alias_set", name, version, alias: a, entity });
+		}
+		return toVersion(row as VersionRow, [...aliases].sort());
 	}
 
 	async #upsertAlias(
@@ -531,13 +560,22 @@ export class PostgresStore implements ModelStore {
 		if (version === undefined) {
 			const row = await this.#one<VersionRow>(
 				db,
-				"SELECT * FROM versions WHERE name = $1 AND status = 'active' ORDER BY version DESC LIMIT 1",
-				[r.name],
+				"SELECT * FROM versions WHERE name = $1 AND entity IS NOT DISTINCT FROM $2 AND status = 'active' ORDER BY version DESC LIMIT 1",
+				[r.name, r.entity ?? null],
 			);
 			if (row)
 				return toVersion(row, await this.#aliasesOf(db, row.name, row.version));
-			if (await this.#exists(db, r.name)) throw errors.allArchived(r.name);
-			throw this.#notRegistered(r.name);
+			if (!(await this.#exists(db, r.name))) throw this.#notRegistered(r.name);
+			if (r.entity !== undefined) throw errors.noEntity(r.name, r.entity);
+			if (
+				await this.#one(
+					db,
+					"SELECT 1 FROM versions WHERE name = $1 AND entity IS NULL LIMIT 1",
+					[r.name],
+				)
+			)
+				throw errors.allArchived(r.name);
+			throw errors.onlyEntities(r.name);
 		}
 		return this.#fullVersion(db, r.name, version);
 	}
@@ -552,10 +590,23 @@ export class PostgresStore implements ModelStore {
 			   '{}') AS aliases
 			 FROM versions v
 			 WHERE ($1::text IS NULL OR v.name = $1) AND ($2 OR v.status = 'active')
+			   AND ($3::text IS NULL OR v.entity = $3)
 			 ORDER BY v.name COLLATE "C", v.version`,
-			[name, filter.includeArchived === true],
+			[name, filter.includeArchived === true, filter.entity ?? null],
 		);
 		return rows.map((row) => toVersion(row, row.aliases));
+	}
+
+	async entities(name: string): Promise<EntityVersion[]> {
+		this.#checkOpen();
+		assertName(name);
+		return this.#all<EntityVersion>(
+			this.#pool,
+			`SELECT entity, max(version) AS version FROM versions
+			 WHERE name = $1 AND entity IS NOT NULL AND status = 'active'
+			 GROUP BY entity ORDER BY entity COLLATE "C"`,
+			[name],
+		);
 	}
 
 	async setAlias(name: string, alias: string, version: number): Promise<void> {
@@ -668,7 +719,7 @@ export class PostgresStore implements ModelStore {
 				change({ type: "deleted", name });
 				return;
 			}
-			await this.#versionRow(c, name, version, true);
+			const { entity } = await this.#versionRow(c, name, version, true);
 			const aliases = await this.#all<{ alias: string }>(
 				c,
 				"DELETE FROM aliases WHERE name = $1 AND version = $2 RETURNING alias",
@@ -682,8 +733,8 @@ export class PostgresStore implements ModelStore {
 			for (const a of aliases
 				.map((r) => r.alias)
 				.sort((x, y) => (x < y ? -1 : x > y ? 1 : 0)))
-				change({ type: "alias_deleted", name, version, alias: a });
-			change({ type: "deleted", name, version });
+				change({ type: "alias_deleted", name, version, alias: a, entity });
+			change({ type: "deleted", name, version, entity });
 		});
 	}
 
@@ -868,6 +919,7 @@ export class PostgresStore implements ModelStore {
 			};
 			if (row.version !== null) e.version = row.version;
 			if (row.alias !== null) e.alias = row.alias;
+			if (row.entity !== null) e.entity = row.entity;
 			for (const w of [...this.#watchers]) {
 				try {
 					w.fn(e);

@@ -1,10 +1,6 @@
 // SqliteStore: the embedded ModelStore, one SQLite file (node:sqlite) shared safely by several processes.
 import { DatabaseSync, type SQLInputValue } from "node:sqlite";
-import {
-	type Bundle,
-	bundleFromParts,
-	sha256Hex,
-} from "../../../bundle/bundle.ts";
+import { type Bundle, bundleFromParts } from "../../../bundle/bundle.ts";
 import { MlshipError } from "../../../protocol/errors.ts";
 import {
 	assertAlias,
@@ -12,6 +8,7 @@ import {
 	assertVersion,
 	type ChangeEvent,
 	checkMetadata,
+	type EntityVersion,
 	type ListFilter,
 	type ModelRef,
 	type ModelStore,
@@ -19,7 +16,11 @@ import {
 	parseRef,
 	type RegisterOptions,
 } from "../../types.ts";
-import { prepareRegistration, toModelVersion } from "../common.ts";
+import {
+	type PreparedRegistration,
+	prepareRegistration,
+	toModelVersion,
+} from "../common.ts";
 import * as errors from "../errors.ts";
 
 /**
@@ -67,6 +68,10 @@ const MIGRATIONS: readonly string[] = [
 		alias TEXT,
 		at TEXT NOT NULL
 	) STRICT;`,
+	// Per-entity families: a version may belong to one entity of its model (price#berlin).
+	`ALTER TABLE versions ADD COLUMN entity TEXT;
+	ALTER TABLE changes ADD COLUMN entity TEXT;
+	CREATE INDEX versions_by_entity ON versions (name, entity, version);`,
 ];
 
 /** The schema version this code writes. */
@@ -85,6 +90,7 @@ interface VersionRow {
 	created_at: string;
 	status: "active" | "archived";
 	metadata: string;
+	entity: string | null;
 }
 
 interface ChangeRow {
@@ -93,6 +99,7 @@ interface ChangeRow {
 	name: string;
 	version: number | null;
 	alias: string | null;
+	entity: string | null;
 	at: string;
 }
 
@@ -199,12 +206,22 @@ export class SqliteStore implements ModelStore {
 		version?: number,
 		alias?: string,
 	): void {
+		// The entity rides along, so watchers of a family never have to look a version up.
+		const entity =
+			version === undefined
+				? null
+				: (this.#one<{ entity: string | null }>(
+						"SELECT entity FROM versions WHERE name = ? AND version = ?",
+						name,
+						version,
+					)?.entity ?? null);
 		this.#run(
-			"INSERT INTO changes (type, name, version, alias, at) VALUES (?, ?, ?, ?, ?)",
+			"INSERT INTO changes (type, name, version, alias, entity, at) VALUES (?, ?, ?, ?, ?, ?)",
 			type,
 			name,
 			version ?? null,
 			alias ?? null,
+			entity,
 			at,
 		);
 	}
@@ -267,60 +284,70 @@ export class SqliteStore implements ModelStore {
 		bundle: Bundle,
 		opts: RegisterOptions = {},
 	): Promise<ModelVersion> {
+		return (await this.registerMany([{ bundle, opts }]))[0] as ModelVersion;
+	}
+
+	async registerMany(
+		items: readonly { bundle: Bundle; opts?: RegisterOptions }[],
+	): Promise<ModelVersion[]> {
 		this.#checkOpen();
-		const { name, aliases, metadata, manifest, files } = prepareRegistration(
-			bundle,
-			opts,
-		);
+		const prepared = items.map((i) => prepareRegistration(i.bundle, i.opts));
 		const at = new Date().toISOString();
-		const version = this.#tx(() => {
-			const last = this.#one<{ last_version: number }>(
-				"SELECT last_version FROM models WHERE name = ?",
+		const keys = this.#tx(() => prepared.map((p) => this.#insert(p, at)));
+		return keys.map(([name, version]) =>
+			this.#toVersion(
+				this.#versionRow(name, version),
+				this.#aliasesOf(name, version),
+			),
+		);
+	}
+
+	/** Writes one prepared registration inside the caller's transaction; returns its name and version. */
+	#insert(p: PreparedRegistration, at: string): [string, number] {
+		const { name, aliases, metadata, manifest, files, entity } = p;
+		const last = this.#one<{ last_version: number }>(
+			"SELECT last_version FROM models WHERE name = ?",
+			name,
+		);
+		const version = (last?.last_version ?? 0) + 1;
+		if (last)
+			this.#run(
+				"UPDATE models SET last_version = ? WHERE name = ?",
+				version,
 				name,
 			);
-			const version = (last?.last_version ?? 0) + 1;
-			if (last)
-				this.#run(
-					"UPDATE models SET last_version = ? WHERE name = ?",
-					version,
-					name,
-				);
-			else
-				this.#run(
-					"INSERT INTO models (name, last_version, created_at) VALUES (?, ?, ?)",
-					name,
-					version,
-					at,
-				);
+		else
 			this.#run(
-				"INSERT INTO versions (name, version, manifest, sha256, created_at, status, metadata) VALUES (?, ?, ?, ?, ?, 'active', ?)",
+				"INSERT INTO models (name, last_version, created_at) VALUES (?, ?, ?)",
 				name,
 				version,
-				JSON.stringify(manifest),
-				manifest.artifact.sha256,
 				at,
-				JSON.stringify(metadata),
 			);
-			for (const f of files)
-				this.#run(
-					"INSERT INTO files (name, version, path, bytes, sha256) VALUES (?, ?, ?, ?, ?)",
-					name,
-					version,
-					f.path,
-					f.bytes,
-					sha256Hex(f.bytes),
-				);
-			this.#change("registered", name, at, version);
-			for (const a of aliases) {
-				this.#upsertAlias(name, a, version);
-				this.#change("alias_set", name, at, version, a);
-			}
-			return version;
-		});
-		return this.#toVersion(
-			this.#versionRow(name, version),
-			this.#aliasesOf(name, version),
+		this.#run(
+			"INSERT INTO versions (name, version, manifest, sha256, created_at, status, metadata, entity) VALUES (?, ?, ?, ?, ?, 'active', ?, ?)",
+			name,
+			version,
+			JSON.stringify(manifest),
+			manifest.artifact.sha256,
+			at,
+			JSON.stringify(metadata),
+			entity,
 		);
+		for (const f of files)
+			this.#run(
+				"INSERT INTO files (name, version, path, bytes, sha256) VALUES (?, ?, ?, ?, ?)",
+				name,
+				version,
+				f.path,
+				f.bytes,
+				f.sha256,
+			);
+		this.#change("registered", name, at, version);
+		for (const a of aliases) {
+			this.#upsertAlias(name, a, version);
+			this.#change("alias_set", name, at, version, a);
+		}
+		return [name, version];
 	}
 
 	#upsertAlias(name: string, alias: string, version: number): void {
@@ -362,14 +389,23 @@ export class SqliteStore implements ModelStore {
 		}
 		if (version === undefined) {
 			const row = this.#one<VersionRow>(
-				"SELECT * FROM versions WHERE name = ? AND status = 'active' ORDER BY version DESC LIMIT 1",
+				"SELECT * FROM versions WHERE name = ? AND entity IS ? AND status = 'active' ORDER BY version DESC LIMIT 1",
 				r.name,
+				r.entity ?? null,
 			);
 			if (row)
 				return this.#toVersion(row, this.#aliasesOf(row.name, row.version));
-			if (this.#one("SELECT 1 FROM versions WHERE name = ?", r.name))
+			if (!this.#one("SELECT 1 FROM versions WHERE name = ?", r.name))
+				throw this.#notRegistered(r.name);
+			if (r.entity !== undefined) throw errors.noEntity(r.name, r.entity);
+			if (
+				this.#one(
+					"SELECT 1 FROM versions WHERE name = ? AND entity IS NULL",
+					r.name,
+				)
+			)
 				throw errors.allArchived(r.name);
-			throw this.#notRegistered(r.name);
+			throw errors.onlyEntities(r.name);
 		}
 		return this.#toVersion(
 			this.#versionRow(r.name, version),
@@ -382,9 +418,10 @@ export class SqliteStore implements ModelStore {
 		const name = filter.name ?? null;
 		const archived = filter.includeArchived ? 1 : 0;
 		const rows = this.#all<VersionRow>(
-			"SELECT * FROM versions WHERE (?1 IS NULL OR name = ?1) AND (?2 = 1 OR status = 'active') ORDER BY name, version",
+			"SELECT * FROM versions WHERE (?1 IS NULL OR name = ?1) AND (?2 = 1 OR status = 'active') AND (?3 IS NULL OR entity = ?3) ORDER BY name, version",
 			name,
 			archived,
+			filter.entity ?? null,
 		);
 		const aliases = new Map<string, string[]>();
 		for (const a of this.#all<{ name: string; version: number; alias: string }>(
@@ -397,6 +434,15 @@ export class SqliteStore implements ModelStore {
 		return rows.map((row) =>
 			this.#toVersion(row, aliases.get(`${row.name}@${row.version}`) ?? []),
 		);
+	}
+
+	async entities(name: string): Promise<EntityVersion[]> {
+		this.#checkOpen();
+		assertName(name);
+		return this.#all<EntityVersion>(
+			"SELECT entity, max(version) AS version FROM versions WHERE name = ? AND entity IS NOT NULL AND status = 'active' GROUP BY entity ORDER BY entity",
+			name,
+		).map((r) => ({ entity: r.entity, version: r.version }));
 	}
 
 	async setAlias(name: string, alias: string, version: number): Promise<void> {
@@ -518,6 +564,10 @@ export class SqliteStore implements ModelStore {
 			}
 			this.#versionRow(name, version);
 			const aliases = this.#aliasesOf(name, version);
+			// Recorded before the rows go, so the events still carry the version's entity.
+			for (const a of aliases)
+				this.#change("alias_deleted", name, at, version, a);
+			this.#change("deleted", name, at, version);
 			this.#run(
 				"DELETE FROM aliases WHERE name = ? AND version = ?",
 				name,
@@ -533,9 +583,6 @@ export class SqliteStore implements ModelStore {
 				name,
 				version,
 			);
-			for (const a of aliases)
-				this.#change("alias_deleted", name, at, version, a);
-			this.#change("deleted", name, at, version);
 		});
 	}
 
@@ -621,6 +668,7 @@ export class SqliteStore implements ModelStore {
 					};
 					if (row.version !== null) e.version = row.version;
 					if (row.alias !== null) e.alias = row.alias;
+					if (row.entity !== null) e.entity = row.entity;
 					for (const w of [...this.#watchers]) {
 						try {
 							w.fn(e);
