@@ -19,6 +19,7 @@ export interface ModelRef {
 }
 
 /** Entity keys: 1–200 characters, no control characters and no '#'. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the class exists to refuse control characters.
 const ENTITY_RE = /^[^\x00-\x1f\x7f#]{1,200}$/;
 
 /** Throws MLSHIP_INVALID_ARGUMENT unless `entity` is a valid entity key. */
