@@ -36,6 +36,12 @@ export class WorkerPool {
 	readonly #slots: Slot[] = [];
 	#nextId = 1;
 	#closed = false;
+	/** Brings a replacement worker up to date (e.g. loads the shared models it must hold) before it takes calls. */
+	#replay:
+		| ((
+				post: (payload: Record<string, unknown>) => Promise<unknown>,
+		  ) => Promise<void>)
+		| undefined;
 
 	private constructor(url: URL, data: unknown) {
 		this.#url = url;
@@ -62,7 +68,16 @@ export class WorkerPool {
 		return this.#slots.length;
 	}
 
-	#spawn(): Slot {
+	/** Sets what a replacement worker must be told before it serves (see SharedOnnxPool). */
+	onRespawn(
+		replay: (
+			post: (payload: Record<string, unknown>) => Promise<unknown>,
+		) => Promise<void>,
+	): void {
+		this.#replay = replay;
+	}
+
+	#spawn(replacement = false): Slot {
 		const worker = new Worker(this.#url, { workerData: this.#data });
 		const inflight = new Map<number, Pending>();
 		const slot: Slot = { worker, inflight, ready: Promise.resolve() };
@@ -107,11 +122,43 @@ export class WorkerPool {
 					p.reject(new MlshipError("MLSHIP_INTERNAL", "model worker exited"));
 				inflight.clear();
 				const i = this.#slots.indexOf(slot);
-				if (!this.#closed && i >= 0) this.#slots[i] = this.#spawn();
+				if (!this.#closed && i >= 0) this.#slots[i] = this.#spawn(true);
 			});
 		});
+		const replay = this.#replay;
+		if (replacement && replay)
+			slot.ready = slot.ready.then(() =>
+				replay((payload) => this.#post(slot, payload)),
+			);
 		slot.ready.catch(() => {});
 		return slot;
+	}
+
+	#post<T>(
+		slot: Slot,
+		payload: Record<string, unknown>,
+		transfer?: TransferListItem[],
+	): Promise<T> {
+		const id = this.#nextId++;
+		return new Promise<T>((resolve, reject) => {
+			slot.inflight.set(id, {
+				resolve: resolve as (v: unknown) => void,
+				reject,
+			});
+			slot.worker.postMessage({ ...payload, id }, transfer);
+		});
+	}
+
+	/** Sends `payload` to every worker and waits for all answers (e.g. load or unload a shared model). */
+	async broadcast(payload: Record<string, unknown>): Promise<void> {
+		if (this.#closed)
+			throw new MlshipError("MLSHIP_CLOSED", "the worker pool is closed");
+		await Promise.all(
+			this.#slots.map(async (s) => {
+				await s.ready;
+				await this.#post(s, payload);
+			}),
+		);
 	}
 
 	/** Sends `payload` to the least-busy worker; resolves with its answer. */
@@ -125,14 +172,7 @@ export class WorkerPool {
 		for (const s of this.#slots)
 			if (s.inflight.size < best.inflight.size) best = s;
 		await best.ready;
-		const id = this.#nextId++;
-		return new Promise<T>((resolve, reject) => {
-			best.inflight.set(id, {
-				resolve: resolve as (v: unknown) => void,
-				reject,
-			});
-			best.worker.postMessage({ ...payload, id }, transfer);
-		});
+		return this.#post<T>(best, payload, transfer);
 	}
 
 	async close(): Promise<void> {

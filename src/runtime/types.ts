@@ -1,6 +1,7 @@
 // The Runtime interface: how a bundle becomes something that predicts a batch.
 import type { Bundle } from "../bundle/bundle.ts";
 import type { Signature, Tensor } from "../protocol/types.ts";
+import type { SharedOnnxPool } from "./onnx/shared-pool.ts";
 
 export interface LoadOptions {
 	/** Where predict runs: inline (calling thread), pool (worker threads) or auto (by batch size). */
@@ -11,6 +12,8 @@ export interface LoadOptions {
 	intraOpThreads?: number;
 	/** In auto mode, batches up to this many rows run inline (default 64). */
 	inlineMaxRows?: number;
+	/** Run on these shared worker threads instead of starting a pool for this model (many-model serving). */
+	shared?: SharedOnnxPool;
 }
 
 /** A loaded model instance. `predict` always receives a batch (first dimension). */

@@ -1,6 +1,4 @@
 // The ONNX runtime: onnxruntime-node sessions, inline on the calling thread or on a worker-thread pool.
-import { extname } from "node:path";
-import { fileURLToPath } from "node:url";
 import { artifactBytes, type Bundle } from "../../bundle/bundle.ts";
 import { MlshipError } from "../../protocol/errors.ts";
 import type { Signature, Tensor } from "../../protocol/types.ts";
@@ -12,11 +10,8 @@ import {
 	runSession,
 	sessionSignature,
 } from "./session.ts";
-
-const WORKER_URL = new URL(
-	`./worker${extname(fileURLToPath(import.meta.url))}`,
-	import.meta.url,
-);
+import type { PoolSlot } from "./shared-pool.ts";
+import { WORKER_URL } from "./worker-url.ts";
 
 /** Checks that the manifest's signature names tensors the graph really has, with the same datatypes. */
 function checkSignature(
@@ -55,14 +50,14 @@ function checkSignature(
 class OnnxModel implements LoadedModel {
 	readonly signature: Signature;
 	readonly #inline: OrtSession | undefined;
-	readonly #pool: WorkerPool | undefined;
+	readonly #pool: PoolSlot | undefined;
 	readonly #inlineMaxRows: number;
 	#closed = false;
 
 	constructor(
 		signature: Signature,
 		inline: OrtSession | undefined,
-		pool: WorkerPool | undefined,
+		pool: PoolSlot | undefined,
 		inlineMaxRows: number,
 	) {
 		this.signature = signature;
@@ -88,7 +83,7 @@ class OnnxModel implements LoadedModel {
 		// thread has better things to do (parse and answer requests) and the pool takes the batch.
 		if (this.#inline && (!this.#pool || (rows <= this.#inlineMaxRows && !busy)))
 			return runSession(this.#inline, inputs, wanted);
-		return (this.#pool as WorkerPool).call<Tensor[]>({
+		return (this.#pool as PoolSlot).call<Tensor[]>({
 			inputs,
 			outputs: wanted,
 		});
@@ -120,15 +115,17 @@ export const onnxRuntime: Runtime = {
 			await session.release();
 			throw err;
 		}
-		let pool: WorkerPool | undefined;
+		let pool: PoolSlot | undefined;
 		if (mode !== "inline") {
 			const workers = opts.workers ?? ex.workers ?? defaultWorkers(threads);
 			try {
-				pool = await WorkerPool.start(
-					WORKER_URL,
-					{ bytes, intraOpThreads: threads },
-					workers,
-				);
+				pool = opts.shared
+					? await opts.shared.add(bytes, threads)
+					: await WorkerPool.start(
+							WORKER_URL,
+							{ bytes, intraOpThreads: threads },
+							workers,
+						);
 			} catch (err) {
 				await session.release();
 				throw err;
