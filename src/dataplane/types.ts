@@ -31,11 +31,15 @@ export interface RepositoryEntry {
 	version: string;
 	state: ModelState;
 	reason: string;
+	/** For a loaded member of a per-entity family: its entity (`name` is the family). */
+	entity?: string;
 }
 
 export interface InferOptions {
 	/** Reject when the request cannot be served within this many ms (queue wait + compute). */
 	timeoutMs?: number;
+	/** For a per-entity family: the entity the transport named (e.g. header `x-mlship-entity`). */
+	entity?: string;
 }
 
 /** Records in, records out: the convenience route for tabular users. */

@@ -70,13 +70,18 @@ export class Metrics {
 	});
 	readonly evictions = new Counter({
 		name: "mlship_model_evictions_total",
-		help: "Models unloaded to stay within max_loaded_models (least recently used first)",
+		help: "Models unloaded to stay within max_loaded_models or memory_budget (least recently used first)",
 		labelNames: ["model"] as const,
 		registers: [this.registry],
 	});
 	readonly registryAvailable = new Gauge({
 		name: "mlship_registry_available",
 		help: "1 while the model registry is reachable (loaded models keep serving when it is not)",
+		registers: [this.registry],
+	});
+	readonly loadedBytes = new Gauge({
+		name: "mlship_models_loaded_bytes",
+		help: "Estimated memory of the loaded models (what memory_budget is held against)",
 		registers: [this.registry],
 	});
 	readonly loaded = new Gauge({
