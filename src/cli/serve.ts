@@ -1,7 +1,12 @@
 // `mlship serve`: Open Inference Protocol v2 over REST and gRPC for bundles and registry models.
 import { Command } from "commander";
 import { defaultModelName, startServer } from "../server/server.ts";
-import { parseModelArg, resolveSettings } from "../server/settings.ts";
+import { MlshipError } from "../protocol/errors.ts";
+import {
+	parseModelArg,
+	resolveSettings,
+	type ServerSettings,
+} from "../server/settings.ts";
 import { action, example } from "./common.ts";
 
 interface ServeOpts {
@@ -19,6 +24,9 @@ interface ServeOpts {
 	logLevel?: string;
 	lazy?: boolean;
 	maxLoadedModels?: string;
+	memoryBudget?: string;
+	entityKey?: string[];
+	entityNoFallback?: string[];
 }
 
 export function serveCommand(): Command {
@@ -64,6 +72,20 @@ export function serveCommand(): Command {
 			"--max-loaded-models <n>",
 			"most models loaded at once; least recently used are unloaded (0 = no limit)",
 		)
+		.option(
+			"--memory-budget <size>",
+			"most estimated memory of loaded models (e.g. 2GiB); least recently used are unloaded",
+		)
+		.option(
+			"--entity-key <model=key>",
+			"serve MODEL as a per-entity family keyed by KEY (header x-mlship-entity, parameter or feature KEY); repeatable",
+			(v: string, acc: string[] = []) => [...acc, v],
+		)
+		.option(
+			"--entity-no-fallback <model>",
+			"a family's request whose entity has no model gets 404 instead of the default model; repeatable",
+			(v: string, acc: string[] = []) => [...acc, v],
+		)
 		.option("--log-level <level>", "fatal|error|warn|info|debug|trace|silent")
 		.action(
 			action(async (opts: ServeOpts) => {
@@ -86,11 +108,16 @@ export function serveCommand(): Command {
 					log_level: opts.logLevel,
 					lazy: opts.lazy,
 					max_loaded_models: opts.maxLoadedModels,
+					memory_budget: opts.memoryBudget,
 				};
 				if (models.length > 0) flags.models = models;
 				const settings = resolveSettings(flags, opts.config);
+				applyEntityFlags(
+					settings.models,
+					opts.entityKey ?? [],
+					opts.entityNoFallback ?? [],
+				);
 				if (settings.models.length === 0) {
-					const { MlshipError } = await import("../protocol/errors.ts");
 					throw new MlshipError(
 						"MLSHIP_INVALID_ARGUMENT",
 						"no models to serve: pass --model (or models: in --config, or MLSHIP_MODELS)",
@@ -114,7 +141,43 @@ export function serveCommand(): Command {
 	return example(
 		cmd,
 		"mlship serve --model examples/iris --model churn@production",
+		"mlship serve --registry postgres://mlship@db/registry --model price@production --entity-key price=city --lazy --max-loaded-models 1000 --memory-budget 4GiB",
 		"mlship serve -m ./bundles/gbdt:gbdt --http-port 9000 --grpc-port -1 --max-batch-size 64",
 		'curl -s localhost:8080/v2/models/iris-logreg/infer -d \'{"inputs":[{"name":"float_input","datatype":"FP32","shape":[1,4],"data":[5.1,3.5,1.4,0.2]}]}\'',
 	);
+}
+
+/** Applies --entity-key MODEL=KEY and --entity-no-fallback MODEL to the models being served. */
+function applyEntityFlags(
+	models: ServerSettings["models"],
+	keys: string[],
+	noFallback: string[],
+): void {
+	const find = (name: string, flag: string) => {
+		const m = models.find((x) => x.name === name);
+		if (!m)
+			throw new MlshipError(
+				"MLSHIP_INVALID_ARGUMENT",
+				`${flag} names model '${name}', which is not served (served: ${models.map((x) => x.name).join(", ") || "none"})`,
+			);
+		return m;
+	};
+	for (const k of keys) {
+		const eq = k.indexOf("=");
+		if (eq <= 0 || eq === k.length - 1)
+			throw new MlshipError(
+				"MLSHIP_INVALID_ARGUMENT",
+				`--entity-key expects MODEL=KEY (e.g. price=city), got '${k}'`,
+			);
+		find(k.slice(0, eq), "--entity-key").entity_key = k.slice(eq + 1);
+	}
+	for (const n of noFallback) {
+		const m = find(n, "--entity-no-fallback");
+		if (m.entity_key === undefined)
+			throw new MlshipError(
+				"MLSHIP_INVALID_ARGUMENT",
+				`--entity-no-fallback ${n}: model '${n}' has no --entity-key`,
+			);
+		m.entity_fallback = false;
+	}
 }

@@ -3,7 +3,7 @@ import { readFile } from "node:fs/promises";
 import { basename, extname, join } from "node:path";
 import pino, { type Logger } from "pino";
 import { parse as parseYaml } from "yaml";
-import { createDataPlane } from "../dataplane/dataplane.ts";
+import { createDataPlane, type ModelSpec } from "../dataplane/dataplane.ts";
 import type { DataPlane } from "../dataplane/types.ts";
 import { startGrpcServer } from "./grpc/index.ts";
 import { createRestServer } from "./rest/index.ts";
@@ -51,7 +51,13 @@ export async function startServer(
 	if (settings.intra_op_threads)
 		load.intraOpThreads = settings.intra_op_threads;
 	const dp = await createDataPlane({
-		models: settings.models,
+		models: settings.models.map((m) => {
+			const spec: ModelSpec = { name: m.name, source: m.source };
+			if (m.entity_key !== undefined) spec.entityKey = m.entity_key;
+			if (m.entity_fallback !== undefined)
+				spec.entityFallback = m.entity_fallback;
+			return spec;
+		}),
 		...(settings.registry ? { registry: settings.registry } : {}),
 		batchingOverride: {
 			max_batch_size: settings.max_batch_size,
@@ -62,6 +68,7 @@ export async function startServer(
 		load,
 		lazy: settings.lazy,
 		maxLoadedModels: settings.max_loaded_models,
+		memoryBudget: settings.memory_budget,
 		onEvent: (e) =>
 			e.type === "updated"
 				? log.info(e, "model updated")

@@ -23,7 +23,23 @@ export const ServerSettingsSchema = z
 		models: z
 			.array(
 				z
-					.object({ name: z.string().min(1), source: z.string().min(1) })
+					.object({
+						name: z.string().min(1),
+						source: z.string().min(1),
+						entity_key: z
+							.string()
+							.min(1)
+							.optional()
+							.describe(
+								"serve a per-entity family: requests name an entity (header x-mlship-entity, parameter entity or this key, or a feature of this name) and get that entity's newest version (source#entity); source is the default",
+							),
+						entity_fallback: z
+							.boolean()
+							.optional()
+							.describe(
+								"serve requests whose entity has no model with source (default true); false answers 404",
+							),
+					})
 					.strict(),
 			)
 			.default([])
@@ -49,6 +65,12 @@ export const ServerSettingsSchema = z
 			.default(0)
 			.describe(
 				"most models loaded at once; least recently used are unloaded (0 = no limit) (MLSHIP_MAX_LOADED_MODELS)",
+			),
+		memory_budget: z
+			.union([z.number().int().min(0), z.string().transform(parseBytes)])
+			.default(0)
+			.describe(
+				"most estimated memory of loaded models, bytes or with a unit (512MiB, 2GiB); least recently used are unloaded (0 = no limit) (MLSHIP_MEMORY_BUDGET)",
 			),
 		max_batch_size: int(1)
 			.optional()
@@ -105,6 +127,22 @@ export const ServerSettingsSchema = z
 
 export type ServerSettings = z.infer<typeof ServerSettingsSchema>;
 export type ServerSettingsInput = z.input<typeof ServerSettingsSchema>;
+
+/** Parses a byte size: `1048576`, `512MiB`, `2GiB`, `1.5GB`, `800k` (k/M/G = 1000s, KiB/MiB/GiB = 1024s). */
+export function parseBytes(text: string, ctx?: z.RefinementCtx): number {
+	const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)(b?)\s*$/i.exec(text);
+	if (!m) {
+		const msg = `expected a size such as 512MiB, 2GiB or a number of bytes, got '${text}'`;
+		if (ctx) {
+			ctx.addIssue({ code: "custom", message: msg });
+			return z.NEVER;
+		}
+		throw new MlshipError("MLSHIP_INVALID_ARGUMENT", msg);
+	}
+	const power = " kmgt".indexOf((m[2] || " ").toLowerCase());
+	const base = m[3] ? 1024 : 1000;
+	return Math.round(Number(m[1]) * base ** power);
+}
 
 /** Parses `src[:name],src[:name]` (MLSHIP_MODELS, --model). A name after the last ':' is used when given. */
 export function parseModelArg(arg: string): { source: string; name?: string } {

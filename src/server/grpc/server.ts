@@ -72,14 +72,23 @@ function tensorMetadata(t: TensorSpec) {
 	return { name: t.name, datatype: t.datatype, shape: t.shape };
 }
 
-type DeadlineCall = Pick<grpc.ServerUnaryCall<unknown, unknown>, "getDeadline">;
+type DeadlineCall = Pick<
+	grpc.ServerUnaryCall<unknown, unknown>,
+	"getDeadline" | "metadata"
+>;
 
-/** The request's deadline as a data-plane timeout, so work the client gave up on is not done. */
-function inferOptions(call: DeadlineCall): InferOptions | undefined {
+/**
+ * The request's deadline as a data-plane timeout, so work the client gave up on is not done; and the entity
+ * of a per-entity family from metadata `x-mlship-entity`.
+ */
+function inferOptions(call: DeadlineCall): InferOptions {
+	const opts: InferOptions = {};
+	const entity = call.metadata?.get("x-mlship-entity")[0];
+	if (entity !== undefined) opts.entity = String(entity);
 	const deadline = call.getDeadline();
 	const at = deadline instanceof Date ? deadline.getTime() : deadline;
-	if (!Number.isFinite(at)) return undefined;
-	return { timeoutMs: Math.max(0, at - Date.now()) };
+	if (Number.isFinite(at)) opts.timeoutMs = Math.max(0, at - Date.now());
+	return opts;
 }
 
 interface NameVersion {

@@ -4,6 +4,8 @@ import { invalidInput } from "../../protocol/errors.ts";
 
 /** Per-request timeout header (milliseconds); `parameters.timeout` (microseconds, Triton) works too. */
 export const TIMEOUT_HEADER = "x-request-timeout-ms";
+/** Names the entity of a request to a per-entity family (REST header, gRPC metadata). */
+export const ENTITY_HEADER = "x-mlship-entity";
 
 export interface RestContext {
 	dp: DataPlane;
@@ -12,14 +14,19 @@ export interface RestContext {
 }
 
 /**
- * Infer options for a request: the shorter of the timeout header and the body's `parameters.timeout`, capped
+ * Infer options for a request: the entity header, and the shorter of the timeout header and the body's `parameters.timeout`, capped
  * by the server's bound. When the client sets none, none is passed and the model's own timeout applies.
  */
 export function inferOptions(
 	ctx: RestContext,
-	header: string | string[] | undefined,
+	headers: Record<string, string | string[] | undefined>,
 	fromBody?: number,
 ): InferOptions {
+	const entity = headers[ENTITY_HEADER];
+	const opts: InferOptions = {};
+	if (entity !== undefined)
+		opts.entity = Array.isArray(entity) ? (entity[0] as string) : entity;
+	const header = headers[TIMEOUT_HEADER];
 	let ms = fromBody;
 	if (header !== undefined) {
 		const text = Array.isArray(header) ? header[0] : header;
@@ -30,7 +37,8 @@ export function inferOptions(
 			);
 		if (h > 0) ms = ms === undefined ? h : Math.min(ms, h);
 	}
-	if (ms === undefined) return {};
+	if (ms === undefined) return opts;
 	if (ctx.maxTimeoutMs !== undefined) ms = Math.min(ms, ctx.maxTimeoutMs);
-	return { timeoutMs: ms };
+	opts.timeoutMs = ms;
+	return opts;
 }

@@ -2,7 +2,7 @@
 import { randomUUID } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { HEADER_LENGTH } from "../body.ts";
-import { inferOptions, type RestContext, TIMEOUT_HEADER } from "../context.ts";
+import { inferOptions, type RestContext } from "../context.ts";
 import { decodeInfer } from "../infer-request.ts";
 import { encodeInferResponse } from "../infer-response.ts";
 import type { ModelParams } from "./health.ts";
@@ -20,7 +20,7 @@ export function registerInferRoutes(
 			req.body,
 			req.headers[HEADER_LENGTH],
 		);
-		const opts = inferOptions(ctx, req.headers[TIMEOUT_HEADER], timeoutMs);
+		const opts = inferOptions(ctx, req.headers, timeoutMs);
 		const res = await ctx.dp.infer(
 			req.params.model,
 			req.params.version,

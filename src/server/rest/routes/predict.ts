@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Row } from "../../../codec/table.ts";
 import { invalidInput } from "../../../protocol/errors.ts";
 import { isObject, jsonBody, kindOf } from "../body.ts";
-import { inferOptions, type RestContext, TIMEOUT_HEADER } from "../context.ts";
+import { inferOptions, type RestContext } from "../context.ts";
 import type { ModelParams } from "./health.ts";
 
 const SHAPES =
@@ -58,7 +58,7 @@ export function registerPredictRoutes(
 			req.params.model,
 			req.params.version,
 			input,
-			inferOptions(ctx, req.headers[TIMEOUT_HEADER]),
+			inferOptions(ctx, req.headers),
 		);
 	};
 	app.post("/v2/models/:model/predict", handler);
