@@ -8,7 +8,7 @@ import {
 	type ModelVersion,
 	parseRef,
 } from "../registry/types.ts";
-import { action, example, output } from "./common.ts";
+import { action, example, output, Progress } from "./common.ts";
 
 interface CommonOpts {
 	registry: string;
@@ -80,7 +80,8 @@ function parseVersion(s: string): number {
 
 const short = (sha: string) => sha.slice(0, 12);
 const when = (iso: string) => `${iso.slice(0, 10)} ${iso.slice(11, 19)}`;
-const ref = (v: ModelVersion) => `${v.name}@${v.version}`;
+const ref = (v: ModelVersion) =>
+	`${v.name}@${v.version}${v.entity !== undefined ? ` (entity ${v.entity})` : ""}`;
 
 /** Left-aligned text columns with a header row. */
 function table(header: string[], rows: string[][]): string {
@@ -104,6 +105,7 @@ function summary(v: ModelVersion) {
 		createdAt: v.createdAt,
 		task: v.manifest.task ?? null,
 		sha256: v.sha256,
+		entity: v.entity ?? null,
 	};
 }
 
@@ -157,18 +159,28 @@ function registerCommand(): Command {
 				"--meta <key=value>",
 				"registration metadata; key:=json for numbers/objects (repeatable)",
 				collect,
+			)
+			.option(
+				"--entity <entity>",
+				"register as this entity's model in a per-entity family (served for requests naming it)",
 			),
 	).action(
 		action(
 			async (
 				path: string,
-				opts: CommonOpts & { name?: string; alias?: string[]; meta?: string[] },
+				opts: CommonOpts & {
+					name?: string;
+					alias?: string[];
+					meta?: string[];
+					entity?: string;
+				},
 			) => {
 				const bundle = await readBundle(path);
 				const metadata = parseMeta(opts.meta ?? []);
 				const v = await withRegistry(opts.registry, (store) =>
 					store.register(bundle, {
 						...(opts.name !== undefined && { name: opts.name }),
+						...(opts.entity !== undefined && { entity: opts.entity }),
 						aliases: opts.alias ?? [],
 						metadata,
 					}),
@@ -187,6 +199,7 @@ function registerCommand(): Command {
 		"mlship models register ./iris-bundle",
 		"mlship models register model.onnx --name churn --alias production",
 		"mlship models register ./bundle --meta owner=ana --meta accuracy:=0.95",
+		"mlship models register ./price-berlin --name price --entity berlin",
 	);
 }
 
@@ -196,16 +209,18 @@ function listCommand(): Command {
 			.alias("ls")
 			.description("List registered model versions (archived ones with --all)")
 			.argument("[name]", "only this model")
-			.option("--all", "include archived versions"),
+			.option("--all", "include archived versions")
+			.option("--entity <entity>", "only the versions of this entity"),
 	).action(
 		action(
 			async (
 				name: string | undefined,
-				opts: CommonOpts & { all?: boolean },
+				opts: CommonOpts & { all?: boolean; entity?: string },
 			) => {
 				const versions = await withRegistry(opts.registry, (store) =>
 					store.list({
 						...(name !== undefined && { name }),
+						...(opts.entity !== undefined && { entity: opts.entity }),
 						includeArchived: Boolean(opts.all),
 					}),
 				);
@@ -218,6 +233,7 @@ function listCommand(): Command {
 						[
 							"NAME",
 							"VERSION",
+							"ENTITY",
 							"ALIASES",
 							"STATUS",
 							"CREATED",
@@ -227,6 +243,7 @@ function listCommand(): Command {
 						versions.map((v) => [
 							v.name,
 							String(v.version),
+							v.entity ?? "-",
 							v.aliases.join(",") || "-",
 							v.status,
 							when(v.createdAt),
@@ -243,6 +260,233 @@ function listCommand(): Command {
 		"mlship models list",
 		"mlship models list churn --all",
 		"mlship models list --json",
+	);
+}
+
+function entitiesCommand(): Command {
+	const cmd = common(
+		new Command("entities")
+			.description(
+				"List the entities of a per-entity family with the version serving each (newest active)",
+			)
+			.argument("<name>", "the family's model name"),
+	).action(
+		action(async (name: string, opts: CommonOpts) => {
+			const list = await withRegistry(opts.registry, (store) =>
+				store.entities(name),
+			);
+			output(Boolean(opts.json), list, () =>
+				list.length === 0
+					? `model '${name}' has no entity versions (register one: mlship models register ./bundle --name ${name} --entity ENTITY)`
+					: `${table(
+							["ENTITY", "VERSION"],
+							list.map((e) => [e.entity, String(e.version)]),
+						)}\n${list.length.toLocaleString("en-US")} entities`,
+			);
+		}),
+	);
+	return example(
+		cmd,
+		"mlship models entities price",
+		"mlship models entities price --json | jq length",
+	);
+}
+
+/** One entity's bundle to register in bulk. */
+interface EntityItem {
+	entity: string;
+	path: string;
+}
+
+/** Reads `entity,path` lines (CSV with that header, or JSON lines `{"entity", "path"}`), paths relative to the file. */
+async function readEntityList(file: string): Promise<EntityItem[]> {
+	const { readFile } = await import("node:fs/promises");
+	const { dirname, resolve } = await import("node:path");
+	const base = dirname(resolve(file));
+	const lines = (await readFile(file, "utf8"))
+		.split(/\r?\n/)
+		.map((l) => l.trim())
+		.filter((l) => l !== "");
+	const items: EntityItem[] = [];
+	const jsonl = lines[0]?.startsWith("{");
+	if (!jsonl && lines[0]?.replace(/\s/g, "") !== "entity,path")
+		throw new MlshipError(
+			"MLSHIP_INVALID_ARGUMENT",
+			`${file}: expected a CSV header 'entity,path' or JSON lines {"entity": ..., "path": ...}`,
+		);
+	for (let i = jsonl ? 0 : 1; i < lines.length; i++) {
+		const line = lines[i] as string;
+		let entity: unknown;
+		let path: unknown;
+		if (jsonl) {
+			try {
+				({ entity, path } = JSON.parse(line) as Record<string, unknown>);
+			} catch (err) {
+				throw new MlshipError(
+					"MLSHIP_INVALID_ARGUMENT",
+					`${file} line ${i + 1}: ${(err as Error).message}`,
+				);
+			}
+		} else {
+			const comma = line.lastIndexOf(",");
+			entity = line.slice(0, comma);
+			path = line.slice(comma + 1);
+		}
+		if (
+			typeof entity !== "string" ||
+			typeof path !== "string" ||
+			!entity ||
+			!path
+		)
+			throw new MlshipError(
+				"MLSHIP_INVALID_ARGUMENT",
+				`${file} line ${i + 1}: expected an entity and a path`,
+			);
+		items.push({ entity, path: resolve(base, path) });
+	}
+	return items;
+}
+
+function registerEntitiesCommand(): Command {
+	const cmd = common(
+		new Command("register-entities")
+			.description(
+				"Register many per-entity models of one family at once: every sub-directory of --dir (named by its entity), the `entity,path` list of --list, or one bundle for every entity of --entities",
+			)
+			.argument("<name>", "the family's model name")
+			.option(
+				"--dir <dir>",
+				"a directory of bundles, one per entity, each named by its entity",
+			)
+			.option(
+				"--list <file>",
+				"CSV with header entity,path (or JSON lines) naming each entity's bundle",
+			)
+			.option(
+				"--bundle <path>",
+				"one bundle registered for every entity of --entities",
+			)
+			.option(
+				"--entities <list>",
+				"comma-separated entities (with --bundle), or @file with one entity per line",
+			)
+			.option("--batch <n>", "registrations per transaction", "500")
+			.option(
+				"--meta <key=value>",
+				"registration metadata for every version (repeatable)",
+				collect,
+			),
+	).action(
+		action(
+			async (
+				name: string,
+				opts: CommonOpts & {
+					dir?: string;
+					list?: string;
+					bundle?: string;
+					entities?: string;
+					batch: string;
+					meta?: string[];
+				},
+			) => {
+				const { readdir, readFile } = await import("node:fs/promises");
+				const { join } = await import("node:path");
+				const sources = [opts.dir, opts.list, opts.bundle].filter(
+					(x) => x !== undefined,
+				).length;
+				if (
+					sources !== 1 ||
+					(opts.bundle !== undefined) !== (opts.entities !== undefined)
+				)
+					throw new MlshipError(
+						"MLSHIP_INVALID_ARGUMENT",
+						"give exactly one of --dir DIR, --list FILE, or --bundle PATH with --entities LIST",
+					);
+				const batch = Number(opts.batch);
+				if (!Number.isInteger(batch) || batch < 1)
+					throw new MlshipError(
+						"MLSHIP_INVALID_ARGUMENT",
+						`--batch must be a whole number ≥ 1, got '${opts.batch}'`,
+					);
+				let items: EntityItem[];
+				if (opts.dir !== undefined) {
+					const dir = opts.dir;
+					items = (await readdir(dir, { withFileTypes: true }))
+						.filter((d) => d.isDirectory())
+						.map((d) => ({ entity: d.name, path: join(dir, d.name) }))
+						.sort((a, b) => (a.entity < b.entity ? -1 : 1));
+				} else if (opts.list !== undefined)
+					items = await readEntityList(opts.list);
+				else {
+					const text = opts.entities as string;
+					const list = text.startsWith("@")
+						? (await readFile(text.slice(1), "utf8")).split(/\r?\n/)
+						: text.split(",");
+					items = list
+						.map((e) => e.trim())
+						.filter(Boolean)
+						.map((entity) => ({ entity, path: opts.bundle as string }));
+				}
+				if (items.length === 0)
+					throw new MlshipError(
+						"MLSHIP_INVALID_ARGUMENT",
+						"no entities to register",
+					);
+				const metadata = parseMeta(opts.meta ?? []);
+				const started = performance.now();
+				const progress = new Progress(
+					"registering",
+					items.length,
+					!opts.json && process.stderr.isTTY === true,
+				);
+				const bundles = new Map<
+					string,
+					Awaited<ReturnType<typeof readBundle>>
+				>();
+				const versions: ModelVersion[] = [];
+				await withRegistry(opts.registry, async (store) => {
+					for (let i = 0; i < items.length; i += batch) {
+						const part = items.slice(i, i + batch);
+						const toRegister = [];
+						for (const it of part) {
+							let b = bundles.get(it.path);
+							if (!b) {
+								b = await readBundle(it.path);
+								// One bundle for many entities is read once; distinct bundles are not kept.
+								if (opts.bundle !== undefined) bundles.set(it.path, b);
+							}
+							toRegister.push({
+								bundle: b,
+								opts: { name, entity: it.entity, metadata },
+							});
+						}
+						versions.push(...(await store.registerMany(toRegister)));
+						progress.update(versions.length, undefined, true);
+					}
+				});
+				progress.done(versions.length);
+				const secs = (performance.now() - started) / 1000;
+				const result = {
+					name,
+					registered: versions.length,
+					first_version: versions[0]?.version,
+					last_version: versions[versions.length - 1]?.version,
+					seconds: Number(secs.toFixed(3)),
+				};
+				output(
+					Boolean(opts.json),
+					result,
+					() =>
+						`registered ${result.registered.toLocaleString("en-US")} entity models of '${name}' (versions ${result.first_version}–${result.last_version}) in ${secs.toFixed(1)} s`,
+				);
+			},
+		),
+	);
+	return example(
+		cmd,
+		"mlship models register-entities price --dir ./models-by-city",
+		"mlship models register-entities price --list entities.csv --json",
+		"mlship models register-entities price --bundle ./base --entities berlin,paris,rome",
 	);
 }
 
@@ -405,6 +649,8 @@ export function modelsCommand(): Command {
 		.description("Manage the model registry: register, list, show, alias, rm")
 		.addCommand(registerCommand())
 		.addCommand(listCommand())
+		.addCommand(entitiesCommand())
+		.addCommand(registerEntitiesCommand())
 		.addCommand(showCommand())
 		.addCommand(aliasCommand())
 		.addCommand(rmCommand());

@@ -1,7 +1,7 @@
 // `mlship serve`: Open Inference Protocol v2 over REST and gRPC for bundles and registry models.
 import { Command } from "commander";
-import { defaultModelName, startServer } from "../server/server.ts";
 import { MlshipError } from "../protocol/errors.ts";
+import { defaultModelName, startServer } from "../server/server.ts";
 import {
 	parseModelArg,
 	resolveSettings,

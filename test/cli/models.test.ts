@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -53,6 +53,19 @@ async function ok(args: string[]): Promise<string> {
 		`mlship models ${args.join(" ")} failed: ${r.stderr}${r.stdout}`,
 	);
 	return r.stdout;
+}
+
+async function okJsonAt(
+	reg: string,
+	args: string[],
+): Promise<Record<string, unknown>> {
+	const r = await models([...args, "--registry", reg, "--json"], false);
+	assert.equal(
+		r.code,
+		0,
+		`mlship models ${args.join(" ")}: ${r.stderr}${r.stdout}`,
+	);
+	return JSON.parse(r.stdout) as Record<string, unknown>;
 }
 
 async function okJson<T = Record<string, unknown>>(args: string[]): Promise<T> {
@@ -106,14 +119,14 @@ describe("mlship models", () => {
 		const lines = out.trimEnd().split("\n");
 		assert.match(
 			lines[0] ?? "",
-			/^NAME\s+VERSION\s+ALIASES\s+STATUS\s+CREATED\s+TASK\s+SHA256$/,
+			/^NAME\s+VERSION\s+ENTITY\s+ALIASES\s+STATUS\s+CREATED\s+TASK\s+SHA256$/,
 		);
 		assert.equal(lines.length, 4, out);
 		assert.match(
 			lines[2] ?? "",
-			/^iris-logreg\s+1\s+production\s+active\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s+classification\s+[0-9a-f]{12}$/,
+			/^iris-logreg\s+1\s+-\s+production\s+active\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s+classification\s+[0-9a-f]{12}$/,
 		);
-		assert.match(lines[3] ?? "", /^iris-logreg\s+2\s+-\s+active/);
+		assert.match(lines[3] ?? "", /^iris-logreg\s+2\s+-\s+-\s+active/);
 		const rows = await okJson<
 			{ name: string; version: number; aliases: string[] }[]
 		>(["list"]);
@@ -283,12 +296,111 @@ describe("mlship models", () => {
 	});
 
 	it("has examples in every subcommand's --help", async () => {
-		for (const sub of ["register", "list", "show", "alias", "rm"]) {
+		for (const sub of [
+			"register",
+			"list",
+			"show",
+			"alias",
+			"rm",
+			"entities",
+			"register-entities",
+		]) {
 			const r = await models([sub, "--help"], false);
 			assert.equal(r.code, 0);
 			assert.match(r.stdout, /Examples:\n {2}\$ mlship models /, sub);
 			assert.match(r.stdout, /--registry <uri>/, sub);
 			assert.match(r.stdout, /--json/, sub);
 		}
+	});
+
+	it("registers per-entity models one by one and in bulk (--dir, --list, --bundle with --entities), and lists them", async () => {
+		const reg = `sqlite:${join(dir, "ent.db")}`;
+		const run = (args: string[]) => okJsonAt(reg, args);
+		await run(["register", IRIS, "--name", "price"]);
+		const one = await run([
+			"register",
+			IRIS,
+			"--name",
+			"price",
+			"--entity",
+			"berlin",
+		]);
+		assert.equal(one.entity, "berlin");
+		// --dir: one sub-directory per entity
+		const byCity = join(dir, "by-city");
+		await mkdir(byCity);
+		for (const c of ["lisbon", "madrid"])
+			await cp(IRIS, join(byCity, c), { recursive: true });
+		const d = await run(["register-entities", "price", "--dir", byCity]);
+		assert.deepEqual(
+			[d.registered, d.first_version, d.last_version],
+			[2, 3, 4],
+		);
+		// --list: entity,path relative to the list
+		await writeFile(
+			join(dir, "list.csv"),
+			`entity,path\nparis,${IRIS}\nrome,by-city/lisbon\n`,
+		);
+		const l = await run([
+			"register-entities",
+			"price",
+			"--list",
+			join(dir, "list.csv"),
+		]);
+		assert.equal(l.registered, 2);
+		// --bundle for 1,200 entities from a file, in transactions of 500
+		const many = Array.from({ length: 1200 }, (_, i) => `shop-${i}`);
+		await writeFile(join(dir, "shops.txt"), many.join("\n"));
+		const b = await run([
+			"register-entities",
+			"price",
+			"--bundle",
+			GBDT,
+			"--entities",
+			`@${join(dir, "shops.txt")}`,
+			"--batch",
+			"500",
+		]);
+		assert.deepEqual(
+			[b.registered, b.first_version, b.last_version],
+			[1200, 7, 1206],
+		);
+		const ents = (await run(["entities", "price"])) as unknown as {
+			entity: string;
+			version: number;
+		}[];
+		assert.equal(ents.length, 1205);
+		assert.deepEqual(
+			ents.find((e) => e.entity === "rome"),
+			{ entity: "rome", version: 6 },
+		);
+		const berlin = (await run([
+			"list",
+			"price",
+			"--entity",
+			"berlin",
+		])) as unknown as { version: number; entity: string }[];
+		assert.deepEqual(
+			berlin.map((v) => [v.version, v.entity]),
+			[[2, "berlin"]],
+		);
+		const text = await models(["entities", "price", "--registry", reg], false);
+		assert.match(text.stdout, /^ENTITY +VERSION\nberlin +2\n/);
+		assert.match(text.stdout, /1,205 entities\n$/);
+		const bad = await models(
+			[
+				"register-entities",
+				"price",
+				"--dir",
+				byCity,
+				"--bundle",
+				IRIS,
+				"--registry",
+				reg,
+			],
+			false,
+		);
+		assert.equal(bad.code, 2);
+		assert.match(bad.stderr, /exactly one of --dir/);
 	});
 });
