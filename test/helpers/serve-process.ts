@@ -7,6 +7,8 @@ export interface Served {
 	http: string;
 	grpcPort: number;
 	exit: Promise<number | null>;
+	/** Every JSON log line the process has written so far (pino), parsed. */
+	logs: () => Record<string, unknown>[];
 }
 
 /**
@@ -49,17 +51,26 @@ export function serve(args: string[]): Promise<Served> {
 		proc.stderr?.on("data", (d) => {
 			err += d;
 		});
+		let resolved = false;
+		const logs = () =>
+			out
+				.split("\n")
+				.filter((l) => l.startsWith("{"))
+				.map((l) => JSON.parse(l) as Record<string, unknown>);
 		proc.stdout?.on("data", (d) => {
 			out += d;
+			if (resolved) return;
 			for (const line of out.split("\n")) {
 				if (!line.includes('"mlship serving"')) continue;
 				const j = JSON.parse(line) as { http: number; grpc: number };
 				clearTimeout(timer);
+				resolved = true;
 				resolve({
 					proc,
 					http: `http://127.0.0.1:${j.http}`,
 					grpcPort: j.grpc,
 					exit,
+					logs,
 				});
 				return;
 			}
