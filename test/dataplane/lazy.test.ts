@@ -63,7 +63,10 @@ it("a third model evicts the least recently used one, which loads again when ask
 	await ask("a", "iris-logreg"); // a is now more recent than b
 	await ask("c", "diabetes-rf");
 	assert.equal(dp.modelReady("b"), false, "b was least recently used");
-	assert.match(state("b")?.reason ?? "", /evicted \(least recently used, max_loaded_models\)/);
+	assert.match(
+		state("b")?.reason ?? "",
+		/evicted \(least recently used, max_loaded_models\)/,
+	);
 	assert.equal(dp.modelReady("a"), true);
 	assert.equal(dp.modelReady("c"), true);
 	const r = await ask("b", "wine-xgb");
