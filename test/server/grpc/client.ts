@@ -72,18 +72,25 @@ export class InferenceClient {
 		method: string,
 		req: object = {},
 		opts: grpc.CallOptions = {},
+		metadata: Record<string, string> = {},
 	): Promise<T> {
 		const fn = (this.client as unknown as Record<string, Unary>)[method];
 		assert.ok(fn, `no RPC ${method}`);
+		const meta = new grpc.Metadata();
+		for (const [k, v] of Object.entries(metadata)) meta.set(k, v);
 		return new Promise((resolve, reject) => {
-			fn.call(this.client, req, new grpc.Metadata(), opts, (err, res) =>
+			fn.call(this.client, req, meta, opts, (err, res) =>
 				err ? reject(err) : resolve(res as T),
 			);
 		});
 	}
 
-	infer(req: object, opts?: grpc.CallOptions): Promise<InferResponse> {
-		return this.call<InferResponse>("ModelInfer", req, opts);
+	infer(
+		req: object,
+		opts?: grpc.CallOptions,
+		metadata?: Record<string, string>,
+	): Promise<InferResponse> {
+		return this.call<InferResponse>("ModelInfer", req, opts, metadata);
 	}
 
 	/** Opens the bidirectional ModelStreamInfer stream. */
