@@ -9,12 +9,12 @@
 import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
-import { availableParallelism, totalmem } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Worker } from "node:worker_threads";
 import { DuckDBInstance } from "@duckdb/node-api";
+import { machine, writeSection } from "../results.ts";
 import { createRawSession, scoreAll } from "./raw.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -390,33 +390,7 @@ async function runRaw(
 	};
 }
 
-function machine(): string {
-	let cpu = "unknown CPU";
-	try {
-		const info = readFileSync("/proc/cpuinfo", "utf8");
-		cpu = /^model name\s*:\s*(.+)$/m.exec(info)?.[1]?.trim() ?? cpu;
-	} catch {}
-	const ram = (totalmem() / 2 ** 30).toFixed(1);
-	return `${availableParallelism()} cores (nproc), ${cpu}, ${ram} GiB RAM, Node ${process.version}, Linux`;
-}
-
 const fmtInt = (x: number) => Math.round(x).toLocaleString("en-US");
-
-async function writeResults(section: string): Promise<void> {
-	const path = join(ROOT, "bench/RESULTS.md");
-	let text = existsSync(path)
-		? await readFile(path, "utf8")
-		: "# Benchmark results\n\nEach `##` section is written by its own bench (see bench/README.md); re-running a bench replaces only its section.\n";
-	const start = text.search(/^## predict\s*$/m);
-	if (start < 0) text = `${text.trimEnd()}\n\n${section}`;
-	else {
-		const rest = text.slice(start + 1);
-		const next = rest.search(/^## /m);
-		const end = next < 0 ? text.length : start + 1 + next;
-		text = `${text.slice(0, start)}${section}${next < 0 ? "" : "\n"}${text.slice(end)}`;
-	}
-	await writeFile(path, `${text.trimEnd()}\n`);
-}
 
 async function main(): Promise<void> {
 	const features = featureNames();
@@ -542,7 +516,7 @@ async function main(): Promise<void> {
 		`Conclusion: ${conclusion}`,
 		"",
 	].join("\n");
-	await writeResults(section);
+	await writeSection("predict", section);
 	console.error("bench/RESULTS.md: ## predict updated");
 }
 
