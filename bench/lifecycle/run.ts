@@ -1,0 +1,313 @@
+// bench/lifecycle: thousands of per-entity models in a PostgreSQL registry, served by real `mlship serve` processes.
+// Measures bulk registration, cold-load latency (first request of an entity) against warm requests, memory per
+// loaded model, request latency during hot swaps against steady state, and how soon a second replica serves a new
+// version. Results go to stdout and to the "## lifecycle" section of bench/RESULTS.md.
+import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { readBundle } from "../../src/bundle/bundle.ts";
+import { openRegistry } from "../../src/registry/open.ts";
+import {
+	binDir,
+	createDatabase,
+	startPostgres,
+	uniqueDatabaseName,
+} from "../../test/harness/postgres.ts";
+import { bundleDir, golden } from "../../test/helpers/fixtures.ts";
+import { type Served, serve } from "../../test/helpers/serve-process.ts";
+import { machine, writeSection } from "../results.ts";
+
+const { values: args } = parseArgs({
+	options: {
+		entities: { type: "string", default: "10000" },
+		"max-loaded": { type: "string", default: "1000" },
+		cold: { type: "string", default: "1200" },
+		clients: { type: "string", default: "8" },
+		seconds: { type: "string", default: "6" },
+		swaps: { type: "string", default: "20" },
+		trials: { type: "string", default: "10" },
+		"no-results": { type: "boolean", default: false },
+	},
+});
+const ENTITIES = Number(args.entities);
+const MAX_LOADED = Number(args["max-loaded"]);
+const COLD = Math.min(Number(args.cold), ENTITIES);
+const CLIENTS = Number(args.clients);
+const SECONDS = Number(args.seconds);
+const SWAPS = Number(args.swaps);
+const TRIALS = Number(args.trials);
+const FIXTURE = "iris-logreg";
+
+const entity = (i: number) => `e${String(i).padStart(5, "0")}`;
+const body = JSON.stringify({ instances: golden(FIXTURE).records.slice(0, 1) });
+const log = (s: string) => process.stderr.write(`lifecycle: ${s}\n`);
+
+function pct(xs: number[], p: number): number {
+	const s = [...xs].sort((a, b) => a - b);
+	return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
+}
+const ms = (x: number) => x.toFixed(2);
+const rssMiB = (pid: number) =>
+	Number(
+		/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1],
+	) / 1024;
+
+/** One predict request for `city`; returns latency (ms) and the version that answered. */
+async function ask(
+	r: Served,
+	city: string,
+): Promise<{ ms: number; version: string; fallback: boolean }> {
+	const t0 = performance.now();
+	const res = await fetch(`${r.http}/v2/models/price/predict`, {
+		method: "POST",
+		headers: { "content-type": "application/json", "x-mlship-entity": city },
+		body,
+	});
+	const j = (await res.json()) as {
+		error?: string;
+		predictions?: { model_version: string; entity_fallback: boolean }[];
+	};
+	if (res.status !== 200) throw new Error(`${city}: ${res.status} ${j.error}`);
+	const p = j.predictions?.[0] as {
+		model_version: string;
+		entity_fallback: boolean;
+	};
+	return {
+		ms: performance.now() - t0,
+		version: p.model_version,
+		fallback: p.entity_fallback,
+	};
+}
+
+/** `CLIENTS` loops over `hot` entities for `seconds`; returns every latency and the error count. */
+async function load(
+	r: Served,
+	hot: string[],
+	seconds: number,
+	during?: () => Promise<void>,
+) {
+	const lat: number[] = [];
+	let errors = 0;
+	let stop = false;
+	const loops = Array.from({ length: CLIENTS }, async (_, c) => {
+		let i = c;
+		while (!stop) {
+			try {
+				lat.push((await ask(r, hot[i++ % hot.length] as string)).ms);
+			} catch {
+				errors++;
+			}
+		}
+	});
+	const t0 = performance.now();
+	await Promise.all([
+		during?.(),
+		new Promise((res) => setTimeout(res, seconds * 1000)),
+	]);
+	stop = true;
+	await Promise.all(loops);
+	return { lat, errors, rps: lat.length / ((performance.now() - t0) / 1000) };
+}
+
+async function main(): Promise<void> {
+	const pg = await startPostgres();
+	const url = await createDatabase(pg.url, uniqueDatabaseName("lifecycle"));
+	const store = await openRegistry(url);
+	const replicas: Served[] = [];
+	try {
+		const bundle = await readBundle(bundleDir(FIXTURE));
+		await store.register(bundle, { name: "price" }); // the family's default
+		log(`registering ${ENTITIES} entity models in batches of 1000`);
+		const r0 = performance.now();
+		for (let i = 0; i < ENTITIES; i += 1000)
+			await store.registerMany(
+				Array.from({ length: Math.min(1000, ENTITIES - i) }, (_, j) => ({
+					bundle,
+					opts: { name: "price", entity: entity(i + j) },
+				})),
+			);
+		const registerS = (performance.now() - r0) / 1000;
+		log(`registered in ${registerS.toFixed(1)} s`);
+
+		const flags = [
+			"--registry",
+			url,
+			"-m",
+			"price",
+			"--entity-key",
+			"price=city",
+			"--lazy",
+			"--max-loaded-models",
+			String(MAX_LOADED),
+			"--log-level",
+			"info",
+		];
+		const a = await serve(flags);
+		replicas.push(a);
+		await ask(a, "no-such-entity"); // loads the default: not an entity cold load
+		const rssBefore = rssMiB(a.proc.pid as number);
+
+		log(`${COLD} cold first requests, one at a time`);
+		const cold: number[] = [];
+		for (let i = 0; i < COLD; i++) {
+			const r = await ask(a, entity(i));
+			if (r.fallback) throw new Error(`${entity(i)} was served by the default`);
+			cold.push(r.ms);
+		}
+		const metrics = await (await fetch(`${a.http}/metrics`)).text();
+		const loaded = Number(/^mlship_models_loaded (\d+)/m.exec(metrics)?.[1]);
+		const estimated = Number(
+			/^mlship_models_loaded_bytes (\d+)/m.exec(metrics)?.[1],
+		);
+		const evictions = Number(
+			/^mlship_model_evictions_total\{model="price"\} (\d+)/m.exec(
+				metrics,
+			)?.[1] ?? 0,
+		);
+		const rssAfter = rssMiB(a.proc.pid as number);
+		const perModelKiB = ((rssAfter - rssBefore) * 1024) / (loaded - 1);
+		log(
+			`loaded ${loaded} (limit ${MAX_LOADED}), evictions ${evictions}, RSS ${rssBefore.toFixed(0)} → ${rssAfter.toFixed(0)} MiB`,
+		);
+
+		const warm: number[] = [];
+		for (let i = COLD - Math.min(MAX_LOADED - 1, COLD); i < COLD; i++)
+			warm.push((await ask(a, entity(i))).ms);
+
+		const hot = Array.from({ length: 50 }, (_, i) => entity(COLD - 1 - i));
+		log(
+			`steady state: ${CLIENTS} clients on 50 loaded entities for ${SECONDS} s`,
+		);
+		const steady = await load(a, hot, SECONDS);
+		const updatesBefore = a
+			.logs()
+			.filter((l) => l.msg === "model updated").length;
+		log(
+			`the same load during ${SWAPS} hot swaps (new versions of served entities)`,
+		);
+		const swapping = await load(a, hot, SECONDS, async () => {
+			for (let k = 0; k < SWAPS; k++) {
+				await new Promise((res) =>
+					setTimeout(res, (SECONDS * 1000 * 0.8) / SWAPS),
+				);
+				await store.register(bundle, {
+					name: "price",
+					entity: hot[k % hot.length] as string,
+				});
+			}
+		});
+		await new Promise((res) => setTimeout(res, 500));
+		const swapsApplied =
+			a.logs().filter((l) => l.msg === "model updated").length - updatesBefore;
+
+		log(
+			`second replica: ${TRIALS} new versions of a loaded entity, and ${TRIALS} new entities`,
+		);
+		const b = await serve(flags);
+		replicas.push(b);
+		const untilServed = async (
+			city: string,
+			pred: (r: Awaited<ReturnType<typeof ask>>) => boolean,
+		) => {
+			const t0 = performance.now();
+			for (;;) {
+				if (pred(await ask(b, city))) return performance.now() - t0;
+				if (performance.now() - t0 > 10_000)
+					throw new Error(`replica never served ${city}`);
+				await new Promise((res) => setTimeout(res, 2));
+			}
+		};
+		const newVersion: number[] = [];
+		const newEntity: number[] = [];
+		for (let t = 0; t < TRIALS; t++) {
+			const city = entity(t);
+			await ask(b, city);
+			const v = await store.register(bundle, { name: "price", entity: city });
+			newVersion.push(
+				await untilServed(city, (r) => r.version === String(v.version)),
+			);
+			const fresh = `new-${t}`;
+			await store.register(bundle, { name: "price", entity: fresh });
+			newEntity.push(await untilServed(fresh, (r) => !r.fallback));
+		}
+
+		const p99Ratio = pct(swapping.lat, 99) / pct(steady.lat, 99);
+		const rows = [
+			[
+				"bulk registration (PostgreSQL, registerMany, 1000 per transaction)",
+				`${ENTITIES.toLocaleString("en-US")} models in ${registerS.toFixed(1)} s (${Math.round(ENTITIES / registerS).toLocaleString("en-US")}/s)`,
+			],
+			[
+				"cold-load latency, first request of an entity (p50 / p99)",
+				`${ms(pct(cold, 50))} / ${ms(pct(cold, 99))} ms (${COLD} entities, one at a time)`,
+			],
+			[
+				"warm request latency, same entities loaded (p50 / p99)",
+				`${ms(pct(warm, 50))} / ${ms(pct(warm, 99))} ms (${warm.length} requests)`,
+			],
+			[
+				"models loaded at the end / evictions",
+				`${loaded} (limit ${MAX_LOADED}, incl. the default) / ${evictions}`,
+			],
+			[
+				"memory per loaded model (server RSS growth ÷ models)",
+				`${perModelKiB.toFixed(0)} KiB (RSS ${rssBefore.toFixed(0)} → ${rssAfter.toFixed(0)} MiB); mlship's estimate ${(estimated / loaded / 1024).toFixed(0)} KiB`,
+			],
+			[
+				"steady state: p50 / p99, req/s",
+				`${ms(pct(steady.lat, 50))} / ${ms(pct(steady.lat, 99))} ms, ${Math.round(steady.rps)} req/s, ${steady.errors} errors`,
+			],
+			[
+				`during ${SWAPS} hot swaps (${swapsApplied} applied): p50 / p99, req/s`,
+				`${ms(pct(swapping.lat, 50))} / ${ms(pct(swapping.lat, 99))} ms, ${Math.round(swapping.rps)} req/s, ${swapping.errors} errors`,
+			],
+			[
+				"p99 during swaps ÷ steady p99 (target ≤ 2×)",
+				`${p99Ratio.toFixed(2)}×`,
+			],
+			[
+				"new version of a loaded entity served by a second replica (p50 / max)",
+				`${ms(pct(newVersion, 50))} / ${ms(Math.max(...newVersion))} ms after register() returned (${TRIALS} trials)`,
+			],
+			[
+				"new entity served by its own model on a second replica (p50 / max)",
+				`${ms(pct(newEntity, 50))} / ${ms(Math.max(...newEntity))} ms (${TRIALS} trials)`,
+			],
+		];
+		const table = [
+			"| measure | result |",
+			"|---|---|",
+			...rows.map(([k, v]) => `| ${k} | ${v} |`),
+		].join("\n");
+		process.stdout.write(`${table}\n`);
+		if (swapping.errors + steady.errors > 0) process.exitCode = 1;
+		if (args["no-results"]) return;
+		const cmd = `node bench/lifecycle/run.ts${process.argv.slice(2).length ? ` ${process.argv.slice(2).join(" ")}` : ""}`;
+		await writeSection(
+			"lifecycle",
+			[
+				"## lifecycle",
+				"",
+				`${ENTITIES.toLocaleString("en-US")} per-entity models (the iris logistic regression fixture, one version per entity of the family \`price\`) in a PostgreSQL registry started by the test harness, served by real \`mlship serve --entity-key price=city --lazy --max-loaded-models ${MAX_LOADED}\` processes. Requests are one-row \`POST /v2/models/price/predict\` with \`x-mlship-entity\`, from the bench process on the same 2 cores (keep-alive fetch). Cold = the entity's first request (registry read, sha256 check, session on the main thread and on each shared worker, warm-up row). Hot swaps are new versions registered for entities under load. The second replica is a fresh server; the time is from \`register()\` returning to the first answer from the new model (polled every 2 ms).`,
+				"",
+				`- date: ${new Date().toISOString().slice(0, 10)}`,
+				`- machine: ${machine(`PostgreSQL ${binDir().split("/").at(-2)}`)}`,
+				`- command: \`${cmd}\``,
+				"",
+				table,
+				"",
+				`Conclusion: p99 during hot swaps is ${p99Ratio.toFixed(2)}× steady state (${p99Ratio <= 2 ? "meets" : "misses"} the ≤ 2× target), with ${swapping.errors + steady.errors} failed requests; a second replica serves a new version within ${ms(Math.max(...newVersion))} ms in every trial.`,
+				"",
+			].join("\n"),
+		);
+		log("wrote the ## lifecycle section of bench/RESULTS.md");
+	} finally {
+		for (const r of replicas) {
+			r.proc.kill("SIGTERM");
+			await r.exit;
+		}
+		await store.close();
+		await pg.stop();
+	}
+}
+
+await main();
