@@ -287,8 +287,8 @@ it("a memory budget keeps the estimated bytes of loaded models under it, evictin
 		models: [{ name: "flower", source: "flower", entityKey: "city" }],
 		registry: store,
 		lazy: true,
-		// Each iris member is estimated at ~300 KiB: room for two, not three.
-		memoryBudget: 700 * 1024,
+		// Each iris member is estimated at ~460 KiB: room for two, not three.
+		memoryBudget: 1000 * 1024,
 		processMetrics: false,
 	});
 	try {
@@ -303,7 +303,7 @@ it("a memory budget keeps the estimated bytes of loaded models under it, evictin
 			const text = (await dp.metrics()).body;
 			const bytes = Number(/mlship_models_loaded_bytes (\d+)/.exec(text)?.[1]);
 			assert.ok(
-				bytes > 0 && bytes <= 700 * 1024,
+				bytes > 0 && bytes <= 1000 * 1024,
 				`loaded bytes ${bytes} within the budget`,
 			);
 		}
