@@ -156,6 +156,14 @@ export const ManifestSchema = z
 			.describe("class names in probability-column order"),
 		batching: BatchingSchema.optional(),
 		executor: ExecutorSchema.optional(),
+		examples: z
+			.array(z.record(z.string(), z.unknown()))
+			.min(1)
+			.max(64)
+			.optional()
+			.describe(
+				"example rows (records of feature values): a server scores them to warm up each new version before it serves it (else one row is synthesized from the features)",
+			),
 		metadata: z
 			.record(z.string(), z.unknown())
 			.optional()

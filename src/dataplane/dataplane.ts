@@ -1019,17 +1019,25 @@ function isRegistryRef(source: string): boolean {
 }
 
 /**
- * Runs one synthesized row through a freshly loaded model before it serves: the first category of
- * categorical features, else the feature's minimum (or 0). A model that cannot answer it is not swapped in.
+ * Runs a freshly loaded model before it serves: on the bundle's `examples` when it has them, else on one
+ * synthesized row (the first category of categorical features, else the feature's minimum, or 0). A model that
+ * cannot answer is not swapped in.
  */
 async function warmUp(model: Model): Promise<void> {
-	const row: Row = {};
-	for (const f of model.plan.features) {
-		const first = f.categories ? [...f.categories][0] : undefined;
-		row[f.name] = first ?? (Number.isFinite(f.min) ? f.min : 0);
+	let rows: Row[] | undefined = model.manifest.examples;
+	if (!rows) {
+		const row: Row = {};
+		for (const f of model.plan.features) {
+			const first = f.categories ? [...f.categories][0] : undefined;
+			row[f.name] = first ?? (Number.isFinite(f.min) ? f.min : 0);
+		}
+		rows = [row];
 	}
-	const { tensors, errors } = encodeRecords(model.plan, [row]);
-	if (errors[0]) throw invalidInput(formatRowError(errors[0]));
+	const { tensors, errors } = encodeRecords(model.plan, rows);
+	if (errors[0])
+		throw invalidInput(
+			`${model.manifest.examples ? "bundle example " : ""}${formatRowError(errors[0])}`,
+		);
 	await model.predictTensors(tensors);
 }
 

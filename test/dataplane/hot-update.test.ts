@@ -196,3 +196,43 @@ it("a version that loads but fails its warm-up is refused; the working version k
 		await d.close();
 	}
 });
+
+it("a new version warms up on its bundle's own examples: examples it cannot score keep it out, good ones let it in", async () => {
+	const good = await readBundle(bundleDir("diabetes-sex-ridge"));
+	const rows = golden("diabetes-sex-ridge").records.slice(0, 3);
+	const withBad = structuredClone(good);
+	withBad.manifest.examples = [...rows, { ...rows[0], sex: "martian" }];
+	const withGood = structuredClone(good);
+	withGood.manifest.examples = rows;
+	await store.register(good, { name: "ridge-ex", aliases: ["production"] }); // v1
+	await store.register(withBad, { name: "ridge-ex" }); // v2
+	await store.register(withGood, { name: "ridge-ex" }); // v3
+	const d = await createDataPlane({
+		models: [{ name: "rx", source: "ridge-ex@production" }],
+		registry: store,
+		processMetrics: false,
+		onEvent: (e) => events.push({ ...e, t: performance.now() }),
+	});
+	try {
+		await store.setAlias("ridge-ex", "production", 2);
+		await until(
+			() =>
+				events.some(
+					(e) => e.type === "update_failed" && e.model === "rx" && e.to === "2",
+				),
+			"the refused update",
+		);
+		assert.equal(d.modelMetadata("rx").version, "1");
+		assert.match(
+			d.repositoryIndex().find((e) => e.name === "rx")?.reason ?? "",
+			/failed its warm-up: bundle example row 4, column .sex.: "martian"/,
+		);
+		await store.setAlias("ridge-ex", "production", 3);
+		await until(
+			() => d.modelMetadata("rx").version === "3",
+			"version 3 with good examples",
+		);
+	} finally {
+		await d.close();
+	}
+});
