@@ -138,7 +138,7 @@ class ServingDataPlane implements DataPlane {
 	#storeOpen: Promise<ModelStore> | undefined;
 	#storeNow: ModelStore | undefined;
 	#unwatch: (() => void) | undefined;
-	/** Worker threads shared by every family member (started on the first member load). */
+	/** Worker threads shared by every served model that does not size its own pool (started on the first load). */
 	#shared: Promise<SharedOnnxPool> | undefined;
 	/** Entries with a registry refresh running, and whether another change arrived meanwhile. */
 	readonly #refreshing = new Map<Entry, boolean>();
@@ -602,11 +602,17 @@ class ServingDataPlane implements DataPlane {
 			version = String(v.version);
 			bundle = await store.openBundle(v);
 		}
-		if (e.entity !== undefined) {
+		// Every model runs on the server's shared worker threads (one per core ÷ intra-op threads), so a hot swap
+		// or a lazy load adds sessions, not threads; a bundle that sizes its own pool keeps a dedicated one.
+		const ex = bundle.manifest.executor;
+		if (ex?.workers === undefined && ex?.intra_op_threads === undefined) {
 			this.#shared ??= SharedOnnxPool.start(
 				load.workers,
 				load.intraOpThreads ?? 1,
-			);
+			).catch((err: unknown) => {
+				this.#shared = undefined; // the next load tries again
+				throw err;
+			});
 			load.shared = await this.#shared;
 		}
 		// Members of a family share one label value: thousands of entity versions must not become series.
