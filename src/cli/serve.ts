@@ -66,7 +66,10 @@ export function serveCommand(): Command {
 			"override every model's queue limit (then 503)",
 		)
 		.option("--timeout-ms <ms>", "override every model's per-request timeout")
-		.option("--workers <n>", "worker threads per model")
+		.option(
+			"--workers <n>",
+			"model worker threads, shared by all served models (default: cores)",
+		)
 		.option("--lazy", "load models on their first request instead of at start")
 		.option(
 			"--max-loaded-models <n>",

@@ -95,7 +95,7 @@ export const ServerSettingsSchema = z
 		workers: int(1)
 			.optional()
 			.describe(
-				"model worker threads per model (default: cores / intra_op_threads) (MLSHIP_WORKERS)",
+				"model worker threads, shared by every served model (default: cores / intra_op_threads) (MLSHIP_WORKERS)",
 			),
 		intra_op_threads: int(1)
 			.optional()
