@@ -31,6 +31,7 @@ import type { LoadOptions } from "../runtime/types.ts";
 import type { Batching } from "./scheduler.ts";
 import type {
 	DataPlane,
+	FamilyInfo,
 	InferOptions,
 	ModelInfo,
 	ModelState,
@@ -522,6 +523,26 @@ class ServingDataPlane implements DataPlane {
 			});
 			throw e;
 		}
+	}
+
+	async entities(name: string): Promise<FamilyInfo> {
+		const f = this.#entry(name).family;
+		if (!f)
+			throw new MlshipError(
+				"MLSHIP_MODEL_NOT_FOUND",
+				`model '${name}' is not a per-entity family (serve it with an entity key)`,
+			);
+		const index = await this.#index(f);
+		return {
+			name,
+			key: f.key,
+			fallback: f.fallback,
+			entities: [...index].map(([entity, version]) => ({
+				entity,
+				version,
+				state: f.members.get(entity)?.state ?? "UNLOADED",
+			})),
+		};
 	}
 
 	repositoryIndex(readyOnly = false): RepositoryEntry[] {

@@ -42,6 +42,16 @@ export interface InferOptions {
 	entity?: string;
 }
 
+/** A per-entity family as a server sees it: which entities have a model, and which are loaded. */
+export interface FamilyInfo {
+	name: string;
+	/** The request key that names the entity (header x-mlship-entity works too). */
+	key: string;
+	/** Whether entities without a model are served by the default. */
+	fallback: boolean;
+	entities: { entity: string; version: number; state: ModelState }[];
+}
+
 /** Records in, records out: the convenience route for tabular users. */
 export interface PredictResult {
 	model_name: string;
@@ -77,6 +87,8 @@ export interface DataPlane {
 		input: Row[] | Record<string, unknown[]>,
 		opts?: InferOptions,
 	): Promise<PredictResult>;
+	/** A per-entity family's entities (from the registry index the server keeps) with their load state. */
+	entities(name: string): Promise<FamilyInfo>;
 	/** The model repository index (`POST /v2/repository/index`). */
 	repositoryIndex(readyOnly?: boolean): RepositoryEntry[];
 	/** Loads (or reloads) a known model by name. */

@@ -113,6 +113,19 @@ it("REST predict groups records by their city feature", async () => {
 	);
 });
 
+it("GET /v2/repository/models/price/entities lists the family's entities with versions and load state", async () => {
+	const r = await fetch(`${base()}/v2/repository/models/price/entities`);
+	assert.equal(r.status, 200);
+	assert.deepEqual(await r.json(), {
+		name: "price",
+		key: "city",
+		fallback: true,
+		entities: [{ entity: "berlin", version: 2, state: "READY" }],
+	});
+	const notFamily = await fetch(`${base()}/v2/repository/models/nope/entities`);
+	assert.equal(notFamily.status, 404);
+});
+
 it("gRPC ModelInfer names the entity in metadata x-mlship-entity", async () => {
 	const client = new InferenceClient(server.grpcPort as number);
 	try {

@@ -78,6 +78,9 @@ export function echoPlane(): EchoPlane {
 		predict: async () => {
 			throw new MlshipError("MLSHIP_UNAVAILABLE", "not in the stub");
 		},
+		entities: async () => {
+			throw new MlshipError("MLSHIP_MODEL_NOT_FOUND", "not in the stub");
+		},
 		repositoryIndex: () => [
 			{ name: "echo", version: "1", state: "READY", reason: "" },
 		],

@@ -1,4 +1,5 @@
-// The model repository extension: POST /v2/repository/index, /v2/repository/models/:model/load|unload.
+// The model repository extension: POST /v2/repository/index, /v2/repository/models/:model/load|unload, and
+// GET /v2/repository/models/:model/entities for per-entity families.
 import type { FastifyInstance } from "fastify";
 import { invalidInput } from "../../../protocol/errors.ts";
 import { isObject, jsonBody, kindOf } from "../body.ts";
@@ -25,6 +26,11 @@ export function registerRepositoryRoutes(
 		}
 		return dp.repositoryIndex(ready === true);
 	});
+	// mlship's extension: a per-entity family's entities, their serving versions and load state.
+	app.get<{ Params: { model: string } }>(
+		"/v2/repository/models/:model/entities",
+		(req) => dp.entities(req.params.model),
+	);
 	app.post<{ Params: { model: string } }>(
 		"/v2/repository/models/:model/load",
 		async (req) => {
