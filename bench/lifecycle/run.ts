@@ -213,7 +213,7 @@ async function main(): Promise<void> {
 		const swapsApplied = priceUpdates() - updatesBefore;
 
 		log(
-			`a named model: steady state, then ${SWAPS} alias moves (each swap starts the new version's worker threads)`,
+			`a named model: steady state, then ${SWAPS} alias moves (each swap loads the new version's sessions on the shared worker threads)`,
 		);
 		await ask(a, "", "solo");
 		const soloSteady = await load(a, [""], SECONDS, undefined, "solo");
