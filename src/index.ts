@@ -13,3 +13,5 @@ export type {
 } from "./protocol/types.ts";
 export { openRegistry } from "./registry/open.ts";
 export type { ModelStore, ModelVersion } from "./registry/types.ts";
+export { registerDuckDBFunctions } from "./sql/duckdb.ts";
+export { registerSqliteFunctions } from "./sql/sqlite.ts";

@@ -10,10 +10,8 @@ import {
 	DuckDBInstance,
 	type DuckDBType,
 	type DuckDBValue,
-	type DuckDBVector,
 } from "@duckdb/node-api";
 import {
-	type ColumnSource,
 	formatRowError,
 	outputsToColumns,
 	type RowError,
@@ -25,6 +23,7 @@ import { invalidInput, MlshipError } from "../protocol/errors.ts";
 import type { Tensor } from "../protocol/types.ts";
 import {
 	appendColumns,
+	columnSource,
 	copyOptions,
 	csvLineOf,
 	duckTypeFor,
@@ -291,37 +290,6 @@ function describeRowError(
 }
 
 const VECTOR_SIZE = 2048;
-
-/**
- * A DuckDB vector as an encoder column. Numeric vectors hold their values in a typed array; reading it
- * directly (with the validity mask) is ~5x cheaper than item-by-item reads. Those fields are not public
- * API, so anything unexpected falls back to getItem.
- */
-function columnSource(vector: DuckDBVector): ColumnSource {
-	const get = (r: number) => vector.getItem(r);
-	const raw = vector as unknown as {
-		items?: unknown;
-		validity?: { itemValid?: (i: number) => boolean };
-	};
-	const items = raw.items;
-	const itemValid = raw.validity?.itemValid;
-	if (
-		(items instanceof Float64Array ||
-			items instanceof Float32Array ||
-			items instanceof Int32Array ||
-			items instanceof Int16Array ||
-			items instanceof Int8Array ||
-			items instanceof Uint8Array ||
-			items instanceof Uint16Array ||
-			items instanceof Uint32Array) &&
-		typeof itemValid === "function" &&
-		!(vector.type.toString() === "BOOLEAN")
-	) {
-		const validity = raw.validity as { itemValid: (i: number) => boolean };
-		return { get, numbers: items, valid: (r) => validity.itemValid(r) };
-	}
-	return { get };
-}
 
 function jsonSafe(v: unknown): unknown {
 	if (typeof v === "bigint") return Number(v);

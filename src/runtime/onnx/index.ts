@@ -13,13 +13,14 @@ import {
 	sessionSignature,
 } from "./session.ts";
 
-const WORKER_URL = new URL(
+/** The worker-thread entry that holds one session (used by WorkerPool and BlockingSession). */
+export const WORKER_URL = new URL(
 	`./worker${extname(fileURLToPath(import.meta.url))}`,
 	import.meta.url,
 );
 
 /** Checks that the manifest's signature names tensors the graph really has, with the same datatypes. */
-function checkSignature(
+export function checkSignature(
 	declared: Signature,
 	graph: Signature,
 	source: string,
