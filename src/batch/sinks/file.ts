@@ -1,0 +1,125 @@
+// Scored rows to a Parquet, CSV or JSON-lines file: chunks collect in a DuckDB table that spills to disk, then one COPY.
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+	type DuckDBAppender,
+	type DuckDBConnection,
+	DuckDBInstance,
+	type DuckDBType,
+	type DuckDBValue,
+} from "@duckdb/node-api";
+import { invalidInput } from "../../protocol/errors.ts";
+import {
+	appendColumns,
+	copyOptions,
+	duckTypeFor,
+	type FileFormat,
+	sqlIdent,
+	sqlString,
+} from "../files.ts";
+import type { BatchSink, KeptColumn, PredictionColumn } from "../types.ts";
+
+/** A file sink; nothing reaches `output` until finish(). */
+export class FileSink implements BatchSink {
+	readonly label: string;
+	readonly #output: string;
+	readonly #format: FileFormat;
+	readonly #work: string;
+	readonly #db: DuckDBInstance;
+	readonly #conn: DuckDBConnection;
+	#appender: DuckDBAppender | undefined;
+	#types: DuckDBType[] = [];
+	#closed = false;
+
+	private constructor(
+		output: string,
+		format: FileFormat,
+		work: string,
+		db: DuckDBInstance,
+		conn: DuckDBConnection,
+	) {
+		this.label = output;
+		this.#output = output;
+		this.#format = format;
+		this.#work = work;
+		this.#db = db;
+		this.#conn = conn;
+	}
+
+	static async create(output: string, format: FileFormat): Promise<FileSink> {
+		const work = await mkdtemp(join(tmpdir(), "mlship-sink-"));
+		const db = await DuckDBInstance.create(join(work, "work.duckdb"), {
+			memory_limit: "512MB",
+			temp_directory: join(work, "spill"),
+			preserve_insertion_order: "true",
+		});
+		return new FileSink(output, format, work, db, await db.connect());
+	}
+
+	async write(
+		kept: readonly KeptColumn[],
+		predictions: readonly PredictionColumn[],
+		rows: number,
+	): Promise<void> {
+		if (!this.#appender) {
+			const outTypes = predictions.map((p) => duckTypeFor(p.datatype, p.text));
+			const ddl = [
+				...kept.map((k) => `${sqlIdent(k.name)} ${k.type}`),
+				...predictions.map(
+					(p, i) => `${sqlIdent(p.name)} ${outTypes[i]?.toString()}`,
+				),
+			];
+			await this.#conn.run(`CREATE TABLE predictions (${ddl.join(", ")})`);
+			this.#appender = await this.#conn.createAppender("predictions");
+			this.#types = kept.map((_, i) =>
+				(this.#appender as DuckDBAppender).columnType(i),
+			);
+			this.#types.push(...outTypes);
+		}
+		const values: DuckDBValue[][] = kept.map((k) => {
+			const t = k.type;
+			return k.values.map((v) => toDuck(t, v));
+		});
+		predictions.forEach((p, i) => {
+			const t = this.#types[kept.length + i]?.toString();
+			values.push(
+				t === "BIGINT"
+					? p.values.map((v) => BigInt(v as number))
+					: (p.values as DuckDBValue[]),
+			);
+		});
+		appendColumns(this.#appender, this.#types, values, rows);
+	}
+
+	async finish(): Promise<void> {
+		try {
+			if (!this.#appender)
+				throw invalidInput("every row was rejected; nothing to write");
+			this.#appender.closeSync();
+			await this.#conn.run(
+				`COPY predictions TO ${sqlString(this.#output)} ${copyOptions(this.#format)}`,
+			);
+		} finally {
+			await this.abort();
+		}
+	}
+
+	async abort(): Promise<void> {
+		if (this.#closed) return;
+		this.#closed = true;
+		this.#conn.closeSync();
+		this.#db.closeSync();
+		await rm(this.#work, { recursive: true, force: true });
+	}
+}
+
+/** A value from any source as the DuckDB appender wants it for a column of `type`. */
+function toDuck(type: string, v: unknown): DuckDBValue {
+	if (v === null || v === undefined) return null;
+	if (type === "BIGINT" && typeof v !== "bigint")
+		return BigInt(typeof v === "string" ? v : Math.trunc(Number(v)));
+	if (type === "DOUBLE" && typeof v !== "number") return Number(v);
+	if (type === "VARCHAR" && typeof v !== "string") return String(v);
+	return v as DuckDBValue;
+}
