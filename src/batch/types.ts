@@ -58,6 +58,11 @@ export interface BatchSink {
 	finish(): Promise<void>;
 	/** Drops what was written. */
 	abort(): Promise<void>;
+	/** An error sink writing table `table` in this sink's database and transaction (rejected rows commit with the predictions). */
+	errorSink?(table: string): {
+		label: string;
+		write(rows: readonly RejectedRow[]): Promise<void>;
+	};
 }
 
 /** A row that could not be scored: where it was, which column, why, and its values. */

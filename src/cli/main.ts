@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The `mlship` command: one file per subcommand, wired together here.
 import { Command } from "commander";
+import { batchCommand } from "./batch.ts";
 import { bundleCommand } from "./bundle.ts";
 import { example } from "./common.ts";
 import { modelsCommand } from "./models.ts";
@@ -24,6 +25,7 @@ example(
 program.addCommand(bundleCommand());
 program.addCommand(modelsCommand());
 program.addCommand(predictCommand());
+program.addCommand(batchCommand());
 program.addCommand(serveCommand());
 program.addCommand(sqlCommand());
 program.addCommand(quickstartCommand());
