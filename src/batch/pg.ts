@@ -2,9 +2,17 @@
 import pg from "pg";
 import { MlshipError } from "../protocol/errors.ts";
 
+// bigint columns (ids) read as BigInt rather than text, so they stay numbers in every sink and error record.
+const TYPES = {
+	getTypeParser: ((oid: number, format?: "text" | "binary") =>
+		oid === 20 && format !== "binary"
+			? (v: string) => BigInt(v)
+			: pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+};
+
 /** Opens one client; "cannot connect" is MLSHIP_UNAVAILABLE (exit 6), so a scheduler can retry. */
 export async function connectPg(url: string): Promise<pg.Client> {
-	const client = new pg.Client({ connectionString: url });
+	const client = new pg.Client({ connectionString: url, types: TYPES });
 	// A connection that dies between queries emits 'error'; unheard, that would crash the process.
 	client.on("error", () => {});
 	try {

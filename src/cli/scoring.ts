@@ -12,7 +12,7 @@ export interface ScoringOpts {
 }
 
 /** Adds --registry, --chunk-rows and --workers. */
-export function scoringOptions(cmd: Command): Command {
+export function scoringOptions(cmd: Command, chunkRows = 32768): Command {
 	return cmd
 		.option(
 			"--registry <uri>",
@@ -22,7 +22,7 @@ export function scoringOptions(cmd: Command): Command {
 			"--chunk-rows <n>",
 			"rows per model call",
 			(s: string) => Number.parseInt(s, 10),
-			32768,
+			chunkRows,
 		)
 		.option(
 			"--workers <n>",

@@ -13,6 +13,25 @@ import type { ErrorSink } from "./errors.ts";
 import { tableColumns } from "./tables.ts";
 
 /**
+ * Runs a CREATE TABLE IF NOT EXISTS under a transaction-scoped advisory lock on the table name: concurrent
+ * workers creating the same table would otherwise race on PostgreSQL's catalog (duplicate key in pg_type).
+ */
+async function createTable(
+	client: pg.Client,
+	table: string,
+	ddl: string,
+	context: string,
+): Promise<void> {
+	await pgQuery(
+		client,
+		"SELECT pg_advisory_xact_lock(hashtext($1))",
+		[table],
+		context,
+	);
+	await pgQuery(client, ddl, [], context);
+}
+
+/**
  * Writes a chunk with one statement (one array parameter per column, unnested into rows), first creating
  * the table for these columns when `create` is set and it does not exist. `client` must be in the
  * transaction the caller wants the rows in.
@@ -30,10 +49,10 @@ export async function insertChunk(
 		type: pgColumnType(c.type),
 	}));
 	if (create)
-		await pgQuery(
+		await createTable(
 			client,
+			table,
 			`CREATE TABLE IF NOT EXISTS ${tableIdent(table)} (${cols.map((c) => `${c.name} ${c.type}`).join(", ")})`,
-			[],
 			context,
 		);
 	const values = [
@@ -55,11 +74,16 @@ export class PostgresSink implements BatchSink {
 	readonly #url: string;
 	readonly #table: string;
 	#client: pg.Client | undefined;
+	/** Set when the sink writes into a transaction someone else owns (and commits). */
+	readonly #borrowed: boolean;
 	#created = false;
 
-	constructor(url: string, table: string) {
+	/** With `client`, rows go into that client's open transaction and finish()/abort() leave it to the owner. */
+	constructor(url: string, table: string, client?: pg.Client) {
 		this.#url = url;
 		this.#table = table;
+		this.#client = client;
+		this.#borrowed = client !== undefined;
 		this.label = `PostgreSQL table '${table}'`;
 	}
 
@@ -98,14 +122,14 @@ export class PostgresSink implements BatchSink {
 	}
 
 	async finish(): Promise<void> {
-		if (!this.#client) return;
+		if (!this.#client || this.#borrowed) return;
 		await pgQuery(this.#client, "COMMIT", [], this.label);
 		await this.#client.end();
 		this.#client = undefined;
 	}
 
 	async abort(): Promise<void> {
-		if (!this.#client) return;
+		if (!this.#client || this.#borrowed) return;
 		await this.#client.query("ROLLBACK").catch(() => {});
 		await this.#client.end().catch(() => {});
 		this.#client = undefined;
@@ -120,10 +144,10 @@ async function writeErrors(
 	context: string,
 ): Promise<void> {
 	const t = tableIdent(table);
-	await pgQuery(
+	await createTable(
 		c,
+		table,
 		`CREATE TABLE IF NOT EXISTS ${t} ("row" bigint, line bigint, "column" text, error text, data jsonb)`,
-		[],
 		context,
 	);
 	await pgQuery(
