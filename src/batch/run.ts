@@ -1,7 +1,13 @@
 // `mlship batch run` as a library call: open the source, sink and error sink a job names, score, report.
+import { rm } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { Model } from "../model.ts";
-import { invalidInput } from "../protocol/errors.ts";
+import { invalidInput, MlshipError } from "../protocol/errors.ts";
+import {
+	type Checkpoint,
+	openCheckpoint,
+	saveCheckpoint,
+} from "./checkpoint.ts";
 import { formatOf } from "./files.ts";
 import { scoreSource } from "./score.ts";
 import { type ErrorSink, JsonlErrorSink } from "./sinks/errors.ts";
@@ -29,6 +35,12 @@ export interface BatchRunOptions {
 	maxRejected?: number;
 	chunkRows?: number;
 	onProgress?: (rows: number, total: number | undefined) => void;
+	/**
+	 * File sinks: checkpoint every finished chunk (part files in `<sink>.checkpoint/`) and, when a checkpoint of
+	 * this same job exists, go on from it. Give it on every run of a job that should survive being killed.
+	 * The source must deliver rows in the same order each time (files do; give queries an ORDER BY).
+	 */
+	resume?: boolean;
 }
 
 export interface BatchRunSummary {
@@ -39,6 +51,8 @@ export interface BatchRunSummary {
 	rows_in: number;
 	rows_scored: number;
 	rows_rejected: number;
+	/** With resume: input rows an earlier run had already finished. */
+	rows_resumed?: number;
 	errors: string | null;
 	duration_ms: number;
 	rows_per_second: number;
@@ -109,8 +123,10 @@ export async function runBatch(
 	const source = openSource(opts.source);
 	let sink: BatchSink | undefined;
 	try {
-		sink = await openSink(opts.sink);
+		const resumed = opts.resume ? await resumeState(model, opts) : undefined;
+		sink = resumed ? resumed.sink : await openSink(opts.sink);
 		const errors = openErrorSink(opts.sink, sink, opts.errors);
+		const cp = resumed?.checkpoint;
 		const r = await scoreSource(model, source, sink, {
 			onError: opts.onError ?? "fail",
 			keep: opts.keep ?? [],
@@ -120,6 +136,20 @@ export async function runBatch(
 			],
 			chunkRows: opts.chunkRows ?? 32768,
 			...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+			...(cp && resumed
+				? {
+						skipRows: cp.rows_done,
+						skippedRejected: cp.rejected,
+						onDurable: (rowsDone, scored, rejected) =>
+							saveCheckpoint(resumed.dir, {
+								...cp,
+								rows_done: rowsDone,
+								rows_scored: cp.rows_scored + scored,
+								parts: resumed.sink.parts,
+								rejected: [...rejected],
+							}),
+					}
+				: {}),
 		});
 		if (opts.maxRejected !== undefined && r.rejected.length > opts.maxRejected)
 			throw invalidInput(
@@ -127,6 +157,8 @@ export async function runBatch(
 			);
 		if (r.rejected.length > 0) await errors.write(r.rejected);
 		await sink.finish();
+		if (resumed) await rm(resumed.dir, { recursive: true, force: true });
+		const scored = r.rowsScored + (cp?.rows_scored ?? 0);
 		const ms = performance.now() - started;
 		return {
 			model: model.name,
@@ -134,8 +166,9 @@ export async function runBatch(
 			source: source.label,
 			sink: sink.label,
 			rows_in: r.rowsIn,
-			rows_scored: r.rowsScored,
+			rows_scored: scored,
 			rows_rejected: r.rejected.length,
+			...(cp ? { rows_resumed: cp.rows_done } : {}),
 			errors: r.rejected.length > 0 ? errors.label : null,
 			duration_ms: Math.round(ms),
 			rows_per_second: Math.round(r.rowsScored / (ms / 1000)),
@@ -144,6 +177,34 @@ export async function runBatch(
 		await sink?.abort();
 		await source.close();
 	}
+}
+
+/** A resumable file job: its checkpoint directory, saved state, and a sink that writes part files. */
+async function resumeState(
+	model: Model,
+	opts: BatchRunOptions,
+): Promise<{ dir: string; checkpoint: Checkpoint; sink: FileSink }> {
+	const loc = parseLocation(opts.sink, "sink");
+	if (loc.kind !== "file")
+		throw new MlshipError(
+			"MLSHIP_INVALID_ARGUMENT",
+			"--resume works with file sinks; table sinks commit the whole job at once (for exactly-once chunks on PostgreSQL use mlship batch work)",
+		);
+	const path = resolve(loc.path);
+	const dir = `${path}.checkpoint`;
+	const checkpoint = await openCheckpoint(dir, {
+		model: model.name,
+		model_version: model.version ?? null,
+		source: opts.source,
+		sink: path,
+		keep: opts.keep ?? [],
+		on_error: opts.onError ?? "fail",
+	});
+	const sink = await FileSink.create(path, formatOf(path), {
+		dir,
+		start: checkpoint.parts,
+	});
+	return { dir, checkpoint, sink };
 }
 
 function describeRejected(r: RejectedRow): string {

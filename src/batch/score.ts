@@ -30,6 +30,19 @@ export interface ScoreOptions {
 	chunkRows: number;
 	/** Called with the rows read so far (and the total when known). */
 	onProgress?: (rows: number, total: number | undefined) => void;
+	/** Rows at the start of the source that an earlier, interrupted run already handled: read, not scored. */
+	skipRows?: number;
+	/** The bad rows that earlier run found (reported again, in order, with this run's). */
+	skippedRejected?: readonly RejectedRow[];
+	/**
+	 * Called, in source order, once every row before `rowsDone` is in the sink: `rowsScored` written by this run,
+	 * `rejected` the bad rows among them (a checkpoint).
+	 */
+	onDurable?: (
+		rowsDone: number,
+		rowsScored: number,
+		rejected: readonly RejectedRow[],
+	) => Promise<void>;
 }
 
 export interface ScoreResult {
@@ -73,12 +86,12 @@ export async function scoreSource(
 		model.plan,
 		Math.max(opts.chunkRows, VECTOR_SIZE),
 	);
-	const rejected: {
-		row: number;
-		column: string;
-		error: string;
-		values: Record<string, unknown>;
-	}[] = [];
+	const rejected = (opts.skippedRejected ?? []).map((r) => ({
+		row: r.row ?? 0,
+		column: r.column ?? "",
+		error: r.error,
+		values: r.values ?? {},
+	}));
 	const inflight: Promise<() => Promise<void>>[] = [];
 	let chunks: SourceChunk[] = [];
 	let rowsIn = 0;
@@ -148,7 +161,16 @@ export async function scoreSource(
 		rowsIn += n;
 		chunks = [];
 		opts.onProgress?.(rowsIn, total);
-		if (keptRows === 0) return;
+		const end = rowsIn;
+		const badSoFar = rejected.length;
+		const durable = async () => {
+			if (opts.onDurable)
+				await opts.onDurable(end, rowsScored, rejected.slice(0, badSoFar));
+		};
+		if (keptRows === 0) {
+			inflight.push(Promise.resolve(durable));
+			return;
+		}
 		if (kept) inputs = selectRows(tensors, kept);
 		const pending = model
 			.predictTensors(inputs)
@@ -166,6 +188,7 @@ export async function scoreSource(
 				}
 				await sink.write(keptCols, preds, keptRows);
 				rowsScored += keptRows;
+				await durable();
 			});
 		pending.catch(() => {});
 		inflight.push(pending);
@@ -173,7 +196,16 @@ export async function scoreSource(
 			await (await (inflight.shift() as Promise<() => Promise<void>>))();
 	};
 
-	for await (const chunk of source.chunks(readCols)) {
+	let skip = opts.skipRows ?? 0;
+	for await (const read of source.chunks(readCols)) {
+		let chunk = read;
+		if (skip > 0) {
+			const s = Math.min(skip, chunk.rows);
+			skip -= s;
+			rowsIn += s;
+			if (s === chunk.rows) continue;
+			chunk = sliceChunk(chunk, s);
+		}
 		const n = chunk.rows;
 		if (n === 0) continue;
 		if (enc.rows + n > enc.capacity) await flush();
@@ -214,6 +246,28 @@ export async function scoreSource(
 				values: b.values,
 			})),
 		],
+	};
+}
+
+/** The rows of `chunk` from `offset` on. */
+function sliceChunk(chunk: SourceChunk, offset: number): SourceChunk {
+	return {
+		rows: chunk.rows - offset,
+		source: (i) => {
+			const src = chunk.source(i);
+			const valid = src.valid;
+			const nums = src.numbers as
+				| (ArrayLike<number> & { subarray?: (a: number) => ArrayLike<number> })
+				| undefined;
+			return {
+				get: (r) => src.get(r + offset),
+				...(nums?.subarray ? { numbers: nums.subarray(offset) } : {}),
+				...(valid && nums?.subarray
+					? { valid: (r: number) => valid(r + offset) }
+					: {}),
+			};
+		},
+		values: (i) => chunk.values(i).slice(offset),
 	};
 }
 

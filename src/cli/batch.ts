@@ -6,6 +6,7 @@ import { action, example, output } from "./common.ts";
 import { scoringOptions, withScoringModel } from "./scoring.ts";
 
 interface RunOpts {
+	resume?: boolean;
 	model: string;
 	source: string;
 	sink: string;
@@ -52,6 +53,10 @@ function runCommand(): Command {
 				.default("fail"),
 		)
 		.option(
+			"--resume",
+			"file sinks: checkpoint finished chunks in <sink>.checkpoint/ and go on from there after a crash or kill (give it on every run of the job)",
+		)
+		.option(
 			"--max-rejected <n>",
 			"with --on-error skip: fail the job (nothing written) when more rows than this are rejected",
 			int,
@@ -75,6 +80,7 @@ function runCommand(): Command {
 						chunkRows: opts.chunkRows,
 						...(opts.errors ? { errors: opts.errors } : {}),
 						...(opts.keep ? { keep: opts.keep } : {}),
+						...(opts.resume ? { resume: true } : {}),
 						...(opts.maxRejected !== undefined
 							? { maxRejected: opts.maxRejected }
 							: {}),

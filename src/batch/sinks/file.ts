@@ -20,7 +20,11 @@ import {
 } from "../files.ts";
 import type { BatchSink, KeptColumn, PredictionColumn } from "../types.ts";
 
-/** A file sink; nothing reaches `output` until finish(). */
+/**
+ * A file sink; nothing reaches `output` until finish(). With `parts`, every write is also made durable as its
+ * own Parquet file in `parts.dir` (numbered from `parts.start`), so a resumed job keeps the chunks an
+ * interrupted run finished, and finish() joins the parts.
+ */
 export class FileSink implements BatchSink {
 	readonly label: string;
 	readonly #output: string;
@@ -31,6 +35,7 @@ export class FileSink implements BatchSink {
 	#appender: DuckDBAppender | undefined;
 	#types: DuckDBType[] = [];
 	#closed = false;
+	readonly #parts: { dir: string; next: number } | undefined;
 
 	private constructor(
 		output: string,
@@ -38,7 +43,9 @@ export class FileSink implements BatchSink {
 		work: string,
 		db: DuckDBInstance,
 		conn: DuckDBConnection,
+		parts: { dir: string; start: number } | undefined,
 	) {
+		this.#parts = parts && { dir: parts.dir, next: parts.start };
 		this.label = output;
 		this.#output = output;
 		this.#format = format;
@@ -47,14 +54,18 @@ export class FileSink implements BatchSink {
 		this.#conn = conn;
 	}
 
-	static async create(output: string, format: FileFormat): Promise<FileSink> {
+	static async create(
+		output: string,
+		format: FileFormat,
+		parts?: { dir: string; start: number },
+	): Promise<FileSink> {
 		const work = await mkdtemp(join(tmpdir(), "mlship-sink-"));
 		const db = await DuckDBInstance.create(join(work, "work.duckdb"), {
 			memory_limit: "512MB",
 			temp_directory: join(work, "spill"),
 			preserve_insertion_order: "true",
 		});
-		return new FileSink(output, format, work, db, await db.connect());
+		return new FileSink(output, format, work, db, await db.connect(), parts);
 	}
 
 	async write(
@@ -62,7 +73,7 @@ export class FileSink implements BatchSink {
 		predictions: readonly PredictionColumn[],
 		rows: number,
 	): Promise<void> {
-		if (!this.#appender) {
+		if (this.#types.length === 0) {
 			const outTypes = predictions.map((p) => duckTypeFor(p.datatype, p.text));
 			const ddl = [
 				...kept.map((k) => `${sqlIdent(k.name)} ${k.type}`),
@@ -71,12 +82,12 @@ export class FileSink implements BatchSink {
 				),
 			];
 			await this.#conn.run(`CREATE TABLE predictions (${ddl.join(", ")})`);
-			this.#appender = await this.#conn.createAppender("predictions");
-			this.#types = kept.map((_, i) =>
-				(this.#appender as DuckDBAppender).columnType(i),
-			);
+			const appender = await this.#conn.createAppender("predictions");
+			this.#types = kept.map((_, i) => appender.columnType(i));
 			this.#types.push(...outTypes);
+			this.#appender = appender;
 		}
+		this.#appender ??= await this.#conn.createAppender("predictions");
 		const values: DuckDBValue[][] = kept.map((k) => {
 			const t = k.type;
 			return k.values.map((v) => toDuck(t, v));
@@ -90,15 +101,31 @@ export class FileSink implements BatchSink {
 			);
 		});
 		appendColumns(this.#appender, this.#types, values, rows);
+		if (this.#parts) {
+			this.#appender.closeSync();
+			this.#appender = undefined;
+			await this.#conn.run(
+				`COPY predictions TO ${sqlString(partPath(this.#parts.dir, this.#parts.next++))} (FORMAT parquet)`,
+			);
+			await this.#conn.run("DELETE FROM predictions");
+		}
+	}
+
+	/** How many part files there are (with `parts`). */
+	get parts(): number {
+		return this.#parts?.next ?? 0;
 	}
 
 	async finish(): Promise<void> {
 		try {
-			if (!this.#appender)
+			const from = this.#parts
+				? `read_parquet([${Array.from({ length: this.#parts.next }, (_, i) => sqlString(partPath((this.#parts as { dir: string }).dir, i))).join(", ")}])`
+				: "predictions";
+			if (this.#parts ? this.#parts.next === 0 : !this.#appender)
 				throw invalidInput("every row was rejected; nothing to write");
-			this.#appender.closeSync();
+			this.#appender?.closeSync();
 			await this.#conn.run(
-				`COPY predictions TO ${sqlString(this.#output)} ${copyOptions(this.#format)}`,
+				`COPY (SELECT * FROM ${from}) TO ${sqlString(this.#output)} ${copyOptions(this.#format)}`,
 			);
 		} finally {
 			await this.abort();
@@ -112,6 +139,10 @@ export class FileSink implements BatchSink {
 		this.#db.closeSync();
 		await rm(this.#work, { recursive: true, force: true });
 	}
+}
+
+function partPath(dir: string, i: number): string {
+	return join(dir, `part-${String(i).padStart(6, "0")}.parquet`);
 }
 
 /** A value from any source as the DuckDB appender wants it for a column of `type`. */
