@@ -6,6 +6,7 @@ import type { Model } from "../model.ts";
 import { invalidInput, MlshipError } from "../protocol/errors.ts";
 import { type RejectedLine, sqlIdent } from "./files.ts";
 import { connectPg, pgQuery, pgTypeName } from "./pg.ts";
+import { sleep } from "./schedule.ts";
 import { scoreSource } from "./score.ts";
 import { PostgresSink } from "./sinks/postgres.ts";
 import { rowsChunk } from "./sources/rows.ts";
@@ -233,16 +234,4 @@ async function checkColumns(
 					? `PostgreSQL table '${table}' has no column '${mark}' to mark scored rows; add it (ALTER TABLE ${tableIdent(table)} ADD COLUMN ${sqlIdent(mark)} timestamptz) or use --done delete`
 					: `PostgreSQL table '${table}' has no key column '${c}' (set --key)`,
 			);
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-	return new Promise((resolve) => {
-		const timer = setTimeout(done, ms);
-		function done() {
-			clearTimeout(timer);
-			signal?.removeEventListener("abort", done);
-			resolve();
-		}
-		signal?.addEventListener("abort", done, { once: true });
-	});
 }
