@@ -52,8 +52,8 @@ export interface PendingSummary {
 	rows_per_second: number;
 }
 
-/** The rows one transaction claimed, as a source for the scoring loop. */
-class ClaimedRows implements BatchSource {
+/** The rows one transaction claimed, as a source for the scoring loop (the `mlship_ctid` column is left out). */
+export class ClaimedRows implements BatchSource {
 	readonly label: string;
 	readonly csv = false;
 	readonly #columns: Map<string, string>;
@@ -92,7 +92,7 @@ class ClaimedRows implements BatchSource {
 	async close(): Promise<void> {}
 }
 
-const CTID = "mlship_ctid";
+export const CTID = "mlship_ctid";
 
 function pgTable(uri: string, role: string): { url: string; table: string } {
 	const loc = parseLocation(uri, "sink");

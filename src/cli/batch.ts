@@ -6,7 +6,14 @@ import { type PendingSummary, runPending } from "../batch/pending.ts";
 import type { BatchRunSummary } from "../batch/run.ts";
 import { runSchedule, type ScheduleEvent } from "../batch/schedule.ts";
 import { MlshipError } from "../protocol/errors.ts";
-import { action, EXIT, example, output, Progress } from "./common.ts";
+import {
+	action,
+	EXIT,
+	example,
+	output,
+	Progress,
+	untilStopped,
+} from "./common.ts";
 import { scoringOptions, withScoringModel } from "./scoring.ts";
 
 interface RunOpts {
@@ -168,14 +175,10 @@ function scheduleCommand(): Command {
 						`no schedule: give --cron "0 2 * * *" or a 'schedule' field in ${file}`,
 					);
 				const cron = new Cron(expr);
-				const stop = new AbortController();
-				const onSignal = () => stop.abort();
-				process.once("SIGTERM", onSignal);
-				process.once("SIGINT", onSignal);
 				let failed = false;
-				try {
-					await runSchedule(cron, () => runJob(job, { signal: stop.signal }), {
-						signal: stop.signal,
+				await untilStopped((signal) =>
+					runSchedule(cron, () => runJob(job, { signal }), {
+						signal,
 						...(opts.maxRuns !== undefined ? { maxRuns: opts.maxRuns } : {}),
 						onEvent: (e) => {
 							if (e.event === "failed") failed = true;
@@ -183,11 +186,8 @@ function scheduleCommand(): Command {
 								opts.json ? `${JSON.stringify(e)}\n` : `${describeEvent(e)}\n`,
 							);
 						},
-					});
-				} finally {
-					process.off("SIGTERM", onSignal);
-					process.off("SIGINT", onSignal);
-				}
+					}),
+				);
 				// With --max-runs (a bounded schedule), a failed run makes the process fail too.
 				if (failed && opts.maxRuns !== undefined)
 					process.exitCode = EXIT.MLSHIP_INTERNAL;
@@ -289,12 +289,8 @@ function workCommand(): Command {
 		.action(
 			action((opts: WorkOpts) =>
 				withScoringModel("work", opts, async (model, progress) => {
-					const stop = new AbortController();
-					const onSignal = () => stop.abort();
-					process.once("SIGTERM", onSignal);
-					process.once("SIGINT", onSignal);
-					try {
-						const s = await runPending(model, {
+					const s = await untilStopped((signal) =>
+						runPending(model, {
 							table: opts.table,
 							sink: opts.sink,
 							key: opts.key,
@@ -303,18 +299,15 @@ function workCommand(): Command {
 							onError: opts.onError,
 							chunkRows: opts.chunkRows,
 							pollMs: opts.pollMs,
-							signal: stop.signal,
+							signal,
 							...(opts.keep ? { keep: opts.keep } : {}),
 							...(opts.errors ? { errors: opts.errors } : {}),
 							...(opts.follow ? { follow: true } : {}),
 							onChunk: (scored) => progress.update(scored),
-						});
-						progress.done(s.rows_scored);
-						printSummary(Boolean(opts.json), s);
-					} finally {
-						process.off("SIGTERM", onSignal);
-						process.off("SIGINT", onSignal);
-					}
+						}),
+					);
+					progress.done(s.rows_scored);
+					printSummary(Boolean(opts.json), s);
 				}),
 			),
 		);

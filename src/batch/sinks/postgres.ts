@@ -137,7 +137,7 @@ export class PostgresSink implements BatchSink {
 }
 
 /** Rejected rows into a PostgreSQL table `(row, line, "column", error, data jsonb)`, in the client's transaction. */
-async function writeErrors(
+export async function writeErrors(
 	c: pg.Client,
 	table: string,
 	rows: readonly RejectedRow[],
