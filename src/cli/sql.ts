@@ -76,7 +76,7 @@ export function sqlCommand(): Command {
 		);
 	return example(
 		cmd,
-		`mlship sql "SELECT id, predict_label('iris-logreg@production', sepal_length, sepal_width, petal_length, petal_width) AS species FROM 'examples/iris.csv'"`,
+		`mlship sql "SELECT *, predict_label('iris-logreg@production', sepal_length, sepal_width, petal_length, petal_width) AS species FROM 'examples/iris.csv'"`,
 		`mlship sql "SELECT id, predict_proba('churn@production', age, income)[2] AS p_churn FROM 'customers.parquet'" --json`,
 		`mlship sql "SELECT *, predict('./bundle', a, b) AS score FROM read_parquet('in/*.parquet')" -o scored.parquet`,
 	);
