@@ -121,8 +121,33 @@ async function mlshipRun(input: string): Promise<Row> {
 	};
 }
 
-async function rawRun(input: string): Promise<Row> {
-	const m = await measure(
+/** Runs a child that prints `{rows, rows_per_second, benign | positives}` and measures it. */
+async function childRow(
+	name: string,
+	argv: string[],
+	tag: string,
+	program?: string,
+): Promise<Row> {
+	const m = await measure(argv, tag, program);
+	const r = JSON.parse(m.stdout) as {
+		rows: number;
+		rows_per_second: number;
+		benign?: number;
+		positives?: number;
+	};
+	return {
+		name,
+		rows: r.rows,
+		rowsPerSecond: r.rows_per_second,
+		wallS: m.wallMs / 1000,
+		peakRssMb: m.peakRssMb,
+		benign: r.benign ?? r.positives ?? null,
+	};
+}
+
+const rawRun = (input: string) =>
+	childRow(
+		"raw onnxruntime-node, 1 session, 1 loop (rows preloaded, not timed)",
 		[
 			"bench/predict/run.ts",
 			"--child",
@@ -134,66 +159,26 @@ async function rawRun(input: string): Promise<Row> {
 		],
 		"batch-raw",
 	);
-	const r = JSON.parse(m.stdout) as {
-		rows: number;
-		positives: number;
-		rows_per_second: number;
-	};
-	return {
-		name: "raw onnxruntime-node, 1 session, 1 loop (rows preloaded, not timed)",
-		rows: r.rows,
-		rowsPerSecond: r.rows_per_second,
-		wallS: m.wallMs / 1000,
-		peakRssMb: m.peakRssMb,
-		benign: r.positives,
-	};
-}
 
 async function pandasRun(input: string): Promise<Row> {
 	if (!existsSync(PYTHON))
 		throw new Error(
 			"bench/batch/.venv is missing: run bash bench/batch/setup.sh",
 		);
-	const out = join(OUT, "batch-pandas.parquet");
-	const m = await measure(
-		["bench/batch/pandas_score.py", input, out],
+	return childRow(
+		"pandas 3.1.1 + scikit-learn 1.9.1 (pyarrow batches of 65,536 rows; training not timed)",
+		["bench/batch/pandas_score.py", input, join(OUT, "batch-pandas.parquet")],
 		"batch-pandas",
 		PYTHON,
 	);
-	const r = JSON.parse(m.stdout) as {
-		rows: number;
-		benign: number;
-		rows_per_second: number;
-	};
-	return {
-		name: "pandas 3.1.1 + scikit-learn 1.9.1 (pyarrow batches of 65,536 rows; training not timed)",
-		rows: r.rows,
-		rowsPerSecond: r.rows_per_second,
-		wallS: m.wallMs / 1000,
-		peakRssMb: m.peakRssMb,
-		benign: r.benign,
-	};
 }
 
-async function sqlRun(input: string): Promise<Row> {
-	const m = await measure(
+const sqlRun = (input: string) =>
+	childRow(
+		"DuckDB SQL function: COPY (SELECT predict_label(model, 30 columns) FROM read_parquet) TO Parquet",
 		[fileURLToPath(import.meta.url), "--child", "sql", "--input", input],
 		"batch-sql",
 	);
-	const r = JSON.parse(m.stdout) as {
-		rows: number;
-		benign: number;
-		rows_per_second: number;
-	};
-	return {
-		name: "DuckDB SQL function: COPY (SELECT predict_label(model, 30 columns) FROM read_parquet) TO Parquet",
-		rows: r.rows,
-		rowsPerSecond: r.rows_per_second,
-		wallS: m.wallMs / 1000,
-		peakRssMb: m.peakRssMb,
-		benign: r.benign,
-	};
-}
 
 /** Pending-records throughput: N rows scored by `workers` concurrent `mlship batch work` processes. */
 async function pendingRuns(): Promise<
