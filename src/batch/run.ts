@@ -1,6 +1,7 @@
 // `mlship batch run` as a library call: open the source, sink and error sink a job names, score, report.
 import { rm } from "node:fs/promises";
 import { resolve } from "node:path";
+import type { DatabaseSync } from "node:sqlite";
 import type { Model } from "../model.ts";
 import { invalidInput, MlshipError } from "../protocol/errors.ts";
 import {
@@ -13,7 +14,11 @@ import { scoreSource } from "./score.ts";
 import { type ErrorSink, JsonlErrorSink } from "./sinks/errors.ts";
 import { FileSink } from "./sinks/file.ts";
 import { PostgresErrorSink, PostgresSink } from "./sinks/postgres.ts";
-import { SqliteErrorSink, SqliteSink } from "./sinks/sqlite.ts";
+import {
+	openSqliteForWriting,
+	SqliteErrorSink,
+	SqliteSink,
+} from "./sinks/sqlite.ts";
 import { DuckDBSource } from "./sources/duckdb.ts";
 import { PostgresSource } from "./sources/postgres.ts";
 import { SqliteSource } from "./sources/sqlite.ts";
@@ -58,20 +63,23 @@ export interface BatchRunSummary {
 	rows_per_second: number;
 }
 
-/** Opens the source a URI names. */
-export function openSource(uri: string): BatchSource {
+/** Opens the source a URI names (`db`: a SQLite connection to share with a sink writing the same file). */
+export function openSource(uri: string, db?: DatabaseSync): BatchSource {
 	const loc = parseLocation(uri, "source");
 	if (loc.kind === "duckdb") return DuckDBSource.query(loc.query);
-	if (loc.kind === "sqlite") return new SqliteSource(loc.path, loc);
+	if (loc.kind === "sqlite") return new SqliteSource(loc.path, loc, db);
 	if (loc.kind === "postgres") return new PostgresSource(loc.url, loc);
 	return DuckDBSource.file(resolve(loc.path), formatOf(loc.path), loc.path);
 }
 
 /** Opens the sink a URI names. */
-export async function openSink(uri: string): Promise<BatchSink> {
+export async function openSink(
+	uri: string,
+	db?: DatabaseSync,
+): Promise<BatchSink> {
 	const loc = parseLocation(uri, "sink");
 	if (loc.kind === "sqlite")
-		return new SqliteSink(loc.path, loc.table as string);
+		return new SqliteSink(loc.path, loc.table as string, db);
 	if (loc.kind === "postgres")
 		return new PostgresSink(loc.url, loc.table as string);
 	const path = resolve((loc as { path: string }).path);
@@ -120,11 +128,12 @@ export async function runBatch(
 	opts: BatchRunOptions,
 ): Promise<BatchRunSummary> {
 	const started = performance.now();
-	const source = openSource(opts.source);
+	const shared = sharedSqlite(opts.source, opts.sink);
+	const source = openSource(opts.source, shared);
 	let sink: BatchSink | undefined;
 	try {
 		const resumed = opts.resume ? await resumeState(model, opts) : undefined;
-		sink = resumed ? resumed.sink : await openSink(opts.sink);
+		sink = resumed ? resumed.sink : await openSink(opts.sink, shared);
 		const errors = openErrorSink(opts.sink, sink, opts.errors);
 		const cp = resumed?.checkpoint;
 		const r = await scoreSource(model, source, sink, {
@@ -177,6 +186,17 @@ export async function runBatch(
 		await sink?.abort();
 		await source.close();
 	}
+}
+
+/** One connection for a job that reads and writes the same SQLite file (two would lock each other out). */
+function sharedSqlite(source: string, sink: string): DatabaseSync | undefined {
+	const a = parseLocation(source, "source");
+	const b = parseLocation(sink, "sink");
+	return a.kind === "sqlite" &&
+		b.kind === "sqlite" &&
+		resolve(a.path) === resolve(b.path)
+		? openSqliteForWriting(b.path)
+		: undefined;
 }
 
 /** A resumable file job: its checkpoint directory, saved state, and a sink that writes part files. */

@@ -170,6 +170,34 @@ describe("mlship batch run", () => {
 		checkScored(await readTable(out));
 	});
 
+	it("a large SQLite table scored into the same file (one connection, no lock-out)", {
+		timeout: 120_000,
+	}, async () => {
+		const db = join(dir, "big.db");
+		const sq = new DatabaseSync(db);
+		sq.exec(
+			`CREATE TABLE big (id INTEGER PRIMARY KEY, ${FEATURES.map((f) => `"${f}" REAL`).join(", ")})`,
+		);
+		sq.exec(
+			`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300000) INSERT INTO big SELECT i, ${FEATURES.map((_, k) => `((i * ${k + 7}) % 1000) / 10.0`).join(", ")} FROM n`,
+		);
+		sq.close();
+		const r = await run([
+			"-s",
+			`sqlite:${db}?table=big`,
+			"-o",
+			`sqlite:${db}?table=big_scores`,
+		]);
+		assert.equal(r.code, 0, r.stderr + r.stdout);
+		assert.equal(JSON.parse(r.stdout).rows_scored, 300000);
+		const check = new DatabaseSync(db, { readOnly: true });
+		const n = check
+			.prepare("SELECT count(*) AS n, count(DISTINCT id) AS d FROM big_scores")
+			.get() as { n: number; d: number };
+		check.close();
+		assert.deepEqual({ ...n }, { n: 300000, d: 300000 });
+	});
+
 	it("a glob of CSV files and a DuckDB query → files: golden outputs", async () => {
 		const half = Math.ceil(rows.length / 2);
 		await writeTable(join(dir, "part-1.csv"), rows.slice(0, half));

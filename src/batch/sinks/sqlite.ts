@@ -17,7 +17,8 @@ import {
 	tableColumns,
 } from "./tables.ts";
 
-function open(path: string): DatabaseSync {
+/** Opens a SQLite database for writing (waits up to 10 s for another writer's lock). */
+export function openSqliteForWriting(path: string): DatabaseSync {
 	try {
 		const db = new DatabaseSync(path);
 		db.exec("PRAGMA busy_timeout = 10000");
@@ -49,9 +50,10 @@ export class SqliteSink implements BatchSink {
 	readonly #table: string;
 	#insert: StatementSync | undefined;
 
-	constructor(path: string, table: string) {
+	/** With `db`, writes go through that connection (shared with a source reading the same file). */
+	constructor(path: string, table: string, db?: DatabaseSync) {
 		this.label = `sqlite table '${table}' in ${path}`;
-		this.#db = open(path);
+		this.#db = db ?? openSqliteForWriting(path);
 		this.#table = table;
 	}
 
@@ -137,7 +139,7 @@ export class SqliteErrorSink implements ErrorSink {
 	}
 
 	async write(rows: readonly RejectedRow[]): Promise<void> {
-		const db = open(this.#path);
+		const db = openSqliteForWriting(this.#path);
 		try {
 			run(this.label, () => {
 				db.exec("BEGIN IMMEDIATE");

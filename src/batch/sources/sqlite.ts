@@ -21,15 +21,26 @@ export class SqliteSource implements BatchSource {
 	readonly label: string;
 	readonly csv = false;
 	readonly #db: DatabaseSync;
+	/** False when the sink's connection is shared (the sink closes it). */
+	readonly #owned: boolean;
 	readonly #sql: string;
 	readonly #table: string | undefined;
 
-	constructor(path: string, what: { table?: string; query?: string }) {
+	/**
+	 * With `db`, rows are read on that connection: a sink writing to the same file must share it, since a second
+	 * connection's read lock would block the sink's commit.
+	 */
+	constructor(
+		path: string,
+		what: { table?: string; query?: string },
+		db?: DatabaseSync,
+	) {
 		this.label = what.table
 			? `sqlite table '${what.table}' in ${path}`
 			: `sqlite query in ${path}`;
+		this.#owned = db === undefined;
 		try {
-			this.#db = new DatabaseSync(path, { readOnly: true });
+			this.#db = db ?? new DatabaseSync(path, { readOnly: true });
 		} catch (err) {
 			throw new MlshipError(
 				"MLSHIP_MODEL_NOT_FOUND",
@@ -87,6 +98,6 @@ export class SqliteSource implements BatchSource {
 	}
 
 	async close(): Promise<void> {
-		if (this.#db.isOpen) this.#db.close();
+		if (this.#owned && this.#db.isOpen) this.#db.close();
 	}
 }
