@@ -157,6 +157,7 @@ export async function scoreSource(
 				name: s.name,
 				type: s.type,
 				values: new Array(keptRows).fill(s.value),
+				constant: { value: s.value },
 			});
 		rowsIn += n;
 		chunks = [];

@@ -35,6 +35,8 @@ export interface KeptColumn {
 	/** The source's type name for it. */
 	type: string;
 	values: unknown[];
+	/** Set when every value is this one (model name and version): a sink may store it once. */
+	constant?: { value: unknown };
 }
 
 /** One prediction column: its values and the datatype of the output it came from. */

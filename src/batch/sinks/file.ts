@@ -35,6 +35,8 @@ export class FileSink implements BatchSink {
 	#appender: DuckDBAppender | undefined;
 	#types: DuckDBType[] = [];
 	#closed = false;
+	/** The output's columns in order, as a SELECT list over the `predictions` table. */
+	#select = "*";
 	readonly #parts: { dir: string; next: number } | undefined;
 
 	private constructor(
@@ -73,27 +75,37 @@ export class FileSink implements BatchSink {
 		predictions: readonly PredictionColumn[],
 		rows: number,
 	): Promise<void> {
+		// Constant columns (model name and version) are not stored per row: the final SELECT adds them.
+		const stored = kept.filter((k) => !k.constant);
 		if (this.#types.length === 0) {
 			const outTypes = predictions.map((p) => duckTypeFor(p.datatype, p.text));
 			const ddl = [
-				...kept.map((k) => `${sqlIdent(k.name)} ${k.type}`),
+				...stored.map((k) => `${sqlIdent(k.name)} ${k.type}`),
 				...predictions.map(
 					(p, i) => `${sqlIdent(p.name)} ${outTypes[i]?.toString()}`,
 				),
 			];
 			await this.#conn.run(`CREATE TABLE predictions (${ddl.join(", ")})`);
 			const appender = await this.#conn.createAppender("predictions");
-			this.#types = kept.map((_, i) => appender.columnType(i));
+			this.#types = stored.map((_, i) => appender.columnType(i));
 			this.#types.push(...outTypes);
 			this.#appender = appender;
+			this.#select = [
+				...kept.map((k) =>
+					k.constant
+						? `CAST(${sqlLiteral(k.constant.value)} AS ${k.type}) AS ${sqlIdent(k.name)}`
+						: sqlIdent(k.name),
+				),
+				...predictions.map((p) => sqlIdent(p.name)),
+			].join(", ");
 		}
 		this.#appender ??= await this.#conn.createAppender("predictions");
-		const values: DuckDBValue[][] = kept.map((k) => {
+		const values: DuckDBValue[][] = stored.map((k) => {
 			const t = k.type;
 			return k.values.map((v) => toDuck(t, v));
 		});
 		predictions.forEach((p, i) => {
-			const t = this.#types[kept.length + i]?.toString();
+			const t = this.#types[stored.length + i]?.toString();
 			values.push(
 				t === "BIGINT"
 					? p.values.map((v) => BigInt(v as number))
@@ -105,7 +117,7 @@ export class FileSink implements BatchSink {
 			this.#appender.closeSync();
 			this.#appender = undefined;
 			await this.#conn.run(
-				`COPY predictions TO ${sqlString(partPath(this.#parts.dir, this.#parts.next++))} (FORMAT parquet)`,
+				`COPY (SELECT ${this.#select} FROM predictions) TO ${sqlString(partPath(this.#parts.dir, this.#parts.next++))} (FORMAT parquet)`,
 			);
 			await this.#conn.run("DELETE FROM predictions");
 		}
@@ -119,13 +131,13 @@ export class FileSink implements BatchSink {
 	async finish(): Promise<void> {
 		try {
 			const from = this.#parts
-				? `read_parquet([${Array.from({ length: this.#parts.next }, (_, i) => sqlString(partPath((this.#parts as { dir: string }).dir, i))).join(", ")}])`
-				: "predictions";
+				? `SELECT * FROM read_parquet([${Array.from({ length: this.#parts.next }, (_, i) => sqlString(partPath((this.#parts as { dir: string }).dir, i))).join(", ")}])`
+				: `SELECT ${this.#select} FROM predictions`;
 			if (this.#parts ? this.#parts.next === 0 : !this.#appender)
 				throw invalidInput("every row was rejected; nothing to write");
 			this.#appender?.closeSync();
 			await this.#conn.run(
-				`COPY (SELECT * FROM ${from}) TO ${sqlString(this.#output)} ${copyOptions(this.#format)}`,
+				`COPY (${from}) TO ${sqlString(this.#output)} ${copyOptions(this.#format)}`,
 			);
 		} finally {
 			await this.abort();
@@ -143,6 +155,12 @@ export class FileSink implements BatchSink {
 
 function partPath(dir: string, i: number): string {
 	return join(dir, `part-${String(i).padStart(6, "0")}.parquet`);
+}
+
+function sqlLiteral(v: unknown): string {
+	if (v === null || v === undefined) return "NULL";
+	if (typeof v === "number" || typeof v === "bigint") return String(v);
+	return sqlString(String(v));
 }
 
 /** A value from any source as the DuckDB appender wants it for a column of `type`. */
