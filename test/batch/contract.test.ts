@@ -54,7 +54,9 @@ describe("batch sources", () => {
 		runSourceContract(`${ext} file`, () =>
 			openSource(join(dir, `rows.${ext}`)),
 		);
-	runSourceContract("glob of files", () => openSource(join(dir, "row*.parquet")));
+	runSourceContract("glob of files", () =>
+		openSource(join(dir, "row*.parquet")),
+	);
 	runSourceContract("DuckDB query", () =>
 		openSource(
 			`duckdb:SELECT * FROM '${join(dir, "rows.parquet")}' WHERE id > 0`,
