@@ -22,6 +22,8 @@ example(
 	"mlship bundle init model.onnx            # write mlship.yaml next to a model",
 	"mlship models register ./my-bundle --alias production",
 	"mlship predict --model my-model@production --input rows.parquet --output predictions.parquet",
+	"mlship batch run -m my-model@production -s 'postgres://app@db/prod?table=features' -o scores.parquet --keep id",
+	`mlship sql "SELECT id, predict('my-model@production', age, income) AS p FROM 'customers.parquet'"`,
 );
 program.addCommand(bundleCommand());
 program.addCommand(modelsCommand());
