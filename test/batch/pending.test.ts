@@ -243,6 +243,40 @@ describe("mlship batch work (pending records on PostgreSQL)", () => {
 		);
 	});
 
+	it("--follow keeps scoring rows that arrive later, and stops cleanly on SIGTERM", async () => {
+		await randomTable("stream_features", 0);
+		const w = work("stream_features", "stream_scores", [
+			"--follow",
+			"--poll-ms",
+			"50",
+		]);
+		await db.query(
+			`INSERT INTO stream_features SELECT i, ${FEATURES.map(() => "random() * 100").join(", ")}, NULL FROM generate_series(1, 500) AS i`,
+		);
+		for (;;) {
+			const pending = await count(
+				"SELECT count(*) AS n FROM stream_features WHERE scored_at IS NULL",
+			);
+			if (pending === 0) break;
+			await new Promise((r) => setTimeout(r, 25));
+		}
+		await db.query(
+			`INSERT INTO stream_features SELECT i, ${FEATURES.map(() => "random() * 100").join(", ")}, NULL FROM generate_series(501, 800) AS i`,
+		);
+		for (;;) {
+			const pending = await count(
+				"SELECT count(*) AS n FROM stream_features WHERE scored_at IS NULL",
+			);
+			if (pending === 0) break;
+			await new Promise((r) => setTimeout(r, 25));
+		}
+		w.process.kill("SIGTERM");
+		const end = await w.done;
+		assert.equal(end.code, 0, end.stderr);
+		assert.equal(JSON.parse(end.stdout).rows_scored, 800);
+		await exactlyOnce("stream_features", "stream_scores", 800);
+	});
+
 	it("names the missing mark column, and has --help with an example", async () => {
 		await db.query(`CREATE TABLE unmarked (id bigint PRIMARY KEY, ${columns})`);
 		const r = await work("unmarked", "x_scores").done;
