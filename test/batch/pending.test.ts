@@ -72,6 +72,16 @@ async function count(sql: string): Promise<number> {
 	return Number((await db.query(sql)).rows[0]?.n);
 }
 
+/** Waits (polling) until a worker has scored every row of `table`. */
+async function untilNothingPending(table: string): Promise<void> {
+	while (
+		(await count(
+			`SELECT count(*) AS n FROM ${table} WHERE scored_at IS NULL`,
+		)) > 0
+	)
+		await new Promise((r) => setTimeout(r, 25));
+}
+
 async function exactlyOnce(
 	features: string,
 	scores: string,
@@ -253,23 +263,11 @@ describe("mlship batch work (pending records on PostgreSQL)", () => {
 		await db.query(
 			`INSERT INTO stream_features SELECT i, ${FEATURES.map(() => "random() * 100").join(", ")}, NULL FROM generate_series(1, 500) AS i`,
 		);
-		for (;;) {
-			const pending = await count(
-				"SELECT count(*) AS n FROM stream_features WHERE scored_at IS NULL",
-			);
-			if (pending === 0) break;
-			await new Promise((r) => setTimeout(r, 25));
-		}
+		await untilNothingPending("stream_features");
 		await db.query(
 			`INSERT INTO stream_features SELECT i, ${FEATURES.map(() => "random() * 100").join(", ")}, NULL FROM generate_series(501, 800) AS i`,
 		);
-		for (;;) {
-			const pending = await count(
-				"SELECT count(*) AS n FROM stream_features WHERE scored_at IS NULL",
-			);
-			if (pending === 0) break;
-			await new Promise((r) => setTimeout(r, 25));
-		}
+		await untilNothingPending("stream_features");
 		w.process.kill("SIGTERM");
 		const end = await w.done;
 		assert.equal(end.code, 0, end.stderr);
