@@ -41,7 +41,11 @@ export async function pgQuery<
 	} catch (err) {
 		const code = (err as { code?: string }).code ?? "";
 		throw new MlshipError(
-			/^(08|53|57P)/.test(code) ? "MLSHIP_UNAVAILABLE" : "MLSHIP_INVALID_INPUT",
+			/^(08|53|57P)/.test(code)
+				? "MLSHIP_UNAVAILABLE"
+				: code === "42P01" // undefined_table: the source is not there
+					? "MLSHIP_MODEL_NOT_FOUND"
+					: "MLSHIP_INVALID_INPUT",
 			`${context}: ${(err as Error).message}`,
 			{ cause: err },
 		);

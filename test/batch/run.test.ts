@@ -327,7 +327,7 @@ describe("mlship batch run", () => {
 		);
 	});
 
-	it("exit codes: 6 when PostgreSQL is unreachable, 2 for a bad source URI, and --help has examples", async () => {
+	it("exit codes: 6 when PostgreSQL is unreachable, 3 for a missing file or table, 2 for a bad source URI, and --help has examples", async () => {
 		const down = await run([
 			"-s",
 			"postgres://mlship@127.0.0.1:1/x?table=features",
@@ -335,6 +335,25 @@ describe("mlship batch run", () => {
 			join(dir, "x.parquet"),
 		]);
 		assert.equal(down.code, 6, down.stdout);
+		const noFile = await run([
+			"-s",
+			join(dir, "nothing-*.parquet"),
+			"-o",
+			join(dir, "x.parquet"),
+		]);
+		assert.equal(noFile.code, 3, noFile.stdout);
+		assert.match(
+			JSON.parse(noFile.stdout).error,
+			/cannot read .*nothing-\*\.parquet/,
+		);
+		const noTable = await run([
+			"-s",
+			`${dbUrl}?table=no_such_table`,
+			"-o",
+			join(dir, "x.parquet"),
+		]);
+		assert.equal(noTable.code, 3, noTable.stdout);
+		assert.match(JSON.parse(noTable.stdout).error, /no_such_table/);
 		const badUri = await run([
 			"-s",
 			"sqlite:x.db",

@@ -86,9 +86,13 @@ export class DuckDBSource implements BatchSource {
 			);
 			return this.#columns;
 		} catch (err) {
+			const message = (err as Error).message.split("\n")[0] ?? "";
+			// A file or glob that matches nothing is "not found" (exit 3), like a missing model.
 			throw new MlshipError(
-				"MLSHIP_INVALID_INPUT",
-				`cannot read ${this.label}: ${(err as Error).message.split("\n")[0]}`,
+				/No files found|does not exist/i.test(message)
+					? "MLSHIP_MODEL_NOT_FOUND"
+					: "MLSHIP_INVALID_INPUT",
+				`cannot read ${this.label}: ${message}`,
 				{ cause: err },
 			);
 		}
