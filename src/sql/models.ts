@@ -41,6 +41,7 @@ export class SqlModel {
 	readonly plan: TablePlan;
 	readonly #bundle: Bundle;
 	readonly #session: BlockingSession;
+	#calls = 0;
 
 	private constructor(
 		ref: string,
@@ -172,9 +173,15 @@ export class SqlModel {
 		return results;
 	}
 
+	/** Model calls made so far (one per DuckDB chunk, one per SQLite row). */
+	get calls(): number {
+		return this.#calls;
+	}
+
 	#run(inputs: Tensor[], outputs: string[]): Tensor[] {
 		validateInputs(this.#bundle.manifest.signature, inputs);
 		checkCategories(this.plan, inputs);
+		this.#calls++;
 		return this.#session.run(inputs, outputs);
 	}
 

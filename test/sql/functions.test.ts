@@ -133,8 +133,9 @@ describe("DuckDB functions", () => {
 		}
 	});
 
-	it("keep rows aligned across many DuckDB chunks", async () => {
+	it("call the model once per DuckDB chunk, and keep rows aligned across many chunks", async (t) => {
 		const c = cases.find((x) => x.name === "iris-logreg") as Case;
+		const model = models.get(c.ref, "predict");
 		const file = join(dir, "iris-many.parquet");
 		const n = c.records.length;
 		const copies = Math.ceil(10_000 / n);
@@ -143,8 +144,17 @@ describe("DuckDB functions", () => {
 			...c.records[i % n],
 		}));
 		await writeTable(file, rows);
+		const before = model.calls;
 		const r = await conn.runAndReadAll(
 			`SELECT row_id, predict('${c.ref}', ${c.features.join(", ")}) AS label FROM '${file}' ORDER BY row_id`,
+		);
+		// DuckDB hands over up to 2048 rows per call (parallel scans may cut a few chunks short).
+		const calls = model.calls - before;
+		const chunks = Math.ceil(rows.length / 2048);
+		t.diagnostic(`${calls} model calls for ${rows.length} rows`);
+		assert.ok(
+			calls >= chunks && calls <= 2 * chunks,
+			`${calls} model calls for ${rows.length} rows`,
 		);
 		const got = r.getRowObjectsJS().map((o) => Number(o.label));
 		assert.equal(got.length, copies * n);
