@@ -15,6 +15,9 @@ import {
 import { mlship, startMlship } from "../helpers/files.ts";
 import { assertOutputMatches, bundleDir, golden } from "../helpers/fixtures.ts";
 
+/** Tests that wait for processes fail after this instead of hanging the suite. */
+const BOUNDED = { timeout: 180_000 };
+
 const MODEL = "breast-cancer-gbdt";
 const g = golden(MODEL);
 const FEATURES = Object.keys(g.records[0] as object);
@@ -154,62 +157,77 @@ describe("mlship batch work (pending records on PostgreSQL)", () => {
 		);
 	});
 
-	it("kill -9 of a worker mid-job, then a re-run: every row exactly once", async (t) => {
-		const n = 60_000;
-		await randomTable("kill_features", n);
-		const first = work("kill_features", "kill_scores", ["--chunk-rows", "100"]);
-		// Wait for the first committed chunk, then kill without warning.
-		for (;;) {
-			const exists = (await db.query("SELECT to_regclass('kill_scores') AS t"))
-				.rows[0]?.t;
-			if (exists && (await count("SELECT count(*) AS n FROM kill_scores")) > 0)
-				break;
-			await new Promise((r) => setTimeout(r, 10));
-		}
-		first.process.kill("SIGKILL");
-		const killed = await first.done;
-		assert.equal(killed.signal, "SIGKILL");
-		const partial = await count("SELECT count(*) AS n FROM kill_scores");
-		assert.ok(
-			partial > 0 && partial < n,
-			`killed mid-job (${partial} of ${n} scored)`,
-		);
-		assert.equal(
-			await count(
-				"SELECT count(*) AS n FROM kill_features WHERE scored_at IS NOT NULL",
-			),
-			partial,
-			"marks and predictions committed together",
-		);
-		t.diagnostic(`killed after ${partial} of ${n} rows were committed`);
-		const rerun = await work("kill_features", "kill_scores", [
-			"--chunk-rows",
-			"1000",
-		]).done;
-		assert.equal(rerun.code, 0, rerun.stderr);
-		assert.equal(JSON.parse(rerun.stdout).rows_scored, n - partial);
-		await exactlyOnce("kill_features", "kill_scores", n);
-	});
+	it(
+		"kill -9 of a worker mid-job, then a re-run: every row exactly once",
+		BOUNDED,
+		async (t) => {
+			const n = 60_000;
+			await randomTable("kill_features", n);
+			const first = work("kill_features", "kill_scores", [
+				"--chunk-rows",
+				"100",
+			]);
+			// Wait for the first committed chunk, then kill without warning.
+			for (;;) {
+				const exists = (
+					await db.query("SELECT to_regclass('kill_scores') AS t")
+				).rows[0]?.t;
+				if (
+					exists &&
+					(await count("SELECT count(*) AS n FROM kill_scores")) > 0
+				)
+					break;
+				await new Promise((r) => setTimeout(r, 10));
+			}
+			first.process.kill("SIGKILL");
+			const killed = await first.done;
+			assert.equal(killed.signal, "SIGKILL");
+			const partial = await count("SELECT count(*) AS n FROM kill_scores");
+			assert.ok(
+				partial > 0 && partial < n,
+				`killed mid-job (${partial} of ${n} scored)`,
+			);
+			assert.equal(
+				await count(
+					"SELECT count(*) AS n FROM kill_features WHERE scored_at IS NOT NULL",
+				),
+				partial,
+				"marks and predictions committed together",
+			);
+			t.diagnostic(`killed after ${partial} of ${n} rows were committed`);
+			const rerun = await work("kill_features", "kill_scores", [
+				"--chunk-rows",
+				"1000",
+			]).done;
+			assert.equal(rerun.code, 0, rerun.stderr);
+			assert.equal(JSON.parse(rerun.stdout).rows_scored, n - partial);
+			await exactlyOnce("kill_features", "kill_scores", n);
+		},
+	);
 
-	it("three concurrent workers on one table: every row exactly once", async (t) => {
-		const n = 30_000;
-		await randomTable("shared_features", n);
-		const workers = [0, 1, 2].map(() =>
-			work("shared_features", "shared_scores", ["--chunk-rows", "100"]),
-		);
-		const results = await Promise.all(workers.map((w) => w.done));
-		for (const r of results) assert.equal(r.code, 0, r.stderr + r.stdout);
-		const scored = results.map(
-			(r) => JSON.parse(r.stdout).rows_scored as number,
-		);
-		t.diagnostic(`rows scored per worker: ${scored.join(", ")}`);
-		assert.equal(
-			scored.reduce((a, b) => a + b, 0),
-			n,
-			`per worker: ${scored.join(", ")}`,
-		);
-		await exactlyOnce("shared_features", "shared_scores", n);
-	});
+	it(
+		"three concurrent workers on one table: every row exactly once",
+		BOUNDED,
+		async (t) => {
+			const n = 30_000;
+			await randomTable("shared_features", n);
+			const workers = [0, 1, 2].map(() =>
+				work("shared_features", "shared_scores", ["--chunk-rows", "100"]),
+			);
+			const results = await Promise.all(workers.map((w) => w.done));
+			for (const r of results) assert.equal(r.code, 0, r.stderr + r.stdout);
+			const scored = results.map(
+				(r) => JSON.parse(r.stdout).rows_scored as number,
+			);
+			t.diagnostic(`rows scored per worker: ${scored.join(", ")}`);
+			assert.equal(
+				scored.reduce((a, b) => a + b, 0),
+				n,
+				`per worker: ${scored.join(", ")}`,
+			);
+			await exactlyOnce("shared_features", "shared_scores", n);
+		},
+	);
 
 	it("--done delete empties a queue table; bad rows go to the error table with their key", async () => {
 		await db.query(
@@ -253,27 +271,31 @@ describe("mlship batch work (pending records on PostgreSQL)", () => {
 		);
 	});
 
-	it("--follow keeps scoring rows that arrive later, and stops cleanly on SIGTERM", async () => {
-		await randomTable("stream_features", 0);
-		const w = work("stream_features", "stream_scores", [
-			"--follow",
-			"--poll-ms",
-			"50",
-		]);
-		await db.query(
-			`INSERT INTO stream_features SELECT i, ${FEATURES.map(() => "random() * 100").join(", ")}, NULL FROM generate_series(1, 500) AS i`,
-		);
-		await untilNothingPending("stream_features");
-		await db.query(
-			`INSERT INTO stream_features SELECT i, ${FEATURES.map(() => "random() * 100").join(", ")}, NULL FROM generate_series(501, 800) AS i`,
-		);
-		await untilNothingPending("stream_features");
-		w.process.kill("SIGTERM");
-		const end = await w.done;
-		assert.equal(end.code, 0, end.stderr);
-		assert.equal(JSON.parse(end.stdout).rows_scored, 800);
-		await exactlyOnce("stream_features", "stream_scores", 800);
-	});
+	it(
+		"--follow keeps scoring rows that arrive later, and stops cleanly on SIGTERM",
+		BOUNDED,
+		async () => {
+			await randomTable("stream_features", 0);
+			const w = work("stream_features", "stream_scores", [
+				"--follow",
+				"--poll-ms",
+				"50",
+			]);
+			await db.query(
+				`INSERT INTO stream_features SELECT i, ${FEATURES.map(() => "random() * 100").join(", ")}, NULL FROM generate_series(1, 500) AS i`,
+			);
+			await untilNothingPending("stream_features");
+			await db.query(
+				`INSERT INTO stream_features SELECT i, ${FEATURES.map(() => "random() * 100").join(", ")}, NULL FROM generate_series(501, 800) AS i`,
+			);
+			await untilNothingPending("stream_features");
+			w.process.kill("SIGTERM");
+			const end = await w.done;
+			assert.equal(end.code, 0, end.stderr);
+			assert.equal(JSON.parse(end.stdout).rows_scored, 800);
+			await exactlyOnce("stream_features", "stream_scores", 800);
+		},
+	);
 
 	it("names the missing mark column, and has --help with an example", async () => {
 		await db.query(`CREATE TABLE unmarked (id bigint PRIMARY KEY, ${columns})`);

@@ -14,6 +14,9 @@ import {
 } from "../helpers/files.ts";
 import { bundleDir, golden } from "../helpers/fixtures.ts";
 
+/** Tests that wait for processes fail after this instead of hanging the suite. */
+const BOUNDED = { timeout: 180_000 };
+
 const MODEL = "breast-cancer-gbdt";
 const FEATURES = Object.keys(golden(MODEL).records[0] as object);
 const N = 400_000;
@@ -56,61 +59,65 @@ const job = (output: string, extra: string[] = []) => [
 ];
 
 describe("mlship batch run --resume", () => {
-	it("kill -9 mid-job, then --resume: every row exactly once, equal to an uninterrupted run", async (t) => {
-		const output = join(dir, "scored.parquet");
-		const checkpoint = join(`${output}.checkpoint`, "checkpoint.json");
-		const first = startMlship(job(output, ["--resume"]));
-		let done = 0;
-		while (done === 0) {
-			await new Promise((r) => setTimeout(r, 10));
-			if (existsSync(checkpoint))
-				done = JSON.parse(await readFile(checkpoint, "utf8")).rows_done;
-		}
-		first.process.kill("SIGKILL");
-		assert.equal((await first.done).signal, "SIGKILL");
-		const saved = JSON.parse(await readFile(checkpoint, "utf8"));
-		assert.ok(
-			saved.rows_done > 0 && saved.rows_done < N,
-			`killed mid-job at ${saved.rows_done} rows`,
-		);
-		assert.equal(existsSync(output), false, "no partial output file");
-		t.diagnostic(`killed with ${saved.rows_done} of ${N} rows checkpointed`);
+	it(
+		"kill -9 mid-job, then --resume: every row exactly once, equal to an uninterrupted run",
+		BOUNDED,
+		async (t) => {
+			const output = join(dir, "scored.parquet");
+			const checkpoint = join(`${output}.checkpoint`, "checkpoint.json");
+			const first = startMlship(job(output, ["--resume"]));
+			let done = 0;
+			while (done === 0) {
+				await new Promise((r) => setTimeout(r, 10));
+				if (existsSync(checkpoint))
+					done = JSON.parse(await readFile(checkpoint, "utf8")).rows_done;
+			}
+			first.process.kill("SIGKILL");
+			assert.equal((await first.done).signal, "SIGKILL");
+			const saved = JSON.parse(await readFile(checkpoint, "utf8"));
+			assert.ok(
+				saved.rows_done > 0 && saved.rows_done < N,
+				`killed mid-job at ${saved.rows_done} rows`,
+			);
+			assert.equal(existsSync(output), false, "no partial output file");
+			t.diagnostic(`killed with ${saved.rows_done} of ${N} rows checkpointed`);
 
-		const again = await mlship(job(output, ["--resume"]));
-		assert.equal(again.code, 0, again.stderr + again.stdout);
-		const s = JSON.parse(again.stdout);
-		assert.equal(s.rows_resumed, saved.rows_done);
-		assert.equal(s.rows_in, N);
-		assert.equal(s.rows_scored, N);
-		assert.equal(
-			existsSync(`${output}.checkpoint`),
-			false,
-			"checkpoint removed after success",
-		);
+			const again = await mlship(job(output, ["--resume"]));
+			assert.equal(again.code, 0, again.stderr + again.stdout);
+			const s = JSON.parse(again.stdout);
+			assert.equal(s.rows_resumed, saved.rows_done);
+			assert.equal(s.rows_in, N);
+			assert.equal(s.rows_scored, N);
+			assert.equal(
+				existsSync(`${output}.checkpoint`),
+				false,
+				"checkpoint removed after success",
+			);
 
-		const reference = join(dir, "reference.parquet");
-		const ref = await mlship(job(reference));
-		assert.equal(ref.code, 0, ref.stderr);
-		const db = await DuckDBInstance.create(":memory:");
-		const conn = await db.connect();
-		const q = async (sql: string) =>
-			(await conn.runAndReadAll(sql)).getRows()[0];
-		assert.deepEqual(
-			await q(
-				`SELECT count(*), count(DISTINCT id), min(id), max(id) FROM '${output}'`,
-			),
-			[BigInt(N), BigInt(N), 0n, BigInt(N - 1)],
-		);
-		// Same rows in the same order with the same predictions as the uninterrupted run.
-		assert.deepEqual(
-			await q(
-				`SELECT count(*) FROM (SELECT row_number() OVER () AS k, * FROM '${output}') a FULL JOIN (SELECT row_number() OVER () AS k, * FROM '${reference}') b USING (k) WHERE a.id IS DISTINCT FROM b.id OR a.label IS DISTINCT FROM b.label OR a.probabilities_benign IS DISTINCT FROM b.probabilities_benign`,
-			),
-			[0n],
-		);
-		conn.closeSync();
-		db.closeSync();
-	});
+			const reference = join(dir, "reference.parquet");
+			const ref = await mlship(job(reference));
+			assert.equal(ref.code, 0, ref.stderr);
+			const db = await DuckDBInstance.create(":memory:");
+			const conn = await db.connect();
+			const q = async (sql: string) =>
+				(await conn.runAndReadAll(sql)).getRows()[0];
+			assert.deepEqual(
+				await q(
+					`SELECT count(*), count(DISTINCT id), min(id), max(id) FROM '${output}'`,
+				),
+				[BigInt(N), BigInt(N), 0n, BigInt(N - 1)],
+			);
+			// Same rows in the same order with the same predictions as the uninterrupted run.
+			assert.deepEqual(
+				await q(
+					`SELECT count(*) FROM (SELECT row_number() OVER () AS k, * FROM '${output}') a FULL JOIN (SELECT row_number() OVER () AS k, * FROM '${reference}') b USING (k) WHERE a.id IS DISTINCT FROM b.id OR a.label IS DISTINCT FROM b.label OR a.probabilities_benign IS DISTINCT FROM b.probabilities_benign`,
+				),
+				[0n],
+			);
+			conn.closeSync();
+			db.closeSync();
+		},
+	);
 
 	it("reports bad rows with --resume like without, and refuses table sinks", async () => {
 		const small = join(dir, "small.jsonl");

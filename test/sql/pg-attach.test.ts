@@ -13,6 +13,9 @@ import {
 import { mlship, startMlship } from "../helpers/files.ts";
 import { bundleDir, golden } from "../helpers/fixtures.ts";
 
+/** Tests that wait for processes fail after this instead of hanging the suite. */
+const BOUNDED = { timeout: 180_000 };
+
 const g = golden("iris-logreg");
 const LABELS = ["setosa", "versicolor", "virginica"];
 const FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"];
@@ -134,26 +137,30 @@ describe("mlship pg attach / worker / detach", () => {
 		assert.equal(Number(errs[0].data.id), 500);
 	});
 
-	it("a running worker fills rows shortly after they are inserted, and stops cleanly on SIGTERM", async () => {
-		const worker = startMlship(args("worker"));
-		await insert([30, 31, 32]);
-		for (;;) {
-			const got = await species();
-			if (
-				[30, 31, 32].every(
-					(k) => got.get(k) !== null && got.get(k) !== undefined,
+	it(
+		"a running worker fills rows shortly after they are inserted, and stops cleanly on SIGTERM",
+		BOUNDED,
+		async () => {
+			const worker = startMlship(args("worker"));
+			await insert([30, 31, 32]);
+			for (;;) {
+				const got = await species();
+				if (
+					[30, 31, 32].every(
+						(k) => got.get(k) !== null && got.get(k) !== undefined,
+					)
 				)
-			)
-				break;
-			await new Promise((r) => setTimeout(r, 25));
-		}
-		const got = await species();
-		for (const k of [30, 31, 32]) assert.equal(got.get(k), want(k));
-		worker.process.kill("SIGTERM");
-		const end = await worker.done;
-		assert.equal(end.code, 0, end.stderr);
-		assert.equal(JSON.parse(end.stdout).rows_scored, 3);
-	});
+					break;
+				await new Promise((r) => setTimeout(r, 25));
+			}
+			const got = await species();
+			for (const k of [30, 31, 32]) assert.equal(got.get(k), want(k));
+			worker.process.kill("SIGTERM");
+			const end = await worker.done;
+			assert.equal(end.code, 0, end.stderr);
+			assert.equal(JSON.parse(end.stdout).rows_scored, 3);
+		},
+	);
 
 	it("detach removes trigger, function, queue and record; the column keeps its values", async () => {
 		const d = await mlship(args("detach"));
