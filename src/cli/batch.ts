@@ -143,7 +143,7 @@ function runCommand(): Command {
 		"mlship batch run -m churn@production -s 'postgres://app@db/prod?table=features' -o 'postgres://app@db/prod?table=scores' --keep customer_id --on-error skip",
 		`mlship batch run -m ./bundle -s "sqlite:app.db?query=SELECT * FROM customers WHERE active" -o "sqlite:app.db?table=scores" --keep id`,
 		`mlship batch run -m ./bundle -s "duckdb:SELECT * FROM 'a.csv' JOIN 'b.parquet' USING (id)" -o out.jsonl --keep id`,
-		"mlship batch run nightly.yaml --json        # a job file (README: "batch schedule and job files")",
+		"mlship batch run nightly.yaml --json        # a job file (README: batch schedule and job files)",
 	);
 }
 
