@@ -243,7 +243,23 @@ export async function loadModel(
 	opts: LoadModelOptions = {},
 ): Promise<Model> {
 	const { registry, ...load } = opts;
-	if (await isPath(ref)) return loadBundle(await readBundle(ref), load);
+	const r = await resolveBundle(ref, registry);
+	return loadBundle(r.bundle, {
+		...load,
+		...(r.name !== undefined ? { name: r.name } : {}),
+		...(r.version !== undefined ? { version: r.version } : {}),
+	});
+}
+
+/**
+ * Finds the bundle a model reference names: a bundle directory, a bare `.onnx` file, or a registered model
+ * (`name`, `name@3`, `name@production`; then `name` and `version` come from the registry).
+ */
+export async function resolveBundle(
+	ref: string,
+	registry?: string | ModelStore,
+): Promise<{ bundle: Bundle; name?: string; version?: number }> {
+	if (await isPath(ref)) return { bundle: await readBundle(ref) };
 	if (/[\\/]|\.(onnx|ya?ml)$/i.test(ref))
 		throw new MlshipError(
 			"MLSHIP_MODEL_NOT_FOUND",
@@ -256,11 +272,11 @@ export async function loadModel(
 			: await (await import("./registry/open.ts")).openRegistry(registry);
 	try {
 		const v = await store.get(ref);
-		return await loadBundle(await store.openBundle(v), {
-			...load,
+		return {
+			bundle: await store.openBundle(v),
 			name: v.name,
 			version: v.version,
-		});
+		};
 	} finally {
 		if (typeof registry !== "object") await store.close();
 	}

@@ -14,7 +14,7 @@ import {
 } from "../../test/harness/postgres.ts";
 import { bundleDir, golden } from "../../test/helpers/fixtures.ts";
 import { type Served, serve } from "../../test/helpers/serve-process.ts";
-import { machine, writeSection } from "../results.ts";
+import { machine, writeResults } from "../common.ts";
 
 const { values: args } = parseArgs({
 	options: {
@@ -336,7 +336,7 @@ async function main(): Promise<void> {
 		if (errors > 0) process.exitCode = 1;
 		if (args["no-results"]) return;
 		const cmd = `node bench/lifecycle/run.ts${process.argv.slice(2).length ? ` ${process.argv.slice(2).join(" ")}` : ""}`;
-		await writeSection(
+		await writeResults(
 			"lifecycle",
 			[
 				"## lifecycle",

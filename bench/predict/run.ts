@@ -6,23 +6,28 @@
 //
 // Each contender runs as its own child process (under /usr/bin/time -v when present, for peak RSS), alternately,
 // `--runs` times; the table shows medians. Results go to stdout and to the "## predict" section of bench/RESULTS.md.
-import { spawn } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
-import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
-import { dirname, join, resolve } from "node:path";
+import { readFile, rm } from "node:fs/promises";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Worker } from "node:worker_threads";
 import { DuckDBInstance } from "@duckdb/node-api";
-import { machine, writeSection } from "../results.ts";
+import {
+	countRows,
+	ensureData,
+	featureNames,
+	fmtInt,
+	MODEL_DIR,
+	machine,
+	measure,
+	median,
+	medianOrNull,
+	OUT,
+	positiveInt,
+	readMatrix,
+	writeResults,
+} from "../common.ts";
 import { createRawSession, scoreAll } from "./raw.ts";
-
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-const OUT = join(ROOT, "bench/out");
-const MODEL_DIR = join(ROOT, "test/fixtures/models/breast-cancer-gbdt");
-const NODE = process.execPath;
-const TIME = "/usr/bin/time";
-const CHILD_TIMEOUT_MS = 300_000;
 
 const { values: args } = parseArgs({
 	options: {
@@ -39,127 +44,7 @@ const ROWS = positiveInt("--rows", args.rows);
 const RUNS = positiveInt("--runs", args.runs);
 const BATCH = positiveInt("--batch", args.batch);
 
-function positiveInt(flag: string, s: string | undefined): number {
-	const n = Number(s);
-	if (!Number.isInteger(n) || n <= 0)
-		throw new Error(`${flag} must be a positive integer, got '${s}'`);
-	return n;
-}
-
-function sqlString(s: string): string {
-	return `'${s.replaceAll("'", "''")}'`;
-}
-
-function sqlIdent(s: string): string {
-	return `"${s.replaceAll('"', '""')}"`;
-}
-
-/** The model's feature names, in input-column order, from mlship.yaml (read the simple way: `- {name: x, ...}`). */
-function featureNames(): string[] {
-	const yaml = readFileSync(join(MODEL_DIR, "mlship.yaml"), "utf8");
-	const section = yaml.split(/^features:\s*$/m)[1]?.split(/^\S/m)[0] ?? "";
-	const names = [...section.matchAll(/-\s*\{\s*name:\s*([\w.-]+)/g)].map(
-		(m) => m[1] as string,
-	);
-	if (names.length !== 30)
-		throw new Error(
-			`expected 30 features in mlship.yaml, found ${names.length}`,
-		);
-	return names;
-}
-
 // ---------------------------------------------------------------- data
-
-/**
- * A Parquet file of `rows` rows with the 30 feature columns as DOUBLE: the golden records cycled, each value
- * times (1 ± up to 0.1%) deterministic jitter so rows are not byte-identical. Cached in bench/out.
- */
-async function ensureData(rows: number, features: string[]): Promise<string> {
-	const path = join(OUT, `breast-cancer-${rows}.parquet`);
-	if (existsSync(path)) return path;
-	await mkdir(OUT, { recursive: true });
-	const golden = JSON.parse(
-		await readFile(join(MODEL_DIR, "golden.json"), "utf8"),
-	) as { records: Record<string, number>[] };
-	const jsonl = join(OUT, "golden-records.jsonl");
-	await writeFile(
-		jsonl,
-		`${golden.records.map((r) => JSON.stringify(r)).join("\n")}\n`,
-	);
-	const k = golden.records.length;
-	const cols = features
-		.map(
-			(f, j) =>
-				`CAST(g.${sqlIdent(f)} AS DOUBLE) * (1 + ((r.range * 7919 + ${j * 104729}) % 2001 - 1000) / 1e6) AS ${sqlIdent(f)}`,
-		)
-		.join(",\n  ");
-	const tmp = `${path}.tmp`;
-	const db = await DuckDBInstance.create(":memory:", { threads: "2" });
-	const conn = await db.connect();
-	try {
-		await conn.run(
-			`COPY (
-  SELECT ${cols}
-  FROM range(${rows}) r
-  JOIN (SELECT row_number() OVER () - 1 AS gi, * FROM read_json(${sqlString(jsonl)}, format = 'newline_delimited')) g
-    ON g.gi = r.range % ${k}
-  ORDER BY r.range
-) TO ${sqlString(tmp)} (FORMAT parquet)`,
-		);
-		const n = await countRows(conn, tmp);
-		if (n !== rows) throw new Error(`generated ${n} rows, expected ${rows}`);
-	} finally {
-		conn.closeSync();
-		db.closeSync();
-	}
-	await rm(path, { force: true });
-	await rename(tmp, path);
-	return path;
-}
-
-async function countRows(
-	conn: Awaited<ReturnType<DuckDBInstance["connect"]>>,
-	parquet: string,
-	where = "",
-): Promise<number> {
-	const r = await conn.runAndReadAll(
-		`SELECT count(*) FROM read_parquet(${sqlString(parquet)}) ${where}`,
-	);
-	return Number(r.getRows()[0]?.[0] ?? -1);
-}
-
-/** The Parquet file's feature columns as one row-major Float32Array (rows × 30). */
-async function readMatrix(
-	parquet: string,
-	features: string[],
-): Promise<Float32Array> {
-	const db = await DuckDBInstance.create(":memory:", { threads: "1" });
-	const conn = await db.connect();
-	try {
-		const rows = await countRows(conn, parquet);
-		const w = features.length;
-		const m = new Float32Array(rows * w);
-		const result = await conn.stream(
-			`SELECT ${features.map(sqlIdent).join(", ")} FROM read_parquet(${sqlString(parquet)})`,
-		);
-		let base = 0;
-		for (;;) {
-			const chunk = await result.fetchChunk();
-			if (!chunk || chunk.rowCount === 0) break;
-			for (let c = 0; c < w; c++) {
-				const vals = chunk.getColumnValues(c);
-				for (let i = 0; i < vals.length; i++)
-					m[(base + i) * w + c] = vals[i] as number;
-			}
-			base += chunk.rowCount;
-		}
-		if (base !== rows) throw new Error(`read ${base} rows, expected ${rows}`);
-		return m;
-	} finally {
-		conn.closeSync();
-		db.closeSync();
-	}
-}
 
 // ---------------------------------------------------------------- children (the raw bound)
 
@@ -247,72 +132,12 @@ async function rawParallel(
 
 // ---------------------------------------------------------------- parent
 
-interface Measured {
-	stdout: string;
-	wallMs: number;
-	peakRssMb: number | null;
-}
-
-/** Runs `node ...argv` (under /usr/bin/time -v when present) and returns its stdout, wall time and peak RSS. */
-async function measure(argv: string[], tag: string): Promise<Measured> {
-	const timeFile = join(OUT, `time-${tag}.txt`);
-	const useTime = existsSync(TIME);
-	const [cmd, cmdArgs] = useTime
-		? [TIME, ["-v", "-o", timeFile, NODE, ...argv]]
-		: [NODE, argv];
-	const started = performance.now();
-	const child = spawn(cmd, cmdArgs, {
-		cwd: ROOT,
-		stdio: ["ignore", "pipe", "pipe"],
-		timeout: CHILD_TIMEOUT_MS,
-		killSignal: "SIGKILL",
-	});
-	let stdout = "";
-	let stderr = "";
-	child.stdout.on("data", (d: Buffer) => {
-		stdout += d.toString();
-	});
-	child.stderr.on("data", (d: Buffer) => {
-		stderr += d.toString();
-	});
-	const code = await new Promise<number | null>((res, rej) => {
-		child.once("error", rej);
-		child.once("close", (c) => res(c));
-	});
-	const wallMs = performance.now() - started;
-	if (code !== 0)
-		throw new Error(
-			`${argv.join(" ")} exited with ${code}\n${stderr}\n${stdout}`,
-		);
-	let peakRssMb: number | null = null;
-	if (useTime) {
-		const t = await readFile(timeFile, "utf8");
-		const m = /Maximum resident set size \(kbytes\): (\d+)/.exec(t);
-		if (m) peakRssMb = Number(m[1]) / 1024;
-		await rm(timeFile, { force: true });
-	}
-	return { stdout, wallMs, peakRssMb };
-}
-
 interface Run {
 	rowsScored: number;
 	rowsPerSecond: number;
 	wallS: number;
 	peakRssMb: number | null;
 	positives: number;
-}
-
-function median(xs: number[]): number {
-	const s = [...xs].sort((a, b) => a - b);
-	const m = s.length >> 1;
-	return s.length % 2
-		? (s[m] as number)
-		: ((s[m - 1] as number) + (s[m] as number)) / 2;
-}
-
-function medianOrNull(xs: (number | null)[]): number | null {
-	const v = xs.filter((x): x is number => x !== null);
-	return v.length === 0 ? null : median(v);
 }
 
 async function runMlship(input: string, tag: string): Promise<Run> {
@@ -389,8 +214,6 @@ async function runRaw(
 		positives: r.positives,
 	};
 }
-
-const fmtInt = (x: number) => Math.round(x).toLocaleString("en-US");
 
 async function main(): Promise<void> {
 	const features = featureNames();
@@ -516,7 +339,7 @@ async function main(): Promise<void> {
 		`Conclusion: ${conclusion}`,
 		"",
 	].join("\n");
-	await writeSection("predict", section);
+	await writeResults("predict", section);
 	console.error("bench/RESULTS.md: ## predict updated");
 }
 

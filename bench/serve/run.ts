@@ -27,7 +27,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import ort from "onnxruntime-node";
-import { machine, writeSection } from "../results.ts";
+import { machine, writeResults } from "../common.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const HERE = join(ROOT, "bench/serve");
@@ -936,7 +936,7 @@ async function main(): Promise<void> {
 		...v,
 		"",
 	].join("\n");
-	await writeSection("serve", section);
+	await writeResults("serve", section);
 	process.stdout.write("wrote the ## serve section of bench/RESULTS.md\n");
 }
 

@@ -8,11 +8,14 @@ import {
 	type DuckDBAppender,
 	type DuckDBConnection,
 	DuckDBDataChunk,
+	DuckDBDecimalValue,
 	type DuckDBType,
 	type DuckDBValue,
+	type DuckDBVector,
 	FLOAT,
 	VARCHAR,
 } from "@duckdb/node-api";
+import type { ColumnSource } from "../codec/table.ts";
 import { DATATYPE_INFO, type Datatype } from "../protocol/datatypes.ts";
 import { MlshipError } from "../protocol/errors.ts";
 
@@ -126,4 +129,52 @@ export function copyOptions(format: FileFormat): string {
 	if (format === "parquet") return "(FORMAT parquet, COMPRESSION zstd)";
 	if (format === "jsonl") return "(FORMAT json)";
 	return "(FORMAT csv, HEADER true)";
+}
+
+// DECIMAL and ENUM vectors also keep integers in typed arrays, but those are scaled values and dictionary
+// indices: only these types hold the numbers themselves.
+const PLAIN_NUMBER_TYPES = new Set([
+	"DOUBLE",
+	"FLOAT",
+	"INTEGER",
+	"SMALLINT",
+	"TINYINT",
+	"UINTEGER",
+	"USMALLINT",
+	"UTINYINT",
+]);
+
+/**
+ * A DuckDB vector as an encoder column. Numeric vectors hold their values in a typed array; reading it
+ * directly (with the validity mask) is ~5x cheaper than item-by-item reads. Those fields are not public
+ * API, so anything unexpected falls back to getItem.
+ */
+export function columnSource(vector: DuckDBVector): ColumnSource {
+	const get = (r: number) => {
+		const v = vector.getItem(r);
+		// DECIMAL (e.g. a SQL literal such as 5.1) arrives as an object; models read it as a number.
+		return v instanceof DuckDBDecimalValue ? v.toDouble() : v;
+	};
+	const raw = vector as unknown as {
+		items?: unknown;
+		validity?: { itemValid?: (i: number) => boolean };
+	};
+	const items = raw.items;
+	const itemValid = raw.validity?.itemValid;
+	if (
+		(items instanceof Float64Array ||
+			items instanceof Float32Array ||
+			items instanceof Int32Array ||
+			items instanceof Int16Array ||
+			items instanceof Int8Array ||
+			items instanceof Uint8Array ||
+			items instanceof Uint16Array ||
+			items instanceof Uint32Array) &&
+		typeof itemValid === "function" &&
+		PLAIN_NUMBER_TYPES.has(vector.type.toString())
+	) {
+		const validity = raw.validity as { itemValid: (i: number) => boolean };
+		return { get, numbers: items, valid: (r) => validity.itemValid(r) };
+	}
+	return { get };
 }

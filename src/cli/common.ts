@@ -108,3 +108,23 @@ export class Progress {
 		process.stderr.write("\n");
 	}
 }
+
+/**
+ * Runs long work with an AbortSignal that SIGTERM and SIGINT abort (so a worker finishes its current chunk and
+ * exits cleanly); the handlers are removed afterwards.
+ * @example await untilStopped((signal) => runPending(model, { ...opts, follow: true, signal }))
+ */
+export async function untilStopped<T>(
+	fn: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+	const stop = new AbortController();
+	const onSignal = () => stop.abort();
+	process.once("SIGTERM", onSignal);
+	process.once("SIGINT", onSignal);
+	try {
+		return await fn(stop.signal);
+	} finally {
+		process.off("SIGTERM", onSignal);
+		process.off("SIGINT", onSignal);
+	}
+}

@@ -1,12 +1,15 @@
 #!/usr/bin/env node
 // The `mlship` command: one file per subcommand, wired together here.
 import { Command } from "commander";
+import { batchCommand } from "./batch.ts";
 import { bundleCommand } from "./bundle.ts";
 import { example } from "./common.ts";
 import { modelsCommand } from "./models.ts";
+import { pgCommand } from "./pg.ts";
 import { predictCommand } from "./predict.ts";
 import { quickstartCommand } from "./quickstart.ts";
 import { serveCommand } from "./serve.ts";
+import { sqlCommand } from "./sql.ts";
 
 const program = new Command("mlship")
 	.description(
@@ -19,10 +22,15 @@ example(
 	"mlship bundle init model.onnx            # write mlship.yaml next to a model",
 	"mlship models register ./my-bundle --alias production",
 	"mlship predict --model my-model@production --input rows.parquet --output predictions.parquet",
+	"mlship batch run -m my-model@production -s 'postgres://app@db/prod?table=features' -o scores.parquet --keep id",
+	`mlship sql "SELECT id, predict('my-model@production', age, income) AS p FROM 'customers.parquet'"`,
 );
 program.addCommand(bundleCommand());
 program.addCommand(modelsCommand());
 program.addCommand(predictCommand());
+program.addCommand(batchCommand());
 program.addCommand(serveCommand());
+program.addCommand(sqlCommand());
+program.addCommand(pgCommand());
 program.addCommand(quickstartCommand());
 await program.parseAsync(process.argv);

@@ -1,8 +1,8 @@
 // `mlship predict`: offline prediction over a CSV, JSON-lines or Parquet file.
 import { Command, Option } from "commander";
 import { predictFile } from "../batch/predict-file.ts";
-import { loadModel } from "../model.ts";
-import { action, example, output, Progress } from "./common.ts";
+import { action, example, output } from "./common.ts";
+import { scoringOptions, withScoringModel } from "./scoring.ts";
 
 interface PredictOpts {
 	model: string;
@@ -20,7 +20,8 @@ interface PredictOpts {
 }
 
 export function predictCommand(): Command {
-	const cmd = new Command("predict")
+	const cmd = new Command("predict");
+	scoringOptions(cmd)
 		.description(
 			"Score a CSV, JSON-lines or Parquet file with a model; rows stream through in chunks",
 		)
@@ -35,10 +36,6 @@ export function predictCommand(): Command {
 		.requiredOption(
 			"-o, --output <file>",
 			"where predictions go (.csv, .jsonl, .parquet)",
-		)
-		.option(
-			"--registry <uri>",
-			"registry for model names (default: MLSHIP_REGISTRY or sqlite:.mlship/registry.db)",
 		)
 		.addOption(
 			new Option(
@@ -58,17 +55,6 @@ export function predictCommand(): Command {
 			(s: string) => s.split(",").map((x) => x.trim()),
 		)
 		.option(
-			"--chunk-rows <n>",
-			"rows per model call",
-			(s: string) => Number.parseInt(s, 10),
-			32768,
-		)
-		.option(
-			"--workers <n>",
-			"model worker threads (default: one per core)",
-			(s: string) => Number.parseInt(s, 10),
-		)
-		.option(
 			"--input-format <fmt>",
 			"csv | jsonl | parquet (default: from the extension)",
 		)
@@ -81,17 +67,8 @@ export function predictCommand(): Command {
 			"print a JSON summary (rows in, scored, rejected, duration)",
 		)
 		.action(
-			action(async (opts: PredictOpts) => {
-				const load: Parameters<typeof loadModel>[1] = { mode: "pool" };
-				if (opts.registry) load.registry = opts.registry;
-				if (opts.workers) load.workers = opts.workers;
-				const model = await loadModel(opts.model, load);
-				try {
-					const progress = new Progress(
-						"predict",
-						undefined,
-						!opts.json && process.stderr.isTTY === true,
-					);
+			action((opts: PredictOpts) =>
+				withScoringModel("predict", opts, async (model, progress) => {
 					const summary = await predictFile(model, {
 						input: opts.input,
 						output: opts.output,
@@ -110,10 +87,8 @@ export function predictCommand(): Command {
 							s += `\n${summary.rows_rejected} row(s) rejected → ${summary.errors_file}`;
 						return s;
 					});
-				} finally {
-					await model.close();
-				}
-			}),
+				}),
+			),
 		);
 	return example(
 		cmd,

@@ -1,6 +1,6 @@
 // Test helpers: write records as CSV, JSON lines or Parquet; read a table file back; run the CLI.
 
-import { spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { writeFile } from "node:fs/promises";
 import { DuckDBInstance } from "@duckdb/node-api";
 import { CLI, REPO } from "./fixtures.ts";
@@ -62,20 +62,47 @@ export function mlship(
 	cwd = REPO,
 	env: NodeJS.ProcessEnv = {},
 ): Promise<CliResult> {
-	return new Promise((resolve, reject) => {
-		const p = spawn(process.execPath, [CLI, ...args], {
-			cwd,
-			env: { ...process.env, ...env },
-		});
-		let stdout = "";
-		let stderr = "";
-		p.stdout.on("data", (d) => {
-			stdout += d;
-		});
-		p.stderr.on("data", (d) => {
-			stderr += d;
-		});
-		p.on("error", reject);
-		p.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
+	return startMlship(args, cwd, env).done.then((r) => ({
+		code: r.code ?? -1,
+		stdout: r.stdout,
+		stderr: r.stderr,
+	}));
+}
+
+/** Starts `mlship ...args` as a real process; `done` settles when it exits (with the signal that ended it, if any). */
+export function startMlship(
+	args: string[],
+	cwd = REPO,
+	env: NodeJS.ProcessEnv = {},
+): {
+	process: ChildProcess;
+	done: Promise<{
+		code: number | null;
+		signal: NodeJS.Signals | null;
+		stdout: string;
+		stderr: string;
+	}>;
+} {
+	const p = spawn(process.execPath, [CLI, ...args], {
+		cwd,
+		env: { ...process.env, ...env },
 	});
+	let stdout = "";
+	let stderr = "";
+	p.stdout.on("data", (d) => {
+		stdout += d;
+	});
+	p.stderr.on("data", (d) => {
+		stderr += d;
+	});
+	const done = new Promise<{
+		code: number | null;
+		signal: NodeJS.Signals | null;
+		stdout: string;
+		stderr: string;
+	}>((resolve, reject) => {
+		p.on("error", reject);
+		p.on("close", (code, signal) => resolve({ code, signal, stdout, stderr }));
+	});
+	return { process: p, done };
 }

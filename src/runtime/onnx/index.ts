@@ -14,7 +14,7 @@ import type { PoolSlot } from "./shared-pool.ts";
 import { WORKER_URL } from "./worker-url.ts";
 
 /** Checks that the manifest's signature names tensors the graph really has, with the same datatypes. */
-function checkSignature(
+export function checkSignature(
 	declared: Signature,
 	graph: Signature,
 	source: string,

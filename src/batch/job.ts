@@ -1,0 +1,197 @@
+// Batch job definitions (a small YAML file): one zod schema, every field documented; a job runs as `batch run` or `batch work`.
+import { readFile } from "node:fs/promises";
+import { parse as parseYaml } from "yaml";
+import { z } from "zod";
+import { loadModel } from "../model.ts";
+import { MlshipError } from "../protocol/errors.ts";
+import { type PendingSummary, runPending } from "./pending.ts";
+import { type BatchRunSummary, runBatch } from "./run.ts";
+
+export const JobSchema = z
+	.object({
+		model: z
+			.string()
+			.min(1)
+			.describe(
+				"bundle directory, .onnx file, or registered model (name@production is loaded fresh on every run)",
+			),
+		registry: z
+			.string()
+			.optional()
+			.describe(
+				"registry URI for model names (default MLSHIP_REGISTRY or sqlite:.mlship/registry.db)",
+			),
+		source: z
+			.string()
+			.optional()
+			.describe(
+				"file or glob, duckdb:QUERY, sqlite:PATH?table=T|query=Q, postgres://…?table=T|query=Q (a `batch run` job)",
+			),
+		pending: z
+			.object({
+				table: z
+					.string()
+					.describe(
+						"postgres://…?table=T holding pending rows (a `batch work` job)",
+					),
+				key: z
+					.string()
+					.default("id")
+					.describe("key column, written beside each prediction"),
+				done: z
+					.enum(["mark", "delete"])
+					.default("mark")
+					.describe("mark scored rows (mark_column = now()) or delete them"),
+				mark_column: z
+					.string()
+					.default("scored_at")
+					.describe("timestamptz column, NULL while pending"),
+			})
+			.strict()
+			.optional(),
+		sink: z
+			.string()
+			.min(1)
+			.describe(
+				"file (.parquet/.csv/.jsonl), sqlite:PATH?table=T or postgres://…?table=T",
+			),
+		errors: z
+			.string()
+			.optional()
+			.describe("error sink: a .jsonl file or a table URI"),
+		on_error: z
+			.enum(["fail", "skip"])
+			.default("fail")
+			.describe("a bad row stops the job, or goes to the error sink"),
+		max_rejected: z
+			.number()
+			.int()
+			.min(0)
+			.optional()
+			.describe("with skip: more rejected rows than this fail the job"),
+		keep: z
+			.array(z.string())
+			.optional()
+			.describe("id columns written beside each prediction"),
+		chunk_rows: z
+			.number()
+			.int()
+			.positive()
+			.optional()
+			.describe("rows per model call (pending jobs: per transaction)"),
+		workers: z
+			.number()
+			.int()
+			.positive()
+			.optional()
+			.describe("model worker threads (default one per core)"),
+		resume: z
+			.boolean()
+			.optional()
+			.describe(
+				"file sinks: checkpoint finished chunks and resume after a kill",
+			),
+		schedule: z
+			.string()
+			.optional()
+			.describe(
+				"cron expression used by `mlship batch schedule` when --cron is not given",
+			),
+	})
+	.strict()
+	.refine((j) => (j.source === undefined) !== (j.pending === undefined), {
+		message:
+			"give exactly one of 'source' (a batch run job) or 'pending' (a pending-records job)",
+	});
+
+export type Job = z.infer<typeof JobSchema>;
+
+/** Validates a job object; errors name the field. */
+export function parseJob(raw: unknown, where = "job"): Job {
+	const r = JobSchema.safeParse(raw);
+	if (!r.success)
+		throw new MlshipError(
+			"MLSHIP_INVALID_ARGUMENT",
+			`invalid ${where}:\n  ${r.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("\n  ")}`,
+		);
+	return r.data;
+}
+
+/**
+ * Reads a job definition file.
+ * @example
+ * # nightly.yaml
+ * model: churn@production
+ * source: "postgres://app@db/prod?query=SELECT * FROM features WHERE day = current_date"
+ * sink: "postgres://app@db/prod?table=scores"
+ * keep: [customer_id]
+ * on_error: skip
+ * schedule: "0 2 * * *"
+ */
+export async function readJob(path: string): Promise<Job> {
+	let text: string;
+	try {
+		text = await readFile(path, "utf8");
+	} catch (err) {
+		throw new MlshipError(
+			"MLSHIP_MODEL_NOT_FOUND",
+			`cannot read job file ${path}: ${(err as Error).message}`,
+			{ cause: err },
+		);
+	}
+	let raw: unknown;
+	try {
+		raw = parseYaml(text);
+	} catch (err) {
+		throw new MlshipError(
+			"MLSHIP_INVALID_ARGUMENT",
+			`${path} is not valid YAML: ${(err as Error).message}`,
+			{ cause: err },
+		);
+	}
+	return parseJob(raw, `job file ${path}`);
+}
+
+/** Runs a job once: loads the model (a registry alias resolves to its current version), scores, closes the model. */
+export async function runJob(
+	job: Job,
+	opts: {
+		onProgress?: (rows: number, total: number | undefined) => void;
+		signal?: AbortSignal;
+	} = {},
+): Promise<BatchRunSummary | PendingSummary> {
+	const model = await loadModel(job.model, {
+		mode: "pool",
+		...(job.registry ? { registry: job.registry } : {}),
+		...(job.workers ? { workers: job.workers } : {}),
+	});
+	const common = {
+		sink: job.sink,
+		onError: job.on_error,
+		...(job.errors ? { errors: job.errors } : {}),
+		...(job.keep ? { keep: job.keep } : {}),
+		...(job.chunk_rows ? { chunkRows: job.chunk_rows } : {}),
+	};
+	try {
+		if (job.pending)
+			return await runPending(model, {
+				...common,
+				table: job.pending.table,
+				key: job.pending.key,
+				done: job.pending.done,
+				markColumn: job.pending.mark_column,
+				...(opts.signal ? { signal: opts.signal } : {}),
+			});
+		return await runBatch(model, {
+			...common,
+			source: job.source as string,
+			...(job.max_rejected !== undefined
+				? { maxRejected: job.max_rejected }
+				: {}),
+			...(job.resume ? { resume: true } : {}),
+			...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+		});
+	} finally {
+		await model.close();
+	}
+}

@@ -1,0 +1,84 @@
+// PostgreSQL connections for batch jobs: one client, its errors mapped to mlship's codes, type names shared by sources and sinks.
+import pg from "pg";
+import { MlshipError } from "../protocol/errors.ts";
+
+// bigint columns (ids) read as BigInt rather than text, so they stay numbers in every sink and error record.
+const TYPES = {
+	getTypeParser: ((oid: number, format?: "text" | "binary") =>
+		oid === 20 && format !== "binary"
+			? (v: string) => BigInt(v)
+			: pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+};
+
+/** Opens one client; "cannot connect" is MLSHIP_UNAVAILABLE (exit 6), so a scheduler can retry. */
+export async function connectPg(url: string): Promise<pg.Client> {
+	const client = new pg.Client({ connectionString: url, types: TYPES });
+	// A connection that dies between queries emits 'error'; unheard, that would crash the process.
+	client.on("error", () => {});
+	try {
+		await client.connect();
+	} catch (err) {
+		throw new MlshipError(
+			"MLSHIP_UNAVAILABLE",
+			`cannot connect to PostgreSQL: ${(err as Error).message}`,
+			{ cause: err },
+		);
+	}
+	return client;
+}
+
+/** Runs a statement; SQL errors (no such table, bad query) are the user's input. */
+export async function pgQuery<
+	R extends pg.QueryResultRow = Record<string, unknown>,
+>(
+	client: pg.Client,
+	sql: string,
+	params?: unknown[],
+	context = "PostgreSQL",
+): Promise<pg.QueryResult<R>> {
+	try {
+		return await client.query<R>(sql, params);
+	} catch (err) {
+		const code = (err as { code?: string }).code ?? "";
+		throw new MlshipError(
+			/^(08|53|57P)/.test(code)
+				? "MLSHIP_UNAVAILABLE"
+				: code === "42P01" // undefined_table: the source is not there
+					? "MLSHIP_MODEL_NOT_FOUND"
+					: "MLSHIP_INVALID_INPUT",
+			`${context}: ${(err as Error).message}`,
+			{ cause: err },
+		);
+	}
+}
+
+/** PostgreSQL type OID → the type name sinks understand (DuckDB's). */
+export function pgTypeName(oid: number): string {
+	if (oid === 20 || oid === 21 || oid === 23) return "BIGINT";
+	if (oid === 700 || oid === 701 || oid === 1700) return "DOUBLE";
+	if (oid === 16) return "BOOLEAN";
+	return "VARCHAR";
+}
+
+/** A DuckDB-style type name → a PostgreSQL column type. */
+export function pgColumnType(type: string): string {
+	if (
+		/^(BIGINT|INTEGER|SMALLINT|TINYINT|UBIGINT|UINTEGER|USMALLINT|UTINYINT|HUGEINT)$/.test(
+			type,
+		)
+	)
+		return "bigint";
+	if (type === "DOUBLE" || type === "FLOAT") return "double precision";
+	if (type === "BOOLEAN") return "boolean";
+	return "text";
+}
+
+/** A value as node-postgres sends it for a column of PostgreSQL type `pgType`. */
+export function pgValue(pgType: string, v: unknown): unknown {
+	if (v === null || v === undefined) return null;
+	if (typeof v === "bigint") return v.toString();
+	if (pgType === "bigint" && typeof v === "number") return Math.trunc(v);
+	if (typeof v === "object") return String(v);
+	if (pgType === "text") return String(v);
+	return v;
+}

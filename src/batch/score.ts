@@ -1,0 +1,295 @@
+// The scoring loop every batch job shares: chunks from a source → encoder → model (pipelined) → sink; bad rows recorded or fatal.
+import {
+	formatRowError,
+	outputsToColumns,
+	type RowError,
+	selectRows,
+	TableEncoder,
+} from "../codec/table.ts";
+import type { Model } from "../model.ts";
+import { invalidInput, MlshipError } from "../protocol/errors.ts";
+import type { Tensor } from "../protocol/types.ts";
+import { csvLineOf } from "./files.ts";
+import type {
+	BatchSink,
+	BatchSource,
+	KeptColumn,
+	PredictionColumn,
+	RejectedRow,
+	SourceChunk,
+} from "./types.ts";
+
+export interface ScoreOptions {
+	/** `fail` stops at the first bad row; `skip` records it and goes on. */
+	onError: "fail" | "skip";
+	/** Source columns copied beside the predictions (`["*"]` = all). */
+	keep: readonly string[];
+	/** Constant columns written after the kept ones (e.g. model name and version). */
+	stamp?: readonly { name: string; type: string; value: unknown }[];
+	/** Rows per model call. */
+	chunkRows: number;
+	/** Called with the rows read so far (and the total when known). */
+	onProgress?: (rows: number, total: number | undefined) => void;
+	/** Rows at the start of the source that an earlier, interrupted run already handled: read, not scored. */
+	skipRows?: number;
+	/** The bad rows that earlier run found (reported again, in order, with this run's). */
+	skippedRejected?: readonly RejectedRow[];
+	/**
+	 * Called, in source order, once every row before `rowsDone` is in the sink: `rowsScored` written by this run,
+	 * `rejected` the bad rows among them (a checkpoint).
+	 */
+	onDurable?: (
+		rowsDone: number,
+		rowsScored: number,
+		rejected: readonly RejectedRow[],
+	) => Promise<void>;
+}
+
+export interface ScoreResult {
+	/** Rows the source delivered plus lines it refused. */
+	rowsIn: number;
+	rowsScored: number;
+	/** Refused CSV lines first, then bad rows in row order. */
+	rejected: RejectedRow[];
+}
+
+const VECTOR_SIZE = 2048;
+const MAX_INFLIGHT = 3;
+
+/**
+ * Scores every row of `source` with `model` into `sink`. Up to three chunks are in the model at once (the
+ * model's worker pool uses every core) while the next is read; sink writes keep source order.
+ * The caller finishes or aborts the sink.
+ */
+export async function scoreSource(
+	model: Model,
+	source: BatchSource,
+	sink: BatchSink,
+	opts: ScoreOptions,
+): Promise<ScoreResult> {
+	const described = await source.columns();
+	const features = model.plan.features.map((f) => f.name);
+	const missing = features.filter((f) => !described.has(f));
+	if (missing.length > 0)
+		throw invalidInput(
+			`${source.label} has no column${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (the model reads: ${features.join(", ")}; the source has: ${[...described.keys()].join(", ")})`,
+		);
+	const keep = opts.keep.includes("*") ? [...described.keys()] : opts.keep;
+	for (const k of keep)
+		if (!described.has(k))
+			throw invalidInput(`--keep: ${source.label} has no column '${k}'`);
+	const readCols = [...new Set([...keep, ...features])];
+	const featureCols = features.map((f) => readCols.indexOf(f));
+	const keepCols = keep.map((k) => readCols.indexOf(k));
+	const total = await source.total();
+	const enc = new TableEncoder(
+		model.plan,
+		Math.max(opts.chunkRows, VECTOR_SIZE),
+	);
+	const rejected = (opts.skippedRejected ?? []).map((r) => ({
+		row: r.row ?? 0,
+		column: r.column ?? "",
+		error: r.error,
+		values: r.values ?? {},
+	}));
+	const inflight: Promise<() => Promise<void>>[] = [];
+	let chunks: SourceChunk[] = [];
+	let rowsIn = 0;
+	let rowsScored = 0;
+	let checkedNames = false;
+
+	const valuesAt = (row: number): Record<string, unknown> => {
+		let r = row;
+		for (const c of chunks) {
+			if (r < c.rows) {
+				const values: Record<string, unknown> = {};
+				readCols.forEach((name, i) => {
+					values[name] = jsonSafe(c.values(i)[r]);
+				});
+				return values;
+			}
+			r -= c.rows;
+		}
+		return {};
+	};
+
+	const flush = async () => {
+		const base = rowsIn;
+		const n = enc.rows;
+		const { tensors, errors } = enc.take();
+		let inputs = tensors;
+		let kept: number[] | undefined;
+		if (errors.length > 0) {
+			if (opts.onError === "fail") {
+				const e = errors[0] as RowError;
+				const where = source.csv
+					? ` (line ${csvLineOf(base + e.row, await source.rejected())})`
+					: "";
+				throw invalidInput(
+					`${source.label}: ${formatRowError(e, base)}${where}`,
+				);
+			}
+			const bad = new Set<number>();
+			for (const e of errors) {
+				if (bad.has(e.row)) continue;
+				bad.add(e.row);
+				rejected.push({
+					row: base + e.row + 1,
+					column: e.column,
+					error: e.message,
+					values: valuesAt(e.row),
+				});
+			}
+			kept = [];
+			for (let r = 0; r < n; r++) if (!bad.has(r)) kept.push(r);
+		}
+		const keptRows = kept ? kept.length : n;
+		const keptCols: KeptColumn[] = keepCols.map((c, i) => {
+			const all = chunks.flatMap((ch) => ch.values(c));
+			return {
+				name: keep[i] as string,
+				type: described.get(keep[i] as string) as string,
+				values: kept ? kept.map((r) => all[r]) : all,
+			};
+		});
+		for (const s of opts.stamp ?? [])
+			keptCols.push({
+				name: s.name,
+				type: s.type,
+				values: new Array(keptRows).fill(s.value),
+				constant: { value: s.value },
+			});
+		rowsIn += n;
+		chunks = [];
+		opts.onProgress?.(rowsIn, total);
+		const end = rowsIn;
+		const badSoFar = rejected.length;
+		const durable = async () => {
+			if (opts.onDurable)
+				await opts.onDurable(end, rowsScored, rejected.slice(0, badSoFar));
+		};
+		if (keptRows === 0) {
+			inflight.push(Promise.resolve(durable));
+			return;
+		}
+		if (kept) inputs = selectRows(tensors, kept);
+		const pending = model
+			.predictTensors(inputs)
+			.then((outs: Tensor[]) => async () => {
+				const preds = predictionColumns(model, outs);
+				if (!checkedNames) {
+					checkedNames = true;
+					const clash = preds.find((p) =>
+						keptCols.some((k) => k.name === p.name),
+					);
+					if (clash)
+						throw invalidInput(
+							`--keep: input column '${clash.name}' has the name of a prediction column`,
+						);
+				}
+				await sink.write(keptCols, preds, keptRows);
+				rowsScored += keptRows;
+				await durable();
+			});
+		pending.catch(() => {});
+		inflight.push(pending);
+		if (inflight.length >= MAX_INFLIGHT)
+			await (await (inflight.shift() as Promise<() => Promise<void>>))();
+	};
+
+	let skip = opts.skipRows ?? 0;
+	for await (const read of source.chunks(readCols)) {
+		let chunk = read;
+		if (skip > 0) {
+			const s = Math.min(skip, chunk.rows);
+			skip -= s;
+			rowsIn += s;
+			if (s === chunk.rows) continue;
+			chunk = sliceChunk(chunk, s);
+		}
+		const n = chunk.rows;
+		if (n === 0) continue;
+		if (enc.rows + n > enc.capacity) await flush();
+		featureCols.forEach((c, fi) => {
+			enc.writeColumn(fi, n, chunk.source(c));
+		});
+		enc.commit(n);
+		chunks.push(chunk);
+		if (enc.rows >= opts.chunkRows) await flush();
+	}
+	if (enc.rows > 0) await flush();
+	while (inflight.length > 0)
+		await (await (inflight.shift() as Promise<() => Promise<void>>))();
+	if (total !== undefined && rowsIn !== total)
+		throw new MlshipError(
+			"MLSHIP_INTERNAL",
+			`read ${rowsIn} of the ${total} rows in ${source.label}; no output written`,
+		);
+	const refused = await source.rejected();
+	if (refused.length > 0 && opts.onError === "fail") {
+		const r = refused[0] as (typeof refused)[number];
+		throw invalidInput(
+			`${source.label}: line ${r.line}: ${r.message}: ${JSON.stringify(r.text)}`,
+		);
+	}
+	if (rowsIn + refused.length === 0)
+		throw invalidInput(`${source.label} has no rows to predict`);
+	return {
+		rowsIn: rowsIn + refused.length,
+		rowsScored,
+		rejected: [
+			...refused.map((r) => ({ line: r.line, error: r.message, text: r.text })),
+			...rejected.map((b) => ({
+				row: b.row,
+				...(source.csv ? { line: csvLineOf(b.row - 1, refused) } : {}),
+				column: b.column,
+				error: b.error,
+				values: b.values,
+			})),
+		],
+	};
+}
+
+/** The rows of `chunk` from `offset` on. */
+function sliceChunk(chunk: SourceChunk, offset: number): SourceChunk {
+	return {
+		rows: chunk.rows - offset,
+		source: (i) => {
+			const src = chunk.source(i);
+			const valid = src.valid;
+			const nums = src.numbers as
+				| (ArrayLike<number> & { subarray?: (a: number) => ArrayLike<number> })
+				| undefined;
+			return {
+				get: (r) => src.get(r + offset),
+				...(nums?.subarray ? { numbers: nums.subarray(offset) } : {}),
+				...(valid && nums?.subarray
+					? { valid: (r: number) => valid(r + offset) }
+					: {}),
+			};
+		},
+		values: (i) => chunk.values(i).slice(offset),
+	};
+}
+
+/** Model outputs as table columns, each with the datatype of the output it came from. */
+function predictionColumns(model: Model, outs: Tensor[]): PredictionColumn[] {
+	return outputsToColumns(model.plan, outs).map((c) => {
+		const t = outs.find(
+			(o) => c.name === o.name || c.name.startsWith(`${o.name}_`),
+		) as Tensor;
+		return {
+			name: c.name,
+			datatype: t.datatype,
+			text: typeof c.values[0] === "string" || t.datatype === "BYTES",
+			values: c.values,
+		};
+	});
+}
+
+/** A value as JSON can hold it (bigints as numbers, DuckDB values as text). */
+export function jsonSafe(v: unknown): unknown {
+	if (typeof v === "bigint") return Number(v);
+	if (v !== null && typeof v === "object") return String(v);
+	return v;
+}

@@ -1,0 +1,174 @@
+// Scored rows to a Parquet, CSV or JSON-lines file: chunks collect in a DuckDB table that spills to disk, then one COPY.
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+	type DuckDBAppender,
+	type DuckDBConnection,
+	DuckDBInstance,
+	type DuckDBType,
+	type DuckDBValue,
+} from "@duckdb/node-api";
+import { invalidInput } from "../../protocol/errors.ts";
+import {
+	appendColumns,
+	copyOptions,
+	duckTypeFor,
+	type FileFormat,
+	sqlIdent,
+	sqlString,
+} from "../files.ts";
+import type { BatchSink, KeptColumn, PredictionColumn } from "../types.ts";
+
+/**
+ * A file sink; nothing reaches `output` until finish(). With `parts`, every write is also made durable as its
+ * own Parquet file in `parts.dir` (numbered from `parts.start`), so a resumed job keeps the chunks an
+ * interrupted run finished, and finish() joins the parts.
+ */
+export class FileSink implements BatchSink {
+	readonly label: string;
+	readonly #output: string;
+	readonly #format: FileFormat;
+	readonly #work: string;
+	readonly #db: DuckDBInstance;
+	readonly #conn: DuckDBConnection;
+	#appender: DuckDBAppender | undefined;
+	#types: DuckDBType[] = [];
+	#closed = false;
+	/** The output's columns in order, as a SELECT list over the `predictions` table. */
+	#select = "*";
+	readonly #parts: { dir: string; next: number } | undefined;
+
+	private constructor(
+		output: string,
+		format: FileFormat,
+		work: string,
+		db: DuckDBInstance,
+		conn: DuckDBConnection,
+		parts: { dir: string; start: number } | undefined,
+	) {
+		this.#parts = parts && { dir: parts.dir, next: parts.start };
+		this.label = output;
+		this.#output = output;
+		this.#format = format;
+		this.#work = work;
+		this.#db = db;
+		this.#conn = conn;
+	}
+
+	static async create(
+		output: string,
+		format: FileFormat,
+		parts?: { dir: string; start: number },
+	): Promise<FileSink> {
+		const work = await mkdtemp(join(tmpdir(), "mlship-sink-"));
+		const db = await DuckDBInstance.create(join(work, "work.duckdb"), {
+			memory_limit: "512MB",
+			temp_directory: join(work, "spill"),
+			preserve_insertion_order: "true",
+		});
+		return new FileSink(output, format, work, db, await db.connect(), parts);
+	}
+
+	async write(
+		kept: readonly KeptColumn[],
+		predictions: readonly PredictionColumn[],
+		rows: number,
+	): Promise<void> {
+		// Constant columns (model name and version) are not stored per row: the final SELECT adds them.
+		const stored = kept.filter((k) => !k.constant);
+		if (this.#types.length === 0) {
+			const outTypes = predictions.map((p) => duckTypeFor(p.datatype, p.text));
+			const ddl = [
+				...stored.map((k) => `${sqlIdent(k.name)} ${k.type}`),
+				...predictions.map(
+					(p, i) => `${sqlIdent(p.name)} ${outTypes[i]?.toString()}`,
+				),
+			];
+			await this.#conn.run(`CREATE TABLE predictions (${ddl.join(", ")})`);
+			const appender = await this.#conn.createAppender("predictions");
+			this.#types = stored.map((_, i) => appender.columnType(i));
+			this.#types.push(...outTypes);
+			this.#appender = appender;
+			this.#select = [
+				...kept.map((k) =>
+					k.constant
+						? `CAST(${sqlLiteral(k.constant.value)} AS ${k.type}) AS ${sqlIdent(k.name)}`
+						: sqlIdent(k.name),
+				),
+				...predictions.map((p) => sqlIdent(p.name)),
+			].join(", ");
+		}
+		this.#appender ??= await this.#conn.createAppender("predictions");
+		const values: DuckDBValue[][] = stored.map((k) => {
+			const t = k.type;
+			return k.values.map((v) => toDuck(t, v));
+		});
+		predictions.forEach((p, i) => {
+			const t = this.#types[stored.length + i]?.toString();
+			values.push(
+				t === "BIGINT"
+					? p.values.map((v) => BigInt(v as number))
+					: (p.values as DuckDBValue[]),
+			);
+		});
+		appendColumns(this.#appender, this.#types, values, rows);
+		if (this.#parts) {
+			this.#appender.closeSync();
+			this.#appender = undefined;
+			await this.#conn.run(
+				`COPY (SELECT ${this.#select} FROM predictions) TO ${sqlString(partPath(this.#parts.dir, this.#parts.next++))} (FORMAT parquet)`,
+			);
+			await this.#conn.run("DELETE FROM predictions");
+		}
+	}
+
+	/** How many part files there are (with `parts`). */
+	get parts(): number {
+		return this.#parts?.next ?? 0;
+	}
+
+	async finish(): Promise<void> {
+		try {
+			const from = this.#parts
+				? `SELECT * FROM read_parquet([${Array.from({ length: this.#parts.next }, (_, i) => sqlString(partPath((this.#parts as { dir: string }).dir, i))).join(", ")}])`
+				: `SELECT ${this.#select} FROM predictions`;
+			if (this.#parts ? this.#parts.next === 0 : !this.#appender)
+				throw invalidInput("every row was rejected; nothing to write");
+			this.#appender?.closeSync();
+			await this.#conn.run(
+				`COPY (${from}) TO ${sqlString(this.#output)} ${copyOptions(this.#format)}`,
+			);
+		} finally {
+			await this.abort();
+		}
+	}
+
+	async abort(): Promise<void> {
+		if (this.#closed) return;
+		this.#closed = true;
+		this.#conn.closeSync();
+		this.#db.closeSync();
+		await rm(this.#work, { recursive: true, force: true });
+	}
+}
+
+function partPath(dir: string, i: number): string {
+	return join(dir, `part-${String(i).padStart(6, "0")}.parquet`);
+}
+
+function sqlLiteral(v: unknown): string {
+	if (v === null || v === undefined) return "NULL";
+	if (typeof v === "number" || typeof v === "bigint") return String(v);
+	return sqlString(String(v));
+}
+
+/** A value from any source as the DuckDB appender wants it for a column of `type`. */
+function toDuck(type: string, v: unknown): DuckDBValue {
+	if (v === null || v === undefined) return null;
+	if (type === "BIGINT" && typeof v !== "bigint")
+		return BigInt(typeof v === "string" ? v : Math.trunc(Number(v)));
+	if (type === "DOUBLE" && typeof v !== "number") return Number(v);
+	if (type === "VARCHAR" && typeof v !== "string") return String(v);
+	return v as DuckDBValue;
+}

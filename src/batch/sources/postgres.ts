@@ -1,0 +1,90 @@
+// Rows from a PostgreSQL table or query, read through a server-side cursor in chunks (bounded memory).
+import type pg from "pg";
+import { type RejectedLine, sqlIdent } from "../files.ts";
+import { connectPg, pgQuery, pgTypeName } from "../pg.ts";
+import type { BatchSource, SourceChunk } from "../types.ts";
+import { tableIdent } from "../uri.ts";
+import { rowsChunk } from "./rows.ts";
+
+const CHUNK = 4096;
+
+export class PostgresSource implements BatchSource {
+	readonly label: string;
+	readonly csv = false;
+	readonly #url: string;
+	readonly #sql: string;
+	readonly #table: string | undefined;
+	#client: pg.Client | undefined;
+
+	constructor(url: string, what: { table?: string; query?: string }) {
+		this.#url = url;
+		this.#table = what.table;
+		this.label = what.table
+			? `PostgreSQL table '${what.table}'`
+			: "PostgreSQL query";
+		this.#sql = what.table
+			? `SELECT * FROM ${tableIdent(what.table)}`
+			: (what.query as string);
+	}
+
+	async #conn(): Promise<pg.Client> {
+		this.#client ??= await connectPg(this.#url);
+		return this.#client;
+	}
+
+	async columns(): Promise<Map<string, string>> {
+		const r = await pgQuery(
+			await this.#conn(),
+			`SELECT * FROM (${this.#sql}) AS s LIMIT 0`,
+			[],
+			this.label,
+		);
+		return new Map(r.fields.map((f) => [f.name, pgTypeName(f.dataTypeID)]));
+	}
+
+	async total(): Promise<number | undefined> {
+		if (!this.#table) return undefined;
+		const r = await pgQuery<{ n: string }>(
+			await this.#conn(),
+			`SELECT count(*) AS n FROM ${tableIdent(this.#table)}`,
+			[],
+			this.label,
+		);
+		return Number(r.rows[0]?.n);
+	}
+
+	async *chunks(columns: readonly string[]): AsyncIterable<SourceChunk> {
+		const c = await this.#conn();
+		const select = `SELECT ${columns.map(sqlIdent).join(", ")} FROM (${this.#sql}) AS s`;
+		await pgQuery(c, "BEGIN READ ONLY");
+		try {
+			await pgQuery(
+				c,
+				`DECLARE mlship_rows NO SCROLL CURSOR FOR ${select}`,
+				[],
+				this.label,
+			);
+			for (;;) {
+				const r = await pgQuery(
+					c,
+					`FETCH ${CHUNK} FROM mlship_rows`,
+					[],
+					this.label,
+				);
+				if (r.rows.length === 0) break;
+				yield rowsChunk(r.rows, columns);
+			}
+		} finally {
+			await c.query("ROLLBACK").catch(() => {});
+		}
+	}
+
+	async rejected(): Promise<RejectedLine[]> {
+		return [];
+	}
+
+	async close(): Promise<void> {
+		await this.#client?.end().catch(() => {});
+		this.#client = undefined;
+	}
+}

@@ -1,0 +1,59 @@
+// Shared by the commands that score many rows (predict, batch run): model loading options, progress, cleanup.
+import type { Command } from "commander";
+import { loadModel, type Model } from "../model.ts";
+import { Progress } from "./common.ts";
+
+export interface ScoringOpts {
+	model: string;
+	registry?: string;
+	workers?: number;
+	chunkRows: number;
+	json?: boolean;
+}
+
+/** Adds --registry, --chunk-rows and --workers. */
+export function scoringOptions(cmd: Command, chunkRows = 32768): Command {
+	return cmd
+		.option(
+			"--registry <uri>",
+			"registry for model names (default: MLSHIP_REGISTRY or sqlite:.mlship/registry.db)",
+		)
+		.option(
+			"--chunk-rows <n>",
+			"rows per model call",
+			(s: string) => Number.parseInt(s, 10),
+			chunkRows,
+		)
+		.option(
+			"--workers <n>",
+			"model worker threads (default: one per core)",
+			(s: string) => Number.parseInt(s, 10),
+		);
+}
+
+/**
+ * Loads the model on a worker pool, runs `fn` with a progress display (a terminal without --json only),
+ * and always closes the model.
+ */
+export async function withScoringModel<T>(
+	label: string,
+	opts: ScoringOpts,
+	fn: (model: Model, progress: Progress) => Promise<T>,
+): Promise<T> {
+	const load: Parameters<typeof loadModel>[1] = { mode: "pool" };
+	if (opts.registry) load.registry = opts.registry;
+	if (opts.workers) load.workers = opts.workers;
+	const model = await loadModel(opts.model, load);
+	try {
+		return await fn(
+			model,
+			new Progress(
+				label,
+				undefined,
+				!opts.json && process.stderr.isTTY === true,
+			),
+		);
+	} finally {
+		await model.close();
+	}
+}

@@ -1,0 +1,110 @@
+// Models as vectorized DuckDB scalar functions: one model call per DuckDB data chunk (up to 2048 rows).
+import {
+	ANY,
+	DOUBLE,
+	type DuckDBConnection,
+	type DuckDBDataChunk,
+	DuckDBScalarFunction,
+	type DuckDBType,
+	type DuckDBVector,
+	LIST,
+	listValue,
+	VARCHAR,
+} from "@duckdb/node-api";
+import { columnSource } from "../batch/files.ts";
+import type { ColumnSource } from "../codec/table.ts";
+import { toMlshipError } from "../protocol/errors.ts";
+import {
+	type RegisterOptions,
+	SQL_FUNCTIONS,
+	type SqlFunctionKind,
+	SqlModels,
+} from "./models.ts";
+
+const RETURNS: Record<SqlFunctionKind, DuckDBType> = {
+	predict: DOUBLE,
+	predict_label: VARCHAR,
+	predict_proba: LIST(DOUBLE),
+	predict_output: LIST(DOUBLE),
+};
+
+/**
+ * Registers `predict`, `predict_label`, `predict_proba` and `predict_output` on a DuckDB connection:
+ * `predict(model, f1, f2, ...)` → DOUBLE (regression value or class index), `predict_label` → VARCHAR class
+ * name, `predict_proba` → DOUBLE[] class probabilities, `predict_output(model, 'output', ...)` → DOUBLE[]
+ * of any named output. Features are passed in the model's feature order. A NULL feature gives a NULL result
+ * unless the feature allows missing values. Close the returned handle after the connection is done.
+ * @example
+ * const fns = await registerDuckDBFunctions(conn, { models: ["iris@production"] });
+ * await conn.runAndReadAll("SELECT predict_label('iris@production', a, b, c, d) FROM 'x.parquet'");
+ * await fns.close();
+ */
+export async function registerDuckDBFunctions(
+	conn: DuckDBConnection,
+	opts: RegisterOptions,
+): Promise<SqlModels> {
+	const models = await SqlModels.load(opts);
+	for (const fn of SQL_FUNCTIONS)
+		conn.registerScalarFunction(
+			DuckDBScalarFunction.create({
+				name: fn,
+				returnType: RETURNS[fn],
+				varArgsType: ANY,
+				// NULLs reach the function: the rule (NULL out, or missing for allow_missing features) is ours.
+				specialHandling: true,
+				mainFunction: (info, chunk, out) => {
+					try {
+						call(models, fn, chunk, out);
+					} catch (err) {
+						info.setError(toMlshipError(err).message);
+					}
+				},
+			}),
+		);
+	return models;
+}
+
+/** A chunk column as an encoder source; a bare NULL literal (type SQLNULL) has no readable vector: all NULL. */
+function sourceOf(chunk: DuckDBDataChunk, c: number): ColumnSource {
+	try {
+		return columnSource(chunk.getColumnVector(c));
+	} catch (err) {
+		if (/SQLNULL/.test((err as Error).message)) return { get: () => null };
+		throw err;
+	}
+}
+
+function call(
+	models: SqlModels,
+	fn: SqlFunctionKind,
+	chunk: DuckDBDataChunk,
+	out: DuckDBVector,
+): void {
+	const n = chunk.rowCount;
+	if (chunk.columnCount === 0) throw new Error(`${fn}() needs a model`);
+	const refs = chunk.getColumnVector(0);
+	const ref = refs.getItem(0);
+	for (let r = 1; r < n; r++)
+		if (refs.getItem(r) !== ref)
+			throw new Error(
+				`${fn}(): the model must be the same for every row (got '${String(ref)}' and '${String(refs.getItem(r))}')`,
+			);
+	const { model, output, first } = models.resolveCall(
+		fn,
+		(i) => chunk.getColumnVector(i).getItem(0),
+		chunk.columnCount,
+	);
+	const cols = [];
+	for (let c = first; c < chunk.columnCount; c++) cols.push(sourceOf(chunk, c));
+	const results = model.score(fn, output, n, cols, first);
+	const list = fn === "predict_proba" || fn === "predict_output";
+	const set = out as unknown as {
+		setItem(i: number, v: unknown): void;
+		flush(): void;
+	};
+	for (let r = 0; r < n; r++) {
+		const v = results[r];
+		set.setItem(r, v === null ? null : list ? listValue(v as number[]) : v);
+	}
+	set.flush();
+}

@@ -1,0 +1,435 @@
+// In-database trigger pattern on PostgreSQL: a trigger queues new or changed rows of a table, and a worker fills a
+// prediction column shortly after (claiming queued keys with FOR UPDATE SKIP LOCKED, updating in one transaction).
+import { createHash } from "node:crypto";
+import type pg from "pg";
+import { sqlIdent } from "../batch/files.ts";
+import { ClaimedRows, CTID } from "../batch/pending.ts";
+import { connectPg, pgQuery } from "../batch/pg.ts";
+import { sleep } from "../batch/schedule.ts";
+import { scoreSource } from "../batch/score.ts";
+import { writeErrors } from "../batch/sinks/postgres.ts";
+import type {
+	BatchSink,
+	KeptColumn,
+	PredictionColumn,
+} from "../batch/types.ts";
+import { tableIdent } from "../batch/uri.ts";
+import { loadModel, type Model } from "../model.ts";
+import { DATATYPE_INFO } from "../protocol/datatypes.ts";
+import { invalidInput, MlshipError } from "../protocol/errors.ts";
+
+/** Where mlship remembers what is attached (table, column, model) in the user's database. */
+const ATTACHMENTS = "mlship_attachments";
+
+export interface Attachment {
+	table: string;
+	column: string;
+	model: string;
+	key: string;
+	key_type: string;
+	column_type: string;
+	registry: string | null;
+}
+
+/** Names of the objects one attachment creates, each ≤ 63 bytes (PostgreSQL's identifier limit). */
+export function objectNames(table: string, column: string) {
+	const base = `${table}_${column}`.toLowerCase().replace(/[^a-z0-9_]/g, "_");
+	const short = (prefix: string) => {
+		const name = `${prefix}_${base}`;
+		if (name.length <= 63) return name;
+		const h = createHash("sha256")
+			.update(`${table}\0${column}`)
+			.digest("hex")
+			.slice(0, 8);
+		return `${name.slice(0, 54)}_${h}`;
+	};
+	return {
+		queue: short("mlship_queue"),
+		fn: short("mlship_enqueue"),
+		trigger: short("mlship_trg"),
+		channel: short("mlship"),
+		errors: short("mlship_errors"),
+	};
+}
+
+async function ensureAttachmentsTable(c: pg.Client): Promise<void> {
+	await pgQuery(c, "SELECT pg_advisory_xact_lock(hashtext($1))", [ATTACHMENTS]);
+	await pgQuery(
+		c,
+		`CREATE TABLE IF NOT EXISTS ${ATTACHMENTS} (table_name text, column_name text, model text NOT NULL, key_column text NOT NULL, key_type text NOT NULL, column_type text NOT NULL, registry text, attached_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (table_name, column_name))`,
+	);
+}
+
+/** The SQL type of the prediction column: class names for labelled classifiers, else numbers. */
+function columnType(model: Model): string {
+	const first = model.signature.outputs[0];
+	if (!first) return "double precision";
+	const kind = DATATYPE_INFO[first.datatype].kind;
+	if (
+		kind === "bytes" ||
+		(model.plan.labels && (kind === "int" || kind === "bigint"))
+	)
+		return "text";
+	if (kind === "int" || kind === "bigint") return "bigint";
+	if (kind === "bool") return "boolean";
+	return "double precision";
+}
+
+export interface AttachOptions {
+	db: string;
+	table: string;
+	column: string;
+	model: string;
+	/** Single-column key of the table (default: its primary key). */
+	key?: string;
+	registry?: string;
+	/** Queue every existing row too (default: only rows inserted or changed from now on). */
+	backfill?: boolean;
+}
+
+/**
+ * Installs the trigger pattern: adds `column` to `table` if absent, a queue table, and a trigger that queues the
+ * key of every inserted row and of every row whose feature columns change (and notifies the worker).
+ * @example await attach({ db: "postgres://app@db/prod", table: "customers", column: "churn", model: "churn@production" })
+ */
+export async function attach(
+	opts: AttachOptions,
+): Promise<Attachment & { backfilled: number }> {
+	const model = await loadModel(opts.model, {
+		mode: "inline",
+		...(opts.registry ? { registry: opts.registry } : {}),
+	});
+	const c = await connectPg(opts.db);
+	try {
+		const t = tableIdent(opts.table);
+		const cols = await tableColumns(c, opts.table);
+		const key = opts.key ?? (await primaryKey(c, opts.table));
+		const keyType = cols.get(key);
+		if (!keyType)
+			throw invalidInput(
+				`table '${opts.table}' has no column '${key}' (--key)`,
+			);
+		const missing = model.features.filter((f) => !cols.has(f));
+		if (missing.length > 0)
+			throw invalidInput(
+				`table '${opts.table}' lacks the model's feature column${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")}`,
+			);
+		if (model.features.includes(opts.column))
+			throw invalidInput(
+				`--column '${opts.column}' is one of the model's features`,
+			);
+		const ctype = cols.get(opts.column) ?? columnType(model);
+		const n = objectNames(opts.table, opts.column);
+		await pgQuery(c, "BEGIN");
+		await ensureAttachmentsTable(c);
+		await pgQuery(
+			c,
+			`ALTER TABLE ${t} ADD COLUMN IF NOT EXISTS ${sqlIdent(opts.column)} ${ctype}`,
+		);
+		await pgQuery(
+			c,
+			`CREATE TABLE IF NOT EXISTS ${sqlIdent(n.queue)} (key ${keyType} PRIMARY KEY, queued_at timestamptz NOT NULL DEFAULT clock_timestamp())`,
+		);
+		await pgQuery(
+			c,
+			`CREATE OR REPLACE FUNCTION ${sqlIdent(n.fn)}() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO ${sqlIdent(n.queue)} (key) VALUES (NEW.${sqlIdent(key)}) ON CONFLICT (key) DO NOTHING;
+	PERFORM pg_notify('${n.channel}', '');
+	RETURN NULL;
+END $$`,
+		);
+		await pgQuery(c, `DROP TRIGGER IF EXISTS ${sqlIdent(n.trigger)} ON ${t}`);
+		// Only feature changes queue a row: the worker's own update of the prediction column does not.
+		await pgQuery(
+			c,
+			`CREATE TRIGGER ${sqlIdent(n.trigger)} AFTER INSERT OR UPDATE OF ${model.features.map(sqlIdent).join(", ")} ON ${t} FOR EACH ROW EXECUTE FUNCTION ${sqlIdent(n.fn)}()`,
+		);
+		await pgQuery(
+			c,
+			`INSERT INTO ${ATTACHMENTS} (table_name, column_name, model, key_column, key_type, column_type, registry) VALUES ($1, $2, $3, $4, $5, $6, $7)
+			 ON CONFLICT (table_name, column_name) DO UPDATE SET model = EXCLUDED.model, key_column = EXCLUDED.key_column, key_type = EXCLUDED.key_type, column_type = EXCLUDED.column_type, registry = EXCLUDED.registry, attached_at = now()`,
+			[
+				opts.table,
+				opts.column,
+				opts.model,
+				key,
+				keyType,
+				ctype,
+				opts.registry ?? null,
+			],
+		);
+		let backfilled = 0;
+		if (opts.backfill) {
+			const r = await pgQuery(
+				c,
+				`INSERT INTO ${sqlIdent(n.queue)} (key) SELECT ${sqlIdent(key)} FROM ${t} ON CONFLICT (key) DO NOTHING`,
+			);
+			backfilled = r.rowCount ?? 0;
+		}
+		await pgQuery(c, "COMMIT");
+		return {
+			table: opts.table,
+			column: opts.column,
+			model: opts.model,
+			key,
+			key_type: keyType,
+			column_type: ctype,
+			registry: opts.registry ?? null,
+			backfilled,
+		};
+	} catch (err) {
+		await c.query("ROLLBACK").catch(() => {});
+		throw err;
+	} finally {
+		await c.end().catch(() => {});
+		await model.close();
+	}
+}
+
+/** Removes the trigger, its function and queue, and the record of the attachment; the column (and its values) stays unless `dropColumn`. */
+export async function detach(opts: {
+	db: string;
+	table: string;
+	column: string;
+	dropColumn?: boolean;
+}): Promise<{ table: string; column: string; dropped_column: boolean }> {
+	const c = await connectPg(opts.db);
+	try {
+		await getAttachment(c, opts.table, opts.column);
+		const n = objectNames(opts.table, opts.column);
+		const t = tableIdent(opts.table);
+		await pgQuery(c, "BEGIN");
+		await pgQuery(c, `DROP TRIGGER IF EXISTS ${sqlIdent(n.trigger)} ON ${t}`);
+		await pgQuery(c, `DROP FUNCTION IF EXISTS ${sqlIdent(n.fn)}()`);
+		await pgQuery(c, `DROP TABLE IF EXISTS ${sqlIdent(n.queue)}`);
+		await pgQuery(
+			c,
+			`DELETE FROM ${ATTACHMENTS} WHERE table_name = $1 AND column_name = $2`,
+			[opts.table, opts.column],
+		);
+		if (opts.dropColumn)
+			await pgQuery(
+				c,
+				`ALTER TABLE ${t} DROP COLUMN IF EXISTS ${sqlIdent(opts.column)}`,
+			);
+		await pgQuery(c, "COMMIT");
+		return {
+			table: opts.table,
+			column: opts.column,
+			dropped_column: opts.dropColumn === true,
+		};
+	} catch (err) {
+		await c.query("ROLLBACK").catch(() => {});
+		throw err;
+	} finally {
+		await c.end().catch(() => {});
+	}
+}
+
+async function getAttachment(
+	c: pg.Client,
+	table: string,
+	column: string,
+): Promise<Attachment> {
+	const r = await pgQuery<Record<string, string>>(
+		c,
+		`SELECT table_name, column_name, model, key_column, key_type, column_type, registry FROM ${ATTACHMENTS} WHERE table_name = $1 AND column_name = $2`,
+		[table, column],
+	).catch(() => ({ rows: [] as Record<string, string>[] }));
+	const a = r.rows[0];
+	if (!a)
+		throw new MlshipError(
+			"MLSHIP_MODEL_NOT_FOUND",
+			`no model is attached to ${table}.${column}; attach one with mlship pg attach --table ${table} --column ${column} --model REF`,
+		);
+	return {
+		table: a.table_name as string,
+		column: a.column_name as string,
+		model: a.model as string,
+		key: a.key_column as string,
+		key_type: a.key_type as string,
+		column_type: a.column_type as string,
+		registry: a.registry ?? null,
+	};
+}
+
+async function tableColumns(
+	c: pg.Client,
+	table: string,
+): Promise<Map<string, string>> {
+	const r = await pgQuery<{ name: string; type: string }>(
+		c,
+		"SELECT attname AS name, format_type(atttypid, atttypmod) AS type FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped",
+		[tableIdent(table)],
+	);
+	if (r.rows.length === 0)
+		throw invalidInput(`PostgreSQL table '${table}' does not exist`);
+	return new Map(r.rows.map((x) => [x.name, x.type]));
+}
+
+async function primaryKey(c: pg.Client, table: string): Promise<string> {
+	const r = await pgQuery<{ name: string }>(
+		c,
+		"SELECT a.attname AS name FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) WHERE i.indrelid = to_regclass($1) AND i.indisprimary",
+		[tableIdent(table)],
+	);
+	if (r.rows.length !== 1)
+		throw invalidInput(
+			`table '${table}' has ${r.rows.length === 0 ? "no primary key" : "a composite primary key"}; name a single key column with --key`,
+		);
+	return (r.rows[0] as { name: string }).name;
+}
+
+/** Writes the first prediction column into the table's prediction column, by key, on the worker's transaction. */
+class ColumnSink implements BatchSink {
+	readonly label: string;
+	readonly #client: pg.Client;
+	readonly #a: Attachment;
+
+	constructor(client: pg.Client, a: Attachment) {
+		this.#client = client;
+		this.#a = a;
+		this.label = `${a.table}.${a.column}`;
+	}
+
+	async write(
+		kept: readonly KeptColumn[],
+		predictions: readonly PredictionColumn[],
+	): Promise<void> {
+		const a = this.#a;
+		await pgQuery(
+			this.#client,
+			`UPDATE ${tableIdent(a.table)} AS t SET ${sqlIdent(a.column)} = u.v FROM unnest($1::${a.key_type}[], $2::${a.column_type}[]) AS u(k, v) WHERE t.${sqlIdent(a.key)} = u.k`,
+			[
+				(kept[0] as KeptColumn).values.map((v) =>
+					typeof v === "bigint" ? v.toString() : v,
+				),
+				(predictions[0] as PredictionColumn).values,
+			],
+			this.label,
+		);
+	}
+
+	async finish(): Promise<void> {}
+	async abort(): Promise<void> {}
+}
+
+export interface WorkerOptions {
+	db: string;
+	table: string;
+	column: string;
+	/** Keys claimed per transaction (default 1000). */
+	chunkRows?: number;
+	/** Stop when the queue is empty instead of waiting for more. */
+	once?: boolean;
+	/** Longest wait between queue checks when no notification comes (default 5000 ms). */
+	pollMs?: number;
+	signal?: AbortSignal;
+	onChunk?: (scored: number, rejected: number) => void;
+}
+
+/**
+ * Fills the prediction column of queued rows: each transaction claims queued keys (FOR UPDATE SKIP LOCKED), scores
+ * those rows, updates the column, records bad rows in the error table (their column set to NULL), and dequeues.
+ * Wakes on the trigger's NOTIFY; several workers can share one queue.
+ */
+export async function runAttachedWorker(opts: WorkerOptions): Promise<{
+	rows_scored: number;
+	rows_rejected: number;
+	chunks: number;
+	model: string;
+	model_version: number | null;
+}> {
+	const c = await connectPg(opts.db);
+	const listener = opts.once ? undefined : await connectPg(opts.db);
+	let model: Model | undefined;
+	const totals = { scored: 0, rejected: 0, chunks: 0 };
+	try {
+		const a = await getAttachment(c, opts.table, opts.column);
+		model = await loadModel(a.model, {
+			mode: "pool",
+			...(a.registry ? { registry: a.registry } : {}),
+		});
+		const n = objectNames(a.table, a.column);
+		let wake = () => {};
+		if (listener) {
+			listener.on("notification", () => wake());
+			await pgQuery(listener, `LISTEN ${sqlIdent(n.channel)}`);
+		}
+		const q = sqlIdent(n.queue);
+		const t = tableIdent(a.table);
+		for (;;) {
+			if (opts.signal?.aborted) break;
+			await pgQuery(c, "BEGIN");
+			try {
+				const claimed = await pgQuery<{ key: unknown }>(
+					c,
+					`SELECT key FROM ${q} ORDER BY queued_at LIMIT $1 FOR UPDATE SKIP LOCKED`,
+					[opts.chunkRows ?? 1000],
+				);
+				if (claimed.rows.length === 0) {
+					await pgQuery(c, "COMMIT");
+					if (opts.once) break;
+					await new Promise<void>((resolve) => {
+						wake = resolve;
+						sleep(opts.pollMs ?? 5000, opts.signal).then(resolve);
+					});
+					continue;
+				}
+				const keys = claimed.rows.map((r) =>
+					typeof r.key === "bigint" ? r.key.toString() : r.key,
+				);
+				const rows = await pgQuery(
+					c,
+					`SELECT ctid AS ${CTID}, * FROM ${t} WHERE ${sqlIdent(a.key)} = ANY($1::${a.key_type}[])`,
+					[keys],
+				);
+				if (rows.rows.length > 0) {
+					const r = await scoreSource(
+						model,
+						new ClaimedRows(`${a.table}`, rows.fields, rows.rows),
+						new ColumnSink(c, a),
+						{
+							onError: "skip",
+							keep: [a.key],
+							chunkRows: Math.max(rows.rows.length, 1),
+						},
+					);
+					if (r.rejected.length > 0) {
+						await writeErrors(c, n.errors, r.rejected, `${a.table} errors`);
+						await pgQuery(
+							c,
+							`UPDATE ${t} SET ${sqlIdent(a.column)} = NULL WHERE ${sqlIdent(a.key)} = ANY($1::${a.key_type}[])`,
+							[r.rejected.map((x) => x.values?.[a.key])],
+						);
+					}
+					totals.scored += r.rowsScored;
+					totals.rejected += r.rejected.length;
+				}
+				await pgQuery(
+					c,
+					`DELETE FROM ${q} WHERE key = ANY($1::${a.key_type}[])`,
+					[keys],
+				);
+				await pgQuery(c, "COMMIT");
+				totals.chunks++;
+				opts.onChunk?.(totals.scored, totals.rejected);
+			} catch (err) {
+				await c.query("ROLLBACK").catch(() => {});
+				throw err;
+			}
+		}
+		return {
+			rows_scored: totals.scored,
+			rows_rejected: totals.rejected,
+			chunks: totals.chunks,
+			model: model.name,
+			model_version: model.version ?? null,
+		};
+	} finally {
+		await model?.close();
+		await c.end().catch(() => {});
+		await listener?.end().catch(() => {});
+	}
+}

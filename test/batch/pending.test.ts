@@ -1,0 +1,312 @@
+// The pending-records pattern on a real PostgreSQL: golden outputs, kill -9 mid-job then re-run, three concurrent
+// workers — every row scored exactly once (count and uniqueness checked).
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import pg from "pg";
+import {
+	createDatabase,
+	type PostgresServer,
+	startPostgres,
+	uniqueDatabaseName,
+} from "../harness/postgres.ts";
+import { mlship, startMlship } from "../helpers/files.ts";
+import { assertOutputMatches, bundleDir, golden } from "../helpers/fixtures.ts";
+
+/** Tests that wait for processes fail after this instead of hanging the suite. */
+const BOUNDED = { timeout: 180_000 };
+
+const MODEL = "breast-cancer-gbdt";
+const g = golden(MODEL);
+const FEATURES = Object.keys(g.records[0] as object);
+const LABELS = ["malignant", "benign"];
+
+let dir: string;
+let server: PostgresServer;
+let dbUrl: string;
+let db: pg.Client;
+
+before(async () => {
+	dir = await mkdtemp(join(tmpdir(), "mlship-pending-test-"));
+	server = await startPostgres();
+	dbUrl = await createDatabase(server.url, uniqueDatabaseName("pending"));
+	db = new pg.Client({ connectionString: dbUrl });
+	await db.connect();
+});
+after(async () => {
+	await db?.end();
+	await server?.stop();
+	await rm(dir, { recursive: true, force: true });
+});
+
+const columns = FEATURES.map((f) => `"${f}" double precision`).join(", ");
+
+/** A pending table of `n` rows with breast-cancer-shaped random features. */
+async function randomTable(name: string, n: number): Promise<void> {
+	await db.query(
+		`CREATE TABLE ${name} (id bigint PRIMARY KEY, ${columns}, scored_at timestamptz)`,
+	);
+	await db.query(
+		`INSERT INTO ${name} SELECT i, ${FEATURES.map(() => "random() * 100").join(", ")}, NULL FROM generate_series(1, $1) AS i`,
+		[n],
+	);
+}
+
+function work(table: string, sink: string, extra: string[] = []) {
+	return startMlship([
+		"batch",
+		"work",
+		"-m",
+		bundleDir(MODEL),
+		"-t",
+		`${dbUrl}?table=${table}`,
+		"-o",
+		`${dbUrl}?table=${sink}`,
+		"--workers",
+		"1",
+		"--json",
+		...extra,
+	]);
+}
+
+async function count(sql: string): Promise<number> {
+	return Number((await db.query(sql)).rows[0]?.n);
+}
+
+/** Waits (polling) until a worker has scored every row of `table`. */
+async function untilNothingPending(table: string): Promise<void> {
+	while (
+		(await count(
+			`SELECT count(*) AS n FROM ${table} WHERE scored_at IS NULL`,
+		)) > 0
+	)
+		await new Promise((r) => setTimeout(r, 25));
+}
+
+async function exactlyOnce(
+	features: string,
+	scores: string,
+	n: number,
+): Promise<void> {
+	assert.equal(
+		await count(`SELECT count(*) AS n FROM ${scores}`),
+		n,
+		"one prediction per row",
+	);
+	assert.equal(
+		await count(`SELECT count(DISTINCT id) AS n FROM ${scores}`),
+		n,
+		"no row twice",
+	);
+	assert.equal(
+		await count(
+			`SELECT count(*) AS n FROM ${features} f JOIN ${scores} s USING (id)`,
+		),
+		n,
+		"every prediction belongs to a feature row",
+	);
+	assert.equal(
+		await count(
+			`SELECT count(*) AS n FROM ${features} WHERE scored_at IS NULL`,
+		),
+		0,
+		"nothing left pending",
+	);
+}
+
+describe("mlship batch work (pending records on PostgreSQL)", () => {
+	it("scores pending rows with the golden outputs and marks them; a second run finds nothing pending", async () => {
+		await db.query(
+			`CREATE TABLE golden_features (id bigint PRIMARY KEY, ${columns}, scored_at timestamptz)`,
+		);
+		await db.query(
+			"INSERT INTO golden_features SELECT * FROM json_populate_recordset(NULL::golden_features, $1)",
+			[JSON.stringify(g.records.map((r, k) => ({ id: k + 1, ...r })))],
+		);
+		const { done } = work("golden_features", "golden_scores", [
+			"--chunk-rows",
+			"7",
+		]);
+		const r = await done;
+		assert.equal(r.code, 0, r.stderr + r.stdout);
+		const s = JSON.parse(r.stdout);
+		assert.equal(s.rows_scored, g.records.length);
+		assert.equal(s.chunks, Math.ceil(g.records.length / 7));
+		const out = (await db.query("SELECT * FROM golden_scores ORDER BY id"))
+			.rows;
+		assert.deepEqual(
+			out.map((o) => o.label),
+			(g.expected.label as number[]).map((k) => LABELS[k]),
+		);
+		assertOutputMatches(
+			MODEL,
+			"probabilities",
+			out.flatMap((o) => LABELS.map((l) => Number(o[`probabilities_${l}`]))),
+			g.expected.probabilities as number[][],
+		);
+		assert.ok(out.every((o) => o.model === MODEL));
+		await exactlyOnce("golden_features", "golden_scores", g.records.length);
+		const again = await work("golden_features", "golden_scores").done;
+		assert.equal(again.code, 0, again.stderr);
+		assert.equal(JSON.parse(again.stdout).rows_scored, 0);
+		assert.equal(
+			await count("SELECT count(*) AS n FROM golden_scores"),
+			g.records.length,
+		);
+	});
+
+	it(
+		"kill -9 of a worker mid-job, then a re-run: every row exactly once",
+		BOUNDED,
+		async (t) => {
+			const n = 60_000;
+			await randomTable("kill_features", n);
+			const first = work("kill_features", "kill_scores", [
+				"--chunk-rows",
+				"100",
+			]);
+			// Wait for the first committed chunk, then kill without warning.
+			for (;;) {
+				const exists = (
+					await db.query("SELECT to_regclass('kill_scores') AS t")
+				).rows[0]?.t;
+				if (
+					exists &&
+					(await count("SELECT count(*) AS n FROM kill_scores")) > 0
+				)
+					break;
+				await new Promise((r) => setTimeout(r, 10));
+			}
+			first.process.kill("SIGKILL");
+			const killed = await first.done;
+			assert.equal(killed.signal, "SIGKILL");
+			const partial = await count("SELECT count(*) AS n FROM kill_scores");
+			assert.ok(
+				partial > 0 && partial < n,
+				`killed mid-job (${partial} of ${n} scored)`,
+			);
+			assert.equal(
+				await count(
+					"SELECT count(*) AS n FROM kill_features WHERE scored_at IS NOT NULL",
+				),
+				partial,
+				"marks and predictions committed together",
+			);
+			t.diagnostic(`killed after ${partial} of ${n} rows were committed`);
+			const rerun = await work("kill_features", "kill_scores", [
+				"--chunk-rows",
+				"1000",
+			]).done;
+			assert.equal(rerun.code, 0, rerun.stderr);
+			assert.equal(JSON.parse(rerun.stdout).rows_scored, n - partial);
+			await exactlyOnce("kill_features", "kill_scores", n);
+		},
+	);
+
+	it(
+		"three concurrent workers on one table: every row exactly once",
+		BOUNDED,
+		async (t) => {
+			const n = 30_000;
+			await randomTable("shared_features", n);
+			const workers = [0, 1, 2].map(() =>
+				work("shared_features", "shared_scores", ["--chunk-rows", "100"]),
+			);
+			const results = await Promise.all(workers.map((w) => w.done));
+			for (const r of results) assert.equal(r.code, 0, r.stderr + r.stdout);
+			const scored = results.map(
+				(r) => JSON.parse(r.stdout).rows_scored as number,
+			);
+			t.diagnostic(`rows scored per worker: ${scored.join(", ")}`);
+			assert.equal(
+				scored.reduce((a, b) => a + b, 0),
+				n,
+				`per worker: ${scored.join(", ")}`,
+			);
+			await exactlyOnce("shared_features", "shared_scores", n);
+		},
+	);
+
+	it("--done delete empties a queue table; bad rows go to the error table with their key", async () => {
+		await db.query(
+			`CREATE TABLE inbox (id bigint PRIMARY KEY, ${FEATURES.map((f) => `"${f}" text`).join(", ")})`,
+		);
+		const recs = g.records
+			.slice(0, 5)
+			.map((r, k) => ({ id: k + 1, ...r })) as Record<string, unknown>[];
+		(recs[2] as Record<string, unknown>)[FEATURES[1] as string] =
+			"not a number";
+		await db.query(
+			"INSERT INTO inbox SELECT * FROM json_populate_recordset(NULL::inbox, $1)",
+			[JSON.stringify(recs)],
+		);
+		const r = await work("inbox", "inbox_scores", [
+			"--done",
+			"delete",
+			"--on-error",
+			"skip",
+		]).done;
+		assert.equal(r.code, 0, r.stderr + r.stdout);
+		const s = JSON.parse(r.stdout);
+		assert.equal(s.rows_scored, 4);
+		assert.equal(s.rows_rejected, 1);
+		assert.equal(await count("SELECT count(*) AS n FROM inbox"), 0);
+		const errs = (
+			await db.query('SELECT "column", error, data FROM inbox_scores_errors')
+		).rows;
+		assert.equal(errs.length, 1);
+		assert.equal(errs[0].column, FEATURES[1]);
+		assert.match(
+			errs[0].error,
+			/expected a number \(FP32\), got "not a number"/,
+		);
+		assert.equal(errs[0].data.id, 3);
+		assert.deepEqual(
+			(await db.query("SELECT id FROM inbox_scores ORDER BY id")).rows.map(
+				(x) => Number(x.id),
+			),
+			[1, 2, 4, 5],
+		);
+	});
+
+	it(
+		"--follow keeps scoring rows that arrive later, and stops cleanly on SIGTERM",
+		BOUNDED,
+		async () => {
+			await randomTable("stream_features", 0);
+			const w = work("stream_features", "stream_scores", [
+				"--follow",
+				"--poll-ms",
+				"50",
+			]);
+			await db.query(
+				`INSERT INTO stream_features SELECT i, ${FEATURES.map(() => "random() * 100").join(", ")}, NULL FROM generate_series(1, 500) AS i`,
+			);
+			await untilNothingPending("stream_features");
+			await db.query(
+				`INSERT INTO stream_features SELECT i, ${FEATURES.map(() => "random() * 100").join(", ")}, NULL FROM generate_series(501, 800) AS i`,
+			);
+			await untilNothingPending("stream_features");
+			w.process.kill("SIGTERM");
+			const end = await w.done;
+			assert.equal(end.code, 0, end.stderr);
+			assert.equal(JSON.parse(end.stdout).rows_scored, 800);
+			await exactlyOnce("stream_features", "stream_scores", 800);
+		},
+	);
+
+	it("names the missing mark column, and has --help with an example", async () => {
+		await db.query(`CREATE TABLE unmarked (id bigint PRIMARY KEY, ${columns})`);
+		const r = await work("unmarked", "x_scores").done;
+		assert.equal(r.code, 2);
+		assert.match(
+			JSON.parse(r.stdout).error,
+			/has no column 'scored_at'.*ALTER TABLE/,
+		);
+		const help = await mlship(["batch", "work", "--help"]);
+		assert.equal(help.code, 0);
+		assert.match(help.stdout, /Examples:\n\s+\$ mlship batch work/);
+	});
+});

@@ -1,0 +1,210 @@
+// `mlship pg attach/worker/detach` on a real PostgreSQL: the trigger queues new and changed rows, the worker fills the
+// prediction column with the golden outputs, bad rows get NULL and an error row, and detach leaves nothing behind.
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import pg from "pg";
+import { objectNames } from "../../src/sql/pg-attach.ts";
+import {
+	createDatabase,
+	type PostgresServer,
+	startPostgres,
+	uniqueDatabaseName,
+} from "../harness/postgres.ts";
+import { mlship, startMlship } from "../helpers/files.ts";
+import { bundleDir, golden } from "../helpers/fixtures.ts";
+
+/** Tests that wait for processes fail after this instead of hanging the suite. */
+const BOUNDED = { timeout: 180_000 };
+
+const g = golden("iris-logreg");
+const LABELS = ["setosa", "versicolor", "virginica"];
+const FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"];
+const want = (k: number) => LABELS[(g.expected.label as number[])[k] as number];
+const names = objectNames("flowers", "species");
+
+let server: PostgresServer;
+let dbUrl: string;
+let db: pg.Client;
+
+before(async () => {
+	server = await startPostgres();
+	dbUrl = await createDatabase(server.url, uniqueDatabaseName("attach"));
+	db = new pg.Client({ connectionString: dbUrl });
+	await db.connect();
+	await db.query(
+		`CREATE TABLE flowers (id bigint PRIMARY KEY, ${FEATURES.map((f) => `${f} double precision`).join(", ")}, note text)`,
+	);
+	await insert([0, 1]);
+});
+after(async () => {
+	await db?.end();
+	await server?.stop();
+});
+
+/** Inserts golden records `ks` with id = k. */
+async function insert(ks: number[]): Promise<void> {
+	for (const k of ks) {
+		const r = g.records[k] as Record<string, number>;
+		await db.query(
+			`INSERT INTO flowers (id, ${FEATURES.join(", ")}) VALUES ($1, $2, $3, $4, $5)`,
+			[k, ...FEATURES.map((f) => r[f])],
+		);
+	}
+}
+
+async function species(): Promise<Map<number, string | null>> {
+	const r = await db.query("SELECT id, species FROM flowers ORDER BY id");
+	return new Map(r.rows.map((x) => [Number(x.id), x.species]));
+}
+
+const args = (cmd: string, ...more: string[]) => [
+	"pg",
+	cmd,
+	"--db",
+	dbUrl,
+	"--table",
+	"flowers",
+	"--column",
+	"species",
+	"--json",
+	...more,
+];
+
+describe("mlship pg attach / worker / detach", () => {
+	it("attach adds the column and trigger; the worker fills new and backfilled rows with the golden labels", async () => {
+		const a = await mlship(
+			args(
+				"attach",
+				"-m",
+				bundleDir("iris-logreg"),
+				"--backfill",
+				"--no-worker",
+			),
+		);
+		assert.equal(a.code, 0, a.stderr + a.stdout);
+		const info = JSON.parse(a.stdout).attached;
+		assert.equal(info.column_type, "text");
+		assert.equal(info.key, "id");
+		assert.equal(info.backfilled, 2);
+		const ks = Array.from({ length: 20 }, (_, i) => i + 2);
+		await insert(ks);
+		assert.equal(
+			Number(
+				(await db.query(`SELECT count(*) AS n FROM ${names.queue}`)).rows[0].n,
+			),
+			22,
+			"inserts are queued",
+		);
+		const w = await mlship(args("worker", "--once", "--chunk-rows", "8"));
+		assert.equal(w.code, 0, w.stderr + w.stdout);
+		assert.equal(JSON.parse(w.stdout).rows_scored, 22);
+		const got = await species();
+		for (const k of [0, 1, ...ks])
+			assert.equal(got.get(k), want(k), `row ${k}`);
+	});
+
+	it("a feature change re-queues the row and the worker recomputes it; other changes do not queue", async () => {
+		const other = g.records.findIndex((_, k) => want(k) !== want(0));
+		const r = g.records[other] as Record<string, number>;
+		await db.query(
+			`UPDATE flowers SET ${FEATURES.map((f, i) => `${f} = $${i + 1}`).join(", ")} WHERE id = 0`,
+			FEATURES.map((f) => r[f]),
+		);
+		await db.query("UPDATE flowers SET note = 'seen' WHERE id = 1");
+		const queued = (await db.query(`SELECT key FROM ${names.queue}`)).rows.map(
+			(x) => Number(x.key),
+		);
+		assert.deepEqual(queued, [0]);
+		const w = await mlship(args("worker", "--once"));
+		assert.equal(w.code, 0, w.stderr);
+		assert.equal((await species()).get(0), want(other));
+	});
+
+	it("a row with a bad value gets NULL and a row in the error table naming the column", async () => {
+		await db.query(
+			"INSERT INTO flowers (id, sepal_length, sepal_width, petal_length, petal_width) VALUES (500, 5.1, NULL, 1.4, 0.2)",
+		);
+		const w = await mlship(args("worker", "--once"));
+		assert.equal(w.code, 0, w.stderr);
+		assert.equal(JSON.parse(w.stdout).rows_rejected, 1);
+		assert.equal((await species()).get(500), null);
+		const errs = (
+			await db.query(`SELECT "column", error, data FROM ${names.errors}`)
+		).rows;
+		assert.equal(errs.length, 1);
+		assert.equal(errs[0].column, "sepal_width");
+		assert.match(errs[0].error, /missing/);
+		assert.equal(Number(errs[0].data.id), 500);
+	});
+
+	it(
+		"a running worker fills rows shortly after they are inserted, and stops cleanly on SIGTERM",
+		BOUNDED,
+		async () => {
+			const worker = startMlship(args("worker"));
+			await insert([30, 31, 32]);
+			for (;;) {
+				const got = await species();
+				if (
+					[30, 31, 32].every(
+						(k) => got.get(k) !== null && got.get(k) !== undefined,
+					)
+				)
+					break;
+				await new Promise((r) => setTimeout(r, 25));
+			}
+			const got = await species();
+			for (const k of [30, 31, 32]) assert.equal(got.get(k), want(k));
+			worker.process.kill("SIGTERM");
+			const end = await worker.done;
+			assert.equal(end.code, 0, end.stderr);
+			assert.equal(JSON.parse(end.stdout).rows_scored, 3);
+		},
+	);
+
+	it("detach removes trigger, function, queue and record; the column keeps its values", async () => {
+		const d = await mlship(args("detach"));
+		assert.equal(d.code, 0, d.stderr + d.stdout);
+		const one = async (sql: string, p: unknown[] = []) =>
+			(await db.query(sql, p)).rows[0];
+		assert.equal(
+			(
+				await one("SELECT count(*) AS n FROM pg_trigger WHERE tgname = $1", [
+					names.trigger,
+				])
+			).n,
+			"0",
+		);
+		assert.equal(
+			(
+				await one("SELECT count(*) AS n FROM pg_proc WHERE proname = $1", [
+					names.fn,
+				])
+			).n,
+			"0",
+		);
+		assert.equal(
+			(await one("SELECT to_regclass($1) AS t", [names.queue])).t,
+			null,
+		);
+		assert.equal(
+			(await one("SELECT count(*) AS n FROM mlship_attachments")).n,
+			"0",
+		);
+		assert.equal((await species()).get(2), want(2), "values stay");
+		await insert([37]);
+		assert.equal(
+			(await species()).get(37),
+			null,
+			"new rows are no longer queued or scored",
+		);
+		const again = await mlship(args("worker", "--once"));
+		assert.equal(again.code, 3);
+		assert.match(
+			JSON.parse(again.stdout).error,
+			/no model is attached to flowers.species/,
+		);
+		const help = await mlship(["pg", "attach", "--help"]);
+		assert.match(help.stdout, /Examples:\n\s+\$ mlship pg attach/);
+	});
+});
