@@ -7,6 +7,7 @@ import { modelsCommand } from "./models.ts";
 import { predictCommand } from "./predict.ts";
 import { quickstartCommand } from "./quickstart.ts";
 import { serveCommand } from "./serve.ts";
+import { streamCommand } from "./stream.ts";
 
 const program = new Command("mlship")
 	.description(
@@ -24,5 +25,6 @@ program.addCommand(bundleCommand());
 program.addCommand(modelsCommand());
 program.addCommand(predictCommand());
 program.addCommand(serveCommand());
+program.addCommand(streamCommand());
 program.addCommand(quickstartCommand());
 await program.parseAsync(process.argv);

@@ -1,0 +1,174 @@
+// `mlship stream`: score messages from a broker (or JSON lines) and produce results, at least once.
+import { hostname } from "node:os";
+import { Command } from "commander";
+import pino from "pino";
+import { createDataPlane } from "../dataplane/dataplane.ts";
+import { MlshipError } from "../protocol/errors.ts";
+import { defaultModelName } from "../server/server.ts";
+import { isStdio, openSink, openSource } from "../stream/connectors/index.ts";
+import { StreamProcessor } from "../stream/processor.ts";
+import { action, example } from "./common.ts";
+
+interface StreamOpts {
+	model: string;
+	from: string;
+	to: string;
+	dlq?: string;
+	group: string;
+	consumer?: string;
+	registry?: string;
+	batchSize: string;
+	maxInFlight: string;
+	workers?: string;
+	logLevel: string;
+	json?: boolean;
+}
+
+function positive(name: string, v: string): number {
+	const n = Number(v);
+	if (!Number.isInteger(n) || n < 1)
+		throw new MlshipError(
+			"MLSHIP_INVALID_ARGUMENT",
+			`${name} must be a whole number ≥ 1, got '${v}'`,
+		);
+	return n;
+}
+
+export function streamCommand(): Command {
+	const cmd = new Command("stream")
+		.description(
+			"Score a stream: read requests from --from, produce results to --to (at least once), bad messages to --dlq",
+		)
+		.requiredOption(
+			"-m, --model <ref>",
+			"bundle dir, .onnx file or registry ref (name@alias: followed, swapped live)",
+		)
+		.requiredOption(
+			"--from <uri>",
+			"kafka://host:port/topic | nats://host:port/stream/subject | redis://host:port/stream | file.jsonl | - (stdin)",
+		)
+		.requiredOption(
+			"--to <uri>",
+			"where results go (same kinds of URI; - = stdout)",
+		)
+		.option(
+			"--dlq <uri>",
+			"dead letters: messages that cannot be parsed or scored, with the error and the original payload",
+		)
+		.option(
+			"--group <name>",
+			"consumer group: processors in one group share the input",
+			"mlship",
+		)
+		.option(
+			"--consumer <name>",
+			"this processor's name in the group (default host-pid; keep it stable across restarts to resume pending work first)",
+		)
+		.option(
+			"--registry <uri>",
+			"registry for registry refs (default: MLSHIP_REGISTRY or sqlite:.mlship/registry.db)",
+		)
+		.option("--batch-size <n>", "most messages per micro-batch", "256")
+		.option(
+			"--max-in-flight <n>",
+			"most messages read but not yet acked (reading pauses beyond: back-pressure)",
+			"2048",
+		)
+		.option("--workers <n>", "model worker threads")
+		.option(
+			"--log-level <level>",
+			"fatal|error|warn|info|debug|silent (JSON logs on stderr)",
+			"info",
+		)
+		.option(
+			"--json",
+			"print the run's counters as JSON when it ends (on stderr when --to is stdout)",
+		)
+		.action(
+			action(async (opts: StreamOpts) => {
+				const log = pino(
+					{ level: opts.logLevel, base: { pid: process.pid } },
+					pino.destination(2),
+				);
+				const name = await defaultModelName(opts.model);
+				const dp = await createDataPlane({
+					models: [{ name, source: opts.model }],
+					...(opts.registry !== undefined ? { registry: opts.registry } : {}),
+					processMetrics: false,
+					...(opts.workers !== undefined
+						? { load: { workers: positive("--workers", opts.workers) } }
+						: {}),
+					onEvent: (e) =>
+						log.info(
+							e,
+							e.type === "updated" ? "model updated" : "model update failed",
+						),
+				});
+				const loadError = dp.loadErrors[0];
+				if (loadError) {
+					await dp.close();
+					throw loadError;
+				}
+				const connector = {
+					group: opts.group,
+					consumer: opts.consumer ?? `${hostname()}-${process.pid}`,
+				};
+				const sink = await openSink(opts.to);
+				const dlq =
+					opts.dlq !== undefined ? await openSink(opts.dlq) : undefined;
+				const source = await openSource(opts.from, connector);
+				const p = new StreamProcessor({
+					dataPlane: dp,
+					model: name,
+					source,
+					sink,
+					dlq,
+					batchSize: positive("--batch-size", opts.batchSize),
+					maxInFlight: positive("--max-in-flight", opts.maxInFlight),
+					log: (level, msg, fields) => log[level](fields ?? {}, msg),
+				});
+				const stop = (signal: string) => {
+					if (p.stopping) {
+						log.warn({ signal }, "second signal: exiting without draining");
+						process.exit(130);
+					}
+					log.info({ signal }, "draining: finishing in-flight messages");
+					p.stop();
+				};
+				process.on("SIGTERM", () => stop("SIGTERM"));
+				process.on("SIGINT", () => stop("SIGINT"));
+				log.info(
+					{
+						model: name,
+						version: dp.modelMetadata(name).version,
+						from: opts.from,
+						to: opts.to,
+						...connector,
+					},
+					"mlship streaming",
+				);
+				try {
+					const stats = await p.run();
+					log.info(stats, "stream stopped");
+					if (opts.json) {
+						const text = `${JSON.stringify(stats)}\n`;
+						if (isStdio(opts.to)) process.stderr.write(text);
+						else process.stdout.write(text);
+					}
+				} finally {
+					await source.close();
+					await sink.close();
+					await dlq?.close();
+					await dp.close();
+				}
+				process.exit(0);
+			}),
+		);
+	return example(
+		cmd,
+		"mlship stream --model churn@production --from kafka://localhost:9092/requests --to kafka://localhost:9092/scores --dlq kafka://localhost:9092/dead",
+		"mlship stream -m examples/iris --from redis://127.0.0.1:6379/requests --to redis://127.0.0.1:6379/scores --group scorers",
+		"mlship stream -m iris-logreg@production --from nats://127.0.0.1:4222/REQUESTS/requests.iris --to nats://127.0.0.1:4222/SCORES/scores.iris",
+		'echo \'{"sepal_length":5.1,"sepal_width":3.5,"petal_length":1.4,"petal_width":0.2}\' | mlship stream -m examples/iris --from - --to -',
+	);
+}

@@ -1,0 +1,105 @@
+// Test harness: a real, throwaway redis-server (Debian package) on a free loopback port, persisting to a temp dir.
+import { execFileSync } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Redis } from "ioredis";
+import { freePort, type ServiceProcess, startProcess } from "./service.ts";
+
+export interface RedisServer {
+	/** `redis://127.0.0.1:PORT` */
+	url: string;
+	port: number;
+	/** Stops the server (SIGTERM: it saves and exits) and starts it again on the same port and data. */
+	restart(opts?: { downtimeMs?: number }): Promise<void>;
+	stop(): Promise<void>;
+}
+
+function binary(): string {
+	try {
+		return execFileSync("sh", ["-c", "command -v redis-server"], {
+			encoding: "utf8",
+		}).trim();
+	} catch {
+		throw new Error(
+			"redis-server not found on PATH; run scripts/setup (installs the Debian 'redis-server' package)",
+		);
+	}
+}
+
+/**
+ * Starts redis-server on 127.0.0.1 and a free port with append-only persistence fsynced on every write, so a
+ * restart keeps every acknowledged XADD and the consumer groups' pending lists.
+ * @example const r = await startRedis(); try { ... r.url ... } finally { await r.stop(); }
+ */
+export async function startRedis(): Promise<RedisServer> {
+	const bin = binary();
+	const dir = await mkdtemp(join(tmpdir(), "mlship-redis-"));
+	const port = await freePort();
+	let server: ServiceProcess | undefined;
+	const launch = async () => {
+		server = await startProcess(
+			"redis-server",
+			bin,
+			[
+				"--port",
+				String(port),
+				"--bind",
+				"127.0.0.1",
+				"--dir",
+				dir,
+				"--appendonly",
+				"yes",
+				"--appendfsync",
+				"always",
+				"--save",
+				"",
+				"--daemonize",
+				"no",
+				"--protected-mode",
+				"yes",
+			],
+			async () => {
+				const r = new Redis({
+					port,
+					host: "127.0.0.1",
+					lazyConnect: true,
+					protocol: 2,
+					maxRetriesPerRequest: 0,
+					retryStrategy: () => null,
+				});
+				r.on("error", () => {});
+				try {
+					await r.connect();
+					return (await r.ping()) === "PONG";
+				} finally {
+					r.disconnect();
+				}
+			},
+			{ cwd: dir, timeoutMs: 20_000 },
+		);
+	};
+	try {
+		await launch();
+	} catch (err) {
+		await rm(dir, { recursive: true, force: true });
+		throw err;
+	}
+	let stopped = false;
+	return {
+		url: `redis://127.0.0.1:${port}`,
+		port,
+		async restart(opts = {}) {
+			await server?.halt("SIGTERM");
+			if (opts.downtimeMs)
+				await new Promise((r) => setTimeout(r, opts.downtimeMs));
+			await launch();
+		},
+		async stop() {
+			if (stopped) return;
+			stopped = true;
+			await server?.halt("SIGTERM");
+			await rm(dir, { recursive: true, force: true });
+		},
+	};
+}
