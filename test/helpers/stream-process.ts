@@ -50,9 +50,7 @@ export function startStream(args: string[]): Promise<StreamProc> {
 }
 
 /** Stops a processor with SIGTERM (graceful drain) and returns its exit code and its --json counters, if printed. */
-export async function stopStream(
-	p: StreamProc,
-): Promise<{
+export async function stopStream(p: StreamProc): Promise<{
 	code: number | null;
 	stats: Record<string, unknown> | undefined;
 }> {

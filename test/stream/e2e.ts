@@ -67,10 +67,27 @@ function assertGolden(m: InMessage): void {
 		`label of m${i}`,
 	);
 	const want = g.expected.probabilities?.[k] as number[];
-	p.probabilities.forEach((v, j) =>
-		assertClose(v, want[j] as number, `m${i} probabilities[${j}]`),
-	);
+	for (const [j, v] of p.probabilities.entries())
+		assertClose(v, want[j] as number, `m${i} probabilities[${j}]`);
 }
+
+/** The first message with request id `id` (fails when there is none). */
+function one(c: Collector, id: string): InMessage {
+	const m = c.byId.get(id)?.[0];
+	assert.ok(m, `a message with id ${id}`);
+	return m;
+}
+
+/** `mlship stream` arguments for the fixture model from `input` to `output`, plus `extra`. */
+const streamArgs = (input: string, output: string, ...extra: string[]) => [
+	"-m",
+	bundleDir(MODEL),
+	"--from",
+	input,
+	"--to",
+	output,
+	...extra,
+];
 
 const every = (c: Collector, from: number, n: number) => () => {
 	for (let i = from; i < from + n; i++) if (!c.byId.has(`m${i}`)) return false;
@@ -111,23 +128,13 @@ export function runEndToEnd(name: string, broker: E2EBroker): void {
 			};
 			await produce(input, [...requests(0, g.records.length), oip]);
 			const out = collect(output);
-			const p = await startStream([
-				"-m",
-				model,
-				"--from",
-				input,
-				"--to",
-				output,
-				"--json",
-			]);
+			const p = await startStream(streamArgs(input, output, "--json"));
 			try {
 				await out.until(every(out, 0, g.records.length), "every golden result");
 				await out.until(() => out.byId.has("oip-1"), "the OIP result");
 				for (let i = 0; i < g.records.length; i++)
-					assertGolden(out.byId.get(`m${i}`)?.[0] as InMessage);
-				const o = JSON.parse(
-					(out.byId.get("oip-1")?.[0] as InMessage).value.toString(),
-				) as {
+					assertGolden(one(out, `m${i}`));
+				const o = JSON.parse(one(out, "oip-1").value.toString()) as {
 					id: string;
 					model_name: string;
 					outputs: { name: string; shape: number[]; data: number[] }[];
@@ -173,32 +180,23 @@ export function runEndToEnd(name: string, broker: E2EBroker): void {
 			await produce(input, msgs);
 			const out = collect(output);
 			const dead = collect(dlq, (m) => String(m.key));
-			const p = await startStream([
-				"-m",
-				model,
-				"--from",
-				input,
-				"--to",
-				output,
-				"--dlq",
-				dlq,
-			]);
+			const p = await startStream(streamArgs(input, output, "--dlq", dlq));
 			try {
 				await out.until(every(out, 0, 20), "20 results");
 				await dead.until(() => dead.all.length >= 3, "3 dead letters");
 				for (const m of out.all) assertGolden(m);
 				assert.equal(out.all.length, 20);
 				for (let j = 0; j < 3; j++) {
-					const d = JSON.parse(
-						(dead.byId.get(`bad${j}`)?.[0] as InMessage).value.toString(),
-					) as Record<string, string>;
+					const d = JSON.parse(one(dead, `bad${j}`).value.toString()) as Record<
+						string,
+						string
+					>;
 					assert.equal(d.payload, poison[j], "the original payload");
 					assert.equal(d.code, "MLSHIP_INVALID_INPUT");
 					assert.ok(d.error && d.error.length > 5, "the error says why");
 				}
 				assert.match(
-					JSON.parse(dead.byId.get("bad1")?.[0]?.value.toString() ?? "{}")
-						.error,
+					JSON.parse(one(dead, "bad1").value.toString()).error,
 					/sepal_length/,
 				);
 			} finally {
@@ -215,12 +213,8 @@ export function runEndToEnd(name: string, broker: E2EBroker): void {
 				await broker.fresh("out"),
 			];
 			const out = collect(output);
-			const args = [
-				"-m",
-				model,
-				"--from",
+			const args = streamArgs(
 				input,
-				"--to",
 				output,
 				"--consumer",
 				"fixed",
@@ -228,7 +222,7 @@ export function runEndToEnd(name: string, broker: E2EBroker): void {
 				"5",
 				"--max-in-flight",
 				"20",
-			];
+			);
 			await produce(input, requests(0, 1000));
 			const first = await startStream(args);
 			await out.until(
@@ -264,16 +258,9 @@ export function runEndToEnd(name: string, broker: E2EBroker): void {
 				await broker.fresh("out"),
 			];
 			const out = collect(output);
-			const p = await startStream([
-				"-m",
-				model,
-				"--from",
-				input,
-				"--to",
-				output,
-				"--batch-size",
-				"10",
-			]);
+			const p = await startStream(
+				streamArgs(input, output, "--batch-size", "10"),
+			);
 			try {
 				await produce(input, requests(0, 500));
 				await out.until(
@@ -303,12 +290,8 @@ export function runEndToEnd(name: string, broker: E2EBroker): void {
 				await broker.fresh("out"),
 			];
 			const out = collect(output);
-			const args = [
-				"-m",
-				model,
-				"--from",
+			const args = streamArgs(
 				input,
-				"--to",
 				output,
 				"--group",
 				"pair",
@@ -317,7 +300,7 @@ export function runEndToEnd(name: string, broker: E2EBroker): void {
 				"--max-in-flight",
 				"20",
 				"--json",
-			];
+			);
 			const a = await startStream(args);
 			const b = await startStream(args);
 			let sa: Record<string, unknown> | undefined;
@@ -395,10 +378,7 @@ export function runEndToEnd(name: string, broker: E2EBroker): void {
 				for (const m of out.all) assertGolden(m);
 				// The last batch was produced after version 2 served 30 results: it is all version 2.
 				for (let i = n - 10; i < n; i++)
-					assert.equal(
-						parse(out.byId.get(`m${i}`)?.[0] as InMessage).model_version,
-						"2",
-					);
+					assert.equal(parse(one(out, `m${i}`)).model_version, "2");
 			} finally {
 				await out.close();
 				await store.close();
