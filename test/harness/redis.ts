@@ -1,18 +1,20 @@
 // Test harness: a real, throwaway redis-server (Debian package) on a free loopback port, persisting to a temp dir.
 import { execFileSync } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
-import { freePort, type ServiceProcess, startProcess } from "./service.ts";
+import {
+	freePort,
+	type Restartable,
+	restartable,
+	startProcess,
+} from "./service.ts";
 
-export interface RedisServer {
+export interface RedisServer extends Restartable {
 	/** `redis://127.0.0.1:PORT` */
 	url: string;
 	port: number;
-	/** Stops the server (SIGTERM: it saves and exits) and starts it again on the same port and data. */
-	restart(opts?: { downtimeMs?: number }): Promise<void>;
-	stop(): Promise<void>;
 }
 
 function binary(): string {
@@ -36,9 +38,8 @@ export async function startRedis(): Promise<RedisServer> {
 	const bin = binary();
 	const dir = await mkdtemp(join(tmpdir(), "mlship-redis-"));
 	const port = await freePort();
-	let server: ServiceProcess | undefined;
-	const launch = async () => {
-		server = await startProcess(
+	const launch = () =>
+		startProcess(
 			"redis-server",
 			bin,
 			[
@@ -78,28 +79,9 @@ export async function startRedis(): Promise<RedisServer> {
 			},
 			{ cwd: dir, timeoutMs: 20_000 },
 		);
-	};
-	try {
-		await launch();
-	} catch (err) {
-		await rm(dir, { recursive: true, force: true });
-		throw err;
-	}
-	let stopped = false;
 	return {
+		...(await restartable(dir, launch)),
 		url: `redis://127.0.0.1:${port}`,
 		port,
-		async restart(opts = {}) {
-			await server?.halt("SIGTERM");
-			if (opts.downtimeMs)
-				await new Promise((r) => setTimeout(r, opts.downtimeMs));
-			await launch();
-		},
-		async stop() {
-			if (stopped) return;
-			stopped = true;
-			await server?.halt("SIGTERM");
-			await rm(dir, { recursive: true, force: true });
-		},
 	};
 }

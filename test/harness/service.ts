@@ -98,3 +98,44 @@ export async function accepts(port: number): Promise<boolean> {
 		s.once("error", () => resolve(false));
 	});
 }
+
+/** Restart and stop of a server whose data lives in `dir`. */
+export interface Restartable {
+	/** Stops the server (SIGTERM) and starts it again on the same port and data. */
+	restart(opts?: { downtimeMs?: number }): Promise<void>;
+	/** Stops the server and removes its directory. */
+	stop(): Promise<void>;
+}
+
+/**
+ * Launches a server keeping its data in `dir` (removed if the first launch fails) and returns restart/stop.
+ * @example const { restart, stop } = await restartable(dir, () => startProcess(...));
+ */
+export async function restartable(
+	dir: string,
+	launch: () => Promise<ServiceProcess>,
+): Promise<Restartable> {
+	const { rm } = await import("node:fs/promises");
+	let server: ServiceProcess;
+	try {
+		server = await launch();
+	} catch (err) {
+		await rm(dir, { recursive: true, force: true });
+		throw err;
+	}
+	let stopped = false;
+	return {
+		async restart(opts = {}) {
+			await server.halt("SIGTERM");
+			if (opts.downtimeMs)
+				await new Promise((r) => setTimeout(r, opts.downtimeMs));
+			server = await launch();
+		},
+		async stop() {
+			if (stopped) return;
+			stopped = true;
+			await server.halt("SIGTERM");
+			await rm(dir, { recursive: true, force: true });
+		},
+	};
+}

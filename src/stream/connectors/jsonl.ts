@@ -3,6 +3,7 @@ import { createReadStream } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
 import { createInterface } from "node:readline";
 import type { InMessage, OutMessage, Sink, Source } from "../types.ts";
+import { IteratorPuller } from "./pull.ts";
 
 /**
  * Reads JSON lines from a file path or stdin (`path === undefined`). Finite: read() returns null after the
@@ -12,42 +13,23 @@ import type { InMessage, OutMessage, Sink, Source } from "../types.ts";
 export function jsonlSource(path: string | undefined): Source {
 	const input = path === undefined ? process.stdin : createReadStream(path);
 	const lines = createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY });
-	const it = lines[Symbol.asyncIterator]();
+	const puller = new IteratorPuller(lines[Symbol.asyncIterator]());
 	let lineNo = 0;
-	let done = false;
-	let pending: Promise<IteratorResult<string>> | undefined;
 	return {
 		async read(max, waitMs) {
-			if (done) return null;
+			if (puller.done) return null;
 			const out: InMessage[] = [];
-			while (out.length < max) {
-				pending ??= it.next();
-				// Wait for the first line up to waitMs; later lines only if already buffered.
-				const timeout = out.length === 0 ? waitMs : 0;
-				let timer: NodeJS.Timeout | undefined;
-				const r = await Promise.race([
-					pending,
-					new Promise<undefined>((res) => {
-						timer = setTimeout(() => res(undefined), timeout);
-					}),
-				]);
-				clearTimeout(timer);
-				if (r === undefined) break;
-				pending = undefined;
-				if (r.done) {
-					done = true;
-					break;
-				}
+			for (const line of await puller.take(max, waitMs)) {
 				lineNo++;
-				if (r.value.trim() === "") continue;
+				if (line.trim() === "") continue;
 				out.push({
 					id: `line:${lineNo}`,
 					key: undefined,
-					value: Buffer.from(r.value, "utf8"),
+					value: Buffer.from(line, "utf8"),
 					headers: {},
 				});
 			}
-			return out.length === 0 && done ? null : out;
+			return out.length === 0 && puller.done ? null : out;
 		},
 		async ack() {},
 		async close() {
