@@ -11,7 +11,7 @@ export interface ContractTarget {
 	metadata: boolean;
 	/** A broker with consumer groups: acks, redelivery of unacked messages, work shared within a group. */
 	groups: boolean;
-	/** Called once after the suite (stop the broker). */
+	/** Called once after the suite (e.g. remove a temp dir). */
 	teardown?: () => Promise<void>;
 }
 

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { readBundle } from "../../src/bundle/bundle.ts";
 import { openRegistry } from "../../src/registry/open.ts";
 import type { InMessage, OutMessage } from "../../src/stream/types.ts";
@@ -20,7 +20,6 @@ export interface E2EBroker {
 	fresh(label: string): Promise<string>;
 	/** Stops the broker and starts it again with its data (messages, groups, offsets). */
 	restart(): Promise<void>;
-	teardown(): Promise<void>;
 }
 
 const MODEL = "iris-logreg";
@@ -100,7 +99,6 @@ const every = (c: Collector, from: number, n: number) => () => {
  */
 export function runEndToEnd(name: string, broker: E2EBroker): void {
 	describe(`mlship stream end to end: ${name}`, () => {
-		after(() => broker.teardown());
 		let groups = 0;
 		const collect = (uri: string, id = resultId) =>
 			new Collector(uri, `check${++groups}`, id);
