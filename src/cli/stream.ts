@@ -5,7 +5,12 @@ import pino from "pino";
 import { createDataPlane } from "../dataplane/dataplane.ts";
 import { MlshipError } from "../protocol/errors.ts";
 import { defaultModelName } from "../server/server.ts";
-import { isStdio, openSink, openSource } from "../stream/connectors/index.ts";
+import {
+	checkUri,
+	isStdio,
+	openSink,
+	openSource,
+} from "../stream/connectors/index.ts";
 import { StreamProcessor } from "../stream/processor.ts";
 import { action, example } from "./common.ts";
 
@@ -90,64 +95,71 @@ export function streamCommand(): Command {
 					{ level: opts.logLevel, base: { pid: process.pid } },
 					pino.destination(2),
 				);
+				for (const uri of [opts.from, opts.to, opts.dlq])
+					if (uri !== undefined) checkUri(uri);
+				const batchSize = positive("--batch-size", opts.batchSize);
+				const maxInFlight = positive("--max-in-flight", opts.maxInFlight);
+				const workers =
+					opts.workers !== undefined
+						? positive("--workers", opts.workers)
+						: undefined;
 				const name = await defaultModelName(opts.model);
 				const dp = await createDataPlane({
 					models: [{ name, source: opts.model }],
 					...(opts.registry !== undefined ? { registry: opts.registry } : {}),
 					processMetrics: false,
-					...(opts.workers !== undefined
-						? { load: { workers: positive("--workers", opts.workers) } }
-						: {}),
+					...(workers !== undefined ? { load: { workers } } : {}),
 					onEvent: (e) =>
 						log.info(
 							e,
 							e.type === "updated" ? "model updated" : "model update failed",
 						),
 				});
-				const loadError = dp.loadErrors[0];
-				if (loadError) {
-					await dp.close();
-					throw loadError;
-				}
-				const connector = {
-					group: opts.group,
-					consumer: opts.consumer ?? `${hostname()}-${process.pid}`,
-				};
-				const sink = await openSink(opts.to);
-				const dlq =
-					opts.dlq !== undefined ? await openSink(opts.dlq) : undefined;
-				const source = await openSource(opts.from, connector);
-				const p = new StreamProcessor({
-					dataPlane: dp,
-					model: name,
-					source,
-					sink,
-					dlq,
-					batchSize: positive("--batch-size", opts.batchSize),
-					maxInFlight: positive("--max-in-flight", opts.maxInFlight),
-					log: (level, msg, fields) => log[level](fields ?? {}, msg),
-				});
-				const stop = (signal: string) => {
-					if (p.stopping) {
-						log.warn({ signal }, "second signal: exiting without draining");
-						process.exit(130);
-					}
-					log.info({ signal }, "draining: finishing in-flight messages");
-					p.stop();
-				};
-				process.on("SIGTERM", () => stop("SIGTERM"));
-				process.on("SIGINT", () => stop("SIGINT"));
-				log.info(
-					{
-						model: name,
-						version: dp.modelMetadata(name).version,
-						from: opts.from,
-						to: opts.to,
-						...connector,
-					},
-					"mlship streaming",
-				);
+				const open: { close(): Promise<void> }[] = [dp];
 				try {
+					const loadError = dp.loadErrors[0];
+					if (loadError) throw loadError;
+					const connector = {
+						group: opts.group,
+						consumer: opts.consumer ?? `${hostname()}-${process.pid}`,
+					};
+					const sink = await openSink(opts.to);
+					open.unshift(sink);
+					const dlq =
+						opts.dlq !== undefined ? await openSink(opts.dlq) : undefined;
+					if (dlq) open.unshift(dlq);
+					const source = await openSource(opts.from, connector);
+					open.unshift(source);
+					const p = new StreamProcessor({
+						dataPlane: dp,
+						model: name,
+						source,
+						sink,
+						dlq,
+						batchSize,
+						maxInFlight,
+						log: (level, msg, fields) => log[level](fields ?? {}, msg),
+					});
+					const stop = (signal: string) => {
+						if (p.stopping) {
+							log.warn({ signal }, "second signal: exiting without draining");
+							process.exit(130);
+						}
+						log.info({ signal }, "draining: finishing in-flight messages");
+						p.stop();
+					};
+					process.on("SIGTERM", () => stop("SIGTERM"));
+					process.on("SIGINT", () => stop("SIGINT"));
+					log.info(
+						{
+							model: name,
+							version: dp.modelMetadata(name).version,
+							from: opts.from,
+							to: opts.to,
+							...connector,
+						},
+						"mlship streaming",
+					);
 					const stats = await p.run();
 					log.info(stats, "stream stopped");
 					if (opts.json) {
@@ -156,10 +168,8 @@ export function streamCommand(): Command {
 						else process.stdout.write(text);
 					}
 				} finally {
-					await source.close();
-					await sink.close();
-					await dlq?.close();
-					await dp.close();
+					// Sources first (stop consuming), then sinks, then the model.
+					for (const o of open) await o.close();
 				}
 				process.exit(0);
 			}),

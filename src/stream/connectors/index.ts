@@ -23,6 +23,11 @@ function scheme(uri: string): string {
 	return s;
 }
 
+/** Throws MLSHIP_INVALID_ARGUMENT (saying what is accepted) for a URI no connector takes. */
+export function checkUri(uri: string): void {
+	scheme(uri);
+}
+
 /** Opens the source a `--from` URI names. */
 export async function openSource(
 	uri: string,
