@@ -1,12 +1,11 @@
 // `mlship stream` as a real process with the JSON-lines connector: stdin → stdout, files, dead letters, --help, bad URIs.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, it } from "node:test";
 import { mlship } from "../helpers/files.ts";
-import { assertClose, bundleDir, CLI, golden } from "../helpers/fixtures.ts";
+import { assertClose, bundleDir, golden } from "../helpers/fixtures.ts";
 
 const g = golden("iris-logreg");
 const LABELS = ["setosa", "versicolor", "virginica"];
@@ -15,26 +14,6 @@ before(async () => {
 	dir = await mkdtemp(join(tmpdir(), "mlship-stream-cli-"));
 });
 after(() => rm(dir, { recursive: true, force: true }));
-
-function run(
-	args: string[],
-	stdin: string,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-	return new Promise((resolve, reject) => {
-		const p = spawn(process.execPath, [CLI, "stream", ...args]);
-		let stdout = "";
-		let stderr = "";
-		p.stdout.on("data", (d) => {
-			stdout += d;
-		});
-		p.stderr.on("data", (d) => {
-			stderr += d;
-		});
-		p.on("error", reject);
-		p.on("close", (code) => resolve({ code, stdout, stderr }));
-		p.stdin.end(stdin);
-	});
-}
 
 interface Result {
 	id: string;
@@ -50,8 +29,9 @@ it("scores JSON lines from stdin to stdout with the golden outputs; bad lines go
 		"{oops",
 		JSON.stringify({ records: g.records.slice(0, 2) }),
 	];
-	const r = await run(
+	const r = await mlship(
 		[
+			"stream",
 			"-m",
 			bundleDir("iris-logreg"),
 			"--from",
@@ -62,6 +42,8 @@ it("scores JSON lines from stdin to stdout with the golden outputs; bad lines go
 			dlq,
 			"--json",
 		],
+		undefined,
+		{},
 		`${lines.join("\n")}\n`,
 	);
 	assert.equal(r.code, 0, r.stderr);

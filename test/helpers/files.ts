@@ -56,11 +56,12 @@ export interface CliResult {
 	stderr: string;
 }
 
-/** Runs `mlship ...args` as a real process (Node 24, TypeScript sources). */
+/** Runs `mlship ...args` as a real process (Node 24, TypeScript sources); `stdin` is written to its standard input. */
 export function mlship(
 	args: string[],
 	cwd = REPO,
 	env: NodeJS.ProcessEnv = {},
+	stdin?: string,
 ): Promise<CliResult> {
 	return new Promise((resolve, reject) => {
 		const p = spawn(process.execPath, [CLI, ...args], {
@@ -77,5 +78,6 @@ export function mlship(
 		});
 		p.on("error", reject);
 		p.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
+		if (stdin !== undefined) p.stdin.end(stdin);
 	});
 }
