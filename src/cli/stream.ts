@@ -12,6 +12,7 @@ import {
 	openSource,
 } from "../stream/connectors/index.ts";
 import { StreamProcessor } from "../stream/processor.ts";
+import type { Transactor } from "../stream/types.ts";
 import { action, example } from "./common.ts";
 
 interface StreamOpts {
@@ -27,6 +28,7 @@ interface StreamOpts {
 	workers?: string;
 	logLevel: string;
 	json?: boolean;
+	exactlyOnce?: boolean;
 }
 
 function positive(name: string, v: string): number {
@@ -86,6 +88,10 @@ export function streamCommand(): Command {
 			"info",
 		)
 		.option(
+			"--exactly-once",
+			"Kafka to Kafka only: each batch's results, dead letters and input offsets commit in one transaction (read the output with isolation.level=read_committed)",
+		)
+		.option(
 			"--json",
 			"print the run's counters as JSON when it ends (on stderr when --to is stdout)",
 		)
@@ -130,12 +136,32 @@ export function streamCommand(): Command {
 					if (dlq) open.unshift(dlq);
 					const source = await openSource(opts.from, connector);
 					open.unshift(source);
+					let transactor: Transactor | undefined;
+					if (opts.exactlyOnce) {
+						for (const uri of [opts.from, opts.to, opts.dlq])
+							if (uri !== undefined && !uri.startsWith("kafka://"))
+								throw new MlshipError(
+									"MLSHIP_INVALID_ARGUMENT",
+									`--exactly-once works from Kafka to Kafka; '${uri}' is not a kafka:// URI`,
+								);
+						const { kafkaTransactor } = await import(
+							"../stream/connectors/kafka.ts"
+						);
+						transactor = kafkaTransactor(
+							source,
+							opts.to,
+							opts.dlq,
+							`mlship-${opts.group}-${connector.consumer}`,
+						);
+						open.unshift(transactor);
+					}
 					const p = new StreamProcessor({
 						dataPlane: dp,
 						model: name,
 						source,
 						sink,
 						dlq,
+						transactor,
 						batchSize,
 						maxInFlight,
 						log: (level, msg, fields) => log[level](fields ?? {}, msg),

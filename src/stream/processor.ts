@@ -8,7 +8,13 @@ import {
 	encodeResult,
 	type StreamRequest,
 } from "./message.ts";
-import type { InMessage, OutMessage, Sink, Source } from "./types.ts";
+import type {
+	InMessage,
+	OutMessage,
+	Sink,
+	Source,
+	Transactor,
+} from "./types.ts";
 
 export interface ProcessorOptions {
 	dataPlane: DataPlane;
@@ -18,6 +24,8 @@ export interface ProcessorOptions {
 	sink: Sink;
 	/** Dead letters: messages that cannot be parsed or scored. Without one they are logged and acked. */
 	dlq?: Sink | undefined;
+	/** Exactly-once: each batch's results, dead letters and input positions commit in one transaction (then sink/dlq/ack are not used). */
+	transactor?: Transactor | undefined;
 	/** Most messages taken per read (one micro-batch). Default 256. */
 	batchSize?: number;
 	/** Most messages read but not yet acked; reading pauses at this bound (back-pressure). Default 2048. */
@@ -55,6 +63,13 @@ const TRANSIENT = new Set([
 const BACKOFF_MIN_MS = 50;
 const BACKOFF_MAX_MS = 2000;
 
+interface Scored {
+	results: OutMessage[];
+	dead: OutMessage[];
+	/** The model version of each result. */
+	versions: string[];
+}
+
 type Outcome = { result: OutMessage; version: string } | { dead: OutMessage };
 
 /**
@@ -75,8 +90,8 @@ export class StreamProcessor {
 		retries: 0,
 		versions: {},
 	};
-	readonly #o: Required<Omit<ProcessorOptions, "dlq" | "log">> &
-		Pick<ProcessorOptions, "dlq" | "log">;
+	readonly #o: Required<Omit<ProcessorOptions, "dlq" | "log" | "transactor">> &
+		Pick<ProcessorOptions, "dlq" | "log" | "transactor">;
 	#stopping = false;
 	#wake: (() => void) | undefined;
 	#inFlight = 0;
@@ -119,12 +134,20 @@ export class StreamProcessor {
 			this.stats.consumed += batch.length;
 			this.stats.batches++;
 			this.#inFlight += batch.length;
-			const produced = this.#process(batch);
+			const scored = this.#scoreAll(batch);
+			const tx = this.#o.transactor;
+			// Without a transaction, results are produced as soon as they are scored; acks still wait their turn.
+			const produced = tx ? scored : scored.then((s) => this.#produce(s));
 			const prev = this.#ackTail;
 			this.#ackTail = (async () => {
 				await prev;
-				await produced;
-				await this.#retry("ack", () => source.ack(batch));
+				const s = await produced;
+				if (tx) {
+					await this.#retry("transaction", () =>
+						tx.commit(s.results, s.dead, batch),
+					);
+					this.#count(s);
+				} else await this.#retry("ack", () => source.ack(batch));
 				this.stats.acked += batch.length;
 			})()
 				.catch((err) => {
@@ -142,36 +165,42 @@ export class StreamProcessor {
 		return this.stats;
 	}
 
-	async #process(batch: InMessage[]): Promise<void> {
+	async #scoreAll(batch: InMessage[]): Promise<Scored> {
 		const outcomes = await Promise.all(batch.map((m) => this.#score(m)));
-		const results: OutMessage[] = [];
-		const dead: OutMessage[] = [];
+		const s: Scored = { results: [], dead: [], versions: [] };
 		for (const o of outcomes) {
-			if ("dead" in o) dead.push(o.dead);
+			if ("dead" in o) s.dead.push(o.dead);
 			else {
-				results.push(o.result);
-				this.stats.versions[o.version] =
-					(this.stats.versions[o.version] ?? 0) + 1;
+				s.results.push(o.result);
+				s.versions.push(o.version);
 			}
 		}
+		return s;
+	}
+
+	async #produce(s: Scored): Promise<Scored> {
 		const { sink, dlq } = this.#o;
-		if (results.length > 0) {
-			await this.#retry("produce", () => sink.write(results));
-			this.stats.produced += results.length;
-		}
-		if (dead.length > 0) {
-			if (dlq) await this.#retry("dead-letter", () => dlq.write(dead));
+		if (s.results.length > 0)
+			await this.#retry("produce", () => sink.write(s.results));
+		if (s.dead.length > 0) {
+			if (dlq) await this.#retry("dead-letter", () => dlq.write(s.dead));
 			else
-				for (const d of dead)
+				for (const d of s.dead)
 					this.#o.log?.(
 						"error",
 						"message dropped: cannot be scored and there is no --dlq",
-						{
-							dead_letter: d.value,
-						},
+						{ dead_letter: d.value },
 					);
-			this.stats.dead += dead.length;
 		}
+		this.#count(s);
+		return s;
+	}
+
+	#count(s: Scored): void {
+		this.stats.produced += s.results.length;
+		this.stats.dead += s.dead.length;
+		for (const v of s.versions)
+			this.stats.versions[v] = (this.stats.versions[v] ?? 0) + 1;
 	}
 
 	/** Scores one message; transient failures (model reloading, queue full) are retried, bad input is a dead letter. */

@@ -48,3 +48,16 @@ export interface ConnectorOptions {
 	/** This consumer's name within the group (Redis consumer); stable across restarts lets it reclaim its own pending work first. */
 	consumer: string;
 }
+
+/**
+ * Exactly-once delivery (Kafka→Kafka): a batch's results, its dead letters and its input positions commit in one
+ * broker transaction, so a crash either keeps all three or none.
+ */
+export interface Transactor {
+	commit(
+		results: readonly OutMessage[],
+		dead: readonly OutMessage[],
+		consumed: readonly InMessage[],
+	): Promise<void>;
+	close(): Promise<void>;
+}

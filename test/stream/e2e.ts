@@ -34,7 +34,7 @@ function request(i: number): OutMessage {
 		headers: { "x-request-id": `m${i}`, trace: `t${i}` },
 	};
 }
-const requests = (from: number, n: number) =>
+export const requests = (from: number, n: number) =>
 	Array.from({ length: n }, (_, i) => request(from + i));
 
 interface Result {
@@ -45,11 +45,11 @@ interface Result {
 	predictions: { label: string; probabilities: number[] }[];
 }
 const parse = (m: InMessage) => JSON.parse(m.value.toString("utf8")) as Result;
-const resultId = (m: InMessage) =>
+export const resultId = (m: InMessage) =>
 	String((JSON.parse(m.value.toString("utf8")) as { id?: unknown }).id);
 
 /** Checks a records result against the golden output of its request. */
-function assertGolden(m: InMessage): void {
+export function assertGolden(m: InMessage): void {
 	const r = parse(m);
 	const i = Number(r.id.slice(1));
 	const k = i % g.records.length;
@@ -78,17 +78,13 @@ function one(c: Collector, id: string): InMessage {
 }
 
 /** `mlship stream` arguments for the fixture model from `input` to `output`, plus `extra`. */
-const streamArgs = (input: string, output: string, ...extra: string[]) => [
-	"-m",
-	bundleDir(MODEL),
-	"--from",
-	input,
-	"--to",
-	output,
-	...extra,
-];
+export const streamArgs = (
+	input: string,
+	output: string,
+	...extra: string[]
+) => ["-m", bundleDir(MODEL), "--from", input, "--to", output, ...extra];
 
-const every = (c: Collector, from: number, n: number) => () => {
+export const every = (c: Collector, from: number, n: number) => () => {
 	for (let i = from; i < from + n; i++) if (!c.byId.has(`m${i}`)) return false;
 	return true;
 };

@@ -14,6 +14,7 @@ import type {
 	OutMessage,
 	Sink,
 	Source,
+	Transactor,
 } from "../types.ts";
 import { IteratorPuller } from "./pull.ts";
 
@@ -96,6 +97,40 @@ const STALE_MEMBER =
 	/ILLEGAL_GENERATION|UNKNOWN_MEMBER_ID|REBALANCE_IN_PROGRESS|FENCED|not assigned|no longer/i;
 
 type KafkaMessage = Message<string, Buffer, string, string>;
+type KafkaConsumer = Consumer<string, Buffer, string, string>;
+
+/** What a transaction needs from a Kafka source: its group member and the messages it handed out. */
+interface SourceInternals {
+	consumer(): Promise<KafkaConsumer>;
+	held: Map<string, KafkaMessage>;
+	brokers: string[];
+}
+const internals = new WeakMap<Source, SourceInternals>();
+
+/** Per partition, the message with the highest offset: committing it commits everything before it. */
+function lastPerPartition(
+	held: Map<string, KafkaMessage>,
+	messages: readonly InMessage[],
+): KafkaMessage[] {
+	const last = new Map<number, KafkaMessage>();
+	for (const msg of messages) {
+		const m = held.get(msg.id);
+		held.delete(msg.id);
+		if (!m) continue;
+		const prev = last.get(m.partition);
+		if (!prev || prev.offset < m.offset) last.set(m.partition, m);
+	}
+	return [...last.values()];
+}
+
+function record(topic: string, m: OutMessage) {
+	return {
+		topic,
+		...(m.key !== undefined ? { key: m.key } : {}),
+		value: m.value,
+		headers: m.headers,
+	};
+}
 
 /**
  * Reads a topic as a member of the consumer group: from the group's committed offsets (a new group starts at the
@@ -137,6 +172,8 @@ export function kafkaSource(uri: string, opts: ConnectorOptions): Source {
 				fallbackMode: "earliest",
 				autocommit: false,
 				maxWaitTime: 200,
+				// Results of exactly-once processors are visible only once their transaction commits.
+				isolationLevel: 1,
 			});
 			return {
 				consumer,
@@ -154,13 +191,16 @@ export function kafkaSource(uri: string, opts: ConnectorOptions): Source {
 		}
 	}
 
-	return {
+	const started = () => {
+		start ??= begin().catch((err) => {
+			start = undefined;
+			throw new Error(describe(err), { cause: err });
+		});
+		return start;
+	};
+	const source: Source = {
 		async read(max, waitMs) {
-			start ??= begin().catch((err) => {
-				start = undefined;
-				throw new Error(describe(err), { cause: err });
-			});
-			const { puller } = await start;
+			const { puller } = await started();
 			const out: InMessage[] = [];
 			for (const m of await puller.take(max, waitMs)) {
 				const id = `${m.partition}:${m.offset}`;
@@ -178,16 +218,8 @@ export function kafkaSource(uri: string, opts: ConnectorOptions): Source {
 			return out;
 		},
 		async ack(messages) {
-			const last = new Map<number, KafkaMessage>();
-			for (const msg of messages) {
-				const m = held.get(msg.id);
-				held.delete(msg.id);
-				if (!m) continue;
-				const prev = last.get(m.partition);
-				if (!prev || prev.offset < m.offset) last.set(m.partition, m);
-			}
 			await Promise.all(
-				[...last.values()].map(async (m) => {
+				lastPerPartition(held, messages).map(async (m) => {
 					try {
 						await m.commit();
 					} catch (err) {
@@ -200,6 +232,93 @@ export function kafkaSource(uri: string, opts: ConnectorOptions): Source {
 		async close() {
 			const s = await start?.catch(() => undefined);
 			await s?.close();
+		},
+	};
+	internals.set(source, {
+		consumer: async () => (await started()).consumer,
+		held,
+		brokers: a.brokers,
+	});
+	return source;
+}
+
+/**
+ * Exactly-once Kafka→Kafka: per batch, one transaction (transactional id `transactionalId`; keep it stable across
+ * restarts so a new process fences the old one's open transaction) holds the results, the dead letters and the
+ * consumer group's offsets. Consumers reading the output with read_committed see each result once.
+ */
+export function kafkaTransactor(
+	source: Source,
+	to: string,
+	dlq: string | undefined,
+	transactionalId: string,
+): Transactor {
+	const src = internals.get(source);
+	if (!src)
+		throw new MlshipError(
+			"MLSHIP_INVALID_ARGUMENT",
+			"exactly-once needs a kafka:// source (--from), sink (--to) and, if given, dead-letter topic (--dlq)",
+		);
+	const out = parseKafkaUri(to);
+	const dead = dlq !== undefined ? parseKafkaUri(dlq) : undefined;
+	const newProducer = () =>
+		new Producer<string, string, string, string>({
+			clientId: "mlship-transactions",
+			bootstrapBrokers: out.brokers,
+			serializers: stringSerializers,
+			transactionalId,
+			// A new producer: -1/-1 (the client's default 0/0 is refused as fenced while a dead process's
+			// transaction with this id is still open, instead of aborting it).
+			producerId: -1n,
+			producerEpoch: -1,
+			idempotent: true,
+			acks: -1,
+			retries: 5,
+			retryDelay: 250,
+		});
+	let producer = newProducer();
+	let ready: Promise<void> | undefined;
+	return {
+		async commit(results, deadLetters, consumed) {
+			ready ??= Promise.all([ensureTopic(out), dead && ensureTopic(dead)])
+				.then(() => {})
+				.catch((err) => {
+					ready = undefined;
+					throw err;
+				});
+			await ready;
+			const consumer = await src.consumer();
+			let tx: Awaited<ReturnType<typeof producer.beginTransaction>>;
+			try {
+				tx = await producer.beginTransaction();
+			} catch (err) {
+				// A failed begin (e.g. the broker still aborting a dead process's transaction) leaves the producer
+				// holding a half-made transaction: start over with a new one.
+				await producer.close(true).catch(() => {});
+				producer = newProducer();
+				throw new Error(describe(err), { cause: err });
+			}
+			try {
+				const messages = results.map((m) => record(out.topic, m));
+				if (dead)
+					for (const m of deadLetters) messages.push(record(dead.topic, m));
+				if (messages.length > 0) await tx.send({ messages });
+				await tx.addConsumer(consumer);
+				for (const m of lastPerPartition(new Map(src.held), consumed))
+					await tx.addOffset(m);
+				await tx.commit();
+			} catch (err) {
+				await tx.abort().catch(() => {});
+				if (!tx.completed) {
+					await producer.close(true).catch(() => {});
+					producer = newProducer();
+				}
+				throw new Error(describe(err), { cause: err });
+			}
+			for (const m of consumed) src.held.delete(m.id);
+		},
+		async close() {
+			await producer.close();
 		},
 	};
 }
@@ -227,12 +346,7 @@ export function kafkaSink(uri: string): Sink {
 			await ready;
 			try {
 				await producer.send({
-					messages: messages.map((m) => ({
-						topic: a.topic,
-						...(m.key !== undefined ? { key: m.key } : {}),
-						value: m.value,
-						headers: m.headers,
-					})),
+					messages: messages.map((m) => record(a.topic, m)),
 				});
 			} catch (err) {
 				throw new Error(describe(err), { cause: err });
