@@ -319,6 +319,54 @@ export function runEndToEnd(name: string, broker: E2EBroker): void {
 			assert.ok(Number(sa?.produced) + Number(sb?.produced) >= 1000);
 		});
 
+		it("a processor added and one removed (SIGTERM) mid-stream: the group rebalances and no input is lost", async () => {
+			const [input, output] = [
+				await broker.fresh("in"),
+				await broker.fresh("out"),
+			];
+			const out = collect(output);
+			const args = streamArgs(
+				input,
+				output,
+				"--group",
+				"scale",
+				"--batch-size",
+				"10",
+				"--max-in-flight",
+				"20",
+				"--json",
+			);
+			const a = await startStream(args);
+			let b: Awaited<ReturnType<typeof startStream>> | undefined;
+			let sa: Record<string, unknown> | undefined;
+			let sb: Record<string, unknown> | undefined;
+			try {
+				await produce(input, requests(0, 1000));
+				await out.until(
+					() => out.byId.size >= 200,
+					"200 results from the first processor",
+				);
+				b = await startStream(args); // added while the stream runs
+				await out.until(() => out.byId.size >= 600, "600 results");
+				sa = (await stopStream(a)).stats; // removed while the stream runs
+				await produce(input, requests(1000, 500));
+				await out.until(
+					every(out, 0, 1500),
+					"a result for every input",
+					120_000,
+				);
+			} finally {
+				if (!sa) sa = (await stopStream(a)).stats;
+				if (b) sb = (await stopStream(b)).stats;
+				await out.close();
+			}
+			assert.equal(out.byId.size, 1500);
+			assert.ok(
+				Number(sa?.produced) > 0 && Number(sb?.produced) > 0,
+				`both processors scored: ${JSON.stringify([sa, sb])}`,
+			);
+		});
+
 		it("a model alias moved mid-stream: results switch versions with no gap", async () => {
 			const dir = await mkdtemp(join(tmpdir(), "mlship-stream-reg-"));
 			const registry = `sqlite:${join(dir, "r.db")}`;
