@@ -278,23 +278,28 @@ export function runEndToEnd(name: string, broker: E2EBroker): void {
 			assert.equal(out.byId.size, 1000);
 		});
 
-		it("two processors in one group share the input: every message scored, none lost", async () => {
+		/** Fresh input and output, a collector on the output, and processor arguments for group `group`. */
+		const groupRun = async (group: string) => {
 			const [input, output] = [
 				await broker.fresh("in"),
 				await broker.fresh("out"),
 			];
-			const out = collect(output);
 			const args = streamArgs(
 				input,
 				output,
 				"--group",
-				"pair",
+				group,
 				"--batch-size",
 				"10",
 				"--max-in-flight",
 				"20",
 				"--json",
 			);
+			return { input, out: collect(output), args };
+		};
+
+		it("two processors in one group share the input: every message scored, none lost", async () => {
+			const { input, out, args } = await groupRun("pair");
 			const a = await startStream(args);
 			const b = await startStream(args);
 			let sa: Record<string, unknown> | undefined;
@@ -320,22 +325,7 @@ export function runEndToEnd(name: string, broker: E2EBroker): void {
 		});
 
 		it("a processor added and one removed (SIGTERM) mid-stream: the group rebalances and no input is lost", async () => {
-			const [input, output] = [
-				await broker.fresh("in"),
-				await broker.fresh("out"),
-			];
-			const out = collect(output);
-			const args = streamArgs(
-				input,
-				output,
-				"--group",
-				"scale",
-				"--batch-size",
-				"10",
-				"--max-in-flight",
-				"20",
-				"--json",
-			);
+			const { input, out, args } = await groupRun("scale");
 			const a = await startStream(args);
 			let b: Awaited<ReturnType<typeof startStream>> | undefined;
 			let sa: Record<string, unknown> | undefined;
