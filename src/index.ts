@@ -13,3 +13,9 @@ export type {
 } from "./protocol/types.ts";
 export { openRegistry } from "./registry/open.ts";
 export type { ModelStore, ModelVersion } from "./registry/types.ts";
+export type { StreamStats } from "./stream/processor.ts";
+export {
+	type RunningStream,
+	runStream,
+	type StreamOptions,
+} from "./stream/run.ts";

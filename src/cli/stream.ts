@@ -1,18 +1,9 @@
 // `mlship stream`: score messages from a broker (or JSON lines) and produce results, at least once.
-import { hostname } from "node:os";
 import { Command } from "commander";
 import pino from "pino";
-import { createDataPlane } from "../dataplane/dataplane.ts";
 import { MlshipError } from "../protocol/errors.ts";
-import { defaultModelName } from "../server/server.ts";
-import {
-	checkUri,
-	isStdio,
-	openSink,
-	openSource,
-} from "../stream/connectors/index.ts";
-import { StreamProcessor } from "../stream/processor.ts";
-import type { Transactor } from "../stream/types.ts";
+import { isStdio } from "../stream/connectors/index.ts";
+import { runStream } from "../stream/run.ts";
 import { action, example } from "./common.ts";
 
 interface StreamOpts {
@@ -101,101 +92,55 @@ export function streamCommand(): Command {
 					{ level: opts.logLevel, base: { pid: process.pid } },
 					pino.destination(2),
 				);
-				for (const uri of [opts.from, opts.to, opts.dlq])
-					if (uri !== undefined) checkUri(uri);
-				const batchSize = positive("--batch-size", opts.batchSize);
-				const maxInFlight = positive("--max-in-flight", opts.maxInFlight);
-				const workers =
-					opts.workers !== undefined
-						? positive("--workers", opts.workers)
-						: undefined;
-				const name = await defaultModelName(opts.model);
-				const dp = await createDataPlane({
-					models: [{ name, source: opts.model }],
-					...(opts.registry !== undefined ? { registry: opts.registry } : {}),
-					processMetrics: false,
-					...(workers !== undefined ? { load: { workers } } : {}),
-					onEvent: (e) =>
+				const s = await runStream({
+					model: opts.model,
+					from: opts.from,
+					to: opts.to,
+					dlq: opts.dlq,
+					group: opts.group,
+					consumer: opts.consumer,
+					registry: opts.registry,
+					batchSize: positive("--batch-size", opts.batchSize),
+					maxInFlight: positive("--max-in-flight", opts.maxInFlight),
+					workers:
+						opts.workers !== undefined
+							? positive("--workers", opts.workers)
+							: undefined,
+					exactlyOnce: opts.exactlyOnce,
+					log: (level, msg, fields) => log[level](fields ?? {}, msg),
+					onModelEvent: (e) =>
 						log.info(
 							e,
 							e.type === "updated" ? "model updated" : "model update failed",
 						),
 				});
-				const open: { close(): Promise<void> }[] = [dp];
-				try {
-					const loadError = dp.loadErrors[0];
-					if (loadError) throw loadError;
-					const connector = {
-						group: opts.group,
-						consumer: opts.consumer ?? `${hostname()}-${process.pid}`,
-					};
-					const sink = await openSink(opts.to);
-					open.unshift(sink);
-					const dlq =
-						opts.dlq !== undefined ? await openSink(opts.dlq) : undefined;
-					if (dlq) open.unshift(dlq);
-					const source = await openSource(opts.from, connector);
-					open.unshift(source);
-					let transactor: Transactor | undefined;
-					if (opts.exactlyOnce) {
-						for (const uri of [opts.from, opts.to, opts.dlq])
-							if (uri !== undefined && !uri.startsWith("kafka://"))
-								throw new MlshipError(
-									"MLSHIP_INVALID_ARGUMENT",
-									`--exactly-once works from Kafka to Kafka; '${uri}' is not a kafka:// URI`,
-								);
-						const { kafkaTransactor } = await import(
-							"../stream/connectors/kafka.ts"
-						);
-						transactor = kafkaTransactor(
-							source,
-							opts.to,
-							opts.dlq,
-							`mlship-${opts.group}-${connector.consumer}`,
-						);
-						open.unshift(transactor);
+				const stop = (signal: string) => {
+					if (s.stopping) {
+						log.warn({ signal }, "second signal: exiting without draining");
+						process.exit(130);
 					}
-					const p = new StreamProcessor({
-						dataPlane: dp,
-						model: name,
-						source,
-						sink,
-						dlq,
-						transactor,
-						batchSize,
-						maxInFlight,
-						log: (level, msg, fields) => log[level](fields ?? {}, msg),
-					});
-					const stop = (signal: string) => {
-						if (p.stopping) {
-							log.warn({ signal }, "second signal: exiting without draining");
-							process.exit(130);
-						}
-						log.info({ signal }, "draining: finishing in-flight messages");
-						p.stop();
-					};
-					process.on("SIGTERM", () => stop("SIGTERM"));
-					process.on("SIGINT", () => stop("SIGINT"));
-					log.info(
-						{
-							model: name,
-							version: dp.modelMetadata(name).version,
-							from: opts.from,
-							to: opts.to,
-							...connector,
-						},
-						"mlship streaming",
-					);
-					const stats = await p.run();
-					log.info(stats, "stream stopped");
-					if (opts.json) {
-						const text = `${JSON.stringify(stats)}\n`;
-						if (isStdio(opts.to)) process.stderr.write(text);
-						else process.stdout.write(text);
-					}
-				} finally {
-					// Sources first (stop consuming), then sinks, then the model.
-					for (const o of open) await o.close();
+					log.info({ signal }, "draining: finishing in-flight messages");
+					s.stop();
+				};
+				process.on("SIGTERM", () => stop("SIGTERM"));
+				process.on("SIGINT", () => stop("SIGINT"));
+				log.info(
+					{
+						model: s.model,
+						version: s.version,
+						from: opts.from,
+						to: opts.to,
+						group: s.group,
+						consumer: s.consumer,
+					},
+					"mlship streaming",
+				);
+				const stats = await s.done;
+				log.info(stats, "stream stopped");
+				if (opts.json) {
+					const text = `${JSON.stringify(stats)}\n`;
+					if (isStdio(opts.to)) process.stderr.write(text);
+					else process.stdout.write(text);
 				}
 				process.exit(0);
 			}),

@@ -142,7 +142,7 @@ export function runContract(name: string, target: ContractTarget): void {
 			}
 		});
 
-		it("two consumers in one group share the messages: each is delivered once, none is lost", async () => {
+		it("two consumers in one group share the messages: none is lost, and only a rebalance redelivers", async () => {
 			const uri = await target.fresh();
 			const sink = await openSink(uri);
 			await sink.write(messages(60));
@@ -152,7 +152,7 @@ export function runContract(name: string, target: ContractTarget): void {
 			try {
 				const seen: number[] = [];
 				let empty = 0;
-				while (seen.length < 60 && empty < 40) {
+				while (new Set(seen).size < 60 && empty < 40) {
 					const [ra, rb] = await Promise.all([a.read(5, 250), b.read(5, 250)]);
 					if ((ra?.length ?? 0) + (rb?.length ?? 0) === 0) empty++;
 					for (const [src, r] of [
@@ -165,8 +165,14 @@ export function runContract(name: string, target: ContractTarget): void {
 						}
 				}
 				assert.deepEqual(
-					[...seen].sort((x, y) => x - y),
+					[...new Set(seen)].sort((x, y) => x - y),
 					Array.from({ length: 60 }, (_, i) => i),
+				);
+				// Kafka moves partitions when the second member joins: a batch read but not yet committed by the
+				// first member (≤ 5 messages per move) is read again by its new owner. Nothing else repeats.
+				assert.ok(
+					seen.length - 60 <= 10,
+					`${seen.length - 60} messages delivered twice`,
 				);
 			} finally {
 				await a.close();
