@@ -107,6 +107,15 @@ function toMessage(m: JsMsg): InMessage {
 export function natsSource(uri: string, opts: ConnectorOptions): Source {
 	const a = parseNatsUri(uri);
 	const held = new Map<string, JsMsg>();
+	// Messages waiting in the processor (behind back-pressure or a slow sink) are still being worked on: tell the
+	// server, so they are not redelivered to another processor after ack_wait while this one still holds them.
+	const keepAlive = setInterval(
+		() => {
+			for (const m of held.values()) m.working();
+		},
+		Math.max(100, a.ackWaitMs / 3),
+	);
+	keepAlive.unref();
 	let start:
 		| Promise<{
 				nc: NatsConnection;
@@ -180,6 +189,7 @@ export function natsSource(uri: string, opts: ConnectorOptions): Source {
 			);
 		},
 		async close() {
+			clearInterval(keepAlive);
 			if (!start) return;
 			const s = await start.catch(() => undefined);
 			s?.stop();
