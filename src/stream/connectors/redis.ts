@@ -91,6 +91,26 @@ export function redisSource(uri: string, opts: ConnectorOptions): Source {
 	let history: string | undefined = "0";
 	let lastClaim = 0;
 	const inFlight = new Set<string>();
+	// Entries waiting in the processor are still ours: re-claiming them resets their idle time, so other
+	// consumers do not take them over after claim_idle_ms while this one still holds them.
+	const keepAlive = setInterval(
+		() => {
+			if (inFlight.size === 0) return;
+			acker
+				.call(
+					"XCLAIM",
+					a.stream,
+					opts.group,
+					opts.consumer,
+					0,
+					...inFlight,
+					"JUSTID",
+				)
+				.catch(() => {});
+		},
+		Math.max(100, a.claimIdleMs / 3),
+	);
+	keepAlive.unref();
 
 	async function ensureGroup(): Promise<void> {
 		try {
@@ -184,6 +204,7 @@ export function redisSource(uri: string, opts: ConnectorOptions): Source {
 			for (const id of ids) inFlight.delete(id);
 		},
 		async close() {
+			clearInterval(keepAlive);
 			reader.disconnect();
 			await acker.quit().catch(() => {});
 		},
