@@ -1,10 +1,10 @@
 // Test harness: a real, throwaway nats-server (Debian package) with JetStream on a free loopback port, storing in a temp dir.
-import { execFileSync } from "node:child_process";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
 	accepts,
+	findBinary,
 	freePort,
 	type Restartable,
 	restartable,
@@ -18,19 +18,11 @@ export interface NatsServer extends Restartable {
 }
 
 function binary(): string {
-	try {
-		return execFileSync(
-			"sh",
-			["-c", "command -v nats-server || ls /usr/sbin/nats-server"],
-			{ encoding: "utf8" },
-		)
-			.trim()
-			.split("\n")[0] as string;
-	} catch {
-		throw new Error(
-			"nats-server not found; run scripts/setup (installs the Debian 'nats-server' package)",
-		);
-	}
+	return findBinary(
+		"nats-server",
+		"run scripts/setup (installs the Debian 'nats-server' package)",
+		["/usr/sbin"],
+	);
 }
 
 /**

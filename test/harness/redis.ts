@@ -1,10 +1,10 @@
 // Test harness: a real, throwaway redis-server (Debian package) on a free loopback port, persisting to a temp dir.
-import { execFileSync } from "node:child_process";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import {
+	findBinary,
 	freePort,
 	type Restartable,
 	restartable,
@@ -18,15 +18,11 @@ export interface RedisServer extends Restartable {
 }
 
 function binary(): string {
-	try {
-		return execFileSync("sh", ["-c", "command -v redis-server"], {
-			encoding: "utf8",
-		}).trim();
-	} catch {
-		throw new Error(
-			"redis-server not found on PATH; run scripts/setup (installs the Debian 'redis-server' package)",
-		);
-	}
+	return findBinary(
+		"redis-server",
+		"run scripts/setup (installs the Debian 'redis-server' package)",
+		[],
+	);
 }
 
 /**

@@ -1,6 +1,33 @@
 // Test harness plumbing shared by the broker harnesses: free loopback ports, a child process with log tail, readiness polling.
 import { type ChildProcess, spawn } from "node:child_process";
+import { accessSync, constants } from "node:fs";
 import { createServer } from "node:net";
+import { delimiter, join } from "node:path";
+
+/**
+ * The path of executable `name` on PATH (then in `extraDirs`); throws `hint` when there is none — tests that need
+ * a service fail, they never skip.
+ */
+export function findBinary(
+	name: string,
+	hint: string,
+	extraDirs: string[] = [],
+): string {
+	for (const dir of [
+		...(process.env.PATH ?? "").split(delimiter),
+		...extraDirs,
+	]) {
+		if (!dir) continue;
+		const p = join(dir, name);
+		try {
+			accessSync(p, constants.X_OK);
+			return p;
+		} catch {
+			// not here
+		}
+	}
+	throw new Error(`${name} not found; ${hint}`);
+}
 
 /** A loopback port that was free a moment ago. */
 export function freePort(): Promise<number> {
