@@ -27,3 +27,9 @@ export type { ModelStore, ModelVersion } from "./registry/types.ts";
 export { registerDuckDBFunctions } from "./sql/duckdb.ts";
 export type { RegisterOptions, SqlModels } from "./sql/models.ts";
 export { registerSqliteFunctions } from "./sql/sqlite.ts";
+export type { StreamStats } from "./stream/processor.ts";
+export {
+	type RunningStream,
+	runStream,
+	type StreamOptions,
+} from "./stream/run.ts";

@@ -10,6 +10,7 @@ import { predictCommand } from "./predict.ts";
 import { quickstartCommand } from "./quickstart.ts";
 import { serveCommand } from "./serve.ts";
 import { sqlCommand } from "./sql.ts";
+import { streamCommand } from "./stream.ts";
 
 const program = new Command("mlship")
 	.description(
@@ -32,5 +33,6 @@ program.addCommand(batchCommand());
 program.addCommand(serveCommand());
 program.addCommand(sqlCommand());
 program.addCommand(pgCommand());
+program.addCommand(streamCommand());
 program.addCommand(quickstartCommand());
 await program.parseAsync(process.argv);

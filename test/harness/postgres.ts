@@ -2,11 +2,11 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { chown, mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import pg from "pg";
+import { freePort } from "./service.ts";
 
 const run = promisify(execFile);
 const PG_ROOT = "/usr/lib/postgresql";
@@ -45,22 +45,6 @@ export function binDir(): string {
 			`PostgreSQL server binaries not found (${PG_ROOT}/<version>/bin/postgres); run scripts/setup to install the Debian 'postgresql' package`,
 		);
 	return join(PG_ROOT, newest, "bin");
-}
-
-/** A loopback port that was free a moment ago. */
-async function freePort(): Promise<number> {
-	return new Promise((resolve, reject) => {
-		const srv = createServer();
-		srv.once("error", reject);
-		srv.listen(0, "127.0.0.1", () => {
-			const addr = srv.address();
-			srv.close(() =>
-				typeof addr === "object" && addr
-					? resolve(addr.port)
-					: reject(new Error("no port")),
-			);
-		});
-	});
 }
 
 /** PostgreSQL refuses to run as root: as root, commands run as the `postgres` user (created by the Debian package). */

@@ -56,13 +56,14 @@ export interface CliResult {
 	stderr: string;
 }
 
-/** Runs `mlship ...args` as a real process (Node 24, TypeScript sources). */
+/** Runs `mlship ...args` as a real process (Node 24, TypeScript sources); `stdin` is written to its standard input. */
 export function mlship(
 	args: string[],
 	cwd = REPO,
 	env: NodeJS.ProcessEnv = {},
+	stdin?: string,
 ): Promise<CliResult> {
-	return startMlship(args, cwd, env).done.then((r) => ({
+	return startMlship(args, cwd, env, stdin).done.then((r) => ({
 		code: r.code ?? -1,
 		stdout: r.stdout,
 		stderr: r.stderr,
@@ -74,6 +75,7 @@ export function startMlship(
 	args: string[],
 	cwd = REPO,
 	env: NodeJS.ProcessEnv = {},
+	stdin?: string,
 ): {
 	process: ChildProcess;
 	done: Promise<{
@@ -104,5 +106,6 @@ export function startMlship(
 		p.on("error", reject);
 		p.on("close", (code, signal) => resolve({ code, signal, stdout, stderr }));
 	});
+	if (stdin !== undefined) p.stdin.end(stdin);
 	return { process: p, done };
 }

@@ -1,0 +1,359 @@
+// Kafka connector: a consumer-group member reading from committed offsets (commit after produce), an acks=all producer.
+import {
+	Admin,
+	Consumer,
+	type Message,
+	Producer,
+	stringDeserializer,
+	stringSerializers,
+} from "@platformatic/kafka";
+import { MlshipError } from "../../protocol/errors.ts";
+import type {
+	ConnectorOptions,
+	InMessage,
+	OutMessage,
+	Sink,
+	Source,
+	Transactor,
+} from "../types.ts";
+import { IteratorPuller } from "./pull.ts";
+
+/** `kafka://host:port[,host:port...]/topic[?partitions=N&session_timeout_ms=10000]` */
+export interface KafkaAddress {
+	brokers: string[];
+	topic: string;
+	/** Partitions of the topic when mlship creates it (default: the broker's num.partitions). */
+	partitions: number;
+	/** A consumer that stops heartbeating this long leaves the group; its partitions go to the others. */
+	sessionTimeoutMs: number;
+}
+
+export function parseKafkaUri(uri: string): KafkaAddress {
+	const m = /^kafka:\/\/([^/?#]+)\/([^/?#]+)(\?.*)?$/i.exec(uri);
+	if (!m)
+		throw new MlshipError(
+			"MLSHIP_INVALID_ARGUMENT",
+			`'${uri}': expected kafka://host:port/topic (several brokers: host1:9092,host2:9092)`,
+		);
+	const q = new URLSearchParams(m[3] ?? "");
+	const num = (name: string, dflt: number) => {
+		const v = Number(q.get(name) ?? dflt);
+		if (!Number.isInteger(v))
+			throw new MlshipError(
+				"MLSHIP_INVALID_ARGUMENT",
+				`'${uri}': ${name} must be a whole number`,
+			);
+		return v;
+	};
+	return {
+		brokers: (m[1] as string).split(","),
+		topic: decodeURIComponent(m[2] as string),
+		partitions: num("partitions", -1),
+		sessionTimeoutMs: num("session_timeout_ms", 10_000),
+	};
+}
+
+/** Creates the topic if it does not exist (replication 1 … the broker's default via -1). */
+async function ensureTopic(a: KafkaAddress): Promise<void> {
+	const admin = new Admin({
+		clientId: "mlship-admin",
+		bootstrapBrokers: a.brokers,
+	});
+	try {
+		await admin.createTopics({
+			topics: [a.topic],
+			partitions: a.partitions,
+			replicas: -1,
+		});
+	} catch (err) {
+		if (!/already exists|TOPIC_ALREADY_EXISTS/i.test(describe(err))) throw err;
+	} finally {
+		await admin.close();
+	}
+}
+
+/** Kafka client errors nest causes (AggregateError, protocol errors): flatten them for matching and logs. */
+function describe(err: unknown): string {
+	const parts: string[] = [];
+	const walk = (e: unknown, depth: number) => {
+		if (!e || depth > 4) return;
+		const x = e as {
+			message?: string;
+			code?: string;
+			apiCode?: number;
+			errors?: unknown[];
+			cause?: unknown;
+		};
+		parts.push([x.code, x.message].filter(Boolean).join(": "));
+		for (const inner of x.errors ?? []) walk(inner, depth + 1);
+		walk(x.cause, depth + 1);
+	};
+	walk(err, 0);
+	return parts.join("; ");
+}
+
+/** Commit failures that mean "the group moved on": the message will be delivered again to the partition's new owner. */
+const STALE_MEMBER =
+	/ILLEGAL_GENERATION|UNKNOWN_MEMBER_ID|REBALANCE_IN_PROGRESS|FENCED|not assigned|no longer/i;
+
+type KafkaMessage = Message<string, Buffer, string, string>;
+type KafkaConsumer = Consumer<string, Buffer, string, string>;
+
+/** What a transaction needs from a Kafka source: its group member and the messages it handed out. */
+interface SourceInternals {
+	consumer(): Promise<KafkaConsumer>;
+	held: Map<string, KafkaMessage>;
+	brokers: string[];
+}
+const internals = new WeakMap<Source, SourceInternals>();
+
+/** Per partition, the message with the highest offset: committing it commits everything before it. */
+function lastPerPartition(
+	held: Map<string, KafkaMessage>,
+	messages: readonly InMessage[],
+): KafkaMessage[] {
+	const last = new Map<number, KafkaMessage>();
+	for (const msg of messages) {
+		const m = held.get(msg.id);
+		held.delete(msg.id);
+		if (!m) continue;
+		const prev = last.get(m.partition);
+		if (!prev || prev.offset < m.offset) last.set(m.partition, m);
+	}
+	return [...last.values()];
+}
+
+function record(topic: string, m: OutMessage) {
+	return {
+		topic,
+		...(m.key !== undefined ? { key: m.key } : {}),
+		value: m.value,
+		headers: m.headers,
+	};
+}
+
+/**
+ * Reads a topic as a member of the consumer group: from the group's committed offsets (a new group starts at the
+ * earliest message). ack() commits, per partition, the offset after the last acked message; acks come in read
+ * order, so everything before it is done. A member that dies uncommitted leaves its messages to be read again.
+ */
+export function kafkaSource(uri: string, opts: ConnectorOptions): Source {
+	const a = parseKafkaUri(uri);
+	let start:
+		| Promise<{
+				consumer: Consumer<string, Buffer, string, string>;
+				puller: IteratorPuller<KafkaMessage>;
+				close: () => Promise<void>;
+		  }>
+		| undefined;
+	const held = new Map<string, KafkaMessage>();
+
+	async function begin() {
+		await ensureTopic(a);
+		const consumer = new Consumer<string, Buffer, string, string>({
+			groupId: opts.group,
+			clientId: opts.consumer,
+			bootstrapBrokers: a.brokers,
+			sessionTimeout: a.sessionTimeoutMs,
+			heartbeatInterval: Math.max(100, Math.floor(a.sessionTimeoutMs / 4)),
+			rebalanceTimeout: Math.max(a.sessionTimeoutMs, 5_000),
+			retries: 1_000_000,
+			retryDelay: 250,
+			deserializers: {
+				key: stringDeserializer,
+				headerKey: stringDeserializer,
+				headerValue: stringDeserializer,
+			},
+		});
+		try {
+			const stream = await consumer.consume({
+				topics: [a.topic],
+				mode: "committed",
+				fallbackMode: "earliest",
+				autocommit: false,
+				maxWaitTime: 200,
+				// Results of exactly-once processors are visible only once their transaction commits.
+				isolationLevel: 1,
+			});
+			return {
+				consumer,
+				puller: new IteratorPuller<KafkaMessage>(
+					stream[Symbol.asyncIterator](),
+				),
+				close: async () => {
+					await stream.close();
+					await consumer.close(true);
+				},
+			};
+		} catch (err) {
+			await consumer.close(true).catch(() => {});
+			throw err;
+		}
+	}
+
+	const started = () => {
+		start ??= begin().catch((err) => {
+			start = undefined;
+			throw new Error(describe(err), { cause: err });
+		});
+		return start;
+	};
+	const source: Source = {
+		async read(max, waitMs) {
+			const { puller } = await started();
+			const out: InMessage[] = [];
+			for (const m of await puller.take(max, waitMs)) {
+				const id = `${m.partition}:${m.offset}`;
+				held.set(id, m);
+				const headers: Record<string, string> = {};
+				for (const [k, v] of m.headers)
+					if (k !== undefined && v !== undefined) headers[k] = v;
+				out.push({
+					id,
+					key: m.key ?? undefined,
+					value: m.value ?? Buffer.alloc(0),
+					headers,
+				});
+			}
+			return out;
+		},
+		async ack(messages) {
+			await Promise.all(
+				lastPerPartition(held, messages).map(async (m) => {
+					try {
+						await m.commit();
+					} catch (err) {
+						if (!STALE_MEMBER.test(describe(err)))
+							throw new Error(describe(err), { cause: err });
+					}
+				}),
+			);
+		},
+		async close() {
+			const s = await start?.catch(() => undefined);
+			await s?.close();
+		},
+	};
+	internals.set(source, {
+		consumer: async () => (await started()).consumer,
+		held,
+		brokers: a.brokers,
+	});
+	return source;
+}
+
+/**
+ * Exactly-once Kafka→Kafka: per batch, one transaction (transactional id `transactionalId`; keep it stable across
+ * restarts so a new process fences the old one's open transaction) holds the results, the dead letters and the
+ * consumer group's offsets. Consumers reading the output with read_committed see each result once.
+ */
+export function kafkaTransactor(
+	source: Source,
+	to: string,
+	dlq: string | undefined,
+	transactionalId: string,
+): Transactor {
+	const src = internals.get(source);
+	if (!src)
+		throw new MlshipError(
+			"MLSHIP_INVALID_ARGUMENT",
+			"exactly-once needs a kafka:// source (--from), sink (--to) and, if given, dead-letter topic (--dlq)",
+		);
+	const out = parseKafkaUri(to);
+	const dead = dlq !== undefined ? parseKafkaUri(dlq) : undefined;
+	const newProducer = () =>
+		new Producer<string, string, string, string>({
+			clientId: "mlship-transactions",
+			bootstrapBrokers: out.brokers,
+			serializers: stringSerializers,
+			transactionalId,
+			// A new producer: -1/-1 (the client's default 0/0 is refused as fenced while a dead process's
+			// transaction with this id is still open, instead of aborting it).
+			producerId: -1n,
+			producerEpoch: -1,
+			idempotent: true,
+			acks: -1,
+			retries: 5,
+			retryDelay: 250,
+		});
+	let producer = newProducer();
+	let ready: Promise<void> | undefined;
+	return {
+		async commit(results, deadLetters, consumed) {
+			ready ??= Promise.all([ensureTopic(out), dead && ensureTopic(dead)])
+				.then(() => {})
+				.catch((err) => {
+					ready = undefined;
+					throw err;
+				});
+			await ready;
+			const consumer = await src.consumer();
+			let tx: Awaited<ReturnType<typeof producer.beginTransaction>>;
+			try {
+				tx = await producer.beginTransaction();
+			} catch (err) {
+				// A failed begin (e.g. the broker still aborting a dead process's transaction) leaves the producer
+				// holding a half-made transaction: start over with a new one.
+				await producer.close(true).catch(() => {});
+				producer = newProducer();
+				throw new Error(describe(err), { cause: err });
+			}
+			try {
+				const messages = results.map((m) => record(out.topic, m));
+				if (dead)
+					for (const m of deadLetters) messages.push(record(dead.topic, m));
+				if (messages.length > 0) await tx.send({ messages });
+				await tx.addConsumer(consumer);
+				for (const m of lastPerPartition(new Map(src.held), consumed))
+					await tx.addOffset(m);
+				await tx.commit();
+			} catch (err) {
+				await tx.abort().catch(() => {});
+				if (!tx.completed) {
+					await producer.close(true).catch(() => {});
+					producer = newProducer();
+				}
+				throw new Error(describe(err), { cause: err });
+			}
+			for (const m of consumed) src.held.delete(m.id);
+		},
+		async close() {
+			await producer.close();
+		},
+	};
+}
+
+/** Produces with acks=all (idempotent): write() resolves once the broker has every message. */
+export function kafkaSink(uri: string): Sink {
+	const a = parseKafkaUri(uri);
+	let ready: Promise<void> | undefined;
+	const producer = new Producer<string, string, string, string>({
+		clientId: "mlship-producer",
+		bootstrapBrokers: a.brokers,
+		serializers: stringSerializers,
+		idempotent: true,
+		acks: -1,
+		retries: 5,
+		retryDelay: 250,
+	});
+	return {
+		async write(messages: readonly OutMessage[]) {
+			if (messages.length === 0) return;
+			ready ??= ensureTopic(a).catch((err) => {
+				ready = undefined;
+				throw err;
+			});
+			await ready;
+			try {
+				await producer.send({
+					messages: messages.map((m) => record(a.topic, m)),
+				});
+			} catch (err) {
+				throw new Error(describe(err), { cause: err });
+			}
+		},
+		async close() {
+			await producer.close();
+		},
+	};
+}

@@ -1,0 +1,236 @@
+// NATS JetStream connector: a durable pull consumer per group (explicit acks, confirmed), publishes confirmed by PubAck.
+import {
+	AckPolicy,
+	DeliverPolicy,
+	type JetStreamManager,
+	type JsMsg,
+	jetstream,
+	jetstreamManager,
+} from "@nats-io/jetstream";
+import {
+	connect,
+	type NatsConnection,
+	headers as natsHeaders,
+} from "@nats-io/transport-node";
+import { MlshipError } from "../../protocol/errors.ts";
+import type {
+	ConnectorOptions,
+	InMessage,
+	OutMessage,
+	Sink,
+	Source,
+} from "../types.ts";
+import { IteratorPuller } from "./pull.ts";
+
+/** `nats://host:port/STREAM/subject[?ack_wait_ms=30000]` */
+export interface NatsAddress {
+	server: string;
+	stream: string;
+	subject: string;
+	/** An unacked message is delivered again after this long (its processor died or stalled). */
+	ackWaitMs: number;
+}
+
+/** The header that carries the message key (NATS messages have none of their own). */
+export const KEY_HEADER = "key";
+
+export function parseNatsUri(uri: string): NatsAddress {
+	const u = new URL(uri);
+	const [stream, ...rest] = u.pathname.replace(/^\//, "").split("/");
+	const subject = rest.join("/");
+	if (!stream || !subject)
+		throw new MlshipError(
+			"MLSHIP_INVALID_ARGUMENT",
+			`'${uri}': expected nats://host:port/STREAM/subject (a JetStream stream name, then the subject)`,
+		);
+	const ackWaitMs = Number(u.searchParams.get("ack_wait_ms") ?? 30_000);
+	if (!Number.isFinite(ackWaitMs) || ackWaitMs < 1)
+		throw new MlshipError(
+			"MLSHIP_INVALID_ARGUMENT",
+			`'${uri}': ack_wait_ms must be a number of milliseconds`,
+		);
+	const auth = u.username
+		? `${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}@`
+		: "";
+	return {
+		server: `nats://${auth}${u.hostname || "127.0.0.1"}:${u.port || 4222}`,
+		stream,
+		subject,
+		ackWaitMs,
+	};
+}
+
+function open(a: NatsAddress): Promise<NatsConnection> {
+	// Reconnect forever: a broker restart is waited out; operations fail meanwhile and the processor retries them.
+	return connect({
+		servers: a.server,
+		maxReconnectAttempts: -1,
+		reconnectTimeWait: 250,
+		name: "mlship-stream",
+	});
+}
+
+/** Creates the stream (file storage, just this subject) when it does not exist yet. */
+async function ensureStream(
+	jsm: JetStreamManager,
+	a: NatsAddress,
+): Promise<void> {
+	try {
+		await jsm.streams.info(a.stream);
+	} catch (err) {
+		if (!/not found/i.test(String((err as Error).message))) throw err;
+		await jsm.streams.add({ name: a.stream, subjects: [a.subject] });
+	}
+}
+
+function toMessage(m: JsMsg): InMessage {
+	const headers: Record<string, string> = {};
+	let key: string | undefined;
+	if (m.headers)
+		for (const [k, v] of m.headers) {
+			if (k === KEY_HEADER) key = v[0];
+			else if (v[0] !== undefined) headers[k] = v[0];
+		}
+	return {
+		id: `${m.info.stream}:${m.seq}`,
+		key,
+		value: Buffer.from(m.data),
+		headers,
+	};
+}
+
+/**
+ * Reads a JetStream stream through the durable pull consumer named after the group (created if missing, from
+ * the stream's first message, filtered to the subject). Processors in one group share it; a message not
+ * acked within `ack_wait_ms` is delivered again. Acks wait for the server's confirmation.
+ */
+export function natsSource(uri: string, opts: ConnectorOptions): Source {
+	const a = parseNatsUri(uri);
+	const held = new Map<string, JsMsg>();
+	// Messages waiting in the processor (behind back-pressure or a slow sink) are still being worked on: tell the
+	// server, so they are not redelivered to another processor after ack_wait while this one still holds them.
+	const keepAlive = setInterval(
+		() => {
+			for (const m of held.values()) m.working();
+		},
+		Math.max(100, a.ackWaitMs / 3),
+	);
+	keepAlive.unref();
+	let start:
+		| Promise<{
+				nc: NatsConnection;
+				puller: IteratorPuller<JsMsg>;
+				stop: () => void;
+		  }>
+		| undefined;
+
+	/** `prefetch`: how many messages the client buffers ahead (each counts against ack_wait while it waits). */
+	async function begin(prefetch: number) {
+		const nc = await open(a);
+		try {
+			const jsm = await jetstreamManager(nc);
+			await ensureStream(jsm, a);
+			const config = {
+				durable_name: opts.group,
+				ack_policy: AckPolicy.Explicit,
+				deliver_policy: DeliverPolicy.All,
+				filter_subject: a.subject,
+				ack_wait: a.ackWaitMs * 1_000_000,
+				max_ack_pending: 20_000,
+			};
+			try {
+				await jsm.consumers.info(a.stream, opts.group);
+			} catch {
+				await jsm.consumers.add(a.stream, config).catch(async (err) => {
+					// Another processor of the group created it first.
+					await jsm.consumers.info(a.stream, opts.group).catch(() => {
+						throw err;
+					});
+				});
+			}
+			const consumer = await jetstream(nc).consumers.get(a.stream, opts.group);
+			const messages = await consumer.consume({ max_messages: prefetch });
+			return {
+				nc,
+				puller: new IteratorPuller(messages[Symbol.asyncIterator]()),
+				stop: () => messages.stop(),
+			};
+		} catch (err) {
+			await nc.close();
+			throw err;
+		}
+	}
+
+	return {
+		async read(max, waitMs) {
+			// The first read's size bounds the prefetch: no more is buffered than the processor takes at once.
+			start ??= begin(Math.max(1, max)).catch((err) => {
+				start = undefined;
+				throw err;
+			});
+			const { puller } = await start;
+			const got = await puller.take(max, waitMs);
+			const out: InMessage[] = [];
+			for (const m of got) {
+				const msg = toMessage(m);
+				held.set(msg.id, m);
+				out.push(msg);
+			}
+			return out;
+		},
+		async ack(messages) {
+			await Promise.all(
+				messages.map(async (msg) => {
+					const m = held.get(msg.id);
+					if (!m) return;
+					await m.ackAck();
+					held.delete(msg.id);
+				}),
+			);
+		},
+		async close() {
+			clearInterval(keepAlive);
+			if (!start) return;
+			const s = await start.catch(() => undefined);
+			s?.stop();
+			await s?.nc.close();
+		},
+	};
+}
+
+/** Publishes each message to the subject and waits for JetStream's PubAck (the stream is created if missing). */
+export function natsSink(uri: string): Sink {
+	const a = parseNatsUri(uri);
+	let start: Promise<NatsConnection> | undefined;
+	async function begin(): Promise<NatsConnection> {
+		const nc = await open(a);
+		try {
+			await ensureStream(await jetstreamManager(nc), a);
+			return nc;
+		} catch (err) {
+			await nc.close();
+			throw err;
+		}
+	}
+	return {
+		async write(messages: readonly OutMessage[]) {
+			start ??= begin().catch((err) => {
+				start = undefined;
+				throw err;
+			});
+			const js = jetstream(await start);
+			await Promise.all(
+				messages.map((m) => {
+					const h = natsHeaders();
+					for (const [k, v] of Object.entries(m.headers)) h.set(k, v);
+					if (m.key !== undefined) h.set(KEY_HEADER, m.key);
+					return js.publish(a.subject, m.value, { headers: h });
+				}),
+			);
+		},
+		async close() {
+			const nc = await start?.catch(() => undefined);
+			await nc?.close();
+		},
+	};
+}

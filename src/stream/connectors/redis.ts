@@ -1,0 +1,237 @@
+// Redis Streams connector: consumer groups (XREADGROUP/XACK, XAUTOCLAIM for dead consumers' work), XADD to produce.
+import { Redis } from "ioredis";
+import { MlshipError } from "../../protocol/errors.ts";
+import type {
+	ConnectorOptions,
+	InMessage,
+	OutMessage,
+	Sink,
+	Source,
+} from "../types.ts";
+
+/** `redis://[:password@]host:port/stream[?claim_idle_ms=30000]` */
+export interface RedisAddress {
+	host: string;
+	port: number;
+	password: string | undefined;
+	stream: string;
+	/** Pending entries idle this long (their consumer died) are claimed by a live consumer. */
+	claimIdleMs: number;
+}
+
+export function parseRedisUri(uri: string): RedisAddress {
+	const u = new URL(uri);
+	const stream = decodeURIComponent(u.pathname.replace(/^\//, ""));
+	if (!stream || stream.includes("/"))
+		throw new MlshipError(
+			"MLSHIP_INVALID_ARGUMENT",
+			`'${uri}': expected redis://host:port/stream (one stream name after the port)`,
+		);
+	const idle = Number(u.searchParams.get("claim_idle_ms") ?? 30_000);
+	if (!Number.isFinite(idle) || idle < 0)
+		throw new MlshipError(
+			"MLSHIP_INVALID_ARGUMENT",
+			`'${uri}': claim_idle_ms must be a number of milliseconds`,
+		);
+	return {
+		host: u.hostname || "127.0.0.1",
+		port: Number(u.port || 6379),
+		password: u.password ? decodeURIComponent(u.password) : undefined,
+		stream,
+		claimIdleMs: idle,
+	};
+}
+
+function connect(a: RedisAddress): Redis {
+	const r = new Redis({
+		host: a.host,
+		port: a.port,
+		password: a.password,
+		// Fail a command after a few reconnect attempts: the processor retries it with its own backoff.
+		maxRetriesPerRequest: 3,
+		retryStrategy: (n) => Math.min(n * 100, 1000),
+		lazyConnect: false,
+		// RESP2: stream replies keep one shape (RESP3 turns XREADGROUP's reply into a map).
+		protocol: 2,
+	});
+	// Connection errors surface on the commands; without a listener ioredis would print them.
+	r.on("error", () => {});
+	return r;
+}
+
+type Entry = [id: string, fields: string[] | null];
+
+function toMessage(e: Entry): InMessage {
+	const [id, fields] = e;
+	let key: string | undefined;
+	let value = "";
+	const headers: Record<string, string> = {};
+	for (let i = 0; fields && i + 1 < fields.length; i += 2) {
+		const f = fields[i] as string;
+		const v = fields[i + 1] as string;
+		if (f === "value") value = v;
+		else if (f === "key") key = v;
+		else headers[f] = v;
+	}
+	return { id, key, value: Buffer.from(value, "utf8"), headers };
+}
+
+/**
+ * Reads a stream as one consumer of a group (created at the stream's start, with the stream, if missing). On
+ * start it first re-reads its own pending entries (a restart under the same consumer name); every
+ * `claim_idle_ms / 2` it claims entries other consumers left pending longer than `claim_idle_ms`.
+ * Entry fields: `value` (the payload), `key`, and any others as headers.
+ */
+export function redisSource(uri: string, opts: ConnectorOptions): Source {
+	const a = parseRedisUri(uri);
+	const reader = connect(a);
+	const acker = connect(a);
+	let ready: Promise<void> | undefined;
+	/** Cursor through our own pending entries ("0" = from the start); undefined once they are all re-read. */
+	let history: string | undefined = "0";
+	let lastClaim = 0;
+	const inFlight = new Set<string>();
+	// Entries waiting in the processor are still ours: re-claiming them resets their idle time, so other
+	// consumers do not take them over after claim_idle_ms while this one still holds them.
+	const keepAlive = setInterval(
+		() => {
+			if (inFlight.size === 0) return;
+			acker
+				.call(
+					"XCLAIM",
+					a.stream,
+					opts.group,
+					opts.consumer,
+					0,
+					...inFlight,
+					"JUSTID",
+				)
+				.catch(() => {});
+		},
+		Math.max(100, a.claimIdleMs / 3),
+	);
+	keepAlive.unref();
+
+	async function ensureGroup(): Promise<void> {
+		try {
+			await acker.call(
+				"XGROUP",
+				"CREATE",
+				a.stream,
+				opts.group,
+				"0",
+				"MKSTREAM",
+			);
+		} catch (err) {
+			if (!String((err as Error).message).includes("BUSYGROUP")) throw err;
+		}
+	}
+
+	/** XREADGROUP from `id` ("0"… = our pending entries after it, ">" = new ones). */
+	async function readGroup(
+		max: number,
+		block: (string | number)[],
+		id: string,
+	): Promise<Entry[]> {
+		const r = (await reader.call(
+			"XREADGROUP",
+			"GROUP",
+			opts.group,
+			opts.consumer,
+			"COUNT",
+			max,
+			...block,
+			"STREAMS",
+			a.stream,
+			id,
+		)) as [string, Entry[]][] | null;
+		return r?.[0]?.[1] ?? [];
+	}
+
+	function take(entries: Entry[]): InMessage[] {
+		const out: InMessage[] = [];
+		for (const e of entries) {
+			if (inFlight.has(e[0])) continue;
+			inFlight.add(e[0]);
+			out.push(toMessage(e));
+		}
+		return out;
+	}
+
+	return {
+		async read(max, waitMs) {
+			ready ??= ensureGroup().catch((err) => {
+				ready = undefined;
+				throw err;
+			});
+			await ready;
+			if (history !== undefined) {
+				const entries = await readGroup(max, [], history);
+				const last = entries[entries.length - 1];
+				if (last === undefined) history = undefined;
+				else {
+					history = last[0];
+					// Entries deleted from the stream come back with null fields: ack them away.
+					const gone = entries.filter((e) => e[1] === null).map((e) => e[0]);
+					if (gone.length > 0)
+						await acker.call("XACK", a.stream, opts.group, ...gone);
+					const msgs = take(entries.filter((e) => e[1] !== null));
+					if (msgs.length > 0) return msgs;
+				}
+			}
+			const now = Date.now();
+			if (now - lastClaim >= a.claimIdleMs / 2) {
+				lastClaim = now;
+				const r = (await acker.call(
+					"XAUTOCLAIM",
+					a.stream,
+					opts.group,
+					opts.consumer,
+					a.claimIdleMs,
+					"0-0",
+					"COUNT",
+					max,
+				)) as [string, Entry[], string[]?];
+				const msgs = take((r[1] ?? []).filter((e) => e[1] !== null));
+				if (msgs.length > 0) return msgs;
+			}
+			return take(await readGroup(max, ["BLOCK", Math.max(1, waitMs)], ">"));
+		},
+		async ack(messages) {
+			if (messages.length === 0) return;
+			const ids = messages.map((m) => m.id);
+			await acker.call("XACK", a.stream, opts.group, ...ids);
+			for (const id of ids) inFlight.delete(id);
+		},
+		async close() {
+			clearInterval(keepAlive);
+			reader.disconnect();
+			await acker.quit().catch(() => {});
+		},
+	};
+}
+
+/** Appends each message to a stream with XADD: fields `value`, `key` (when set) and one per header. */
+export function redisSink(uri: string): Sink {
+	const a = parseRedisUri(uri);
+	const r = connect(a);
+	return {
+		async write(messages: readonly OutMessage[]) {
+			if (messages.length === 0) return;
+			const p = r.pipeline();
+			for (const m of messages) {
+				const fields: string[] = ["value", m.value];
+				if (m.key !== undefined) fields.push("key", m.key);
+				for (const [h, v] of Object.entries(m.headers))
+					if (h !== "value" && h !== "key") fields.push(h, v);
+				p.call("XADD", a.stream, "*", ...fields);
+			}
+			const res = await p.exec();
+			for (const [err] of res ?? [[new Error("pipeline was not executed")]])
+				if (err) throw err;
+		},
+		async close() {
+			await r.quit().catch(() => {});
+		},
+	};
+}

@@ -1,0 +1,261 @@
+// The stream processor: pulls micro-batches from a source, scores them through the data plane, produces results, then acks.
+import type { DataPlane, PredictResult } from "../dataplane/types.ts";
+import { type MlshipError, toMlshipError } from "../protocol/errors.ts";
+import type { InferenceResponse } from "../protocol/types.ts";
+import {
+	decodeRequest,
+	encodeDeadLetter,
+	encodeResult,
+	type StreamRequest,
+} from "./message.ts";
+import type {
+	InMessage,
+	OutMessage,
+	Sink,
+	Source,
+	Transactor,
+} from "./types.ts";
+
+export interface ProcessorOptions {
+	dataPlane: DataPlane;
+	/** The data plane's name for the model (its version is whatever the data plane serves now). */
+	model: string;
+	source: Source;
+	sink: Sink;
+	/** Dead letters: messages that cannot be parsed or scored. Without one they are logged and acked. */
+	dlq?: Sink | undefined;
+	/** Exactly-once: each batch's results, dead letters and input positions commit in one transaction (then sink/dlq/ack are not used). */
+	transactor?: Transactor | undefined;
+	/** Most messages taken per read (one micro-batch). Default 256. */
+	batchSize?: number;
+	/** Most messages read but not yet acked; reading pauses at this bound (back-pressure). Default 2048. */
+	maxInFlight?: number;
+	/** How long one read waits for messages. Default 500 ms. */
+	waitMs?: number;
+	/** Progress and trouble (broker errors being retried, dead letters). */
+	log?: (
+		level: "info" | "warn" | "error",
+		msg: string,
+		fields?: object,
+	) => void;
+}
+
+/** Counters of one run. `produced + dead = acked` once drained. */
+export interface StreamStats {
+	consumed: number;
+	produced: number;
+	dead: number;
+	acked: number;
+	batches: number;
+	/** Broker operations that failed and were retried. */
+	retries: number;
+	/** Results per model version that produced them. */
+	versions: Record<string, number>;
+}
+
+/** Errors that say "try again later" rather than "this message is bad". */
+const TRANSIENT = new Set([
+	"MLSHIP_UNAVAILABLE",
+	"MLSHIP_OVERLOADED",
+	"MLSHIP_TIMEOUT",
+	"MLSHIP_CLOSED",
+]);
+const BACKOFF_MIN_MS = 50;
+const BACKOFF_MAX_MS = 2000;
+
+interface Scored {
+	results: OutMessage[];
+	dead: OutMessage[];
+	/** The model version of each result. */
+	versions: string[];
+}
+
+type Outcome = { result: OutMessage; version: string } | { dead: OutMessage };
+
+/**
+ * Runs a stream: read up to `batchSize` messages, score each through the data plane (concurrent requests are
+ * batched by the model's scheduler), produce the results and dead letters, and only then ack — acks go in
+ * read order, so a crash at any point leaves every unacked message to be delivered again (at-least-once).
+ * Reading pauses while `maxInFlight` messages are unacked. Broker errors are retried with backoff.
+ * `stop()` stops reading; `run()` resolves after the in-flight work is produced and acked.
+ * @example const p = new StreamProcessor({ dataPlane, model: "iris", source, sink }); process.once("SIGTERM", () => p.stop()); await p.run();
+ */
+export class StreamProcessor {
+	readonly stats: StreamStats = {
+		consumed: 0,
+		produced: 0,
+		dead: 0,
+		acked: 0,
+		batches: 0,
+		retries: 0,
+		versions: {},
+	};
+	readonly #o: Required<Omit<ProcessorOptions, "dlq" | "log" | "transactor">> &
+		Pick<ProcessorOptions, "dlq" | "log" | "transactor">;
+	#stopping = false;
+	#wake: (() => void) | undefined;
+	#inFlight = 0;
+	#ackTail: Promise<void> = Promise.resolve();
+	#failure: unknown;
+
+	constructor(opts: ProcessorOptions) {
+		this.#o = { batchSize: 256, maxInFlight: 2048, waitMs: 500, ...opts };
+	}
+
+	/** Stops reading; in-flight messages are still produced and acked. */
+	stop(): void {
+		this.#stopping = true;
+		this.#wake?.();
+	}
+
+	get stopping(): boolean {
+		return this.#stopping;
+	}
+
+	async run(): Promise<StreamStats> {
+		const { source, batchSize, maxInFlight, waitMs } = this.#o;
+		while (!this.#stopping && this.#failure === undefined) {
+			const room = Math.min(batchSize, maxInFlight - this.#inFlight);
+			if (room <= 0) {
+				await new Promise<void>((r) => {
+					this.#wake = r;
+				});
+				continue;
+			}
+			let batch: InMessage[] | null;
+			try {
+				batch = await source.read(room, waitMs);
+			} catch (err) {
+				await this.#backoff("read", err);
+				continue;
+			}
+			if (batch === null) break;
+			if (batch.length === 0) continue;
+			this.stats.consumed += batch.length;
+			this.stats.batches++;
+			this.#inFlight += batch.length;
+			const scored = this.#scoreAll(batch);
+			const tx = this.#o.transactor;
+			// Without a transaction, results are produced as soon as they are scored; acks still wait their turn.
+			const produced = tx ? scored : scored.then((s) => this.#produce(s));
+			const prev = this.#ackTail;
+			this.#ackTail = (async () => {
+				await prev;
+				const s = await produced;
+				if (tx) {
+					await this.#retry("transaction", () =>
+						tx.commit(s.results, s.dead, batch),
+					);
+					this.#count(s);
+				} else await this.#retry("ack", () => source.ack(batch));
+				this.stats.acked += batch.length;
+			})()
+				.catch((err) => {
+					this.#failure ??= err;
+				})
+				.finally(() => {
+					this.#inFlight -= batch.length;
+					const w = this.#wake;
+					this.#wake = undefined;
+					w?.();
+				});
+		}
+		await this.#ackTail;
+		if (this.#failure !== undefined) throw this.#failure;
+		return this.stats;
+	}
+
+	async #scoreAll(batch: InMessage[]): Promise<Scored> {
+		const outcomes = await Promise.all(batch.map((m) => this.#score(m)));
+		const s: Scored = { results: [], dead: [], versions: [] };
+		for (const o of outcomes) {
+			if ("dead" in o) s.dead.push(o.dead);
+			else {
+				s.results.push(o.result);
+				s.versions.push(o.version);
+			}
+		}
+		return s;
+	}
+
+	async #produce(s: Scored): Promise<Scored> {
+		const { sink, dlq } = this.#o;
+		if (s.results.length > 0)
+			await this.#retry("produce", () => sink.write(s.results));
+		if (s.dead.length > 0) {
+			if (dlq) await this.#retry("dead-letter", () => dlq.write(s.dead));
+			else
+				for (const d of s.dead)
+					this.#o.log?.(
+						"error",
+						"message dropped: cannot be scored and there is no --dlq",
+						{ dead_letter: d.value },
+					);
+		}
+		this.#count(s);
+		return s;
+	}
+
+	#count(s: Scored): void {
+		this.stats.produced += s.results.length;
+		this.stats.dead += s.dead.length;
+		for (const v of s.versions)
+			this.stats.versions[v] = (this.stats.versions[v] ?? 0) + 1;
+	}
+
+	/** Scores one message; transient failures (model reloading, queue full) are retried, bad input is a dead letter. */
+	async #score(m: InMessage): Promise<Outcome> {
+		let req: StreamRequest;
+		try {
+			req = decodeRequest(m);
+		} catch (err) {
+			return { dead: encodeDeadLetter(m, toMlshipError(err)) };
+		}
+		const { dataPlane: dp, model } = this.#o;
+		for (let attempt = 0; ; attempt++) {
+			try {
+				const res: PredictResult | InferenceResponse =
+					req.kind === "oip"
+						? await dp.infer(model, undefined, req.request)
+						: await dp.predict(model, undefined, req.rows);
+				return {
+					result: encodeResult(m, req, res),
+					version: res.model_version ?? "",
+				};
+			} catch (err) {
+				const e = toMlshipError(err);
+				if (!TRANSIENT.has(e.code) || (this.#stopping && attempt > 20))
+					return { dead: encodeDeadLetter(m, e) };
+				await this.#backoff("score", e, attempt);
+			}
+		}
+	}
+
+	/** Retries a broker operation until it succeeds: giving up would lose the message or break ack order. */
+	async #retry(what: string, op: () => Promise<void>): Promise<void> {
+		for (let attempt = 0; ; attempt++) {
+			try {
+				await op();
+				return;
+			} catch (err) {
+				await this.#backoff(what, err, attempt);
+			}
+		}
+	}
+
+	async #backoff(what: string, err: unknown, attempt = 0): Promise<void> {
+		this.stats.retries++;
+		const e: MlshipError = toMlshipError(err);
+		if (attempt === 0 || attempt % 20 === 0)
+			this.#o.log?.("warn", `${what} failed, retrying`, {
+				error: e.message,
+				cause: e.cause instanceof Error ? e.cause.message : undefined,
+				attempt,
+			});
+		const ms = Math.min(
+			BACKOFF_MAX_MS,
+			BACKOFF_MIN_MS * 2 ** Math.min(attempt, 10),
+		);
+		await new Promise((r) => setTimeout(r, ms));
+	}
+}

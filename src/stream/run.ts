@@ -1,0 +1,135 @@
+// runStream: a model, a source and a sink wired into a StreamProcessor — what `mlship stream` and embedders call.
+import { hostname } from "node:os";
+import { createDataPlane, type ModelEvent } from "../dataplane/dataplane.ts";
+import { MlshipError } from "../protocol/errors.ts";
+import type { ModelStore } from "../registry/types.ts";
+import { defaultModelName } from "../server/server.ts";
+import { checkUri, openSink, openSource } from "./connectors/index.ts";
+import {
+	type ProcessorOptions,
+	StreamProcessor,
+	type StreamStats,
+} from "./processor.ts";
+import type { Transactor } from "./types.ts";
+
+export interface StreamOptions {
+	/** Bundle dir, .onnx file, or registry reference (`name@alias` is followed: new versions swap in live). */
+	model: string;
+	/** Source URI: kafka://, nats://, redis://, a JSON-lines file, or `-` (stdin). */
+	from: string;
+	/** Result URI (same kinds; `-` = stdout). */
+	to: string;
+	/** Dead-letter URI for messages that cannot be parsed or scored. */
+	dlq?: string | undefined;
+	/** Consumer group. Default "mlship". */
+	group?: string | undefined;
+	/** This processor's name in the group. Default host-pid. */
+	consumer?: string | undefined;
+	registry?: string | ModelStore | undefined;
+	batchSize?: number | undefined;
+	maxInFlight?: number | undefined;
+	/** Model worker threads. */
+	workers?: number | undefined;
+	/** Kafka to Kafka: one transaction per batch (results, dead letters, input offsets). */
+	exactlyOnce?: boolean | undefined;
+	log?: ProcessorOptions["log"];
+	/** Model hot updates (and refused ones). */
+	onModelEvent?: (e: ModelEvent) => void;
+}
+
+/** A started stream. */
+export interface RunningStream {
+	/** The model's name and the version serving when the stream started. */
+	model: string;
+	version: string;
+	group: string;
+	consumer: string;
+	/** Stops reading; `done` resolves once in-flight messages are produced and acked and everything is closed. */
+	stop(): void;
+	readonly stopping: boolean;
+	readonly done: Promise<StreamStats>;
+}
+
+/**
+ * Loads the model, opens the connectors and starts processing; resolves once it runs.
+ * @example
+ * const s = await runStream({ model: "churn@production", from: "kafka://k:9092/requests", to: "kafka://k:9092/scores" });
+ * process.once("SIGTERM", () => s.stop());
+ * console.log(await s.done);
+ */
+export async function runStream(opts: StreamOptions): Promise<RunningStream> {
+	for (const uri of [opts.from, opts.to, opts.dlq])
+		if (uri !== undefined) {
+			checkUri(uri);
+			if (opts.exactlyOnce && !uri.startsWith("kafka://"))
+				throw new MlshipError(
+					"MLSHIP_INVALID_ARGUMENT",
+					`exactly-once works from Kafka to Kafka; '${uri}' is not a kafka:// URI`,
+				);
+		}
+	const name = await defaultModelName(opts.model);
+	const dp = await createDataPlane({
+		models: [{ name, source: opts.model }],
+		...(opts.registry !== undefined ? { registry: opts.registry } : {}),
+		processMetrics: false,
+		...(opts.workers !== undefined ? { load: { workers: opts.workers } } : {}),
+		...(opts.onModelEvent ? { onEvent: opts.onModelEvent } : {}),
+	});
+	const open: { close(): Promise<void> }[] = [dp];
+	const closeAll = async () => {
+		// Sources first (stop consuming), then sinks, then the model.
+		for (const o of open) await o.close();
+	};
+	try {
+		const loadError = dp.loadErrors[0];
+		if (loadError) throw loadError;
+		const connector = {
+			group: opts.group ?? "mlship",
+			consumer: opts.consumer ?? `${hostname()}-${process.pid}`,
+		};
+		const sink = await openSink(opts.to);
+		open.unshift(sink);
+		const dlq = opts.dlq !== undefined ? await openSink(opts.dlq) : undefined;
+		if (dlq) open.unshift(dlq);
+		const source = await openSource(opts.from, connector);
+		open.unshift(source);
+		let transactor: Transactor | undefined;
+		if (opts.exactlyOnce) {
+			const { kafkaTransactor } = await import("./connectors/kafka.ts");
+			transactor = kafkaTransactor(
+				source,
+				opts.to,
+				opts.dlq,
+				`mlship-${connector.group}-${connector.consumer}`,
+			);
+			open.unshift(transactor);
+		}
+		const p = new StreamProcessor({
+			dataPlane: dp,
+			model: name,
+			source,
+			sink,
+			dlq,
+			transactor,
+			...(opts.batchSize !== undefined ? { batchSize: opts.batchSize } : {}),
+			...(opts.maxInFlight !== undefined
+				? { maxInFlight: opts.maxInFlight }
+				: {}),
+			...(opts.log ? { log: opts.log } : {}),
+		});
+		const done = p.run().finally(closeAll);
+		return {
+			model: name,
+			version: dp.modelMetadata(name).version,
+			...connector,
+			stop: () => p.stop(),
+			get stopping() {
+				return p.stopping;
+			},
+			done,
+		};
+	} catch (err) {
+		await closeAll();
+		throw err;
+	}
+}

@@ -1,0 +1,134 @@
+// Test harness: a real, throwaway single-node Kafka (KRaft: broker + controller) from the Maven Central jars scripts/setup fetched, on Java 17.
+import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdtemp, writeFile } from "node:fs/promises";
+import { homedir, tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+	accepts,
+	freePort,
+	type Restartable,
+	restartable,
+	startProcess,
+} from "./service.ts";
+
+export interface KafkaServer extends Restartable {
+	/** `kafka://127.0.0.1:PORT` (append `/topic`) */
+	url: string;
+	/** `127.0.0.1:PORT` */
+	bootstrap: string;
+	port: number;
+}
+
+/** Where scripts/setup puts the jars (`MLSHIP_KAFKA_JARS` overrides). */
+export function kafkaJars(): string {
+	const dir =
+		process.env.MLSHIP_KAFKA_JARS ??
+		join(homedir(), ".cache", "mlship", "kafka-jars");
+	if (!existsSync(join(dir, ".complete")))
+		throw new Error(
+			`Kafka jars not found in ${dir}; run scripts/setup (resolves them with Maven from test/harness/kafka/pom.xml)`,
+		);
+	return dir;
+}
+
+/**
+ * Formats a KRaft log dir and starts `kafka.Kafka` (broker and controller in one JVM) on loopback ports;
+ * ready once the broker port accepts connections and the process logs that it started. Topics are created
+ * with 2 partitions by default; group sessions may be as short as 1 s (so a killed consumer's partitions move quickly).
+ * Start-up takes seconds: share one server per test file and use fresh topics.
+ * @example const k = await startKafka(); try { ... `${k.url}/topic` ... } finally { await k.stop(); }
+ */
+export async function startKafka(): Promise<KafkaServer> {
+	const jars = kafkaJars();
+	const dir = await mkdtemp(join(tmpdir(), "mlship-kafka-"));
+	const [port, controller] = [await freePort(), await freePort()];
+	const props = join(dir, "server.properties");
+	await writeFile(
+		props,
+		[
+			"process.roles=broker,controller",
+			"node.id=1",
+			`controller.quorum.voters=1@127.0.0.1:${controller}`,
+			`listeners=PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controller}`,
+			`advertised.listeners=PLAINTEXT://127.0.0.1:${port}`,
+			"controller.listener.names=CONTROLLER",
+			"inter.broker.listener.name=PLAINTEXT",
+			"listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+			`log.dirs=${join(dir, "data")}`,
+			"num.partitions=2",
+			"offsets.topic.replication.factor=1",
+			"offsets.topic.num.partitions=4",
+			"transaction.state.log.replication.factor=1",
+			"transaction.state.log.min.isr=1",
+			"transaction.state.log.num.partitions=4",
+			"group.initial.rebalance.delay.ms=0",
+			"group.min.session.timeout.ms=1000",
+			"auto.create.topics.enable=true",
+			"",
+		].join("\n"),
+	);
+	await writeFile(
+		join(dir, "log4j.properties"),
+		"log4j.rootLogger=WARN, stdout\nlog4j.logger.kafka.server.KafkaRaftServer=INFO\nlog4j.appender.stdout=org.apache.log4j.ConsoleAppender\nlog4j.appender.stdout.layout=org.apache.log4j.PatternLayout\nlog4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n\n",
+	);
+	const java = [
+		"-Xms128m",
+		"-Xmx512m",
+		"-XX:+UseSerialGC",
+		`-Dlog4j.configuration=file:${join(dir, "log4j.properties")}`,
+		"-cp",
+		`${jars}/*`,
+	];
+	const clusterId = randomBytes(16).toString("base64url");
+	const { execFile } = await import("node:child_process");
+	await new Promise<void>((resolve, reject) =>
+		execFile(
+			"java",
+			[
+				...java,
+				"kafka.tools.StorageTool",
+				"format",
+				"-t",
+				clusterId,
+				"-c",
+				props,
+			],
+			(err, _out, stderr) =>
+				err
+					? reject(
+							new Error(
+								`Kafka storage format failed: ${stderr || err.message}`,
+							),
+						)
+					: resolve(),
+		),
+	);
+	const launch = async () => {
+		const p = await startProcess(
+			"kafka",
+			"java",
+			[...java, "kafka.Kafka", props],
+			async () => accepts(port),
+			{ cwd: dir, timeoutMs: 90_000 },
+		);
+		// The port opens a moment before the broker serves: wait for its "started" log line.
+		const deadline = Date.now() + 60_000;
+		while (
+			!/started \(kafka\.server\.KafkaRaftServer\)|Kafka Server started/.test(
+				p.log(),
+			)
+		) {
+			if (Date.now() > deadline)
+				throw new Error(`kafka did not report started:\n${p.log()}`);
+			await new Promise((r) => setTimeout(r, 100));
+		}
+		return p;
+	};
+	return {
+		...(await restartable(dir, launch)),
+		url: `kafka://127.0.0.1:${port}`,
+		bootstrap: `127.0.0.1:${port}`,
+		port,
+	};
+}
