@@ -7,8 +7,10 @@
 // Needs bench/batch/setup.sh (the Python venv) for the pandas contender and the PostgreSQL binaries (scripts/setup).
 // Every contender runs once, each in a fresh process (peak RSS via /usr/bin/time -v); results go to stdout and to the
 // "## batch" section of bench/RESULTS.md.
+
 import { existsSync } from "node:fs";
 import { rm } from "node:fs/promises";
+import { loadavg } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -32,6 +34,8 @@ import {
 	writeResults,
 } from "../common.ts";
 
+/** The 1-minute load average before anything ran: other work on the machine skews every figure. */
+const LOAD_AT_START = loadavg()[0] ?? 0;
 const { values: args } = parseArgs({
 	options: {
 		rows: { type: "string", default: "10000000" },
@@ -316,7 +320,7 @@ async function main(): Promise<void> {
 			"`mlship batch run` scoring a Parquet file of breast_cancer-shaped rows (30 DOUBLE features) to Parquet with the GBDT fixture (`test/fixtures/models/breast-cancer-gbdt`), in one run beside: the raw onnxruntime-node bound (the same model and rows preloaded into one Float32Array, one timed `session.run` loop over 8192-row views; bench/predict's child), a pandas + scikit-learn script doing the same job (`bench/batch/pandas_score.py`: the fixture's GBDT re-trained with the fixture's code and checked against its golden labels; pyarrow record batches → DataFrame → `predict_proba` → ParquetWriter), and the DuckDB SQL function (`predict_label` in a `COPY … TO` Parquet). Rows/s: mlship's `--json` summary (read + score + write; process start and model load excluded); raw and pandas time their loops (data preload / training excluded); SQL times the COPY. Each contender runs once, in a fresh process; peak RSS from `/usr/bin/time -v`. Pending records: a PostgreSQL table (test harness server) of random breast_cancer-shaped rows scored by `mlship batch work` (chunks of 1000 rows, one transaction each: claim FOR UPDATE SKIP LOCKED, insert predictions, mark) with 1 and then 2 concurrent worker processes (`--workers 1` each); rows/s = rows ÷ the longest worker's `duration_ms`; every row checked scored exactly once.",
 			"",
 			`- date: ${new Date().toISOString().slice(0, 10)}`,
-			`- machine: ${machine()} (shared with other jobs during the run)`,
+			`- machine: ${machine()}; load average ${LOAD_AT_START.toFixed(2)} when the bench started`,
 			`- data: ${fmtInt(ROWS)} rows (the 143 golden records cycled, ±0.1% deterministic jitter); pending records: ${fmtInt(PG_ROWS)} rows`,
 			`- command: \`bash bench/batch/setup.sh && ${cmd}\``,
 			"",
