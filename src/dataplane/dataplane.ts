@@ -123,7 +123,7 @@ interface Family {
 	fallback: boolean;
 	/** entity → newest active version; undefined until read from the registry. */
 	index: Map<string, number> | undefined;
-	indexLoad: Promise<void> | undefined;
+	indexLoad: Promise<Map<string, number>> | undefined;
 	/** Members loaded, loading or recently failed (evicted members are dropped). */
 	members: Map<string, Entry>;
 }
@@ -231,10 +231,7 @@ class ServingDataPlane implements DataPlane {
 	 * Which entry serves a request: the named model; for a per-entity family, the entity's member when the
 	 * registry has a model for it, else the family's default (when fallback is on).
 	 */
-	async #route(
-		name: string,
-		entity: string | undefined,
-	): Promise<{ e: Entry; entity?: string }> {
+	async #route(name: string, entity: string | undefined): Promise<Entry> {
 		const e = this.#entry(name);
 		const f = e.family;
 		if (!f) {
@@ -242,14 +239,14 @@ class ServingDataPlane implements DataPlane {
 				throw invalidInput(
 					`model '${name}' is not a per-entity family; drop the entity '${entity}' (or serve it with an entity key)`,
 				);
-			return { e };
+			return e;
 		}
 		if (entity === undefined) {
 			if (!f.fallback)
 				throw invalidInput(
 					`model '${name}' serves one model per ${f.key}: name the entity (header x-mlship-entity, parameter '${f.key}', or a '${f.key}' feature)`,
 				);
-			return { e };
+			return e;
 		}
 		try {
 			assertEntity(entity);
@@ -263,7 +260,7 @@ class ServingDataPlane implements DataPlane {
 					"MLSHIP_MODEL_NOT_FOUND",
 					`model '${name}' has no model for ${f.key} '${entity}' (and no fallback to its default)`,
 				);
-			return { e, entity };
+			return e;
 		}
 		let m = f.members.get(entity);
 		if (!m) {
@@ -278,7 +275,7 @@ class ServingDataPlane implements DataPlane {
 			};
 			f.members.set(entity, m);
 		}
-		return { e: m, entity };
+		return m;
 	}
 
 	/** The family's entity index, read from the registry on first use (the change feed keeps it current). */
@@ -286,15 +283,14 @@ class ServingDataPlane implements DataPlane {
 		if (f.index) return f.index;
 		f.indexLoad ??= (async () => {
 			try {
-				const store = await this.#store();
-				const list = await store.entities(f.registryName);
+				const list = await (await this.#store()).entities(f.registryName);
 				f.index = new Map(list.map((x) => [x.entity, x.version]));
+				return f.index;
 			} finally {
 				f.indexLoad = undefined;
 			}
 		})();
-		await f.indexLoad;
-		return f.index as unknown as Map<string, number>;
+		return f.indexLoad;
 	}
 
 	/**
@@ -361,12 +357,8 @@ class ServingDataPlane implements DataPlane {
 			inputs = picked.inputs;
 		}
 		const outputs = request.outputs?.map((o) => o.name) ?? [];
-		const { s, outs, routed } = await this.#retrying(
-			name,
-			entity,
-			version,
-			(s) =>
-				this.#run(s, inputs, outputs.length > 0 ? outputs : s.outputs, opts),
+		const { s, outs, e } = await this.#retrying(name, entity, version, (s) =>
+			this.#run(s, inputs, outputs.length > 0 ? outputs : s.outputs, opts),
 		);
 		const res: InferenceResponse = {
 			model_name: name,
@@ -377,8 +369,7 @@ class ServingDataPlane implements DataPlane {
 		if (family && entity !== undefined)
 			res.parameters = {
 				entity,
-				entity_fallback:
-					routed.entity === undefined || routed.e.entity === undefined,
+				entity_fallback: e.entity === undefined,
 			};
 		return res;
 	}
@@ -392,12 +383,12 @@ class ServingDataPlane implements DataPlane {
 		entity: string | undefined,
 		version: string | undefined,
 		run: (s: Served) => Promise<T>,
-	): Promise<{ s: Served; outs: T; routed: { e: Entry; entity?: string } }> {
+	): Promise<{ s: Served; outs: T; e: Entry }> {
 		for (let attempt = 0; ; attempt++) {
-			const routed = await this.#route(name, entity);
-			const s = await this.#use(routed.e, version);
+			const e = await this.#route(name, entity);
+			const s = await this.#use(e, version);
 			try {
-				return { s, outs: await run(s), routed };
+				return { s, outs: await run(s), e };
 			} catch (err) {
 				if (
 					attempt > 0 ||
@@ -449,7 +440,7 @@ class ServingDataPlane implements DataPlane {
 			if (v !== undefined && v !== null) {
 				if (typeof v !== "string" && typeof v !== "number")
 					throw invalidInput(
-						`row ${i}, column '${f.key}': the entity must be a string or number, got ${typeof v}`,
+						`row ${i + 1}, column '${f.key}': the entity must be a string or number, got ${typeof v}`,
 					);
 				entity = String(v);
 			}
@@ -462,7 +453,7 @@ class ServingDataPlane implements DataPlane {
 		await Promise.all(
 			[...groups].map(async ([entity, idx]) => {
 				const part = idx.map((i) => rows[i] as Row);
-				const { s, outs, routed } = await this.#retrying(
+				const { s, outs, e } = await this.#retrying(
 					name,
 					entity,
 					version,
@@ -470,7 +461,7 @@ class ServingDataPlane implements DataPlane {
 				);
 				versions.add(s.version);
 				const preds = outputsToRecords(s.model.plan, outs);
-				const own = routed.e.entity !== undefined;
+				const own = e.entity !== undefined;
 				for (let j = 0; j < idx.length; j++) {
 					const r = preds[j] as Row;
 					if (entity !== undefined) r.entity = entity;
@@ -754,8 +745,16 @@ class ServingDataPlane implements DataPlane {
 			}
 		}
 		const m = f.members.get(entity);
-		if (m?.served) void this.#refresh(m);
-		else if (m) f.members.delete(entity);
+		if (!m) return;
+		// A load in progress may be reading the old version: check again once it is done.
+		if (m.loading)
+			void m.loading.then(
+				() => this.#refresh(m),
+				() => {},
+			);
+		else if (m.served) void this.#refresh(m);
+		// Not loaded (failed earlier): forget it, so the next request loads the new version at once.
+		else f.members.delete(entity);
 	}
 
 	async #refresh(e: Entry): Promise<void> {

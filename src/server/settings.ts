@@ -67,7 +67,8 @@ export const ServerSettingsSchema = z
 				"most models loaded at once; least recently used are unloaded (0 = no limit) (MLSHIP_MAX_LOADED_MODELS)",
 			),
 		memory_budget: z
-			.union([z.number().int().min(0), z.string().transform(parseBytes)])
+			.union([z.number().int().min(0), z.string()])
+			.transform((v, ctx) => (typeof v === "number" ? v : parseBytes(v, ctx)))
 			.default(0)
 			.describe(
 				"most estimated memory of loaded models, bytes or with a unit (512MiB, 2GiB); least recently used are unloaded (0 = no limit) (MLSHIP_MEMORY_BUDGET)",

@@ -76,3 +76,56 @@ it("model arguments: src[:name], and default names from the bundle, the file or 
 	assert.equal(await defaultModelName("/x/y/model.onnx"), "model");
 	assert.equal(await defaultModelName("churn@production"), "churn");
 });
+
+it("memory_budget takes bytes or a size with a unit, from flags, env or a file; a bad size names the field", () => {
+	const budget = (v: unknown, env: NodeJS.ProcessEnv = {}) =>
+		resolveSettings(v === undefined ? {} : { memory_budget: v }, undefined, env)
+			.memory_budget;
+	assert.equal(budget(undefined), 0, "no limit by default");
+	assert.equal(budget("512MiB"), 512 * 1024 ** 2);
+	assert.equal(budget("2GiB"), 2 * 1024 ** 3);
+	assert.equal(budget("1.5GB"), 1.5e9);
+	assert.equal(budget("800k"), 800_000);
+	assert.equal(budget(4096), 4096);
+	assert.equal(budget(undefined, { MLSHIP_MEMORY_BUDGET: "1GiB" }), 1024 ** 3);
+	assert.throws(
+		() => budget("lots"),
+		(err: unknown) =>
+			err instanceof MlshipError &&
+			/memory_budget: expected a size such as 512MiB, 2GiB or a number of bytes, got 'lots'/.test(
+				err.message,
+			),
+	);
+});
+
+it("models[].entity_key and entity_fallback are settings of a served model", () => {
+	const s = resolveSettings(
+		{
+			models: [
+				{
+					name: "price",
+					source: "price@production",
+					entity_key: "city",
+					entity_fallback: false,
+				},
+			],
+		},
+		undefined,
+		{},
+	);
+	assert.deepEqual(s.models[0], {
+		name: "price",
+		source: "price@production",
+		entity_key: "city",
+		entity_fallback: false,
+	});
+	assert.throws(
+		() =>
+			resolveSettings(
+				{ models: [{ name: "p", source: "p", entity_key: "" }] },
+				undefined,
+				{},
+			),
+		/models\.0\.entity_key/,
+	);
+});

@@ -205,11 +205,12 @@ export class SqliteStore implements ModelStore {
 		at: string,
 		version?: number,
 		alias?: string,
+		known?: string | null,
 	): void {
 		// The entity rides along, so watchers of a family never have to look a version up.
 		const entity =
-			version === undefined
-				? null
+			known !== undefined || version === undefined
+				? (known ?? null)
 				: (this.#one<{ entity: string | null }>(
 						"SELECT entity FROM versions WHERE name = ? AND version = ?",
 						name,
@@ -342,10 +343,10 @@ export class SqliteStore implements ModelStore {
 				f.bytes,
 				f.sha256,
 			);
-		this.#change("registered", name, at, version);
+		this.#change("registered", name, at, version, undefined, entity);
 		for (const a of aliases) {
 			this.#upsertAlias(name, a, version);
-			this.#change("alias_set", name, at, version, a);
+			this.#change("alias_set", name, at, version, a, entity);
 		}
 		return [name, version];
 	}
