@@ -40,12 +40,17 @@ export interface ProcessorOptions {
 	) => void;
 }
 
-/** Counters of one run. `produced + dead = acked` once drained. */
+/** Counters of one run. `produced + dead = acked` once drained, unless messages were left for redelivery. */
 export interface StreamStats {
 	consumed: number;
 	produced: number;
 	dead: number;
 	acked: number;
+	/**
+	 * Messages left unacked at shutdown because the model could not score them yet (or an earlier batch was left):
+	 * the broker delivers them again to the next processor. Never dead-lettered for a temporary condition.
+	 */
+	left: number;
 	batches: number;
 	/** Broker operations that failed and were retried. */
 	retries: number;
@@ -72,6 +77,9 @@ interface Scored {
 
 type Outcome = { result: OutMessage; version: string } | { dead: OutMessage };
 
+/** Thrown by scoring when the processor stops while a message can only be retried: its batch is left unacked. */
+class LeftForRedelivery extends Error {}
+
 /**
  * Runs a stream: read up to `batchSize` messages, score each through the data plane (concurrent requests are
  * batched by the model's scheduler), produce the results and dead letters, and only then ack — acks go in
@@ -86,6 +94,7 @@ export class StreamProcessor {
 		produced: 0,
 		dead: 0,
 		acked: 0,
+		left: 0,
 		batches: 0,
 		retries: 0,
 		versions: {},
@@ -97,6 +106,8 @@ export class StreamProcessor {
 	#inFlight = 0;
 	#ackTail: Promise<void> = Promise.resolve();
 	#failure: unknown;
+	/** A batch was left unacked at shutdown: no later batch may be acked past it. */
+	#left = false;
 
 	constructor(opts: ProcessorOptions) {
 		this.#o = { batchSize: 256, maxInFlight: 2048, waitMs: 500, ...opts };
@@ -141,7 +152,16 @@ export class StreamProcessor {
 			const prev = this.#ackTail;
 			this.#ackTail = (async () => {
 				await prev;
-				const s = await produced;
+				const s = await produced.catch((err: unknown) => {
+					if (!(err instanceof LeftForRedelivery)) throw err;
+					this.#left = true;
+					return undefined;
+				});
+				// Acking a later batch would commit past the one left behind (Kafka offsets), so none is acked.
+				if (this.#left || s === undefined) {
+					this.stats.left += batch.length;
+					return;
+				}
 				if (tx) {
 					await this.#retry("transaction", () =>
 						tx.commit(s.results, s.dead, batch),
@@ -162,6 +182,12 @@ export class StreamProcessor {
 		}
 		await this.#ackTail;
 		if (this.#failure !== undefined) throw this.#failure;
+		if (this.stats.left > 0)
+			this.#o.log?.(
+				"warn",
+				"stopped with messages the model could not score yet: left unacked for redelivery",
+				{ left: this.stats.left },
+			);
 		return this.stats;
 	}
 
@@ -182,21 +208,21 @@ export class StreamProcessor {
 		const { sink, dlq } = this.#o;
 		if (s.results.length > 0)
 			await this.#retry("produce", () => sink.write(s.results));
-		if (s.dead.length > 0) {
-			if (dlq) await this.#retry("dead-letter", () => dlq.write(s.dead));
-			else
-				for (const d of s.dead)
-					this.#o.log?.(
-						"error",
-						"message dropped: cannot be scored and there is no --dlq",
-						{ dead_letter: d.value },
-					);
-		}
+		if (s.dead.length > 0 && dlq)
+			await this.#retry("dead-letter", () => dlq.write(s.dead));
 		this.#count(s);
 		return s;
 	}
 
+	/** Counts a produced batch; dead letters with nowhere to go are logged, whichever path produced the batch. */
 	#count(s: Scored): void {
+		if (!this.#o.dlq)
+			for (const d of s.dead)
+				this.#o.log?.(
+					"error",
+					"message dropped: cannot be scored and there is no --dlq",
+					{ dead_letter: d.value },
+				);
 		this.stats.produced += s.results.length;
 		this.stats.dead += s.dead.length;
 		for (const v of s.versions)
@@ -224,8 +250,9 @@ export class StreamProcessor {
 				};
 			} catch (err) {
 				const e = toMlshipError(err);
-				if (!TRANSIENT.has(e.code) || (this.#stopping && attempt > 20))
-					return { dead: encodeDeadLetter(m, e) };
+				if (!TRANSIENT.has(e.code)) return { dead: encodeDeadLetter(m, e) };
+				// A temporary condition is never a dead letter: at shutdown the message goes back to the broker.
+				if (this.#stopping) throw new LeftForRedelivery(e.message);
 				await this.#backoff("score", e, attempt);
 			}
 		}

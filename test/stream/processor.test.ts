@@ -200,3 +200,47 @@ it("messages without a dead-letter queue are logged and acked; the stream goes o
 	assert.equal(sink.written.length, 0);
 	assert.match(logged.join("\n"), /no --dlq/);
 });
+
+it("at shutdown, messages the model cannot score yet are left unacked for redelivery, never dead-lettered", async () => {
+	await dp.unload("iris"); // not ready: MLSHIP_UNAVAILABLE, a temporary condition
+	try {
+		const source = new MemorySource(25);
+		const sink = new GatedSink(0, true);
+		const dlq = new GatedSink(0, true);
+		const logged: string[] = [];
+		const p = new StreamProcessor({
+			dataPlane: dp,
+			model: "iris",
+			source,
+			sink,
+			dlq,
+			batchSize: 10,
+			maxInFlight: 30,
+			waitMs: 10,
+			log: (_l, msg) => logged.push(msg),
+		});
+		const run = p.run();
+		await until(
+			() => p.stats.retries >= 3,
+			"scoring retried while the model is unavailable",
+		);
+		p.stop();
+		const stats = await run;
+		assert.equal(
+			dlq.written.length,
+			0,
+			"a temporary condition is not a dead letter",
+		);
+		assert.equal(sink.written.length, 0);
+		assert.deepEqual(
+			source.acked,
+			[],
+			"nothing acked: the broker delivers them again",
+		);
+		assert.equal(stats.left, stats.consumed);
+		assert.ok(stats.consumed > 0);
+		assert.ok(logged.some((m) => /left unacked for redelivery/.test(m)));
+	} finally {
+		await dp.load("iris");
+	}
+});

@@ -107,15 +107,17 @@ interface SourceInternals {
 }
 const internals = new WeakMap<Source, SourceInternals>();
 
-/** Per partition, the message with the highest offset: committing it commits everything before it. */
+/**
+ * Per partition, the message with the highest offset: committing it commits everything before it. Reads `held`
+ * only; callers forget the messages once their commit succeeded, so a failed commit can be retried.
+ */
 function lastPerPartition(
-	held: Map<string, KafkaMessage>,
+	held: ReadonlyMap<string, KafkaMessage>,
 	messages: readonly InMessage[],
 ): KafkaMessage[] {
 	const last = new Map<number, KafkaMessage>();
 	for (const msg of messages) {
 		const m = held.get(msg.id);
-		held.delete(msg.id);
 		if (!m) continue;
 		const prev = last.get(m.partition);
 		if (!prev || prev.offset < m.offset) last.set(m.partition, m);
@@ -228,6 +230,7 @@ export function kafkaSource(uri: string, opts: ConnectorOptions): Source {
 					}
 				}),
 			);
+			for (const m of messages) held.delete(m.id);
 		},
 		async close() {
 			const s = await start?.catch(() => undefined);
@@ -304,7 +307,7 @@ export function kafkaTransactor(
 					for (const m of deadLetters) messages.push(record(dead.topic, m));
 				if (messages.length > 0) await tx.send({ messages });
 				await tx.addConsumer(consumer);
-				for (const m of lastPerPartition(new Map(src.held), consumed))
+				for (const m of lastPerPartition(src.held, consumed))
 					await tx.addOffset(m);
 				await tx.commit();
 			} catch (err) {
