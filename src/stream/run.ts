@@ -67,6 +67,11 @@ export async function runStream(opts: StreamOptions): Promise<RunningStream> {
 					`exactly-once works from Kafka to Kafka; '${uri}' is not a kafka:// URI`,
 				);
 		}
+	if (opts.exactlyOnce && opts.consumer === undefined)
+		throw new MlshipError(
+			"MLSHIP_INVALID_ARGUMENT",
+			"--exactly-once needs a stable --consumer name: its Kafka transactional id must be the same after a restart so the new process fences the old one's open transaction",
+		);
 	const name = await defaultModelName(opts.model);
 	const dp = await createDataPlane({
 		models: [{ name, source: opts.model }],
@@ -77,8 +82,14 @@ export async function runStream(opts: StreamOptions): Promise<RunningStream> {
 	});
 	const open: { close(): Promise<void> }[] = [dp];
 	const closeAll = async () => {
-		// Sources first (stop consuming), then sinks, then the model.
-		for (const o of open) await o.close();
+		// Sources first (stop consuming), then sinks, then the model; one that fails to close does not keep the
+		// others open, and the first failure is reported.
+		let first: unknown;
+		for (const o of open)
+			await o.close().catch((err: unknown) => {
+				first ??= err;
+			});
+		if (first !== undefined) throw first;
 	};
 	try {
 		const loadError = dp.loadErrors[0];

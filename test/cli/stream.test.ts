@@ -124,4 +124,19 @@ it("--help shows an example; an unknown connector is refused with exit code 2 an
 	]);
 	assert.equal(bad.code, 2);
 	assert.match(bad.stderr, /unknown connector 'amqp:\/\/'.*kafka:\/\//);
+	const noConsumer = await mlship([
+		"stream",
+		"-m",
+		bundleDir("iris-logreg"),
+		"--from",
+		"kafka://127.0.0.1:1/in",
+		"--to",
+		"kafka://127.0.0.1:1/out",
+		"--exactly-once",
+	]);
+	assert.equal(noConsumer.code, 2);
+	assert.match(
+		noConsumer.stderr,
+		/--exactly-once needs a stable --consumer name/,
+	);
 });
