@@ -134,7 +134,10 @@ export async function attach(
 			c,
 			`CREATE OR REPLACE FUNCTION ${sqlIdent(n.fn)}() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-	INSERT INTO ${sqlIdent(n.queue)} (key) VALUES (NEW.${sqlIdent(key)}) ON CONFLICT (key) DO NOTHING;
+	-- DO UPDATE (not DO NOTHING) waits for a worker that holds this key: once it commits and removes the key, the
+	-- row is queued again, so a change made while the worker read the old features is scored too.
+	INSERT INTO ${sqlIdent(n.queue)} (key) VALUES (NEW.${sqlIdent(key)})
+		ON CONFLICT (key) DO UPDATE SET queued_at = clock_timestamp();
 	PERFORM pg_notify('${n.channel}', '');
 	RETURN NULL;
 END $$`,
@@ -342,10 +345,12 @@ export async function runAttachedWorker(opts: WorkerOptions): Promise<{
 	model_version: number | null;
 }> {
 	const c = await connectPg(opts.db);
-	const listener = opts.once ? undefined : await connectPg(opts.db);
+	let listener: Awaited<ReturnType<typeof connectPg>> | undefined;
 	let model: Model | undefined;
 	const totals = { scored: 0, rejected: 0, chunks: 0 };
 	try {
+		// Inside the try: if the second connection fails, the first one is closed too.
+		if (!opts.once) listener = await connectPg(opts.db);
 		const a = await getAttachment(c, opts.table, opts.column);
 		model = await loadModel(a.model, {
 			mode: "pool",
@@ -371,10 +376,15 @@ export async function runAttachedWorker(opts: WorkerOptions): Promise<{
 				if (claimed.rows.length === 0) {
 					await pgQuery(c, "COMMIT");
 					if (opts.once) break;
-					await new Promise<void>((resolve) => {
-						wake = resolve;
-						sleep(opts.pollMs ?? 5000, opts.signal).then(resolve);
-					});
+					// One timer per wait, cleared when a NOTIFY wakes the worker (no timers pile up under frequent inserts).
+					const woken = new AbortController();
+					wake = () => woken.abort();
+					await sleep(
+						opts.pollMs ?? 5000,
+						opts.signal
+							? AbortSignal.any([opts.signal, woken.signal])
+							: woken.signal,
+					);
 					continue;
 				}
 				const keys = claimed.rows.map((r) =>

@@ -120,6 +120,43 @@ describe("mlship pg attach / worker / detach", () => {
 		assert.equal((await species()).get(0), want(other));
 	});
 
+	it("a change made while a worker holds the row is queued again once that worker commits (no stale prediction)", async () => {
+		await db.query(`DELETE FROM ${names.queue}`);
+		await db.query(
+			"UPDATE flowers SET sepal_length = sepal_length + 0.1 WHERE id = 1",
+		);
+		// A worker's claim: the key locked in its open transaction, which then removes it.
+		const worker = new pg.Client({ connectionString: dbUrl });
+		await worker.connect();
+		try {
+			await worker.query("BEGIN");
+			await worker.query(
+				`SELECT key FROM ${names.queue} WHERE key = 1 FOR UPDATE`,
+			);
+			// Meanwhile the application changes the features again: its trigger must wait for the worker.
+			const change = db.query(
+				"UPDATE flowers SET sepal_length = sepal_length - 0.1 WHERE id = 1",
+			);
+			await new Promise((r) => setTimeout(r, 200));
+			await worker.query(`DELETE FROM ${names.queue} WHERE key = 1`);
+			await worker.query("COMMIT");
+			await change;
+		} finally {
+			await worker.end();
+		}
+		const queued = (await db.query(`SELECT key FROM ${names.queue}`)).rows.map(
+			(x) => Number(x.key),
+		);
+		assert.deepEqual(
+			queued,
+			[1],
+			"the later change is queued for the next run",
+		);
+		const w = await mlship(args("worker", "--once"));
+		assert.equal(w.code, 0, w.stderr);
+		assert.equal((await species()).get(1), want(1));
+	});
+
 	it("a row with a bad value gets NULL and a row in the error table naming the column", async () => {
 		await db.query(
 			"INSERT INTO flowers (id, sepal_length, sepal_width, petal_length, petal_width) VALUES (500, 5.1, NULL, 1.4, 0.2)",
