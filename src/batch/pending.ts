@@ -67,7 +67,7 @@ export class ClaimedRows implements BatchSource {
 		this.label = label;
 		this.#columns = new Map(
 			fields
-				.filter((f) => f.name !== CTID)
+				.filter((f) => f.name !== CTID && f.name !== TABLEOID)
 				.map((f) => [f.name, pgTypeName(f.dataTypeID)]),
 		);
 		this.#rows = rows;
@@ -93,6 +93,8 @@ export class ClaimedRows implements BatchSource {
 }
 
 export const CTID = "mlship_ctid";
+/** With CTID, names a row of a partitioned or inherited table (a ctid alone repeats across partitions). */
+const TABLEOID = "mlship_tableoid";
 
 function pgTable(uri: string, role: string): { url: string; table: string } {
 	const loc = parseLocation(uri, "sink");
@@ -122,9 +124,13 @@ export async function runPending(
 			"MLSHIP_INVALID_ARGUMENT",
 			"the sink must be in the same PostgreSQL database as the pending rows: predictions are written in the transaction that marks them",
 		);
-	const errorsTable = opts.errors
-		? pgTable(opts.errors, "--errors").table
-		: `${dst.table}_errors`;
+	const errors = opts.errors ? pgTable(opts.errors, "--errors") : undefined;
+	if (errors && errors.url !== src.url)
+		throw new MlshipError(
+			"MLSHIP_INVALID_ARGUMENT",
+			"--errors must be in the same PostgreSQL database as the pending rows: rejected rows are written in the transaction that marks them",
+		);
+	const errorsTable = errors?.table ?? `${dst.table}_errors`;
 	const key = opts.key ?? "id";
 	const done = opts.done ?? "mark";
 	const mark = opts.markColumn ?? "scored_at";
@@ -141,11 +147,11 @@ export async function runPending(
 			done === "mark" ? [key, mark] : [key],
 			mark,
 		);
-		const claim = `SELECT ctid AS ${CTID}, * FROM ${t}${done === "mark" ? ` WHERE ${sqlIdent(mark)} IS NULL` : ""} ORDER BY ${sqlIdent(key)} LIMIT $1 FOR UPDATE SKIP LOCKED`;
+		const claim = `SELECT tableoid AS ${TABLEOID}, ctid AS ${CTID}, * FROM ${t}${done === "mark" ? ` WHERE ${sqlIdent(mark)} IS NULL` : ""} ORDER BY ${sqlIdent(key)} LIMIT $1 FOR UPDATE SKIP LOCKED`;
 		const finish =
 			done === "mark"
-				? `UPDATE ${t} SET ${sqlIdent(mark)} = now() WHERE ctid = ANY($1::tid[])`
-				: `DELETE FROM ${t} WHERE ctid = ANY($1::tid[])`;
+				? `UPDATE ${t} SET ${sqlIdent(mark)} = now() WHERE (tableoid, ctid) IN (SELECT * FROM unnest($1::oid[], $2::tid[]))`
+				: `DELETE FROM ${t} WHERE (tableoid, ctid) IN (SELECT * FROM unnest($1::oid[], $2::tid[]))`;
 		for (;;) {
 			if (opts.signal?.aborted) break;
 			await pgQuery(client, "BEGIN");
@@ -181,7 +187,10 @@ export async function runPending(
 				await pgQuery(
 					client,
 					finish,
-					[claimed.rows.map((row) => row[CTID])],
+					[
+						claimed.rows.map((row) => row[TABLEOID]),
+						claimed.rows.map((row) => row[CTID]),
+					],
 					label,
 				);
 				await pgQuery(client, "COMMIT");

@@ -229,6 +229,18 @@ describe("mlship batch work (pending records on PostgreSQL)", () => {
 		},
 	);
 
+	it("--errors in another database than the pending rows is refused", async () => {
+		const r = await work("features", "scores", [
+			"--errors",
+			`${dbUrl}_other?table=errs`,
+		]).done;
+		assert.equal(r.code, 2);
+		assert.match(
+			JSON.parse(r.stdout).error,
+			/--errors must be in the same PostgreSQL database/,
+		);
+	});
+
 	it("--done delete empties a queue table; bad rows go to the error table with their key", async () => {
 		await db.query(
 			`CREATE TABLE inbox (id bigint PRIMARY KEY, ${FEATURES.map((f) => `"${f}" text`).join(", ")})`,
@@ -296,6 +308,26 @@ describe("mlship batch work (pending records on PostgreSQL)", () => {
 			await exactlyOnce("stream_features", "stream_scores", 800);
 		},
 	);
+
+	it("a partitioned table: rows of different partitions with the same ctid are each scored and marked exactly once", async () => {
+		await db.query(
+			`CREATE TABLE parted (id bigint, region int, ${columns}, scored_at timestamptz) PARTITION BY LIST (region)`,
+		);
+		await db.query(
+			"CREATE TABLE parted_1 PARTITION OF parted FOR VALUES IN (1)",
+		);
+		await db.query(
+			"CREATE TABLE parted_2 PARTITION OF parted FOR VALUES IN (2)",
+		);
+		// ids 1–10 in one partition, 11–20 in the other: their ctids are the same (0,1)…(0,10).
+		await db.query(
+			`INSERT INTO parted SELECT i, CASE WHEN i <= 10 THEN 1 ELSE 2 END, ${FEATURES.map(() => "random() * 100").join(", ")}, NULL FROM generate_series(1, 20) AS i`,
+		);
+		const r = await work("parted", "parted_scores", ["--chunk-rows", "5"]).done;
+		assert.equal(r.code, 0, r.stderr);
+		assert.equal(JSON.parse(r.stdout).rows_scored, 20);
+		await exactlyOnce("parted", "parted_scores", 20);
+	});
 
 	it("names the missing mark column, and has --help with an example", async () => {
 		await db.query(`CREATE TABLE unmarked (id bigint PRIMARY KEY, ${columns})`);
