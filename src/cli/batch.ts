@@ -13,6 +13,7 @@ import {
 	output,
 	Progress,
 	untilStopped,
+	wholeNumber,
 } from "./common.ts";
 import { scoringOptions, withScoringModel } from "./scoring.ts";
 
@@ -30,8 +31,6 @@ interface RunOpts {
 	workers?: number;
 	json?: boolean;
 }
-
-const int = (s: string) => Number.parseInt(s, 10);
 
 /** The job a `batch run` invocation means: the job file's fields, overridden by flags given on the command line. */
 function jobFrom(file: Job | undefined, opts: RunOpts, cmd: Command): Job {
@@ -111,7 +110,7 @@ function runCommand(): Command {
 		.option(
 			"--max-rejected <n>",
 			"with --on-error skip: fail the job (nothing written) when more rows than this are rejected",
-			int,
+			wholeNumber(0),
 		)
 		.option(
 			"--keep <cols>",
@@ -163,7 +162,7 @@ function scheduleCommand(): Command {
 			"--cron <expr>",
 			"when to run (default: the job's 'schedule'): 5 fields 'min hour day month weekday', 6 with seconds first, or @hourly/@daily/…; local time",
 		)
-		.option("--max-runs <n>", "exit after this many runs", int)
+		.option("--max-runs <n>", "exit after this many runs", wholeNumber())
 		.option("--json", "print events as JSON lines")
 		.action(
 			action(async (file: string, opts: ScheduleOpts) => {
@@ -281,7 +280,7 @@ function workCommand(): Command {
 			"error table (default: <sink>_errors in the same database)",
 		)
 		.option("--follow", "keep polling for new pending rows instead of exiting")
-		.option("--poll-ms <n>", "poll interval with --follow", int, 1000)
+		.option("--poll-ms <n>", "poll interval with --follow", wholeNumber(), 1000)
 		.option(
 			"--json",
 			"print a JSON summary (rows claimed, scored, rejected, chunks, model version, duration)",

@@ -1,5 +1,5 @@
 // Shared CLI plumbing: error reporting with exit codes, --json output, progress on a terminal.
-import type { Command } from "commander";
+import { type Command, InvalidArgumentError } from "commander";
 import { type ErrorCode, toMlshipError } from "../protocol/errors.ts";
 
 /** Process exit codes (stable, for cron, Kubernetes and CI). */
@@ -127,4 +127,59 @@ export async function untilStopped<T>(
 		process.off("SIGTERM", onSignal);
 		process.off("SIGINT", onSignal);
 	}
+}
+
+/**
+ * A commander parser for options that take a whole number ≥ `min` (default 1): anything else is refused with the
+ * option's name, before the command runs.
+ * @example cmd.option("--chunk-rows <n>", "rows per chunk", wholeNumber(), 32768)
+ */
+export function wholeNumber(min = 1): (text: string) => number {
+	return (text) => {
+		const n = Number(text);
+		if (text.trim() === "" || !Number.isSafeInteger(n) || n < min)
+			throw new InvalidArgumentError(`expected a whole number ≥ ${min}.`);
+		return n;
+	};
+}
+
+/** Every command and sub-command below `root`. */
+function* commands(root: Command): Generator<Command> {
+	yield root;
+	for (const c of root.commands) yield* commands(c);
+}
+
+/**
+ * Makes commander's own errors (unknown option, missing or invalid argument) exit with code 2 like every other
+ * bad-argument error; help and --version still exit 0.
+ */
+export function badArgumentsExit2(root: Command): void {
+	for (const c of commands(root))
+		c.exitOverride((err) => {
+			process.exit(err.exitCode === 0 ? 0 : EXIT.MLSHIP_INVALID_ARGUMENT);
+		});
+}
+
+/**
+ * Left-aligned text columns: the header, an optional rule of dashes, then the rows (widths found with a loop, so
+ * a result of a million rows does not overflow the stack).
+ */
+export function textTable(
+	header: string[],
+	rows: string[][],
+	rule = false,
+): string {
+	const widths = header.map((h) => h.length);
+	for (const r of rows)
+		for (let i = 0; i < widths.length; i++)
+			widths[i] = Math.max(widths[i] as number, (r[i] ?? "").length);
+	const line = (cells: string[]) =>
+		cells
+			.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
+			.join("  ")
+			.trimEnd();
+	const lines = [line(header)];
+	if (rule) lines.push(line(widths.map((w) => "-".repeat(w))));
+	for (const r of rows) lines.push(line(r));
+	return lines.join("\n");
 }

@@ -3,7 +3,7 @@
 import { Command } from "commander";
 import { batchCommand } from "./batch.ts";
 import { bundleCommand } from "./bundle.ts";
-import { example } from "./common.ts";
+import { badArgumentsExit2, example } from "./common.ts";
 import { modelsCommand } from "./models.ts";
 import { pgCommand } from "./pg.ts";
 import { predictCommand } from "./predict.ts";
@@ -35,4 +35,5 @@ program.addCommand(sqlCommand());
 program.addCommand(pgCommand());
 program.addCommand(streamCommand());
 program.addCommand(quickstartCommand());
+badArgumentsExit2(program);
 await program.parseAsync(process.argv);

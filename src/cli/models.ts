@@ -8,7 +8,14 @@ import {
 	type ModelVersion,
 	parseRef,
 } from "../registry/types.ts";
-import { action, example, output, Progress } from "./common.ts";
+import {
+	action,
+	example,
+	output,
+	Progress,
+	textTable,
+	wholeNumber,
+} from "./common.ts";
 
 interface CommonOpts {
 	registry: string;
@@ -82,19 +89,6 @@ const short = (sha: string) => sha.slice(0, 12);
 const when = (iso: string) => `${iso.slice(0, 10)} ${iso.slice(11, 19)}`;
 const ref = (v: ModelVersion) =>
 	`${v.name}@${v.version}${v.entity !== undefined ? ` (entity ${v.entity})` : ""}`;
-
-/** Left-aligned text columns with a header row. */
-function table(header: string[], rows: string[][]): string {
-	const widths = header.map((h, i) =>
-		Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)),
-	);
-	const line = (cells: string[]) =>
-		cells
-			.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
-			.join("  ")
-			.trimEnd();
-	return [line(header), ...rows.map(line)].join("\n");
-}
 
 function summary(v: ModelVersion) {
 	return {
@@ -229,7 +223,7 @@ function listCommand(): Command {
 						return name
 							? `no versions of '${name}'${opts.all ? "" : " (archived ones show with --all)"}`
 							: "no models registered yet (add one: mlship models register ./my-bundle)";
-					return table(
+					return textTable(
 						[
 							"NAME",
 							"VERSION",
@@ -278,7 +272,7 @@ function entitiesCommand(): Command {
 			output(Boolean(opts.json), list, () =>
 				list.length === 0
 					? `model '${name}' has no entity versions (register one: mlship models register ./bundle --name ${name} --entity ENTITY)`
-					: `${table(
+					: `${textTable(
 							["ENTITY", "VERSION"],
 							list.map((e) => [e.entity, String(e.version)]),
 						)}\n${list.length.toLocaleString("en-US")} entities`,
@@ -370,7 +364,12 @@ function registerEntitiesCommand(): Command {
 				"--entities <list>",
 				"comma-separated entities (with --bundle), or @file with one entity per line",
 			)
-			.option("--batch <n>", "registrations per transaction", "500")
+			.option(
+				"--batch <n>",
+				"registrations per transaction",
+				wholeNumber(),
+				500,
+			)
 			.option(
 				"--meta <key=value>",
 				"registration metadata for every version (repeatable)",
@@ -385,7 +384,7 @@ function registerEntitiesCommand(): Command {
 					list?: string;
 					bundle?: string;
 					entities?: string;
-					batch: string;
+					batch: number;
 					meta?: string[];
 				},
 			) => {
@@ -402,12 +401,7 @@ function registerEntitiesCommand(): Command {
 						"MLSHIP_INVALID_ARGUMENT",
 						"give exactly one of --dir DIR, --list FILE, or --bundle PATH with --entities LIST",
 					);
-				const batch = Number(opts.batch);
-				if (!Number.isInteger(batch) || batch < 1)
-					throw new MlshipError(
-						"MLSHIP_INVALID_ARGUMENT",
-						`--batch must be a whole number ≥ 1, got '${opts.batch}'`,
-					);
+				const batch = opts.batch;
 				let items: EntityItem[];
 				if (opts.dir !== undefined) {
 					const dir = opts.dir;

@@ -1,7 +1,13 @@
 // `mlship pg`: models inside PostgreSQL — attach a model to a table column (trigger + worker), run the worker, detach.
 import { Command } from "commander";
 import { attach, detach, runAttachedWorker } from "../sql/pg-attach.ts";
-import { action, example, output, untilStopped } from "./common.ts";
+import {
+	action,
+	example,
+	output,
+	untilStopped,
+	wholeNumber,
+} from "./common.ts";
 
 interface DbOpts {
 	db: string;
@@ -95,9 +101,7 @@ export function pgCommand(): Command {
 			"Fill the prediction column of queued rows of an attached table (waits for new rows; several workers can share a queue). SIGTERM finishes the current chunk and exits.",
 		)
 		.option("--once", "exit when the queue is empty")
-		.option("--chunk-rows <n>", "rows per transaction", (s: string) =>
-			Number.parseInt(s, 10),
-		)
+		.option("--chunk-rows <n>", "rows per transaction", wholeNumber())
 		.action(
 			action(async (opts: DbOpts & { once?: boolean; chunkRows?: number }) =>
 				work(opts),

@@ -1,7 +1,7 @@
 // Shared by the commands that score many rows (predict, batch run): model loading options, progress, cleanup.
 import type { Command } from "commander";
 import { loadModel, type Model } from "../model.ts";
-import { Progress } from "./common.ts";
+import { Progress, wholeNumber } from "./common.ts";
 
 export interface ScoringOpts {
 	model: string;
@@ -18,16 +18,11 @@ export function scoringOptions(cmd: Command, chunkRows = 32768): Command {
 			"--registry <uri>",
 			"registry for model names (default: MLSHIP_REGISTRY or sqlite:.mlship/registry.db)",
 		)
-		.option(
-			"--chunk-rows <n>",
-			"rows per model call",
-			(s: string) => Number.parseInt(s, 10),
-			chunkRows,
-		)
+		.option("--chunk-rows <n>", "rows per model call", wholeNumber(), chunkRows)
 		.option(
 			"--workers <n>",
 			"model worker threads (default: one per core)",
-			(s: string) => Number.parseInt(s, 10),
+			wholeNumber(),
 		);
 }
 

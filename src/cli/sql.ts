@@ -6,7 +6,7 @@ import { copyOptions, formatOf, sqlString } from "../batch/files.ts";
 import { MlshipError } from "../protocol/errors.ts";
 import { registerDuckDBFunctions } from "../sql/duckdb.ts";
 import { modelRefsIn } from "../sql/models.ts";
-import { action, example, output } from "./common.ts";
+import { action, example, output, textTable } from "./common.ts";
 
 interface SqlOpts {
 	registry?: string;
@@ -103,13 +103,5 @@ function table(names: string[], rows: Record<string, unknown>[]): string {
 				? JSON.stringify(v)
 				: String(v);
 	const cells = rows.map((r) => names.map((n) => cell(r[n])));
-	const widths = names.map((n, i) =>
-		Math.max(n.length, ...cells.map((c) => (c[i] as string).length)),
-	);
-	const line = (c: string[]) =>
-		c
-			.map((x, i) => x.padEnd(widths[i] as number))
-			.join("  ")
-			.trimEnd();
-	return `${[line(names), line(widths.map((w) => "-".repeat(w))), ...cells.map(line)].join("\n")}\n(${rows.length} row${rows.length === 1 ? "" : "s"})\n`;
+	return `${textTable(names, cells, true)}\n(${rows.length} row${rows.length === 1 ? "" : "s"})\n`;
 }

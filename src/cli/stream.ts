@@ -1,10 +1,9 @@
 // `mlship stream`: score messages from a broker (or JSON lines) and produce results, at least once.
 import { Command } from "commander";
 import pino from "pino";
-import { MlshipError } from "../protocol/errors.ts";
 import { isStdio } from "../stream/connectors/index.ts";
 import { runStream } from "../stream/run.ts";
-import { action, example } from "./common.ts";
+import { action, example, wholeNumber } from "./common.ts";
 
 interface StreamOpts {
 	model: string;
@@ -14,22 +13,12 @@ interface StreamOpts {
 	group: string;
 	consumer?: string;
 	registry?: string;
-	batchSize: string;
-	maxInFlight: string;
-	workers?: string;
+	batchSize: number;
+	maxInFlight: number;
+	workers?: number;
 	logLevel: string;
 	json?: boolean;
 	exactlyOnce?: boolean;
-}
-
-function positive(name: string, v: string): number {
-	const n = Number(v);
-	if (!Number.isInteger(n) || n < 1)
-		throw new MlshipError(
-			"MLSHIP_INVALID_ARGUMENT",
-			`${name} must be a whole number ≥ 1, got '${v}'`,
-		);
-	return n;
 }
 
 export function streamCommand(): Command {
@@ -66,13 +55,19 @@ export function streamCommand(): Command {
 			"--registry <uri>",
 			"registry for registry refs (default: MLSHIP_REGISTRY or sqlite:.mlship/registry.db)",
 		)
-		.option("--batch-size <n>", "most messages per micro-batch", "256")
+		.option(
+			"--batch-size <n>",
+			"most messages per micro-batch",
+			wholeNumber(),
+			256,
+		)
 		.option(
 			"--max-in-flight <n>",
 			"most messages read but not yet acked (reading pauses beyond: back-pressure)",
-			"2048",
+			wholeNumber(),
+			2048,
 		)
-		.option("--workers <n>", "model worker threads")
+		.option("--workers <n>", "model worker threads", wholeNumber())
 		.option(
 			"--log-level <level>",
 			"fatal|error|warn|info|debug|silent (JSON logs on stderr)",
@@ -100,12 +95,9 @@ export function streamCommand(): Command {
 					group: opts.group,
 					consumer: opts.consumer,
 					registry: opts.registry,
-					batchSize: positive("--batch-size", opts.batchSize),
-					maxInFlight: positive("--max-in-flight", opts.maxInFlight),
-					workers:
-						opts.workers !== undefined
-							? positive("--workers", opts.workers)
-							: undefined,
+					batchSize: opts.batchSize,
+					maxInFlight: opts.maxInFlight,
+					workers: opts.workers,
 					exactlyOnce: opts.exactlyOnce,
 					log: (level, msg, fields) => log[level](fields ?? {}, msg),
 					onModelEvent: (e) =>
