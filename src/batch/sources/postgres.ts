@@ -15,6 +15,8 @@ export class PostgresSource implements BatchSource {
 	readonly #sql: string;
 	readonly #table: string | undefined;
 	#client: pg.Client | undefined;
+	/** A REPEATABLE READ transaction is open: columns, count and rows all come from its one snapshot. */
+	#inTx = false;
 
 	constructor(url: string, what: { table?: string; query?: string }) {
 		this.#url = url;
@@ -27,8 +29,19 @@ export class PostgresSource implements BatchSource {
 			: (what.query as string);
 	}
 
+	/**
+	 * The connection, inside one read-only REPEATABLE READ transaction: on a live table the count and the rows read
+	 * agree, so a job is never failed for "read N of M rows" by concurrent inserts.
+	 */
 	async #conn(): Promise<pg.Client> {
 		this.#client ??= await connectPg(this.#url);
+		if (!this.#inTx) {
+			await pgQuery(
+				this.#client,
+				"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+			);
+			this.#inTx = true;
+		}
 		return this.#client;
 	}
 
@@ -56,7 +69,6 @@ export class PostgresSource implements BatchSource {
 	async *chunks(columns: readonly string[]): AsyncIterable<SourceChunk> {
 		const c = await this.#conn();
 		const select = `SELECT ${columns.map(sqlIdent).join(", ")} FROM (${this.#sql}) AS s`;
-		await pgQuery(c, "BEGIN READ ONLY");
 		try {
 			await pgQuery(
 				c,
@@ -76,6 +88,7 @@ export class PostgresSource implements BatchSource {
 			}
 		} finally {
 			await c.query("ROLLBACK").catch(() => {});
+			this.#inTx = false;
 		}
 	}
 
@@ -84,6 +97,7 @@ export class PostgresSource implements BatchSource {
 	}
 
 	async close(): Promise<void> {
+		this.#inTx = false;
 		await this.#client?.end().catch(() => {});
 		this.#client = undefined;
 	}
