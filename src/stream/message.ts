@@ -3,7 +3,7 @@ import type { Row } from "../codec/table.ts";
 import type { PredictResult } from "../dataplane/types.ts";
 import { invalidInput, type MlshipError } from "../protocol/errors.ts";
 import type { InferenceRequest, InferenceResponse } from "../protocol/types.ts";
-import { decodeInfer } from "../server/rest/infer-request.ts";
+import { decodeInferJson } from "../server/rest/infer-request.ts";
 import { encodeInferResponse } from "../server/rest/infer-response.ts";
 import type { InMessage, OutMessage } from "./types.ts";
 
@@ -52,7 +52,9 @@ export function decodeRequest(m: InMessage): StreamRequest {
 			: undefined;
 	const id = header ?? bodyId ?? m.id;
 	if (Array.isArray(obj.inputs)) {
-		const { request } = decodeInfer(m.value, undefined);
+		// Parsed once: the id is the message's (header, body id of any JSON type, or broker id), set below.
+		const { id: _bodyId, ...rest } = obj;
+		const { request } = decodeInferJson(rest, undefined, m.value.length);
 		request.id = id;
 		return { kind: "oip", id, request };
 	}

@@ -54,7 +54,22 @@ export function decodeInfer(
 		throw invalidInput(
 			`an inference request must be a JSON object, got ${kindOf(json)}`,
 		);
+	return decodeInferJson(
+		json,
+		headerLength === undefined ? undefined : body.subarray(jsonEnd),
+		jsonEnd,
+	);
+}
 
+/**
+ * Decodes an inference request already parsed from JSON (a stream message, or the JSON part of a REST body);
+ * `binary` holds the tensor bytes that follow a JSON header, `jsonEnd` that header's length (for messages).
+ */
+export function decodeInferJson(
+	json: Record<string, unknown>,
+	binary: Buffer | undefined,
+	jsonEnd: number,
+): DecodedInfer {
 	const request: InferenceRequest = { inputs: [] };
 	if (json.id !== undefined) {
 		if (typeof json.id !== "string")
@@ -72,8 +87,6 @@ export function decodeInfer(
 		throw invalidInput(
 			`inputs must be a non-empty list, got ${inputs === undefined ? "nothing" : kindOf(inputs)}`,
 		);
-	const binary =
-		headerLength === undefined ? undefined : body.subarray(jsonEnd);
 	let offset = 0;
 	for (let i = 0; i < inputs.length; i++) {
 		const t = decodeInput(inputs[i], i, binary, offset, jsonEnd);
