@@ -55,7 +55,7 @@ export async function runSchedule(
 		if (opts.signal?.aborted) break;
 		if (now() < next) continue;
 		const due = next;
-		// Fires between `due` and now were slept through: report each, run only the latest due one.
+		// Fires after `due` up to now were slept through: report each as missed and run once, for `due` (the earliest).
 		for (let t = cron.next(due); t <= now(); t = cron.next(t))
 			opts.onEvent({
 				event: "missed",

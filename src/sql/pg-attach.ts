@@ -239,7 +239,12 @@ async function getAttachment(
 		c,
 		`SELECT table_name, column_name, model, key_column, key_type, column_type, registry FROM ${ATTACHMENTS} WHERE table_name = $1 AND column_name = $2`,
 		[table, column],
-	).catch(() => ({ rows: [] as Record<string, string>[] }));
+	).catch((err: unknown) => {
+		// No attachments table yet means nothing is attached; any other failure is reported as itself.
+		if ((err as { cause?: { code?: string } }).cause?.code === "42P01")
+			return { rows: [] as Record<string, string>[] };
+		throw err;
+	});
 	const a = r.rows[0];
 	if (!a)
 		throw new MlshipError(

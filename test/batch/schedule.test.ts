@@ -131,7 +131,7 @@ describe("runSchedule", () => {
 		);
 	});
 
-	it("reports the fires it slept through and runs the latest", async () => {
+	it("reports the fires it slept through as missed and runs once, for the earliest", async () => {
 		const clock = fakeClock(at("2026-03-01T00:00:00.000Z"));
 		const events: ScheduleEvent[] = [];
 		let first = true;
