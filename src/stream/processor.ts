@@ -77,6 +77,12 @@ interface Scored {
 
 type Outcome = { result: OutMessage; version: string } | { dead: OutMessage };
 
+/** A batch's scoring and producing, settled: results, a failure, or neither (left for redelivery). */
+interface Settled {
+	s?: Scored;
+	err?: unknown;
+}
+
 /** Thrown by scoring when the processor stops while a message can only be retried: its batch is left unacked. */
 class LeftForRedelivery extends Error {}
 
@@ -148,15 +154,21 @@ export class StreamProcessor {
 			const scored = this.#scoreAll(batch);
 			const tx = this.#o.transactor;
 			// Without a transaction, results are produced as soon as they are scored; acks still wait their turn.
-			const produced = tx ? scored : scored.then((s) => this.#produce(s));
+			// Settled at once (never a rejection left waiting for its turn in the ack chain, which Node would report as
+			// unhandled): a batch left for redelivery comes back as `undefined`.
+			const produced = (
+				tx ? scored : scored.then((s) => this.#produce(s))
+			).then(
+				(s): Settled => ({ s }),
+				(err: unknown): Settled =>
+					err instanceof LeftForRedelivery ? {} : { err },
+			);
 			const prev = this.#ackTail;
 			this.#ackTail = (async () => {
 				await prev;
-				const s = await produced.catch((err: unknown) => {
-					if (!(err instanceof LeftForRedelivery)) throw err;
-					this.#left = true;
-					return undefined;
-				});
+				const { s, err } = await produced;
+				if (err !== undefined) throw err;
+				if (s === undefined) this.#left = true;
 				// Acking a later batch would commit past the one left behind (Kafka offsets), so none is acked.
 				if (this.#left || s === undefined) {
 					this.stats.left += batch.length;

@@ -4,6 +4,7 @@ import { existsSync } from "node:fs";
 import { mkdtemp, writeFile } from "node:fs/promises";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
+import { Admin } from "@platformatic/kafka";
 import {
 	accepts,
 	freePort,
@@ -18,6 +19,12 @@ export interface KafkaServer extends Restartable {
 	/** `127.0.0.1:PORT` */
 	bootstrap: string;
 	port: number;
+	/** Resolves once consumer group `group` is Stable with `members` members (a rebalance has finished). */
+	waitForGroup(
+		group: string,
+		members: number,
+		timeoutMs?: number,
+	): Promise<void>;
 }
 
 /** Where scripts/setup puts the jars (`MLSHIP_KAFKA_JARS` overrides). */
@@ -130,5 +137,30 @@ export async function startKafka(): Promise<KafkaServer> {
 		url: `kafka://127.0.0.1:${port}`,
 		bootstrap: `127.0.0.1:${port}`,
 		port,
+		async waitForGroup(group, members, timeoutMs = 60_000) {
+			const admin = new Admin({
+				clientId: "mlship-test-admin",
+				bootstrapBrokers: [`127.0.0.1:${port}`],
+			});
+			const deadline = Date.now() + timeoutMs;
+			let seen = "no description";
+			try {
+				for (;;) {
+					const g = (await admin.describeGroups({ groups: [group] })).get(
+						group,
+					);
+					seen = `${g?.state} with ${g?.members.size ?? 0} members`;
+					if (g && /^stable$/i.test(g.state) && g.members.size === members)
+						return;
+					if (Date.now() > deadline)
+						throw new Error(
+							`group '${group}' not Stable with ${members} members after ${timeoutMs} ms (${seen})`,
+						);
+					await new Promise((r) => setTimeout(r, 100));
+				}
+			} finally {
+				await admin.close();
+			}
+		},
 	};
 }

@@ -20,6 +20,8 @@ export interface E2EBroker {
 	fresh(label: string): Promise<string>;
 	/** Stops the broker and starts it again with its data (messages, groups, offsets). */
 	restart(): Promise<void>;
+	/** Waits until `members` processors of `group` are settled members (brokers that rebalance, like Kafka). */
+	settle?: (group: string, members: number) => Promise<void>;
 }
 
 const MODEL = "iris-logreg";
@@ -305,6 +307,8 @@ export function runEndToEnd(name: string, broker: E2EBroker): void {
 			let sa: Record<string, unknown> | undefined;
 			let sb: Record<string, unknown> | undefined;
 			try {
+				// Input only once both are members: otherwise the first may finish it all before the second joins.
+				await broker.settle?.("pair", 2);
 				await produce(input, requests(0, 1000));
 				await out.until(
 					every(out, 0, 1000),

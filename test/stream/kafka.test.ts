@@ -27,12 +27,14 @@ runContract("kafka", {
 		`${kafka.url}/contract-${++n}?partitions=1&session_timeout_ms=2000`,
 	metadata: true,
 	groups: true,
+	settle: (group, members) => kafka.waitForGroup(group, members),
 });
 runEndToEnd("kafka", {
 	// Two partitions, so two processors of a group both get work; a killed member's partitions move after 3 s.
 	fresh: async (label) =>
 		`${kafka.url}/e2e-${label}-${++n}?partitions=2&session_timeout_ms=3000`,
 	restart: () => kafka.restart({ downtimeMs: 500 }),
+	settle: (group, members) => kafka.waitForGroup(group, members),
 });
 
 describe("mlship stream --exactly-once (Kafka to Kafka, transactions)", () => {
