@@ -32,11 +32,16 @@ function byName<T extends { name: string }>(
 		lines.push(`${what} removed (${removed.length}): ${names(removed)}`);
 	if (added.length > 0)
 		lines.push(`${what} added (${added.length}): ${names(added)}`);
-	for (const x of after) {
+	const changed = after.filter((x) => {
 		const o = old.get(x.name);
-		if (o && show(o) !== show(x))
-			lines.push(`${what} changed: ${x.name}: ${show(o)} → ${show(x)}`);
-	}
+		return o !== undefined && show(o) !== show(x);
+	});
+	for (const x of changed.slice(0, MAX_NAMES))
+		lines.push(
+			`${what} changed: ${x.name}: ${show(old.get(x.name) as T)} → ${show(x)}`,
+		);
+	if (changed.length > MAX_NAMES)
+		lines.push(`… and ${changed.length - MAX_NAMES} more ${what} changed`);
 	if (lines.length === 0) {
 		const a = before.map((x) => x.name).join("\0");
 		const b = after.map((x) => x.name).join("\0");

@@ -253,7 +253,10 @@ class SqliteDriver implements Driver {
 
 	/** Delivers every change after the cursor, in order; re-entrant calls (a watcher that writes) queue a re-run. */
 	#pump(): void {
-		if (this.#closed || this.#watchers.size === 0) return;
+		// Mid-transaction on this connection (another async caller's write): its changes are not committed yet;
+		// the write pumps once it commits.
+		if (this.#closed || this.#watchers.size === 0 || this.#db.isTransaction)
+			return;
 		if (this.#pumping) {
 			this.#pumpAgain = true;
 			return;
