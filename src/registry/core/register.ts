@@ -7,6 +7,14 @@ import type { ModelVersion } from "../types.ts";
 import type { Dialect, PendingChange, Session } from "./session.ts";
 import { signatureDiff } from "./signature.ts";
 
+/**
+ * The predicate for "this entity" ($2), or "no entity": spelled out rather than IS NOT DISTINCT FROM, which
+ * PostgreSQL cannot answer from the (name, entity, version) index.
+ */
+export function entityIs(entity: string | null): string {
+	return entity === null ? "entity IS NULL" : "entity = $2";
+}
+
 /** The newest version (and manifest) of each name and entity written so far in one transaction. */
 export type Latest = Map<string, { version: number; manifest: Manifest }>;
 
@@ -66,8 +74,8 @@ export async function insertVersion(
 	let previous = latest.get(scope);
 	if (!previous) {
 		const row = await tx.one<{ version: number; manifest: string }>(
-			"SELECT version, manifest FROM versions WHERE name = $1 AND entity IS NOT DISTINCT FROM $2 ORDER BY version DESC LIMIT 1",
-			[name, entity],
+			`SELECT version, manifest FROM versions WHERE name = $1 AND ${entityIs(entity)} ORDER BY version DESC LIMIT 1`,
+			entity === null ? [name] : [name, entity],
 		);
 		if (row)
 			previous = {

@@ -25,6 +25,7 @@ import {
 	pruneChanges,
 } from "./feed.ts";
 import {
+	entityIs,
 	insertVersion,
 	type Latest,
 	toVersion,
@@ -213,8 +214,8 @@ export class RegistryCore implements ModelStore {
 			}
 			if (version !== undefined) return this.#fullVersion(s, r.name, version);
 			const row = await s.one<VersionRow>(
-				"SELECT * FROM versions WHERE name = $1 AND entity IS NOT DISTINCT FROM $2 AND status = 'active' ORDER BY version DESC LIMIT 1",
-				[r.name, r.entity ?? null],
+				`SELECT * FROM versions WHERE name = $1 AND ${entityIs(r.entity ?? null)} AND status = 'active' ORDER BY version DESC LIMIT 1`,
+				r.entity === undefined ? [r.name] : [r.name, r.entity],
 			);
 			if (row)
 				return toVersion(row, await this.#aliasesOf(s, row.name, row.version));
