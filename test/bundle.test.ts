@@ -1,6 +1,6 @@
 // Bundles: manifest validation names the field, sha256 is enforced, bare .onnx files and ZipMap handling.
 import assert from "node:assert/strict";
-import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -222,6 +222,64 @@ describe("mlship bundle init", () => {
 		const verify = await mlship(["bundle", "verify", d]);
 		assert.equal(verify.code, 0, verify.stderr);
 		assert.match(verify.stdout, /^ok: iris/);
+	});
+
+	it("names the model after the bundle directory, not the converter's 'model.onnx'; a directory means its only .onnx", async () => {
+		const d = join(dir, "churn-bundle");
+		await mkdir(d, { recursive: true });
+		await cp(
+			join(bundleDir("iris-logreg"), "model.onnx"),
+			join(d, "model.onnx"),
+		);
+		const r = await mlship(["bundle", "init", d, "--json"]);
+		assert.equal(r.code, 0, r.stderr);
+		const out = JSON.parse(r.stdout);
+		assert.equal(out.manifest.name, "churn-bundle");
+		assert.equal(out.manifest.artifact.path, "model.onnx");
+		assert.equal(out.path, join(d, "mlship.yaml"));
+		const byFile = await mlship([
+			"bundle",
+			"init",
+			join(d, "model.onnx"),
+			"--force",
+			"--json",
+		]);
+		assert.equal(JSON.parse(byFile.stdout).manifest.name, "churn-bundle");
+
+		const two = join(dir, "two-models");
+		await mkdir(two, { recursive: true });
+		await cp(join(d, "model.onnx"), join(two, "b.onnx"));
+		await cp(join(d, "model.onnx"), join(two, "a.onnx"));
+		const several = await mlship(["bundle", "init", two]);
+		assert.equal(several.code, 2);
+		assert.match(
+			several.stderr,
+			/^error: .*two-models holds 2 \.onnx files \(a\.onnx, b\.onnx\): name the one to bundle/,
+		);
+		const empty = join(dir, "no-models");
+		await mkdir(empty, { recursive: true });
+		const none = await mlship(["bundle", "init", empty]);
+		assert.equal(none.code, 2);
+		assert.match(none.stderr, /^error: no \.onnx file in .*no-models/);
+	});
+
+	it("says 'not an ONNX model: PATH' for a file that is not one (text, empty), in init and when read", async () => {
+		const text = join(dir, "notes.onnx");
+		await writeFile(text, "this is not a model\n");
+		const r = await mlship(["bundle", "init", text]);
+		assert.equal(r.code, 2);
+		assert.match(r.stderr, new RegExp(`^error: not an ONNX model: ${text};`));
+		assert.doesNotMatch(r.stderr, /protobuf/);
+		const empty = join(dir, "empty.onnx");
+		await writeFile(empty, "");
+		assert.match(
+			(await mlship(["bundle", "init", empty])).stderr,
+			/^error: not an ONNX model: .*empty\.onnx \(the file is empty\)/,
+		);
+		await assert.rejects(
+			readBundle(text),
+			code("MLSHIP_INVALID_BUNDLE", /^not an ONNX model: .*notes\.onnx/),
+		);
 	});
 
 	it("refuses a ZipMap-only model with exit code 2", async () => {

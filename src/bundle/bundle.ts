@@ -65,16 +65,33 @@ export function bundleFromParts(
 	return { manifest, files, source };
 }
 
+/** What onnxruntime says of bytes that are no ONNX model at all (not protobuf, empty, or protobuf without a graph). */
+const NOT_ONNX =
+	/protobuf parsing failed|Model data pointer is null|No graph was found/i;
+
 /**
  * Builds a manifest for a bare ONNX model from its graph. `skipped` names non-tensor (ZipMap) outputs
- * that were left out.
+ * that were left out. Bytes that are no ONNX model fail with "not an ONNX model: SOURCE" (default: the artifact path).
  */
 export async function manifestFromOnnx(
 	bytes: Uint8Array,
 	name: string,
 	artifactPath: string,
+	source: string = artifactPath,
 ): Promise<{ manifest: Manifest; skipped: string[] }> {
-	const { signature, skipped } = await readOnnxSignature(bytes);
+	let read: Awaited<ReturnType<typeof readOnnxSignature>>;
+	try {
+		read = await readOnnxSignature(bytes);
+	} catch (err) {
+		if (bytes.length === 0 || NOT_ONNX.test((err as Error).message))
+			throw new MlshipError(
+				"MLSHIP_INVALID_BUNDLE",
+				`not an ONNX model: ${source}${bytes.length === 0 ? " (the file is empty)" : ""}; give the .onnx file your converter wrote (e.g. skl2onnx, tf2onnx, torch.onnx.export)`,
+				{ cause: err },
+			);
+		throw err;
+	}
+	const { signature, skipped } = read;
 	const outNames = signature.outputs.map((o) => o.name);
 	const task =
 		outNames.includes("probabilities") || outNames.includes("label")
@@ -131,6 +148,7 @@ export async function readBundle(path: string): Promise<Bundle> {
 			bytes,
 			basename(full, extname(full)),
 			basename(full),
+			path,
 		);
 		return {
 			manifest,

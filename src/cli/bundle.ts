@@ -1,7 +1,7 @@
 // `mlship bundle`: write a manifest for a model file (init) and check a bundle (verify).
 
 import { existsSync } from "node:fs";
-import { readFile, writeFile } from "node:fs/promises";
+import { readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, join, relative, resolve } from "node:path";
 import { DuckDBInstance } from "@duckdb/node-api";
 import { Command, Option } from "commander";
@@ -56,9 +56,36 @@ interface InitOpts {
 	json?: boolean;
 }
 
+/** The ONNX file `model` names: the file itself, or the only .onnx file inside a directory. */
+async function onnxFileOf(model: string): Promise<string> {
+	const full = resolve(model);
+	const info = await stat(full).catch(() => {
+		throw new MlshipError(
+			"MLSHIP_MODEL_NOT_FOUND",
+			`no such file or directory: ${model}`,
+		);
+	});
+	if (!info.isDirectory()) return full;
+	const found = (await readdir(full, { withFileTypes: true }))
+		.filter((d) => d.isFile() && /\.onnx$/i.test(d.name))
+		.map((d) => d.name)
+		.sort();
+	if (found.length === 1) return join(full, found[0] as string);
+	if (found.length === 0)
+		throw new MlshipError(
+			"MLSHIP_INVALID_ARGUMENT",
+			`no .onnx file in ${model}: put the model there, or give its path (mlship bundle init path/to/model.onnx)`,
+		);
+	throw new MlshipError(
+		"MLSHIP_INVALID_ARGUMENT",
+		`${model} holds ${found.length} .onnx files (${found.join(", ")}): name the one to bundle, e.g. mlship bundle init ${join(model, found[0] as string)}`,
+	);
+}
+
 /**
- * Writes (or refreshes) mlship.yaml next to an ONNX file. An existing manifest keeps the user's edits;
- * its digest and signature are brought up to date.
+ * Writes (or refreshes) mlship.yaml next to an ONNX file (or the only one in a directory). The model is named after
+ * the bundle directory unless `name` is given. An existing manifest keeps the user's edits; its digest and
+ * signature are brought up to date.
  */
 export async function initBundle(
 	model: string,
@@ -69,7 +96,7 @@ export async function initBundle(
 	refreshed: boolean;
 	skipped: string[];
 }> {
-	const file = resolve(model);
+	const file = await onnxFileOf(model);
 	const bytes = new Uint8Array(
 		await readFile(file).catch(() => {
 			throw new MlshipError("MLSHIP_MODEL_NOT_FOUND", `no such file: ${model}`);
@@ -77,10 +104,12 @@ export async function initBundle(
 	);
 	const dir = dirname(file);
 	const path = join(dir, MANIFEST_FILE);
+	// The directory is the bundle (one mlship.yaml): converters all write "model.onnx", so the file says nothing.
 	const { manifest: fresh, skipped } = await manifestFromOnnx(
 		bytes,
-		opts.name ?? basename(file).replace(/\.onnx$/i, ""),
+		opts.name ?? (basename(dir) || basename(file).replace(/\.onnx$/i, "")),
 		relative(dir, file),
+		file === resolve(model) ? model : join(model, basename(file)),
 	);
 	let manifest: Manifest = fresh;
 	let refreshed = false;
@@ -126,8 +155,14 @@ export function bundleCommand(): Command {
 			.description(
 				"Write mlship.yaml next to an ONNX model, with the signature read from the graph",
 			)
-			.argument("<model.onnx>", "the ONNX model file")
-			.option("--name <name>", "model name (default: the file name)")
+			.argument(
+				"<model.onnx>",
+				"the ONNX model file, or a directory holding exactly one",
+			)
+			.option(
+				"--name <name>",
+				"model name (default: the bundle directory's name)",
+			)
 			.option(
 				"--features <a,b,c>",
 				"feature column names, in input-column order",
@@ -168,6 +203,7 @@ export function bundleCommand(): Command {
 				}),
 			),
 		"mlship bundle init model.onnx --features-from train.csv --exclude target --labels setosa,versicolor,virginica",
+		"mlship bundle init ./churn-bundle --name churn",
 	);
 	example(
 		cmd

@@ -2,88 +2,17 @@
 import { Command } from "commander";
 import { readBundle } from "../bundle/bundle.ts";
 import { MlshipError } from "../protocol/errors.ts";
-import { defaultRegistryUri, openRegistry } from "../registry/open.ts";
+import { type ModelVersion, parseRef } from "../registry/types.ts";
+import { action, example, output, textTable } from "./common.ts";
 import {
-	type ModelStore,
-	type ModelVersion,
-	parseRef,
-} from "../registry/types.ts";
-import {
-	action,
-	example,
-	output,
-	Progress,
-	textTable,
-	wholeNumber,
-} from "./common.ts";
-
-interface CommonOpts {
-	registry: string;
-	json?: boolean;
-}
-
-/** Adds --registry and --json to a subcommand. */
-function common(cmd: Command): Command {
-	return cmd
-		.option(
-			"--registry <uri>",
-			"registry: sqlite:PATH, a .db file or postgres://USER@HOST/DB (env MLSHIP_REGISTRY)",
-			defaultRegistryUri(),
-		)
-		.option("--json", "print machine-readable JSON");
-}
-
-/** Opens the registry, runs `fn`, always closes it. */
-async function withRegistry<T>(
-	uri: string,
-	fn: (store: ModelStore) => Promise<T>,
-): Promise<T> {
-	const store = await openRegistry(uri);
-	try {
-		return await fn(store);
-	} finally {
-		await store.close();
-	}
-}
-
-const collect = (value: string, previous: string[] = []): string[] => [
-	...previous,
-	value,
-];
-
-/** `key=value` is a string; `key:=json` is a JSON value (number, boolean, object…), as in HTTPie. */
-export function parseMeta(pairs: string[]): Record<string, unknown> {
-	const out: Record<string, unknown> = {};
-	for (const pair of pairs) {
-		const m = /^([^=:]+)(:?=)(.*)$/s.exec(pair);
-		if (!m)
-			throw new MlshipError(
-				"MLSHIP_INVALID_ARGUMENT",
-				`--meta '${pair}': expected key=value (a string) or key:=json (e.g. accuracy:=0.95)`,
-			);
-		const [, key = "", op, value = ""] = m;
-		if (op === "=") out[key] = value;
-		else
-			try {
-				out[key] = JSON.parse(value);
-			} catch {
-				throw new MlshipError(
-					"MLSHIP_INVALID_ARGUMENT",
-					`--meta '${pair}': '${value}' is not valid JSON`,
-				);
-			}
-	}
-	return out;
-}
-
-function parseVersion(s: string): number {
-	if (!/^[0-9]+$/.test(s) || Number(s) < 1)
-		throw new MlshipError(
-			"MLSHIP_INVALID_ARGUMENT",
-			`invalid version '${s}': versions are whole numbers from 1`,
-		);
-	return Number(s);
-}
+	type CommonOpts,
+	collect,
+	common,
+	parseMeta,
+	parseVersion,
+	withRegistry,
+} from "./models-common.ts";
+import { registerEntitiesCommand } from "./models-entities.ts";
 
 const short = (sha: string) => sha.slice(0, 12);
 const when = (iso: string) => `${iso.slice(0, 10)} ${iso.slice(11, 19)}`;
@@ -157,6 +86,10 @@ function registerCommand(): Command {
 			.option(
 				"--entity <entity>",
 				"register as this entity's model in a per-entity family (served for requests naming it)",
+			)
+			.option(
+				"--allow-signature-change",
+				"accept inputs, features or labels that differ from the name's newest version (refused by default, showing the difference)",
 			),
 	).action(
 		action(
@@ -167,6 +100,7 @@ function registerCommand(): Command {
 					alias?: string[];
 					meta?: string[];
 					entity?: string;
+					allowSignatureChange?: boolean;
 				},
 			) => {
 				const bundle = await readBundle(path);
@@ -177,6 +111,7 @@ function registerCommand(): Command {
 						...(opts.entity !== undefined && { entity: opts.entity }),
 						aliases: opts.alias ?? [],
 						metadata,
+						allowSignatureChange: opts.allowSignatureChange === true,
 					}),
 				);
 				output(
@@ -194,6 +129,7 @@ function registerCommand(): Command {
 		"mlship models register model.onnx --name churn --alias production",
 		"mlship models register ./bundle --meta owner=ana --meta accuracy:=0.95",
 		"mlship models register ./price-berlin --name price --entity berlin",
+		"mlship models register ./retrained --name churn --allow-signature-change",
 	);
 }
 
@@ -283,204 +219,6 @@ function entitiesCommand(): Command {
 		cmd,
 		"mlship models entities price",
 		"mlship models entities price --json | jq length",
-	);
-}
-
-/** One entity's bundle to register in bulk. */
-interface EntityItem {
-	entity: string;
-	path: string;
-}
-
-/** Reads `entity,path` lines (CSV with that header, or JSON lines `{"entity", "path"}`), paths relative to the file. */
-async function readEntityList(file: string): Promise<EntityItem[]> {
-	const { readFile } = await import("node:fs/promises");
-	const { dirname, resolve } = await import("node:path");
-	const base = dirname(resolve(file));
-	const lines = (await readFile(file, "utf8"))
-		.split(/\r?\n/)
-		.map((l) => l.trim())
-		.filter((l) => l !== "");
-	const items: EntityItem[] = [];
-	const jsonl = lines[0]?.startsWith("{");
-	if (!jsonl && lines[0]?.replace(/\s/g, "") !== "entity,path")
-		throw new MlshipError(
-			"MLSHIP_INVALID_ARGUMENT",
-			`${file}: expected a CSV header 'entity,path' or JSON lines {"entity": ..., "path": ...}`,
-		);
-	for (let i = jsonl ? 0 : 1; i < lines.length; i++) {
-		const line = lines[i] as string;
-		let entity: unknown;
-		let path: unknown;
-		if (jsonl) {
-			try {
-				({ entity, path } = JSON.parse(line) as Record<string, unknown>);
-			} catch (err) {
-				throw new MlshipError(
-					"MLSHIP_INVALID_ARGUMENT",
-					`${file} line ${i + 1}: ${(err as Error).message}`,
-				);
-			}
-		} else {
-			const comma = line.lastIndexOf(",");
-			entity = line.slice(0, comma);
-			path = line.slice(comma + 1);
-		}
-		if (
-			typeof entity !== "string" ||
-			typeof path !== "string" ||
-			!entity ||
-			!path
-		)
-			throw new MlshipError(
-				"MLSHIP_INVALID_ARGUMENT",
-				`${file} line ${i + 1}: expected an entity and a path`,
-			);
-		items.push({ entity, path: resolve(base, path) });
-	}
-	return items;
-}
-
-function registerEntitiesCommand(): Command {
-	const cmd = common(
-		new Command("register-entities")
-			.description(
-				"Register many per-entity models of one family at once: every sub-directory of --dir (named by its entity), the `entity,path` list of --list, or one bundle for every entity of --entities",
-			)
-			.argument("<name>", "the family's model name")
-			.option(
-				"--dir <dir>",
-				"a directory of bundles, one per entity, each named by its entity",
-			)
-			.option(
-				"--list <file>",
-				"CSV with header entity,path (or JSON lines) naming each entity's bundle",
-			)
-			.option(
-				"--bundle <path>",
-				"one bundle registered for every entity of --entities",
-			)
-			.option(
-				"--entities <list>",
-				"comma-separated entities (with --bundle), or @file with one entity per line",
-			)
-			.option(
-				"--batch <n>",
-				"registrations per transaction",
-				wholeNumber(),
-				500,
-			)
-			.option(
-				"--meta <key=value>",
-				"registration metadata for every version (repeatable)",
-				collect,
-			),
-	).action(
-		action(
-			async (
-				name: string,
-				opts: CommonOpts & {
-					dir?: string;
-					list?: string;
-					bundle?: string;
-					entities?: string;
-					batch: number;
-					meta?: string[];
-				},
-			) => {
-				const { readdir, readFile } = await import("node:fs/promises");
-				const { join } = await import("node:path");
-				const sources = [opts.dir, opts.list, opts.bundle].filter(
-					(x) => x !== undefined,
-				).length;
-				if (
-					sources !== 1 ||
-					(opts.bundle !== undefined) !== (opts.entities !== undefined)
-				)
-					throw new MlshipError(
-						"MLSHIP_INVALID_ARGUMENT",
-						"give exactly one of --dir DIR, --list FILE, or --bundle PATH with --entities LIST",
-					);
-				const batch = opts.batch;
-				let items: EntityItem[];
-				if (opts.dir !== undefined) {
-					const dir = opts.dir;
-					items = (await readdir(dir, { withFileTypes: true }))
-						.filter((d) => d.isDirectory())
-						.map((d) => ({ entity: d.name, path: join(dir, d.name) }))
-						.sort((a, b) => (a.entity < b.entity ? -1 : 1));
-				} else if (opts.list !== undefined)
-					items = await readEntityList(opts.list);
-				else {
-					const text = opts.entities as string;
-					const list = text.startsWith("@")
-						? (await readFile(text.slice(1), "utf8")).split(/\r?\n/)
-						: text.split(",");
-					items = list
-						.map((e) => e.trim())
-						.filter(Boolean)
-						.map((entity) => ({ entity, path: opts.bundle as string }));
-				}
-				if (items.length === 0)
-					throw new MlshipError(
-						"MLSHIP_INVALID_ARGUMENT",
-						"no entities to register",
-					);
-				const metadata = parseMeta(opts.meta ?? []);
-				const started = performance.now();
-				const progress = new Progress(
-					"registering",
-					items.length,
-					!opts.json && process.stderr.isTTY === true,
-				);
-				const bundles = new Map<
-					string,
-					Awaited<ReturnType<typeof readBundle>>
-				>();
-				const versions: ModelVersion[] = [];
-				await withRegistry(opts.registry, async (store) => {
-					for (let i = 0; i < items.length; i += batch) {
-						const part = items.slice(i, i + batch);
-						const toRegister = [];
-						for (const it of part) {
-							let b = bundles.get(it.path);
-							if (!b) {
-								b = await readBundle(it.path);
-								// One bundle for many entities is read once; distinct bundles are not kept.
-								if (opts.bundle !== undefined) bundles.set(it.path, b);
-							}
-							toRegister.push({
-								bundle: b,
-								opts: { name, entity: it.entity, metadata },
-							});
-						}
-						versions.push(...(await store.registerMany(toRegister)));
-						progress.update(versions.length, undefined, true);
-					}
-				});
-				progress.done(versions.length);
-				const secs = (performance.now() - started) / 1000;
-				const result = {
-					name,
-					registered: versions.length,
-					first_version: versions[0]?.version,
-					last_version: versions[versions.length - 1]?.version,
-					seconds: Number(secs.toFixed(3)),
-				};
-				output(
-					Boolean(opts.json),
-					result,
-					() =>
-						`registered ${result.registered.toLocaleString("en-US")} entity models of '${name}' (versions ${result.first_version}–${result.last_version}) in ${secs.toFixed(1)} s`,
-				);
-			},
-		),
-	);
-	return example(
-		cmd,
-		"mlship models register-entities price --dir ./models-by-city",
-		"mlship models register-entities price --list entities.csv --json",
-		"mlship models register-entities price --bundle ./base --entities berlin,paris,rome",
 	);
 }
 
@@ -577,12 +315,20 @@ function rmCommand(): Command {
 				"--archive",
 				"archive instead of delete: hidden from 'name' lookups and lists, still loadable as name@version",
 			)
-			.option("--all-versions", "delete every version and alias of the name"),
+			.option("--all-versions", "delete every version and alias of the name")
+			.option(
+				"--force",
+				"delete a version even though aliases point at it (the aliases are deleted too)",
+			),
 	).action(
 		action(
 			async (
 				r: string,
-				opts: CommonOpts & { archive?: boolean; allVersions?: boolean },
+				opts: CommonOpts & {
+					archive?: boolean;
+					allVersions?: boolean;
+					force?: boolean;
+				},
 			) => {
 				const { name, version, alias } = parseRef(r);
 				if (alias !== undefined)
@@ -618,7 +364,7 @@ function rmCommand(): Command {
 							() => `archived ${name}@${version}`,
 						);
 					} else {
-						await store.delete(name, version);
+						await store.delete(name, version, { force: opts.force === true });
 						output(
 							Boolean(opts.json),
 							{ name, version, deleted: true },
@@ -633,21 +379,58 @@ function rmCommand(): Command {
 		cmd,
 		"mlship models rm churn@2",
 		"mlship models rm churn@1 --archive",
+		"mlship models rm churn@3 --force",
 		"mlship models rm churn --all-versions",
+	);
+}
+
+function restoreCommand(): Command {
+	const cmd = common(
+		new Command("restore")
+			.description(
+				"Undo 'rm --archive': the version is active again, so 'name' lookups and lists see it",
+			)
+			.argument("<ref>", "name@version of an archived version"),
+	).action(
+		action(async (r: string, opts: CommonOpts) => {
+			const { name, version } = parseRef(r);
+			if (version === undefined)
+				throw new MlshipError(
+					"MLSHIP_INVALID_ARGUMENT",
+					`give the version to restore: mlship models restore ${name}@<version> (archived ones: mlship models list ${name} --all)`,
+				);
+			const v = await withRegistry(opts.registry, async (store) => {
+				await store.restore(name, version);
+				return store.get({ name, version });
+			});
+			output(
+				Boolean(opts.json),
+				{ name, version, status: v.status },
+				() => `restored ${name}@${version} (active)`,
+			);
+		}),
+	);
+	return example(
+		cmd,
+		"mlship models restore churn@1",
+		"mlship models restore churn@1 --json",
 	);
 }
 
 /** The `mlship models` command group. */
 export function modelsCommand(): Command {
 	const cmd = new Command("models")
-		.description("Manage the model registry: register, list, show, alias, rm")
+		.description(
+			"Manage the model registry: register, list, show, alias, rm, restore",
+		)
 		.addCommand(registerCommand())
 		.addCommand(listCommand())
 		.addCommand(entitiesCommand())
 		.addCommand(registerEntitiesCommand())
 		.addCommand(showCommand())
 		.addCommand(aliasCommand())
-		.addCommand(rmCommand());
+		.addCommand(rmCommand())
+		.addCommand(restoreCommand());
 	return example(
 		cmd,
 		"mlship models register ./my-bundle --alias production",

@@ -162,6 +162,7 @@ export interface ChangeEvent {
 		| "alias_set"
 		| "alias_deleted"
 		| "archived"
+		| "restored"
 		| "deleted"
 		| "metadata";
 	name: string;
@@ -184,6 +185,17 @@ export interface RegisterOptions {
 	metadata?: Record<string, unknown>;
 	/** Registers the version for this entity of a per-entity family (`price#berlin` then resolves to it). */
 	entity?: string;
+	/**
+	 * Accept inputs, features or labels that differ from the name's newest version (default false: refused with the
+	 * difference, so an unrelated model never silently becomes the next version).
+	 */
+	allowSignatureChange?: boolean;
+}
+
+/** Options for {@link ModelStore.delete}. */
+export interface DeleteOptions {
+	/** Delete a version even though aliases point at it (they are deleted with it); default false: refused. */
+	force?: boolean;
 }
 
 /** Filter for {@link ModelStore.list}. */
@@ -226,8 +238,13 @@ export interface ModelStore {
 	): Promise<ModelVersion>;
 	/** Archives a version; refused while aliases point at it. Archiving an archived version does nothing. */
 	archive(name: string, version: number): Promise<void>;
-	/** Deletes one version (and the aliases on it), or every version and alias of the name. */
-	delete(name: string, version?: number): Promise<void>;
+	/** Undoes {@link archive}: the version is active again (bare-name resolution, lists). Restoring an active one does nothing. */
+	restore(name: string, version: number): Promise<void>;
+	/**
+	 * Deletes one version, refused while aliases point at it unless `force` (then they go too); or, without a
+	 * version, every version and alias of the name.
+	 */
+	delete(name: string, version?: number, opts?: DeleteOptions): Promise<void>;
 	/** Reads a version's files back and verifies every sha256 (MLSHIP_INTEGRITY on mismatch), every time. */
 	openBundle(v: ModelVersion | string): Promise<Bundle>;
 	/** Calls `onChange` for every later change, from this process and others, in `seq` order. Returns unsubscribe. */

@@ -231,6 +231,59 @@ describe("mlship models", () => {
 		assert.match(await ok(["list"]), /no models registered yet/);
 	});
 
+	it("refuses to delete an aliased version without --force, restores an archived one, refuses a changed signature without --allow-signature-change", async () => {
+		const reg = `sqlite:${join(dir, "guards.db")}`;
+		const at = (args: string[]) => models([...args, "--registry", reg], false);
+		await okJsonAt(reg, ["register", IRIS, "--alias", "production"]);
+		await okJsonAt(reg, ["register", IRIS]);
+		const refused = await at(["rm", "iris-logreg@1"]);
+		assert.equal(refused.code, 2, refused.stderr);
+		assert.match(
+			refused.stderr,
+			/^error: cannot delete iris-logreg@1: alias 'production' points at it; .*--force/,
+		);
+		assert.equal((await okJsonAt(reg, ["show", "iris-logreg@1"])).version, 1);
+		assert.deepEqual(await okJsonAt(reg, ["rm", "iris-logreg@1", "--force"]), {
+			name: "iris-logreg",
+			version: 1,
+			deleted: true,
+		});
+		assert.equal((await at(["show", "iris-logreg@production"])).code, 3);
+
+		await okJsonAt(reg, ["rm", "iris-logreg@2", "--archive"]);
+		assert.match(
+			(await at(["show", "iris-logreg"])).stderr,
+			/every version of model 'iris-logreg' is archived/,
+		);
+		assert.deepEqual(await okJsonAt(reg, ["restore", "iris-logreg@2"]), {
+			name: "iris-logreg",
+			version: 2,
+			status: "active",
+		});
+		assert.equal((await okJsonAt(reg, ["show", "iris-logreg"])).version, 2);
+		const text = await at(["restore", "iris-logreg@2"]);
+		assert.match(text.stdout, /^restored iris-logreg@2 \(active\)$/m);
+		const bare = await at(["restore", "iris-logreg"]);
+		assert.equal(bare.code, 2);
+		assert.match(bare.stderr, /give the version to restore/);
+		assert.equal((await at(["restore", "iris-logreg@7"])).code, 3);
+
+		const changed = await at(["register", GBDT, "--name", "iris-logreg"]);
+		assert.equal(changed.code, 2, changed.stderr);
+		assert.match(
+			changed.stderr,
+			/signature differs from iris-logreg@2:\n {2}- inputs changed: float_input: FP32 \[-1, 4\] → FP32 \[-1, 30\]\n {2}- features removed \(4\): sepal_length[\s\S]*labels: setosa, versicolor, virginica → malignant, benign[\s\S]*--allow-signature-change/,
+		);
+		const allowed = await okJsonAt(reg, [
+			"register",
+			GBDT,
+			"--name",
+			"iris-logreg",
+			"--allow-signature-change",
+		]);
+		assert.equal(allowed.version, 3);
+	});
+
 	it("reports an unknown model with exit code 3 and a clear message (also as JSON)", async () => {
 		const r = await models(["show", "nope"]);
 		assert.equal(r.code, 3);
@@ -304,6 +357,7 @@ describe("mlship models", () => {
 			"rm",
 			"entities",
 			"register-entities",
+			"restore",
 		]) {
 			const r = await models([sub, "--help"], false);
 			assert.equal(r.code, 0);

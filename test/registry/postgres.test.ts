@@ -54,10 +54,11 @@ async function sql<R extends pg.QueryResultRow>(
 	}
 }
 
-runStoreContract("postgres", async () => {
+runStoreContract("postgres", async (opts) => {
 	const url = await freshDatabase();
 	return {
-		store: await PostgresStore.open(url),
+		store: await PostgresStore.open(url, opts),
+		sql: (text) => sql(url, text),
 		reopen: () => PostgresStore.open(url),
 		cleanup: async () => {},
 	};

@@ -18,11 +18,19 @@ import { rejectsWith, runStoreContract } from "./store.contract.ts";
 const FIXTURES = join(import.meta.dirname, "..", "fixtures", "models");
 const run = promisify(execFile);
 
-runStoreContract("sqlite", async () => {
+runStoreContract("sqlite", async (opts) => {
 	const dir = await mkdtemp(join(tmpdir(), "mlship-reg-"));
 	const path = join(dir, "registry.db");
 	return {
-		store: new SqliteStore(path),
+		store: new SqliteStore(path, opts),
+		sql: async (text) => {
+			const raw = new DatabaseSync(path, { timeout: 10_000 });
+			try {
+				return raw.prepare(text).all() as Record<string, unknown>[];
+			} finally {
+				raw.close();
+			}
+		},
 		reopen: async () => new SqliteStore(path),
 		cleanup: () => rm(dir, { recursive: true, force: true }),
 	};

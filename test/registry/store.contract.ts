@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { before, describe, it } from "node:test";
 import { type Bundle, readBundle } from "../../src/bundle/bundle.ts";
 import type { ErrorCode } from "../../src/protocol/errors.ts";
+import type { ChangeRetention } from "../../src/registry/core/feed.ts";
 import type { ChangeEvent, ModelStore } from "../../src/registry/types.ts";
 
 const FIXTURES = join(import.meta.dirname, "..", "fixtures", "models");
@@ -11,6 +12,8 @@ const FIXTURES = join(import.meta.dirname, "..", "fixtures", "models");
 /** What a factory gives the suite: a fresh, empty store, a way to open another instance on the SAME database, and cleanup. */
 export interface StoreFixture {
 	store: ModelStore;
+	/** Runs raw SQL on the same database (to look at or age the change feed's rows). */
+	sql: (text: string) => Promise<Record<string, unknown>[]>;
 	/** Opens a second, independent instance on the same database (as another process would). */
 	reopen: () => Promise<ModelStore>;
 	cleanup: () => Promise<void>;
@@ -53,7 +56,7 @@ export async function waitFor(
  */
 export function runStoreContract(
 	label: string,
-	factory: () => Promise<StoreFixture>,
+	factory: (opts?: { retention?: ChangeRetention }) => Promise<StoreFixture>,
 ): void {
 	describe(`ModelStore contract: ${label}`, () => {
 		let iris: Bundle;
@@ -68,16 +71,22 @@ export function runStoreContract(
 			fn: (
 				store: ModelStore,
 				reopen: () => Promise<ModelStore>,
+				sql: StoreFixture["sql"],
 			) => Promise<void>,
+			opts?: { retention?: ChangeRetention },
 		): Promise<void> {
-			const f = await factory();
+			const f = await factory(opts);
 			const others: ModelStore[] = [];
 			try {
-				await fn(f.store, async () => {
-					const s = await f.reopen();
-					others.push(s);
-					return s;
-				});
+				await fn(
+					f.store,
+					async () => {
+						const s = await f.reopen();
+						others.push(s);
+						return s;
+					},
+					f.sql,
+				);
 			} finally {
 				for (const s of others) await s.close();
 				await f.store.close();
@@ -361,7 +370,18 @@ export function runStoreContract(
 				await store.register(iris);
 				await store.register(iris);
 				await store.setAlias("iris-logreg", "production", 2);
-				await store.delete("iris-logreg", 2);
+				await store.setAlias("iris-logreg", "canary", 2);
+				await rejectsWith(
+					store.delete("iris-logreg", 2),
+					"MLSHIP_INVALID_ARGUMENT",
+					/cannot delete iris-logreg@2: aliases 'canary', 'production' point at it.*--force/,
+				);
+				assert.deepEqual(
+					(await store.get("iris-logreg@production")).version,
+					2,
+					"a refused delete deletes nothing",
+				);
+				await store.delete("iris-logreg", 2, { force: true });
 				await rejectsWith(store.get("iris-logreg@2"), "MLSHIP_MODEL_NOT_FOUND");
 				await rejectsWith(
 					store.get("iris-logreg@production"),
@@ -649,5 +669,131 @@ export function runStoreContract(
 					stop();
 				}
 			}));
+
+		it("refuses a version whose inputs, features or labels differ from the newest, showing the difference, unless allowed", () =>
+			withStore(async (store) => {
+				await store.register(iris);
+				await rejectsWith(
+					store.register(gbdt, { name: "iris-logreg" }),
+					"MLSHIP_INVALID_ARGUMENT",
+					/signature differs from iris-logreg@1:[\s\S]*inputs changed: float_input: FP32 \[-1, 4\] → FP32 \[-1, 30\][\s\S]*features removed \(4\): sepal_length, sepal_width, petal_length, petal_width[\s\S]*features added \(30\): mean_radius, .* … and 22 more[\s\S]*labels: setosa, versicolor, virginica → malignant, benign[\s\S]*--allow-signature-change/,
+				);
+				// registerMany is all or none: a good item before the refused one is not stored either.
+				await rejectsWith(
+					store.registerMany([
+						{ bundle: iris },
+						{ bundle: gbdt, opts: { name: "iris-logreg" } },
+					]),
+					"MLSHIP_INVALID_ARGUMENT",
+					/signature differs/,
+				);
+				assert.deepEqual(
+					(await store.list({ includeArchived: true })).map((v) => v.version),
+					[1],
+				);
+				const relabeled = {
+					...iris,
+					manifest: { ...iris.manifest, labels: ["a", "b", "c"] },
+				};
+				await rejectsWith(
+					store.register(relabeled),
+					"MLSHIP_INVALID_ARGUMENT",
+					/labels: setosa, versicolor, virginica → a, b, c/,
+				);
+				// Metadata, description and outputs are not the signature; the same signature registers as before.
+				const described = {
+					...iris,
+					manifest: { ...iris.manifest, description: "new words" },
+				};
+				assert.equal((await store.register(described)).version, 2);
+				const v3 = await store.register(gbdt, {
+					name: "iris-logreg",
+					allowSignatureChange: true,
+				});
+				assert.equal(v3.version, 3);
+				assert.equal(v3.manifest.signature.inputs[0]?.shape[1], 30);
+				// The newest version is the reference now: the old signature is the change.
+				await rejectsWith(store.register(iris), "MLSHIP_INVALID_ARGUMENT");
+				// An entity is compared with its own newest version: a family may hold different models per entity.
+				await store.register(iris, { name: "price", entity: "berlin" });
+				await store.register(gbdt, { name: "price", entity: "paris" });
+				await rejectsWith(
+					store.register(gbdt, { name: "price", entity: "berlin" }),
+					"MLSHIP_INVALID_ARGUMENT",
+					/differs from price@1/,
+				);
+			}));
+
+		it("restores an archived version: bare names and lists see it again; restoring an active one does nothing", () =>
+			withStore(async (store) => {
+				await store.register(iris);
+				await store.register(iris);
+				const events: ChangeEvent[] = [];
+				const stop = store.watch((e) => events.push(e));
+				try {
+					await store.archive("iris-logreg", 2);
+					assert.equal((await store.get("iris-logreg")).version, 1);
+					await store.restore("iris-logreg", 2);
+					await store.restore("iris-logreg", 2);
+					await store.restore("iris-logreg", 1);
+					const v = await store.get("iris-logreg");
+					assert.equal(v.version, 2);
+					assert.equal(v.status, "active");
+					assert.deepEqual(
+						(await store.list()).map((x) => x.version),
+						[1, 2],
+					);
+					await store.setAlias("iris-logreg", "production", 2);
+					await waitFor(() => events.length >= 3, "three events");
+					assert.deepEqual(
+						events.map((e) => [e.type, e.version]),
+						[
+							["archived", 2],
+							["restored", 2],
+							["alias_set", 2],
+						],
+					);
+					await rejectsWith(
+						store.restore("iris-logreg", 9),
+						"MLSHIP_MODEL_NOT_FOUND",
+						/versions: 1, 2/,
+					);
+					await rejectsWith(store.restore("nope", 1), "MLSHIP_MODEL_NOT_FOUND");
+				} finally {
+					stop();
+				}
+			}));
+
+		it("prunes changes past their retention (older than the age AND not among the newest), seq never reused", () =>
+			withStore(
+				async (store, reopen, sql) => {
+					const seqs = async () =>
+						(await sql("SELECT seq FROM changes ORDER BY seq")).map((r) =>
+							Number(r.seq),
+						);
+					for (let i = 0; i < 5; i++) await store.register(iris);
+					assert.deepEqual(await seqs(), [1, 2, 3, 4, 5], "young changes stay");
+					await sql(
+						"UPDATE changes SET at = '2000-01-01T00:00:00.000Z' WHERE seq <= 4",
+					);
+					await store.register(iris);
+					assert.deepEqual(
+						await seqs(),
+						[4, 5, 6],
+						"old changes go, except the newest three (minRows)",
+					);
+					const other = await reopen();
+					const events: ChangeEvent[] = [];
+					const stop = other.watch((e) => events.push(e));
+					try {
+						await store.setAlias("iris-logreg", "production", 6);
+						await waitFor(() => events.length === 1, "the alias event");
+						assert.equal(events[0]?.seq, 7, "seq continues after a prune");
+					} finally {
+						stop();
+					}
+				},
+				{ retention: { minRows: 3, maxAgeMs: 3_600_000 } },
+			));
 	});
 }

@@ -48,15 +48,18 @@ export function aliasToArchived(
 	);
 }
 
-export function archiveAliased(
+/** Archiving or deleting a version aliases point at: refused, naming them and how to move them. */
+export function aliased(
+	what: "archive" | "delete",
 	name: string,
 	version: number,
 	aliases: readonly string[],
 ): MlshipError {
 	const many = aliases.length > 1;
+	const them = many ? "them" : "it";
 	return new MlshipError(
 		"MLSHIP_INVALID_ARGUMENT",
-		`cannot archive ${name}@${version}: alias${many ? "es" : ""} ${aliases.map((a) => `'${a}'`).join(", ")} point${many ? "" : "s"} at it; move ${many ? "them" : "it"} first ('mlship models alias ${name} ${aliases[0]} <version>')`,
+		`cannot ${what} ${name}@${version}: alias${many ? "es" : ""} ${aliases.map((a) => `'${a}'`).join(", ")} point${many ? "" : "s"} at it; move ${them} first ('mlship models alias ${name} ${aliases[0]} <version>')${what === "delete" ? `, or delete anyway with --force (library: { force: true }), which deletes ${them} too` : ""}`,
 	);
 }
 
@@ -82,5 +85,16 @@ export function onlyEntities(name: string): MlshipError {
 	return new MlshipError(
 		"MLSHIP_MODEL_NOT_FOUND",
 		`model '${name}' has only per-entity versions: name an entity (${name}#ENTITY), a version (${name}@N), or register a default version without --entity`,
+	);
+}
+
+export function signatureChanged(
+	name: string,
+	latest: number,
+	diff: readonly string[],
+): MlshipError {
+	return new MlshipError(
+		"MLSHIP_INVALID_ARGUMENT",
+		`cannot register a new version of '${name}': its signature differs from ${name}@${latest}:\n${diff.map((d) => `  - ${d}`).join("\n")}\nIf it is another model, register it under its own name (--name); if the change is intended, pass --allow-signature-change (library: { allowSignatureChange: true })`,
 	);
 }

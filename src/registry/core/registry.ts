@@ -1,0 +1,467 @@
+// The registry core: resolution, registration, aliases, archive/restore and delete, written once over a Driver.
+import { type Bundle, bundleFromParts } from "../../bundle/bundle.ts";
+import { MlshipError } from "../../protocol/errors.ts";
+import { prepareRegistration } from "../store/common.ts";
+import * as errors from "../store/errors.ts";
+import {
+	assertAlias,
+	assertName,
+	assertVersion,
+	type ChangeEvent,
+	checkMetadata,
+	type DeleteOptions,
+	type EntityVersion,
+	type ListFilter,
+	type ModelRef,
+	type ModelStore,
+	type ModelVersion,
+	parseRef,
+	type RegisterOptions,
+} from "../types.ts";
+import {
+	appendChanges,
+	type ChangeRetention,
+	DEFAULT_RETENTION,
+	pruneChanges,
+} from "./feed.ts";
+import {
+	entityIs,
+	insertVersion,
+	type Latest,
+	toVersion,
+	upsertAlias,
+	type VersionRow,
+} from "./register.ts";
+import type { Driver, PendingChange, Session } from "./session.ts";
+
+type Change = (e: PendingChange) => void;
+
+/** A plain Uint8Array view of a BLOB/BYTEA value (PostgreSQL gives a Buffer), without a copy. */
+function bytesOf(b: Uint8Array): Uint8Array {
+	return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+}
+
+/**
+ * A ModelStore over any {@link Driver}: every rule about names, versions, aliases, archiving, deleting and the change
+ * feed's content lives here once, so SQLite and PostgreSQL behave the same. Drivers supply sessions, locks and the
+ * feed's transport.
+ */
+export class RegistryCore implements ModelStore {
+	/** Where the registry is, for messages (no password). */
+	readonly location: string;
+	readonly #driver: Driver;
+	readonly #retention: ChangeRetention;
+	#closed = false;
+
+	constructor(driver: Driver, retention: ChangeRetention = DEFAULT_RETENTION) {
+		this.#driver = driver;
+		this.location = driver.location;
+		this.#retention = retention;
+	}
+
+	#checkOpen(): void {
+		if (this.#closed)
+			throw new MlshipError(
+				"MLSHIP_CLOSED",
+				`registry ${this.location} is closed`,
+			);
+	}
+
+	#notRegistered(name: string): MlshipError {
+		return errors.notRegistered(name, this.location);
+	}
+
+	/** Runs `fn` in a write transaction; the changes it records are appended (and pruned) before commit. */
+	async #write<T>(fn: (tx: Session, change: Change) => Promise<T>): Promise<T> {
+		const d = this.#driver;
+		let newest = 0;
+		const result = await d.transaction(async (tx) => {
+			const pending: PendingChange[] = [];
+			const r = await fn(tx, (e) => pending.push(e));
+			if (pending.length > 0) {
+				await d.beforeAppend(tx);
+				newest = await appendChanges(tx, d.dialect, pending);
+				await pruneChanges(tx, newest, pending.length, this.#retention);
+				await d.afterAppend(tx, newest);
+			}
+			return r;
+		});
+		await d.committed(newest);
+		return result;
+	}
+
+	#read<T>(fn: (s: Session) => Promise<T>): Promise<T> {
+		return this.#driver.read(fn);
+	}
+
+	async #exists(s: Session, name: string): Promise<boolean> {
+		return (
+			(await s.one("SELECT 1 FROM versions WHERE name = $1 LIMIT 1", [
+				name,
+			])) !== undefined
+		);
+	}
+
+	/** The version row (locked until commit when `lock`), or MLSHIP_MODEL_NOT_FOUND naming the versions that exist. */
+	async #versionRow(
+		s: Session,
+		name: string,
+		version: number,
+		lock = false,
+	): Promise<VersionRow> {
+		const row = await s.one<VersionRow>(
+			`SELECT * FROM versions WHERE name = $1 AND version = $2${lock ? this.#driver.dialect.forUpdate : ""}`,
+			[name, version],
+		);
+		if (row) return row;
+		const have = await s.all<{ version: number }>(
+			"SELECT version FROM versions WHERE name = $1 ORDER BY version",
+			[name],
+		);
+		if (have.length === 0) throw this.#notRegistered(name);
+		throw errors.noVersion(
+			name,
+			version,
+			have.map((r) => r.version),
+		);
+	}
+
+	async #aliasesOf(
+		s: Session,
+		name: string,
+		version: number,
+	): Promise<string[]> {
+		return (
+			await s.all<{ alias: string }>(
+				`SELECT alias FROM aliases WHERE name = $1 AND version = $2 ORDER BY alias${this.#driver.dialect.binary}`,
+				[name, version],
+			)
+		).map((r) => r.alias);
+	}
+
+	async #fullVersion(
+		s: Session,
+		name: string,
+		version: number,
+	): Promise<ModelVersion> {
+		return toVersion(
+			await this.#versionRow(s, name, version),
+			await this.#aliasesOf(s, name, version),
+		);
+	}
+
+	health(): { available: boolean; reason?: string } {
+		return this.#closed
+			? { available: false, reason: "closed" }
+			: this.#driver.health();
+	}
+
+	async register(
+		bundle: Bundle,
+		opts: RegisterOptions = {},
+	): Promise<ModelVersion> {
+		return (await this.registerMany([{ bundle, opts }]))[0] as ModelVersion;
+	}
+
+	async registerMany(
+		items: readonly { bundle: Bundle; opts?: RegisterOptions }[],
+	): Promise<ModelVersion[]> {
+		this.#checkOpen();
+		const prepared = items.map((i) => ({
+			p: prepareRegistration(i.bundle, i.opts),
+			allowChange: i.opts?.allowSignatureChange === true,
+		}));
+		return this.#write(async (tx, change) => {
+			// The newest version of each name (and entity) written in this transaction, read from the database once.
+			const latest: Latest = new Map();
+			const out: ModelVersion[] = [];
+			for (const { p, allowChange } of prepared)
+				out.push(
+					await insertVersion(tx, this.#driver.dialect, change, p, {
+						allowChange,
+						latest,
+					}),
+				);
+			return out;
+		});
+	}
+
+	async get(ref: string | ModelRef): Promise<ModelVersion> {
+		this.#checkOpen();
+		const r = parseRef(ref);
+		const { binary } = this.#driver.dialect;
+		return this.#read(async (s) => {
+			let version = r.version;
+			if (r.alias !== undefined) {
+				const row = await s.one<{ version: number }>(
+					"SELECT version FROM aliases WHERE name = $1 AND alias = $2",
+					[r.name, r.alias],
+				);
+				if (!row) {
+					const have = await s.all<{ alias: string }>(
+						`SELECT alias FROM aliases WHERE name = $1 ORDER BY alias${binary}`,
+						[r.name],
+					);
+					if (have.length === 0 && !(await this.#exists(s, r.name)))
+						throw this.#notRegistered(r.name);
+					throw errors.noAlias(
+						r.name,
+						r.alias,
+						have.map((a) => a.alias),
+					);
+				}
+				version = row.version;
+			}
+			if (version !== undefined) return this.#fullVersion(s, r.name, version);
+			const row = await s.one<VersionRow>(
+				`SELECT * FROM versions WHERE name = $1 AND ${entityIs(r.entity ?? null)} AND status = 'active' ORDER BY version DESC LIMIT 1`,
+				r.entity === undefined ? [r.name] : [r.name, r.entity],
+			);
+			if (row)
+				return toVersion(row, await this.#aliasesOf(s, row.name, row.version));
+			if (!(await this.#exists(s, r.name))) throw this.#notRegistered(r.name);
+			if (r.entity !== undefined) throw errors.noEntity(r.name, r.entity);
+			if (
+				await s.one(
+					"SELECT 1 FROM versions WHERE name = $1 AND entity IS NULL LIMIT 1",
+					[r.name],
+				)
+			)
+				throw errors.allArchived(r.name);
+			throw errors.onlyEntities(r.name);
+		});
+	}
+
+	async list(filter: ListFilter = {}): Promise<ModelVersion[]> {
+		this.#checkOpen();
+		const name = filter.name ?? null;
+		const { binary } = this.#driver.dialect;
+		return this.#read(async (s) => {
+			const rows = await s.all<VersionRow>(
+				`SELECT * FROM versions
+				 WHERE (CAST($1 AS TEXT) IS NULL OR name = $1) AND ($2 = 1 OR status = 'active')
+				   AND (CAST($3 AS TEXT) IS NULL OR entity = $3)
+				 ORDER BY name${binary}, version`,
+				[name, filter.includeArchived ? 1 : 0, filter.entity ?? null],
+			);
+			const aliases = new Map<string, string[]>();
+			for (const a of await s.all<{
+				name: string;
+				version: number;
+				alias: string;
+			}>(
+				`SELECT name, version, alias FROM aliases WHERE (CAST($1 AS TEXT) IS NULL OR name = $1) ORDER BY alias${binary}`,
+				[name],
+			)) {
+				const key = `${a.name}@${a.version}`;
+				const list = aliases.get(key);
+				if (list) list.push(a.alias);
+				else aliases.set(key, [a.alias]);
+			}
+			return rows.map((row) =>
+				toVersion(row, aliases.get(`${row.name}@${row.version}`) ?? []),
+			);
+		});
+	}
+
+	async entities(name: string): Promise<EntityVersion[]> {
+		this.#checkOpen();
+		assertName(name);
+		const { binary } = this.#driver.dialect;
+		const rows = await this.#read((s) =>
+			s.all<EntityVersion>(
+				`SELECT entity, max(version) AS version FROM versions
+				 WHERE name = $1 AND entity IS NOT NULL AND status = 'active'
+				 GROUP BY entity ORDER BY entity${binary}`,
+				[name],
+			),
+		);
+		return rows.map((r) => ({ entity: r.entity, version: Number(r.version) }));
+	}
+
+	async setAlias(name: string, alias: string, version: number): Promise<void> {
+		this.#checkOpen();
+		assertName(name);
+		assertAlias(alias);
+		assertVersion(version);
+		await this.#write(async (tx, change) => {
+			// Locking the target row keeps a concurrent archive or delete from slipping in between check and write.
+			const row = await this.#versionRow(tx, name, version, true);
+			if (row.status === "archived")
+				throw errors.aliasToArchived(name, alias, version);
+			const current = await tx.one<{ version: number }>(
+				"SELECT version FROM aliases WHERE name = $1 AND alias = $2",
+				[name, alias],
+			);
+			if (current?.version === version) return;
+			await upsertAlias(tx, name, alias, version);
+			change({ type: "alias_set", name, version, alias });
+		});
+	}
+
+	async deleteAlias(name: string, alias: string): Promise<void> {
+		this.#checkOpen();
+		assertName(name);
+		assertAlias(alias);
+		await this.#write(async (tx, change) => {
+			const current = await tx.one<{ version: number }>(
+				"DELETE FROM aliases WHERE name = $1 AND alias = $2 RETURNING version",
+				[name, alias],
+			);
+			if (!current) {
+				if (!(await this.#exists(tx, name))) throw this.#notRegistered(name);
+				throw new MlshipError(
+					"MLSHIP_MODEL_NOT_FOUND",
+					`model '${name}' has no alias '${alias}'`,
+				);
+			}
+			change({ type: "alias_deleted", name, version: current.version, alias });
+		});
+	}
+
+	async setMetadata(
+		name: string,
+		version: number,
+		metadata: Record<string, unknown>,
+	): Promise<ModelVersion> {
+		this.#checkOpen();
+		assertName(name);
+		assertVersion(version);
+		checkMetadata(metadata);
+		return this.#write(async (tx, change) => {
+			// Merged under the row lock (or the exclusive write), so concurrent updates of different keys all survive.
+			const row = await this.#versionRow(tx, name, version, true);
+			const merged = toVersion(row, []).metadata;
+			for (const [k, v] of Object.entries(metadata)) {
+				if (v === null) delete merged[k];
+				else merged[k] = v;
+			}
+			await tx.all(
+				"UPDATE versions SET metadata = $3 WHERE name = $1 AND version = $2",
+				[name, version, JSON.stringify(merged)],
+			);
+			change({ type: "metadata", name, version });
+			return this.#fullVersion(tx, name, version);
+		});
+	}
+
+	async archive(name: string, version: number): Promise<void> {
+		await this.#setStatus(name, version, "archived");
+	}
+
+	async restore(name: string, version: number): Promise<void> {
+		await this.#setStatus(name, version, "active");
+	}
+
+	async #setStatus(
+		name: string,
+		version: number,
+		status: "active" | "archived",
+	): Promise<void> {
+		this.#checkOpen();
+		assertName(name);
+		assertVersion(version);
+		await this.#write(async (tx, change) => {
+			const row = await this.#versionRow(tx, name, version, true);
+			if (row.status === status) return;
+			if (status === "archived") {
+				const aliases = await this.#aliasesOf(tx, name, version);
+				if (aliases.length > 0)
+					throw errors.aliased("archive", name, version, aliases);
+			}
+			await tx.all(
+				"UPDATE versions SET status = $3 WHERE name = $1 AND version = $2",
+				[name, version, status],
+			);
+			change({
+				type: status === "archived" ? "archived" : "restored",
+				name,
+				version,
+			});
+		});
+	}
+
+	async delete(
+		name: string,
+		version?: number,
+		opts: DeleteOptions = {},
+	): Promise<void> {
+		this.#checkOpen();
+		assertName(name);
+		if (version !== undefined) assertVersion(version);
+		const { forUpdate } = this.#driver.dialect;
+		await this.#write(async (tx, change) => {
+			if (version === undefined) {
+				// Lock the name's counter row: a registration of this name waits for (and then follows) the delete.
+				await tx.all(`SELECT 1 FROM models WHERE name = $1${forUpdate}`, [
+					name,
+				]);
+				if (!(await this.#exists(tx, name))) throw this.#notRegistered(name);
+				// files and aliases go with their versions (ON DELETE CASCADE)
+				await tx.all("DELETE FROM versions WHERE name = $1", [name]);
+				change({ type: "deleted", name });
+				return;
+			}
+			const { entity } = await this.#versionRow(tx, name, version, true);
+			const aliases = await this.#aliasesOf(tx, name, version);
+			if (aliases.length > 0 && opts.force !== true)
+				throw errors.aliased("delete", name, version, aliases);
+			await tx.all("DELETE FROM versions WHERE name = $1 AND version = $2", [
+				name,
+				version,
+			]);
+			// The version row is gone by append time: its entity is passed along.
+			for (const a of aliases)
+				change({ type: "alias_deleted", name, version, alias: a, entity });
+			change({ type: "deleted", name, version, entity });
+		});
+	}
+
+	async openBundle(v: ModelVersion | string): Promise<Bundle> {
+		this.#checkOpen();
+		const { name, version } = typeof v === "string" ? await this.get(v) : v;
+		const source = `registry:${name}@${version}`;
+		return this.#read(async (s) => {
+			// One statement is one snapshot: a concurrent delete cannot leave us with the manifest but not the files.
+			const rows = await s.all<{
+				manifest: string;
+				sha256: string;
+				path: string | null;
+				bytes: Uint8Array | null;
+			}>(
+				`SELECT v.manifest, v.sha256, f.path, f.bytes
+				 FROM versions v LEFT JOIN files f ON f.name = v.name AND f.version = v.version
+				 WHERE v.name = $1 AND v.version = $2`,
+				[name, version],
+			);
+			const first = rows[0];
+			if (!first) {
+				await this.#versionRow(s, name, version); // throws the right not-found error
+				throw this.#notRegistered(name);
+			}
+			const files = new Map<string, Uint8Array>();
+			for (const r of rows)
+				if (r.path !== null && r.bytes !== null)
+					files.set(r.path, bytesOf(r.bytes));
+			const bundle = bundleFromParts(first.manifest, files, source);
+			if (bundle.manifest.artifact.sha256 !== first.sha256)
+				throw errors.storedDigestMismatch(
+					source,
+					bundle.manifest.artifact.sha256,
+					first.sha256,
+				);
+			return bundle;
+		});
+	}
+
+	watch(onChange: (e: ChangeEvent) => void): () => void {
+		this.#checkOpen();
+		return this.#driver.watch(onChange);
+	}
+
+	async close(): Promise<void> {
+		if (this.#closed) return;
+		this.#closed = true;
+		await this.#driver.close();
+	}
+}
