@@ -10,6 +10,7 @@ import {
 	saveCheckpoint,
 } from "./checkpoint.ts";
 import { formatOf } from "./files.ts";
+import { refuseOverwrite } from "./overwrite.ts";
 import { scoreSource } from "./score.ts";
 import { type ErrorSink, JsonlErrorSink } from "./sinks/errors.ts";
 import { FileSink } from "./sinks/file.ts";
@@ -99,9 +100,8 @@ export function openErrorSink(
 		const table = `${(sinkLoc as { table: string }).table}_errors`;
 		return sink.errorSink?.(table) ?? errorTable(sinkLoc, table);
 	}
-	if (!/^(sqlite:|postgres(ql)?:\/\/)/i.test(errors))
-		return new JsonlErrorSink(resolve(errors));
 	const loc = parseLocation(errors, "sink");
+	if (loc.kind === "file") return new JsonlErrorSink(resolve(loc.path));
 	const table = (loc as { table: string }).table;
 	const same =
 		(loc.kind === "sqlite" &&
@@ -128,6 +128,7 @@ export async function runBatch(
 	opts: BatchRunOptions,
 ): Promise<BatchRunSummary> {
 	const started = performance.now();
+	refuseFileOverwrite(opts);
 	const shared = sharedSqlite(opts.source, opts.sink);
 	const source = openSource(opts.source, shared);
 	let sink: BatchSink | undefined;
@@ -186,6 +187,23 @@ export async function runBatch(
 		await sink?.abort();
 		await source.close();
 	}
+}
+
+/** A file source must not be the job's file sink or errors file (nor match them, for a glob). */
+function refuseFileOverwrite(opts: BatchRunOptions): void {
+	const src = parseLocation(opts.source, "source");
+	if (src.kind !== "file") return;
+	const sink = parseLocation(opts.sink, "sink");
+	const errors =
+		opts.errors !== undefined
+			? parseLocation(opts.errors, "sink")
+			: sink.kind === "file"
+				? { kind: "file" as const, path: `${sink.path}.errors.jsonl` }
+				: undefined;
+	const outputs: [string, string][] = [];
+	if (sink.kind === "file") outputs.push(["--sink", sink.path]);
+	if (errors?.kind === "file") outputs.push(["--errors", errors.path]);
+	refuseOverwrite(src.path, outputs);
 }
 
 /** One connection for a job that reads and writes the same SQLite file (two would lock each other out). */
