@@ -1,10 +1,18 @@
 // Jobs that would destroy data or silently do something else are refused before any work: an output that is the
 // input, a URI scheme mlship does not read, job fields that would be ignored.
 import assert from "node:assert/strict";
-import { mkdir, mkdtemp, readFile, rm, symlink } from "node:fs/promises";
+import {
+	mkdir,
+	mkdtemp,
+	readFile,
+	rm,
+	symlink,
+	writeFile,
+} from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { parseJob, readJob } from "../../src/batch/job.ts";
 import { parseLocation } from "../../src/batch/uri.ts";
 import { mlship, writeTable } from "../helpers/files.ts";
 import { bundleDir, golden } from "../helpers/fixtures.ts";
@@ -152,5 +160,76 @@ describe("URIs with a scheme mlship does not read", () => {
 		);
 		assert.equal(src.code, 2, src.stderr + src.stdout);
 		assert.match(JSON.parse(src.stdout).error, /source .*unknown scheme/);
+	});
+});
+
+describe("job files in the user's words", () => {
+	it("a missing sink, a bad value and an unknown key are named with what was expected and what was given", async () => {
+		const file = join(dir, "nosink.yaml");
+		await writeFile(file, "model: m\nsource: a.csv\n");
+		await assert.rejects(
+			readJob(file),
+			(e: Error) =>
+				e.message ===
+				`invalid job file ${file}:\n  sink: required — a file path or a table URI`,
+		);
+		assert.throws(
+			() =>
+				parseJob({
+					model: "m",
+					source: "a.csv",
+					sink: "b.csv",
+					on_error: "sometimes",
+					chunk_rows: 0,
+					workers: 1.5,
+					bogus: 1,
+				}),
+			(e: Error) =>
+				e.message ===
+				[
+					"invalid job:",
+					"  on_error: must be one of fail, skip, got sometimes",
+					"  chunk_rows: must be > 0, got 0",
+					"  workers: not a whole number: 1.5",
+					"  bogus: unknown field",
+				].join("\n"),
+		);
+	});
+
+	it("a pending-records job refuses max_rejected and resume (they would be ignored), naming the field", async () => {
+		const pending = {
+			model: "m",
+			sink: "postgres://h/d?table=s",
+			pending: { table: "postgres://h/d?table=t" },
+		};
+		assert.equal(parseJob(pending).pending?.table, "postgres://h/d?table=t");
+		for (const [field, value] of [
+			["max_rejected", 3],
+			["resume", true],
+		] as const)
+			assert.throws(
+				() => parseJob({ ...pending, [field]: value }),
+				new RegExp(
+					`\\n  ${field}: applies to a 'source' job only; .*remove '${field}'$`,
+				),
+			);
+		// The same fields on a source job are fine.
+		const run = parseJob({
+			model: "m",
+			source: "a.csv",
+			sink: "b.parquet",
+			max_rejected: 3,
+			resume: true,
+		});
+		assert.equal(run.max_rejected, 3);
+		// Through the command line too: batch run job.yaml --max-rejected 3 on a pending job exits 2 before any work.
+		const file = join(dir, "pending.yaml");
+		await writeFile(
+			file,
+			"model: m\nsink: postgres://h/d?table=s\npending: { table: 'postgres://h/d?table=t' }\n",
+		);
+		const r = await mlship(["batch", "run", file, "--max-rejected", "3"]);
+		assert.equal(r.code, 2, r.stderr);
+		assert.match(r.stderr, /max_rejected: applies to a 'source' job only/);
 	});
 });
