@@ -61,7 +61,8 @@ export interface BatchRunSummary {
 	rows_resumed?: number;
 	errors: string | null;
 	duration_ms: number;
-	rows_per_second: number;
+	/** Rows this run scored per second; null when a resumed run found every row already in the checkpoint. */
+	rows_per_second: number | null;
 }
 
 /** Opens the source a URI names (`db`: a SQLite connection to share with a sink writing the same file). */
@@ -181,7 +182,11 @@ export async function runBatch(
 			...(cp ? { rows_resumed: cp.rows_done } : {}),
 			errors: r.rejected.length > 0 ? errors.label : null,
 			duration_ms: Math.round(ms),
-			rows_per_second: Math.round(r.rowsScored / (ms / 1000)),
+			// Every row came from the checkpoint: this run scored nothing, so it has no rate (not a rate of 0).
+			rows_per_second:
+				cp && r.rowsScored === 0
+					? null
+					: Math.round(r.rowsScored / (ms / 1000)),
 		};
 	} finally {
 		await sink?.abort();
@@ -230,14 +235,20 @@ async function resumeState(
 		);
 	const path = resolve(loc.path);
 	const dir = `${path}.checkpoint`;
-	const checkpoint = await openCheckpoint(dir, {
-		model: model.name,
-		model_version: model.version ?? null,
-		source: opts.source,
-		sink: path,
-		keep: opts.keep ?? [],
-		on_error: opts.onError ?? "fail",
-	});
+	const checkpoint = await openCheckpoint(
+		dir,
+		{
+			source: opts.source,
+			sink: path,
+			keep: opts.keep ?? [],
+			on_error: opts.onError ?? "fail",
+		},
+		{
+			name: model.name,
+			version: model.version ?? null,
+			sha256: model.manifest.artifact.sha256,
+		},
+	);
 	const sink = await FileSink.create(path, formatOf(path), {
 		dir,
 		start: checkpoint.parts,

@@ -62,7 +62,7 @@ function printSummary(
 ): void {
 	output(json, s, () => {
 		const where = "table" in s ? `${s.sink} (${s.chunks} chunks)` : s.sink;
-		let line = `${s.rows_scored.toLocaleString("en-US")} rows scored with ${s.model}${s.model_version ? `@${s.model_version}` : ""} → ${where} in ${(s.duration_ms / 1000).toFixed(2)} s (${s.rows_per_second.toLocaleString("en-US")} rows/s)`;
+		let line = `${s.rows_scored.toLocaleString("en-US")} rows scored with ${s.model}${s.model_version ? `@${s.model_version}` : ""} → ${where} in ${(s.duration_ms / 1000).toFixed(2)} s (${s.rows_per_second === null ? "every row from the checkpoint" : `${s.rows_per_second.toLocaleString("en-US")} rows/s`})`;
 		if (s.rows_rejected > 0)
 			line += `\n${s.rows_rejected} row(s) rejected${"errors" in s && s.errors ? ` → ${s.errors}` : ""}`;
 		return line;
