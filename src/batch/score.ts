@@ -10,6 +10,7 @@ import type { Model } from "../model.ts";
 import { invalidInput, MlshipError } from "../protocol/errors.ts";
 import type { Tensor } from "../protocol/types.ts";
 import { csvLineOf } from "./files.ts";
+import { onceValues } from "./sources/rows.ts";
 import type {
 	BatchSink,
 	BatchSource,
@@ -268,7 +269,7 @@ function sliceChunk(chunk: SourceChunk, offset: number): SourceChunk {
 					: {}),
 			};
 		},
-		values: (i) => chunk.values(i).slice(offset),
+		values: onceValues((i) => chunk.values(i).slice(offset)),
 	};
 }
 

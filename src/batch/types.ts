@@ -8,7 +8,7 @@ export interface SourceChunk {
 	readonly rows: number;
 	/** Column `i` for the encoder. */
 	source(i: number): ColumnSource;
-	/** Column `i` as values, for kept columns and the error sink. */
+	/** Column `i` as values, for kept columns and the error sink (built once per column: callers ask per bad row). */
 	values(i: number): unknown[];
 }
 

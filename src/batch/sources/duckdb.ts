@@ -14,6 +14,7 @@ import {
 	sqlIdent,
 } from "../files.ts";
 import type { BatchSource, SourceChunk } from "../types.ts";
+import { onceValues } from "./rows.ts";
 
 /** A DuckDB source: `from` is a table expression (read_parquet(...), a subquery). */
 export class DuckDBSource implements BatchSource {
@@ -124,7 +125,7 @@ export class DuckDBSource implements BatchSource {
 			yield {
 				rows: n,
 				source: (i) => columnSource(chunk.getColumnVector(i)),
-				values: (i) => chunk.getColumnValues(i),
+				values: onceValues((i) => chunk.getColumnValues(i)),
 			};
 		}
 	}
