@@ -9,7 +9,6 @@ import {
 import type { Model } from "../model.ts";
 import { invalidInput, MlshipError } from "../protocol/errors.ts";
 import type { Tensor } from "../protocol/types.ts";
-import { csvLineOf } from "./files.ts";
 import { onceValues } from "./sources/rows.ts";
 import type {
 	BatchSink,
@@ -123,8 +122,9 @@ export async function scoreSource(
 		if (errors.length > 0) {
 			if (opts.onError === "fail") {
 				const e = errors[0] as RowError;
-				const where = source.csv
-					? ` (line ${csvLineOf(base + e.row, await source.rejected())})`
+				const at = source.lineOf?.(base + e.row, await source.rejected());
+				const where = at
+					? ` (${at.file ? `${at.file} ` : ""}line ${at.line})`
 					: "";
 				throw invalidInput(
 					`${source.label}: ${formatRowError(e, base)}${where}`,
@@ -230,7 +230,7 @@ export async function scoreSource(
 	if (refused.length > 0 && opts.onError === "fail") {
 		const r = refused[0] as (typeof refused)[number];
 		throw invalidInput(
-			`${source.label}: line ${r.line}: ${r.message}: ${JSON.stringify(r.text)}`,
+			`${r.file ?? source.label}: line ${r.line}: ${r.message}: ${JSON.stringify(r.text)}`,
 		);
 	}
 	if (rowsIn + refused.length === 0)
@@ -239,10 +239,15 @@ export async function scoreSource(
 		rowsIn: rowsIn + refused.length,
 		rowsScored,
 		rejected: [
-			...refused.map((r) => ({ line: r.line, error: r.message, text: r.text })),
+			...refused.map((r) => ({
+				...(r.file !== undefined ? { file: r.file } : {}),
+				line: r.line,
+				error: r.message,
+				text: r.text,
+			})),
 			...rejected.map((b) => ({
 				row: b.row,
-				...(source.csv ? { line: csvLineOf(b.row - 1, refused) } : {}),
+				...source.lineOf?.(b.row - 1, refused),
 				column: b.column,
 				error: b.error,
 				values: b.values,

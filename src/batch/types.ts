@@ -26,6 +26,11 @@ export interface BatchSource {
 	rejected(): Promise<RejectedLine[]>;
 	/** True when rows are lines of a CSV file (errors then also give the file line). */
 	readonly csv: boolean;
+	/** CSV sources: the line (and, reading several files, the file) of the `index`-th (0-based) row delivered. */
+	lineOf?(
+		index: number,
+		refused: readonly RejectedLine[],
+	): { file?: string; line: number } | undefined;
 	close(): Promise<void>;
 }
 
@@ -71,6 +76,8 @@ export interface BatchSink {
 export interface RejectedRow {
 	/** 1-based row number among the rows the source delivered (absent for a CSV line the reader refused). */
 	row?: number;
+	/** The CSV file of `line`, when the source is a glob of files. */
+	file?: string;
 	/** 1-based line in a CSV file. */
 	line?: number;
 	column?: string;

@@ -1,7 +1,7 @@
 // Many bad rows from DuckDB file sources: every one reported with its row, values and (CSV) file and line, in time linear in the rows.
 import assert from "node:assert/strict";
 import { createReadStream } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -111,5 +111,63 @@ describe("rejected rows at scale", () => {
 			k++;
 		}
 		assert.equal(k, N / 2);
+	});
+});
+
+describe("a glob of CSV files", () => {
+	it("reports each bad row and refused line with its own file and line, not a count run on across files", async () => {
+		const d = join(dir, "csvs");
+		await mkdir(d);
+		const header = "id,sepal_length,sepal_width,petal_length,petal_width";
+		const row = (id: number, pw = "0.2") => `${id},5.1,3.5,1.4,${pw}`;
+		// a.csv: line 3 has a field too many. b.csv: line 3 has a field too few, line 5 a bad value.
+		await writeFile(
+			join(d, "a.csv"),
+			[header, row(1), `${row(2)},9`, row(3), row(4), ""].join("\n"),
+		);
+		await writeFile(
+			join(d, "b.csv"),
+			[header, row(5), "6,5.1", row(7), row(8, "abc"), row(9), ""].join("\n"),
+		);
+		const run = (...extra: string[]) =>
+			mlship([
+				"batch",
+				"run",
+				"-m",
+				MODEL,
+				"-s",
+				join(d, "*.csv"),
+				"-o",
+				join(dir, "glob.parquet"),
+				"--keep",
+				"id",
+				"--json",
+				...extra,
+			]);
+		const skip = await run("--on-error", "skip");
+		assert.equal(skip.code, 0, skip.stderr + skip.stdout);
+		const s = JSON.parse(skip.stdout);
+		assert.equal(s.rows_in, 9);
+		assert.equal(s.rows_rejected, 3);
+		const errors = (await readFile(s.errors, "utf8"))
+			.trim()
+			.split("\n")
+			.map((l) => JSON.parse(l));
+		assert.deepEqual(
+			errors.map((e) => [e.file, e.line, e.row ?? null, e.column ?? null]),
+			[
+				[join(d, "a.csv"), 3, null, null],
+				[join(d, "b.csv"), 3, null, null],
+				[join(d, "b.csv"), 5, 6, "petal_width"],
+			],
+		);
+		const fail = await run();
+		assert.equal(fail.code, 2);
+		assert.match(
+			JSON.parse(fail.stdout).error,
+			new RegExp(
+				`row 6, column 'petal_width': .*got "abc" \\(${join(d, "b.csv")} line 5\\)`,
+			),
+		);
 	});
 });
