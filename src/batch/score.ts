@@ -293,9 +293,10 @@ function predictionColumns(model: Model, outs: Tensor[]): PredictionColumn[] {
 	});
 }
 
-/** A value as JSON can hold it (bigints as numbers, DuckDB values as text). */
+/** A value as JSON can hold it (bigints as numbers, as text beyond 2^53 where a number would change; DuckDB values as text). */
 export function jsonSafe(v: unknown): unknown {
-	if (typeof v === "bigint") return Number(v);
+	if (typeof v === "bigint")
+		return Number.isSafeInteger(Number(v)) ? Number(v) : v.toString();
 	if (v !== null && typeof v === "object") return String(v);
 	return v;
 }

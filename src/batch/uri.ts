@@ -1,6 +1,7 @@
 // Batch source and sink URIs: files and globs, `duckdb:QUERY`, `sqlite:PATH?table=T|query=Q`, `postgres://…?table=T|query=Q`.
 import { MlshipError } from "../protocol/errors.ts";
 import { redactUrl } from "../protocol/redact.ts";
+import { sqlIdent } from "./files.ts";
 
 export type Location =
 	| { kind: "file"; path: string }
@@ -89,8 +90,5 @@ function bad(uri: string, role: string, why: string): MlshipError {
 
 /** A SQL table name, possibly schema-qualified (`analytics.scores`), quoted part by part. */
 export function tableIdent(name: string): string {
-	return name
-		.split(".")
-		.map((p) => `"${p.replaceAll('"', '""')}"`)
-		.join(".");
+	return name.split(".").map(sqlIdent).join(".");
 }

@@ -199,6 +199,113 @@ describe("mlship pg attach / worker / detach", () => {
 		},
 	);
 
+	it("a bad row whose bigint key is above 2^53 gets NULL too: keys are never rounded through JSON numbers", async () => {
+		const big = "9007199254740993"; // 2^53 + 1: as a JS number it would be 2^53
+		const r = g.records[0] as Record<string, number>;
+		await db.query(
+			`INSERT INTO flowers (id, ${FEATURES.join(", ")}) VALUES ($1::bigint, $2, $3, $4, $5)`,
+			[big, ...FEATURES.map((f) => r[f])],
+		);
+		const label = async () =>
+			(
+				await db.query("SELECT species FROM flowers WHERE id = $1::bigint", [
+					big,
+				])
+			).rows[0]?.species;
+		const first = await mlship(args("worker", "--once"));
+		assert.equal(first.code, 0, first.stderr);
+		assert.equal(await label(), want(0));
+		await db.query(
+			"UPDATE flowers SET sepal_width = NULL WHERE id = $1::bigint",
+			[big],
+		);
+		const w = await mlship(args("worker", "--once"));
+		assert.equal(w.code, 0, w.stderr);
+		assert.equal(JSON.parse(w.stdout).rows_rejected, 1);
+		assert.equal(await label(), null, "the stale label is cleared");
+		const err = await db.query(
+			`SELECT data->>'id' AS id FROM ${names.errors} WHERE data->>'id' = $1`,
+			[big],
+		);
+		assert.equal(err.rows.length, 1, "the error row keeps every digit");
+		await db.query("DELETE FROM flowers WHERE id = $1::bigint", [big]);
+		await db.query(`DELETE FROM ${names.queue}`);
+	});
+
+	it("a type name in mlship_attachments that is no type is refused, naming it, and never run as SQL", async () => {
+		await db.query("CREATE TABLE canary (x int)");
+		const stored = (
+			await db.query(
+				"SELECT key_type FROM mlship_attachments WHERE table_name = 'flowers'",
+			)
+		).rows[0].key_type;
+		await db.query(
+			"UPDATE mlship_attachments SET key_type = $1 WHERE table_name = 'flowers'",
+			["bigint[]) AS u(k, v); DROP TABLE canary; --"],
+		);
+		try {
+			const w = await mlship(args("worker", "--once"));
+			assert.equal(w.code, 2, w.stderr + w.stdout);
+			assert.match(
+				JSON.parse(w.stdout).error,
+				/mlship_attachments: key_type "bigint\[\]\) AS u\(k, v\); DROP TABLE canary; --" of flowers\.species is not a PostgreSQL type; attach the model again/,
+			);
+			assert.notEqual(
+				(await db.query("SELECT to_regclass('canary') AS t")).rows[0].t,
+				null,
+			);
+		} finally {
+			await db.query(
+				"UPDATE mlship_attachments SET key_type = $1 WHERE table_name = 'flowers'",
+				[stored],
+			);
+		}
+	});
+
+	it('a key of a quoted, schema-qualified type (a domain "Odd"."Key") is resolved and quoted, and works', async () => {
+		await db.query('CREATE SCHEMA "Odd"');
+		await db.query('CREATE DOMAIN "Odd"."Key" AS bigint');
+		await db.query(
+			`CREATE TABLE odd (id "Odd"."Key" PRIMARY KEY, ${FEATURES.map((f) => `${f} double precision`).join(", ")})`,
+		);
+		const r = g.records[2] as Record<string, number>;
+		await db.query(
+			`INSERT INTO odd VALUES (7, ${FEATURES.map((_, i) => `$${i + 1}`).join(", ")})`,
+			FEATURES.map((f) => r[f]),
+		);
+		const oddArgs = (cmd: string, ...more: string[]) => [
+			"pg",
+			cmd,
+			"--db",
+			dbUrl,
+			"--table",
+			"odd",
+			"--column",
+			"label",
+			"--json",
+			...more,
+		];
+		const a = await mlship(
+			oddArgs(
+				"attach",
+				"-m",
+				bundleDir("iris-logreg"),
+				"--backfill",
+				"--no-worker",
+			),
+		);
+		assert.equal(a.code, 0, a.stderr + a.stdout);
+		assert.equal(JSON.parse(a.stdout).attached.key_type, '"Odd"."Key"');
+		const w = await mlship(oddArgs("worker", "--once"));
+		assert.equal(w.code, 0, w.stderr + w.stdout);
+		assert.equal(
+			(await db.query("SELECT label FROM odd WHERE id = 7")).rows[0].label,
+			want(2),
+		);
+		const d = await mlship(oddArgs("detach"));
+		assert.equal(d.code, 0, d.stderr);
+	});
+
 	it("detach removes trigger, function, queue and record; the column keeps its values", async () => {
 		const d = await mlship(args("detach"));
 		assert.equal(d.code, 0, d.stderr + d.stdout);
