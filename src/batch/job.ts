@@ -98,6 +98,12 @@ export const JobSchema = z
 			.describe(
 				"cron expression used by `mlship batch schedule` when --cron is not given",
 			),
+		timezone: z
+			.string()
+			.optional()
+			.describe(
+				"IANA time zone of the schedule (Europe/Berlin); default: the machine's local time",
+			),
 	})
 	.strict()
 	.superRefine((j, ctx) => {
