@@ -72,7 +72,7 @@ export async function scoreSource(
 	const missing = features.filter((f) => !described.has(f));
 	if (missing.length > 0)
 		throw invalidInput(
-			`${source.label} has no column${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (the model reads: ${features.join(", ")}; the source has: ${[...described.keys()].join(", ")})`,
+			`${source.label} has no column${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (the model reads: ${features.join(", ")}; the source has: ${[...described.keys()].join(", ")})${model.manifest.features ? "" : unnamedHint(model, source)}`,
 		);
 	const keep = opts.keep.includes("*") ? [...described.keys()] : opts.keep;
 	for (const k of keep)
@@ -254,6 +254,11 @@ export async function scoreSource(
 			})),
 		],
 	};
+}
+
+/** A bare .onnx has no feature names, only its inputs' columns (float_input_0…): say how to name them from the data. */
+function unnamedHint(model: Model, source: BatchSource): string {
+	return `. The model has no feature names (a bare .onnx reads columns by position): run 'mlship bundle init ${model.manifest.artifact.path} --features-from ${source.path ?? "FILE"}' (add --exclude for columns that are not features, e.g. the target) to name them from your data, then give --model the directory holding the .onnx and its new mlship.yaml`;
 }
 
 /** The rows of `chunk` from `offset` on. */

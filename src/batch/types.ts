@@ -16,6 +16,8 @@ export interface SourceChunk {
 export interface BatchSource {
 	/** For messages: the file, query or table. */
 	readonly label: string;
+	/** File sources: the file or glob the rows come from, as the user gave it. */
+	readonly path?: string;
 	/** Column name → type, as the source names it (DuckDB type names for DuckDB sources). */
 	columns(): Promise<Map<string, string>>;
 	/** Rows the source will deliver, when cheap to know (for progress and a completeness check). */

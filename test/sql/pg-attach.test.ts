@@ -57,18 +57,22 @@ async function species(): Promise<Map<number, string | null>> {
 	return new Map(r.rows.map((x) => [Number(x.id), x.species]));
 }
 
-const args = (cmd: string, ...more: string[]) => [
-	"pg",
-	cmd,
-	"--db",
-	dbUrl,
-	"--table",
-	"flowers",
-	"--column",
-	"species",
-	"--json",
-	...more,
-];
+/** Arguments of `mlship pg CMD` for one table and column. */
+const argsFor =
+	(table: string, column: string) =>
+	(cmd: string, ...more: string[]) => [
+		"pg",
+		cmd,
+		"--db",
+		dbUrl,
+		"--table",
+		table,
+		"--column",
+		column,
+		"--json",
+		...more,
+	];
+const args = argsFor("flowers", "species");
 
 describe("mlship pg attach / worker / detach", () => {
 	it("attach adds the column and trigger; the worker fills new and backfilled rows with the golden labels", async () => {
@@ -273,18 +277,7 @@ describe("mlship pg attach / worker / detach", () => {
 			`INSERT INTO odd VALUES (7, ${FEATURES.map((_, i) => `$${i + 1}`).join(", ")})`,
 			FEATURES.map((f) => r[f]),
 		);
-		const oddArgs = (cmd: string, ...more: string[]) => [
-			"pg",
-			cmd,
-			"--db",
-			dbUrl,
-			"--table",
-			"odd",
-			"--column",
-			"label",
-			"--json",
-			...more,
-		];
+		const oddArgs = argsFor("odd", "label");
 		const a = await mlship(
 			oddArgs(
 				"attach",

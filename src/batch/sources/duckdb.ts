@@ -23,6 +23,7 @@ const FILE_COLUMN = "mlship_source_file";
 /** A DuckDB source: `from` is a table expression (read_parquet(...), a subquery). */
 export class DuckDBSource implements BatchSource {
 	readonly label: string;
+	path?: string;
 	readonly csv: boolean;
 	readonly #from: string;
 	readonly #countable: boolean;
@@ -57,6 +58,7 @@ export class DuckDBSource implements BatchSource {
 			csv,
 			format === "parquet",
 		);
+		source.path = label;
 		source.#files = csv ? [] : undefined;
 		source.#glob = /[*?[{]/.test(path);
 		return source;
