@@ -305,7 +305,7 @@ describe("job files", () => {
 		const job = join(dir, "every-second.yaml");
 		await writeFile(
 			job,
-			`model: ${bundleDir("iris-logreg")}\nsource: ${join(dir, "rows.csv")}\nsink: ${join(dir, "scheduled.csv")}\nkeep: [id]\nschedule: "* * * * * *"\n`,
+			`model: ${bundleDir("iris-logreg")}\nsource: ${join(dir, "rows.csv")}\nsink: ${join(dir, "scheduled.csv")}\nkeep: [id]\nschedule: "* * * * * *"\ntimezone: Europe/Berlin\n`,
 		);
 		const r = await mlship([
 			"batch",
@@ -334,5 +334,23 @@ describe("job files", () => {
 		const none = await mlship(["batch", "schedule", join(dir, "job.yaml")]);
 		assert.equal(none.code, 2);
 		assert.match(none.stderr, /no schedule: give --cron/);
+	});
+
+	it("batch schedule refuses an unknown --timezone (it beats the job's) before any run, exit 2", async () => {
+		const job = join(dir, "in-berlin.yaml");
+		await writeFile(
+			job,
+			`model: ${bundleDir("iris-logreg")}\nsource: ${join(dir, "rows.csv")}\nsink: ${join(dir, "never.csv")}\nschedule: "* * * * * *"\ntimezone: Europe/Berlin\n`,
+		);
+		const r = await mlship([
+			"batch",
+			"schedule",
+			job,
+			"--timezone",
+			"Mars/Olympus",
+		]);
+		assert.equal(r.code, 2, r.stderr + r.stdout);
+		assert.match(r.stderr, /unknown time zone 'Mars\/Olympus'/);
+		assert.equal(r.stdout, "");
 	});
 });
