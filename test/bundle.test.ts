@@ -72,7 +72,7 @@ describe("bundles", () => {
 			readBundle(d),
 			code(
 				"MLSHIP_INVALID_BUNDLE",
-				/signature\.inputs\[0\]\.datatype: Invalid option: expected one of "BOOL"/,
+				/signature\.inputs\[0\]\.datatype: must be one of BOOL, .*, got FLOAT/,
 			),
 		);
 	});
@@ -104,7 +104,8 @@ describe("bundles", () => {
 			/input 'x' takes 2 columns but 1 features feed it/,
 		);
 		bad({ labels: ["a", "b"] }, /labels: 2 names but output 'p' has 3 columns/);
-		bad({ colour: "red" }, /Unrecognized key: "colour"/);
+		bad({ colour: "red" }, /colour: unknown field/);
+		bad({ name: undefined }, /is invalid:\n {2}name: required — text/);
 		bad(
 			{ artifact: { path: "m.onnx", sha256: "xyz" } },
 			/artifact\.sha256: expected 64 lowercase hex characters/,

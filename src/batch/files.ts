@@ -47,46 +47,59 @@ export function sqlIdent(s: string): string {
  * A DuckDB table expression reading `path`. CSV keeps bad lines out of the result and records them
  * (line, message) in `reject_errors`, so a ragged row never silently shifts or empties the data.
  */
-export function readExpr(path: string, format: FileFormat): string {
+export function readExpr(
+	path: string,
+	format: FileFormat,
+	/** CSV: a column holding each row's file (for file and line in messages about a glob of files). */
+	fileColumn?: string,
+): string {
 	const p = sqlString(path);
 	if (format === "parquet") return `read_parquet(${p})`;
 	if (format === "jsonl")
 		return `read_json(${p}, format = 'newline_delimited')`;
-	return `read_csv(${p}, header = true, store_rejects = true)`;
+	return `read_csv(${p}, header = true, store_rejects = true${fileColumn ? `, filename = ${sqlString(fileColumn)}` : ""})`;
 }
 
-/** A CSV line DuckDB refused: its 1-based line number in the file and why. */
+/** A CSV line DuckDB refused: its 1-based line number in its file and why (`file`: set when reading several files). */
 export interface RejectedLine {
+	file?: string;
 	line: number;
 	message: string;
 	text: string;
 }
 
-/** CSV lines rejected by the last scans on this connection, in file order. */
+/** CSV lines rejected by the scans on this connection, in file order then line order, each with its file. */
 export async function rejectedLines(
 	conn: DuckDBConnection,
-): Promise<RejectedLine[]> {
+): Promise<(RejectedLine & { file: string })[]> {
 	try {
+		// A file is scanned more than once (type detection, then the rows), and a short line gets one error per
+		// missing column: one entry per line.
 		const r = await conn.runAndReadAll(
-			"SELECT DISTINCT line, error_message, csv_line FROM reject_errors ORDER BY line",
+			"SELECT s.file_id, s.file_path, e.line, min(e.error_message), min(e.csv_line) FROM reject_errors e JOIN reject_scans s USING (scan_id, file_id) GROUP BY ALL ORDER BY s.file_id, e.line",
 		);
 		return r.getRows().map((row) => ({
-			line: Number(row[0]),
-			message: String(row[1]),
-			text: String(row[2] ?? ""),
+			file: String(row[1]),
+			line: Number(row[2]),
+			message: String(row[3]),
+			text: String(row[4] ?? ""),
 		}));
 	} catch {
 		return [];
 	}
 }
 
-/** The file line of the `index`-th (0-based) data row that DuckDB delivered, given the rejected lines. */
+/** The file line of the `index`-th (0-based) data row of one CSV file, given that file's rejected lines in line order. */
 export function csvLineOf(
 	index: number,
 	rejected: readonly RejectedLine[],
 ): number {
 	let line = index + 2; // header is line 1
-	for (const r of rejected) if (r.line <= line) line++;
+	for (const r of rejected) {
+		// In line order: once a rejected line is past this row's line, so are the rest.
+		if (r.line > line) break;
+		line++;
+	}
 	return line;
 }
 

@@ -4,6 +4,7 @@ import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { loadModel } from "../model.ts";
 import { MlshipError } from "../protocol/errors.ts";
+import { describeIssues } from "../protocol/issues.ts";
 import { type PendingSummary, runPending } from "./pending.ts";
 import { type BatchRunSummary, runBatch } from "./run.ts";
 
@@ -97,12 +98,41 @@ export const JobSchema = z
 			.describe(
 				"cron expression used by `mlship batch schedule` when --cron is not given",
 			),
+		timezone: z
+			.string()
+			.optional()
+			.describe(
+				"IANA time zone of the schedule (Europe/Berlin); default: the machine's local time",
+			),
 	})
 	.strict()
-	.refine((j) => (j.source === undefined) !== (j.pending === undefined), {
-		message:
-			"give exactly one of 'source' (a batch run job) or 'pending' (a pending-records job)",
+	.superRefine((j, ctx) => {
+		if ((j.source === undefined) === (j.pending === undefined))
+			ctx.addIssue({
+				code: "custom",
+				message:
+					"give exactly one of 'source' (a batch run job) or 'pending' (a pending-records job)",
+			});
+		// A pending-records job commits chunk by chunk and is exactly-once already: these would be silently ignored.
+		if (j.pending !== undefined)
+			for (const field of ["max_rejected", "resume"] as const)
+				if (j[field] !== undefined)
+					ctx.addIssue({
+						code: "custom",
+						path: [field],
+						message: `applies to a 'source' job only; a 'pending' job commits each chunk with its rejected rows (on_error: fail stops at a bad row) and is exactly-once without a checkpoint: remove '${field}'`,
+					});
 	});
+
+/** What a field holds, for "sink: required — a file path or a table URI". */
+const EXPECTS = {
+	model: "a bundle directory, an .onnx file or a registered model (name@alias)",
+	source: "a file, a glob or a table URI",
+	sink: "a file path or a table URI",
+	errors: "a .jsonl file or a table URI",
+	"pending.table": "a table URI (postgres://USER@HOST/DB?table=T)",
+	schedule: 'a cron expression ("0 2 * * *")',
+};
 
 export type Job = z.infer<typeof JobSchema>;
 
@@ -112,7 +142,7 @@ export function parseJob(raw: unknown, where = "job"): Job {
 	if (!r.success)
 		throw new MlshipError(
 			"MLSHIP_INVALID_ARGUMENT",
-			`invalid ${where}:\n  ${r.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("\n  ")}`,
+			`invalid ${where}:\n  ${describeIssues(r.error, raw, { expects: EXPECTS }).join("\n  ")}`,
 		);
 	return r.data;
 }

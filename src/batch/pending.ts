@@ -152,6 +152,8 @@ export async function runPending(
 			done === "mark"
 				? `UPDATE ${t} SET ${sqlIdent(mark)} = now() WHERE (tableoid, ctid) IN (SELECT * FROM unnest($1::oid[], $2::tid[]))`
 				: `DELETE FROM ${t} WHERE (tableoid, ctid) IN (SELECT * FROM unnest($1::oid[], $2::tid[]))`;
+		// One sink for the run: it creates its tables (DDL under an advisory lock) with the first chunk only.
+		const sink = new PostgresSink(dst.url, dst.table, client);
 		for (;;) {
 			if (opts.signal?.aborted) break;
 			await pgQuery(client, "BEGIN");
@@ -163,7 +165,6 @@ export async function runPending(
 					await sleep(opts.pollMs ?? 1000, opts.signal);
 					continue;
 				}
-				const sink = new PostgresSink(dst.url, dst.table, client);
 				const r = await scoreSource(
 					model,
 					new ClaimedRows(label, claimed.fields, claimed.rows),

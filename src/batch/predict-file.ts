@@ -2,6 +2,7 @@
 import { resolve } from "node:path";
 import type { Model } from "../model.ts";
 import { formatOf } from "./files.ts";
+import { refuseOverwrite } from "./overwrite.ts";
 import { scoreSource } from "./score.ts";
 import { JsonlErrorSink } from "./sinks/errors.ts";
 import { FileSink } from "./sinks/file.ts";
@@ -49,6 +50,11 @@ export async function predictFile(
 	const started = performance.now();
 	const input = resolve(opts.input);
 	const output = resolve(opts.output);
+	const errorsPath = resolve(opts.errorsPath ?? `${output}.errors.jsonl`);
+	refuseOverwrite(opts.input, [
+		["--output", opts.output],
+		["--errors", errorsPath],
+	]);
 	const source = DuckDBSource.file(
 		input,
 		formatOf(input, opts.inputFormat),
@@ -67,7 +73,7 @@ export async function predictFile(
 		});
 		let errorsFile: string | null = null;
 		if (r.rejected.length > 0) {
-			errorsFile = resolve(opts.errorsPath ?? `${output}.errors.jsonl`);
+			errorsFile = errorsPath;
 			await new JsonlErrorSink(errorsFile).write(r.rejected);
 		}
 		await sink.finish();

@@ -10,6 +10,7 @@ import {
 	saveCheckpoint,
 } from "./checkpoint.ts";
 import { formatOf } from "./files.ts";
+import { refuseOverwrite } from "./overwrite.ts";
 import { scoreSource } from "./score.ts";
 import { type ErrorSink, JsonlErrorSink } from "./sinks/errors.ts";
 import { FileSink } from "./sinks/file.ts";
@@ -60,7 +61,8 @@ export interface BatchRunSummary {
 	rows_resumed?: number;
 	errors: string | null;
 	duration_ms: number;
-	rows_per_second: number;
+	/** Rows this run scored per second; null when a resumed run found every row already in the checkpoint. */
+	rows_per_second: number | null;
 }
 
 /** Opens the source a URI names (`db`: a SQLite connection to share with a sink writing the same file). */
@@ -99,9 +101,8 @@ export function openErrorSink(
 		const table = `${(sinkLoc as { table: string }).table}_errors`;
 		return sink.errorSink?.(table) ?? errorTable(sinkLoc, table);
 	}
-	if (!/^(sqlite:|postgres(ql)?:\/\/)/i.test(errors))
-		return new JsonlErrorSink(resolve(errors));
 	const loc = parseLocation(errors, "sink");
+	if (loc.kind === "file") return new JsonlErrorSink(resolve(loc.path));
 	const table = (loc as { table: string }).table;
 	const same =
 		(loc.kind === "sqlite" &&
@@ -128,6 +129,7 @@ export async function runBatch(
 	opts: BatchRunOptions,
 ): Promise<BatchRunSummary> {
 	const started = performance.now();
+	refuseFileOverwrite(opts);
 	const shared = sharedSqlite(opts.source, opts.sink);
 	const source = openSource(opts.source, shared);
 	let sink: BatchSink | undefined;
@@ -180,12 +182,33 @@ export async function runBatch(
 			...(cp ? { rows_resumed: cp.rows_done } : {}),
 			errors: r.rejected.length > 0 ? errors.label : null,
 			duration_ms: Math.round(ms),
-			rows_per_second: Math.round(r.rowsScored / (ms / 1000)),
+			// Every row came from the checkpoint: this run scored nothing, so it has no rate (not a rate of 0).
+			rows_per_second:
+				cp && r.rowsScored === 0
+					? null
+					: Math.round(r.rowsScored / (ms / 1000)),
 		};
 	} finally {
 		await sink?.abort();
 		await source.close();
 	}
+}
+
+/** A file source must not be the job's file sink or errors file (nor match them, for a glob). */
+function refuseFileOverwrite(opts: BatchRunOptions): void {
+	const src = parseLocation(opts.source, "source");
+	if (src.kind !== "file") return;
+	const sink = parseLocation(opts.sink, "sink");
+	const errors =
+		opts.errors !== undefined
+			? parseLocation(opts.errors, "sink")
+			: sink.kind === "file"
+				? { kind: "file" as const, path: `${sink.path}.errors.jsonl` }
+				: undefined;
+	const outputs: [string, string][] = [];
+	if (sink.kind === "file") outputs.push(["--sink", sink.path]);
+	if (errors?.kind === "file") outputs.push(["--errors", errors.path]);
+	refuseOverwrite(src.path, outputs);
 }
 
 /** One connection for a job that reads and writes the same SQLite file (two would lock each other out). */
@@ -212,14 +235,20 @@ async function resumeState(
 		);
 	const path = resolve(loc.path);
 	const dir = `${path}.checkpoint`;
-	const checkpoint = await openCheckpoint(dir, {
-		model: model.name,
-		model_version: model.version ?? null,
-		source: opts.source,
-		sink: path,
-		keep: opts.keep ?? [],
-		on_error: opts.onError ?? "fail",
-	});
+	const checkpoint = await openCheckpoint(
+		dir,
+		{
+			source: opts.source,
+			sink: path,
+			keep: opts.keep ?? [],
+			on_error: opts.onError ?? "fail",
+		},
+		{
+			name: model.name,
+			version: model.version ?? null,
+			sha256: model.manifest.artifact.sha256,
+		},
+	);
 	const sink = await FileSink.create(path, formatOf(path), {
 		dir,
 		start: checkpoint.parts,

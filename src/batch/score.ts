@@ -9,7 +9,7 @@ import {
 import type { Model } from "../model.ts";
 import { invalidInput, MlshipError } from "../protocol/errors.ts";
 import type { Tensor } from "../protocol/types.ts";
-import { csvLineOf } from "./files.ts";
+import { onceValues } from "./sources/rows.ts";
 import type {
 	BatchSink,
 	BatchSource,
@@ -72,7 +72,7 @@ export async function scoreSource(
 	const missing = features.filter((f) => !described.has(f));
 	if (missing.length > 0)
 		throw invalidInput(
-			`${source.label} has no column${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (the model reads: ${features.join(", ")}; the source has: ${[...described.keys()].join(", ")})`,
+			`${source.label} has no column${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (the model reads: ${features.join(", ")}; the source has: ${[...described.keys()].join(", ")})${model.manifest.features ? "" : unnamedHint(model, source)}`,
 		);
 	const keep = opts.keep.includes("*") ? [...described.keys()] : opts.keep;
 	for (const k of keep)
@@ -122,8 +122,9 @@ export async function scoreSource(
 		if (errors.length > 0) {
 			if (opts.onError === "fail") {
 				const e = errors[0] as RowError;
-				const where = source.csv
-					? ` (line ${csvLineOf(base + e.row, await source.rejected())})`
+				const at = source.lineOf?.(base + e.row, await source.rejected());
+				const where = at
+					? ` (${at.file ? `${at.file} ` : ""}line ${at.line})`
 					: "";
 				throw invalidInput(
 					`${source.label}: ${formatRowError(e, base)}${where}`,
@@ -229,7 +230,7 @@ export async function scoreSource(
 	if (refused.length > 0 && opts.onError === "fail") {
 		const r = refused[0] as (typeof refused)[number];
 		throw invalidInput(
-			`${source.label}: line ${r.line}: ${r.message}: ${JSON.stringify(r.text)}`,
+			`${r.file ?? source.label}: line ${r.line}: ${r.message}: ${JSON.stringify(r.text)}`,
 		);
 	}
 	if (rowsIn + refused.length === 0)
@@ -238,16 +239,26 @@ export async function scoreSource(
 		rowsIn: rowsIn + refused.length,
 		rowsScored,
 		rejected: [
-			...refused.map((r) => ({ line: r.line, error: r.message, text: r.text })),
+			...refused.map((r) => ({
+				...(r.file !== undefined ? { file: r.file } : {}),
+				line: r.line,
+				error: r.message,
+				text: r.text,
+			})),
 			...rejected.map((b) => ({
 				row: b.row,
-				...(source.csv ? { line: csvLineOf(b.row - 1, refused) } : {}),
+				...source.lineOf?.(b.row - 1, refused),
 				column: b.column,
 				error: b.error,
 				values: b.values,
 			})),
 		],
 	};
+}
+
+/** A bare .onnx has no feature names, only its inputs' columns (float_input_0…): say how to name them from the data. */
+function unnamedHint(model: Model, source: BatchSource): string {
+	return `. The model has no feature names (a bare .onnx reads columns by position): run 'mlship bundle init ${model.manifest.artifact.path} --features-from ${source.path ?? "FILE"}' (add --exclude for columns that are not features, e.g. the target) to name them from your data, then give --model the directory holding the .onnx and its new mlship.yaml`;
 }
 
 /** The rows of `chunk` from `offset` on. */
@@ -268,7 +279,7 @@ function sliceChunk(chunk: SourceChunk, offset: number): SourceChunk {
 					: {}),
 			};
 		},
-		values: (i) => chunk.values(i).slice(offset),
+		values: onceValues((i) => chunk.values(i).slice(offset)),
 	};
 }
 
@@ -287,9 +298,10 @@ function predictionColumns(model: Model, outs: Tensor[]): PredictionColumn[] {
 	});
 }
 
-/** A value as JSON can hold it (bigints as numbers, DuckDB values as text). */
+/** A value as JSON can hold it (bigints as numbers, as text beyond 2^53 where a number would change; DuckDB values as text). */
 export function jsonSafe(v: unknown): unknown {
-	if (typeof v === "bigint") return Number(v);
+	if (typeof v === "bigint")
+		return Number.isSafeInteger(Number(v)) ? Number(v) : v.toString();
 	if (v !== null && typeof v === "object") return String(v);
 	return v;
 }

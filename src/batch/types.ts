@@ -8,7 +8,7 @@ export interface SourceChunk {
 	readonly rows: number;
 	/** Column `i` for the encoder. */
 	source(i: number): ColumnSource;
-	/** Column `i` as values, for kept columns and the error sink. */
+	/** Column `i` as values, for kept columns and the error sink (built once per column: callers ask per bad row). */
 	values(i: number): unknown[];
 }
 
@@ -16,6 +16,8 @@ export interface SourceChunk {
 export interface BatchSource {
 	/** For messages: the file, query or table. */
 	readonly label: string;
+	/** File sources: the file or glob the rows come from, as the user gave it. */
+	readonly path?: string;
 	/** Column name → type, as the source names it (DuckDB type names for DuckDB sources). */
 	columns(): Promise<Map<string, string>>;
 	/** Rows the source will deliver, when cheap to know (for progress and a completeness check). */
@@ -26,6 +28,11 @@ export interface BatchSource {
 	rejected(): Promise<RejectedLine[]>;
 	/** True when rows are lines of a CSV file (errors then also give the file line). */
 	readonly csv: boolean;
+	/** CSV sources: the line (and, reading several files, the file) of the `index`-th (0-based) row delivered. */
+	lineOf?(
+		index: number,
+		refused: readonly RejectedLine[],
+	): { file?: string; line: number } | undefined;
 	close(): Promise<void>;
 }
 
@@ -71,6 +78,8 @@ export interface BatchSink {
 export interface RejectedRow {
 	/** 1-based row number among the rows the source delivered (absent for a CSV line the reader refused). */
 	row?: number;
+	/** The CSV file of `line`, when the source is a glob of files. */
+	file?: string;
 	/** 1-based line in a CSV file. */
 	line?: number;
 	column?: string;

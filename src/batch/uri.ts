@@ -1,5 +1,7 @@
 // Batch source and sink URIs: files and globs, `duckdb:QUERY`, `sqlite:PATH?table=T|query=Q`, `postgres://…?table=T|query=Q`.
 import { MlshipError } from "../protocol/errors.ts";
+import { redactUrl } from "../protocol/redact.ts";
+import { sqlIdent } from "./files.ts";
 
 export type Location =
 	| { kind: "file"; path: string }
@@ -25,7 +27,16 @@ export function parseLocation(uri: string, role: "source" | "sink"): Location {
 	}
 	const pg = /^postgres(ql)?:\/\//i.test(uri);
 	const sqlite = /^sqlite:/i.test(uri);
-	if (!pg && !sqlite) return { kind: "file", path: uri };
+	if (!pg && !sqlite) {
+		// A scheme we do not read (mysql://, s3://) must not become a file path such as ./mysql:/u@h/db.
+		const scheme = /^([a-z][a-z0-9+.-]+):/i.exec(uri)?.[1];
+		if (scheme !== undefined)
+			throw new MlshipError(
+				"MLSHIP_INVALID_ARGUMENT",
+				`${role} '${redactUrl(uri)}': unknown scheme '${scheme}:'; a ${role} is a file path${role === "source" ? " or glob" : ""} (.parquet .csv .jsonl), sqlite:PATH?table=T, postgres://USER@HOST/DB?table=T${role === "source" ? " or duckdb:SELECT …" : ""}`,
+			);
+		return { kind: "file", path: uri };
+	}
 	const q = uri.indexOf("?");
 	const base = q < 0 ? uri : uri.slice(0, q);
 	const params = parseParams(q < 0 ? "" : uri.slice(q + 1));
@@ -73,14 +84,11 @@ function parseParams(s: string): Map<string, string> {
 function bad(uri: string, role: string, why: string): MlshipError {
 	return new MlshipError(
 		"MLSHIP_INVALID_ARGUMENT",
-		`${role} '${uri}': ${why} (e.g. sqlite:features.db?table=customers, postgres://user@host/db?query=SELECT …, duckdb:SELECT … FROM 'x.parquet', or a file/glob)`,
+		`${role} '${redactUrl(uri)}': ${why} (e.g. sqlite:features.db?table=customers, postgres://user@host/db?query=SELECT …, duckdb:SELECT … FROM 'x.parquet', or a file/glob)`,
 	);
 }
 
 /** A SQL table name, possibly schema-qualified (`analytics.scores`), quoted part by part. */
 export function tableIdent(name: string): string {
-	return name
-		.split(".")
-		.map((p) => `"${p.replaceAll('"', '""')}"`)
-		.join(".");
+	return name.split(".").map(sqlIdent).join(".");
 }

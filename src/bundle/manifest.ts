@@ -3,6 +3,7 @@ import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import { z } from "zod";
 import { DATATYPE_INFO, DATATYPES } from "../protocol/datatypes.ts";
 import { MlshipError } from "../protocol/errors.ts";
+import { describeIssues } from "../protocol/issues.ts";
 
 const sha256 = z
 	.string()
@@ -174,13 +175,6 @@ export const ManifestSchema = z
 export type Manifest = z.infer<typeof ManifestSchema>;
 export type Feature = z.infer<typeof FeatureSchema>;
 
-function issuePath(path: readonly PropertyKey[]): string {
-	let s = "";
-	for (const p of path)
-		s += typeof p === "number" ? `[${p}]` : s ? `.${String(p)}` : String(p);
-	return s || "(root)";
-}
-
 /**
  * Validates a parsed manifest; throws MLSHIP_INVALID_BUNDLE naming every bad field.
  * Checks cross-references too: features name existing inputs, labels fit the outputs.
@@ -191,9 +185,7 @@ export function validateManifest(
 ): Manifest {
 	const r = ManifestSchema.safeParse(raw);
 	if (!r.success) {
-		const lines = r.error.issues.map(
-			(i) => `${issuePath(i.path)}: ${i.message}`,
-		);
+		const lines = describeIssues(r.error, raw);
 		throw new MlshipError(
 			"MLSHIP_INVALID_BUNDLE",
 			`${where} is invalid:\n  ${lines.join("\n  ")}`,

@@ -62,7 +62,7 @@ function printSummary(
 ): void {
 	output(json, s, () => {
 		const where = "table" in s ? `${s.sink} (${s.chunks} chunks)` : s.sink;
-		let line = `${s.rows_scored.toLocaleString("en-US")} rows scored with ${s.model}${s.model_version ? `@${s.model_version}` : ""} → ${where} in ${(s.duration_ms / 1000).toFixed(2)} s (${s.rows_per_second.toLocaleString("en-US")} rows/s)`;
+		let line = `${s.rows_scored.toLocaleString("en-US")} rows scored with ${s.model}${s.model_version ? `@${s.model_version}` : ""} → ${where} in ${(s.duration_ms / 1000).toFixed(2)} s (${s.rows_per_second === null ? "every row from the checkpoint" : `${s.rows_per_second.toLocaleString("en-US")} rows/s`})`;
 		if (s.rows_rejected > 0)
 			line += `\n${s.rows_rejected} row(s) rejected${"errors" in s && s.errors ? ` → ${s.errors}` : ""}`;
 		return line;
@@ -148,6 +148,7 @@ function runCommand(): Command {
 
 interface ScheduleOpts {
 	cron?: string;
+	timezone?: string;
 	maxRuns?: number;
 	json?: boolean;
 }
@@ -160,7 +161,11 @@ function scheduleCommand(): Command {
 		.argument("<job>", "job definition file (YAML)")
 		.option(
 			"--cron <expr>",
-			"when to run (default: the job's 'schedule'): 5 fields 'min hour day month weekday', 6 with seconds first, or @hourly/@daily/…; local time",
+			"when to run (default: the job's 'schedule'): 5 fields 'min hour day month weekday', 6 with seconds first, names (MON-FRI, JAN), L (last day), 5#2 (2nd Friday), or @hourly/@daily/…",
+		)
+		.option(
+			"--timezone <iana>",
+			"time zone of the schedule, e.g. Europe/Berlin (default: the job's 'timezone', else local time); a time skipped by a daylight-saving change runs right after it, a repeated one runs once",
 		)
 		.option("--max-runs <n>", "exit after this many runs", wholeNumber())
 		.option("--json", "print events as JSON lines")
@@ -173,7 +178,8 @@ function scheduleCommand(): Command {
 						"MLSHIP_INVALID_ARGUMENT",
 						`no schedule: give --cron "0 2 * * *" or a 'schedule' field in ${file}`,
 					);
-				const cron = new Cron(expr);
+				const timezone = opts.timezone ?? job.timezone;
+				const cron = new Cron(expr, timezone ? { timezone } : {});
 				let failed = false;
 				await untilStopped((signal) =>
 					runSchedule(cron, () => runJob(job, { signal }), {
@@ -196,6 +202,7 @@ function scheduleCommand(): Command {
 		cmd,
 		'mlship batch schedule nightly.yaml --cron "0 2 * * *"',
 		'mlship batch schedule every-5-min.yaml --cron "*/5 * * * *" --json',
+		'mlship batch schedule weekdays.yaml --cron "0 6 * * MON-FRI" --timezone Europe/Berlin',
 	);
 }
 

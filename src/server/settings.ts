@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { MlshipError } from "../protocol/errors.ts";
+import { describeIssues, fieldPath } from "../protocol/issues.ts";
 
 const int = (min: number) => z.coerce.number().int().min(min);
 
@@ -195,10 +196,24 @@ export function resolveSettings(
 	for (const [k, v] of Object.entries(flags))
 		if (v !== undefined) merged[k] = v;
 	const r = ServerSettingsSchema.safeParse(merged);
-	if (!r.success)
+	if (!r.success) {
+		// Each field is named where its value came from: a flag, an env variable, or the config file.
+		const env2 = fromEnv(env);
+		const name = (path: readonly PropertyKey[]) => {
+			const k = String(path[0]);
+			const rest = fieldPath([0, ...path.slice(1)]).slice(3);
+			if (flags[k] !== undefined && path.length === 1)
+				return `--${k.replaceAll("_", "-")}`;
+			if (env2[k] !== undefined) return `MLSHIP_${k.toUpperCase()}${rest}`;
+			return configPath
+				? `${fieldPath(path)} (${configPath})`
+				: fieldPath(path);
+		};
+		const expects = { http_port: "a port number", grpc_port: "a port number" };
 		throw new MlshipError(
 			"MLSHIP_INVALID_ARGUMENT",
-			`invalid server settings:\n  ${r.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("\n  ")}`,
+			`invalid server settings:\n  ${describeIssues(r.error, merged, { name, expects }).join("\n  ")}`,
 		);
+	}
 	return r.data;
 }

@@ -289,15 +289,53 @@ async function primaryKey(c: pg.Client, table: string): Promise<string> {
 	return (r.rows[0] as { name: string }).name;
 }
 
+/** A key as a query parameter: bigints as text, so node-postgres sends every digit. */
+function keyParam(v: unknown): unknown {
+	return typeof v === "bigint" ? v.toString() : v;
+}
+
+/**
+ * A type name stored in mlship_attachments as PostgreSQL resolves it, schema-qualified and quoted with the one
+ * identifier-quoting helper; a name that is no type (edited, or an injection attempt) is refused.
+ */
+async function storedType(
+	c: pg.Client,
+	a: Attachment,
+	field: "key_type" | "column_type",
+): Promise<string> {
+	const stored = a[field];
+	const r = await pgQuery<{ nsp: string; name: string }>(
+		c,
+		"SELECT n.nspname AS nsp, t.typname AS name FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE t.oid = to_regtype($1)",
+		[stored],
+	).catch(() => ({ rows: [] as { nsp: string; name: string }[] }));
+	const t = r.rows[0];
+	if (!t)
+		throw invalidInput(
+			`${ATTACHMENTS}: ${field} ${JSON.stringify(stored)} of ${a.table}.${a.column} is not a PostgreSQL type; attach the model again (mlship pg attach --table ${a.table} --column ${a.column} --model ${a.model})`,
+		);
+	return `${sqlIdent(t.nsp)}.${sqlIdent(t.name)}`;
+}
+
 /** Writes the first prediction column into the table's prediction column, by key, on the worker's transaction. */
 class ColumnSink implements BatchSink {
 	readonly label: string;
 	readonly #client: pg.Client;
 	readonly #a: Attachment;
+	readonly #keyType: string;
+	readonly #columnType: string;
 
-	constructor(client: pg.Client, a: Attachment) {
+	/** `keyType`, `columnType`: quoted type names (see storedType). */
+	constructor(
+		client: pg.Client,
+		a: Attachment,
+		keyType: string,
+		columnType: string,
+	) {
 		this.#client = client;
 		this.#a = a;
+		this.#keyType = keyType;
+		this.#columnType = columnType;
 		this.label = `${a.table}.${a.column}`;
 	}
 
@@ -308,11 +346,9 @@ class ColumnSink implements BatchSink {
 		const a = this.#a;
 		await pgQuery(
 			this.#client,
-			`UPDATE ${tableIdent(a.table)} AS t SET ${sqlIdent(a.column)} = u.v FROM unnest($1::${a.key_type}[], $2::${a.column_type}[]) AS u(k, v) WHERE t.${sqlIdent(a.key)} = u.k`,
+			`UPDATE ${tableIdent(a.table)} AS t SET ${sqlIdent(a.column)} = u.v FROM unnest($1::${this.#keyType}[], $2::${this.#columnType}[]) AS u(k, v) WHERE t.${sqlIdent(a.key)} = u.k`,
 			[
-				(kept[0] as KeptColumn).values.map((v) =>
-					typeof v === "bigint" ? v.toString() : v,
-				),
+				(kept[0] as KeptColumn).values.map(keyParam),
 				(predictions[0] as PredictionColumn).values,
 			],
 			this.label,
@@ -361,7 +397,11 @@ export async function runAttachedWorker(opts: WorkerOptions): Promise<{
 			mode: "pool",
 			...(a.registry ? { registry: a.registry } : {}),
 		});
+		// The stored type names are only used as PostgreSQL resolves them, quoted: never pasted in as stored.
+		const keyType = await storedType(c, a, "key_type");
+		const columnType = await storedType(c, a, "column_type");
 		const n = objectNames(a.table, a.column);
+		let errorsCreated = false;
 		let wake = () => {};
 		if (listener) {
 			listener.on("notification", () => wake());
@@ -392,19 +432,18 @@ export async function runAttachedWorker(opts: WorkerOptions): Promise<{
 					);
 					continue;
 				}
-				const keys = claimed.rows.map((r) =>
-					typeof r.key === "bigint" ? r.key.toString() : r.key,
-				);
+				const keys = claimed.rows.map((r) => keyParam(r.key));
+				let wroteErrors = false;
 				const rows = await pgQuery(
 					c,
-					`SELECT ctid AS ${CTID}, * FROM ${t} WHERE ${sqlIdent(a.key)} = ANY($1::${a.key_type}[])`,
+					`SELECT ctid AS ${CTID}, * FROM ${t} WHERE ${sqlIdent(a.key)} = ANY($1::${keyType}[])`,
 					[keys],
 				);
 				if (rows.rows.length > 0) {
 					const r = await scoreSource(
 						model,
 						new ClaimedRows(`${a.table}`, rows.fields, rows.rows),
-						new ColumnSink(c, a),
+						new ColumnSink(c, a, keyType, columnType),
 						{
 							onError: "skip",
 							keep: [a.key],
@@ -412,22 +451,35 @@ export async function runAttachedWorker(opts: WorkerOptions): Promise<{
 						},
 					);
 					if (r.rejected.length > 0) {
-						await writeErrors(c, n.errors, r.rejected, `${a.table} errors`);
+						await writeErrors(
+							c,
+							n.errors,
+							r.rejected,
+							`${a.table} errors`,
+							!errorsCreated,
+						);
+						wroteErrors = true;
+						// Keys as the database gave them (a bigint above 2^53 stays exact): rejected rows are
+						// numbered 1… in the order of the rows scored.
 						await pgQuery(
 							c,
-							`UPDATE ${t} SET ${sqlIdent(a.column)} = NULL WHERE ${sqlIdent(a.key)} = ANY($1::${a.key_type}[])`,
-							[r.rejected.map((x) => x.values?.[a.key])],
+							`UPDATE ${t} SET ${sqlIdent(a.column)} = NULL WHERE ${sqlIdent(a.key)} = ANY($1::${keyType}[])`,
+							[
+								r.rejected.map((x) =>
+									keyParam(rows.rows[(x.row as number) - 1]?.[a.key]),
+								),
+							],
 						);
 					}
 					totals.scored += r.rowsScored;
 					totals.rejected += r.rejected.length;
 				}
-				await pgQuery(
-					c,
-					`DELETE FROM ${q} WHERE key = ANY($1::${a.key_type}[])`,
-					[keys],
-				);
+				await pgQuery(c, `DELETE FROM ${q} WHERE key = ANY($1::${keyType}[])`, [
+					keys,
+				]);
 				await pgQuery(c, "COMMIT");
+				// Created in a committed transaction: later chunks skip the DDL and its lock.
+				if (wroteErrors) errorsCreated = true;
 				totals.chunks++;
 				opts.onChunk?.(totals.scored, totals.rejected);
 			} catch (err) {

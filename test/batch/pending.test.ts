@@ -341,4 +341,43 @@ describe("mlship batch work (pending records on PostgreSQL)", () => {
 		assert.equal(help.code, 0);
 		assert.match(help.stdout, /Examples:\n\s+\$ mlship batch work/);
 	});
+
+	it("creates its scores and error tables once per run, not once per chunk (DDL counted by an event trigger)", async () => {
+		await randomTable("ddl_features", 40);
+		// Every 5th row has no value for a feature: those go to the error table, in most chunks.
+		await db.query(
+			`UPDATE ddl_features SET "${FEATURES[0]}" = NULL WHERE id % 5 = 0`,
+		);
+		await db.query("CREATE TABLE ddl_log (tag text, tbl text)");
+		await db.query(`CREATE FUNCTION log_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO ddl_log VALUES (tg_tag, current_query()); END $$`);
+		await db.query(
+			"CREATE EVENT TRIGGER log_ddl ON ddl_command_start WHEN TAG IN ('CREATE TABLE') EXECUTE FUNCTION log_ddl()",
+		);
+		try {
+			const r = await work("ddl_features", "ddl_scores", [
+				"--chunk-rows",
+				"6",
+				"--on-error",
+				"skip",
+			]).done;
+			assert.equal(r.code, 0, r.stderr + r.stdout);
+			const s = JSON.parse(r.stdout);
+			assert.equal(s.chunks, 7);
+			assert.equal(s.rows_scored, 32);
+			assert.equal(s.rows_rejected, 8);
+			const ddl = (
+				await db.query("SELECT tbl FROM ddl_log ORDER BY tbl")
+			).rows.map((x) => String(x.tbl));
+			assert.equal(ddl.length, 2, ddl.join("\n"));
+			assert.match(ddl[0] as string, /CREATE TABLE IF NOT EXISTS "ddl_scores"/);
+			assert.match(
+				ddl[1] as string,
+				/CREATE TABLE IF NOT EXISTS "ddl_scores_errors"/,
+			);
+			await exactlyOnce("ddl_features", "ddl_scores", 32);
+		} finally {
+			await db.query("DROP EVENT TRIGGER log_ddl");
+		}
+	});
 });

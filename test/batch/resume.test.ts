@@ -1,7 +1,16 @@
 // File jobs with --resume: kill -9 mid-job, run again, and the output holds every row exactly once, equal to an uninterrupted run.
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import {
+	cp,
+	mkdir,
+	mkdtemp,
+	readdir,
+	readFile,
+	rm,
+	writeFile,
+} from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -39,11 +48,15 @@ after(async () => {
 	await rm(dir, { recursive: true, force: true });
 });
 
-const job = (output: string, extra: string[] = []) => [
+const job = (
+	output: string,
+	extra: string[] = [],
+	model = bundleDir(MODEL),
+) => [
 	"batch",
 	"run",
 	"-m",
-	bundleDir(MODEL),
+	model,
 	"-s",
 	input,
 	"-o",
@@ -65,7 +78,13 @@ describe("mlship batch run --resume", () => {
 		async (t) => {
 			const output = join(dir, "scored.parquet");
 			const checkpoint = join(`${output}.checkpoint`, "checkpoint.json");
-			const first = startMlship(job(output, ["--resume"]));
+			// The file sink's spill directory goes to TMPDIR: a directory of this test's own.
+			const tmp = join(dir, "tmp");
+			await mkdir(tmp);
+			const env = { TMPDIR: tmp };
+			const spills = async () =>
+				(await readdir(tmp)).filter((n) => n.startsWith("mlship-sink-"));
+			const first = startMlship(job(output, ["--resume"]), undefined, env);
 			let done = 0;
 			while (done === 0) {
 				await new Promise((r) => setTimeout(r, 10));
@@ -81,8 +100,44 @@ describe("mlship batch run --resume", () => {
 			);
 			assert.equal(existsSync(output), false, "no partial output file");
 			t.diagnostic(`killed with ${saved.rows_done} of ${N} rows checkpointed`);
+			assert.equal((await spills()).length, 1, "the killed run left its spill");
 
-			const again = await mlship(job(output, ["--resume"]));
+			// The same model with another artifact (an unknown protobuf field appended: same predictions, new
+			// sha256) must not resume the checkpoint: the output would mix two models.
+			const edited = join(dir, "edited-bundle");
+			await cp(bundleDir(MODEL), edited, { recursive: true });
+			const onnx = await readFile(join(edited, "model.onnx"));
+			const bytes = Buffer.concat([onnx, Buffer.from([0xc0, 0x3e, 0x01])]);
+			await writeFile(join(edited, "model.onnx"), bytes);
+			const oldSha = createHash("sha256").update(onnx).digest("hex");
+			const newSha = createHash("sha256").update(bytes).digest("hex");
+			const yaml = await readFile(join(edited, "mlship.yaml"), "utf8");
+			await writeFile(
+				join(edited, "mlship.yaml"),
+				yaml.replace(oldSha, newSha),
+			);
+			const other = await mlship(
+				job(output, ["--resume"], edited),
+				undefined,
+				env,
+			);
+			assert.equal(other.code, 2, other.stderr + other.stdout);
+			const why = JSON.parse(other.stdout).error as string;
+			assert.match(
+				why,
+				new RegExp(`was written by ${MODEL} \\(sha256 ${oldSha}\\)`),
+			);
+			assert.match(
+				why,
+				new RegExp(`this run's model is ${MODEL} \\(sha256 ${newSha}\\)`),
+			);
+			assert.deepEqual(
+				JSON.parse(await readFile(checkpoint, "utf8")),
+				saved,
+				"the refused run left the checkpoint as it was",
+			);
+
+			const again = await mlship(job(output, ["--resume"]), undefined, env);
 			assert.equal(again.code, 0, again.stderr + again.stdout);
 			const s = JSON.parse(again.stdout);
 			assert.equal(s.rows_resumed, saved.rows_done);
@@ -93,6 +148,7 @@ describe("mlship batch run --resume", () => {
 				false,
 				"checkpoint removed after success",
 			);
+			assert.deepEqual(await spills(), [], "the stale spill was removed");
 
 			const reference = join(dir, "reference.parquet");
 			const ref = await mlship(job(reference));
@@ -161,6 +217,53 @@ describe("mlship batch run --resume", () => {
 		assert.match(
 			JSON.parse(table.stdout).error,
 			/--resume works with file sinks/,
+		);
+	});
+
+	it("a run that failed after its last chunk resumes from the checkpoint alone, and reports no rate rather than 0 rows/s", async () => {
+		const small = join(dir, "five.jsonl");
+		await writeTable(
+			small,
+			golden(MODEL)
+				.records.slice(0, 5)
+				.map((r, k) => ({ id: k, ...r })),
+		);
+		const out = join(dir, "five.csv");
+		// A directory where the output file goes: every chunk is checkpointed, then the final write fails.
+		await mkdir(out);
+		const run = () =>
+			mlship([
+				"batch",
+				"run",
+				"-m",
+				bundleDir(MODEL),
+				"-s",
+				small,
+				"-o",
+				out,
+				"--keep",
+				"id",
+				"--resume",
+				"--json",
+			]);
+		const failed = await run();
+		assert.notEqual(failed.code, 0, failed.stdout);
+		assert.equal(
+			JSON.parse(
+				await readFile(join(`${out}.checkpoint`, "checkpoint.json"), "utf8"),
+			).rows_done,
+			5,
+		);
+		await rm(out, { recursive: true });
+		const r = await run();
+		assert.equal(r.code, 0, r.stderr + r.stdout);
+		const s = JSON.parse(r.stdout);
+		assert.equal(s.rows_resumed, 5);
+		assert.equal(s.rows_scored, 5);
+		assert.equal(s.rows_per_second, null);
+		assert.deepEqual(
+			(await readTable(out)).map((x) => Number(x.id)),
+			[0, 1, 2, 3, 4],
 		);
 	});
 });

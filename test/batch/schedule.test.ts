@@ -56,8 +56,82 @@ describe("Cron", () => {
 			() => new Cron("61 * * * *"),
 			/minute field '61' is outside 0-59/,
 		);
-		assert.throws(() => new Cron("* * *"), /expected 5 fields/);
-		assert.throws(() => new Cron("* * * * mon"), /day of week field 'mon'/);
+		assert.throws(
+			() => new Cron("0 25 * * *"),
+			/hour field '25' is outside 0-23/,
+		);
+		assert.throws(
+			() => new Cron("0 0 32 * *"),
+			/day of month field '32' is outside 1-31 or L/,
+		);
+		assert.throws(
+			() => new Cron("* * * * 8"),
+			/day of week field '8' is outside 0-7 or SUN-SAT/,
+		);
+		assert.throws(
+			() => new Cron("abc * * * *"),
+			/minute field 'abc' is not a number, name, range, list or step/,
+		);
+		assert.throws(() => new Cron("* * *"), /expected 5 fields.*got 3/);
+		assert.throws(
+			() => new Cron("0 0 31 2 *").next(local(2026, 1, 1)),
+			/it never matches a date/,
+		);
+		assert.throws(
+			() => new Cron("0 2 * * *", { timezone: "Mars/Olympus" }),
+			/unknown time zone 'Mars\/Olympus'/,
+		);
+		// Every message ends with examples of what works.
+		assert.throws(() => new Cron("61 * * * *"), /\(e\.g\. "0 2 \* \* \*"/);
+	});
+
+	it("takes names (MON-FRI, JAN), L for the last day and # for the n-th weekday", () => {
+		const from = local(2026, 1, 31, 12);
+		const next = (e: string) => new Cron(e).next(from);
+		assert.equal(next("0 9 * * MON-FRI"), local(2026, 2, 2, 9));
+		assert.equal(next("0 9 * * sat,sun"), local(2026, 2, 1, 9));
+		assert.equal(next("0 0 1 JUN *"), local(2026, 6, 1));
+		assert.equal(next("0 0 L * *"), local(2026, 2, 28));
+		assert.equal(next("0 0 * * 5#2"), local(2026, 2, 13), "2nd Friday");
+		assert.equal(next("0 0 * * 5L"), local(2026, 2, 27), "last Friday");
+	});
+
+	it("daylight saving in a fixed time zone (Europe/Berlin): a skipped time runs right after the gap, a repeated one once", () => {
+		const tz = { timezone: "Europe/Berlin" };
+		const runs = (e: string, from: string, n: number) => {
+			const c = new Cron(e, tz);
+			const out: string[] = [];
+			let t = at(from);
+			for (let i = 0; i < n; i++) {
+				t = c.next(t);
+				out.push(new Date(t).toISOString());
+			}
+			return out;
+		};
+		// Spring forward, 2026-03-29: 02:00 CET becomes 03:00 CEST; 02:30 does not exist that day.
+		assert.deepEqual(runs("30 2 * * *", "2026-03-27T12:00:00Z", 3), [
+			"2026-03-28T01:30:00.000Z", // 02:30 CET
+			"2026-03-29T01:00:00.000Z", // 03:00 CEST, right after the gap
+			"2026-03-30T00:30:00.000Z", // 02:30 CEST
+		]);
+		assert.deepEqual(runs("0 * * * *", "2026-03-28T23:30:00Z", 3), [
+			"2026-03-29T00:00:00.000Z", // 01:00 CET
+			"2026-03-29T01:00:00.000Z", // 03:00 CEST: no 02:00 that night, and no double run
+			"2026-03-29T02:00:00.000Z", // 04:00 CEST
+		]);
+		// Fall back, 2026-10-25: 03:00 CEST becomes 02:00 CET; 02:30 happens twice, the daily job runs once.
+		assert.deepEqual(runs("30 2 * * *", "2026-10-23T12:00:00Z", 3), [
+			"2026-10-24T00:30:00.000Z", // 02:30 CEST
+			"2026-10-25T00:30:00.000Z", // the first 02:30 (CEST) only
+			"2026-10-26T01:30:00.000Z", // 02:30 CET
+		]);
+		// An interval keeps its pace through the repeated hour: every 30 minutes of elapsed time.
+		assert.deepEqual(runs("*/30 * * * *", "2026-10-25T00:10:00Z", 4), [
+			"2026-10-25T00:30:00.000Z", // 02:30 CEST
+			"2026-10-25T01:00:00.000Z", // 02:00 CET
+			"2026-10-25T01:30:00.000Z", // 02:30 CET
+			"2026-10-25T02:00:00.000Z", // 03:00 CET
+		]);
 	});
 });
 
@@ -231,7 +305,7 @@ describe("job files", () => {
 		const job = join(dir, "every-second.yaml");
 		await writeFile(
 			job,
-			`model: ${bundleDir("iris-logreg")}\nsource: ${join(dir, "rows.csv")}\nsink: ${join(dir, "scheduled.csv")}\nkeep: [id]\nschedule: "* * * * * *"\n`,
+			`model: ${bundleDir("iris-logreg")}\nsource: ${join(dir, "rows.csv")}\nsink: ${join(dir, "scheduled.csv")}\nkeep: [id]\nschedule: "* * * * * *"\ntimezone: Europe/Berlin\n`,
 		);
 		const r = await mlship([
 			"batch",
@@ -260,5 +334,23 @@ describe("job files", () => {
 		const none = await mlship(["batch", "schedule", join(dir, "job.yaml")]);
 		assert.equal(none.code, 2);
 		assert.match(none.stderr, /no schedule: give --cron/);
+	});
+
+	it("batch schedule refuses an unknown --timezone (it beats the job's) before any run, exit 2", async () => {
+		const job = join(dir, "in-berlin.yaml");
+		await writeFile(
+			job,
+			`model: ${bundleDir("iris-logreg")}\nsource: ${join(dir, "rows.csv")}\nsink: ${join(dir, "never.csv")}\nschedule: "* * * * * *"\ntimezone: Europe/Berlin\n`,
+		);
+		const r = await mlship([
+			"batch",
+			"schedule",
+			job,
+			"--timezone",
+			"Mars/Olympus",
+		]);
+		assert.equal(r.code, 2, r.stderr + r.stdout);
+		assert.match(r.stderr, /unknown time zone 'Mars\/Olympus'/);
+		assert.equal(r.stdout, "");
 	});
 });

@@ -54,3 +54,9 @@ it("a number option that is not a whole number ≥ 1 is refused with exit code 2
 		);
 	}
 });
+
+it("a bad settings value is named as the flag given, with the value: serve --http-port abc", async () => {
+	const r = await mlship(["serve", "--http-port", "abc"]);
+	assert.equal(r.code, 2, r.stderr);
+	assert.match(r.stderr, /--http-port: not a port number: abc/);
+});

@@ -1,6 +1,13 @@
 // `mlship predict` as a real process: golden outputs for every fixture and format, and bad files reported by row.
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import {
+	copyFile,
+	mkdir,
+	mkdtemp,
+	readFile,
+	rm,
+	writeFile,
+} from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -212,6 +219,65 @@ describe("mlship predict reports bad rows with their row number", () => {
 		const r = await mlship(["predict", "--help"]);
 		assert.equal(r.code, 0);
 		assert.match(r.stdout, /Examples:\n\s+\$ mlship predict/);
+	});
+});
+
+describe("a bare .onnx and a file with named columns", () => {
+	it("the error says to run bundle init --features-from the file, and doing so makes the run work", async () => {
+		const g = golden("iris-logreg");
+		const rows = join(dir, "named.csv");
+		await writeTable(
+			rows,
+			g.records.map((r, k) => ({ id: k, ...r })),
+		);
+		const bare = join(dir, "bare-iris");
+		await mkdir(bare);
+		await copyFile(
+			join(bundleDir("iris-logreg"), "model.onnx"),
+			join(bare, "model.onnx"),
+		);
+		const out = join(dir, "bare.out.csv");
+		const r = await mlship([
+			"predict",
+			"-m",
+			join(bare, "model.onnx"),
+			"-i",
+			rows,
+			"-o",
+			out,
+		]);
+		assert.equal(r.code, 2, r.stderr);
+		assert.match(r.stderr, /has no columns 'float_input_0', /);
+		assert.match(
+			r.stderr,
+			new RegExp(
+				`run 'mlship bundle init model\\.onnx --features-from ${rows.replaceAll(".", "\\.")}' \\(add --exclude for columns that are not features`,
+			),
+		);
+		// Following the advice: name the features from the file, then score with the bundle.
+		const init = await mlship([
+			"bundle",
+			"init",
+			join(bare, "model.onnx"),
+			"--features-from",
+			rows,
+			"--exclude",
+			"id",
+		]);
+		assert.equal(init.code, 0, init.stderr);
+		const ok = await mlship([
+			"predict",
+			"-m",
+			bare,
+			"-i",
+			rows,
+			"-o",
+			out,
+			"--keep",
+			"id",
+		]);
+		assert.equal(ok.code, 0, ok.stderr);
+		assert.equal((await readTable(out)).length, g.records.length);
 	});
 });
 

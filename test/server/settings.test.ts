@@ -42,7 +42,8 @@ it("defaults, then config file, then env, then flags", async () => {
 		assert.throws(
 			() => resolveSettings({}, undefined, { MLSHIP_MODELS: "./b:bee,./c" }),
 			(e: unknown) =>
-				e instanceof MlshipError && /models\.1\.name/.test(e.message),
+				e instanceof MlshipError &&
+				/MLSHIP_MODELS\[1\]\.name: required/.test(e.message),
 		);
 	} finally {
 		await rm(dir, { recursive: true, force: true });
@@ -55,12 +56,21 @@ it("bad values are refused with the field named", () => {
 			resolveSettings({ http_port: "abc", log_level: "loud" }, undefined, {}),
 		(e: unknown) =>
 			e instanceof MlshipError &&
-			/http_port/.test(e.message) &&
-			/log_level/.test(e.message),
+			/--http-port: not a port number: abc/.test(e.message) &&
+			/--log-level: must be one of fatal, .*, got loud/.test(e.message),
 	);
 	assert.throws(
 		() => resolveSettings({ colour: 1 }, undefined, {}),
-		/Unrecognized key/,
+		/colour: unknown field/,
+	);
+	// Named as the user gave it, with the value: a flag, an env variable.
+	assert.throws(
+		() => resolveSettings({ http_port: "abc" }, undefined, {}),
+		/\n {2}--http-port: not a port number: abc$/,
+	);
+	assert.throws(
+		() => resolveSettings({}, undefined, { MLSHIP_GRPC_PORT: "-5" }),
+		/\n {2}MLSHIP_GRPC_PORT: must be ≥ -1 \(a port number\), got -5$/,
 	);
 });
 
@@ -92,7 +102,7 @@ it("memory_budget takes bytes or a size with a unit, from flags, env or a file; 
 		() => budget("lots"),
 		(err: unknown) =>
 			err instanceof MlshipError &&
-			/memory_budget: expected a size such as 512MiB, 2GiB or a number of bytes, got 'lots'/.test(
+			/memory-budget: expected a size such as 512MiB, 2GiB or a number of bytes, got 'lots'/.test(
 				err.message,
 			),
 	);
@@ -126,6 +136,6 @@ it("models[].entity_key and entity_fallback are settings of a served model", () 
 				undefined,
 				{},
 			),
-		/models\.0\.entity_key/,
+		/models\[0\]\.entity_key: must not be empty/,
 	);
 });

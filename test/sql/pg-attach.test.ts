@@ -57,18 +57,22 @@ async function species(): Promise<Map<number, string | null>> {
 	return new Map(r.rows.map((x) => [Number(x.id), x.species]));
 }
 
-const args = (cmd: string, ...more: string[]) => [
-	"pg",
-	cmd,
-	"--db",
-	dbUrl,
-	"--table",
-	"flowers",
-	"--column",
-	"species",
-	"--json",
-	...more,
-];
+/** Arguments of `mlship pg CMD` for one table and column. */
+const argsFor =
+	(table: string, column: string) =>
+	(cmd: string, ...more: string[]) => [
+		"pg",
+		cmd,
+		"--db",
+		dbUrl,
+		"--table",
+		table,
+		"--column",
+		column,
+		"--json",
+		...more,
+	];
+const args = argsFor("flowers", "species");
 
 describe("mlship pg attach / worker / detach", () => {
 	it("attach adds the column and trigger; the worker fills new and backfilled rows with the golden labels", async () => {
@@ -198,6 +202,102 @@ describe("mlship pg attach / worker / detach", () => {
 			assert.equal(JSON.parse(end.stdout).rows_scored, 3);
 		},
 	);
+
+	it("a bad row whose bigint key is above 2^53 gets NULL too: keys are never rounded through JSON numbers", async () => {
+		const big = "9007199254740993"; // 2^53 + 1: as a JS number it would be 2^53
+		const r = g.records[0] as Record<string, number>;
+		await db.query(
+			`INSERT INTO flowers (id, ${FEATURES.join(", ")}) VALUES ($1::bigint, $2, $3, $4, $5)`,
+			[big, ...FEATURES.map((f) => r[f])],
+		);
+		const label = async () =>
+			(
+				await db.query("SELECT species FROM flowers WHERE id = $1::bigint", [
+					big,
+				])
+			).rows[0]?.species;
+		const first = await mlship(args("worker", "--once"));
+		assert.equal(first.code, 0, first.stderr);
+		assert.equal(await label(), want(0));
+		await db.query(
+			"UPDATE flowers SET sepal_width = NULL WHERE id = $1::bigint",
+			[big],
+		);
+		const w = await mlship(args("worker", "--once"));
+		assert.equal(w.code, 0, w.stderr);
+		assert.equal(JSON.parse(w.stdout).rows_rejected, 1);
+		assert.equal(await label(), null, "the stale label is cleared");
+		const err = await db.query(
+			`SELECT data->>'id' AS id FROM ${names.errors} WHERE data->>'id' = $1`,
+			[big],
+		);
+		assert.equal(err.rows.length, 1, "the error row keeps every digit");
+		await db.query("DELETE FROM flowers WHERE id = $1::bigint", [big]);
+		await db.query(`DELETE FROM ${names.queue}`);
+	});
+
+	it("a type name in mlship_attachments that is no type is refused, naming it, and never run as SQL", async () => {
+		await db.query("CREATE TABLE canary (x int)");
+		const stored = (
+			await db.query(
+				"SELECT key_type FROM mlship_attachments WHERE table_name = 'flowers'",
+			)
+		).rows[0].key_type;
+		await db.query(
+			"UPDATE mlship_attachments SET key_type = $1 WHERE table_name = 'flowers'",
+			["bigint[]) AS u(k, v); DROP TABLE canary; --"],
+		);
+		try {
+			const w = await mlship(args("worker", "--once"));
+			assert.equal(w.code, 2, w.stderr + w.stdout);
+			assert.match(
+				JSON.parse(w.stdout).error,
+				/mlship_attachments: key_type "bigint\[\]\) AS u\(k, v\); DROP TABLE canary; --" of flowers\.species is not a PostgreSQL type; attach the model again/,
+			);
+			assert.notEqual(
+				(await db.query("SELECT to_regclass('canary') AS t")).rows[0].t,
+				null,
+			);
+		} finally {
+			await db.query(
+				"UPDATE mlship_attachments SET key_type = $1 WHERE table_name = 'flowers'",
+				[stored],
+			);
+		}
+	});
+
+	it('a key of a quoted, schema-qualified type (a domain "Odd"."Key") is resolved and quoted, and works', async () => {
+		await db.query('CREATE SCHEMA "Odd"');
+		await db.query('CREATE DOMAIN "Odd"."Key" AS bigint');
+		await db.query(
+			`CREATE TABLE odd (id "Odd"."Key" PRIMARY KEY, ${FEATURES.map((f) => `${f} double precision`).join(", ")})`,
+		);
+		const r = g.records[2] as Record<string, number>;
+		await db.query(
+			`INSERT INTO odd VALUES (7, ${FEATURES.map((_, i) => `$${i + 1}`).join(", ")})`,
+			FEATURES.map((f) => r[f]),
+		);
+		const oddArgs = argsFor("odd", "label");
+		const a = await mlship(
+			oddArgs(
+				"attach",
+				"-m",
+				bundleDir("iris-logreg"),
+				"--backfill",
+				"--no-worker",
+			),
+		);
+		assert.equal(a.code, 0, a.stderr + a.stdout);
+		assert.equal(JSON.parse(a.stdout).attached.key_type, '"Odd"."Key"');
+		const w = await mlship(oddArgs("worker", "--once"));
+		assert.equal(w.code, 0, w.stderr + w.stdout);
+		assert.equal(
+			(await db.query("SELECT label FROM odd WHERE id = 7")).rows[0].label,
+			want(2),
+		);
+		const d = await mlship(oddArgs("detach"));
+		assert.equal(d.code, 0, d.stderr);
+	});
 
 	it("detach removes trigger, function, queue and record; the column keeps its values", async () => {
 		const d = await mlship(args("detach"));

@@ -1,6 +1,6 @@
 // Scored rows to a Parquet, CSV or JSON-lines file: chunks collect in a DuckDB table that spills to disk, then one COPY.
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import {
 	type DuckDBAppender,
@@ -61,7 +61,9 @@ export class FileSink implements BatchSink {
 		format: FileFormat,
 		parts?: { dir: string; start: number },
 	): Promise<FileSink> {
-		const work = await mkdtemp(join(tmpdir(), "mlship-sink-"));
+		await removeStaleWork();
+		const work = await mkdtemp(join(tmpdir(), WORK_PREFIX));
+		await writeFile(join(work, OWNER), `${hostname()}\n${process.pid}\n`);
 		const db = await DuckDBInstance.create(join(work, "work.duckdb"), {
 			memory_limit: "512MB",
 			temp_directory: join(work, "spill"),
@@ -150,6 +152,44 @@ export class FileSink implements BatchSink {
 		this.#conn.closeSync();
 		this.#db.closeSync();
 		await rm(this.#work, { recursive: true, force: true });
+	}
+}
+
+const WORK_PREFIX = "mlship-sink-";
+/** In each work directory: the host and process that own it. */
+const OWNER = "owner";
+
+/**
+ * Removes the work directories of file sinks whose process is gone (killed with -9, out of memory): nothing else
+ * would, and each holds the spilled rows of a whole job. A directory of a live process, of another host, or
+ * without an owner file (being created) is left alone.
+ */
+async function removeStaleWork(): Promise<void> {
+	const root = tmpdir();
+	let names: string[];
+	try {
+		names = await readdir(root);
+	} catch {
+		return;
+	}
+	for (const name of names) {
+		if (!name.startsWith(WORK_PREFIX)) continue;
+		const dir = join(root, name);
+		const owner = await readFile(join(dir, OWNER), "utf8").catch(() => "");
+		const [host, pid] = owner.split("\n");
+		if (host !== hostname() || !/^\d+$/.test(pid ?? "")) continue;
+		if (!processGone(Number(pid))) continue;
+		await rm(dir, { recursive: true, force: true }).catch(() => {});
+	}
+}
+
+function processGone(pid: number): boolean {
+	try {
+		process.kill(pid, 0);
+		return false;
+	} catch (err) {
+		// EPERM: it exists, owned by someone else.
+		return (err as NodeJS.ErrnoException).code === "ESRCH";
 	}
 }
 

@@ -77,8 +77,13 @@ export class PostgresSink implements BatchSink {
 	/** Set when the sink writes into a transaction someone else owns (and commits). */
 	readonly #borrowed: boolean;
 	#created = false;
+	/** Error tables this sink has created (or found) in a committed or open transaction. */
+	readonly #errorTables = new Set<string>();
 
-	/** With `client`, rows go into that client's open transaction and finish()/abort() leave it to the owner. */
+	/**
+	 * With `client`, rows go into that client's open transaction and finish()/abort() leave it to the owner; one
+	 * sink may serve many transactions of that client in turn (its tables are created once, by the first).
+	 */
 	constructor(url: string, table: string, client?: pg.Client) {
 		this.#url = url;
 		this.#table = table;
@@ -116,8 +121,16 @@ export class PostgresSink implements BatchSink {
 		const label = `PostgreSQL table '${table}'`;
 		return {
 			label,
-			write: async (rows) =>
-				writeErrors(await this.#begin(), table, rows, label),
+			write: async (rows) => {
+				await writeErrors(
+					await this.#begin(),
+					table,
+					rows,
+					label,
+					!this.#errorTables.has(table),
+				);
+				this.#errorTables.add(table);
+			},
 		};
 	}
 
@@ -142,14 +155,17 @@ export async function writeErrors(
 	table: string,
 	rows: readonly RejectedRow[],
 	context: string,
+	/** Create the table when absent (false: this connection already did, earlier in the run). */
+	create = true,
 ): Promise<void> {
 	const t = tableIdent(table);
-	await createTable(
-		c,
-		table,
-		`CREATE TABLE IF NOT EXISTS ${t} ("row" bigint, line bigint, "column" text, error text, data jsonb)`,
-		context,
-	);
+	if (create)
+		await createTable(
+			c,
+			table,
+			`CREATE TABLE IF NOT EXISTS ${t} ("row" bigint, line bigint, "column" text, error text, data jsonb)`,
+			context,
+		);
 	await pgQuery(
 		c,
 		`INSERT INTO ${t} ("row", line, "column", error, data) SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::jsonb[])`,
