@@ -337,6 +337,7 @@ for (const node of nodes) {
 				"--json",
 			);
 			assert.equal(p.code, 0, `${where("mlship predict")}: ${p.stderr}`);
+			assert.equal(p.stderr, "", where("predict prints no warnings"));
 			assert.equal(
 				(JSON.parse(p.stdout) as { rows_scored: number }).rows_scored,
 				38,
@@ -363,6 +364,8 @@ for (const node of nodes) {
 				0,
 				`${where("mlship models register")}: ${reg.stderr}`,
 			);
+			// Node 22 flags node:sqlite experimental on every use; the CLI keeps that warning out of its output.
+			assert.equal(reg.stderr, "", where("models register prints no warnings"));
 			assert.ok(
 				existsSync(join(elsewhere, ".mlship", "registry.db")),
 				where("default registry in the caller's directory"),
