@@ -1,17 +1,10 @@
-// mlship's public API: small on purpose; the rest is internal.
+// mlship's public API ("mlship"): the embedded model and the registry. Small on purpose, and light to import:
+// nothing here loads a server, a broker client, a database driver or DuckDB. The other patterns have their own
+// entry points: "mlship/server", "mlship/stream", "mlship/batch", "mlship/sql".
 
-export {
-	type PendingOptions,
-	type PendingSummary,
-	runPending,
-} from "./batch/pending.ts";
-export {
-	type BatchRunOptions,
-	type BatchRunSummary,
-	runBatch,
-} from "./batch/run.ts";
 export { type Bundle, readBundle } from "./bundle/bundle.ts";
 export type { Manifest } from "./bundle/manifest.ts";
+export type { Columns, Row } from "./codec/table.ts";
 export { type LoadModelOptions, loadModel, Model } from "./model.ts";
 export type { Datatype } from "./protocol/datatypes.ts";
 export { type ErrorCode, MlshipError } from "./protocol/errors.ts";
@@ -24,12 +17,3 @@ export type {
 } from "./protocol/types.ts";
 export { openRegistry } from "./registry/open.ts";
 export type { ModelStore, ModelVersion } from "./registry/types.ts";
-export { registerDuckDBFunctions } from "./sql/duckdb.ts";
-export type { RegisterOptions, SqlModels } from "./sql/models.ts";
-export { registerSqliteFunctions } from "./sql/sqlite.ts";
-export type { StreamStats } from "./stream/processor.ts";
-export {
-	type RunningStream,
-	runStream,
-	type StreamOptions,
-} from "./stream/run.ts";

@@ -1,13 +1,13 @@
 // `mlship serve` as a library: the data plane behind REST and gRPC, with graceful shutdown.
-import { readFile } from "node:fs/promises";
-import { basename, extname, join } from "node:path";
 import pino, { type Logger } from "pino";
-import { parse as parseYaml } from "yaml";
 import { createDataPlane, type ModelSpec } from "../dataplane/dataplane.ts";
 import type { DataPlane } from "../dataplane/types.ts";
-import { startGrpcServer } from "./grpc/index.ts";
+import type { startGrpcServer } from "./grpc/index.ts";
 import { createRestServer } from "./rest/index.ts";
 import type { ServerSettings } from "./settings.ts";
+
+// Kept here too for the callers that import it with the server.
+export { defaultModelName } from "../bundle/model-name.ts";
 
 export interface RunningServer {
 	httpPort: number;
@@ -17,24 +17,6 @@ export interface RunningServer {
 	logger: Logger;
 	/** Stops accepting, lets in-flight requests finish (up to shutdown_grace_ms), unloads models. */
 	close(): Promise<void>;
-}
-
-/** The name a model is served under when none is given: the registry name, the manifest name, or the file name. */
-export async function defaultModelName(source: string): Promise<string> {
-	const ref = /^([A-Za-z0-9][A-Za-z0-9._-]*)(@[A-Za-z0-9._-]+)?$/.exec(source);
-	if (extname(source).toLowerCase() === ".onnx")
-		return basename(source, extname(source));
-	try {
-		const text = await readFile(
-			source.endsWith(".yaml") ? source : join(source, "mlship.yaml"),
-			"utf8",
-		);
-		const name = (parseYaml(text) as { name?: unknown })?.name;
-		if (typeof name === "string") return name;
-	} catch {
-		// not a bundle directory: a registry reference
-	}
-	return ref?.[1] ?? basename(source);
 }
 
 /**
@@ -90,7 +72,8 @@ export async function startServer(
 		typeof address === "object" && address ? address.port : settings.http_port;
 	let grpc: Awaited<ReturnType<typeof startGrpcServer>> | undefined;
 	if (settings.grpc_port >= 0)
-		grpc = await startGrpcServer(dp, {
+		// Loaded only when gRPC is on: grpc-js and the proto loader are most of the server's start-up.
+		grpc = await (await import("./grpc/index.ts")).startGrpcServer(dp, {
 			host: settings.host,
 			port: settings.grpc_port,
 			maxMessageBytes: settings.body_limit_bytes,

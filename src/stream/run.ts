@@ -1,9 +1,9 @@
 // runStream: a model, a source and a sink wired into a StreamProcessor — what `mlship stream` and embedders call.
 import { hostname } from "node:os";
+import { defaultModelName } from "../bundle/model-name.ts";
 import { createDataPlane, type ModelEvent } from "../dataplane/dataplane.ts";
 import { MlshipError } from "../protocol/errors.ts";
 import type { ModelStore } from "../registry/types.ts";
-import { defaultModelName } from "../server/server.ts";
 import { checkUri, openSink, openSource } from "./connectors/index.ts";
 import {
 	type ProcessorOptions,

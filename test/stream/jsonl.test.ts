@@ -4,7 +4,7 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, it } from "node:test";
-import { runStream } from "../../src/index.ts";
+import { runStream } from "../../src/stream/index.ts";
 import { bundleDir, golden } from "../helpers/fixtures.ts";
 import { runContract } from "./connector.contract.ts";
 

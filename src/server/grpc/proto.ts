@@ -1,20 +1,15 @@
 // Loads the vendored OIP proto (grpc_service.proto) into a @grpc/grpc-js service definition.
-import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import { loadSync, type Options } from "@grpc/proto-loader";
 
-function protoFile(): string {
-	const here = fileURLToPath(new URL("./grpc_service.proto", import.meta.url));
-	if (existsSync(here)) return here;
-	// Compiled into dist/server/grpc/: the .proto ships in src/ (package.json "files").
-	return fileURLToPath(
-		new URL("../../../src/server/grpc/grpc_service.proto", import.meta.url),
-	);
-}
-
-/** Absolute path of the vendored `inference` proto (KServe OIP + Triton repository extension). */
-export const PROTO_FILE: string = protoFile();
+/**
+ * Absolute path of the vendored `inference` proto (KServe OIP + Triton repository extension): beside this module,
+ * in src/ and in dist/ (scripts/build.ts copies it there).
+ */
+export const PROTO_FILE: string = fileURLToPath(
+	new URL("./grpc_service.proto", import.meta.url),
+);
 
 /**
  * How messages are decoded: field names as in the proto, int64/uint64 as decimal strings (no precision lost),
