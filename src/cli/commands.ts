@@ -27,7 +27,7 @@ export const COMMANDS: readonly LazyCommand[] = [
 	{
 		name: "models",
 		term: "models",
-		summary: "Manage the model registry: register, list, show, alias, rm",
+		summary: "Manage the model registry: register, list, show, alias, rm, restore",
 		load: async () => (await import("./models.ts")).modelsCommand(),
 	},
 	{
