@@ -23,6 +23,7 @@ interface ServeOpts {
 	workers?: string;
 	logLevel?: string;
 	lazy?: boolean;
+	keepGoing?: boolean;
 	maxLoadedModels?: string;
 	memoryBudget?: string;
 	entityKey?: string[];
@@ -72,6 +73,10 @@ export function serveCommand(): Command {
 		)
 		.option("--lazy", "load models on their first request instead of at start")
 		.option(
+			"--keep-going",
+			"serve the models that loaded when another fails at start (default: exit non-zero)",
+		)
+		.option(
 			"--max-loaded-models <n>",
 			"most models loaded at once; least recently used are unloaded (0 = no limit)",
 		)
@@ -110,6 +115,7 @@ export function serveCommand(): Command {
 					workers: opts.workers,
 					log_level: opts.logLevel,
 					lazy: opts.lazy,
+					keep_going: opts.keepGoing,
 					max_loaded_models: opts.maxLoadedModels,
 					memory_budget: opts.memoryBudget,
 				};
@@ -126,7 +132,17 @@ export function serveCommand(): Command {
 						"no models to serve: pass --model (or models: in --config, or MLSHIP_MODELS)",
 					);
 				}
-				const server = await startServer(settings);
+				const server = await startServer(settings).catch((err: unknown) => {
+					// Whatever start-up could not close must not keep a useless process alive: the error is reported
+					// by action() and the process ends within a second either way.
+					setTimeout(() => {
+						process.stderr.write(
+							"warning: handles were still open 1 s after a failed start; exiting\n",
+						);
+						process.exit();
+					}, 1000).unref();
+					throw err;
+				});
 				const stop = (signal: string) => {
 					server.logger.info(
 						{ signal },

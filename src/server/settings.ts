@@ -61,6 +61,17 @@ export const ServerSettingsSchema = z
 			.describe(
 				"load models on their first request instead of at start (MLSHIP_LAZY)",
 			),
+		keep_going: z
+			.union([
+				z.boolean(),
+				z
+					.enum(["true", "false", "1", "0"])
+					.transform((v) => v === "true" || v === "1"),
+			])
+			.default(false)
+			.describe(
+				"serve the models that loaded when another fails at start (default: exit non-zero, as Triton's --exit-on-error) (MLSHIP_KEEP_GOING)",
+			),
 		max_loaded_models: int(0)
 			.default(0)
 			.describe(
