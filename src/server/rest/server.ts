@@ -5,6 +5,7 @@ import Fastify, {
 	LogController,
 } from "fastify";
 import type { DataPlane } from "../../dataplane/types.ts";
+import { Admission } from "./admission.ts";
 import { registerRawBodyParser } from "./body.ts";
 import type { RestContext } from "./context.ts";
 import { registerErrorHandlers } from "./errors.ts";
@@ -56,11 +57,16 @@ export function createRestServer(
 		logController: new LogController({ disableRequestLogging: true }),
 		return503OnClosing: true,
 	});
-	const ctx: RestContext = { dp, maxTimeoutMs: timeout };
+	const retryAfterSeconds = opts.retryAfterSeconds ?? 1;
+	const ctx: RestContext = {
+		dp,
+		maxTimeoutMs: timeout,
+		admission: new Admission(retryAfterSeconds),
+	};
 	registerRawBodyParser(app);
 	registerErrorHandlers(app, {
 		bodyLimit,
-		retryAfterSeconds: opts.retryAfterSeconds ?? 1,
+		retryAfterSeconds,
 	});
 	registerHealthRoutes(app, ctx);
 	registerInferRoutes(app, ctx);

@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Row } from "../../../codec/table.ts";
 import { invalidInput } from "../../../protocol/errors.ts";
 import { isObject, jsonBody, kindOf } from "../body.ts";
-import { inferOptions, type RestContext } from "../context.ts";
+import { inferOptions, overloaded, type RestContext } from "../context.ts";
 import type { ModelParams } from "./health.ts";
 
 const SHAPES =
@@ -54,13 +54,24 @@ export function registerPredictRoutes(
 ): void {
 	const handler = (req: FastifyRequest<{ Params: ModelParams }>) => {
 		const input = predictInput(jsonBody(req.body, req.headers));
-		return ctx.dp.predict(
-			req.params.model,
-			req.params.version,
-			input,
-			inferOptions(ctx, req.headers),
-		);
+		return ctx.dp
+			.predict(
+				req.params.model,
+				req.params.version,
+				input,
+				inferOptions(ctx, req.headers),
+			)
+			.catch((err: unknown) => overloaded(ctx, req, err));
 	};
-	app.post("/v2/models/:model/predict", handler);
-	app.post("/v2/models/:model/versions/:version/predict", handler);
+	const onRequest = ctx.admission.onRequest;
+	app.post<{ Params: ModelParams }>(
+		"/v2/models/:model/predict",
+		{ onRequest },
+		handler,
+	);
+	app.post<{ Params: ModelParams }>(
+		"/v2/models/:model/versions/:version/predict",
+		{ onRequest },
+		handler,
+	);
 }

@@ -1,0 +1,100 @@
+// Overload (issue 11.25): refusing must cost far less than serving, and health answers on new connections.
+// A real `mlship serve` (one model worker, queue of 8) under bounded loopback load: first with the connections
+// that saturate the model, then with ten times as many that retry at once on 503.
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { readBundle } from "../../src/bundle/bundle.ts";
+import { bundleDir, golden } from "../helpers/fixtures.ts";
+import {
+	closedLoop,
+	type LoadResult,
+	probe,
+	quantile,
+} from "../helpers/load.ts";
+import { type Served, serve } from "../helpers/serve-process.ts";
+
+const SATURATING = 8;
+const PHASE_MS = 1_200;
+const ROUNDS = 6;
+
+async function body32(): Promise<string> {
+	const b = await readBundle(bundleDir("breast-cancer-gbdt"));
+	const names = (b.manifest.features ?? []).map((f) => f.name);
+	const records = golden("breast-cancer-gbdt").records;
+	const data: number[] = [];
+	for (let r = 0; r < 32; r++) {
+		const rec = records[r % records.length] as Record<string, number>;
+		for (const n of names) data.push(rec[n] as number);
+	}
+	return JSON.stringify({
+		inputs: [
+			{
+				name: "float_input",
+				datatype: "FP32",
+				shape: [32, names.length],
+				data,
+			},
+		],
+	});
+}
+
+describe("overload: goodput is kept and health answers on new connections", () => {
+	let s: Served;
+	before(async () => {
+		s = await serve([
+			"--model",
+			`${bundleDir("breast-cancer-gbdt")}:gbdt`,
+			"--workers",
+			"1",
+			"--max-queue-size",
+			"8",
+			"--log-level",
+			"info",
+		]);
+	});
+	after(async () => {
+		s.proc.kill("SIGTERM");
+		await s.exit;
+	});
+
+	it(`at ${SATURATING * 10} connections, ≥ 80% of the saturated ok/s and fresh-connection ready p99 ≤ 100 ms`, {
+		timeout: 60_000,
+	}, async () => {
+		const body = await body32();
+		const url = `${s.http}/v2/models/gbdt/infer`;
+		const load = (connections: number, ms = PHASE_MS) =>
+			closedLoop({ url, body, connections, ms, maxRequests: 200_000 });
+		await load(SATURATING, 1_500); // warm up: JIT, worker, connections
+		// Alternate the two loads, so a change in what else the machine runs weighs on both alike.
+		const saturated: LoadResult[] = [];
+		const overloaded: LoadResult[] = [];
+		const probes: number[] = [];
+		for (let round = 0; round < ROUNDS; round++) {
+			saturated.push(await load(SATURATING));
+			const stop = new AbortController();
+			const probing = probe(`${s.http}/v2/health/ready`, 25, stop.signal);
+			overloaded.push(await load(SATURATING * 10));
+			stop.abort();
+			probes.push(...(await probing));
+		}
+		const okRate = (rs: LoadResult[]) =>
+			rs.reduce((n, r) => n + (r.statuses.get(200) ?? 0), 0) /
+			rs.reduce((n, r) => n + r.seconds, 0);
+		const count = (rs: LoadResult[], status: number) =>
+			rs.reduce((n, r) => n + (r.statuses.get(status) ?? 0), 0);
+		const errors = (rs: LoadResult[]) => rs.reduce((n, r) => n + r.errors, 0);
+		const ratio = okRate(overloaded) / okRate(saturated);
+		const p99 = quantile(probes, 0.99);
+		process.stderr.write(
+			`overload: ${SATURATING} connections ${okRate(saturated).toFixed(0)} ok/s; ` +
+				`${SATURATING * 10} connections ${okRate(overloaded).toFixed(0)} ok/s, ${count(overloaded, 503)} × 503; ` +
+				`goodput ratio ${ratio.toFixed(2)}; ready probes ${probes.length}, p50 ${quantile(probes, 0.5).toFixed(1)} ms, p99 ${p99.toFixed(1)} ms\n`,
+		);
+		assert.equal(errors(saturated) + errors(overloaded), 0);
+		assert.equal(count(saturated, 503), 0, "8 connections fit the queue");
+		assert.ok(count(overloaded, 503) > 0, "the overload was real");
+		assert.ok(ratio >= 0.8, `goodput ratio ${ratio.toFixed(2)}`);
+		assert.ok(probes.length >= 100, `${probes.length} probes`);
+		assert.ok(p99 <= 100, `ready p99 ${p99.toFixed(1)} ms`);
+	});
+});
