@@ -5,6 +5,16 @@ import { z } from "zod";
 import { MlshipError } from "../protocol/errors.ts";
 
 const int = (min: number) => z.coerce.number().int().min(min);
+/** A switch: a boolean, or true/false/1/0 from an env variable; off by default. */
+const flag = () =>
+	z
+		.union([
+			z.boolean(),
+			z
+				.enum(["true", "false", "1", "0"])
+				.transform((v) => v === "true" || v === "1"),
+		])
+		.default(false);
 
 export const ServerSettingsSchema = z
 	.object({
@@ -50,28 +60,12 @@ export const ServerSettingsSchema = z
 			.string()
 			.optional()
 			.describe("registry URI for registry references (MLSHIP_REGISTRY)"),
-		lazy: z
-			.union([
-				z.boolean(),
-				z
-					.enum(["true", "false", "1", "0"])
-					.transform((v) => v === "true" || v === "1"),
-			])
-			.default(false)
-			.describe(
-				"load models on their first request instead of at start (MLSHIP_LAZY)",
-			),
-		keep_going: z
-			.union([
-				z.boolean(),
-				z
-					.enum(["true", "false", "1", "0"])
-					.transform((v) => v === "true" || v === "1"),
-			])
-			.default(false)
-			.describe(
-				"serve the models that loaded when another fails at start (default: exit non-zero, as Triton's --exit-on-error) (MLSHIP_KEEP_GOING)",
-			),
+		lazy: flag().describe(
+			"load models on their first request instead of at start (MLSHIP_LAZY)",
+		),
+		keep_going: flag().describe(
+			"serve the models that loaded when another fails at start (default: exit non-zero, as Triton's --exit-on-error) (MLSHIP_KEEP_GOING)",
+		),
 		max_loaded_models: int(0)
 			.default(0)
 			.describe(

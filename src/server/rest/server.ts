@@ -12,6 +12,7 @@ import { registerErrorHandlers } from "./errors.ts";
 import { registerHealthRoutes } from "./routes/health.ts";
 import { registerInferRoutes } from "./routes/infer.ts";
 import { registerMetricsRoute } from "./routes/metrics.ts";
+import { registerOpenApiRoute } from "./routes/openapi.ts";
 import { registerPredictRoutes } from "./routes/predict.ts";
 import { registerRepositoryRoutes } from "./routes/repository.ts";
 
@@ -33,10 +34,22 @@ export interface RestServerOptions {
 
 export const DEFAULT_BODY_LIMIT = 64 * 1024 * 1024;
 
+const ROUTES = new WeakMap<
+	FastifyInstance,
+	{ method: string; url: string }[]
+>();
+
+/** Every route a REST server registered (method and fastify URL pattern), e.g. to check the OpenAPI document covers them. */
+export function registeredRoutes(
+	app: FastifyInstance,
+): readonly { method: string; url: string }[] {
+	return ROUTES.get(app) ?? [];
+}
+
 /**
  * Builds the REST server (not listening: call `.listen({ host, port })`). Routes: `GET /v2`, `/v2/health/live`,
  * `/v2/health/ready`, model metadata and ready, `POST .../infer` (JSON and binary tensor data), `.../predict`,
- * the model repository extension, and `GET /metrics`. Every error is `{"error": "..."}`.
+ * the model repository extension, `GET /metrics` and `GET /v2/openapi.json`. Every error is `{"error": "..."}`.
  * @example
  * const app = createRestServer(await createDataPlane({ models: [{ name: "iris", source: "bundles/iris" }] }));
  * await app.listen({ host: "127.0.0.1", port: 8080 });
@@ -63,6 +76,12 @@ export function createRestServer(
 		maxTimeoutMs: timeout,
 		admission: new Admission(retryAfterSeconds),
 	};
+	const routes: { method: string; url: string }[] = [];
+	ROUTES.set(app, routes);
+	app.addHook("onRoute", (r) => {
+		for (const method of [r.method].flat())
+			if (method !== "HEAD") routes.push({ method, url: r.url });
+	});
 	registerRawBodyParser(app);
 	registerErrorHandlers(app, {
 		bodyLimit,
@@ -73,5 +92,6 @@ export function createRestServer(
 	registerPredictRoutes(app, ctx);
 	registerRepositoryRoutes(app, ctx);
 	registerMetricsRoute(app, ctx);
+	registerOpenApiRoute(app, ctx);
 	return app;
 }
