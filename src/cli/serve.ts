@@ -1,6 +1,7 @@
 // `mlship serve`: Open Inference Protocol v2 over REST and gRPC for bundles and registry models.
 import { Command } from "commander";
 import { MlshipError } from "../protocol/errors.ts";
+import { banner, prettyLogs } from "../server/logging.ts";
 import { defaultModelName, startServer } from "../server/server.ts";
 import {
 	parseModelArg,
@@ -24,6 +25,8 @@ interface ServeOpts {
 	logLevel?: string;
 	lazy?: boolean;
 	keepGoing?: boolean;
+	logFormat?: string;
+	accessLog?: boolean;
 	maxLoadedModels?: string;
 	memoryBudget?: string;
 	entityKey?: string[];
@@ -95,6 +98,14 @@ export function serveCommand(): Command {
 			(v: string, acc: string[] = []) => [...acc, v],
 		)
 		.option("--log-level <level>", "fatal|error|warn|info|debug|trace|silent")
+		.option(
+			"--log-format <format>",
+			"auto (pretty with a banner on a terminal, else JSON lines) | json | pretty",
+		)
+		.option(
+			"--access-log",
+			"log each request: method, path, status, duration, request id, model, version (off by default: costs nothing)",
+		)
 		.action(
 			action(async (opts: ServeOpts) => {
 				const models = await Promise.all(
@@ -114,6 +125,8 @@ export function serveCommand(): Command {
 					timeout_ms: opts.timeoutMs,
 					workers: opts.workers,
 					log_level: opts.logLevel,
+					log_format: opts.logFormat,
+					access_log: opts.accessLog,
 					lazy: opts.lazy,
 					keep_going: opts.keepGoing,
 					max_loaded_models: opts.maxLoadedModels,
@@ -143,6 +156,20 @@ export function serveCommand(): Command {
 					}, 1000).unref();
 					throw err;
 				});
+				if (prettyLogs(settings.log_format))
+					process.stdout.write(
+						`${banner({
+							host: settings.host,
+							httpPort: server.httpPort,
+							grpcPort: server.grpcPort,
+							registry: server.dataPlane.registry()
+								? (settings.registry ??
+									process.env.MLSHIP_REGISTRY ??
+									"sqlite:.mlship/registry.db")
+								: undefined,
+							models: server.dataPlane.repositoryIndex(),
+						})}\n`,
+					);
 				const stop = (signal: string) => {
 					server.logger.info(
 						{ signal },

@@ -1,12 +1,13 @@
 // `mlship serve` as a library: the data plane behind REST and gRPC, with graceful shutdown.
 import { readFile } from "node:fs/promises";
 import { basename, extname, join } from "node:path";
-import pino, { type Logger } from "pino";
+import type { Logger } from "pino";
 import { parse as parseYaml } from "yaml";
 import { createDataPlane, type ModelSpec } from "../dataplane/dataplane.ts";
 import type { DataPlane } from "../dataplane/types.ts";
 import { MlshipError } from "../protocol/errors.ts";
 import { startGrpcServer } from "./grpc/index.ts";
+import { createLogger } from "./logging.ts";
 import { createRestServer } from "./rest/index.ts";
 import type { ServerSettings } from "./settings.ts";
 
@@ -107,7 +108,7 @@ export async function startServer(
 	settings: ServerSettings,
 	logger?: Logger,
 ): Promise<RunningServer> {
-	const log = logger ?? pino({ level: settings.log_level });
+	const log = logger ?? (await createLogger(settings));
 	const load: Record<string, number> = {};
 	if (settings.workers) load.workers = settings.workers;
 	if (settings.intra_op_threads)
@@ -152,6 +153,7 @@ export async function startServer(
 		bodyLimit: settings.body_limit_bytes,
 		requestTimeoutMs: settings.request_timeout_ms,
 		retryAfterSeconds: settings.retry_after_seconds,
+		accessLog: settings.access_log,
 		logger: log,
 	});
 	let grpc: Awaited<ReturnType<typeof startGrpcServer>> | undefined;

@@ -124,6 +124,15 @@ export const ServerSettingsSchema = z
 		retry_after_seconds: int(0)
 			.default(1)
 			.describe("Retry-After sent with 503 (MLSHIP_RETRY_AFTER_SECONDS)"),
+		log_format: z
+			.enum(["auto", "json", "pretty"])
+			.default("auto")
+			.describe(
+				"log format: auto = pretty with a start-up banner on a terminal, JSON lines otherwise (MLSHIP_LOG_FORMAT)",
+			),
+		access_log: flag().describe(
+			"log one line per request: method, path, status, duration, request id, model, version (MLSHIP_ACCESS_LOG)",
+		),
 		log_level: z
 			.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
 			.default("info")

@@ -15,6 +15,8 @@ export interface RestContext {
 	maxTimeoutMs: number | undefined;
 	/** Refuses requests to a full model before their body is read. */
 	admission: Admission;
+	/** The access log is on: handlers record the served version for it. */
+	accessLog: boolean;
 }
 
 /** Rethrows `err`, first telling admission control when the data plane refused the request as overloaded. */

@@ -5,6 +5,7 @@ import Fastify, {
 	LogController,
 } from "fastify";
 import type { DataPlane } from "../../dataplane/types.ts";
+import { registerAccessLog } from "../logging.ts";
 import { Admission } from "./admission.ts";
 import { registerRawBodyParser } from "./body.ts";
 import type { RestContext } from "./context.ts";
@@ -30,6 +31,11 @@ export interface RestServerOptions {
 	logger?: FastifyBaseLogger | false;
 	/** Retry-After (seconds) sent with every 503. Default 1. */
 	retryAfterSeconds?: number;
+	/**
+	 * Log one line per request (method, path, status, duration, request id — `x-request-id` when the client sends
+	 * one —, model, version). Default false: then no per-request hook is registered.
+	 */
+	accessLog?: boolean;
 }
 
 export const DEFAULT_BODY_LIMIT = 64 * 1024 * 1024;
@@ -69,13 +75,16 @@ export function createRestServer(
 		...(opts.logger ? { loggerInstance: opts.logger } : { logger: false }),
 		logController: new LogController({ disableRequestLogging: true }),
 		return503OnClosing: true,
+		...(opts.accessLog ? { requestIdHeader: "x-request-id" } : {}),
 	});
 	const retryAfterSeconds = opts.retryAfterSeconds ?? 1;
 	const ctx: RestContext = {
 		dp,
 		maxTimeoutMs: timeout,
 		admission: new Admission(retryAfterSeconds),
+		accessLog: opts.accessLog === true,
 	};
+	if (ctx.accessLog) registerAccessLog(app);
 	const routes: { method: string; url: string }[] = [];
 	ROUTES.set(app, routes);
 	app.addHook("onRoute", (r) => {

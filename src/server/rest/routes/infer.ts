@@ -1,6 +1,7 @@
 // POST /v2/models/:model[/versions/:version]/infer: decode (JSON or binary), DataPlane.infer, encode.
 import { randomUUID } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { markServed } from "../../logging.ts";
 import { HEADER_LENGTH } from "../body.ts";
 import { inferOptions, overloaded, type RestContext } from "../context.ts";
 import { decodeInfer } from "../infer-request.ts";
@@ -24,6 +25,7 @@ export function registerInferRoutes(
 		const res = await ctx.dp
 			.infer(req.params.model, req.params.version, request, opts)
 			.catch((err: unknown) => overloaded(ctx, req, err));
+		if (ctx.accessLog) markServed(req, res.model_version ?? "");
 		const id = res.id ?? request.id ?? randomUUID();
 		const { body, headerLength } = encodeInferResponse(res, id, binaryOutput);
 		if (headerLength === undefined) reply.type("application/json");

@@ -2,6 +2,7 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Row } from "../../../codec/table.ts";
 import { invalidInput } from "../../../protocol/errors.ts";
+import { markServed } from "../../logging.ts";
 import { isObject, jsonBody, kindOf } from "../body.ts";
 import { inferOptions, overloaded, type RestContext } from "../context.ts";
 import type { ModelParams } from "./health.ts";
@@ -52,9 +53,9 @@ export function registerPredictRoutes(
 	app: FastifyInstance,
 	ctx: RestContext,
 ): void {
-	const handler = (req: FastifyRequest<{ Params: ModelParams }>) => {
+	const handler = async (req: FastifyRequest<{ Params: ModelParams }>) => {
 		const input = predictInput(jsonBody(req.body, req.headers));
-		return ctx.dp
+		const res = await ctx.dp
 			.predict(
 				req.params.model,
 				req.params.version,
@@ -62,6 +63,8 @@ export function registerPredictRoutes(
 				inferOptions(ctx, req.headers),
 			)
 			.catch((err: unknown) => overloaded(ctx, req, err));
+		if (ctx.accessLog) markServed(req, res.model_version);
+		return res;
 	};
 	const onRequest = ctx.admission.onRequest;
 	app.post<{ Params: ModelParams }>(
