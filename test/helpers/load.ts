@@ -3,16 +3,18 @@ import { Agent, request } from "node:http";
 import { Worker } from "node:worker_threads";
 
 export interface LoadResult {
-	/** Responses by status code. */
+	/** Responses that arrived within the window, by status code. */
 	statuses: Map<number, number>;
 	/** Requests that failed without a response (connection reset, timeout). */
 	errors: number;
+	/** The window: requests were sent for this long, and only answers within it are counted. */
 	seconds: number;
 }
 
 /**
  * Keeps `connections` keep-alive connections busy POSTing `body` to `url` (each sends again as soon as its
- * answer arrives, ignoring Retry-After: the worst case), until `ms` pass or `maxRequests` are sent.
+ * answer arrives, ignoring Retry-After: the worst case), until `ms` pass or `maxRequests` are sent; answers that
+ * arrive after the window are waited for but not counted.
  */
 export async function closedLoop(opts: {
 	url: string;
@@ -45,7 +47,8 @@ export async function closedLoop(opts: {
 					res.on("data", () => {});
 					res.on("end", () => {
 						const s = res.statusCode ?? 0;
-						statuses.set(s, (statuses.get(s) ?? 0) + 1);
+						if (performance.now() <= end)
+							statuses.set(s, (statuses.get(s) ?? 0) + 1);
 						resolve();
 					});
 					res.on("error", () => {
@@ -69,7 +72,11 @@ export async function closedLoop(opts: {
 	};
 	await Promise.all(Array.from({ length: opts.connections }, worker));
 	agent.destroy();
-	return { statuses, errors, seconds: (performance.now() - started) / 1000 };
+	return {
+		statuses,
+		errors,
+		seconds: (Math.min(performance.now(), end) - started) / 1000,
+	};
 }
 
 /** The prober's code: it runs in its own thread, so the load generator's work never delays a probe. */

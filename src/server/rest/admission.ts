@@ -4,11 +4,6 @@ import type { ModelParams } from "./routes/health.ts";
 
 /** Bodies above this are not drained after an early 503: the connection is closed instead. */
 const DRAIN_LIMIT = 64 * 1024;
-/**
- * An early refusal is sent after this hold (at most Retry-After). Holding costs a timer, not CPU, and keeps
- * clients that retry at once (ignoring Retry-After) from turning refusals into a busy loop on the main thread.
- */
-const HOLD_MS = 100;
 /** While refusing, the learned limit is raised this often, so it follows a larger queue or a faster model. */
 const PROBE_MS = 1_000;
 
@@ -21,6 +16,9 @@ interface Gate {
 }
 
 const ADMITTED = Symbol("mlship.admitted");
+/** On a socket: when its last early 503 was sent (performance.now() ms). */
+const REFUSED_AT = Symbol("mlship.refusedAt");
+type Refused = { [REFUSED_AT]?: number };
 type Tracked = FastifyRequest<{ Params: ModelParams }> & {
 	[ADMITTED]?: Gate;
 };
@@ -32,15 +30,16 @@ type Tracked = FastifyRequest<{ Params: ModelParams }> & {
  * becomes its limit, and later requests beyond it are answered 503 in `onRequest`, before the body is read.
  * While refusing, the limit is raised once a second (the next overflow lowers it again), so it tracks a queue
  * that grew or a model that got faster. Costs one map lookup per request; nothing is refused before a real overflow.
+ * A connection that comes back before its Retry-After gets its next 503 only when that has passed.
  */
 export class Admission {
 	readonly #gates = new Map<string, Gate>();
 	readonly #retryAfter: string;
-	readonly #holdMs: number;
+	readonly #retryAfterMs: number;
 
 	constructor(retryAfterSeconds: number) {
 		this.#retryAfter = String(retryAfterSeconds);
-		this.#holdMs = Math.min(HOLD_MS, retryAfterSeconds * 1000);
+		this.#retryAfterMs = retryAfterSeconds * 1000;
 	}
 
 	/** The route's onRequest hook. */
@@ -92,7 +91,15 @@ export class Admission {
 		const error = `model '${model}': the model's queue is full; retry later`;
 		reply.code(503).header("retry-after", this.#retryAfter);
 		const send = () => reply.type("application/json").send({ error });
-		if (this.#holdMs > 0) setTimeout(send, this.#holdMs);
+		// A connection that asks again before the Retry-After of its previous 503 is answered only once that has
+		// passed: a client that ignores Retry-After waits anyway, instead of spinning both sides' CPU on refusals
+		// (which takes it from the model). The first refusal, and a client that waits, are answered at once.
+		const socket = req.raw.socket as typeof req.raw.socket & Refused;
+		const now = performance.now();
+		const last = socket[REFUSED_AT];
+		const wait = last === undefined ? 0 : last + this.#retryAfterMs - now;
+		socket[REFUSED_AT] = now + Math.max(0, wait);
+		if (wait > 0) setTimeout(send, wait).unref();
 		else send();
 	}
 }
