@@ -38,6 +38,8 @@ import type { LoadedModel, LoadOptions } from "./runtime/types.ts";
 export interface LoadModelOptions extends LoadOptions {
 	/** Registry for `name@alias` references: a URI (`sqlite:path`) or an open store. Default: MLSHIP_REGISTRY or ./.mlship/registry.db. */
 	registry?: string | ModelStore;
+	/** Told of each batch the model's scheduler runs (metrics). */
+	observer?: SchedulerObserver;
 }
 
 function isTensorArray(x: readonly unknown[]): x is Tensor[] {

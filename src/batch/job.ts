@@ -3,6 +3,7 @@ import { readFile } from "node:fs/promises";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { loadModel } from "../model.ts";
+import type { RunnerMetrics } from "../monitor/metrics.ts";
 import { MlshipError } from "../protocol/errors.ts";
 import { describeIssues } from "../protocol/issues.ts";
 import { type PendingSummary, runPending } from "./pending.ts";
@@ -188,13 +189,17 @@ export async function runJob(
 	opts: {
 		onProgress?: (rows: number, total: number | undefined) => void;
 		signal?: AbortSignal;
+		/** Serve's metrics for this run (`batch schedule --metrics-port`). */
+		metrics?: RunnerMetrics;
 	} = {},
 ): Promise<BatchRunSummary | PendingSummary> {
 	const model = await loadModel(job.model, {
 		mode: "pool",
 		...(job.registry ? { registry: job.registry } : {}),
 		...(job.workers ? { workers: job.workers } : {}),
+		...(opts.metrics ? { observer: opts.metrics.observer } : {}),
 	});
+	opts.metrics?.bind(model.name, model.version);
 	const common = {
 		sink: job.sink,
 		onError: job.on_error,
@@ -211,8 +216,9 @@ export async function runJob(
 				done: job.pending.done,
 				markColumn: job.pending.mark_column,
 				...(opts.signal ? { signal: opts.signal } : {}),
+				...(opts.metrics ? { onChunk: opts.metrics.totals } : {}),
 			});
-		return await runBatch(model, {
+		const summary = await runBatch(model, {
 			...common,
 			source: job.source as string,
 			...(job.max_rejected !== undefined
@@ -221,6 +227,8 @@ export async function runJob(
 			...(job.resume ? { resume: true } : {}),
 			...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
 		});
+		opts.metrics?.totals(summary.rows_scored, summary.rows_rejected);
+		return summary;
 	} finally {
 		await model.close();
 	}

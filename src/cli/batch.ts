@@ -15,6 +15,11 @@ import {
 	untilStopped,
 	wholeNumber,
 } from "./common.ts";
+import {
+	metricsPortOption,
+	runnerMetrics,
+	startCommandMetrics,
+} from "./metrics-port.ts";
 import { scoringOptions, withScoringModel } from "./scoring.ts";
 
 interface RunOpts {
@@ -151,10 +156,11 @@ interface ScheduleOpts {
 	timezone?: string;
 	maxRuns?: number;
 	json?: boolean;
+	metricsPort?: number;
 }
 
 function scheduleCommand(): Command {
-	const cmd = new Command("schedule")
+	const cmd = metricsPortOption(new Command("schedule"))
 		.description(
 			"Run a job file on a cron schedule as a long-running process. Never two runs at once: a run that is due while the previous one still runs is skipped and reported as missed, as are runs the process slept through. One line per event (JSON with --json). SIGTERM stops scheduling and waits for a running job.",
 		)
@@ -181,18 +187,34 @@ function scheduleCommand(): Command {
 				const timezone = opts.timezone ?? job.timezone;
 				const cron = new Cron(expr, timezone ? { timezone } : {});
 				let failed = false;
+				const metrics = await runnerMetrics(opts.metricsPort);
+				// Ready from the start: the schedule's work is waiting for its next run.
+				const closeMetrics = await startCommandMetrics(opts.metricsPort, {
+					metrics: metrics ? [() => metrics.exposition()] : [],
+					ready: () => true,
+				});
 				await untilStopped((signal) =>
-					runSchedule(cron, () => runJob(job, { signal }), {
-						signal,
-						...(opts.maxRuns !== undefined ? { maxRuns: opts.maxRuns } : {}),
-						onEvent: (e) => {
-							if (e.event === "failed") failed = true;
-							process.stdout.write(
-								opts.json ? `${JSON.stringify(e)}\n` : `${describeEvent(e)}\n`,
-							);
+					runSchedule(
+						cron,
+						() => runJob(job, { signal, ...(metrics ? { metrics } : {}) }),
+						{
+							signal,
+							...(opts.maxRuns !== undefined ? { maxRuns: opts.maxRuns } : {}),
+							onEvent: (e) => {
+								if (e.event === "failed") {
+									failed = true;
+									metrics?.failed();
+								}
+								process.stdout.write(
+									opts.json
+										? `${JSON.stringify(e)}\n`
+										: `${describeEvent(e)}\n`,
+								);
+							},
 						},
-					}),
+					),
 				);
+				await closeMetrics();
 				// With --max-runs (a bounded schedule), a failed run makes the process fail too.
 				if (failed && opts.maxRuns !== undefined)
 					process.exitCode = EXIT.MLSHIP_INTERNAL;
@@ -201,7 +223,7 @@ function scheduleCommand(): Command {
 	return example(
 		cmd,
 		'mlship batch schedule nightly.yaml --cron "0 2 * * *"',
-		'mlship batch schedule every-5-min.yaml --cron "*/5 * * * *" --json',
+		'mlship batch schedule every-5-min.yaml --cron "*/5 * * * *" --json --metrics-port 9464',
 		'mlship batch schedule weekdays.yaml --cron "0 6 * * MON-FRI" --timezone Europe/Berlin',
 	);
 }
@@ -231,10 +253,11 @@ interface WorkOpts extends Omit<RunOpts, "model" | "sink"> {
 	markColumn: string;
 	follow?: boolean;
 	pollMs: number;
+	metricsPort?: number;
 }
 
 function workCommand(): Command {
-	const cmd = new Command("work");
+	const cmd = metricsPortOption(new Command("work"));
 	scoringOptions(cmd, 1000)
 		.description(
 			"Pending-records pattern on PostgreSQL: claim pending rows in chunks (FOR UPDATE SKIP LOCKED), score them, and write the predictions in the transaction that marks (or deletes) them. Kill it and run it again, or run many at once on one table: every row is scored exactly once. Exits when no row is pending (or keeps polling with --follow; SIGTERM finishes the current chunk).",
@@ -293,34 +316,51 @@ function workCommand(): Command {
 			"print a JSON summary (rows claimed, scored, rejected, chunks, model version, duration)",
 		)
 		.action(
-			action((opts: WorkOpts) =>
-				withScoringModel("work", opts, async (model, progress) => {
-					const s = await untilStopped((signal) =>
-						runPending(model, {
-							table: opts.table,
-							sink: opts.sink,
-							key: opts.key,
-							done: opts.done,
-							markColumn: opts.markColumn,
-							onError: opts.onError,
-							chunkRows: opts.chunkRows,
-							pollMs: opts.pollMs,
-							signal,
-							...(opts.keep ? { keep: opts.keep } : {}),
-							...(opts.errors ? { errors: opts.errors } : {}),
-							...(opts.follow ? { follow: true } : {}),
-							onChunk: (scored) => progress.update(scored),
-						}),
-					);
-					progress.done(s.rows_scored);
-					printSummary(Boolean(opts.json), s);
-				}),
-			),
+			action(async (opts: WorkOpts) => {
+				const metrics = await runnerMetrics(opts.metricsPort);
+				const closeMetrics = await startCommandMetrics(opts.metricsPort, {
+					metrics: metrics ? [() => metrics.exposition()] : [],
+					ready: () => metrics?.ready ?? false,
+				});
+				await withScoringModel(
+					"work",
+					opts,
+					async (model, progress) => {
+						const s = await untilStopped((signal) =>
+							runPending(model, {
+								table: opts.table,
+								sink: opts.sink,
+								key: opts.key,
+								done: opts.done,
+								markColumn: opts.markColumn,
+								onError: opts.onError,
+								chunkRows: opts.chunkRows,
+								pollMs: opts.pollMs,
+								signal,
+								...(opts.keep ? { keep: opts.keep } : {}),
+								...(opts.errors ? { errors: opts.errors } : {}),
+								...(opts.follow ? { follow: true } : {}),
+								onChunk: (scored, rejected) => {
+									progress.update(scored);
+									metrics?.totals(scored, rejected);
+								},
+							}),
+						);
+						progress.done(s.rows_scored);
+						printSummary(Boolean(opts.json), s);
+					},
+					metrics,
+				).catch((err: unknown) => {
+					metrics?.failed();
+					throw err;
+				});
+				await closeMetrics();
+			}),
 		);
 	return example(
 		cmd,
 		"mlship batch work -m churn@production -t 'postgres://app@db/prod?table=features' -o 'postgres://app@db/prod?table=scores' --json",
-		"mlship batch work -m churn@production -t 'postgres://app@db/prod?table=inbox' -o 'postgres://app@db/prod?table=scores' --done delete --follow",
+		"mlship batch work -m churn@production -t 'postgres://app@db/prod?table=inbox' -o 'postgres://app@db/prod?table=scores' --done delete --follow --metrics-port 9464",
 	);
 }
 

@@ -27,7 +27,8 @@ export const COMMANDS: readonly LazyCommand[] = [
 	{
 		name: "models",
 		term: "models",
-		summary: "Manage the model registry: register, list, show, alias, rm, restore",
+		summary:
+			"Manage the model registry: register, list, show, alias, rm, restore",
 		load: async () => (await import("./models.ts")).modelsCommand(),
 	},
 	{

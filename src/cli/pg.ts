@@ -8,6 +8,11 @@ import {
 	untilStopped,
 	wholeNumber,
 } from "./common.ts";
+import {
+	metricsPortOption,
+	runnerMetrics,
+	startCommandMetrics,
+} from "./metrics-port.ts";
 
 interface DbOpts {
 	db: string;
@@ -28,7 +33,14 @@ const dbOption = (cmd: Command) =>
 		.option("--json", "print machine-readable JSON");
 
 /** Runs the worker until SIGTERM/SIGINT (or, with once, until the queue is empty). */
-async function work(opts: DbOpts & { once?: boolean; chunkRows?: number }) {
+async function work(
+	opts: DbOpts & { once?: boolean; chunkRows?: number; metricsPort?: number },
+) {
+	const metrics = await runnerMetrics(opts.metricsPort);
+	const closeMetrics = await startCommandMetrics(opts.metricsPort, {
+		metrics: metrics ? [() => metrics.exposition()] : [],
+		ready: () => metrics?.ready ?? false,
+	});
 	const s = await untilStopped((signal) =>
 		runAttachedWorker({
 			db: opts.db,
@@ -37,8 +49,13 @@ async function work(opts: DbOpts & { once?: boolean; chunkRows?: number }) {
 			signal,
 			...(opts.once ? { once: true } : {}),
 			...(opts.chunkRows ? { chunkRows: opts.chunkRows } : {}),
+			...(metrics ? { metrics } : {}),
 		}),
-	);
+	).catch((err: unknown) => {
+		metrics?.failed();
+		throw err;
+	});
+	await closeMetrics();
 	output(
 		Boolean(opts.json),
 		s,
@@ -96,15 +113,21 @@ export function pgCommand(): Command {
 				},
 			),
 		);
-	const workerCmd = dbOption(new Command("worker"))
+	const workerCmd = metricsPortOption(dbOption(new Command("worker")))
 		.description(
 			"Fill the prediction column of queued rows of an attached table (waits for new rows; several workers can share a queue). SIGTERM finishes the current chunk and exits.",
 		)
 		.option("--once", "exit when the queue is empty")
 		.option("--chunk-rows <n>", "rows per transaction", wholeNumber())
 		.action(
-			action(async (opts: DbOpts & { once?: boolean; chunkRows?: number }) =>
-				work(opts),
+			action(
+				async (
+					opts: DbOpts & {
+						once?: boolean;
+						chunkRows?: number;
+						metricsPort?: number;
+					},
+				) => work(opts),
 			),
 		);
 	const detachCmd = dbOption(new Command("detach"))
@@ -134,7 +157,7 @@ export function pgCommand(): Command {
 	);
 	example(
 		workerCmd,
-		"mlship pg worker --db postgres://app@db/prod --table customers --column churn_p",
+		"mlship pg worker --db postgres://app@db/prod --table customers --column churn_p --metrics-port 9464",
 	);
 	example(
 		detachCmd,

@@ -1,6 +1,7 @@
 // `mlship serve`: Open Inference Protocol v2 over REST and gRPC for bundles and registry models.
 import { Command } from "commander";
 import { MlshipError } from "../protocol/errors.ts";
+import { banner, prettyLogs } from "../server/logging.ts";
 import { defaultModelName, startServer } from "../server/server.ts";
 import {
 	parseModelArg,
@@ -23,6 +24,9 @@ interface ServeOpts {
 	workers?: string;
 	logLevel?: string;
 	lazy?: boolean;
+	keepGoing?: boolean;
+	logFormat?: string;
+	accessLog?: boolean;
 	maxLoadedModels?: string;
 	memoryBudget?: string;
 	entityKey?: string[];
@@ -72,6 +76,10 @@ export function serveCommand(): Command {
 		)
 		.option("--lazy", "load models on their first request instead of at start")
 		.option(
+			"--keep-going",
+			"serve the models that loaded when another fails at start (default: exit non-zero)",
+		)
+		.option(
 			"--max-loaded-models <n>",
 			"most models loaded at once; least recently used are unloaded (0 = no limit)",
 		)
@@ -90,6 +98,14 @@ export function serveCommand(): Command {
 			(v: string, acc: string[] = []) => [...acc, v],
 		)
 		.option("--log-level <level>", "fatal|error|warn|info|debug|trace|silent")
+		.option(
+			"--log-format <format>",
+			"auto (pretty with a banner on a terminal, else JSON lines) | json | pretty",
+		)
+		.option(
+			"--access-log",
+			"log each request: method, path, status, duration, request id, model, version (off by default: costs nothing)",
+		)
 		.action(
 			action(async (opts: ServeOpts) => {
 				const models = await Promise.all(
@@ -109,7 +125,10 @@ export function serveCommand(): Command {
 					timeout_ms: opts.timeoutMs,
 					workers: opts.workers,
 					log_level: opts.logLevel,
+					log_format: opts.logFormat,
+					access_log: opts.accessLog,
 					lazy: opts.lazy,
+					keep_going: opts.keepGoing,
 					max_loaded_models: opts.maxLoadedModels,
 					memory_budget: opts.memoryBudget,
 				};
@@ -126,7 +145,31 @@ export function serveCommand(): Command {
 						"no models to serve: pass --model (or models: in --config, or MLSHIP_MODELS)",
 					);
 				}
-				const server = await startServer(settings);
+				const server = await startServer(settings).catch((err: unknown) => {
+					// Whatever start-up could not close must not keep a useless process alive: the error is reported
+					// by action() and the process ends within a second either way.
+					setTimeout(() => {
+						process.stderr.write(
+							"warning: handles were still open 1 s after a failed start; exiting\n",
+						);
+						process.exit();
+					}, 1000).unref();
+					throw err;
+				});
+				if (prettyLogs(settings.log_format))
+					process.stdout.write(
+						`${banner({
+							host: settings.host,
+							httpPort: server.httpPort,
+							grpcPort: server.grpcPort,
+							registry: server.dataPlane.registry()
+								? (settings.registry ??
+									process.env.MLSHIP_REGISTRY ??
+									"sqlite:.mlship/registry.db")
+								: undefined,
+							models: server.dataPlane.repositoryIndex(),
+						})}\n`,
+					);
 				const stop = (signal: string) => {
 					server.logger.info(
 						{ signal },

@@ -4,6 +4,7 @@ import pino from "pino";
 import { isStdio } from "../stream/connectors/index.ts";
 import { runStream } from "../stream/run.ts";
 import { action, example, wholeNumber } from "./common.ts";
+import { metricsPortOption, startCommandMetrics } from "./metrics-port.ts";
 
 interface StreamOpts {
 	model: string;
@@ -19,10 +20,11 @@ interface StreamOpts {
 	logLevel: string;
 	json?: boolean;
 	exactlyOnce?: boolean;
+	metricsPort?: number;
 }
 
 export function streamCommand(): Command {
-	const cmd = new Command("stream")
+	const cmd = metricsPortOption(new Command("stream"))
 		.description(
 			"Score a stream: read requests from --from, produce results to --to (at least once), bad messages to --dlq",
 		)
@@ -87,6 +89,31 @@ export function streamCommand(): Command {
 					{ level: opts.logLevel, base: { pid: process.pid } },
 					pino.destination(2),
 				);
+				let running: Awaited<ReturnType<typeof runStream>> | undefined;
+				if (opts.metricsPort !== undefined) {
+					const { streamRowMetrics } = await import("../monitor/metrics.ts");
+					const rows = streamRowMetrics(() => ({
+						model: running?.model ?? "",
+						versions: running?.stats.versions ?? {},
+						dead: running?.stats.dead ?? 0,
+					}));
+					await startCommandMetrics(
+						opts.metricsPort,
+						{
+							metrics: [
+								async () => ({
+									contentType: rows.contentType,
+									body: await rows.metrics(),
+								}),
+								() =>
+									running?.metrics() ??
+									Promise.resolve({ contentType: "", body: "" }),
+							],
+							ready: () => running?.ready() ?? false,
+						},
+						(port) => log.info({ metrics_port: port }, "metrics serving"),
+					);
+				}
 				const s = await runStream({
 					model: opts.model,
 					from: opts.from,
@@ -106,6 +133,7 @@ export function streamCommand(): Command {
 							e.type === "updated" ? "model updated" : "model update failed",
 						),
 				});
+				running = s;
 				const stop = (signal: string) => {
 					if (s.stopping) {
 						log.warn({ signal }, "second signal: exiting without draining");
@@ -141,7 +169,7 @@ export function streamCommand(): Command {
 		cmd,
 		"mlship stream --model churn@production --from kafka://localhost:9092/requests --to kafka://localhost:9092/scores --dlq kafka://localhost:9092/dead",
 		"mlship stream -m examples/iris --from redis://127.0.0.1:6379/requests --to redis://127.0.0.1:6379/scores --group scorers",
-		"mlship stream -m iris-logreg@production --from nats://127.0.0.1:4222/REQUESTS/requests.iris --to nats://127.0.0.1:4222/SCORES/scores.iris",
+		"mlship stream -m iris-logreg@production --from nats://127.0.0.1:4222/REQUESTS/requests.iris --to nats://127.0.0.1:4222/SCORES/scores.iris --metrics-port 9464",
 		'echo \'{"sepal_length":5.1,"sepal_width":3.5,"petal_length":1.4,"petal_width":0.2}\' | mlship stream -m examples/iris --from - --to -',
 	);
 }

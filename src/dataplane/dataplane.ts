@@ -1,5 +1,6 @@
 // The data plane: served models by name/version, each behind its scheduler, with metrics. Adapters call only this.
 import { artifactBytes, readBundle } from "../bundle/bundle.ts";
+import { featureSpecs } from "../codec/feature-specs.ts";
 import {
 	encodeColumns,
 	encodeRecords,
@@ -325,9 +326,11 @@ class ServingDataPlane implements DataPlane {
 			inputs: s.model.signature.inputs,
 			outputs: s.model.signature.outputs,
 			features: s.model.features,
+			featureSpecs: featureSpecs(s.model.manifest, s.model.plan),
 			state: e.state,
 		};
 		if (s.model.manifest.labels) info.labels = s.model.manifest.labels;
+		if (s.model.manifest.task) info.task = s.model.manifest.task;
 		return info;
 	}
 

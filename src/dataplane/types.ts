@@ -1,4 +1,5 @@
 // The protocol-neutral data plane every entry point (REST, gRPC, stream, batch, SQL) calls.
+import type { FeatureSpec } from "../codec/feature-specs.ts";
 import type { Row } from "../codec/table.ts";
 import type {
 	InferenceRequest,
@@ -23,6 +24,10 @@ export interface ModelInfo {
 	/** Table columns the model reads (records/columns route). */
 	features: string[];
 	labels?: string[];
+	/** The bundle's task (classification, regression, other), when it says. */
+	task?: string;
+	/** Each feature column: datatype and the values it accepts (metadata `parameters`, OpenAPI schemas). */
+	featureSpecs?: FeatureSpec[];
 	state: ModelState;
 }
 

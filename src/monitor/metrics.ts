@@ -90,8 +90,132 @@ export class Metrics {
 		registers: [this.registry],
 	});
 
+	readonly rows = rowsCounter(this.registry);
+
 	constructor(processMetrics = true) {
 		if (processMetrics)
 			collectDefaultMetrics({ register: this.registry, prefix: "mlship_" });
 	}
+}
+
+/** `mlship_rows_total`: rows (or messages) a long-running pattern scored, by outcome. */
+function rowsCounter(
+	registry: Registry,
+	collect?: (c: Counter<"model" | "version" | "outcome">) => void,
+) {
+	return new Counter({
+		name: "mlship_rows_total",
+		help: "Rows (stream: messages) by model, version and outcome (scored, rejected: bad values, dead: dead-lettered)",
+		labelNames: ["model", "version", "outcome"] as const,
+		registers: [registry],
+		...(collect
+			? {
+					collect(this: Counter<"model" | "version" | "outcome">) {
+						collect(this);
+					},
+				}
+			: {}),
+	});
+}
+
+/** The shape of a model scheduler's observer (see dataplane/scheduler.ts), so a runner can report into these metrics. */
+export interface BatchObserver {
+	batch(rows: number, computeSeconds: number): void;
+	request(queueSeconds: number): void;
+	depth(waiting: number): void;
+}
+
+/**
+ * Serve's metrics for a runner that scores rows with a model of its own (`batch work`, `batch schedule`,
+ * `pg worker`): pass `observer` when loading the model, `bind` its name and version once loaded (that makes
+ * it ready), and report the runner's cumulative row counts with `totals` after each chunk (one request each).
+ * @example const m = new RunnerMetrics(); const model = await loadModel(ref, { observer: m.observer }); m.bind(model.name, model.version);
+ */
+export class RunnerMetrics {
+	readonly metrics: Metrics;
+	#model = "";
+	#version = "";
+	#bound = false;
+	#queueSeconds = 0;
+	#scored = 0;
+	#rejected = 0;
+	readonly observer: BatchObserver = {
+		batch: (rows, secs) => {
+			const l = [this.#model, this.#version] as const;
+			this.metrics.batchSize.labels(...l).observe(rows);
+			this.metrics.computeTime.labels(...l).observe(secs);
+			// A runner's request is its batch: queue wait (none, mostly) plus compute is its latency.
+			this.metrics.latency.labels(...l).observe(this.#queueSeconds + secs);
+		},
+		request: (secs) => {
+			this.#queueSeconds = secs;
+			this.metrics.queueTime.labels(this.#model, this.#version).observe(secs);
+		},
+		depth: (n) =>
+			this.metrics.queueDepth.labels(this.#model, this.#version).set(n),
+	};
+
+	constructor(processMetrics = true) {
+		this.metrics = new Metrics(processMetrics);
+	}
+
+	/** A run loaded its model: names the model and version the metrics are labelled with; ready from then on. */
+	bind(model: string, version: number | string | null | undefined): void {
+		// Each bind starts a run, whose totals count from zero.
+		this.#scored = 0;
+		this.#rejected = 0;
+		this.#model = model;
+		// As serve labels it: a bundle outside a registry is version 1.
+		this.#version = String(version ?? 1);
+		this.#bound = true;
+		this.metrics.loaded.set(1);
+	}
+
+	get ready(): boolean {
+		return this.#bound;
+	}
+
+	/** A chunk finished: the run's cumulative scored and rejected rows (the increase is counted). Bound: pass it as a callback. */
+	readonly totals = (scored: number, rejected: number): void => {
+		const l = [this.#model, this.#version] as const;
+		if (scored > this.#scored)
+			this.metrics.rows.labels(...l, "scored").inc(scored - this.#scored);
+		if (rejected > this.#rejected)
+			this.metrics.rows.labels(...l, "rejected").inc(rejected - this.#rejected);
+		this.#scored = Math.max(this.#scored, scored);
+		this.#rejected = Math.max(this.#rejected, rejected);
+		this.metrics.requests.labels(...l, "ok").inc();
+	};
+
+	/** A run or chunk failed (the process may keep going, as `batch schedule` does). */
+	failed(): void {
+		this.metrics.requests.labels(this.#model, this.#version, "error").inc();
+	}
+
+	/** Prometheus exposition. */
+	async exposition(): Promise<{ contentType: string; body: string }> {
+		return {
+			contentType: this.metrics.registry.contentType,
+			body: await this.metrics.registry.metrics(),
+		};
+	}
+}
+
+/**
+ * `mlship_rows_total` on a registry of its own, filled at scrape time from a stream's live counters (the data
+ * plane's registry carries the request, latency and batch metrics beside it).
+ */
+export function streamRowMetrics(
+	read: () => { model: string; versions: Record<string, number>; dead: number },
+): Registry {
+	const registry = new Registry();
+	collectDefaultMetrics({ register: registry, prefix: "mlship_" });
+	rowsCounter(registry, (c) => {
+		const s = read();
+		c.reset();
+		for (const [version, n] of Object.entries(s.versions))
+			c.labels(s.model, version, "scored").inc(n);
+		if (s.dead > 0) c.labels(s.model, "", "dead").inc(s.dead);
+	});
+	return registry;
 }

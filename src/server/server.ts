@@ -1,13 +1,76 @@
 // `mlship serve` as a library: the data plane behind REST and gRPC, with graceful shutdown.
-import pino, { type Logger } from "pino";
+import type { Logger } from "pino";
 import { createDataPlane, type ModelSpec } from "../dataplane/dataplane.ts";
 import type { DataPlane } from "../dataplane/types.ts";
+import { MlshipError } from "../protocol/errors.ts";
 import type { startGrpcServer } from "./grpc/index.ts";
+import { createLogger } from "./logging.ts";
 import { createRestServer } from "./rest/index.ts";
 import type { ServerSettings } from "./settings.ts";
 
 // Kept here too for the callers that import it with the server.
 export { defaultModelName } from "../bundle/model-name.ts";
+
+/** How long a start-up failure may spend closing what it opened before the error is reported anyway. */
+const CLOSE_ON_FAILURE_MS = 500;
+
+async function closeWithin(ms: number, p: Promise<unknown>): Promise<void> {
+	let timer: NodeJS.Timeout | undefined;
+	await Promise.race([
+		p.catch(() => undefined),
+		new Promise<void>((r) => {
+			timer = setTimeout(r, ms);
+		}),
+	]);
+	clearTimeout(timer);
+}
+
+/** Each model asked for that is not loaded after start, as an error naming it, its source and the reason. */
+function failedModels(dp: DataPlane, settings: ServerSettings): MlshipError[] {
+	const byName = new Map(dp.repositoryIndex().map((e) => [e.name, e]));
+	const out: MlshipError[] = [];
+	for (const m of settings.models) {
+		const e = byName.get(m.name);
+		if (e?.state === "READY") continue;
+		const cause = (
+			dp as DataPlane & { loadErrors?: MlshipError[] }
+		).loadErrors?.find((x) => e?.reason?.includes(x.message));
+		const source = m.source === m.name ? "" : ` (${m.source})`;
+		out.push(
+			new MlshipError(
+				cause?.code ?? "MLSHIP_UNAVAILABLE",
+				`model '${m.name}'${source} failed to load: ${e?.reason || cause?.message || e?.state || "not loaded"}`,
+			),
+		);
+	}
+	return out;
+}
+
+/** A listen failure as the user's error: which transport and address, what the OS said, and which flag to change. */
+function listenError(
+	what: "HTTP" | "gRPC",
+	host: string,
+	port: number,
+	err: unknown,
+): MlshipError {
+	const text = err instanceof Error ? err.message : String(err);
+	const code =
+		(err as { code?: unknown })?.code ??
+		/\b(EADDRINUSE|EADDRNOTAVAIL|EACCES)\b/.exec(text)?.[1];
+	const flag = what === "HTTP" ? "--http-port" : "--grpc-port";
+	const where = `cannot listen for ${what} on ${host.includes(":") ? `[${host}]` : host}:${port}`;
+	let reason: string;
+	if (code === "EADDRINUSE")
+		reason = `the address is in use (EADDRINUSE): stop the process that holds it, or choose another ${flag}`;
+	else if (code === "EADDRNOTAVAIL")
+		reason = `${host} is not an address of this machine (EADDRNOTAVAIL): choose one of its addresses with --host, or 0.0.0.0 for all`;
+	else if (code === "EACCES")
+		reason = `permission denied (EACCES): ports below 1024 need privileges; choose another ${flag}`;
+	else reason = `${text}: check --host and ${flag}`;
+	return new MlshipError("MLSHIP_UNAVAILABLE", `${where}: ${reason}`, {
+		cause: err,
+	});
+}
 
 export interface RunningServer {
 	httpPort: number;
@@ -27,7 +90,7 @@ export async function startServer(
 	settings: ServerSettings,
 	logger?: Logger,
 ): Promise<RunningServer> {
-	const log = logger ?? pino({ level: settings.log_level });
+	const log = logger ?? (await createLogger(settings));
 	const load: Record<string, number> = {};
 	if (settings.workers) load.workers = settings.workers;
 	if (settings.intra_op_threads)
@@ -58,28 +121,57 @@ export async function startServer(
 	});
 	for (const e of dp.loadErrors)
 		log.error({ err: e.message }, "model failed to load");
+	const failed = settings.lazy ? [] : failedModels(dp, settings);
+	if (failed.length > 0 && !settings.keep_going) {
+		await closeWithin(CLOSE_ON_FAILURE_MS, dp.close());
+		throw new MlshipError(
+			failed[0]?.code ?? "MLSHIP_INTERNAL",
+			`${failed.map((f) => f.message).join("\n")}\nnot serving: fix ${failed.length === 1 ? "it" : "them"}, or pass --keep-going to serve the other models`,
+		);
+	}
 	for (const e of dp.repositoryIndex(true))
 		log.info({ model: e.name, version: e.version }, "model ready");
 	const rest = createRestServer(dp, {
 		bodyLimit: settings.body_limit_bytes,
 		requestTimeoutMs: settings.request_timeout_ms,
 		retryAfterSeconds: settings.retry_after_seconds,
+		accessLog: settings.access_log,
 		logger: log,
 	});
-	await rest.listen({ host: settings.host, port: settings.http_port });
-	const address = rest.server.address();
-	const httpPort =
-		typeof address === "object" && address ? address.port : settings.http_port;
 	let grpc: Awaited<ReturnType<typeof startGrpcServer>> | undefined;
-	if (settings.grpc_port >= 0)
-		// Loaded only when gRPC is on: grpc-js and the proto loader are most of the server's start-up.
-		grpc = await (await import("./grpc/index.ts")).startGrpcServer(dp, {
-			host: settings.host,
-			port: settings.grpc_port,
-			maxMessageBytes: settings.body_limit_bytes,
-			onInternalError: (err, method) =>
-				log.error({ err, method }, "grpc internal error"),
-		});
+	let httpPort: number;
+	try {
+		await rest
+			.listen({ host: settings.host, port: settings.http_port })
+			.catch((err: unknown) => {
+				throw listenError("HTTP", settings.host, settings.http_port, err);
+			});
+		const address = rest.server.address();
+		httpPort =
+			typeof address === "object" && address
+				? address.port
+				: settings.http_port;
+		if (settings.grpc_port >= 0)
+			// Loaded only when gRPC is on: grpc-js and the proto loader are most of the server's start-up.
+			grpc = await (await import("./grpc/index.ts"))
+				.startGrpcServer(dp, {
+					host: settings.host,
+					port: settings.grpc_port,
+					maxMessageBytes: settings.body_limit_bytes,
+					onInternalError: (err, method) =>
+						log.error({ err, method }, "grpc internal error"),
+				})
+				.catch((err: unknown) => {
+					throw listenError("gRPC", settings.host, settings.grpc_port, err);
+				});
+	} catch (err) {
+		// A server that cannot serve must not linger: close what did start so the process can exit.
+		await closeWithin(
+			CLOSE_ON_FAILURE_MS,
+			Promise.all([rest.close(), dp.close()]),
+		);
+		throw err;
+	}
 	log.info(
 		{ http: httpPort, grpc: grpc?.port ?? null, host: settings.host },
 		"mlship serving",

@@ -6,6 +6,16 @@ import { MlshipError } from "../protocol/errors.ts";
 import { describeIssues, fieldPath } from "../protocol/issues.ts";
 
 const int = (min: number) => z.coerce.number().int().min(min);
+/** A switch: a boolean, or true/false/1/0 from an env variable; off by default. */
+const flag = () =>
+	z
+		.union([
+			z.boolean(),
+			z
+				.enum(["true", "false", "1", "0"])
+				.transform((v) => v === "true" || v === "1"),
+		])
+		.default(false);
 
 export const ServerSettingsSchema = z
 	.object({
@@ -51,17 +61,12 @@ export const ServerSettingsSchema = z
 			.string()
 			.optional()
 			.describe("registry URI for registry references (MLSHIP_REGISTRY)"),
-		lazy: z
-			.union([
-				z.boolean(),
-				z
-					.enum(["true", "false", "1", "0"])
-					.transform((v) => v === "true" || v === "1"),
-			])
-			.default(false)
-			.describe(
-				"load models on their first request instead of at start (MLSHIP_LAZY)",
-			),
+		lazy: flag().describe(
+			"load models on their first request instead of at start (MLSHIP_LAZY)",
+		),
+		keep_going: flag().describe(
+			"serve the models that loaded when another fails at start (default: exit non-zero, as Triton's --exit-on-error) (MLSHIP_KEEP_GOING)",
+		),
 		max_loaded_models: int(0)
 			.default(0)
 			.describe(
@@ -120,6 +125,15 @@ export const ServerSettingsSchema = z
 		retry_after_seconds: int(0)
 			.default(1)
 			.describe("Retry-After sent with 503 (MLSHIP_RETRY_AFTER_SECONDS)"),
+		log_format: z
+			.enum(["auto", "json", "pretty"])
+			.default("auto")
+			.describe(
+				"log format: auto = pretty with a start-up banner on a terminal, JSON lines otherwise (MLSHIP_LOG_FORMAT)",
+			),
+		access_log: flag().describe(
+			"log one line per request: method, path, status, duration, request id, model, version (MLSHIP_ACCESS_LOG)",
+		),
 		log_level: z
 			.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
 			.default("info")

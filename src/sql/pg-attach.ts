@@ -15,6 +15,7 @@ import type {
 } from "../batch/types.ts";
 import { tableIdent } from "../batch/uri.ts";
 import { loadModel, type Model } from "../model.ts";
+import type { RunnerMetrics } from "../monitor/metrics.ts";
 import { DATATYPE_INFO } from "../protocol/datatypes.ts";
 import { invalidInput, MlshipError } from "../protocol/errors.ts";
 
@@ -371,6 +372,8 @@ export interface WorkerOptions {
 	pollMs?: number;
 	signal?: AbortSignal;
 	onChunk?: (scored: number, rejected: number) => void;
+	/** Serve's metrics for this worker (`pg worker --metrics-port`). */
+	metrics?: RunnerMetrics;
 }
 
 /**
@@ -396,7 +399,9 @@ export async function runAttachedWorker(opts: WorkerOptions): Promise<{
 		model = await loadModel(a.model, {
 			mode: "pool",
 			...(a.registry ? { registry: a.registry } : {}),
+			...(opts.metrics ? { observer: opts.metrics.observer } : {}),
 		});
+		opts.metrics?.bind(model.name, model.version);
 		// The stored type names are only used as PostgreSQL resolves them, quoted: never pasted in as stored.
 		const keyType = await storedType(c, a, "key_type");
 		const columnType = await storedType(c, a, "column_type");
@@ -482,6 +487,7 @@ export async function runAttachedWorker(opts: WorkerOptions): Promise<{
 				if (wroteErrors) errorsCreated = true;
 				totals.chunks++;
 				opts.onChunk?.(totals.scored, totals.rejected);
+				opts.metrics?.totals(totals.scored, totals.rejected);
 			} catch (err) {
 				await c.query("ROLLBACK").catch(() => {});
 				throw err;

@@ -48,6 +48,12 @@ export interface RunningStream {
 	stop(): void;
 	readonly stopping: boolean;
 	readonly done: Promise<StreamStats>;
+	/** Live counters of the run (for metrics). */
+	readonly stats: StreamStats;
+	/** The model is loaded and messages are being read. */
+	ready(): boolean;
+	/** The data plane's Prometheus metrics (requests, latency, batch sizes by model and version). */
+	metrics(): Promise<{ contentType: string; body: string }>;
 }
 
 /**
@@ -138,6 +144,9 @@ export async function runStream(opts: StreamOptions): Promise<RunningStream> {
 				return p.stopping;
 			},
 			done,
+			stats: p.stats,
+			ready: () => !p.stopping && dp.ready(),
+			metrics: () => dp.metrics(),
 		};
 	} catch (err) {
 		await closeAll();

@@ -29,7 +29,15 @@ export function dataFromBytes(
 ): TensorData {
 	const where = `input '${name}'`;
 	const info = DATATYPE_INFO[datatype];
-	if (info.array === null) return bytesElements(where, n, bytes);
+	if (info.array === null) {
+		// Every BYTES element carries a 4-byte length, so the bytes present bound the element count: check that
+		// before allocating anything from a shape the client chose.
+		if (n * 4 > bytes.length)
+			throw invalidInput(
+				`${where}: shape ${JSON.stringify(shape)} of BYTES needs at least 4 bytes per element (${n} × 4), but binary_data_size is ${bytes.length}`,
+			);
+		return bytesElements(where, n, bytes);
+	}
 	const want = n * info.size;
 	if (bytes.length !== want)
 		throw invalidInput(
@@ -50,6 +58,7 @@ export function dataFromBytes(
 	return out;
 }
 
+/** Decodes `n` length-prefixed BYTES elements; the caller has checked that `n × 4` bytes are present. */
 function bytesElements(where: string, n: number, bytes: Uint8Array): string[] {
 	const out = new Array<string>(n);
 	const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);

@@ -1,6 +1,8 @@
 // What every REST route shares: the data plane and the per-request timeout rules.
+import type { FastifyRequest } from "fastify";
 import type { DataPlane, InferOptions } from "../../dataplane/types.ts";
-import { invalidInput } from "../../protocol/errors.ts";
+import { invalidInput, MlshipError } from "../../protocol/errors.ts";
+import type { Admission } from "./admission.ts";
 
 /** Per-request timeout header (milliseconds); `parameters.timeout` (microseconds, Triton) works too. */
 export const TIMEOUT_HEADER = "x-request-timeout-ms";
@@ -11,6 +13,21 @@ export interface RestContext {
 	dp: DataPlane;
 	/** Upper bound of the timeout a client may ask for, in ms (undefined = no bound). */
 	maxTimeoutMs: number | undefined;
+	/** Refuses requests to a full model before their body is read. */
+	admission: Admission;
+	/** The access log is on: handlers record the served version for it. */
+	accessLog: boolean;
+}
+
+/** Rethrows `err`, first telling admission control when the data plane refused the request as overloaded. */
+export function overloaded(
+	ctx: RestContext,
+	req: FastifyRequest,
+	err: unknown,
+): never {
+	if (err instanceof MlshipError && err.code === "MLSHIP_OVERLOADED")
+		ctx.admission.overflowed(req);
+	throw err;
 }
 
 /**

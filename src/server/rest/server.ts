@@ -5,12 +5,15 @@ import Fastify, {
 	LogController,
 } from "fastify";
 import type { DataPlane } from "../../dataplane/types.ts";
+import { registerAccessLog } from "../logging.ts";
+import { Admission } from "./admission.ts";
 import { registerRawBodyParser } from "./body.ts";
 import type { RestContext } from "./context.ts";
 import { registerErrorHandlers } from "./errors.ts";
 import { registerHealthRoutes } from "./routes/health.ts";
 import { registerInferRoutes } from "./routes/infer.ts";
 import { registerMetricsRoute } from "./routes/metrics.ts";
+import { registerOpenApiRoute } from "./routes/openapi.ts";
 import { registerPredictRoutes } from "./routes/predict.ts";
 import { registerRepositoryRoutes } from "./routes/repository.ts";
 
@@ -28,14 +31,31 @@ export interface RestServerOptions {
 	logger?: FastifyBaseLogger | false;
 	/** Retry-After (seconds) sent with every 503. Default 1. */
 	retryAfterSeconds?: number;
+	/**
+	 * Log one line per request (method, path, status, duration, request id — `x-request-id` when the client sends
+	 * one —, model, version). Default false: then no per-request hook is registered.
+	 */
+	accessLog?: boolean;
 }
 
 export const DEFAULT_BODY_LIMIT = 64 * 1024 * 1024;
 
+const ROUTES = new WeakMap<
+	FastifyInstance,
+	{ method: string; url: string }[]
+>();
+
+/** Every route a REST server registered (method and fastify URL pattern), e.g. to check the OpenAPI document covers them. */
+export function registeredRoutes(
+	app: FastifyInstance,
+): readonly { method: string; url: string }[] {
+	return ROUTES.get(app) ?? [];
+}
+
 /**
  * Builds the REST server (not listening: call `.listen({ host, port })`). Routes: `GET /v2`, `/v2/health/live`,
  * `/v2/health/ready`, model metadata and ready, `POST .../infer` (JSON and binary tensor data), `.../predict`,
- * the model repository extension, and `GET /metrics`. Every error is `{"error": "..."}`.
+ * the model repository extension, `GET /metrics` and `GET /v2/openapi.json`. Every error is `{"error": "..."}`.
  * @example
  * const app = createRestServer(await createDataPlane({ models: [{ name: "iris", source: "bundles/iris" }] }));
  * await app.listen({ host: "127.0.0.1", port: 8080 });
@@ -55,17 +75,32 @@ export function createRestServer(
 		...(opts.logger ? { loggerInstance: opts.logger } : { logger: false }),
 		logController: new LogController({ disableRequestLogging: true }),
 		return503OnClosing: true,
+		...(opts.accessLog ? { requestIdHeader: "x-request-id" } : {}),
 	});
-	const ctx: RestContext = { dp, maxTimeoutMs: timeout };
+	const retryAfterSeconds = opts.retryAfterSeconds ?? 1;
+	const ctx: RestContext = {
+		dp,
+		maxTimeoutMs: timeout,
+		admission: new Admission(retryAfterSeconds),
+		accessLog: opts.accessLog === true,
+	};
+	if (ctx.accessLog) registerAccessLog(app);
+	const routes: { method: string; url: string }[] = [];
+	ROUTES.set(app, routes);
+	app.addHook("onRoute", (r) => {
+		for (const method of [r.method].flat())
+			if (method !== "HEAD") routes.push({ method, url: r.url });
+	});
 	registerRawBodyParser(app);
 	registerErrorHandlers(app, {
 		bodyLimit,
-		retryAfterSeconds: opts.retryAfterSeconds ?? 1,
+		retryAfterSeconds,
 	});
 	registerHealthRoutes(app, ctx);
 	registerInferRoutes(app, ctx);
 	registerPredictRoutes(app, ctx);
 	registerRepositoryRoutes(app, ctx);
 	registerMetricsRoute(app, ctx);
+	registerOpenApiRoute(app, ctx);
 	return app;
 }

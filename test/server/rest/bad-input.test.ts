@@ -267,6 +267,40 @@ describe("bad input is refused with a useful 4xx, and the server keeps serving",
 		);
 	});
 
+	it("binary BYTES with a shape far larger than its bytes → 400 before anything is allocated (issue 11.26)", async () => {
+		const others = ridge.filter((t) => t.name !== "sex");
+		for (const [shape, size] of [
+			[[30_000_000], 0],
+			[[1e9, 1e9], 8],
+			[[2 ** 40], 4],
+		] as const) {
+			const { body: rest, headerLength: restLength } = binaryBody({}, others);
+			const header = JSON.parse(rest.toString("utf8", 0, restLength)) as {
+				inputs: unknown[];
+			};
+			header.inputs.push({
+				name: "sex",
+				datatype: "BYTES",
+				shape,
+				parameters: { binary_data_size: size },
+			});
+			const json = Buffer.from(JSON.stringify(header));
+			const body = Buffer.concat([
+				json,
+				rest.subarray(restLength),
+				Buffer.alloc(size),
+			]);
+			const before = process.memoryUsage().rss;
+			assertError(
+				await post(infer("ridge"), body, { [HEADER]: String(json.length) }),
+				new RegExp(
+					`input 'sex': shape ${JSON.stringify(shape).replace(/[[\]]/g, "\\$&")} of BYTES needs at least 4 bytes per element .*binary_data_size is ${size}`,
+				),
+			);
+			assert.ok(process.memoryUsage().rss - before < 64 * 2 ** 20);
+		}
+	});
+
 	it("unknown model → 404; unknown version → 404", async () => {
 		assertError(
 			await post(infer("nope"), irisRequest()),

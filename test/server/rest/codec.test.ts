@@ -199,7 +199,18 @@ describe("REST codec", () => {
 		);
 		refuse(
 			() => dataFromBytes("s", "BYTES", [1], 1, Uint8Array.of(1, 0)),
-			/too few for its 4-byte length/,
+			/input 's': shape \[1\] of BYTES needs at least 4 bytes per element \(1 × 4\), but binary_data_size is 2/,
+		);
+		refuse(
+			() =>
+				dataFromBytes(
+					"s",
+					"BYTES",
+					[2],
+					2,
+					Uint8Array.of(3, 0, 0, 0, 97, 98, 99, 1, 0),
+				),
+			/BYTES element 1: 2 bytes left, too few for its 4-byte length/,
 		);
 		refuse(
 			() =>

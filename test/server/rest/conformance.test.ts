@@ -81,6 +81,16 @@ describe("OIP v2 REST conformance", () => {
 				{ name: "label", datatype: "INT64", shape: [-1] },
 				{ name: "probabilities", datatype: "FP32", shape: [-1, 3] },
 			],
+			parameters: {
+				features: [
+					{ name: "sepal_length", datatype: "FP32" },
+					{ name: "sepal_width", datatype: "FP32" },
+					{ name: "petal_length", datatype: "FP32" },
+					{ name: "petal_width", datatype: "FP32" },
+				],
+				labels: ["setosa", "versicolor", "virginica"],
+				task: "classification",
+			},
 		});
 		const v = await get(`${s.url}/v2/models/iris-logreg/versions/1`);
 		assert.equal(v.status, 200);

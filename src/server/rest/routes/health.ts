@@ -1,5 +1,6 @@
 // Server metadata, liveness, readiness, model metadata and model readiness (OIP v2 REST).
 import type { FastifyInstance } from "fastify";
+import type { ModelInfo } from "../../../dataplane/types.ts";
 import type { RestContext } from "../context.ts";
 
 /** Extensions this transport adds to the data plane's own list. */
@@ -8,6 +9,21 @@ const REST_EXTENSIONS = ["binary_tensor_data", "model_repository"];
 export interface ModelParams {
 	model: string;
 	version?: string;
+}
+
+/**
+ * mlship's model metadata `parameters`: what an HTTP client needs to call `/predict` (feature columns with their
+ * datatype and allowed values, class labels, task), beyond the tensor shapes OIP defines.
+ */
+export function modelParameters(info: ModelInfo): Record<string, unknown> {
+	const out: Record<string, unknown> = {
+		features:
+			info.featureSpecs ??
+			info.features.map((name) => ({ name, datatype: "unknown" })),
+	};
+	if (info.labels) out.labels = info.labels;
+	if (info.task) out.task = info.task;
+	return out;
 }
 
 /** Registers `GET /v2`, `/v2/health/*`, `/v2/models/:model[/versions/:version][/ready]`. */
@@ -43,6 +59,7 @@ export function registerHealthRoutes(
 			platform: info.platform,
 			inputs: info.inputs,
 			outputs: info.outputs,
+			parameters: modelParameters(info),
 		};
 	};
 	app.get<{ Params: ModelParams }>("/v2/models/:model", (req) =>

@@ -1,8 +1,9 @@
 // POST /v2/models/:model[/versions/:version]/infer: decode (JSON or binary), DataPlane.infer, encode.
 import { randomUUID } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { markServed } from "../../logging.ts";
 import { HEADER_LENGTH } from "../body.ts";
-import { inferOptions, type RestContext } from "../context.ts";
+import { inferOptions, overloaded, type RestContext } from "../context.ts";
 import { decodeInfer } from "../infer-request.ts";
 import { encodeInferResponse } from "../infer-response.ts";
 import type { ModelParams } from "./health.ts";
@@ -21,12 +22,10 @@ export function registerInferRoutes(
 			req.headers[HEADER_LENGTH],
 		);
 		const opts = inferOptions(ctx, req.headers, timeoutMs);
-		const res = await ctx.dp.infer(
-			req.params.model,
-			req.params.version,
-			request,
-			opts,
-		);
+		const res = await ctx.dp
+			.infer(req.params.model, req.params.version, request, opts)
+			.catch((err: unknown) => overloaded(ctx, req, err));
+		if (ctx.accessLog) markServed(req, res.model_version ?? "");
 		const id = res.id ?? request.id ?? randomUUID();
 		const { body, headerLength } = encodeInferResponse(res, id, binaryOutput);
 		if (headerLength === undefined) reply.type("application/json");
@@ -36,6 +35,15 @@ export function registerInferRoutes(
 				.header("inference-header-content-length", String(headerLength));
 		return reply.send(body);
 	};
-	app.post("/v2/models/:model/infer", handler);
-	app.post("/v2/models/:model/versions/:version/infer", handler);
+	const onRequest = ctx.admission.onRequest;
+	app.post<{ Params: ModelParams }>(
+		"/v2/models/:model/infer",
+		{ onRequest },
+		handler,
+	);
+	app.post<{ Params: ModelParams }>(
+		"/v2/models/:model/versions/:version/infer",
+		{ onRequest },
+		handler,
+	);
 }

@@ -2,8 +2,9 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Row } from "../../../codec/table.ts";
 import { invalidInput } from "../../../protocol/errors.ts";
+import { markServed } from "../../logging.ts";
 import { isObject, jsonBody, kindOf } from "../body.ts";
-import { inferOptions, type RestContext } from "../context.ts";
+import { inferOptions, overloaded, type RestContext } from "../context.ts";
 import type { ModelParams } from "./health.ts";
 
 const SHAPES =
@@ -52,15 +53,28 @@ export function registerPredictRoutes(
 	app: FastifyInstance,
 	ctx: RestContext,
 ): void {
-	const handler = (req: FastifyRequest<{ Params: ModelParams }>) => {
+	const handler = async (req: FastifyRequest<{ Params: ModelParams }>) => {
 		const input = predictInput(jsonBody(req.body, req.headers));
-		return ctx.dp.predict(
-			req.params.model,
-			req.params.version,
-			input,
-			inferOptions(ctx, req.headers),
-		);
+		const res = await ctx.dp
+			.predict(
+				req.params.model,
+				req.params.version,
+				input,
+				inferOptions(ctx, req.headers),
+			)
+			.catch((err: unknown) => overloaded(ctx, req, err));
+		if (ctx.accessLog) markServed(req, res.model_version);
+		return res;
 	};
-	app.post("/v2/models/:model/predict", handler);
-	app.post("/v2/models/:model/versions/:version/predict", handler);
+	const onRequest = ctx.admission.onRequest;
+	app.post<{ Params: ModelParams }>(
+		"/v2/models/:model/predict",
+		{ onRequest },
+		handler,
+	);
+	app.post<{ Params: ModelParams }>(
+		"/v2/models/:model/versions/:version/predict",
+		{ onRequest },
+		handler,
+	);
 }

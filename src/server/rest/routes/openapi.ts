@@ -1,0 +1,468 @@
+// GET /v2/openapi.json: an OpenAPI 3.1 document of every REST route, with each served model's /predict schema.
+import type { FastifyInstance } from "fastify";
+import type { FeatureSpec } from "../../../codec/feature-specs.ts";
+import type { DataPlane, ModelInfo } from "../../../dataplane/types.ts";
+import { DATATYPE_INFO, isDatatype } from "../../../protocol/datatypes.ts";
+import type { RestContext } from "../context.ts";
+
+type Schema = Record<string, unknown>;
+
+const ref = (name: string): Schema => ({
+	$ref: `#/components/schemas/${name}`,
+});
+const json = (schema: Schema, description: string) => ({
+	description,
+	content: { "application/json": { schema } },
+});
+const ERROR = json(ref("Error"), "an error: {error: message}");
+const modelParam = {
+	name: "model",
+	in: "path",
+	required: true,
+	schema: { type: "string" },
+};
+const versionParam = { ...modelParam, name: "version" };
+
+/** JSON Schema of one feature's values. */
+export function featureSchema(f: FeatureSpec): Schema {
+	let s: Schema;
+	if (f.categories) s = { enum: f.categories };
+	else {
+		const kind = isDatatype(f.datatype)
+			? DATATYPE_INFO[f.datatype].kind
+			: undefined;
+		s =
+			kind === "bool"
+				? { type: "boolean" }
+				: kind === "bytes"
+					? { type: "string" }
+					: kind === "int" || kind === "bigint"
+						? { type: "integer" }
+						: { type: "number" };
+		if (f.min !== undefined) s.minimum = f.min;
+		if (f.max !== undefined) s.maximum = f.max;
+	}
+	s.description = `${f.datatype}${f.allow_missing ? ", null when missing" : ""}`;
+	return f.allow_missing ? { anyOf: [s, { type: "null" }] } : s;
+}
+
+/** The predict request of one model: records (`instances`) or columns, with its features' schemas. */
+function predictRequest(info: ModelInfo): Schema {
+	const specs =
+		info.featureSpecs ??
+		info.features.map((name) => ({ name, datatype: "unknown" }));
+	const properties: Record<string, Schema> = {};
+	const columns: Record<string, Schema> = {};
+	for (const f of specs) {
+		properties[f.name] = featureSchema(f);
+		columns[f.name] = { type: "array", items: featureSchema(f) };
+	}
+	const names = specs.map((f) => f.name);
+	const record = {
+		type: "object",
+		properties,
+		required: names,
+	};
+	return {
+		oneOf: [
+			{
+				type: "object",
+				properties: {
+					instances: { type: "array", minItems: 1, items: record },
+				},
+				required: ["instances"],
+			},
+			{
+				type: "object",
+				properties: {
+					columns: { type: "object", properties: columns, required: names },
+				},
+				required: ["columns"],
+			},
+		],
+	};
+}
+
+/** One served model's routes with its concrete schemas (concrete paths match before templated ones). */
+function modelPaths(info: ModelInfo): Record<string, unknown> {
+	const name = encodeURIComponent(info.name);
+	const prediction: Schema = { type: "object" };
+	if (info.labels) prediction.properties = { label: { enum: info.labels } };
+	return {
+		[`/v2/models/${name}/predict`]: {
+			post: {
+				operationId: `predict_${info.name}`,
+				summary: `Predict with '${info.name}' (version ${info.version}${info.task ? `, ${info.task}` : ""}): records or columns of its features`,
+				tags: ["models"],
+				requestBody: {
+					required: true,
+					content: { "application/json": { schema: predictRequest(info) } },
+				},
+				responses: {
+					"200": json(
+						{
+							allOf: [
+								ref("PredictResponse"),
+								{
+									type: "object",
+									properties: {
+										predictions: { type: "array", items: prediction },
+									},
+								},
+							],
+						},
+						"one prediction per row, class indices as label names",
+					),
+					"400": ERROR,
+					"503": ERROR,
+				},
+			},
+		},
+	};
+}
+
+const get = (
+	operationId: string,
+	summary: string,
+	ok: Schema,
+	params: unknown[] = [],
+	more: Record<string, unknown> = {},
+) => ({
+	get: {
+		operationId,
+		summary,
+		...(params.length > 0 ? { parameters: params } : {}),
+		responses: { "200": json(ok, "success"), ...more },
+	},
+});
+const post = (
+	operationId: string,
+	summary: string,
+	body: Schema | undefined,
+	ok: Schema,
+	params: unknown[] = [],
+) => ({
+	post: {
+		operationId,
+		summary,
+		...(params.length > 0 ? { parameters: params } : {}),
+		...(body
+			? {
+					requestBody: {
+						required: false,
+						content: { "application/json": { schema: body } },
+					},
+				}
+			: {}),
+		responses: {
+			"200": json(ok, "success"),
+			"400": ERROR,
+			"404": ERROR,
+			"503": ERROR,
+		},
+	},
+});
+
+const INFER_BODY = {
+	required: true,
+	content: {
+		"application/json": { schema: ref("InferenceRequest") },
+		"application/octet-stream": {
+			schema: {
+				type: "string",
+				format: "binary",
+				description:
+					"binary tensor data extension: the JSON request (length in Inference-Header-Content-Length) then the raw tensors",
+			},
+		},
+	},
+};
+
+function inferOp(operationId: string, params: unknown[]) {
+	return {
+		post: {
+			operationId,
+			summary:
+				"Open Inference Protocol v2 inference (JSON, or binary tensor data)",
+			tags: ["inference"],
+			parameters: params,
+			requestBody: INFER_BODY,
+			responses: {
+				"200": {
+					description: "the outputs",
+					content: {
+						"application/json": { schema: ref("InferenceResponse") },
+						"application/octet-stream": {
+							schema: { type: "string", format: "binary" },
+						},
+					},
+				},
+				"400": ERROR,
+				"404": ERROR,
+				"503": ERROR,
+				"504": ERROR,
+			},
+		},
+	};
+}
+
+function predictOp(operationId: string, params: unknown[]) {
+	return {
+		post: {
+			operationId,
+			summary:
+				"Records ({instances}) or columns ({columns}) of feature values in, records out; each model's own schema is under its concrete path",
+			tags: ["inference"],
+			parameters: params,
+			requestBody: {
+				required: true,
+				content: {
+					"application/json": {
+						schema: {
+							type: "object",
+							properties: {
+								instances: { type: "array", items: { type: "object" } },
+								columns: {
+									type: "object",
+									additionalProperties: { type: "array" },
+								},
+							},
+						},
+					},
+				},
+			},
+			responses: {
+				"200": json(ref("PredictResponse"), "one prediction per row"),
+				"400": ERROR,
+				"404": ERROR,
+				"503": ERROR,
+			},
+		},
+	};
+}
+
+const TENSOR_METADATA = {
+	type: "object",
+	required: ["name", "datatype", "shape"],
+	properties: {
+		name: { type: "string" },
+		datatype: { type: "string" },
+		shape: { type: "array", items: { type: "integer" } },
+	},
+};
+const TENSOR: Schema = {
+	...TENSOR_METADATA,
+	properties: {
+		...TENSOR_METADATA.properties,
+		parameters: { type: "object" },
+		data: { type: "array" },
+	},
+};
+
+const COMPONENTS = {
+	schemas: {
+		Error: {
+			type: "object",
+			required: ["error"],
+			properties: { error: { type: "string" } },
+		},
+		Tensor: TENSOR,
+		TensorMetadata: TENSOR_METADATA,
+		InferenceRequest: {
+			type: "object",
+			required: ["inputs"],
+			properties: {
+				id: { type: "string" },
+				parameters: { type: "object" },
+				inputs: { type: "array", items: ref("Tensor") },
+				outputs: {
+					type: "array",
+					items: {
+						type: "object",
+						required: ["name"],
+						properties: {
+							name: { type: "string" },
+							parameters: { type: "object" },
+						},
+					},
+				},
+			},
+		},
+		InferenceResponse: {
+			type: "object",
+			required: ["model_name", "outputs"],
+			properties: {
+				model_name: { type: "string" },
+				model_version: { type: "string" },
+				id: { type: "string" },
+				parameters: { type: "object" },
+				outputs: { type: "array", items: ref("Tensor") },
+			},
+		},
+		ModelMetadata: {
+			type: "object",
+			required: ["name", "platform", "inputs", "outputs"],
+			properties: {
+				name: { type: "string" },
+				versions: { type: "array", items: { type: "string" } },
+				platform: { type: "string" },
+				inputs: { type: "array", items: ref("TensorMetadata") },
+				outputs: { type: "array", items: ref("TensorMetadata") },
+				parameters: {
+					type: "object",
+					description:
+						"mlship: features (name, datatype, categories, min, max, allow_missing), labels and task",
+					properties: {
+						features: { type: "array", items: { type: "object" } },
+						labels: { type: "array", items: { type: "string" } },
+						task: { type: "string" },
+					},
+				},
+			},
+		},
+		PredictResponse: {
+			type: "object",
+			required: ["model_name", "model_version", "predictions"],
+			properties: {
+				model_name: { type: "string" },
+				model_version: { type: "string" },
+				predictions: { type: "array", items: { type: "object" } },
+			},
+		},
+	},
+};
+
+/** The OpenAPI document for the server as it is now (models come and go, so it is built per request). */
+export function openApiDocument(dp: DataPlane): Record<string, unknown> {
+	const m = dp.metadata();
+	const ready = { type: "object", properties: { ready: { type: "boolean" } } };
+	const paths: Record<string, unknown> = {
+		"/v2": get("serverMetadata", "Server metadata", {
+			type: "object",
+			properties: {
+				name: { type: "string" },
+				version: { type: "string" },
+				extensions: { type: "array", items: { type: "string" } },
+			},
+		}),
+		"/v2/health/live": get(
+			"serverLive",
+			"Liveness (200 live, 503 not)",
+			{ type: "object", properties: { live: { type: "boolean" } } },
+			[],
+			{ "503": json({ type: "object" }, "not live") },
+		),
+		"/v2/health/ready": get(
+			"serverReady",
+			"Readiness: every model loaded (200) or not (503)",
+			ready,
+			[],
+			{ "503": json(ready, "not ready") },
+		),
+		"/v2/openapi.json": get("openApi", "This document", { type: "object" }),
+		"/v2/models/{model}": get(
+			"modelMetadata",
+			"Model metadata, with features, labels and task in parameters",
+			ref("ModelMetadata"),
+			[modelParam],
+			{ "404": ERROR },
+		),
+		"/v2/models/{model}/versions/{version}": get(
+			"modelVersionMetadata",
+			"Model metadata of one version",
+			ref("ModelMetadata"),
+			[modelParam, versionParam],
+			{ "404": ERROR },
+		),
+		"/v2/models/{model}/ready": get(
+			"modelReady",
+			"Model readiness (200 ready, 503 not)",
+			ready,
+			[modelParam],
+			{ "404": ERROR, "503": json(ready, "not ready") },
+		),
+		"/v2/models/{model}/versions/{version}/ready": get(
+			"modelVersionReady",
+			"Readiness of one model version",
+			ready,
+			[modelParam, versionParam],
+			{ "404": ERROR, "503": json(ready, "not ready") },
+		),
+		"/v2/models/{model}/infer": inferOp("modelInfer", [modelParam]),
+		"/v2/models/{model}/versions/{version}/infer": inferOp(
+			"modelVersionInfer",
+			[modelParam, versionParam],
+		),
+		"/v2/models/{model}/predict": predictOp("modelPredict", [modelParam]),
+		"/v2/models/{model}/versions/{version}/predict": predictOp(
+			"modelVersionPredict",
+			[modelParam, versionParam],
+		),
+		"/v2/repository/index": post(
+			"repositoryIndex",
+			"Model repository index",
+			{ type: "object", properties: { ready: { type: "boolean" } } },
+			{ type: "array", items: { type: "object" } },
+		),
+		"/v2/repository/models/{model}/load": post(
+			"repositoryModelLoad",
+			"Load (or reload) a model",
+			{ type: "object" },
+			{ type: "object" },
+			[modelParam],
+		),
+		"/v2/repository/models/{model}/unload": post(
+			"repositoryModelUnload",
+			"Unload a model",
+			{ type: "object" },
+			{ type: "object" },
+			[modelParam],
+		),
+		"/v2/repository/models/{model}/entities": get(
+			"repositoryModelEntities",
+			"A per-entity family's entities and their load state",
+			{ type: "object" },
+			[modelParam],
+			{ "404": ERROR },
+		),
+		"/metrics": {
+			get: {
+				operationId: "metrics",
+				summary: "Prometheus metrics",
+				responses: {
+					"200": {
+						description: "Prometheus text exposition",
+						content: { "text/plain": { schema: { type: "string" } } },
+					},
+				},
+			},
+		},
+	};
+	for (const e of dp.repositoryIndex(true)) {
+		if (e.entity !== undefined) continue;
+		try {
+			Object.assign(paths, modelPaths(dp.modelMetadata(e.name)));
+		} catch {
+			// unloaded between the index and now: described by the templated paths only
+		}
+	}
+	return {
+		openapi: "3.1.0",
+		info: {
+			title: `${m.name} (Open Inference Protocol v2)`,
+			version: m.version,
+			description:
+				"mlship serve: OIP v2 REST with Triton's binary tensor data and model repository extensions, plus /predict for records and columns.",
+		},
+		paths,
+		components: COMPONENTS,
+	};
+}
+
+/** Registers `GET /v2/openapi.json`. */
+export function registerOpenApiRoute(
+	app: FastifyInstance,
+	{ dp }: RestContext,
+): void {
+	app.get("/v2/openapi.json", () => openApiDocument(dp));
+}
