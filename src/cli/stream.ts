@@ -1,8 +1,17 @@
 // `mlship stream`: score messages from a broker (or JSON lines) and produce results, at least once.
-import { Command } from "commander";
+import { Command, Option } from "commander";
 import pino from "pino";
 import { isStdio } from "../stream/connectors/index.ts";
+import {
+	DEAD_LETTER_FORMATS,
+	type DeadLetterFormat,
+} from "../stream/message.ts";
+import {
+	TOMBSTONE_POLICIES,
+	type TombstonePolicy,
+} from "../stream/processor.ts";
 import { runStream } from "../stream/run.ts";
+import { PARTITIONERS, type PartitionerName } from "../stream/types.ts";
 import { action, example, wholeNumber } from "./common.ts";
 
 interface StreamOpts {
@@ -19,6 +28,10 @@ interface StreamOpts {
 	logLevel: string;
 	json?: boolean;
 	exactlyOnce?: boolean;
+	partitioner: PartitionerName;
+	dlqFormat: DeadLetterFormat;
+	tombstones: TombstonePolicy;
+	timestamp: "input" | "now";
 }
 
 export function streamCommand(): Command {
@@ -77,6 +90,38 @@ export function streamCommand(): Command {
 			"--exactly-once",
 			"Kafka to Kafka only: each batch's results, dead letters and input offsets commit in one transaction (read the output with isolation.level=read_committed)",
 		)
+		.addOption(
+			new Option(
+				"--partitioner <name>",
+				"Kafka: which partition a result key goes to — java: as Kafka's Java client (co-partitioned joins line up); murmur2-positive: mlship's old placement; random; same-as-input: the input's partition number",
+			)
+				.choices(PARTITIONERS)
+				.default("java"),
+		)
+		.addOption(
+			new Option(
+				"--dlq-format <format>",
+				"connect: the original record byte for byte plus Kafka Connect's __connect.errors.* headers (replayable with mlship stream replay); envelope: a JSON object with error, code and payload",
+			)
+				.choices(DEAD_LETTER_FORMATS)
+				.default("connect"),
+		)
+		.addOption(
+			new Option(
+				"--tombstones <policy>",
+				"a null-valued record (tombstone): forward a tombstone for its key (a compacted result topic drops it), skip it, or dead-letter it",
+			)
+				.choices(TOMBSTONE_POLICIES)
+				.default("forward"),
+		)
+		.addOption(
+			new Option(
+				"--timestamp <which>",
+				"a result's timestamp: input = the input record's event time; now = processing time",
+			)
+				.choices(["input", "now"])
+				.default("input"),
+		)
 		.option(
 			"--json",
 			"print the run's counters as JSON when it ends (on stderr when --to is stdout)",
@@ -99,6 +144,10 @@ export function streamCommand(): Command {
 					maxInFlight: opts.maxInFlight,
 					workers: opts.workers,
 					exactlyOnce: opts.exactlyOnce,
+					partitioner: opts.partitioner,
+					dlqFormat: opts.dlqFormat,
+					tombstones: opts.tombstones,
+					timestamp: opts.timestamp,
 					log: (level, msg, fields) => log[level](fields ?? {}, msg),
 					onModelEvent: (e) =>
 						log.info(

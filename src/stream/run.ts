@@ -5,12 +5,14 @@ import { MlshipError } from "../protocol/errors.ts";
 import type { ModelStore } from "../registry/types.ts";
 import { defaultModelName } from "../server/server.ts";
 import { checkUri, openSink, openSource } from "./connectors/index.ts";
+import type { DeadLetterFormat } from "./message.ts";
+import type { TombstonePolicy } from "./processor.ts";
 import {
 	type ProcessorOptions,
 	StreamProcessor,
 	type StreamStats,
 } from "./processor.ts";
-import type { Transactor } from "./types.ts";
+import type { SinkOptions, Transactor } from "./types.ts";
 
 export interface StreamOptions {
 	/** Bundle dir, .onnx file, or registry reference (`name@alias` is followed: new versions swap in live). */
@@ -32,6 +34,14 @@ export interface StreamOptions {
 	workers?: number | undefined;
 	/** Kafka to Kafka: one transaction per batch (results, dead letters, input offsets). */
 	exactlyOnce?: boolean | undefined;
+	/** Kafka: how result keys map to partitions. Default `java` (Kafka's Java client). */
+	partitioner?: SinkOptions["partitioner"] | undefined;
+	/** Dead letters: the original record plus `__connect.errors.*` headers (default) or a JSON envelope. */
+	dlqFormat?: DeadLetterFormat | undefined;
+	/** Tombstones (null values): forwarded for their key (default), skipped, or dead-lettered. */
+	tombstones?: TombstonePolicy | undefined;
+	/** A result's timestamp: the input's event time (default) or processing time. */
+	timestamp?: "input" | "now" | undefined;
 	log?: ProcessorOptions["log"];
 	/** Model hot updates (and refused ones). */
 	onModelEvent?: (e: ModelEvent) => void;
@@ -98,9 +108,14 @@ export async function runStream(opts: StreamOptions): Promise<RunningStream> {
 			group: opts.group ?? "mlship",
 			consumer: opts.consumer ?? `${hostname()}-${process.pid}`,
 		};
-		const sink = await openSink(opts.to);
+		const sinkOptions: SinkOptions =
+			opts.partitioner !== undefined ? { partitioner: opts.partitioner } : {};
+		const sink = await openSink(opts.to, sinkOptions);
 		open.unshift(sink);
-		const dlq = opts.dlq !== undefined ? await openSink(opts.dlq) : undefined;
+		const dlq =
+			opts.dlq !== undefined
+				? await openSink(opts.dlq, sinkOptions)
+				: undefined;
 		if (dlq) open.unshift(dlq);
 		const source = await openSource(opts.from, connector);
 		open.unshift(source);
@@ -112,6 +127,7 @@ export async function runStream(opts: StreamOptions): Promise<RunningStream> {
 				opts.to,
 				opts.dlq,
 				`mlship-${connector.group}-${connector.consumer}`,
+				sinkOptions,
 			);
 			open.unshift(transactor);
 		}
@@ -126,6 +142,9 @@ export async function runStream(opts: StreamOptions): Promise<RunningStream> {
 			...(opts.maxInFlight !== undefined
 				? { maxInFlight: opts.maxInFlight }
 				: {}),
+			...(opts.dlqFormat !== undefined ? { dlqFormat: opts.dlqFormat } : {}),
+			...(opts.tombstones !== undefined ? { tombstones: opts.tombstones } : {}),
+			...(opts.timestamp !== undefined ? { timestamp: opts.timestamp } : {}),
 			...(opts.log ? { log: opts.log } : {}),
 		});
 		const done = p.run().finally(closeAll);

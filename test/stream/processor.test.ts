@@ -33,9 +33,9 @@ class MemorySource implements Source {
 	constructor(n: number) {
 		this.#queue = Array.from({ length: n }, (_, i) => ({
 			id: String(i),
-			key: `k${i}`,
+			key: Buffer.from(`k${i}`),
 			value: Buffer.from(JSON.stringify(records[i % records.length])),
-			headers: {},
+			headers: [],
 		}));
 	}
 	async read(max: number): Promise<InMessage[]> {
@@ -172,9 +172,9 @@ it("messages without a dead-letter queue are logged and acked; the stream goes o
 	const source = new MemorySource(0);
 	const bad: InMessage = {
 		id: "x",
-		key: undefined,
+		key: null,
 		value: Buffer.from("not json"),
-		headers: {},
+		headers: [],
 	};
 	source.read = async (max) => {
 		source.read = MemorySource.prototype.read.bind(source);
