@@ -15,9 +15,9 @@ import { PARTITIONERS, type PartitionerName } from "../stream/types.ts";
 import { action, example, wholeNumber } from "./common.ts";
 
 interface StreamOpts {
-	model: string;
-	from: string;
-	to: string;
+	model?: string;
+	from?: string;
+	to?: string;
 	dlq?: string;
 	group: string;
 	consumer?: string;
@@ -29,7 +29,7 @@ interface StreamOpts {
 	json?: boolean;
 	exactlyOnce?: boolean;
 	partitioner: PartitionerName;
-	dlqFormat: DeadLetterFormat;
+	dlqFormat?: DeadLetterFormat;
 	tombstones: TombstonePolicy;
 	timestamp: "input" | "now";
 }
@@ -39,18 +39,15 @@ export function streamCommand(): Command {
 		.description(
 			"Score a stream: read requests from --from, produce results to --to (at least once), bad messages to --dlq",
 		)
-		.requiredOption(
+		.option(
 			"-m, --model <ref>",
 			"bundle dir, .onnx file or registry ref (name@alias: followed, swapped live)",
 		)
-		.requiredOption(
+		.option(
 			"--from <uri>",
 			"kafka://host:port/topic | nats://host:port/stream/subject | redis://host:port/stream | file.jsonl | - (stdin)",
 		)
-		.requiredOption(
-			"--to <uri>",
-			"where results go (same kinds of URI; - = stdout)",
-		)
+		.option("--to <uri>", "where results go (same kinds of URI; - = stdout)")
 		.option(
 			"--dlq <uri>",
 			"dead letters: messages that cannot be parsed or scored, with the error and the original payload",
@@ -101,10 +98,8 @@ export function streamCommand(): Command {
 		.addOption(
 			new Option(
 				"--dlq-format <format>",
-				"connect: the original record byte for byte plus Kafka Connect's __connect.errors.* headers (replayable with mlship stream replay); envelope: a JSON object with error, code and payload",
-			)
-				.choices(DEAD_LETTER_FORMATS)
-				.default("connect"),
+				"connect (default for a broker): the original record byte for byte plus Kafka Connect's __connect.errors.* headers (replayable with mlship stream replay); envelope (default for a JSON-lines file): a JSON object with error, code and payload",
+			).choices(DEAD_LETTER_FORMATS),
 		)
 		.addOption(
 			new Option(
@@ -128,14 +123,29 @@ export function streamCommand(): Command {
 		)
 		.action(
 			action(async (opts: StreamOpts) => {
+				// Checked here, not as commander's required options: those would be demanded of `stream replay` too.
+				const required = [
+					["-m, --model <ref>", opts.model],
+					["--from <uri>", opts.from],
+					["--to <uri>", opts.to],
+				] as const;
+				for (const [flag, v] of required)
+					if (v === undefined)
+						cmd.error(`error: required option '${flag}' not specified`, {
+							exitCode: 2,
+							code: "commander.missingMandatoryOptionValue",
+						});
+				const { model, from, to } = opts as Required<
+					Pick<StreamOpts, "model" | "from" | "to">
+				>;
 				const log = pino(
 					{ level: opts.logLevel, base: { pid: process.pid } },
 					pino.destination(2),
 				);
 				const s = await runStream({
-					model: opts.model,
-					from: opts.from,
-					to: opts.to,
+					model,
+					from,
+					to,
 					dlq: opts.dlq,
 					group: opts.group,
 					consumer: opts.consumer,
@@ -169,8 +179,8 @@ export function streamCommand(): Command {
 					{
 						model: s.model,
 						version: s.version,
-						from: opts.from,
-						to: opts.to,
+						from,
+						to,
 						group: s.group,
 						consumer: s.consumer,
 					},
@@ -180,17 +190,87 @@ export function streamCommand(): Command {
 				log.info(stats, "stream stopped");
 				if (opts.json) {
 					const text = `${JSON.stringify(stats)}\n`;
-					if (isStdio(opts.to)) process.stderr.write(text);
+					if (isStdio(to)) process.stderr.write(text);
 					else process.stdout.write(text);
 				}
 				process.exit(0);
 			}),
 		);
+	// Options after `replay` are its own (its --from/--to are not the stream's).
+	cmd.enablePositionalOptions().addCommand(replayCommand());
 	return example(
 		cmd,
 		"mlship stream --model churn@production --from kafka://localhost:9092/requests --to kafka://localhost:9092/scores --dlq kafka://localhost:9092/dead",
 		"mlship stream -m examples/iris --from redis://127.0.0.1:6379/requests --to redis://127.0.0.1:6379/scores --group scorers",
 		"mlship stream -m iris-logreg@production --from nats://127.0.0.1:4222/REQUESTS/requests.iris --to nats://127.0.0.1:4222/SCORES/scores.iris",
 		'echo \'{"sepal_length":5.1,"sepal_width":3.5,"petal_length":1.4,"petal_width":0.2}\' | mlship stream -m examples/iris --from - --to -',
+	);
+}
+
+interface ReplayOpts {
+	from: string;
+	to: string;
+	group: string;
+	idleMs: number;
+	max?: number;
+	partitioner: PartitionerName;
+	json?: boolean;
+}
+
+/** `mlship stream replay`: dead letters back to a topic as their original records. */
+function replayCommand(): Command {
+	const cmd = new Command("replay")
+		.description(
+			"Re-publish dead letters as their original records (error headers removed), e.g. after fixing the model or the producer",
+		)
+		.requiredOption(
+			"--from <uri>",
+			"the dead-letter queue (same URIs as --dlq)",
+		)
+		.requiredOption(
+			"--to <uri>",
+			"where the original records go (usually the stream's --from)",
+		)
+		.option(
+			"--group <name>",
+			"consumer group on the dead-letter queue: replayed ones are acked in it, so the next replay goes on after them",
+			"mlship-replay",
+		)
+		.option(
+			"--idle-ms <ms>",
+			"stop once no dead letter arrived for this long",
+			wholeNumber(),
+			2000,
+		)
+		.option("--max <n>", "stop after this many", wholeNumber())
+		.addOption(
+			new Option("--partitioner <name>", "Kafka: as for mlship stream")
+				.choices(PARTITIONERS)
+				.default("java"),
+		)
+		.option("--json", "print {replayed} as JSON")
+		.action(
+			action(async (opts: ReplayOpts) => {
+				const { replayDeadLetters } = await import("../stream/replay.ts");
+				const r = await replayDeadLetters({
+					from: opts.from,
+					to: opts.to,
+					group: opts.group,
+					idleMs: opts.idleMs,
+					max: opts.max,
+					partitioner: opts.partitioner,
+				});
+				const out = isStdio(opts.to) ? process.stderr : process.stdout;
+				out.write(
+					opts.json
+						? `${JSON.stringify(r)}\n`
+						: `replayed ${r.replayed} dead letter(s) from ${opts.from} to ${opts.to}\n`,
+				);
+			}),
+		);
+	return example(
+		cmd,
+		"mlship stream replay --from kafka://localhost:9092/dead --to kafka://localhost:9092/requests",
+		"mlship stream replay --from redis://127.0.0.1:6379/dead --to redis://127.0.0.1:6379/requests --max 100 --json",
 	);
 }

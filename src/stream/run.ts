@@ -4,7 +4,12 @@ import { createDataPlane, type ModelEvent } from "../dataplane/dataplane.ts";
 import { MlshipError } from "../protocol/errors.ts";
 import type { ModelStore } from "../registry/types.ts";
 import { defaultModelName } from "../server/server.ts";
-import { checkUri, openSink, openSource } from "./connectors/index.ts";
+import {
+	carriesHeaders,
+	checkUri,
+	openSink,
+	openSource,
+} from "./connectors/index.ts";
 import type { DeadLetterFormat } from "./message.ts";
 import type { TombstonePolicy } from "./processor.ts";
 import {
@@ -36,7 +41,10 @@ export interface StreamOptions {
 	exactlyOnce?: boolean | undefined;
 	/** Kafka: how result keys map to partitions. Default `java` (Kafka's Java client). */
 	partitioner?: SinkOptions["partitioner"] | undefined;
-	/** Dead letters: the original record plus `__connect.errors.*` headers (default) or a JSON envelope. */
+	/**
+	 * Dead letters: the original record plus `__connect.errors.*` headers (default for a broker) or a JSON envelope
+	 * (default for a JSON-lines file, which carries no headers).
+	 */
 	dlqFormat?: DeadLetterFormat | undefined;
 	/** Tombstones (null values): forwarded for their key (default), skipped, or dead-lettered. */
 	tombstones?: TombstonePolicy | undefined;
@@ -142,7 +150,12 @@ export async function runStream(opts: StreamOptions): Promise<RunningStream> {
 			...(opts.maxInFlight !== undefined
 				? { maxInFlight: opts.maxInFlight }
 				: {}),
-			...(opts.dlqFormat !== undefined ? { dlqFormat: opts.dlqFormat } : {}),
+			// A JSON-lines dead-letter file holds only values: the error must be in the value (the envelope).
+			dlqFormat:
+				opts.dlqFormat ??
+				(opts.dlq !== undefined && !carriesHeaders(opts.dlq)
+					? "envelope"
+					: "connect"),
 			...(opts.tombstones !== undefined ? { tombstones: opts.tombstones } : {}),
 			...(opts.timestamp !== undefined ? { timestamp: opts.timestamp } : {}),
 			...(opts.log ? { log: opts.log } : {}),

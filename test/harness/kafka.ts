@@ -246,7 +246,7 @@ export async function javaConsume(
 	bootstrap: string,
 	topics: string[],
 	count: number,
-	timeoutMs = 60_000,
+	timeoutMs = 180_000,
 ): Promise<JavaRecord[]> {
 	const out = await interop([
 		"consume",

@@ -1,5 +1,6 @@
 // Kafka interop byte for byte, checked by Kafka's own Java client: partition placement, binary keys/headers/payloads, dead letters, tombstones, event time.
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { after, describe, it } from "node:test";
 import { Admin } from "@platformatic/kafka";
 import { runStream } from "../../src/stream/run.ts";
@@ -10,7 +11,7 @@ import {
 	javaProduce,
 	startKafka,
 } from "../harness/kafka.ts";
-import { bundleDir, golden } from "../helpers/fixtures.ts";
+import { bundleDir, CLI, golden } from "../helpers/fixtures.ts";
 import { startStream, stopStream } from "../helpers/stream-process.ts";
 
 const kafka = await startKafka();
@@ -250,5 +251,44 @@ describe("bytes stay bytes: binary keys, headers and payloads, dead letters, tom
 		);
 		assert.match(h.get("__connect.errors.exception.message") ?? "", /not JSON/);
 		assert.match(h.get("__connect.errors.timestamp") ?? "", /^\d{13}$/);
+
+		// mlship stream replay puts the original record back, byte for byte, without the error headers.
+		const replayed = "bin-replayed";
+		await createTopics(3, replayed);
+		const r = spawnSync(
+			process.execPath,
+			[
+				CLI,
+				"stream",
+				"replay",
+				"--from",
+				`${kafka.url}/${dlq}`,
+				"--to",
+				`${kafka.url}/${replayed}`,
+				"--json",
+			],
+			{ encoding: "utf8" },
+		);
+		assert.equal(r.status, 0, r.stderr);
+		assert.deepEqual(JSON.parse(r.stdout), { replayed: 1 });
+		const [again] = await javaConsume(kafka.bootstrap, [replayed], 1);
+		assert.ok(again);
+		assert.deepEqual(
+			{ ...again, topic: input, offset: placed[2]?.offset },
+			{
+				topic: input,
+				partition: placed[2]?.partition,
+				offset: placed[2]?.offset,
+				timestamp: 1_600_000_000_000,
+				key: "fffffffffffffffe",
+				value: "0080ff78",
+				long: "-2",
+				headers: [
+					["bin", "00fffe80"],
+					["x-request-id", hex("poison")],
+				],
+			},
+			"the record Java produced, in the partition Java chose",
+		);
 	});
 });

@@ -71,3 +71,9 @@ export function isStdio(uri: string): boolean {
 		filePath(uri) === undefined
 	);
 }
+
+/** Whether a URI carries headers and keys (a broker), or only the payload (a JSON-lines file, stdio). */
+export function carriesHeaders(uri: string): boolean {
+	const s = scheme(uri);
+	return s === "kafka" || s === "nats" || s === "redis";
+}
