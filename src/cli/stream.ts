@@ -3,6 +3,12 @@ import { Command, Option } from "commander";
 import pino from "pino";
 import { isStdio } from "../stream/connectors/index.ts";
 import {
+	AVRO_FRAMINGS,
+	type AvroFraming,
+	FORMATS,
+	type FormatName,
+} from "../stream/format.ts";
+import {
 	DEAD_LETTER_FORMATS,
 	type DeadLetterFormat,
 } from "../stream/message.ts";
@@ -32,6 +38,10 @@ interface StreamOpts {
 	dlqFormat?: DeadLetterFormat;
 	tombstones: TombstonePolicy;
 	timestamp: "input" | "now";
+	format: FormatName;
+	schema?: string;
+	avroFraming: AvroFraming;
+	resultSchema?: string;
 }
 
 export function streamCommand(): Command {
@@ -117,6 +127,30 @@ export function streamCommand(): Command {
 				.choices(["input", "now"])
 				.default("input"),
 		)
+		.addOption(
+			new Option(
+				"--format <format>",
+				"payload format of requests and results: json, or avro (with --schema; results get a schema derived from the model's outputs)",
+			)
+				.choices(FORMATS)
+				.default("json"),
+		)
+		.option(
+			"--schema <file.avsc>",
+			"--format avro: the Avro schema of the request records",
+		)
+		.addOption(
+			new Option(
+				"--avro-framing <framing>",
+				"--format avro: confluent = Confluent's wire format (magic byte, 4-byte schema id; the id is not looked up: --schema is the schema); none = bare Avro datums",
+			)
+				.choices(AVRO_FRAMINGS)
+				.default("confluent"),
+		)
+		.option(
+			"--result-schema <file.avsc>",
+			"--format avro: write the results' Avro schema here (for the readers of --to)",
+		)
 		.option(
 			"--json",
 			"print the run's counters as JSON when it ends (on stderr when --to is stdout)",
@@ -158,6 +192,10 @@ export function streamCommand(): Command {
 					dlqFormat: opts.dlqFormat,
 					tombstones: opts.tombstones,
 					timestamp: opts.timestamp,
+					format: opts.format,
+					schema: opts.schema,
+					avroFraming: opts.avroFraming,
+					resultSchema: opts.resultSchema,
 					log: (level, msg, fields) => log[level](fields ?? {}, msg),
 					onModelEvent: (e) =>
 						log.info(

@@ -7,6 +7,7 @@ import { invalidInput, type MlshipError } from "../protocol/errors.ts";
 import type { InferenceRequest, InferenceResponse } from "../protocol/types.ts";
 import { decodeInferJson } from "../server/rest/infer-request.ts";
 import { encodeInferResponse } from "../server/rest/infer-response.ts";
+import { jsonFormat, type PayloadFormat } from "./format.ts";
 import { headerText, replaceHeaders, textHeader } from "./headers.ts";
 import type { Header, InMessage, OutMessage } from "./types.ts";
 
@@ -19,12 +20,15 @@ export type StreamRequest =
 const ID_HEADERS = ["request_id", "x-request-id", "request-id"];
 
 /**
- * Decodes a message value. Accepted JSON: a record `{...}`, a list of records `[{...}]`,
+ * Decodes a message value (JSON by default; see PayloadFormat). Accepted bodies: a record `{...}`, a list of records `[{...}]`,
  * `{"records": [...]}` or `{"instances": [...]}` (optionally with `"id"`), or an OIP v2 inference request
  * `{"id"?, "inputs": [...]}`. The request id is the `request_id`/`x-request-id` header, else the body's `id`,
  * else the message's position in the source. Throws MLSHIP_INVALID_INPUT saying what was wrong.
  */
-export function decodeRequest(m: InMessage): StreamRequest {
+export function decodeRequest(
+	m: InMessage,
+	format: PayloadFormat = jsonFormat,
+): StreamRequest {
 	let header: string | undefined;
 	for (const h of ID_HEADERS) {
 		header = headerText(m.headers, h);
@@ -36,12 +40,7 @@ export function decodeRequest(m: InMessage): StreamRequest {
 		);
 	if (m.value.length === 0)
 		throw invalidInput("empty message: expected a JSON record or request");
-	let body: unknown;
-	try {
-		body = JSON.parse(m.value.toString("utf8"));
-	} catch (err) {
-		throw invalidInput(`the message is not JSON: ${(err as Error).message}`);
-	}
+	const body = format.decode(m.value);
 	if (Array.isArray(body))
 		return {
 			kind: "records",
@@ -121,14 +120,18 @@ export function encodeResult(
 	m: InMessage,
 	req: StreamRequest,
 	res: PredictResult | InferenceResponse,
+	format: PayloadFormat = jsonFormat,
 ): OutMessage {
-	let value: string;
+	let value: Buffer;
 	if (req.kind === "oip")
-		value = encodeInferResponse(res as InferenceResponse, req.id, () => false)
-			.body as string;
+		value = Buffer.from(
+			encodeInferResponse(res as InferenceResponse, req.id, () => false)
+				.body as string,
+			"utf8",
+		);
 	else {
 		const p = res as PredictResult;
-		value = JSON.stringify({
+		value = format.encode({
 			id: req.id,
 			key: keyText(m.key),
 			model_name: p.model_name,
@@ -138,7 +141,7 @@ export function encodeResult(
 	}
 	return {
 		...carried(m),
-		value: Buffer.from(value, "utf8"),
+		value,
 		headers: replaceHeaders(m.headers, RESULT_HEADER_NAMES, [
 			textHeader(RESULT_HEADERS.id, req.id),
 			textHeader(RESULT_HEADERS.model, res.model_name),

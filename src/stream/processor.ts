@@ -2,6 +2,7 @@
 import type { DataPlane, PredictResult } from "../dataplane/types.ts";
 import { type MlshipError, toMlshipError } from "../protocol/errors.ts";
 import type { InferenceResponse } from "../protocol/types.ts";
+import { jsonFormat, type PayloadFormat } from "./format.ts";
 import {
 	type DeadLetterFormat,
 	decodeRequest,
@@ -40,6 +41,8 @@ export interface ProcessorOptions {
 	tombstones?: TombstonePolicy;
 	/** A result's timestamp: the input's event time (default) or the time it is produced. */
 	timestamp?: "input" | "now";
+	/** How payloads are read and results written. Default JSON. */
+	format?: PayloadFormat;
 	/** Progress and trouble (broker errors being retried, dead letters). */
 	log?: (
 		level: "info" | "warn" | "error",
@@ -159,6 +162,7 @@ export class StreamProcessor {
 			dlqFormat: "connect",
 			tombstones: "forward",
 			timestamp: "input",
+			format: jsonFormat,
 			...opts,
 		};
 	}
@@ -297,7 +301,7 @@ export class StreamProcessor {
 				: { result: this.#stamp(encodeTombstone(m)), version: undefined };
 		let req: StreamRequest;
 		try {
-			req = decodeRequest(m);
+			req = decodeRequest(m, this.#o.format);
 		} catch (err) {
 			return { dead: encodeDeadLetter(m, toMlshipError(err), dlqFormat) };
 		}
@@ -309,7 +313,7 @@ export class StreamProcessor {
 						? await dp.infer(model, undefined, req.request)
 						: await dp.predict(model, undefined, req.rows);
 				return {
-					result: this.#stamp(encodeResult(m, req, res)),
+					result: this.#stamp(encodeResult(m, req, res, this.#o.format)),
 					version: res.model_version ?? "",
 				};
 			} catch (err) {

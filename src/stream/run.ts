@@ -10,6 +10,13 @@ import {
 	openSink,
 	openSource,
 } from "./connectors/index.ts";
+import {
+	type AvroFraming,
+	avroFormat,
+	type FormatName,
+	jsonFormat,
+	type PayloadFormat,
+} from "./format.ts";
 import type { DeadLetterFormat } from "./message.ts";
 import type { TombstonePolicy } from "./processor.ts";
 import {
@@ -50,6 +57,14 @@ export interface StreamOptions {
 	tombstones?: TombstonePolicy | undefined;
 	/** A result's timestamp: the input's event time (default) or processing time. */
 	timestamp?: "input" | "now" | undefined;
+	/** Payload format of requests and results. Default `json`. */
+	format?: FormatName | undefined;
+	/** `format: "avro"`: the requests' Avro schema file (.avsc). */
+	schema?: string | undefined;
+	/** `format: "avro"`: Confluent's wire format (default) or bare datums. */
+	avroFraming?: AvroFraming | undefined;
+	/** `format: "avro"`: where to write the results' schema (derived from the model's outputs). */
+	resultSchema?: string | undefined;
 	log?: ProcessorOptions["log"];
 	/** Model hot updates (and refused ones). */
 	onModelEvent?: (e: ModelEvent) => void;
@@ -90,6 +105,19 @@ export async function runStream(opts: StreamOptions): Promise<RunningStream> {
 			"MLSHIP_INVALID_ARGUMENT",
 			"--exactly-once needs a stable --consumer name: its Kafka transactional id must be the same after a restart so the new process fences the old one's open transaction",
 		);
+	let format: PayloadFormat = jsonFormat;
+	if ((opts.format ?? "json") === "avro") {
+		if (opts.schema === undefined)
+			throw new MlshipError(
+				"MLSHIP_INVALID_ARGUMENT",
+				"--format avro needs --schema FILE.avsc: the Avro schema of the request records",
+			);
+		format = await avroFormat({
+			schema: opts.schema,
+			framing: opts.avroFraming,
+			resultSchema: opts.resultSchema,
+		});
+	}
 	const name = await defaultModelName(opts.model);
 	const dp = await createDataPlane({
 		models: [{ name, source: opts.model }],
@@ -158,6 +186,7 @@ export async function runStream(opts: StreamOptions): Promise<RunningStream> {
 					: "connect"),
 			...(opts.tombstones !== undefined ? { tombstones: opts.tombstones } : {}),
 			...(opts.timestamp !== undefined ? { timestamp: opts.timestamp } : {}),
+			format,
 			...(opts.log ? { log: opts.log } : {}),
 		});
 		const done = p.run().finally(closeAll);
