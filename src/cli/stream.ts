@@ -130,7 +130,7 @@ export function streamCommand(): Command {
 		.addOption(
 			new Option(
 				"--format <format>",
-				"payload format of requests and results: json, or avro (with --schema; results get a schema derived from the model's outputs)",
+				"payload format of requests and results: json; avro (with --schema; results get a schema derived from the model's outputs); csv (a message is a header row and record rows; so is a result)",
 			)
 				.choices(FORMATS)
 				.default("json"),

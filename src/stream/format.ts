@@ -1,7 +1,9 @@
-// Message payload formats: JSON (default) and Avro (schema file; Confluent wire format or bare datums).
+// Message payload formats: JSON (default), Avro (schema file; Confluent wire format or bare datums) and CSV.
 import { writeFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import type { Schema, Type } from "avsc";
+import { parse } from "csv-parse/sync";
+import { stringify } from "csv-stringify/sync";
 import { invalidInput, MlshipError } from "../protocol/errors.ts";
 
 /**
@@ -9,7 +11,7 @@ import { invalidInput, MlshipError } from "../protocol/errors.ts";
  * from (a record, a list of records, `{"records": …}` or an OIP request); `encode` turns a result body into bytes.
  */
 export interface PayloadFormat {
-	readonly name: "json" | "avro";
+	readonly name: FormatName;
 	decode(value: Buffer): unknown;
 	encode(body: ResultBody): Buffer;
 }
@@ -23,7 +25,7 @@ export interface ResultBody {
 	predictions: unknown[];
 }
 
-export const FORMATS = ["json", "avro"] as const;
+export const FORMATS = ["json", "avro", "csv"] as const;
 export type FormatName = (typeof FORMATS)[number];
 
 /** JSON: payloads parsed with JSON.parse, results written with JSON.stringify. */
@@ -160,4 +162,49 @@ function widen(schema: unknown): unknown {
 		return out;
 	}
 	return schema;
+}
+
+/**
+ * CSV: a message is a small CSV document — a header row, then one row per record (numbers read as numbers). A
+ * result is CSV too: a header row, then one row per prediction with `id, key, model_name, model_version` and the
+ * prediction's fields (a list becomes `name_0, name_1, …`).
+ */
+export const csvFormat: PayloadFormat = {
+	name: "csv",
+	decode(value) {
+		try {
+			return parse(value, {
+				columns: true,
+				cast: true,
+				skip_empty_lines: true,
+			}) as unknown[];
+		} catch (err) {
+			throw invalidInput(
+				`the message is not CSV with a header row: ${(err as Error).message}`,
+			);
+		}
+	},
+	encode(body) {
+		const rows = body.predictions.map((p) => {
+			const row: Record<string, unknown> = {
+				id: body.id,
+				key: body.key ?? "",
+				model_name: body.model_name,
+				model_version: body.model_version ?? "",
+			};
+			flatten(p, "", row);
+			return row;
+		});
+		return Buffer.from(stringify(rows, { header: true }), "utf8");
+	},
+};
+
+/** Nested lists and objects as `name_0`, `name_key` columns. */
+function flatten(v: unknown, name: string, out: Record<string, unknown>): void {
+	const prefix = name === "" ? "" : `${name}_`;
+	if (Array.isArray(v))
+		for (const [i, x] of v.entries()) flatten(x, `${prefix}${i}`, out);
+	else if (v !== null && typeof v === "object")
+		for (const [k, x] of Object.entries(v)) flatten(x, `${prefix}${k}`, out);
+	else out[name === "" ? "value" : name] = v;
 }

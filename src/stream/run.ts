@@ -13,6 +13,7 @@ import {
 import {
 	type AvroFraming,
 	avroFormat,
+	csvFormat,
 	type FormatName,
 	jsonFormat,
 	type PayloadFormat,
@@ -105,8 +106,8 @@ export async function runStream(opts: StreamOptions): Promise<RunningStream> {
 			"MLSHIP_INVALID_ARGUMENT",
 			"--exactly-once needs a stable --consumer name: its Kafka transactional id must be the same after a restart so the new process fences the old one's open transaction",
 		);
-	let format: PayloadFormat = jsonFormat;
-	if ((opts.format ?? "json") === "avro") {
+	let format: PayloadFormat = opts.format === "csv" ? csvFormat : jsonFormat;
+	if (opts.format === "avro") {
 		if (opts.schema === undefined)
 			throw new MlshipError(
 				"MLSHIP_INVALID_ARGUMENT",
