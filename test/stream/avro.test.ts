@@ -7,9 +7,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, it } from "node:test";
 import { Redis } from "ioredis";
-import { runStream } from "../../src/stream/run.ts";
 import { startRedis } from "../harness/redis.ts";
 import { assertClose, bundleDir, golden } from "../helpers/fixtures.ts";
+import { streamUntil } from "./msg.ts";
 
 const REPO = join(import.meta.dirname, "..", "..");
 const PYTHON = join(REPO, "tools/avro/.venv/bin/python");
@@ -79,29 +79,21 @@ it("--format avro: requests written by fastavro (Confluent wire format) are scor
 			"key",
 			"bad",
 		);
-		const s = await runStream({
-			model: bundleDir("iris-logreg"),
-			from: `${redis.url}/avro-in`,
-			to: `${redis.url}/avro-out`,
-			dlq: `${redis.url}/avro-dlq`,
-			group: "avro",
-			format: "avro",
-			schema,
-			resultSchema,
-		});
-		try {
-			for (let i = 0; i < 400; i++) {
-				if (
-					(await r.xlen("avro-out")) >= g.records.length &&
-					(await r.xlen("avro-dlq")) >= 1
-				)
-					break;
-				await new Promise((res) => setTimeout(res, 50));
-			}
-		} finally {
-			s.stop();
-			await s.done;
-		}
+		await streamUntil(
+			{
+				model: bundleDir("iris-logreg"),
+				from: `${redis.url}/avro-in`,
+				to: `${redis.url}/avro-out`,
+				dlq: `${redis.url}/avro-dlq`,
+				group: "avro",
+				format: "avro",
+				schema,
+				resultSchema,
+			},
+			async () =>
+				(await r.xlen("avro-out")) >= g.records.length &&
+				(await r.xlen("avro-dlq")) >= 1,
+		);
 		const entries = (await r.xrangeBuffer("avro-out", "-", "+")) as [
 			Buffer,
 			Buffer[],

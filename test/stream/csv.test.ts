@@ -3,9 +3,9 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { after, it } from "node:test";
 import { Redis } from "ioredis";
-import { runStream } from "../../src/stream/run.ts";
 import { startRedis } from "../harness/redis.ts";
 import { assertClose, bundleDir, golden } from "../helpers/fixtures.ts";
+import { streamUntil } from "./msg.ts";
 
 const redis = await startRedis();
 after(() => redis.stop());
@@ -45,27 +45,18 @@ it("--format csv: each message's rows are scored; the result is CSV with one row
 				`m${j}`,
 			);
 		await r.xadd("csv-in", "*", "value", 'a,b\n1,"unterminated', "key", "bad");
-		const s = await runStream({
-			model: bundleDir("iris-logreg"),
-			from: `${redis.url}/csv-in`,
-			to: `${redis.url}/csv-out`,
-			dlq: `${redis.url}/csv-dlq`,
-			group: "csv",
-			format: "csv",
-		});
-		try {
-			for (let i = 0; i < 400; i++) {
-				if (
-					(await r.xlen("csv-out")) >= messages &&
-					(await r.xlen("csv-dlq")) >= 1
-				)
-					break;
-				await new Promise((res) => setTimeout(res, 50));
-			}
-		} finally {
-			s.stop();
-			await s.done;
-		}
+		await streamUntil(
+			{
+				model: bundleDir("iris-logreg"),
+				from: `${redis.url}/csv-in`,
+				to: `${redis.url}/csv-out`,
+				dlq: `${redis.url}/csv-dlq`,
+				group: "csv",
+				format: "csv",
+			},
+			async () =>
+				(await r.xlen("csv-out")) >= messages && (await r.xlen("csv-dlq")) >= 1,
+		);
 		const out = await r.xrange("csv-out", "-", "+");
 		assert.equal(out.length, messages);
 		let n = 0;

@@ -2,11 +2,11 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { after, describe, it } from "node:test";
-import { runStream } from "../../src/stream/run.ts";
 import { startRedis } from "../harness/redis.ts";
 import { bundleDir, golden } from "../helpers/fixtures.ts";
 import { runContract } from "./connector.contract.ts";
 import { runEndToEnd } from "./e2e.ts";
+import { streamUntil } from "./msg.ts";
 
 const redis = await startRedis();
 after(() => redis.stop());
@@ -85,22 +85,16 @@ describe("Redis byte for byte, written and read by redis-cli", () => {
 		);
 		const ins = entries(input);
 		assert.equal(ins.length, 3);
-		const s = await runStream({
-			model: bundleDir("iris-logreg"),
-			from: `${redis.url}/${input}`,
-			to: `${redis.url}/${output}`,
-			dlq: `${redis.url}/${dlq}`,
-			group: "bytes",
-		});
-		try {
-			for (let i = 0; i < 400; i++) {
-				if (entries(output).length >= 2 && entries(dlq).length >= 1) break;
-				await new Promise((r) => setTimeout(r, 50));
-			}
-		} finally {
-			s.stop();
-			await s.done;
-		}
+		await streamUntil(
+			{
+				model: bundleDir("iris-logreg"),
+				from: `${redis.url}/${input}`,
+				to: `${redis.url}/${output}`,
+				dlq: `${redis.url}/${dlq}`,
+				group: "bytes",
+			},
+			() => entries(output).length >= 2 && entries(dlq).length >= 1,
+		);
 		const [result, tomb] = entries(output);
 		const msOf = (id: string) => Buffer.from(id.split("-")[0] as string);
 		assert.ok(result && tomb, "a result and a tombstone");
