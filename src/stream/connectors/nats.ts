@@ -109,9 +109,8 @@ function toMessage(m: JsMsg): InMessage {
 	return {
 		id: `${m.info.stream}:${m.seq}`,
 		key,
-		value: tombstone
-			? null
-			: Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength),
+		// A copy, as before: a view would pin the client's whole read chunk while the message waits.
+		value: tombstone ? null : Buffer.from(m.data),
 		headers,
 		timestamp:
 			headerTimestamp(headers) ?? Number(m.timestampNanos / 1_000_000n),
