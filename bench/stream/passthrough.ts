@@ -30,8 +30,9 @@ while (!stop) {
 	await sink.write(
 		batch.map((m) => ({
 			key: m.key,
-			value: m.value.toString("utf8"),
-			headers: { ...m.headers },
+			value: m.value,
+			headers: [...m.headers],
+			timestamp: m.timestamp,
 		})),
 	);
 	await source.ack(batch);

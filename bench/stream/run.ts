@@ -11,7 +11,8 @@ import { readFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import type { OutMessage } from "../../src/stream/types.ts";
+import { headerText, textHeader } from "../../src/stream/headers.ts";
+import type { Header, OutMessage } from "../../src/stream/types.ts";
 import { startKafka } from "../../test/harness/kafka.ts";
 import { startNats } from "../../test/harness/nats.ts";
 import { startRedis } from "../../test/harness/redis.ts";
@@ -71,12 +72,12 @@ async function broker(name: string): Promise<Broker> {
 }
 
 const message = (i: number): OutMessage => ({
-	key: `k${i}`,
-	value: JSON.stringify(records[i % records.length]),
-	headers: {
-		"x-request-id": `m${i}`,
-		ts: String(performance.timeOrigin + performance.now()),
-	},
+	key: Buffer.from(`k${i}`),
+	value: Buffer.from(JSON.stringify(records[i % records.length])),
+	headers: [
+		textHeader("x-request-id", `m${i}`),
+		textHeader("ts", String(performance.timeOrigin + performance.now())),
+	],
 });
 
 /** Starts the processor under test: mlship stream with the model, or the pass-through copier. */
@@ -115,8 +116,8 @@ function processor(
 	});
 }
 
-const idOf = (m: { headers: Readonly<Record<string, string>> }) =>
-	m.headers["x-request-id"] ?? "";
+const idOf = (m: { headers: readonly Header[] }) =>
+	headerText(m.headers, "x-request-id") ?? "";
 
 async function maxRate(
 	b: Broker,
@@ -148,7 +149,9 @@ async function latency(
 	const seen: number[] = [];
 	const out = new Collector(to, "bench", (m) => {
 		seen.push(
-			performance.timeOrigin + performance.now() - Number(m.headers.ts),
+			performance.timeOrigin +
+				performance.now() -
+				Number(headerText(m.headers, "ts")),
 		);
 		return idOf(m);
 	});

@@ -98,7 +98,9 @@ export async function buildProgram(argv: readonly string[]): Promise<Command> {
 			"Deploy a trained ML model in every pattern from one bundle and one registry.",
 		)
 		.version("0.1.0")
-		.showHelpAfterError();
+		.showHelpAfterError()
+		// A subcommand's options are its own: `mlship stream replay --from …` is replay's --from, not stream's.
+		.enablePositionalOptions();
 	example(
 		program,
 		"mlship bundle init model.onnx            # write mlship.yaml next to a model",

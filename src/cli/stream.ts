@@ -1,15 +1,30 @@
 // `mlship stream`: score messages from a broker (or JSON lines) and produce results, at least once.
-import { Command } from "commander";
+import { Command, Option } from "commander";
 import pino from "pino";
 import { isStdio } from "../stream/connectors/index.ts";
+import {
+	AVRO_FRAMINGS,
+	type AvroFraming,
+	FORMATS,
+	type FormatName,
+} from "../stream/format.ts";
+import {
+	DEAD_LETTER_FORMATS,
+	type DeadLetterFormat,
+} from "../stream/message.ts";
+import {
+	TOMBSTONE_POLICIES,
+	type TombstonePolicy,
+} from "../stream/processor.ts";
 import { runStream } from "../stream/run.ts";
+import { PARTITIONERS, type PartitionerName } from "../stream/types.ts";
 import { action, example, wholeNumber } from "./common.ts";
 import { metricsPortOption, startCommandMetrics } from "./metrics-port.ts";
 
 interface StreamOpts {
-	model: string;
-	from: string;
-	to: string;
+	model?: string;
+	from?: string;
+	to?: string;
 	dlq?: string;
 	group: string;
 	consumer?: string;
@@ -21,6 +36,14 @@ interface StreamOpts {
 	json?: boolean;
 	exactlyOnce?: boolean;
 	metricsPort?: number;
+	partitioner: PartitionerName;
+	dlqFormat?: DeadLetterFormat;
+	tombstones: TombstonePolicy;
+	timestamp: "input" | "now";
+	format: FormatName;
+	schema?: string;
+	avroFraming: AvroFraming;
+	resultSchema?: string;
 }
 
 export function streamCommand(): Command {
@@ -28,18 +51,15 @@ export function streamCommand(): Command {
 		.description(
 			"Score a stream: read requests from --from, produce results to --to (at least once), bad messages to --dlq",
 		)
-		.requiredOption(
+		.option(
 			"-m, --model <ref>",
 			"bundle dir, .onnx file or registry ref (name@alias: followed, swapped live)",
 		)
-		.requiredOption(
+		.option(
 			"--from <uri>",
 			"kafka://host:port/topic | nats://host:port/stream/subject | redis://host:port/stream | file.jsonl | - (stdin)",
 		)
-		.requiredOption(
-			"--to <uri>",
-			"where results go (same kinds of URI; - = stdout)",
-		)
+		.option("--to <uri>", "where results go (same kinds of URI; - = stdout)")
 		.option(
 			"--dlq <uri>",
 			"dead letters: messages that cannot be parsed or scored, with the error and the original payload",
@@ -79,12 +99,81 @@ export function streamCommand(): Command {
 			"--exactly-once",
 			"Kafka to Kafka only: each batch's results, dead letters and input offsets commit in one transaction (read the output with isolation.level=read_committed)",
 		)
+		.addOption(
+			new Option(
+				"--partitioner <name>",
+				"Kafka: which partition a result key goes to — java: as Kafka's Java client (co-partitioned joins line up); murmur2-positive: mlship's old placement; random; same-as-input: the input's partition number",
+			)
+				.choices(PARTITIONERS)
+				.default("java"),
+		)
+		.addOption(
+			new Option(
+				"--dlq-format <format>",
+				"connect (default for a broker): the original record byte for byte plus Kafka Connect's __connect.errors.* headers (replayable with mlship stream replay); envelope (default for a JSON-lines file): a JSON object with error, code and payload",
+			).choices(DEAD_LETTER_FORMATS),
+		)
+		.addOption(
+			new Option(
+				"--tombstones <policy>",
+				"a null-valued record (tombstone): forward a tombstone for its key (a compacted result topic drops it), skip it, or dead-letter it",
+			)
+				.choices(TOMBSTONE_POLICIES)
+				.default("forward"),
+		)
+		.addOption(
+			new Option(
+				"--timestamp <which>",
+				"a result's timestamp: input = the input record's event time; now = processing time",
+			)
+				.choices(["input", "now"])
+				.default("input"),
+		)
+		.addOption(
+			new Option(
+				"--format <format>",
+				"payload format of requests and results: json; avro (with --schema; results get a schema derived from the model's outputs); csv (a message is a header row and record rows; so is a result)",
+			)
+				.choices(FORMATS)
+				.default("json"),
+		)
+		.option(
+			"--schema <file.avsc>",
+			"--format avro: the Avro schema of the request records",
+		)
+		.addOption(
+			new Option(
+				"--avro-framing <framing>",
+				"--format avro: confluent = Confluent's wire format (magic byte, 4-byte schema id; the id is not looked up: --schema is the schema); none = bare Avro datums",
+			)
+				.choices(AVRO_FRAMINGS)
+				.default("confluent"),
+		)
+		.option(
+			"--result-schema <file.avsc>",
+			"--format avro: write the results' Avro schema here (for the readers of --to)",
+		)
 		.option(
 			"--json",
 			"print the run's counters as JSON when it ends (on stderr when --to is stdout)",
 		)
 		.action(
 			action(async (opts: StreamOpts) => {
+				// Checked here, not as commander's required options: those would be demanded of `stream replay` too.
+				const required = [
+					["-m, --model <ref>", opts.model],
+					["--from <uri>", opts.from],
+					["--to <uri>", opts.to],
+				] as const;
+				for (const [flag, v] of required)
+					if (v === undefined)
+						cmd.error(`error: required option '${flag}' not specified`, {
+							exitCode: 2,
+							code: "commander.missingMandatoryOptionValue",
+						});
+				const { model, from, to } = opts as Required<
+					Pick<StreamOpts, "model" | "from" | "to">
+				>;
 				const log = pino(
 					{ level: opts.logLevel, base: { pid: process.pid } },
 					pino.destination(2),
@@ -115,9 +204,9 @@ export function streamCommand(): Command {
 					);
 				}
 				const s = await runStream({
-					model: opts.model,
-					from: opts.from,
-					to: opts.to,
+					model,
+					from,
+					to,
 					dlq: opts.dlq,
 					group: opts.group,
 					consumer: opts.consumer,
@@ -126,6 +215,14 @@ export function streamCommand(): Command {
 					maxInFlight: opts.maxInFlight,
 					workers: opts.workers,
 					exactlyOnce: opts.exactlyOnce,
+					partitioner: opts.partitioner,
+					dlqFormat: opts.dlqFormat,
+					tombstones: opts.tombstones,
+					timestamp: opts.timestamp,
+					format: opts.format,
+					schema: opts.schema,
+					avroFraming: opts.avroFraming,
+					resultSchema: opts.resultSchema,
 					log: (level, msg, fields) => log[level](fields ?? {}, msg),
 					onModelEvent: (e) =>
 						log.info(
@@ -148,8 +245,8 @@ export function streamCommand(): Command {
 					{
 						model: s.model,
 						version: s.version,
-						from: opts.from,
-						to: opts.to,
+						from,
+						to,
 						group: s.group,
 						consumer: s.consumer,
 					},
@@ -159,17 +256,87 @@ export function streamCommand(): Command {
 				log.info(stats, "stream stopped");
 				if (opts.json) {
 					const text = `${JSON.stringify(stats)}\n`;
-					if (isStdio(opts.to)) process.stderr.write(text);
+					if (isStdio(to)) process.stderr.write(text);
 					else process.stdout.write(text);
 				}
 				process.exit(0);
 			}),
 		);
+	// Options after `replay` are its own (its --from/--to are not the stream's).
+	cmd.enablePositionalOptions().addCommand(replayCommand());
 	return example(
 		cmd,
 		"mlship stream --model churn@production --from kafka://localhost:9092/requests --to kafka://localhost:9092/scores --dlq kafka://localhost:9092/dead",
 		"mlship stream -m examples/iris --from redis://127.0.0.1:6379/requests --to redis://127.0.0.1:6379/scores --group scorers",
 		"mlship stream -m iris-logreg@production --from nats://127.0.0.1:4222/REQUESTS/requests.iris --to nats://127.0.0.1:4222/SCORES/scores.iris --metrics-port 9464",
 		'echo \'{"sepal_length":5.1,"sepal_width":3.5,"petal_length":1.4,"petal_width":0.2}\' | mlship stream -m examples/iris --from - --to -',
+	);
+}
+
+interface ReplayOpts {
+	from: string;
+	to: string;
+	group: string;
+	idleMs: number;
+	max?: number;
+	partitioner: PartitionerName;
+	json?: boolean;
+}
+
+/** `mlship stream replay`: dead letters back to a topic as their original records. */
+function replayCommand(): Command {
+	const cmd = new Command("replay")
+		.description(
+			"Re-publish dead letters as their original records (error headers removed), e.g. after fixing the model or the producer",
+		)
+		.requiredOption(
+			"--from <uri>",
+			"the dead-letter queue (same URIs as --dlq)",
+		)
+		.requiredOption(
+			"--to <uri>",
+			"where the original records go (usually the stream's --from)",
+		)
+		.option(
+			"--group <name>",
+			"consumer group on the dead-letter queue: replayed ones are acked in it, so the next replay goes on after them",
+			"mlship-replay",
+		)
+		.option(
+			"--idle-ms <ms>",
+			"stop once no dead letter arrived for this long",
+			wholeNumber(),
+			2000,
+		)
+		.option("--max <n>", "stop after this many", wholeNumber())
+		.addOption(
+			new Option("--partitioner <name>", "Kafka: as for mlship stream")
+				.choices(PARTITIONERS)
+				.default("java"),
+		)
+		.option("--json", "print {replayed} as JSON")
+		.action(
+			action(async (opts: ReplayOpts) => {
+				const { replayDeadLetters } = await import("../stream/replay.ts");
+				const r = await replayDeadLetters({
+					from: opts.from,
+					to: opts.to,
+					group: opts.group,
+					idleMs: opts.idleMs,
+					max: opts.max,
+					partitioner: opts.partitioner,
+				});
+				const out = isStdio(opts.to) ? process.stderr : process.stdout;
+				out.write(
+					opts.json
+						? `${JSON.stringify(r)}\n`
+						: `replayed ${r.replayed} dead letter(s) from ${opts.from} to ${opts.to}\n`,
+				);
+			}),
+		);
+	return example(
+		cmd,
+		"mlship stream replay --from kafka://localhost:9092/dead --to kafka://localhost:9092/requests",
+		"mlship stream replay --from redis://127.0.0.1:6379/dead --to redis://127.0.0.1:6379/requests --max 100 --json",
 	);
 }

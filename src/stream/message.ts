@@ -1,11 +1,15 @@
 // Stream message format: JSON requests (records or an OIP v2 request) in; results and dead letters out.
+
+import { isUtf8 } from "node:buffer";
 import type { Row } from "../codec/table.ts";
 import type { PredictResult } from "../dataplane/types.ts";
 import { invalidInput, type MlshipError } from "../protocol/errors.ts";
 import type { InferenceRequest, InferenceResponse } from "../protocol/types.ts";
 import { decodeInferJson } from "../server/rest/infer-request.ts";
 import { encodeInferResponse } from "../server/rest/infer-response.ts";
-import type { InMessage, OutMessage } from "./types.ts";
+import { jsonFormat, type PayloadFormat } from "./format.ts";
+import { headerText, replaceHeaders, textHeader } from "./headers.ts";
+import type { Header, InMessage, OutMessage } from "./types.ts";
 
 /** A decoded request: records (tabular) or an OIP v2 inference request. */
 export type StreamRequest =
@@ -16,25 +20,27 @@ export type StreamRequest =
 const ID_HEADERS = ["request_id", "x-request-id", "request-id"];
 
 /**
- * Decodes a message value. Accepted JSON: a record `{...}`, a list of records `[{...}]`,
+ * Decodes a message value (JSON by default; see PayloadFormat). Accepted bodies: a record `{...}`, a list of records `[{...}]`,
  * `{"records": [...]}` or `{"instances": [...]}` (optionally with `"id"`), or an OIP v2 inference request
  * `{"id"?, "inputs": [...]}`. The request id is the `request_id`/`x-request-id` header, else the body's `id`,
  * else the message's position in the source. Throws MLSHIP_INVALID_INPUT saying what was wrong.
  */
-export function decodeRequest(m: InMessage): StreamRequest {
+export function decodeRequest(
+	m: InMessage,
+	format: PayloadFormat = jsonFormat,
+): StreamRequest {
 	let header: string | undefined;
 	for (const h of ID_HEADERS) {
-		header = m.headers[h];
+		header = headerText(m.headers, h);
 		if (header !== undefined) break;
 	}
+	if (m.value === null)
+		throw invalidInput(
+			"a tombstone (null value): nothing to score; forward, skip or dead-letter it with --tombstones",
+		);
 	if (m.value.length === 0)
 		throw invalidInput("empty message: expected a JSON record or request");
-	let body: unknown;
-	try {
-		body = JSON.parse(m.value.toString("utf8"));
-	} catch (err) {
-		throw invalidInput(`the message is not JSON: ${(err as Error).message}`);
-	}
+	const body = format.decode(m.value);
 	if (Array.isArray(body))
 		return {
 			kind: "records",
@@ -82,52 +88,155 @@ export const RESULT_HEADERS = {
 	version: "mlship-model-version",
 } as const;
 
+const RESULT_HEADER_NAMES: ReadonlySet<string> = new Set(
+	Object.values(RESULT_HEADERS),
+);
+
+/** The key as text for a JSON body: only when it is UTF-8 (a binary key travels as the message key alone). */
+function keyText(key: Buffer | null): string | undefined {
+	return key !== null && isUtf8(key) ? key.toString("utf8") : undefined;
+}
+
+/** What a result carries from its input besides the payload: key, event time, input partition. */
+function carried(
+	m: InMessage,
+): Pick<OutMessage, "key" | "timestamp" | "partition"> {
+	return {
+		key: m.key,
+		timestamp: m.timestamp,
+		partition:
+			m.origin !== undefined && m.origin.partition >= 0
+				? m.origin.partition
+				: undefined,
+	};
+}
+
 /**
  * A result message: `{"id", "key"?, "model_name", "model_version", "predictions": [...]}` for records, the OIP
- * v2 response (with `id`) for an OIP request. Key and headers are the input's.
+ * v2 response (with `id`) for an OIP request. Key (bytes), headers (in order, repeats and nulls kept) and event
+ * time are the input's; the request id and model headers replace any of the same name.
  */
 export function encodeResult(
 	m: InMessage,
 	req: StreamRequest,
 	res: PredictResult | InferenceResponse,
+	format: PayloadFormat = jsonFormat,
 ): OutMessage {
-	let value: string;
+	let value: Buffer;
 	if (req.kind === "oip")
-		value = encodeInferResponse(res as InferenceResponse, req.id, () => false)
-			.body as string;
+		value = Buffer.from(
+			encodeInferResponse(res as InferenceResponse, req.id, () => false)
+				.body as string,
+			"utf8",
+		);
 	else {
 		const p = res as PredictResult;
-		value = JSON.stringify({
+		value = format.encode({
 			id: req.id,
-			key: m.key,
+			key: keyText(m.key),
 			model_name: p.model_name,
 			model_version: p.model_version,
 			predictions: p.predictions,
 		});
 	}
 	return {
-		key: m.key,
+		...carried(m),
 		value,
-		headers: {
-			...m.headers,
-			[RESULT_HEADERS.id]: req.id,
-			[RESULT_HEADERS.model]: res.model_name,
-			[RESULT_HEADERS.version]: res.model_version ?? "",
-		},
+		headers: replaceHeaders(m.headers, RESULT_HEADER_NAMES, [
+			textHeader(RESULT_HEADERS.id, req.id),
+			textHeader(RESULT_HEADERS.model, res.model_name),
+			textHeader(RESULT_HEADERS.version, res.model_version ?? ""),
+		]),
 	};
 }
 
-/** A dead letter: `{"error", "code", "source_id", "key"?, "payload"}` with the original payload as text. */
-export function encodeDeadLetter(m: InMessage, err: MlshipError): OutMessage {
+/** A tombstone for the input's key: a compacted result topic then drops that key's prediction. */
+export function encodeTombstone(m: InMessage): OutMessage {
+	return { ...carried(m), value: null, headers: [...m.headers] };
+}
+
+/** How dead letters are written: the original record plus Kafka Connect-style error headers, or a JSON envelope. */
+export type DeadLetterFormat = "connect" | "envelope";
+export const DEAD_LETTER_FORMATS: readonly DeadLetterFormat[] = [
+	"connect",
+	"envelope",
+];
+
+/** Kafka Connect's dead-letter header names (`errors.deadletterqueue.context.headers.enable`), plus the time of failure. */
+export const CONNECT_HEADERS = {
+	topic: "__connect.errors.topic",
+	partition: "__connect.errors.partition",
+	offset: "__connect.errors.offset",
+	connector: "__connect.errors.connector.name",
+	exceptionClass: "__connect.errors.exception.class.name",
+	exceptionMessage: "__connect.errors.exception.message",
+	timestamp: "__connect.errors.timestamp",
+} as const;
+const CONNECT_HEADER_NAMES: ReadonlySet<string> = new Set(
+	Object.values(CONNECT_HEADERS),
+);
+
+/**
+ * A dead letter. `connect` (the default): the original record byte for byte (key, value — null for a tombstone —,
+ * headers, timestamp) with Connect's `__connect.errors.*` headers added (topic, partition, offset, the error code as
+ * the exception class, its message, the time of failure); a replayed dead letter is the original request again.
+ * `envelope`: `{"error", "code", "source_id", "key"?, "payload"}` with the payload as text (`payload_base64`
+ * when it is not UTF-8; `payload: null` for a tombstone).
+ */
+export function encodeDeadLetter(
+	m: InMessage,
+	err: MlshipError,
+	format: DeadLetterFormat = "connect",
+): OutMessage {
+	if (format === "connect") {
+		const added: Header[] = [];
+		if (m.origin) {
+			added.push(textHeader(CONNECT_HEADERS.topic, m.origin.topic));
+			added.push(
+				textHeader(CONNECT_HEADERS.partition, String(m.origin.partition)),
+			);
+			added.push(textHeader(CONNECT_HEADERS.offset, m.origin.offset));
+		}
+		added.push(
+			textHeader(CONNECT_HEADERS.connector, "mlship"),
+			textHeader(CONNECT_HEADERS.exceptionClass, err.code),
+			textHeader(CONNECT_HEADERS.exceptionMessage, err.message),
+			textHeader(CONNECT_HEADERS.timestamp, String(Date.now())),
+		);
+		return {
+			key: m.key,
+			value: m.value,
+			headers: replaceHeaders(m.headers, CONNECT_HEADER_NAMES, added),
+			timestamp: m.timestamp,
+		};
+	}
+	const payload =
+		m.value === null
+			? { payload: null }
+			: isUtf8(m.value)
+				? { payload: m.value.toString("utf8") }
+				: { payload_base64: m.value.toString("base64") };
 	return {
 		key: m.key,
-		value: JSON.stringify({
-			error: err.message,
-			code: err.code,
-			source_id: m.id,
-			key: m.key,
-			payload: m.value.toString("utf8"),
-		}),
-		headers: { ...m.headers, "mlship-error": err.message.slice(0, 500) },
+		value: Buffer.from(
+			JSON.stringify({
+				error: err.message,
+				code: err.code,
+				source_id: m.id,
+				key: keyText(m.key),
+				...payload,
+			}),
+			"utf8",
+		),
+		headers: replaceHeaders(m.headers, ERROR_HEADER_NAMES, [
+			textHeader("mlship-error", err.message.slice(0, 500)),
+		]),
+		timestamp: m.timestamp,
 	};
+}
+const ERROR_HEADER_NAMES: ReadonlySet<string> = new Set(["mlship-error"]);
+
+/** A dead letter's headers without the error headers it was given: a replay sends the original record again. */
+export function stripDeadLetterHeaders(headers: readonly Header[]): Header[] {
+	return replaceHeaders(headers, CONNECT_HEADER_NAMES, []);
 }

@@ -2,10 +2,13 @@
 import type { DataPlane, PredictResult } from "../dataplane/types.ts";
 import { type MlshipError, toMlshipError } from "../protocol/errors.ts";
 import type { InferenceResponse } from "../protocol/types.ts";
+import { jsonFormat, type PayloadFormat } from "./format.ts";
 import {
+	type DeadLetterFormat,
 	decodeRequest,
 	encodeDeadLetter,
 	encodeResult,
+	encodeTombstone,
 	type StreamRequest,
 } from "./message.ts";
 import type {
@@ -32,6 +35,14 @@ export interface ProcessorOptions {
 	maxInFlight?: number;
 	/** How long one read waits for messages. Default 500 ms. */
 	waitMs?: number;
+	/** Dead letters as the original record plus `__connect.errors.*` headers (default) or as a JSON envelope. */
+	dlqFormat?: DeadLetterFormat;
+	/** A tombstone (null value): forwarded as a tombstone for its key (default), skipped (acked), or dead-lettered. */
+	tombstones?: TombstonePolicy;
+	/** A result's timestamp: the input's event time (default) or the time it is produced. */
+	timestamp?: "input" | "now";
+	/** How payloads are read and results written. Default JSON. */
+	format?: PayloadFormat;
 	/** Progress and trouble (broker errors being retried, dead letters). */
 	log?: (
 		level: "info" | "warn" | "error",
@@ -40,11 +51,20 @@ export interface ProcessorOptions {
 	) => void;
 }
 
-/** Counters of one run. `produced + dead = acked` once drained, unless messages were left for redelivery. */
+export type TombstonePolicy = "forward" | "skip" | "dlq";
+export const TOMBSTONE_POLICIES: readonly TombstonePolicy[] = [
+	"forward",
+	"skip",
+	"dlq",
+];
+
+/** Counters of one run. `produced + dead + skipped = acked` once drained, unless messages were left for redelivery. */
 export interface StreamStats {
 	consumed: number;
 	produced: number;
 	dead: number;
+	/** Tombstones skipped (`tombstones: "skip"`). */
+	skipped: number;
 	acked: number;
 	/**
 	 * Messages left unacked at shutdown because the model could not score them yet (or an earlier batch was left):
@@ -71,11 +91,15 @@ const BACKOFF_MAX_MS = 2000;
 interface Scored {
 	results: OutMessage[];
 	dead: OutMessage[];
-	/** The model version of each result. */
-	versions: string[];
+	/** The model version of each result (undefined: a forwarded tombstone). */
+	versions: (string | undefined)[];
+	skipped: number;
 }
 
-type Outcome = { result: OutMessage; version: string } | { dead: OutMessage };
+type Outcome =
+	| { result: OutMessage; version: string | undefined }
+	| { dead: OutMessage }
+	| { skipped: true };
 
 /** A batch's scoring and producing, settled: results, a failure, or neither (left for redelivery). */
 interface Settled {
@@ -85,6 +109,20 @@ interface Settled {
 
 /** Thrown by scoring when the processor stops while a message can only be retried: its batch is left unacked. */
 class LeftForRedelivery extends Error {}
+
+/** A dead letter as a log field: its error headers and payload as text (bytes never reach a log raw). */
+function deadLetterLog(d: OutMessage): object {
+	return {
+		headers: Object.fromEntries(
+			d.headers
+				.filter(
+					([n]) => n.startsWith("__connect.errors.") || n === "mlship-error",
+				)
+				.map(([n, v]) => [n, v?.toString("utf8")]),
+		),
+		payload: d.value === null ? null : d.value.toString("utf8"),
+	};
+}
 
 /**
  * Runs a stream: read up to `batchSize` messages, score each through the data plane (concurrent requests are
@@ -99,6 +137,7 @@ export class StreamProcessor {
 		consumed: 0,
 		produced: 0,
 		dead: 0,
+		skipped: 0,
 		acked: 0,
 		left: 0,
 		batches: 0,
@@ -116,7 +155,16 @@ export class StreamProcessor {
 	#left = false;
 
 	constructor(opts: ProcessorOptions) {
-		this.#o = { batchSize: 256, maxInFlight: 2048, waitMs: 500, ...opts };
+		this.#o = {
+			batchSize: 256,
+			maxInFlight: 2048,
+			waitMs: 500,
+			dlqFormat: "connect",
+			tombstones: "forward",
+			timestamp: "input",
+			format: jsonFormat,
+			...opts,
+		};
 	}
 
 	/** Stops reading; in-flight messages are still produced and acked. */
@@ -205,9 +253,10 @@ export class StreamProcessor {
 
 	async #scoreAll(batch: InMessage[]): Promise<Scored> {
 		const outcomes = await Promise.all(batch.map((m) => this.#score(m)));
-		const s: Scored = { results: [], dead: [], versions: [] };
+		const s: Scored = { results: [], dead: [], versions: [], skipped: 0 };
 		for (const o of outcomes) {
 			if ("dead" in o) s.dead.push(o.dead);
+			else if ("skipped" in o) s.skipped++;
 			else {
 				s.results.push(o.result);
 				s.versions.push(o.version);
@@ -233,21 +282,28 @@ export class StreamProcessor {
 				this.#o.log?.(
 					"error",
 					"message dropped: cannot be scored and there is no --dlq",
-					{ dead_letter: d.value },
+					{ dead_letter: deadLetterLog(d) },
 				);
 		this.stats.produced += s.results.length;
 		this.stats.dead += s.dead.length;
+		this.stats.skipped += s.skipped;
 		for (const v of s.versions)
-			this.stats.versions[v] = (this.stats.versions[v] ?? 0) + 1;
+			if (v !== undefined)
+				this.stats.versions[v] = (this.stats.versions[v] ?? 0) + 1;
 	}
 
 	/** Scores one message; transient failures (model reloading, queue full) are retried, bad input is a dead letter. */
 	async #score(m: InMessage): Promise<Outcome> {
+		const { dlqFormat } = this.#o;
+		if (m.value === null && this.#o.tombstones !== "dlq")
+			return this.#o.tombstones === "skip"
+				? { skipped: true }
+				: { result: this.#stamp(encodeTombstone(m)), version: undefined };
 		let req: StreamRequest;
 		try {
-			req = decodeRequest(m);
+			req = decodeRequest(m, this.#o.format);
 		} catch (err) {
-			return { dead: encodeDeadLetter(m, toMlshipError(err)) };
+			return { dead: encodeDeadLetter(m, toMlshipError(err), dlqFormat) };
 		}
 		const { dataPlane: dp, model } = this.#o;
 		for (let attempt = 0; ; attempt++) {
@@ -257,17 +313,24 @@ export class StreamProcessor {
 						? await dp.infer(model, undefined, req.request)
 						: await dp.predict(model, undefined, req.rows);
 				return {
-					result: encodeResult(m, req, res),
+					result: this.#stamp(encodeResult(m, req, res, this.#o.format)),
 					version: res.model_version ?? "",
 				};
 			} catch (err) {
 				const e = toMlshipError(err);
-				if (!TRANSIENT.has(e.code)) return { dead: encodeDeadLetter(m, e) };
+				if (!TRANSIENT.has(e.code))
+					return { dead: encodeDeadLetter(m, e, dlqFormat) };
 				// A temporary condition is never a dead letter: at shutdown the message goes back to the broker.
 				if (this.#stopping) throw new LeftForRedelivery(e.message);
 				await this.#backoff("score", e, attempt);
 			}
 		}
+	}
+
+	/** With `timestamp: "now"` a result takes the time it is produced instead of the input's event time. */
+	#stamp(out: OutMessage): OutMessage {
+		if (this.#o.timestamp === "now") out.timestamp = undefined;
+		return out;
 	}
 
 	/** Retries a broker operation until it succeeds: giving up would lose the message or break ack order. */

@@ -4,13 +4,28 @@ import { defaultModelName } from "../bundle/model-name.ts";
 import { createDataPlane, type ModelEvent } from "../dataplane/dataplane.ts";
 import { MlshipError } from "../protocol/errors.ts";
 import type { ModelStore } from "../registry/types.ts";
-import { checkUri, openSink, openSource } from "./connectors/index.ts";
+import {
+	carriesHeaders,
+	checkUri,
+	openSink,
+	openSource,
+} from "./connectors/index.ts";
+import {
+	type AvroFraming,
+	avroFormat,
+	csvFormat,
+	type FormatName,
+	jsonFormat,
+	type PayloadFormat,
+} from "./format.ts";
+import type { DeadLetterFormat } from "./message.ts";
+import type { TombstonePolicy } from "./processor.ts";
 import {
 	type ProcessorOptions,
 	StreamProcessor,
 	type StreamStats,
 } from "./processor.ts";
-import type { Transactor } from "./types.ts";
+import type { SinkOptions, Transactor } from "./types.ts";
 
 export interface StreamOptions {
 	/** Bundle dir, .onnx file, or registry reference (`name@alias` is followed: new versions swap in live). */
@@ -32,6 +47,25 @@ export interface StreamOptions {
 	workers?: number | undefined;
 	/** Kafka to Kafka: one transaction per batch (results, dead letters, input offsets). */
 	exactlyOnce?: boolean | undefined;
+	/** Kafka: how result keys map to partitions. Default `java` (Kafka's Java client). */
+	partitioner?: SinkOptions["partitioner"] | undefined;
+	/**
+	 * Dead letters: the original record plus `__connect.errors.*` headers (default for a broker) or a JSON envelope
+	 * (default for a JSON-lines file, which carries no headers).
+	 */
+	dlqFormat?: DeadLetterFormat | undefined;
+	/** Tombstones (null values): forwarded for their key (default), skipped, or dead-lettered. */
+	tombstones?: TombstonePolicy | undefined;
+	/** A result's timestamp: the input's event time (default) or processing time. */
+	timestamp?: "input" | "now" | undefined;
+	/** Payload format of requests and results. Default `json`. */
+	format?: FormatName | undefined;
+	/** `format: "avro"`: the requests' Avro schema file (.avsc). */
+	schema?: string | undefined;
+	/** `format: "avro"`: Confluent's wire format (default) or bare datums. */
+	avroFraming?: AvroFraming | undefined;
+	/** `format: "avro"`: where to write the results' schema (derived from the model's outputs). */
+	resultSchema?: string | undefined;
 	log?: ProcessorOptions["log"];
 	/** Model hot updates (and refused ones). */
 	onModelEvent?: (e: ModelEvent) => void;
@@ -78,6 +112,19 @@ export async function runStream(opts: StreamOptions): Promise<RunningStream> {
 			"MLSHIP_INVALID_ARGUMENT",
 			"--exactly-once needs a stable --consumer name: its Kafka transactional id must be the same after a restart so the new process fences the old one's open transaction",
 		);
+	let format: PayloadFormat = opts.format === "csv" ? csvFormat : jsonFormat;
+	if (opts.format === "avro") {
+		if (opts.schema === undefined)
+			throw new MlshipError(
+				"MLSHIP_INVALID_ARGUMENT",
+				"--format avro needs --schema FILE.avsc: the Avro schema of the request records",
+			);
+		format = await avroFormat({
+			schema: opts.schema,
+			framing: opts.avroFraming,
+			resultSchema: opts.resultSchema,
+		});
+	}
 	const name = await defaultModelName(opts.model);
 	const dp = await createDataPlane({
 		models: [{ name, source: opts.model }],
@@ -104,9 +151,14 @@ export async function runStream(opts: StreamOptions): Promise<RunningStream> {
 			group: opts.group ?? "mlship",
 			consumer: opts.consumer ?? `${hostname()}-${process.pid}`,
 		};
-		const sink = await openSink(opts.to);
+		const sinkOptions: SinkOptions =
+			opts.partitioner !== undefined ? { partitioner: opts.partitioner } : {};
+		const sink = await openSink(opts.to, sinkOptions);
 		open.unshift(sink);
-		const dlq = opts.dlq !== undefined ? await openSink(opts.dlq) : undefined;
+		const dlq =
+			opts.dlq !== undefined
+				? await openSink(opts.dlq, sinkOptions)
+				: undefined;
 		if (dlq) open.unshift(dlq);
 		const source = await openSource(opts.from, connector);
 		open.unshift(source);
@@ -118,6 +170,7 @@ export async function runStream(opts: StreamOptions): Promise<RunningStream> {
 				opts.to,
 				opts.dlq,
 				`mlship-${connector.group}-${connector.consumer}`,
+				sinkOptions,
 			);
 			open.unshift(transactor);
 		}
@@ -132,6 +185,15 @@ export async function runStream(opts: StreamOptions): Promise<RunningStream> {
 			...(opts.maxInFlight !== undefined
 				? { maxInFlight: opts.maxInFlight }
 				: {}),
+			// A JSON-lines dead-letter file holds only values: the error must be in the value (the envelope).
+			dlqFormat:
+				opts.dlqFormat ??
+				(opts.dlq !== undefined && !carriesHeaders(opts.dlq)
+					? "envelope"
+					: "connect"),
+			...(opts.tombstones !== undefined ? { tombstones: opts.tombstones } : {}),
+			...(opts.timestamp !== undefined ? { timestamp: opts.timestamp } : {}),
+			format,
 			...(opts.log ? { log: opts.log } : {}),
 		});
 		const done = p.run().finally(closeAll);

@@ -1,21 +1,45 @@
 // The stream connector interface: a Source the processor pulls messages from and acks, a Sink it produces to.
 
-/** A message read from a source. `id` is the source's position (opaque to the processor; ack() takes it back). */
+/** One header: a name and its bytes (`null`: a header with no value). Headers are an ordered list: names may repeat. */
+export type Header = readonly [name: string, value: Buffer | null];
+
+/** Where a message was read: what a dead letter names (Kafka Connect's `__connect.errors.topic/partition/offset`). */
+export interface Origin {
+	/** Topic, stream or file name. */
+	readonly topic: string;
+	/** Kafka partition; -1 where the broker has none. */
+	readonly partition: number;
+	/** Kafka offset, Redis entry id, JetStream sequence, line number. */
+	readonly offset: string;
+}
+
+/**
+ * A message read from a source, byte for byte: nothing is decoded here (only the payload is, later, and only
+ * when the message format needs it). `id` is the source's position (opaque to the processor; ack() takes it back).
+ */
 export interface InMessage {
 	readonly id: string;
-	/** The message key (Kafka key, Redis `key` field, NATS `key` header); carried to the result. */
-	readonly key: string | undefined;
-	/** The payload, as produced. */
-	readonly value: Buffer;
-	/** Headers / metadata; they pass through to the result. */
-	readonly headers: Readonly<Record<string, string>>;
+	/** The message key (Kafka key, Redis `key` field, NATS `key` header); carried to the result. `null`: no key. */
+	readonly key: Buffer | null;
+	/** The payload, as produced; `null` is a tombstone (a Kafka record with a null value), not an empty payload. */
+	readonly value: Buffer | null;
+	/** Headers / metadata in their order, repeats and null values included; they pass through to the result. */
+	readonly headers: readonly Header[];
+	/** Event time (ms since the epoch): the Kafka record timestamp, or the time the broker stored it. */
+	readonly timestamp?: number | undefined;
+	readonly origin?: Origin | undefined;
 }
 
 /** A message to produce. */
 export interface OutMessage {
-	key: string | undefined;
-	value: string;
-	headers: Record<string, string>;
+	key: Buffer | null;
+	/** `null`: a tombstone. */
+	value: Buffer | null;
+	headers: Header[];
+	/** Event time (ms since the epoch); undefined: the time of producing. */
+	timestamp?: number | undefined;
+	/** The input's partition: where `--partitioner same-as-input` puts it. */
+	partition?: number | undefined;
 }
 
 /**
@@ -47,6 +71,31 @@ export interface ConnectorOptions {
 	group: string;
 	/** This consumer's name within the group (Redis consumer); stable across restarts lets it reclaim its own pending work first. */
 	consumer: string;
+}
+
+/**
+ * How result keys are spread over Kafka partitions. `java` (default): as Kafka's Java client
+ * (`toPositive(murmur2(key)) % partitions`), so a key lands where the Java producer puts it and co-partitioned joins
+ * (Kafka Streams, ksqlDB, Flink) line up; `murmur2-positive`: `(murmur2 >>> 0) % partitions` (mlship's placement
+ * before; it agrees with Java only for a power of two); `random`; `same-as-input`: the input record's partition
+ * number. Records without a key go round robin (except with `same-as-input`).
+ */
+export type PartitionerName =
+	| "java"
+	| "murmur2-positive"
+	| "random"
+	| "same-as-input";
+export const PARTITIONERS: readonly PartitionerName[] = [
+	"java",
+	"murmur2-positive",
+	"random",
+	"same-as-input",
+];
+
+/** What a sink is opened with. */
+export interface SinkOptions {
+	/** Kafka: how result keys map to partitions (default `java`). */
+	partitioner?: PartitionerName;
 }
 
 /**

@@ -164,3 +164,115 @@ export async function startKafka(): Promise<KafkaServer> {
 		},
 	};
 }
+
+/** A record as Kafka's Java client sees it (Interop.java): hex bytes, `null` for null, headers in order. */
+export interface JavaRecord {
+	topic: string;
+	partition: number;
+	offset: number;
+	timestamp: number;
+	key: string | null;
+	value: string | null;
+	/** LongDeserializer's reading of an 8-byte key. */
+	long: string | null;
+	headers: [name: string, hex: string | null][];
+}
+
+const INTEROP = join(import.meta.dirname, "kafka", "Interop.java");
+
+async function interop(args: string[], input = ""): Promise<string> {
+	const { spawn } = await import("node:child_process");
+	const p = spawn("java", ["-cp", `${kafkaJars()}/*`, INTEROP, ...args], {
+		stdio: ["pipe", "pipe", "pipe"],
+	});
+	let out = "";
+	let err = "";
+	p.stdout.on("data", (d) => {
+		out += d;
+	});
+	p.stderr.on("data", (d) => {
+		err += d;
+	});
+	p.stdin.end(input);
+	const code = await new Promise<number | null>((r) => p.on("exit", r));
+	if (code !== 0)
+		throw new Error(`Interop.java ${args[0]} exited ${code}:\n${err}`);
+	return out;
+}
+
+const nul = (s: string | undefined) =>
+	s === undefined || s === "~" ? null : s;
+
+/**
+ * Produces with Kafka's Java producer (ByteArraySerializer; a key `long:N` goes through LongSerializer). Each record:
+ * key and value as hex (null: none/tombstone), timestamp, headers in order. Returns where Java placed each record.
+ */
+export async function javaProduce(
+	bootstrap: string,
+	topic: string,
+	records: {
+		/** An explicit partition; default: the Java client's partitioner. */
+		partition?: number;
+		key: string | null;
+		value: string | null;
+		timestamp?: number;
+		headers?: [string, string | null][];
+	}[],
+): Promise<{ partition: number; offset: number }[]> {
+	const lines = records.map((r) =>
+		[
+			r.partition ?? "~",
+			r.key ?? "~",
+			r.value ?? "~",
+			r.timestamp ?? "~",
+			...(r.headers ?? []).map(([n, v]) => `${n}=${v ?? "~"}`),
+		].join("\t"),
+	);
+	const out = await interop(
+		["produce", bootstrap, topic],
+		`${lines.join("\n")}\n`,
+	);
+	return out
+		.trim()
+		.split("\n")
+		.map((l) => {
+			const [p, o] = l.split("\t");
+			return { partition: Number(p), offset: Number(o) };
+		});
+}
+
+/** Consumes `count` records (or until `timeoutMs`) from topics with Kafka's Java consumer, read_committed, from the start. */
+export async function javaConsume(
+	bootstrap: string,
+	topics: string[],
+	count: number,
+	timeoutMs = 180_000,
+): Promise<JavaRecord[]> {
+	const out = await interop([
+		"consume",
+		bootstrap,
+		topics.join(","),
+		String(count),
+		String(timeoutMs),
+	]);
+	return out
+		.split("\n")
+		.filter((l) => l.length > 0)
+		.map((l) => {
+			const [topic, partition, offset, timestamp, key, value, long, ...hs] =
+				l.split("\t");
+			return {
+				topic: topic as string,
+				partition: Number(partition),
+				offset: Number(offset),
+				timestamp: Number(timestamp),
+				key: nul(key),
+				value: nul(value),
+				long: nul(long),
+				headers: hs.map((h): [string, string | null] => {
+					const eq = h.indexOf("=");
+					return [h.slice(0, eq), nul(h.slice(eq + 1))];
+				}),
+			};
+		});
+}

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import { openSink, openSource } from "../../src/stream/connectors/index.ts";
 import type { InMessage, OutMessage, Source } from "../../src/stream/types.ts";
+import { hdr, text, textMessage } from "./msg.ts";
 
 export interface ContractTarget {
 	/** A fresh, empty place to produce to and consume from (topic, stream, file), as a connector URI. */
@@ -18,11 +19,12 @@ export interface ContractTarget {
 }
 
 function messages(n: number, from = 0): OutMessage[] {
-	return Array.from({ length: n }, (_, i) => ({
-		key: `k${from + i}`,
-		value: JSON.stringify({ n: from + i }),
-		headers: { "x-request-id": `r${from + i}`, trace: `t-${from + i}` },
-	}));
+	return Array.from({ length: n }, (_, i) =>
+		textMessage(`k${from + i}`, JSON.stringify({ n: from + i }), {
+			"x-request-id": `r${from + i}`,
+			trace: `t-${from + i}`,
+		}),
+	);
 }
 
 /** Reads until `n` messages arrived (or `rounds` reads came back empty). */
@@ -44,7 +46,7 @@ async function readN(
 }
 
 const numberOf = (m: InMessage) =>
-	(JSON.parse(m.value.toString("utf8")) as { n: number }).n;
+	(JSON.parse(text(m.value) ?? "null") as { n: number }).n;
 
 /**
  * Runs the connector contract for one connector.
@@ -79,9 +81,9 @@ export function runContract(name: string, target: ContractTarget): void {
 				if (target.metadata)
 					for (const m of got) {
 						const n = numberOf(m);
-						assert.equal(m.key, `k${n}`);
-						assert.equal(m.headers["x-request-id"], `r${n}`);
-						assert.equal(m.headers.trace, `t-${n}`);
+						assert.equal(text(m.key), `k${n}`);
+						assert.equal(hdr(m, "x-request-id"), `r${n}`);
+						assert.equal(hdr(m, "trace"), `t-${n}`);
 					}
 				await src.ack(got);
 			} finally {

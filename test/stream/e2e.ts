@@ -14,6 +14,7 @@ import {
 	startStream,
 	stopStream,
 } from "../helpers/stream-process.ts";
+import { hdr, text, textMessage } from "./msg.ts";
 
 export interface E2EBroker {
 	/** A fresh, empty queue (topic/stream/subject) as a connector URI; `label` makes names readable. */
@@ -30,11 +31,10 @@ const LABELS = ["setosa", "versicolor", "virginica"];
 
 /** Request i: golden record i mod 38, key k<i>, request id m<i>, one extra header. */
 function request(i: number): OutMessage {
-	return {
-		key: `k${i}`,
-		value: JSON.stringify(g.records[i % g.records.length]),
-		headers: { "x-request-id": `m${i}`, trace: `t${i}` },
-	};
+	return textMessage(`k${i}`, JSON.stringify(g.records[i % g.records.length]), {
+		"x-request-id": `m${i}`,
+		trace: `t${i}`,
+	});
 }
 export const requests = (from: number, n: number) =>
 	Array.from({ length: n }, (_, i) => request(from + i));
@@ -46,9 +46,11 @@ interface Result {
 	model_version: string;
 	predictions: { label: string; probabilities: number[] }[];
 }
-const parse = (m: InMessage) => JSON.parse(m.value.toString("utf8")) as Result;
+const parse = (m: InMessage) => JSON.parse(text(m.value) ?? "null") as Result;
 export const resultId = (m: InMessage) =>
-	String((JSON.parse(m.value.toString("utf8")) as { id?: unknown }).id);
+	m.value === null
+		? "tombstone"
+		: String((JSON.parse(text(m.value) ?? "null") as { id?: unknown }).id);
 
 /** Checks a records result against the golden output of its request. */
 export function assertGolden(m: InMessage): void {
@@ -56,10 +58,10 @@ export function assertGolden(m: InMessage): void {
 	const i = Number(r.id.slice(1));
 	const k = i % g.records.length;
 	assert.equal(r.model_name, MODEL);
-	assert.equal(m.key, `k${i}`, "the key is carried to the result");
-	assert.equal(m.headers.trace, `t${i}`, "headers pass through");
-	assert.equal(m.headers["x-request-id"], `m${i}`);
-	assert.equal(m.headers["mlship-model-version"], r.model_version);
+	assert.equal(text(m.key), `k${i}`, "the key is carried to the result");
+	assert.equal(hdr(m, "trace"), `t${i}`, "headers pass through");
+	assert.equal(hdr(m, "x-request-id"), `m${i}`);
+	assert.equal(hdr(m, "mlship-model-version"), r.model_version);
 	const p = r.predictions[0];
 	assert.ok(p && r.predictions.length === 1);
 	assert.equal(
@@ -107,10 +109,9 @@ export function runEndToEnd(name: string, broker: E2EBroker): void {
 				await broker.fresh("in"),
 				await broker.fresh("out"),
 			];
-			const oip: OutMessage = {
-				key: "oip",
-				headers: {},
-				value: JSON.stringify({
+			const oip: OutMessage = textMessage(
+				"oip",
+				JSON.stringify({
 					id: "oip-1",
 					inputs: [
 						{
@@ -121,7 +122,7 @@ export function runEndToEnd(name: string, broker: E2EBroker): void {
 						},
 					],
 				}),
-			};
+			);
 			await produce(input, [...requests(0, g.records.length), oip]);
 			const out = collect(output);
 			const p = await startStream(streamArgs(input, output, "--json"));
@@ -130,7 +131,7 @@ export function runEndToEnd(name: string, broker: E2EBroker): void {
 				await out.until(() => out.byId.has("oip-1"), "the OIP result");
 				for (let i = 0; i < g.records.length; i++)
 					assertGolden(one(out, `m${i}`));
-				const o = JSON.parse(one(out, "oip-1").value.toString()) as {
+				const o = JSON.parse(text(one(out, "oip-1").value) ?? "") as {
 					id: string;
 					model_name: string;
 					outputs: { name: string; shape: number[]; data: number[] }[];
@@ -167,32 +168,47 @@ export function runEndToEnd(name: string, broker: E2EBroker): void {
 			];
 			const msgs = requests(0, 20);
 			poison.forEach((value, j) => {
-				msgs.splice(5 + j * 5, 0, {
-					key: `bad${j}`,
-					value,
-					headers: { "x-request-id": `bad${j}` },
-				});
+				msgs.splice(
+					5 + j * 5,
+					0,
+					textMessage(`bad${j}`, value, { "x-request-id": `bad${j}` }),
+				);
 			});
 			await produce(input, msgs);
 			const out = collect(output);
-			const dead = collect(dlq, (m) => String(m.key));
+			const dead = collect(dlq, (m) => String(text(m.key)));
 			const p = await startStream(streamArgs(input, output, "--dlq", dlq));
 			try {
 				await out.until(every(out, 0, 20), "20 results");
 				await dead.until(() => dead.all.length >= 3, "3 dead letters");
 				for (const m of out.all) assertGolden(m);
 				assert.equal(out.all.length, 20);
+				// The default dead letter is the original record byte for byte, with Kafka Connect's error headers.
 				for (let j = 0; j < 3; j++) {
-					const d = JSON.parse(one(dead, `bad${j}`).value.toString()) as Record<
-						string,
-						string
-					>;
-					assert.equal(d.payload, poison[j], "the original payload");
-					assert.equal(d.code, "MLSHIP_INVALID_INPUT");
-					assert.ok(d.error && d.error.length > 5, "the error says why");
+					const d = one(dead, `bad${j}`);
+					assert.deepEqual(
+						d.value,
+						Buffer.from(poison[j] as string),
+						"the original payload",
+					);
+					assert.equal(
+						hdr(d, "x-request-id"),
+						`bad${j}`,
+						"the original headers",
+					);
+					assert.equal(
+						hdr(d, "__connect.errors.exception.class.name"),
+						"MLSHIP_INVALID_INPUT",
+					);
+					assert.ok(
+						(hdr(d, "__connect.errors.exception.message") ?? "").length > 5,
+						"the error says why",
+					);
+					assert.ok(hdr(d, "__connect.errors.topic"), "the source is named");
+					assert.match(hdr(d, "__connect.errors.offset") ?? "", /\S/);
 				}
 				assert.match(
-					JSON.parse(one(dead, "bad1").value.toString()).error,
+					hdr(one(dead, "bad1"), "__connect.errors.exception.message") ?? "",
 					/sepal_length/,
 				);
 			} finally {

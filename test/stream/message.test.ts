@@ -2,12 +2,13 @@
 import assert from "node:assert/strict";
 import { it } from "node:test";
 import { decodeRequest } from "../../src/stream/message.ts";
+import type { InMessage } from "../../src/stream/types.ts";
 
-const msg = (value: unknown, headers: Record<string, string> = {}) => ({
+const msg = (value: unknown): InMessage => ({
 	id: "broker-7",
-	key: undefined,
+	key: null,
 	value: Buffer.from(typeof value === "string" ? value : JSON.stringify(value)),
-	headers,
+	headers: [],
 });
 
 it("an OIP request with a numeric body id is accepted, like a record message; the id becomes a string", () => {

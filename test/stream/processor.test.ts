@@ -3,7 +3,10 @@ import assert from "node:assert/strict";
 import { after, before, it } from "node:test";
 import { createDataPlane } from "../../src/dataplane/dataplane.ts";
 import type { DataPlane } from "../../src/dataplane/types.ts";
-import { StreamProcessor } from "../../src/stream/processor.ts";
+import {
+	StreamProcessor,
+	type StreamStats,
+} from "../../src/stream/processor.ts";
 import type {
 	InMessage,
 	OutMessage,
@@ -33,9 +36,9 @@ class MemorySource implements Source {
 	constructor(n: number) {
 		this.#queue = Array.from({ length: n }, (_, i) => ({
 			id: String(i),
-			key: `k${i}`,
+			key: Buffer.from(`k${i}`),
 			value: Buffer.from(JSON.stringify(records[i % records.length])),
-			headers: {},
+			headers: [],
 		}));
 	}
 	async read(max: number): Promise<InMessage[]> {
@@ -172,9 +175,9 @@ it("messages without a dead-letter queue are logged and acked; the stream goes o
 	const source = new MemorySource(0);
 	const bad: InMessage = {
 		id: "x",
-		key: undefined,
+		key: null,
 		value: Buffer.from("not json"),
-		headers: {},
+		headers: [],
 	};
 	source.read = async (max) => {
 		source.read = MemorySource.prototype.read.bind(source);
@@ -243,4 +246,138 @@ it("at shutdown, messages the model cannot score yet are left unacked for redeli
 	} finally {
 		await dp.load("iris");
 	}
+});
+
+/** A record, a tombstone and a bad payload (not UTF-8), each with an event time; run through a processor with `opts`. */
+async function mixed(
+	opts: Partial<ConstructorParameters<typeof StreamProcessor>[0]>,
+): Promise<{ sink: GatedSink; dlq: GatedSink; stats: StreamStats }> {
+	const messages: InMessage[] = [
+		{
+			id: "0",
+			key: Buffer.from([0xff]),
+			value: Buffer.from(JSON.stringify(records[0])),
+			headers: [
+				["hop", Buffer.from("a")],
+				["nul", null],
+				["hop", Buffer.from("b")],
+			],
+			timestamp: 1_000,
+			origin: { topic: "in", partition: 2, offset: "7" },
+		},
+		{
+			id: "1",
+			key: Buffer.from("gone"),
+			value: null,
+			headers: [],
+			timestamp: 2_000,
+		},
+		{
+			id: "2",
+			key: null,
+			value: Buffer.from([0x00, 0x80, 0xff]),
+			headers: [["x", Buffer.from([0xfe])]],
+			timestamp: 3_000,
+			origin: { topic: "in", partition: 0, offset: "9" },
+		},
+	];
+	let given = false;
+	const acked: string[] = [];
+	const source: Source = {
+		async read() {
+			if (given) return null;
+			given = true;
+			return messages;
+		},
+		async ack(ms) {
+			acked.push(...ms.map((m) => m.id));
+		},
+		async close() {},
+	};
+	const sink = new GatedSink(0, true);
+	const dlq = new GatedSink(0, true);
+	const p = new StreamProcessor({
+		dataPlane: dp,
+		model: "iris",
+		source,
+		sink,
+		dlq,
+		waitMs: 10,
+		...opts,
+	});
+	const stats = await p.run();
+	assert.deepEqual(acked, ["0", "1", "2"], "every message is acked");
+	return { sink, dlq, stats };
+}
+
+it("defaults: the result keeps key bytes, ordered headers (repeats, nulls) and event time; a tombstone is forwarded; a dead letter is the original record plus Connect headers", async () => {
+	const { sink, dlq, stats } = await mixed({});
+	const [result, tomb] = sink.written;
+	assert.ok(result && tomb && sink.written.length === 2);
+	assert.deepEqual(result.key, Buffer.from([0xff]));
+	assert.deepEqual(result.headers.slice(0, 3), [
+		["hop", Buffer.from("a")],
+		["nul", null],
+		["hop", Buffer.from("b")],
+	]);
+	assert.equal(result.timestamp, 1_000);
+	assert.equal(result.partition, 2, "the input partition, for same-as-input");
+	assert.deepEqual(tomb, {
+		key: Buffer.from("gone"),
+		value: null,
+		headers: [],
+		timestamp: 2_000,
+		partition: undefined,
+	});
+	const [d] = dlq.written;
+	assert.ok(d);
+	assert.deepEqual(d.value, Buffer.from([0x00, 0x80, 0xff]));
+	assert.equal(d.timestamp, 3_000);
+	assert.deepEqual(d.headers[0], ["x", Buffer.from([0xfe])]);
+	const h = new Map(d.headers.map(([k, v]) => [k, v?.toString()]));
+	assert.equal(h.get("__connect.errors.topic"), "in");
+	assert.equal(h.get("__connect.errors.partition"), "0");
+	assert.equal(h.get("__connect.errors.offset"), "9");
+	assert.equal(
+		h.get("__connect.errors.exception.class.name"),
+		"MLSHIP_INVALID_INPUT",
+	);
+	assert.equal(stats.produced, 2);
+	assert.equal(stats.dead, 1);
+});
+
+it("--tombstones skip acks a tombstone without output; --tombstones dlq dead-letters it with its null value", async () => {
+	const skip = await mixed({ tombstones: "skip" });
+	assert.equal(skip.sink.written.length, 1);
+	assert.equal(skip.stats.skipped, 1);
+	const dead = await mixed({ tombstones: "dlq" });
+	assert.equal(dead.sink.written.length, 1);
+	const t = dead.dlq.written.find((m) => m.key?.toString() === "gone");
+	assert.ok(t, "the tombstone is a dead letter");
+	assert.equal(t.value, null, "still null, not empty");
+	assert.match(
+		t.headers
+			.find(([n]) => n === "__connect.errors.exception.message")?.[1]
+			?.toString() ?? "",
+		/tombstone/,
+	);
+});
+
+it("--timestamp now leaves the result's time to the producer; --dlq-format envelope writes JSON with the payload as base64 when it is not UTF-8", async () => {
+	const { sink, dlq } = await mixed({
+		timestamp: "now",
+		dlqFormat: "envelope",
+	});
+	for (const m of sink.written) assert.equal(m.timestamp, undefined);
+	const [d] = dlq.written;
+	assert.ok(d?.value);
+	const env = JSON.parse(d.value.toString()) as Record<string, unknown>;
+	assert.equal(env.code, "MLSHIP_INVALID_INPUT");
+	assert.equal(
+		env.payload_base64,
+		Buffer.from([0x00, 0x80, 0xff]).toString("base64"),
+	);
+	assert.equal(env.payload, undefined);
+	assert.equal(env.source_id, "2");
+	assert.equal(d.timestamp, 3_000, "a dead letter keeps the input's time");
 });

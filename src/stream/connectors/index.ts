@@ -1,6 +1,6 @@
 // Opens a connector by URI: kafka://, nats://, redis://, or stdio (`-`) / a JSON-lines file.
 import { MlshipError } from "../../protocol/errors.ts";
-import type { ConnectorOptions, Sink, Source } from "../types.ts";
+import type { ConnectorOptions, Sink, SinkOptions, Source } from "../types.ts";
 import { jsonlSink, jsonlSource } from "./jsonl.ts";
 
 /** The JSON-lines file path of a `file:` URI or bare path; undefined for stdio (`-`, `stdio:`). */
@@ -46,14 +46,17 @@ export async function openSource(
 }
 
 /** Opens the sink a `--to`/`--dlq` URI names. */
-export async function openSink(uri: string): Promise<Sink> {
+export async function openSink(
+	uri: string,
+	opts: SinkOptions = {},
+): Promise<Sink> {
 	switch (scheme(uri)) {
 		case "redis":
 			return (await import("./redis.ts")).redisSink(uri);
 		case "nats":
 			return (await import("./nats.ts")).natsSink(uri);
 		case "kafka":
-			return (await import("./kafka.ts")).kafkaSink(uri);
+			return (await import("./kafka.ts")).kafkaSink(uri, opts);
 		default:
 			return jsonlSink(filePath(uri));
 	}
@@ -67,4 +70,10 @@ export function isStdio(uri: string): boolean {
 		scheme(uri) !== "kafka" &&
 		filePath(uri) === undefined
 	);
+}
+
+/** Whether a URI carries headers and keys (a broker), or only the payload (a JSON-lines file, stdio). */
+export function carriesHeaders(uri: string): boolean {
+	const s = scheme(uri);
+	return s === "kafka" || s === "nats" || s === "redis";
 }

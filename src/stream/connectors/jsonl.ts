@@ -5,6 +5,8 @@ import { createInterface } from "node:readline";
 import type { InMessage, OutMessage, Sink, Source } from "../types.ts";
 import { IteratorPuller } from "./pull.ts";
 
+const NEWLINE = Buffer.from("\n");
+
 /**
  * Reads JSON lines from a file path or stdin (`path === undefined`). Finite: read() returns null after the
  * last line. Blank lines are skipped; message ids are `line:N` (1-based). Acks are no-ops: a file is re-read
@@ -15,6 +17,7 @@ export function jsonlSource(path: string | undefined): Source {
 	const lines = createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY });
 	const puller = new IteratorPuller(lines[Symbol.asyncIterator]());
 	let lineNo = 0;
+	const name = path ?? "stdin";
 	return {
 		async read(max, waitMs) {
 			if (puller.done) return null;
@@ -24,9 +27,10 @@ export function jsonlSource(path: string | undefined): Source {
 				if (line.trim() === "") continue;
 				out.push({
 					id: `line:${lineNo}`,
-					key: undefined,
+					key: null,
 					value: Buffer.from(line, "utf8"),
-					headers: {},
+					headers: [],
+					origin: { topic: name, partition: -1, offset: String(lineNo) },
 				});
 			}
 			return out.length === 0 && puller.done ? null : out;
@@ -39,13 +43,19 @@ export function jsonlSource(path: string | undefined): Source {
 	};
 }
 
-/** Writes each message's value as one line to a file (appended, fsynced per write) or stdout (`path === undefined`). */
+/**
+ * Writes each message's value as one line to a file (appended, fsynced per write) or stdout (`path === undefined`).
+ * A line holds only the payload: a tombstone (null value) has none and writes no line.
+ */
 export function jsonlSink(path: string | undefined): Sink {
 	let file: Promise<FileHandle> | undefined;
 	return {
 		async write(messages: readonly OutMessage[]) {
-			if (messages.length === 0) return;
-			const text = `${messages.map((m) => m.value).join("\n")}\n`;
+			const lines: Buffer[] = [];
+			for (const m of messages)
+				if (m.value !== null) lines.push(m.value, NEWLINE);
+			if (lines.length === 0) return;
+			const text = Buffer.concat(lines);
 			if (path === undefined) {
 				await new Promise<void>((res, rej) =>
 					process.stdout.write(text, (err) => (err ? rej(err) : res())),
@@ -54,7 +64,7 @@ export function jsonlSink(path: string | undefined): Sink {
 			}
 			file ??= open(path, "a");
 			const fh = await file;
-			await fh.appendFile(text, "utf8");
+			await fh.appendFile(text);
 			await fh.sync();
 		},
 		async close() {

@@ -2,17 +2,22 @@
 import {
 	Admin,
 	Consumer,
+	compatibilityPartitioner,
+	defaultPartitioner,
+	type Partitioner as KafkaPartitioner,
 	type Message,
+	type MessageToProduce,
 	Producer,
-	stringDeserializer,
-	stringSerializers,
 } from "@platformatic/kafka";
 import { MlshipError } from "../../protocol/errors.ts";
 import type {
 	ConnectorOptions,
+	Header,
 	InMessage,
 	OutMessage,
+	PartitionerName,
 	Sink,
+	SinkOptions,
 	Source,
 	Transactor,
 } from "../types.ts";
@@ -96,8 +101,21 @@ function describe(err: unknown): string {
 const STALE_MEMBER =
 	/ILLEGAL_GENERATION|UNKNOWN_MEMBER_ID|REBALANCE_IN_PROGRESS|FENCED|not assigned|no longer/i;
 
-type KafkaMessage = Message<string, Buffer, string, string>;
-type KafkaConsumer = Consumer<string, Buffer, string, string>;
+// Bytes in, bytes out: no (de)serializers, so keys, values and header values are the record's own bytes.
+type KafkaMessage = Message<Buffer, Buffer, Buffer, Buffer>;
+type KafkaConsumer = Consumer<Buffer, Buffer, Buffer, Buffer>;
+type KafkaProducer = Producer<
+	Buffer | undefined,
+	Buffer | null,
+	Buffer,
+	Buffer | null
+>;
+type ToProduce = MessageToProduce<
+	Buffer | undefined,
+	Buffer | null,
+	Buffer,
+	Buffer | null
+>;
 
 /** What a transaction needs from a Kafka source: its group member and the messages it handed out. */
 interface SourceInternals {
@@ -125,13 +143,74 @@ function lastPerPartition(
 	return [...last.values()];
 }
 
-function record(topic: string, m: OutMessage) {
-	return {
-		topic,
-		...(m.key !== undefined ? { key: m.key } : {}),
-		value: m.value,
-		headers: m.headers,
+/**
+ * The client partitioner for a name (see PartitionerName); the client takes its result modulo the topic's
+ * partition count. Records without a key go round robin (the client's partitioner would put them all in 0).
+ */
+function partitioner(
+	name: PartitionerName,
+): KafkaPartitioner<Buffer | undefined, Buffer | null, Buffer, Buffer | null> {
+	let next = 0;
+	const roundRobin = () => {
+		next = (next + 1) & 0x7fffffff;
+		return next;
 	};
+	switch (name) {
+		case "random":
+			return () => Math.floor(Math.random() * 0x7fffffff);
+		case "murmur2-positive":
+			return (m, key) =>
+				key === undefined ? roundRobin() : defaultPartitioner(m, key);
+		default:
+			// Java: Utils.toPositive(Utils.murmur2(key)) % partitions.
+			return (m, key) =>
+				key === undefined ? roundRobin() : compatibilityPartitioner(m, key);
+	}
+}
+
+function record(
+	topic: string,
+	m: OutMessage,
+	samePartition: boolean,
+): ToProduce {
+	// A header name is a fresh Buffer per entry: the client keys headers by object, so repeats stay distinct.
+	const headers = new Map<Buffer, Buffer | null>();
+	for (const [name, value] of m.headers)
+		headers.set(Buffer.from(name, "utf8"), value);
+	const r: ToProduce = {
+		topic,
+		key: m.key ?? undefined,
+		value: m.value,
+		headers,
+	};
+	if (m.timestamp !== undefined) r.timestamp = BigInt(m.timestamp);
+	if (samePartition && m.partition !== undefined) r.partition = m.partition;
+	return r;
+}
+
+/** An idempotent acks=all producer of bytes, placing keys by the partitioner the options name (default java). */
+function newProducer(
+	a: KafkaAddress,
+	o: SinkOptions,
+	extra: {
+		clientId?: string;
+		transactionalId?: string;
+		producerId?: bigint;
+		producerEpoch?: number;
+	} = {},
+): KafkaProducer {
+	return new Producer<Buffer | undefined, Buffer | null, Buffer, Buffer | null>(
+		{
+			clientId: "mlship-producer",
+			bootstrapBrokers: a.brokers,
+			partitioner: partitioner(o.partitioner ?? "java"),
+			idempotent: true,
+			acks: -1,
+			retries: 5,
+			retryDelay: 250,
+			...extra,
+		},
+	);
 }
 
 /**
@@ -143,7 +222,7 @@ export function kafkaSource(uri: string, opts: ConnectorOptions): Source {
 	const a = parseKafkaUri(uri);
 	let start:
 		| Promise<{
-				consumer: Consumer<string, Buffer, string, string>;
+				consumer: KafkaConsumer;
 				puller: IteratorPuller<KafkaMessage>;
 				close: () => Promise<void>;
 		  }>
@@ -152,7 +231,7 @@ export function kafkaSource(uri: string, opts: ConnectorOptions): Source {
 
 	async function begin() {
 		await ensureTopic(a);
-		const consumer = new Consumer<string, Buffer, string, string>({
+		const consumer = new Consumer<Buffer, Buffer, Buffer, Buffer>({
 			groupId: opts.group,
 			clientId: opts.consumer,
 			bootstrapBrokers: a.brokers,
@@ -161,11 +240,6 @@ export function kafkaSource(uri: string, opts: ConnectorOptions): Source {
 			rebalanceTimeout: Math.max(a.sessionTimeoutMs, 5_000),
 			retries: 1_000_000,
 			retryDelay: 250,
-			deserializers: {
-				key: stringDeserializer,
-				headerKey: stringDeserializer,
-				headerValue: stringDeserializer,
-			},
 		});
 		try {
 			const stream = await consumer.consume({
@@ -207,14 +281,21 @@ export function kafkaSource(uri: string, opts: ConnectorOptions): Source {
 			for (const m of await puller.take(max, waitMs)) {
 				const id = `${m.partition}:${m.offset}`;
 				held.set(id, m);
-				const headers: Record<string, string> = {};
-				for (const [k, v] of m.headers)
-					if (k !== undefined && v !== undefined) headers[k] = v;
+				const headers: Header[] = [];
+				// Header names are strings in Kafka (UTF-8); values stay bytes, a null value stays null.
+				for (const [k, v] of m.headerEntries)
+					headers.push([k?.toString("utf8") ?? "", v ?? null]);
 				out.push({
 					id,
-					key: m.key ?? undefined,
-					value: m.value ?? Buffer.alloc(0),
+					key: m.key ?? null,
+					value: m.value ?? null,
 					headers,
+					timestamp: Number(m.timestamp),
+					origin: {
+						topic: m.topic,
+						partition: m.partition,
+						offset: String(m.offset),
+					},
 				});
 			}
 			return out;
@@ -255,6 +336,7 @@ export function kafkaTransactor(
 	to: string,
 	dlq: string | undefined,
 	transactionalId: string,
+	sinkOptions: SinkOptions = {},
 ): Transactor {
 	const src = internals.get(source);
 	if (!src)
@@ -264,22 +346,17 @@ export function kafkaTransactor(
 		);
 	const out = parseKafkaUri(to);
 	const dead = dlq !== undefined ? parseKafkaUri(dlq) : undefined;
-	const newProducer = () =>
-		new Producer<string, string, string, string>({
+	const same = sinkOptions.partitioner === "same-as-input";
+	const newTxProducer = () =>
+		newProducer(out, sinkOptions, {
 			clientId: "mlship-transactions",
-			bootstrapBrokers: out.brokers,
-			serializers: stringSerializers,
 			transactionalId,
 			// A new producer: -1/-1 (the client's default 0/0 is refused as fenced while a dead process's
 			// transaction with this id is still open, instead of aborting it).
 			producerId: -1n,
 			producerEpoch: -1,
-			idempotent: true,
-			acks: -1,
-			retries: 5,
-			retryDelay: 250,
 		});
-	let producer = newProducer();
+	let producer = newTxProducer();
 	let ready: Promise<void> | undefined;
 	return {
 		async commit(results, deadLetters, consumed) {
@@ -298,13 +375,14 @@ export function kafkaTransactor(
 				// A failed begin (e.g. the broker still aborting a dead process's transaction) leaves the producer
 				// holding a half-made transaction: start over with a new one.
 				await producer.close(true).catch(() => {});
-				producer = newProducer();
+				producer = newTxProducer();
 				throw new Error(describe(err), { cause: err });
 			}
 			try {
-				const messages = results.map((m) => record(out.topic, m));
+				const messages = results.map((m) => record(out.topic, m, same));
 				if (dead)
-					for (const m of deadLetters) messages.push(record(dead.topic, m));
+					for (const m of deadLetters)
+						messages.push(record(dead.topic, m, false));
 				if (messages.length > 0) await tx.send({ messages });
 				await tx.addConsumer(consumer);
 				for (const m of lastPerPartition(src.held, consumed))
@@ -314,7 +392,7 @@ export function kafkaTransactor(
 				await tx.abort().catch(() => {});
 				if (!tx.completed) {
 					await producer.close(true).catch(() => {});
-					producer = newProducer();
+					producer = newTxProducer();
 				}
 				throw new Error(describe(err), { cause: err });
 			}
@@ -326,19 +404,15 @@ export function kafkaTransactor(
 	};
 }
 
-/** Produces with acks=all (idempotent): write() resolves once the broker has every message. */
-export function kafkaSink(uri: string): Sink {
+/**
+ * Produces with acks=all (idempotent): write() resolves once the broker has every message. Keys, values (null: a
+ * tombstone), headers (in order, repeats and nulls kept) and timestamps are written as given.
+ */
+export function kafkaSink(uri: string, opts: SinkOptions = {}): Sink {
 	const a = parseKafkaUri(uri);
 	let ready: Promise<void> | undefined;
-	const producer = new Producer<string, string, string, string>({
-		clientId: "mlship-producer",
-		bootstrapBrokers: a.brokers,
-		serializers: stringSerializers,
-		idempotent: true,
-		acks: -1,
-		retries: 5,
-		retryDelay: 250,
-	});
+	const producer = newProducer(a, opts);
+	const same = opts.partitioner === "same-as-input";
 	return {
 		async write(messages: readonly OutMessage[]) {
 			if (messages.length === 0) return;
@@ -349,7 +423,7 @@ export function kafkaSink(uri: string): Sink {
 			await ready;
 			try {
 				await producer.send({
-					messages: messages.map((m) => record(a.topic, m)),
+					messages: messages.map((m) => record(a.topic, m, same)),
 				});
 			} catch (err) {
 				throw new Error(describe(err), { cause: err });

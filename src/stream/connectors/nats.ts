@@ -1,4 +1,6 @@
 // NATS JetStream connector: a durable pull consumer per group (explicit acks, confirmed), publishes confirmed by PubAck.
+
+import { isUtf8 } from "node:buffer";
 import {
 	AckPolicy,
 	DeliverPolicy,
@@ -13,8 +15,10 @@ import {
 	headers as natsHeaders,
 } from "@nats-io/transport-node";
 import { MlshipError } from "../../protocol/errors.ts";
+import { headerTimestamp, TIMESTAMP_HEADER } from "../headers.ts";
 import type {
 	ConnectorOptions,
+	Header,
 	InMessage,
 	OutMessage,
 	Sink,
@@ -33,6 +37,8 @@ export interface NatsAddress {
 
 /** The header that carries the message key (NATS messages have none of their own). */
 export const KEY_HEADER = "key";
+/** NATS has no null payload: a tombstone is an empty message marked as a delete, as NATS KV marks one. */
+const OPERATION_HEADER = "KV-Operation";
 
 export function parseNatsUri(uri: string): NatsAddress {
 	const u = new URL(uri);
@@ -83,20 +89,45 @@ async function ensureStream(
 	}
 }
 
+/**
+ * A JetStream message as a stream message. NATS headers are text and multi-valued: each value is one header (values
+ * of a name stay in order; NATS groups them by name). An empty message marked `KV-Operation: DEL`/`PURGE` is a
+ * tombstone. Event time: a `mlship-timestamp` header, else the time JetStream stored the message.
+ */
 function toMessage(m: JsMsg): InMessage {
-	const headers: Record<string, string> = {};
-	let key: string | undefined;
+	const headers: Header[] = [];
+	let key: Buffer | null = null;
+	let tombstone = false;
 	if (m.headers)
-		for (const [k, v] of m.headers) {
-			if (k === KEY_HEADER) key = v[0];
-			else if (v[0] !== undefined) headers[k] = v[0];
+		for (const [k, vs] of m.headers) {
+			if (k === KEY_HEADER && key === null && vs[0] !== undefined)
+				key = Buffer.from(vs[0], "utf8");
+			else if (k === OPERATION_HEADER && m.data.length === 0)
+				tombstone = vs.some((v) => v === "DEL" || v === "PURGE");
+			else for (const v of vs) headers.push([k, Buffer.from(v, "utf8")]);
 		}
 	return {
 		id: `${m.info.stream}:${m.seq}`,
 		key,
-		value: Buffer.from(m.data),
+		// A copy, as before: a view would pin the client's whole read chunk while the message waits.
+		value: tombstone ? null : Buffer.from(m.data),
 		headers,
+		timestamp:
+			headerTimestamp(headers) ?? Number(m.timestampNanos / 1_000_000n),
+		origin: { topic: m.info.stream, partition: -1, offset: String(m.seq) },
 	};
+}
+
+/** A header value as NATS text; NATS trims values and cannot hold CR/LF, so only text that survives is accepted. */
+function natsText(name: string, v: Buffer | null): string {
+	if (v === null) return "";
+	const t = v.toString("utf8");
+	if (!isUtf8(v) || /[\r\n]/.test(t) || t.trim() !== t)
+		throw new MlshipError(
+			"MLSHIP_INVALID_ARGUMENT",
+			`NATS cannot carry header '${name}' byte for byte: its value is not UTF-8 text without CR/LF and surrounding spaces (NATS headers are text); write binary metadata to Kafka or Redis`,
+		);
+	return t;
 }
 
 /**
@@ -198,7 +229,9 @@ export function natsSource(uri: string, opts: ConnectorOptions): Source {
 	};
 }
 
-/** Publishes each message to the subject and waits for JetStream's PubAck (the stream is created if missing). */
+const EMPTY = new Uint8Array(0);
+
+/** Publishes each message (headers in order, multi-valued; the key and event time as headers) to the subject and waits for JetStream's PubAck (the stream is created if missing). */
 export function natsSink(uri: string): Sink {
 	const a = parseNatsUri(uri);
 	let start: Promise<NatsConnection> | undefined;
@@ -222,9 +255,14 @@ export function natsSink(uri: string): Sink {
 			await Promise.all(
 				messages.map((m) => {
 					const h = natsHeaders();
-					for (const [k, v] of Object.entries(m.headers)) h.set(k, v);
-					if (m.key !== undefined) h.set(KEY_HEADER, m.key);
-					return js.publish(a.subject, m.value, { headers: h });
+					for (const [k, v] of m.headers)
+						if (k !== KEY_HEADER && k !== TIMESTAMP_HEADER)
+							h.append(k, natsText(k, v));
+					if (m.key !== null) h.append(KEY_HEADER, natsText(KEY_HEADER, m.key));
+					if (m.timestamp !== undefined)
+						h.append(TIMESTAMP_HEADER, String(m.timestamp));
+					if (m.value === null) h.append(OPERATION_HEADER, "DEL");
+					return js.publish(a.subject, m.value ?? EMPTY, { headers: h });
 				}),
 			);
 		},

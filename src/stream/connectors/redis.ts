@@ -1,8 +1,10 @@
 // Redis Streams connector: consumer groups (XREADGROUP/XACK, XAUTOCLAIM for dead consumers' work), XADD to produce.
 import { Redis } from "ioredis";
 import { MlshipError } from "../../protocol/errors.ts";
+import { headerTimestamp, TIMESTAMP_HEADER } from "../headers.ts";
 import type {
 	ConnectorOptions,
+	Header,
 	InMessage,
 	OutMessage,
 	Sink,
@@ -59,21 +61,40 @@ function connect(a: RedisAddress): Redis {
 	return r;
 }
 
-type Entry = [id: string, fields: string[] | null];
+/** A stream entry as read with the buffer variants of the commands: every field name and value is bytes. */
+type Entry = [id: Buffer, fields: Buffer[] | null];
 
-function toMessage(e: Entry): InMessage {
-	const [id, fields] = e;
-	let key: string | undefined;
-	let value = "";
-	const headers: Record<string, string> = {};
-	for (let i = 0; fields && i + 1 < fields.length; i += 2) {
-		const f = fields[i] as string;
-		const v = fields[i + 1] as string;
+/** Entries of an XREADGROUP reply (one stream). */
+function entriesOf(reply: unknown): Entry[] {
+	return (reply as [Buffer, Entry[]][] | null)?.[0]?.[1] ?? [];
+}
+
+/**
+ * An entry as a message: field `value` is the payload (absent: a tombstone), `key` the key (absent: none), every
+ * other field a header, in order (repeated fields kept). Event time: a `mlship-timestamp` field, else the time
+ * Redis stored the entry (its id).
+ */
+function toMessage(e: Entry, stream: string): InMessage {
+	const id = e[0].toString("latin1");
+	const fields = e[1] ?? [];
+	let key: Buffer | null = null;
+	let value: Buffer | null = null;
+	const headers: Header[] = [];
+	for (let i = 0; i + 1 < fields.length; i += 2) {
+		const f = (fields[i] as Buffer).toString("utf8");
+		const v = fields[i + 1] as Buffer;
 		if (f === "value") value = v;
 		else if (f === "key") key = v;
-		else headers[f] = v;
+		else headers.push([f, v]);
 	}
-	return { id, key, value: Buffer.from(value, "utf8"), headers };
+	return {
+		id,
+		key,
+		value,
+		headers,
+		timestamp: headerTimestamp(headers) ?? Number(id.slice(0, id.indexOf("-"))),
+		origin: { topic: stream, partition: -1, offset: id },
+	};
 }
 
 /**
@@ -133,7 +154,7 @@ export function redisSource(uri: string, opts: ConnectorOptions): Source {
 		block: (string | number)[],
 		id: string,
 	): Promise<Entry[]> {
-		const r = (await reader.call(
+		const r = await reader.callBuffer(
 			"XREADGROUP",
 			"GROUP",
 			opts.group,
@@ -144,16 +165,17 @@ export function redisSource(uri: string, opts: ConnectorOptions): Source {
 			"STREAMS",
 			a.stream,
 			id,
-		)) as [string, Entry[]][] | null;
-		return r?.[0]?.[1] ?? [];
+		);
+		return entriesOf(r);
 	}
 
 	function take(entries: Entry[]): InMessage[] {
 		const out: InMessage[] = [];
 		for (const e of entries) {
-			if (inFlight.has(e[0])) continue;
-			inFlight.add(e[0]);
-			out.push(toMessage(e));
+			const m = toMessage(e, a.stream);
+			if (inFlight.has(m.id)) continue;
+			inFlight.add(m.id);
+			out.push(m);
 		}
 		return out;
 	}
@@ -170,9 +192,11 @@ export function redisSource(uri: string, opts: ConnectorOptions): Source {
 				const last = entries[entries.length - 1];
 				if (last === undefined) history = undefined;
 				else {
-					history = last[0];
+					history = last[0].toString("latin1");
 					// Entries deleted from the stream come back with null fields: ack them away.
-					const gone = entries.filter((e) => e[1] === null).map((e) => e[0]);
+					const gone = entries
+						.filter((e) => e[1] === null)
+						.map((e) => e[0].toString("latin1"));
 					if (gone.length > 0)
 						await acker.call("XACK", a.stream, opts.group, ...gone);
 					const msgs = take(entries.filter((e) => e[1] !== null));
@@ -182,7 +206,7 @@ export function redisSource(uri: string, opts: ConnectorOptions): Source {
 			const now = Date.now();
 			if (now - lastClaim >= a.claimIdleMs / 2) {
 				lastClaim = now;
-				const r = (await acker.call(
+				const r = (await acker.callBuffer(
 					"XAUTOCLAIM",
 					a.stream,
 					opts.group,
@@ -191,7 +215,7 @@ export function redisSource(uri: string, opts: ConnectorOptions): Source {
 					"0-0",
 					"COUNT",
 					max,
-				)) as [string, Entry[], string[]?];
+				)) as [Buffer, Entry[], Buffer[]?];
 				const msgs = take((r[1] ?? []).filter((e) => e[1] !== null));
 				if (msgs.length > 0) return msgs;
 			}
@@ -211,7 +235,11 @@ export function redisSource(uri: string, opts: ConnectorOptions): Source {
 	};
 }
 
-/** Appends each message to a stream with XADD: fields `value`, `key` (when set) and one per header. */
+/**
+ * Appends each message to a stream with XADD, as bytes: fields `value` (absent for a tombstone), `key` (when set),
+ * one per header in order (a null header value is written empty: Redis has no null), and `mlship-timestamp` with
+ * the event time when there is one.
+ */
 export function redisSink(uri: string): Sink {
 	const a = parseRedisUri(uri);
 	const r = connect(a);
@@ -220,10 +248,17 @@ export function redisSink(uri: string): Sink {
 			if (messages.length === 0) return;
 			const p = r.pipeline();
 			for (const m of messages) {
-				const fields: string[] = ["value", m.value];
-				if (m.key !== undefined) fields.push("key", m.key);
-				for (const [h, v] of Object.entries(m.headers))
-					if (h !== "value" && h !== "key") fields.push(h, v);
+				const fields: (string | Buffer)[] = [];
+				if (m.value !== null) fields.push("value", m.value);
+				if (m.key !== null) fields.push("key", m.key);
+				for (const [h, v] of m.headers)
+					if (h !== "value" && h !== "key" && h !== TIMESTAMP_HEADER)
+						fields.push(h, v ?? EMPTY);
+				if (m.timestamp !== undefined)
+					fields.push(TIMESTAMP_HEADER, String(m.timestamp));
+				// XADD needs a field: a bare tombstone (no key, headers or time) still marks its place.
+				if (fields.length === 0)
+					fields.push(TIMESTAMP_HEADER, String(Date.now()));
 				p.call("XADD", a.stream, "*", ...fields);
 			}
 			const res = await p.exec();
@@ -235,3 +270,5 @@ export function redisSink(uri: string): Sink {
 		},
 	};
 }
+
+const EMPTY = Buffer.alloc(0);
