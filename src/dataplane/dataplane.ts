@@ -113,6 +113,8 @@ interface Entry {
 	family?: Family;
 	/** Date.now() of the last failed load, so a broken model is not reloaded on every request. */
 	failedAt?: number;
+	/** Unloaded by max_loaded_models or memory_budget: loads again on its next request, lazy or not. */
+	evicted?: boolean;
 }
 
 /** A per-entity family: which entities have a model (kept current by the change feed) and the loaded members. */
@@ -187,8 +189,10 @@ class ServingDataPlane implements DataPlane {
 				if (e.state === "UNAVAILABLE") return false;
 			return true;
 		}
+		// An evicted model reloads on demand (a failed reload makes it UNAVAILABLE, which does unready).
 		for (const e of this.#entries.values())
-			if (e.state !== "READY") return false;
+			if (e.state !== "READY" && !(e.evicted && e.state !== "UNAVAILABLE"))
+				return false;
 		return true;
 	}
 
@@ -300,7 +304,7 @@ class ServingDataPlane implements DataPlane {
 	async #use(e: Entry, version: string | undefined): Promise<Served> {
 		if (
 			!e.served &&
-			(this.#opts.lazy || e.entity !== undefined) &&
+			(this.#opts.lazy || e.entity !== undefined || e.evicted) &&
 			!this.#closing
 		) {
 			if (e.failedAt !== undefined && Date.now() - e.failedAt < RETRY_FAILED_MS)
@@ -572,6 +576,7 @@ class ServingDataPlane implements DataPlane {
 				e.state = "READY";
 				e.reason = "";
 				delete e.failedAt;
+				delete e.evicted;
 				this.#metrics.loaded.set(this.#countLoaded());
 				this.#metrics.loads.inc({ model: e.spec.name });
 				e.lastUsed = performance.now();
@@ -848,6 +853,7 @@ class ServingDataPlane implements DataPlane {
 			const s = lru.served as Served;
 			lru.served = undefined;
 			lru.state = "UNLOADED";
+			lru.evicted = true;
 			lru.reason = `evicted (least recently used, ${max > 0 && count > max ? "max_loaded_models" : "memory_budget"}); loads again on its next request`;
 			count--;
 			bytes -= s.bytes;
@@ -872,6 +878,7 @@ class ServingDataPlane implements DataPlane {
 				x.served = undefined;
 				x.state = "UNLOADED";
 				x.reason = "unloaded by request";
+				delete x.evicted;
 				if (s) await this.#retire(s);
 			}),
 		);
