@@ -9,7 +9,7 @@ import { parse as parseYaml } from "yaml";
 import { formatOf, readExpr } from "../batch/files.ts";
 import {
 	MANIFEST_FILE,
-	manifestFromOnnx,
+	manifestFromArtifact,
 	readBundle,
 } from "../bundle/bundle.ts";
 import {
@@ -77,7 +77,7 @@ export async function initBundle(
 	);
 	const dir = dirname(file);
 	const path = join(dir, MANIFEST_FILE);
-	const { manifest: fresh, skipped } = await manifestFromOnnx(
+	const { manifest: fresh, skipped } = await manifestFromArtifact(
 		bytes,
 		opts.name ?? basename(file).replace(/\.onnx$/i, ""),
 		relative(dir, file),
