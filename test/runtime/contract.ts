@@ -9,7 +9,7 @@ import type {
 	LoadOptions,
 	Runtime,
 } from "../../src/runtime/types.ts";
-import { assertOutputMatches, bundleDir, golden } from "../helpers/fixtures.ts";
+import { assertTensorsMatch, bundleDir, golden } from "../helpers/fixtures.ts";
 
 /** One execution mode of a runtime: load options (and shared threads to start and stop around the suite). */
 export interface RuntimeMode {
@@ -39,14 +39,7 @@ function assertGolden(fixture: string, outs: Tensor[], names: string[]): void {
 		names,
 		`${fixture}: outputs in the order asked`,
 	);
-	const g = golden(fixture);
-	for (const o of outs)
-		assertOutputMatches(
-			fixture,
-			o.name,
-			o.data as ArrayLike<unknown>,
-			g.expected[o.name] as number[],
-		);
+	assertTensorsMatch(fixture, outs);
 }
 
 /**
