@@ -2,6 +2,11 @@
 import { stat } from "node:fs/promises";
 import { type Bundle, readBundle } from "./bundle/bundle.ts";
 import {
+	type FollowedModel,
+	type FollowOptions,
+	followRegistryModel,
+} from "./dataplane/dataplane.ts";
+import {
 	type InstanceOptions,
 	loadInstance,
 	ModelInstance,
@@ -9,6 +14,8 @@ import {
 import { MlshipError } from "./protocol/errors.ts";
 import type { ModelStore } from "./registry/types.ts";
 import type { LoadOptions } from "./runtime/types.ts";
+
+export type { FollowedModel } from "./dataplane/dataplane.ts";
 
 /** A loaded model: the per-version instance every entry point runs models through (see dataplane/instance.ts). */
 export { ModelInstance as Model };
@@ -25,6 +32,11 @@ async function isPath(ref: string): Promise<boolean> {
 	} catch {
 		return false;
 	}
+}
+
+/** A reference that can only be a file path (a separator, or a model/manifest file extension). */
+function looksLikePath(ref: string): boolean {
+	return /[\\/]|\.(onnx|ya?ml)$/i.test(ref);
 }
 
 export type LoadBundleOptions = InstanceOptions;
@@ -58,6 +70,31 @@ export async function loadModel(
 }
 
 /**
+ * Loads a model for long-running work that should pick up registry updates without a restart: a registry
+ * reference (`name`, `name@production`) follows the registry (hot swap between leases, see
+ * followRegistryModel); a bundle directory or `.onnx` file is loaded once.
+ * @example const m = await followModel("churn@production", { mode: "pool" }); ... await m.close();
+ */
+export async function followModel(
+	ref: string,
+	opts: LoadModelOptions & Pick<FollowOptions, "onEvent"> = {},
+): Promise<FollowedModel> {
+	const { registry, onEvent, ...load } = opts;
+	if ((await isPath(ref)) || looksLikePath(ref)) {
+		// A model instance is a FollowedModel that never moves.
+		return loadModel(ref, {
+			...load,
+			...(registry !== undefined ? { registry } : {}),
+		});
+	}
+	return followRegistryModel(ref, {
+		load,
+		...(registry !== undefined ? { registry } : {}),
+		...(onEvent ? { onEvent } : {}),
+	});
+}
+
+/**
  * Finds the bundle a model reference names: a bundle directory, a bare `.onnx` file, or a registered model
  * (`name`, `name@3`, `name@production`; then `name` and `version` come from the registry).
  */
@@ -66,7 +103,7 @@ export async function resolveBundle(
 	registry?: string | ModelStore,
 ): Promise<{ bundle: Bundle; name?: string; version?: number }> {
 	if (await isPath(ref)) return { bundle: await readBundle(ref) };
-	if (/[\\/]|\.(onnx|ya?ml)$/i.test(ref))
+	if (looksLikePath(ref))
 		throw new MlshipError(
 			"MLSHIP_MODEL_NOT_FOUND",
 			`no bundle or .onnx file at '${ref}'`,

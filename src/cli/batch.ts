@@ -5,6 +5,7 @@ import { type Job, parseJob, readJob, runJob } from "../batch/job.ts";
 import { type PendingSummary, runPending } from "../batch/pending.ts";
 import type { BatchRunSummary } from "../batch/run.ts";
 import { runSchedule, type ScheduleEvent } from "../batch/schedule.ts";
+import type { ModelProvider } from "../dataplane/instance.ts";
 import { MlshipError } from "../protocol/errors.ts";
 import {
 	action,
@@ -15,7 +16,11 @@ import {
 	untilStopped,
 	wholeNumber,
 } from "./common.ts";
-import { scoringOptions, withScoringModel } from "./scoring.ts";
+import {
+	scoringOptions,
+	withFollowedModel,
+	withScoringModel,
+} from "./scoring.ts";
 
 interface RunOpts {
 	resume?: boolean;
@@ -286,8 +291,8 @@ function workCommand(): Command {
 			"print a JSON summary (rows claimed, scored, rejected, chunks, model version, duration)",
 		)
 		.action(
-			action((opts: WorkOpts) =>
-				withScoringModel("work", opts, async (model, progress) => {
+			action((opts: WorkOpts) => {
+				const work = async (model: ModelProvider, progress: Progress) => {
 					const s = await untilStopped((signal) =>
 						runPending(model, {
 							table: opts.table,
@@ -307,8 +312,12 @@ function workCommand(): Command {
 					);
 					progress.done(s.rows_scored);
 					printSummary(Boolean(opts.json), s);
-				}),
-			),
+				};
+				// With --follow the worker runs for days: a registry reference follows its alias (hot swap between chunks).
+				return opts.follow
+					? withFollowedModel("work", opts, work)
+					: withScoringModel("work", opts, work);
+			}),
 		);
 	return example(
 		cmd,

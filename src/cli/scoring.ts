@@ -1,6 +1,12 @@
 // Shared by the commands that score many rows (predict, batch run): model loading options, progress, cleanup.
 import type { Command } from "commander";
-import { loadModel, type Model } from "../model.ts";
+import {
+	type FollowedModel,
+	followModel,
+	type LoadModelOptions,
+	loadModel,
+	type Model,
+} from "../model.ts";
 import { Progress, wholeNumber } from "./common.ts";
 
 export interface ScoringOpts {
@@ -30,15 +36,36 @@ export function scoringOptions(cmd: Command, chunkRows = 32768): Command {
  * Loads the model on a worker pool, runs `fn` with a progress display (a terminal without --json only),
  * and always closes the model.
  */
-export async function withScoringModel<T>(
+export function withScoringModel<T>(
 	label: string,
 	opts: ScoringOpts,
 	fn: (model: Model, progress: Progress) => Promise<T>,
 ): Promise<T> {
-	const load: Parameters<typeof loadModel>[1] = { mode: "pool" };
-	if (opts.registry) load.registry = opts.registry;
-	if (opts.workers) load.workers = opts.workers;
-	const model = await loadModel(opts.model, load);
+	return withModel(label, opts, loadModel, fn);
+}
+
+/**
+ * The same for long-running work: a registry reference follows the registry (a new version of the alias is
+ * swapped in between chunks), a bundle path is loaded once.
+ */
+export function withFollowedModel<T>(
+	label: string,
+	opts: ScoringOpts,
+	fn: (model: FollowedModel, progress: Progress) => Promise<T>,
+): Promise<T> {
+	return withModel(label, opts, followModel, fn);
+}
+
+async function withModel<M extends { close(): Promise<void> }, T>(
+	label: string,
+	opts: ScoringOpts,
+	load: (ref: string, o: LoadModelOptions) => Promise<M>,
+	fn: (model: M, progress: Progress) => Promise<T>,
+): Promise<T> {
+	const o: LoadModelOptions = { mode: "pool" };
+	if (opts.registry) o.registry = opts.registry;
+	if (opts.workers) o.workers = opts.workers;
+	const model = await load(opts.model, o);
 	try {
 		return await fn(
 			model,

@@ -3,6 +3,7 @@ import type { Row } from "../codec/table.ts";
 import { Metrics } from "../monitor/metrics.ts";
 import { invalidInput, MlshipError } from "../protocol/errors.ts";
 import type { InferenceRequest, InferenceResponse } from "../protocol/types.ts";
+import { parseRef } from "../registry/types.ts";
 import { ModelCache } from "./cache.ts";
 import {
 	columnsToRows,
@@ -13,6 +14,7 @@ import {
 } from "./entities.ts";
 import type { DataPlaneOptions, Entry, Family, Served } from "./entry.ts";
 import { RegistryFollower } from "./follower.ts";
+import type { ModelLease, ModelProvider } from "./instance.ts";
 import type {
 	DataPlane,
 	FamilyInfo,
@@ -302,6 +304,13 @@ class ServingDataPlane implements DataPlane {
 		return this.#cache.unload(name);
 	}
 
+	/** The current instance of a model, held until released (a swap waits for it); see ModelInstance.lease. */
+	async lease(name: string): Promise<ModelLease> {
+		return (
+			await this.#retrying(name, undefined, undefined, (s) => s.model.lease())
+		).outs;
+	}
+
 	/** Starts following the registry (hot updates); see RegistryFollower. */
 	follow(): Promise<void> {
 		return this.#follower.start();
@@ -346,4 +355,44 @@ export async function createDataPlane(
 		);
 	await dp.follow();
 	return Object.assign(dp, { loadErrors });
+}
+
+export interface FollowOptions
+	extends Pick<DataPlaneOptions, "registry" | "load" | "onEvent"> {}
+
+/** A registry model kept at the version its reference names (see followRegistryModel). */
+export interface FollowedModel extends ModelProvider {
+	/** The registered name. */
+	readonly name: string;
+	close(): Promise<void>;
+}
+
+/**
+ * Loads a registry reference (`name`, `name@alias`) and follows the registry's change feed like `serve` does:
+ * when the reference moves, the new version is loaded, warmed up and swapped in between leases; the old one is
+ * unloaded once its last lease is released. For long-running workers (`batch work --follow`, `pg worker`).
+ * @example const m = await followRegistryModel("churn@production"); const { model, release } = await m.lease();
+ */
+export async function followRegistryModel(
+	ref: string,
+	opts: FollowOptions = {},
+): Promise<FollowedModel> {
+	const name = parseRef(ref).name;
+	const dp = new ServingDataPlane({
+		models: [{ name, source: ref }],
+		processMetrics: false,
+		...opts,
+	});
+	try {
+		await dp.load(name);
+		await dp.follow();
+	} catch (err) {
+		await dp.close();
+		throw err;
+	}
+	return {
+		name,
+		lease: () => dp.lease(name),
+		close: () => dp.close(),
+	};
 }

@@ -64,6 +64,20 @@ export interface PredictCall {
 /** Called after every successful prediction of an instance; it must not throw and must not block. */
 export type PredictHook = (call: PredictCall) => void;
 
+/** An instance held for one unit of work (a claimed chunk): it is not unloaded until released. */
+export interface ModelLease {
+	readonly model: ModelInstance;
+	release(): void;
+}
+
+/**
+ * Where long-running work gets its model, one lease per unit of work: a fixed instance (a ModelInstance
+ * itself), or one that follows a registry alias and hot-swaps between leases (followModel).
+ */
+export interface ModelProvider {
+	lease(): Promise<ModelLease>;
+}
+
 function isTensorArray(x: readonly unknown[]): x is Tensor[] {
 	const f = x[0] as Partial<Tensor> | undefined;
 	return (
@@ -90,7 +104,7 @@ export function outcomeOf(e: MlshipError): Outcome {
  * serve, stream and SQL through the data plane or SqlModels, batch, pg and embedded users through loadModel.
  * Close it when done: it holds native sessions and worker threads.
  */
-export class ModelInstance {
+export class ModelInstance implements ModelProvider {
 	/** Name from the registry or the manifest. */
 	readonly name: string;
 	/** Registry version, when loaded from a registry. */
@@ -107,6 +121,11 @@ export class ModelInstance {
 	readonly #categorical: boolean;
 	/** Undefined until a hook is added, so an instance without hooks pays one check per request. */
 	#hooks: PredictHook[] | undefined;
+	#leases = 0;
+	#closing = false;
+	/** Settles once the last lease is released (made by the first close() that finds leases). */
+	#unleasedP: Promise<void> | undefined;
+	#unleased: (() => void) | undefined;
 
 	constructor(
 		name: string,
@@ -352,8 +371,34 @@ export class ModelInstance {
 		await this.#scheduler.submit(tensors, this.#outputs);
 	}
 
-	/** Finishes queued and running calls, then frees sessions and worker threads. */
+	/**
+	 * Holds this instance for one unit of work: close() waits for every lease to be released, so a hot swap
+	 * never pulls the model out from under a chunk in progress. MLSHIP_CLOSED once closing.
+	 */
+	async lease(): Promise<ModelLease> {
+		if (this.#closing)
+			throw new MlshipError("MLSHIP_CLOSED", "the model has been unloaded");
+		this.#leases++;
+		let released = false;
+		return {
+			model: this,
+			release: () => {
+				if (released) return;
+				released = true;
+				if (--this.#leases === 0) this.#unleased?.();
+			},
+		};
+	}
+
+	/** Waits for leases to be released, finishes queued and running calls, then frees sessions and worker threads. */
 	async close(): Promise<void> {
+		this.#closing = true;
+		if (this.#leases > 0) {
+			this.#unleasedP ??= new Promise<void>((resolve) => {
+				this.#unleased = resolve;
+			});
+			await this.#unleasedP;
+		}
 		await this.#scheduler.drain();
 		await this.#loaded.unload();
 	}

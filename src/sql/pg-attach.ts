@@ -14,7 +14,12 @@ import type {
 	PredictionColumn,
 } from "../batch/types.ts";
 import { tableIdent } from "../batch/uri.ts";
-import { loadModel, type Model } from "../model.ts";
+import {
+	type FollowedModel,
+	followModel,
+	loadModel,
+	type Model,
+} from "../model.ts";
 import { DATATYPE_INFO } from "../protocol/datatypes.ts";
 import { invalidInput, MlshipError } from "../protocol/errors.ts";
 
@@ -351,16 +356,24 @@ export async function runAttachedWorker(opts: WorkerOptions): Promise<{
 }> {
 	const c = await connectPg(opts.db);
 	let listener: Awaited<ReturnType<typeof connectPg>> | undefined;
+	let followed: FollowedModel | undefined;
 	let model: Model | undefined;
 	const totals = { scored: 0, rejected: 0, chunks: 0 };
 	try {
 		// Inside the try: if the second connection fails, the first one is closed too.
 		if (!opts.once) listener = await connectPg(opts.db);
 		const a = await getAttachment(c, opts.table, opts.column);
-		model = await loadModel(a.model, {
-			mode: "pool",
+		// A worker that runs until stopped follows the registry: a moved alias is swapped in between chunks.
+		const load = {
+			mode: "pool" as const,
 			...(a.registry ? { registry: a.registry } : {}),
-		});
+		};
+		followed = opts.once
+			? await loadModel(a.model, load)
+			: await followModel(a.model, load);
+		const first = await followed.lease();
+		model = first.model;
+		first.release();
 		const n = objectNames(a.table, a.column);
 		let wake = () => {};
 		if (listener) {
@@ -401,6 +414,8 @@ export async function runAttachedWorker(opts: WorkerOptions): Promise<{
 					[keys],
 				);
 				if (rows.rows.length > 0) {
+					const lease = await followed.lease();
+					model = lease.model;
 					const r = await scoreSource(
 						model,
 						new ClaimedRows(`${a.table}`, rows.fields, rows.rows),
@@ -410,7 +425,7 @@ export async function runAttachedWorker(opts: WorkerOptions): Promise<{
 							keep: [a.key],
 							chunkRows: Math.max(rows.rows.length, 1),
 						},
-					);
+					).finally(() => lease.release());
 					if (r.rejected.length > 0) {
 						await writeErrors(c, n.errors, r.rejected, `${a.table} errors`);
 						await pgQuery(
@@ -443,7 +458,7 @@ export async function runAttachedWorker(opts: WorkerOptions): Promise<{
 			model_version: model.version ?? null,
 		};
 	} finally {
-		await model?.close();
+		await followed?.close();
 		await c.end().catch(() => {});
 		await listener?.end().catch(() => {});
 	}
