@@ -1,12 +1,9 @@
 // The embedded API: loadModel(path | 'name@alias') → a model instance with predict(records | columns | tensors | request).
 import { stat } from "node:fs/promises";
 import { type Bundle, readBundle } from "./bundle/bundle.ts";
+import type { FollowedModel, FollowOptions } from "./dataplane/dataplane.ts";
 import {
-	type FollowedModel,
-	type FollowOptions,
-	followRegistryModel,
-} from "./dataplane/dataplane.ts";
-import {
+	type InstanceObserver,
 	type InstanceOptions,
 	loadInstance,
 	ModelInstance,
@@ -23,6 +20,8 @@ export { ModelInstance as Model };
 export interface LoadModelOptions extends LoadOptions {
 	/** Registry for `name@alias` references: a URI (`sqlite:path`) or an open store. Default: MLSHIP_REGISTRY or ./.mlship/registry.db. */
 	registry?: string | ModelStore;
+	/** Told of each batch the model's scheduler runs and of each request's outcome (metrics). */
+	observer?: InstanceObserver;
 }
 
 async function isPath(ref: string): Promise<boolean> {
@@ -79,18 +78,22 @@ export async function followModel(
 	ref: string,
 	opts: LoadModelOptions & Pick<FollowOptions, "onEvent"> = {},
 ): Promise<FollowedModel> {
-	const { registry, onEvent, ...load } = opts;
+	const { registry, onEvent, observer, ...load } = opts;
 	if ((await isPath(ref)) || looksLikePath(ref)) {
 		// A model instance is a FollowedModel that never moves.
 		return loadModel(ref, {
 			...load,
 			...(registry !== undefined ? { registry } : {}),
+			...(observer ? { observer } : {}),
 		});
 	}
+	// Loaded on demand: the data plane brings prom-client, which `import "mlship"` does not need.
+	const { followRegistryModel } = await import("./dataplane/dataplane.ts");
 	return followRegistryModel(ref, {
 		load,
 		...(registry !== undefined ? { registry } : {}),
 		...(onEvent ? { onEvent } : {}),
+		...(observer ? { observer } : {}),
 	});
 }
 

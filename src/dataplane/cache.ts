@@ -195,6 +195,7 @@ export class ModelCache {
 		const queueDepth = m.queueDepth.labels(spec.name, metricVersion);
 		const ok = m.requests.labels(spec.name, metricVersion, "ok");
 		const latency = m.latency.labels(spec.name, metricVersion);
+		const extra = this.#opts.observer;
 		const model = await loadInstance(bundle, {
 			mode: "auto",
 			...load,
@@ -206,10 +207,18 @@ export class ModelCache {
 				batch: (rows, secs) => {
 					batchSize.observe(rows);
 					computeTime.observe(secs);
+					extra?.batch?.(rows, secs);
 				},
-				request: (secs) => queueTime.observe(secs),
-				depth: (n) => queueDepth.set(n),
+				request: (secs) => {
+					queueTime.observe(secs);
+					extra?.request?.(secs);
+				},
+				depth: (n) => {
+					queueDepth.set(n);
+					extra?.depth?.(n);
+				},
 				done: (outcome, secs) => {
+					extra?.done?.(outcome, secs);
 					if (outcome === "ok") {
 						ok.inc();
 						latency.observe(secs);

@@ -358,7 +358,10 @@ export async function createDataPlane(
 }
 
 export interface FollowOptions
-	extends Pick<DataPlaneOptions, "registry" | "load" | "onEvent"> {}
+	extends Pick<
+		DataPlaneOptions,
+		"registry" | "load" | "onEvent" | "observer"
+	> {}
 
 /** A registry model kept at the version its reference names (see followRegistryModel). */
 export interface FollowedModel extends ModelProvider {

@@ -1,7 +1,7 @@
 // What the data plane's parts share: the options, and an entry per served model (its loaded instance and state).
 import type { ModelStore } from "../registry/types.ts";
 import type { LoadOptions } from "../runtime/types.ts";
-import type { ModelInstance } from "./instance.ts";
+import type { InstanceObserver, ModelInstance } from "./instance.ts";
 import type { Batching } from "./scheduler.ts";
 import type { ModelState } from "./types.ts";
 
@@ -42,6 +42,8 @@ export interface DataPlaneOptions {
 	memoryBudget?: number;
 	/** Model lifecycle events (hot updates and their failures), e.g. for logs. */
 	onEvent?: (e: ModelEvent) => void;
+	/** Also told of every loaded instance's batches and requests (e.g. a worker's own metrics). */
+	observer?: InstanceObserver;
 }
 
 /** A hot update applied, or refused (the old version keeps serving). */

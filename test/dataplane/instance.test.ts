@@ -1,6 +1,9 @@
 // The per-version model instance: hooks see every successful prediction (and cost nothing when absent), the
 // observer gets each request's outcome, leases hold an instance open, and SQL's synchronous entry validates alike.
 import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, it } from "node:test";
 import { readBundle } from "../../src/bundle/bundle.ts";
 import {
@@ -9,6 +12,8 @@ import {
 	type Outcome,
 	type PredictCall,
 } from "../../src/dataplane/instance.ts";
+import { followModel } from "../../src/model.ts";
+import { openRegistry } from "../../src/registry/open.ts";
 import { bundleDir, golden } from "../helpers/fixtures.ts";
 
 const records = golden("iris-logreg").records.slice(0, 3);
@@ -79,4 +84,37 @@ it("close waits for every lease; a closing instance gives no new lease", async (
 	b.release();
 	await closing;
 	assert.equal(closed, true);
+});
+
+it("a followed registry model leases its current instance and tells the caller's observer of batches and outcomes", async () => {
+	const dir = await mkdtemp(join(tmpdir(), "mlship-follow-"));
+	const store = await openRegistry(`sqlite:${join(dir, "r.db")}`);
+	try {
+		await store.register(await readBundle(bundleDir("iris-logreg")), {
+			aliases: ["production"],
+		});
+		const seen: string[] = [];
+		const f = await followModel("iris-logreg@production", {
+			registry: store,
+			mode: "inline",
+			observer: {
+				batch: (rows) => seen.push(`batch ${rows}`),
+				done: (o) => seen.push(o),
+			},
+		});
+		try {
+			assert.equal(f.name, "iris-logreg");
+			const { model, release } = await f.lease();
+			assert.equal(model.version, 1);
+			assert.equal((await model.predict(records)).length, 3);
+			release();
+			// The warm-up's batch comes first; it is not a request.
+			assert.deepEqual(seen, ["batch 1", "batch 3", "ok"]);
+		} finally {
+			await f.close();
+		}
+	} finally {
+		await store.close();
+		await rm(dir, { recursive: true, force: true });
+	}
 });
