@@ -8,6 +8,7 @@ import { MlshipError } from "../src/protocol/errors.ts";
 import type { Tensor } from "../src/protocol/types.ts";
 import {
 	assertOutputMatches,
+	assertTensorsMatch,
 	bundleDir,
 	FIXTURES,
 	golden,
@@ -36,13 +37,7 @@ describe("golden outputs through the embedded API", () => {
 						outs.map((o) => o.name).sort(),
 						Object.keys(g.expected).sort(),
 					);
-					for (const o of outs)
-						assertOutputMatches(
-							name,
-							o.name,
-							o.data as ArrayLike<unknown>,
-							g.expected[o.name] as number[],
-						);
+					assertTensorsMatch(name, outs);
 				} finally {
 					await m.close();
 				}

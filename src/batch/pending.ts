@@ -2,7 +2,7 @@
 // the predictions in the transaction that marks (or deletes) them. Killed at any moment, re-run, or run by several
 // workers at once, a job produces every prediction exactly once.
 import type pg from "pg";
-import type { Model } from "../model.ts";
+import type { ModelInstance, ModelProvider } from "../dataplane/instance.ts";
 import { invalidInput, MlshipError } from "../protocol/errors.ts";
 import { type RejectedLine, sqlIdent } from "./files.ts";
 import { connectPg, pgQuery, pgTypeName } from "./pg.ts";
@@ -110,12 +110,20 @@ function pgTable(uri: string, role: string): { url: string; table: string } {
  * Scores the pending rows of a PostgreSQL table until none is left (or, with `follow`, until `signal` aborts).
  * Each chunk is one transaction: claim (`FOR UPDATE SKIP LOCKED`), score, insert predictions and rejected rows,
  * mark or delete the claimed rows, commit. A worker that dies mid-chunk loses its transaction and its claim.
+ * Each chunk leases the provider's current model: a followed model (followModel) hot-swaps between chunks.
  * @example await runPending(model, { table: "postgres://app@db/prod?table=features", sink: "postgres://app@db/prod?table=scores" })
  */
 export async function runPending(
-	model: Model,
+	provider: ModelProvider,
 	opts: PendingOptions,
 ): Promise<PendingSummary> {
+	// The model of the last chunk (the summary names it); leased once up front so a summary always has one.
+	let model: ModelInstance;
+	{
+		const first = await provider.lease();
+		model = first.model;
+		first.release();
+	}
 	const started = performance.now();
 	const src = pgTable(opts.table, "--table");
 	const dst = pgTable(opts.sink, "--sink");
@@ -165,6 +173,8 @@ export async function runPending(
 					await sleep(opts.pollMs ?? 1000, opts.signal);
 					continue;
 				}
+				const lease = await provider.lease();
+				model = lease.model;
 				const r = await scoreSource(
 					model,
 					new ClaimedRows(label, claimed.fields, claimed.rows),
@@ -182,7 +192,7 @@ export async function runPending(
 						],
 						chunkRows: Math.max(chunkRows, 1),
 					},
-				);
+				).finally(() => lease.release());
 				if (r.rejected.length > 0)
 					await sink.errorSink(errorsTable).write(r.rejected);
 				await pgQuery(

@@ -3,9 +3,9 @@ import {
 	formatRowError,
 	outputsToColumns,
 	type RowError,
-	selectRows,
 	TableEncoder,
 } from "../codec/table.ts";
+import { keepRows } from "../dataplane/instance.ts";
 import type { Model } from "../model.ts";
 import { invalidInput, MlshipError } from "../protocol/errors.ts";
 import type { Tensor } from "../protocol/types.ts";
@@ -117,8 +117,7 @@ export async function scoreSource(
 		const base = rowsIn;
 		const n = enc.rows;
 		const { tensors, errors } = enc.take();
-		let inputs = tensors;
-		let kept: number[] | undefined;
+		const bad = new Set<number>();
 		if (errors.length > 0) {
 			if (opts.onError === "fail") {
 				const e = errors[0] as RowError;
@@ -130,7 +129,6 @@ export async function scoreSource(
 					`${source.label}: ${formatRowError(e, base)}${where}`,
 				);
 			}
-			const bad = new Set<number>();
 			for (const e of errors) {
 				if (bad.has(e.row)) continue;
 				bad.add(e.row);
@@ -141,9 +139,13 @@ export async function scoreSource(
 					values: valuesAt(e.row),
 				});
 			}
-			kept = [];
-			for (let r = 0; r < n; r++) if (!bad.has(r)) kept.push(r);
 		}
+		const { inputs, kept } = keepRows(
+			tensors,
+			n,
+			(r) => bad.has(r),
+			bad.size > 0,
+		);
 		const keptRows = kept ? kept.length : n;
 		const keptCols: KeptColumn[] = keepCols.map((c, i) => {
 			const all = chunks.flatMap((ch) => ch.values(c));
@@ -173,7 +175,6 @@ export async function scoreSource(
 			inflight.push(Promise.resolve(durable));
 			return;
 		}
-		if (kept) inputs = selectRows(tensors, kept);
 		const pending = model
 			.predictTensors(inputs)
 			.then((outs: Tensor[]) => async () => {

@@ -1,19 +1,13 @@
-// Bundles on disk: read a bundle directory or a bare .onnx file, verify every artifact's sha256.
+// Bundles on disk: read a bundle directory or a bare model file (.onnx), verify every artifact's sha256.
 import { createHash } from "node:crypto";
 import { readFile, stat } from "node:fs/promises";
 import { basename, dirname, extname, join, resolve } from "node:path";
 import { MlshipError } from "../protocol/errors.ts";
-import { readOnnxSignature } from "../runtime/onnx/session.ts";
+import { runtime, runtimeForFile } from "../runtime/registry.ts";
 import { type Manifest, parseManifest } from "./manifest.ts";
+import type { Bundle } from "./types.ts";
 
-/** A bundle in memory: its manifest and the bytes of every file it names, verified. */
-export interface Bundle {
-	manifest: Manifest;
-	/** Files by bundle-relative path (the artifact, and the reference data when present). */
-	files: Map<string, Uint8Array>;
-	/** Where it was read from, for messages. */
-	source: string;
-}
+export { artifactBytes, type Bundle } from "./types.ts";
 
 export const MANIFEST_FILE = "mlship.yaml";
 
@@ -49,11 +43,6 @@ export function verifyFiles(
 	}
 }
 
-/** The model artifact's bytes. */
-export function artifactBytes(b: Bundle): Uint8Array {
-	return b.files.get(b.manifest.artifact.path) as Uint8Array;
-}
-
 /** Reads a bundle in memory from its manifest text and files (as stored in a registry), verifying digests. */
 export function bundleFromParts(
 	manifestText: string,
@@ -65,33 +54,25 @@ export function bundleFromParts(
 	return { manifest, files, source };
 }
 
-/** What onnxruntime says of bytes that are no ONNX model at all (not protobuf, empty, or protobuf without a graph). */
-const NOT_ONNX =
-	/protobuf parsing failed|Model data pointer is null|No graph was found/i;
-
 /**
- * Builds a manifest for a bare ONNX model from its graph. `skipped` names non-tensor (ZipMap) outputs
- * that were left out. Bytes that are no ONNX model fail with "not an ONNX model: SOURCE" (default: the artifact path).
+ * Builds a manifest for a bare model file from what its runtime reads in it (by default the runtime its file
+ * extension names, e.g. `.onnx`). `skipped` names outputs the runtime cannot return (ONNX ZipMap), left out.
+ * `source` names the file in errors (default: the artifact path), e.g. "not an ONNX model: SOURCE".
  */
-export async function manifestFromOnnx(
+export async function manifestFromArtifact(
 	bytes: Uint8Array,
 	name: string,
 	artifactPath: string,
 	source: string = artifactPath,
+	runtimeName = runtimeForFile(artifactPath) ?? "onnx",
 ): Promise<{ manifest: Manifest; skipped: string[] }> {
-	let read: Awaited<ReturnType<typeof readOnnxSignature>>;
-	try {
-		read = await readOnnxSignature(bytes);
-	} catch (err) {
-		if (bytes.length === 0 || NOT_ONNX.test((err as Error).message))
-			throw new MlshipError(
-				"MLSHIP_INVALID_BUNDLE",
-				`not an ONNX model: ${source}${bytes.length === 0 ? " (the file is empty)" : ""}; give the .onnx file your converter wrote (e.g. skl2onnx, tf2onnx, torch.onnx.export)`,
-				{ cause: err },
-			);
-		throw err;
-	}
-	const { signature, skipped } = read;
+	const rt = await runtime(runtimeName);
+	if (!rt.describe)
+		throw new MlshipError(
+			"MLSHIP_INVALID_BUNDLE",
+			`${artifactPath}: the ${runtimeName} runtime cannot read a signature from the model file; write mlship.yaml with its signature`,
+		);
+	const { signature, skipped } = await rt.describe(bytes, source);
 	const outNames = signature.outputs.map((o) => o.name);
 	const task =
 		outNames.includes("probabilities") || outNames.includes("label")
@@ -104,7 +85,7 @@ export async function manifestFromOnnx(
 		name:
 			name.replace(/[^A-Za-z0-9._-]/g, "-").replace(/^[^A-Za-z0-9]+/, "") ||
 			"model",
-		runtime: "onnx",
+		runtime: runtimeName,
 		task,
 		artifact: { path: artifactPath, sha256: sha256Hex(bytes) },
 		signature,
@@ -142,13 +123,15 @@ export async function readBundle(path: string): Promise<Bundle> {
 			`no bundle, .onnx file or registered model at '${path}'`,
 		);
 	}
-	if (info.isFile() && extname(full).toLowerCase() === ".onnx") {
+	const bare = info.isFile() ? runtimeForFile(full) : undefined;
+	if (bare !== undefined) {
 		const bytes = await readOrFail(full);
-		const { manifest } = await manifestFromOnnx(
+		const { manifest } = await manifestFromArtifact(
 			bytes,
 			basename(full, extname(full)),
 			basename(full),
 			path,
+			bare,
 		);
 		return {
 			manifest,

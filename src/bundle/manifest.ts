@@ -135,7 +135,15 @@ export const ManifestSchema = z
 			)
 			.describe("model name"),
 		description: z.string().optional(),
-		runtime: z.enum(["onnx"]).describe("runtime that executes the artifact"),
+		runtime: z
+			.string()
+			.regex(
+				/^[a-z][a-z0-9_-]*$/,
+				"a runtime name: lowercase letters, digits, '_' or '-'",
+			)
+			.describe(
+				"registered runtime that executes the artifact (built in: onnx)",
+			),
 		task: z.enum(["classification", "regression", "other"]).optional(),
 		artifact: FileRefSchema.describe("the model file"),
 		reference: FileRefSchema.optional().describe(

@@ -5,6 +5,7 @@ import { type Job, parseJob, readJob, runJob } from "../batch/job.ts";
 import { type PendingSummary, runPending } from "../batch/pending.ts";
 import type { BatchRunSummary } from "../batch/run.ts";
 import { runSchedule, type ScheduleEvent } from "../batch/schedule.ts";
+import type { ModelProvider } from "../dataplane/instance.ts";
 import { MlshipError } from "../protocol/errors.ts";
 import {
 	action,
@@ -20,7 +21,11 @@ import {
 	runnerMetrics,
 	startCommandMetrics,
 } from "./metrics-port.ts";
-import { scoringOptions, withScoringModel } from "./scoring.ts";
+import {
+	scoringOptions,
+	withFollowedModel,
+	withScoringModel,
+} from "./scoring.ts";
 
 interface RunOpts {
 	resume?: boolean;
@@ -322,34 +327,34 @@ function workCommand(): Command {
 					metrics: metrics ? [() => metrics.exposition()] : [],
 					ready: () => metrics?.ready ?? false,
 				});
-				await withScoringModel(
-					"work",
-					opts,
-					async (model, progress) => {
-						const s = await untilStopped((signal) =>
-							runPending(model, {
-								table: opts.table,
-								sink: opts.sink,
-								key: opts.key,
-								done: opts.done,
-								markColumn: opts.markColumn,
-								onError: opts.onError,
-								chunkRows: opts.chunkRows,
-								pollMs: opts.pollMs,
-								signal,
-								...(opts.keep ? { keep: opts.keep } : {}),
-								...(opts.errors ? { errors: opts.errors } : {}),
-								...(opts.follow ? { follow: true } : {}),
-								onChunk: (scored, rejected) => {
-									progress.update(scored);
-									metrics?.totals(scored, rejected);
-								},
-							}),
-						);
-						progress.done(s.rows_scored);
-						printSummary(Boolean(opts.json), s);
-					},
-					metrics,
+				const work = async (model: ModelProvider, progress: Progress) => {
+					const s = await untilStopped((signal) =>
+						runPending(model, {
+							table: opts.table,
+							sink: opts.sink,
+							key: opts.key,
+							done: opts.done,
+							markColumn: opts.markColumn,
+							onError: opts.onError,
+							chunkRows: opts.chunkRows,
+							pollMs: opts.pollMs,
+							signal,
+							...(opts.keep ? { keep: opts.keep } : {}),
+							...(opts.errors ? { errors: opts.errors } : {}),
+							...(opts.follow ? { follow: true } : {}),
+							onChunk: (scored, rejected) => {
+								progress.update(scored);
+								metrics?.totals(scored, rejected);
+							},
+						}),
+					);
+					progress.done(s.rows_scored);
+					printSummary(Boolean(opts.json), s);
+				};
+				// With --follow the worker runs for days: a registry reference follows its alias (hot swap between chunks).
+				await (opts.follow
+					? withFollowedModel("work", opts, work, metrics)
+					: withScoringModel("work", opts, work, metrics)
 				).catch((err: unknown) => {
 					metrics?.failed();
 					throw err;

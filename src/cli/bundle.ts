@@ -9,7 +9,7 @@ import { parse as parseYaml } from "yaml";
 import { formatOf, readExpr } from "../batch/files.ts";
 import {
 	MANIFEST_FILE,
-	manifestFromOnnx,
+	manifestFromArtifact,
 	readBundle,
 } from "../bundle/bundle.ts";
 import {
@@ -105,7 +105,7 @@ export async function initBundle(
 	const dir = dirname(file);
 	const path = join(dir, MANIFEST_FILE);
 	// The directory is the bundle (one mlship.yaml): converters all write "model.onnx", so the file says nothing.
-	const { manifest: fresh, skipped } = await manifestFromOnnx(
+	const { manifest: fresh, skipped } = await manifestFromArtifact(
 		bytes,
 		opts.name ?? (basename(dir) || basename(file).replace(/\.onnx$/i, "")),
 		relative(dir, file),

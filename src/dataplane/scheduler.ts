@@ -165,7 +165,7 @@ export class Scheduler {
 							`the request did not start within its ${timeout} ms timeout`,
 						),
 					);
-				}, timeoutMs);
+				}, timeout);
 			this.#queue.push(p);
 			this.#observe.depth?.(this.#queue.length);
 			this.#pump();

@@ -171,6 +171,12 @@ export class RunnerMetrics {
 		this.metrics.loaded.set(1);
 	}
 
+	/** The running model moved to another version (a followed alias): later series carry its labels; totals go on. */
+	relabel(model: string, version: number | string): void {
+		this.#model = model;
+		this.#version = String(version);
+	}
+
 	get ready(): boolean {
 		return this.#bound;
 	}

@@ -1,26 +1,42 @@
-// The Runtime interface: how a bundle becomes something that predicts a batch.
-import type { Bundle } from "../bundle/bundle.ts";
+// The Runtime interface: how a bundle becomes something that predicts a batch. Every runtime implements it.
+import type { Bundle } from "../bundle/types.ts";
 import type { Signature, Tensor } from "../protocol/types.ts";
-import type { SharedOnnxPool } from "./onnx/shared-pool.ts";
+
+/**
+ * Where predict runs: inline (calling thread), pool (worker threads), auto (by batch size), or blocking (one
+ * worker thread the caller waits for synchronously: `predictSync`, for SQL engines that call functions
+ * synchronously).
+ */
+export type ExecutionMode = "auto" | "inline" | "pool" | "blocking";
 
 export interface LoadOptions {
-	/** Where predict runs: inline (calling thread), pool (worker threads) or auto (by batch size). */
-	mode?: "auto" | "inline" | "pool";
+	mode?: ExecutionMode;
 	/** Worker threads in the pool (default: cores / intraOpThreads, at least 1). */
 	workers?: number;
-	/** onnxruntime intra-op threads per session (default 1: workers × threads ≤ cores). */
+	/** Intra-op threads per session (default 1: workers × threads ≤ cores). */
 	intraOpThreads?: number;
 	/** In auto mode, batches up to this many rows run inline (default 64). */
 	inlineMaxRows?: number;
-	/** Run on these shared worker threads instead of starting a pool for this model (many-model serving). */
-	shared?: SharedOnnxPool;
+	/** Run on these shared worker threads (from the same runtime's `startShared`) instead of a pool per model. */
+	shared?: SharedExecutor;
+}
+
+/** Worker threads one runtime shares among many loaded models (many-model serving); opaque to the core. */
+export interface SharedExecutor {
+	/** Threads it runs. */
+	readonly workers: number;
+	close(): Promise<void>;
 }
 
 /** A loaded model instance. `predict` always receives a batch (first dimension). */
 export interface LoadedModel {
 	readonly signature: Signature;
+	/** Batches that may run at the same time (the scheduler's runners). */
+	readonly concurrency: number;
+	/** Estimated memory it holds, in bytes (for memory budgets). */
+	readonly bytes: number;
 	/**
-	 * Runs the model on inputs already validated against `signature` (Model.predictTensors does that once per
+	 * Runs the model on inputs already validated against `signature` (the model instance does that once per
 	 * request, before batching); `outputs` limits which outputs are computed and returned. `busy` says more work is
 	 * waiting: the batch then goes to the worker pool even if small, keeping the calling thread free.
 	 */
@@ -29,10 +45,28 @@ export interface LoadedModel {
 		outputs?: readonly string[],
 		busy?: boolean,
 	): Promise<Tensor[]>;
+	/** The same, blocking the calling thread; present when loaded in `blocking` mode. */
+	predictSync?(inputs: Tensor[], outputs: readonly string[]): Tensor[];
 	unload(): Promise<void>;
 }
 
 export interface Runtime {
+	/** The name a manifest's `runtime` field selects, e.g. "onnx". */
 	readonly name: string;
+	/** OIP model metadata `platform`, e.g. "onnx_onnxv1". */
+	readonly platform: string;
 	load(bundle: Bundle, opts?: LoadOptions): Promise<LoadedModel>;
+	/** Starts worker threads that many models of this runtime can share (`LoadOptions.shared`). */
+	startShared?(
+		workers?: number,
+		intraOpThreads?: number,
+	): Promise<SharedExecutor>;
+	/**
+	 * Reads the signature of a bare model file (no mlship.yaml); `skipped` names outputs it cannot return.
+	 * Bytes that are no model of this runtime fail with MLSHIP_INVALID_BUNDLE naming `source`.
+	 */
+	describe?(
+		bytes: Uint8Array,
+		source: string,
+	): Promise<{ signature: Signature; skipped: string[] }>;
 }

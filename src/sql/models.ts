@@ -1,20 +1,15 @@
 // Models for SQL functions: loaded before the query (SQL engines call functions synchronously), scored a batch at a time.
-import type { Bundle } from "../bundle/bundle.ts";
 import {
 	type ColumnSource,
-	checkCategories,
-	planTable,
-	selectRows,
 	TableEncoder,
 	type TablePlan,
 } from "../codec/table.ts";
-import { validateInputs } from "../codec/tensor.ts";
-import { resolveBundle } from "../model.ts";
+import { keepRows } from "../dataplane/instance.ts";
+import { loadModel, type Model } from "../model.ts";
 import { DATATYPE_INFO } from "../protocol/datatypes.ts";
 import { invalidInput, MlshipError } from "../protocol/errors.ts";
 import type { Tensor } from "../protocol/types.ts";
 import type { ModelStore } from "../registry/types.ts";
-import { BlockingSession } from "../runtime/onnx/blocking.ts";
 
 export interface RegisterOptions {
 	/** Model references the query will use (bundle dirs, .onnx files, `name@alias`); all are loaded now. */
@@ -33,43 +28,36 @@ export type SqlFunctionKind =
 /** One row's result: a number, a class name, a list of numbers, or NULL (a NULL feature). */
 export type SqlResult = number | string | number[] | null;
 
-/** A model ready for synchronous, batched scoring from a SQL engine. */
+/**
+ * A model ready for synchronous, batched scoring from a SQL engine: a model instance loaded in blocking mode,
+ * called through its synchronous entry (the same validation as every other entry point).
+ */
 export class SqlModel {
 	readonly ref: string;
 	readonly name: string;
 	readonly version: number | undefined;
 	readonly plan: TablePlan;
-	readonly #bundle: Bundle;
-	readonly #session: BlockingSession;
+	readonly #model: Model;
 	#calls = 0;
 
-	private constructor(
-		ref: string,
-		name: string,
-		version: number | undefined,
-		bundle: Bundle,
-		session: BlockingSession,
-	) {
+	private constructor(ref: string, model: Model) {
 		this.ref = ref;
-		this.name = name;
-		this.version = version;
-		this.#bundle = bundle;
-		this.plan = planTable(bundle.manifest);
-		this.#session = session;
+		this.name = model.name;
+		this.version = model.version;
+		this.plan = model.plan;
+		this.#model = model;
 	}
 
 	static async open(
 		ref: string,
 		registry?: string | ModelStore,
 	): Promise<SqlModel> {
-		const r = await resolveBundle(ref, registry);
-		const session = await BlockingSession.start(r.bundle);
 		return new SqlModel(
 			ref,
-			r.name ?? r.bundle.manifest.name,
-			r.version,
-			r.bundle,
-			session,
+			await loadModel(ref, {
+				mode: "blocking",
+				...(registry !== undefined ? { registry } : {}),
+			}),
 		);
 	}
 
@@ -79,7 +67,7 @@ export class SqlModel {
 
 	/** The output a function reads: `predict`/`predict_label` the first, `predict_proba` the probabilities. */
 	outputFor(fn: SqlFunctionKind, named?: string): string {
-		const outs = this.#bundle.manifest.signature.outputs;
+		const outs = this.#model.signature.outputs;
 		const call = `${fn}('${this.ref}')`;
 		if (fn === "predict_output") {
 			if (!named || !outs.some((o) => o.name === named))
@@ -144,14 +132,14 @@ export class SqlModel {
 				`${fn}('${this.ref}'): feature '${bad.column}' (argument ${arg}): ${bad.message}`,
 			);
 		}
-		let kept: number[] | undefined;
-		let inputs = tensors;
-		if (nulls > 0) {
-			kept = [];
-			for (let r = 0; r < n; r++) if (!nullRow[r]) kept.push(r);
-			inputs = selectRows(tensors, kept);
-		}
-		const [t] = this.#run(inputs, [output]);
+		const { inputs, kept } = keepRows(
+			tensors,
+			n,
+			(r) => nullRow[r] === 1,
+			nulls > 0,
+		);
+		this.#calls++;
+		const [t] = this.#model.predictSync(inputs, [output]);
 		const out = t as Tensor;
 		const rows = out.shape[0] ?? 0;
 		const width = rows > 0 ? out.data.length / rows : 0;
@@ -178,15 +166,8 @@ export class SqlModel {
 		return this.#calls;
 	}
 
-	#run(inputs: Tensor[], outputs: string[]): Tensor[] {
-		validateInputs(this.#bundle.manifest.signature, inputs);
-		checkCategories(this.plan, inputs);
-		this.#calls++;
-		return this.#session.run(inputs, outputs);
-	}
-
 	close(): Promise<void> {
-		return this.#session.close();
+		return this.#model.close();
 	}
 }
 

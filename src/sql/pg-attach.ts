@@ -14,7 +14,13 @@ import type {
 	PredictionColumn,
 } from "../batch/types.ts";
 import { tableIdent } from "../batch/uri.ts";
-import { loadModel, type Model } from "../model.ts";
+import type { ModelEvent } from "../dataplane/entry.ts";
+import {
+	type FollowedModel,
+	followModel,
+	loadModel,
+	type Model,
+} from "../model.ts";
 import type { RunnerMetrics } from "../monitor/metrics.ts";
 import { DATATYPE_INFO } from "../protocol/datatypes.ts";
 import { invalidInput, MlshipError } from "../protocol/errors.ts";
@@ -390,18 +396,38 @@ export async function runAttachedWorker(opts: WorkerOptions): Promise<{
 }> {
 	const c = await connectPg(opts.db);
 	let listener: Awaited<ReturnType<typeof connectPg>> | undefined;
+	let followed: FollowedModel | undefined;
 	let model: Model | undefined;
 	const totals = { scored: 0, rejected: 0, chunks: 0 };
 	try {
 		// Inside the try: if the second connection fails, the first one is closed too.
 		if (!opts.once) listener = await connectPg(opts.db);
 		const a = await getAttachment(c, opts.table, opts.column);
-		model = await loadModel(a.model, {
-			mode: "pool",
+		// A worker that runs until stopped follows the registry: a moved alias is swapped in between chunks.
+		const load = {
+			mode: "pool" as const,
 			...(a.registry ? { registry: a.registry } : {}),
 			...(opts.metrics ? { observer: opts.metrics.observer } : {}),
-		});
-		opts.metrics?.bind(model.name, model.version);
+		};
+		const metrics = opts.metrics;
+		followed = opts.once
+			? await loadModel(a.model, load)
+			: await followModel(a.model, {
+					...load,
+					// Metrics name the version serving now: relabelled when the alias moves.
+					...(metrics
+						? {
+								onEvent: (e: ModelEvent) => {
+									if (e.type === "updated" && e.to !== undefined)
+										metrics.relabel(e.model, e.to);
+								},
+							}
+						: {}),
+				});
+		const first = await followed.lease();
+		model = first.model;
+		first.release();
+		metrics?.bind(model.name, model.version);
 		// The stored type names are only used as PostgreSQL resolves them, quoted: never pasted in as stored.
 		const keyType = await storedType(c, a, "key_type");
 		const columnType = await storedType(c, a, "column_type");
@@ -445,6 +471,8 @@ export async function runAttachedWorker(opts: WorkerOptions): Promise<{
 					[keys],
 				);
 				if (rows.rows.length > 0) {
+					const lease = await followed.lease();
+					model = lease.model;
 					const r = await scoreSource(
 						model,
 						new ClaimedRows(`${a.table}`, rows.fields, rows.rows),
@@ -454,7 +482,7 @@ export async function runAttachedWorker(opts: WorkerOptions): Promise<{
 							keep: [a.key],
 							chunkRows: Math.max(rows.rows.length, 1),
 						},
-					);
+					).finally(() => lease.release());
 					if (r.rejected.length > 0) {
 						await writeErrors(
 							c,
@@ -501,7 +529,7 @@ export async function runAttachedWorker(opts: WorkerOptions): Promise<{
 			model_version: model.version ?? null,
 		};
 	} finally {
-		await model?.close();
+		await followed?.close();
 		await c.end().catch(() => {});
 		await listener?.end().catch(() => {});
 	}

@@ -6,6 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import pg from "pg";
+import { readBundle } from "../../src/bundle/bundle.ts";
+import { openRegistry } from "../../src/registry/open.ts";
 import {
 	createDatabase,
 	type PostgresServer,
@@ -226,6 +228,76 @@ describe("mlship batch work (pending records on PostgreSQL)", () => {
 				`per worker: ${scored.join(", ")}`,
 			);
 			await exactlyOnce("shared_features", "shared_scores", n);
+		},
+	);
+
+	it(
+		"--follow follows the registry: after the alias moves, the next chunks are scored by the new version",
+		BOUNDED,
+		async () => {
+			const registry = `sqlite:${join(dir, "follow-registry.db")}`;
+			const store = await openRegistry(registry);
+			try {
+				const bundle = await readBundle(bundleDir(MODEL));
+				await store.register(bundle, { aliases: ["production"] }); // v1
+				await randomTable("follow_features", 20);
+				const worker = startMlship([
+					"batch",
+					"work",
+					"-m",
+					`${MODEL}@production`,
+					"--registry",
+					registry,
+					"-t",
+					`${dbUrl}?table=follow_features`,
+					"-o",
+					`${dbUrl}?table=follow_scores`,
+					"--follow",
+					"--poll-ms",
+					"50",
+					"--workers",
+					"1",
+					"--json",
+				]);
+				await untilNothingPending("follow_features");
+				await store.register(bundle); // v2
+				await store.setAlias(MODEL, "production", 2);
+				// Rows keep arriving; once the swap is in, they are scored by version 2.
+				let next = 21;
+				const v2 = () =>
+					count(
+						"SELECT count(*) AS n FROM follow_scores WHERE model_version = 2",
+					);
+				for (let i = 0; i < 100 && (await v2()) === 0; i++) {
+					await db.query(
+						`INSERT INTO follow_features SELECT i, ${FEATURES.map(() => "random() * 100").join(", ")}, NULL FROM generate_series($1::bigint, $1::bigint + 4) AS i`,
+						[next],
+					);
+					next += 5;
+					await untilNothingPending("follow_features");
+				}
+				worker.process.kill("SIGTERM");
+				assert.ok((await v2()) > 0, "no row was scored by version 2");
+				const r = await worker.done;
+				assert.equal(r.code, 0, r.stderr);
+				assert.equal(JSON.parse(r.stdout).model_version, 2);
+				const versions = (
+					await db.query(
+						"SELECT DISTINCT model_version FROM follow_scores ORDER BY 1",
+					)
+				).rows.map((x) => Number(x.model_version));
+				assert.deepEqual(versions, [1, 2]);
+				// Never back: every row after the first version-2 row is version 2.
+				assert.equal(
+					await count(
+						"SELECT count(*) AS n FROM follow_scores WHERE model_version = 1 AND id > (SELECT min(id) FROM follow_scores WHERE model_version = 2)",
+					),
+					0,
+				);
+				await exactlyOnce("follow_features", "follow_scores", next - 1);
+			} finally {
+				await store.close();
+			}
 		},
 	);
 

@@ -195,6 +195,28 @@ describe("a family with fallback", () => {
 		assert.ok((await loads(dp)) >= before + 2);
 	});
 
+	it("archiving an entity's newest version falls back to its previous one, and restoring it serves it again", async () => {
+		const served = async () =>
+			(
+				await dp.infer(
+					"flower",
+					undefined,
+					{ inputs: irisTensors },
+					{ entity: "lyon" },
+				)
+			).model_version;
+		const v1 = await store.register(iris, { name: "flower", entity: "lyon" });
+		const v2 = await store.register(iris, { name: "flower", entity: "lyon" });
+		await until(async () => (await served()) === String(v2.version), "v2");
+		await store.archive("flower", v2.version);
+		await until(async () => (await served()) === String(v1.version), "v1");
+		await store.restore("flower", v2.version);
+		await until(
+			async () => (await served()) === String(v2.version),
+			"the restored v2",
+		);
+	});
+
 	it("concurrent first requests of an entity load its model once; the LRU member is evicted past the limit", async () => {
 		await store.register(iris, { name: "flower", entity: "rome" });
 		await until(async () => {

@@ -81,3 +81,41 @@ it("a third model evicts the least recently used one, which loads again when ask
 	assert.match(text, /mlship_models_loaded 2/);
 	assert.match(text, /mlship_model_evictions_total\{model="b"\} 1/);
 });
+
+it("without lazy loading, a model evicted by max_loaded_models loads again on its next request and the server stays ready", async () => {
+	const eager = await createDataPlane({
+		models: [
+			{ name: "a", source: bundleDir("iris-logreg") },
+			{ name: "b", source: bundleDir("wine-xgb") },
+			{ name: "c", source: bundleDir("diabetes-rf") },
+		],
+		maxLoadedModels: 2,
+		processMetrics: false,
+	});
+	try {
+		assert.deepEqual(eager.loadErrors, []);
+		const evicted = eager
+			.repositoryIndex()
+			.filter((e) => e.state === "UNLOADED");
+		assert.equal(evicted.length, 1, "one of three models was evicted");
+		const name = (evicted[0] as { name: string }).name;
+		assert.match(
+			(evicted[0] as { reason: string }).reason,
+			/evicted .*loads again on its next request/,
+		);
+		assert.equal(eager.ready(), true, "an evicted model does not unready");
+		const fixture = { a: "iris-logreg", b: "wine-xgb", c: "diabetes-rf" }[
+			name
+		] as string;
+		const r = await eager.predict(
+			name,
+			undefined,
+			golden(fixture).records.slice(0, 2),
+		);
+		assert.equal(r.predictions.length, 2);
+		assert.equal(eager.modelReady(name), true);
+		assert.equal(eager.ready(), true);
+	} finally {
+		await eager.close();
+	}
+});

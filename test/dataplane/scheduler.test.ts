@@ -155,6 +155,49 @@ describe("Scheduler", () => {
 		assert.deepEqual(g.batches.flat(), [0, 2]);
 	});
 
+	it("a request that names no timeout waits the default timeout (defaultTimeoutMs), not 0 ms", async (t) => {
+		t.mock.timers.enable({ apis: ["setTimeout"] });
+		const g = gatedRunner();
+		const s = new Scheduler(settings({ defaultTimeoutMs: 500 }), g.run);
+		const running = s.submit(row(0), ["y"]);
+		await tick();
+		const settled: string[] = [];
+		const queued = [1, 2, 3].map((v) =>
+			s.submit(row(v), ["y"]).then(
+				(r) => {
+					settled.push(`ok ${r[0]?.data[0]}`);
+				},
+				(e: MlshipError) => {
+					settled.push(e.code);
+				},
+			),
+		);
+		// 100 of the 500 ms pass: nothing queued may have timed out yet.
+		t.mock.timers.tick(100);
+		await tick();
+		assert.deepEqual(settled, []);
+		assert.equal(s.waiting, 3);
+		g.releaseAll();
+		await running;
+		await tick();
+		g.releaseAll();
+		await Promise.all(queued);
+		assert.deepEqual(settled, ["ok 10", "ok 20", "ok 30"]);
+	});
+
+	it("the default timeout still refuses a request that cannot start within it", async (t) => {
+		t.mock.timers.enable({ apis: ["setTimeout"] });
+		const g = gatedRunner();
+		const s = new Scheduler(settings({ defaultTimeoutMs: 500 }), g.run);
+		const running = s.submit(row(0), ["y"]);
+		await tick();
+		const late = s.submit(row(1), ["y"]);
+		t.mock.timers.tick(500);
+		await assert.rejects(late, /did not start within its 500 ms timeout/);
+		g.releaseAll();
+		await running;
+	});
+
 	it("a failed batch fails each of its requests with the error, and the next batch runs", async () => {
 		let calls = 0;
 		const s = new Scheduler(settings({ concurrency: 1 }), async (inputs) => {

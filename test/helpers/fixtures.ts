@@ -63,3 +63,18 @@ export function assertOutputMatches(
 		else assertClose(g, flat[i] as number, `${name}/${output}[${i}]`);
 	}
 }
+
+/** Checks every output tensor of a fixture against its golden values. */
+export function assertTensorsMatch(
+	name: string,
+	outs: readonly { name: string; data: unknown }[],
+): void {
+	const g = golden(name);
+	for (const o of outs)
+		assertOutputMatches(
+			name,
+			o.name,
+			o.data as ArrayLike<unknown>,
+			g.expected[o.name] as number[],
+		);
+}

@@ -1,8 +1,13 @@
 // `mlship pg attach/worker/detach` on a real PostgreSQL: the trigger queues new and changed rows, the worker fills the
 // prediction column with the golden outputs, bad rows get NULL and an error row, and detach leaves nothing behind.
 import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import pg from "pg";
+import { readBundle } from "../../src/bundle/bundle.ts";
+import { openRegistry } from "../../src/registry/open.ts";
 import { objectNames } from "../../src/sql/pg-attach.ts";
 import {
 	createDatabase,
@@ -298,6 +303,83 @@ describe("mlship pg attach / worker / detach", () => {
 		const d = await mlship(oddArgs("detach"));
 		assert.equal(d.code, 0, d.stderr);
 	});
+
+	it(
+		"a running worker follows the registry: after the alias moves to a new version, new rows get its predictions",
+		BOUNDED,
+		async () => {
+			const dir = await mkdtemp(join(tmpdir(), "mlship-pg-follow-"));
+			const registry = `sqlite:${join(dir, "r.db")}`;
+			const store = await openRegistry(registry);
+			try {
+				const v1 = await readBundle(bundleDir("iris-logreg"));
+				await store.register(v1, { aliases: ["production"] });
+				await db.query(
+					`CREATE TABLE irises (id bigint PRIMARY KEY, ${FEATURES.map((f) => `${f} double precision`).join(", ")})`,
+				);
+				const on = ["--db", dbUrl, "--table", "irises", "--column", "kind"];
+				const a = await mlship([
+					"pg",
+					"attach",
+					...on,
+					"-m",
+					"iris-logreg@production",
+					"--registry",
+					registry,
+					"--no-worker",
+				]);
+				assert.equal(a.code, 0, a.stderr + a.stdout);
+				const worker = startMlship(["pg", "worker", ...on, "--json"]);
+				const add = async (id: number) => {
+					const r = g.records[0] as Record<string, number>;
+					await db.query(
+						`INSERT INTO irises (id, ${FEATURES.join(", ")}) VALUES ($1, $2, $3, $4, $5)`,
+						[id, ...FEATURES.map((f) => r[f])],
+					);
+				};
+				const kind = async (id: number) => {
+					for (let i = 0; i < 2000; i++) {
+						const r = await db.query("SELECT kind FROM irises WHERE id = $1", [
+							id,
+						]);
+						if (r.rows[0]?.kind) return r.rows[0].kind as string;
+						await new Promise((res) => setTimeout(res, 10));
+					}
+					assert.fail(`row ${id} was never scored`);
+				};
+				await add(1);
+				assert.equal(await kind(1), want(0));
+				// Version 2: the same graph with its class names reversed, so its answers are told apart.
+				const labels = [...(v1.manifest.labels as string[])].reverse();
+				await store.register(
+					{ ...v1, manifest: { ...v1.manifest, labels } },
+					{ allowSignatureChange: true },
+				);
+				await store.setAlias("iris-logreg", "production", 2);
+				const relabelled = labels[(g.expected.label as number[])[0] as number];
+				assert.notEqual(relabelled, want(0));
+				let id = 2;
+				let got = "";
+				for (; id < 200; id++) {
+					await add(id);
+					got = await kind(id);
+					if (got !== want(0)) break;
+				}
+				assert.equal(got, relabelled, "scored by version 2 after the move");
+				await add(id + 1);
+				assert.equal(await kind(id + 1), relabelled, "and stays on it");
+				worker.process.kill("SIGTERM");
+				const w = await worker.done;
+				assert.equal(w.code, 0, w.stderr);
+				assert.equal(JSON.parse(w.stdout).model_version, 2);
+				const d = await mlship(["pg", "detach", ...on, "--json"]);
+				assert.equal(d.code, 0, d.stderr + d.stdout);
+			} finally {
+				await store.close();
+				await rm(dir, { recursive: true, force: true });
+			}
+		},
+	);
 
 	it("detach removes trigger, function, queue and record; the column keeps its values", async () => {
 		const d = await mlship(args("detach"));

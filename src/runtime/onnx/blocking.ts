@@ -6,10 +6,10 @@ import {
 	receiveMessageOnPort,
 	Worker,
 } from "node:worker_threads";
-import { artifactBytes, type Bundle } from "../../bundle/bundle.ts";
+import { artifactBytes, type Bundle } from "../../bundle/types.ts";
 import { MlshipError } from "../../protocol/errors.ts";
 import type { Tensor } from "../../protocol/types.ts";
-import { checkSignature } from "./index.ts";
+import { checkSignature } from "./check.ts";
 import { createSession, sessionSignature } from "./session.ts";
 import { WORKER_URL } from "./worker-url.ts";
 

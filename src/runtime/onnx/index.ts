@@ -1,54 +1,27 @@
 // The ONNX runtime: onnxruntime-node sessions, inline on the calling thread or on a worker-thread pool.
-import { artifactBytes, type Bundle } from "../../bundle/bundle.ts";
+import { artifactBytes, type Bundle } from "../../bundle/types.ts";
 import { MlshipError } from "../../protocol/errors.ts";
 import type { Signature, Tensor } from "../../protocol/types.ts";
 import { defaultWorkers, WorkerPool } from "../pool.ts";
 import type { LoadedModel, LoadOptions, Runtime } from "../types.ts";
+import { BlockingSession } from "./blocking.ts";
+import { checkSignature } from "./check.ts";
 import {
 	createSession,
 	type OrtSession,
+	readOnnxSignature,
 	runSession,
 	sessionSignature,
 } from "./session.ts";
-import type { PoolSlot } from "./shared-pool.ts";
+import { type PoolSlot, SharedOnnxPool } from "./shared-pool.ts";
 import { WORKER_URL } from "./worker-url.ts";
 
-/** Checks that the manifest's signature names tensors the graph really has, with the same datatypes. */
-export function checkSignature(
-	declared: Signature,
-	graph: Signature,
-	source: string,
-): void {
-	for (const [kind, decl, real] of [
-		["input", declared.inputs, graph.inputs],
-		["output", declared.outputs, graph.outputs],
-	] as const) {
-		const byName = new Map(real.map((t) => [t.name, t]));
-		for (const t of decl) {
-			const g = byName.get(t.name);
-			if (!g)
-				throw new MlshipError(
-					"MLSHIP_INVALID_BUNDLE",
-					`${source}: manifest ${kind} '${t.name}' is not in the ONNX graph (graph ${kind}s: ${real.map((x) => x.name).join(", ")})`,
-				);
-			if (g.datatype !== t.datatype)
-				throw new MlshipError(
-					"MLSHIP_INVALID_BUNDLE",
-					`${source}: manifest says ${kind} '${t.name}' is ${t.datatype} but the graph has ${g.datatype}`,
-				);
-		}
-	}
-	const declaredInputs = new Set(declared.inputs.map((t) => t.name));
-	for (const g of graph.inputs)
-		if (!declaredInputs.has(g.name))
-			throw new MlshipError(
-				"MLSHIP_INVALID_BUNDLE",
-				`${source}: graph input '${g.name}' is missing from the manifest signature`,
-			);
-}
+export { checkSignature };
 
 class OnnxModel implements LoadedModel {
 	readonly signature: Signature;
+	readonly concurrency: number;
+	readonly bytes: number;
 	readonly #inline: OrtSession | undefined;
 	readonly #pool: PoolSlot | undefined;
 	readonly #inlineMaxRows: number;
@@ -59,8 +32,12 @@ class OnnxModel implements LoadedModel {
 		inline: OrtSession | undefined,
 		pool: PoolSlot | undefined,
 		inlineMaxRows: number,
+		concurrency: number,
+		bytes: number,
 	) {
 		this.signature = signature;
+		this.concurrency = concurrency;
+		this.bytes = bytes;
 		this.#inline = inline;
 		this.#pool = pool;
 		this.#inlineMaxRows = inlineMaxRows;
@@ -73,7 +50,7 @@ class OnnxModel implements LoadedModel {
 	): Promise<Tensor[]> {
 		if (this.#closed)
 			throw new MlshipError("MLSHIP_CLOSED", "the model has been unloaded");
-		// Inputs and output names were checked against the signature by the caller (Model.predictTensors).
+		// Inputs and output names were checked against the signature by the caller (the model instance).
 		const rows = inputs[0]?.shape[0] ?? 0;
 		const wanted =
 			outputs && outputs.length > 0
@@ -96,14 +73,95 @@ class OnnxModel implements LoadedModel {
 	}
 }
 
+/** A model on one worker thread that the caller waits for synchronously (SQL functions). */
+class BlockingOnnxModel implements LoadedModel {
+	readonly signature: Signature;
+	readonly concurrency = 1;
+	readonly bytes: number;
+	readonly #session: BlockingSession;
+
+	constructor(signature: Signature, session: BlockingSession, bytes: number) {
+		this.signature = signature;
+		this.#session = session;
+		this.bytes = bytes;
+	}
+
+	predictSync(inputs: Tensor[], outputs: readonly string[]): Tensor[] {
+		return this.#session.run(inputs, outputs);
+	}
+
+	async predict(
+		inputs: Tensor[],
+		outputs?: readonly string[],
+	): Promise<Tensor[]> {
+		return this.#session.run(
+			inputs,
+			outputs && outputs.length > 0
+				? outputs
+				: this.signature.outputs.map((o) => o.name),
+		);
+	}
+
+	unload(): Promise<void> {
+		return this.#session.close();
+	}
+}
+
+/**
+ * Estimated memory of a loaded model: ~330 KiB of JS state plus, per onnxruntime session (inline and one per
+ * worker), ~40 KiB + 5.6 × the artifact's bytes. The per-session part is fitted to RSS growth over 200 loads of
+ * each fixture (linear, GBDT, random forest, MLP); the base to bench/lifecycle's RSS growth per model over 1,000
+ * loaded family members (459 KiB for the 532-byte iris model), so a budget errs on the safe side.
+ */
+function estimateBytes(sessions: number, artifact: number): number {
+	return 330 * 1024 + sessions * (40 * 1024 + 5.6 * artifact);
+}
+
+/** What onnxruntime says of bytes that are no ONNX model at all (not protobuf, empty, or protobuf without a graph). */
+const NOT_ONNX =
+	/protobuf parsing failed|Model data pointer is null|No graph was found/i;
+
 /** Runs ONNX models (including ONNX-ML tree, linear and string ops) with onnxruntime-node. */
 export const onnxRuntime: Runtime = {
 	name: "onnx",
+	platform: "onnx_onnxv1",
+	startShared(workers?: number, intraOpThreads = 1) {
+		return SharedOnnxPool.start(workers, intraOpThreads);
+	},
+	async describe(bytes: Uint8Array, source: string) {
+		try {
+			return await readOnnxSignature(bytes);
+		} catch (err) {
+			if (bytes.length === 0 || NOT_ONNX.test((err as Error).message))
+				throw new MlshipError(
+					"MLSHIP_INVALID_BUNDLE",
+					`not an ONNX model: ${source}${bytes.length === 0 ? " (the file is empty)" : ""}; give the .onnx file your converter wrote (e.g. skl2onnx, tf2onnx, torch.onnx.export)`,
+					{ cause: err },
+				);
+			throw err;
+		}
+	},
 	async load(bundle: Bundle, opts: LoadOptions = {}): Promise<LoadedModel> {
 		const ex = bundle.manifest.executor ?? {};
 		const mode = opts.mode ?? ex.mode ?? "auto";
 		const threads = opts.intraOpThreads ?? ex.intra_op_threads ?? 1;
 		const bytes = artifactBytes(bundle);
+		if (mode === "blocking")
+			return new BlockingOnnxModel(
+				bundle.manifest.signature,
+				await BlockingSession.start(bundle, { intraOpThreads: threads }),
+				estimateBytes(1, bytes.length),
+			);
+		if (opts.shared && !(opts.shared instanceof SharedOnnxPool))
+			throw new MlshipError(
+				"MLSHIP_INTERNAL",
+				"LoadOptions.shared must come from the onnx runtime's startShared()",
+			);
+		const workers =
+			opts.shared?.workers ??
+			opts.workers ??
+			ex.workers ??
+			defaultWorkers(threads);
 		const session = await createSession(bytes, threads);
 		try {
 			checkSignature(
@@ -117,7 +175,6 @@ export const onnxRuntime: Runtime = {
 		}
 		let pool: PoolSlot | undefined;
 		if (mode !== "inline") {
-			const workers = opts.workers ?? ex.workers ?? defaultWorkers(threads);
 			try {
 				pool = opts.shared
 					? await opts.shared.add(bytes, threads)
@@ -136,11 +193,15 @@ export const onnxRuntime: Runtime = {
 			await session.release();
 			inline = undefined;
 		}
+		const sessions = (inline ? 1 : 0) + (pool ? workers : 0);
 		return new OnnxModel(
 			bundle.manifest.signature,
 			inline,
 			pool,
 			opts.inlineMaxRows ?? ex.inline_max_rows ?? 64,
+			// Only an explicit inline load runs one batch at a time (as before: a bundle's mode does not).
+			opts.mode === "inline" ? 1 : workers,
+			estimateBytes(sessions, bytes.length),
 		);
 	},
 };

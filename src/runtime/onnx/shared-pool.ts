@@ -2,6 +2,7 @@
 // so a thousand loaded models cost a thousand sessions per worker, not a thousand thread pools.
 import type { TransferListItem } from "node:worker_threads";
 import { defaultWorkers, WorkerPool } from "../pool.ts";
+import type { SharedExecutor } from "../types.ts";
 import { WORKER_URL } from "./worker-url.ts";
 
 /** One model's place in a shared pool: runs batches on any worker, and leaves every worker when removed. */
@@ -18,7 +19,7 @@ export interface PoolSlot {
  * replaced and reloaded with every model it held before it takes calls again.
  * @example const pool = await SharedOnnxPool.start(); const m = await onnxRuntime.load(bundle, { shared: pool });
  */
-export class SharedOnnxPool {
+export class SharedOnnxPool implements SharedExecutor {
 	readonly #pool: WorkerPool;
 	readonly #models = new Map<
 		string,

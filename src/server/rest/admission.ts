@@ -1,6 +1,11 @@
 // Admission before the body: a request to a model whose queue is full is refused (503) before its body is read or parsed.
 import type { FastifyReply, FastifyRequest } from "fastify";
-import type { ModelParams } from "./routes/health.ts";
+
+/** The path parameters of a model route (`/v2/models/{model}[/versions/{version}]`). */
+export interface ModelParams {
+	model: string;
+	version?: string;
+}
 
 /** Bodies above this are not drained after an early 503: the connection is closed instead. */
 const DRAIN_LIMIT = 64 * 1024;

@@ -2,7 +2,9 @@
 import type { FastifyRequest } from "fastify";
 import type { DataPlane, InferOptions } from "../../dataplane/types.ts";
 import { invalidInput, MlshipError } from "../../protocol/errors.ts";
-import type { Admission } from "./admission.ts";
+import type { Admission, ModelParams } from "./admission.ts";
+
+export type { ModelParams };
 
 /** Per-request timeout header (milliseconds); `parameters.timeout` (microseconds, Triton) works too. */
 export const TIMEOUT_HEADER = "x-request-timeout-ms";

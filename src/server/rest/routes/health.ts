@@ -1,15 +1,12 @@
 // Server metadata, liveness, readiness, model metadata and model readiness (OIP v2 REST).
 import type { FastifyInstance } from "fastify";
 import type { ModelInfo } from "../../../dataplane/types.ts";
-import type { RestContext } from "../context.ts";
+import type { ModelParams, RestContext } from "../context.ts";
+
+export type { ModelParams };
 
 /** Extensions this transport adds to the data plane's own list. */
 const REST_EXTENSIONS = ["binary_tensor_data", "model_repository"];
-
-export interface ModelParams {
-	model: string;
-	version?: string;
-}
 
 /**
  * mlship's model metadata `parameters`: what an HTTP client needs to call `/predict` (feature columns with their

@@ -1,0 +1,357 @@
+// The model cache: what is loaded. Load (registry or disk), warm up, swap in, drain the old version, evict least recently used.
+import { type Bundle, readBundle } from "../bundle/bundle.ts";
+import type { Metrics } from "../monitor/metrics.ts";
+import { MlshipError, toMlshipError } from "../protocol/errors.ts";
+import type { ModelStore } from "../registry/types.ts";
+import { runtime } from "../runtime/registry.ts";
+import type { LoadOptions, SharedExecutor } from "../runtime/types.ts";
+import {
+	type DataPlaneOptions,
+	type Entry,
+	isRegistryRef,
+	label,
+	type ModelEvent,
+	type Served,
+} from "./entry.ts";
+import { loadInstance } from "./instance.ts";
+
+/** How long a member that failed to load answers with that failure before it is tried again. */
+const RETRY_FAILED_MS = 5_000;
+
+/**
+ * The loaded instances of a data plane's entries. A reload loads the new version, warms it up, swaps it in,
+ * then lets the old one finish its in-flight requests and unloads it. Limits (max_loaded_models,
+ * memory_budget) unload the least recently used; an evicted model loads again on its next request.
+ */
+export class ModelCache {
+	readonly #opts: DataPlaneOptions;
+	readonly #metrics: Metrics;
+	/** The named models; family members hang off their family (see `all`). */
+	readonly entries = new Map<string, Entry>();
+	closing = false;
+	#storeOpen: Promise<ModelStore> | undefined;
+	#storeNow: ModelStore | undefined;
+	/** Worker threads per runtime, shared by every model that does not size its own pool (started on first load). */
+	readonly #shared = new Map<string, Promise<SharedExecutor>>();
+
+	constructor(opts: DataPlaneOptions, metrics: Metrics) {
+		this.#opts = opts;
+		this.#metrics = metrics;
+	}
+
+	/** The entry of a named model; MLSHIP_MODEL_NOT_FOUND for others. */
+	entry(name: string): Entry {
+		const e = this.entries.get(name);
+		if (!e)
+			throw new MlshipError(
+				"MLSHIP_MODEL_NOT_FOUND",
+				`unknown model '${name}'`,
+			);
+		return e;
+	}
+
+	/** Every entry: the named models and the loaded (or loading) members of families. */
+	*all(): Generator<Entry> {
+		for (const e of this.entries.values()) {
+			yield e;
+			if (e.family) yield* e.family.members.values();
+		}
+	}
+
+	/** The registry, opened once (registry references only). */
+	store(): Promise<ModelStore> {
+		const reg = this.#opts.registry;
+		if (typeof reg === "object") return Promise.resolve(reg);
+		this.#storeOpen ??= import("../registry/open.ts")
+			.then((m) => m.openRegistry(reg))
+			.then((store) => {
+				this.#storeNow = store;
+				return store;
+			});
+		return this.#storeOpen;
+	}
+
+	/** The registry's health, once it is open. */
+	storeHealth(): { available: boolean; reason?: string } | undefined {
+		const reg = this.#opts.registry;
+		return (typeof reg === "object" ? reg : this.#storeNow)?.health();
+	}
+
+	/** The serving instance of an entry, or a typed error saying why there is none. */
+	served(e: Entry, version: string | undefined): Served {
+		const s = e.served;
+		const name = label(e);
+		if (!s || e.state !== "READY")
+			throw new MlshipError(
+				"MLSHIP_UNAVAILABLE",
+				`model '${name}' is not ready (state ${e.state}${e.reason ? `: ${e.reason}` : ""})`,
+			);
+		if (version !== undefined && version !== s.version)
+			throw new MlshipError(
+				"MLSHIP_MODEL_NOT_FOUND",
+				`model '${name}' has no version '${version}' (serving: ${s.version})`,
+			);
+		return s;
+	}
+
+	/**
+	 * The serving instance of an entry for a request: loads a lazy, evicted or family-member model on first use
+	 * (concurrent first requests share one load) and marks it recently used.
+	 */
+	async use(e: Entry, version: string | undefined): Promise<Served> {
+		if (
+			!e.served &&
+			(this.#opts.lazy || e.entity !== undefined || e.evicted) &&
+			!this.closing
+		) {
+			if (e.failedAt !== undefined && Date.now() - e.failedAt < RETRY_FAILED_MS)
+				throw new MlshipError(
+					"MLSHIP_UNAVAILABLE",
+					`model '${label(e)}' failed to load: ${e.reason}`,
+				);
+			await this.load(e);
+		}
+		e.lastUsed = performance.now();
+		return this.served(e, version);
+	}
+
+	/** Loads an entry, or reloads it: the new instance is loaded first, then swapped in, then the old one drains. */
+	load(e: Entry): Promise<void> {
+		if (this.closing)
+			return Promise.reject(
+				new MlshipError("MLSHIP_UNAVAILABLE", "the server is shutting down"),
+			);
+		if (e.loading) return e.loading;
+		if (!e.served) e.state = "LOADING";
+		const p = (async () => {
+			try {
+				const next = await this.#open(e);
+				const old = e.served;
+				e.served = next;
+				e.state = "READY";
+				e.reason = "";
+				delete e.failedAt;
+				delete e.evicted;
+				this.#metrics.loaded.set(this.#countLoaded());
+				this.#metrics.loads.inc({ model: e.spec.name });
+				e.lastUsed = performance.now();
+				void this.#evict(e);
+				// Emitted at the swap itself: from here on new requests get the new version.
+				if (old)
+					this.emit({
+						type: "updated",
+						model: label(e),
+						from: old.version,
+						to: next.version,
+					});
+				if (old) await old.model.close();
+			} catch (err) {
+				const m = toMlshipError(err);
+				if (!e.served) {
+					e.state = "UNAVAILABLE";
+					e.failedAt = Date.now();
+				}
+				e.reason = m.message;
+				throw m;
+			} finally {
+				e.loading = undefined;
+			}
+		})();
+		e.loading = p;
+		return p;
+	}
+
+	emit(ev: ModelEvent): void {
+		this.#opts.onEvent?.(ev);
+	}
+
+	async #bundle(e: Entry): Promise<{ bundle: Bundle; version: string }> {
+		const source = e.spec.source;
+		if (!isRegistryRef(source) || (await exists(source)))
+			return { bundle: await readBundle(source), version: "1" };
+		const store = await this.store();
+		const v = await store.get(source);
+		return { bundle: await store.openBundle(v), version: String(v.version) };
+	}
+
+	async #open(e: Entry): Promise<Served> {
+		const spec = e.spec;
+		const load: LoadOptions = { ...this.#opts.load };
+		const { bundle, version } = await this.#bundle(e);
+		// Every model runs on its runtime's shared worker threads (one per core ÷ intra-op threads), so a hot swap
+		// or a lazy load adds sessions, not threads; a bundle that sizes its own pool keeps a dedicated one.
+		const ex = bundle.manifest.executor;
+		if (ex?.workers === undefined && ex?.intra_op_threads === undefined) {
+			const shared = await this.#sharedFor(bundle.manifest.runtime, load);
+			if (shared) load.shared = shared;
+		}
+		// Members of a family share one label value: thousands of entity versions must not become series.
+		const metricVersion = e.entity !== undefined ? "entity" : version;
+		// Labelled children are looked up once: prom-client hashes label objects on every call otherwise.
+		const m = this.#metrics;
+		const batchSize = m.batchSize.labels(spec.name, metricVersion);
+		const computeTime = m.computeTime.labels(spec.name, metricVersion);
+		const queueTime = m.queueTime.labels(spec.name, metricVersion);
+		const queueDepth = m.queueDepth.labels(spec.name, metricVersion);
+		const ok = m.requests.labels(spec.name, metricVersion, "ok");
+		const latency = m.latency.labels(spec.name, metricVersion);
+		const extra = this.#opts.observer;
+		const model = await loadInstance(bundle, {
+			mode: "auto",
+			...load,
+			name: spec.name,
+			version: Number(version),
+			batching: this.#opts.batching,
+			batchingOverride: this.#opts.batchingOverride,
+			observer: {
+				batch: (rows, secs) => {
+					batchSize.observe(rows);
+					computeTime.observe(secs);
+					extra?.batch?.(rows, secs);
+				},
+				request: (secs) => {
+					queueTime.observe(secs);
+					extra?.request?.(secs);
+				},
+				depth: (n) => {
+					queueDepth.set(n);
+					extra?.depth?.(n);
+				},
+				done: (outcome, secs) => {
+					extra?.done?.(outcome, secs);
+					if (outcome === "ok") {
+						ok.inc();
+						latency.observe(secs);
+					} else
+						m.requests.inc({
+							model: spec.name,
+							version: metricVersion,
+							outcome,
+						});
+				},
+			},
+		});
+		try {
+			await model.warmUp();
+		} catch (err) {
+			await model.close();
+			throw new MlshipError(
+				"MLSHIP_UNSUPPORTED_MODEL",
+				`version ${version} of '${label(e)}' failed its warm-up: ${toMlshipError(err).message}`,
+				{ cause: err },
+			);
+		}
+		return { model, version, metricVersion };
+	}
+
+	/** The shared worker threads of a runtime (undefined: it has none), started once; a failed start is retried. */
+	async #sharedFor(
+		name: string,
+		load: LoadOptions,
+	): Promise<SharedExecutor | undefined> {
+		const rt = await runtime(name);
+		if (!rt.startShared) return undefined;
+		let p = this.#shared.get(name);
+		if (!p) {
+			p = rt.startShared(load.workers, load.intraOpThreads ?? 1);
+			p.catch(() => this.#shared.delete(name)); // the next load tries again
+			this.#shared.set(name, p);
+		}
+		return p;
+	}
+
+	#countLoaded(): number {
+		let n = 0;
+		for (const e of this.all()) if (e.served) n++;
+		return n;
+	}
+
+	loadedBytes(): number {
+		let n = 0;
+		for (const e of this.all()) if (e.served) n += e.served.model.bytes;
+		return n;
+	}
+
+	/**
+	 * Unloads least recently used models while more than maxLoadedModels are loaded or their estimated memory
+	 * passes memoryBudget (never `keep`, never one that is loading). Evicted family members are forgotten.
+	 */
+	async #evict(keep: Entry): Promise<void> {
+		const max = this.#opts.maxLoadedModels ?? 0;
+		const budget = this.#opts.memoryBudget ?? 0;
+		if (max <= 0 && budget <= 0) return;
+		const retiring: Promise<void>[] = [];
+		let count = this.#countLoaded();
+		let bytes = this.loadedBytes();
+		while ((max > 0 && count > max) || (budget > 0 && bytes > budget)) {
+			let lru: Entry | undefined;
+			for (const e of this.all())
+				if (
+					e !== keep &&
+					e.served &&
+					!e.loading &&
+					(!lru || e.lastUsed < lru.lastUsed)
+				)
+					lru = e;
+			if (!lru) break;
+			const s = lru.served as Served;
+			lru.served = undefined;
+			lru.state = "UNLOADED";
+			lru.evicted = true;
+			lru.reason = `evicted (least recently used, ${max > 0 && count > max ? "max_loaded_models" : "memory_budget"}); loads again on its next request`;
+			count--;
+			bytes -= s.model.bytes;
+			if (lru.entity !== undefined)
+				this.entries.get(lru.spec.name)?.family?.members.delete(lru.entity);
+			this.#metrics.evictions.inc({ model: lru.spec.name });
+			retiring.push(s.model.close());
+		}
+		this.#metrics.loaded.set(count);
+		this.#metrics.loadedBytes.set(bytes);
+		await Promise.all(retiring);
+	}
+
+	/** Unloads a named model and its family's members; in-flight requests finish first. */
+	async unload(name: string): Promise<void> {
+		const e = this.entry(name);
+		const all = [e, ...(e.family?.members.values() ?? [])];
+		e.family?.members.clear();
+		await Promise.all(
+			all.map(async (x) => {
+				if (x.loading) await x.loading.catch(() => {});
+				const s = x.served;
+				x.served = undefined;
+				x.state = "UNLOADED";
+				x.reason = "unloaded by request";
+				delete x.evicted;
+				if (s) await s.model.close();
+			}),
+		);
+		this.#metrics.loaded.set(this.#countLoaded());
+	}
+
+	/** Stops loading, drains and unloads everything, stops shared threads, closes the registry it opened. */
+	async close(): Promise<void> {
+		this.closing = true;
+		await Promise.all(
+			[...this.all()].map(async (e) => {
+				if (e.loading) await e.loading.catch(() => {});
+				const s = e.served;
+				e.served = undefined;
+				e.state = "UNLOADED";
+				if (s) await s.model.close();
+			}),
+		);
+		for (const p of this.#shared.values())
+			await (await p.catch(() => undefined))?.close();
+		if (this.#storeOpen) await (await this.#storeOpen).close();
+	}
+}
+
+async function exists(p: string): Promise<boolean> {
+	const { stat } = await import("node:fs/promises");
+	return stat(p).then(
+		() => true,
+		() => false,
+	);
+}
