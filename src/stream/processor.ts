@@ -1,5 +1,6 @@
 // The stream processor: pulls micro-batches from a source, scores them through the data plane, produces results, then acks.
 import type { DataPlane, PredictResult } from "../dataplane/types.ts";
+import { Backoff } from "../protocol/backoff.ts";
 import { type MlshipError, toMlshipError } from "../protocol/errors.ts";
 import type { InferenceResponse } from "../protocol/types.ts";
 import {
@@ -38,6 +39,8 @@ export interface ProcessorOptions {
 		msg: string,
 		fields?: object,
 	) => void;
+	/** Source of the retry delays' jitter, uniform in [0, 1). Default Math.random (tests inject their own). */
+	random?: () => number;
 }
 
 /** Counters of one run. `produced + dead = acked` once drained, unless messages were left for redelivery. */
@@ -105,8 +108,10 @@ export class StreamProcessor {
 		retries: 0,
 		versions: {},
 	};
-	readonly #o: Required<Omit<ProcessorOptions, "dlq" | "log" | "transactor">> &
-		Pick<ProcessorOptions, "dlq" | "log" | "transactor">;
+	readonly #o: Required<
+		Omit<ProcessorOptions, "dlq" | "log" | "transactor" | "random">
+	> &
+		Pick<ProcessorOptions, "dlq" | "log" | "transactor" | "random">;
 	#stopping = false;
 	#wake: (() => void) | undefined;
 	#inFlight = 0;
@@ -131,6 +136,8 @@ export class StreamProcessor {
 
 	async run(): Promise<StreamStats> {
 		const { source, batchSize, maxInFlight, waitMs } = this.#o;
+		const readDelay = this.#newBackoff();
+		let readFailures = 0;
 		while (!this.#stopping && this.#failure === undefined) {
 			const room = Math.min(batchSize, maxInFlight - this.#inFlight);
 			if (room <= 0) {
@@ -143,9 +150,11 @@ export class StreamProcessor {
 			try {
 				batch = await source.read(room, waitMs);
 			} catch (err) {
-				await this.#backoff("read", err);
+				await this.#backoff("read", err, readDelay, readFailures++);
 				continue;
 			}
+			readDelay.reset();
+			readFailures = 0;
 			if (batch === null) break;
 			if (batch.length === 0) continue;
 			this.stats.consumed += batch.length;
@@ -250,6 +259,7 @@ export class StreamProcessor {
 			return { dead: encodeDeadLetter(m, toMlshipError(err)) };
 		}
 		const { dataPlane: dp, model } = this.#o;
+		const delay = this.#newBackoff();
 		for (let attempt = 0; ; attempt++) {
 			try {
 				const res: PredictResult | InferenceResponse =
@@ -265,24 +275,39 @@ export class StreamProcessor {
 				if (!TRANSIENT.has(e.code)) return { dead: encodeDeadLetter(m, e) };
 				// A temporary condition is never a dead letter: at shutdown the message goes back to the broker.
 				if (this.#stopping) throw new LeftForRedelivery(e.message);
-				await this.#backoff("score", e, attempt);
+				await this.#backoff("score", e, delay, attempt);
 			}
 		}
 	}
 
 	/** Retries a broker operation until it succeeds: giving up would lose the message or break ack order. */
 	async #retry(what: string, op: () => Promise<void>): Promise<void> {
+		const delay = this.#newBackoff();
 		for (let attempt = 0; ; attempt++) {
 			try {
 				await op();
 				return;
 			} catch (err) {
-				await this.#backoff(what, err, attempt);
+				await this.#backoff(what, err, delay, attempt);
 			}
 		}
 	}
 
-	async #backoff(what: string, err: unknown, attempt = 0): Promise<void> {
+	#newBackoff(): Backoff {
+		return new Backoff({
+			minMs: BACKOFF_MIN_MS,
+			maxMs: BACKOFF_MAX_MS,
+			...(this.#o.random ? { random: this.#o.random } : {}),
+		});
+	}
+
+	/** Waits a jittered delay before a retry (processors that fail together do not retry in lockstep). */
+	async #backoff(
+		what: string,
+		err: unknown,
+		delay: Backoff,
+		attempt: number,
+	): Promise<void> {
 		this.stats.retries++;
 		const e: MlshipError = toMlshipError(err);
 		if (attempt === 0 || attempt % 20 === 0)
@@ -291,10 +316,7 @@ export class StreamProcessor {
 				cause: e.cause instanceof Error ? e.cause.message : undefined,
 				attempt,
 			});
-		const ms = Math.min(
-			BACKOFF_MAX_MS,
-			BACKOFF_MIN_MS * 2 ** Math.min(attempt, 10),
-		);
+		const ms = delay.next();
 		await new Promise((r) => setTimeout(r, ms));
 	}
 }

@@ -1,6 +1,7 @@
 // PostgresStore: the shared ModelStore, one PostgreSQL database used by many servers, with a LISTEN/NOTIFY change feed.
 import pg from "pg";
 import { type Bundle, bundleFromParts } from "../../../bundle/bundle.ts";
+import { Backoff } from "../../../protocol/backoff.ts";
 import { MlshipError } from "../../../protocol/errors.ts";
 import {
 	assertAlias,
@@ -163,7 +164,10 @@ export class PostgresStore implements ModelStore {
 	#listener: pg.Client | undefined;
 	#listening = false;
 	#reconnectTimer: NodeJS.Timeout | undefined;
-	#backoffMs = RECONNECT_MIN_MS;
+	readonly #backoff = new Backoff({
+		minMs: RECONNECT_MIN_MS,
+		maxMs: RECONNECT_MAX_MS,
+	});
 	#pumping: Promise<void> | undefined;
 	#pumpAgain = false;
 	#feedWarned = false;
@@ -836,7 +840,7 @@ export class PostgresStore implements ModelStore {
 				`mlship registry ${this.location}: change feed reconnected`,
 			);
 		}
-		this.#backoffMs = RECONNECT_MIN_MS;
+		this.#backoff.reset();
 		// Whatever was committed while we were not listening.
 		await this.#pump();
 	}
@@ -844,8 +848,7 @@ export class PostgresStore implements ModelStore {
 	#scheduleReconnect(): void {
 		if (this.#closed || this.#watchers.size === 0 || this.#reconnectTimer)
 			return;
-		const delay = this.#backoffMs;
-		this.#backoffMs = Math.min(this.#backoffMs * 2, RECONNECT_MAX_MS);
+		const delay = this.#backoff.next(); // jittered: replicas that lose the database together reconnect apart
 		this.#reconnectTimer = setTimeout(() => void this.#listen(), delay);
 	}
 
