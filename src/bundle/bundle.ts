@@ -2,9 +2,15 @@
 import { createHash } from "node:crypto";
 import { readFile, stat } from "node:fs/promises";
 import { basename, dirname, extname, join, resolve } from "node:path";
+import { effectiveFeatures } from "../codec/table.ts";
 import { MlshipError } from "../protocol/errors.ts";
+import type { Signature } from "../protocol/types.ts";
+import {
+	type InputCategories,
+	readOnnxCategories,
+} from "../runtime/onnx/graph.ts";
 import { readOnnxSignature } from "../runtime/onnx/session.ts";
-import { type Manifest, parseManifest } from "./manifest.ts";
+import { type Feature, type Manifest, parseManifest } from "./manifest.ts";
 
 /** A bundle in memory: its manifest and the bytes of every file it names, verified. */
 export interface Bundle {
@@ -66,15 +72,47 @@ export function bundleFromParts(
 }
 
 /**
- * Builds a manifest for a bare ONNX model from its graph. `skipped` names non-tensor (ZipMap) outputs
- * that were left out.
+ * Gives each feature the categories the graph's encoders accept for the input column it feeds (features in
+ * input-column order, as in mlship.yaml). Only encoders that fail on another value count (`strict`): a value the
+ * model maps to a default is not refused. A feature that already lists categories keeps its own.
+ */
+export function withGraphCategories(
+	features: readonly Feature[],
+	signature: Signature,
+	categories: readonly InputCategories[],
+): Feature[] {
+	const strict = new Map(
+		categories
+			.filter((c) => c.strict)
+			.map((c) => [`${c.input}\u0000${c.column}`, c.values]),
+	);
+	const next = new Map<string, number>();
+	const first = signature.inputs[0]?.name ?? "";
+	return features.map((f) => {
+		const input = f.input ?? first;
+		const column = next.get(input) ?? 0;
+		next.set(input, column + 1);
+		const values = strict.get(`${input}\u0000${column}`);
+		return values && !f.categories ? { ...f, categories: values } : f;
+	});
+}
+
+/**
+ * Builds a manifest for a bare ONNX model from its graph: signature, and the features of inputs whose encoders
+ * accept only known categories (so an unknown one is a clear 400, and warm-up rows use a known one). `skipped`
+ * names non-tensor (ZipMap) outputs that were left out; `categories` is what the graph's encoders accept.
  */
 export async function manifestFromOnnx(
 	bytes: Uint8Array,
 	name: string,
 	artifactPath: string,
-): Promise<{ manifest: Manifest; skipped: string[] }> {
+): Promise<{
+	manifest: Manifest;
+	skipped: string[];
+	categories: InputCategories[];
+}> {
 	const { signature, skipped } = await readOnnxSignature(bytes);
+	const categories = readOnnxCategories(bytes);
 	const outNames = signature.outputs.map((o) => o.name);
 	const task =
 		outNames.includes("probabilities") || outNames.includes("label")
@@ -92,7 +130,17 @@ export async function manifestFromOnnx(
 		artifact: { path: artifactPath, sha256: sha256Hex(bytes) },
 		signature,
 	};
-	return { manifest, skipped };
+	if (categories.some((c) => c.strict)) {
+		let features: Feature[] | undefined;
+		try {
+			features = effectiveFeatures({ signature });
+		} catch {
+			// an input of variable width has no default features; its categories wait for explicit ones
+		}
+		if (features)
+			manifest.features = withGraphCategories(features, signature, categories);
+	}
+	return { manifest, skipped, categories };
 }
 
 async function readOrFail(path: string): Promise<Uint8Array> {

@@ -11,6 +11,7 @@ import {
 	MANIFEST_FILE,
 	manifestFromOnnx,
 	readBundle,
+	withGraphCategories,
 } from "../bundle/bundle.ts";
 import {
 	type Manifest,
@@ -77,7 +78,11 @@ export async function initBundle(
 	);
 	const dir = dirname(file);
 	const path = join(dir, MANIFEST_FILE);
-	const { manifest: fresh, skipped } = await manifestFromOnnx(
+	const {
+		manifest: fresh,
+		skipped,
+		categories,
+	} = await manifestFromOnnx(
 		bytes,
 		opts.name ?? basename(file).replace(/\.onnx$/i, ""),
 		relative(dir, file),
@@ -107,7 +112,11 @@ export async function initBundle(
 				"MLSHIP_INVALID_ARGUMENT",
 				`the model has ${fresh.signature.inputs.length} inputs: each input is a feature column of its name; edit 'features' in mlship.yaml to rename them`,
 			);
-		manifest.features = names.map((n) => ({ name: n }));
+		manifest.features = withGraphCategories(
+			names.map((n) => ({ name: n })),
+			fresh.signature,
+			categories,
+		);
 	}
 	if (opts.labels) manifest.labels = opts.labels;
 	if (opts.name) manifest.name = opts.name;

@@ -7,6 +7,7 @@ import {
 	outputsToRecords,
 	type Row,
 } from "../codec/table.ts";
+import { warmupRows } from "../codec/warmup.ts";
 import { loadBundle, type Model } from "../model.ts";
 import { Metrics } from "../monitor/metrics.ts";
 import {
@@ -651,14 +652,21 @@ class ServingDataPlane implements DataPlane {
 				depth: (n) => queueDepth.set(n),
 			},
 		});
+		let warmupProblem: string | undefined;
 		try {
-			await warmUp(model);
+			warmupProblem = await warmUp(model);
 		} catch (err) {
 			await model.close();
 			throw new MlshipError(
 				"MLSHIP_UNSUPPORTED_MODEL",
 				`version ${version} of '${label(e)}' failed its warm-up: ${toMlshipError(err).message}`,
 				{ cause: err },
+			);
+		}
+		if (warmupProblem !== undefined) {
+			m.warmupFailures.inc({ model: spec.name });
+			process.emitWarning(
+				`mlship: version ${version} of '${label(e)}' serves, but its warm-up on a synthesized row failed: ${warmupProblem}`,
 			);
 		}
 		return {
@@ -1045,26 +1053,23 @@ function isRegistryRef(source: string): boolean {
 }
 
 /**
- * Runs a freshly loaded model before it serves: on the bundle's `examples` when it has them, else on one
- * synthesized row (the first category of categorical features, else the feature's minimum, or 0). A model that
- * cannot answer is not swapped in.
+ * Runs a freshly loaded model before it serves, on the rows `warmupRows` gives. Failing on the bundle's own
+ * `examples` throws (the version is not swapped in); failing on a synthesized row returns why (a valid model may
+ * refuse made-up values: the caller warns, counts it and serves).
  */
-async function warmUp(model: Model): Promise<void> {
-	let rows: Row[] | undefined = model.manifest.examples;
-	if (!rows) {
-		const row: Row = {};
-		for (const f of model.plan.features) {
-			const first = f.categories ? [...f.categories][0] : undefined;
-			row[f.name] = first ?? (Number.isFinite(f.min) ? f.min : 0);
-		}
-		rows = [row];
+async function warmUp(model: Model): Promise<string | undefined> {
+	const { rows, synthesized } = warmupRows(model.manifest, model.plan);
+	try {
+		const { tensors, errors } = encodeRecords(model.plan, rows);
+		if (errors[0])
+			throw invalidInput(
+				`${synthesized ? "" : "bundle example "}${formatRowError(errors[0])}`,
+			);
+		await model.predictTensors(tensors);
+	} catch (err) {
+		if (!synthesized) throw err;
+		return toMlshipError(err).message;
 	}
-	const { tensors, errors } = encodeRecords(model.plan, rows);
-	if (errors[0])
-		throw invalidInput(
-			`${model.manifest.examples ? "bundle example " : ""}${formatRowError(errors[0])}`,
-		);
-	await model.predictTensors(tensors);
 }
 
 async function exists(p: string): Promise<boolean> {

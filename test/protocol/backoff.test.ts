@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Backoff } from "../../src/protocol/backoff.ts";
-import { sequence } from "../helpers/random.ts";
+import { prng, sequence } from "../helpers/random.ts";
 
 describe("Backoff", () => {
 	it("draws each delay between the minimum and 3x the previous one, capped", () => {
@@ -29,11 +29,7 @@ describe("Backoff", () => {
 	});
 
 	it("two clients failing together spread apart (no lockstep)", () => {
-		let seed = 7;
-		const lcg = () => {
-			seed = (seed * 1103515245 + 12345) % 2 ** 31;
-			return seed / 2 ** 31;
-		};
+		const lcg = prng(7);
 		const a = new Backoff({ minMs: 100, maxMs: 2000, random: lcg });
 		const b = new Backoff({ minMs: 100, maxMs: 2000, random: lcg });
 		const da = Array.from({ length: 20 }, () => a.next());

@@ -7,24 +7,13 @@ import {
 	halfToFloat,
 	halfToFloatFallback,
 } from "../../src/protocol/datatypes.ts";
+import { prng } from "../helpers/random.ts";
 
 const f16round = (Math as { f16round?: (x: number) => number }).f16round;
 
-/** Deterministic PRNG (mulberry32) so a failure names a value that can be replayed. */
-function rng(seed: number): () => number {
-	let a = seed >>> 0;
-	return () => {
-		a = (a + 0x6d2b79f5) >>> 0;
-		let t = a;
-		t = Math.imul(t ^ (t >>> 15), t | 1);
-		t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-		return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-	};
-}
-
 /** 200,000 values over the whole half range: near ties, subnormals, overflow, and wide random doubles. */
 function samples(): number[] {
-	const r = rng(11_16);
+	const r = prng(11_16);
 	const out: number[] = [];
 	for (let i = 0; i < 200_000; i++) {
 		const h = Math.floor(r() * 0x7bff); // a finite half whose successor is finite too
