@@ -4,13 +4,20 @@ import { copyFile, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
 import { manifestFromOnnx, readBundle } from "../../src/bundle/bundle.ts";
 import { parseManifest } from "../../src/bundle/manifest.ts";
 import { initBundle } from "../../src/cli/bundle.ts";
+import { createDataPlane } from "../../src/dataplane/dataplane.ts";
+import type { MlshipError } from "../../src/protocol/errors.ts";
 import { readOnnxCategories } from "../../src/runtime/onnx/graph.ts";
 import { bundleDir, FIXTURES } from "../helpers/fixtures.ts";
 
 const CATEGORICAL = ["diabetes-cats-ridge", "diabetes-sex-ridge"];
+/** Three encoders on the columns of one [-1, 3] string input; only column 2's fails on unknown values. */
+const LENIENT = fileURLToPath(
+	new URL("../fixtures/onnx/lenient-encoders.onnx", import.meta.url),
+);
 
 /** The categories scikit-learn fitted (written into the fixture's mlship.yaml by tools/fixtures/train.py). */
 async function fitted(fixture: string): Promise<Map<string, unknown[]>> {
@@ -44,6 +51,18 @@ describe("readOnnxCategories", () => {
 		assert.deepEqual(cats.get("bp_band"), [3, 4, 5, 6]);
 		assert.deepEqual(cats.get("sex"), ["female", "male"]);
 		assert.equal(cats.size, 3);
+	});
+
+	it("reads lenient encoders too, marked not strict, through ArrayFeatureExtractor and Gather on one wide input", async () => {
+		const bytes = new Uint8Array(await readFile(LENIENT));
+		assert.deepEqual(readOnnxCategories(bytes), [
+			// OneHotEncoder(handle_unknown='ignore'): zeros = 1
+			{ input: "cats", column: 0, values: ["old", "young"], strict: false },
+			// OrdinalEncoder(handle_unknown='use_encoded_value'): a LabelEncoder with a default
+			{ input: "cats", column: 1, values: ["high", "low"], strict: false },
+			// OneHotEncoder(): zeros = 0
+			{ input: "cats", column: 2, values: ["female", "male"], strict: true },
+		]);
 	});
 
 	it("finds none in models without categorical encoders", async () => {
@@ -84,6 +103,42 @@ describe("bare ONNX manifests take the graph's categories", () => {
 			"model.onnx",
 		);
 		assert.equal(plain.manifest.features, undefined);
+	});
+
+	it("only a strict encoder's column gets categories; a lenient one's values still pass", async () => {
+		const { manifest } = await manifestFromOnnx(
+			new Uint8Array(await readFile(LENIENT)),
+			"lenient",
+			"model.onnx",
+		);
+		assert.deepEqual(manifest.features, [
+			{ name: "cats_0", input: "cats" },
+			{ name: "cats_1", input: "cats" },
+			{ name: "cats_2", input: "cats", categories: ["female", "male"] },
+		]);
+		const dp = await createDataPlane({
+			models: [{ name: "lenient", source: LENIENT }],
+			processMetrics: false,
+		});
+		try {
+			assert.deepEqual(dp.loadErrors, []);
+			const r = await dp.predict("lenient", undefined, [
+				{ cats_0: "unseen", cats_1: "unseen", cats_2: "male" },
+			]);
+			assert.equal(r.predictions.length, 1);
+			await assert.rejects(
+				dp.predict("lenient", undefined, [
+					{ cats_0: "old", cats_1: "low", cats_2: "unseen" },
+				]),
+				(e: MlshipError) =>
+					e.code === "MLSHIP_INVALID_INPUT" &&
+					/'cats_2'.*"unseen" is not one of the allowed categories \(female, male\)/.test(
+						e.message,
+					),
+			);
+		} finally {
+			await dp.close();
+		}
 	});
 
 	it("bundle init writes them into mlship.yaml", async () => {
