@@ -15,6 +15,7 @@ import {
 	MlshipError,
 	toMlshipError,
 } from "../protocol/errors.ts";
+import { didYouMean, listNames } from "../protocol/suggest.ts";
 import type {
 	InferenceRequest,
 	InferenceResponse,
@@ -198,7 +199,7 @@ class ServingDataPlane implements DataPlane {
 		if (!e)
 			throw new MlshipError(
 				"MLSHIP_MODEL_NOT_FOUND",
-				`unknown model '${name}'`,
+				`unknown model '${name}'${didYouMean(name, this.#entries.keys())} (serving: ${listNames(this.#entries.keys())})`,
 			);
 		return e;
 	}

@@ -386,8 +386,17 @@ export class PostgresStore implements ModelStore {
 			);
 	}
 
-	#notRegistered(name: string): MlshipError {
-		return errors.notRegistered(name, this.location);
+	/** Not registered, with the nearest registered name when one is near (a typo). */
+	async #notRegistered(db: Queryable, name: string): Promise<MlshipError> {
+		const known = await this.#all<{ name: string }>(
+			db,
+			"SELECT name FROM models ORDER BY name LIMIT 10000",
+		);
+		return errors.notRegistered(
+			name,
+			this.location,
+			known.map((r) => r.name),
+		);
 	}
 
 	async #exists(db: Queryable, name: string): Promise<boolean> {
@@ -427,7 +436,7 @@ export class PostgresStore implements ModelStore {
 			"SELECT version FROM versions WHERE name = $1 ORDER BY version",
 			[name],
 		);
-		if (have.length === 0) throw this.#notRegistered(name);
+		if (have.length === 0) throw await this.#notRegistered(db, name);
 		throw errors.noVersion(
 			name,
 			version,
@@ -552,7 +561,7 @@ export class PostgresStore implements ModelStore {
 					[r.name],
 				);
 				if (have.length === 0 && !(await this.#exists(db, r.name)))
-					throw this.#notRegistered(r.name);
+					throw await this.#notRegistered(db, r.name);
 				throw errors.noAlias(
 					r.name,
 					r.alias,
@@ -569,7 +578,8 @@ export class PostgresStore implements ModelStore {
 			);
 			if (row)
 				return toVersion(row, await this.#aliasesOf(db, row.name, row.version));
-			if (!(await this.#exists(db, r.name))) throw this.#notRegistered(r.name);
+			if (!(await this.#exists(db, r.name)))
+				throw await this.#notRegistered(db, r.name);
 			if (r.entity !== undefined) throw errors.noEntity(r.name, r.entity);
 			if (
 				await this.#one(
@@ -645,7 +655,8 @@ export class PostgresStore implements ModelStore {
 				[name, alias],
 			);
 			if (!current) {
-				if (!(await this.#exists(c, name))) throw this.#notRegistered(name);
+				if (!(await this.#exists(c, name)))
+					throw await this.#notRegistered(c, name);
 				throw new MlshipError(
 					"MLSHIP_MODEL_NOT_FOUND",
 					`model '${name}' has no alias '${alias}'`,
@@ -717,7 +728,8 @@ export class PostgresStore implements ModelStore {
 				await this.#all(c, "SELECT 1 FROM models WHERE name = $1 FOR UPDATE", [
 					name,
 				]);
-				if (!(await this.#exists(c, name))) throw this.#notRegistered(name);
+				if (!(await this.#exists(c, name)))
+					throw await this.#notRegistered(c, name);
 				// files and aliases go with their versions (ON DELETE CASCADE)
 				await this.#all(c, "DELETE FROM versions WHERE name = $1", [name]);
 				change({ type: "deleted", name });
@@ -762,7 +774,7 @@ export class PostgresStore implements ModelStore {
 		const first = rows[0];
 		if (!first) {
 			await this.#versionRow(this.#pool, name, version); // throws the right not-found error
-			throw this.#notRegistered(name);
+			throw await this.#notRegistered(this.#pool, name);
 		}
 		const files = new Map<string, Uint8Array>();
 		for (const r of rows)

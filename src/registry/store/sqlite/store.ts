@@ -235,8 +235,16 @@ export class SqliteStore implements ModelStore {
 			);
 	}
 
+	/** Not registered, with the nearest registered name when one is near (a typo). */
 	#notRegistered(name: string): MlshipError {
-		return errors.notRegistered(name, this.location);
+		const known = this.#db
+			.prepare("SELECT name FROM models ORDER BY name LIMIT 10000")
+			.all() as { name: string }[];
+		return errors.notRegistered(
+			name,
+			this.location,
+			known.map((r) => r.name),
+		);
 	}
 
 	/** A local file: available while open. */
