@@ -9,6 +9,7 @@ import {
 	encodeResult,
 	type StreamRequest,
 } from "./message.ts";
+import { permanentError } from "./permanent.ts";
 import type {
 	InMessage,
 	OutMessage,
@@ -150,6 +151,11 @@ export class StreamProcessor {
 			try {
 				batch = await source.read(room, waitMs);
 			} catch (err) {
+				const fatal = permanentError("read", err);
+				if (fatal) {
+					this.#failure ??= fatal;
+					break;
+				}
 				await this.#backoff("read", err, readDelay, readFailures++);
 				continue;
 			}
@@ -178,8 +184,9 @@ export class StreamProcessor {
 				const { s, err } = await produced;
 				if (err !== undefined) throw err;
 				if (s === undefined) this.#left = true;
-				// Acking a later batch would commit past the one left behind (Kafka offsets), so none is acked.
-				if (this.#left || s === undefined) {
+				// Acking a later batch would commit past the one left behind (Kafka offsets), so none is acked; nor
+				// after a batch failed for good (the stream is stopping with that error).
+				if (this.#left || this.#failure !== undefined || s === undefined) {
 					this.stats.left += batch.length;
 					return;
 				}
@@ -280,7 +287,10 @@ export class StreamProcessor {
 		}
 	}
 
-	/** Retries a broker operation until it succeeds: giving up would lose the message or break ack order. */
+	/**
+	 * Retries a broker operation until it succeeds: giving up would lose the message or break ack order. An error
+	 * no retry can clear (bad credentials, wrong key type) stops the processor instead (nothing is acked past it).
+	 */
 	async #retry(what: string, op: () => Promise<void>): Promise<void> {
 		const delay = this.#newBackoff();
 		for (let attempt = 0; ; attempt++) {
@@ -288,6 +298,8 @@ export class StreamProcessor {
 				await op();
 				return;
 			} catch (err) {
+				const fatal = permanentError(what, err);
+				if (fatal) throw fatal;
 				await this.#backoff(what, err, delay, attempt);
 			}
 		}
