@@ -8,6 +8,7 @@ import {
 import { keepRows } from "../dataplane/instance.ts";
 import type { Model } from "../model.ts";
 import { invalidInput, MlshipError } from "../protocol/errors.ts";
+import { didYouMean, nearest } from "../protocol/suggest.ts";
 import type { Tensor } from "../protocol/types.ts";
 import { onceValues } from "./sources/rows.ts";
 import type {
@@ -70,14 +71,22 @@ export async function scoreSource(
 	const described = await source.columns();
 	const features = model.plan.features.map((f) => f.name);
 	const missing = features.filter((f) => !described.has(f));
-	if (missing.length > 0)
+	if (missing.length > 0) {
+		const others = [...described.keys()].filter((c) => !features.includes(c));
+		const hints = missing.flatMap((m) => {
+			const n = nearest(m, others);
+			return n === undefined ? [] : [`'${n}' for '${m}'`];
+		});
 		throw invalidInput(
-			`${source.label} has no column${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (the model reads: ${features.join(", ")}; the source has: ${[...described.keys()].join(", ")})${model.manifest.features ? "" : unnamedHint(model, source)}`,
+			`${source.label} has no column${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")}${hints.length > 0 ? `; did you mean ${hints.join(", ")}?` : ""} (the model reads: ${features.join(", ")}; the source has: ${[...described.keys()].join(", ")})${model.manifest.features ? "" : unnamedHint(model, source)}`,
 		);
+	}
 	const keep = opts.keep.includes("*") ? [...described.keys()] : opts.keep;
 	for (const k of keep)
 		if (!described.has(k))
-			throw invalidInput(`--keep: ${source.label} has no column '${k}'`);
+			throw invalidInput(
+				`--keep: ${source.label} has no column '${k}'${didYouMean(k, described.keys())}`,
+			);
 	const readCols = [...new Set([...keep, ...features])];
 	const featureCols = features.map((f) => readCols.indexOf(f));
 	const keepCols = keep.map((k) => readCols.indexOf(k));

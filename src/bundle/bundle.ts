@@ -2,9 +2,12 @@
 import { createHash } from "node:crypto";
 import { readFile, stat } from "node:fs/promises";
 import { basename, dirname, extname, join, resolve } from "node:path";
+import { effectiveFeatures } from "../codec/table.ts";
 import { MlshipError } from "../protocol/errors.ts";
+import type { Signature } from "../protocol/types.ts";
 import { runtime, runtimeForFile } from "../runtime/registry.ts";
-import { type Manifest, parseManifest } from "./manifest.ts";
+import type { InputCategories } from "../runtime/types.ts";
+import { type Feature, type Manifest, parseManifest } from "./manifest.ts";
 import type { Bundle } from "./types.ts";
 
 export { artifactBytes, type Bundle } from "./types.ts";
@@ -55,8 +58,36 @@ export function bundleFromParts(
 }
 
 /**
+ * Gives each feature the categories the graph's encoders accept for the input column it feeds (features in
+ * input-column order, as in mlship.yaml). Only encoders that fail on another value count (`strict`): a value the
+ * model maps to a default is not refused. A feature that already lists categories keeps its own.
+ */
+export function withGraphCategories(
+	features: readonly Feature[],
+	signature: Signature,
+	categories: readonly InputCategories[],
+): Feature[] {
+	const strict = new Map(
+		categories
+			.filter((c) => c.strict)
+			.map((c) => [`${c.input}\u0000${c.column}`, c.values]),
+	);
+	const next = new Map<string, number>();
+	const first = signature.inputs[0]?.name ?? "";
+	return features.map((f) => {
+		const input = f.input ?? first;
+		const column = next.get(input) ?? 0;
+		next.set(input, column + 1);
+		const values = strict.get(`${input}\u0000${column}`);
+		return values && !f.categories ? { ...f, categories: values } : f;
+	});
+}
+
+/**
  * Builds a manifest for a bare model file from what its runtime reads in it (by default the runtime its file
- * extension names, e.g. `.onnx`). `skipped` names outputs the runtime cannot return (ONNX ZipMap), left out.
+ * extension names, e.g. `.onnx`): signature, and the features of inputs whose encoders accept only known
+ * categories (so an unknown one is a clear 400, and warm-up rows use a known one). `skipped` names outputs the
+ * runtime cannot return (ONNX ZipMap), left out; `categories` is what the graph's encoders accept.
  * `source` names the file in errors (default: the artifact path), e.g. "not an ONNX model: SOURCE".
  */
 export async function manifestFromArtifact(
@@ -65,14 +96,22 @@ export async function manifestFromArtifact(
 	artifactPath: string,
 	source: string = artifactPath,
 	runtimeName = runtimeForFile(artifactPath) ?? "onnx",
-): Promise<{ manifest: Manifest; skipped: string[] }> {
+): Promise<{
+	manifest: Manifest;
+	skipped: string[];
+	categories: InputCategories[];
+}> {
 	const rt = await runtime(runtimeName);
 	if (!rt.describe)
 		throw new MlshipError(
 			"MLSHIP_INVALID_BUNDLE",
 			`${artifactPath}: the ${runtimeName} runtime cannot read a signature from the model file; write mlship.yaml with its signature`,
 		);
-	const { signature, skipped } = await rt.describe(bytes, source);
+	const {
+		signature,
+		skipped,
+		categories = [],
+	} = await rt.describe(bytes, source);
 	const outNames = signature.outputs.map((o) => o.name);
 	const task =
 		outNames.includes("probabilities") || outNames.includes("label")
@@ -90,7 +129,17 @@ export async function manifestFromArtifact(
 		artifact: { path: artifactPath, sha256: sha256Hex(bytes) },
 		signature,
 	};
-	return { manifest, skipped };
+	if (categories.some((c) => c.strict)) {
+		let features: Feature[] | undefined;
+		try {
+			features = effectiveFeatures({ signature });
+		} catch {
+			// an input of variable width has no default features; its categories wait for explicit ones
+		}
+		if (features)
+			manifest.features = withGraphCategories(features, signature, categories);
+	}
+	return { manifest, skipped, categories };
 }
 
 async function readOrFail(path: string): Promise<Uint8Array> {

@@ -11,6 +11,7 @@ import {
 	MANIFEST_FILE,
 	manifestFromArtifact,
 	readBundle,
+	withGraphCategories,
 } from "../bundle/bundle.ts";
 import {
 	type Manifest,
@@ -105,7 +106,11 @@ export async function initBundle(
 	const dir = dirname(file);
 	const path = join(dir, MANIFEST_FILE);
 	// The directory is the bundle (one mlship.yaml): converters all write "model.onnx", so the file says nothing.
-	const { manifest: fresh, skipped } = await manifestFromArtifact(
+	const {
+		manifest: fresh,
+		skipped,
+		categories,
+	} = await manifestFromArtifact(
 		bytes,
 		opts.name ?? (basename(dir) || basename(file).replace(/\.onnx$/i, "")),
 		relative(dir, file),
@@ -136,7 +141,11 @@ export async function initBundle(
 				"MLSHIP_INVALID_ARGUMENT",
 				`the model has ${fresh.signature.inputs.length} inputs: each input is a feature column of its name; edit 'features' in mlship.yaml to rename them`,
 			);
-		manifest.features = names.map((n) => ({ name: n }));
+		manifest.features = withGraphCategories(
+			names.map((n) => ({ name: n })),
+			fresh.signature,
+			categories,
+		);
 	}
 	if (opts.labels) manifest.labels = opts.labels;
 	if (opts.name) manifest.name = opts.name;

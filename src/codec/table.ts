@@ -9,6 +9,7 @@ import {
 	type TensorData,
 } from "../protocol/datatypes.ts";
 import { invalidInput } from "../protocol/errors.ts";
+import { didYouMean } from "../protocol/suggest.ts";
 import type { Tensor, TensorSpec } from "../protocol/types.ts";
 
 /** A column of values: a plain array, or a typed array for speed. */
@@ -339,6 +340,22 @@ function encode(
 	return enc.take();
 }
 
+/**
+ * For a missing feature: the nearest key the record (or columns object) has instead, as "; did you mean …?"
+ * (keys that are features themselves are not offered).
+ */
+function didYouMeanKey(
+	feature: string,
+	given: object,
+	plan: TablePlan,
+): string {
+	const features = new Set(plan.features.map((f) => f.name));
+	return didYouMean(
+		feature,
+		Object.keys(given).filter((k) => !features.has(k)),
+	);
+}
+
 /** Encodes records (`[{feature: value}]`). Missing keys are missing values; extra keys are ignored. */
 export function encodeRecords(
 	plan: TablePlan,
@@ -362,7 +379,11 @@ export function encodeRecords(
 				return {
 					tensors: [],
 					errors: [
-						{ row: r, column: f.name, message: `missing feature '${f.name}'` },
+						{
+							row: r,
+							column: f.name,
+							message: `missing feature '${f.name}'${didYouMeanKey(f.name, row, plan)}`,
+						},
 					],
 				};
 	}
@@ -379,7 +400,7 @@ export function encodeColumns(
 		const c = cols[f.name];
 		if (c === undefined || c === null || typeof c.length !== "number")
 			throw invalidInput(
-				`missing feature column '${f.name}' (the model needs: ${plan.features.map((x) => x.name).join(", ")})`,
+				`missing feature column '${f.name}'${didYouMeanKey(f.name, cols, plan)} (the model needs: ${plan.features.map((x) => x.name).join(", ")})`,
 			);
 		if (n >= 0 && c.length !== n)
 			throw invalidInput(

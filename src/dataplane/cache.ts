@@ -2,6 +2,7 @@
 import { type Bundle, readBundle } from "../bundle/bundle.ts";
 import type { Metrics } from "../monitor/metrics.ts";
 import { MlshipError, toMlshipError } from "../protocol/errors.ts";
+import { didYouMean, listNames } from "../protocol/suggest.ts";
 import type { ModelStore } from "../registry/types.ts";
 import { runtime } from "../runtime/registry.ts";
 import type { LoadOptions, SharedExecutor } from "../runtime/types.ts";
@@ -45,7 +46,7 @@ export class ModelCache {
 		if (!e)
 			throw new MlshipError(
 				"MLSHIP_MODEL_NOT_FOUND",
-				`unknown model '${name}'`,
+				`unknown model '${name}'${didYouMean(name, this.entries.keys())} (serving: ${listNames(this.entries.keys())})`,
 			);
 		return e;
 	}
@@ -231,14 +232,21 @@ export class ModelCache {
 				},
 			},
 		});
+		let warmupProblem: string | undefined;
 		try {
-			await model.warmUp();
+			warmupProblem = await model.warmUp();
 		} catch (err) {
 			await model.close();
 			throw new MlshipError(
 				"MLSHIP_UNSUPPORTED_MODEL",
 				`version ${version} of '${label(e)}' failed its warm-up: ${toMlshipError(err).message}`,
 				{ cause: err },
+			);
+		}
+		if (warmupProblem !== undefined) {
+			m.warmupFailures.inc({ model: spec.name });
+			process.emitWarning(
+				`mlship: version ${version} of '${label(e)}' serves, but its warm-up on a synthesized row failed: ${warmupProblem}`,
 			);
 		}
 		return { model, version, metricVersion };

@@ -17,6 +17,7 @@ import {
 	type TablePlan,
 } from "../codec/table.ts";
 import { validateInputs } from "../codec/tensor.ts";
+import { warmupRows } from "../codec/warmup.ts";
 import {
 	invalidInput,
 	MlshipError,
@@ -347,28 +348,26 @@ export class ModelInstance implements ModelProvider {
 	}
 
 	/**
-	 * Runs the model once before it serves: on the bundle's `examples` when it has them, else on one
-	 * synthesized row (the first category of categorical features, else the feature's minimum, or 0). A model
-	 * that cannot answer is not swapped in.
+	 * Runs the model once before it serves, on the rows `warmupRows` gives. Failing on the bundle's own `examples`
+	 * throws (the version is not swapped in); failing on a synthesized row returns why (a valid model may refuse
+	 * made-up values: the caller warns, counts it and serves).
 	 */
-	async warmUp(): Promise<void> {
-		let rows: Row[] | undefined = this.manifest.examples;
-		if (!rows) {
-			const row: Row = {};
-			for (const f of this.plan.features) {
-				const first = f.categories ? [...f.categories][0] : undefined;
-				row[f.name] = first ?? (Number.isFinite(f.min) ? f.min : 0);
-			}
-			rows = [row];
+	async warmUp(): Promise<string | undefined> {
+		const { rows, synthesized } = warmupRows(this.manifest, this.plan);
+		try {
+			const { tensors, errors } = encodeRecords(this.plan, rows);
+			if (errors[0])
+				throw invalidInput(
+					`${synthesized ? "" : "bundle example "}${formatRowError(errors[0])}`,
+				);
+			// Not through predictTensors: a warm-up is not a request (no request metrics, no hooks).
+			this.#validate(tensors);
+			await this.#scheduler.submit(tensors, this.#outputs);
+		} catch (err) {
+			if (!synthesized) throw err;
+			return toMlshipError(err).message;
 		}
-		const { tensors, errors } = encodeRecords(this.plan, rows);
-		if (errors[0])
-			throw invalidInput(
-				`${this.manifest.examples ? "bundle example " : ""}${formatRowError(errors[0])}`,
-			);
-		// Not through predictTensors: a warm-up is not a request (no request metrics, no hooks).
-		this.#validate(tensors);
-		await this.#scheduler.submit(tensors, this.#outputs);
+		return undefined;
 	}
 
 	/**

@@ -68,6 +68,12 @@ export class Metrics {
 		labelNames: ["model"] as const,
 		registers: [this.registry],
 	});
+	readonly warmupFailures = new Counter({
+		name: "mlship_warmup_failures_total",
+		help: "Model versions whose warm-up on a synthesized row failed; they serve anyway (a failure on the bundle's own examples stops the load instead)",
+		labelNames: ["model"] as const,
+		registers: [this.registry],
+	});
 	readonly evictions = new Counter({
 		name: "mlship_model_evictions_total",
 		help: "Models unloaded to stay within max_loaded_models or memory_budget (least recently used first)",

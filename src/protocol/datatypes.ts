@@ -100,8 +100,31 @@ export function elementCount(shape: readonly number[]): number {
 	return n;
 }
 
+// FP16 conversions. Node 24 has Float16Array (correctly rounded, in V8); Node 22, which
+// `engines` still admits, has it only behind --js-float16array, so a fallback stays, and it
+// rounds the number (a double) once, straight to half: going through float32 first rounds
+// twice and lands 1 ulp off (1 + 2^-11 + 2^-40 must give 1.0009765625, not 1).
+type Half = { [i: number]: number; readonly buffer: ArrayBufferLike };
+const F16 = (
+	globalThis as unknown as { Float16Array?: new (n: number) => Half }
+).Float16Array;
+const f16 = F16 === undefined ? undefined : new F16(1);
+const u16 = f16 === undefined ? undefined : new Uint16Array(f16.buffer);
+const f64 = new Float64Array(1);
+const u32x2 = new Uint32Array(f64.buffer);
+const HIGH = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? 1 : 0; // little-endian: high word is [1]
+
 /** IEEE-754 half (as its 16 bits) → number. */
 export function halfToFloat(h: number): number {
+	if (f16 !== undefined && u16 !== undefined) {
+		u16[0] = h;
+		return f16[0] as number;
+	}
+	return halfToFloatFallback(h);
+}
+
+/** {@link halfToFloat} without Float16Array (exact: every half is a double). */
+export function halfToFloatFallback(h: number): number {
 	const s = h & 0x8000 ? -1 : 1;
 	const e = (h >> 10) & 0x1f;
 	const f = h & 0x3ff;
@@ -110,32 +133,33 @@ export function halfToFloat(h: number): number {
 	return s * 2 ** (e - 15) * (1 + f / 1024);
 }
 
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-
-/** number → IEEE-754 half bits (round to nearest even). */
+/** number → IEEE-754 half bits, rounded once to nearest, ties to even. */
 export function floatToHalf(v: number): number {
-	f32[0] = v;
-	const x = u32[0] as number;
-	const sign = (x >>> 16) & 0x8000;
-	const exp = (x >>> 23) & 0xff;
-	let mant = x & 0x7fffff;
-	if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-	let e = exp - 127 + 15;
-	if (e >= 0x1f) return sign | 0x7c00;
-	if (e <= 0) {
-		if (e < -10) return sign;
-		mant |= 0x800000;
-		const shift = 14 - e;
-		let half = mant >> shift;
-		const rem = mant & ((1 << shift) - 1);
-		const mid = 1 << (shift - 1);
-		if (rem > mid || (rem === mid && half & 1)) half++;
-		return sign | half;
+	if (f16 !== undefined && u16 !== undefined) {
+		f16[0] = v;
+		return u16[0] as number;
 	}
-	let half = (e << 10) | (mant >> 13);
-	const rem = mant & 0x1fff;
-	if (rem > 0x1000 || (rem === 0x1000 && half & 1)) half++;
-	if ((half & 0x7c00) === 0x7c00) e = 0x1f;
-	return sign | half;
+	return floatToHalfFallback(v);
+}
+
+/**
+ * {@link floatToHalf} without Float16Array: scales |v| by the half ulp of its binade (a
+ * power of two, so exact) and rounds that to an integer, ties to even.
+ */
+export function floatToHalfFallback(v: number): number {
+	if (Number.isNaN(v)) return 0x7e00;
+	const sign = v < 0 || Object.is(v, -0) ? 0x8000 : 0;
+	const a = Math.abs(v);
+	if (a >= 65520) return sign | 0x7c00; // 65520 = 65504 + ulp/2 rounds (to even) to infinity
+	f64[0] = a;
+	// binade of a: 2^E <= a < 2^(E+1); halves below 2^-14 are subnormal with ulp 2^-24
+	const E = Math.max(((u32x2[HIGH] as number) >>> 20) - 1023, -14);
+	const q = a * 2 ** (10 - E);
+	let n = Math.floor(q);
+	const rest = q - n;
+	if (rest > 0.5 || (rest === 0.5 && n & 1)) n++;
+	// n is the significand with its implicit 1 (n >= 1024 for a normal), so adding it to the
+	// exponent field carries correctly: n = 2048 moves to the next binade, 1024 below 2^-14
+	// is the smallest normal, and n < 1024 is a subnormal (E clamped to -14 adds nothing)
+	return sign | (((E + 14) << 10) + n);
 }

@@ -68,5 +68,26 @@ export interface Runtime {
 	describe?(
 		bytes: Uint8Array,
 		source: string,
-	): Promise<{ signature: Signature; skipped: string[] }>;
+	): Promise<{
+		signature: Signature;
+		skipped: string[];
+		/** The categories the model's encoders accept per input column, when the runtime can read them. */
+		categories?: InputCategories[];
+	}>;
+}
+
+/** The categories a model's encoders accept for one input column (read from the model file by its runtime). */
+export interface InputCategories {
+	/** Graph input name. */
+	input: string;
+	/** Column of that input (last dimension), 0 for a single-column input. */
+	column: number;
+	/** Strings for a string input, integers for an integer input, in the encoder's order. */
+	values: (string | number)[];
+	/**
+	 * True when a value outside `values` makes the model fail (ONNX: a OneHotEncoder with `zeros = 0`, which
+	 * skl2onnx writes for scikit-learn's handle_unknown='error'); false when the encoder maps it to a default
+	 * (LabelEncoder, CategoryMapper, OneHotEncoder with zeros = 1).
+	 */
+	strict: boolean;
 }

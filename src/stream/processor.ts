@@ -1,5 +1,6 @@
 // The stream processor: pulls micro-batches from a source, scores them through the data plane, produces results, then acks.
 import type { DataPlane, PredictResult } from "../dataplane/types.ts";
+import { Backoff } from "../protocol/backoff.ts";
 import { type MlshipError, toMlshipError } from "../protocol/errors.ts";
 import type { InferenceResponse } from "../protocol/types.ts";
 import { jsonFormat, type PayloadFormat } from "./format.ts";
@@ -11,6 +12,7 @@ import {
 	encodeTombstone,
 	type StreamRequest,
 } from "./message.ts";
+import { permanentError } from "./permanent.ts";
 import type {
 	InMessage,
 	OutMessage,
@@ -49,6 +51,8 @@ export interface ProcessorOptions {
 		msg: string,
 		fields?: object,
 	) => void;
+	/** Source of the retry delays' jitter, uniform in [0, 1). Default Math.random (tests inject their own). */
+	random?: () => number;
 }
 
 export type TombstonePolicy = "forward" | "skip" | "dlq";
@@ -144,8 +148,10 @@ export class StreamProcessor {
 		retries: 0,
 		versions: {},
 	};
-	readonly #o: Required<Omit<ProcessorOptions, "dlq" | "log" | "transactor">> &
-		Pick<ProcessorOptions, "dlq" | "log" | "transactor">;
+	readonly #o: Required<
+		Omit<ProcessorOptions, "dlq" | "log" | "transactor" | "random">
+	> &
+		Pick<ProcessorOptions, "dlq" | "log" | "transactor" | "random">;
 	#stopping = false;
 	#wake: (() => void) | undefined;
 	#inFlight = 0;
@@ -179,6 +185,8 @@ export class StreamProcessor {
 
 	async run(): Promise<StreamStats> {
 		const { source, batchSize, maxInFlight, waitMs } = this.#o;
+		const readDelay = this.#newBackoff();
+		let readFailures = 0;
 		while (!this.#stopping && this.#failure === undefined) {
 			const room = Math.min(batchSize, maxInFlight - this.#inFlight);
 			if (room <= 0) {
@@ -191,9 +199,16 @@ export class StreamProcessor {
 			try {
 				batch = await source.read(room, waitMs);
 			} catch (err) {
-				await this.#backoff("read", err);
+				const fatal = permanentError("read", err);
+				if (fatal) {
+					this.#failure ??= fatal;
+					break;
+				}
+				await this.#backoff("read", err, readDelay, readFailures++);
 				continue;
 			}
+			readDelay.reset();
+			readFailures = 0;
 			if (batch === null) break;
 			if (batch.length === 0) continue;
 			this.stats.consumed += batch.length;
@@ -217,8 +232,9 @@ export class StreamProcessor {
 				const { s, err } = await produced;
 				if (err !== undefined) throw err;
 				if (s === undefined) this.#left = true;
-				// Acking a later batch would commit past the one left behind (Kafka offsets), so none is acked.
-				if (this.#left || s === undefined) {
+				// Acking a later batch would commit past the one left behind (Kafka offsets), so none is acked; nor
+				// after a batch failed for good (the stream is stopping with that error).
+				if (this.#left || this.#failure !== undefined || s === undefined) {
 					this.stats.left += batch.length;
 					return;
 				}
@@ -306,6 +322,7 @@ export class StreamProcessor {
 			return { dead: encodeDeadLetter(m, toMlshipError(err), dlqFormat) };
 		}
 		const { dataPlane: dp, model } = this.#o;
+		const delay = this.#newBackoff();
 		for (let attempt = 0; ; attempt++) {
 			try {
 				const res: PredictResult | InferenceResponse =
@@ -322,7 +339,7 @@ export class StreamProcessor {
 					return { dead: encodeDeadLetter(m, e, dlqFormat) };
 				// A temporary condition is never a dead letter: at shutdown the message goes back to the broker.
 				if (this.#stopping) throw new LeftForRedelivery(e.message);
-				await this.#backoff("score", e, attempt);
+				await this.#backoff("score", e, delay, attempt);
 			}
 		}
 	}
@@ -333,19 +350,39 @@ export class StreamProcessor {
 		return out;
 	}
 
-	/** Retries a broker operation until it succeeds: giving up would lose the message or break ack order. */
+	/**
+	 * Retries a broker operation until it succeeds: giving up would lose the message or break ack order. An error
+	 * no retry can clear (bad credentials, wrong key type) stops the processor instead (nothing is acked past it).
+	 */
 	async #retry(what: string, op: () => Promise<void>): Promise<void> {
+		const delay = this.#newBackoff();
 		for (let attempt = 0; ; attempt++) {
 			try {
 				await op();
 				return;
 			} catch (err) {
-				await this.#backoff(what, err, attempt);
+				const fatal = permanentError(what, err);
+				if (fatal) throw fatal;
+				await this.#backoff(what, err, delay, attempt);
 			}
 		}
 	}
 
-	async #backoff(what: string, err: unknown, attempt = 0): Promise<void> {
+	#newBackoff(): Backoff {
+		return new Backoff({
+			minMs: BACKOFF_MIN_MS,
+			maxMs: BACKOFF_MAX_MS,
+			...(this.#o.random ? { random: this.#o.random } : {}),
+		});
+	}
+
+	/** Waits a jittered delay before a retry (processors that fail together do not retry in lockstep). */
+	async #backoff(
+		what: string,
+		err: unknown,
+		delay: Backoff,
+		attempt: number,
+	): Promise<void> {
 		this.stats.retries++;
 		const e: MlshipError = toMlshipError(err);
 		if (attempt === 0 || attempt % 20 === 0)
@@ -354,10 +391,7 @@ export class StreamProcessor {
 				cause: e.cause instanceof Error ? e.cause.message : undefined,
 				attempt,
 			});
-		const ms = Math.min(
-			BACKOFF_MAX_MS,
-			BACKOFF_MIN_MS * 2 ** Math.min(attempt, 10),
-		);
+		const ms = delay.next();
 		await new Promise((r) => setTimeout(r, ms));
 	}
 }

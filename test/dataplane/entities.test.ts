@@ -349,6 +349,11 @@ it("an entity model that fails to load answers 503 with the reason; other entiti
 	const bad = structuredClone(good);
 	for (const f of bad.manifest.features ?? [])
 		if (f.categories) f.categories = ["martian", ...f.categories];
+	// ...and an example row with it: a failed warm-up on the bundle's own examples keeps a version out (one on a
+	// synthesized row only warns: test/dataplane/warmup.test.ts).
+	bad.manifest.examples = [
+		{ ...golden("diabetes-sex-ridge").records[0], sex: "martian" },
+	];
 	await store.register(good, { name: "ridge" });
 	await store.register(good, { name: "ridge", entity: "ok" });
 	await store.register(bad, { name: "ridge", entity: "broken" });

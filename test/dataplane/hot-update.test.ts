@@ -161,6 +161,11 @@ it("a version that loads but fails its warm-up is refused; the working version k
 	const bad = structuredClone(good);
 	for (const f of bad.manifest.features ?? [])
 		if (f.categories) f.categories = ["martian", ...f.categories];
+	// ...and an example row with it: a failed warm-up on the bundle's own examples keeps a version out (one on a
+	// synthesized row only warns: test/dataplane/warmup.test.ts).
+	bad.manifest.examples = [
+		{ ...golden("diabetes-sex-ridge").records[0], sex: "martian" },
+	];
 	await store.register(good, { aliases: ["production"] }); // ridge v1
 	await store.register(bad); // ridge v2
 	const d = await createDataPlane({

@@ -30,7 +30,12 @@ function binary(): string {
  * monitoring endpoint says JetStream is up.
  * @example const n = await startNats(); try { ... n.url ... } finally { await n.stop(); }
  */
-export async function startNats(): Promise<NatsServer> {
+export async function startNats(
+	opts: {
+		/** Require this user and password (nats-server --user/--pass). */
+		auth?: { user: string; pass: string };
+	} = {},
+): Promise<NatsServer> {
 	const bin = binary();
 	const dir = await mkdtemp(join(tmpdir(), "mlship-nats-"));
 	const [port, http] = [await freePort(), await freePort()];
@@ -48,6 +53,9 @@ export async function startNats(): Promise<NatsServer> {
 				"-js",
 				"-sd",
 				dir,
+				...(opts.auth
+					? ["--user", opts.auth.user, "--pass", opts.auth.pass]
+					: []),
 			],
 			async () => {
 				if (!(await accepts(port))) return false;

@@ -30,7 +30,12 @@ function binary(): string {
  * restart keeps every acknowledged XADD and the consumer groups' pending lists.
  * @example const r = await startRedis(); try { ... r.url ... } finally { await r.stop(); }
  */
-export async function startRedis(): Promise<RedisServer> {
+export async function startRedis(
+	opts: {
+		/** Require this password (`requirepass`): clients without it get NOAUTH, with another WRONGPASS. */
+		password?: string;
+	} = {},
+): Promise<RedisServer> {
 	const bin = binary();
 	const dir = await mkdtemp(join(tmpdir(), "mlship-redis-"));
 	const port = await freePort();
@@ -55,6 +60,9 @@ export async function startRedis(): Promise<RedisServer> {
 				"no",
 				"--protected-mode",
 				"yes",
+				...(opts.password !== undefined
+					? ["--requirepass", opts.password]
+					: []),
 			],
 			async () => {
 				const r = new Redis({
@@ -64,6 +72,7 @@ export async function startRedis(): Promise<RedisServer> {
 					protocol: 2,
 					maxRetriesPerRequest: 0,
 					retryStrategy: () => null,
+					...(opts.password !== undefined ? { password: opts.password } : {}),
 				});
 				r.on("error", () => {});
 				try {

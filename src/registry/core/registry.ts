@@ -67,8 +67,17 @@ export class RegistryCore implements ModelStore {
 			);
 	}
 
-	#notRegistered(name: string): MlshipError {
-		return errors.notRegistered(name, this.location);
+	/** Not registered, with the nearest registered name when one is near (a typo). */
+	async #notRegistered(s: Session, name: string): Promise<MlshipError> {
+		const known = await s.all<{ name: string }>(
+			"SELECT name FROM models ORDER BY name LIMIT 10000",
+			[],
+		);
+		return errors.notRegistered(
+			name,
+			this.location,
+			known.map((r) => r.name),
+		);
 	}
 
 	/** Runs `fn` in a write transaction; the changes it records are appended (and pruned) before commit. */
@@ -118,7 +127,7 @@ export class RegistryCore implements ModelStore {
 			"SELECT version FROM versions WHERE name = $1 ORDER BY version",
 			[name],
 		);
-		if (have.length === 0) throw this.#notRegistered(name);
+		if (have.length === 0) throw await this.#notRegistered(s, name);
 		throw errors.noVersion(
 			name,
 			version,
@@ -203,7 +212,7 @@ export class RegistryCore implements ModelStore {
 						[r.name],
 					);
 					if (have.length === 0 && !(await this.#exists(s, r.name)))
-						throw this.#notRegistered(r.name);
+						throw await this.#notRegistered(s, r.name);
 					throw errors.noAlias(
 						r.name,
 						r.alias,
@@ -219,7 +228,8 @@ export class RegistryCore implements ModelStore {
 			);
 			if (row)
 				return toVersion(row, await this.#aliasesOf(s, row.name, row.version));
-			if (!(await this.#exists(s, r.name))) throw this.#notRegistered(r.name);
+			if (!(await this.#exists(s, r.name)))
+				throw await this.#notRegistered(s, r.name);
 			if (r.entity !== undefined) throw errors.noEntity(r.name, r.entity);
 			if (
 				await s.one(
@@ -309,7 +319,8 @@ export class RegistryCore implements ModelStore {
 				[name, alias],
 			);
 			if (!current) {
-				if (!(await this.#exists(tx, name))) throw this.#notRegistered(name);
+				if (!(await this.#exists(tx, name)))
+					throw await this.#notRegistered(tx, name);
 				throw new MlshipError(
 					"MLSHIP_MODEL_NOT_FOUND",
 					`model '${name}' has no alias '${alias}'`,
@@ -396,7 +407,8 @@ export class RegistryCore implements ModelStore {
 				await tx.all(`SELECT 1 FROM models WHERE name = $1${forUpdate}`, [
 					name,
 				]);
-				if (!(await this.#exists(tx, name))) throw this.#notRegistered(name);
+				if (!(await this.#exists(tx, name)))
+					throw await this.#notRegistered(tx, name);
 				// files and aliases go with their versions (ON DELETE CASCADE)
 				await tx.all("DELETE FROM versions WHERE name = $1", [name]);
 				change({ type: "deleted", name });
@@ -437,7 +449,7 @@ export class RegistryCore implements ModelStore {
 			const first = rows[0];
 			if (!first) {
 				await this.#versionRow(s, name, version); // throws the right not-found error
-				throw this.#notRegistered(name);
+				throw await this.#notRegistered(s, name);
 			}
 			const files = new Map<string, Uint8Array>();
 			for (const r of rows)

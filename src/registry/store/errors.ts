@@ -1,10 +1,16 @@
 // The registry's errors, shared by every store so SQLite and PostgreSQL say the same thing.
 import { MlshipError } from "../../protocol/errors.ts";
+import { didYouMean } from "../../protocol/suggest.ts";
 
-export function notRegistered(name: string, location: string): MlshipError {
+/** `known`: the registered names, for a "did you mean" when one is near. */
+export function notRegistered(
+	name: string,
+	location: string,
+	known: readonly string[] = [],
+): MlshipError {
 	return new MlshipError(
 		"MLSHIP_MODEL_NOT_FOUND",
-		`model '${name}' is not registered in ${location} (see 'mlship models list')`,
+		`model '${name}' is not registered in ${location}${didYouMean(name, known)} (see 'mlship models list')`,
 	);
 }
 
@@ -26,7 +32,7 @@ export function noAlias(
 ): MlshipError {
 	return new MlshipError(
 		"MLSHIP_MODEL_NOT_FOUND",
-		`model '${name}' has no alias '${alias}' (aliases: ${have.join(", ") || "none"}; set one with 'mlship models alias ${name} ${alias} <version>')`,
+		`model '${name}' has no alias '${alias}'${didYouMean(alias, have)} (aliases: ${have.join(", ") || "none"}; set one with 'mlship models alias ${name} ${alias} <version>')`,
 	);
 }
 

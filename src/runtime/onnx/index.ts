@@ -6,6 +6,7 @@ import { defaultWorkers, WorkerPool } from "../pool.ts";
 import type { LoadedModel, LoadOptions, Runtime } from "../types.ts";
 import { BlockingSession } from "./blocking.ts";
 import { checkSignature } from "./check.ts";
+import { readOnnxCategories } from "./graph.ts";
 import {
 	createSession,
 	type OrtSession,
@@ -130,7 +131,8 @@ export const onnxRuntime: Runtime = {
 	},
 	async describe(bytes: Uint8Array, source: string) {
 		try {
-			return await readOnnxSignature(bytes);
+			const { signature, skipped } = await readOnnxSignature(bytes);
+			return { signature, skipped, categories: readOnnxCategories(bytes) };
 		} catch (err) {
 			if (bytes.length === 0 || NOT_ONNX.test((err as Error).message))
 				throw new MlshipError(

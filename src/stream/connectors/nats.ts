@@ -29,6 +29,9 @@ import { IteratorPuller } from "./pull.ts";
 /** `nats://host:port/STREAM/subject[?ack_wait_ms=30000]` */
 export interface NatsAddress {
 	server: string;
+	/** From the URI's user info: nats.js ignores credentials inside a server URL, so they travel as options. */
+	user: string | undefined;
+	pass: string | undefined;
 	stream: string;
 	subject: string;
 	/** An unacked message is delivered again after this long (its processor died or stalled). */
@@ -55,11 +58,10 @@ export function parseNatsUri(uri: string): NatsAddress {
 			"MLSHIP_INVALID_ARGUMENT",
 			`'${uri}': ack_wait_ms must be a number of milliseconds`,
 		);
-	const auth = u.username
-		? `${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}@`
-		: "";
 	return {
-		server: `nats://${auth}${u.hostname || "127.0.0.1"}:${u.port || 4222}`,
+		server: `nats://${u.hostname || "127.0.0.1"}:${u.port || 4222}`,
+		user: u.username ? decodeURIComponent(u.username) : undefined,
+		pass: u.username ? decodeURIComponent(u.password) : undefined,
 		stream,
 		subject,
 		ackWaitMs,
@@ -70,6 +72,7 @@ function open(a: NatsAddress): Promise<NatsConnection> {
 	// Reconnect forever: a broker restart is waited out; operations fail meanwhile and the processor retries them.
 	return connect({
 		servers: a.server,
+		...(a.user !== undefined ? { user: a.user, pass: a.pass ?? "" } : {}),
 		maxReconnectAttempts: -1,
 		reconnectTimeWait: 250,
 		name: "mlship-stream",

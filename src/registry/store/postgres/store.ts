@@ -1,5 +1,6 @@
 // PostgresStore: the shared ModelStore, one PostgreSQL database used by many servers, with a LISTEN/NOTIFY change feed.
 import pg from "pg";
+import { Backoff } from "../../../protocol/backoff.ts";
 import { MlshipError } from "../../../protocol/errors.ts";
 import {
 	type ChangeRetention,
@@ -127,7 +128,10 @@ class PostgresDriver implements Driver {
 	#listener: pg.Client | undefined;
 	#listening = false;
 	#reconnectTimer: NodeJS.Timeout | undefined;
-	#backoffMs = RECONNECT_MIN_MS;
+	readonly #backoff = new Backoff({
+		minMs: RECONNECT_MIN_MS,
+		maxMs: RECONNECT_MAX_MS,
+	});
 	#pumping: Promise<void> | undefined;
 	#pumpAgain = false;
 	#feedWarned = false;
@@ -367,7 +371,7 @@ class PostgresDriver implements Driver {
 				`mlship registry ${this.location}: change feed reconnected`,
 			);
 		}
-		this.#backoffMs = RECONNECT_MIN_MS;
+		this.#backoff.reset();
 		// Whatever was committed while we were not listening.
 		await this.#pump();
 	}
@@ -375,8 +379,7 @@ class PostgresDriver implements Driver {
 	#scheduleReconnect(): void {
 		if (this.#closed || this.#watchers.size === 0 || this.#reconnectTimer)
 			return;
-		const delay = this.#backoffMs;
-		this.#backoffMs = Math.min(this.#backoffMs * 2, RECONNECT_MAX_MS);
+		const delay = this.#backoff.next(); // jittered: replicas that lose the database together reconnect apart
 		this.#reconnectTimer = setTimeout(() => void this.#listen(), delay);
 	}
 
