@@ -7,9 +7,9 @@ const PERMANENT: readonly RegExp[] = [
 	// Redis: wrong password or user, no password given, ACL denies the command, the key is not a stream
 	/\b(WRONGPASS|NOAUTH|NOPERM|WRONGTYPE)\b/,
 	/\bAUTH\b.*without any password configured/i,
-	// NATS: credentials and permissions; JetStream off; a stream or consumer the server refuses as configured
+	// NATS: credentials and permissions; a stream or consumer the server refuses as configured. Not "JetStream not
+	// enabled": a restarting server says that until its JetStream is up again, so it is retried like an outage.
 	/authorization violation|authentication expired|permissions violation|user authentication revoked/i,
-	/jetstream (is )?not enabled/i,
 	/not a valid subset of the interest subjects|subjects overlap with an existing stream/i,
 	// Kafka: protocol error codes that no retry changes
 	/\b(INVALID_TOPIC_EXCEPTION|INVALID_PARTITIONS|INVALID_REPLICATION_FACTOR|INVALID_CONFIG|POLICY_VIOLATION|TOPIC_AUTHORIZATION_FAILED|GROUP_AUTHORIZATION_FAILED|CLUSTER_AUTHORIZATION_FAILED|TRANSACTIONAL_ID_AUTHORIZATION_FAILED|SASL_AUTHENTICATION_FAILED|UNSUPPORTED_SASL_MECHANISM)\b/,

@@ -83,6 +83,8 @@ describe("permanentError", () => {
 			new Error("LOADING Redis is loading the dataset in memory"),
 			Object.assign(new Error("TIMEOUT"), { code: "TIMEOUT" }),
 			new Error("503 no responders"),
+			// a NATS server that is restarting says this until its JetStream is up again (the broker-restart e2e test)
+			new Error("JetStream not enabled"),
 			Object.assign(
 				new Error(
 					"There is no leader for this topic-partition as we are in the middle of a leadership election.",
