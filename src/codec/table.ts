@@ -1,4 +1,6 @@
 // Tabular data ↔ tensors: records ([{...}]) and columns ({col: [...]}) by the manifest's features.
+// Over 500 lines on purpose: planning, encoding and decoding share the plan's private per-feature types, and a
+// split would export them or import in a circle.
 import type { Feature, Manifest } from "../bundle/manifest.ts";
 import {
 	allocate,

@@ -1,5 +1,7 @@
 // In-database trigger pattern on PostgreSQL: a trigger queues new or changed rows of a table, and a worker fills a
 // prediction column shortly after (claiming queued keys with FOR UPDATE SKIP LOCKED, updating in one transaction).
+// Over 500 lines on purpose: attach, detach and the worker share the generated object names and the stored
+// attachment row, and are read together when one of them changes.
 import { createHash } from "node:crypto";
 import type pg from "pg";
 import { sqlIdent } from "../batch/files.ts";
