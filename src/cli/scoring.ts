@@ -1,6 +1,5 @@
 // Shared by the commands that score many rows (predict, batch run): model loading options, progress, cleanup.
 import type { Command } from "commander";
-import type { ModelEvent } from "../dataplane/entry.ts";
 import {
 	type FollowedModel,
 	followModel,
@@ -64,14 +63,7 @@ export function withFollowedModel<T>(
 			followModel(ref, {
 				...o,
 				// Metrics name the version serving now: relabelled when the alias moves (totals carry on).
-				...(metrics
-					? {
-							onEvent: (e: ModelEvent) => {
-								if (e.type === "updated" && e.to !== undefined)
-									metrics.relabel(e.model, e.to);
-							},
-						}
-					: {}),
+				...(metrics ? { onEvent: metrics.onModelEvent } : {}),
 			}),
 		fn,
 		metrics,

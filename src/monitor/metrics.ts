@@ -177,11 +177,19 @@ export class RunnerMetrics {
 		this.metrics.loaded.set(1);
 	}
 
-	/** The running model moved to another version (a followed alias): later series carry its labels; totals go on. */
-	relabel(model: string, version: number | string): void {
-		this.#model = model;
-		this.#version = String(version);
-	}
+	/**
+	 * A followed model's event (followModel's `onEvent`): when it moved to another version, later series carry the
+	 * new labels; totals go on. Bound: pass it as the callback.
+	 */
+	readonly onModelEvent = (e: {
+		type: string;
+		model: string;
+		to?: string | undefined;
+	}): void => {
+		if (e.type !== "updated" || e.to === undefined) return;
+		this.#model = e.model;
+		this.#version = e.to;
+	};
 
 	get ready(): boolean {
 		return this.#bound;

@@ -16,7 +16,6 @@ import type {
 	PredictionColumn,
 } from "../batch/types.ts";
 import { tableIdent } from "../batch/uri.ts";
-import type { ModelEvent } from "../dataplane/entry.ts";
 import {
 	type FollowedModel,
 	followModel,
@@ -417,14 +416,7 @@ export async function runAttachedWorker(opts: WorkerOptions): Promise<{
 			: await followModel(a.model, {
 					...load,
 					// Metrics name the version serving now: relabelled when the alias moves.
-					...(metrics
-						? {
-								onEvent: (e: ModelEvent) => {
-									if (e.type === "updated" && e.to !== undefined)
-										metrics.relabel(e.model, e.to);
-								},
-							}
-						: {}),
+					...(metrics ? { onEvent: metrics.onModelEvent } : {}),
 				});
 		const first = await followed.lease();
 		model = first.model;

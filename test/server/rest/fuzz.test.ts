@@ -5,6 +5,7 @@ import { after, before, describe, it } from "node:test";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import type { Tensor } from "../../../src/protocol/types.ts";
+import { prng } from "../../helpers/random.ts"; // seeded: a failing run replays with MLSHIP_FUZZ_SEED
 import {
 	binaryBody,
 	goldenTensors,
@@ -17,18 +18,6 @@ const SEED = Number(process.env.MLSHIP_FUZZ_SEED ?? 20240611);
 const COUNT = 10_000;
 const CONCURRENCY = 16;
 const HEADER = "inference-header-content-length";
-
-/** mulberry32: a small seeded PRNG, so a failing run can be replayed with MLSHIP_FUZZ_SEED. */
-function prng(seed: number): () => number {
-	let a = seed >>> 0;
-	return () => {
-		a = (a + 0x6d2b79f5) >>> 0;
-		let t = a;
-		t = Math.imul(t ^ (t >>> 15), t | 1);
-		t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-		return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-	};
-}
 
 /** A full GC, where V8 lets us ask for one (node:test runs without --expose-gc). */
 function gcFn(): () => void {
