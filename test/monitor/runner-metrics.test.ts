@@ -9,7 +9,7 @@ test("a followed model's move relabels later series with the new version; totals
 	m.totals(10, 1);
 	m.onModelEvent({ type: "update_failed", model: "churn", to: "3" });
 	m.totals(15, 1);
-	m.onModelEvent({ type: "updated", model: "churn", from: "1", to: "2" });
+	m.onModelEvent({ type: "updated", model: "churn", to: "2" });
 	m.totals(22, 2);
 	const { body } = await m.exposition();
 	assert.match(
