@@ -58,10 +58,10 @@ const importOf = (path: string) => [
 	`await import(${JSON.stringify(pathToFileURL(join(REPO, path)).href)});`,
 ];
 
-test('import "mlship" loads no server, broker client, database driver or DuckDB', () => {
+test('import "mlship" loads no server, broker client, database driver, DuckDB or onnxruntime', () => {
 	const loaded = loadedPackages(importOf("src/index.ts"));
 	assert.deepEqual(
-		loaded.filter((p) => HEAVY.includes(p)),
+		loaded.filter((p) => [...HEAVY, "onnxruntime-node"].includes(p)),
 		[],
 		`loaded: ${loaded.join(", ")}`,
 	);
