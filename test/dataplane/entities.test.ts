@@ -217,6 +217,26 @@ describe("a family with fallback", () => {
 		);
 	});
 
+	it("an entity whose only version is archived falls back to the default; restored, it is served again (never loaded in between)", async () => {
+		// Until the change feed reaches the data plane, a request may still name the archived version (a 404).
+		const served = async () =>
+			dp
+				.infer("flower", undefined, { inputs: irisTensors }, { entity: "nice" })
+				.then(
+					(r) => r.model_version,
+					() => undefined,
+				);
+		const v = await store.register(iris, { name: "flower", entity: "nice" });
+		await store.archive("flower", v.version);
+		// the family index drops the entity: its requests go to the default (version 1)
+		await until(async () => (await served()) === "1", "the fallback");
+		await store.restore("flower", v.version);
+		await until(
+			async () => (await served()) === String(v.version),
+			"the restored entity version",
+		);
+	});
+
 	it("concurrent first requests of an entity load its model once; the LRU member is evicted past the limit", async () => {
 		await store.register(iris, { name: "flower", entity: "rome" });
 		await until(async () => {
