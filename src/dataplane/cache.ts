@@ -249,6 +249,7 @@ export class ModelCache {
 				`mlship: version ${version} of '${label(e)}' serves, but its warm-up on a synthesized row failed: ${warmupProblem}`,
 			);
 		}
+		for (const hook of this.#opts.hooks ?? []) model.addHook(hook);
 		return { model, version, metricVersion };
 	}
 

@@ -15,7 +15,7 @@ import {
 } from "./entities.ts";
 import type { DataPlaneOptions, Entry, Family, Served } from "./entry.ts";
 import { RegistryFollower } from "./follower.ts";
-import type { ModelLease, ModelProvider } from "./instance.ts";
+import type { CallContext, ModelLease, ModelProvider } from "./instance.ts";
 import type {
 	DataPlane,
 	FamilyInfo,
@@ -146,14 +146,20 @@ class ServingDataPlane implements DataPlane {
 		}
 		const outputs = request.outputs?.map((o) => o.name) ?? [];
 		const { s, outs, e } = await this.#retrying(name, entity, version, (s) =>
-			s.model.predictTensors(inputs, outputs, opts.timeoutMs),
+			s.model.predictTensors(
+				inputs,
+				outputs,
+				opts.timeoutMs,
+				callContext(opts, entity),
+			),
 		);
 		const res: InferenceResponse = {
 			model_name: name,
 			model_version: s.version,
 			outputs: outs,
 		};
-		if (request.id !== undefined) res.id = request.id;
+		const id = opts.requestId ?? request.id;
+		if (id !== undefined) res.id = id;
 		if (family && entity !== undefined)
 			res.parameters = {
 				entity,
@@ -201,13 +207,16 @@ class ServingDataPlane implements DataPlane {
 				s.model.encodeTable(input, false),
 				undefined,
 				opts.timeoutMs,
+				callContext(opts, undefined),
 			),
 		);
-		return {
+		const res: PredictResult = {
 			model_name: name,
 			model_version: s.version,
 			predictions: s.model.decodeRecords(outs),
 		};
+		if (opts.requestId !== undefined) res.id = opts.requestId;
+		return res;
 	}
 
 	/**
@@ -240,6 +249,7 @@ class ServingDataPlane implements DataPlane {
 							s.model.encodeTable(part, false),
 							undefined,
 							opts.timeoutMs,
+							callContext(opts, entity),
 						),
 				);
 				versions.add(s.version);
@@ -254,12 +264,14 @@ class ServingDataPlane implements DataPlane {
 				}
 			}),
 		);
-		return {
+		const res: PredictResult = {
 			model_name: name,
 			model_version:
 				versions.size === 1 ? ([...versions][0] as string) : "mixed",
 			predictions: out,
 		};
+		if (opts.requestId !== undefined) res.id = opts.requestId;
+		return res;
 	}
 
 	async entities(name: string): Promise<FamilyInfo> {
@@ -401,4 +413,18 @@ export async function followRegistryModel(
 		lease: () => dp.lease(name),
 		close: () => dp.close(),
 	};
+}
+
+/** What predict hooks learn of a call from its options. */
+function callContext(
+	opts: InferOptions,
+	entity: string | undefined,
+): CallContext | undefined {
+	if (
+		opts.requestId === undefined &&
+		opts.caller === undefined &&
+		entity === undefined
+	)
+		return undefined;
+	return { requestId: opts.requestId, caller: opts.caller, entity };
 }

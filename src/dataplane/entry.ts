@@ -1,7 +1,7 @@
 // What the data plane's parts share: the options, and an entry per served model (its loaded instance and state).
 import type { ModelStore } from "../registry/types.ts";
 import type { LoadOptions } from "../runtime/types.ts";
-import type { InstanceObserver, ModelInstance } from "./instance.ts";
+import type { InstanceObserver, PredictHook, ModelInstance } from "./instance.ts";
 import type { Batching } from "./scheduler.ts";
 import type { ModelState } from "./types.ts";
 
@@ -44,6 +44,11 @@ export interface DataPlaneOptions {
 	onEvent?: (e: ModelEvent) => void;
 	/** Also told of every loaded instance's batches and requests (e.g. a worker's own metrics). */
 	observer?: InstanceObserver;
+	/**
+	 * Added to every instance the server loads (after its warm-up, so warm-ups are not seen): called after each
+	 * successful prediction with its request id, entity, caller, inputs, outputs and latency (payload logs, feedback).
+	 */
+	hooks?: PredictHook[];
 }
 
 /** A hot update applied, or refused (the old version keeps serving). */

@@ -54,12 +54,24 @@ export interface InstanceObserver extends SchedulerObserver {
 	done?(outcome: Outcome, seconds: number): void;
 }
 
+/** Who and what a call belongs to, as the transport knows it; hooks (payload logs, feedback) see it. */
+export interface CallContext {
+	/** The request id: the client's (OIP `id`, header `x-request-id`), else one the transport generated. */
+	readonly requestId?: string | undefined;
+	/** The entity of a per-entity family member's call. */
+	readonly entity?: string | undefined;
+	/** Who called: the id of the caller's API token, when the server checks tokens. */
+	readonly caller?: string | undefined;
+}
+
 /** A successful prediction, as a hook sees it (payload logs, explanations). Read it; do not keep or change it. */
-export interface PredictCall {
+export interface PredictCall extends CallContext {
 	readonly model: string;
 	readonly version: number | undefined;
 	readonly inputs: readonly Tensor[];
 	readonly outputs: readonly Tensor[];
+	/** From the call to its answer (queue wait + compute), in seconds. */
+	readonly seconds: number;
 }
 
 /** Called after every successful prediction of an instance; it must not throw and must not block. */
@@ -274,21 +286,20 @@ export class ModelInstance implements ModelProvider {
 		inputs: Tensor[],
 		outputs?: readonly string[],
 		timeoutMs?: number,
+		context?: CallContext,
 	): Promise<Tensor[]> {
 		const obs = this.#observer;
-		if (!obs)
-			return this.#afterHooks(
-				inputs,
-				await this.#submit(inputs, outputs, timeoutMs),
-			);
+		if (!obs && this.#hooks === undefined)
+			return this.#submit(inputs, outputs, timeoutMs);
 		const started = performance.now();
 		try {
 			const outs = await this.#submit(inputs, outputs, timeoutMs);
-			obs.done?.("ok", (performance.now() - started) / 1000);
-			return this.#afterHooks(inputs, outs);
+			const seconds = (performance.now() - started) / 1000;
+			obs?.done?.("ok", seconds);
+			return this.#afterHooks(inputs, outs, seconds, context);
 		} catch (err) {
 			const e = toMlshipError(err);
-			obs.done?.(outcomeOf(e), (performance.now() - started) / 1000);
+			obs?.done?.(outcomeOf(e), (performance.now() - started) / 1000);
 			throw e;
 		}
 	}
@@ -307,7 +318,11 @@ export class ModelInstance implements ModelProvider {
 	 * synchronously): the same validation as predictTensors, no scheduler. Only for instances loaded in
 	 * `blocking` mode.
 	 */
-	predictSync(inputs: Tensor[], outputs?: readonly string[]): Tensor[] {
+	predictSync(
+		inputs: Tensor[],
+		outputs?: readonly string[],
+		context?: CallContext,
+	): Tensor[] {
 		const run = this.#loaded.predictSync;
 		if (!run)
 			throw new MlshipError(
@@ -317,15 +332,13 @@ export class ModelInstance implements ModelProvider {
 		this.#validate(inputs);
 		const wanted = this.#wanted(outputs);
 		const obs = this.#observer;
-		const started = obs ? performance.now() : 0;
+		const started = performance.now();
 		try {
 			const outs = run.call(this.#loaded, inputs, wanted);
-			obs?.batch?.(
-				inputs[0]?.shape[0] ?? 0,
-				(performance.now() - started) / 1000,
-			);
-			obs?.done?.("ok", (performance.now() - started) / 1000);
-			return this.#afterHooks(inputs, outs);
+			const seconds = (performance.now() - started) / 1000;
+			obs?.batch?.(inputs[0]?.shape[0] ?? 0, seconds);
+			obs?.done?.("ok", seconds);
+			return this.#afterHooks(inputs, outs, seconds, context);
 		} catch (err) {
 			const e = toMlshipError(err);
 			obs?.done?.(outcomeOf(e), (performance.now() - started) / 1000);
@@ -333,10 +346,22 @@ export class ModelInstance implements ModelProvider {
 		}
 	}
 
-	#afterHooks(inputs: Tensor[], outputs: Tensor[]): Tensor[] {
+	#afterHooks(
+		inputs: Tensor[],
+		outputs: Tensor[],
+		seconds: number,
+		context: CallContext | undefined,
+	): Tensor[] {
 		const hooks = this.#hooks;
 		if (hooks !== undefined) {
-			const call = { model: this.name, version: this.version, inputs, outputs };
+			const call: PredictCall = {
+				...context,
+				model: this.name,
+				version: this.version,
+				inputs,
+				outputs,
+				seconds,
+			};
 			for (const h of hooks)
 				try {
 					h(call);

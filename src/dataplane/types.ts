@@ -45,6 +45,13 @@ export interface InferOptions {
 	timeoutMs?: number;
 	/** For a per-entity family: the entity the transport named (e.g. header `x-mlship-entity`). */
 	entity?: string;
+	/**
+	 * The request id: the client's (OIP `id`, header `x-request-id`), else one the transport generated. It is
+	 * echoed in the answer and handed to predict hooks, so feedback and payload logs can refer to the request.
+	 */
+	requestId?: string;
+	/** Who called: the id of the caller's API token, when the server checks tokens. */
+	caller?: string;
 }
 
 /** A per-entity family as a server sees it: which entities have a model, and which are loaded. */
@@ -61,6 +68,8 @@ export interface FamilyInfo {
 export interface PredictResult {
 	model_name: string;
 	model_version: string;
+	/** The request id (InferOptions.requestId), when the transport set one. */
+	id?: string;
 	predictions: Row[];
 }
 

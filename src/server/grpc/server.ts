@@ -7,6 +7,7 @@ import {
 	invalidInput,
 	MlshipError,
 } from "../../protocol/errors.ts";
+import { REQUEST_ID_HEADER, requestIdOf } from "../../protocol/request-id.ts";
 import type { TensorSpec } from "../../protocol/types.ts";
 import {
 	type PbInferRequest,
@@ -139,16 +140,22 @@ export async function startGrpcServer(
 	): Promise<PbInferResponse> {
 		const name = requireName(req.model_name, "model_name");
 		const request = requestFromPb(req);
+		const opts = inferOptions(call);
+		const header = call.metadata?.get(REQUEST_ID_HEADER)[0];
+		opts.requestId = requestIdOf(
+			req.id || undefined,
+			header === undefined ? undefined : String(header),
+		);
 		const res = await dp.infer(
 			name,
 			req.model_version || undefined,
 			request,
-			inferOptions(call),
+			opts,
 		);
 		return responseToPb(
 			res,
 			(req.raw_input_contents?.length ?? 0) > 0,
-			req.id ?? "",
+			opts.requestId,
 		);
 	}
 

@@ -249,7 +249,11 @@ describe("ModelInfer: golden outputs", () => {
 		assert.equal(res.model_name, c.name);
 		assert.equal(res.model_version, dp.modelMetadata(c.name).version);
 		const noId = await client.infer(rawRequest(c));
-		assert.equal(noId.id, "");
+		assert.match(
+			noId.id,
+			/^[0-9a-f-]{36}$/,
+			"a generated id when the client sent none",
+		);
 	});
 
 	test("request parameters are accepted", async () => {

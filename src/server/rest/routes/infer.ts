@@ -1,6 +1,10 @@
 // POST /v2/models/:model[/versions/:version]/infer: decode (JSON or binary), DataPlane.infer, encode.
-import { randomUUID } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import {
+	REQUEST_ID_HEADER,
+	requestIdOf,
+	VERSION_HEADER,
+} from "../../../protocol/request-id.ts";
 import { markServed } from "../../logging.ts";
 import { HEADER_LENGTH } from "../body.ts";
 import { inferOptions, overloaded, type RestContext } from "../context.ts";
@@ -22,11 +26,15 @@ export function registerInferRoutes(
 			req.headers[HEADER_LENGTH],
 		);
 		const opts = inferOptions(ctx, req.headers, timeoutMs);
+		const id = requestIdOf(request.id, req.headers[REQUEST_ID_HEADER]);
+		opts.requestId = id;
 		const res = await ctx.dp
 			.infer(req.params.model, req.params.version, request, opts)
 			.catch((err: unknown) => overloaded(ctx, req, err));
 		if (ctx.accessLog) markServed(req, res.model_version ?? "");
-		const id = res.id ?? request.id ?? randomUUID();
+		reply.header(REQUEST_ID_HEADER, id);
+		if (res.model_version !== undefined)
+			reply.header(VERSION_HEADER, res.model_version);
 		const { body, headerLength } = encodeInferResponse(res, id, binaryOutput);
 		if (headerLength === undefined) reply.type("application/json");
 		else

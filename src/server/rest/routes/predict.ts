@@ -1,7 +1,12 @@
 // POST /v2/models/:model[/versions/:version]/predict: records or columns in, records with class names out.
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Row } from "../../../codec/table.ts";
 import { invalidInput } from "../../../protocol/errors.ts";
+import {
+	REQUEST_ID_HEADER,
+	requestIdOf,
+	VERSION_HEADER,
+} from "../../../protocol/request-id.ts";
 import { markServed } from "../../logging.ts";
 import { isObject, jsonBody, kindOf } from "../body.ts";
 import { inferOptions, overloaded, type RestContext } from "../context.ts";
@@ -53,17 +58,19 @@ export function registerPredictRoutes(
 	app: FastifyInstance,
 	ctx: RestContext,
 ): void {
-	const handler = async (req: FastifyRequest<{ Params: ModelParams }>) => {
+	const handler = async (
+		req: FastifyRequest<{ Params: ModelParams }>,
+		reply: FastifyReply,
+	) => {
 		const input = predictInput(jsonBody(req.body, req.headers));
+		const opts = inferOptions(ctx, req.headers);
+		opts.requestId = requestIdOf(undefined, req.headers[REQUEST_ID_HEADER]);
 		const res = await ctx.dp
-			.predict(
-				req.params.model,
-				req.params.version,
-				input,
-				inferOptions(ctx, req.headers),
-			)
+			.predict(req.params.model, req.params.version, input, opts)
 			.catch((err: unknown) => overloaded(ctx, req, err));
 		if (ctx.accessLog) markServed(req, res.model_version);
+		reply.header(REQUEST_ID_HEADER, opts.requestId);
+		reply.header(VERSION_HEADER, res.model_version);
 		return res;
 	};
 	const onRequest = ctx.admission.onRequest;
