@@ -173,3 +173,19 @@ def test_save_verify_register_predict(case: str, tmp_path: Path, server: str) ->
     else:
         (out,) = got.columns
         np.testing.assert_allclose(got[out].to_numpy(dtype=np.float64), want.reshape(-1), rtol=REL, atol=ABS)
+
+
+def test_infer_over_oip_rest_and_labels_in_the_manifest(tmp_path: Path, server: str) -> None:
+    from sklearn.linear_model import LogisticRegression
+    X, y = load_iris(return_X_y=True)
+    m = LogisticRegression(max_iter=1000).fit(X, y)
+    path = mlship.save(m, tmp_path / "b", sample=X, name="infer-iris", labels=["setosa", "versicolor", "virginica"])
+    mlship.register(path, server=server)
+    c = mlship.Client(server, model="infer-iris")
+    out = c.infer({"float_input": X.astype(np.float32)})  # (a lazy server loads the model on this first request)
+    assert c.metadata()["parameters"]["labels"] == ["setosa", "versicolor", "virginica"]
+    assert out["label"].dtype == np.int64 and out["label"].shape == (150,)
+    np.testing.assert_array_equal(out["label"], m.predict(X))
+    np.testing.assert_allclose(out["probabilities"], m.predict_proba(X), rtol=REL, atol=ABS)
+    only = c.infer({"float_input": X[:2].astype(np.float32)}, outputs=["probabilities"])
+    assert list(only) == ["probabilities"]

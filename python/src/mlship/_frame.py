@@ -60,7 +60,7 @@ def read_sample(sample: Any, names: list[str] | None) -> Sample:
                 f"a numpy sample must be numeric, got dtype {sample.dtype}; use a DataFrame for string columns")
         cols = names or [f"f{i}" for i in range(sample.shape[1])]
         if len(cols) != sample.shape[1]:
-            raise SampleMismatchError(f"the model has {len(cols)} features but the sample has {sample.shape[1]} columns")
+            raise SampleMismatchError(f"the model takes {len(cols)} features but the sample has {sample.shape[1]} columns")
         frame = pd.DataFrame(sample, columns=cols)
         is_array = True
     if len(frame) == 0:
