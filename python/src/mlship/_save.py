@@ -186,7 +186,7 @@ def _records(sample: Sample, n: int) -> list[dict[str, Any]]:
 def save(model: Any, path: str | Path, sample: Any = None, *, name: str | None = None,
          labels: Sequence[str] | None = None, reference: Any = None, examples: int = 10,
          metadata: dict[str, Any] | None = None, description: str | None = None, ranges: bool = False,
-         overwrite: bool = False) -> Path:
+         feature_names: Sequence[str] | None = None, overwrite: bool = False) -> Path:
     """Saves a trained model as a verified mlship bundle directory: ``model.onnx``, ``mlship.yaml``, ``golden.json``.
 
     The model is converted to ONNX (no ZipMap; string inputs for string columns; one input per column for mixed
@@ -198,8 +198,9 @@ def save(model: Any, path: str | Path, sample: Any = None, *, name: str | None =
     categories (pandas categoricals and strict encoders) and ranges come from it. ``labels``: class names in
     probability-column order. ``examples``: rows written to the manifest (servers warm up with them; 0 = none).
     ``metadata``: merged into the manifest's metadata (e.g. ``{"metrics": {"accuracy": 0.97}}``). ``ranges=True``
-    writes the sample's min/max per numeric feature, which servers then enforce. ``overwrite=True`` replaces an
-    existing bundle directory.
+    writes the sample's min/max per numeric feature, which servers then enforce. ``feature_names`` names a numpy
+    sample's columns (default: the names the model was fitted with, else ``f0``, ``f1``, …). ``overwrite=True``
+    replaces an existing bundle directory.
 
     Example::
 
@@ -220,7 +221,15 @@ def save(model: Any, path: str | Path, sample: Any = None, *, name: str | None =
     if name is not None and bundle_name != name:
         raise MlshipError(f"invalid name {name!r}: use letters, digits, '.', '_' or '-', starting with a letter or digit")
 
-    smp = read_sample(sample, model_feature_names(model))
+    fitted = model_feature_names(model)
+    if feature_names is not None:
+        feature_names = [str(n) for n in feature_names]
+        if fitted is not None and fitted != feature_names:
+            raise SampleMismatchError(f"feature_names= {feature_names} differ from the names the model was fitted "
+                                      f"with {fitted}")
+        if not isinstance(sample, np.ndarray):
+            raise SampleMismatchError("feature_names= names the columns of a numpy sample; a DataFrame has its own")
+    smp = read_sample(sample, feature_names or fitted)
     check_sample(model, smp)
     conv = convert(model, smp, bundle_name)
     onnx.checker.check_model(conv.onnx_model, full_check=True)
