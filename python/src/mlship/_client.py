@@ -1,6 +1,7 @@
 """mlship.Client: call a running `mlship serve` from Python (records → DataFrame, OIP infer, feedback)."""
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 from urllib.parse import quote
@@ -96,8 +97,7 @@ class Client:
         columns = {str(c): [_value(v) for v in frame[c].tolist()] for c in frame.columns}
         headers_entity = {"x-mlship-entity": entity} if entity else {}
         body = {"columns": columns}
-        import json as _json
-        res = request("POST", self._path(m, version, "predict"), body=_json.dumps(body, allow_nan=False).encode(),
+        res = request("POST", self._path(m, version, "predict"), body=json.dumps(body, allow_nan=False).encode(),
                       headers={"content-type": "application/json", **headers_entity}, token=self.token,
                       timeout=self.timeout)
         preds = res["predictions"]

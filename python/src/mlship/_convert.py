@@ -1,6 +1,8 @@
 """Model → ONNX with the right converter and options, and the library's own predictions to check it against."""
 from __future__ import annotations
 
+import copy
+import json
 import os
 import re
 import tempfile
@@ -264,7 +266,6 @@ def _xgboost(model: Any, sample: Sample, name: str) -> Converted:
     inputs, feeds, initial = _mltools_types(sample)
     kind = type(model).__name__
     booster = kind == "Booster"
-    X = feeds["float_input"].astype(np.float64) if sample.is_array else sample.original
     if booster:
         objective = _xgb_objective(model)
         clf = objective.startswith(("binary:", "multi:"))
@@ -275,7 +276,6 @@ def _xgboost(model: Any, sample: Sample, name: str) -> Converted:
     else:
         clf = hasattr(model, "predict_proba") and hasattr(model, "classes_")
     # onnxmltools reads features as f0, f1, …: convert a copy without the names (the model itself is left alone).
-    import copy
     if booster:
         unnamed = model.copy()
         unnamed.feature_names = None
@@ -286,30 +286,14 @@ def _xgboost(model: Any, sample: Sample, name: str) -> Converted:
         onx = onnxmltools.convert_xgboost(unnamed, initial_types=initial, target_opset=MLTOOLS_OPSET)
     except Exception as e:
         raise UnsupportedModelError(f"onnxmltools cannot convert this xgboost {kind}: {e}") from e
-    if booster:
-        dm = xgboost.DMatrix(sample.frame.to_numpy(dtype=np.float32, na_value=np.nan),
-                             feature_names=model.feature_names)
-        raw = np.asarray(model.predict(dm), dtype=np.float64)
-        if clf:
-            proba = raw if raw.ndim == 2 else np.stack([1 - raw, raw], axis=1)
-            expected = {"label": proba.argmax(axis=1), "probabilities": proba}
-            classes = list(range(proba.shape[1]))
-        else:
-            expected, classes = {onx.graph.output[0].name: raw.reshape(-1)}, None
-    elif clf:
-        expected, classes = _classification(model, X, model.predict_proba, model.classes_)
-    else:
-        expected, classes = {onx.graph.output[0].name: np.asarray(model.predict(X), dtype=np.float64).reshape(-1)}, None
-    return Converted(
-        onnx_model=_normalize(onx, name, MLTOOLS_OPSET), inputs=inputs, feeds=feeds,
-        task="classification" if clf else "regression", expected=expected, classes=classes, framework="xgboost",
-        framework_version=xgboost.__version__, estimator=kind, converter=f"onnxmltools {onnxmltools.__version__}",
-        produced_by=f"xgboost {xgboost.__version__} {'predict/predict_proba' if clf else 'predict'}",
-        label_output="label" if clf else None)
+    def booster_raw() -> np.ndarray:
+        return model.predict(xgboost.DMatrix(sample.frame.to_numpy(dtype=np.float32, na_value=np.nan),
+                                             feature_names=model.feature_names))
+    return _tree_result(model, sample, name, onx, inputs, feeds, clf=clf, framework="xgboost", lib=xgboost,
+                        converter=f"onnxmltools {onnxmltools.__version__}", booster_raw=booster_raw if booster else None)
 
 
 def _xgb_objective(booster: Any) -> str:
-    import json
     return str(json.loads(booster.save_config())["learner"]["objective"]["name"])
 
 
@@ -328,24 +312,38 @@ def _lightgbm(model: Any, sample: Sample, name: str) -> Converted:
         onx = onnxmltools.convert_lightgbm(model, initial_types=initial, target_opset=MLTOOLS_OPSET, zipmap=False)
     except Exception as e:
         raise UnsupportedModelError(f"onnxmltools cannot convert this lightgbm {kind}: {e}") from e
-    X = sample.frame.to_numpy(dtype=np.float64, na_value=np.nan) if (sample.is_array or booster) else sample.original
-    if booster:
-        raw = np.asarray(model.predict(X), dtype=np.float64)
+    def booster_raw() -> np.ndarray:
+        return model.predict(sample.frame.to_numpy(dtype=np.float64, na_value=np.nan))
+    return _tree_result(model, sample, name, onx, inputs, feeds, clf=clf, framework="lightgbm", lib=lightgbm,
+                        converter=f"onnxmltools {onnxmltools.__version__}", booster_raw=booster_raw if booster else None)
+
+
+def _tree_result(model: Any, sample: Sample, name: str, onx: onnx.ModelProto, inputs: list[tuple[str, list[Column]]],
+                 feeds: dict[str, np.ndarray], *, clf: bool, framework: str, lib: Any, converter: str,
+                 booster_raw: Callable[[], np.ndarray] | None) -> Converted:
+    """The library's outputs for a booster library's model (sklearn API, or a Booster whose raw predict gives the
+    values or class probabilities), and the Converted around its ONNX graph."""
+    # the library predicts on the values as given (float64), never on the float32 copy fed to ONNX
+    X = sample.original if isinstance(sample.original, (np.ndarray, pd.DataFrame)) else sample.frame
+    out = onx.graph.output[0].name
+    classes: list[Any] | None = None
+    if booster_raw is not None:
+        raw = np.asarray(booster_raw(), dtype=np.float64)
         if clf:
             proba = raw if raw.ndim == 2 else np.stack([1 - raw, raw], axis=1)
             expected = {"label": proba.argmax(axis=1), "probabilities": proba}
             classes = list(range(proba.shape[1]))
         else:
-            expected, classes = {onx.graph.output[0].name: raw.reshape(-1)}, None
+            expected = {out: raw.reshape(-1)}
     elif clf:
         expected, classes = _classification(model, X, model.predict_proba, model.classes_)
     else:
-        expected, classes = {onx.graph.output[0].name: np.asarray(model.predict(X), dtype=np.float64).reshape(-1)}, None
+        expected = {out: np.asarray(model.predict(X), dtype=np.float64).reshape(-1)}
     return Converted(
         onnx_model=_normalize(onx, name, MLTOOLS_OPSET), inputs=inputs, feeds=feeds,
-        task="classification" if clf else "regression", expected=expected, classes=classes, framework="lightgbm",
-        framework_version=lightgbm.__version__, estimator=kind, converter=f"onnxmltools {onnxmltools.__version__}",
-        produced_by=f"lightgbm {lightgbm.__version__} {'predict/predict_proba' if clf else 'predict'}",
+        task="classification" if clf else "regression", expected=expected, classes=classes, framework=framework,
+        framework_version=lib.__version__, estimator=type(model).__name__, converter=converter,
+        produced_by=f"{framework} {lib.__version__} {'predict/predict_proba' if clf else 'predict'}",
         label_output="label" if clf else None)
 
 
@@ -396,19 +394,5 @@ def _catboost(model: Any, sample: Sample, name: str) -> Converted:
         for i, x in enumerate(n.input):
             if x == old:
                 n.input[i] = "float_input"
-    X = sample.original if not sample.is_array else sample.frame.to_numpy()
-    if clf:
-        expected, classes = _classification(model, X, model.predict_proba, model.classes_)
-    else:
-        expected = {onx.graph.output[0].name: np.asarray(model.predict(X), dtype=np.float64).reshape(-1)}
-        classes = None
-    return Converted(
-        onnx_model=_normalize(onx, name, MLTOOLS_OPSET), inputs=inputs, feeds=feeds,
-        task="classification" if clf else "regression", expected=expected, classes=classes, framework="catboost",
-        framework_version=catboost.__version__, estimator=kind, converter=f"catboost {catboost.__version__}",
-        produced_by=f"catboost {catboost.__version__} {'predict/predict_proba' if clf else 'predict'}",
-        label_output="label" if clf else None)
-
-
-def frame_of(sample: Sample) -> pd.DataFrame:
-    return sample.frame
+    return _tree_result(model, sample, name, onx, inputs, feeds, clf=clf, framework="catboost", lib=catboost,
+                        converter=f"catboost {catboost.__version__}", booster_raw=None)
