@@ -66,7 +66,7 @@ class Client:
             return m
         served = sorted({e["name"] for e in self.models()})
         if len(served) == 1:
-            return served[0]
+            return str(served[0])
         raise MlshipError(f"name the model: predict(df, model=...) (this server serves {served})")
 
     def _path(self, model: str, version: str | int | None, what: str) -> str:
@@ -127,9 +127,10 @@ class Client:
                 datatype = "BYTES"
                 data: list[Any] = [str(x) for x in a.reshape(-1)]
             else:
-                datatype = _NP_TO_OIP.get(a.dtype)
-                if datatype is None:
+                known = _NP_TO_OIP.get(a.dtype)
+                if known is None:
                     raise MlshipError(f"input '{name}': dtype {a.dtype} has no OIP datatype; use float32/64, int32/64 or bool")
+                datatype = known
                 data = a.reshape(-1).tolist()
             tensors.append({"name": name, "datatype": datatype, "shape": list(a.shape), "data": data})
         payload: dict[str, Any] = {"inputs": tensors}

@@ -176,7 +176,8 @@ def _final(model: Any) -> Any:
     return _final(model.steps[-1][1]) if isinstance(model, Pipeline) else model
 
 
-def _classification(model: Any, X: Any, proba: Callable[[Any], np.ndarray] | None, classes: Any) -> tuple[dict, list]:
+def _classification(model: Any, X: Any, proba: Callable[[Any], np.ndarray] | None,
+                    classes: Any) -> tuple[dict[str, np.ndarray], list[Any]]:
     pred = np.asarray(model.predict(X))
     classes = list(classes)
     expected: dict[str, np.ndarray] = {"label": pred.reshape(-1)}
@@ -287,8 +288,8 @@ def _xgboost(model: Any, sample: Sample, name: str) -> Converted:
     except Exception as e:
         raise UnsupportedModelError(f"onnxmltools cannot convert this xgboost {kind}: {e}") from e
     def booster_raw() -> np.ndarray:
-        return model.predict(xgboost.DMatrix(sample.frame.to_numpy(dtype=np.float32, na_value=np.nan),
-                                             feature_names=model.feature_names))
+        return np.asarray(model.predict(xgboost.DMatrix(sample.frame.to_numpy(dtype=np.float32, na_value=np.nan),
+                                             feature_names=model.feature_names)))
     return _tree_result(model, sample, name, onx, inputs, feeds, clf=clf, framework="xgboost", lib=xgboost,
                         converter=f"onnxmltools {onnxmltools.__version__}", booster_raw=booster_raw if booster else None)
 
@@ -313,7 +314,7 @@ def _lightgbm(model: Any, sample: Sample, name: str) -> Converted:
     except Exception as e:
         raise UnsupportedModelError(f"onnxmltools cannot convert this lightgbm {kind}: {e}") from e
     def booster_raw() -> np.ndarray:
-        return model.predict(sample.frame.to_numpy(dtype=np.float64, na_value=np.nan))
+        return np.asarray(model.predict(sample.frame.to_numpy(dtype=np.float64, na_value=np.nan)))
     return _tree_result(model, sample, name, onx, inputs, feeds, clf=clf, framework="lightgbm", lib=lightgbm,
                         converter=f"onnxmltools {onnxmltools.__version__}", booster_raw=booster_raw if booster else None)
 

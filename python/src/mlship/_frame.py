@@ -113,13 +113,13 @@ def feed(col: Column, s: pd.Series) -> np.ndarray:
         if col.missing:
             raise SampleMismatchError(
                 f"column '{col.name}' has missing values; a string input cannot carry them: fill them before saving")
-        return s.astype(object).map(str).to_numpy().reshape(-1, 1)
+        return np.asarray(s.astype(object).map(str).to_numpy(), dtype=object).reshape(-1, 1)
     if col.datatype == "INT64":
         if col.missing:
             raise SampleMismatchError(
                 f"column '{col.name}' is an integer column with missing values; make it float (NaN = missing)")
-        return s.astype(np.int64).to_numpy().reshape(-1, 1)
-    return s.astype(np.float32).to_numpy().reshape(-1, 1)
+        return np.asarray(s.to_numpy(), dtype=np.int64).reshape(-1, 1)
+    return np.asarray(s.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float32).reshape(-1, 1)
 
 
 def record_value(col: Column, v: Any) -> Any:

@@ -80,27 +80,27 @@ def _verify(conv: Converted, blob: bytes) -> tuple[dict[str, np.ndarray], dict[s
             r = np.asarray(ref).reshape(-1)
             same = (g.astype(np.int64) == r.astype(np.int64)) if (np.issubdtype(g.dtype, np.number) and np.issubdtype(
                 r.dtype, np.number)) else (g.astype(str) == r.astype(str))
-            bad = np.nonzero(~same)[0]
-            if len(bad):
+            wrong = np.nonzero(~same)[0]
+            if len(wrong):
                 worst = [{"row": int(i), "output": oname, "library": clean(r[i].item() if hasattr(r[i], "item") else r[i]),
-                          "onnx": clean(g[i].item() if hasattr(g[i], "item") else g[i])} for i in bad[:WORST_ROWS]]
+                          "onnx": clean(g[i].item() if hasattr(g[i], "item") else g[i])} for i in wrong[:WORST_ROWS]]
                 raise ConversionMismatchError(
-                    f"the ONNX export gives another {oname} than the library on {len(bad)} of {n} sample rows; "
+                    f"the ONNX export gives another {oname} than the library on {len(wrong)} of {n} sample rows; "
                     f"nothing was written. Worst rows:\n" + "\n".join(f"  row {w['row']}: library {w['library']!r}, "
                                                                          f"onnx {w['onnx']!r}" for w in worst), worst)
             continue
-        g = got.astype(np.float64).reshape(n, -1)
-        r = np.asarray(ref, dtype=np.float64).reshape(n, -1)
-        if g.shape != r.shape:
+        g2 = got.astype(np.float64).reshape(n, -1)
+        r2 = np.asarray(ref, dtype=np.float64).reshape(n, -1)
+        if g2.shape != r2.shape:
             raise ConversionMismatchError(
-                f"output '{oname}' has shape {g.shape} in ONNX but {r.shape} from the library; nothing was written", [])
-        ad = np.abs(g - r)
-        excess = ad - (REL_TOL * np.abs(r) + ABS_TOL)
+                f"output '{oname}' has shape {g2.shape} in ONNX but {r2.shape} from the library; nothing was written", [])
+        ad = np.abs(g2 - r2)
+        excess = ad - (REL_TOL * np.abs(r2) + ABS_TOL)
         per_row = excess.max(axis=1)
-        if per_row.max() > 0 or not np.all(np.isfinite(g) == np.isfinite(r)):
+        if per_row.max() > 0 or not np.all(np.isfinite(g2) == np.isfinite(r2)):
             order = np.argsort(-per_row)[:WORST_ROWS]
-            worst = [{"row": int(i), "output": oname, "library": [float(x) for x in r[i]],
-                      "onnx": [float(x) for x in g[i]], "excess": float(per_row[i])} for i in order if per_row[i] > 0]
+            worst = [{"row": int(i), "output": oname, "library": [float(x) for x in r2[i]],
+                      "onnx": [float(x) for x in g2[i]], "excess": float(per_row[i])} for i in order if per_row[i] > 0]
             bad = int((per_row > 0).sum())
             raise ConversionMismatchError(
                 f"the ONNX export of output '{oname}' differs from the library beyond |d| <= {REL_TOL}*|library| + "
@@ -108,7 +108,7 @@ def _verify(conv: Converted, blob: bytes) -> tuple[dict[str, np.ndarray], dict[s
                 "Worst rows:\n" + "\n".join(f"  row {w['row']}: library {w['library']}, onnx {w['onnx']}"
                                             for w in worst), worst)
         abs_d[oname] = _sci(float(ad.max()))
-        rel_d[oname] = _sci(float((ad / np.maximum(np.abs(r), ABS_FLOOR)).max()))
+        rel_d[oname] = _sci(float((ad / np.maximum(np.abs(r2), ABS_FLOOR)).max()))
     return results, abs_d, rel_d
 
 
