@@ -293,3 +293,29 @@ describe("mlship bundle init", () => {
 		assert.match(r.stderr, /error: the model has no tensor output/);
 	});
 });
+
+describe("bundle verify re-checks golden.json", () => {
+	it("passes on a fixture (the library's outputs) and fails, naming the row, when an expected value is changed", async () => {
+		const d = await copyBundle("iris-logreg");
+		const ok = await mlship(["bundle", "verify", d, "--json"]);
+		assert.equal(ok.code, 0, ok.stderr);
+		assert.deepEqual(JSON.parse(ok.stdout).golden, {
+			rows: 38,
+			outputs: ["label", "probabilities"],
+		});
+		const g = JSON.parse(await readFile(join(d, "golden.json"), "utf8"));
+		g.expected.probabilities[3][0] += 1e-3;
+		await writeFile(join(d, "golden.json"), JSON.stringify(g));
+		const bad = await mlship(["bundle", "verify", d]);
+		assert.notEqual(bad.code, 0);
+		assert.match(
+			bad.stderr,
+			/gives other outputs than the library \(scikit-learn [0-9.]+ predict\/predict_proba\) on 1 of 38 rows[\s\S]*row 3 probabilities/,
+		);
+		g.expected.probabilities[3][0] -= 1e-3;
+		g.expected.label[5] = (g.expected.label[5] + 1) % 3;
+		await writeFile(join(d, "golden.json"), JSON.stringify(g));
+		const label = await mlship(["bundle", "verify", d]);
+		assert.match(label.stderr, /on 1 of 38 rows[\s\S]*row 5 label/);
+	});
+});

@@ -14,13 +14,40 @@ import {
 	withGraphCategories,
 } from "../bundle/bundle.ts";
 import {
+	compareGolden,
+	GOLDEN_ABS,
+	GOLDEN_FILE,
+	GOLDEN_REL,
+	parseGolden,
+} from "../bundle/golden.ts";
+import {
 	type Manifest,
 	stringifyManifest,
 	validateManifest,
 } from "../bundle/manifest.ts";
+import type { Row } from "../codec/table.ts";
 import { loadBundle } from "../model.ts";
 import { MlshipError } from "../protocol/errors.ts";
 import { action, example, output } from "./common.ts";
+
+/** Scores golden.json's records (when the bundle directory has one) and refuses outputs that differ from the library's. */
+async function checkGolden(
+	dir: string,
+	m: Awaited<ReturnType<typeof loadBundle>>,
+): Promise<{ rows: number; outputs: string[] } | undefined> {
+	const file = join(dir, GOLDEN_FILE);
+	if (!existsSync(file)) return undefined;
+	const g = parseGolden(await readFile(file, "utf8"), file);
+	if (g.records.length === 0) return { rows: 0, outputs: [] };
+	const outs = await m.predictTensors(m.encodeTable(g.records as Row[]));
+	const { checked, mismatches, bad } = compareGolden(g, outs);
+	if (bad > 0)
+		throw new MlshipError(
+			"MLSHIP_INTEGRITY",
+			`${file}: the model gives other outputs than the library (${g.produced_by}) on ${bad} of ${g.records.length} rows (|d| ≤ ${GOLDEN_REL}·|library| + ${GOLDEN_ABS}, labels exact):\n${mismatches.map((x) => `  row ${x.row} ${x.output}: library ${JSON.stringify(x.expected)}, model ${JSON.stringify(x.got)}`).join("\n")}\nThe artifact or the runtime changed since the bundle was saved: save it again from the trained model`,
+		);
+	return { rows: g.records.length, outputs: checked };
+}
 
 async function columnsOf(path: string): Promise<string[]> {
 	const db = await DuckDBInstance.create(":memory:");
@@ -218,7 +245,7 @@ export function bundleCommand(): Command {
 		cmd
 			.command("verify")
 			.description(
-				"Check a bundle: manifest schema, sha256 of every artifact, and that the model loads",
+				"Check a bundle: manifest schema, sha256 of every artifact, that the model loads, and (when the bundle directory has golden.json, as the Python SDK writes) that it gives the original library's outputs on those rows",
 			)
 			.argument("<path>", "bundle directory or .onnx file")
 			.addOption(new Option("--json", "print the result as JSON"))
@@ -226,7 +253,12 @@ export function bundleCommand(): Command {
 				action(async (path: string, opts: { json?: boolean }) => {
 					const b = await readBundle(path);
 					const m = await loadBundle(b, { mode: "inline" });
-					await m.close();
+					let golden: { rows: number; outputs: string[] } | undefined;
+					try {
+						golden = await checkGolden(b.source, m);
+					} finally {
+						await m.close();
+					}
 					output(
 						Boolean(opts.json),
 						{
@@ -234,13 +266,15 @@ export function bundleCommand(): Command {
 							name: b.manifest.name,
 							sha256: b.manifest.artifact.sha256,
 							signature: b.manifest.signature,
+							golden: golden ?? null,
 						},
 						() =>
-							`ok: ${b.manifest.name} (sha256 ${b.manifest.artifact.sha256.slice(0, 12)}…) loads; features: ${m.features.join(", ")}`,
+							`ok: ${b.manifest.name} (sha256 ${b.manifest.artifact.sha256.slice(0, 12)}…) loads; features: ${m.features.join(", ")}${golden ? `\ngolden.json: ${golden.rows} rows give the library's ${golden.outputs.join(", ")} (|d| ≤ ${GOLDEN_REL}·|library| + ${GOLDEN_ABS})` : ""}`,
 					);
 				}),
 			),
 		"mlship bundle verify ./my-bundle",
+		"mlship bundle verify ./my-bundle --json",
 	);
 	return cmd;
 }

@@ -4,7 +4,7 @@ import type { Row } from "../codec/table.ts";
 import { Metrics } from "../monitor/metrics.ts";
 import { invalidInput, MlshipError } from "../protocol/errors.ts";
 import type { InferenceRequest, InferenceResponse } from "../protocol/types.ts";
-import { parseRef } from "../registry/types.ts";
+import { type ModelStore, parseRef } from "../registry/types.ts";
 import { ModelCache } from "./cache.ts";
 import {
 	columnsToRows,
@@ -333,6 +333,15 @@ class ServingDataPlane implements DataPlane {
 
 	registry(): { available: boolean; reason?: string } | undefined {
 		return this.#cache.storeHealth();
+	}
+
+	registryStore(): Promise<ModelStore> | undefined {
+		if (
+			this.#opts.registry === undefined &&
+			this.#cache.storeHealth() === undefined
+		)
+			return undefined;
+		return this.#cache.store();
 	}
 
 	async metrics(): Promise<{ contentType: string; body: string }> {

@@ -6,6 +6,7 @@ import type {
 	InferenceResponse,
 	TensorSpec,
 } from "../protocol/types.ts";
+import type { ModelStore } from "../registry/types.ts";
 
 /** Lifecycle state of a served model version (as in the repository extension's index). */
 export type ModelState = "READY" | "LOADING" | "UNAVAILABLE" | "UNLOADED";
@@ -111,6 +112,11 @@ export interface DataPlane {
 	unload(name: string): Promise<void>;
 	/** The registry's reachability, when models come from one (loaded models keep serving without it). */
 	registry(): { available: boolean; reason?: string } | undefined;
+	/**
+	 * The registry the server serves from (a registry URI was given, or a served model came from one), e.g. to store
+	 * an uploaded version; undefined when every model is a bundle on disk.
+	 */
+	registryStore(): Promise<ModelStore> | undefined;
 	/** Prometheus exposition of every metric (`GET /metrics`). */
 	metrics(): Promise<{ contentType: string; body: string }>;
 	/** Stops accepting work, finishes in-flight requests, unloads everything. */

@@ -4,6 +4,7 @@ import Fastify, {
 	type FastifyInstance,
 	LogController,
 } from "fastify";
+import type { ArchiveLimits } from "../../bundle/archive.ts";
 import type { DataPlane } from "../../dataplane/types.ts";
 import { registerAccessLog } from "../logging.ts";
 import { Admission } from "./admission.ts";
@@ -16,6 +17,7 @@ import { registerMetricsRoute } from "./routes/metrics.ts";
 import { registerOpenApiRoute } from "./routes/openapi.ts";
 import { registerPredictRoutes } from "./routes/predict.ts";
 import { registerRepositoryRoutes } from "./routes/repository.ts";
+import { registerUploadRoute } from "./routes/upload.ts";
 
 export interface RestServerOptions {
 	/** Largest request body in bytes (413 above it). Default 64 MiB. */
@@ -36,6 +38,11 @@ export interface RestServerOptions {
 	 * one —, model, version). Default false: then no per-request hook is registered.
 	 */
 	accessLog?: boolean;
+	/**
+	 * Limits of a bundle uploaded to `POST /v2/repository/models/{name}/versions`: archive bytes (default
+	 * `bodyLimit`), entries (default 1000), extracted bytes (default 4 × `bodyLimit`).
+	 */
+	uploadLimits?: Partial<ArchiveLimits>;
 }
 
 export const DEFAULT_BODY_LIMIT = 64 * 1024 * 1024;
@@ -100,6 +107,12 @@ export function createRestServer(
 	registerInferRoutes(app, ctx);
 	registerPredictRoutes(app, ctx);
 	registerRepositoryRoutes(app, ctx);
+	registerUploadRoute(app, ctx, {
+		maxBytes: bodyLimit,
+		maxEntries: 1000,
+		maxExtractedBytes: 4 * bodyLimit,
+		...opts.uploadLimits,
+	});
 	registerMetricsRoute(app, ctx);
 	registerOpenApiRoute(app, ctx);
 	return app;

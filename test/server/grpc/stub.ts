@@ -41,6 +41,7 @@ export function echoPlane(): EchoPlane {
 		live: () => true,
 		ready: () => true,
 		registry: () => undefined,
+		registryStore: () => undefined,
 		modelMetadata(name) {
 			check(name);
 			return {

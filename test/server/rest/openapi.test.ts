@@ -80,6 +80,23 @@ describe("model metadata and the OpenAPI document", () => {
 		}
 	});
 
+	it("documents the bundle upload route (a route of its own context) as an admin route taking a tar", async () => {
+		assert.ok(
+			registeredRoutes(app).some(
+				(r) =>
+					r.method === "POST" &&
+					r.url === "/v2/repository/models/:model/versions",
+			),
+		);
+		const doc = (await get(`${url}/v2/openapi.json`)).json as Doc;
+		const op = doc.paths["/v2/repository/models/{model}/versions"]?.post as {
+			summary: string;
+			requestBody: { content: Record<string, unknown> };
+		};
+		assert.match(op.summary, /\(admin\)/);
+		assert.ok(op.requestBody.content["application/x-tar"]);
+	});
+
 	it("each served model's /predict carries its feature schema", async () => {
 		const doc = (await get(`${url}/v2/openapi.json`)).json as Doc;
 		const body = doc.paths["/v2/models/ridge/predict"]?.post?.requestBody as {

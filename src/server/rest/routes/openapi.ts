@@ -163,6 +163,98 @@ const post = (
 	},
 });
 
+/** POST /v2/repository/models/{model}/versions: a bundle uploaded as tar or tar.gz (admin). */
+function uploadOp(): Record<string, unknown> {
+	const query = (name: string, description: string, schema: Schema) => ({
+		name,
+		in: "query",
+		required: false,
+		description,
+		schema,
+	});
+	const archive = {
+		schema: { type: "string", contentMediaType: "application/x-tar" },
+	};
+	return {
+		post: {
+			operationId: "repositoryModelUpload",
+			summary:
+				"Register an uploaded bundle as the model's next version (admin)",
+			description:
+				"Admin scope: changes what the registry holds. The body is a tar (or tar.gz) of a bundle directory: mlship.yaml and the files it names, at the top level or in one top-level directory. Only regular files and directories; no absolute paths, '..' or links; size, entry and extracted-size limits apply. Registered through the server's registry (400 when the server serves bundles from disk only); a signature that differs from the name's newest version is refused unless allow_signature_change=true.",
+			parameters: [
+				modelParam,
+				{
+					name: "x-mlship-sha256",
+					in: "header",
+					required: false,
+					description:
+						"sha256 of the body, 64 hex digits; required here or as the sha256 query parameter",
+					schema: { type: "string", pattern: "^[0-9a-fA-F]{64}$" },
+				},
+				query("sha256", "sha256 of the body (instead of the header)", {
+					type: "string",
+					pattern: "^[0-9a-fA-F]{64}$",
+				}),
+				query("alias", "point this alias at the new version (repeatable)", {
+					type: "string",
+				}),
+				query("entity", "register for this entity of a per-entity family", {
+					type: "string",
+				}),
+				query(
+					"allow_signature_change",
+					"accept inputs, features or labels that differ from the newest version",
+					{ type: "boolean", default: false },
+				),
+			],
+			requestBody: {
+				required: true,
+				content: {
+					"application/x-tar": archive,
+					"application/gzip": archive,
+					"application/octet-stream": archive,
+				},
+			},
+			responses: {
+				"201": json(
+					{
+						type: "object",
+						required: ["name", "version", "sha256", "aliases", "served"],
+						properties: {
+							name: { type: "string" },
+							version: { type: "integer" },
+							sha256: { type: "string" },
+							aliases: { type: "array", items: { type: "string" } },
+							entity: { type: ["string", "null"] },
+							created_at: { type: "string" },
+							archive: {
+								type: "object",
+								properties: {
+									sha256: { type: "string" },
+									bytes: { type: "integer" },
+								},
+							},
+							served: {
+								type: "boolean",
+								description:
+									"this server serves the name and hot-loads the new version as its references move",
+							},
+						},
+					},
+					"registered",
+				),
+				"400": ERROR,
+				"401": ERROR,
+				"403": ERROR,
+				"413": ERROR,
+				"422": ERROR,
+				"503": ERROR,
+			},
+		},
+	};
+}
+
 const INFER_BODY = {
 	required: true,
 	content: {
@@ -418,6 +510,7 @@ export function openApiDocument(dp: DataPlane): Record<string, unknown> {
 			{ type: "object" },
 			[modelParam],
 		),
+		"/v2/repository/models/{model}/versions": uploadOp(),
 		"/v2/repository/models/{model}/entities": get(
 			"repositoryModelEntities",
 			"A per-entity family's entities and their load state",
