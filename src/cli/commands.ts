@@ -74,6 +74,13 @@ export const COMMANDS: readonly LazyCommand[] = [
 		load: async () => (await import("./stream.ts")).streamCommand(),
 	},
 	{
+		name: "tokens",
+		term: "tokens",
+		summary:
+			"API tokens for mlship serve: create (shown once), list, revoke; scopes predict, read, admin",
+		load: async () => (await import("./tokens.ts")).tokensCommand(),
+	},
+	{
 		name: "quickstart",
 		term: "quickstart [options]",
 		summary:

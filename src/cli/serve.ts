@@ -31,6 +31,8 @@ interface ServeOpts {
 	memoryBudget?: string;
 	entityKey?: string[];
 	entityNoFallback?: string[];
+	auth?: string;
+	allowOpenAdmin?: boolean;
 }
 
 export function serveCommand(): Command {
@@ -97,6 +99,14 @@ export function serveCommand(): Command {
 			"a family's request whose entity has no model gets 404 instead of the default model; repeatable",
 			(v: string, acc: string[] = []) => [...acc, v],
 		)
+		.option(
+			"--auth <mode>",
+			"API tokens: auto (default: required once any token exists in the registry; before that predict/read open, admin refused) | required | off",
+		)
+		.option(
+			"--allow-open-admin",
+			"let load/unload through without a token when none is asked for (--auth off, or auto before any token exists)",
+		)
 		.option("--log-level <level>", "fatal|error|warn|info|debug|trace|silent")
 		.option(
 			"--log-format <format>",
@@ -131,6 +141,8 @@ export function serveCommand(): Command {
 					keep_going: opts.keepGoing,
 					max_loaded_models: opts.maxLoadedModels,
 					memory_budget: opts.memoryBudget,
+					auth: opts.auth,
+					allow_open_admin: opts.allowOpenAdmin,
 				};
 				if (models.length > 0) flags.models = models;
 				const settings = resolveSettings(flags, opts.config);
@@ -189,6 +201,7 @@ export function serveCommand(): Command {
 		"mlship serve --model examples/iris --model churn@production",
 		"mlship serve --registry postgres://mlship@db/registry --model price@production --entity-key price=city --lazy --max-loaded-models 1000 --memory-budget 4GiB",
 		"mlship serve -m ./bundles/gbdt:gbdt --http-port 9000 --grpc-port -1 --max-batch-size 64",
+		"mlship serve --model churn@production --auth required   # tokens from: mlship tokens create --scope predict",
 		'curl -s localhost:8080/v2/models/iris-logreg/infer -d \'{"inputs":[{"name":"float_input","datatype":"FP32","shape":[1,4],"data":[5.1,3.5,1.4,0.2]}]}\'',
 	);
 }

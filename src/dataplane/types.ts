@@ -45,6 +45,8 @@ export interface InferOptions {
 	timeoutMs?: number;
 	/** For a per-entity family: the entity the transport named (e.g. header `x-mlship-entity`). */
 	entity?: string;
+	/** The id of the API token the request came with (for the payload log); absent when auth is off or open. */
+	caller?: string;
 }
 
 /** A per-entity family as a server sees it: which entities have a model, and which are loaded. */

@@ -138,6 +138,15 @@ export const ServerSettingsSchema = z
 			.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
 			.default("info")
 			.describe("log level (MLSHIP_LOG_LEVEL)"),
+		auth: z
+			.enum(["auto", "required", "off"])
+			.default("auto")
+			.describe(
+				"API tokens: auto = required once any token exists in the registry, else predict/read open and admin refused; required = every call but health needs a token; off = no checks (MLSHIP_AUTH)",
+			),
+		allow_open_admin: flag().describe(
+			"let load/unload through without a token when no token is asked for (auth off, or auto with no tokens) (MLSHIP_ALLOW_OPEN_ADMIN)",
+		),
 	})
 	.strict();
 

@@ -59,6 +59,8 @@ export function registerErrorHandlers(
 		else req.log.debug({ err }, "request refused");
 		if (status === 503)
 			reply.header("retry-after", String(opts.retryAfterSeconds));
+		if (status === 401)
+			reply.header("www-authenticate", 'Bearer realm="mlship"');
 		reply.code(status).type("application/json").send({ error: message });
 	});
 	app.setNotFoundHandler((req, reply) => {

@@ -5,8 +5,11 @@ import Fastify, {
 	LogController,
 } from "fastify";
 import type { DataPlane } from "../../dataplane/types.ts";
+import type { AuditEntry } from "../../registry/access.ts";
+import type { Authenticator } from "../auth/authenticator.ts";
 import { registerAccessLog } from "../logging.ts";
 import { Admission } from "./admission.ts";
+import { registerAuth } from "./auth.ts";
 import { registerRawBodyParser } from "./body.ts";
 import type { RestContext } from "./context.ts";
 import { registerErrorHandlers } from "./errors.ts";
@@ -36,6 +39,10 @@ export interface RestServerOptions {
 	 * one —, model, version). Default false: then no per-request hook is registered.
 	 */
 	accessLog?: boolean;
+	/** Token checks (src/server/auth); without one every route is open, admin included (library use and tests). */
+	auth?: Authenticator;
+	/** Records admin actions (load, unload) in the audit log; its failures are the caller's to log. */
+	audit?: (e: AuditEntry) => Promise<void>;
 }
 
 export const DEFAULT_BODY_LIMIT = 64 * 1024 * 1024;
@@ -83,6 +90,7 @@ export function createRestServer(
 		maxTimeoutMs: timeout,
 		admission: new Admission(retryAfterSeconds),
 		accessLog: opts.accessLog === true,
+		audit: opts.audit ?? (async () => {}),
 	};
 	if (ctx.accessLog) registerAccessLog(app);
 	const routes: { method: string; url: string }[] = [];
@@ -91,6 +99,7 @@ export function createRestServer(
 		for (const method of [r.method].flat())
 			if (method !== "HEAD") routes.push({ method, url: r.url });
 	});
+	if (opts.auth) registerAuth(app, opts.auth);
 	registerRawBodyParser(app);
 	registerErrorHandlers(app, {
 		bodyLimit,

@@ -2,6 +2,7 @@
 import { randomUUID } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { markServed } from "../../logging.ts";
+import { callerOf } from "../auth.ts";
 import { HEADER_LENGTH } from "../body.ts";
 import { inferOptions, overloaded, type RestContext } from "../context.ts";
 import { decodeInfer } from "../infer-request.ts";
@@ -21,7 +22,7 @@ export function registerInferRoutes(
 			req.body,
 			req.headers[HEADER_LENGTH],
 		);
-		const opts = inferOptions(ctx, req.headers, timeoutMs);
+		const opts = inferOptions(ctx, req.headers, timeoutMs, callerOf(req));
 		const res = await ctx.dp
 			.infer(req.params.model, req.params.version, request, opts)
 			.catch((err: unknown) => overloaded(ctx, req, err));

@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Row } from "../../../codec/table.ts";
 import { invalidInput } from "../../../protocol/errors.ts";
 import { markServed } from "../../logging.ts";
+import { callerOf } from "../auth.ts";
 import { isObject, jsonBody, kindOf } from "../body.ts";
 import { inferOptions, overloaded, type RestContext } from "../context.ts";
 import type { ModelParams } from "./health.ts";
@@ -60,7 +61,7 @@ export function registerPredictRoutes(
 				req.params.model,
 				req.params.version,
 				input,
-				inferOptions(ctx, req.headers),
+				inferOptions(ctx, req.headers, undefined, callerOf(req)),
 			)
 			.catch((err: unknown) => overloaded(ctx, req, err));
 		if (ctx.accessLog) markServed(req, res.model_version);

@@ -1,14 +1,20 @@
 // The model repository extension: POST /v2/repository/index, /v2/repository/models/:model/load|unload, and
 // GET /v2/repository/models/:model/entities for per-entity families.
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyRequest } from "fastify";
 import { invalidInput } from "../../../protocol/errors.ts";
+import { callerOf } from "../auth.ts";
 import { isObject, jsonBody, kindOf } from "../body.ts";
 import type { RestContext } from "../context.ts";
+
+/** Who and where, for the audit log: the token id (`anonymous` when the server let the call through without one). */
+function actorOf(req: FastifyRequest): { actor: string; source: string } {
+	return { actor: callerOf(req) ?? "anonymous", source: req.ip };
+}
 
 /** Registers the repository routes. */
 export function registerRepositoryRoutes(
 	app: FastifyInstance,
-	{ dp }: RestContext,
+	{ dp, audit }: RestContext,
 ): void {
 	app.post("/v2/repository/index", (req) => {
 		const body = jsonBody(req.body, req.headers);
@@ -37,6 +43,12 @@ export function registerRepositoryRoutes(
 			// Triton accepts parameters (config overrides) here; mlship takes none, but a body must still be JSON.
 			jsonBody(req.body, req.headers);
 			await dp.load(req.params.model);
+			await audit({
+				action: "model.load",
+				target: req.params.model,
+				detail: { transport: "rest" },
+				...actorOf(req),
+			});
 			return {};
 		},
 	);
@@ -45,6 +57,12 @@ export function registerRepositoryRoutes(
 		async (req) => {
 			jsonBody(req.body, req.headers);
 			await dp.unload(req.params.model);
+			await audit({
+				action: "model.unload",
+				target: req.params.model,
+				detail: { transport: "rest" },
+				...actorOf(req),
+			});
 			return {};
 		},
 	);
