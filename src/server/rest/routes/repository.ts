@@ -40,8 +40,15 @@ export function registerRepositoryRoutes(
 	app.post<{ Params: { model: string } }>(
 		"/v2/repository/models/:model/load",
 		async (req) => {
-			// Triton accepts parameters (config overrides) here; mlship takes none, but a body must still be JSON.
-			jsonBody(req.body, req.headers);
+			// Triton accepts parameters here ("config", "file:…" overrides); they would load something other than the
+			// served model (a path on the server), so mlship refuses them, as over gRPC. A body must still be JSON.
+			const body = jsonBody(req.body, req.headers);
+			const params = isObject(body) ? body.parameters : undefined;
+			const given = isObject(params) ? Object.keys(params) : [];
+			if (given.length > 0)
+				throw invalidInput(
+					`load parameters are not supported (got ${given.map((k) => `'${k.slice(0, 100)}'`).join(", ")}); mlship loads the served model from its bundle or registry`,
+				);
 			await dp.load(req.params.model);
 			await audit({
 				action: "model.load",
