@@ -1,4 +1,5 @@
-// `mlship tokens` as a real process: create prints the secret once, list never shows it, revoke, --json and errors.
+// `mlship tokens` and `mlship audit` as real processes: create prints the secret once, list never shows it, revoke;
+// the audit log shows who did what, with --since, --action and --json.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
@@ -19,7 +20,7 @@ interface Run {
 }
 
 /** Runs `mlship ...args` against the temp registry. */
-export function mlship(args: string[], reg = registry): Promise<Run> {
+function mlship(args: string[], reg = registry): Promise<Run> {
 	const env = { ...process.env };
 	delete env.MLSHIP_REGISTRY;
 	return new Promise((resolve) => {
@@ -144,5 +145,65 @@ describe("mlship tokens", () => {
 			const r = await mlship(["tokens", sub, "--help"]);
 			assert.match(r.stdout, /Examples:\n\s+\$ mlship tokens/);
 		}
+	});
+});
+
+describe("mlship audit", () => {
+	before(async () => {
+		dir = await mkdtemp(join(tmpdir(), "mlship-audit-"));
+		registry = `sqlite:${join(dir, "registry.db")}`;
+	});
+	after(() => rm(dir, { recursive: true, force: true }));
+
+	it("shows registry changes and token changes, newest first, filtered by --action and --since", async () => {
+		const iris = join(
+			import.meta.dirname,
+			"..",
+			"fixtures",
+			"models",
+			"iris-logreg",
+		);
+		assert.equal(
+			(await mlship(["models", "register", iris, "--name", "churn"])).code,
+			0,
+		);
+		assert.equal(
+			(await mlship(["models", "alias", "churn", "production", "1"])).code,
+			0,
+		);
+		const t = JSON.parse(
+			(await mlship(["tokens", "create", "--scope", "admin", "--json"])).stdout,
+		) as { id: string };
+		const json = await mlship(["audit", "--json"]);
+		assert.equal(json.code, 0, json.stderr);
+		const events = JSON.parse(json.stdout) as {
+			action: string;
+			target: string;
+			actor: string;
+			source: string;
+		}[];
+		assert.deepEqual(
+			events.map((e) => [e.action, e.target, e.source]),
+			[
+				["token.create", t.id, "cli"],
+				["alias.set", "churn@production", "cli"],
+				["model.register", "churn@1", "cli"],
+			],
+		);
+		assert.ok(events.every((e) => /^local:/.test(e.actor)));
+		const human = await mlship(["audit", "--since", "1h", "--action", "alias"]);
+		assert.equal(human.code, 0, human.stderr);
+		assert.match(
+			human.stdout,
+			/local:\S+\s+cli\s+alias\.set\s+churn@production/,
+		);
+		assert.doesNotMatch(human.stdout, /model\.register/);
+		const future = await mlship(["audit", "--since", "2999-01-01"]);
+		assert.match(future.stdout, /no audit events since 2999-01-01/);
+		const bad = await mlship(["audit", "--since", "yesterday"]);
+		assert.equal(bad.code, 2);
+		assert.match(bad.stderr, /--since expects a duration/);
+		const help = await mlship(["audit", "--help"]);
+		assert.match(help.stdout, /Examples:\n\s+\$ mlship audit --since 7d/);
 	});
 });
