@@ -33,6 +33,10 @@ interface ServeOpts {
 	entityNoFallback?: string[];
 	auth?: string;
 	allowOpenAdmin?: boolean;
+	rateLimit?: string[];
+	maxConnections?: string;
+	headersTimeoutMs?: string;
+	maxHeaderBytes?: string;
 }
 
 export function serveCommand(): Command {
@@ -107,6 +111,23 @@ export function serveCommand(): Command {
 			"--allow-open-admin",
 			"let load/unload through without a token when none is asked for (--auth off, or auto before any token exists)",
 		)
+		.option(
+			"--rate-limit <scope=n/unit>",
+			"per token (or per client address without one): predict=1000/s, read=100/m; over it 429 + Retry-After (repeatable)",
+			(v: string, acc: string[] = []) => [...acc, v],
+		)
+		.option(
+			"--max-connections <n>",
+			"most open HTTP connections (default 10000)",
+		)
+		.option(
+			"--headers-timeout-ms <ms>",
+			"close connections that do not send their request headers within this (default 10000)",
+		)
+		.option(
+			"--max-header-bytes <n>",
+			"largest request header block; larger gets 431 (default 16384)",
+		)
 		.option("--log-level <level>", "fatal|error|warn|info|debug|trace|silent")
 		.option(
 			"--log-format <format>",
@@ -143,6 +164,10 @@ export function serveCommand(): Command {
 					memory_budget: opts.memoryBudget,
 					auth: opts.auth,
 					allow_open_admin: opts.allowOpenAdmin,
+					rate_limit: opts.rateLimit,
+					max_connections: opts.maxConnections,
+					headers_timeout_ms: opts.headersTimeoutMs,
+					max_header_bytes: opts.maxHeaderBytes,
 				};
 				if (models.length > 0) flags.models = models;
 				const settings = resolveSettings(flags, opts.config);
@@ -201,7 +226,7 @@ export function serveCommand(): Command {
 		"mlship serve --model examples/iris --model churn@production",
 		"mlship serve --registry postgres://mlship@db/registry --model price@production --entity-key price=city --lazy --max-loaded-models 1000 --memory-budget 4GiB",
 		"mlship serve -m ./bundles/gbdt:gbdt --http-port 9000 --grpc-port -1 --max-batch-size 64",
-		"mlship serve --model churn@production --auth required   # tokens from: mlship tokens create --scope predict",
+		"mlship serve --model churn@production --auth required --rate-limit predict=1000/s   # tokens: mlship tokens create --scope predict",
 		'curl -s localhost:8080/v2/models/iris-logreg/infer -d \'{"inputs":[{"name":"float_input","datatype":"FP32","shape":[1,4],"data":[5.1,3.5,1.4,0.2]}]}\'',
 	);
 }

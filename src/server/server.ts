@@ -7,6 +7,7 @@ import { MlshipError } from "../protocol/errors.ts";
 import type { AuditEntry } from "../registry/access.ts";
 import type { ModelStore } from "../registry/types.ts";
 import { Authenticator } from "./auth/authenticator.ts";
+import { parseRateLimit } from "./auth/rate-limit.ts";
 import type { startGrpcServer } from "./grpc/index.ts";
 import { createLogger } from "./logging.ts";
 import { createRestServer } from "./rest/index.ts";
@@ -116,6 +117,7 @@ export async function startServer(
 		auth = await Authenticator.start({
 			mode: settings.auth,
 			allowOpenAdmin: settings.allow_open_admin,
+			rateLimits: settings.rate_limit.map(parseRateLimit),
 			...(store ? { tokens: store.tokens } : {}),
 			onError: (err) =>
 				log.warn(
@@ -205,6 +207,9 @@ export async function startServer(
 		logger: log,
 		auth,
 		audit,
+		maxConnections: settings.max_connections,
+		headersTimeoutMs: settings.headers_timeout_ms,
+		maxHeaderBytes: settings.max_header_bytes,
 	});
 	let grpc: Awaited<ReturnType<typeof startGrpcServer>> | undefined;
 	let httpPort: number;

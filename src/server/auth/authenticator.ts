@@ -4,6 +4,7 @@ import { MlshipError } from "../../protocol/errors.ts";
 import type { StoredToken, Tokens } from "../../registry/access.ts";
 import { globToRegExp, hashToken } from "../../registry/core/tokens.ts";
 import type { Need } from "./policy.ts";
+import { type RateLimit, RateLimiter } from "./rate-limit.ts";
 
 /**
  * `auto` (default): when the registry holds no token at all, predict and read are open and admin is refused; once any
@@ -24,6 +25,8 @@ export interface AuthOptions {
 	touchMs?: number;
 	/** Called when re-reading the tokens fails (the last snapshot stays in force). */
 	onError?: (err: unknown) => void;
+	/** Rate limits per scope, per token (or per client address without one); see RateLimiter. */
+	rateLimits?: readonly RateLimit[];
 }
 
 /** The one answer to every token that does not work: never says whether it was missing, unknown, expired or revoked. */
@@ -69,8 +72,10 @@ export class Authenticator {
 	#refreshing: Promise<void> | undefined;
 	#failing = false;
 	readonly #used = new Set<string>();
+	readonly #limiter: RateLimiter;
 
 	private constructor(opts: AuthOptions) {
+		this.#limiter = new RateLimiter(opts.rateLimits ?? []);
 		this.mode = opts.mode;
 		this.#allowOpenAdmin = opts.allowOpenAdmin === true;
 		this.#tokens = opts.tokens;
@@ -144,15 +149,27 @@ export class Authenticator {
 
 	/**
 	 * Checks one call. `authorization` is the header (or gRPC metadata) value; `model` the model the call names
-	 * (undefined for server-wide calls). Returns the token id (the caller), or undefined when no token was needed.
-	 * Throws MLSHIP_UNAUTHENTICATED (401) or MLSHIP_PERMISSION_DENIED (403).
+	 * (undefined for server-wide calls); `address` the client's, for rate limits of calls without a token. Returns
+	 * the token id (the caller), or undefined when no token was needed. Throws MLSHIP_UNAUTHENTICATED (401),
+	 * MLSHIP_PERMISSION_DENIED (403) or RateLimitedError (429).
 	 */
 	check(
 		authorization: string | undefined,
 		need: Need,
 		model: string | undefined,
+		address = "unknown",
 	): string | undefined {
 		if (need === "open") return undefined;
+		const caller = this.#identify(authorization, need, model);
+		if (this.#limiter.active) this.#limiter.take(need, caller, address);
+		return caller;
+	}
+
+	#identify(
+		authorization: string | undefined,
+		need: Exclude<Need, "open">,
+		model: string | undefined,
+	): string | undefined {
 		if (this.mode === "off") {
 			if (need === "admin" && !this.#allowOpenAdmin) throw adminDisabled("off");
 			return undefined;
@@ -175,7 +192,7 @@ export class Authenticator {
 		)
 			throw unauthenticated();
 		const t = e.token;
-		if (!t.scopes.includes(need as (typeof t.scopes)[number]))
+		if (!t.scopes.includes(need))
 			throw new MlshipError(
 				"MLSHIP_PERMISSION_DENIED",
 				`token ${t.id} has scope ${t.scopes.join(", ")}; this call needs '${need}' (create one with 'mlship tokens create --scope ${need}')`,
@@ -205,6 +222,7 @@ export class Authenticator {
 
 	/** Stops re-reading; writes the last-used times seen so far. */
 	async close(): Promise<void> {
+		this.#limiter.close();
 		clearInterval(this.#timer);
 		clearInterval(this.#touchTimer);
 		await this.#refreshing?.catch(() => {});

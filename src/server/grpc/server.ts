@@ -141,7 +141,7 @@ export async function startGrpcServer(
 	/** Checks the call's token for `method` on `model`; remembers the caller on the call. */
 	function authorize(
 		method: string,
-		call: Pick<DeadlineCall, "metadata">,
+		call: Pick<grpc.ServerUnaryCall<unknown, unknown>, "metadata" | "getPeer">,
 		model: unknown,
 	): void {
 		if (!auth) return;
@@ -150,6 +150,7 @@ export async function startGrpcServer(
 			header === undefined ? undefined : String(header),
 			grpcNeed(method),
 			typeof model === "string" && model !== "" ? model : undefined,
+			peerAddress(call.getPeer()),
 		);
 		if (caller !== undefined) callers.set(call, caller);
 	}

@@ -24,6 +24,7 @@ export function registerAuth(app: FastifyInstance, auth: Authenticator): void {
 				req.headers.authorization,
 				need,
 				typeof model === "string" ? model : undefined,
+				req.ip,
 			);
 			if (caller !== undefined) (req as WithCaller)[CALLER] = caller;
 		} catch (err) {

@@ -43,7 +43,21 @@ export interface RestServerOptions {
 	auth?: Authenticator;
 	/** Records admin actions (load, unload) in the audit log; its failures are the caller's to log. */
 	audit?: (e: AuditEntry) => Promise<void>;
+	/** Most open connections (Node's `server.maxConnections`); more are closed at once. Default 10,000. */
+	maxConnections?: number;
+	/**
+	 * The request headers must arrive within this many ms of the connection (or of the previous request); slower
+	 * clients, and new connections that send nothing, are closed. Default 10,000 (Node's own is 60,000, checked
+	 * every 30 s; here every second at most).
+	 */
+	headersTimeoutMs?: number;
+	/** Largest request header block in bytes; larger gets 431. Default 16 KiB (Node's default). */
+	maxHeaderBytes?: number;
 }
+
+export const DEFAULT_MAX_CONNECTIONS = 10_000;
+export const DEFAULT_HEADERS_TIMEOUT_MS = 10_000;
+export const DEFAULT_MAX_HEADER_BYTES = 16 * 1024;
 
 export const DEFAULT_BODY_LIMIT = 64 * 1024 * 1024;
 
@@ -76,14 +90,30 @@ export function createRestServer(
 		opts.requestTimeoutMs !== undefined && opts.requestTimeoutMs > 0
 			? opts.requestTimeoutMs
 			: undefined;
+	// Node requires headersTimeout ≤ requestTimeout when the latter is set.
+	const headersTimeout = Math.min(
+		opts.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS,
+		timeout ?? Number.POSITIVE_INFINITY,
+	);
 	const app = Fastify({
 		bodyLimit,
 		requestTimeout: timeout ?? 0,
+		http: {
+			maxHeaderSize: opts.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES,
+			headersTimeout,
+			// How often Node looks for connections past headersTimeout/requestTimeout (its default, 30 s, would let
+			// idle connections pile up for half a minute).
+			connectionsCheckingInterval: Math.max(
+				50,
+				Math.min(1000, Math.floor(headersTimeout / 2)),
+			),
+		},
 		...(opts.logger ? { loggerInstance: opts.logger } : { logger: false }),
 		logController: new LogController({ disableRequestLogging: true }),
 		return503OnClosing: true,
 		...(opts.accessLog ? { requestIdHeader: "x-request-id" } : {}),
 	});
+	app.server.maxConnections = opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
 	const retryAfterSeconds = opts.retryAfterSeconds ?? 1;
 	const ctx: RestContext = {
 		dp,
