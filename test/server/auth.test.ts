@@ -851,3 +851,20 @@ describe("API tokens: the default with no token in the registry, --auth off and 
 		}
 	});
 });
+
+describe("docs/security.md", () => {
+	it("lists exactly the scope table of src/server/auth/policy.ts", async () => {
+		const { readFile } = await import("node:fs/promises");
+		const text = await readFile(
+			join(import.meta.dirname, "..", "..", "docs", "security.md"),
+			"utf8",
+		);
+		const rows = [
+			...text.matchAll(/^\| `([^`]+)` \| (open|read|predict|admin) \|$/gm),
+		].map((m) => [m[1], m[2]]);
+		assert.deepEqual(rows, [
+			...Object.entries(REST_SCOPES),
+			...Object.entries(GRPC_SCOPES),
+		]);
+	});
+});
