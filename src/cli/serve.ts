@@ -37,6 +37,7 @@ interface ServeOpts {
 	maxConnections?: string;
 	headersTimeoutMs?: string;
 	maxHeaderBytes?: string;
+	modelRoot?: string;
 }
 
 export function serveCommand(): Command {
@@ -112,6 +113,10 @@ export function serveCommand(): Command {
 			"let load/unload through without a token when none is asked for (--auth off, or auto before any token exists)",
 		)
 		.option(
+			"--model-root <dir>",
+			"admin load of a name that is not served loads DIR/NAME (bundle) or DIR/NAME.onnx (default: none)",
+		)
+		.option(
 			"--rate-limit <scope=n/unit>",
 			"per token (or per client address without one): predict=1000/s, read=100/m; over it 429 + Retry-After (repeatable)",
 			(v: string, acc: string[] = []) => [...acc, v],
@@ -168,6 +173,7 @@ export function serveCommand(): Command {
 					max_connections: opts.maxConnections,
 					headers_timeout_ms: opts.headersTimeoutMs,
 					max_header_bytes: opts.maxHeaderBytes,
+					model_root: opts.modelRoot,
 				};
 				if (models.length > 0) flags.models = models;
 				const settings = resolveSettings(flags, opts.config);

@@ -210,6 +210,9 @@ export async function startServer(
 		maxConnections: settings.max_connections,
 		headersTimeoutMs: settings.headers_timeout_ms,
 		maxHeaderBytes: settings.max_header_bytes,
+		...(settings.model_root !== undefined && {
+			modelRoot: settings.model_root,
+		}),
 	});
 	let grpc: Awaited<ReturnType<typeof startGrpcServer>> | undefined;
 	let httpPort: number;
@@ -233,6 +236,9 @@ export async function startServer(
 					maxMessageBytes: settings.body_limit_bytes,
 					auth,
 					audit,
+					...(settings.model_root !== undefined && {
+						modelRoot: settings.model_root,
+					}),
 					onInternalError: (err, method) =>
 						log.error({ err, method }, "grpc internal error"),
 				})

@@ -172,6 +172,13 @@ export const ServerSettingsSchema = z
 			.describe(
 				"largest request header block; larger gets 431 (MLSHIP_MAX_HEADER_BYTES)",
 			),
+		model_root: z
+			.string()
+			.min(1)
+			.optional()
+			.describe(
+				"load of a model that is not served loads ROOT/NAME (bundle dir) or ROOT/NAME.onnx; no '..', no symlinks out (default: none, served models only) (MLSHIP_MODEL_ROOT)",
+			),
 		allow_open_admin: flag().describe(
 			"let load/unload through without a token when no token is asked for (auth off, or auto with no tokens) (MLSHIP_ALLOW_OPEN_ADMIN)",
 		),

@@ -6,7 +6,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
-import pino from "pino";
 import type { InferOptions } from "../../src/dataplane/types.ts";
 import type { Scope } from "../../src/registry/access.ts";
 import { openRegistry } from "../../src/registry/open.ts";
@@ -15,42 +14,23 @@ import { UNAUTHENTICATED_MESSAGE } from "../../src/server/auth/authenticator.ts"
 import { GRPC_SCOPES, REST_SCOPES } from "../../src/server/auth/policy.ts";
 import { createRestServer } from "../../src/server/rest/index.ts";
 import { registeredRoutes } from "../../src/server/rest/server.ts";
-import { type RunningServer, startServer } from "../../src/server/server.ts";
-import {
-	resolveSettings,
-	type ServerSettingsInput,
-} from "../../src/server/settings.ts";
+import type { RunningServer } from "../../src/server/server.ts";
+import type { ServerSettingsInput } from "../../src/server/settings.ts";
 import { bundleDir } from "../helpers/fixtures.ts";
+import { startServing } from "../helpers/server.ts";
 import { InferenceClient } from "./grpc/client.ts";
 
 const IRIS = bundleDir("iris-logreg");
-const silent = pino({ level: "silent" });
 
 /** A server on loopback ports serving churn, churn-spare and iris (all the iris fixture) with `registry`. */
 function start(
 	registry: string | undefined,
 	extra: Partial<ServerSettingsInput> = {},
 ): Promise<RunningServer> {
-	return startServer(
-		resolveSettings(
-			{
-				host: "127.0.0.1",
-				http_port: 0,
-				grpc_port: 0,
-				workers: 1,
-				log_level: "silent",
-				models: [
-					{ name: "churn", source: IRIS },
-					{ name: "churn-spare", source: IRIS },
-					{ name: "iris", source: IRIS },
-				],
-				...(registry ? { registry } : {}),
-				...extra,
-			},
-			undefined,
-			{},
-		),
-		silent,
+	return startServing(
+		{ churn: IRIS, "churn-spare": IRIS, iris: IRIS },
+		registry,
+		extra,
 	);
 }
 

@@ -7,19 +7,19 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
-import pino from "pino";
 import {
 	parseRateLimit,
 	RateLimiter,
 } from "../../src/server/auth/rate-limit.ts";
 import { DEFAULT_HEADERS_TIMEOUT_MS } from "../../src/server/rest/server.ts";
-import { type RunningServer, startServer } from "../../src/server/server.ts";
-import {
-	resolveSettings,
-	type ServerSettingsInput,
-} from "../../src/server/settings.ts";
+import type { RunningServer } from "../../src/server/server.ts";
+import type { ServerSettingsInput } from "../../src/server/settings.ts";
 import { bundleDir } from "../helpers/fixtures.ts";
-import { type RestHarness, startRest } from "../helpers/server.ts";
+import {
+	type RestHarness,
+	startRest,
+	startServing,
+} from "../helpers/server.ts";
 import { InferenceClient } from "./grpc/client.ts";
 
 const INFER = JSON.stringify({
@@ -49,23 +49,7 @@ function start(
 	extra: Partial<ServerSettingsInput>,
 	registry?: string,
 ): Promise<RunningServer> {
-	return startServer(
-		resolveSettings(
-			{
-				host: "127.0.0.1",
-				http_port: 0,
-				grpc_port: 0,
-				workers: 1,
-				log_level: "silent",
-				models: [{ name: "iris", source: bundleDir("iris-logreg") }],
-				...(registry ? { registry } : {}),
-				...extra,
-			},
-			undefined,
-			{},
-		),
-		pino({ level: "silent" }),
-	);
+	return startServing({ iris: bundleDir("iris-logreg") }, registry, extra);
 }
 
 describe("rate limits", () => {

@@ -11,6 +11,7 @@ import type { TensorSpec } from "../../protocol/types.ts";
 import type { AuditEntry } from "../../registry/access.ts";
 import type { Authenticator } from "../auth/authenticator.ts";
 import { grpcNeed } from "../auth/policy.ts";
+import { loadByName } from "../model-root.ts";
 import {
 	type PbInferRequest,
 	type PbInferResponse,
@@ -32,6 +33,8 @@ export interface GrpcServerOptions {
 	auth?: Authenticator;
 	/** Records admin actions (load, unload) in the audit log. */
 	audit?: (e: AuditEntry) => Promise<void>;
+	/** `RepositoryModelLoad` of a name that is not served loads it from here (see loadByName); default: served only. */
+	modelRoot?: string;
 }
 
 export interface GrpcServer {
@@ -300,7 +303,7 @@ export async function startGrpcServer(
 						"MLSHIP_INVALID_ARGUMENT",
 						`load parameters are not supported (got ${given.map((k) => `'${k}'`).join(", ")}); mlship loads the model from its bundle or registry`,
 					);
-				await dp.load(name);
+				await loadByName(dp, name, opts.modelRoot);
 				await auditAdmin("model.load", name, call);
 				return {};
 			},

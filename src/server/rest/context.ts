@@ -22,6 +22,8 @@ export interface RestContext {
 	accessLog: boolean;
 	/** Records an admin action in the registry's audit log (never throws; failures are logged). */
 	audit: (e: AuditEntry) => Promise<void>;
+	/** Where `load` finds models that are not served yet, by name (undefined: served models only). */
+	modelRoot: string | undefined;
 }
 
 /** Rethrows `err`, first telling admission control when the data plane refused the request as overloaded. */

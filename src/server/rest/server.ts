@@ -53,6 +53,8 @@ export interface RestServerOptions {
 	headersTimeoutMs?: number;
 	/** Largest request header block in bytes; larger gets 431. Default 16 KiB (Node's default). */
 	maxHeaderBytes?: number;
+	/** `load` of a name that is not served loads ROOT/NAME (a bundle) or ROOT/NAME.onnx; default: served models only. */
+	modelRoot?: string;
 }
 
 export const DEFAULT_MAX_CONNECTIONS = 10_000;
@@ -121,6 +123,7 @@ export function createRestServer(
 		admission: new Admission(retryAfterSeconds),
 		accessLog: opts.accessLog === true,
 		audit: opts.audit ?? (async () => {}),
+		modelRoot: opts.modelRoot,
 	};
 	if (ctx.accessLog) registerAccessLog(app);
 	const routes: { method: string; url: string }[] = [];

@@ -2,6 +2,7 @@
 // GET /v2/repository/models/:model/entities for per-entity families.
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { invalidInput } from "../../../protocol/errors.ts";
+import { loadByName } from "../../model-root.ts";
 import { callerOf } from "../auth.ts";
 import { isObject, jsonBody, kindOf } from "../body.ts";
 import type { RestContext } from "../context.ts";
@@ -14,7 +15,7 @@ function actorOf(req: FastifyRequest): { actor: string; source: string } {
 /** Registers the repository routes. */
 export function registerRepositoryRoutes(
 	app: FastifyInstance,
-	{ dp, audit }: RestContext,
+	{ dp, audit, modelRoot }: RestContext,
 ): void {
 	app.post("/v2/repository/index", (req) => {
 		const body = jsonBody(req.body, req.headers);
@@ -49,7 +50,7 @@ export function registerRepositoryRoutes(
 				throw invalidInput(
 					`load parameters are not supported (got ${given.map((k) => `'${k.slice(0, 100)}'`).join(", ")}); mlship loads the served model from its bundle or registry`,
 				);
-			await dp.load(req.params.model);
+			await loadByName(dp, req.params.model, modelRoot);
 			await audit({
 				action: "model.load",
 				target: req.params.model,
