@@ -848,3 +848,51 @@ describe("docs/security.md", () => {
 		]);
 	});
 });
+
+describe("OpenAPI document", () => {
+	it("names each operation's scope and the bearer scheme, from the same table", async () => {
+		const { openApiDocument } = await import(
+			"../../src/server/rest/routes/openapi.ts"
+		);
+		const s = await start(undefined);
+		try {
+			const doc = openApiDocument(s.dataPlane) as {
+				paths: Record<
+					string,
+					Record<
+						string,
+						{
+							"x-mlship-scope": string;
+							security: unknown[];
+							responses: Record<string, unknown>;
+						}
+					>
+				>;
+				components: { securitySchemes: { bearer: { scheme: string } } };
+			};
+			assert.equal(doc.components.securitySchemes.bearer.scheme, "bearer");
+			const op = (path: string, method: string) => doc.paths[path]?.[method];
+			assert.equal(op("/v2/health/ready", "get")?.["x-mlship-scope"], "open");
+			assert.deepEqual(op("/v2/health/ready", "get")?.security, []);
+			assert.equal(
+				op("/v2/models/{model}/infer", "post")?.["x-mlship-scope"],
+				"predict",
+			);
+			assert.deepEqual(op("/v2/models/{model}/infer", "post")?.security, [
+				{ bearer: [] },
+			]);
+			assert.ok(op("/v2/models/{model}/infer", "post")?.responses["401"]);
+			assert.equal(
+				op("/v2/models/churn/predict", "post")?.["x-mlship-scope"],
+				"predict",
+			);
+			assert.equal(
+				op("/v2/repository/models/{model}/load", "post")?.["x-mlship-scope"],
+				"admin",
+			);
+			assert.equal(op("/metrics", "get")?.["x-mlship-scope"], "read");
+		} finally {
+			await s.close();
+		}
+	});
+});

@@ -58,3 +58,23 @@ export function restNeed(method: string, url: string | undefined): Need {
 export function grpcNeed(method: string): Need {
 	return GRPC_SCOPES[method] ?? "admin";
 }
+
+const PATTERNS = Object.entries(REST_SCOPES).map(([key, need]) => {
+	const [method, url] = key.split(" ") as [string, string];
+	return {
+		method,
+		re: new RegExp(`^${url.replace(/:[A-Za-z]+/g, "[^/]+")}$`),
+		need,
+	};
+});
+
+/**
+ * The scope of a concrete path (`/v2/models/iris/predict`) or an OpenAPI path (`/v2/models/{model}`), for documents;
+ * paths not in the table need `admin`.
+ */
+export function pathNeed(method: string, path: string): Need {
+	const m = method.toUpperCase();
+	return (
+		PATTERNS.find((p) => p.method === m && p.re.test(path))?.need ?? "admin"
+	);
+}
