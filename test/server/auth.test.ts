@@ -14,8 +14,11 @@ import { UNAUTHENTICATED_MESSAGE } from "../../src/server/auth/authenticator.ts"
 import { GRPC_SCOPES, REST_SCOPES } from "../../src/server/auth/policy.ts";
 import { createRestServer } from "../../src/server/rest/index.ts";
 import { registeredRoutes } from "../../src/server/rest/server.ts";
-import type { RunningServer } from "../../src/server/server.ts";
-import type { ServerSettingsInput } from "../../src/server/settings.ts";
+import { type RunningServer, startServer } from "../../src/server/server.ts";
+import {
+	resolveSettings,
+	type ServerSettingsInput,
+} from "../../src/server/settings.ts";
 import { bundleDir } from "../helpers/fixtures.ts";
 import { startServing } from "../helpers/server.ts";
 import { InferenceClient } from "./grpc/client.ts";
@@ -893,6 +896,75 @@ describe("OpenAPI document", () => {
 			assert.equal(op("/metrics", "get")?.["x-mlship-scope"], "read");
 		} finally {
 			await s.close();
+		}
+	});
+});
+
+describe("tokens never reach the logs", () => {
+	it("debug logs with the access log on hold token ids, never secrets (right, wrong and revoked tokens)", async () => {
+		const { default: pino } = await import("pino");
+		const { Writable } = await import("node:stream");
+		const dir = await mkdtemp(join(tmpdir(), "mlship-auth-logs-"));
+		const registry = `sqlite:${join(dir, "registry.db")}`;
+		const store = await openRegistry(registry);
+		const good = await store.tokens.create({ scopes: ["predict", "admin"] });
+		const revoked = await store.tokens.create({ scopes: ["predict"] });
+		await store.tokens.revoke(revoked.info.id);
+		await store.close();
+		let out = "";
+		const sink = new Writable({
+			write(chunk, _enc, done) {
+				out += String(chunk);
+				done();
+			},
+		});
+		const s = await startServer(
+			resolveSettings(
+				{
+					host: "127.0.0.1",
+					http_port: 0,
+					grpc_port: 0,
+					workers: 1,
+					log_level: "trace",
+					access_log: true,
+					registry,
+					models: [{ name: "churn", source: IRIS }],
+				},
+				undefined,
+				{},
+			),
+			pino({ level: "trace" }, sink),
+		);
+		const wrong = `mls_${"C".repeat(43)}`;
+		try {
+			for (const token of [good.token, wrong, revoked.token])
+				for (const path of [
+					"/v2/models/churn/infer",
+					"/v2/repository/models/churn/load",
+				])
+					await fetch(`http://127.0.0.1:${s.httpPort}${path}`, {
+						method: "POST",
+						headers: {
+							authorization: `Bearer ${token}`,
+							"content-type": "application/json",
+						},
+						body: path.endsWith("infer") ? JSON.stringify(INFER_BODY) : "{}",
+					});
+		} finally {
+			await s.close();
+			await rm(dir, { recursive: true, force: true });
+		}
+		assert.match(
+			out,
+			new RegExp(good.info.id),
+			"the admin action is logged with its token id",
+		);
+		for (const secret of [good.token, wrong, revoked.token]) {
+			assert.ok(!out.includes(secret), "a token secret is in the logs");
+			assert.ok(
+				!out.includes(secret.slice(4, 20)),
+				"part of a token secret is in the logs",
+			);
 		}
 	});
 });
