@@ -968,3 +968,54 @@ describe("tokens never reach the logs", () => {
 		}
 	});
 });
+
+describe("API tokens on replicas sharing a PostgreSQL registry", () => {
+	it("a token created, then revoked, works and then fails on both replicas", async () => {
+		const { startPostgres, createDatabase, uniqueDatabaseName } = await import(
+			"../harness/postgres.ts"
+		);
+		const pg = await startPostgres();
+		try {
+			const registry = await createDatabase(pg.url, uniqueDatabaseName("auth"));
+			const store = await openRegistry(registry);
+			const [a, b] = await Promise.all([start(registry), start(registry)]);
+			try {
+				const { token, info } = await store.tokens.create({
+					scopes: ["predict"],
+				});
+				const statuses = () =>
+					Promise.all(
+						[a, b].map((s) =>
+							fetch(`http://127.0.0.1:${s?.httpPort}/v2/models/churn/infer`, {
+								method: "POST",
+								headers: {
+									authorization: `Bearer ${token}`,
+									"content-type": "application/json",
+								},
+								body: JSON.stringify(INFER_BODY),
+							}).then((r) => r.status),
+						),
+					);
+				await waitUntil(
+					async () => (await statuses()).every((x) => x === 200),
+					"the token to work on both",
+				);
+				await store.tokens.revoke(info.id);
+				await waitUntil(
+					async () => (await statuses()).every((x) => x === 401),
+					"the token to fail on both",
+				);
+				const audit = await store.audit.list({ action: "token" });
+				assert.deepEqual(
+					audit.map((e) => e.action),
+					["token.revoke", "token.create"],
+				);
+			} finally {
+				await Promise.all([a?.close(), b?.close()]);
+				await store.close();
+			}
+		} finally {
+			await pg.stop();
+		}
+	});
+});
