@@ -129,7 +129,7 @@ export async function startServer(
 		await store?.close();
 		throw err;
 	}
-	if (settings.auth === "required" && !auth.enforced)
+	if (settings.auth === "required" && !auth.hasTokens)
 		log.warn(
 			"--auth required and no token exists: create one with 'mlship tokens create --scope predict'",
 		);

@@ -817,10 +817,39 @@ describe("API tokens: the default with no token in the registry, --auth off and 
 		);
 	});
 
-	it("--auth required with a registry that has no token: every call but health needs one", async () => {
+	it("--auth required with a registry that has no token: warns at start, and every call but health needs one", async () => {
 		const empty = `sqlite:${join(dir, "empty.db")}`;
-		const s = await start(empty, { auth: "required" });
+		const { default: pino } = await import("pino");
+		const lines: string[] = [];
+		const logger = pino(
+			{ level: "warn" },
+			{ write: (line: string) => void lines.push(line) },
+		);
+		const s = await startServer(
+			resolveSettings(
+				{
+					host: "127.0.0.1",
+					http_port: 0,
+					grpc_port: -1,
+					workers: 1,
+					auth: "required",
+					registry: empty,
+					models: [{ name: "churn", source: IRIS }],
+				},
+				undefined,
+				{},
+			),
+			logger,
+		);
 		try {
+			assert.ok(
+				lines.some((l) =>
+					l.includes(
+						"--auth required and no token exists: create one with 'mlship tokens create",
+					),
+				),
+				lines.join(""),
+			);
 			assert.equal(
 				(await post(s.httpPort, "/v2/models/churn/infer", INFER_BODY)).status,
 				401,

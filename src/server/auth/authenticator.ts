@@ -111,6 +111,11 @@ export class Authenticator {
 		return this.mode === "required" || (this.mode === "auto" && this.#anyToken);
 	}
 
+	/** Whether the registry holds any token (revoked and expired ones count). */
+	get hasTokens(): boolean {
+		return this.#anyToken;
+	}
+
 	/** Re-reads the token table now (also done on a timer). */
 	refresh(): Promise<void> {
 		const tokens = this.#tokens;
