@@ -1,13 +1,26 @@
 // Bundles on disk: read a bundle directory or a bare model file (.onnx), verify every artifact's sha256.
 import { createHash } from "node:crypto";
-import { readFile, stat } from "node:fs/promises";
-import { basename, dirname, extname, join, resolve } from "node:path";
+import { readFile, realpath, stat } from "node:fs/promises";
+import {
+	basename,
+	dirname,
+	extname,
+	join,
+	relative,
+	resolve,
+	sep,
+} from "node:path";
 import { effectiveFeatures } from "../codec/table.ts";
 import { MlshipError } from "../protocol/errors.ts";
 import type { Signature } from "../protocol/types.ts";
 import { runtime, runtimeForFile } from "../runtime/registry.ts";
 import type { InputCategories } from "../runtime/types.ts";
-import { type Feature, type Manifest, parseManifest } from "./manifest.ts";
+import {
+	type Feature,
+	type Manifest,
+	parseManifest,
+	unsafeBundlePath,
+} from "./manifest.ts";
 import type { Bundle } from "./types.ts";
 
 export { artifactBytes, type Bundle } from "./types.ts";
@@ -158,6 +171,52 @@ async function readOrFail(path: string): Promise<Uint8Array> {
 }
 
 /**
+ * The real path of a manifest's file, refused unless it stays inside the bundle directory once every symlink is
+ * followed: `ln -s /etc/passwd bundle/model.onnx` (or a symlinked subdirectory) must not register /etc/passwd. The
+ * file is then read at that real path, so a symlink swapped in after the check is not followed.
+ */
+async function insideBundle(
+	realDir: string,
+	path: string,
+	manifestPath: string,
+): Promise<string> {
+	const why = unsafeBundlePath(path);
+	if (why)
+		throw new MlshipError(
+			"MLSHIP_INVALID_BUNDLE",
+			`${manifestPath}: path '${path}' ${why}`,
+		);
+	let real: string;
+	try {
+		real = await realpath(join(realDir, path));
+	} catch (err) {
+		if ((err as NodeJS.ErrnoException).code === "ENOENT")
+			throw new MlshipError(
+				"MLSHIP_MODEL_NOT_FOUND",
+				`no such file: ${join(realDir, path)} (named by ${manifestPath})`,
+				{ cause: err },
+			);
+		throw new MlshipError(
+			"MLSHIP_INVALID_BUNDLE",
+			`cannot read ${join(realDir, path)}: ${(err as Error).message}`,
+			{ cause: err },
+		);
+	}
+	const rel = relative(realDir, real);
+	if (
+		rel === "" ||
+		rel.startsWith(`..${sep}`) ||
+		rel === ".." ||
+		resolve(realDir, rel) !== real
+	)
+		throw new MlshipError(
+			"MLSHIP_INVALID_BUNDLE",
+			`${manifestPath}: '${path}' is a symlink (or under one) that leads out of the bundle, to ${real}; copy the file into the bundle directory instead`,
+		);
+	return real;
+}
+
+/**
  * Reads a bundle from a directory holding mlship.yaml, the mlship.yaml file itself, or a bare `.onnx` file
  * (its signature read from the graph). Every artifact's sha256 is verified.
  */
@@ -193,14 +252,12 @@ export async function readBundle(path: string): Promise<Bundle> {
 	const text = new TextDecoder().decode(await readOrFail(manifestPath));
 	const manifest = parseManifest(text, manifestPath);
 	const files = new Map<string, Uint8Array>();
-	for (const f of manifestFiles(manifest)) {
-		if (f.path.includes(".."))
-			throw new MlshipError(
-				"MLSHIP_INVALID_BUNDLE",
-				`${manifestPath}: path '${f.path}' leaves the bundle`,
-			);
-		files.set(f.path, await readOrFail(join(dir, f.path)));
-	}
+	const realDir = await realpath(dir);
+	for (const f of manifestFiles(manifest))
+		files.set(
+			f.path,
+			await readOrFail(await insideBundle(realDir, f.path, manifestPath)),
+		);
 	verifyFiles(manifest, files, dir);
 	return { manifest, files, source: dir };
 }

@@ -22,9 +22,38 @@ const TensorSpecSchema = z
 	})
 	.strict();
 
+/**
+ * Why a manifest file path is not a plain relative path inside the bundle (undefined when it is): absolute paths,
+ * `..` segments, backslashes, empty or `.` segments and control characters are refused, wherever the manifest comes from
+ * (a directory, a registry row, an upload).
+ */
+export function unsafeBundlePath(path: string): string | undefined {
+	// biome-ignore lint/suspicious/noControlCharactersInRegex: the class exists to refuse control characters.
+	if (/[\x00-\x1f\x7f]/.test(path)) return "has a control character";
+	if (path.includes("\\")) return "has a backslash (use '/')";
+	if (path.startsWith("/") || /^[A-Za-z]:/.test(path))
+		return "is absolute (paths are relative to the bundle directory)";
+	const parts = path.split("/");
+	if (parts.includes("..")) return "leaves the bundle ('..')";
+	if (parts.some((p) => p === "" || p === "."))
+		return "has an empty or '.' segment";
+	return undefined;
+}
+
 const FileRefSchema = z
 	.object({
-		path: z.string().min(1).describe("path relative to the bundle directory"),
+		path: z
+			.string()
+			.min(1)
+			.max(1024)
+			.superRefine((p, ctx) => {
+				const why = unsafeBundlePath(p);
+				if (why)
+					ctx.addIssue({ code: "custom", message: `path '${p}' ${why}` });
+			})
+			.describe(
+				"path relative to the bundle directory (no '..', not absolute)",
+			),
 		sha256: sha256.describe(
 			"sha256 of the file; checked every time the bundle is opened",
 		),

@@ -74,6 +74,20 @@ export const COMMANDS: readonly LazyCommand[] = [
 		load: async () => (await import("./stream.ts")).streamCommand(),
 	},
 	{
+		name: "tokens",
+		term: "tokens",
+		summary:
+			"API tokens for mlship serve: create (shown once), list, revoke; scopes predict, read, admin",
+		load: async () => (await import("./tokens.ts")).tokensCommand(),
+	},
+	{
+		name: "audit",
+		term: "audit [options]",
+		summary:
+			"Show the audit log: who (token id or local:USER) did what (register, alias moves, load, unload, tokens…), when and from where",
+		load: async () => (await import("./audit.ts")).auditCommand(),
+	},
+	{
 		name: "quickstart",
 		term: "quickstart [options]",
 		summary:

@@ -31,6 +31,13 @@ interface ServeOpts {
 	memoryBudget?: string;
 	entityKey?: string[];
 	entityNoFallback?: string[];
+	auth?: string;
+	allowOpenAdmin?: boolean;
+	rateLimit?: string[];
+	maxConnections?: string;
+	headersTimeoutMs?: string;
+	maxHeaderBytes?: string;
+	modelRoot?: string;
 }
 
 export function serveCommand(): Command {
@@ -97,6 +104,35 @@ export function serveCommand(): Command {
 			"a family's request whose entity has no model gets 404 instead of the default model; repeatable",
 			(v: string, acc: string[] = []) => [...acc, v],
 		)
+		.option(
+			"--auth <mode>",
+			"API tokens: auto (default: required once any token exists in the registry; before that predict/read open, admin refused) | required | off",
+		)
+		.option(
+			"--allow-open-admin",
+			"let load/unload through without a token when none is asked for (--auth off, or auto before any token exists)",
+		)
+		.option(
+			"--model-root <dir>",
+			"admin load of a name that is not served loads DIR/NAME (bundle) or DIR/NAME.onnx (default: none)",
+		)
+		.option(
+			"--rate-limit <scope=n/unit>",
+			"per token (or per client address without one): predict=1000/s, read=100/m; over it 429 + Retry-After (repeatable)",
+			(v: string, acc: string[] = []) => [...acc, v],
+		)
+		.option(
+			"--max-connections <n>",
+			"most open HTTP connections (default 10000)",
+		)
+		.option(
+			"--headers-timeout-ms <ms>",
+			"close connections that do not send their request headers within this (default 10000)",
+		)
+		.option(
+			"--max-header-bytes <n>",
+			"largest request header block; larger gets 431 (default 16384)",
+		)
 		.option("--log-level <level>", "fatal|error|warn|info|debug|trace|silent")
 		.option(
 			"--log-format <format>",
@@ -131,6 +167,13 @@ export function serveCommand(): Command {
 					keep_going: opts.keepGoing,
 					max_loaded_models: opts.maxLoadedModels,
 					memory_budget: opts.memoryBudget,
+					auth: opts.auth,
+					allow_open_admin: opts.allowOpenAdmin,
+					rate_limit: opts.rateLimit,
+					max_connections: opts.maxConnections,
+					headers_timeout_ms: opts.headersTimeoutMs,
+					max_header_bytes: opts.maxHeaderBytes,
+					model_root: opts.modelRoot,
 				};
 				if (models.length > 0) flags.models = models;
 				const settings = resolveSettings(flags, opts.config);
@@ -189,6 +232,7 @@ export function serveCommand(): Command {
 		"mlship serve --model examples/iris --model churn@production",
 		"mlship serve --registry postgres://mlship@db/registry --model price@production --entity-key price=city --lazy --max-loaded-models 1000 --memory-budget 4GiB",
 		"mlship serve -m ./bundles/gbdt:gbdt --http-port 9000 --grpc-port -1 --max-batch-size 64",
+		"mlship serve --model churn@production --auth required --rate-limit predict=1000/s   # tokens: mlship tokens create --scope predict",
 		'curl -s localhost:8080/v2/models/iris-logreg/infer -d \'{"inputs":[{"name":"float_input","datatype":"FP32","shape":[1,4],"data":[5.1,3.5,1.4,0.2]}]}\'',
 	);
 }

@@ -13,7 +13,13 @@ import {
 	groupByEntity,
 	newFamily,
 } from "./entities.ts";
-import type { DataPlaneOptions, Entry, Family, Served } from "./entry.ts";
+import type {
+	DataPlaneOptions,
+	Entry,
+	Family,
+	ModelSpec,
+	Served,
+} from "./entry.ts";
 import { RegistryFollower } from "./follower.ts";
 import type { CallContext, ModelLease, ModelProvider } from "./instance.ts";
 import type {
@@ -59,17 +65,32 @@ class ServingDataPlane implements DataPlane {
 					"MLSHIP_INVALID_ARGUMENT",
 					`model name '${spec.name}' is given twice`,
 				);
-			const e: Entry = {
-				spec,
-				state: "UNLOADED",
-				reason: opts.lazy ? "loads on its first request" : "",
-				served: undefined,
-				loading: undefined,
-				lastUsed: 0,
-			};
-			if (spec.entityKey !== undefined) e.family = newFamily(spec);
-			this.#cache.entries.set(spec.name, e);
+			this.addModel(spec);
 		}
+	}
+
+	addModel(spec: ModelSpec): void {
+		if (this.#cache.entries.has(spec.name))
+			throw new MlshipError(
+				"MLSHIP_ALREADY_EXISTS",
+				`model '${spec.name}' is already served`,
+			);
+		const e: Entry = {
+			spec,
+			state: "UNLOADED",
+			reason: this.#opts.lazy ? "loads on its first request" : "",
+			served: undefined,
+			loading: undefined,
+			lastUsed: 0,
+		};
+		if (spec.entityKey !== undefined) e.family = newFamily(spec);
+		this.#cache.entries.set(spec.name, e);
+	}
+
+	removeModel(name: string): boolean {
+		const e = this.#cache.entries.get(name);
+		if (!e || e.served || e.loading) return false;
+		return this.#cache.entries.delete(name);
 	}
 
 	metadata() {

@@ -110,6 +110,13 @@ export interface DataPlane {
 	load(name: string): Promise<void>;
 	/** Unloads a model; in-flight requests finish first. */
 	unload(name: string): Promise<void>;
+	/**
+	 * Adds a model to serve (a bundle path or registry reference as `source`; not loaded yet: call `load`).
+	 * MLSHIP_ALREADY_EXISTS when the name is served.
+	 */
+	addModel(spec: { name: string; source: string }): void;
+	/** Forgets a model that is not loaded (e.g. one whose first load failed); false when it is loaded or unknown. */
+	removeModel(name: string): boolean;
 	/** The registry's reachability, when models come from one (loaded models keep serving without it). */
 	registry(): { available: boolean; reason?: string } | undefined;
 	/**

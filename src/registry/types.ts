@@ -2,6 +2,7 @@
 import type { Bundle } from "../bundle/bundle.ts";
 import type { Manifest } from "../bundle/manifest.ts";
 import { MlshipError } from "../protocol/errors.ts";
+import type { Audit, Tokens } from "./access.ts";
 
 /** Names and aliases: letters, digits, '.', '_' or '-', starting with a letter or digit (as in mlship.yaml). */
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
@@ -251,6 +252,10 @@ export interface ModelStore {
 	watch(onChange: (e: ChangeEvent) => void): () => void;
 	/** Whether the store is reachable now (a networked store's change feed is connected), and why not. */
 	health(): { available: boolean; reason?: string };
+	/** The audit log: registry changes are recorded by the store; `record` takes any other action (load, route change…). */
+	readonly audit: Audit;
+	/** API tokens for servers' access control (only hashes are stored). */
+	readonly tokens: Tokens;
 	close(): Promise<void>;
 }
 

@@ -1,8 +1,13 @@
 // `mlship serve` as a library: the data plane behind REST and gRPC, with graceful shutdown.
 import type { Logger } from "pino";
 import { createDataPlane, type ModelSpec } from "../dataplane/dataplane.ts";
+import { isRegistryRef } from "../dataplane/entry.ts";
 import type { DataPlane } from "../dataplane/types.ts";
 import { MlshipError } from "../protocol/errors.ts";
+import type { AuditEntry } from "../registry/access.ts";
+import type { ModelStore } from "../registry/types.ts";
+import { Authenticator } from "./auth/authenticator.ts";
+import { parseRateLimit } from "./auth/rate-limit.ts";
 import type { startGrpcServer } from "./grpc/index.ts";
 import { createLogger } from "./logging.ts";
 import { createRestServer } from "./rest/index.ts";
@@ -91,6 +96,65 @@ export async function startServer(
 	logger?: Logger,
 ): Promise<RunningServer> {
 	const log = logger ?? (await createLogger(settings));
+	// One registry connection for models, tokens and the audit log; none when every model is a bundle path and no
+	// registry was named (then tokens cannot exist: auth auto serves predict/read open and refuses admin).
+	const registryUri =
+		settings.registry ??
+		(settings.models.some((m) => isRegistryRef(m.source))
+			? (await import("../registry/open.ts")).defaultRegistryUri()
+			: undefined);
+	if (settings.auth === "required" && registryUri === undefined)
+		throw new MlshipError(
+			"MLSHIP_INVALID_ARGUMENT",
+			"--auth required needs a registry to read tokens from, and every model here is a bundle path: pass --registry URI (create tokens with 'mlship tokens create --registry URI'), or serve with --auth auto",
+		);
+	const store: ModelStore | undefined =
+		registryUri === undefined
+			? undefined
+			: await (await import("../registry/open.ts")).openRegistry(registryUri);
+	let auth: Authenticator;
+	try {
+		auth = await Authenticator.start({
+			mode: settings.auth,
+			allowOpenAdmin: settings.allow_open_admin,
+			rateLimits: settings.rate_limit.map(parseRateLimit),
+			...(store ? { tokens: store.tokens } : {}),
+			onError: (err) =>
+				log.warn(
+					{ err: (err as Error).message },
+					"cannot re-read API tokens from the registry; the last ones read stay in force",
+				),
+		});
+	} catch (err) {
+		await store?.close();
+		throw err;
+	}
+	if (settings.auth === "required" && !auth.hasTokens)
+		log.warn(
+			"--auth required and no token exists: create one with 'mlship tokens create --scope predict'",
+		);
+	log.info(
+		{
+			auth: settings.auth,
+			enforced: auth.enforced,
+			allowOpenAdmin: settings.allow_open_admin,
+		},
+		"access control",
+	);
+	const audit = async (e: AuditEntry): Promise<void> => {
+		log.info(
+			{ action: e.action, target: e.target, actor: e.actor, source: e.source },
+			"admin action",
+		);
+		await store?.audit
+			.record(e)
+			.catch((err: unknown) =>
+				log.error(
+					{ err: (err as Error).message, action: e.action },
+					"cannot write the audit log",
+				),
+			);
+	};
 	const load: Record<string, number> = {};
 	if (settings.workers) load.workers = settings.workers;
 	if (settings.intra_op_threads)
@@ -103,7 +167,7 @@ export async function startServer(
 				spec.entityFallback = m.entity_fallback;
 			return spec;
 		}),
-		...(settings.registry ? { registry: settings.registry } : {}),
+		...(store ? { registry: store } : {}),
 		batchingOverride: {
 			max_batch_size: settings.max_batch_size,
 			max_queue_delay_us: settings.max_queue_delay_us,
@@ -124,6 +188,10 @@ export async function startServer(
 	const failed = settings.lazy ? [] : failedModels(dp, settings);
 	if (failed.length > 0 && !settings.keep_going) {
 		await closeWithin(CLOSE_ON_FAILURE_MS, dp.close());
+		await closeWithin(
+			CLOSE_ON_FAILURE_MS,
+			Promise.all([auth.close(), store?.close()]),
+		);
 		throw new MlshipError(
 			failed[0]?.code ?? "MLSHIP_INTERNAL",
 			`${failed.map((f) => f.message).join("\n")}\nnot serving: fix ${failed.length === 1 ? "it" : "them"}, or pass --keep-going to serve the other models`,
@@ -137,6 +205,14 @@ export async function startServer(
 		retryAfterSeconds: settings.retry_after_seconds,
 		accessLog: settings.access_log,
 		logger: log,
+		auth,
+		audit,
+		maxConnections: settings.max_connections,
+		headersTimeoutMs: settings.headers_timeout_ms,
+		maxHeaderBytes: settings.max_header_bytes,
+		...(settings.model_root !== undefined && {
+			modelRoot: settings.model_root,
+		}),
 	});
 	let grpc: Awaited<ReturnType<typeof startGrpcServer>> | undefined;
 	let httpPort: number;
@@ -158,6 +234,11 @@ export async function startServer(
 					host: settings.host,
 					port: settings.grpc_port,
 					maxMessageBytes: settings.body_limit_bytes,
+					auth,
+					audit,
+					...(settings.model_root !== undefined && {
+						modelRoot: settings.model_root,
+					}),
 					onInternalError: (err, method) =>
 						log.error({ err, method }, "grpc internal error"),
 				})
@@ -168,7 +249,9 @@ export async function startServer(
 		// A server that cannot serve must not linger: close what did start so the process can exit.
 		await closeWithin(
 			CLOSE_ON_FAILURE_MS,
-			Promise.all([rest.close(), dp.close()]),
+			Promise.all([rest.close(), dp.close()]).then(() =>
+				Promise.all([auth.close(), store?.close()]),
+			),
 		);
 		throw err;
 	}
@@ -190,9 +273,10 @@ export async function startServer(
 				// Keep-alive connections that finish their last request after close began are idle but open;
 				// closing them as they go idle lets close() end when the work ends, not at the keep-alive timeout.
 				const sweep = setInterval(() => rest.server.closeIdleConnections(), 25);
-				const stop = Promise.all([rest.close(), grpc?.close(true)]).then(() =>
-					dp.close(),
-				);
+				const stop = Promise.all([rest.close(), grpc?.close(true)])
+					.then(() => dp.close())
+					.then(() => auth.close())
+					.then(() => store?.close());
 				await Promise.race([stop, grace]);
 				clearInterval(sweep);
 			})();

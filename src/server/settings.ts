@@ -116,7 +116,9 @@ export const ServerSettingsSchema = z
 			),
 		request_timeout_ms: int(0)
 			.default(60_000)
-			.describe("HTTP request timeout (MLSHIP_REQUEST_TIMEOUT_MS)"),
+			.describe(
+				"HTTP request timeout: headers and body must arrive within it (the body read timeout) (MLSHIP_REQUEST_TIMEOUT_MS)",
+			),
 		shutdown_grace_ms: int(0)
 			.default(30_000)
 			.describe(
@@ -138,6 +140,48 @@ export const ServerSettingsSchema = z
 			.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
 			.default("info")
 			.describe("log level (MLSHIP_LOG_LEVEL)"),
+		auth: z
+			.enum(["auto", "required", "off"])
+			.default("auto")
+			.describe(
+				"API tokens: auto = required once any token exists in the registry, else predict/read open and admin refused; required = every call but health needs a token; off = no checks (MLSHIP_AUTH)",
+			),
+		rate_limit: z
+			.union([z.string(), z.array(z.string())])
+			.transform((v) =>
+				(Array.isArray(v) ? v : v.split(","))
+					.map((x) => x.trim())
+					.filter(Boolean),
+			)
+			.default([])
+			.describe(
+				"rate limits per scope, per token (per client address without one): predict=1000/s, read=100/m; over it 429 + Retry-After / RESOURCE_EXHAUSTED (MLSHIP_RATE_LIMIT=a,b)",
+			),
+		max_connections: int(1)
+			.default(10_000)
+			.describe(
+				"most open HTTP connections; more are closed at once (MLSHIP_MAX_CONNECTIONS)",
+			),
+		headers_timeout_ms: int(1)
+			.default(10_000)
+			.describe(
+				"a client must send its request headers within this; slower (or idle new) connections are closed (MLSHIP_HEADERS_TIMEOUT_MS)",
+			),
+		max_header_bytes: int(1024)
+			.default(16 * 1024)
+			.describe(
+				"largest request header block; larger gets 431 (MLSHIP_MAX_HEADER_BYTES)",
+			),
+		model_root: z
+			.string()
+			.min(1)
+			.optional()
+			.describe(
+				"load of a model that is not served loads ROOT/NAME (bundle dir) or ROOT/NAME.onnx; no '..', no symlinks out (default: none, served models only) (MLSHIP_MODEL_ROOT)",
+			),
+		allow_open_admin: flag().describe(
+			"let load/unload through without a token when no token is asked for (auth off, or auto with no tokens) (MLSHIP_ALLOW_OPEN_ADMIN)",
+		),
 	})
 	.strict();
 

@@ -16,6 +16,11 @@ import {
 	createRestServer,
 	type RestServerOptions,
 } from "../../src/server/rest/index.ts";
+import { type RunningServer, startServer } from "../../src/server/server.ts";
+import {
+	resolveSettings,
+	type ServerSettingsInput,
+} from "../../src/server/settings.ts";
 import { bundleDir, golden } from "./fixtures.ts";
 
 export interface RestHarness {
@@ -222,4 +227,36 @@ export async function get(
 		json = undefined;
 	}
 	return { status: res.status, headers: res.headers, json, text };
+}
+
+/**
+ * Starts the whole server (startServer: REST, gRPC, auth, registry) on loopback ports with silent logs, serving
+ * `models` (served name → bundle path), optionally with a registry and other settings; MLSHIP_* env is ignored.
+ */
+export async function startServing(
+	models: Record<string, string>,
+	registry?: string,
+	extra: Partial<ServerSettingsInput> = {},
+): Promise<RunningServer> {
+	const { default: pino } = await import("pino");
+	return startServer(
+		resolveSettings(
+			{
+				host: "127.0.0.1",
+				http_port: 0,
+				grpc_port: 0,
+				workers: 1,
+				log_level: "silent",
+				models: Object.entries(models).map(([name, source]) => ({
+					name,
+					source,
+				})),
+				...(registry ? { registry } : {}),
+				...extra,
+			},
+			undefined,
+			{},
+		),
+		pino({ level: "silent" }),
+	);
 }

@@ -244,7 +244,16 @@ describe("PostgresStore", () => {
 		);
 		assert.deepEqual(
 			tables.map((t) => t.tablename),
-			["aliases", "changes", "files", "mlship_schema", "models", "versions"],
+			[
+				"aliases",
+				"audit_log",
+				"auth_tokens",
+				"changes",
+				"files",
+				"mlship_schema",
+				"models",
+				"versions",
+			],
 		);
 		await sql(url, "INSERT INTO mlship_schema (version) VALUES ($1)", [
 			SCHEMA_VERSION + 1,

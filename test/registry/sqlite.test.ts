@@ -196,6 +196,8 @@ describe("SqliteStore", () => {
 			.map((r) => r.name);
 		assert.deepEqual(tables, [
 			"aliases",
+			"audit_log",
+			"auth_tokens",
 			"changes",
 			"files",
 			"models",

@@ -1,6 +1,7 @@
 // The registry core: resolution, registration, aliases, archive/restore and delete, written once over a Driver.
 import { type Bundle, bundleFromParts } from "../../bundle/bundle.ts";
 import { MlshipError } from "../../protocol/errors.ts";
+import type { AuditEntry } from "../access.ts";
 import { prepareRegistration } from "../store/common.ts";
 import * as errors from "../store/errors.ts";
 import {
@@ -18,6 +19,7 @@ import {
 	parseRef,
 	type RegisterOptions,
 } from "../types.ts";
+import { AuditLog } from "./audit.ts";
 import {
 	appendChanges,
 	type ChangeRetention,
@@ -33,12 +35,37 @@ import {
 	type VersionRow,
 } from "./register.ts";
 import type { Driver, PendingChange, Session } from "./session.ts";
+import { TokenStore } from "./tokens.ts";
 
 type Change = (e: PendingChange) => void;
 
 /** A plain Uint8Array view of a BLOB/BYTEA value (PostgreSQL gives a Buffer), without a copy. */
 function bytesOf(b: Uint8Array): Uint8Array {
 	return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+}
+
+const AUDIT_ACTIONS: Record<PendingChange["type"], string> = {
+	registered: "model.register",
+	alias_set: "alias.set",
+	alias_deleted: "alias.delete",
+	archived: "model.archive",
+	restored: "model.restore",
+	deleted: "model.delete",
+	metadata: "model.metadata",
+};
+
+/** The audit entry of a registry change: `churn@3` (or `churn@production` for an alias) as the target. */
+function auditOf(e: PendingChange): AuditEntry {
+	const detail: Record<string, unknown> = {};
+	if (e.version !== undefined) detail.version = e.version;
+	if (e.entity !== undefined && e.entity !== null) detail.entity = e.entity;
+	const target =
+		e.alias !== undefined
+			? `${e.name}@${e.alias}`
+			: e.version !== undefined
+				? `${e.name}@${e.version}`
+				: e.name;
+	return { action: AUDIT_ACTIONS[e.type], target, detail };
 }
 
 /**
@@ -51,12 +78,18 @@ export class RegistryCore implements ModelStore {
 	readonly location: string;
 	readonly #driver: Driver;
 	readonly #retention: ChangeRetention;
+	/** Who did what, when and from where (see {@link AuditLog}); registry changes are recorded by the core itself. */
+	readonly audit: AuditLog;
+	/** API tokens (hashes only) for servers' access control. */
+	readonly tokens: TokenStore;
 	#closed = false;
 
 	constructor(driver: Driver, retention: ChangeRetention = DEFAULT_RETENTION) {
 		this.#driver = driver;
 		this.location = driver.location;
 		this.#retention = retention;
+		this.audit = new AuditLog(driver);
+		this.tokens = new TokenStore(driver, this.audit);
 	}
 
 	#checkOpen(): void {
@@ -88,6 +121,7 @@ export class RegistryCore implements ModelStore {
 			const pending: PendingChange[] = [];
 			const r = await fn(tx, (e) => pending.push(e));
 			if (pending.length > 0) {
+				for (const e of pending) await this.audit.insert(tx, auditOf(e));
 				await d.beforeAppend(tx);
 				newest = await appendChanges(tx, d.dialect, pending);
 				await pruneChanges(tx, newest, pending.length, this.#retention);

@@ -9,6 +9,10 @@ import {
 } from "../../protocol/errors.ts";
 import { REQUEST_ID_HEADER, requestIdOf } from "../../protocol/request-id.ts";
 import type { TensorSpec } from "../../protocol/types.ts";
+import type { AuditEntry } from "../../registry/access.ts";
+import type { Authenticator } from "../auth/authenticator.ts";
+import { grpcNeed } from "../auth/policy.ts";
+import { loadByName } from "../model-root.ts";
 import {
 	type PbInferRequest,
 	type PbInferResponse,
@@ -26,6 +30,12 @@ export interface GrpcServerOptions {
 	maxMessageBytes?: number;
 	/** Called with errors answered as INTERNAL (their details never reach clients), e.g. to log them. */
 	onInternalError?: (err: unknown, method: string) => void;
+	/** Token checks from metadata `authorization` (src/server/auth); without one every RPC is open. */
+	auth?: Authenticator;
+	/** Records admin actions (load, unload) in the audit log. */
+	audit?: (e: AuditEntry) => Promise<void>;
+	/** `RepositoryModelLoad` of a name that is not served loads it from here (see loadByName); default: served only. */
+	modelRoot?: string;
 }
 
 export interface GrpcServer {
@@ -78,12 +88,23 @@ type DeadlineCall = Pick<
 	"getDeadline" | "metadata"
 >;
 
+/** The token id each call was authenticated with. */
+const callers = new WeakMap<object, string>();
+
+/** The address of a gRPC peer (`ipv4:10.0.0.7:5123` → `10.0.0.7`), for the audit log. */
+function peerAddress(peer: string): string {
+	const m = /^(?:ipv4:|ipv6:)?\[?([^\]]*?)\]?:\d+$/.exec(peer);
+	return m?.[1] ?? peer;
+}
+
 /**
  * The request's deadline as a data-plane timeout, so work the client gave up on is not done; and the entity
  * of a per-entity family from metadata `x-mlship-entity`.
  */
 function inferOptions(call: DeadlineCall): InferOptions {
 	const opts: InferOptions = {};
+	const caller = callers.get(call);
+	if (caller !== undefined) opts.caller = caller;
 	const entity = call.metadata?.get("x-mlship-entity")[0];
 	if (entity !== undefined) opts.entity = String(entity);
 	const deadline = call.getDeadline();
@@ -119,12 +140,51 @@ export async function startGrpcServer(
 			opts.onInternalError?.(err, method);
 	};
 
+	const auth = opts.auth;
+	const audit = opts.audit ?? (async () => {});
+	/** Checks the call's token for `method` on `model`; remembers the caller on the call. */
+	function authorize(
+		method: string,
+		call: Pick<grpc.ServerUnaryCall<unknown, unknown>, "metadata" | "getPeer">,
+		model: unknown,
+	): void {
+		if (!auth) return;
+		const header = call.metadata.get("authorization")[0];
+		const caller = auth.check(
+			header === undefined ? undefined : String(header),
+			grpcNeed(method),
+			typeof model === "string" && model !== "" ? model : undefined,
+			peerAddress(call.getPeer()),
+		);
+		if (caller !== undefined) callers.set(call, caller);
+	}
+	/** Records an admin RPC with the caller's token id (`anonymous` when let through without one) and address. */
+	const auditAdmin = (
+		action: string,
+		name: string,
+		call: grpc.ServerUnaryCall<unknown, unknown>,
+	) =>
+		audit({
+			action,
+			target: name,
+			detail: { transport: "grpc" },
+			actor: callers.get(call) ?? "anonymous",
+			source: peerAddress(call.getPeer()),
+		});
+	const modelOf = (req: unknown): unknown => {
+		const r = req as { name?: unknown; model_name?: unknown } | null;
+		return r?.model_name ?? r?.name;
+	};
+
 	function unary<Req, Res>(
 		method: string,
 		fn: (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Res | Promise<Res>,
 	): grpc.handleUnaryCall<Req, Res> {
 		return (call, callback) => {
-			new Promise<Res>((resolve) => resolve(fn(call.request, call))).then(
+			new Promise<Res>((resolve) => {
+				authorize(method, call, modelOf(call.request));
+				resolve(fn(call.request, call));
+			}).then(
 				(res) => callback(null, res),
 				(err: unknown) => {
 					report(err, method);
@@ -170,7 +230,11 @@ export async function startGrpcServer(
 		};
 		call.on("data", (req: PbInferRequest) => {
 			pending++;
-			infer(req, call)
+			new Promise<void>((resolve) => {
+				authorize("ModelStreamInfer", call, req.model_name);
+				resolve();
+			})
+				.then(() => infer(req, call))
 				.then(
 					(res) => ({ error_message: "", infer_response: res }),
 					(err: unknown) => {
@@ -237,7 +301,7 @@ export async function startGrpcServer(
 		})),
 		RepositoryModelLoad: unary(
 			"RepositoryModelLoad",
-			async (req: RepositoryRequest) => {
+			async (req: RepositoryRequest, call) => {
 				const name = requireName(req.model_name, "model_name");
 				const given = Object.keys(req.parameters ?? {});
 				// Triton's "config" / "file:..." overrides would load something other than the served model.
@@ -246,15 +310,18 @@ export async function startGrpcServer(
 						"MLSHIP_INVALID_ARGUMENT",
 						`load parameters are not supported (got ${given.map((k) => `'${k}'`).join(", ")}); mlship loads the model from its bundle or registry`,
 					);
-				await dp.load(name);
+				await loadByName(dp, name, opts.modelRoot);
+				await auditAdmin("model.load", name, call);
 				return {};
 			},
 		),
 		RepositoryModelUnload: unary(
 			"RepositoryModelUnload",
-			async (req: RepositoryRequest) => {
+			async (req: RepositoryRequest, call) => {
 				// "unload_dependents" needs no handling: mlship has no ensembles.
-				await dp.unload(requireName(req.model_name, "model_name"));
+				const name = requireName(req.model_name, "model_name");
+				await dp.unload(name);
+				await auditAdmin("model.unload", name, call);
 				return {};
 			},
 		),

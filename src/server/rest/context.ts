@@ -2,6 +2,7 @@
 import type { FastifyRequest } from "fastify";
 import type { DataPlane, InferOptions } from "../../dataplane/types.ts";
 import { invalidInput, MlshipError } from "../../protocol/errors.ts";
+import type { AuditEntry } from "../../registry/access.ts";
 import type { Admission, ModelParams } from "./admission.ts";
 
 export type { ModelParams };
@@ -19,6 +20,10 @@ export interface RestContext {
 	admission: Admission;
 	/** The access log is on: handlers record the served version for it. */
 	accessLog: boolean;
+	/** Records an admin action in the registry's audit log (never throws; failures are logged). */
+	audit: (e: AuditEntry) => Promise<void>;
+	/** Where `load` finds models that are not served yet, by name (undefined: served models only). */
+	modelRoot: string | undefined;
 }
 
 /** Rethrows `err`, first telling admission control when the data plane refused the request as overloaded. */
@@ -33,16 +38,18 @@ export function overloaded(
 }
 
 /**
- * Infer options for a request: the entity header, and the shorter of the timeout header and the body's `parameters.timeout`, capped
+ * Infer options for a request: the caller's token id, the entity header, and the shorter of the timeout header and the body's `parameters.timeout`, capped
  * by the server's bound. When the client sets none, none is passed and the model's own timeout applies.
  */
 export function inferOptions(
 	ctx: RestContext,
 	headers: Record<string, string | string[] | undefined>,
 	fromBody?: number,
+	caller?: string,
 ): InferOptions {
 	const entity = headers[ENTITY_HEADER];
 	const opts: InferOptions = {};
+	if (caller !== undefined) opts.caller = caller;
 	if (entity !== undefined)
 		opts.entity = Array.isArray(entity) ? (entity[0] as string) : entity;
 	const header = headers[TIMEOUT_HEADER];

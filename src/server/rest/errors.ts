@@ -1,6 +1,7 @@
 // Every REST error as {"error": "..."}: MlshipError status from the one table, Fastify's own errors mapped, 5xx kept generic.
 import type { FastifyError, FastifyInstance } from "fastify";
 import { MlshipError } from "../../protocol/errors.ts";
+import { RateLimitedError } from "../auth/rate-limit.ts";
 
 /** What the error handler needs to know about the server. */
 export interface ErrorOptions {
@@ -59,6 +60,10 @@ export function registerErrorHandlers(
 		else req.log.debug({ err }, "request refused");
 		if (status === 503)
 			reply.header("retry-after", String(opts.retryAfterSeconds));
+		if (status === 401)
+			reply.header("www-authenticate", 'Bearer realm="mlship"');
+		if (err instanceof RateLimitedError)
+			reply.header("retry-after", String(err.retryAfterSeconds));
 		reply.code(status).type("application/json").send({ error: message });
 	});
 	app.setNotFoundHandler((req, reply) => {

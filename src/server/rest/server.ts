@@ -6,8 +6,11 @@ import Fastify, {
 } from "fastify";
 import type { ArchiveLimits } from "../../bundle/archive.ts";
 import type { DataPlane } from "../../dataplane/types.ts";
+import type { AuditEntry } from "../../registry/access.ts";
+import type { Authenticator } from "../auth/authenticator.ts";
 import { registerAccessLog } from "../logging.ts";
 import { Admission } from "./admission.ts";
+import { registerAuth } from "./auth.ts";
 import { registerRawBodyParser } from "./body.ts";
 import type { RestContext } from "./context.ts";
 import { registerErrorHandlers } from "./errors.ts";
@@ -43,7 +46,27 @@ export interface RestServerOptions {
 	 * `bodyLimit`), entries (default 1000), extracted bytes (default 4 × `bodyLimit`).
 	 */
 	uploadLimits?: Partial<ArchiveLimits>;
+	/** Token checks (src/server/auth); without one every route is open, admin included (library use and tests). */
+	auth?: Authenticator;
+	/** Records admin actions (load, unload) in the audit log; its failures are the caller's to log. */
+	audit?: (e: AuditEntry) => Promise<void>;
+	/** Most open connections (Node's `server.maxConnections`); more are closed at once. Default 10,000. */
+	maxConnections?: number;
+	/**
+	 * The request headers must arrive within this many ms of the connection (or of the previous request); slower
+	 * clients, and new connections that send nothing, are closed. Default 10,000 (Node's own is 60,000, checked
+	 * every 30 s; here every second at most).
+	 */
+	headersTimeoutMs?: number;
+	/** Largest request header block in bytes; larger gets 431. Default 16 KiB (Node's default). */
+	maxHeaderBytes?: number;
+	/** `load` of a name that is not served loads ROOT/NAME (a bundle) or ROOT/NAME.onnx; default: served models only. */
+	modelRoot?: string;
 }
+
+export const DEFAULT_MAX_CONNECTIONS = 10_000;
+export const DEFAULT_HEADERS_TIMEOUT_MS = 10_000;
+export const DEFAULT_MAX_HEADER_BYTES = 16 * 1024;
 
 export const DEFAULT_BODY_LIMIT = 64 * 1024 * 1024;
 
@@ -76,20 +99,38 @@ export function createRestServer(
 		opts.requestTimeoutMs !== undefined && opts.requestTimeoutMs > 0
 			? opts.requestTimeoutMs
 			: undefined;
+	// Node requires headersTimeout ≤ requestTimeout when the latter is set.
+	const headersTimeout = Math.min(
+		opts.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS,
+		timeout ?? Number.POSITIVE_INFINITY,
+	);
 	const app = Fastify({
 		bodyLimit,
 		requestTimeout: timeout ?? 0,
+		http: {
+			maxHeaderSize: opts.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES,
+			headersTimeout,
+			// How often Node looks for connections past headersTimeout/requestTimeout (its default, 30 s, would let
+			// idle connections pile up for half a minute).
+			connectionsCheckingInterval: Math.max(
+				50,
+				Math.min(1000, Math.floor(headersTimeout / 2)),
+			),
+		},
 		...(opts.logger ? { loggerInstance: opts.logger } : { logger: false }),
 		logController: new LogController({ disableRequestLogging: true }),
 		return503OnClosing: true,
 		...(opts.accessLog ? { requestIdHeader: "x-request-id" } : {}),
 	});
+	app.server.maxConnections = opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
 	const retryAfterSeconds = opts.retryAfterSeconds ?? 1;
 	const ctx: RestContext = {
 		dp,
 		maxTimeoutMs: timeout,
 		admission: new Admission(retryAfterSeconds),
 		accessLog: opts.accessLog === true,
+		audit: opts.audit ?? (async () => {}),
+		modelRoot: opts.modelRoot,
 	};
 	if (ctx.accessLog) registerAccessLog(app);
 	const routes: { method: string; url: string }[] = [];
@@ -98,6 +139,7 @@ export function createRestServer(
 		for (const method of [r.method].flat())
 			if (method !== "HEAD") routes.push({ method, url: r.url });
 	});
+	if (opts.auth) registerAuth(app, opts.auth);
 	registerRawBodyParser(app);
 	registerErrorHandlers(app, {
 		bodyLimit,

@@ -87,6 +87,10 @@ export function echoPlane(): EchoPlane {
 		],
 		load: async (name) => check(name),
 		unload: async (name) => check(name),
+		addModel: () => {
+			throw new Error("the echo plane serves a fixed set of models");
+		},
+		removeModel: () => false,
 		metrics: async () => ({ contentType: "text/plain", body: "" }),
 		close: async () => {},
 	};

@@ -67,6 +67,29 @@ const MIGRATIONS: readonly string[] = [
 	`ALTER TABLE versions ADD COLUMN entity TEXT;
 	ALTER TABLE changes ADD COLUMN entity TEXT;
 	CREATE INDEX versions_by_entity ON versions (name, entity, version);`,
+	// Access control (issue 12): API tokens (a SHA-256 hash only, never the secret) and the audit log.
+	`CREATE TABLE auth_tokens (
+		id TEXT PRIMARY KEY,
+		hash TEXT NOT NULL UNIQUE,
+		scopes TEXT NOT NULL,
+		models TEXT NOT NULL DEFAULT '[]',
+		description TEXT NOT NULL DEFAULT '',
+		created_at TIMESTAMPTZ NOT NULL,
+		created_by TEXT NOT NULL,
+		expires_at TIMESTAMPTZ,
+		revoked_at TIMESTAMPTZ,
+		last_used_at TIMESTAMPTZ
+	);
+	CREATE TABLE audit_log (
+		seq BIGSERIAL PRIMARY KEY,
+		at TIMESTAMPTZ NOT NULL,
+		actor TEXT NOT NULL,
+		action TEXT NOT NULL,
+		target TEXT NOT NULL,
+		detail JSONB NOT NULL DEFAULT '{}',
+		source TEXT NOT NULL
+	);
+	CREATE INDEX audit_log_by_at ON audit_log (at);`,
 ];
 
 /** The schema version this code writes. */

@@ -71,6 +71,29 @@ const MIGRATIONS: readonly string[] = [
 	`ALTER TABLE versions ADD COLUMN entity TEXT;
 	ALTER TABLE changes ADD COLUMN entity TEXT;
 	CREATE INDEX versions_by_entity ON versions (name, entity, version);`,
+	// Access control (issue 12): API tokens (a SHA-256 hash only, never the secret) and the audit log.
+	`CREATE TABLE auth_tokens (
+		id TEXT PRIMARY KEY,
+		hash TEXT NOT NULL UNIQUE,
+		scopes TEXT NOT NULL,
+		models TEXT NOT NULL DEFAULT '[]',
+		description TEXT NOT NULL DEFAULT '',
+		created_at TEXT NOT NULL,
+		created_by TEXT NOT NULL,
+		expires_at TEXT,
+		revoked_at TEXT,
+		last_used_at TEXT
+	) STRICT;
+	CREATE TABLE audit_log (
+		seq INTEGER PRIMARY KEY AUTOINCREMENT,
+		at TEXT NOT NULL,
+		actor TEXT NOT NULL,
+		action TEXT NOT NULL,
+		target TEXT NOT NULL,
+		detail TEXT NOT NULL DEFAULT '{}',
+		source TEXT NOT NULL
+	) STRICT;
+	CREATE INDEX audit_log_by_at ON audit_log (at);`,
 ];
 
 /** The schema version this code writes. */

@@ -6,6 +6,7 @@ import {
 	VERSION_HEADER,
 } from "../../../protocol/request-id.ts";
 import { markServed } from "../../logging.ts";
+import { callerOf } from "../auth.ts";
 import { HEADER_LENGTH } from "../body.ts";
 import { inferOptions, overloaded, type RestContext } from "../context.ts";
 import { decodeInfer } from "../infer-request.ts";
@@ -25,7 +26,7 @@ export function registerInferRoutes(
 			req.body,
 			req.headers[HEADER_LENGTH],
 		);
-		const opts = inferOptions(ctx, req.headers, timeoutMs);
+		const opts = inferOptions(ctx, req.headers, timeoutMs, callerOf(req));
 		const id = requestIdOf(request.id, req.headers[REQUEST_ID_HEADER]);
 		opts.requestId = id;
 		const res = await ctx.dp

@@ -3,6 +3,7 @@ import type { FastifyInstance } from "fastify";
 import type { FeatureSpec } from "../../../codec/feature-specs.ts";
 import type { DataPlane, ModelInfo } from "../../../dataplane/types.ts";
 import { DATATYPE_INFO, isDatatype } from "../../../protocol/datatypes.ts";
+import { pathNeed } from "../../auth/policy.ts";
 import type { RestContext } from "../context.ts";
 
 type Schema = Record<string, unknown>;
@@ -539,6 +540,7 @@ export function openApiDocument(dp: DataPlane): Record<string, unknown> {
 			// unloaded between the index and now: described by the templated paths only
 		}
 	}
+	withSecurity(paths);
 	return {
 		openapi: "3.1.0",
 		info: {
@@ -548,8 +550,42 @@ export function openApiDocument(dp: DataPlane): Record<string, unknown> {
 				"mlship serve: OIP v2 REST with Triton's binary tensor data and model repository extensions, plus /predict for records and columns.",
 		},
 		paths,
-		components: COMPONENTS,
+		components: {
+			...COMPONENTS,
+			securitySchemes: {
+				bearer: {
+					type: "http",
+					scheme: "bearer",
+					description:
+						"An API token from `mlship tokens create` (mls_…). Needed once any token exists in the registry (or with --auth required); `x-mlship-scope` on each operation names the scope it needs. See docs/security.md.",
+				},
+			},
+		},
 	};
+}
+
+/** Marks each operation with the scope it needs (src/server/auth/policy.ts), the bearer scheme and 401/403/429. */
+function withSecurity(paths: Record<string, unknown>): void {
+	for (const [path, item] of Object.entries(paths))
+		for (const [method, op] of Object.entries(item as Record<string, Schema>)) {
+			const need = pathNeed(method, path);
+			op["x-mlship-scope"] = need;
+			if (need === "open") {
+				op.security = [];
+				continue;
+			}
+			op.security = [{ bearer: [] }];
+			const responses = op.responses as Record<string, unknown>;
+			responses["401"] ??= json(ref("Error"), "missing or invalid token");
+			responses["403"] ??= json(
+				ref("Error"),
+				`the token's scopes do not include '${need}', or its model patterns do not match`,
+			);
+			responses["429"] ??= json(
+				ref("Error"),
+				"rate limit exceeded (Retry-After)",
+			);
+		}
 }
 
 /** Registers `GET /v2/openapi.json`. */

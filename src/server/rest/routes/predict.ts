@@ -8,6 +8,7 @@ import {
 	VERSION_HEADER,
 } from "../../../protocol/request-id.ts";
 import { markServed } from "../../logging.ts";
+import { callerOf } from "../auth.ts";
 import { isObject, jsonBody, kindOf } from "../body.ts";
 import { inferOptions, overloaded, type RestContext } from "../context.ts";
 import type { ModelParams } from "./health.ts";
@@ -63,7 +64,7 @@ export function registerPredictRoutes(
 		reply: FastifyReply,
 	) => {
 		const input = predictInput(jsonBody(req.body, req.headers));
-		const opts = inferOptions(ctx, req.headers);
+		const opts = inferOptions(ctx, req.headers, undefined, callerOf(req));
 		opts.requestId = requestIdOf(undefined, req.headers[REQUEST_ID_HEADER]);
 		const res = await ctx.dp
 			.predict(req.params.model, req.params.version, input, opts)

@@ -1,14 +1,21 @@
 // The model repository extension: POST /v2/repository/index, /v2/repository/models/:model/load|unload, and
 // GET /v2/repository/models/:model/entities for per-entity families.
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyRequest } from "fastify";
 import { invalidInput } from "../../../protocol/errors.ts";
+import { loadByName } from "../../model-root.ts";
+import { callerOf } from "../auth.ts";
 import { isObject, jsonBody, kindOf } from "../body.ts";
 import type { RestContext } from "../context.ts";
+
+/** Who and where, for the audit log: the token id (`anonymous` when the server let the call through without one). */
+function actorOf(req: FastifyRequest): { actor: string; source: string } {
+	return { actor: callerOf(req) ?? "anonymous", source: req.ip };
+}
 
 /** Registers the repository routes. */
 export function registerRepositoryRoutes(
 	app: FastifyInstance,
-	{ dp }: RestContext,
+	{ dp, audit, modelRoot }: RestContext,
 ): void {
 	app.post("/v2/repository/index", (req) => {
 		const body = jsonBody(req.body, req.headers);
@@ -34,9 +41,22 @@ export function registerRepositoryRoutes(
 	app.post<{ Params: { model: string } }>(
 		"/v2/repository/models/:model/load",
 		async (req) => {
-			// Triton accepts parameters (config overrides) here; mlship takes none, but a body must still be JSON.
-			jsonBody(req.body, req.headers);
-			await dp.load(req.params.model);
+			// Triton accepts parameters here ("config", "file:…" overrides); they would load something other than the
+			// served model (a path on the server), so mlship refuses them, as over gRPC. A body must still be JSON.
+			const body = jsonBody(req.body, req.headers);
+			const params = isObject(body) ? body.parameters : undefined;
+			const given = isObject(params) ? Object.keys(params) : [];
+			if (given.length > 0)
+				throw invalidInput(
+					`load parameters are not supported (got ${given.map((k) => `'${k.slice(0, 100)}'`).join(", ")}); mlship loads the served model from its bundle or registry`,
+				);
+			await loadByName(dp, req.params.model, modelRoot);
+			await audit({
+				action: "model.load",
+				target: req.params.model,
+				detail: { transport: "rest" },
+				...actorOf(req),
+			});
 			return {};
 		},
 	);
@@ -45,6 +65,12 @@ export function registerRepositoryRoutes(
 		async (req) => {
 			jsonBody(req.body, req.headers);
 			await dp.unload(req.params.model);
+			await audit({
+				action: "model.unload",
+				target: req.params.model,
+				detail: { transport: "rest" },
+				...actorOf(req),
+			});
 			return {};
 		},
 	);
