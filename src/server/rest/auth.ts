@@ -11,6 +11,14 @@ export function callerOf(req: FastifyRequest): string | undefined {
 	return (req as WithCaller)[CALLER];
 }
 
+/** Who and where, for the audit log: the token id (`anonymous` when the server let the call through without one). */
+export function actorOf(req: FastifyRequest): {
+	actor: string;
+	source: string;
+} {
+	return { actor: callerOf(req) ?? "anonymous", source: req.ip };
+}
+
 /**
  * Checks each request's token against the scope its route needs (src/server/auth/policy.ts). Runs before the
  * body is read, so an unauthenticated client cannot make the server parse a large body.

@@ -138,6 +138,14 @@ describe("bundle upload into the server's registry", () => {
 		assert.deepEqual(r.json.aliases, ["production"]);
 		assert.equal(r.json.served, true);
 		assert.deepEqual(r.json.archive, { sha256: sha(body), bytes: body.length });
+		const [audited] = await store.audit.list({ action: "model.register", limit: 1 });
+		assert.equal(audited?.target, "iris@2");
+		assert.equal(
+			audited?.actor,
+			"anonymous",
+			"the uploader, not the server's OS user",
+		);
+		assert.equal(audited?.source, "127.0.0.1");
 		const v = await store.get("iris@production");
 		assert.equal(v.version, 2);
 		assert.deepEqual(v.metadata, {

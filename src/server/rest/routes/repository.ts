@@ -1,16 +1,11 @@
 // The model repository extension: POST /v2/repository/index, /v2/repository/models/:model/load|unload, and
 // GET /v2/repository/models/:model/entities for per-entity families.
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyInstance } from "fastify";
 import { invalidInput } from "../../../protocol/errors.ts";
 import { loadByName } from "../../model-root.ts";
-import { callerOf } from "../auth.ts";
+import { actorOf } from "../auth.ts";
 import { isObject, jsonBody, kindOf } from "../body.ts";
 import type { RestContext } from "../context.ts";
-
-/** Who and where, for the audit log: the token id (`anonymous` when the server let the call through without one). */
-function actorOf(req: FastifyRequest): { actor: string; source: string } {
-	return { actor: callerOf(req) ?? "anonymous", source: req.ip };
-}
 
 /** Registers the repository routes. */
 export function registerRepositoryRoutes(

@@ -6,12 +6,14 @@ import {
 } from "../../../bundle/archive.ts";
 import { readBundle } from "../../../bundle/bundle.ts";
 import { MlshipError } from "../../../protocol/errors.ts";
+import { withActor } from "../../../registry/core/audit.ts";
 import {
 	assertAlias,
 	assertEntity,
 	assertName,
 	type ModelVersion,
 } from "../../../registry/types.ts";
+import { actorOf } from "../auth.ts";
 import type { RestContext } from "../context.ts";
 
 export const UPLOAD_PATH = "/v2/repository/models/:model/versions";
@@ -144,15 +146,18 @@ export function registerUploadRoute(
 									err.message.replaceAll(a.dir, `upload of '${name}'`),
 								);
 							});
-							const registered = await registry.register(bundle, {
-								name,
-								aliases: opts.aliases,
-								...(opts.entity !== undefined && { entity: opts.entity }),
-								allowSignatureChange: opts.allowSignatureChange,
-								metadata: {
-									uploaded: { sha256: a.sha256, bytes: a.bytes },
-								},
-							});
+							// The audit log names the uploader (token id) and address, not the server's OS user.
+							const registered = await withActor(actorOf(req), () =>
+								registry.register(bundle, {
+									name,
+									aliases: opts.aliases,
+									...(opts.entity !== undefined && { entity: opts.entity }),
+									allowSignatureChange: opts.allowSignatureChange,
+									metadata: {
+										uploaded: { sha256: a.sha256, bytes: a.bytes },
+									},
+								}),
+							);
 							return {
 								v: registered,
 								archive: { sha256: a.sha256, bytes: a.bytes },
