@@ -1,7 +1,13 @@
 // What the data plane's parts share: the options, and an entry per served model (its loaded instance and state).
+import type { ArmChooser } from "../experiments/policy.ts";
 import type { ModelStore } from "../registry/types.ts";
 import type { LoadOptions } from "../runtime/types.ts";
-import type { InstanceObserver, PredictHook, ModelInstance } from "./instance.ts";
+import type {
+	InstanceObserver,
+	ModelInstance,
+	PredictHook,
+} from "./instance.ts";
+import type { RouteState } from "./routing.ts";
 import type { Batching } from "./scheduler.ts";
 import type { ModelState } from "./types.ts";
 
@@ -49,6 +55,10 @@ export interface DataPlaneOptions {
 	 * successful prediction with its request id, entity, caller, inputs, outputs and latency (payload logs, feedback).
 	 */
 	hooks?: PredictHook[];
+	/** Picks a bandit policy's arm for each request (default: uniformly at random). */
+	armChooser?: ArmChooser;
+	/** Most shadow copies in flight per shadow version before copies are dropped (default 64). */
+	shadowMaxInFlight?: number;
 }
 
 /** A hot update applied, or refused (the old version keeps serving). */
@@ -84,6 +94,8 @@ export interface Entry {
 	failedAt?: number;
 	/** Unloaded by max_loaded_models or memory_budget: loads again on its next request, lazy or not. */
 	evicted?: boolean;
+	/** The traffic policy of its alias, with every version it needs loaded (`served` is then its first). */
+	route?: RouteState;
 }
 
 /** A per-entity family: which entities have a model (kept current by the change feed) and the loaded members. */
