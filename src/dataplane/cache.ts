@@ -14,10 +14,10 @@ import {
 	isRegistryRef,
 	label,
 	type ModelEvent,
+	type RouteState,
 	type Served,
 } from "./entry.ts";
 import { loadInstance } from "./instance.ts";
-import type { RouteState } from "./routing.ts";
 
 /** How long a member that failed to load answers with that failure before it is tried again. */
 const RETRY_FAILED_MS = 5_000;

@@ -18,13 +18,18 @@ import {
 	groupByEntity,
 	newFamily,
 } from "./entities.ts";
-import type { DataPlaneOptions, Entry, Family, Served } from "./entry.ts";
+import type {
+	DataPlaneOptions,
+	Entry,
+	Family,
+	RouteState,
+	Served,
+} from "./entry.ts";
 import { RegistryFollower } from "./follower.ts";
 import type { CallContext, ModelLease, ModelProvider } from "./instance.ts";
 import {
 	chooseVersion,
 	keyText,
-	type RouteState,
 	requestKey,
 	Shadows,
 	summarize,
@@ -178,8 +183,7 @@ class ServingDataPlane implements DataPlane {
 					: requestKey(r.route.policy, opts, request.parameters);
 			},
 		);
-		if (e.route && e.route.shadows.length > 0)
-			this.#mirror(name, e.route, s, inputs, outputs, outs, started, context);
+		this.#mirror(name, e, s, { inputs, outs }, started, context, outputs);
 		const res: InferenceResponse = {
 			model_name: name,
 			model_version: s.version,
@@ -244,34 +248,13 @@ class ServingDataPlane implements DataPlane {
 			name,
 			undefined,
 			version,
-			async (s) => {
-				const inputs = s.model.encodeTable(input, false);
-				return {
-					inputs,
-					outs: await s.model.predictTensors(
-						inputs,
-						undefined,
-						opts.timeoutMs,
-						context,
-					),
-				};
-			},
+			(s) => scoreTable(s, input, opts.timeoutMs, context),
 			(r) => requestKey(r.route.policy, opts, opts.parameters),
 		);
 		const predictions = s.model.decodeRecords(outs.outs);
 		if (e.route) {
 			for (const row of predictions) row.model_version = s.version;
-			if (e.route.shadows.length > 0)
-				this.#mirror(
-					name,
-					e.route,
-					s,
-					outs.inputs,
-					undefined,
-					outs.outs,
-					started,
-					context,
-				);
+			this.#mirror(name, e, s, outs, started, context);
 		}
 		const res: PredictResult = {
 			model_name: name,
@@ -310,22 +293,8 @@ class ServingDataPlane implements DataPlane {
 			[...groups].map(async ([v, idx]) => {
 				const part = idx.map((i) => rows[i] as Row);
 				const started = performance.now();
-				const { s, outs, e } = await this.#retrying(
-					name,
-					undefined,
-					v,
-					async (s) => {
-						const inputs = s.model.encodeTable(part, false);
-						return {
-							inputs,
-							outs: await s.model.predictTensors(
-								inputs,
-								undefined,
-								opts.timeoutMs,
-								context,
-							),
-						};
-					},
+				const { s, outs, e } = await this.#retrying(name, undefined, v, (s) =>
+					scoreTable(s, part, opts.timeoutMs, context),
 				);
 				const preds = s.model.decodeRecords(outs.outs);
 				for (let j = 0; j < idx.length; j++) {
@@ -333,17 +302,7 @@ class ServingDataPlane implements DataPlane {
 					row.model_version = s.version;
 					out[idx[j] as number] = row;
 				}
-				if (e.route && e.route.shadows.length > 0)
-					this.#mirror(
-						name,
-						e.route,
-						s,
-						outs.inputs,
-						undefined,
-						outs.outs,
-						started,
-						context,
-					);
+				this.#mirror(name, e, s, outs, started, context);
 			}),
 		);
 		const res: PredictResult = {
@@ -356,24 +315,25 @@ class ServingDataPlane implements DataPlane {
 		return res;
 	}
 
-	/** Hands an answered request to the route's shadows (not when a shadow itself answered it). */
+	/** Hands an answered request to its route's shadows, if any (not when a shadow itself answered it). */
 	#mirror(
 		name: string,
-		r: RouteState,
+		e: Entry,
 		s: Served,
-		inputs: Tensor[],
-		outputs: readonly string[] | undefined,
-		outs: Tensor[],
+		call: { inputs: Tensor[]; outs: Tensor[] },
 		started: number,
 		context: CallContext | undefined,
+		outputs?: readonly string[],
 	): void {
+		const r = e.route;
+		if (r === undefined || r.shadows.length === 0) return;
 		for (const sh of r.shadows) if (sh.served === s) return;
 		this.#shadows.mirror(
 			name,
 			r,
-			inputs,
+			call.inputs,
 			outputs,
-			outs,
+			call.outs,
 			(performance.now() - started) / 1000,
 			context,
 		);
@@ -588,6 +548,20 @@ export async function followRegistryModel(
 		name,
 		lease: () => dp.lease(name),
 		close: () => dp.close(),
+	};
+}
+
+/** Records or columns scored by one served version, with the tensors they were encoded to (for shadows). */
+async function scoreTable(
+	s: Served,
+	input: Row[] | Record<string, unknown[]>,
+	timeoutMs: number | undefined,
+	context: CallContext | undefined,
+): Promise<{ inputs: Tensor[]; outs: Tensor[] }> {
+	const inputs = s.model.encodeTable(input, false);
+	return {
+		inputs,
+		outs: await s.model.predictTensors(inputs, undefined, timeoutMs, context),
 	};
 }
 

@@ -1,5 +1,5 @@
 // What the data plane's parts share: the options, and an entry per served model (its loaded instance and state).
-import type { ArmChooser } from "../experiments/policy.ts";
+import type { ArmChooser, StoredRoute } from "../experiments/policy.ts";
 import type { ModelStore } from "../registry/types.ts";
 import type { LoadOptions } from "../runtime/types.ts";
 import type {
@@ -7,7 +7,6 @@ import type {
 	ModelInstance,
 	PredictHook,
 } from "./instance.ts";
-import type { RouteState } from "./routing.ts";
 import type { Batching } from "./scheduler.ts";
 import type { ModelState } from "./types.ts";
 
@@ -96,6 +95,16 @@ export interface Entry {
 	evicted?: boolean;
 	/** The traffic policy of its alias, with every version it needs loaded (`served` is then its first). */
 	route?: RouteState;
+}
+
+/** A policy as a served entry applies it: every version it needs, loaded and swapped together. */
+export interface RouteState {
+	readonly route: StoredRoute;
+	/** Its identity: a change of policy (or of the alias's version) reloads the entry when this differs. */
+	readonly key: string;
+	/** Loaded versions by version string: the serving ones and the shadows. */
+	readonly arms: ReadonlyMap<string, Served>;
+	readonly shadows: readonly { served: Served; percent: number }[];
 }
 
 /** A per-entity family: which entities have a model (kept current by the change feed) and the loaded members. */

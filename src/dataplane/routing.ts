@@ -2,28 +2,17 @@
 import {
 	type ArmChooser,
 	pickArm,
-	type StoredRoute,
 	stickyBucket,
 	type TrafficPolicy,
 } from "../experiments/policy.ts";
 import type { Metrics } from "../monitor/metrics.ts";
 import type { InferenceRequest, Tensor } from "../protocol/types.ts";
-import type { Served } from "./entry.ts";
+import type { RouteState, Served } from "./entry.ts";
 import type { CallContext } from "./instance.ts";
-import type { InferOptions } from "./types.ts";
+import type { InferOptions, ShadowSummary } from "./types.ts";
 
 /** Most shadow copies in flight per shadow version; past it, copies are dropped (and counted). */
 export const SHADOW_MAX_IN_FLIGHT = 64;
-
-/** A policy as a served entry applies it: every version it needs, loaded and swapped together. */
-export interface RouteState {
-	readonly route: StoredRoute;
-	/** Its identity: a change of policy (or of the alias's version) reloads the entry when this differs. */
-	readonly key: string;
-	/** Loaded versions by version string: the serving ones and the shadows. */
-	readonly arms: ReadonlyMap<string, Served>;
-	readonly shadows: readonly { served: Served; percent: number }[];
-}
 
 /** The version a request is sent to: a split (weighted or sticky), a bandit arm, or the only serving version. */
 export function chooseVersion(
@@ -99,21 +88,6 @@ export interface ShadowStats {
 	/** Sums of latencies (seconds) of the primary answers and of the shadow copies compared. */
 	primarySeconds: number;
 	shadowSeconds: number;
-}
-
-/** The figures a user reads (rates and means) of a shadow's stats. */
-export interface ShadowSummary {
-	version: string;
-	compared: number;
-	errors: number;
-	dropped: number;
-	/** Share of label elements that agree (undefined: the model has no label output). */
-	agreement?: number;
-	meanAbsDiff?: number;
-	maxAbsDiff?: number;
-	/** Mean latency in ms of the primary answers and of the shadow copies compared. */
-	primaryMs?: number;
-	shadowMs?: number;
 }
 
 export function summarize(s: ShadowStats): ShadowSummary {

@@ -7,7 +7,6 @@ import type {
 	InferenceResponse,
 	TensorSpec,
 } from "../protocol/types.ts";
-import type { ShadowSummary } from "./routing.ts";
 
 /** Lifecycle state of a served model version (as in the repository extension's index). */
 export type ModelState = "READY" | "LOADING" | "UNAVAILABLE" | "UNLOADED";
@@ -68,6 +67,21 @@ export interface FamilyInfo {
 	/** Whether entities without a model are served by the default. */
 	fallback: boolean;
 	entities: { entity: string; version: number; state: ModelState }[];
+}
+
+/** The figures a user reads (rates and means) of a shadow's stats. */
+export interface ShadowSummary {
+	version: string;
+	compared: number;
+	errors: number;
+	dropped: number;
+	/** Share of label elements that agree (undefined: the model has no label output). */
+	agreement?: number;
+	meanAbsDiff?: number;
+	maxAbsDiff?: number;
+	/** Mean latency in ms of the primary answers and of the shadow copies compared. */
+	primaryMs?: number;
+	shadowMs?: number;
 }
 
 /** A served model's traffic policy and its shadows' comparison figures (see DataPlane.experiment). */
