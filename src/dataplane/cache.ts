@@ -128,6 +128,11 @@ export class ModelCache {
 		return e.route?.key ?? e.served?.version;
 	}
 
+	/** What an entry serves, for events and logs: its version, or its policy's versions (`1+2+3`). */
+	#serving(e: Entry): string | undefined {
+		return e.route ? [...e.route.arms.keys()].join("+") : e.served?.version;
+	}
+
 	/**
 	 * The serving instance of an entry for a request: loads a lazy, evicted or family-member model on first use
 	 * (concurrent first requests share one load) and marks it recently used.
@@ -160,7 +165,7 @@ export class ModelCache {
 		const p = (async () => {
 			try {
 				const before = instancesOf(e);
-				const oldKey = this.servingKey(e);
+				const was = this.#serving(e);
 				const { served: next, route } = await this.#openAll(e, before);
 				const old = e.served;
 				e.served = next;
@@ -179,8 +184,8 @@ export class ModelCache {
 					this.emit({
 						type: "updated",
 						model: label(e),
-						from: oldKey,
-						to: this.servingKey(e),
+						from: was,
+						to: this.#serving(e),
 					});
 				// Versions the new policy still uses keep serving; the others drain and unload.
 				const kept = new Set(instancesOf(e));

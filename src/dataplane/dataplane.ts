@@ -129,7 +129,7 @@ class ServingDataPlane implements DataPlane {
 		const s = this.#cache.served(e, version);
 		const info: ModelInfo = {
 			name,
-			versions: [s.version],
+			versions: e.route ? [...e.route.arms.keys()] : [s.version],
 			version: s.version,
 			platform: s.model.platform,
 			inputs: s.model.signature.inputs,
@@ -145,13 +145,18 @@ class ServingDataPlane implements DataPlane {
 
 	modelReady(name: string, version?: string): boolean {
 		const e = this.#cache.entry(name);
-		if (version !== undefined && e.served && version !== e.served.version)
+		const serving = e.route
+			? [...e.route.arms.keys()]
+			: e.served
+				? [e.served.version]
+				: [];
+		if (version !== undefined && e.served && !serving.includes(version))
 			throw new MlshipError(
 				"MLSHIP_MODEL_NOT_FOUND",
-				`model '${name}' has no version '${version}' (serving: ${e.served.version})`,
+				`model '${name}' has no version '${version}' (serving: ${serving.join(", ")})`,
 			);
 		if (e.state !== "READY" || !e.served) return false;
-		return version === undefined || version === e.served.version;
+		return version === undefined || serving.includes(version);
 	}
 
 	async infer(

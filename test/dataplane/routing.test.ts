@@ -135,6 +135,13 @@ describe("routing on two replicas of one registry", () => {
 			`90/10 split over 20,000 requests: ${share.toFixed(2)}% / ${(100 - share).toFixed(2)}%`,
 		);
 		assert.ok(Math.abs(share - 90) <= 2, `version 1 got ${share}%`);
+		// Both versions are served: metadata lists them, each is ready, and a client may name one.
+		const dp = planes[0] as DataPlane;
+		assert.deepEqual(dp.modelMetadata("churn").versions, ["1", "2"]);
+		assert.equal(dp.modelReady("churn", "2"), true);
+		assert.throws(() => dp.modelReady("churn", "3"), /serving: 1, 2/);
+		for (let i = 0; i < 20; i++)
+			assert.equal((await dp.predict("churn", "2", [row])).model_version, "2");
 	});
 
 	it("a sticky key gets the same version on both replicas for 100% of 5,000 keys, and its hashed version", async () => {

@@ -20,6 +20,7 @@ import {
 } from "../harness/postgres.ts";
 import { bundleDir, CLI, golden } from "../helpers/fixtures.ts";
 import { type Served, serve } from "../helpers/serve-process.ts";
+import { InferenceClient } from "./grpc/client.ts";
 
 let pg: PostgresServer;
 let url: string;
@@ -157,6 +158,35 @@ it("a split set with `mlship models route` is followed by both replicas; answers
 		);
 		assert.equal(a, b, `key ${key}`);
 		assert.equal(a, String(pickArm(split, stickyBucket(salt, key))));
+	}
+	// gRPC: the sticky key from metadata, the version in model_version.
+	const client = new InferenceClient((replicas[1] as Served).grpcPort);
+	try {
+		for (let k = 0; k < 50; k++) {
+			const key = `customer-${k}`;
+			const res = await client.infer(
+				{
+					model_name: "churn",
+					inputs: [
+						{
+							name: "float_input",
+							datatype: "FP32",
+							shape: [1, 10],
+							contents: { fp32_contents: Object.values(row).map(Number) },
+						},
+					],
+				},
+				{},
+				{ "x-customer": key },
+			);
+			assert.equal(
+				res.model_version,
+				String(pickArm(split, stickyBucket(salt, key))),
+				`gRPC key ${key}`,
+			);
+		}
+	} finally {
+		client.close();
 	}
 	// The shadow compared copies of every answer; `experiments show --server` reads the figures.
 	const show = await mlship([
