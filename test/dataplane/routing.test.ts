@@ -4,7 +4,10 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { readBundle } from "../../src/bundle/bundle.ts";
-import { createDataPlane } from "../../src/dataplane/dataplane.ts";
+import {
+	createDataPlane,
+	followRegistryModel,
+} from "../../src/dataplane/dataplane.ts";
 import type { DataPlane } from "../../src/dataplane/types.ts";
 import {
 	pickArm,
@@ -222,6 +225,30 @@ describe("routing on two replicas of one registry", () => {
 			(await store.route("churn", "production"))?.policy.salt,
 			"exp-1",
 		);
+	});
+
+	it("long-running workers that lease (followModel) get one version per lease, by the split's weights", async () => {
+		await store.setRoute("churn", "production", {
+			split: [
+				{ version: 1, weight: 50 },
+				{ version: 2, weight: 50 },
+			],
+		});
+		const m = await followRegistryModel("churn@production", {
+			registry: url,
+		});
+		try {
+			const seen: Record<string, number> = {};
+			for (let i = 0; i < 400; i++) {
+				const { model, release } = await m.lease();
+				seen[String(model.version)] = (seen[String(model.version)] ?? 0) + 1;
+				release();
+			}
+			assert.deepEqual(Object.keys(seen).sort(), ["1", "2"]);
+			assert.ok(Math.abs((seen["1"] ?? 0) - 200) < 60, JSON.stringify(seen));
+		} finally {
+			await m.close();
+		}
 	});
 
 	it("a bandit asks the injected chooser; clearing the policy serves the alias's one version again", async () => {
