@@ -200,6 +200,30 @@ it("a shadow that fails every copy never fails the primary, and hooks see shadow
 	}
 });
 
+it("the copy is scored after the answer: when predict resolves, only the primary has started in its model", async () => {
+	await store.setRoute("diabetes", "production", {
+		shadow: [{ version: 2, percent: 100 }],
+	});
+	let started = 0;
+	const dp = await createDataPlane({
+		models: [{ name: "diabetes", source: "diabetes@production" }],
+		registry,
+		processMetrics: false,
+		observer: { request: () => started++ },
+	});
+	try {
+		const r = golden("diabetes-lgbm").records[0] as Record<string, unknown>;
+		for (let i = 0; i < 20; i++) {
+			started = 0;
+			await dp.predict("diabetes", undefined, [r]);
+			assert.equal(started, 1, "the shadow ran before the answer was returned");
+			await settled(dp, "diabetes", i + 1);
+		}
+	} finally {
+		await dp.close();
+	}
+});
+
 it("a full shadow queue drops copies and counts them; the primary answers every request", async () => {
 	await store.setRoute("diabetes", "production", {
 		shadow: [{ version: 2, percent: 100 }],
