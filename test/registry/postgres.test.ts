@@ -252,6 +252,7 @@ describe("PostgresStore", () => {
 				"files",
 				"mlship_schema",
 				"models",
+				"traffic_policies",
 				"versions",
 			],
 		);

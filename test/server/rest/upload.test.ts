@@ -138,7 +138,10 @@ describe("bundle upload into the server's registry", () => {
 		assert.deepEqual(r.json.aliases, ["production"]);
 		assert.equal(r.json.served, true);
 		assert.deepEqual(r.json.archive, { sha256: sha(body), bytes: body.length });
-		const [audited] = await store.audit.list({ action: "model.register", limit: 1 });
+		const [audited] = await store.audit.list({
+			action: "model.register",
+			limit: 1,
+		});
 		assert.equal(audited?.target, "iris@2");
 		assert.equal(
 			audited?.actor,

@@ -90,6 +90,17 @@ const MIGRATIONS: readonly string[] = [
 		source TEXT NOT NULL
 	);
 	CREATE INDEX audit_log_by_at ON audit_log (at);`,
+	// Traffic policies on aliases (experiments: split, sticky, shadow, bandit); they go with their alias.
+	`CREATE TABLE traffic_policies (
+		name TEXT NOT NULL,
+		alias TEXT NOT NULL,
+		policy JSONB NOT NULL,
+		salt TEXT NOT NULL,
+		actor TEXT,
+		updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+		PRIMARY KEY (name, alias),
+		FOREIGN KEY (name, alias) REFERENCES aliases (name, alias) ON DELETE CASCADE
+	);`,
 ];
 
 /** The schema version this code writes. */

@@ -319,6 +319,11 @@ function predictOp(operationId: string, params: unknown[]) {
 									type: "object",
 									additionalProperties: { type: "array" },
 								},
+								parameters: {
+									type: "object",
+									description:
+										"request parameters; a traffic policy's sticky key may be one (--sticky-from param)",
+								},
 							},
 						},
 					},
@@ -515,6 +520,13 @@ export function openApiDocument(dp: DataPlane): Record<string, unknown> {
 		"/v2/repository/models/{model}/entities": get(
 			"repositoryModelEntities",
 			"A per-entity family's entities and their load state",
+			{ type: "object" },
+			[modelParam],
+			{ "404": ERROR },
+		),
+		"/v2/models/{model}/experiment": get(
+			"modelExperiment",
+			"The traffic policy a model serves under and its shadow versions' comparison figures (agreement, score differences, latency, errors)",
 			{ type: "object" },
 			[modelParam],
 			{ "404": ERROR },
