@@ -173,6 +173,13 @@ const REST_TABLE: RestRow[] = [
 		// Past the token check the route answers: churn is not a per-entity family.
 		expect: GUARDED(404),
 	},
+	{
+		method: "GET",
+		path: "/v2/models/{m}/experiment",
+		need: "read",
+		// Past the token check: a model without a traffic policy has one version and no shadows.
+		expect: GUARDED(200),
+	},
 	{ method: "GET", path: "/metrics", need: "read", expect: GUARDED(200, true) },
 	{
 		method: "GET",

@@ -27,6 +27,7 @@ export const REST_SCOPES: Readonly<Record<string, Need>> = {
 	"POST /v2/models/:model/versions/:version/feedback": "predict",
 	"POST /v2/repository/index": "read",
 	"GET /v2/repository/models/:model/entities": "read",
+	"GET /v2/models/:model/experiment": "read",
 	"POST /v2/repository/models/:model/load": "admin",
 	"POST /v2/repository/models/:model/unload": "admin",
 	"POST /v2/repository/models/:model/versions": "admin",
