@@ -51,11 +51,11 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> str:
     return f"sqlite:{tmp_path_factory.mktemp('registry') / 'r.db'}"
 
 
-@pytest.fixture(scope="session")
-def server(registry: str) -> Iterator[str]:
+def start_server(registry: str, models: list[str], *extra: str) -> tuple[subprocess.Popen[str], str]:
+    """Starts `mlship serve` on a free loopback port for `registry`; returns the process and its base URL."""
     args = [str(NODE_BIN / "node"), str(CLI), "serve", "--host", "127.0.0.1", "--http-port", "0", "--grpc-port", "-1",
-            "--registry", registry, "--lazy", "--workers", "1", "--log-format", "json"]
-    for m in SERVED:
+            "--registry", registry, "--lazy", "--workers", "1", "--log-format", "json", *extra]
+    for m in models:
         args += ["--model", m]
     cwd = registry.removeprefix("sqlite:").rsplit("/", 1)[0]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=node_env(), cwd=cwd)
@@ -78,12 +78,24 @@ def server(registry: str) -> Iterator[str]:
             proc.kill()
             raise RuntimeError(f"mlship serve did not start within 120 s: {''.join(lines)}")
         time.sleep(0.05)
+    return proc, f"http://127.0.0.1:{found['http']}"
+
+
+def stop_server(proc: subprocess.Popen[str]) -> None:
+    proc.terminate()
     try:
-        yield f"http://127.0.0.1:{found['http']}"
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="session")
+def server(registry: str) -> Iterator[str]:
+    # No API token exists in this registry, so admin routes (the upload) are refused unless the server opens them;
+    # test_errors.py covers the server that checks tokens.
+    proc, url = start_server(registry, SERVED, "--allow-open-admin")
+    try:
+        yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_server(proc)

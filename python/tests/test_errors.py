@@ -1,6 +1,7 @@
 """Bad input: each a clear Python exception, with nothing written (and nothing registered)."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
 import mlship
-from conftest import CLI, node_env
+from conftest import CLI, mlship_cli, node_env, start_server, stop_server
 
 
 def nothing_written(tmp_path: Path) -> None:
@@ -153,3 +154,28 @@ def test_server_errors_carry_the_server_message(server: str) -> None:
     assert e.value.status == 404
     with pytest.raises(mlship.MlshipError, match=r"cannot reach the mlship server"):
         mlship.Client("http://127.0.0.1:9").predict(pd.DataFrame({"a": [1.0]}), model="x")
+
+
+def test_upload_needs_an_admin_token(tmp_path: Path) -> None:
+    """A server whose registry has tokens: a predict-scope token cannot upload (403, nothing registered), an admin one
+    can, and without any token the server answers 401."""
+    reg = f"sqlite:{tmp_path / 'r.db'}"
+    predict = json.loads(mlship_cli("tokens", "create", "--scope", "predict", "--registry", reg, "--json").stdout)
+    admin = json.loads(mlship_cli("tokens", "create", "--scope", "admin", "--registry", reg, "--json").stdout)
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    p = tmp_path / "b"
+    mlship.save(LogisticRegression(max_iter=500).fit(X, y), p, sample=X, name="guarded")
+    proc, url = start_server(reg, ["guarded"])
+    try:
+        with pytest.raises(mlship.ServerError, match=r"admin") as e:
+            mlship.register(p, server=url, token=predict["token"])
+        assert e.value.status == 403
+        with pytest.raises(mlship.ServerError) as e:
+            mlship.register(p, server=url)
+        assert e.value.status == 401
+        listed = mlship_cli("models", "list", "--registry", reg, "--json").stdout
+        assert json.loads(listed) == [], "nothing registered by a refused upload"
+        v = mlship.register(p, server=url, token=admin["token"])
+        assert v["version"] == 1
+    finally:
+        stop_server(proc)
