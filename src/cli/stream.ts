@@ -1,6 +1,7 @@
 // `mlship stream`: score messages from a broker (or JSON lines) and produce results, at least once.
 import { Command, Option } from "commander";
 import pino from "pino";
+import { redactingLogger, redactUrl } from "../protocol/redact.ts";
 import { isStdio } from "../stream/connectors/index.ts";
 import {
 	AVRO_FRAMINGS,
@@ -175,7 +176,11 @@ export function streamCommand(): Command {
 					Pick<StreamOpts, "model" | "from" | "to">
 				>;
 				const log = pino(
-					{ level: opts.logLevel, base: { pid: process.pid } },
+					{
+						...redactingLogger,
+						level: opts.logLevel,
+						base: { pid: process.pid },
+					},
 					pino.destination(2),
 				);
 				let running: Awaited<ReturnType<typeof runStream>> | undefined;
@@ -330,7 +335,7 @@ function replayCommand(): Command {
 				out.write(
 					opts.json
 						? `${JSON.stringify(r)}\n`
-						: `replayed ${r.replayed} dead letter(s) from ${opts.from} to ${opts.to}\n`,
+						: `replayed ${r.replayed} dead letter(s) from ${redactUrl(opts.from)} to ${redactUrl(opts.to)}\n`,
 				);
 			}),
 		);

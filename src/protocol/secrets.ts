@@ -110,3 +110,42 @@ export function tlsFromParams(
 			: {}),
 	};
 }
+
+/**
+ * A `postgres://` URL as node-postgres should get it: a `password_file=PATH` parameter is replaced by the file's
+ * contents as the URL's password (node-postgres reads PGPASSWORD and ~/.pgpass itself, and `sslmode`,
+ * `sslrootcert`, `sslcert`, `sslkey` from the URL). The result holds the password: never show it, show the input.
+ * @example pgConnectionUrl("postgres://app@db/prod?password_file=/run/secrets/pg&sslmode=verify-full")
+ */
+export function pgConnectionUrl(url: string): string {
+	if (!/[?&]password_file=/.test(url)) return url;
+	let u: URL;
+	try {
+		u = new URL(url);
+	} catch {
+		return url;
+	}
+	const file = u.searchParams.get("password_file") as string;
+	if (u.password)
+		throw new MlshipError(
+			"MLSHIP_INVALID_ARGUMENT",
+			`'${redactUrl(url)}': give the password either in the URL or with password_file=, not both`,
+		);
+	u.searchParams.delete("password_file");
+	u.password = encodeURIComponent(
+		readSecretFile(file, `'${redactUrl(url)}' password_file`, { trim: true }),
+	);
+	return u.toString();
+}
+
+/** Parses a connection URI; a malformed one is refused naming the expected form (and never showing a password). */
+export function parseConnectionUrl(uri: string, expected: string): URL {
+	try {
+		return new URL(uri);
+	} catch {
+		throw new MlshipError(
+			"MLSHIP_INVALID_ARGUMENT",
+			`'${redactUrl(uri)}': not a URL; expected ${expected} (percent-encode @ : / in a password)`,
+		);
+	}
+}
