@@ -25,6 +25,8 @@ export interface GrpcServerOptions {
 	maxMessageBytes?: number;
 	/** Called with errors answered as INTERNAL (their details never reach clients), e.g. to log them. */
 	onInternalError?: (err: unknown, method: string) => void;
+	/** Listener credentials (default: plaintext); TLS ones from ServerTls.grpcCredentials follow certificate reloads. */
+	credentials?: grpc.ServerCredentials;
 }
 
 export interface GrpcServer {
@@ -264,7 +266,7 @@ export async function startGrpcServer(
 	const port = await new Promise<number>((resolve, reject) => {
 		server.bindAsync(
 			address,
-			grpc.ServerCredentials.createInsecure(),
+			opts.credentials ?? grpc.ServerCredentials.createInsecure(),
 			(err, bound) => {
 				if (err)
 					reject(

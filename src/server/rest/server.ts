@@ -36,6 +36,8 @@ export interface RestServerOptions {
 	 * one —, model, version). Default false: then no per-request hook is registered.
 	 */
 	accessLog?: boolean;
+	/** Serve HTTPS with these options (cert, key, client CA): see ServerTls.httpsOptions. Default: plain HTTP. */
+	https?: import("node:https").ServerOptions;
 }
 
 export const DEFAULT_BODY_LIMIT = 64 * 1024 * 1024;
@@ -69,7 +71,9 @@ export function createRestServer(
 		opts.requestTimeoutMs !== undefined && opts.requestTimeoutMs > 0
 			? opts.requestTimeoutMs
 			: undefined;
-	const app = Fastify({
+	// With `https` Fastify's server is an https.Server; routes and hooks are the same, so one instance type serves.
+	const app = (Fastify as (o: object) => FastifyInstance)({
+		...(opts.https ? { https: opts.https } : {}),
 		bodyLimit,
 		requestTimeout: timeout ?? 0,
 		...(opts.logger ? { loggerInstance: opts.logger } : { logger: false }),
