@@ -1,6 +1,6 @@
 // Outgoing TLS and credentials against real TLS-enabled servers with certificates made at test time: PostgreSQL
 // (sslmode=verify-full, sslrootcert, password_file), Redis (rediss://, ACL user), NATS (tls://, user/password,
-// token, NKey). Each is used through mlship's own URIs; plaintext, an untrusted CA and wrong secrets are refused.
+// token, NKey), Kafka (SASL_SSL with PLAIN and SCRAM). Each is used through mlship's own URIs; plaintext, an untrusted CA and wrong secrets are refused.
 import assert from "node:assert/strict";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -10,6 +10,7 @@ import { connectPg, pgQuery } from "../../src/batch/pg.ts";
 import { openRegistry } from "../../src/registry/open.ts";
 import { openSink, openSource } from "../../src/stream/connectors/index.ts";
 import type { Source } from "../../src/stream/types.ts";
+import { startKafka } from "../harness/kafka.ts";
 import { startNats } from "../harness/nats.ts";
 import { startPostgres } from "../harness/postgres.ts";
 import { startRedis } from "../harness/redis.ts";
@@ -166,7 +167,7 @@ describe("NATS over TLS with a user and password, a token, an NKey", () => {
 		await Promise.all(stop.map((s) => s()));
 	});
 
-	it("tls://app@… with ca= and password_file= round-trips messages; plaintext and a wrong password are refused", async () => {
+	it("tls://app@… with ca= and password_file= round-trips messages; a wrong password is refused", async () => {
 		const n = await startNats({
 			auth: { user: "app", pass: SECRET },
 			tls: { cert: certs.serverCert, key: certs.serverKey },
@@ -195,6 +196,56 @@ describe("NATS over TLS with a user and password, a token, an NKey", () => {
 		stop.push(() => k.stop());
 		await roundTrip(
 			`nats://127.0.0.1:${k.port}/NK/s.one?nkey_file=${seedFile}`,
+		);
+	});
+});
+
+describe("Kafka over SASL_SSL: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512", () => {
+	let kafka: Awaited<ReturnType<typeof startKafka>>;
+	before(async () => {
+		kafka = await startKafka({
+			saslSsl: {
+				cert: certs.serverCert,
+				key: certs.serverKey,
+				users: [{ name: "app", password: SECRET }],
+			},
+		});
+	});
+	after(async () => {
+		await kafka?.stop();
+	});
+
+	for (const [mechanism, n] of [
+		["plain", 1],
+		["scram-sha-256", 2],
+		["scram-sha-512", 3],
+	] as const)
+		it(`kafka://app@… with sasl=${mechanism}, ca= and password_file= round-trips messages`, async () => {
+			await roundTrip(
+				`kafka://app@127.0.0.1:${kafka.port}/t${n}?sasl=${mechanism}&ca=${certs.ca}&password_file=${pwFile}`,
+			);
+		});
+
+	it("the password can be in the URI (percent-encoded) or MLSHIP_KAFKA_PASSWORD", async () => {
+		await roundTrip(
+			`kafka://app:${encodeURIComponent(SECRET)}@127.0.0.1:${kafka.port}/t4?sasl=scram-sha-256&ca=${certs.ca}`,
+		);
+		process.env.MLSHIP_KAFKA_PASSWORD = SECRET;
+		try {
+			await roundTrip(`kafka://app@127.0.0.1:${kafka.port}/t5?ca=${certs.ca}`);
+		} finally {
+			delete process.env.MLSHIP_KAFKA_PASSWORD;
+		}
+	});
+
+	it("refuses a wrong password and an untrusted CA", async () => {
+		await refused(
+			`kafka://app:wrong@127.0.0.1:${kafka.port}/t6?sasl=scram-sha-256&ca=${certs.ca}`,
+			/SASL|[Aa]uthentication/,
+		);
+		await refused(
+			`kafka://app@127.0.0.1:${kafka.port}/t7?ca=${otherCa}&password_file=${pwFile}`,
+			/self[- ]signed|unable to (verify|get local issuer)|certificate/i,
 		);
 	});
 });

@@ -509,7 +509,8 @@ export function kafkaSink(uri: string, opts: SinkOptions = {}): Sink {
 			if (messages.length === 0) return;
 			ready ??= ensureTopic(a).catch((err) => {
 				ready = undefined;
-				throw err;
+				// Flattened like the source's errors: the reason (SASL, TLS) is nested several causes deep.
+				throw new Error(describe(err), { cause: err });
 			});
 			await ready;
 			try {
