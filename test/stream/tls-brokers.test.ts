@@ -100,6 +100,18 @@ describe("PostgreSQL over TLS", () => {
 		}
 	});
 
+	it("the password can come from PGPASSWORD (libpq's variable, read by node-postgres)", async () => {
+		process.env.PGPASSWORD = SECRET;
+		try {
+			const c = await connectPg(
+				`${base}?sslmode=verify-full&sslrootcert=${certs.ca}`,
+			);
+			await c.end();
+		} finally {
+			delete process.env.PGPASSWORD;
+		}
+	});
+
 	it("refuses plaintext, an untrusted CA and a wrong password", async () => {
 		await assert.rejects(
 			connectPg(`${base}?sslmode=disable&password_file=${pwFile}`),
