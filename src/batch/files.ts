@@ -18,6 +18,7 @@ import {
 import type { ColumnSource } from "../codec/table.ts";
 import { DATATYPE_INFO, type Datatype } from "../protocol/datatypes.ts";
 import { MlshipError } from "../protocol/errors.ts";
+import { sqlString } from "../protocol/sql.ts";
 
 export type FileFormat = "csv" | "jsonl" | "parquet";
 
@@ -31,16 +32,6 @@ export function formatOf(path: string, override?: string): FileFormat {
 		"MLSHIP_INVALID_ARGUMENT",
 		`cannot tell the format of '${path}' from its extension; use .csv, .jsonl or .parquet (or --input-format/--output-format)`,
 	);
-}
-
-/** SQL string literal. */
-export function sqlString(s: string): string {
-	return `'${s.replaceAll("'", "''")}'`;
-}
-
-/** SQL identifier. */
-export function sqlIdent(s: string): string {
-	return `"${s.replaceAll('"', '""')}"`;
 }
 
 /**

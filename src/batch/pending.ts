@@ -4,14 +4,16 @@
 import type pg from "pg";
 import type { ModelInstance, ModelProvider } from "../dataplane/instance.ts";
 import { invalidInput, MlshipError } from "../protocol/errors.ts";
-import { type RejectedLine, sqlIdent } from "./files.ts";
+import { redactUrl } from "../protocol/redact.ts";
+import { pgIdent, pgTable } from "../protocol/sql.ts";
+import type { RejectedLine } from "./files.ts";
 import { connectPg, pgQuery, pgTypeName } from "./pg.ts";
 import { sleep } from "./schedule.ts";
 import { scoreSource } from "./score.ts";
 import { PostgresSink } from "./sinks/postgres.ts";
 import { rowsChunk } from "./sources/rows.ts";
 import type { BatchSource, SourceChunk } from "./types.ts";
-import { parseLocation, tableIdent } from "./uri.ts";
+import { parseLocation } from "./uri.ts";
 
 export interface PendingOptions {
 	/** `postgres://…?table=FEATURES`: the table holding pending rows. */
@@ -96,12 +98,12 @@ export const CTID = "mlship_ctid";
 /** With CTID, names a row of a partitioned or inherited table (a ctid alone repeats across partitions). */
 const TABLEOID = "mlship_tableoid";
 
-function pgTable(uri: string, role: string): { url: string; table: string } {
+function pgLocation(uri: string, role: string): { url: string; table: string } {
 	const loc = parseLocation(uri, "sink");
 	if (loc.kind !== "postgres")
 		throw new MlshipError(
 			"MLSHIP_INVALID_ARGUMENT",
-			`${role} '${uri}': the pending-records pattern needs a PostgreSQL table (postgres://USER@HOST/DB?table=NAME)`,
+			`${role} '${redactUrl(uri)}': the pending-records pattern needs a PostgreSQL table (postgres://USER@HOST/DB?table=NAME)`,
 		);
 	return { url: loc.url, table: loc.table as string };
 }
@@ -125,14 +127,14 @@ export async function runPending(
 		first.release();
 	}
 	const started = performance.now();
-	const src = pgTable(opts.table, "--table");
-	const dst = pgTable(opts.sink, "--sink");
+	const src = pgLocation(opts.table, "--table");
+	const dst = pgLocation(opts.sink, "--sink");
 	if (src.url !== dst.url)
 		throw new MlshipError(
 			"MLSHIP_INVALID_ARGUMENT",
 			"the sink must be in the same PostgreSQL database as the pending rows: predictions are written in the transaction that marks them",
 		);
-	const errors = opts.errors ? pgTable(opts.errors, "--errors") : undefined;
+	const errors = opts.errors ? pgLocation(opts.errors, "--errors") : undefined;
 	if (errors && errors.url !== src.url)
 		throw new MlshipError(
 			"MLSHIP_INVALID_ARGUMENT",
@@ -144,7 +146,7 @@ export async function runPending(
 	const mark = opts.markColumn ?? "scored_at";
 	const chunkRows = opts.chunkRows ?? 1000;
 	const keep = [...new Set([key, ...(opts.keep ?? [])])];
-	const t = tableIdent(src.table);
+	const t = pgTable(src.table);
 	const label = `PostgreSQL table '${src.table}'`;
 	const client = await connectPg(src.url);
 	const totals = { in: 0, scored: 0, rejected: 0, chunks: 0 };
@@ -155,10 +157,10 @@ export async function runPending(
 			done === "mark" ? [key, mark] : [key],
 			mark,
 		);
-		const claim = `SELECT tableoid AS ${TABLEOID}, ctid AS ${CTID}, * FROM ${t}${done === "mark" ? ` WHERE ${sqlIdent(mark)} IS NULL` : ""} ORDER BY ${sqlIdent(key)} LIMIT $1 FOR UPDATE SKIP LOCKED`;
+		const claim = `SELECT tableoid AS ${TABLEOID}, ctid AS ${CTID}, * FROM ${t}${done === "mark" ? ` WHERE ${pgIdent(mark)} IS NULL` : ""} ORDER BY ${pgIdent(key)} LIMIT $1 FOR UPDATE SKIP LOCKED`;
 		const finish =
 			done === "mark"
-				? `UPDATE ${t} SET ${sqlIdent(mark)} = now() WHERE (tableoid, ctid) IN (SELECT * FROM unnest($1::oid[], $2::tid[]))`
+				? `UPDATE ${t} SET ${pgIdent(mark)} = now() WHERE (tableoid, ctid) IN (SELECT * FROM unnest($1::oid[], $2::tid[]))`
 				: `DELETE FROM ${t} WHERE (tableoid, ctid) IN (SELECT * FROM unnest($1::oid[], $2::tid[]))`;
 		// One sink for the run: it creates its tables (DDL under an advisory lock) with the first chunk only.
 		const sink = new PostgresSink(dst.url, dst.table, client);
@@ -242,7 +244,7 @@ async function checkColumns(
 	const r = await pgQuery<{ name: string }>(
 		client,
 		"SELECT attname AS name FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped",
-		[tableIdent(table)],
+		[pgTable(table)],
 	);
 	if (r.rows.length === 0)
 		throw invalidInput(`PostgreSQL table '${table}' does not exist`);
@@ -251,7 +253,7 @@ async function checkColumns(
 		if (!have.has(c))
 			throw invalidInput(
 				c === mark
-					? `PostgreSQL table '${table}' has no column '${mark}' to mark scored rows; add it (ALTER TABLE ${tableIdent(table)} ADD COLUMN ${sqlIdent(mark)} timestamptz) or use --done delete`
+					? `PostgreSQL table '${table}' has no column '${mark}' to mark scored rows; add it (ALTER TABLE ${pgTable(table)} ADD COLUMN ${pgIdent(mark)} timestamptz) or use --done delete`
 					: `PostgreSQL table '${table}' has no key column '${c}' (set --key)`,
 			);
 }

@@ -1,6 +1,7 @@
 // PostgreSQL connections for batch jobs: one client, its errors mapped to mlship's codes, type names shared by sources and sinks.
 import pg from "pg";
 import { MlshipError } from "../protocol/errors.ts";
+import { pgConnectionUrl } from "../protocol/secrets.ts";
 
 // bigint columns (ids) read as BigInt rather than text, so they stay numbers in every sink and error record.
 const TYPES = {
@@ -12,7 +13,10 @@ const TYPES = {
 
 /** Opens one client; "cannot connect" is MLSHIP_UNAVAILABLE (exit 6), so a scheduler can retry. */
 export async function connectPg(url: string): Promise<pg.Client> {
-	const client = new pg.Client({ connectionString: url, types: TYPES });
+	const client = new pg.Client({
+		connectionString: pgConnectionUrl(url),
+		types: TYPES,
+	});
 	// A connection that dies between queries emits 'error'; unheard, that would crash the process.
 	client.on("error", () => {});
 	try {

@@ -1,7 +1,6 @@
 // Batch source and sink URIs: files and globs, `duckdb:QUERY`, `sqlite:PATH?table=T|query=Q`, `postgres://…?table=T|query=Q`.
 import { MlshipError } from "../protocol/errors.ts";
 import { redactUrl } from "../protocol/redact.ts";
-import { sqlIdent } from "./files.ts";
 
 export type Location =
 	| { kind: "file"; path: string }
@@ -86,9 +85,4 @@ function bad(uri: string, role: string, why: string): MlshipError {
 		"MLSHIP_INVALID_ARGUMENT",
 		`${role} '${redactUrl(uri)}': ${why} (e.g. sqlite:features.db?table=customers, postgres://user@host/db?query=SELECT …, duckdb:SELECT … FROM 'x.parquet', or a file/glob)`,
 	);
-}
-
-/** A SQL table name, possibly schema-qualified (`analytics.scores`), quoted part by part. */
-export function tableIdent(name: string): string {
-	return name.split(".").map(sqlIdent).join(".");
 }

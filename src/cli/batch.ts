@@ -7,6 +7,7 @@ import type { BatchRunSummary } from "../batch/run.ts";
 import { runSchedule, type ScheduleEvent } from "../batch/schedule.ts";
 import type { ModelProvider } from "../dataplane/instance.ts";
 import { MlshipError } from "../protocol/errors.ts";
+import { redactText, redactValue } from "../protocol/redact.ts";
 import {
 	action,
 	EXIT,
@@ -217,10 +218,11 @@ function scheduleCommand(): Command {
 									failed = true;
 									metrics?.failed();
 								}
+								// A failed run's error may quote a source or sink URI: shown without its password.
 								process.stdout.write(
 									opts.json
-										? `${JSON.stringify(e)}\n`
-										: `${describeEvent(e)}\n`,
+										? `${JSON.stringify(redactValue(e))}\n`
+										: `${redactText(describeEvent(e))}\n`,
 								);
 							},
 						},

@@ -1,6 +1,7 @@
 // Shared CLI plumbing: error reporting with exit codes, --json output, progress on a terminal.
 import { type Command, InvalidArgumentError } from "commander";
 import { type ErrorCode, toMlshipError } from "../protocol/errors.ts";
+import { redactText, redactValue } from "../protocol/redact.ts";
 
 /** Process exit codes (stable, for cron, Kubernetes and CI). */
 export const EXIT: Readonly<Record<ErrorCode | "OK", number>> = {
@@ -37,13 +38,15 @@ export function action<A extends unknown[]>(
 			const e = toMlshipError(err);
 			const cmd = args[args.length - 1] as Command | undefined;
 			const json = Boolean(cmd?.optsWithGlobals?.().json);
+			// Messages quote URIs and client libraries' errors: a password in either is hidden here, for every command.
+			const message = redactText(e.message);
 			if (json)
 				process.stdout.write(
-					`${JSON.stringify({ error: e.message, code: e.code })}\n`,
+					`${JSON.stringify({ error: message, code: e.code })}\n`,
 				);
-			else process.stderr.write(`error: ${e.message}\n`);
+			else process.stderr.write(`error: ${message}\n`);
 			if (e.code === "MLSHIP_INTERNAL" && process.env.MLSHIP_DEBUG && e.cause)
-				console.error(e.cause);
+				console.error(redactValue(e.cause));
 			process.exitCode = EXIT[e.code];
 		}
 	};
@@ -56,7 +59,9 @@ export function output(
 	human: () => string,
 ): void {
 	process.stdout.write(
-		json ? `${JSON.stringify(data, null, 2)}\n` : `${human()}\n`,
+		json
+			? `${JSON.stringify(redactValue(data), null, 2)}\n`
+			: `${redactText(human())}\n`,
 	);
 }
 

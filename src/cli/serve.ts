@@ -11,6 +11,9 @@ import {
 import { action, example } from "./common.ts";
 
 interface ServeOpts {
+	tlsCert?: string;
+	tlsKey?: string;
+	tlsClientCa?: string;
 	model?: string[];
 	config?: string;
 	host?: string;
@@ -139,6 +142,15 @@ export function serveCommand(): Command {
 			"auto (pretty with a banner on a terminal, else JSON lines) | json | pretty",
 		)
 		.option(
+			"--tls-cert <file>",
+			"PEM certificate: REST and gRPC listen with TLS only (with --tls-key; reloaded on SIGHUP)",
+		)
+		.option("--tls-key <file>", "PEM private key of --tls-cert")
+		.option(
+			"--tls-client-ca <file>",
+			"mTLS: require client certificates signed by this CA (others are refused)",
+		)
+		.option(
 			"--access-log",
 			"log each request: method, path, status, duration, request id, model, version (off by default: costs nothing)",
 		)
@@ -174,6 +186,9 @@ export function serveCommand(): Command {
 					headers_timeout_ms: opts.headersTimeoutMs,
 					max_header_bytes: opts.maxHeaderBytes,
 					model_root: opts.modelRoot,
+					tls_cert: opts.tlsCert,
+					tls_key: opts.tlsKey,
+					tls_client_ca: opts.tlsClientCa,
 				};
 				if (models.length > 0) flags.models = models;
 				const settings = resolveSettings(flags, opts.config);
@@ -223,6 +238,22 @@ export function serveCommand(): Command {
 						() => process.exit(1),
 					);
 				};
+				// SIGHUP: new certificate files (renewed by cert-manager, certbot…) for new connections; none is dropped.
+				process.on("SIGHUP", () => {
+					if (!server.tls) {
+						server.logger.warn("SIGHUP: no TLS configured; nothing to reload");
+						return;
+					}
+					try {
+						server.reloadTls();
+						server.logger.info("TLS certificate reloaded");
+					} catch (err) {
+						server.logger.error(
+							{ err: (err as Error).message },
+							"TLS reload failed; still serving the previous certificate",
+						);
+					}
+				});
 				process.once("SIGTERM", () => stop("SIGTERM"));
 				process.once("SIGINT", () => stop("SIGINT"));
 			}),
@@ -233,6 +264,7 @@ export function serveCommand(): Command {
 		"mlship serve --registry postgres://mlship@db/registry --model price@production --entity-key price=city --lazy --max-loaded-models 1000 --memory-budget 4GiB",
 		"mlship serve -m ./bundles/gbdt:gbdt --http-port 9000 --grpc-port -1 --max-batch-size 64",
 		"mlship serve --model churn@production --auth required --rate-limit predict=1000/s   # tokens: mlship tokens create --scope predict",
+		"mlship serve -m examples/iris --tls-cert server.pem --tls-key server.key --tls-client-ca clients-ca.pem   # then: kill -HUP <pid> after renewing",
 		'curl -s localhost:8080/v2/models/iris-logreg/infer -d \'{"inputs":[{"name":"float_input","datatype":"FP32","shape":[1,4],"data":[5.1,3.5,1.4,0.2]}]}\'',
 	);
 }

@@ -2,8 +2,9 @@
 import { resolve } from "node:path";
 import { DuckDBInstance } from "@duckdb/node-api";
 import { Command } from "commander";
-import { copyOptions, formatOf, sqlString } from "../batch/files.ts";
+import { copyOptions, formatOf } from "../batch/files.ts";
 import { MlshipError } from "../protocol/errors.ts";
+import { sqlString } from "../protocol/sql.ts";
 import { registerDuckDBFunctions } from "../sql/duckdb.ts";
 import { modelRefsIn } from "../sql/models.ts";
 import { action, example, output, textTable } from "./common.ts";

@@ -1,6 +1,7 @@
 // `mlship stream`: score messages from a broker (or JSON lines) and produce results, at least once.
 import { Command, Option } from "commander";
 import pino from "pino";
+import { redactingLogger, redactUrl, redactValue } from "../protocol/redact.ts";
 import { isStdio } from "../stream/connectors/index.ts";
 import {
 	AVRO_FRAMINGS,
@@ -175,7 +176,11 @@ export function streamCommand(): Command {
 					Pick<StreamOpts, "model" | "from" | "to">
 				>;
 				const log = pino(
-					{ level: opts.logLevel, base: { pid: process.pid } },
+					{
+						...redactingLogger,
+						level: opts.logLevel,
+						base: { pid: process.pid },
+					},
 					pino.destination(2),
 				);
 				let running: Awaited<ReturnType<typeof runStream>> | undefined;
@@ -255,7 +260,7 @@ export function streamCommand(): Command {
 				const stats = await s.done;
 				log.info(stats, "stream stopped");
 				if (opts.json) {
-					const text = `${JSON.stringify(stats)}\n`;
+					const text = `${JSON.stringify(redactValue(stats))}\n`;
 					if (isStdio(to)) process.stderr.write(text);
 					else process.stdout.write(text);
 				}
@@ -329,8 +334,8 @@ function replayCommand(): Command {
 				const out = isStdio(opts.to) ? process.stderr : process.stdout;
 				out.write(
 					opts.json
-						? `${JSON.stringify(r)}\n`
-						: `replayed ${r.replayed} dead letter(s) from ${opts.from} to ${opts.to}\n`,
+						? `${JSON.stringify(redactValue(r))}\n`
+						: `replayed ${r.replayed} dead letter(s) from ${redactUrl(opts.from)} to ${redactUrl(opts.to)}\n`,
 				);
 			}),
 		);

@@ -2,6 +2,7 @@
 import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { MlshipError } from "../protocol/errors.ts";
+import { redactUrl } from "../protocol/redact.ts";
 import { SqliteStore } from "./store/sqlite/store.ts";
 import type { ModelStore } from "./types.ts";
 
@@ -42,7 +43,7 @@ export async function openRegistry(
 	if (path === undefined || path === "")
 		throw new MlshipError(
 			"MLSHIP_INVALID_ARGUMENT",
-			`unknown registry '${uri}': expected sqlite:PATH, a path ending in .db or .sqlite (e.g. sqlite:.mlship/registry.db), or postgres://USER@HOST/DATABASE`,
+			`unknown registry '${redactUrl(uri)}': expected sqlite:PATH, a path ending in .db or .sqlite (e.g. sqlite:.mlship/registry.db), or postgres://USER@HOST/DATABASE`,
 		);
 	if (path === ":memory:") return new SqliteStore(path);
 	const full = resolve(path);

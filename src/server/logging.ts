@@ -2,6 +2,7 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import pino, { type Logger } from "pino";
 import type { RepositoryEntry } from "../dataplane/types.ts";
+import { redactingLogger, redactUrl } from "../protocol/redact.ts";
 import type { ServerSettings } from "./settings.ts";
 
 /** True when logs should be pretty: `--log-format pretty`, or `auto` (the default) with stdout on a terminal. */
@@ -18,10 +19,11 @@ export function prettyLogs(
  */
 export async function createLogger(settings: ServerSettings): Promise<Logger> {
 	const level = settings.log_level;
-	if (!prettyLogs(settings.log_format)) return pino({ level });
+	if (!prettyLogs(settings.log_format))
+		return pino({ ...redactingLogger, level });
 	const { default: pretty } = await import("pino-pretty");
 	return pino(
-		{ level },
+		{ ...redactingLogger, level },
 		pretty({
 			colorize: process.stdout.isTTY === true,
 			translateTime: "SYS:HH:MM:ss.l",
@@ -67,9 +69,7 @@ export function banner(i: BannerInfo): string {
 }
 
 /** A URI with any password in its user info shown as `***` (a banner is read over shoulders and pasted in tickets). */
-export function hidePassword(uri: string): string {
-	return uri.replace(/\/\/([^:/@]*):[^@/]*@/, "//$1:***@");
-}
+export const hidePassword = redactUrl;
 
 const SERVED = Symbol("mlship.served");
 type Marked = FastifyRequest & { [SERVED]?: string };

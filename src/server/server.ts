@@ -12,6 +12,7 @@ import type { startGrpcServer } from "./grpc/index.ts";
 import { createLogger } from "./logging.ts";
 import { createRestServer } from "./rest/index.ts";
 import type { ServerSettings } from "./settings.ts";
+import { ServerTls, tlsFilesFrom } from "./tls.ts";
 
 // Kept here too for the callers that import it with the server.
 export { defaultModelName } from "../bundle/model-name.ts";
@@ -83,6 +84,13 @@ export interface RunningServer {
 	grpcPort: number;
 	dataPlane: DataPlane;
 	logger: Logger;
+	/** Whether REST and gRPC listen with TLS (tls_cert/tls_key). */
+	tls: boolean;
+	/**
+	 * Reads the TLS files again and serves new connections with them (SIGHUP); open connections keep theirs.
+	 * A reload that fails keeps the old certificate and throws why. No-op without TLS.
+	 */
+	reloadTls(): void;
 	/** Stops accepting, lets in-flight requests finish (up to shutdown_grace_ms), unloads models. */
 	close(): Promise<void>;
 }
@@ -155,6 +163,9 @@ export async function startServer(
 				),
 			);
 	};
+	// Read (and checked) before anything loads: a wrong path fails fast, naming the flag.
+	const tlsFiles = tlsFilesFrom(settings);
+	const tls = tlsFiles ? new ServerTls(tlsFiles) : undefined;
 	const load: Record<string, number> = {};
 	if (settings.workers) load.workers = settings.workers;
 	if (settings.intra_op_threads)
@@ -213,6 +224,7 @@ export async function startServer(
 		...(settings.model_root !== undefined && {
 			modelRoot: settings.model_root,
 		}),
+		...(tls ? { https: tls.httpsOptions() } : {}),
 	});
 	let grpc: Awaited<ReturnType<typeof startGrpcServer>> | undefined;
 	let httpPort: number;
@@ -241,6 +253,11 @@ export async function startServer(
 					}),
 					onInternalError: (err, method) =>
 						log.error({ err, method }, "grpc internal error"),
+					...(tls
+						? {
+								credentials: tls.grpcCredentials(await import("@grpc/grpc-js")),
+							}
+						: {}),
 				})
 				.catch((err: unknown) => {
 					throw listenError("gRPC", settings.host, settings.grpc_port, err);
@@ -255,8 +272,20 @@ export async function startServer(
 		);
 		throw err;
 	}
+	// The https server takes each reload's context for new handshakes (grpc-js does the same through its provider).
+	tls?.onChange(() =>
+		(rest.server as import("node:https").Server).setSecureContext(
+			tls.httpsOptions(),
+		),
+	);
 	log.info(
-		{ http: httpPort, grpc: grpc?.port ?? null, host: settings.host },
+		{
+			http: httpPort,
+			grpc: grpc?.port ?? null,
+			host: settings.host,
+			tls: tls !== undefined,
+			mtls: tls?.files.clientCa !== undefined,
+		},
 		"mlship serving",
 	);
 	let closing: Promise<void> | undefined;
@@ -265,6 +294,10 @@ export async function startServer(
 		grpcPort: grpc?.port ?? -1,
 		dataPlane: dp,
 		logger: log,
+		tls: tls !== undefined,
+		reloadTls() {
+			tls?.reload();
+		},
 		close() {
 			closing ??= (async () => {
 				const grace = new Promise<void>((r) =>

@@ -136,6 +136,25 @@ export const ServerSettingsSchema = z
 		access_log: flag().describe(
 			"log one line per request: method, path, status, duration, request id, model, version (MLSHIP_ACCESS_LOG)",
 		),
+		tls_cert: z
+			.string()
+			.min(1)
+			.optional()
+			.describe(
+				"PEM certificate (chain) for REST and gRPC; with tls_key, both listen with TLS only; reloaded on SIGHUP (MLSHIP_TLS_CERT)",
+			),
+		tls_key: z
+			.string()
+			.min(1)
+			.optional()
+			.describe("PEM private key of tls_cert (MLSHIP_TLS_KEY)"),
+		tls_client_ca: z
+			.string()
+			.min(1)
+			.optional()
+			.describe(
+				"PEM CA bundle: clients must present a certificate it signed (mTLS); others are refused (MLSHIP_TLS_CLIENT_CA)",
+			),
 		log_level: z
 			.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
 			.default("info")

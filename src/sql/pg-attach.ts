@@ -4,7 +4,6 @@
 // attachment row, and are read together when one of them changes.
 import { createHash } from "node:crypto";
 import type pg from "pg";
-import { sqlIdent } from "../batch/files.ts";
 import { ClaimedRows, CTID } from "../batch/pending.ts";
 import { connectPg, pgQuery } from "../batch/pg.ts";
 import { sleep } from "../batch/schedule.ts";
@@ -15,7 +14,6 @@ import type {
 	KeptColumn,
 	PredictionColumn,
 } from "../batch/types.ts";
-import { tableIdent } from "../batch/uri.ts";
 import {
 	type FollowedModel,
 	followModel,
@@ -25,6 +23,7 @@ import {
 import type { RunnerMetrics } from "../monitor/metrics.ts";
 import { DATATYPE_INFO } from "../protocol/datatypes.ts";
 import { invalidInput, MlshipError } from "../protocol/errors.ts";
+import { dollarQuote, pgIdent, pgTable, sqlString } from "../protocol/sql.ts";
 
 /** Where mlship remembers what is attached (table, column, model) in the user's database. */
 const ATTACHMENTS = "mlship_attachments";
@@ -109,7 +108,7 @@ export async function attach(
 	});
 	const c = await connectPg(opts.db);
 	try {
-		const t = tableIdent(opts.table);
+		const t = pgTable(opts.table);
 		const cols = await tableColumns(c, opts.table);
 		const key = opts.key ?? (await primaryKey(c, opts.table));
 		const keyType = cols.get(key);
@@ -132,29 +131,29 @@ export async function attach(
 		await ensureAttachmentsTable(c);
 		await pgQuery(
 			c,
-			`ALTER TABLE ${t} ADD COLUMN IF NOT EXISTS ${sqlIdent(opts.column)} ${ctype}`,
+			`ALTER TABLE ${t} ADD COLUMN IF NOT EXISTS ${pgIdent(opts.column)} ${ctype}`,
 		);
 		await pgQuery(
 			c,
-			`CREATE TABLE IF NOT EXISTS ${sqlIdent(n.queue)} (key ${keyType} PRIMARY KEY, queued_at timestamptz NOT NULL DEFAULT clock_timestamp())`,
+			`CREATE TABLE IF NOT EXISTS ${pgIdent(n.queue)} (key ${keyType} PRIMARY KEY, queued_at timestamptz NOT NULL DEFAULT clock_timestamp())`,
 		);
 		await pgQuery(
 			c,
-			`CREATE OR REPLACE FUNCTION ${sqlIdent(n.fn)}() RETURNS trigger LANGUAGE plpgsql AS $$
+			`CREATE OR REPLACE FUNCTION ${pgIdent(n.fn)}() RETURNS trigger LANGUAGE plpgsql AS ${dollarQuote(`
 BEGIN
 	-- DO UPDATE (not DO NOTHING) waits for a worker that holds this key: once it commits and removes the key, the
 	-- row is queued again, so a change made while the worker read the old features is scored too.
-	INSERT INTO ${sqlIdent(n.queue)} (key) VALUES (NEW.${sqlIdent(key)})
+	INSERT INTO ${pgIdent(n.queue)} (key) VALUES (NEW.${pgIdent(key)})
 		ON CONFLICT (key) DO UPDATE SET queued_at = clock_timestamp();
-	PERFORM pg_notify('${n.channel}', '');
+	PERFORM pg_notify(${sqlString(n.channel)}, '');
 	RETURN NULL;
-END $$`,
+END`)}`,
 		);
-		await pgQuery(c, `DROP TRIGGER IF EXISTS ${sqlIdent(n.trigger)} ON ${t}`);
+		await pgQuery(c, `DROP TRIGGER IF EXISTS ${pgIdent(n.trigger)} ON ${t}`);
 		// Only feature changes queue a row: the worker's own update of the prediction column does not.
 		await pgQuery(
 			c,
-			`CREATE TRIGGER ${sqlIdent(n.trigger)} AFTER INSERT OR UPDATE OF ${model.features.map(sqlIdent).join(", ")} ON ${t} FOR EACH ROW EXECUTE FUNCTION ${sqlIdent(n.fn)}()`,
+			`CREATE TRIGGER ${pgIdent(n.trigger)} AFTER INSERT OR UPDATE OF ${model.features.map((f) => pgIdent(f)).join(", ")} ON ${t} FOR EACH ROW EXECUTE FUNCTION ${pgIdent(n.fn)}()`,
 		);
 		await pgQuery(
 			c,
@@ -174,7 +173,7 @@ END $$`,
 		if (opts.backfill) {
 			const r = await pgQuery(
 				c,
-				`INSERT INTO ${sqlIdent(n.queue)} (key) SELECT ${sqlIdent(key)} FROM ${t} ON CONFLICT (key) DO NOTHING`,
+				`INSERT INTO ${pgIdent(n.queue)} (key) SELECT ${pgIdent(key)} FROM ${t} ON CONFLICT (key) DO NOTHING`,
 			);
 			backfilled = r.rowCount ?? 0;
 		}
@@ -209,11 +208,11 @@ export async function detach(opts: {
 	try {
 		await getAttachment(c, opts.table, opts.column);
 		const n = objectNames(opts.table, opts.column);
-		const t = tableIdent(opts.table);
+		const t = pgTable(opts.table);
 		await pgQuery(c, "BEGIN");
-		await pgQuery(c, `DROP TRIGGER IF EXISTS ${sqlIdent(n.trigger)} ON ${t}`);
-		await pgQuery(c, `DROP FUNCTION IF EXISTS ${sqlIdent(n.fn)}()`);
-		await pgQuery(c, `DROP TABLE IF EXISTS ${sqlIdent(n.queue)}`);
+		await pgQuery(c, `DROP TRIGGER IF EXISTS ${pgIdent(n.trigger)} ON ${t}`);
+		await pgQuery(c, `DROP FUNCTION IF EXISTS ${pgIdent(n.fn)}()`);
+		await pgQuery(c, `DROP TABLE IF EXISTS ${pgIdent(n.queue)}`);
 		await pgQuery(
 			c,
 			`DELETE FROM ${ATTACHMENTS} WHERE table_name = $1 AND column_name = $2`,
@@ -222,7 +221,7 @@ export async function detach(opts: {
 		if (opts.dropColumn)
 			await pgQuery(
 				c,
-				`ALTER TABLE ${t} DROP COLUMN IF EXISTS ${sqlIdent(opts.column)}`,
+				`ALTER TABLE ${t} DROP COLUMN IF EXISTS ${pgIdent(opts.column)}`,
 			);
 		await pgQuery(c, "COMMIT");
 		return {
@@ -277,7 +276,7 @@ async function tableColumns(
 	const r = await pgQuery<{ name: string; type: string }>(
 		c,
 		"SELECT attname AS name, format_type(atttypid, atttypmod) AS type FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped",
-		[tableIdent(table)],
+		[pgTable(table)],
 	);
 	if (r.rows.length === 0)
 		throw invalidInput(`PostgreSQL table '${table}' does not exist`);
@@ -288,7 +287,7 @@ async function primaryKey(c: pg.Client, table: string): Promise<string> {
 	const r = await pgQuery<{ name: string }>(
 		c,
 		"SELECT a.attname AS name FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) WHERE i.indrelid = to_regclass($1) AND i.indisprimary",
-		[tableIdent(table)],
+		[pgTable(table)],
 	);
 	if (r.rows.length !== 1)
 		throw invalidInput(
@@ -304,7 +303,7 @@ function keyParam(v: unknown): unknown {
 
 /**
  * A type name stored in mlship_attachments as PostgreSQL resolves it, schema-qualified and quoted with the one
- * identifier-quoting helper; a name that is no type (edited, or an injection attempt) is refused.
+ * identifier-quoting helper (pgIdent); a name that is no type (edited, or an injection attempt) is refused.
  */
 async function storedType(
 	c: pg.Client,
@@ -322,7 +321,7 @@ async function storedType(
 		throw invalidInput(
 			`${ATTACHMENTS}: ${field} ${JSON.stringify(stored)} of ${a.table}.${a.column} is not a PostgreSQL type; attach the model again (mlship pg attach --table ${a.table} --column ${a.column} --model ${a.model})`,
 		);
-	return `${sqlIdent(t.nsp)}.${sqlIdent(t.name)}`;
+	return `${pgIdent(t.nsp)}.${pgIdent(t.name)}`;
 }
 
 /** Writes the first prediction column into the table's prediction column, by key, on the worker's transaction. */
@@ -354,7 +353,7 @@ class ColumnSink implements BatchSink {
 		const a = this.#a;
 		await pgQuery(
 			this.#client,
-			`UPDATE ${tableIdent(a.table)} AS t SET ${sqlIdent(a.column)} = u.v FROM unnest($1::${this.#keyType}[], $2::${this.#columnType}[]) AS u(k, v) WHERE t.${sqlIdent(a.key)} = u.k`,
+			`UPDATE ${pgTable(a.table)} AS t SET ${pgIdent(a.column)} = u.v FROM unnest($1::${this.#keyType}[], $2::${this.#columnType}[]) AS u(k, v) WHERE t.${pgIdent(a.key)} = u.k`,
 			[
 				(kept[0] as KeptColumn).values.map(keyParam),
 				(predictions[0] as PredictionColumn).values,
@@ -430,10 +429,10 @@ export async function runAttachedWorker(opts: WorkerOptions): Promise<{
 		let wake = () => {};
 		if (listener) {
 			listener.on("notification", () => wake());
-			await pgQuery(listener, `LISTEN ${sqlIdent(n.channel)}`);
+			await pgQuery(listener, `LISTEN ${pgIdent(n.channel)}`);
 		}
-		const q = sqlIdent(n.queue);
-		const t = tableIdent(a.table);
+		const q = pgIdent(n.queue);
+		const t = pgTable(a.table);
 		for (;;) {
 			if (opts.signal?.aborted) break;
 			await pgQuery(c, "BEGIN");
@@ -461,7 +460,7 @@ export async function runAttachedWorker(opts: WorkerOptions): Promise<{
 				let wroteErrors = false;
 				const rows = await pgQuery(
 					c,
-					`SELECT ctid AS ${CTID}, * FROM ${t} WHERE ${sqlIdent(a.key)} = ANY($1::${keyType}[])`,
+					`SELECT ctid AS ${CTID}, * FROM ${t} WHERE ${pgIdent(a.key)} = ANY($1::${keyType}[])`,
 					[keys],
 				);
 				if (rows.rows.length > 0) {
@@ -490,7 +489,7 @@ export async function runAttachedWorker(opts: WorkerOptions): Promise<{
 						// numbered 1… in the order of the rows scored.
 						await pgQuery(
 							c,
-							`UPDATE ${t} SET ${sqlIdent(a.column)} = NULL WHERE ${sqlIdent(a.key)} = ANY($1::${keyType}[])`,
+							`UPDATE ${t} SET ${pgIdent(a.column)} = NULL WHERE ${pgIdent(a.key)} = ANY($1::${keyType}[])`,
 							[
 								r.rejected.map((x) =>
 									keyParam(rows.rows[(x.row as number) - 1]?.[a.key]),

@@ -3,6 +3,7 @@ import { hostname } from "node:os";
 import { defaultModelName } from "../bundle/model-name.ts";
 import { createDataPlane, type ModelEvent } from "../dataplane/dataplane.ts";
 import { MlshipError } from "../protocol/errors.ts";
+import { redactUrl } from "../protocol/redact.ts";
 import type { ModelStore } from "../registry/types.ts";
 import {
 	carriesHeaders,
@@ -104,7 +105,7 @@ export async function runStream(opts: StreamOptions): Promise<RunningStream> {
 			if (opts.exactlyOnce && !uri.startsWith("kafka://"))
 				throw new MlshipError(
 					"MLSHIP_INVALID_ARGUMENT",
-					`exactly-once works from Kafka to Kafka; '${uri}' is not a kafka:// URI`,
+					`exactly-once works from Kafka to Kafka; '${redactUrl(uri)}' is not a kafka:// URI`,
 				);
 		}
 	if (opts.exactlyOnce && opts.consumer === undefined)

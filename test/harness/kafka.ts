@@ -1,7 +1,7 @@
 // Test harness: a real, throwaway single-node Kafka (KRaft: broker + controller) from the Maven Central jars scripts/setup fetched, on Java 17.
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdtemp, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Admin } from "@platformatic/kafka";
@@ -46,22 +46,58 @@ export function kafkaJars(): string {
  * Start-up takes seconds: share one server per test file and use fresh topics.
  * @example const k = await startKafka(); try { ... `${k.url}/topic` ... } finally { await k.stop(); }
  */
-export async function startKafka(): Promise<KafkaServer> {
+export async function startKafka(
+	opts: {
+		/**
+		 * Clients connect over SASL_SSL only (`url` and `port` are that listener): TLS with this certificate and key,
+		 * SASL PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 for these users (SCRAM credentials written at format time).
+		 * The broker's own traffic and waitForGroup use a second, plaintext listener.
+		 */
+		saslSsl?: {
+			cert: string;
+			key: string;
+			users: { name: string; password: string }[];
+		};
+	} = {},
+): Promise<KafkaServer> {
 	const jars = kafkaJars();
 	const dir = await mkdtemp(join(tmpdir(), "mlship-kafka-"));
 	const [port, controller] = [await freePort(), await freePort()];
+	const internal = opts.saslSsl ? await freePort() : port;
 	const props = join(dir, "server.properties");
+	const sasl = opts.saslSsl;
+	if (sasl)
+		await writeFile(
+			join(dir, "keystore.pem"),
+			`${await readFile(sasl.key, "utf8")}\n${await readFile(sasl.cert, "utf8")}`,
+		);
+	// JAAS values are double-quoted strings: the test users' names and passwords have no quotes.
+	const saslProps = sasl
+		? [
+				`listeners=SASL_SSL://127.0.0.1:${port},PLAINTEXT://127.0.0.1:${internal},CONTROLLER://127.0.0.1:${controller}`,
+				`advertised.listeners=SASL_SSL://127.0.0.1:${port},PLAINTEXT://127.0.0.1:${internal}`,
+				"listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL",
+				"sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+				`listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required ${sasl.users.map((u) => `user_${u.name}="${u.password}"`).join(" ")};`,
+				"listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;",
+				"listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;",
+				"ssl.keystore.type=PEM",
+				`ssl.keystore.location=${join(dir, "keystore.pem")}`,
+			]
+		: [
+				`listeners=PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controller}`,
+				`advertised.listeners=PLAINTEXT://127.0.0.1:${port}`,
+				"listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+			];
 	await writeFile(
 		props,
 		[
 			"process.roles=broker,controller",
 			"node.id=1",
 			`controller.quorum.voters=1@127.0.0.1:${controller}`,
-			`listeners=PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controller}`,
-			`advertised.listeners=PLAINTEXT://127.0.0.1:${port}`,
+			...saslProps,
 			"controller.listener.names=CONTROLLER",
 			"inter.broker.listener.name=PLAINTEXT",
-			"listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
 			`log.dirs=${join(dir, "data")}`,
 			"num.partitions=2",
 			"offsets.topic.replication.factor=1",
@@ -100,6 +136,12 @@ export async function startKafka(): Promise<KafkaServer> {
 				clusterId,
 				"-c",
 				props,
+				...(sasl?.users.flatMap((u) =>
+					["SCRAM-SHA-256", "SCRAM-SHA-512"].flatMap((m) => [
+						"--add-scram",
+						`${m}=[name=${u.name},password=${u.password}]`,
+					]),
+				) ?? []),
 			],
 			(err, _out, stderr) =>
 				err
@@ -140,7 +182,7 @@ export async function startKafka(): Promise<KafkaServer> {
 		async waitForGroup(group, members, timeoutMs = 60_000) {
 			const admin = new Admin({
 				clientId: "mlship-test-admin",
-				bootstrapBrokers: [`127.0.0.1:${port}`],
+				bootstrapBrokers: [`127.0.0.1:${internal}`],
 			});
 			const deadline = Date.now() + timeoutMs;
 			let seen = "no description";

@@ -1,5 +1,5 @@
 // Test harness: a real, throwaway nats-server (Debian package) with JetStream on a free loopback port, storing in a temp dir.
-import { mkdtemp } from "node:fs/promises";
+import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -34,11 +34,22 @@ export async function startNats(
 	opts: {
 		/** Require this user and password (nats-server --user/--pass). */
 		auth?: { user: string; pass: string };
+		/** Require this token (nats-server --auth). */
+		token?: string;
+		/** Require this NKey user (its public key, `U…`; written to a config file). */
+		nkey?: string;
+		/** TLS with this certificate and key (nats-server --tls): clients must use TLS. */
+		tls?: { cert: string; key: string };
 	} = {},
 ): Promise<NatsServer> {
 	const bin = binary();
 	const dir = await mkdtemp(join(tmpdir(), "mlship-nats-"));
 	const [port, http] = [await freePort(), await freePort()];
+	if (opts.nkey !== undefined)
+		await writeFile(
+			join(dir, "nkey.conf"),
+			`authorization { users = [ { nkey: "${opts.nkey}" } ] }\n`,
+		);
 	const launch = () =>
 		startProcess(
 			"nats-server",
@@ -55,6 +66,11 @@ export async function startNats(
 				dir,
 				...(opts.auth
 					? ["--user", opts.auth.user, "--pass", opts.auth.pass]
+					: []),
+				...(opts.token !== undefined ? ["--auth", opts.token] : []),
+				...(opts.nkey !== undefined ? ["-c", join(dir, "nkey.conf")] : []),
+				...(opts.tls
+					? ["--tls", "--tlscert", opts.tls.cert, "--tlskey", opts.tls.key]
 					: []),
 			],
 			async () => {

@@ -1,7 +1,14 @@
 // Test harness: a real, throwaway PostgreSQL server from the Debian binaries, on a free loopback port in a temp dir.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { chown, mkdtemp, rm } from "node:fs/promises";
+import {
+	chmod,
+	chown,
+	copyFile,
+	mkdtemp,
+	rm,
+	writeFile,
+} from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -86,7 +93,17 @@ function tail(stream: NodeJS.ReadableStream | null): () => string {
  * accepts connections. Throws when the binaries are missing (run scripts/setup).
  * @example const pgs = await startPostgres(); try { ... pgs.url ... } finally { await pgs.stop(); }
  */
-export async function startPostgres(): Promise<PostgresServer> {
+export async function startPostgres(
+	opts: {
+		/**
+		 * Serve TLS with this certificate and key (PEM files, copied into the server's directory); connections
+		 * without TLS from 127.0.0.1 are refused (hostnossl reject). The URL then needs sslmode= (and sslrootcert=).
+		 */
+		tls?: { cert: string; key: string };
+		/** Require this password (scram-sha-256) for TCP connections; the URL carries it. */
+		password?: string;
+	} = {},
+): Promise<PostgresServer> {
 	const bin = binDir();
 	const dir = await mkdtemp(join(tmpdir(), "mlship-pg-"));
 	const data = join(dir, "data");
@@ -137,6 +154,16 @@ export async function startPostgres(): Promise<PostgresServer> {
 			"full_page_writes=off",
 			"-c",
 			"max_connections=200",
+			...(opts.tls
+				? [
+						"-c",
+						"ssl=on",
+						"-c",
+						`ssl_cert_file=${join(dir, "server.crt")}`,
+						"-c",
+						`ssl_key_file=${join(dir, "server.key")}`,
+					]
+				: []),
 		]);
 		const proc = spawn(cmd, args, {
 			cwd: dir,
@@ -158,8 +185,12 @@ export async function startPostgres(): Promise<PostgresServer> {
 				throw new Error(
 					`PostgreSQL exited during start-up (exit code ${proc.exitCode}):\n${log()}`,
 				);
+			// Through the Unix socket (trust): works whatever TLS and password the TCP side requires.
 			const client = new pg.Client({
-				connectionString: urlFor(port, "postgres"),
+				host: dir,
+				port,
+				user: USER,
+				database: "postgres",
 			});
 			client.on("error", () => {});
 			try {
@@ -220,6 +251,34 @@ export async function startPostgres(): Promise<PostgresServer> {
 				cause: err,
 			});
 		}
+		if (opts.tls || opts.password !== undefined) {
+			const method = opts.password !== undefined ? "scram-sha-256" : "trust";
+			await writeFile(
+				join(data, "pg_hba.conf"),
+				[
+					"local all all trust",
+					...(opts.tls
+						? [
+								"hostnossl all all 127.0.0.1/32 reject",
+								`hostssl all all 127.0.0.1/32 ${method}`,
+							]
+						: [`host all all 127.0.0.1/32 ${method}`]),
+					"",
+				].join("\n"),
+			);
+		}
+		if (opts.tls) {
+			// PostgreSQL refuses a key that others can read, and must own it (it runs as 'postgres' under root).
+			await copyFile(opts.tls.cert, join(dir, "server.crt"));
+			await copyFile(opts.tls.key, join(dir, "server.key"));
+			await chmod(join(dir, "server.key"), 0o600);
+			if (asRoot) {
+				const { uid, gid } = await postgresIds();
+				await chown(join(dir, "server.crt"), uid, gid);
+				await chown(join(dir, "server.key"), uid, gid);
+				await chown(join(data, "pg_hba.conf"), uid, gid);
+			}
+		}
 		// A port can be taken between probing and binding: try a few.
 		for (let attempt = 1; ; attempt++) {
 			port = await freePort();
@@ -232,6 +291,22 @@ export async function startPostgres(): Promise<PostgresServer> {
 			}
 		}
 		process.once("exit", onExit);
+		if (opts.password !== undefined) {
+			const c = new pg.Client({
+				host: dir,
+				port,
+				user: USER,
+				database: "postgres",
+			});
+			await c.connect();
+			try {
+				await c.query(
+					`ALTER USER ${USER} PASSWORD '${opts.password.replaceAll("'", "''")}'`,
+				);
+			} finally {
+				await c.end();
+			}
+		}
 	} catch (err) {
 		await halt();
 		await rm(dir, { recursive: true, force: true });
@@ -239,8 +314,11 @@ export async function startPostgres(): Promise<PostgresServer> {
 	}
 
 	let stopped = false;
+	const url = new URL(urlFor(port, "postgres"));
+	if (opts.password !== undefined)
+		url.password = encodeURIComponent(opts.password);
 	return {
-		url: urlFor(port, "postgres"),
+		url: url.toString(),
 		port,
 		async restart(opts = {}) {
 			if (stopped) throw new Error("PostgreSQL server was stopped");

@@ -1,4 +1,5 @@
 // Test harness: a real, throwaway redis-server (Debian package) on a free loopback port, persisting to a temp dir.
+import { readFileSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -34,6 +35,10 @@ export async function startRedis(
 	opts: {
 		/** Require this password (`requirepass`): clients without it get NOAUTH, with another WRONGPASS. */
 		password?: string;
+		/** An ACL user with every permission (Redis 6+ `user NAME on >PASS ~* &* +@all`). */
+		aclUser?: { name: string; password: string };
+		/** TLS only (`--tls-port`, plain port off) with this certificate and key; client certificates not required. */
+		tls?: { cert: string; key: string; ca: string };
 	} = {},
 ): Promise<RedisServer> {
 	const bin = binary();
@@ -44,8 +49,34 @@ export async function startRedis(
 			"redis-server",
 			bin,
 			[
-				"--port",
-				String(port),
+				...(opts.tls
+					? [
+							"--port",
+							"0",
+							"--tls-port",
+							String(port),
+							"--tls-cert-file",
+							opts.tls.cert,
+							"--tls-key-file",
+							opts.tls.key,
+							"--tls-ca-cert-file",
+							opts.tls.ca,
+							"--tls-auth-clients",
+							"no",
+						]
+					: ["--port", String(port)]),
+				...(opts.aclUser
+					? [
+							// Each word its own argument: one argument would be read as one (quoted) user name.
+							"--user",
+							opts.aclUser.name,
+							"on",
+							`>${opts.aclUser.password}`,
+							"~*",
+							"&*",
+							"+@all",
+						]
+					: []),
 				"--bind",
 				"127.0.0.1",
 				"--dir",
@@ -73,6 +104,11 @@ export async function startRedis(
 					maxRetriesPerRequest: 0,
 					retryStrategy: () => null,
 					...(opts.password !== undefined ? { password: opts.password } : {}),
+					...(opts.tls
+						? {
+								tls: { ca: readFileSync(opts.tls.ca), servername: "localhost" },
+							}
+						: {}),
 				});
 				r.on("error", () => {});
 				try {

@@ -1,6 +1,6 @@
 // Triton's own Python client (tritonclient) against `mlship serve`: HTTP JSON, HTTP binary and gRPC, every fixture.
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -17,22 +17,15 @@ import {
 	golden,
 	REPO,
 } from "../helpers/fixtures.ts";
+import { assertTritonclient, TRITON_PYTHON } from "../helpers/tritonclient.ts";
 
-const PYTHON = join(REPO, "tools/clients/.venv/bin/python");
+const PYTHON = TRITON_PYTHON;
 let server: RunningServer;
 let dir: string;
 
 before(async () => {
 	// scripts/setup installs the client; a missing venv is a failure here, never a skip.
-	const check = spawnSync(PYTHON, [
-		"-c",
-		"import tritonclient.http, tritonclient.grpc",
-	]);
-	assert.equal(
-		check.status,
-		0,
-		`tritonclient is not installed in tools/clients/.venv: run scripts/setup (${check.stderr})`,
-	);
+	assertTritonclient();
 	dir = await mkdtemp(join(tmpdir(), "mlship-tritonclient-"));
 	server = await startServer(
 		resolveSettings(

@@ -10,13 +10,12 @@ import {
 	type DuckDBValue,
 } from "@duckdb/node-api";
 import { invalidInput } from "../../protocol/errors.ts";
+import { sqlIdent, sqlString } from "../../protocol/sql.ts";
 import {
 	appendColumns,
 	copyOptions,
 	duckTypeFor,
 	type FileFormat,
-	sqlIdent,
-	sqlString,
 } from "../files.ts";
 import type { BatchSink, KeptColumn, PredictionColumn } from "../types.ts";
 

@@ -1,6 +1,6 @@
 // Scored rows into a PostgreSQL table (created if absent), all in one transaction committed by finish().
 import type pg from "pg";
-import { sqlIdent } from "../files.ts";
+import { pgIdent, pgTable } from "../../protocol/sql.ts";
 import { connectPg, pgColumnType, pgQuery, pgValue } from "../pg.ts";
 import type {
 	BatchSink,
@@ -8,7 +8,6 @@ import type {
 	PredictionColumn,
 	RejectedRow,
 } from "../types.ts";
-import { tableIdent } from "../uri.ts";
 import type { ErrorSink } from "./errors.ts";
 import { tableColumns } from "./tables.ts";
 
@@ -45,14 +44,14 @@ export async function insertChunk(
 	create: boolean,
 ): Promise<void> {
 	const cols = tableColumns(kept, predictions).map((c) => ({
-		name: sqlIdent(c.name),
+		name: pgIdent(c.name),
 		type: pgColumnType(c.type),
 	}));
 	if (create)
 		await createTable(
 			client,
 			table,
-			`CREATE TABLE IF NOT EXISTS ${tableIdent(table)} (${cols.map((c) => `${c.name} ${c.type}`).join(", ")})`,
+			`CREATE TABLE IF NOT EXISTS ${pgTable(table)} (${cols.map((c) => `${c.name} ${c.type}`).join(", ")})`,
 			context,
 		);
 	const values = [
@@ -63,7 +62,7 @@ export async function insertChunk(
 	);
 	await pgQuery(
 		client,
-		`INSERT INTO ${tableIdent(table)} (${cols.map((c) => c.name).join(", ")}) SELECT * FROM unnest(${cols.map((c, i) => `$${i + 1}::${c.type}[]`).join(", ")})`,
+		`INSERT INTO ${pgTable(table)} (${cols.map((c) => c.name).join(", ")}) SELECT * FROM unnest(${cols.map((c, i) => `$${i + 1}::${c.type}[]`).join(", ")})`,
 		values,
 		context,
 	);
@@ -158,7 +157,7 @@ export async function writeErrors(
 	/** Create the table when absent (false: this connection already did, earlier in the run). */
 	create = true,
 ): Promise<void> {
-	const t = tableIdent(table);
+	const t = pgTable(table);
 	if (create)
 		await createTable(
 			c,

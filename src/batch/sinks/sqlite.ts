@@ -1,14 +1,13 @@
 // Scored rows into a SQLite table (created if absent), all in one transaction committed by finish().
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { MlshipError } from "../../protocol/errors.ts";
-import { sqlIdent } from "../files.ts";
+import { sqlIdent, sqlTable } from "../../protocol/sql.ts";
 import type {
 	BatchSink,
 	KeptColumn,
 	PredictionColumn,
 	RejectedRow,
 } from "../types.ts";
-import { tableIdent } from "../uri.ts";
 import type { ErrorSink } from "./errors.ts";
 import {
 	rowValues,
@@ -67,10 +66,10 @@ export class SqliteSink implements BatchSink {
 				const cols = tableColumns(kept, predictions);
 				this.#db.exec("BEGIN IMMEDIATE");
 				this.#db.exec(
-					`CREATE TABLE IF NOT EXISTS ${tableIdent(this.#table)} (${cols.map((c) => `${sqlIdent(c.name)} ${sqliteColumnType(c.type)}`).join(", ")})`,
+					`CREATE TABLE IF NOT EXISTS ${sqlTable(this.#table)} (${cols.map((c) => `${sqlIdent(c.name)} ${sqliteColumnType(c.type)}`).join(", ")})`,
 				);
 				this.#insert = this.#db.prepare(
-					`INSERT INTO ${tableIdent(this.#table)} (${cols.map((c) => sqlIdent(c.name)).join(", ")}) VALUES (${cols.map(() => "?").join(", ")})`,
+					`INSERT INTO ${sqlTable(this.#table)} (${cols.map((c) => sqlIdent(c.name)).join(", ")}) VALUES (${cols.map(() => "?").join(", ")})`,
 				);
 			}
 			const insert = this.#insert;
@@ -109,7 +108,7 @@ function writeErrors(
 	table: string,
 	rows: readonly RejectedRow[],
 ): void {
-	const t = tableIdent(table);
+	const t = sqlTable(table);
 	db.exec(
 		`CREATE TABLE IF NOT EXISTS ${t} ("row" INTEGER, line INTEGER, "column" TEXT, error TEXT, data TEXT)`,
 	);

@@ -5,6 +5,7 @@ import {
 	DuckDBInstance as Instance,
 } from "@duckdb/node-api";
 import { MlshipError } from "../../protocol/errors.ts";
+import { sqlIdent } from "../../protocol/sql.ts";
 import {
 	columnSource,
 	csvLineOf,
@@ -12,7 +13,6 @@ import {
 	type RejectedLine,
 	readExpr,
 	rejectedLines,
-	sqlIdent,
 } from "../files.ts";
 import type { BatchSource, SourceChunk } from "../types.ts";
 import { onceValues } from "./rows.ts";

@@ -1,9 +1,9 @@
 // Rows from a PostgreSQL table or query, read through a server-side cursor in chunks (bounded memory).
 import type pg from "pg";
-import { type RejectedLine, sqlIdent } from "../files.ts";
+import { pgIdent, pgTable } from "../../protocol/sql.ts";
+import type { RejectedLine } from "../files.ts";
 import { connectPg, pgQuery, pgTypeName } from "../pg.ts";
 import type { BatchSource, SourceChunk } from "../types.ts";
-import { tableIdent } from "../uri.ts";
 import { rowsChunk } from "./rows.ts";
 
 const CHUNK = 4096;
@@ -25,7 +25,7 @@ export class PostgresSource implements BatchSource {
 			? `PostgreSQL table '${what.table}'`
 			: "PostgreSQL query";
 		this.#sql = what.table
-			? `SELECT * FROM ${tableIdent(what.table)}`
+			? `SELECT * FROM ${pgTable(what.table)}`
 			: (what.query as string);
 	}
 
@@ -59,7 +59,7 @@ export class PostgresSource implements BatchSource {
 		if (!this.#table) return undefined;
 		const r = await pgQuery<{ n: string }>(
 			await this.#conn(),
-			`SELECT count(*) AS n FROM ${tableIdent(this.#table)}`,
+			`SELECT count(*) AS n FROM ${pgTable(this.#table)}`,
 			[],
 			this.label,
 		);
@@ -68,7 +68,7 @@ export class PostgresSource implements BatchSource {
 
 	async *chunks(columns: readonly string[]): AsyncIterable<SourceChunk> {
 		const c = await this.#conn();
-		const select = `SELECT ${columns.map(sqlIdent).join(", ")} FROM (${this.#sql}) AS s`;
+		const select = `SELECT ${columns.map((c) => pgIdent(c)).join(", ")} FROM (${this.#sql}) AS s`;
 		try {
 			await pgQuery(
 				c,

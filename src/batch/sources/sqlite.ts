@@ -1,9 +1,9 @@
 // Rows from a SQLite table or query (node:sqlite), in chunks.
 import { DatabaseSync } from "node:sqlite";
 import { MlshipError } from "../../protocol/errors.ts";
+import { sqlTable } from "../../protocol/sql.ts";
 import type { RejectedLine } from "../files.ts";
 import type { BatchSource, SourceChunk } from "../types.ts";
-import { tableIdent } from "../uri.ts";
 import { rowsChunk } from "./rows.ts";
 
 const CHUNK = 2048;
@@ -50,7 +50,7 @@ export class SqliteSource implements BatchSource {
 		}
 		this.#table = what.table;
 		this.#sql = what.table
-			? `SELECT * FROM ${tableIdent(what.table)}`
+			? `SELECT * FROM ${sqlTable(what.table)}`
 			: (what.query as string);
 	}
 

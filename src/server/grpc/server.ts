@@ -36,6 +36,8 @@ export interface GrpcServerOptions {
 	audit?: (e: AuditEntry) => Promise<void>;
 	/** `RepositoryModelLoad` of a name that is not served loads it from here (see loadByName); default: served only. */
 	modelRoot?: string;
+	/** Listener credentials (default: plaintext); TLS ones from ServerTls.grpcCredentials follow certificate reloads. */
+	credentials?: grpc.ServerCredentials;
 }
 
 export interface GrpcServer {
@@ -344,7 +346,7 @@ export async function startGrpcServer(
 	const port = await new Promise<number>((resolve, reject) => {
 		server.bindAsync(
 			address,
-			grpc.ServerCredentials.createInsecure(),
+			opts.credentials ?? grpc.ServerCredentials.createInsecure(),
 			(err, bound) => {
 				if (err)
 					reject(

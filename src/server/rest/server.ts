@@ -62,6 +62,8 @@ export interface RestServerOptions {
 	maxHeaderBytes?: number;
 	/** `load` of a name that is not served loads ROOT/NAME (a bundle) or ROOT/NAME.onnx; default: served models only. */
 	modelRoot?: string;
+	/** Serve HTTPS with these options (cert, key, client CA): see ServerTls.httpsOptions. Default: plain HTTP. */
+	https?: import("node:https").ServerOptions;
 }
 
 export const DEFAULT_MAX_CONNECTIONS = 10_000;
@@ -104,19 +106,24 @@ export function createRestServer(
 		opts.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS,
 		timeout ?? Number.POSITIVE_INFINITY,
 	);
-	const app = Fastify({
+	const nodeServer = {
+		maxHeaderSize: opts.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES,
+		headersTimeout,
+		// How often Node looks for connections past headersTimeout/requestTimeout (its default, 30 s, would let
+		// idle connections pile up for half a minute).
+		connectionsCheckingInterval: Math.max(
+			50,
+			Math.min(1000, Math.floor(headersTimeout / 2)),
+		),
+	};
+	// With `https` Fastify's server is an https.Server; routes and hooks are the same, so one instance type serves.
+	// Fastify passes `http` options to http.createServer only: with TLS the same limits go into the https options.
+	const app = (Fastify as (o: object) => FastifyInstance)({
+		...(opts.https
+			? { https: { ...nodeServer, ...opts.https } }
+			: { http: nodeServer }),
 		bodyLimit,
 		requestTimeout: timeout ?? 0,
-		http: {
-			maxHeaderSize: opts.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES,
-			headersTimeout,
-			// How often Node looks for connections past headersTimeout/requestTimeout (its default, 30 s, would let
-			// idle connections pile up for half a minute).
-			connectionsCheckingInterval: Math.max(
-				50,
-				Math.min(1000, Math.floor(headersTimeout / 2)),
-			),
-		},
 		...(opts.logger ? { loggerInstance: opts.logger } : { logger: false }),
 		logController: new LogController({ disableRequestLogging: true }),
 		return503OnClosing: true,

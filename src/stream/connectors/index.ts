@@ -1,5 +1,6 @@
 // Opens a connector by URI: kafka://, nats://, redis://, or stdio (`-`) / a JSON-lines file.
 import { MlshipError } from "../../protocol/errors.ts";
+import { redactUrl } from "../../protocol/redact.ts";
 import type { ConnectorOptions, Sink, SinkOptions, Source } from "../types.ts";
 import { jsonlSink, jsonlSource } from "./jsonl.ts";
 
@@ -14,11 +15,13 @@ function filePath(uri: string): string | undefined {
 
 function scheme(uri: string): string {
 	const m = /^([a-z][a-z0-9+.-]*):\/\//i.exec(uri);
-	const s = m?.[1]?.toLowerCase() ?? "file";
+	const raw = m?.[1]?.toLowerCase() ?? "file";
+	// TLS spellings of the same connectors: rediss:// (Redis's own), tls:// (NATS's own).
+	const s = raw === "rediss" ? "redis" : raw === "tls" ? "nats" : raw;
 	if (!["kafka", "nats", "redis", "file", "stdio"].includes(s))
 		throw new MlshipError(
 			"MLSHIP_INVALID_ARGUMENT",
-			`'${uri}': unknown connector '${s}://'; use kafka://host:port/topic, nats://host:port/stream/subject, redis://host:port/stream, a JSON-lines file, or - for stdin/stdout`,
+			`'${redactUrl(uri)}': unknown connector '${s}://'; use kafka://host:port/topic, nats:// or tls://host:port/stream/subject, redis:// or rediss://host:port/stream, a JSON-lines file, or - for stdin/stdout`,
 		);
 	return s;
 }

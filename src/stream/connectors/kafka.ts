@@ -1,4 +1,6 @@
 // Kafka connector: a consumer-group member reading from committed offsets (commit after produce), an acks=all producer.
+
+import type { ConnectionOptions } from "node:tls";
 import {
 	Admin,
 	Consumer,
@@ -10,6 +12,8 @@ import {
 	Producer,
 } from "@platformatic/kafka";
 import { MlshipError } from "../../protocol/errors.ts";
+import { redactUrl } from "../../protocol/redact.ts";
+import { tlsFromParams, uriPassword } from "../../protocol/secrets.ts";
 import type {
 	ConnectorOptions,
 	Header,
@@ -23,7 +27,9 @@ import type {
 } from "../types.ts";
 import { IteratorPuller } from "./pull.ts";
 
-/** `kafka://host:port[,host:port...]/topic[?partitions=N&session_timeout_ms=10000]` */
+/**
+ * `kafka://[user[:password]@]host:port[,host:port...]/topic[?partitions=N&session_timeout_ms=10000&sasl=scram-sha-256&tls=true&ca=PATH]`
+ */
 export interface KafkaAddress {
 	brokers: string[];
 	topic: string;
@@ -31,14 +37,29 @@ export interface KafkaAddress {
 	partitions: number;
 	/** A consumer that stops heartbeating this long leaves the group; its partitions go to the others. */
 	sessionTimeoutMs: number;
+	/** SASL credentials from the URI's user info (or `password_file=`, or MLSHIP_KAFKA_PASSWORD). */
+	sasl?: {
+		mechanism: "PLAIN" | "SCRAM-SHA-256" | "SCRAM-SHA-512";
+		username: string;
+		password: string;
+	};
+	/** TLS to the brokers (`tls=true`, `ca=`, `cert=`, `key=`). */
+	tls?: ConnectionOptions;
 }
 
+const SASL_MECHANISMS = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] as const;
+
+/**
+ * Parses a Kafka URI. User info is SASL credentials, never part of a broker address; the password may instead come
+ * from `password_file=PATH` or the environment variable MLSHIP_KAFKA_PASSWORD.
+ * @example parseKafkaUri("kafka://app:pw@b1:9093,b2:9093/orders?sasl=scram-sha-512&tls=true")
+ */
 export function parseKafkaUri(uri: string): KafkaAddress {
 	const m = /^kafka:\/\/([^/?#]+)\/([^/?#]+)(\?.*)?$/i.exec(uri);
 	if (!m)
 		throw new MlshipError(
 			"MLSHIP_INVALID_ARGUMENT",
-			`'${uri}': expected kafka://host:port/topic (several brokers: host1:9092,host2:9092)`,
+			`'${redactUrl(uri)}': expected kafka://[user:password@]host:port/topic (several brokers: host1:9092,host2:9092)`,
 		);
 	const q = new URLSearchParams(m[3] ?? "");
 	const num = (name: string, dflt: number) => {
@@ -46,15 +67,85 @@ export function parseKafkaUri(uri: string): KafkaAddress {
 		if (!Number.isInteger(v))
 			throw new MlshipError(
 				"MLSHIP_INVALID_ARGUMENT",
-				`'${uri}': ${name} must be a whole number`,
+				`'${redactUrl(uri)}': ${name} must be a whole number`,
 			);
 		return v;
 	};
+	const authority = m[1] as string;
+	const at = authority.lastIndexOf("@");
+	const userinfo = at < 0 ? undefined : authority.slice(0, at);
+	const hosts = at < 0 ? authority : authority.slice(at + 1);
+	const colon = userinfo?.indexOf(":") ?? -1;
+	const decode = (s: string, what: string) => {
+		try {
+			return decodeURIComponent(s);
+		} catch {
+			throw new MlshipError(
+				"MLSHIP_INVALID_ARGUMENT",
+				`'${redactUrl(uri)}': the ${what} is not valid percent-encoding (encode @ : / % in it as %40 %3A %2F %25)`,
+			);
+		}
+	};
+	const username =
+		userinfo === undefined
+			? undefined
+			: decode(colon < 0 ? userinfo : userinfo.slice(0, colon), "user name");
+	const inline =
+		userinfo === undefined || colon < 0
+			? undefined
+			: decode(userinfo.slice(colon + 1), "password");
+	const mechanism = (q.get("sasl") ?? "plain").toUpperCase();
+	if (!(SASL_MECHANISMS as readonly string[]).includes(mechanism))
+		throw new MlshipError(
+			"MLSHIP_INVALID_ARGUMENT",
+			`'${redactUrl(uri)}': sasl=${q.get("sasl")} is not supported; use plain, scram-sha-256 or scram-sha-512`,
+		);
+	let sasl: KafkaAddress["sasl"];
+	if (username !== undefined) {
+		const password = uriPassword(inline, q, "MLSHIP_KAFKA_PASSWORD", uri);
+		if (password === undefined)
+			throw new MlshipError(
+				"MLSHIP_INVALID_ARGUMENT",
+				`'${redactUrl(uri)}': user '${username}' has no password; put it in password_file=PATH or MLSHIP_KAFKA_PASSWORD (or in the URI)`,
+			);
+		sasl = {
+			mechanism: mechanism as NonNullable<KafkaAddress["sasl"]>["mechanism"],
+			username,
+			password,
+		};
+	} else if (q.has("sasl"))
+		throw new MlshipError(
+			"MLSHIP_INVALID_ARGUMENT",
+			`'${redactUrl(uri)}': sasl= needs a user: kafka://USER@host:port/topic (password in the URI, password_file= or MLSHIP_KAFKA_PASSWORD)`,
+		);
+	const brokers = hosts.split(",");
+	for (const b of brokers)
+		if (!/^[^:\s]+:\d+$|^\[[0-9a-f:.]+\]:\d+$/i.test(b))
+			throw new MlshipError(
+				"MLSHIP_INVALID_ARGUMENT",
+				`'${redactUrl(uri)}': broker '${b}' is not host:port`,
+			);
+	const tls = tlsFromParams(q, uri);
 	return {
-		brokers: (m[1] as string).split(","),
+		brokers,
 		topic: decodeURIComponent(m[2] as string),
 		partitions: num("partitions", -1),
 		sessionTimeoutMs: num("session_timeout_ms", 10_000),
+		...(sasl ? { sasl } : {}),
+		...(tls ? { tls } : {}),
+	};
+}
+
+/** What every Kafka client of one address shares: brokers, SASL and TLS. */
+function clientOptions(a: KafkaAddress): {
+	bootstrapBrokers: string[];
+	sasl?: NonNullable<KafkaAddress["sasl"]>;
+	tls?: ConnectionOptions;
+} {
+	return {
+		bootstrapBrokers: a.brokers,
+		...(a.sasl ? { sasl: a.sasl } : {}),
+		...(a.tls ? { tls: a.tls } : {}),
 	};
 }
 
@@ -62,7 +153,7 @@ export function parseKafkaUri(uri: string): KafkaAddress {
 async function ensureTopic(a: KafkaAddress): Promise<void> {
 	const admin = new Admin({
 		clientId: "mlship-admin",
-		bootstrapBrokers: a.brokers,
+		...clientOptions(a),
 	});
 	try {
 		await admin.createTopics({
@@ -202,7 +293,7 @@ function newProducer(
 	return new Producer<Buffer | undefined, Buffer | null, Buffer, Buffer | null>(
 		{
 			clientId: "mlship-producer",
-			bootstrapBrokers: a.brokers,
+			...clientOptions(a),
 			partitioner: partitioner(o.partitioner ?? "java"),
 			idempotent: true,
 			acks: -1,
@@ -234,7 +325,7 @@ export function kafkaSource(uri: string, opts: ConnectorOptions): Source {
 		const consumer = new Consumer<Buffer, Buffer, Buffer, Buffer>({
 			groupId: opts.group,
 			clientId: opts.consumer,
-			bootstrapBrokers: a.brokers,
+			...clientOptions(a),
 			sessionTimeout: a.sessionTimeoutMs,
 			heartbeatInterval: Math.max(100, Math.floor(a.sessionTimeoutMs / 4)),
 			rebalanceTimeout: Math.max(a.sessionTimeoutMs, 5_000),
@@ -418,7 +509,8 @@ export function kafkaSink(uri: string, opts: SinkOptions = {}): Sink {
 			if (messages.length === 0) return;
 			ready ??= ensureTopic(a).catch((err) => {
 				ready = undefined;
-				throw err;
+				// Flattened like the source's errors: the reason (SASL, TLS) is nested several causes deep.
+				throw new Error(describe(err), { cause: err });
 			});
 			await ready;
 			try {

@@ -1,6 +1,7 @@
 // NATS JetStream connector: a durable pull consumer per group (explicit acks, confirmed), publishes confirmed by PubAck.
 
 import { isUtf8 } from "node:buffer";
+import type { ConnectionOptions } from "node:tls";
 import {
 	AckPolicy,
 	DeliverPolicy,
@@ -13,8 +14,17 @@ import {
 	connect,
 	type NatsConnection,
 	headers as natsHeaders,
+	nkeyAuthenticator,
+	type TlsOptions,
 } from "@nats-io/transport-node";
 import { MlshipError } from "../../protocol/errors.ts";
+import { redactUrl } from "../../protocol/redact.ts";
+import {
+	parseConnectionUrl,
+	readSecretFile,
+	tlsFromParams,
+	uriPassword,
+} from "../../protocol/secrets.ts";
 import { headerTimestamp, TIMESTAMP_HEADER } from "../headers.ts";
 import type {
 	ConnectorOptions,
@@ -26,16 +36,83 @@ import type {
 } from "../types.ts";
 import { IteratorPuller } from "./pull.ts";
 
-/** `nats://host:port/STREAM/subject[?ack_wait_ms=30000]` */
+/**
+ * `nats|tls://[user:password@ | token@]host:port/STREAM/subject[?ack_wait_ms=30000&…]`. Credentials: user and
+ * password (password also from `password_file=` or MLSHIP_NATS_PASSWORD), a token (user info without a password,
+ * `token_file=` or MLSHIP_NATS_TOKEN), or an NKey seed file (`nkey_file=`). TLS: `tls://`, `tls=true`, `ca=`,
+ * `cert=`/`key=` (client certificate).
+ */
 export interface NatsAddress {
 	server: string;
 	/** From the URI's user info: nats.js ignores credentials inside a server URL, so they travel as options. */
 	user: string | undefined;
 	pass: string | undefined;
+	token: string | undefined;
+	/** An NKey seed (`SU…`), read from `nkey_file=`. */
+	nkeySeed: string | undefined;
+	tls: ConnectionOptions | undefined;
 	stream: string;
 	subject: string;
 	/** An unacked message is delivered again after this long (its processor died or stalled). */
 	ackWaitMs: number;
+}
+
+export function parseNatsUri(uri: string): NatsAddress {
+	const u = parseConnectionUrl(
+		uri,
+		"nats://[user:password@]host:port/STREAM/subject",
+	);
+	const [stream, ...rest] = u.pathname.replace(/^\//, "").split("/");
+	const subject = rest.join("/");
+	if (!stream || !subject)
+		throw new MlshipError(
+			"MLSHIP_INVALID_ARGUMENT",
+			`'${redactUrl(uri)}': expected nats://host:port/STREAM/subject (a JetStream stream name, then the subject)`,
+		);
+	const q = u.searchParams;
+	const ackWaitMs = Number(q.get("ack_wait_ms") ?? 30_000);
+	if (!Number.isFinite(ackWaitMs) || ackWaitMs < 1)
+		throw new MlshipError(
+			"MLSHIP_INVALID_ARGUMENT",
+			`'${redactUrl(uri)}': ack_wait_ms must be a number of milliseconds`,
+		);
+	const name = u.username ? decodeURIComponent(u.username) : undefined;
+	const inlinePass = u.password ? decodeURIComponent(u.password) : undefined;
+	// A user with a password (inline, file or env) logs in as a user; a user info alone is a token (NATS's own URL form).
+	const pass =
+		name !== undefined
+			? uriPassword(inlinePass, q, "MLSHIP_NATS_PASSWORD", uri)
+			: undefined;
+	const tokenFile = q.get("token_file");
+	const token =
+		name !== undefined && pass === undefined
+			? name
+			: tokenFile !== null
+				? readSecretFile(tokenFile, `'${redactUrl(uri)}' token_file`, {
+						trim: true,
+					})
+				: name === undefined
+					? process.env.MLSHIP_NATS_TOKEN || undefined
+					: undefined;
+	const nkeyFile = q.get("nkey_file");
+	const nkeySeed =
+		nkeyFile !== null
+			? readSecretFile(nkeyFile, `'${redactUrl(uri)}' nkey_file`, {
+					trim: true,
+				}).trim()
+			: undefined;
+	const tls = tlsFromParams(q, uri, u.protocol.toLowerCase() === "tls:");
+	return {
+		server: `nats://${u.hostname || "127.0.0.1"}:${u.port || 4222}`,
+		user: pass !== undefined ? name : undefined,
+		pass,
+		token,
+		nkeySeed,
+		tls,
+		stream,
+		subject,
+		ackWaitMs,
+	};
 }
 
 /** The header that carries the message key (NATS messages have none of their own). */
@@ -43,28 +120,12 @@ export const KEY_HEADER = "key";
 /** NATS has no null payload: a tombstone is an empty message marked as a delete, as NATS KV marks one. */
 const OPERATION_HEADER = "KV-Operation";
 
-export function parseNatsUri(uri: string): NatsAddress {
-	const u = new URL(uri);
-	const [stream, ...rest] = u.pathname.replace(/^\//, "").split("/");
-	const subject = rest.join("/");
-	if (!stream || !subject)
-		throw new MlshipError(
-			"MLSHIP_INVALID_ARGUMENT",
-			`'${uri}': expected nats://host:port/STREAM/subject (a JetStream stream name, then the subject)`,
-		);
-	const ackWaitMs = Number(u.searchParams.get("ack_wait_ms") ?? 30_000);
-	if (!Number.isFinite(ackWaitMs) || ackWaitMs < 1)
-		throw new MlshipError(
-			"MLSHIP_INVALID_ARGUMENT",
-			`'${uri}': ack_wait_ms must be a number of milliseconds`,
-		);
+/** node:tls options as nats.js takes them (PEM text; it also wants TLS on when only a CA is given). */
+function natsTls(t: ConnectionOptions): TlsOptions {
 	return {
-		server: `nats://${u.hostname || "127.0.0.1"}:${u.port || 4222}`,
-		user: u.username ? decodeURIComponent(u.username) : undefined,
-		pass: u.username ? decodeURIComponent(u.password) : undefined,
-		stream,
-		subject,
-		ackWaitMs,
+		...(typeof t.ca === "string" ? { ca: t.ca } : {}),
+		...(typeof t.cert === "string" ? { cert: t.cert } : {}),
+		...(typeof t.key === "string" ? { key: t.key } : {}),
 	};
 }
 
@@ -73,6 +134,15 @@ function open(a: NatsAddress): Promise<NatsConnection> {
 	return connect({
 		servers: a.server,
 		...(a.user !== undefined ? { user: a.user, pass: a.pass ?? "" } : {}),
+		...(a.token !== undefined ? { token: a.token } : {}),
+		...(a.nkeySeed !== undefined
+			? {
+					authenticator: nkeyAuthenticator(
+						new TextEncoder().encode(a.nkeySeed),
+					),
+				}
+			: {}),
+		...(a.tls ? { tls: natsTls(a.tls) } : {}),
 		maxReconnectAttempts: -1,
 		reconnectTimeWait: 250,
 		name: "mlship-stream",

@@ -1,6 +1,13 @@
 // Redis Streams connector: consumer groups (XREADGROUP/XACK, XAUTOCLAIM for dead consumers' work), XADD to produce.
+import type { ConnectionOptions } from "node:tls";
 import { Redis } from "ioredis";
 import { MlshipError } from "../../protocol/errors.ts";
+import { redactUrl } from "../../protocol/redact.ts";
+import {
+	parseConnectionUrl,
+	tlsFromParams,
+	uriPassword,
+} from "../../protocol/secrets.ts";
 import { headerTimestamp, TIMESTAMP_HEADER } from "../headers.ts";
 import type {
 	ConnectorOptions,
@@ -11,36 +18,54 @@ import type {
 	Source,
 } from "../types.ts";
 
-/** `redis://[:password@]host:port/stream[?claim_idle_ms=30000]` */
+/**
+ * `redis[s]://[[user]:password@]host:port/stream[?claim_idle_ms=30000&password_file=PATH&ca=PATH]`: `rediss://` (or
+ * `tls=true`) is TLS; a user is an ACL user (Redis 6+); the password may come from `password_file=` or
+ * MLSHIP_REDIS_PASSWORD instead of the URI.
+ */
 export interface RedisAddress {
 	host: string;
 	port: number;
+	username: string | undefined;
 	password: string | undefined;
 	stream: string;
 	/** Pending entries idle this long (their consumer died) are claimed by a live consumer. */
 	claimIdleMs: number;
+	tls: ConnectionOptions | undefined;
 }
 
 export function parseRedisUri(uri: string): RedisAddress {
-	const u = new URL(uri);
+	const u = parseConnectionUrl(uri, "redis://[user:password@]host:port/stream");
 	const stream = decodeURIComponent(u.pathname.replace(/^\//, ""));
 	if (!stream || stream.includes("/"))
 		throw new MlshipError(
 			"MLSHIP_INVALID_ARGUMENT",
-			`'${uri}': expected redis://host:port/stream (one stream name after the port)`,
+			`'${redactUrl(uri)}': expected redis://host:port/stream (one stream name after the port)`,
 		);
 	const idle = Number(u.searchParams.get("claim_idle_ms") ?? 30_000);
 	if (!Number.isFinite(idle) || idle < 0)
 		throw new MlshipError(
 			"MLSHIP_INVALID_ARGUMENT",
-			`'${uri}': claim_idle_ms must be a number of milliseconds`,
+			`'${redactUrl(uri)}': claim_idle_ms must be a number of milliseconds`,
 		);
+	const tls = tlsFromParams(
+		u.searchParams,
+		uri,
+		u.protocol.toLowerCase() === "rediss:",
+	);
 	return {
 		host: u.hostname || "127.0.0.1",
 		port: Number(u.port || 6379),
-		password: u.password ? decodeURIComponent(u.password) : undefined,
+		username: u.username ? decodeURIComponent(u.username) : undefined,
+		password: uriPassword(
+			u.password ? decodeURIComponent(u.password) : undefined,
+			u.searchParams,
+			"MLSHIP_REDIS_PASSWORD",
+			uri,
+		),
 		stream,
 		claimIdleMs: idle,
+		tls,
 	};
 }
 
@@ -48,7 +73,9 @@ function connect(a: RedisAddress): Redis {
 	const r = new Redis({
 		host: a.host,
 		port: a.port,
+		...(a.username !== undefined ? { username: a.username } : {}),
 		password: a.password,
+		...(a.tls ? { tls: { ...a.tls, servername: a.host } } : {}),
 		// Fail a command after a few reconnect attempts: the processor retries it with its own backoff.
 		maxRetriesPerRequest: 3,
 		retryStrategy: (n) => Math.min(n * 100, 1000),

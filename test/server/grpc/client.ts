@@ -56,15 +56,15 @@ export interface InferResponse {
 export class InferenceClient {
 	readonly client: grpc.Client;
 
-	constructor(port: number) {
-		this.client = new ClientCtor(
-			`127.0.0.1:${port}`,
-			grpc.credentials.createInsecure(),
-			{
-				"grpc.max_receive_message_length": -1,
-				"grpc.max_send_message_length": -1,
-			},
-		);
+	/** `credentials`: plaintext by default; grpc.credentials.createSsl(...) for a TLS server. */
+	constructor(
+		port: number,
+		credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
+	) {
+		this.client = new ClientCtor(`127.0.0.1:${port}`, credentials, {
+			"grpc.max_receive_message_length": -1,
+			"grpc.max_send_message_length": -1,
+		});
 	}
 
 	/** Calls a unary RPC by name; rejects with the grpc.ServiceError. */

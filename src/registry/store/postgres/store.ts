@@ -2,6 +2,8 @@
 import pg from "pg";
 import { Backoff } from "../../../protocol/backoff.ts";
 import { MlshipError } from "../../../protocol/errors.ts";
+import { redactUrl } from "../../../protocol/redact.ts";
+import { pgConnectionUrl } from "../../../protocol/secrets.ts";
 import {
 	type ChangeRetention,
 	DEFAULT_RETENTION,
@@ -173,10 +175,10 @@ class PostgresDriver implements Driver {
 	#closed = false;
 
 	constructor(url: string, opts: PostgresStoreOptions) {
-		this.#url = url;
+		this.#url = pgConnectionUrl(url);
 		this.location = redact(url);
 		this.#pool = new pg.Pool({
-			connectionString: url,
+			connectionString: this.#url,
 			max: opts.poolSize ?? 10,
 			application_name: "mlship",
 		});
@@ -529,13 +531,4 @@ export class PostgresStore extends RegistryCore {
 	}
 }
 
-/** The URL with its password replaced by `***`. */
-function redact(url: string): string {
-	try {
-		const u = new URL(url);
-		if (u.password) u.password = "***";
-		return u.toString();
-	} catch {
-		return url.replace(/\/\/([^:/@]*):[^@]*@/, "//$1:***@");
-	}
-}
+const redact = redactUrl;
