@@ -29,6 +29,10 @@ interface ServeOpts {
 	accessLog?: boolean;
 	maxLoadedModels?: string;
 	memoryBudget?: string;
+	monitorWindow?: string;
+	monitorMinRows?: string;
+	monitorMethod?: string;
+	alertWebhook?: string;
 	entityKey?: string[];
 	entityNoFallback?: string[];
 }
@@ -103,6 +107,22 @@ export function serveCommand(): Command {
 			"auto (pretty with a banner on a terminal, else JSON lines) | json | pretty",
 		)
 		.option(
+			"--monitor-window <duration>",
+			"drift monitoring: profile traffic in windows of this length (30s, 5m) against each bundle's reference profile; GET /v2/models/{m}/monitor",
+		)
+		.option(
+			"--monitor-min-rows <n>",
+			"fewest rows per window for a drift verdict (default 50)",
+		)
+		.option(
+			"--monitor-method <method>",
+			"default (Evidently's choice by type and size) | psi",
+		)
+		.option(
+			"--alert-webhook <url>",
+			"POST drift alerts (JSON) to this URL, with hysteresis (no flapping)",
+		)
+		.option(
 			"--access-log",
 			"log each request: method, path, status, duration, request id, model, version (off by default: costs nothing)",
 		)
@@ -131,6 +151,10 @@ export function serveCommand(): Command {
 					keep_going: opts.keepGoing,
 					max_loaded_models: opts.maxLoadedModels,
 					memory_budget: opts.memoryBudget,
+					monitor_window: opts.monitorWindow,
+					monitor_min_rows: opts.monitorMinRows,
+					monitor_method: opts.monitorMethod,
+					alert_webhook: opts.alertWebhook,
 				};
 				if (models.length > 0) flags.models = models;
 				const settings = resolveSettings(flags, opts.config);
@@ -189,6 +213,7 @@ export function serveCommand(): Command {
 		"mlship serve --model examples/iris --model churn@production",
 		"mlship serve --registry postgres://mlship@db/registry --model price@production --entity-key price=city --lazy --max-loaded-models 1000 --memory-budget 4GiB",
 		"mlship serve -m ./bundles/gbdt:gbdt --http-port 9000 --grpc-port -1 --max-batch-size 64",
+		"mlship serve -m churn@production --monitor-window 5m --alert-webhook https://hooks.example/drift && curl -s localhost:8080/v2/models/churn/monitor?since=1h",
 		'curl -s localhost:8080/v2/models/iris-logreg/infer -d \'{"inputs":[{"name":"float_input","datatype":"FP32","shape":[1,4],"data":[5.1,3.5,1.4,0.2]}]}\'',
 	);
 }

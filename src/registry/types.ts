@@ -192,6 +192,24 @@ export interface RegisterOptions {
 	allowSignatureChange?: boolean;
 }
 
+/**
+ * One replica's live profile of one model version over one time window (drift monitoring). Rows of several
+ * replicas for the same window are merged when read; a replica rewrites its own row as the window fills.
+ */
+export interface ProfileWindow {
+	model: string;
+	/** Registry version; 0 for a model served from a bundle directory. */
+	version: number;
+	/** Window start, epoch milliseconds (a multiple of the window length). */
+	start: number;
+	seconds: number;
+	/** Which process observed it (host:pid:random), so replicas do not overwrite each other. */
+	replica: string;
+	rows: number;
+	/** The profile as JSON (src/monitor/profile/format.ts). */
+	profile: string;
+}
+
 /** Options for {@link ModelStore.delete}. */
 export interface DeleteOptions {
 	/** Delete a version even though aliases point at it (they are deleted with it); default false: refused. */
@@ -247,6 +265,10 @@ export interface ModelStore {
 	delete(name: string, version?: number, opts?: DeleteOptions): Promise<void>;
 	/** Reads a version's files back and verifies every sha256 (MLSHIP_INTEGRITY on mismatch), every time. */
 	openBundle(v: ModelVersion | string): Promise<Bundle>;
+	/** Writes (or rewrites) one replica's profile window. */
+	saveProfileWindow(w: ProfileWindow): Promise<void>;
+	/** Profile windows of a model starting at or after `since` (epoch ms), oldest first; every replica's row. */
+	profileWindows(model: string, since: number): Promise<ProfileWindow[]>;
 	/** Calls `onChange` for every later change, from this process and others, in `seq` order. Returns unsubscribe. */
 	watch(onChange: (e: ChangeEvent) => void): () => void;
 	/** Whether the store is reachable now (a networked store's change feed is connected), and why not. */

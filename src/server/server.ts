@@ -1,7 +1,10 @@
 // `mlship serve` as a library: the data plane behind REST and gRPC, with graceful shutdown.
 import type { Logger } from "pino";
 import { createDataPlane, type ModelSpec } from "../dataplane/dataplane.ts";
+import type { DriftMonitor } from "../dataplane/drift-monitor.ts";
+import { isRegistryRef } from "../dataplane/entry.ts";
 import type { DataPlane } from "../dataplane/types.ts";
+import { parseDuration } from "../protocol/duration.ts";
 import { MlshipError } from "../protocol/errors.ts";
 import type { startGrpcServer } from "./grpc/index.ts";
 import { createLogger } from "./logging.ts";
@@ -23,6 +26,44 @@ async function closeWithin(ms: number, p: Promise<unknown>): Promise<void> {
 		}),
 	]);
 	clearTimeout(timer);
+}
+
+/**
+ * The drift monitor of `monitor_window`, writing its windows to the registry the models come from (so replicas merge),
+ * or keeping them in memory when every model is a bundle directory.
+ */
+async function startMonitor(
+	settings: ServerSettings,
+	log: Logger,
+): Promise<{ monitor: DriftMonitor; close(): Promise<void> } | undefined> {
+	if (settings.monitor_window === undefined) return undefined;
+	const windowMs = parseDuration(settings.monitor_window, "monitor_window");
+	const { DriftMonitor } = await import("../dataplane/drift-monitor.ts");
+	const uri =
+		settings.registry ??
+		(settings.models.some((m) => isRegistryRef(m.source))
+			? (await import("../registry/open.ts")).defaultRegistryUri()
+			: undefined);
+	const store = uri
+		? await (await import("../registry/open.ts")).openRegistry(uri)
+		: undefined;
+	const monitor = new DriftMonitor({
+		windowSeconds: windowMs / 1000,
+		drift: {
+			minRows: settings.monitor_min_rows,
+			...(settings.monitor_method === "psi" ? { method: "psi" as const } : {}),
+		},
+		...(store ? { store } : {}),
+		...(settings.alert_webhook ? { webhook: settings.alert_webhook } : {}),
+		onError: (err) => log.warn({ err: err.message }, "drift monitor"),
+	});
+	return {
+		monitor,
+		async close() {
+			await monitor.close();
+			await store?.close();
+		},
+	};
 }
 
 /** Each model asked for that is not loaded after start, as an error naming it, its source and the reason. */
@@ -78,6 +119,8 @@ export interface RunningServer {
 	grpcPort: number;
 	dataPlane: DataPlane;
 	logger: Logger;
+	/** Drift monitoring, when `monitor_window` is set. */
+	monitor: DriftMonitor | undefined;
 	/** Stops accepting, lets in-flight requests finish (up to shutdown_grace_ms), unloads models. */
 	close(): Promise<void>;
 }
@@ -95,7 +138,9 @@ export async function startServer(
 	if (settings.workers) load.workers = settings.workers;
 	if (settings.intra_op_threads)
 		load.intraOpThreads = settings.intra_op_threads;
+	const monitor = await startMonitor(settings, log);
 	const dp = await createDataPlane({
+		...(monitor ? { hooks: [monitor.monitor.hook] } : {}),
 		models: settings.models.map((m) => {
 			const spec: ModelSpec = { name: m.name, source: m.source };
 			if (m.entity_key !== undefined) spec.entityKey = m.entity_key;
@@ -137,6 +182,7 @@ export async function startServer(
 		retryAfterSeconds: settings.retry_after_seconds,
 		accessLog: settings.access_log,
 		logger: log,
+		...(monitor ? { monitor: monitor.monitor } : {}),
 	});
 	let grpc: Awaited<ReturnType<typeof startGrpcServer>> | undefined;
 	let httpPort: number;
@@ -168,7 +214,7 @@ export async function startServer(
 		// A server that cannot serve must not linger: close what did start so the process can exit.
 		await closeWithin(
 			CLOSE_ON_FAILURE_MS,
-			Promise.all([rest.close(), dp.close()]),
+			Promise.all([rest.close(), dp.close(), monitor?.close()]),
 		);
 		throw err;
 	}
@@ -182,6 +228,7 @@ export async function startServer(
 		grpcPort: grpc?.port ?? -1,
 		dataPlane: dp,
 		logger: log,
+		monitor: monitor?.monitor,
 		close() {
 			closing ??= (async () => {
 				const grace = new Promise<void>((r) =>
@@ -190,9 +237,9 @@ export async function startServer(
 				// Keep-alive connections that finish their last request after close began are idle but open;
 				// closing them as they go idle lets close() end when the work ends, not at the keep-alive timeout.
 				const sweep = setInterval(() => rest.server.closeIdleConnections(), 25);
-				const stop = Promise.all([rest.close(), grpc?.close(true)]).then(() =>
-					dp.close(),
-				);
+				const stop = Promise.all([rest.close(), grpc?.close(true)])
+					.then(() => dp.close())
+					.then(() => monitor?.close());
 				await Promise.race([stop, grace]);
 				clearInterval(sweep);
 			})();

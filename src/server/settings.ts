@@ -134,6 +134,30 @@ export const ServerSettingsSchema = z
 		access_log: flag().describe(
 			"log one line per request: method, path, status, duration, request id, model, version (MLSHIP_ACCESS_LOG)",
 		),
+		monitor_window: z
+			.string()
+			.optional()
+			.describe(
+				"turn drift monitoring on: profile traffic of models with a reference profile in windows of this length (30s, 5m, 1h), stored in the registry so replicas merge; GET /v2/models/{m}/monitor (MLSHIP_MONITOR_WINDOW)",
+			),
+		monitor_min_rows: int(1)
+			.default(50)
+			.describe(
+				"fewest rows a window needs for a drift verdict; below it the answer is 'not enough data' (MLSHIP_MONITOR_MIN_ROWS)",
+			),
+		monitor_method: z
+			.enum(["default", "psi"])
+			.default("default")
+			.describe(
+				"drift test: default = Evidently's choice by type and size (KS/chi²/Z below 1000 reference rows, Wasserstein/Jensen–Shannon above); psi = PSI for every column (MLSHIP_MONITOR_METHOD)",
+			),
+		alert_webhook: z
+			.string()
+			.url()
+			.optional()
+			.describe(
+				"POST drift alerts (JSON) here, with hysteresis: an alert starts when a window drifts and ends below half the threshold or after 3 clean windows (MLSHIP_ALERT_WEBHOOK)",
+			),
 		log_level: z
 			.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
 			.default("info")

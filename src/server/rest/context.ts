@@ -1,5 +1,6 @@
 // What every REST route shares: the data plane and the per-request timeout rules.
 import type { FastifyRequest } from "fastify";
+import type { DriftMonitor } from "../../dataplane/drift-monitor.ts";
 import type { DataPlane, InferOptions } from "../../dataplane/types.ts";
 import { invalidInput, MlshipError } from "../../protocol/errors.ts";
 import type { Admission, ModelParams } from "./admission.ts";
@@ -19,6 +20,8 @@ export interface RestContext {
 	admission: Admission;
 	/** The access log is on: handlers record the served version for it. */
 	accessLog: boolean;
+	/** Drift monitoring, when on (`/v2/models/{m}/monitor`, drift gauges in `/metrics`). */
+	monitor?: DriftMonitor | undefined;
 }
 
 /** Rethrows `err`, first telling admission control when the data plane refused the request as overloaded. */

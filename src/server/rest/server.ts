@@ -4,6 +4,7 @@ import Fastify, {
 	type FastifyInstance,
 	LogController,
 } from "fastify";
+import type { DriftMonitor } from "../../dataplane/drift-monitor.ts";
 import type { DataPlane } from "../../dataplane/types.ts";
 import { registerAccessLog } from "../logging.ts";
 import { Admission } from "./admission.ts";
@@ -13,6 +14,7 @@ import { registerErrorHandlers } from "./errors.ts";
 import { registerHealthRoutes } from "./routes/health.ts";
 import { registerInferRoutes } from "./routes/infer.ts";
 import { registerMetricsRoute } from "./routes/metrics.ts";
+import { registerMonitorRoute } from "./routes/monitor.ts";
 import { registerOpenApiRoute } from "./routes/openapi.ts";
 import { registerPredictRoutes } from "./routes/predict.ts";
 import { registerRepositoryRoutes } from "./routes/repository.ts";
@@ -36,6 +38,8 @@ export interface RestServerOptions {
 	 * one —, model, version). Default false: then no per-request hook is registered.
 	 */
 	accessLog?: boolean;
+	/** Drift monitoring (its hook must be in the data plane's hooks): serves `/v2/models/{m}/monitor` and its gauges. */
+	monitor?: DriftMonitor;
 }
 
 export const DEFAULT_BODY_LIMIT = 64 * 1024 * 1024;
@@ -83,6 +87,7 @@ export function createRestServer(
 		maxTimeoutMs: timeout,
 		admission: new Admission(retryAfterSeconds),
 		accessLog: opts.accessLog === true,
+		monitor: opts.monitor,
 	};
 	if (ctx.accessLog) registerAccessLog(app);
 	const routes: { method: string; url: string }[] = [];
@@ -101,6 +106,7 @@ export function createRestServer(
 	registerPredictRoutes(app, ctx);
 	registerRepositoryRoutes(app, ctx);
 	registerMetricsRoute(app, ctx);
+	registerMonitorRoute(app, ctx);
 	registerOpenApiRoute(app, ctx);
 	return app;
 }

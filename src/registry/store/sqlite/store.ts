@@ -71,6 +71,19 @@ const MIGRATIONS: readonly string[] = [
 	`ALTER TABLE versions ADD COLUMN entity TEXT;
 	ALTER TABLE changes ADD COLUMN entity TEXT;
 	CREATE INDEX versions_by_entity ON versions (name, entity, version);`,
+	// Drift monitoring: live profiles per window and replica (merged when read). No foreign key: a bundle served
+	// outside the registry has version 0, and windows outlive deleted versions until pruned.
+	`CREATE TABLE monitor_windows (
+		name TEXT NOT NULL,
+		version INTEGER NOT NULL,
+		window_start INTEGER NOT NULL,
+		window_seconds INTEGER NOT NULL,
+		replica TEXT NOT NULL,
+		rows INTEGER NOT NULL,
+		profile TEXT NOT NULL,
+		PRIMARY KEY (name, version, window_start, replica)
+	) STRICT;
+	CREATE INDEX monitor_windows_by_start ON monitor_windows (name, window_start);`,
 ];
 
 /** The schema version this code writes. */
