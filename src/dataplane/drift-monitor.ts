@@ -52,6 +52,8 @@ export interface DriftMonitorOptions {
 	onError?: (err: Error) => void;
 	/** The clock (epoch ms), for tests that place traffic in windows; default Date.now. */
 	now?: () => number;
+	/** How long stored windows are kept (default 30 days); older ones are deleted, at most once an hour. */
+	retentionSeconds?: number;
 	/** Judge windows on a timer (default true); false: only flush() does (tests). */
 	timer?: boolean;
 }
@@ -126,6 +128,7 @@ export class DriftMonitor {
 	readonly #tickMs: number;
 	readonly #now: () => number;
 	#ticking: Promise<void> = Promise.resolve();
+	#prunedAt = 0;
 	#closed = false;
 	readonly #featureDrift = new Gauge({
 		name: "mlship_feature_drift",
@@ -196,7 +199,8 @@ export class DriftMonitor {
 	#observe(call: PredictCall): void {
 		const ref = call.reference;
 		if (ref === undefined || this.#closed) return;
-		const version = call.version ?? 0;
+		// A bundle directory is version 1, as the server answers (model_version, mlship-model-version).
+		const version = call.version ?? 1;
 		const w = this.windowSeconds * 1000;
 		const start = Math.floor(this.#now() / w) * w;
 		const key = `${call.model}\u0000${version}\u0000${start}`;
@@ -265,6 +269,16 @@ export class DriftMonitor {
 
 	/** Writes dirty windows; closes windows whose end has passed, and judges them once every replica had time to write. */
 	async #tick(now: number): Promise<void> {
+		const retention = (this.#opts.retentionSeconds ?? 30 * 86_400) * 1000;
+		if (now - this.#prunedAt >= 3_600_000) {
+			this.#prunedAt = now;
+			const before = now - retention;
+			const i = this.#memory.findIndex((r) => r.start >= before);
+			this.#memory.splice(0, i < 0 ? this.#memory.length : i);
+			await this.#opts.store
+				?.pruneProfileWindows(before)
+				.catch((e: unknown) => this.#error(e as Error));
+		}
 		const w = this.windowSeconds * 1000;
 		for (const [key, win] of this.#open) {
 			const end = win.start + w;

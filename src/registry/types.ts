@@ -198,7 +198,7 @@ export interface RegisterOptions {
  */
 export interface ProfileWindow {
 	model: string;
-	/** Registry version; 0 for a model served from a bundle directory. */
+	/** Registry version; 1 for a model served from a bundle directory (as the server reports it). */
 	version: number;
 	/** Window start, epoch milliseconds (a multiple of the window length). */
 	start: number;
@@ -267,6 +267,8 @@ export interface ModelStore {
 	openBundle(v: ModelVersion | string): Promise<Bundle>;
 	/** Writes (or rewrites) one replica's profile window. */
 	saveProfileWindow(w: ProfileWindow): Promise<void>;
+	/** Deletes profile windows that started before `before` (epoch ms); returns how many rows went. */
+	pruneProfileWindows(before: number): Promise<number>;
 	/** Profile windows of a model starting at or after `since` (epoch ms), oldest first; every replica's row. */
 	profileWindows(model: string, since: number): Promise<ProfileWindow[]>;
 	/** Calls `onChange` for every later change, from this process and others, in `seq` order. Returns unsubscribe. */

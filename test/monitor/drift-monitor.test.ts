@@ -159,15 +159,15 @@ for (const kind of ["sqlite", "postgres"] as const)
 			const text = (await (r.monitors[0] as DriftMonitor).metricsText()).body;
 			assert.match(
 				text,
-				/mlship_feature_drift\{model="diabetes-cats-ridge",version="0",feature="bmi",method="ks"\} /,
+				/mlship_feature_drift\{model="diabetes-cats-ridge",version="1",feature="bmi",method="ks"\} /,
 			);
 			assert.match(
 				text,
-				/mlship_feature_drift_detected\{model="diabetes-cats-ridge",version="0",feature="bmi"\} 1/,
+				/mlship_feature_drift_detected\{model="diabetes-cats-ridge",version="1",feature="bmi"\} 1/,
 			);
 			assert.match(
 				text,
-				/mlship_dataset_drift_share\{model="diabetes-cats-ridge",version="0"\} /,
+				/mlship_dataset_drift_share\{model="diabetes-cats-ridge",version="1"\} /,
 			);
 		} finally {
 			await r.close();

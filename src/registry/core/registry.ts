@@ -480,6 +480,17 @@ export class RegistryCore implements ModelStore {
 		);
 	}
 
+	async pruneProfileWindows(before: number): Promise<number> {
+		this.#checkOpen();
+		const gone = await this.#driver.transaction((tx) =>
+			tx.all<{ n: number }>(
+				"DELETE FROM monitor_windows WHERE window_start < $1 RETURNING 1 AS n",
+				[before],
+			),
+		);
+		return gone.length;
+	}
+
 	async profileWindows(model: string, since: number): Promise<ProfileWindow[]> {
 		this.#checkOpen();
 		const rows = await this.#read((s) =>

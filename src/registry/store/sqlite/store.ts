@@ -71,8 +71,8 @@ const MIGRATIONS: readonly string[] = [
 	`ALTER TABLE versions ADD COLUMN entity TEXT;
 	ALTER TABLE changes ADD COLUMN entity TEXT;
 	CREATE INDEX versions_by_entity ON versions (name, entity, version);`,
-	// Drift monitoring: live profiles per window and replica (merged when read). No foreign key: a bundle served
-	// outside the registry has version 0, and windows outlive deleted versions until pruned.
+	// Drift monitoring: live profiles per window and replica (merged when read). No foreign key: a bundle directory
+	// served next to a registry has no version row, and windows outlive deleted versions until the monitor prunes them.
 	`CREATE TABLE monitor_windows (
 		name TEXT NOT NULL,
 		version INTEGER NOT NULL,
