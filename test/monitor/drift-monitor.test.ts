@@ -169,6 +169,13 @@ for (const kind of ["sqlite", "postgres"] as const)
 				text,
 				/mlship_dataset_drift_share\{model="diabetes-cats-ridge",version="1"\} /,
 			);
+			// Retention: windows before a time go (both replicas' rows of window 0), the rest stay.
+			assert.equal(await store.pruneProfileWindows(T0 + WINDOW * 1000), 2);
+			const left = await (r.monitors[1] as DriftMonitor).report(
+				"diabetes-cats-ridge",
+				T0,
+			);
+			assert.equal(left.windows.length, 2);
 		} finally {
 			await r.close();
 			await store.close();
