@@ -29,9 +29,58 @@ import {
 	monitorReport,
 	type WindowRow,
 } from "../monitor/windows.ts";
+import { parseDuration } from "../protocol/duration.ts";
 import type { Tensor } from "../protocol/types.ts";
+import { defaultRegistryUri, openRegistry } from "../registry/open.ts";
 import type { ModelStore } from "../registry/types.ts";
+import { isRegistryRef } from "./entry.ts";
 import type { PredictCall, PredictHook } from "./instance.ts";
+
+/** A drift monitor and its close (which closes the registry connection it opened). */
+export interface OpenedMonitor {
+	monitor: DriftMonitor;
+	close(): Promise<void>;
+}
+
+/**
+ * The drift monitor of a serve or stream process: windows of `window` (30s, 5m), written to the registry the models
+ * come from (`registry`, else the default registry when a source is a registry reference) so replicas merge, or kept
+ * in memory when every source is a bundle directory.
+ */
+export async function openDriftMonitor(o: {
+	window: string;
+	registry?: string | undefined;
+	sources: readonly string[];
+	minRows?: number | undefined;
+	method?: "default" | "psi" | undefined;
+	webhook?: string | undefined;
+	onError?: (err: Error) => void;
+}): Promise<OpenedMonitor> {
+	const windowMs = parseDuration(o.window, "--monitor-window");
+	const uri =
+		o.registry ??
+		(o.sources.some((s) => isRegistryRef(s))
+			? defaultRegistryUri()
+			: undefined);
+	const store = uri ? await openRegistry(uri) : undefined;
+	const monitor = new DriftMonitor({
+		windowSeconds: windowMs / 1000,
+		drift: {
+			...(o.minRows !== undefined ? { minRows: o.minRows } : {}),
+			...(o.method === "psi" ? { method: "psi" as const } : {}),
+		},
+		...(store ? { store } : {}),
+		...(o.webhook ? { webhook: o.webhook } : {}),
+		...(o.onError ? { onError: o.onError } : {}),
+	});
+	return {
+		monitor,
+		async close() {
+			await monitor.close();
+			await store?.close();
+		},
+	};
+}
 
 /** Windows kept in memory when there is no registry (the oldest are dropped). */
 const MEMORY_WINDOWS = 2000;

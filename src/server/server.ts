@@ -1,10 +1,11 @@
 // `mlship serve` as a library: the data plane behind REST and gRPC, with graceful shutdown.
 import type { Logger } from "pino";
 import { createDataPlane, type ModelSpec } from "../dataplane/dataplane.ts";
-import type { DriftMonitor } from "../dataplane/drift-monitor.ts";
-import { isRegistryRef } from "../dataplane/entry.ts";
+import type {
+	DriftMonitor,
+	OpenedMonitor,
+} from "../dataplane/drift-monitor.ts";
 import type { DataPlane } from "../dataplane/types.ts";
-import { parseDuration } from "../protocol/duration.ts";
 import { MlshipError } from "../protocol/errors.ts";
 import type { startGrpcServer } from "./grpc/index.ts";
 import { createLogger } from "./logging.ts";
@@ -28,42 +29,22 @@ async function closeWithin(ms: number, p: Promise<unknown>): Promise<void> {
 	clearTimeout(timer);
 }
 
-/**
- * The drift monitor of `monitor_window`, writing its windows to the registry the models come from (so replicas merge),
- * or keeping them in memory when every model is a bundle directory.
- */
+/** The drift monitor of `monitor_window` (see openDriftMonitor), or undefined when monitoring is off. */
 async function startMonitor(
 	settings: ServerSettings,
 	log: Logger,
-): Promise<{ monitor: DriftMonitor; close(): Promise<void> } | undefined> {
+): Promise<OpenedMonitor | undefined> {
 	if (settings.monitor_window === undefined) return undefined;
-	const windowMs = parseDuration(settings.monitor_window, "monitor_window");
-	const { DriftMonitor } = await import("../dataplane/drift-monitor.ts");
-	const uri =
-		settings.registry ??
-		(settings.models.some((m) => isRegistryRef(m.source))
-			? (await import("../registry/open.ts")).defaultRegistryUri()
-			: undefined);
-	const store = uri
-		? await (await import("../registry/open.ts")).openRegistry(uri)
-		: undefined;
-	const monitor = new DriftMonitor({
-		windowSeconds: windowMs / 1000,
-		drift: {
-			minRows: settings.monitor_min_rows,
-			...(settings.monitor_method === "psi" ? { method: "psi" as const } : {}),
-		},
-		...(store ? { store } : {}),
-		...(settings.alert_webhook ? { webhook: settings.alert_webhook } : {}),
+	const { openDriftMonitor } = await import("../dataplane/drift-monitor.ts");
+	return openDriftMonitor({
+		window: settings.monitor_window,
+		registry: settings.registry,
+		sources: settings.models.map((m) => m.source),
+		minRows: settings.monitor_min_rows,
+		method: settings.monitor_method,
+		webhook: settings.alert_webhook,
 		onError: (err) => log.warn({ err: err.message }, "drift monitor"),
 	});
-	return {
-		monitor,
-		async close() {
-			await monitor.close();
-			await store?.close();
-		},
-	};
 }
 
 /** Each model asked for that is not loaded after start, as an error naming it, its source and the reason. */
