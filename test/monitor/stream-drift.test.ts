@@ -42,7 +42,7 @@ test("redis stream: inputs shift halfway; dataset drift is flagged within two wi
 	const from = `${redis.url}/drift-requests`;
 	const to = `${redis.url}/drift-results`;
 	const s = await runStream({ model: dir, from, to, hooks: [monitor.hook] });
-	const results = new Collector(to, "check", (m) => String(m.offset ?? ""));
+	const results = new Collector(to, "check", (m) => m.id);
 	const shiftAt = 4;
 	const judged: { window: number; dataset: boolean | null }[] = [];
 	try {
