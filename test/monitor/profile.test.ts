@@ -1,7 +1,9 @@
 // Profiles: merge(a, b) = profile(a ∪ b), the published format, and the reference profile in a bundle.
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { test } from "node:test";
 import { readBundle } from "../../src/bundle/bundle.ts";
 import { initBundle } from "../../src/cli/bundle.ts";
@@ -21,7 +23,7 @@ import {
 	stringifyProfile,
 } from "../../src/monitor/profile/format.ts";
 import { openRegistry } from "../../src/registry/open.ts";
-import { REPO } from "../helpers/fixtures.ts";
+import { CLI, REPO } from "../helpers/fixtures.ts";
 import { bundleWithReference, csv, rows } from "./synth.ts";
 
 const NUMERIC = ["bmi", "s1", "s2", "s3", "s4", "s5", "s6"];
@@ -171,4 +173,44 @@ test("a corrupted profile is an integrity error when the bundle is opened; a ref
 		/no columns 'bmi', 's5' for the model's features/,
 	);
 	assert.ok(csvPath);
+});
+
+test("models show summarizes the reference profile (text and --json); a profile corrupted in the registry is an integrity error", async () => {
+	const { dir } = await bundleWithReference(rows(300, 8));
+	const db = join(dir, "..", "registry.db");
+	const cli = (...args: string[]) =>
+		spawnSync(
+			process.execPath,
+			[CLI, "models", ...args, "--registry", `sqlite:${db}`],
+			{ encoding: "utf8" },
+		);
+	assert.equal(cli("register", dir).status, 0);
+	const text = cli("show", "diabetes-cats-ridge");
+	assert.equal(text.status, 0, text.stderr);
+	assert.match(text.stdout, /reference profile: 300 rows/);
+	assert.match(
+		text.stdout,
+		/bmi {2}numeric {2}300 {2}min [\d.]+ · p50 [\d.]+ · max [\d.]+/,
+	);
+	assert.match(text.stdout, /sex {2}categorical {2}300 {2}(female|male) \d+/);
+	const json = JSON.parse(
+		cli("show", "diabetes-cats-ridge", "--json").stdout,
+	) as {
+		profile_summary: { rows: number; outputs: { name: string }[] };
+	};
+	assert.equal(json.profile_summary.rows, 300);
+	assert.deepEqual(
+		json.profile_summary.outputs.map((o) => o.name),
+		["variable"],
+	);
+	const sql = new DatabaseSync(db);
+	sql
+		.prepare(
+			"UPDATE files SET bytes = CAST('{}' AS BLOB) WHERE path = 'profile.json'",
+		)
+		.run();
+	sql.close();
+	const bad = cli("show", "diabetes-cats-ridge");
+	assert.notEqual(bad.status, 0);
+	assert.match(bad.stderr, /sha256 of 'profile\.json'/);
 });
