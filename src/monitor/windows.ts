@@ -4,14 +4,21 @@ import { type DriftOptions, type WindowDrift, windowDrift } from "./drift.ts";
 import { mergeProfiles } from "./profile/build.ts";
 import { type Profile, parseProfile } from "./profile/format.ts";
 
-/** A stored window row (one replica's), as the registry returns it. */
+/**
+ * One replica's live profile of one model version over one time window, as the registry stores it. Rows of several
+ * replicas for the same window are merged when read; a replica rewrites its own row as the window fills.
+ */
 export interface WindowRow {
 	model: string;
+	/** Registry version; 1 for a model served from a bundle directory (as the server reports it). */
 	version: number;
+	/** Window start, epoch milliseconds (a multiple of the window length). */
 	start: number;
 	seconds: number;
+	/** Which process observed it (host:pid:random), so replicas do not overwrite each other. */
 	replica: string;
 	rows: number;
+	/** The profile as JSON (src/monitor/profile/format.ts). */
 	profile: string;
 }
 

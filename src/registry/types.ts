@@ -1,6 +1,7 @@
 // The registry's vocabulary: model references, versions, change events, and the ModelStore interface.
 import type { Bundle } from "../bundle/bundle.ts";
 import type { Manifest } from "../bundle/manifest.ts";
+import type { WindowRow } from "../monitor/windows.ts";
 import { MlshipError } from "../protocol/errors.ts";
 
 /** Names and aliases: letters, digits, '.', '_' or '-', starting with a letter or digit (as in mlship.yaml). */
@@ -192,23 +193,8 @@ export interface RegisterOptions {
 	allowSignatureChange?: boolean;
 }
 
-/**
- * One replica's live profile of one model version over one time window (drift monitoring). Rows of several
- * replicas for the same window are merged when read; a replica rewrites its own row as the window fills.
- */
-export interface ProfileWindow {
-	model: string;
-	/** Registry version; 1 for a model served from a bundle directory (as the server reports it). */
-	version: number;
-	/** Window start, epoch milliseconds (a multiple of the window length). */
-	start: number;
-	seconds: number;
-	/** Which process observed it (host:pid:random), so replicas do not overwrite each other. */
-	replica: string;
-	rows: number;
-	/** The profile as JSON (src/monitor/profile/format.ts). */
-	profile: string;
-}
+/** One replica's live profile of one model version over one time window (drift monitoring); see WindowRow. */
+export type ProfileWindow = WindowRow;
 
 /** Options for {@link ModelStore.delete}. */
 export interface DeleteOptions {

@@ -1,7 +1,6 @@
 // The live drift monitor: windows from two replicas merge through the registry (SQLite and PostgreSQL), shifted
 // traffic drifts and in-distribution traffic does not, gauges, and webhook alerts with hysteresis (no flapping).
 import assert from "node:assert/strict";
-import { createServer, type Server } from "node:http";
 import { after, before, test } from "node:test";
 import { DriftMonitor } from "../../src/dataplane/drift-monitor.ts";
 import type { Model } from "../../src/model.ts";
@@ -16,6 +15,10 @@ import {
 	startPostgres,
 	uniqueDatabaseName,
 } from "../harness/postgres.ts";
+import {
+	startWebhookReceiver,
+	type WebhookReceiver,
+} from "../helpers/webhook.ts";
 import { bundleWithReference, rows } from "./synth.ts";
 
 const WINDOW = 60; // seconds; the tests move a fake clock
@@ -23,30 +26,16 @@ const T0 = Date.UTC(2026, 0, 1, 12, 0, 0);
 
 let dir: string;
 let pg: PostgresServer;
-let hook: { server: Server; url: string; events: AlertEvent[] };
+let hook: WebhookReceiver<AlertEvent>;
 
 before(async () => {
 	({ dir } = await bundleWithReference(rows(600, 11)));
 	pg = await startPostgres();
-	const events: AlertEvent[] = [];
-	const server = createServer((req, res) => {
-		let body = "";
-		req.on("data", (c) => {
-			body += c;
-		});
-		req.on("end", () => {
-			events.push(JSON.parse(body) as AlertEvent);
-			res.end("ok");
-		});
-	});
-	await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-	const addr = server.address();
-	assert.ok(addr && typeof addr === "object");
-	hook = { server, url: `http://127.0.0.1:${addr.port}/drift`, events };
+	hook = await startWebhookReceiver<AlertEvent>();
 });
 
 after(async () => {
-	await new Promise((r) => hook.server.close(r));
+	await hook.close();
 	await pg?.stop();
 });
 

@@ -3,13 +3,13 @@
 // batch of messages in its window (windows of 10 s, moved on once the batch's results are back), so the verdicts do
 // not depend on how fast a loaded machine scores.
 import assert from "node:assert/strict";
-import { createServer } from "node:http";
 import { test } from "node:test";
 import { DriftMonitor } from "../../src/dataplane/drift-monitor.ts";
 import type { AlertEvent } from "../../src/monitor/alerts.ts";
 import { runStream } from "../../src/stream/run.ts";
 import { startRedis } from "../harness/redis.ts";
 import { Collector, produce } from "../helpers/stream-process.ts";
+import { startWebhookReceiver } from "../helpers/webhook.ts";
 import { bundleWithReference, rows } from "./synth.ts";
 
 const WINDOW = 10;
@@ -18,26 +18,15 @@ const T0 = Date.UTC(2026, 0, 2, 0, 0, 0);
 
 test("redis stream: inputs shift halfway; dataset drift is flagged within two windows, never before", async () => {
 	const redis = await startRedis();
-	const events: AlertEvent[] = [];
-	const receiver = createServer((req, res) => {
-		let body = "";
-		req.on("data", (c) => {
-			body += c;
-		});
-		req.on("end", () => {
-			events.push(JSON.parse(body) as AlertEvent);
-			res.end();
-		});
-	});
-	await new Promise<void>((r) => receiver.listen(0, "127.0.0.1", r));
-	const port = (receiver.address() as { port: number }).port;
+	const receiver = await startWebhookReceiver<AlertEvent>();
+	const events = receiver.events;
 	const { dir } = await bundleWithReference(rows(600, 51));
 	const clock = { t: T0 };
 	const monitor = new DriftMonitor({
 		windowSeconds: WINDOW,
 		now: () => clock.t,
 		timer: false,
-		webhook: `http://127.0.0.1:${port}/alerts`,
+		webhook: receiver.url,
 	});
 	const from = `${redis.url}/drift-requests`;
 	const to = `${redis.url}/drift-results`;
@@ -89,7 +78,7 @@ test("redis stream: inputs shift halfway; dataset drift is flagged within two wi
 		await s.done;
 		await results.close();
 		await monitor.close();
-		await new Promise((r) => receiver.close(r));
+		await receiver.close();
 		await redis.stop();
 	}
 	const before = judged.filter((j) => j.window < shiftAt);
