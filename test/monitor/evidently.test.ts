@@ -100,6 +100,8 @@ test("drift decisions agree with Evidently's default preset on ≥ 95% of featur
 	let agree = 0;
 	let sameMethod = 0;
 	const disagreements: string[] = [];
+	/** Relative difference of mlship's statistic from Evidently's, per method (how close the profile-based tests are). */
+	const gaps = new Map<string, number[]>();
 	for (const w of golden.windows) {
 		const ref = refOf(w.reference);
 		const data = parts.get(w.id);
@@ -116,6 +118,14 @@ test("drift decisions agree with Evidently's default preset on ≥ 95% of featur
 			const d = columnDrift(r, c);
 			cases++;
 			if (d.method === METHODS[g.method]) sameMethod++;
+			if (d.statistic !== null) {
+				const list = gaps.get(d.method) ?? [];
+				list.push(
+					Math.abs(d.statistic - g.statistic) /
+						Math.max(Math.abs(g.statistic), 1e-12),
+				);
+				gaps.set(d.method, list);
+			}
 			if (d.drifted === g.drifted) agree++;
 			else
 				disagreements.push(
@@ -128,6 +138,14 @@ test("drift decisions agree with Evidently's default preset on ≥ 95% of featur
 		`evidently agreement: ${agree}/${cases} = ${(100 * share).toFixed(1)}% (same test chosen in ${sameMethod}/${cases})`,
 	);
 	for (const d of disagreements) console.log(`  disagreement: ${d}`);
+	for (const [method, list] of gaps) {
+		const sorted = [...list].sort((x, y) => x - y);
+		const q = (p: number) =>
+			((sorted[Math.floor(p * (sorted.length - 1))] ?? 0) * 100).toFixed(2);
+		console.log(
+			`  ${method}: ${list.length} cases, relative difference from Evidently's statistic: median ${q(0.5)}%, p90 ${q(0.9)}%, max ${q(1)}%`,
+		);
+	}
 	assert.equal(sameMethod, cases, "the same test is chosen for every case");
 	assert.ok(cases >= 250, `cases: ${cases}`);
 	assert.ok(
