@@ -1,7 +1,7 @@
 // Drift tests on profiles: PSI as an option, the minimum window size, categories the reference never saw.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { columnDrift } from "../../src/monitor/drift.ts";
+import { columnDrift, ksTest } from "../../src/monitor/drift.ts";
 import {
 	addValue,
 	type ColumnKind,
@@ -86,4 +86,33 @@ test("a category the reference never saw makes chi-square drift (expected count 
 	assert.equal(d.method, "chisquare");
 	assert.equal(d.statistic, 0);
 	assert.equal(d.drifted, true);
+});
+
+test("KS and Wasserstein are exact when both profiles know every distinct value (integer-valued columns)", () => {
+	const col = (values: number[]) => ({
+		name: "x",
+		kind: "numeric" as const,
+		values,
+	});
+	const ref = referenceProfile(
+		100,
+		[col([...Array(50).fill(1), ...Array(50).fill(2)])],
+		[],
+	);
+	const acc = new ProfileAccumulator(layoutOf(ref));
+	const x = acc.features.get("x");
+	assert.ok(x);
+	for (let i = 0; i < 100; i++) addValue(x, 2);
+	const cur = acc.profile();
+	const [r, c] = [
+		ref.features.x as ColumnProfile,
+		cur.features.x as ColumnProfile,
+	];
+	// F_ref = (0.5 at 1, 1 at 2), F_cur = (0 at 1, 1 at 2): W = 0.5 · (2 − 1) = 0.5, KS D = 0.5; std of ref = 0.5.
+	assert.equal(
+		columnDrift(r, c, { method: "wasserstein", minRows: 1 }).statistic,
+		1,
+	);
+	assert.ok(r.kind === "numeric" && c.kind === "numeric");
+	assert.equal(ksTest(r, c).d, 0.5);
 });
