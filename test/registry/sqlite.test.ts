@@ -199,6 +199,7 @@ describe("SqliteStore", () => {
 			"changes",
 			"files",
 			"models",
+			"monitor_windows",
 			"versions",
 		]);
 		raw.exec(`PRAGMA user_version = ${SCHEMA_VERSION + 1}`);
