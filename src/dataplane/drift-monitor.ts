@@ -247,7 +247,9 @@ export class DriftMonitor {
 
 	#observe(call: PredictCall): void {
 		const ref = call.reference;
-		if (ref === undefined || this.#closed) return;
+		// Per-entity family members (thousands of small models, each its own reference) are not monitored: their
+		// windows and gauges would be per entity version, without bound.
+		if (ref === undefined || call.entity !== undefined || this.#closed) return;
 		// A bundle directory is version 1, as the server answers (model_version, mlship-model-version).
 		const version = call.version ?? 1;
 		const w = this.windowSeconds * 1000;

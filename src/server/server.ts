@@ -120,6 +120,16 @@ export async function startServer(
 	if (settings.intra_op_threads)
 		load.intraOpThreads = settings.intra_op_threads;
 	const monitor = await startMonitor(settings, log);
+	if (monitor)
+		log.info(
+			{
+				window: settings.monitor_window,
+				min_rows: settings.monitor_min_rows,
+				method: settings.monitor_method,
+				alerts: settings.alert_webhook !== undefined,
+			},
+			"drift monitoring on: GET /v2/models/{model}/monitor",
+		);
 	const dp = await createDataPlane({
 		...(monitor ? { hooks: [monitor.monitor.hook] } : {}),
 		models: settings.models.map((m) => {

@@ -281,3 +281,30 @@ test("webhook: one 'started' per drifting subject when drift begins, none while 
 		await store.close();
 	}
 });
+
+test("calls of per-entity family members are not profiled (their windows and gauges would grow with the entities)", async () => {
+	const clock = { t: T0 };
+	const monitor = new DriftMonitor({
+		windowSeconds: WINDOW,
+		now: () => clock.t,
+		timer: false,
+	});
+	const m = await loadModel(dir, { mode: "inline" });
+	m.addHook(monitor.hook);
+	try {
+		const inputs = m.encodeTable(rows(60, 81));
+		await m.predictTensors(inputs, undefined, undefined, { entity: "berlin" });
+		assert.deepEqual(
+			(await monitor.report("diabetes-cats-ridge", 0)).windows,
+			[],
+		);
+		await m.predictTensors(inputs, undefined, undefined, { requestId: "r1" });
+		assert.equal(
+			(await monitor.report("diabetes-cats-ridge", 0)).windows[0]?.rows,
+			60,
+		);
+	} finally {
+		await monitor.close();
+		await m.close();
+	}
+});
