@@ -235,7 +235,7 @@ export class DriftMonitor {
 		this.#now = opts.now ?? Date.now;
 		this.#timer = setInterval(() => {
 			if (opts.timer === false) return;
-			this.#ticking = this.#ticking.then(() => this.#tick(this.#now()));
+			this.#ticking = this.#ticking.then(() => this.#safeTick(this.#now()));
 		}, this.#tickMs);
 		this.#timer.unref();
 		this.hook = (call) => this.#observe(call);
@@ -316,6 +316,15 @@ export class DriftMonitor {
 		const store = this.#opts.store;
 		if (store) return store.profileWindows(model, since);
 		return this.#memory.filter((r) => r.model === model && r.start >= since);
+	}
+
+	/** A tick that never rejects (a failure is reported), so one failure does not stop later ticks. */
+	async #safeTick(now: number): Promise<void> {
+		try {
+			await this.#tick(now);
+		} catch (err) {
+			this.#error(err instanceof Error ? err : new Error(String(err)));
+		}
 	}
 
 	/** Writes dirty windows; closes windows whose end has passed, and judges them once every replica had time to write. */
@@ -474,7 +483,7 @@ export class DriftMonitor {
 
 	/** Runs one tick now (tests and shutdown): writes, closes and judges what is due at `now`. */
 	async flush(now: number = this.#now()): Promise<void> {
-		this.#ticking = this.#ticking.then(() => this.#tick(now));
+		this.#ticking = this.#ticking.then(() => this.#safeTick(now));
 		await this.#ticking;
 		await this.#webhook?.drain();
 	}

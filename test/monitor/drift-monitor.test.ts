@@ -308,3 +308,40 @@ test("calls of per-entity family members are not profiled (their windows and gau
 		await m.close();
 	}
 });
+
+test("a registry that fails writes is counted and reported, never thrown at the prediction; later ticks go on", async () => {
+	const store = await openRegistry("sqlite::memory:");
+	await store.close(); // every call now fails with MLSHIP_CLOSED
+	const errors: string[] = [];
+	const clock = { t: T0 };
+	const monitor = new DriftMonitor({
+		windowSeconds: WINDOW,
+		store,
+		now: () => clock.t,
+		timer: false,
+		onError: (e) => errors.push(e.message),
+	});
+	const m = await loadModel(dir, { mode: "inline" });
+	m.addHook(monitor.hook);
+	try {
+		const out = await m.predict(rows(60, 82));
+		assert.equal(out.length, 60);
+		clock.t = T0 + WINDOW * 1000 + 1000;
+		await monitor.flush();
+		clock.t += 30_000;
+		await monitor.flush();
+		assert.ok(
+			errors.some((e) =>
+				/cannot write the window of diabetes-cats-ridge@1/.test(e),
+			),
+			errors.join("\n"),
+		);
+		assert.match(
+			(await monitor.metricsText()).body,
+			/mlship_monitor_write_failures_total [1-9]/,
+		);
+	} finally {
+		await monitor.close();
+		await m.close();
+	}
+});
