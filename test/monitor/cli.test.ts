@@ -31,21 +31,22 @@ test("stream --monitor-window writes windows to the registry; monitor report --j
 		input,
 		`${shifted.map((r) => JSON.stringify(r)).join("\n")}\n`,
 	);
-	const s = mlship(
-		"stream",
-		"-m",
-		"diabetes-cats-ridge",
-		"--registry",
-		registry,
-		"--from",
-		input,
-		"--to",
-		join(root, "results.jsonl"),
-		"--monitor-window",
-		"1h",
-		"--log-level",
-		"warn",
-	);
+	const stream = (to: string, window: string, ...more: string[]) =>
+		mlship(
+			"stream",
+			"-m",
+			"diabetes-cats-ridge",
+			"--registry",
+			registry,
+			"--from",
+			input,
+			"--to",
+			to,
+			"--monitor-window",
+			window,
+			...more,
+		);
+	const s = stream(join(root, "results.jsonl"), "1h", "--log-level", "warn");
 	assert.equal(s.status, 0, s.stderr);
 	const r = mlship(
 		"monitor",
@@ -75,19 +76,7 @@ test("stream --monitor-window writes windows to the registry; monitor report --j
 	assert.equal(w.rows, 300);
 	assert.equal(w.features.bmi?.drifted, true);
 	assert.equal(w.dataset.drifted_dataset, true);
-	const bad = mlship(
-		"stream",
-		"-m",
-		"diabetes-cats-ridge",
-		"--registry",
-		registry,
-		"--from",
-		input,
-		"--to",
-		"-",
-		"--monitor-window",
-		"soon",
-	);
+	const bad = stream("-", "soon");
 	assert.equal(bad.status, 2, bad.stderr);
 	assert.match(bad.stderr, /--monitor-window: not a duration: "soon"/);
 });
