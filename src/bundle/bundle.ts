@@ -34,7 +34,10 @@ export function sha256Hex(bytes: Uint8Array): string {
 
 /** Paths of the files a manifest names, with their expected digests. */
 export function manifestFiles(m: Manifest): { path: string; sha256: string }[] {
-	return m.reference ? [m.artifact, m.reference] : [m.artifact];
+	const files = [m.artifact];
+	if (m.reference) files.push(m.reference);
+	if (m.profile) files.push(m.profile);
+	return files;
 }
 
 /** Throws MLSHIP_INTEGRITY when any file's sha256 differs from the manifest's (a bundle is never half-trusted). */

@@ -178,6 +178,9 @@ export const ManifestSchema = z
 		reference: FileRefSchema.optional().describe(
 			"reference data (e.g. training sample) for drift",
 		),
+		profile: FileRefSchema.optional().describe(
+			"reference profile for drift (JSON, format mlship.profile; written by 'mlship bundle init --reference')",
+		),
 		signature: z
 			.object({
 				inputs: z.array(TensorSpecSchema).min(1),

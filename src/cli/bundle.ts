@@ -11,6 +11,7 @@ import {
 	MANIFEST_FILE,
 	manifestFromArtifact,
 	readBundle,
+	sha256Hex,
 	withGraphCategories,
 } from "../bundle/bundle.ts";
 import {
@@ -27,8 +28,10 @@ import {
 } from "../bundle/manifest.ts";
 import type { Row } from "../codec/table.ts";
 import { loadBundle } from "../model.ts";
+import { stringifyProfile } from "../monitor/profile/format.ts";
 import { MlshipError } from "../protocol/errors.ts";
 import { action, example, output } from "./common.ts";
+import { computeReference, type ReferenceResult } from "./reference.ts";
 
 /** Scores golden.json's records (when the bundle directory has one) and refuses outputs that differ from the library's. */
 async function checkGolden(
@@ -82,7 +85,12 @@ interface InitOpts {
 	labels?: string[];
 	force?: boolean;
 	json?: boolean;
+	/** A training sample (CSV/Parquet/JSONL) to profile as the drift reference. */
+	reference?: string;
 }
+
+/** Where `bundle init --reference` writes the reference profile, relative to the bundle. */
+export const PROFILE_FILE = "profile.json";
 
 /** The ONNX file `model` names: the file itself, or the only .onnx file inside a directory. */
 async function onnxFileOf(model: string): Promise<string> {
@@ -123,6 +131,7 @@ export async function initBundle(
 	manifest: Manifest;
 	refreshed: boolean;
 	skipped: string[];
+	reference?: Omit<ReferenceResult, "profile">;
 }> {
 	const file = await onnxFileOf(model);
 	const bytes = new Uint8Array(
@@ -177,8 +186,33 @@ export async function initBundle(
 	if (opts.labels) manifest.labels = opts.labels;
 	if (opts.name) manifest.name = opts.name;
 	manifest = validateManifest(manifest, path);
+	let reference: Omit<ReferenceResult, "profile"> | undefined;
+	if (opts.reference) {
+		const { profile: _stale, ...current } = manifest;
+		const r = await computeReference(
+			{
+				manifest: current,
+				files: new Map([[manifest.artifact.path, bytes]]),
+				source: dir,
+			},
+			opts.reference,
+		);
+		const text = new TextEncoder().encode(stringifyProfile(r.profile));
+		await writeFile(join(dir, PROFILE_FILE), text);
+		manifest = validateManifest(
+			{ ...manifest, profile: { path: PROFILE_FILE, sha256: sha256Hex(text) } },
+			path,
+		);
+		reference = { rows: r.rows, sampled: r.sampled, unscored: r.unscored };
+	}
 	await writeFile(path, stringifyManifest(manifest));
-	return { path, manifest, refreshed, skipped };
+	return {
+		path,
+		manifest,
+		refreshed,
+		skipped,
+		...(reference ? { reference } : {}),
+	};
 }
 
 export function bundleCommand(): Command {
@@ -219,6 +253,10 @@ export function bundleCommand(): Command {
 				list,
 			)
 			.option(
+				"--reference <file>",
+				"profile a training sample (CSV/Parquet/JSONL with every feature column) as the drift reference: writes profile.json with the features' and the model's outputs' distributions",
+			)
+			.option(
 				"--force",
 				"overwrite an existing mlship.yaml instead of refreshing it",
 			)
@@ -232,14 +270,20 @@ export function bundleCommand(): Command {
 						);
 					output(
 						Boolean(opts.json),
-						{ path: r.path, refreshed: r.refreshed, manifest: r.manifest },
+						{
+							path: r.path,
+							refreshed: r.refreshed,
+							manifest: r.manifest,
+							...(r.reference ? { reference: r.reference } : {}),
+						},
 						() =>
-							`${r.refreshed ? "refreshed" : "wrote"} ${r.path}: ${r.manifest.signature.inputs.length} input(s), ${r.manifest.signature.outputs.length} output(s); edit features, labels and metadata there`,
+							`${r.refreshed ? "refreshed" : "wrote"} ${r.path}: ${r.manifest.signature.inputs.length} input(s), ${r.manifest.signature.outputs.length} output(s); edit features, labels and metadata there${r.reference ? `\nreference profile: ${r.reference.rows} rows${r.reference.sampled ? " (a sample of the file)" : ""}${r.reference.unscored > 0 ? `, ${r.reference.unscored} the model could not score` : ""} → ${PROFILE_FILE}` : ""}`,
 					);
 				}),
 			),
 		"mlship bundle init model.onnx --features-from train.csv --exclude target --labels setosa,versicolor,virginica",
 		"mlship bundle init ./churn-bundle --name churn",
+		"mlship bundle init ./churn-bundle --reference train.parquet",
 	);
 	example(
 		cmd

@@ -95,6 +95,13 @@ export const COMMANDS: readonly LazyCommand[] = [
 		load: async () => (await import("./audit.ts")).auditCommand(),
 	},
 	{
+		name: "monitor",
+		term: "monitor",
+		summary:
+			"Drift monitoring: reports of the windows serve and stream write with --monitor-window",
+		load: async () => (await import("./monitor.ts")).monitorCommand(),
+	},
+	{
 		name: "quickstart",
 		term: "quickstart [options]",
 		summary:

@@ -1,8 +1,14 @@
 // `mlship models`: register bundles in the registry, list and show versions, move aliases, archive and delete.
 import { Command } from "commander";
 import { readBundle } from "../bundle/bundle.ts";
+import { parseProfile } from "../monitor/profile/format.ts";
+import { summarizeProfile, summaryLines } from "../monitor/profile/summary.ts";
 import { MlshipError } from "../protocol/errors.ts";
-import { type ModelVersion, parseRef } from "../registry/types.ts";
+import {
+	type ModelStore,
+	type ModelVersion,
+	parseRef,
+} from "../registry/types.ts";
 import { action, example, output, textTable } from "./common.ts";
 import { routeCommand } from "./experiments.ts";
 import {
@@ -33,7 +39,26 @@ function summary(v: ModelVersion) {
 	};
 }
 
-function details(v: ModelVersion): string {
+/** A version's reference profile in brief (read through openBundle, so a corrupted one is an integrity error). */
+async function profileSummary(
+	store: ModelStore,
+	v: ModelVersion,
+): Promise<ReturnType<typeof summarizeProfile> | undefined> {
+	const f = v.manifest.profile;
+	if (!f) return undefined;
+	const b = await store.openBundle(v);
+	return summarizeProfile(
+		parseProfile(
+			b.files.get(f.path) ?? new Uint8Array(),
+			`${ref(v)}: ${f.path}`,
+		),
+	);
+}
+
+function details(
+	v: ModelVersion,
+	profile?: ReturnType<typeof summarizeProfile>,
+): string {
 	const m = v.manifest;
 	const tensor = (t: { name: string; datatype: string; shape: number[] }) =>
 		`    ${t.name}  ${t.datatype}  [${t.shape.join(", ")}]`;
@@ -60,6 +85,11 @@ function details(v: ModelVersion): string {
 		lines.push("  registration metadata:", ...json(v.metadata));
 	if (m.metadata && Object.keys(m.metadata).length > 0)
 		lines.push("  bundle metadata:", ...json(m.metadata));
+	if (profile) lines.push(...summaryLines(profile));
+	else
+		lines.push(
+			"  reference profile: none (add one: mlship bundle init DIR --reference train.parquet)",
+		);
 	return lines.join("\n");
 }
 
@@ -227,7 +257,7 @@ function showCommand(): Command {
 	const cmd = common(
 		new Command("show")
 			.description(
-				"Show one version: signature, features, labels, aliases, metadata",
+				"Show one version: signature, features, labels, aliases, metadata, reference profile",
 			)
 			.argument(
 				"<ref>",
@@ -235,8 +265,18 @@ function showCommand(): Command {
 			),
 	).action(
 		action(async (r: string, opts: CommonOpts) => {
-			const v = await withRegistry(opts.registry, (store) => store.get(r));
-			output(Boolean(opts.json), v, () => details(v));
+			const { v, profile } = await withRegistry(
+				opts.registry,
+				async (store) => {
+					const v = await store.get(r);
+					return { v, profile: await profileSummary(store, v) };
+				},
+			);
+			output(
+				Boolean(opts.json),
+				profile ? { ...v, profile_summary: profile } : v,
+				() => details(v, profile),
+			);
 		}),
 	);
 	return example(

@@ -32,6 +32,10 @@ interface ServeOpts {
 	accessLog?: boolean;
 	maxLoadedModels?: string;
 	memoryBudget?: string;
+	monitorWindow?: string;
+	monitorMinRows?: string;
+	monitorMethod?: string;
+	alertWebhook?: string;
 	entityKey?: string[];
 	entityNoFallback?: string[];
 	auth?: string;
@@ -151,6 +155,22 @@ export function serveCommand(): Command {
 			"mTLS: require client certificates signed by this CA (others are refused)",
 		)
 		.option(
+			"--monitor-window <duration>",
+			"drift monitoring: profile traffic in windows of this length (30s, 5m) against each bundle's reference profile; GET /v2/models/{m}/monitor",
+		)
+		.option(
+			"--monitor-min-rows <n>",
+			"fewest rows per window for a drift verdict (default 50)",
+		)
+		.option(
+			"--monitor-method <method>",
+			"default (Evidently's choice by type and size) | psi",
+		)
+		.option(
+			"--alert-webhook <url>",
+			"POST drift alerts (JSON) to this URL, with hysteresis (no flapping)",
+		)
+		.option(
 			"--access-log",
 			"log each request: method, path, status, duration, request id, model, version (off by default: costs nothing)",
 		)
@@ -189,6 +209,10 @@ export function serveCommand(): Command {
 					tls_cert: opts.tlsCert,
 					tls_key: opts.tlsKey,
 					tls_client_ca: opts.tlsClientCa,
+					monitor_window: opts.monitorWindow,
+					monitor_min_rows: opts.monitorMinRows,
+					monitor_method: opts.monitorMethod,
+					alert_webhook: opts.alertWebhook,
 				};
 				if (models.length > 0) flags.models = models;
 				const settings = resolveSettings(flags, opts.config);
@@ -265,6 +289,7 @@ export function serveCommand(): Command {
 		"mlship serve -m ./bundles/gbdt:gbdt --http-port 9000 --grpc-port -1 --max-batch-size 64",
 		"mlship serve --model churn@production --auth required --rate-limit predict=1000/s   # tokens: mlship tokens create --scope predict",
 		"mlship serve -m examples/iris --tls-cert server.pem --tls-key server.key --tls-client-ca clients-ca.pem   # then: kill -HUP <pid> after renewing",
+		"mlship serve -m churn@production --monitor-window 5m --alert-webhook https://hooks.example/drift && curl -s localhost:8080/v2/models/churn/monitor?since=1h",
 		'curl -s localhost:8080/v2/models/iris-logreg/infer -d \'{"inputs":[{"name":"float_input","datatype":"FP32","shape":[1,4],"data":[5.1,3.5,1.4,0.2]}]}\'',
 	);
 }

@@ -1,5 +1,5 @@
 // `mlship stream`: score messages from a broker (or JSON lines) and produce results, at least once.
-import { Command, Option } from "commander";
+import { Command, InvalidArgumentError, Option } from "commander";
 import pino from "pino";
 import { redactingLogger, redactUrl, redactValue } from "../protocol/redact.ts";
 import { isStdio } from "../stream/connectors/index.ts";
@@ -45,6 +45,9 @@ interface StreamOpts {
 	schema?: string;
 	avroFraming: AvroFraming;
 	resultSchema?: string;
+	monitorWindow?: string;
+	monitorMinRows?: number;
+	alertWebhook?: string;
 }
 
 export function streamCommand(): Command {
@@ -155,6 +158,24 @@ export function streamCommand(): Command {
 			"--format avro: write the results' Avro schema here (for the readers of --to)",
 		)
 		.option(
+			"--monitor-window <duration>",
+			"drift monitoring: profile requests in windows of this length (30s, 5m) against the bundle's reference profile; windows go to the registry (replicas merge), gauges to --metrics-port",
+		)
+		.option(
+			"--monitor-min-rows <n>",
+			"fewest rows per window for a drift verdict (default 50)",
+			(t: string) => {
+				const n = Number(t);
+				if (!Number.isInteger(n) || n < 1)
+					throw new InvalidArgumentError(`not a positive whole number: ${t}.`);
+				return n;
+			},
+		)
+		.option(
+			"--alert-webhook <url>",
+			"POST drift alerts (JSON) to this URL, with hysteresis (no flapping)",
+		)
+		.option(
 			"--json",
 			"print the run's counters as JSON when it ends (on stderr when --to is stdout)",
 		)
@@ -184,6 +205,20 @@ export function streamCommand(): Command {
 					pino.destination(2),
 				);
 				let running: Awaited<ReturnType<typeof runStream>> | undefined;
+				const drift =
+					opts.monitorWindow === undefined
+						? undefined
+						: await (
+								await import("../dataplane/drift-monitor.ts")
+							).openDriftMonitor({
+								window: opts.monitorWindow,
+								registry: opts.registry,
+								sources: [model],
+								minRows: opts.monitorMinRows,
+								webhook: opts.alertWebhook,
+								onError: (err) =>
+									log.warn({ err: err.message }, "drift monitor"),
+							});
 				if (opts.metricsPort !== undefined) {
 					const { streamRowMetrics } = await import("../monitor/metrics.ts");
 					const rows = streamRowMetrics(() => ({
@@ -202,6 +237,7 @@ export function streamCommand(): Command {
 								() =>
 									running?.metrics() ??
 									Promise.resolve({ contentType: "", body: "" }),
+								...(drift ? [() => drift.monitor.metricsText()] : []),
 							],
 							ready: () => running?.ready() ?? false,
 						},
@@ -228,6 +264,7 @@ export function streamCommand(): Command {
 					schema: opts.schema,
 					avroFraming: opts.avroFraming,
 					resultSchema: opts.resultSchema,
+					...(drift ? { hooks: [drift.monitor.hook] } : {}),
 					log: (level, msg, fields) => log[level](fields ?? {}, msg),
 					onModelEvent: (e) =>
 						log.info(
@@ -258,6 +295,7 @@ export function streamCommand(): Command {
 					"mlship streaming",
 				);
 				const stats = await s.done;
+				await drift?.close();
 				log.info(stats, "stream stopped");
 				if (opts.json) {
 					const text = `${JSON.stringify(redactValue(stats))}\n`;
@@ -274,6 +312,7 @@ export function streamCommand(): Command {
 		"mlship stream --model churn@production --from kafka://localhost:9092/requests --to kafka://localhost:9092/scores --dlq kafka://localhost:9092/dead",
 		"mlship stream -m examples/iris --from redis://127.0.0.1:6379/requests --to redis://127.0.0.1:6379/scores --group scorers",
 		"mlship stream -m iris-logreg@production --from nats://127.0.0.1:4222/REQUESTS/requests.iris --to nats://127.0.0.1:4222/SCORES/scores.iris --metrics-port 9464",
+		"mlship stream -m churn@production --from redis://127.0.0.1:6379/requests --to redis://127.0.0.1:6379/scores --monitor-window 5m --alert-webhook https://hooks.example/drift --metrics-port 9464",
 		'echo \'{"sepal_length":5.1,"sepal_width":3.5,"petal_length":1.4,"petal_width":0.2}\' | mlship stream -m examples/iris --from - --to -',
 	);
 }

@@ -18,6 +18,8 @@ import {
 } from "../codec/table.ts";
 import { validateInputs } from "../codec/tensor.ts";
 import { warmupRows } from "../codec/warmup.ts";
+import type { Profile } from "../monitor/profile/format.ts";
+import { parseProfile } from "../monitor/profile/format.ts";
 import {
 	invalidInput,
 	MlshipError,
@@ -74,6 +76,10 @@ export interface PredictCall extends CallContext {
 	readonly outputs: readonly Tensor[];
 	/** From the call to its answer (queue wait + compute), in seconds. */
 	readonly seconds: number;
+	/** How the model's table columns map onto its tensors (to read inputs and outputs as columns). */
+	readonly plan: TablePlan;
+	/** The bundle's reference profile (drift), when it has one. */
+	readonly reference: Profile | undefined;
 }
 
 /** Called after every successful prediction of an instance; it must not throw and must not block. */
@@ -128,6 +134,8 @@ export class ModelInstance implements ModelProvider {
 	readonly plan: TablePlan;
 	/** OIP platform of its runtime, e.g. "onnx_onnxv1". */
 	readonly platform: string;
+	/** The bundle's reference profile (`profile` in mlship.yaml), read and checked at load. */
+	readonly reference: Profile | undefined;
 	readonly #loaded: LoadedModel;
 	readonly #scheduler: Scheduler;
 	readonly #outputs: string[];
@@ -150,8 +158,10 @@ export class ModelInstance implements ModelProvider {
 		platform: string,
 		scheduler: SchedulerSettings,
 		observer?: InstanceObserver,
+		reference?: Profile,
 	) {
 		this.name = name;
+		this.reference = reference;
 		this.version = version;
 		this.manifest = manifest;
 		this.platform = platform;
@@ -363,6 +373,8 @@ export class ModelInstance implements ModelProvider {
 				inputs,
 				outputs,
 				seconds,
+				plan: this.plan,
+				reference: this.reference,
 			};
 			for (const h of hooks)
 				try {
@@ -472,6 +484,14 @@ export async function loadInstance(
 ): Promise<ModelInstance> {
 	const { name, version, batching, batchingOverride, observer, ...load } = opts;
 	const rt = await runtime(bundle.manifest.runtime);
+	const profile = bundle.manifest.profile;
+	// Checked before the model loads: a bundle with a broken profile does not serve.
+	const reference = profile
+		? parseProfile(
+				bundle.files.get(profile.path) ?? new Uint8Array(),
+				`${bundle.source}: ${profile.path}`,
+			)
+		: undefined;
 	const loaded = await rt.load(bundle, load);
 	const settings = schedulerSettings(
 		loaded.concurrency,
@@ -487,5 +507,6 @@ export async function loadInstance(
 		rt.platform,
 		settings,
 		observer,
+		reference,
 	);
 }

@@ -2,6 +2,7 @@
 import type { Bundle } from "../bundle/bundle.ts";
 import type { Manifest } from "../bundle/manifest.ts";
 import type { StoredRoute, TrafficPolicyInput } from "../experiments/policy.ts";
+import type { WindowRow } from "../monitor/windows.ts";
 import { MlshipError } from "../protocol/errors.ts";
 import type { Audit, Tokens } from "./access.ts";
 
@@ -196,6 +197,9 @@ export interface RegisterOptions {
 	allowSignatureChange?: boolean;
 }
 
+/** One replica's live profile of one model version over one time window (drift monitoring); see WindowRow. */
+export type ProfileWindow = WindowRow;
+
 /** Options for {@link ModelStore.delete}. */
 export interface DeleteOptions {
 	/** Delete a version even though aliases point at it (they are deleted with it); default false: refused. */
@@ -270,6 +274,12 @@ export interface ModelStore {
 	delete(name: string, version?: number, opts?: DeleteOptions): Promise<void>;
 	/** Reads a version's files back and verifies every sha256 (MLSHIP_INTEGRITY on mismatch), every time. */
 	openBundle(v: ModelVersion | string): Promise<Bundle>;
+	/** Writes (or rewrites) one replica's profile window. */
+	saveProfileWindow(w: ProfileWindow): Promise<void>;
+	/** Deletes profile windows that started before `before` (epoch ms); returns how many rows went. */
+	pruneProfileWindows(before: number): Promise<number>;
+	/** Profile windows of a model starting at or after `since` (epoch ms), oldest first; every replica's row. */
+	profileWindows(model: string, since: number): Promise<ProfileWindow[]>;
 	/** Calls `onChange` for every later change, from this process and others, in `seq` order. Returns unsubscribe. */
 	watch(onChange: (e: ChangeEvent) => void): () => void;
 	/** Whether the store is reachable now (a networked store's change feed is connected), and why not. */

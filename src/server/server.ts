@@ -1,6 +1,10 @@
 // `mlship serve` as a library: the data plane behind REST and gRPC, with graceful shutdown.
 import type { Logger } from "pino";
 import { createDataPlane, type ModelSpec } from "../dataplane/dataplane.ts";
+import type {
+	DriftMonitor,
+	OpenedMonitor,
+} from "../dataplane/drift-monitor.ts";
 import { isRegistryRef } from "../dataplane/entry.ts";
 import type { DataPlane } from "../dataplane/types.ts";
 import { MlshipError } from "../protocol/errors.ts";
@@ -29,6 +33,24 @@ async function closeWithin(ms: number, p: Promise<unknown>): Promise<void> {
 		}),
 	]);
 	clearTimeout(timer);
+}
+
+/** The drift monitor of `monitor_window` (see openDriftMonitor), or undefined when monitoring is off. */
+async function startMonitor(
+	settings: ServerSettings,
+	log: Logger,
+): Promise<OpenedMonitor | undefined> {
+	if (settings.monitor_window === undefined) return undefined;
+	const { openDriftMonitor } = await import("../dataplane/drift-monitor.ts");
+	return openDriftMonitor({
+		window: settings.monitor_window,
+		registry: settings.registry,
+		sources: settings.models.map((m) => m.source),
+		minRows: settings.monitor_min_rows,
+		method: settings.monitor_method,
+		webhook: settings.alert_webhook,
+		onError: (err) => log.warn({ err: err.message }, "drift monitor"),
+	});
 }
 
 /** Each model asked for that is not loaded after start, as an error naming it, its source and the reason. */
@@ -91,6 +113,8 @@ export interface RunningServer {
 	 * A reload that fails keeps the old certificate and throws why. No-op without TLS.
 	 */
 	reloadTls(): void;
+	/** Drift monitoring, when `monitor_window` is set. */
+	monitor: DriftMonitor | undefined;
 	/** Stops accepting, lets in-flight requests finish (up to shutdown_grace_ms), unloads models. */
 	close(): Promise<void>;
 }
@@ -170,7 +194,19 @@ export async function startServer(
 	if (settings.workers) load.workers = settings.workers;
 	if (settings.intra_op_threads)
 		load.intraOpThreads = settings.intra_op_threads;
+	const monitor = await startMonitor(settings, log);
+	if (monitor)
+		log.info(
+			{
+				window: settings.monitor_window,
+				min_rows: settings.monitor_min_rows,
+				method: settings.monitor_method,
+				alerts: settings.alert_webhook !== undefined,
+			},
+			"drift monitoring on: GET /v2/models/{model}/monitor",
+		);
 	const dp = await createDataPlane({
+		...(monitor ? { hooks: [monitor.monitor.hook] } : {}),
 		models: settings.models.map((m) => {
 			const spec: ModelSpec = { name: m.name, source: m.source };
 			if (m.entity_key !== undefined) spec.entityKey = m.entity_key;
@@ -225,6 +261,7 @@ export async function startServer(
 			modelRoot: settings.model_root,
 		}),
 		...(tls ? { https: tls.httpsOptions() } : {}),
+		...(monitor ? { monitor: monitor.monitor } : {}),
 	});
 	let grpc: Awaited<ReturnType<typeof startGrpcServer>> | undefined;
 	let httpPort: number;
@@ -266,7 +303,7 @@ export async function startServer(
 		// A server that cannot serve must not linger: close what did start so the process can exit.
 		await closeWithin(
 			CLOSE_ON_FAILURE_MS,
-			Promise.all([rest.close(), dp.close()]).then(() =>
+			Promise.all([rest.close(), dp.close(), monitor?.close()]).then(() =>
 				Promise.all([auth.close(), store?.close()]),
 			),
 		);
@@ -298,6 +335,7 @@ export async function startServer(
 		reloadTls() {
 			tls?.reload();
 		},
+		monitor: monitor?.monitor,
 		close() {
 			closing ??= (async () => {
 				const grace = new Promise<void>((r) =>
@@ -308,6 +346,7 @@ export async function startServer(
 				const sweep = setInterval(() => rest.server.closeIdleConnections(), 25);
 				const stop = Promise.all([rest.close(), grpc?.close(true)])
 					.then(() => dp.close())
+					.then(() => monitor?.close())
 					.then(() => auth.close())
 					.then(() => store?.close());
 				await Promise.race([stop, grace]);

@@ -155,6 +155,30 @@ export const ServerSettingsSchema = z
 			.describe(
 				"PEM CA bundle: clients must present a certificate it signed (mTLS); others are refused (MLSHIP_TLS_CLIENT_CA)",
 			),
+		monitor_window: z
+			.string()
+			.optional()
+			.describe(
+				"turn drift monitoring on: profile traffic of models with a reference profile in windows of this length (30s, 5m, 1h), stored in the registry so replicas merge; GET /v2/models/{m}/monitor (MLSHIP_MONITOR_WINDOW)",
+			),
+		monitor_min_rows: int(1)
+			.default(50)
+			.describe(
+				"fewest rows a window needs for a drift verdict; below it the answer is 'not enough data' (MLSHIP_MONITOR_MIN_ROWS)",
+			),
+		monitor_method: z
+			.enum(["default", "psi"])
+			.default("default")
+			.describe(
+				"drift test: default = Evidently's choice by type and size (KS/chi²/Z below 1000 reference rows, Wasserstein/Jensen–Shannon above); psi = PSI for every column (MLSHIP_MONITOR_METHOD)",
+			),
+		alert_webhook: z
+			.string()
+			.url()
+			.optional()
+			.describe(
+				"POST drift alerts (JSON) here, with hysteresis: an alert starts when a window drifts and ends below half the threshold or after 3 clean windows (MLSHIP_ALERT_WEBHOOK)",
+			),
 		log_level: z
 			.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
 			.default("info")

@@ -2,6 +2,7 @@
 import { hostname } from "node:os";
 import { defaultModelName } from "../bundle/model-name.ts";
 import { createDataPlane, type ModelEvent } from "../dataplane/dataplane.ts";
+import type { PredictHook } from "../dataplane/instance.ts";
 import { MlshipError } from "../protocol/errors.ts";
 import { redactUrl } from "../protocol/redact.ts";
 import type { ModelStore } from "../registry/types.ts";
@@ -70,6 +71,8 @@ export interface StreamOptions {
 	log?: ProcessorOptions["log"];
 	/** Model hot updates (and refused ones). */
 	onModelEvent?: (e: ModelEvent) => void;
+	/** Added to the model's instances after warm-up (e.g. the drift monitor's hook). */
+	hooks?: PredictHook[];
 }
 
 /** A started stream. */
@@ -133,6 +136,7 @@ export async function runStream(opts: StreamOptions): Promise<RunningStream> {
 		processMetrics: false,
 		...(opts.workers !== undefined ? { load: { workers: opts.workers } } : {}),
 		...(opts.onModelEvent ? { onEvent: opts.onModelEvent } : {}),
+		...(opts.hooks ? { hooks: opts.hooks } : {}),
 	});
 	const open: { close(): Promise<void> }[] = [dp];
 	const closeAll = async () => {

@@ -252,6 +252,7 @@ describe("PostgresStore", () => {
 				"files",
 				"mlship_schema",
 				"models",
+				"monitor_windows",
 				"traffic_policies",
 				"versions",
 			],

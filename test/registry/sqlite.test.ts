@@ -201,6 +201,7 @@ describe("SqliteStore", () => {
 			"changes",
 			"files",
 			"models",
+			"monitor_windows",
 			"traffic_policies",
 			"versions",
 		]);

@@ -122,6 +122,40 @@ export function runStoreContract(
 				assert.equal(g1.version, 1, "versions count per name");
 			}));
 
+		it("keeps drift-monitor windows per replica: rewrites its own row, lists since a time, prunes old ones", () =>
+			withStore(async (store, reopen) => {
+				const row = (replica: string, start: number, rows: number) => ({
+					model: "m",
+					version: 1,
+					start,
+					seconds: 60,
+					replica,
+					rows,
+					profile: `{"rows":${rows}}`,
+				});
+				await store.saveProfileWindow(row("a", 60_000, 5));
+				await store.saveProfileWindow(row("a", 60_000, 9)); // the window filled: the row is rewritten
+				const other = await reopen(); // another replica, another connection
+				await other.saveProfileWindow(row("b", 60_000, 4));
+				await other.saveProfileWindow(row("b", 120_000, 7));
+				await store.saveProfileWindow({
+					...row("a", 60_000, 1),
+					model: "other",
+				});
+				assert.deepEqual(await store.profileWindows("m", 0), [
+					row("a", 60_000, 9),
+					row("b", 60_000, 4),
+					row("b", 120_000, 7),
+				]);
+				assert.deepEqual(await store.profileWindows("m", 120_000), [
+					row("b", 120_000, 7),
+				]);
+				assert.equal(await store.pruneProfileWindows(120_000), 3);
+				assert.deepEqual(await other.profileWindows("m", 0), [
+					row("b", 120_000, 7),
+				]);
+			}));
+
 		it("resolves a bare name to the newest version, name@N to that version, name@alias to its target", () =>
 			withStore(async (store) => {
 				await store.register(iris);

@@ -180,6 +180,13 @@ const REST_TABLE: RestRow[] = [
 		// Past the token check: a model without a traffic policy has one version and no shadows.
 		expect: GUARDED(200),
 	},
+	{
+		method: "GET",
+		path: "/v2/models/{m}/monitor",
+		need: "read",
+		// Past the token check: this server does not monitor drift, and says how to turn it on.
+		expect: GUARDED(400),
+	},
 	{ method: "GET", path: "/metrics", need: "read", expect: GUARDED(200, true) },
 	{
 		method: "GET",

@@ -20,6 +20,7 @@ import {
 	type ModelRef,
 	type ModelStore,
 	type ModelVersion,
+	type ProfileWindow,
 	parseRef,
 	type RegisterOptions,
 } from "../types.ts";
@@ -607,6 +608,58 @@ export class RegistryCore implements ModelStore {
 				);
 			return bundle;
 		});
+	}
+
+	async saveProfileWindow(w: ProfileWindow): Promise<void> {
+		this.#checkOpen();
+		await this.#driver.transaction((tx) =>
+			tx.all(
+				`INSERT INTO monitor_windows (name, version, window_start, window_seconds, replica, rows, profile)
+				VALUES ($1, $2, $3, $4, $5, $6, $7)
+				ON CONFLICT (name, version, window_start, replica)
+				DO UPDATE SET rows = excluded.rows, profile = excluded.profile, window_seconds = excluded.window_seconds`,
+				[w.model, w.version, w.start, w.seconds, w.replica, w.rows, w.profile],
+			),
+		);
+	}
+
+	async pruneProfileWindows(before: number): Promise<number> {
+		this.#checkOpen();
+		const gone = await this.#driver.transaction((tx) =>
+			tx.all<{ n: number }>(
+				"DELETE FROM monitor_windows WHERE window_start < $1 RETURNING 1 AS n",
+				[before],
+			),
+		);
+		return gone.length;
+	}
+
+	async profileWindows(model: string, since: number): Promise<ProfileWindow[]> {
+		this.#checkOpen();
+		const rows = await this.#read((s) =>
+			s.all<{
+				name: string;
+				version: number;
+				window_start: number | string;
+				window_seconds: number;
+				replica: string;
+				rows: number;
+				profile: string;
+			}>(
+				`SELECT name, version, window_start, window_seconds, replica, rows, profile FROM monitor_windows
+				WHERE name = $1 AND window_start >= $2 ORDER BY window_start, version, replica${this.#driver.dialect.binary}`,
+				[model, since],
+			),
+		);
+		return rows.map((r) => ({
+			model: r.name,
+			version: Number(r.version),
+			start: Number(r.window_start),
+			seconds: Number(r.window_seconds),
+			replica: r.replica,
+			rows: Number(r.rows),
+			profile: r.profile,
+		}));
 	}
 
 	watch(onChange: (e: ChangeEvent) => void): () => void {

@@ -1,5 +1,6 @@
 // What every REST route shares: the data plane and the per-request timeout rules.
 import type { FastifyRequest } from "fastify";
+import type { DriftMonitor } from "../../dataplane/drift-monitor.ts";
 import type { DataPlane, InferOptions } from "../../dataplane/types.ts";
 import { invalidInput, MlshipError } from "../../protocol/errors.ts";
 import type { AuditEntry } from "../../registry/access.ts";
@@ -24,6 +25,8 @@ export interface RestContext {
 	audit: (e: AuditEntry) => Promise<void>;
 	/** Where `load` finds models that are not served yet, by name (undefined: served models only). */
 	modelRoot: string | undefined;
+	/** Drift monitoring, when on (`/v2/models/{m}/monitor`, drift gauges in `/metrics`). */
+	monitor?: DriftMonitor | undefined;
 }
 
 /** Rethrows `err`, first telling admission control when the data plane refused the request as overloaded. */

@@ -5,6 +5,7 @@ import Fastify, {
 	LogController,
 } from "fastify";
 import type { ArchiveLimits } from "../../bundle/archive.ts";
+import type { DriftMonitor } from "../../dataplane/drift-monitor.ts";
 import type { DataPlane } from "../../dataplane/types.ts";
 import type { AuditEntry } from "../../registry/access.ts";
 import type { Authenticator } from "../auth/authenticator.ts";
@@ -17,6 +18,7 @@ import { registerErrorHandlers } from "./errors.ts";
 import { registerHealthRoutes } from "./routes/health.ts";
 import { registerInferRoutes } from "./routes/infer.ts";
 import { registerMetricsRoute } from "./routes/metrics.ts";
+import { registerMonitorRoute } from "./routes/monitor.ts";
 import { registerOpenApiRoute } from "./routes/openapi.ts";
 import { registerPredictRoutes } from "./routes/predict.ts";
 import { registerRepositoryRoutes } from "./routes/repository.ts";
@@ -64,6 +66,8 @@ export interface RestServerOptions {
 	modelRoot?: string;
 	/** Serve HTTPS with these options (cert, key, client CA): see ServerTls.httpsOptions. Default: plain HTTP. */
 	https?: import("node:https").ServerOptions;
+	/** Drift monitoring (its hook must be in the data plane's hooks): serves `/v2/models/{m}/monitor` and its gauges. */
+	monitor?: DriftMonitor;
 }
 
 export const DEFAULT_MAX_CONNECTIONS = 10_000;
@@ -138,6 +142,7 @@ export function createRestServer(
 		accessLog: opts.accessLog === true,
 		audit: opts.audit ?? (async () => {}),
 		modelRoot: opts.modelRoot,
+		monitor: opts.monitor,
 	};
 	if (ctx.accessLog) registerAccessLog(app);
 	const routes: { method: string; url: string }[] = [];
@@ -163,6 +168,7 @@ export function createRestServer(
 		...opts.uploadLimits,
 	});
 	registerMetricsRoute(app, ctx);
+	registerMonitorRoute(app, ctx);
 	registerOpenApiRoute(app, ctx);
 	return app;
 }

@@ -105,6 +105,19 @@ const MIGRATIONS: readonly string[] = [
 		PRIMARY KEY (name, alias),
 		FOREIGN KEY (name, alias) REFERENCES aliases (name, alias) ON DELETE CASCADE
 	) STRICT;`,
+	// Drift monitoring: live profiles per window and replica (merged when read). No foreign key: a bundle directory
+	// served next to a registry has no version row, and windows outlive deleted versions until the monitor prunes them.
+	`CREATE TABLE monitor_windows (
+		name TEXT NOT NULL,
+		version INTEGER NOT NULL,
+		window_start INTEGER NOT NULL,
+		window_seconds INTEGER NOT NULL,
+		replica TEXT NOT NULL,
+		rows INTEGER NOT NULL,
+		profile TEXT NOT NULL,
+		PRIMARY KEY (name, version, window_start, replica)
+	) STRICT;
+	CREATE INDEX monitor_windows_by_start ON monitor_windows (name, window_start);`,
 ];
 
 /** The schema version this code writes. */

@@ -5,10 +5,11 @@ import type { RestContext } from "../context.ts";
 /** Registers `GET /metrics`. */
 export function registerMetricsRoute(
 	app: FastifyInstance,
-	{ dp }: RestContext,
+	{ dp, monitor }: RestContext,
 ): void {
 	app.get("/metrics", async (_req, reply) => {
 		const { contentType, body } = await dp.metrics();
-		return reply.type(contentType).send(body);
+		const drift = monitor ? (await monitor.metricsText()).body : "";
+		return reply.type(contentType).send(drift ? `${body}${drift}` : body);
 	});
 }

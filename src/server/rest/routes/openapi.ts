@@ -496,6 +496,44 @@ export function openApiDocument(dp: DataPlane): Record<string, unknown> {
 			"modelVersionPredict",
 			[modelParam, versionParam],
 		),
+		"/v2/models/{model}/monitor": get(
+			"modelMonitor",
+			"Drift of the model's live traffic against its reference profile, per window (serve --monitor-window)",
+			{
+				type: "object",
+				properties: {
+					model: { type: "string" },
+					window_seconds: { type: "number" },
+					min_rows: { type: "integer" },
+					versions: { type: "array", items: { type: "object" } },
+					windows: {
+						type: "array",
+						description:
+							"per window: version, start, end, rows, replicas, features/outputs (method, statistic, threshold, drifted), dataset, prediction_drift",
+						items: { type: "object" },
+					},
+					latest: { type: "array", items: { type: "object" } },
+				},
+			},
+			[
+				modelParam,
+				{
+					name: "since",
+					in: "query",
+					required: false,
+					schema: { type: "string", default: "24h" },
+					description: "how far back: 30m, 24h, 7d",
+				},
+				{
+					name: "profiles",
+					in: "query",
+					required: false,
+					schema: { type: "string", enum: ["true", "false"] },
+					description: "true: include the merged live and reference profiles",
+				},
+			],
+			{ "400": ERROR, "404": ERROR },
+		),
 		"/v2/repository/index": post(
 			"repositoryIndex",
 			"Model repository index",
