@@ -18,6 +18,7 @@ export const EXIT: Readonly<Record<ErrorCode | "OK", number>> = {
 	MLSHIP_INTEGRITY: 5,
 	MLSHIP_UNAVAILABLE: 6,
 	MLSHIP_CLOSED: 6,
+	MLSHIP_REQUEST_NOT_FOUND: 3,
 };
 
 /**

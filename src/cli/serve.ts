@@ -31,6 +31,9 @@ interface ServeOpts {
 	memoryBudget?: string;
 	entityKey?: string[];
 	entityNoFallback?: string[];
+	feedbackMaxIds?: string;
+	feedbackRetention?: string;
+	qualityWindow?: string;
 }
 
 export function serveCommand(): Command {
@@ -106,6 +109,18 @@ export function serveCommand(): Command {
 			"--access-log",
 			"log each request: method, path, status, duration, request id, model, version (off by default: costs nothing)",
 		)
+		.option(
+			"--feedback-max-ids <n>",
+			"request ids kept for feedback (POST /v2/models/{m}/feedback), ~360 bytes each (default 100000; 0 = off)",
+		)
+		.option(
+			"--feedback-retention <duration>",
+			"how long an answer can receive feedback, e.g. 30m, 1h (default 1h)",
+		)
+		.option(
+			"--quality-window <rows>",
+			"live quality window: the newest N rows with feedback (default 1000)",
+		)
 		.action(
 			action(async (opts: ServeOpts) => {
 				const models = await Promise.all(
@@ -131,6 +146,9 @@ export function serveCommand(): Command {
 					keep_going: opts.keepGoing,
 					max_loaded_models: opts.maxLoadedModels,
 					memory_budget: opts.memoryBudget,
+					feedback_max_ids: opts.feedbackMaxIds,
+					feedback_retention: opts.feedbackRetention,
+					quality_window: opts.qualityWindow,
 				};
 				if (models.length > 0) flags.models = models;
 				const settings = resolveSettings(flags, opts.config);
@@ -189,6 +207,7 @@ export function serveCommand(): Command {
 		"mlship serve --model examples/iris --model churn@production",
 		"mlship serve --registry postgres://mlship@db/registry --model price@production --entity-key price=city --lazy --max-loaded-models 1000 --memory-budget 4GiB",
 		"mlship serve -m ./bundles/gbdt:gbdt --http-port 9000 --grpc-port -1 --max-batch-size 64",
+		'mlship serve -m churn@production --feedback-max-ids 500000 --feedback-retention 6h   # then: curl -d \'{"id":"<x-request-id>","truth":1}\' localhost:8080/v2/models/churn/feedback',
 		'curl -s localhost:8080/v2/models/iris-logreg/infer -d \'{"inputs":[{"name":"float_input","datatype":"FP32","shape":[1,4],"data":[5.1,3.5,1.4,0.2]}]}\'',
 	);
 }

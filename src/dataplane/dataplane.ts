@@ -1,6 +1,13 @@
 // The data plane facade: served models by name and version, behind their instances. Adapters call only this.
 import { featureSpecs } from "../codec/feature-specs.ts";
 import type { Row } from "../codec/table.ts";
+import {
+	type FeedbackItem,
+	FeedbackJoin,
+	type FeedbackOutcome,
+} from "../feedback/join.ts";
+import { registerFeedbackMetrics } from "../feedback/metrics.ts";
+import type { VersionQuality } from "../feedback/quality.ts";
 import { Metrics } from "../monitor/metrics.ts";
 import { invalidInput, MlshipError } from "../protocol/errors.ts";
 import type { InferenceRequest, InferenceResponse } from "../protocol/types.ts";
@@ -42,10 +49,24 @@ class ServingDataPlane implements DataPlane {
 	readonly #cache: ModelCache;
 	readonly #router: EntityRouter;
 	readonly #follower: RegistryFollower;
+	/** The feedback join (answers kept by request id), when feedback is on. */
+	readonly feedbackJoin: FeedbackJoin | undefined;
 
 	constructor(opts: DataPlaneOptions) {
+		if (opts.feedback !== undefined) {
+			this.feedbackJoin =
+				opts.feedback instanceof FeedbackJoin
+					? opts.feedback
+					: new FeedbackJoin(opts.feedback);
+			opts = {
+				...opts,
+				hooks: [...(opts.hooks ?? []), this.feedbackJoin.hook],
+			};
+		}
 		this.#opts = opts;
 		this.#metrics = new Metrics(opts.processMetrics ?? true);
+		if (this.feedbackJoin)
+			registerFeedbackMetrics(this.#metrics.registry, this.feedbackJoin);
 		this.#cache = new ModelCache(opts, this.#metrics);
 		this.#router = new EntityRouter(this.#cache);
 		this.#follower = new RegistryFollower(
@@ -333,6 +354,21 @@ class ServingDataPlane implements DataPlane {
 
 	registry(): { available: boolean; reason?: string } | undefined {
 		return this.#cache.storeHealth();
+	}
+
+	feedback(name: string, items: readonly FeedbackItem[]): FeedbackOutcome {
+		this.#cache.entry(name);
+		if (!this.feedbackJoin)
+			throw new MlshipError(
+				"MLSHIP_INVALID_ARGUMENT",
+				"this server keeps no request ids, so it cannot join feedback: start it with feedback on (serve --feedback-max-ids > 0)",
+			);
+		return this.feedbackJoin.apply(name, items);
+	}
+
+	quality(name: string): VersionQuality[] {
+		this.#cache.entry(name);
+		return this.feedbackJoin?.quality.list(name) ?? [];
 	}
 
 	async metrics(): Promise<{ contentType: string; body: string }> {

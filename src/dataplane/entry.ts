@@ -1,7 +1,13 @@
 // What the data plane's parts share: the options, and an entry per served model (its loaded instance and state).
+
+import type { FeedbackJoin, FeedbackOptions } from "../feedback/join.ts";
 import type { ModelStore } from "../registry/types.ts";
 import type { LoadOptions } from "../runtime/types.ts";
-import type { InstanceObserver, PredictHook, ModelInstance } from "./instance.ts";
+import type {
+	InstanceObserver,
+	ModelInstance,
+	PredictHook,
+} from "./instance.ts";
 import type { Batching } from "./scheduler.ts";
 import type { ModelState } from "./types.ts";
 
@@ -49,6 +55,11 @@ export interface DataPlaneOptions {
 	 * successful prediction with its request id, entity, caller, inputs, outputs and latency (payload logs, feedback).
 	 */
 	hooks?: PredictHook[];
+	/**
+	 * Keep each answer by request id so feedback can be joined to the version that served it (live quality,
+	 * bandit rewards): options for a new join, or one to share. Off when unset.
+	 */
+	feedback?: FeedbackOptions | FeedbackJoin;
 }
 
 /** A hot update applied, or refused (the old version keeps serving). */

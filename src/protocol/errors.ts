@@ -15,6 +15,7 @@ export const ERRORS = {
 	MLSHIP_UNAVAILABLE: 503,
 	MLSHIP_CLOSED: 503,
 	MLSHIP_INTERNAL: 500,
+	MLSHIP_REQUEST_NOT_FOUND: 404,
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;
@@ -34,6 +35,7 @@ export const GRPC_STATUS: Readonly<Record<ErrorCode, number>> = {
 	MLSHIP_UNAVAILABLE: 14,
 	MLSHIP_CLOSED: 14,
 	MLSHIP_INTERNAL: 13, // INTERNAL
+	MLSHIP_REQUEST_NOT_FOUND: 5,
 };
 
 /**

@@ -114,6 +114,15 @@ export async function startServer(
 		lazy: settings.lazy,
 		maxLoadedModels: settings.max_loaded_models,
 		memoryBudget: settings.memory_budget,
+		...(settings.feedback_max_ids > 0
+			? {
+					feedback: {
+						maxIds: settings.feedback_max_ids,
+						retentionMs: settings.feedback_retention,
+						qualityWindow: settings.quality_window,
+					},
+				}
+			: {}),
 		onEvent: (e) =>
 			e.type === "updated"
 				? log.info(e, "model updated")
