@@ -25,8 +25,10 @@ module.exports = {
 			name: "lower-layers-not-upward",
 			severity: "error",
 			comment:
-				"runtime, codec, protocol, registry, bundle and monitor sit below the data plane and the adapters and never import them (nor the top-level APIs).",
-			from: { path: "^src/(runtime|codec|protocol|registry|bundle|monitor)/" },
+				"runtime, codec, protocol, registry, bundle, monitor and experiments (policy shapes) sit below the data plane and the adapters and never import them (nor the top-level APIs).",
+			from: {
+				path: "^src/(runtime|codec|protocol|registry|bundle|monitor|experiments)/",
+			},
 			to: {
 				path: [
 					"^src/(dataplane|server|stream|batch|sql|cli)/",

@@ -2,7 +2,7 @@
 import { readFile } from "node:fs/promises";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
-import { loadModel } from "../model.ts";
+import { loadModel, type Model } from "../model.ts";
 import type { RunnerMetrics } from "../monitor/metrics.ts";
 import { MlshipError } from "../protocol/errors.ts";
 import { describeIssues } from "../protocol/issues.ts";
@@ -87,6 +87,13 @@ export const JobSchema = z
 			.positive()
 			.optional()
 			.describe("model worker threads (default one per core)"),
+		challenger: z
+			.string()
+			.min(1)
+			.optional()
+			.describe(
+				"a second model (e.g. churn@4) that scores every row in the same pass; its predictions are written beside the model's as challenger_<column>, with challenger_model and challenger_model_version",
+			),
 		resume: z
 			.boolean()
 			.optional()
@@ -115,8 +122,15 @@ export const JobSchema = z
 					"give exactly one of 'source' (a batch run job) or 'pending' (a pending-records job)",
 			});
 		// A pending-records job commits chunk by chunk and is exactly-once already: these would be silently ignored.
+		if (j.challenger !== undefined && j.resume === true)
+			ctx.addIssue({
+				code: "custom",
+				path: ["challenger"],
+				message:
+					"a challenger run cannot resume from a checkpoint (the checkpoint records one model): remove 'resume' or 'challenger'",
+			});
 		if (j.pending !== undefined)
-			for (const field of ["max_rejected", "resume"] as const)
+			for (const field of ["max_rejected", "resume", "challenger"] as const)
 				if (j[field] !== undefined)
 					ctx.addIssue({
 						code: "custom",
@@ -200,6 +214,7 @@ export async function runJob(
 		...(opts.metrics ? { observer: opts.metrics.observer } : {}),
 	});
 	opts.metrics?.bind(model.name, model.version);
+	let challenger: Model | undefined;
 	const common = {
 		sink: job.sink,
 		onError: job.on_error,
@@ -218,8 +233,15 @@ export async function runJob(
 				...(opts.signal ? { signal: opts.signal } : {}),
 				...(opts.metrics ? { onChunk: opts.metrics.totals } : {}),
 			});
+		if (job.challenger !== undefined)
+			challenger = await loadModel(job.challenger, {
+				mode: "pool",
+				...(job.registry ? { registry: job.registry } : {}),
+				...(job.workers ? { workers: job.workers } : {}),
+			});
 		const summary = await runBatch(model, {
 			...common,
+			...(challenger ? { challenger } : {}),
 			source: job.source as string,
 			...(job.max_rejected !== undefined
 				? { maxRejected: job.max_rejected }
@@ -231,5 +253,6 @@ export async function runJob(
 		return summary;
 	} finally {
 		await model.close();
+		await challenger?.close();
 	}
 }

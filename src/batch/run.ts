@@ -47,6 +47,12 @@ export interface BatchRunOptions {
 	 * The source must deliver rows in the same order each time (files do; give queries an ORDER BY).
 	 */
 	resume?: boolean;
+	/**
+	 * A second model that scores every row in the same pass (champion/challenger): its prediction columns are
+	 * written after the model's as `challenger_<column>`, with `challenger_model` and `challenger_model_version`.
+	 * It must read the same features. Not with `resume`.
+	 */
+	challenger?: Model;
 }
 
 export interface BatchRunSummary {
@@ -60,6 +66,9 @@ export interface BatchRunSummary {
 	/** With resume: input rows an earlier run had already finished. */
 	rows_resumed?: number;
 	errors: string | null;
+	/** With a challenger: its name and version. */
+	challenger?: string;
+	challenger_version?: number | null;
 	duration_ms: number;
 	/** Rows this run scored per second; null when a resumed run found every row already in the checkpoint. */
 	rows_per_second: number | null;
@@ -130,6 +139,12 @@ export async function runBatch(
 ): Promise<BatchRunSummary> {
 	const started = performance.now();
 	refuseFileOverwrite(opts);
+	const ch = opts.challenger;
+	if (ch && opts.resume)
+		throw new MlshipError(
+			"MLSHIP_INVALID_ARGUMENT",
+			"a challenger run cannot resume from a checkpoint (the checkpoint records one model): drop --resume or --challenger",
+		);
 	const shared = sharedSqlite(opts.source, opts.sink);
 	const source = openSource(opts.source, shared);
 	let sink: BatchSink | undefined;
@@ -144,7 +159,18 @@ export async function runBatch(
 			stamp: [
 				{ name: "model", type: "VARCHAR", value: model.name },
 				{ name: "model_version", type: "BIGINT", value: model.version ?? null },
+				...(ch
+					? [
+							{ name: "challenger_model", type: "VARCHAR", value: ch.name },
+							{
+								name: "challenger_model_version",
+								type: "BIGINT",
+								value: ch.version ?? null,
+							},
+						]
+					: []),
 			],
+			...(ch ? { challenger: ch } : {}),
 			chunkRows: opts.chunkRows ?? 32768,
 			...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
 			...(cp && resumed
@@ -181,6 +207,9 @@ export async function runBatch(
 			rows_rejected: r.rejected.length,
 			...(cp ? { rows_resumed: cp.rows_done } : {}),
 			errors: r.rejected.length > 0 ? errors.label : null,
+			...(ch
+				? { challenger: ch.name, challenger_version: ch.version ?? null }
+				: {}),
 			duration_ms: Math.round(ms),
 			// Every row came from the checkpoint: this run scored nothing, so it has no rate (not a rate of 0).
 			rows_per_second:

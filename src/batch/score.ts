@@ -29,6 +29,8 @@ export interface ScoreOptions {
 	stamp?: readonly { name: string; type: string; value: unknown }[];
 	/** Rows per model call. */
 	chunkRows: number;
+	/** A second model scoring the same rows (same features); its columns are written as `challenger_<column>`. */
+	challenger?: Model;
 	/** Called with the rows read so far (and the total when known). */
 	onProgress?: (rows: number, total: number | undefined) => void;
 	/** Rows at the start of the source that an earlier, interrupted run already handled: read, not scored. */
@@ -80,6 +82,14 @@ export async function scoreSource(
 		throw invalidInput(
 			`${source.label} has no column${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")}${hints.length > 0 ? `; did you mean ${hints.join(", ")}?` : ""} (the model reads: ${features.join(", ")}; the source has: ${[...described.keys()].join(", ")})${model.manifest.features ? "" : unnamedHint(model, source)}`,
 		);
+	}
+	const ch = opts.challenger;
+	if (ch) {
+		const theirs = ch.plan.features.map((f) => f.name);
+		if (theirs.join("\0") !== features.join("\0"))
+			throw invalidInput(
+				`the challenger ${ch.name}${ch.version !== undefined ? `@${ch.version}` : ""} reads other features than ${model.name} (${theirs.join(", ")} vs ${features.join(", ")}); a challenger scores the same rows, so it must read the same columns`,
+			);
 	}
 	const keep = opts.keep.includes("*") ? [...described.keys()] : opts.keep;
 	for (const k of keep)
@@ -184,24 +194,28 @@ export async function scoreSource(
 			inflight.push(Promise.resolve(durable));
 			return;
 		}
-		const pending = model
-			.predictTensors(inputs)
-			.then((outs: Tensor[]) => async () => {
-				const preds = predictionColumns(model, outs);
-				if (!checkedNames) {
-					checkedNames = true;
-					const clash = preds.find((p) =>
-						keptCols.some((k) => k.name === p.name),
+		const pending = Promise.all([
+			model.predictTensors(inputs),
+			ch?.predictTensors(inputs),
+		]).then(([outs, theirs]) => async () => {
+			const preds = predictionColumns(model, outs);
+			if (ch && theirs)
+				for (const c of predictionColumns(ch, theirs))
+					preds.push({ ...c, name: `challenger_${c.name}` });
+			if (!checkedNames) {
+				checkedNames = true;
+				const clash = preds.find((p) =>
+					keptCols.some((k) => k.name === p.name),
+				);
+				if (clash)
+					throw invalidInput(
+						`--keep: input column '${clash.name}' has the name of a prediction column`,
 					);
-					if (clash)
-						throw invalidInput(
-							`--keep: input column '${clash.name}' has the name of a prediction column`,
-						);
-				}
-				await sink.write(keptCols, preds, keptRows);
-				rowsScored += keptRows;
-				await durable();
-			});
+			}
+			await sink.write(keptCols, preds, keptRows);
+			rowsScored += keptRows;
+			await durable();
+		});
 		pending.catch(() => {});
 		inflight.push(pending);
 		if (inflight.length >= MAX_INFLIGHT)

@@ -39,6 +39,7 @@ interface RunOpts {
 	keep?: string[];
 	chunkRows: number;
 	workers?: number;
+	challenger?: string;
 	json?: boolean;
 }
 
@@ -60,6 +61,7 @@ function jobFrom(file: Job | undefined, opts: RunOpts, cmd: Command): Job {
 		["chunkRows", "chunk_rows"],
 		["workers", "workers"],
 		["resume", "resume"],
+		["challenger", "challenger"],
 	];
 	for (const [flag, field] of fields) if (given(flag)) raw[field] = opts[flag];
 	if (given("source")) delete raw.pending;
@@ -123,6 +125,10 @@ function runCommand(): Command {
 			wholeNumber(0),
 		)
 		.option(
+			"--challenger <ref>",
+			"champion/challenger: a second model (e.g. churn@4) scores every row in the same pass; its predictions are written as challenger_<column> beside challenger_model and challenger_model_version",
+		)
+		.option(
 			"--keep <cols>",
 			"id columns written beside each prediction ('*' = all), e.g. --keep customer_id",
 			(s: string) => s.split(",").map((x) => x.trim()),
@@ -153,6 +159,7 @@ function runCommand(): Command {
 		`mlship batch run -m ./bundle -s "sqlite:app.db?query=SELECT * FROM customers WHERE active" -o "sqlite:app.db?table=scores" --keep id`,
 		`mlship batch run -m ./bundle -s "duckdb:SELECT * FROM 'a.csv' JOIN 'b.parquet' USING (id)" -o out.jsonl --keep id`,
 		"mlship batch run nightly.yaml --json        # a job file (README: batch schedule and job files)",
+		"mlship batch run -m churn@production --challenger churn@4 -s features.parquet -o both.parquet --keep customer_id",
 	);
 }
 

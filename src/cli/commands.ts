@@ -28,8 +28,15 @@ export const COMMANDS: readonly LazyCommand[] = [
 		name: "models",
 		term: "models",
 		summary:
-			"Manage the model registry: register, list, show, alias, rm, restore",
+			"Manage the model registry: register, list, show, alias, route, rm, restore",
 		load: async () => (await import("./models.ts")).modelsCommand(),
+	},
+	{
+		name: "experiments",
+		term: "experiments",
+		summary:
+			"Experiments on aliases: list traffic policies, show one with live shadow comparison figures",
+		load: async () => (await import("./experiments.ts")).experimentsCommand(),
 	},
 	{
 		name: "predict",

@@ -4,6 +4,7 @@ import { readBundle } from "../bundle/bundle.ts";
 import { MlshipError } from "../protocol/errors.ts";
 import { type ModelVersion, parseRef } from "../registry/types.ts";
 import { action, example, output, textTable } from "./common.ts";
+import { routeCommand } from "./experiments.ts";
 import {
 	type CommonOpts,
 	collect,
@@ -421,7 +422,7 @@ function restoreCommand(): Command {
 export function modelsCommand(): Command {
 	const cmd = new Command("models")
 		.description(
-			"Manage the model registry: register, list, show, alias, rm, restore",
+			"Manage the model registry: register, list, show, alias, route, rm, restore",
 		)
 		.addCommand(registerCommand())
 		.addCommand(listCommand())
@@ -429,6 +430,7 @@ export function modelsCommand(): Command {
 		.addCommand(registerEntitiesCommand())
 		.addCommand(showCommand())
 		.addCommand(aliasCommand())
+		.addCommand(routeCommand())
 		.addCommand(rmCommand())
 		.addCommand(restoreCommand());
 	return example(
@@ -437,5 +439,6 @@ export function modelsCommand(): Command {
 		"mlship models list",
 		"mlship models show my-model@production",
 		"mlship models alias my-model production 2",
+		"mlship models route my-model production --split 2=90,3=10",
 	);
 }

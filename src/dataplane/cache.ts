@@ -1,9 +1,11 @@
 // The model cache: what is loaded. Load (registry or disk), warm up, swap in, drain the old version, evict least recently used.
 import { type Bundle, readBundle } from "../bundle/bundle.ts";
+import type { StoredRoute } from "../experiments/policy.ts";
+import { policyVersions } from "../experiments/policy.ts";
 import type { Metrics } from "../monitor/metrics.ts";
 import { MlshipError, toMlshipError } from "../protocol/errors.ts";
 import { didYouMean, listNames } from "../protocol/suggest.ts";
-import type { ModelStore } from "../registry/types.ts";
+import { type ModelStore, parseRef } from "../registry/types.ts";
 import { runtime } from "../runtime/registry.ts";
 import type { LoadOptions, SharedExecutor } from "../runtime/types.ts";
 import {
@@ -12,6 +14,7 @@ import {
 	isRegistryRef,
 	label,
 	type ModelEvent,
+	type RouteState,
 	type Served,
 } from "./entry.ts";
 import { loadInstance } from "./instance.ts";
@@ -87,12 +90,47 @@ export class ModelCache {
 				"MLSHIP_UNAVAILABLE",
 				`model '${name}' is not ready (state ${e.state}${e.reason ? `: ${e.reason}` : ""})`,
 			);
-		if (version !== undefined && version !== s.version)
+		if (version !== undefined && version !== s.version) {
+			const arm = e.route?.arms.get(version);
+			if (arm) return arm;
 			throw new MlshipError(
 				"MLSHIP_MODEL_NOT_FOUND",
-				`model '${name}' has no version '${version}' (serving: ${s.version})`,
+				`model '${name}' has no version '${version}' (serving: ${e.route ? [...e.route.arms.keys()].join(", ") : s.version})`,
 			);
+		}
 		return s;
+	}
+
+	/**
+	 * What an entry should serve now, from the registry: the version its reference resolves to and, for an alias
+	 * with a traffic policy, that policy; `key` differs whenever a reload is needed.
+	 */
+	async target(
+		e: Entry,
+	): Promise<{ version: number; route?: StoredRoute; key: string }> {
+		const store = await this.store();
+		const version = (await store.get(e.spec.source)).version;
+		const ref = parseRef(e.spec.source);
+		const route =
+			ref.alias !== undefined && e.entity === undefined && !e.family
+				? await store.route(ref.name, ref.alias)
+				: undefined;
+		if (!route) return { version, key: String(version) };
+		return {
+			version,
+			route,
+			key: `${version}|${JSON.stringify(route.policy)}`,
+		};
+	}
+
+	/** The `target` key of what an entry serves now (undefined: nothing loaded). */
+	servingKey(e: Entry): string | undefined {
+		return e.route?.key ?? e.served?.version;
+	}
+
+	/** What an entry serves, for events and logs: its version, or its policy's versions (`1+2+3`). */
+	#serving(e: Entry): string | undefined {
+		return e.route ? [...e.route.arms.keys()].join("+") : e.served?.version;
 	}
 
 	/**
@@ -126,9 +164,13 @@ export class ModelCache {
 		if (!e.served) e.state = "LOADING";
 		const p = (async () => {
 			try {
-				const next = await this.#open(e);
+				const before = instancesOf(e);
+				const was = this.#serving(e);
+				const { served: next, route } = await this.#openAll(e, before);
 				const old = e.served;
 				e.served = next;
+				if (route) e.route = route;
+				else delete e.route;
 				e.state = "READY";
 				e.reason = "";
 				delete e.failedAt;
@@ -142,10 +184,14 @@ export class ModelCache {
 					this.emit({
 						type: "updated",
 						model: label(e),
-						from: old.version,
-						to: next.version,
+						from: was,
+						to: this.#serving(e),
 					});
-				if (old) await old.model.close();
+				// Versions the new policy still uses keep serving; the others drain and unload.
+				const kept = new Set(instancesOf(e));
+				await Promise.all(
+					before.filter((s) => !kept.has(s)).map((s) => s.model.close()),
+				);
 			} catch (err) {
 				const m = toMlshipError(err);
 				if (!e.served) {
@@ -166,19 +212,77 @@ export class ModelCache {
 		this.#opts.onEvent?.(ev);
 	}
 
-	async #bundle(e: Entry): Promise<{ bundle: Bundle; version: string }> {
+	async #bundle(
+		e: Entry,
+		pin?: number,
+	): Promise<{ bundle: Bundle; version: string }> {
 		const source = e.spec.source;
-		if (!isRegistryRef(source) || (await exists(source)))
+		if (pin === undefined && (!isRegistryRef(source) || (await exists(source))))
 			return { bundle: await readBundle(source), version: "1" };
 		const store = await this.store();
-		const v = await store.get(source);
+		const v = await store.get(
+			pin === undefined
+				? source
+				: { name: parseRef(source).name, version: pin },
+		);
 		return { bundle: await store.openBundle(v), version: String(v.version) };
 	}
 
-	async #open(e: Entry): Promise<Served> {
+	/**
+	 * Opens what an entry should serve: its one version, or, for an alias with a traffic policy, every version the
+	 * policy names (reusing the instances in `current` of versions already loaded). All load or none.
+	 */
+	async #openAll(
+		e: Entry,
+		current: readonly Served[],
+	): Promise<{ served: Served; route?: RouteState }> {
+		const source = e.spec.source;
+		const routable =
+			e.entity === undefined &&
+			!e.family &&
+			isRegistryRef(source) &&
+			parseRef(source).alias !== undefined &&
+			!(await exists(source));
+		const t = routable ? await this.target(e) : undefined;
+		if (!t?.route) {
+			const reuse = current.find((s) => s.version === t?.key);
+			return {
+				served: reuse && current.length > 1 ? reuse : await this.#open(e),
+			};
+		}
+		const versions = policyVersions(t.route.policy, t.version);
+		const have = new Map(current.map((s) => [s.version, s]));
+		const opened = await Promise.allSettled(
+			versions.map(async (v) => have.get(String(v)) ?? this.#open(e, v)),
+		);
+		const failed = opened.find((r) => r.status === "rejected");
+		if (failed) {
+			await Promise.all(
+				opened.map((r) =>
+					r.status === "fulfilled" && !have.has(r.value.version)
+						? r.value.model.close()
+						: undefined,
+				),
+			);
+			throw failed.reason;
+		}
+		const arms = new Map<string, Served>();
+		for (const r of opened)
+			if (r.status === "fulfilled") arms.set(r.value.version, r.value);
+		const shadows = (t.route.policy.shadow ?? []).map((sh) => ({
+			served: arms.get(String(sh.version)) as Served,
+			percent: sh.percent,
+		}));
+		return {
+			served: arms.values().next().value as Served,
+			route: { route: t.route, key: t.key, arms, shadows },
+		};
+	}
+
+	async #open(e: Entry, pin?: number): Promise<Served> {
 		const spec = e.spec;
 		const load: LoadOptions = { ...this.#opts.load };
-		const { bundle, version } = await this.#bundle(e);
+		const { bundle, version } = await this.#bundle(e, pin);
 		// Every model runs on its runtime's shared worker threads (one per core ÷ intra-op threads), so a hot swap
 		// or a lazy load adds sessions, not threads; a bundle that sizes its own pool keeps a dedicated one.
 		const ex = bundle.manifest.executor;
@@ -271,13 +375,14 @@ export class ModelCache {
 
 	#countLoaded(): number {
 		let n = 0;
-		for (const e of this.all()) if (e.served) n++;
+		for (const e of this.all()) n += instancesOf(e).length;
 		return n;
 	}
 
 	loadedBytes(): number {
 		let n = 0;
-		for (const e of this.all()) if (e.served) n += e.served.model.bytes;
+		for (const e of this.all())
+			for (const s of instancesOf(e)) n += s.model.bytes;
 		return n;
 	}
 
@@ -303,17 +408,20 @@ export class ModelCache {
 				)
 					lru = e;
 			if (!lru) break;
-			const s = lru.served as Served;
+			const all = instancesOf(lru);
 			lru.served = undefined;
+			delete lru.route;
 			lru.state = "UNLOADED";
 			lru.evicted = true;
 			lru.reason = `evicted (least recently used, ${max > 0 && count > max ? "max_loaded_models" : "memory_budget"}); loads again on its next request`;
-			count--;
-			bytes -= s.model.bytes;
 			if (lru.entity !== undefined)
 				this.entries.get(lru.spec.name)?.family?.members.delete(lru.entity);
 			this.#metrics.evictions.inc({ model: lru.spec.name });
-			retiring.push(s.model.close());
+			for (const s of all) {
+				count--;
+				bytes -= s.model.bytes;
+				retiring.push(s.model.close());
+			}
 		}
 		this.#metrics.loaded.set(count);
 		this.#metrics.loadedBytes.set(bytes);
@@ -328,12 +436,13 @@ export class ModelCache {
 		await Promise.all(
 			all.map(async (x) => {
 				if (x.loading) await x.loading.catch(() => {});
-				const s = x.served;
+				const all = instancesOf(x);
 				x.served = undefined;
+				delete x.route;
 				x.state = "UNLOADED";
 				x.reason = "unloaded by request";
 				delete x.evicted;
-				if (s) await s.model.close();
+				await Promise.all(all.map((s) => s.model.close()));
 			}),
 		);
 		this.#metrics.loaded.set(this.#countLoaded());
@@ -345,16 +454,23 @@ export class ModelCache {
 		await Promise.all(
 			[...this.all()].map(async (e) => {
 				if (e.loading) await e.loading.catch(() => {});
-				const s = e.served;
+				const all = instancesOf(e);
 				e.served = undefined;
+				delete e.route;
 				e.state = "UNLOADED";
-				if (s) await s.model.close();
+				await Promise.all(all.map((s) => s.model.close()));
 			}),
 		);
 		for (const p of this.#shared.values())
 			await (await p.catch(() => undefined))?.close();
 		if (this.#storeOpen) await (await this.#storeOpen).close();
 	}
+}
+
+/** Every instance an entry holds: its policy's versions, or its one served version. */
+function instancesOf(e: Entry): Served[] {
+	if (e.route) return [...e.route.arms.values()];
+	return e.served ? [e.served] : [];
 }
 
 async function exists(p: string): Promise<boolean> {

@@ -1,6 +1,7 @@
 // The data plane facade: served models by name and version, behind their instances. Adapters call only this.
 import { featureSpecs } from "../codec/feature-specs.ts";
 import type { Row } from "../codec/table.ts";
+import { type ArmChooser, uniformChooser } from "../experiments/policy.ts";
 import {
 	type FeedbackItem,
 	FeedbackJoin,
@@ -10,7 +11,11 @@ import { registerFeedbackMetrics } from "../feedback/metrics.ts";
 import type { VersionQuality } from "../feedback/quality.ts";
 import { Metrics } from "../monitor/metrics.ts";
 import { invalidInput, MlshipError } from "../protocol/errors.ts";
-import type { InferenceRequest, InferenceResponse } from "../protocol/types.ts";
+import type {
+	InferenceRequest,
+	InferenceResponse,
+	Tensor,
+} from "../protocol/types.ts";
 import { parseRef } from "../registry/types.ts";
 import { ModelCache } from "./cache.ts";
 import {
@@ -20,11 +25,26 @@ import {
 	groupByEntity,
 	newFamily,
 } from "./entities.ts";
-import type { DataPlaneOptions, Entry, Family, Served } from "./entry.ts";
+import type {
+	DataPlaneOptions,
+	Entry,
+	Family,
+	RouteState,
+	Served,
+} from "./entry.ts";
 import { RegistryFollower } from "./follower.ts";
 import type { CallContext, ModelLease, ModelProvider } from "./instance.ts";
+import {
+	chooseVersion,
+	keyText,
+	requestKey,
+	Shadows,
+	summarize,
+	tensorKey,
+} from "./routing.ts";
 import type {
 	DataPlane,
+	ExperimentInfo,
 	FamilyInfo,
 	InferOptions,
 	ModelInfo,
@@ -51,6 +71,8 @@ class ServingDataPlane implements DataPlane {
 	readonly #follower: RegistryFollower;
 	/** The feedback join (answers kept by request id), when feedback is on. */
 	readonly feedbackJoin: FeedbackJoin | undefined;
+	readonly #chooser: ArmChooser;
+	readonly #shadows: Shadows;
 
 	constructor(opts: DataPlaneOptions) {
 		if (opts.feedback !== undefined) {
@@ -67,6 +89,8 @@ class ServingDataPlane implements DataPlane {
 		this.#metrics = new Metrics(opts.processMetrics ?? true);
 		if (this.feedbackJoin)
 			registerFeedbackMetrics(this.#metrics.registry, this.feedbackJoin);
+		this.#chooser = opts.armChooser ?? uniformChooser;
+		this.#shadows = new Shadows(this.#metrics, opts.shadowMaxInFlight);
 		this.#cache = new ModelCache(opts, this.#metrics);
 		this.#router = new EntityRouter(this.#cache);
 		this.#follower = new RegistryFollower(
@@ -126,7 +150,7 @@ class ServingDataPlane implements DataPlane {
 		const s = this.#cache.served(e, version);
 		const info: ModelInfo = {
 			name,
-			versions: [s.version],
+			versions: e.route ? [...e.route.arms.keys()] : [s.version],
 			version: s.version,
 			platform: s.model.platform,
 			inputs: s.model.signature.inputs,
@@ -142,13 +166,18 @@ class ServingDataPlane implements DataPlane {
 
 	modelReady(name: string, version?: string): boolean {
 		const e = this.#cache.entry(name);
-		if (version !== undefined && e.served && version !== e.served.version)
+		const serving = e.route
+			? [...e.route.arms.keys()]
+			: e.served
+				? [e.served.version]
+				: [];
+		if (version !== undefined && e.served && !serving.includes(version))
 			throw new MlshipError(
 				"MLSHIP_MODEL_NOT_FOUND",
-				`model '${name}' has no version '${version}' (serving: ${e.served.version})`,
+				`model '${name}' has no version '${version}' (serving: ${serving.join(", ")})`,
 			);
 		if (e.state !== "READY" || !e.served) return false;
-		return version === undefined || version === e.served.version;
+		return version === undefined || serving.includes(version);
 	}
 
 	async infer(
@@ -166,14 +195,21 @@ class ServingDataPlane implements DataPlane {
 			inputs = picked.inputs;
 		}
 		const outputs = request.outputs?.map((o) => o.name) ?? [];
-		const { s, outs, e } = await this.#retrying(name, entity, version, (s) =>
-			s.model.predictTensors(
-				inputs,
-				outputs,
-				opts.timeoutMs,
-				callContext(opts, entity),
-			),
+		const context = callContext(opts, entity);
+		const started = performance.now();
+		const { s, outs, e } = await this.#retrying(
+			name,
+			entity,
+			version,
+			(s) => s.model.predictTensors(inputs, outputs, opts.timeoutMs, context),
+			(r) => {
+				const sticky = r.route.policy.sticky;
+				return sticky?.from === "feature"
+					? tensorKey(request, sticky.key)
+					: requestKey(r.route.policy, opts, request.parameters);
+			},
 		);
+		this.#mirror(name, e, s, { inputs, outs }, started, context, outputs);
 		const res: InferenceResponse = {
 			model_name: name,
 			model_version: s.version,
@@ -198,10 +234,15 @@ class ServingDataPlane implements DataPlane {
 		entity: string | undefined,
 		version: string | undefined,
 		run: (s: Served) => Promise<T>,
+		routeKey?: (r: RouteState) => string | undefined,
 	): Promise<{ s: Served; outs: T; e: Entry }> {
 		for (let attempt = 0; ; attempt++) {
 			const e = await this.#router.route(name, entity);
-			const s = await this.#cache.use(e, version);
+			let s = await this.#cache.use(e, version);
+			// A traffic policy picks the version, unless the client named one.
+			const r = e.route;
+			if (r !== undefined && version === undefined)
+				s = r.arms.get(chooseVersion(r, routeKey?.(r), this.#chooser)) ?? s;
 			try {
 				return { s, outs: await run(s), e };
 			} catch (err) {
@@ -221,23 +262,122 @@ class ServingDataPlane implements DataPlane {
 		input: Row[] | Record<string, unknown[]>,
 		opts: InferOptions = {},
 	): Promise<PredictResult> {
-		const family = this.#cache.entries.get(name)?.family;
-		if (family) return this.#predictFamily(name, family, version, input, opts);
-		const { s, outs } = await this.#retrying(name, undefined, version, (s) =>
-			s.model.predictTensors(
-				s.model.encodeTable(input, false),
-				undefined,
-				opts.timeoutMs,
-				callContext(opts, undefined),
-			),
+		const entry = this.#cache.entries.get(name);
+		if (entry?.family)
+			return this.#predictFamily(name, entry.family, version, input, opts);
+		const sticky = entry?.route?.route.policy.sticky;
+		if (sticky?.from === "feature" && version === undefined)
+			return this.#predictPerRow(name, sticky.key, input, opts);
+		const context = callContext(opts, undefined);
+		const started = performance.now();
+		const { s, outs, e } = await this.#retrying(
+			name,
+			undefined,
+			version,
+			(s) => scoreTable(s, input, opts.timeoutMs, context),
+			(r) => requestKey(r.route.policy, opts, opts.parameters),
 		);
+		const predictions = s.model.decodeRecords(outs.outs);
+		if (e.route) {
+			for (const row of predictions) row.model_version = s.version;
+			this.#mirror(name, e, s, outs, started, context);
+		}
 		const res: PredictResult = {
 			model_name: name,
 			model_version: s.version,
-			predictions: s.model.decodeRecords(outs),
+			predictions,
 		};
 		if (opts.requestId !== undefined) res.id = opts.requestId;
 		return res;
+	}
+
+	/**
+	 * Records under a policy with a sticky feature: each row's key picks its version, rows are scored in one call
+	 * per version, and come back in input order, each with the `model_version` that scored it.
+	 */
+	async #predictPerRow(
+		name: string,
+		key: string,
+		input: Row[] | Record<string, unknown[]>,
+		opts: InferOptions,
+	): Promise<PredictResult> {
+		const rows = Array.isArray(input) ? input : columnsToRows(input);
+		if (rows.length === 0)
+			throw invalidInput("empty input: no rows to predict");
+		const e = this.#cache.entry(name);
+		const r = e.route as RouteState;
+		const groups = new Map<string, number[]>();
+		for (let i = 0; i < rows.length; i++) {
+			const v = chooseVersion(r, keyText(rows[i]?.[key]), this.#chooser);
+			const g = groups.get(v);
+			if (g) g.push(i);
+			else groups.set(v, [i]);
+		}
+		const context = callContext(opts, undefined);
+		const out: Row[] = new Array(rows.length);
+		await Promise.all(
+			[...groups].map(async ([v, idx]) => {
+				const part = idx.map((i) => rows[i] as Row);
+				const started = performance.now();
+				const { s, outs, e } = await this.#retrying(name, undefined, v, (s) =>
+					scoreTable(s, part, opts.timeoutMs, context),
+				);
+				const preds = s.model.decodeRecords(outs.outs);
+				for (let j = 0; j < idx.length; j++) {
+					const row = preds[j] as Row;
+					row.model_version = s.version;
+					out[idx[j] as number] = row;
+				}
+				this.#mirror(name, e, s, outs, started, context);
+			}),
+		);
+		const res: PredictResult = {
+			model_name: name,
+			model_version:
+				groups.size === 1 ? ([...groups.keys()][0] as string) : "mixed",
+			predictions: out,
+		};
+		if (opts.requestId !== undefined) res.id = opts.requestId;
+		return res;
+	}
+
+	/** Hands an answered request to its route's shadows, if any (not when a shadow itself answered it). */
+	#mirror(
+		name: string,
+		e: Entry,
+		s: Served,
+		call: { inputs: Tensor[]; outs: Tensor[] },
+		started: number,
+		context: CallContext | undefined,
+		outputs?: readonly string[],
+	): void {
+		const r = e.route;
+		if (r === undefined || r.shadows.length === 0) return;
+		for (const sh of r.shadows) if (sh.served === s) return;
+		this.#shadows.mirror(
+			name,
+			r,
+			call.inputs,
+			outputs,
+			call.outs,
+			(performance.now() - started) / 1000,
+			context,
+		);
+	}
+
+	experiment(name: string): ExperimentInfo {
+		const e = this.#cache.entry(name);
+		const info: ExperimentInfo = {
+			name,
+			versions: e.route
+				? [...e.route.arms.keys()]
+				: e.served
+					? [e.served.version]
+					: [],
+			shadows: this.#shadows.list(name).map(summarize),
+		};
+		if (e.route) info.route = e.route.route;
+		return info;
 	}
 
 	/**
@@ -375,6 +515,7 @@ class ServingDataPlane implements DataPlane {
 		const h = this.registry();
 		if (h) this.#metrics.registryAvailable.set(h.available ? 1 : 0);
 		this.#metrics.loadedBytes.set(this.#cache.loadedBytes());
+		this.#shadows.collect();
 		return {
 			contentType: this.#metrics.registry.contentType,
 			body: await this.#metrics.registry.metrics(),
@@ -448,6 +589,20 @@ export async function followRegistryModel(
 		name,
 		lease: () => dp.lease(name),
 		close: () => dp.close(),
+	};
+}
+
+/** Records or columns scored by one served version, with the tensors they were encoded to (for shadows). */
+async function scoreTable(
+	s: Served,
+	input: Row[] | Record<string, unknown[]>,
+	timeoutMs: number | undefined,
+	context: CallContext | undefined,
+): Promise<{ inputs: Tensor[]; outs: Tensor[] }> {
+	const inputs = s.model.encodeTable(input, false);
+	return {
+		inputs,
+		outs: await s.model.predictTensors(inputs, undefined, timeoutMs, context),
 	};
 }
 

@@ -1,5 +1,5 @@
 // What the data plane's parts share: the options, and an entry per served model (its loaded instance and state).
-
+import type { ArmChooser, StoredRoute } from "../experiments/policy.ts";
 import type { FeedbackJoin, FeedbackOptions } from "../feedback/join.ts";
 import type { ModelStore } from "../registry/types.ts";
 import type { LoadOptions } from "../runtime/types.ts";
@@ -60,6 +60,10 @@ export interface DataPlaneOptions {
 	 * bandit rewards): options for a new join, or one to share. Off when unset.
 	 */
 	feedback?: FeedbackOptions | FeedbackJoin;
+	/** Picks a bandit policy's arm for each request (default: uniformly at random). */
+	armChooser?: ArmChooser;
+	/** Most shadow copies in flight per shadow version before copies are dropped (default 64). */
+	shadowMaxInFlight?: number;
 }
 
 /** A hot update applied, or refused (the old version keeps serving). */
@@ -95,6 +99,18 @@ export interface Entry {
 	failedAt?: number;
 	/** Unloaded by max_loaded_models or memory_budget: loads again on its next request, lazy or not. */
 	evicted?: boolean;
+	/** The traffic policy of its alias, with every version it needs loaded (`served` is then its first). */
+	route?: RouteState;
+}
+
+/** A policy as a served entry applies it: every version it needs, loaded and swapped together. */
+export interface RouteState {
+	readonly route: StoredRoute;
+	/** Its identity: a change of policy (or of the alias's version) reloads the entry when this differs. */
+	readonly key: string;
+	/** Loaded versions by version string: the serving ones and the shadows. */
+	readonly arms: ReadonlyMap<string, Served>;
+	readonly shadows: readonly { served: Served; percent: number }[];
 }
 
 /** A per-entity family: which entities have a model (kept current by the change feed) and the loaded members. */

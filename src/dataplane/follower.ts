@@ -84,7 +84,10 @@ export class RegistryFollower {
 				const from = e.served?.version;
 				let to: string;
 				try {
-					to = String((await (await cache.store()).get(e.spec.source)).version);
+					// A version and, for an alias with a traffic policy, the policy: either changing reloads.
+					const t = await cache.target(e);
+					if (t.key === cache.servingKey(e)) continue;
+					to = String(t.version);
 				} catch (err) {
 					e.reason = `registry: ${toMlshipError(err).message}; still serving version ${from ?? "none"}`;
 					cache.emit({
@@ -95,7 +98,6 @@ export class RegistryFollower {
 					});
 					continue;
 				}
-				if (to === from) continue;
 				try {
 					await cache.load(e);
 					this.#metrics.updates.inc({ model: e.spec.name, outcome: "ok" });

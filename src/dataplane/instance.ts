@@ -64,6 +64,8 @@ export interface CallContext {
 	readonly entity?: string | undefined;
 	/** Who called: the id of the caller's API token, when the server checks tokens. */
 	readonly caller?: string | undefined;
+	/** A shadow copy of a request another version answered (its answer is compared, never returned). */
+	readonly shadow?: boolean | undefined;
 }
 
 /** A successful prediction, as a hook sees it (payload logs, explanations). Read it; do not keep or change it. */

@@ -1,6 +1,7 @@
 // The protocol-neutral data plane every entry point (REST, gRPC, stream, batch, SQL) calls.
 import type { FeatureSpec } from "../codec/feature-specs.ts";
 import type { Row } from "../codec/table.ts";
+import type { StoredRoute } from "../experiments/policy.ts";
 import type { FeedbackItem, FeedbackOutcome } from "../feedback/join.ts";
 import type { VersionQuality } from "../feedback/quality.ts";
 import type {
@@ -54,6 +55,10 @@ export interface InferOptions {
 	requestId?: string;
 	/** Who called: the id of the caller's API token, when the server checks tokens. */
 	caller?: string;
+	/** A request header (lower-case name) or gRPC metadata value: a traffic policy's sticky key may come from one. */
+	header?: (name: string) => string | undefined;
+	/** Request parameters of a predict call (OIP infer requests carry their own): a sticky key may come from one. */
+	parameters?: Record<string, unknown>;
 }
 
 /** A per-entity family as a server sees it: which entities have a model, and which are loaded. */
@@ -64,6 +69,31 @@ export interface FamilyInfo {
 	/** Whether entities without a model are served by the default. */
 	fallback: boolean;
 	entities: { entity: string; version: number; state: ModelState }[];
+}
+
+/** The figures a user reads (rates and means) of a shadow's stats. */
+export interface ShadowSummary {
+	version: string;
+	compared: number;
+	errors: number;
+	dropped: number;
+	/** Share of label elements that agree (undefined: the model has no label output). */
+	agreement?: number;
+	meanAbsDiff?: number;
+	maxAbsDiff?: number;
+	/** Mean latency in ms of the primary answers and of the shadow copies compared. */
+	primaryMs?: number;
+	shadowMs?: number;
+}
+
+/** A served model's traffic policy and its shadows' comparison figures (see DataPlane.experiment). */
+export interface ExperimentInfo {
+	name: string;
+	/** The policy being applied (with its alias), as read from the registry. */
+	route?: StoredRoute;
+	/** The versions loaded for it. */
+	versions: string[];
+	shadows: ShadowSummary[];
 }
 
 /** Records in, records out: the convenience route for tabular users. */
@@ -103,6 +133,11 @@ export interface DataPlane {
 		input: Row[] | Record<string, unknown[]>,
 		opts?: InferOptions,
 	): Promise<PredictResult>;
+	/**
+	 * The traffic policy a model serves under (loaded from its alias) and, per shadow version, the comparison
+	 * figures since the server started; `policy` undefined when the model has none.
+	 */
+	experiment?(name: string): ExperimentInfo;
 	/** A per-entity family's entities (from the registry index the server keeps) with their load state. */
 	entities(name: string): Promise<FamilyInfo>;
 	/** The model repository index (`POST /v2/repository/index`). */

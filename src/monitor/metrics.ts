@@ -96,6 +96,31 @@ export class Metrics {
 		registers: [this.registry],
 	});
 
+	readonly shadowRequests = new Counter({
+		name: "mlship_shadow_requests_total",
+		help: "Shadow copies of answered requests by model, shadow version and outcome (compared, error, dropped: its queue was full)",
+		labelNames: ["model", "version", "outcome"] as const,
+		registers: [this.registry],
+	});
+	readonly shadowAgreement = new Gauge({
+		name: "mlship_shadow_label_agreement_ratio",
+		help: "Share of label outputs on which a shadow version agrees with the version that answered",
+		labelNames: ["model", "version"] as const,
+		registers: [this.registry],
+	});
+	readonly shadowDiffMean = new Gauge({
+		name: "mlship_shadow_score_abs_diff_mean",
+		help: "Mean absolute difference of score outputs between a shadow version and the version that answered",
+		labelNames: ["model", "version"] as const,
+		registers: [this.registry],
+	});
+	readonly shadowDiffMax = new Gauge({
+		name: "mlship_shadow_score_abs_diff_max",
+		help: "Largest absolute difference of score outputs between a shadow version and the version that answered",
+		labelNames: ["model", "version"] as const,
+		registers: [this.registry],
+	});
+
 	readonly rows = rowsCounter(this.registry);
 
 	constructor(processMetrics = true) {

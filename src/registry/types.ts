@@ -1,6 +1,7 @@
 // The registry's vocabulary: model references, versions, change events, and the ModelStore interface.
 import type { Bundle } from "../bundle/bundle.ts";
 import type { Manifest } from "../bundle/manifest.ts";
+import type { StoredRoute, TrafficPolicyInput } from "../experiments/policy.ts";
 import { MlshipError } from "../protocol/errors.ts";
 
 /** Names and aliases: letters, digits, '.', '_' or '-', starting with a letter or digit (as in mlship.yaml). */
@@ -164,7 +165,9 @@ export interface ChangeEvent {
 		| "archived"
 		| "restored"
 		| "deleted"
-		| "metadata";
+		| "metadata"
+		/** A traffic policy on `alias` was set or cleared (`version` absent). */
+		| "route";
 	name: string;
 	/** Absent for a `deleted` event that removed every version of the name. */
 	version?: number;
@@ -230,6 +233,25 @@ export interface ModelStore {
 	/** Points `alias` at an existing active version (creating or moving the alias). */
 	setAlias(name: string, alias: string, version: number): Promise<void>;
 	deleteAlias(name: string, alias: string): Promise<void>;
+	/**
+	 * Sets the traffic policy of an alias (split, sticky key, shadow, bandit), replacing any earlier one; checked
+	 * against the model (versions exist and are active, no shadow of the primary). Without a salt the stored one is
+	 * kept (a ramp 90/10 → 50/50 keeps the keys already on the new version), else one is made. Emits a `route`
+	 * change, so every replica follows.
+	 * @example await store.setRoute("churn", "production", { split: [{ version: 3, weight: 90 }, { version: 4, weight: 10 }] })
+	 */
+	setRoute(
+		name: string,
+		alias: string,
+		policy: TrafficPolicyInput,
+		actor?: string,
+	): Promise<StoredRoute>;
+	/** The traffic policy of an alias, or undefined when it has none. */
+	route(name: string, alias: string): Promise<StoredRoute | undefined>;
+	/** Every traffic policy (of one name, when given), sorted by name and alias. */
+	routes(name?: string): Promise<StoredRoute[]>;
+	/** Removes an alias's traffic policy (the alias serves its one version again); MLSHIP_MODEL_NOT_FOUND when it has none. */
+	clearRoute(name: string, alias: string): Promise<void>;
 	/** Merges into the registration metadata (a key set to null is removed); returns the updated version. */
 	setMetadata(
 		name: string,

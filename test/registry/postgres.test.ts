@@ -244,7 +244,15 @@ describe("PostgresStore", () => {
 		);
 		assert.deepEqual(
 			tables.map((t) => t.tablename),
-			["aliases", "changes", "files", "mlship_schema", "models", "versions"],
+			[
+				"aliases",
+				"changes",
+				"files",
+				"mlship_schema",
+				"models",
+				"traffic_policies",
+				"versions",
+			],
 		);
 		await sql(url, "INSERT INTO mlship_schema (version) VALUES ($1)", [
 			SCHEMA_VERSION + 1,

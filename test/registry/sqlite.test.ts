@@ -199,6 +199,7 @@ describe("SqliteStore", () => {
 			"changes",
 			"files",
 			"models",
+			"traffic_policies",
 			"versions",
 		]);
 		raw.exec(`PRAGMA user_version = ${SCHEMA_VERSION + 1}`);

@@ -1,5 +1,9 @@
 // The registry core: resolution, registration, aliases, archive/restore and delete, written once over a Driver.
 import { type Bundle, bundleFromParts } from "../../bundle/bundle.ts";
+import type {
+	StoredRoute,
+	TrafficPolicyInput,
+} from "../../experiments/policy.ts";
 import { MlshipError } from "../../protocol/errors.ts";
 import { prepareRegistration } from "../store/common.ts";
 import * as errors from "../store/errors.ts";
@@ -32,6 +36,13 @@ import {
 	upsertAlias,
 	type VersionRow,
 } from "./register.ts";
+import {
+	parseInput,
+	readRoute,
+	readRoutes,
+	routesUsing,
+	writeRoute,
+} from "./routes.ts";
 import type { Driver, PendingChange, Session } from "./session.ts";
 
 type Change = (e: PendingChange) => void;
@@ -330,6 +341,80 @@ export class RegistryCore implements ModelStore {
 		});
 	}
 
+	async setRoute(
+		name: string,
+		alias: string,
+		policy: TrafficPolicyInput,
+		actor?: string,
+	): Promise<StoredRoute> {
+		this.#checkOpen();
+		assertName(name);
+		assertAlias(alias);
+		const parsed = parseInput(name, alias, policy);
+		const { dialect } = this.#driver;
+		return this.#write(async (tx, change) => {
+			// The alias row is locked: a concurrent move or delete of the alias waits for this policy.
+			const a = await tx.one<{ version: number }>(
+				`SELECT version FROM aliases WHERE name = $1 AND alias = $2${dialect.forUpdate}`,
+				[name, alias],
+			);
+			if (!a) {
+				if (!(await this.#exists(tx, name)))
+					throw await this.#notRegistered(tx, name);
+				throw new MlshipError(
+					"MLSHIP_MODEL_NOT_FOUND",
+					`model '${name}' has no alias '${alias}': a traffic policy belongs to an alias (set it first: mlship models alias ${name} ${alias} <version>)`,
+				);
+			}
+			// Version rows are locked too, so none is archived or deleted between the check and the commit.
+			await tx.all(
+				`SELECT version FROM versions WHERE name = $1${dialect.forUpdate}`,
+				[name],
+			);
+			const stored = await writeRoute(tx, dialect, {
+				name,
+				alias,
+				aliasVersion: Number(a.version),
+				input: policy,
+				parsed,
+				actor,
+			});
+			change({ type: "route", name, alias });
+			return stored;
+		});
+	}
+
+	async route(name: string, alias: string): Promise<StoredRoute | undefined> {
+		this.#checkOpen();
+		assertName(name);
+		assertAlias(alias);
+		return this.#read((s) => readRoute(s, name, alias));
+	}
+
+	async routes(name?: string): Promise<StoredRoute[]> {
+		this.#checkOpen();
+		if (name !== undefined) assertName(name);
+		return this.#read((s) => readRoutes(s, this.#driver.dialect, name));
+	}
+
+	async clearRoute(name: string, alias: string): Promise<void> {
+		this.#checkOpen();
+		assertName(name);
+		assertAlias(alias);
+		await this.#write(async (tx, change) => {
+			const gone = await tx.all(
+				"DELETE FROM traffic_policies WHERE name = $1 AND alias = $2 RETURNING alias",
+				[name, alias],
+			);
+			if (gone.length === 0)
+				throw new MlshipError(
+					"MLSHIP_MODEL_NOT_FOUND",
+					`${name}@${alias} has no traffic policy (see 'mlship experiments list')`,
+				);
+			change({ type: "route", name, alias });
+		});
+	}
+
 	async setMetadata(
 		name: string,
 		version: number,
@@ -379,6 +464,17 @@ export class RegistryCore implements ModelStore {
 				const aliases = await this.#aliasesOf(tx, name, version);
 				if (aliases.length > 0)
 					throw errors.aliased("archive", name, version, aliases);
+				const routed = await routesUsing(
+					tx,
+					this.#driver.dialect,
+					name,
+					version,
+				);
+				if (routed.length > 0)
+					throw new MlshipError(
+						"MLSHIP_INVALID_ARGUMENT",
+						`cannot archive ${name}@${version}: the traffic policy of ${routed.map((a) => `'${a}'`).join(", ")} uses it (change it with 'mlship models route ${name} ${routed[0]} ...' or --clear)`,
+					);
 			}
 			await tx.all(
 				"UPDATE versions SET status = $3 WHERE name = $1 AND version = $2",

@@ -83,7 +83,13 @@ type DeadlineCall = Pick<
  * of a per-entity family from metadata `x-mlship-entity`.
  */
 function inferOptions(call: DeadlineCall): InferOptions {
-	const opts: InferOptions = {};
+	const opts: InferOptions = {
+		// A traffic policy's sticky key may be a metadata value (read only when a policy asks for it).
+		header: (name) => {
+			const v = call.metadata?.get(name)[0];
+			return v === undefined ? undefined : String(v);
+		},
+	};
 	const entity = call.metadata?.get("x-mlship-entity")[0];
 	if (entity !== undefined) opts.entity = String(entity);
 	const deadline = call.getDeadline();

@@ -42,7 +42,13 @@ export function inferOptions(
 	fromBody?: number,
 ): InferOptions {
 	const entity = headers[ENTITY_HEADER];
-	const opts: InferOptions = {};
+	const opts: InferOptions = {
+		// A traffic policy's sticky key may be a header (read only when a policy asks for it).
+		header: (name) => {
+			const v = headers[name];
+			return Array.isArray(v) ? v[0] : v;
+		},
+	};
 	if (entity !== undefined)
 		opts.entity = Array.isArray(entity) ? (entity[0] as string) : entity;
 	const header = headers[TIMEOUT_HEADER];

@@ -67,6 +67,17 @@ const MIGRATIONS: readonly string[] = [
 	`ALTER TABLE versions ADD COLUMN entity TEXT;
 	ALTER TABLE changes ADD COLUMN entity TEXT;
 	CREATE INDEX versions_by_entity ON versions (name, entity, version);`,
+	// Traffic policies on aliases (experiments: split, sticky, shadow, bandit); they go with their alias.
+	`CREATE TABLE traffic_policies (
+		name TEXT NOT NULL,
+		alias TEXT NOT NULL,
+		policy JSONB NOT NULL,
+		salt TEXT NOT NULL,
+		actor TEXT,
+		updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+		PRIMARY KEY (name, alias),
+		FOREIGN KEY (name, alias) REFERENCES aliases (name, alias) ON DELETE CASCADE
+	);`,
 ];
 
 /** The schema version this code writes. */

@@ -451,6 +451,13 @@ export function openApiDocument(dp: DataPlane): Record<string, unknown> {
 			[modelParam],
 			{ "404": ERROR },
 		),
+		"/v2/models/{model}/experiment": get(
+			"modelExperiment",
+			"The traffic policy a model serves under and its shadow versions' comparison figures (agreement, score differences, latency, errors)",
+			{ type: "object" },
+			[modelParam],
+			{ "404": ERROR },
+		),
 		"/metrics": {
 			get: {
 				operationId: "metrics",

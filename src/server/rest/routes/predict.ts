@@ -62,8 +62,12 @@ export function registerPredictRoutes(
 		req: FastifyRequest<{ Params: ModelParams }>,
 		reply: FastifyReply,
 	) => {
-		const input = predictInput(jsonBody(req.body, req.headers));
+		const body = jsonBody(req.body, req.headers);
+		const input = predictInput(body);
 		const opts = inferOptions(ctx, req.headers);
+		// Request parameters (a traffic policy's sticky key may be one), as OIP infer requests carry them.
+		if (isObject(body) && isObject(body.parameters))
+			opts.parameters = body.parameters;
 		opts.requestId = requestIdOf(undefined, req.headers[REQUEST_ID_HEADER]);
 		const res = await ctx.dp
 			.predict(req.params.model, req.params.version, input, opts)

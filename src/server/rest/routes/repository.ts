@@ -1,7 +1,7 @@
 // The model repository extension: POST /v2/repository/index, /v2/repository/models/:model/load|unload, and
-// GET /v2/repository/models/:model/entities for per-entity families.
+// GET /v2/repository/models/:model/entities for per-entity families, GET /v2/models/:model/experiment.
 import type { FastifyInstance } from "fastify";
-import { invalidInput } from "../../../protocol/errors.ts";
+import { invalidInput, MlshipError } from "../../../protocol/errors.ts";
 import { isObject, jsonBody, kindOf } from "../body.ts";
 import type { RestContext } from "../context.ts";
 
@@ -30,6 +30,18 @@ export function registerRepositoryRoutes(
 	app.get<{ Params: { model: string } }>(
 		"/v2/repository/models/:model/entities",
 		(req) => dp.entities(req.params.model),
+	);
+	// mlship's extension: the traffic policy a model serves under and its shadows' comparison figures.
+	app.get<{ Params: { model: string } }>(
+		"/v2/models/:model/experiment",
+		(req) => {
+			if (!dp.experiment)
+				throw new MlshipError(
+					"MLSHIP_MODEL_NOT_FOUND",
+					"this server does not run experiments",
+				);
+			return dp.experiment(req.params.model);
+		},
 	);
 	app.post<{ Params: { model: string } }>(
 		"/v2/repository/models/:model/load",

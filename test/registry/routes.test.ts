@@ -1,0 +1,276 @@
+// Traffic policies in the registry, on SQLite and a real PostgreSQL: stored, listed, followed by another
+// instance through the change feed, and every bad policy refused with a clear error and nothing changed.
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { readBundle } from "../../src/bundle/bundle.ts";
+import { PostgresStore } from "../../src/registry/store/postgres/store.ts";
+import { SqliteStore } from "../../src/registry/store/sqlite/store.ts";
+import type { ChangeEvent, ModelStore } from "../../src/registry/types.ts";
+import {
+	createDatabase,
+	type PostgresServer,
+	startPostgres,
+	uniqueDatabaseName,
+} from "../harness/postgres.ts";
+import { bundleDir } from "../helpers/fixtures.ts";
+import { rejectsWith, waitFor } from "./store.contract.ts";
+
+let shared: Promise<PostgresServer> | undefined;
+after(async () => {
+	if (shared) await (await shared).stop();
+});
+
+interface Pair {
+	a: ModelStore;
+	b: ModelStore;
+	close(): Promise<void>;
+}
+
+const kinds: Record<string, () => Promise<Pair>> = {
+	sqlite: async () => {
+		const dir = await mkdtemp(join(tmpdir(), "mlship-routes-"));
+		const path = join(dir, "r.db");
+		const a = new SqliteStore(path);
+		const b = new SqliteStore(path);
+		return {
+			a,
+			b,
+			close: async () => {
+				await a.close();
+				await b.close();
+				await rm(dir, { recursive: true, force: true });
+			},
+		};
+	},
+	postgres: async () => {
+		shared ??= startPostgres();
+		const url = await createDatabase(
+			(await shared).url,
+			uniqueDatabaseName("routes"),
+		);
+		const a = await PostgresStore.open(url);
+		const b = await PostgresStore.open(url);
+		return {
+			a,
+			b,
+			close: async () => {
+				await a.close();
+				await b.close();
+			},
+		};
+	},
+};
+
+/** churn@1..4 (diabetes models: same features), production → 1; version 4 archived. */
+async function seed(s: ModelStore): Promise<void> {
+	const lgbm = await readBundle(bundleDir("diabetes-lgbm"));
+	const rf = await readBundle(bundleDir("diabetes-rf"));
+	await s.register(lgbm, { name: "churn", aliases: ["production"] });
+	await s.register(rf, { name: "churn" });
+	await s.register(lgbm, { name: "churn" });
+	await s.register(rf, { name: "churn" });
+	await s.archive("churn", 4);
+}
+
+for (const [kind, make] of Object.entries(kinds)) {
+	describe(`traffic policies (${kind})`, () => {
+		it("stores a policy, keeps its salt on update, lists it, and another instance hears a 'route' change", async () => {
+			const { a, b, close } = await make();
+			try {
+				await seed(a);
+				const seen: ChangeEvent[] = [];
+				const stop = b.watch((e) => seen.push(e));
+				const r = await a.setRoute(
+					"churn",
+					"production",
+					{
+						split: [
+							{ version: 1, weight: 90 },
+							{ version: 2, weight: 10 },
+						],
+						sticky: { key: "customer_id", from: "feature" },
+						shadow: [{ version: 3, percent: 50 }],
+					},
+					"alice",
+				);
+				assert.equal(r.actor, "alice");
+				assert.match(r.policy.salt, /^[a-z0-9]{10}$/);
+				assert.deepEqual(r.policy.split, [
+					{ version: 1, weight: 90 },
+					{ version: 2, weight: 10 },
+				]);
+				await waitFor(
+					() => seen.some((e) => e.type === "route"),
+					"the route change on the other instance",
+				);
+				const ev = seen.find((e) => e.type === "route");
+				assert.equal(ev?.name, "churn");
+				assert.equal(ev?.alias, "production");
+				assert.deepEqual(await b.route("churn", "production"), r);
+				// A ramp keeps the salt (keys already on version 2 stay there); a given salt replaces it.
+				const ramp = await a.setRoute("churn", "production", {
+					split: [
+						{ version: 1, weight: 50 },
+						{ version: 2, weight: 50 },
+					],
+				});
+				assert.equal(ramp.policy.salt, r.policy.salt);
+				assert.equal(ramp.policy.sticky, undefined);
+				const salted = await a.setRoute("churn", "production", {
+					split: [{ version: 2, weight: 100 }],
+					salt: "exp-7",
+				});
+				assert.equal(salted.policy.salt, "exp-7");
+				assert.deepEqual(
+					(await b.routes()).map((x) => `${x.name}@${x.alias}`),
+					["churn@production"],
+				);
+				assert.deepEqual(await b.routes("other"), []);
+				stop();
+			} finally {
+				await close();
+			}
+		});
+
+		it("refuses bad policies with clear errors and changes nothing", async () => {
+			const { a, close } = await make();
+			try {
+				await seed(a);
+				const good = await a.setRoute("churn", "production", {
+					split: [
+						{ version: 1, weight: 90 },
+						{ version: 2, weight: 10 },
+					],
+				});
+				const cases: [unknown, string, RegExp][] = [
+					[
+						{
+							split: [
+								{ version: 1, weight: 90 },
+								{ version: 2, weight: 20 },
+							],
+						},
+						"MLSHIP_INVALID_ARGUMENT",
+						/weights must sum to 100, got 110/,
+					],
+					[
+						{
+							split: [
+								{ version: 1, weight: 90 },
+								{ version: 9, weight: 10 },
+							],
+						},
+						"MLSHIP_MODEL_NOT_FOUND",
+						/no version 9 \(versions: 1, 2, 3, 4\)/,
+					],
+					[
+						{
+							split: [
+								{ version: 1, weight: 90 },
+								{ version: 4, weight: 10 },
+							],
+						},
+						"MLSHIP_INVALID_ARGUMENT",
+						/version 4 is archived/,
+					],
+					[
+						{ shadow: [{ version: 1, percent: 100 }] },
+						"MLSHIP_INVALID_ARGUMENT",
+						/version 1 cannot shadow itself: 'production' points at it/,
+					],
+					[
+						{
+							split: [
+								{ version: 1, weight: 50 },
+								{ version: 2, weight: 50 },
+							],
+							shadow: [{ version: 2, percent: 100 }],
+						},
+						"MLSHIP_INVALID_ARGUMENT",
+						/version 2 cannot shadow itself/,
+					],
+					[
+						{
+							split: [
+								{ version: 1, weight: 50 },
+								{ version: 1, weight: 50 },
+							],
+						},
+						"MLSHIP_INVALID_ARGUMENT",
+						/version 1 is listed twice in the split/,
+					],
+					[
+						{ bandit: { algorithm: "thompson", arms: [1] } },
+						"MLSHIP_INVALID_ARGUMENT",
+						/a bandit needs at least 2 arms, got 1/,
+					],
+					[
+						{
+							split: [{ version: 1, weight: 100 }],
+							bandit: { algorithm: "ucb1", arms: [1, 2] },
+						},
+						"MLSHIP_INVALID_ARGUMENT",
+						/a split and a bandit are exclusive/,
+					],
+					[{}, "MLSHIP_INVALID_ARGUMENT", /no split, shadow or bandit/],
+					[
+						{ split: [{ version: 1, weight: "90" }] },
+						"MLSHIP_INVALID_ARGUMENT",
+						/split\.0\.weight/,
+					],
+				];
+				for (const [policy, code, message] of cases)
+					await rejectsWith(
+						a.setRoute(
+							"churn",
+							"production",
+							policy as Parameters<ModelStore["setRoute"]>[2],
+						),
+						code as "MLSHIP_INVALID_ARGUMENT",
+						message,
+					);
+				await rejectsWith(
+					a.setRoute("churn", "staging", {
+						split: [{ version: 1, weight: 100 }],
+					}),
+					"MLSHIP_MODEL_NOT_FOUND",
+					/no alias 'staging': a traffic policy belongs to an alias/,
+				);
+				assert.deepEqual(await a.route("churn", "production"), good);
+				// A version in a policy cannot be archived; clearing the policy frees it.
+				await rejectsWith(
+					a.archive("churn", 2),
+					"MLSHIP_INVALID_ARGUMENT",
+					/the traffic policy of 'production' uses it/,
+				);
+				await a.clearRoute("churn", "production");
+				assert.equal(await a.route("churn", "production"), undefined);
+				await a.archive("churn", 2);
+				await rejectsWith(
+					a.clearRoute("churn", "production"),
+					"MLSHIP_MODEL_NOT_FOUND",
+					/churn@production has no traffic policy/,
+				);
+			} finally {
+				await close();
+			}
+		});
+
+		it("a policy goes with its alias", async () => {
+			const { a, close } = await make();
+			try {
+				await seed(a);
+				await a.setRoute("churn", "production", {
+					shadow: [{ version: 2, percent: 10 }],
+				});
+				await a.deleteAlias("churn", "production");
+				assert.deepEqual(await a.routes("churn"), []);
+			} finally {
+				await close();
+			}
+		});
+	});
+}
