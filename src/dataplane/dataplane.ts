@@ -2,6 +2,7 @@
 import { featureSpecs } from "../codec/feature-specs.ts";
 import type { Row } from "../codec/table.ts";
 import { type ArmChooser, uniformChooser } from "../experiments/policy.ts";
+import { BanditChooser } from "../feedback/bandit.ts";
 import {
 	type FeedbackItem,
 	FeedbackJoin,
@@ -89,9 +90,9 @@ class ServingDataPlane implements DataPlane {
 		this.#metrics = new Metrics(opts.processMetrics ?? true);
 		if (this.feedbackJoin)
 			registerFeedbackMetrics(this.#metrics.registry, this.feedbackJoin);
-		this.#chooser = opts.armChooser ?? uniformChooser;
 		this.#shadows = new Shadows(this.#metrics, opts.shadowMaxInFlight);
 		this.#cache = new ModelCache(opts, this.#metrics);
+		this.#chooser = opts.armChooser ?? this.#bandits(opts);
 		this.#router = new EntityRouter(this.#cache);
 		this.#follower = new RegistryFollower(
 			this.#cache,
@@ -115,6 +116,40 @@ class ServingDataPlane implements DataPlane {
 			if (spec.entityKey !== undefined) e.family = newFamily(spec);
 			this.#cache.entries.set(spec.name, e);
 		}
+	}
+
+	/**
+	 * With feedback on: bandit policies learn from rewards shared through the registry (a BanditChooser fed by the
+	 * feedback join); without: arms are picked uniformly.
+	 */
+	#bandits(opts: DataPlaneOptions): ArmChooser {
+		const join = this.feedbackJoin;
+		if (!join) return uniformChooser;
+		const cache = this.#cache;
+		const chooser = new BanditChooser(
+			{
+				addArmStats: async (d) => (await cache.store()).addArmStats(d),
+				armStats: async (n, a) => (await cache.store()).armStats(n, a),
+			},
+			opts.bandits,
+		);
+		join.onReward((model, version, reward) => {
+			const route = cache.entries.get(model)?.route?.route;
+			const bandit = route?.policy.bandit;
+			const v = Number(version);
+			if (route && bandit?.arms.includes(v))
+				chooser.reward(route.name, route.alias, v, reward, bandit.algorithm);
+		});
+		return chooser;
+	}
+
+	/** Bandit arm totals as this server sees them (merged from the registry plus its unflushed rewards). */
+	banditStats(
+		name: string,
+		alias: string,
+	): { version: number; pulls: number; rewardSum: number }[] {
+		const c = this.#chooser;
+		return c instanceof BanditChooser ? c.stats(name, alias) : [];
 	}
 
 	metadata() {
@@ -525,6 +560,8 @@ class ServingDataPlane implements DataPlane {
 	async close(): Promise<void> {
 		this.#cache.closing = true;
 		this.#follower.stop();
+		// Bandit rewards are flushed to the registry before it is closed (a restart loses nothing).
+		await this.#chooser.close?.();
 		await this.#cache.close();
 	}
 }

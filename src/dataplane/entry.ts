@@ -1,5 +1,6 @@
 // What the data plane's parts share: the options, and an entry per served model (its loaded instance and state).
 import type { ArmChooser, StoredRoute } from "../experiments/policy.ts";
+import type { BanditOptions } from "../feedback/bandit.ts";
 import type { FeedbackJoin, FeedbackOptions } from "../feedback/join.ts";
 import type { ModelStore } from "../registry/types.ts";
 import type { LoadOptions } from "../runtime/types.ts";
@@ -60,6 +61,8 @@ export interface DataPlaneOptions {
 	 * bandit rewards): options for a new join, or one to share. Off when unset.
 	 */
 	feedback?: FeedbackOptions | FeedbackJoin;
+	/** With feedback on: how bandit state is shared (sync interval, random source for tests). */
+	bandits?: BanditOptions;
 	/** Picks a bandit policy's arm for each request (default: uniformly at random). */
 	armChooser?: ArmChooser;
 	/** Most shadow copies in flight per shadow version before copies are dropped (default 64). */

@@ -4,6 +4,16 @@ import type { Manifest } from "../bundle/manifest.ts";
 import type { StoredRoute, TrafficPolicyInput } from "../experiments/policy.ts";
 import { MlshipError } from "../protocol/errors.ts";
 
+/** One arm's totals (or a replica's delta): rewards received and their sum. */
+export interface ArmStats {
+	name: string;
+	alias: string;
+	version: number;
+	/** Rewards received for the arm (a request without feedback is not a pull). */
+	pulls: number;
+	rewardSum: number;
+}
+
 /** Names and aliases: letters, digits, '.', '_' or '-', starting with a letter or digit (as in mlship.yaml). */
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const DIGITS_RE = /^[0-9]+$/;
@@ -250,6 +260,13 @@ export interface ModelStore {
 	route(name: string, alias: string): Promise<StoredRoute | undefined>;
 	/** Every traffic policy (of one name, when given), sorted by name and alias. */
 	routes(name?: string): Promise<StoredRoute[]>;
+	/**
+	 * Adds bandit arm deltas (rewards received and their sum per version of `name@alias`) to the shared totals with
+	 * additive updates, so replicas never overwrite each other.
+	 */
+	addArmStats(deltas: readonly ArmStats[]): Promise<void>;
+	/** The merged bandit arm totals of `name@alias` (of everything when both are omitted). */
+	armStats(name?: string, alias?: string): Promise<ArmStats[]>;
 	/** Removes an alias's traffic policy (the alias serves its one version again); MLSHIP_MODEL_NOT_FOUND when it has none. */
 	clearRoute(name: string, alias: string): Promise<void>;
 	/** Merges into the registration metadata (a key set to null is removed); returns the updated version. */

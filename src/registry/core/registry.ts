@@ -8,6 +8,7 @@ import { MlshipError } from "../../protocol/errors.ts";
 import { prepareRegistration } from "../store/common.ts";
 import * as errors from "../store/errors.ts";
 import {
+	type ArmStats,
 	assertAlias,
 	assertName,
 	assertVersion,
@@ -22,6 +23,7 @@ import {
 	parseRef,
 	type RegisterOptions,
 } from "../types.ts";
+import { addArmStats, readArmStats } from "./bandits.ts";
 import {
 	appendChanges,
 	type ChangeRetention,
@@ -395,6 +397,21 @@ export class RegistryCore implements ModelStore {
 		this.#checkOpen();
 		if (name !== undefined) assertName(name);
 		return this.#read((s) => readRoutes(s, this.#driver.dialect, name));
+	}
+
+	async addArmStats(deltas: readonly ArmStats[]): Promise<void> {
+		this.#checkOpen();
+		if (deltas.length === 0) return;
+		for (const d of deltas) {
+			assertName(d.name);
+			assertAlias(d.alias);
+		}
+		await this.#driver.transaction((tx) => addArmStats(tx, deltas));
+	}
+
+	async armStats(name?: string, alias?: string): Promise<ArmStats[]> {
+		this.#checkOpen();
+		return this.#read((s) => readArmStats(s, name, alias));
 	}
 
 	async clearRoute(name: string, alias: string): Promise<void> {

@@ -78,6 +78,15 @@ const MIGRATIONS: readonly string[] = [
 		PRIMARY KEY (name, alias),
 		FOREIGN KEY (name, alias) REFERENCES aliases (name, alias) ON DELETE CASCADE
 	);`,
+	// Bandit arms (experiments feedback): totals every replica adds its deltas to; kept when a policy is cleared.
+	`CREATE TABLE bandit_arms (
+		name TEXT NOT NULL,
+		alias TEXT NOT NULL,
+		version INTEGER NOT NULL,
+		pulls BIGINT NOT NULL,
+		reward_sum DOUBLE PRECISION NOT NULL,
+		PRIMARY KEY (name, alias, version)
+	);`,
 ];
 
 /** The schema version this code writes. */

@@ -82,6 +82,15 @@ const MIGRATIONS: readonly string[] = [
 		PRIMARY KEY (name, alias),
 		FOREIGN KEY (name, alias) REFERENCES aliases (name, alias) ON DELETE CASCADE
 	) STRICT;`,
+	// Bandit arms (experiments feedback): totals every replica adds its deltas to; kept when a policy is cleared.
+	`CREATE TABLE bandit_arms (
+		name TEXT NOT NULL,
+		alias TEXT NOT NULL,
+		version INTEGER NOT NULL,
+		pulls INTEGER NOT NULL,
+		reward_sum REAL NOT NULL,
+		PRIMARY KEY (name, alias, version)
+	) STRICT;`,
 ];
 
 /** The schema version this code writes. */
