@@ -246,6 +246,7 @@ describe("PostgresStore", () => {
 			tables.map((t) => t.tablename),
 			[
 				"aliases",
+				"bandit_arms",
 				"changes",
 				"files",
 				"mlship_schema",

@@ -196,6 +196,7 @@ describe("SqliteStore", () => {
 			.map((r) => r.name);
 		assert.deepEqual(tables, [
 			"aliases",
+			"bandit_arms",
 			"changes",
 			"files",
 			"models",
