@@ -169,7 +169,8 @@ export class FeedbackJoin {
 
 	/** The predict hook: keeps the answer of every request with an id. */
 	readonly hook: PredictHook = (call) => {
-		if (call.requestId === undefined) return;
+		// A shadow copy answered nobody: the id belongs to the primary's answer.
+		if (call.requestId === undefined || call.shadow) return;
 		const now = this.#now();
 		const kept = keptOf(call, now);
 		if (!kept) return;

@@ -307,3 +307,28 @@ it("embedded: predict with an id, then model.feedback() and model.quality()", as
 		await m.close();
 	}
 });
+
+it("a shadow copy of a request does not replace the primary's answer under its id", () => {
+	const j = new FeedbackJoin();
+	const call = {
+		model: "m",
+		version: 1,
+		requestId: "s1",
+		inputs: [],
+		seconds: 0,
+		outputs: [
+			{
+				name: "label",
+				datatype: "INT64" as const,
+				shape: [1],
+				data: new BigInt64Array([1n]),
+			},
+		],
+	};
+	j.hook(call);
+	j.hook({ ...call, version: 2, shadow: true });
+	const seen: string[] = [];
+	j.onReward((_m, v) => seen.push(v));
+	j.apply("m", [{ id: "s1", reward: 1 }]);
+	assert.deepEqual(seen, ["1"]);
+});
