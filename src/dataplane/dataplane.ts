@@ -17,7 +17,12 @@ import type {
 	InferenceResponse,
 	Tensor,
 } from "../protocol/types.ts";
-import { parseRef } from "../registry/types.ts";
+import {
+	parseRef,
+	ROLLOUT_LATENCY_BUCKETS_MS,
+	type VersionTotals,
+} from "../registry/types.ts";
+import { RolloutAgent } from "../rollout/agent.ts";
 import { ModelCache } from "./cache.ts";
 import {
 	columnsToRows,
@@ -26,12 +31,13 @@ import {
 	groupByEntity,
 	newFamily,
 } from "./entities.ts";
-import type {
-	DataPlaneOptions,
-	Entry,
-	Family,
-	RouteState,
-	Served,
+import {
+	type DataPlaneOptions,
+	type Entry,
+	type Family,
+	isRegistryRef,
+	type RouteState,
+	type Served,
 } from "./entry.ts";
 import { RegistryFollower } from "./follower.ts";
 import type { CallContext, ModelLease, ModelProvider } from "./instance.ts";
@@ -73,6 +79,7 @@ class ServingDataPlane implements DataPlane {
 	/** The feedback join (answers kept by request id), when feedback is on. */
 	readonly feedbackJoin: FeedbackJoin | undefined;
 	readonly #chooser: ArmChooser;
+	#rollouts: RolloutAgent | undefined;
 	readonly #shadows: Shadows;
 
 	constructor(opts: DataPlaneOptions) {
@@ -141,6 +148,92 @@ class ServingDataPlane implements DataPlane {
 				chooser.reward(route.name, route.alias, v, reward, bandit.algorithm);
 		});
 		return chooser;
+	}
+
+	/** The rollout agent, when this server takes part in rollouts (started by createDataPlane). */
+	rolloutAgent(): RolloutAgent | undefined {
+		if (!this.#opts.rollouts) return undefined;
+		this.#rollouts ??= new RolloutAgent({
+			...this.#opts.rollouts,
+			store: () => this.#cache.store(),
+			totals: () => this.#versionTotals(),
+		});
+		return this.#rollouts;
+	}
+
+	/**
+	 * This server's cumulative totals per registry name and version, from its request metrics: requests (ok, error,
+	 * timeout), errors (error, timeout: the server's fault, not the client's), and the latency histogram of answers.
+	 */
+	async #versionTotals(): Promise<
+		{ name: string; version: number; totals: VersionTotals }[]
+	> {
+		const names = new Map<string, string>();
+		for (const e of this.#cache.entries.values())
+			if (!e.family && isRegistryRef(e.spec.source))
+				names.set(e.spec.name, parseRef(e.spec.source).name);
+		if (names.size === 0) return [];
+		const by = new Map<
+			string,
+			{
+				name: string;
+				version: number;
+				totals: VersionTotals;
+				cumulative: number[];
+			}
+		>();
+		const of = (labels: Record<string, unknown>) => {
+			const name = names.get(String(labels.model));
+			const version = String(labels.version);
+			if (name === undefined || !/^[1-9][0-9]*$/.test(version))
+				return undefined;
+			const key = `${name}@${version}`;
+			let t = by.get(key);
+			if (!t) {
+				t = {
+					name,
+					version: Number(version),
+					totals: { requests: 0, errors: 0, buckets: [] },
+					cumulative: new Array(ROLLOUT_LATENCY_BUCKETS_MS.length + 1).fill(0),
+				};
+				by.set(key, t);
+			}
+			return t;
+		};
+		for (const v of (await this.#metrics.requests.get()).values) {
+			const t = of(v.labels);
+			const outcome = v.labels.outcome;
+			if (
+				!t ||
+				!(outcome === "ok" || outcome === "error" || outcome === "timeout")
+			)
+				continue;
+			t.totals.requests += v.value;
+			if (outcome !== "ok") t.totals.errors += v.value;
+		}
+		for (const v of (await this.#metrics.latency.get()).values) {
+			if (!v.metricName?.endsWith("_bucket")) continue;
+			const t = of(v.labels);
+			if (!t) continue;
+			const le = (v.labels as Record<string, unknown>).le;
+			const i =
+				le === "+Inf"
+					? ROLLOUT_LATENCY_BUCKETS_MS.length
+					: ROLLOUT_LATENCY_BUCKETS_MS.findIndex(
+							(b) => Math.abs(b - Number(le) * 1000) < 1e-9,
+						);
+			if (i >= 0) t.cumulative[i] = v.value;
+		}
+		return [...by.values()].map(({ name, version, totals, cumulative }) => ({
+			name,
+			version,
+			totals: {
+				...totals,
+				buckets: cumulative.map(
+					(c, i) => c - (i > 0 ? (cumulative[i - 1] as number) : 0),
+				),
+			},
+		}));
 	}
 
 	/** Bandit arm totals as this server sees them (merged from the registry plus its unflushed rewards). */
@@ -560,6 +653,7 @@ class ServingDataPlane implements DataPlane {
 	async close(): Promise<void> {
 		this.#cache.closing = true;
 		this.#follower.stop();
+		await this.#rollouts?.close();
 		// Bandit rewards are flushed to the registry before it is closed (a restart loses nothing).
 		await this.#chooser.close?.();
 		await this.#cache.close();
@@ -583,6 +677,7 @@ export async function createDataPlane(
 			),
 		);
 	await dp.follow();
+	dp.rolloutAgent()?.start();
 	return Object.assign(dp, { loadErrors });
 }
 

@@ -3,6 +3,7 @@ import type { ArmChooser, StoredRoute } from "../experiments/policy.ts";
 import type { BanditOptions } from "../feedback/bandit.ts";
 import type { FeedbackJoin, FeedbackOptions } from "../feedback/join.ts";
 import type { ModelStore } from "../registry/types.ts";
+import type { RolloutAgentOptions } from "../rollout/agent.ts";
 import type { LoadOptions } from "../runtime/types.ts";
 import type {
 	InstanceObserver,
@@ -63,6 +64,11 @@ export interface DataPlaneOptions {
 	feedback?: FeedbackOptions | FeedbackJoin;
 	/** With feedback on: how bandit state is shared (sync interval, random source for tests). */
 	bandits?: BanditOptions;
+	/**
+	 * Take part in progressive rollouts: publish this server's per-version request totals to the registry and drive
+	 * rollouts (one replica at a time, by lease). Off when unset; `serve` turns it on for registry models.
+	 */
+	rollouts?: Omit<RolloutAgentOptions, "store" | "totals">;
 	/** Picks a bandit policy's arm for each request (default: uniformly at random). */
 	armChooser?: ArmChooser;
 	/** Most shadow copies in flight per shadow version before copies are dropped (default 64). */

@@ -251,7 +251,10 @@ describe("PostgresStore", () => {
 				"files",
 				"mlship_schema",
 				"models",
+				"rollout_events",
+				"rollouts",
 				"traffic_policies",
+				"version_stats",
 				"versions",
 			],
 		);

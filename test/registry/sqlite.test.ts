@@ -200,7 +200,10 @@ describe("SqliteStore", () => {
 			"changes",
 			"files",
 			"models",
+			"rollout_events",
+			"rollouts",
 			"traffic_policies",
+			"version_stats",
 			"versions",
 		]);
 		raw.exec(`PRAGMA user_version = ${SCHEMA_VERSION + 1}`);
