@@ -198,7 +198,7 @@ export class RolloutAgent {
 		}
 		if (nextWeight >= 100) await promote(store, r);
 		else await setSplit(store, r, nextWeight);
-		await store.updateRollout(
+		const moved = await store.updateRollout(
 			r.name,
 			r.alias,
 			["running"],
@@ -215,6 +215,9 @@ export class RolloutAgent {
 				: { type: "step", detail: { ...detail, weight: nextWeight } },
 			owner,
 		);
+		// Aborted (or its lease lost) while the split moved: an aborted rollout's alias serves the old version.
+		if (!moved && (await store.rollout(r.name, r.alias))?.state === "aborted")
+			await clearSplit(store, r);
 	}
 
 	/** Stops ticking (waits for a round in progress). */

@@ -1,6 +1,7 @@
 // `mlship serve` as a library: the data plane behind REST and gRPC, with graceful shutdown.
 import type { Logger } from "pino";
 import { createDataPlane, type ModelSpec } from "../dataplane/dataplane.ts";
+import { isRegistryRef } from "../dataplane/entry.ts";
 import type { DataPlane } from "../dataplane/types.ts";
 import { MlshipError } from "../protocol/errors.ts";
 import type { startGrpcServer } from "./grpc/index.ts";
@@ -114,6 +115,14 @@ export async function startServer(
 		lazy: settings.lazy,
 		maxLoadedModels: settings.max_loaded_models,
 		memoryBudget: settings.memory_budget,
+		// Replicas serving registry models publish per-version totals and drive rollouts (by lease).
+		...(settings.models.some((m) => isRegistryRef(m.source))
+			? {
+					rollouts: {
+						log: (level, msg, fields) => log[level](fields ?? {}, msg),
+					},
+				}
+			: {}),
 		...(settings.feedback_max_ids > 0
 			? {
 					feedback: {

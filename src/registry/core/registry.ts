@@ -450,6 +450,15 @@ export class RegistryCore implements ModelStore {
 					`model '${spec.name}' has no alias '${spec.alias}': a rollout moves an alias (set it first: mlship models alias ${spec.name} ${spec.alias} <version>)`,
 				);
 			}
+			const to = await tx.one<{ status: string }>(
+				"SELECT status FROM versions WHERE name = $1 AND version = $2",
+				[spec.name, spec.to],
+			);
+			if (to?.status !== "active")
+				throw new MlshipError(
+					"MLSHIP_MODEL_NOT_FOUND",
+					`model '${spec.name}' has no ${to ? "active " : ""}version ${spec.to} to roll out${to ? " (it is archived: mlship models restore first)" : ""}`,
+				);
 			const from = Number(a.version);
 			if (from === spec.to)
 				throw new MlshipError(
