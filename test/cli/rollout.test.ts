@@ -198,7 +198,11 @@ it("bad flags and references are clear errors (exit 2 or 3), nothing started", a
 			/already points at version 3: nothing to roll out/,
 		],
 		[["start", "churn@staging", "--to", "2"], 3, /has no alias 'staging'/],
-		[["start", "churn@production", "--to", "9"], 3, /has no version 9 to roll out/],
+		[
+			["start", "churn@production", "--to", "9"],
+			3,
+			/has no version 9 to roll out/,
+		],
 		[
 			["abort", "churn@production"],
 			3,
