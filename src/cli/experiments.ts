@@ -137,36 +137,43 @@ export function routeCommand(): Command {
 			)
 			.option("--clear", "remove the alias's traffic policy"),
 	).action(
-		action(async (name: string, alias: string, opts: RouteOpts) => {
-			const policy = policyFromFlags(opts);
-			const given = Object.keys(policy).length > 0;
-			if (opts.clear && given)
-				throw bad(
-					"give either a policy (--split, --shadow, --bandit) or --clear, not both",
-				);
-			if (!opts.clear && !policy.split && !policy.shadow && !policy.bandit)
-				throw bad(
-					`give --split, --shadow or --bandit for ${name}@${alias} (e.g. mlship models route ${name} ${alias} --split 3=90,4=10), or --clear`,
-				);
-			await withRegistry(opts.registry, async (store) => {
-				if (opts.clear) {
-					await store.clearRoute(name, alias);
+		action(
+			async (name: string, alias: string, opts: RouteOpts, self: Command) => {
+				if (
+					self.getOptionValueSource("stickyFrom") === "cli" &&
+					opts.stickyKey === undefined
+				)
+					throw bad("--sticky-from needs --sticky-key (the key to hash)");
+				const policy = policyFromFlags(opts);
+				const given = Object.keys(policy).length > 0;
+				if (opts.clear && given)
+					throw bad(
+						"give either a policy (--split, --shadow, --bandit) or --clear, not both",
+					);
+				if (!opts.clear && !policy.split && !policy.shadow && !policy.bandit)
+					throw bad(
+						`give --split, --shadow or --bandit for ${name}@${alias} (e.g. mlship models route ${name} ${alias} --split 3=90,4=10), or --clear`,
+					);
+				await withRegistry(opts.registry, async (store) => {
+					if (opts.clear) {
+						await store.clearRoute(name, alias);
+						output(
+							Boolean(opts.json),
+							{ name, alias, cleared: true },
+							() => `cleared the traffic policy of ${name}@${alias}`,
+						);
+						return;
+					}
+					const r = await store.setRoute(name, alias, policy, process.env.USER);
 					output(
 						Boolean(opts.json),
-						{ name, alias, cleared: true },
-						() => `cleared the traffic policy of ${name}@${alias}`,
+						r,
+						() =>
+							`${name}@${alias}: ${describePolicy(r)} (salt ${r.policy.salt})`,
 					);
-					return;
-				}
-				const r = await store.setRoute(name, alias, policy, process.env.USER);
-				output(
-					Boolean(opts.json),
-					r,
-					() =>
-						`${name}@${alias}: ${describePolicy(r)} (salt ${r.policy.salt})`,
-				);
-			});
-		}),
+				});
+			},
+		),
 	);
 	return example(
 		cmd,

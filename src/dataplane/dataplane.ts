@@ -394,8 +394,16 @@ class ServingDataPlane implements DataPlane {
 		if (entry?.family)
 			return this.#predictFamily(name, entry.family, version, input, opts);
 		const sticky = entry?.route?.route.policy.sticky;
-		if (sticky?.from === "feature" && version === undefined)
-			return this.#predictPerRow(name, sticky.key, input, opts);
+		if (sticky?.from === "feature" && version === undefined) {
+			const before = entry?.route;
+			try {
+				return await this.#predictPerRow(name, sticky.key, input, opts);
+			} catch (err) {
+				// The policy changed between picking the rows' versions and scoring them: route the request again.
+				if (this.#cache.entries.get(name)?.route === before) throw err;
+				return this.predict(name, version, input, opts);
+			}
+		}
 		const context = callContext(opts, undefined);
 		const started = performance.now();
 		const { s, outs, e } = await this.#retrying(

@@ -186,8 +186,9 @@ export class Shadows {
 	}
 
 	/**
-	 * Sends a copy of an answered request to each shadow of the route (each with its percent), after the fact: it
-	 * never delays or fails the primary. A shadow with SHADOW_MAX_IN_FLIGHT copies running drops the copy.
+	 * Sends a copy of an answered request to each shadow of the route (each with its percent), after the fact (on
+	 * the next turn of the event loop, so the answer goes out first): it never delays or fails the primary. A shadow
+	 * with SHADOW_MAX_IN_FLIGHT copies scheduled or running drops the copy.
 	 */
 	mirror(
 		model: string,
@@ -200,50 +201,52 @@ export class Shadows {
 	): void {
 		for (const sh of r.shadows) {
 			if (sh.percent < 100 && Math.random() * 100 >= sh.percent) continue;
-			const stats = this.stats(model, sh.served.version);
+			const version = sh.served.version;
+			const stats = this.stats(model, version);
 			const n = this.#inFlight.get(sh.served) ?? 0;
 			if (n >= this.#max) {
 				stats.dropped++;
 				this.#metrics.shadowRequests.inc({
 					model,
-					version: sh.served.version,
+					version,
 					outcome: "dropped",
 				});
 				continue;
 			}
 			this.#inFlight.set(sh.served, n + 1);
-			const started = performance.now();
-			sh.served.model
-				.predictTensors(inputs, outputs, undefined, {
-					...context,
-					shadow: true,
-				})
-				.then(
-					(outs) => {
-						stats.compared++;
-						stats.primarySeconds += primarySeconds;
-						stats.shadowSeconds += (performance.now() - started) / 1000;
-						compareOutputs(stats, primary, outs);
-						this.#metrics.shadowRequests.inc({
-							model,
-							version: sh.served.version,
-							outcome: "compared",
-						});
-					},
-					() => {
-						stats.errors++;
-						this.#metrics.shadowRequests.inc({
-							model,
-							version: sh.served.version,
-							outcome: "error",
-						});
-					},
-				)
-				.finally(() => {
-					const left = (this.#inFlight.get(sh.served) ?? 1) - 1;
-					if (left > 0) this.#inFlight.set(sh.served, left);
-					else this.#inFlight.delete(sh.served);
-				});
+			const copy = { ...context, shadow: true };
+			// A model that runs inline would otherwise score the copy before the caller got its answer.
+			setImmediate(() => {
+				const started = performance.now();
+				sh.served.model
+					.predictTensors(inputs, outputs, undefined, copy)
+					.then(
+						(outs) => {
+							stats.compared++;
+							stats.primarySeconds += primarySeconds;
+							stats.shadowSeconds += (performance.now() - started) / 1000;
+							compareOutputs(stats, primary, outs);
+							this.#metrics.shadowRequests.inc({
+								model,
+								version,
+								outcome: "compared",
+							});
+						},
+						() => {
+							stats.errors++;
+							this.#metrics.shadowRequests.inc({
+								model,
+								version,
+								outcome: "error",
+							});
+						},
+					)
+					.finally(() => {
+						const left = (this.#inFlight.get(sh.served) ?? 1) - 1;
+						if (left > 0) this.#inFlight.set(sh.served, left);
+						else this.#inFlight.delete(sh.served);
+					});
+			});
 		}
 	}
 

@@ -4,7 +4,10 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { readBundle } from "../../src/bundle/bundle.ts";
-import { createDataPlane } from "../../src/dataplane/dataplane.ts";
+import {
+	createDataPlane,
+	followRegistryModel,
+} from "../../src/dataplane/dataplane.ts";
 import type { DataPlane } from "../../src/dataplane/types.ts";
 import {
 	pickArm,
@@ -222,6 +225,71 @@ describe("routing on two replicas of one registry", () => {
 			(await store.route("churn", "production"))?.policy.salt,
 			"exp-1",
 		);
+	});
+
+	it("requests whose rows are split by a feature key never fail while the policy changes under them", async () => {
+		const rows = Array.from({ length: 20 }, (_, i) => ({
+			...row,
+			customer_id: `customer-${i}`,
+		}));
+		const failures: string[] = [];
+		let answered = 0;
+		let stop = false;
+		const clients = planes.flatMap((dp) =>
+			[0, 1].map(async () => {
+				while (!stop) {
+					try {
+						await dp.predict("churn", undefined, rows);
+						answered++;
+					} catch (err) {
+						failures.push((err as Error).message);
+					}
+				}
+			}),
+		);
+		for (let i = 0; i < 8; i++) {
+			const other = i % 2 === 0 ? 3 : 2;
+			await store.setRoute("churn", "production", {
+				split: [
+					{ version: 1, weight: 50 },
+					{ version: other, weight: 50 },
+				],
+				sticky: { key: "customer_id", from: "feature" },
+			});
+			await until(
+				(dp) =>
+					dp.experiment?.("churn").versions.includes(String(other)) === true,
+			);
+			await new Promise((r) => setTimeout(r, 50));
+		}
+		stop = true;
+		await Promise.all(clients);
+		assert.deepEqual(failures, []);
+		assert.ok(answered > 0);
+	});
+
+	it("long-running workers that lease (followModel) get one version per lease, by the split's weights", async () => {
+		await store.setRoute("churn", "production", {
+			split: [
+				{ version: 1, weight: 50 },
+				{ version: 2, weight: 50 },
+			],
+		});
+		const m = await followRegistryModel("churn@production", {
+			registry: url,
+		});
+		try {
+			const seen: Record<string, number> = {};
+			for (let i = 0; i < 400; i++) {
+				const { model, release } = await m.lease();
+				seen[String(model.version)] = (seen[String(model.version)] ?? 0) + 1;
+				release();
+			}
+			assert.deepEqual(Object.keys(seen).sort(), ["1", "2"]);
+			assert.ok(Math.abs((seen["1"] ?? 0) - 200) < 60, JSON.stringify(seen));
+		} finally {
+			await m.close();
+		}
 	});
 
 	it("a bandit asks the injected chooser; clearing the policy serves the alias's one version again", async () => {

@@ -8,6 +8,11 @@ import { after, before, it } from "node:test";
 import { readBundle } from "../../src/bundle/bundle.ts";
 import { createDataPlane } from "../../src/dataplane/dataplane.ts";
 import type { PredictCall } from "../../src/dataplane/instance.ts";
+import {
+	compareOutputs,
+	type ShadowStats,
+	summarize,
+} from "../../src/dataplane/routing.ts";
 import type { DataPlane, ExperimentInfo } from "../../src/dataplane/types.ts";
 import { SqliteStore } from "../../src/registry/store/sqlite/store.ts";
 import { bundleDir, golden } from "../helpers/fixtures.ts";
@@ -133,6 +138,71 @@ it("comparison figures match the two models' golden outputs (mean and max |diffe
 	}
 });
 
+it("compareOutputs: labels by equality (integers and strings), scores by |difference|, other outputs ignored", () => {
+	const stats: ShadowStats = {
+		model: "m",
+		version: "2",
+		compared: 1,
+		errors: 0,
+		dropped: 0,
+		labels: 0,
+		agreements: 0,
+		scores: 0,
+		diffSum: 0,
+		diffMax: 0,
+		primarySeconds: 0.002,
+		shadowSeconds: 0.004,
+	};
+	compareOutputs(
+		stats,
+		[
+			{
+				name: "label",
+				datatype: "INT64",
+				shape: [4],
+				data: new BigInt64Array([0n, 1n, 2n, 1n]),
+			},
+			{
+				name: "probabilities",
+				datatype: "FP32",
+				shape: [2],
+				data: new Float32Array([0.25, 0.75]),
+			},
+			{
+				name: "only_primary",
+				datatype: "FP32",
+				shape: [1],
+				data: new Float32Array([9]),
+			},
+		],
+		[
+			{
+				name: "label",
+				datatype: "INT64",
+				shape: [4],
+				data: new BigInt64Array([0n, 2n, 2n, 1n]),
+			},
+			{
+				name: "probabilities",
+				datatype: "FP32",
+				shape: [2],
+				data: new Float32Array([0.5, 0.5]),
+			},
+		],
+	);
+	compareOutputs(
+		stats,
+		[{ name: "label", datatype: "BYTES", shape: [2], data: ["a", "b"] }],
+		[{ name: "label", datatype: "BYTES", shape: [2], data: ["a", "c"] }],
+	);
+	const s = summarize(stats);
+	assert.equal(s.agreement, 4 / 6);
+	assert.equal(s.meanAbsDiff, 0.25);
+	assert.equal(s.maxAbsDiff, 0.25);
+	assert.equal(s.primaryMs, 2);
+	assert.equal(s.shadowMs, 4);
+});
+
 it("labels: the same classifier as its own shadow agrees on every label and every score", async () => {
 	await store.setRoute("iris", "production", {
 		shadow: [{ version: 2, percent: 100 }],
@@ -197,6 +267,30 @@ it("a shadow that fails every copy never fails the primary, and hooks see shadow
 		assert.equal(seen.find((c) => c.version === 1)?.shadow, undefined);
 	} finally {
 		await dp2.close();
+	}
+});
+
+it("the copy is scored after the answer: when predict resolves, only the primary has started in its model", async () => {
+	await store.setRoute("diabetes", "production", {
+		shadow: [{ version: 2, percent: 100 }],
+	});
+	let started = 0;
+	const dp = await createDataPlane({
+		models: [{ name: "diabetes", source: "diabetes@production" }],
+		registry,
+		processMetrics: false,
+		observer: { request: () => started++ },
+	});
+	try {
+		const r = golden("diabetes-lgbm").records[0] as Record<string, unknown>;
+		for (let i = 0; i < 20; i++) {
+			started = 0;
+			await dp.predict("diabetes", undefined, [r]);
+			assert.equal(started, 1, "the shadow ran before the answer was returned");
+			await settled(dp, "diabetes", i + 1);
+		}
+	} finally {
+		await dp.close();
 	}
 });
 

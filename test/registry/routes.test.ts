@@ -259,13 +259,20 @@ for (const [kind, make] of Object.entries(kinds)) {
 			}
 		});
 
-		it("a policy goes with its alias", async () => {
+		it("a policy goes with its alias, which cannot move onto its own shadow", async () => {
 			const { a, close } = await make();
 			try {
 				await seed(a);
 				await a.setRoute("churn", "production", {
 					shadow: [{ version: 2, percent: 10 }],
 				});
+				await rejectsWith(
+					a.setAlias("churn", "production", 2),
+					"MLSHIP_INVALID_ARGUMENT",
+					/its traffic policy shadows that version/,
+				);
+				assert.equal((await a.get("churn@production")).version, 1);
+				await a.setAlias("churn", "production", 3);
 				await a.deleteAlias("churn", "production");
 				assert.deepEqual(await a.routes("churn"), []);
 			} finally {

@@ -244,6 +244,12 @@ it("bad policies: a clear CLI error and exit code each, and the policy is unchan
 		],
 		[["--split", "1:90"], 2, /--split expects version=number pairs/],
 		[[], 2, /give --split, --shadow or --bandit/],
+		[
+			["--split", "1=50,2=50", "--sticky-from", "param"],
+			2,
+			/--sticky-from needs --sticky-key/,
+		],
+		[["--split", "1=50,2=50", "--clear"], 2, /either a policy .* or --clear/],
 	];
 	for (const [flags, code, message] of cases) {
 		const r = await mlship([

@@ -333,6 +333,18 @@ export class RegistryCore implements ModelStore {
 				[name, alias],
 			);
 			if (current?.version === version) return;
+			// The alias's version is the primary of a shadow-only policy: it must not become its own shadow.
+			const route = await readRoute(tx, name, alias);
+			if (
+				route &&
+				!route.policy.split &&
+				!route.policy.bandit &&
+				route.policy.shadow?.some((x) => x.version === version)
+			)
+				throw new MlshipError(
+					"MLSHIP_INVALID_ARGUMENT",
+					`cannot point ${name}@${alias} at version ${version}: its traffic policy shadows that version (change the policy first: mlship models route ${name} ${alias} ...)`,
+				);
 			await upsertAlias(tx, name, alias, version);
 			change({ type: "alias_set", name, version, alias });
 		});

@@ -226,6 +226,11 @@ function predictOp(operationId: string, params: unknown[]) {
 									type: "object",
 									additionalProperties: { type: "array" },
 								},
+								parameters: {
+									type: "object",
+									description:
+										"request parameters; a traffic policy's sticky key may be one (--sticky-from param)",
+								},
 							},
 						},
 					},
