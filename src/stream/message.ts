@@ -22,11 +22,15 @@ const ID_HEADERS = ["x-request-id", "request_id", "request-id"];
 
 /**
  * The id of a message nobody named: its place in the source, `<topic>/<partition>/<offset>` (partition -1 where the
- * broker has none), so a redelivered message keeps its id and feedback can still refer to it.
+ * broker has none), so a redelivered message keeps its id and feedback can still refer to it; `line:N` for a
+ * JSON-lines file or stdin.
  */
 export function positionId(m: InMessage): string {
 	const o = m.origin;
-	return o ? `${o.topic}/${o.partition}/${o.offset}` : m.id;
+	// A JSON-lines file or stdin keeps its `line:N` (the same file scored again gives the same ids).
+	return o && !m.id.startsWith("line:")
+		? `${o.topic}/${o.partition}/${o.offset}`
+		: m.id;
 }
 
 /**
