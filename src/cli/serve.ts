@@ -111,7 +111,7 @@ export function serveCommand(): Command {
 		)
 		.option(
 			"--feedback-max-ids <n>",
-			"request ids kept for feedback (POST /v2/models/{m}/feedback), ~360 bytes each (default 100000; 0 = off)",
+			"request ids kept for feedback (POST /v2/models/{m}/feedback), ~400 bytes each (default 100000; 0 = off)",
 		)
 		.option(
 			"--feedback-retention <duration>",

@@ -163,7 +163,7 @@ export function streamCommand(): Command {
 		)
 		.option(
 			"--feedback-max-ids <n>",
-			"request ids kept for feedback, ~360 bytes each (default 100000)",
+			"request ids kept for feedback, ~400 bytes each (default 100000)",
 			wholeNumber(),
 		)
 		.option(

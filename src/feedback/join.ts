@@ -15,7 +15,7 @@ export type RewardListener = (
 ) => void;
 
 export interface FeedbackOptions {
-	/** Most request ids kept (oldest dropped first). Default 100,000; about 360 bytes each for a one-row answer (see docs). */
+	/** Most request ids kept (oldest dropped first). Default 100,000; about 400 bytes each for a one-row answer (see docs). */
 	maxIds?: number;
 	/** How long a request id can receive feedback, in ms. Default 1 hour. */
 	retentionMs?: number;
@@ -146,8 +146,14 @@ export class FeedbackJoin {
 	readonly retentionMs: number;
 	readonly quality: QualityBook;
 	readonly #now: () => number;
-	/** Insertion order is age order: the oldest ids are at the front. */
 	readonly #ids = new Map<string, Kept>();
+	/**
+	 * Age order, oldest at `#head`: ids and what was kept for them (an entry whose id was answered again later is
+	 * stale and skipped). Not the Map's own order: iterating a Map from the front walks every deleted slot since its
+	 * last rehash (measured: ~70 µs per call at a 100,000-id cap), a queue is O(1).
+	 */
+	#queue: { id: string; kept: Kept }[] = [];
+	#head = 0;
 	readonly #listeners: RewardListener[] = [];
 	/** Ids dropped by the cap before their window ended. */
 	evicted = 0;
@@ -176,9 +182,9 @@ export class FeedbackJoin {
 		if (!kept) return;
 		// A flat copy: a generated UUID is a rope of ~20 pieces that would cost ~450 bytes more per id kept.
 		const id = Buffer.from(call.requestId, "utf8").toString("utf8");
-		// A reused id is the newest answer (it moves to the back).
-		this.#ids.delete(id);
+		// A reused id is the newest answer (its older queue entry becomes stale).
 		this.#ids.set(id, kept);
+		this.#queue.push({ id, kept });
 		this.#prune(now);
 	};
 
@@ -198,12 +204,22 @@ export class FeedbackJoin {
 
 	#prune(now: number): void {
 		const oldest = now - this.retentionMs;
-		for (const [id, k] of this.#ids) {
-			if (this.#ids.size > this.maxIds) {
-				this.#ids.delete(id);
-				this.evicted++;
-			} else if (k.at < oldest) this.#ids.delete(id);
-			else break;
+		const q = this.#queue;
+		while (this.#head < q.length) {
+			const e = q[this.#head] as { id: string; kept: Kept };
+			if (this.#ids.get(e.id) !== e.kept) {
+				this.#head++; // stale: the id was answered again
+				continue;
+			}
+			if (this.#ids.size > this.maxIds) this.evicted++;
+			else if (e.kept.at >= oldest) break;
+			this.#ids.delete(e.id);
+			this.#head++;
+		}
+		// Drop the consumed front now and then (amortized O(1) per id).
+		if (this.#head > 1024 && this.#head * 2 > q.length) {
+			this.#queue = q.slice(this.#head);
+			this.#head = 0;
 		}
 	}
 

@@ -138,7 +138,7 @@ export const ServerSettingsSchema = z
 		feedback_max_ids: int(0)
 			.default(100_000)
 			.describe(
-				"request ids kept so feedback can be joined to the version that served them, about 360 bytes each; oldest dropped first (0 = feedback off) (MLSHIP_FEEDBACK_MAX_IDS)",
+				"request ids kept so feedback can be joined to the version that served them, about 400 bytes each; oldest dropped first (0 = feedback off) (MLSHIP_FEEDBACK_MAX_IDS)",
 			),
 		feedback_retention: z
 			.union([z.number().positive(), z.string()])

@@ -72,7 +72,7 @@ export interface StreamOptions {
 	 * to the answers this processor produced (live quality, rewards). Read with consumer group `<group>.feedback`.
 	 */
 	feedbackFrom?: string | undefined;
-	/** Request ids kept for feedback (default 100,000; ~360 bytes each). */
+	/** Request ids kept for feedback (default 100,000; ~400 bytes each). */
 	feedbackMaxIds?: number | undefined;
 	/** How long an answer can receive feedback, in ms (default 1 hour). */
 	feedbackRetentionMs?: number | undefined;

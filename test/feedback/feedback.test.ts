@@ -332,3 +332,38 @@ it("a shadow copy of a request does not replace the primary's answer under its i
 	j.apply("m", [{ id: "s1", reward: 1 }]);
 	assert.deepEqual(seen, ["1"]);
 });
+
+it("an id answered again keeps the newest answer; its older queue entry neither evicts nor expires the new one", () => {
+	let t = 0;
+	const j = new FeedbackJoin({ maxIds: 2, retentionMs: 100, now: () => t });
+	const call = (requestId: string, version: number) => ({
+		model: "m",
+		version,
+		requestId,
+		inputs: [],
+		seconds: 0,
+		outputs: [
+			{
+				name: "label",
+				datatype: "INT64" as const,
+				shape: [1],
+				data: new BigInt64Array([1n]),
+			},
+		],
+	});
+	j.hook(call("a", 1));
+	t = 60;
+	j.hook(call("a", 2)); // a again, later
+	j.hook(call("b", 1));
+	assert.equal(j.size, 2);
+	t = 120; // a's first answer (t=0) would have expired; its second (t=60) has not
+	const seen: string[] = [];
+	j.onReward((_m, v) => seen.push(v));
+	j.apply("m", [{ id: "a", reward: 1 }]);
+	assert.deepEqual(seen, ["2"]);
+	j.hook(call("c", 1)); // past the cap (2): the oldest live answer (a, at t=60) goes
+	assert.equal(j.size, 2);
+	assert.equal(j.evicted, 1);
+	assert.throws(() => j.apply("m", [{ id: "a", reward: 1 }]), /no answer/);
+	assert.equal(j.apply("m", [{ id: "b", reward: 1 }]).joined, 1);
+});
