@@ -8,6 +8,7 @@ import type { DataPlane } from "../../src/dataplane/types.ts";
 import { betaSample } from "../../src/feedback/bandit.ts";
 import { openRegistry } from "../../src/registry/open.ts";
 import type { ModelStore } from "../../src/registry/types.ts";
+import { createRestServer } from "../../src/server/rest/index.ts";
 import {
 	createDatabase,
 	type PostgresServer,
@@ -69,6 +70,14 @@ before(async () => {
 			},
 		});
 	}
+	for (let v = 1; v <= 3; v++)
+		await store.register(iris, {
+			name: "viarest",
+			...(v === 1 ? { aliases: ["production"] } : {}),
+		});
+	await store.setRoute("viarest", "production", {
+		bandit: { algorithm: "thompson", arms: [1, 2, 3] },
+	});
 	await openPlanes(1);
 });
 after(async () => {
@@ -179,4 +188,56 @@ it("a Beta draw has the Beta distribution's mean", () => {
 	let small = 0;
 	for (let i = 0; i < 20_000; i++) small += betaSample(0.5, 0.5, rnd);
 	assert.ok(Math.abs(small / 20_000 - 0.5) < 0.02);
+});
+
+it("over HTTP: answers carry the version and id, POST /v2/models/{m}/feedback feeds the bandit, and the rewards reach the registry", async () => {
+	const dp = await createDataPlane({
+		models: [{ name: "viarest", source: "viarest@production" }],
+		registry: url,
+		processMetrics: false,
+		feedback: {},
+		bandits: { syncMs: 100, random: prng(21) },
+	});
+	const app = createRestServer(dp);
+	await app.listen({ host: "127.0.0.1", port: 0 });
+	const addr = app.server.address();
+	const base = `http://127.0.0.1:${typeof addr === "object" && addr ? addr.port : 0}`;
+	const versions: string[] = [];
+	try {
+		// Only version 3 ever pays: Thompson must move to it.
+		for (let i = 0; i < 600; i++) {
+			const res = await fetch(`${base}/v2/models/viarest/predict`, {
+				method: "POST",
+				headers: { "content-type": "application/json" },
+				body: JSON.stringify({ instances: [row] }),
+			});
+			const id = res.headers.get("x-request-id") as string;
+			const version = res.headers.get("mlship-model-version") as string;
+			versions.push(version);
+			const fb = await fetch(`${base}/v2/models/viarest/feedback`, {
+				method: "POST",
+				headers: { "content-type": "application/json" },
+				body: JSON.stringify({ id, reward: version === "3" ? 1 : 0 }),
+			});
+			assert.equal(fb.status, 200);
+		}
+	} finally {
+		await app.close();
+		await dp.close();
+	}
+	const last = share(versions.slice(-200), "3");
+	assert.ok(
+		last >= 0.8,
+		`version 3 got ${(last * 100).toFixed(1)}% of the last 200`,
+	);
+	const stats = await store.armStats("viarest", "production");
+	assert.equal(
+		stats.reduce((a, s) => a + s.pulls, 0),
+		600,
+		"every reward was flushed on close",
+	);
+	assert.equal(
+		stats.find((s) => s.version === 3)?.rewardSum,
+		stats.find((s) => s.version === 3)?.pulls,
+	);
 });
