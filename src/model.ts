@@ -8,6 +8,7 @@ import {
 	loadInstance,
 	ModelInstance,
 } from "./dataplane/instance.ts";
+import type { FeedbackOptions } from "./feedback/join.ts";
 import { MlshipError } from "./protocol/errors.ts";
 import type { ModelStore } from "./registry/types.ts";
 import type { LoadOptions } from "./runtime/types.ts";
@@ -22,6 +23,11 @@ export interface LoadModelOptions extends LoadOptions {
 	registry?: string | ModelStore;
 	/** Told of each batch the model's scheduler runs and of each request's outcome (metrics). */
 	observer?: InstanceObserver;
+	/**
+	 * Keep predictions made with an id (`predict(rows, { id })`) so `model.feedback()` can join truths and rewards
+	 * to them; `model.quality()` then gives live quality. Options: ids kept, retention, quality window.
+	 */
+	feedback?: FeedbackOptions;
 }
 
 async function isPath(ref: string): Promise<boolean> {
@@ -59,13 +65,20 @@ export async function loadModel(
 	ref: string,
 	opts: LoadModelOptions = {},
 ): Promise<ModelInstance> {
-	const { registry, ...load } = opts;
+	const { registry, feedback, ...load } = opts;
 	const r = await resolveBundle(ref, registry);
-	return loadBundle(r.bundle, {
+	const m = await loadBundle(r.bundle, {
 		...load,
 		...(r.name !== undefined ? { name: r.name } : {}),
 		...(r.version !== undefined ? { version: r.version } : {}),
 	});
+	if (feedback !== undefined) {
+		// Loaded on demand: embedded users without feedback never load it.
+		const { FeedbackJoin } = await import("./feedback/join.ts");
+		const join = new FeedbackJoin(feedback);
+		m.keepFeedback(join);
+	}
+	return m;
 }
 
 /**

@@ -39,6 +39,13 @@ export const COMMANDS: readonly LazyCommand[] = [
 		load: async () => (await import("./experiments.ts")).experimentsCommand(),
 	},
 	{
+		name: "rollout",
+		term: "rollout",
+		summary:
+			"Progressive rollout of a new version on an alias, checked on live error rate and latency, with automatic rollback",
+		load: async () => (await import("./rollout.ts")).rolloutCommand(),
+	},
+	{
 		name: "predict",
 		term: "predict [options]",
 		summary:

@@ -22,6 +22,7 @@ export const EXIT: Readonly<Record<ErrorCode | "OK", number>> = {
 	MLSHIP_UNAUTHENTICATED: 7,
 	MLSHIP_PERMISSION_DENIED: 7,
 	MLSHIP_RATE_LIMITED: 6,
+	MLSHIP_REQUEST_NOT_FOUND: 3,
 };
 
 /**

@@ -45,6 +45,9 @@ interface ServeOpts {
 	headersTimeoutMs?: string;
 	maxHeaderBytes?: string;
 	modelRoot?: string;
+	feedbackMaxIds?: string;
+	feedbackRetention?: string;
+	qualityWindow?: string;
 }
 
 export function serveCommand(): Command {
@@ -174,6 +177,18 @@ export function serveCommand(): Command {
 			"--access-log",
 			"log each request: method, path, status, duration, request id, model, version (off by default: costs nothing)",
 		)
+		.option(
+			"--feedback-max-ids <n>",
+			"request ids kept for feedback (POST /v2/models/{m}/feedback), ~400 bytes each (default 100000; 0 = off)",
+		)
+		.option(
+			"--feedback-retention <duration>",
+			"how long an answer can receive feedback, e.g. 30m, 1h (default 1h)",
+		)
+		.option(
+			"--quality-window <rows>",
+			"live quality window: the newest N rows with feedback (default 1000)",
+		)
 		.action(
 			action(async (opts: ServeOpts) => {
 				const models = await Promise.all(
@@ -213,6 +228,9 @@ export function serveCommand(): Command {
 					monitor_min_rows: opts.monitorMinRows,
 					monitor_method: opts.monitorMethod,
 					alert_webhook: opts.alertWebhook,
+					feedback_max_ids: opts.feedbackMaxIds,
+					feedback_retention: opts.feedbackRetention,
+					quality_window: opts.qualityWindow,
 				};
 				if (models.length > 0) flags.models = models;
 				const settings = resolveSettings(flags, opts.config);
@@ -290,6 +308,7 @@ export function serveCommand(): Command {
 		"mlship serve --model churn@production --auth required --rate-limit predict=1000/s   # tokens: mlship tokens create --scope predict",
 		"mlship serve -m examples/iris --tls-cert server.pem --tls-key server.key --tls-client-ca clients-ca.pem   # then: kill -HUP <pid> after renewing",
 		"mlship serve -m churn@production --monitor-window 5m --alert-webhook https://hooks.example/drift && curl -s localhost:8080/v2/models/churn/monitor?since=1h",
+		'mlship serve -m churn@production --feedback-max-ids 500000 --feedback-retention 6h   # then: curl -d \'{"id":"<x-request-id>","truth":1}\' localhost:8080/v2/models/churn/feedback',
 		'curl -s localhost:8080/v2/models/iris-logreg/infer -d \'{"inputs":[{"name":"float_input","datatype":"FP32","shape":[1,4],"data":[5.1,3.5,1.4,0.2]}]}\'',
 	);
 }

@@ -1,6 +1,7 @@
 // `mlship stream`: score messages from a broker (or JSON lines) and produce results, at least once.
 import { Command, InvalidArgumentError, Option } from "commander";
 import pino from "pino";
+import { parseDuration } from "../protocol/duration.ts";
 import { redactingLogger, redactUrl, redactValue } from "../protocol/redact.ts";
 import { isStdio } from "../stream/connectors/index.ts";
 import {
@@ -39,6 +40,9 @@ interface StreamOpts {
 	metricsPort?: number;
 	partitioner: PartitionerName;
 	dlqFormat?: DeadLetterFormat;
+	feedbackFrom?: string;
+	feedbackMaxIds?: number;
+	feedbackRetention?: string;
 	tombstones: TombstonePolicy;
 	timestamp: "input" | "now";
 	format: FormatName;
@@ -176,6 +180,19 @@ export function streamCommand(): Command {
 			"POST drift alerts (JSON) to this URL, with hysteresis (no flapping)",
 		)
 		.option(
+			"--feedback-from <uri>",
+			'feedback messages {"id", "reward" | "truth"} (kafka://, nats://, redis://; consumer group <group>.feedback), joined by request id to this processor\'s results: live quality and rewards by version',
+		)
+		.option(
+			"--feedback-max-ids <n>",
+			"request ids kept for feedback, ~400 bytes each (default 100000)",
+			wholeNumber(),
+		)
+		.option(
+			"--feedback-retention <duration>",
+			"how long a result can receive feedback, e.g. 30m, 1h (default 1h)",
+		)
+		.option(
 			"--json",
 			"print the run's counters as JSON when it ends (on stderr when --to is stdout)",
 		)
@@ -265,6 +282,12 @@ export function streamCommand(): Command {
 					avroFraming: opts.avroFraming,
 					resultSchema: opts.resultSchema,
 					...(drift ? { hooks: [drift.monitor.hook] } : {}),
+					feedbackFrom: opts.feedbackFrom,
+					feedbackMaxIds: opts.feedbackMaxIds,
+					feedbackRetentionMs:
+						opts.feedbackRetention !== undefined
+							? parseDuration(opts.feedbackRetention, "--feedback-retention")
+							: undefined,
 					log: (level, msg, fields) => log[level](fields ?? {}, msg),
 					onModelEvent: (e) =>
 						log.info(
@@ -313,6 +336,7 @@ export function streamCommand(): Command {
 		"mlship stream -m examples/iris --from redis://127.0.0.1:6379/requests --to redis://127.0.0.1:6379/scores --group scorers",
 		"mlship stream -m iris-logreg@production --from nats://127.0.0.1:4222/REQUESTS/requests.iris --to nats://127.0.0.1:4222/SCORES/scores.iris --metrics-port 9464",
 		"mlship stream -m churn@production --from redis://127.0.0.1:6379/requests --to redis://127.0.0.1:6379/scores --monitor-window 5m --alert-webhook https://hooks.example/drift --metrics-port 9464",
+		"mlship stream -m churn@production --from kafka://localhost:9092/requests --to kafka://localhost:9092/scores --feedback-from kafka://localhost:9092/outcomes --metrics-port 9464",
 		'echo \'{"sepal_length":5.1,"sepal_width":3.5,"petal_length":1.4,"petal_width":0.2}\' | mlship stream -m examples/iris --from - --to -',
 	);
 }

@@ -2,6 +2,14 @@
 import { featureSpecs } from "../codec/feature-specs.ts";
 import type { Row } from "../codec/table.ts";
 import { type ArmChooser, uniformChooser } from "../experiments/policy.ts";
+import { BanditChooser } from "../feedback/bandit.ts";
+import {
+	type FeedbackItem,
+	FeedbackJoin,
+	type FeedbackOutcome,
+} from "../feedback/join.ts";
+import { registerFeedbackMetrics } from "../feedback/metrics.ts";
+import type { VersionQuality } from "../feedback/quality.ts";
 import { Metrics } from "../monitor/metrics.ts";
 import { invalidInput, MlshipError } from "../protocol/errors.ts";
 import type {
@@ -9,7 +17,13 @@ import type {
 	InferenceResponse,
 	Tensor,
 } from "../protocol/types.ts";
-import { type ModelStore, parseRef } from "../registry/types.ts";
+import {
+	type ModelStore,
+	parseRef,
+	ROLLOUT_LATENCY_BUCKETS_MS,
+	type VersionTotals,
+} from "../registry/types.ts";
+import { RolloutAgent } from "../rollout/agent.ts";
 import { ModelCache } from "./cache.ts";
 import {
 	columnsToRows,
@@ -18,13 +32,14 @@ import {
 	groupByEntity,
 	newFamily,
 } from "./entities.ts";
-import type {
-	DataPlaneOptions,
-	Entry,
-	Family,
-	ModelSpec,
-	RouteState,
-	Served,
+import {
+	type DataPlaneOptions,
+	type Entry,
+	type Family,
+	isRegistryRef,
+	type ModelSpec,
+	type RouteState,
+	type Served,
 } from "./entry.ts";
 import { RegistryFollower } from "./follower.ts";
 import type { CallContext, ModelLease, ModelProvider } from "./instance.ts";
@@ -63,15 +78,30 @@ class ServingDataPlane implements DataPlane {
 	readonly #cache: ModelCache;
 	readonly #router: EntityRouter;
 	readonly #follower: RegistryFollower;
+	/** The feedback join (answers kept by request id), when feedback is on. */
+	readonly feedbackJoin: FeedbackJoin | undefined;
 	readonly #chooser: ArmChooser;
+	#rollouts: RolloutAgent | undefined;
 	readonly #shadows: Shadows;
 
 	constructor(opts: DataPlaneOptions) {
+		if (opts.feedback !== undefined) {
+			this.feedbackJoin =
+				opts.feedback instanceof FeedbackJoin
+					? opts.feedback
+					: new FeedbackJoin(opts.feedback);
+			opts = {
+				...opts,
+				hooks: [...(opts.hooks ?? []), this.feedbackJoin.hook],
+			};
+		}
 		this.#opts = opts;
 		this.#metrics = new Metrics(opts.processMetrics ?? true);
-		this.#chooser = opts.armChooser ?? uniformChooser;
+		if (this.feedbackJoin)
+			registerFeedbackMetrics(this.#metrics.registry, this.feedbackJoin);
 		this.#shadows = new Shadows(this.#metrics, opts.shadowMaxInFlight);
 		this.#cache = new ModelCache(opts, this.#metrics);
+		this.#chooser = opts.armChooser ?? this.#bandits(opts);
 		this.#router = new EntityRouter(this.#cache);
 		this.#follower = new RegistryFollower(
 			this.#cache,
@@ -110,6 +140,126 @@ class ServingDataPlane implements DataPlane {
 		const e = this.#cache.entries.get(name);
 		if (!e || e.served || e.loading) return false;
 		return this.#cache.entries.delete(name);
+	}
+
+	/**
+	 * With feedback on: bandit policies learn from rewards shared through the registry (a BanditChooser fed by the
+	 * feedback join); without: arms are picked uniformly.
+	 */
+	#bandits(opts: DataPlaneOptions): ArmChooser {
+		const join = this.feedbackJoin;
+		if (!join) return uniformChooser;
+		const cache = this.#cache;
+		const chooser = new BanditChooser(
+			{
+				addArmStats: async (d) => (await cache.store()).addArmStats(d),
+				armStats: async (n, a) => (await cache.store()).armStats(n, a),
+			},
+			opts.bandits,
+		);
+		join.onReward((model, version, reward) => {
+			const route = cache.entries.get(model)?.route?.route;
+			const bandit = route?.policy.bandit;
+			const v = Number(version);
+			if (route && bandit?.arms.includes(v))
+				chooser.reward(route.name, route.alias, v, reward, bandit.algorithm);
+		});
+		return chooser;
+	}
+
+	/** The rollout agent, when this server takes part in rollouts (started by createDataPlane). */
+	rolloutAgent(): RolloutAgent | undefined {
+		if (!this.#opts.rollouts) return undefined;
+		this.#rollouts ??= new RolloutAgent({
+			...this.#opts.rollouts,
+			store: () => this.#cache.store(),
+			totals: () => this.#versionTotals(),
+		});
+		return this.#rollouts;
+	}
+
+	/**
+	 * This server's cumulative totals per registry name and version, from its request metrics: requests (ok, error,
+	 * timeout), errors (error, timeout: the server's fault, not the client's), and the latency histogram of answers.
+	 */
+	async #versionTotals(): Promise<
+		{ name: string; version: number; totals: VersionTotals }[]
+	> {
+		const names = new Map<string, string>();
+		for (const e of this.#cache.entries.values())
+			if (!e.family && isRegistryRef(e.spec.source))
+				names.set(e.spec.name, parseRef(e.spec.source).name);
+		if (names.size === 0) return [];
+		const by = new Map<
+			string,
+			{
+				name: string;
+				version: number;
+				totals: VersionTotals;
+				cumulative: number[];
+			}
+		>();
+		const of = (labels: Record<string, unknown>) => {
+			const name = names.get(String(labels.model));
+			const version = String(labels.version);
+			if (name === undefined || !/^[1-9][0-9]*$/.test(version))
+				return undefined;
+			const key = `${name}@${version}`;
+			let t = by.get(key);
+			if (!t) {
+				t = {
+					name,
+					version: Number(version),
+					totals: { requests: 0, errors: 0, buckets: [] },
+					cumulative: new Array(ROLLOUT_LATENCY_BUCKETS_MS.length + 1).fill(0),
+				};
+				by.set(key, t);
+			}
+			return t;
+		};
+		for (const v of (await this.#metrics.requests.get()).values) {
+			const t = of(v.labels);
+			const outcome = v.labels.outcome;
+			if (
+				!t ||
+				!(outcome === "ok" || outcome === "error" || outcome === "timeout")
+			)
+				continue;
+			t.totals.requests += v.value;
+			if (outcome !== "ok") t.totals.errors += v.value;
+		}
+		for (const v of (await this.#metrics.latency.get()).values) {
+			if (!v.metricName?.endsWith("_bucket")) continue;
+			const t = of(v.labels);
+			if (!t) continue;
+			const le = (v.labels as Record<string, unknown>).le;
+			const i =
+				le === "+Inf"
+					? ROLLOUT_LATENCY_BUCKETS_MS.length
+					: ROLLOUT_LATENCY_BUCKETS_MS.findIndex(
+							(b) => Math.abs(b - Number(le) * 1000) < 1e-9,
+						);
+			if (i >= 0) t.cumulative[i] = v.value;
+		}
+		return [...by.values()].map(({ name, version, totals, cumulative }) => ({
+			name,
+			version,
+			totals: {
+				...totals,
+				buckets: cumulative.map(
+					(c, i) => c - (i > 0 ? (cumulative[i - 1] as number) : 0),
+				),
+			},
+		}));
+	}
+
+	/** Bandit arm totals as this server sees them (merged from the registry plus its unflushed rewards). */
+	banditStats(
+		name: string,
+		alias: string,
+	): { version: number; pulls: number; rewardSum: number }[] {
+		const c = this.#chooser;
+		return c instanceof BanditChooser ? c.stats(name, alias) : [];
 	}
 
 	metadata() {
@@ -508,6 +658,21 @@ class ServingDataPlane implements DataPlane {
 		return this.#cache.store();
 	}
 
+	feedback(name: string, items: readonly FeedbackItem[]): FeedbackOutcome {
+		this.#cache.entry(name);
+		if (!this.feedbackJoin)
+			throw new MlshipError(
+				"MLSHIP_INVALID_ARGUMENT",
+				"this server keeps no request ids, so it cannot join feedback: start it with feedback on (serve --feedback-max-ids > 0)",
+			);
+		return this.feedbackJoin.apply(name, items);
+	}
+
+	quality(name: string): VersionQuality[] {
+		this.#cache.entry(name);
+		return this.feedbackJoin?.quality.list(name) ?? [];
+	}
+
 	async metrics(): Promise<{ contentType: string; body: string }> {
 		const h = this.registry();
 		if (h) this.#metrics.registryAvailable.set(h.available ? 1 : 0);
@@ -522,6 +687,9 @@ class ServingDataPlane implements DataPlane {
 	async close(): Promise<void> {
 		this.#cache.closing = true;
 		this.#follower.stop();
+		await this.#rollouts?.close();
+		// Bandit rewards are flushed to the registry before it is closed (a restart loses nothing).
+		await this.#chooser.close?.();
 		await this.#cache.close();
 	}
 }
@@ -543,6 +711,7 @@ export async function createDataPlane(
 			),
 		);
 	await dp.follow();
+	dp.rolloutAgent()?.start();
 	return Object.assign(dp, { loadErrors });
 }
 

@@ -1,6 +1,9 @@
 // What the data plane's parts share: the options, and an entry per served model (its loaded instance and state).
 import type { ArmChooser, StoredRoute } from "../experiments/policy.ts";
+import type { BanditOptions } from "../feedback/bandit.ts";
+import type { FeedbackJoin, FeedbackOptions } from "../feedback/join.ts";
 import type { ModelStore } from "../registry/types.ts";
+import type { RolloutAgentOptions } from "../rollout/agent.ts";
 import type { LoadOptions } from "../runtime/types.ts";
 import type {
 	InstanceObserver,
@@ -54,6 +57,18 @@ export interface DataPlaneOptions {
 	 * successful prediction with its request id, entity, caller, inputs, outputs and latency (payload logs, feedback).
 	 */
 	hooks?: PredictHook[];
+	/**
+	 * Keep each answer by request id so feedback can be joined to the version that served it (live quality,
+	 * bandit rewards): options for a new join, or one to share. Off when unset.
+	 */
+	feedback?: FeedbackOptions | FeedbackJoin;
+	/** With feedback on: how bandit state is shared (sync interval, random source for tests). */
+	bandits?: BanditOptions;
+	/**
+	 * Take part in progressive rollouts: publish this server's per-version request totals to the registry and drive
+	 * rollouts (one replica at a time, by lease). Off when unset; `serve` turns it on for registry models.
+	 */
+	rollouts?: Omit<RolloutAgentOptions, "store" | "totals">;
 	/** Picks a bandit policy's arm for each request (default: uniformly at random). */
 	armChooser?: ArmChooser;
 	/** Most shadow copies in flight per shadow version before copies are dropped (default 64). */

@@ -18,6 +18,8 @@ import {
 } from "../codec/table.ts";
 import { validateInputs } from "../codec/tensor.ts";
 import { warmupRows } from "../codec/warmup.ts";
+import type { VersionQuality } from "../feedback/quality.ts";
+import type { FeedbackItem, FeedbackOutcome } from "../feedback/types.ts";
 import type { Profile } from "../monitor/profile/format.ts";
 import { parseProfile } from "../monitor/profile/format.ts";
 import {
@@ -80,10 +82,25 @@ export interface PredictCall extends CallContext {
 	readonly plan: TablePlan;
 	/** The bundle's reference profile (drift), when it has one. */
 	readonly reference: Profile | undefined;
+	/** The bundle's task (classification, regression, other), when it says. */
+	readonly task?: string | undefined;
 }
 
 /** Called after every successful prediction of an instance; it must not throw and must not block. */
 export type PredictHook = (call: PredictCall) => void;
+
+/** Options of an embedded prediction. */
+export interface PredictOptions {
+	/** The request id, so `feedback({ id, ... })` can refer to this prediction later (an OIP request's `id` works too). */
+	id?: string;
+}
+
+/** Where an instance's feedback goes: a feedback join that keeps its answers by request id (see loadModel `feedback`). */
+export interface FeedbackTarget {
+	readonly hook: PredictHook;
+	apply(model: string, items: readonly FeedbackItem[]): FeedbackOutcome;
+	readonly quality: { list(model?: string): VersionQuality[] };
+}
 
 /** An instance held for one unit of work (a claimed chunk): it is not unloaded until released. */
 export interface ModelLease {
@@ -144,6 +161,7 @@ export class ModelInstance implements ModelProvider {
 	readonly #categorical: boolean;
 	/** Undefined until a hook is added, so an instance without hooks pays one check per request. */
 	#hooks: PredictHook[] | undefined;
+	#feedback: FeedbackTarget | undefined;
 	#leases = 0;
 	#closing = false;
 	/** Settles once the last lease is released (made by the first close() that finds leases). */
@@ -211,19 +229,33 @@ export class ModelInstance implements ModelProvider {
 	 * columns in → flat columns out; tensors in → tensors out; an OIP request in → an OIP response out.
 	 * @example const [p] = await m.predict([{ sepal_length: 5.1, sepal_width: 3.5, petal_length: 1.4, petal_width: 0.2 }])
 	 */
-	predict(input: Row[]): Promise<Row[]>;
-	predict(input: Tensor[]): Promise<Tensor[]>;
-	predict(input: InferenceRequest): Promise<InferenceResponse>;
-	predict(input: Columns): Promise<Record<string, unknown[]>>;
+	predict(input: Row[], opts?: PredictOptions): Promise<Row[]>;
+	predict(input: Tensor[], opts?: PredictOptions): Promise<Tensor[]>;
+	predict(
+		input: InferenceRequest,
+		opts?: PredictOptions,
+	): Promise<InferenceResponse>;
+	predict(
+		input: Columns,
+		opts?: PredictOptions,
+	): Promise<Record<string, unknown[]>>;
 	async predict(
 		input: Row[] | Tensor[] | InferenceRequest | Columns,
+		opts: PredictOptions = {},
 	): Promise<unknown> {
+		const ctx: CallContext | undefined =
+			opts.id !== undefined ? { requestId: opts.id } : undefined;
 		if (Array.isArray(input)) {
 			if (input.length > 0 && isTensorArray(input))
-				return this.predictTensors(input);
+				return this.predictTensors(input, undefined, undefined, ctx);
 			return outputsToRecords(
 				this.plan,
-				await this.predictTensors(this.encodeTable(input as Row[])),
+				await this.predictTensors(
+					this.encodeTable(input as Row[]),
+					undefined,
+					undefined,
+					ctx,
+				),
 			);
 		}
 		if (input === null || typeof input !== "object")
@@ -232,20 +264,64 @@ export class ModelInstance implements ModelProvider {
 			);
 		if (Array.isArray((input as InferenceRequest).inputs)) {
 			const req = input as InferenceRequest;
+			const id = opts.id ?? req.id;
 			const outputs = await this.predictTensors(
 				req.inputs,
 				req.outputs?.map((o) => o.name),
+				undefined,
+				id !== undefined ? { requestId: id } : undefined,
 			);
 			const res: InferenceResponse = { model_name: this.name, outputs };
 			if (this.version !== undefined) res.model_version = String(this.version);
-			if (req.id !== undefined) res.id = req.id;
+			if (id !== undefined) res.id = id;
 			return res;
 		}
 		const cols = outputsToColumns(
 			this.plan,
-			await this.predictTensors(this.encodeTable(input as Columns)),
+			await this.predictTensors(
+				this.encodeTable(input as Columns),
+				undefined,
+				undefined,
+				ctx,
+			),
 		);
 		return Object.fromEntries(cols.map((c) => [c.name, c.values]));
+	}
+
+	/**
+	 * Keeps this instance's answers by request id in `target` (a FeedbackJoin), so `feedback()` can join to them.
+	 * loadModel does this when given `feedback`.
+	 */
+	keepFeedback(target: FeedbackTarget): void {
+		if (this.#feedback) return;
+		this.#feedback = target;
+		this.addHook(target.hook);
+	}
+
+	/**
+	 * Feedback on earlier predictions by their id: `{id, truth}` (one value, or one per row) or `{id, reward}`; one
+	 * item or a list (all checked first, then applied). Needs loadModel's `feedback` option.
+	 * @example const [p] = await m.predict(rows, { id: "r1" }); m.feedback({ id: "r1", truth: "setosa" });
+	 */
+	feedback(items: FeedbackItem | readonly FeedbackItem[]): FeedbackOutcome {
+		if (!this.#feedback)
+			throw new MlshipError(
+				"MLSHIP_INVALID_ARGUMENT",
+				`model '${this.name}' keeps no predictions for feedback: load it with loadModel(ref, { feedback: {} })`,
+			);
+		return this.#feedback.apply(
+			this.name,
+			Array.isArray(items) ? items : [items as FeedbackItem],
+		);
+	}
+
+	/**
+	 * Live quality from feedback (needs loadModel's `feedback` option, else []): accuracy, macro F1, ROC AUC and
+	 * log-loss for classifiers, MAE and RMSE for regression, over the newest window of rows and since loading.
+	 * @example m.quality()[0]?.cumulative.accuracy
+	 */
+	quality(): VersionQuality[] {
+		return this.#feedback?.quality.list(this.name) ?? [];
 	}
 
 	/**
@@ -375,6 +451,7 @@ export class ModelInstance implements ModelProvider {
 				seconds,
 				plan: this.plan,
 				reference: this.reference,
+				task: this.manifest.task,
 			};
 			for (const h of hooks)
 				try {

@@ -2,6 +2,8 @@
 import type { FeatureSpec } from "../codec/feature-specs.ts";
 import type { Row } from "../codec/table.ts";
 import type { StoredRoute } from "../experiments/policy.ts";
+import type { FeedbackItem, FeedbackOutcome } from "../feedback/join.ts";
+import type { VersionQuality } from "../feedback/quality.ts";
 import type {
 	InferenceRequest,
 	InferenceResponse,
@@ -159,6 +161,13 @@ export interface DataPlane {
 	 * an uploaded version; undefined when every model is a bundle on disk.
 	 */
 	registryStore(): Promise<ModelStore> | undefined;
+	/**
+	 * Feedback on answers of model `name` by request id (`POST /v2/models/{name}/feedback`): rewards and truths,
+	 * checked all first, then applied. MLSHIP_INVALID_ARGUMENT when the server keeps no request ids (feedback off).
+	 */
+	feedback?(name: string, items: readonly FeedbackItem[]): FeedbackOutcome;
+	/** Live quality of each version of `name` from its feedback (window and cumulative); [] without feedback. */
+	quality?(name: string): VersionQuality[];
 	/** Prometheus exposition of every metric (`GET /metrics`). */
 	metrics(): Promise<{ contentType: string; body: string }>;
 	/** Stops accepting work, finishes in-flight requests, unloads everything. */

@@ -281,6 +281,16 @@ export interface ArmChooser {
 		alias: string,
 		bandit: NonNullable<TrafficPolicy["bandit"]>,
 	): number;
+	/** A reward (feedback) for the arm `version` of the bandit on `name@alias`; learning choosers implement it. */
+	reward?(
+		name: string,
+		alias: string,
+		version: number,
+		reward: number,
+		algorithm: NonNullable<TrafficPolicy["bandit"]>["algorithm"],
+	): void;
+	/** Flushes what it learned (the data plane calls it on close). */
+	close?(): Promise<void>;
 }
 
 /** Picks an arm uniformly at random (the default until a learning chooser is injected). */

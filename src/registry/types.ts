@@ -6,6 +6,125 @@ import type { WindowRow } from "../monitor/windows.ts";
 import { MlshipError } from "../protocol/errors.ts";
 import type { Audit, Tokens } from "./access.ts";
 
+/** One arm's totals (or a replica's delta): rewards received and their sum. */
+export interface ArmStats {
+	name: string;
+	alias: string;
+	version: number;
+	/** Rewards received for the arm (a request without feedback is not a pull). */
+	pulls: number;
+	rewardSum: number;
+}
+
+/** Where a progressive rollout is: running or paused, or ended (promoted, rolled back, aborted). */
+export type RolloutState =
+	| "running"
+	| "paused"
+	| "promoted"
+	| "rolled_back"
+	| "aborted";
+
+/** What `mlship rollout start` asks for. */
+export interface RolloutSpec {
+	name: string;
+	alias: string;
+	/** The new version; the alias's current version is the one rolled back to. */
+	to: number;
+	/** Percent of traffic to `to` at each step, increasing, the last 100 (e.g. 5, 25, 50, 100). */
+	steps: number[];
+	/** Time between checks (each step lasts at least this long). */
+	intervalMs: number;
+	/** Highest error rate of `to` a check accepts, as a fraction (0.01 = 1%). */
+	maxErrorRate: number;
+	/** Highest p99 latency of `to` a check accepts (ms); unset: latency is not checked. */
+	maxP99Ms?: number | undefined;
+	/** Fewest requests to `to` a check needs; with fewer it waits (neither passes nor fails). */
+	minRequests: number;
+	/** Failed checks that roll back to the previous version. */
+	failures: number;
+}
+
+/** A version's request counts and latency histogram, summed over the replicas that published them. */
+export interface VersionTotals {
+	requests: number;
+	errors: number;
+	/** Requests per latency bucket (upper bounds ROLLOUT_LATENCY_BUCKETS_MS, then +Inf). */
+	buckets: number[];
+}
+
+/** A progressive rollout as stored (one per alias). */
+export interface Rollout extends RolloutSpec {
+	/** The version the alias pointed at when it started (rolled back to). */
+	from: number;
+	state: RolloutState;
+	/** Index into `steps` of the current step. */
+	step: number;
+	/** Failed checks so far. */
+	failed: number;
+	/** When the current step began, and when its next check is due (ms since the epoch). */
+	stepStartedAt: number;
+	nextCheckAt: number;
+	/** `to`'s totals when the current check window began (a check looks at what came after). */
+	baseline: VersionTotals;
+	/** The replica driving it and until when (ms since the epoch). */
+	leaseOwner?: string | undefined;
+	leaseUntil?: number | undefined;
+	startedAt: number;
+	updatedAt: number;
+}
+
+/** One step of a rollout's history. */
+export interface RolloutEvent {
+	seq: number;
+	name: string;
+	alias: string;
+	/** ms since the epoch. */
+	at: number;
+	/** started, step, check_failed, waiting, paused, resumed, promoted, rolled_back, aborted. */
+	type: string;
+	detail: Record<string, unknown>;
+}
+
+/** Checks a rollout's spec (steps increasing in (0, 100] ending at 100, positive interval, rates in [0, 1]). */
+export function checkRolloutSpec(spec: RolloutSpec): void {
+	const bad = (msg: string) => {
+		throw new MlshipError("MLSHIP_INVALID_ARGUMENT", msg);
+	};
+	if (!Number.isInteger(spec.to) || spec.to < 1)
+		bad(`the version to roll out must be a version number, got ${spec.to}`);
+	const s = spec.steps;
+	if (!Array.isArray(s) || s.length === 0 || s.length > 100)
+		bad("steps must be 1 to 100 percentages, e.g. 5,25,50,100");
+	for (let i = 0; i < s.length; i++) {
+		const v = s[i] as number;
+		if (!(v > 0 && v <= 100) || (i > 0 && v <= (s[i - 1] as number)))
+			bad(
+				`steps must increase within (0, 100], got ${s.join(",")} (e.g. 5,25,50,100)`,
+			);
+	}
+	if (s[s.length - 1] !== 100)
+		bad(`the last step must be 100 (all traffic), got ${s.join(",")}`);
+	if (!(spec.intervalMs > 0)) bad("the interval must be a positive duration");
+	if (!(spec.maxErrorRate >= 0 && spec.maxErrorRate <= 1))
+		bad(
+			`the max error rate must be within 0–100%, got ${spec.maxErrorRate * 100}%`,
+		);
+	if (spec.maxP99Ms !== undefined && !(spec.maxP99Ms > 0))
+		bad(`the max p99 must be a positive number of ms, got ${spec.maxP99Ms}`);
+	if (!Number.isInteger(spec.minRequests) || spec.minRequests < 1)
+		bad(`min requests must be a whole number ≥ 1, got ${spec.minRequests}`);
+	if (!Number.isInteger(spec.failures) || spec.failures < 1)
+		bad(`failures must be a whole number ≥ 1, got ${spec.failures}`);
+}
+
+/**
+ * Latency buckets (ms, upper bounds) of the per-version stats replicas publish for rollout checks: those of
+ * `mlship_request_duration_seconds`, so a replica publishes its histogram as it is.
+ */
+export const ROLLOUT_LATENCY_BUCKETS_MS = [
+	0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000,
+];
+
 /** Names and aliases: letters, digits, '.', '_' or '-', starting with a letter or digit (as in mlship.yaml). */
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const DIGITS_RE = /^[0-9]+$/;
@@ -255,6 +374,63 @@ export interface ModelStore {
 	route(name: string, alias: string): Promise<StoredRoute | undefined>;
 	/** Every traffic policy (of one name, when given), sorted by name and alias. */
 	routes(name?: string): Promise<StoredRoute[]>;
+	/**
+	 * Adds bandit arm deltas (rewards received and their sum per version of `name@alias`) to the shared totals with
+	 * additive updates, so replicas never overwrite each other.
+	 */
+	addArmStats(deltas: readonly ArmStats[]): Promise<void>;
+	/** The merged bandit arm totals of `name@alias` (of everything when both are omitted). */
+	armStats(name?: string, alias?: string): Promise<ArmStats[]>;
+	/**
+	 * Starts a progressive rollout of `name@alias` to `spec.to`: refused when the alias has one running or paused
+	 * (MLSHIP_ALREADY_EXISTS), nothing changed. Sets the first step's split and records a `started` event.
+	 */
+	startRollout(spec: RolloutSpec, now?: number): Promise<Rollout>;
+	/** The rollout of an alias (the newest, ended ones included), or undefined. */
+	rollout(name: string, alias: string): Promise<Rollout | undefined>;
+	/** Every rollout, sorted by name and alias. */
+	rollouts(): Promise<Rollout[]>;
+	/**
+	 * Changes a rollout only while its state is one of `states` (and, with `owner`, only while that replica holds its
+	 * lease); records `event` with it. Returns the updated rollout, or undefined when the condition did not hold.
+	 */
+	updateRollout(
+		name: string,
+		alias: string,
+		states: readonly RolloutState[],
+		patch: Partial<
+			Pick<
+				Rollout,
+				| "state"
+				| "step"
+				| "failed"
+				| "stepStartedAt"
+				| "nextCheckAt"
+				| "baseline"
+			>
+		>,
+		event: { type: string; detail?: Record<string, unknown> },
+		opts?: { owner?: string; now?: number },
+	): Promise<Rollout | undefined>;
+	/** Takes (or renews) the lease of every running rollout whose lease is free, expired or `owner`'s. */
+	leaseRollouts(
+		owner: string,
+		leaseMs: number,
+		now?: number,
+	): Promise<Rollout[]>;
+	/** A rollout's events, oldest first (the newest `limit`). */
+	rolloutEvents(
+		name: string,
+		alias: string,
+		limit?: number,
+	): Promise<RolloutEvent[]>;
+	/** A replica's cumulative per-version totals (it alone writes its rows). */
+	publishVersionStats(
+		replica: string,
+		rows: readonly { name: string; version: number; totals: VersionTotals }[],
+	): Promise<void>;
+	/** A version's totals summed over every replica. */
+	versionTotals(name: string, version: number): Promise<VersionTotals>;
 	/** Removes an alias's traffic policy (the alias serves its one version again); MLSHIP_MODEL_NOT_FOUND when it has none. */
 	clearRoute(name: string, alias: string): Promise<void>;
 	/** Merges into the registration metadata (a key set to null is removed); returns the updated version. */

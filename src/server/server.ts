@@ -225,6 +225,23 @@ export async function startServer(
 		lazy: settings.lazy,
 		maxLoadedModels: settings.max_loaded_models,
 		memoryBudget: settings.memory_budget,
+		// Replicas serving registry models publish per-version totals and drive rollouts (by lease).
+		...(settings.models.some((m) => isRegistryRef(m.source))
+			? {
+					rollouts: {
+						log: (level, msg, fields) => log[level](fields ?? {}, msg),
+					},
+				}
+			: {}),
+		...(settings.feedback_max_ids > 0
+			? {
+					feedback: {
+						maxIds: settings.feedback_max_ids,
+						retentionMs: settings.feedback_retention,
+						qualityWindow: settings.quality_window,
+					},
+				}
+			: {}),
 		onEvent: (e) =>
 			e.type === "updated"
 				? log.info(e, "model updated")

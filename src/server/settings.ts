@@ -2,6 +2,7 @@
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { parseDuration } from "../protocol/duration.ts";
 import { MlshipError } from "../protocol/errors.ts";
 import { describeIssues, fieldPath } from "../protocol/issues.ts";
 
@@ -178,6 +179,30 @@ export const ServerSettingsSchema = z
 			.optional()
 			.describe(
 				"POST drift alerts (JSON) here, with hysteresis: an alert starts when a window drifts and ends below half the threshold or after 3 clean windows (MLSHIP_ALERT_WEBHOOK)",
+			),
+		feedback_max_ids: int(0)
+			.default(100_000)
+			.describe(
+				"request ids kept so feedback can be joined to the version that served them, about 400 bytes each; oldest dropped first (0 = feedback off) (MLSHIP_FEEDBACK_MAX_IDS)",
+			),
+		feedback_retention: z
+			.union([z.number().positive(), z.string()])
+			.default("1h")
+			.transform((v, ctx) => {
+				try {
+					return parseDuration(v, "feedback_retention");
+				} catch (err) {
+					ctx.addIssue({ code: "custom", message: (err as Error).message });
+					return z.NEVER;
+				}
+			})
+			.describe(
+				"how long an answer can receive feedback: 30m, 1h, 1d (MLSHIP_FEEDBACK_RETENTION)",
+			),
+		quality_window: int(1)
+			.default(1000)
+			.describe(
+				"live quality: the window figures cover this many of the newest rows with feedback (MLSHIP_QUALITY_WINDOW)",
 			),
 		log_level: z
 			.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])

@@ -4,6 +4,7 @@ import { isUtf8 } from "node:buffer";
 import type { Row } from "../codec/table.ts";
 import type { PredictResult } from "../dataplane/types.ts";
 import { invalidInput, type MlshipError } from "../protocol/errors.ts";
+import { requestIdOf } from "../protocol/request-id.ts";
 import type { InferenceRequest, InferenceResponse } from "../protocol/types.ts";
 import { decodeInferJson } from "../server/rest/infer-request.ts";
 import { encodeInferResponse } from "../server/rest/infer-response.ts";
@@ -17,13 +18,27 @@ export type StreamRequest =
 	| { kind: "oip"; id: string; request: InferenceRequest };
 
 /** Headers that name the request id, in order of preference. */
-const ID_HEADERS = ["request_id", "x-request-id", "request-id"];
+const ID_HEADERS = ["x-request-id", "request_id", "request-id"];
+
+/**
+ * The id of a message nobody named: its place in the source, `<topic>/<partition>/<offset>` (partition -1 where the
+ * broker has none), so a redelivered message keeps its id and feedback can still refer to it; `line:N` for a
+ * JSON-lines file or stdin.
+ */
+export function positionId(m: InMessage): string {
+	const o = m.origin;
+	// A JSON-lines file or stdin keeps its `line:N` (the same file scored again gives the same ids).
+	return o && !m.id.startsWith("line:")
+		? `${o.topic}/${o.partition}/${o.offset}`
+		: m.id;
+}
 
 /**
  * Decodes a message value (JSON by default; see PayloadFormat). Accepted bodies: a record `{...}`, a list of records `[{...}]`,
  * `{"records": [...]}` or `{"instances": [...]}` (optionally with `"id"`), or an OIP v2 inference request
- * `{"id"?, "inputs": [...]}`. The request id is the `request_id`/`x-request-id` header, else the body's `id`,
- * else the message's position in the source. Throws MLSHIP_INVALID_INPUT saying what was wrong.
+ * `{"id"?, "inputs": [...]}`. The request id is the `x-request-id` (or `request_id`, `request-id`) header, else the
+ * body's `id`, else the message's position (`positionId`). A client's id must be 1–256 printable ASCII characters,
+ * as on REST. Throws MLSHIP_INVALID_INPUT saying what was wrong.
  */
 export function decodeRequest(
 	m: InMessage,
@@ -44,7 +59,7 @@ export function decodeRequest(
 	if (Array.isArray(body))
 		return {
 			kind: "records",
-			id: header ?? m.id,
+			id: idOf(m, header, undefined),
 			rows: rowsOf(body, "the message"),
 		};
 	if (body === null || typeof body !== "object")
@@ -56,7 +71,7 @@ export function decodeRequest(
 		typeof obj.id === "string" || typeof obj.id === "number"
 			? String(obj.id)
 			: undefined;
-	const id = header ?? bodyId ?? m.id;
+	const id = idOf(m, header, bodyId);
 	if (Array.isArray(obj.inputs)) {
 		// Parsed once: the id is the message's (header, body id of any JSON type, or broker id), set below.
 		const { id: _bodyId, ...rest } = obj;
@@ -68,6 +83,18 @@ export function decodeRequest(
 		if (field in obj)
 			return { kind: "records", id, rows: rowsOf(obj[field], `'${field}'`) };
 	return { kind: "records", id, rows: [obj] };
+}
+
+/** The client's id (header, else body; checked as on REST), else the message's position. */
+function idOf(
+	m: InMessage,
+	header: string | undefined,
+	bodyId: string | undefined,
+): string {
+	const given = header ?? bodyId;
+	return given === undefined || given === ""
+		? positionId(m)
+		: requestIdOf(given, undefined);
 }
 
 function rowsOf(v: unknown, where: string): Row[] {

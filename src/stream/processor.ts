@@ -327,8 +327,12 @@ export class StreamProcessor {
 			try {
 				const res: PredictResult | InferenceResponse =
 					req.kind === "oip"
-						? await dp.infer(model, undefined, req.request)
-						: await dp.predict(model, undefined, req.rows);
+						? await dp.infer(model, undefined, req.request, {
+								requestId: req.id,
+							})
+						: await dp.predict(model, undefined, req.rows, {
+								requestId: req.id,
+							});
 				return {
 					result: this.#stamp(encodeResult(m, req, res, this.#o.format)),
 					version: res.model_version ?? "",

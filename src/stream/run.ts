@@ -3,7 +3,7 @@ import { hostname } from "node:os";
 import { defaultModelName } from "../bundle/model-name.ts";
 import { createDataPlane, type ModelEvent } from "../dataplane/dataplane.ts";
 import type { PredictHook } from "../dataplane/instance.ts";
-import { MlshipError } from "../protocol/errors.ts";
+import { MlshipError, toMlshipError } from "../protocol/errors.ts";
 import { redactUrl } from "../protocol/redact.ts";
 import type { ModelStore } from "../registry/types.ts";
 import {
@@ -12,6 +12,7 @@ import {
 	openSink,
 	openSource,
 } from "./connectors/index.ts";
+import { FeedbackConsumer, type FeedbackStats } from "./feedback.ts";
 import {
 	type AvroFraming,
 	avroFormat,
@@ -68,6 +69,15 @@ export interface StreamOptions {
 	avroFraming?: AvroFraming | undefined;
 	/** `format: "avro"`: where to write the results' schema (derived from the model's outputs). */
 	resultSchema?: string | undefined;
+	/**
+	 * Feedback (`{id, reward | truth}` messages) from this URI (kafka://, nats://, redis://): joined by request id
+	 * to the answers this processor produced (live quality, rewards). Read with consumer group `<group>.feedback`.
+	 */
+	feedbackFrom?: string | undefined;
+	/** Request ids kept for feedback (default 100,000; ~400 bytes each). */
+	feedbackMaxIds?: number | undefined;
+	/** How long an answer can receive feedback, in ms (default 1 hour). */
+	feedbackRetentionMs?: number | undefined;
 	log?: ProcessorOptions["log"];
 	/** Model hot updates (and refused ones). */
 	onModelEvent?: (e: ModelEvent) => void;
@@ -88,6 +98,8 @@ export interface RunningStream {
 	readonly done: Promise<StreamStats>;
 	/** Live counters of the run (for metrics). */
 	readonly stats: StreamStats;
+	/** Counters of the feedback consumer (with `feedbackFrom`). */
+	readonly feedback: FeedbackStats | undefined;
 	/** The model is loaded and messages are being read. */
 	ready(): boolean;
 	/** The data plane's Prometheus metrics (requests, latency, batch sizes by model and version). */
@@ -102,7 +114,15 @@ export interface RunningStream {
  * console.log(await s.done);
  */
 export async function runStream(opts: StreamOptions): Promise<RunningStream> {
-	for (const uri of [opts.from, opts.to, opts.dlq])
+	if (
+		opts.feedbackFrom !== undefined &&
+		!/^(kafka|nats|redis):\/\//.test(opts.feedbackFrom)
+	)
+		throw new MlshipError(
+			"MLSHIP_INVALID_ARGUMENT",
+			`--feedback-from must be a kafka://, nats:// or redis:// URI, got '${opts.feedbackFrom}'`,
+		);
+	for (const uri of [opts.from, opts.to, opts.dlq, opts.feedbackFrom])
 		if (uri !== undefined) {
 			checkUri(uri);
 			if (opts.exactlyOnce && !uri.startsWith("kafka://"))
@@ -137,6 +157,18 @@ export async function runStream(opts: StreamOptions): Promise<RunningStream> {
 		...(opts.workers !== undefined ? { load: { workers: opts.workers } } : {}),
 		...(opts.onModelEvent ? { onEvent: opts.onModelEvent } : {}),
 		...(opts.hooks ? { hooks: opts.hooks } : {}),
+		...(opts.feedbackFrom !== undefined
+			? {
+					feedback: {
+						...(opts.feedbackMaxIds !== undefined
+							? { maxIds: opts.feedbackMaxIds }
+							: {}),
+						...(opts.feedbackRetentionMs !== undefined
+							? { retentionMs: opts.feedbackRetentionMs }
+							: {}),
+					},
+				}
+			: {}),
 	});
 	const open: { close(): Promise<void> }[] = [dp];
 	const closeAll = async () => {
@@ -201,7 +233,37 @@ export async function runStream(opts: StreamOptions): Promise<RunningStream> {
 			format,
 			...(opts.log ? { log: opts.log } : {}),
 		});
-		const done = p.run().finally(closeAll);
+		let fb: FeedbackConsumer | undefined;
+		let fbDone: Promise<unknown> = Promise.resolve();
+		if (opts.feedbackFrom !== undefined) {
+			const fbSource = await openSource(opts.feedbackFrom, {
+				...connector,
+				group: `${connector.group}.feedback`,
+			});
+			open.unshift(fbSource);
+			fb = new FeedbackConsumer({
+				dataPlane: dp,
+				model: name,
+				source: fbSource,
+				...(opts.log ? { log: opts.log } : {}),
+			});
+			// Feedback failing for good (bad credentials) stops the stream too: it was asked for.
+			fbDone = fb.run().catch((err: unknown) => {
+				opts.log?.("error", "feedback consumer failed; stopping", {
+					error: toMlshipError(err).message,
+				});
+				p.stop();
+				throw err;
+			});
+		}
+		const done = p
+			.run()
+			.then(async (stats) => {
+				fb?.stop();
+				await fbDone;
+				return stats;
+			})
+			.finally(closeAll);
 		return {
 			model: name,
 			version: dp.modelMetadata(name).version,
@@ -212,6 +274,7 @@ export async function runStream(opts: StreamOptions): Promise<RunningStream> {
 			},
 			done,
 			stats: p.stats,
+			feedback: fb?.stats,
 			ready: () => !p.stopping && dp.ready(),
 			metrics: () => dp.metrics(),
 		};

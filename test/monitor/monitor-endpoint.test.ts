@@ -129,11 +129,42 @@ test("the monitor endpoint shows each window's per-feature method, statistic, th
 	assert.equal((await monitor()).windows.length >= 1, true);
 });
 
+test("the monitor endpoint carries live quality from feedback: ground truth joined by request id, per version", async () => {
+	const res = await fetch(`${url}/v2/models/diab/predict`, {
+		method: "POST",
+		headers: { "content-type": "application/json", "x-request-id": "q-1" },
+		body: JSON.stringify({ instances: rows(1, 7) }),
+	});
+	assert.equal(res.status, 200);
+	const served = (await res.json()) as {
+		predictions: Record<string, number>[];
+	};
+	const predicted = Object.values(served.predictions[0] ?? {}).find(
+		(v) => typeof v === "number",
+	) as number;
+	const fb = await fetch(`${url}/v2/models/diab/feedback`, {
+		method: "POST",
+		headers: { "content-type": "application/json" },
+		body: JSON.stringify({ id: "q-1", truth: predicted + 2 }),
+	});
+	assert.equal(fb.status, 200, await fb.clone().text());
+	const r = (await monitor()) as unknown as {
+		quality: { version: string; cumulative: Record<string, unknown> }[];
+	};
+	assert.equal(r.quality.length, 1, JSON.stringify(r.quality));
+	assert.equal(r.quality[0]?.version, "1");
+	assert.ok(
+		Math.abs(Number((r.quality[0]?.cumulative as { mae?: number }).mae) - 2) <
+			1e-3,
+		JSON.stringify(r.quality[0]),
+	);
+});
+
 test("errors: unknown model 404, bad since 400, monitoring off 400 saying how to turn it on", async () => {
 	assert.equal((await fetch(`${url}/v2/models/nope/monitor`)).status, 404);
 	const bad = await fetch(`${url}/v2/models/diab/monitor?since=yesterday`);
 	assert.equal(bad.status, 400);
-	assert.match(await bad.text(), /since: not a duration/);
+	assert.match(await bad.text(), /since must be a duration/);
 	const off = await startRest({ "iris-logreg": "iris" });
 	try {
 		const res = await fetch(`${off.url}/v2/models/iris/monitor`);

@@ -198,11 +198,15 @@ describe("SqliteStore", () => {
 			"aliases",
 			"audit_log",
 			"auth_tokens",
+			"bandit_arms",
 			"changes",
 			"files",
 			"models",
 			"monitor_windows",
+			"rollout_events",
+			"rollouts",
 			"traffic_policies",
+			"version_stats",
 			"versions",
 		]);
 		raw.exec(`PRAGMA user_version = ${SCHEMA_VERSION + 1}`);

@@ -187,6 +187,20 @@ const REST_TABLE: RestRow[] = [
 		// Past the token check: this server does not monitor drift, and says how to turn it on.
 		expect: GUARDED(400),
 	},
+	{
+		method: "POST",
+		path: "/v2/models/{m}/feedback",
+		need: "predict",
+		body: { id: "no-such-request", reward: 1 },
+		// Past the token check: the id was never answered here.
+		expect: GUARDED(404),
+	},
+	{
+		method: "GET",
+		path: "/v2/models/{m}/quality",
+		need: "read",
+		expect: GUARDED(200),
+	},
 	{ method: "GET", path: "/metrics", need: "read", expect: GUARDED(200, true) },
 	{
 		method: "GET",

@@ -9,11 +9,13 @@ import type { AuditEntry } from "../access.ts";
 import { prepareRegistration } from "../store/common.ts";
 import * as errors from "../store/errors.ts";
 import {
+	type ArmStats,
 	assertAlias,
 	assertName,
 	assertVersion,
 	type ChangeEvent,
 	checkMetadata,
+	checkRolloutSpec,
 	type DeleteOptions,
 	type EntityVersion,
 	type ListFilter,
@@ -23,8 +25,14 @@ import {
 	type ProfileWindow,
 	parseRef,
 	type RegisterOptions,
+	type Rollout,
+	type RolloutEvent,
+	type RolloutSpec,
+	type RolloutState,
+	type VersionTotals,
 } from "../types.ts";
 import { AuditLog } from "./audit.ts";
+import { addArmStats, readArmStats } from "./bandits.ts";
 import {
 	appendChanges,
 	type ChangeRetention,
@@ -39,6 +47,16 @@ import {
 	upsertAlias,
 	type VersionRow,
 } from "./register.ts";
+import {
+	insertRollout,
+	leaseRollouts,
+	patchRollout,
+	publishStats,
+	readEvents,
+	readRollout,
+	readRollouts,
+	sumStats,
+} from "./rollouts.ts";
 import {
 	parseInput,
 	readRoute,
@@ -443,6 +461,173 @@ export class RegistryCore implements ModelStore {
 		this.#checkOpen();
 		if (name !== undefined) assertName(name);
 		return this.#read((s) => readRoutes(s, this.#driver.dialect, name));
+	}
+
+	async addArmStats(deltas: readonly ArmStats[]): Promise<void> {
+		this.#checkOpen();
+		if (deltas.length === 0) return;
+		for (const d of deltas) {
+			assertName(d.name);
+			assertAlias(d.alias);
+		}
+		await this.#driver.transaction((tx) => addArmStats(tx, deltas));
+	}
+
+	async armStats(name?: string, alias?: string): Promise<ArmStats[]> {
+		this.#checkOpen();
+		return this.#read((s) => readArmStats(s, name, alias));
+	}
+
+	async startRollout(spec: RolloutSpec, now = Date.now()): Promise<Rollout> {
+		this.#checkOpen();
+		assertName(spec.name);
+		assertAlias(spec.alias);
+		checkRolloutSpec(spec);
+		const { dialect } = this.#driver;
+		const first = spec.steps[0] as number;
+		const rollout = await this.#driver.transaction(async (tx) => {
+			const a = await tx.one<{ version: number }>(
+				`SELECT version FROM aliases WHERE name = $1 AND alias = $2${dialect.forUpdate}`,
+				[spec.name, spec.alias],
+			);
+			if (!a) {
+				if (!(await this.#exists(tx, spec.name)))
+					throw await this.#notRegistered(tx, spec.name);
+				throw new MlshipError(
+					"MLSHIP_MODEL_NOT_FOUND",
+					`model '${spec.name}' has no alias '${spec.alias}': a rollout moves an alias (set it first: mlship models alias ${spec.name} ${spec.alias} <version>)`,
+				);
+			}
+			const to = await tx.one<{ status: string }>(
+				"SELECT status FROM versions WHERE name = $1 AND version = $2",
+				[spec.name, spec.to],
+			);
+			if (to?.status !== "active")
+				throw new MlshipError(
+					"MLSHIP_MODEL_NOT_FOUND",
+					`model '${spec.name}' has no ${to ? "active " : ""}version ${spec.to} to roll out${to ? " (it is archived: mlship models restore first)" : ""}`,
+				);
+			const from = Number(a.version);
+			if (from === spec.to)
+				throw new MlshipError(
+					"MLSHIP_INVALID_ARGUMENT",
+					`${spec.name}@${spec.alias} already points at version ${spec.to}: nothing to roll out`,
+				);
+			return insertRollout(
+				tx,
+				spec,
+				from,
+				await sumStats(tx, spec.name, spec.to),
+				now,
+				dialect.forUpdate,
+			);
+		});
+		try {
+			// The first step's split (checked like any policy: the new version must exist and be active).
+			if (first >= 100) await this.setAlias(spec.name, spec.alias, spec.to);
+			else
+				await this.setRoute(
+					spec.name,
+					spec.alias,
+					{
+						split: [
+							{ version: rollout.from, weight: 100 - first },
+							{ version: spec.to, weight: first },
+						],
+					},
+					"rollout",
+				);
+		} catch (err) {
+			await this.#driver.transaction((tx) =>
+				tx.all("DELETE FROM rollouts WHERE name = $1 AND alias = $2", [
+					spec.name,
+					spec.alias,
+				]),
+			);
+			throw err;
+		}
+		return rollout;
+	}
+
+	async rollout(name: string, alias: string): Promise<Rollout | undefined> {
+		this.#checkOpen();
+		return this.#read((s) => readRollout(s, name, alias));
+	}
+
+	async rollouts(): Promise<Rollout[]> {
+		this.#checkOpen();
+		return this.#read((s) => readRollouts(s));
+	}
+
+	async updateRollout(
+		name: string,
+		alias: string,
+		states: readonly RolloutState[],
+		patch: Partial<
+			Pick<
+				Rollout,
+				| "state"
+				| "step"
+				| "failed"
+				| "stepStartedAt"
+				| "nextCheckAt"
+				| "baseline"
+			>
+		>,
+		event: { type: string; detail?: Record<string, unknown> },
+		opts: { owner?: string; now?: number } = {},
+	): Promise<Rollout | undefined> {
+		this.#checkOpen();
+		const now = opts.now ?? Date.now();
+		return this.#driver.transaction((tx) =>
+			patchRollout(
+				tx,
+				name,
+				alias,
+				states,
+				patch,
+				event,
+				now,
+				opts.owner,
+				this.#driver.dialect.forUpdate,
+			),
+		);
+	}
+
+	async leaseRollouts(
+		owner: string,
+		leaseMs: number,
+		now = Date.now(),
+	): Promise<Rollout[]> {
+		this.#checkOpen();
+		return this.#driver.transaction((tx) =>
+			leaseRollouts(tx, owner, leaseMs, now),
+		);
+	}
+
+	async rolloutEvents(
+		name: string,
+		alias: string,
+		limit = 100,
+	): Promise<RolloutEvent[]> {
+		this.#checkOpen();
+		return this.#read((s) => readEvents(s, name, alias, limit));
+	}
+
+	async publishVersionStats(
+		replica: string,
+		rows: readonly { name: string; version: number; totals: VersionTotals }[],
+	): Promise<void> {
+		this.#checkOpen();
+		if (rows.length === 0) return;
+		await this.#driver.transaction((tx) =>
+			publishStats(tx, replica, rows, Date.now()),
+		);
+	}
+
+	async versionTotals(name: string, version: number): Promise<VersionTotals> {
+		this.#checkOpen();
+		return this.#read((s) => sumStats(s, name, version));
 	}
 
 	async clearRoute(name: string, alias: string): Promise<void> {

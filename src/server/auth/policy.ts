@@ -29,6 +29,7 @@ export const REST_SCOPES: Readonly<Record<string, Need>> = {
 	"GET /v2/repository/models/:model/entities": "read",
 	"GET /v2/models/:model/experiment": "read",
 	"GET /v2/models/:model/monitor": "read",
+	"GET /v2/models/:model/quality": "read",
 	"POST /v2/repository/models/:model/load": "admin",
 	"POST /v2/repository/models/:model/unload": "admin",
 	"POST /v2/repository/models/:model/versions": "admin",

@@ -15,6 +15,7 @@ import { registerAuth } from "./auth.ts";
 import { registerRawBodyParser } from "./body.ts";
 import type { RestContext } from "./context.ts";
 import { registerErrorHandlers } from "./errors.ts";
+import { registerFeedbackRoutes } from "./routes/feedback.ts";
 import { registerHealthRoutes } from "./routes/health.ts";
 import { registerInferRoutes } from "./routes/infer.ts";
 import { registerMetricsRoute } from "./routes/metrics.ts";
@@ -160,6 +161,7 @@ export function createRestServer(
 	registerHealthRoutes(app, ctx);
 	registerInferRoutes(app, ctx);
 	registerPredictRoutes(app, ctx);
+	registerFeedbackRoutes(app, ctx);
 	registerRepositoryRoutes(app, ctx);
 	registerUploadRoute(app, ctx, {
 		maxBytes: bodyLimit,

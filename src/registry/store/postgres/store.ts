@@ -116,6 +116,54 @@ const MIGRATIONS: readonly string[] = [
 		PRIMARY KEY (name, version, window_start, replica)
 	);
 	CREATE INDEX monitor_windows_by_start ON monitor_windows (name, window_start);`,
+	// Bandit arms (experiments feedback): totals every replica adds its deltas to; kept when a policy is cleared.
+	`CREATE TABLE bandit_arms (
+		name TEXT NOT NULL,
+		alias TEXT NOT NULL,
+		version INTEGER NOT NULL,
+		pulls BIGINT NOT NULL,
+		reward_sum DOUBLE PRECISION NOT NULL,
+		PRIMARY KEY (name, alias, version)
+	);`,
+	// Progressive rollouts (one row per alias; times in ms since the epoch), their events, and the per-version
+	// request totals each replica publishes for the rollout checks.
+	`CREATE TABLE rollouts (
+		name TEXT NOT NULL,
+		alias TEXT NOT NULL,
+		from_version INTEGER NOT NULL,
+		to_version INTEGER NOT NULL,
+		spec TEXT NOT NULL,
+		state TEXT NOT NULL CHECK (state IN ('running', 'paused', 'promoted', 'rolled_back', 'aborted')),
+		step INTEGER NOT NULL,
+		failed INTEGER NOT NULL,
+		step_started_at BIGINT NOT NULL,
+		next_check_at BIGINT NOT NULL,
+		baseline TEXT NOT NULL,
+		lease_owner TEXT,
+		lease_until BIGINT,
+		started_at BIGINT NOT NULL,
+		updated_at BIGINT NOT NULL,
+		PRIMARY KEY (name, alias)
+	);
+	CREATE TABLE rollout_events (
+		seq BIGSERIAL PRIMARY KEY,
+		name TEXT NOT NULL,
+		alias TEXT NOT NULL,
+		at BIGINT NOT NULL,
+		type TEXT NOT NULL,
+		detail TEXT NOT NULL
+	);
+	CREATE INDEX rollout_events_by_alias ON rollout_events (name, alias, seq);
+	CREATE TABLE version_stats (
+		replica TEXT NOT NULL,
+		name TEXT NOT NULL,
+		version INTEGER NOT NULL,
+		requests BIGINT NOT NULL,
+		errors BIGINT NOT NULL,
+		buckets TEXT NOT NULL,
+		updated_at BIGINT NOT NULL,
+		PRIMARY KEY (replica, name, version)
+	);`,
 ];
 
 /** The schema version this code writes. */

@@ -118,6 +118,54 @@ const MIGRATIONS: readonly string[] = [
 		PRIMARY KEY (name, version, window_start, replica)
 	) STRICT;
 	CREATE INDEX monitor_windows_by_start ON monitor_windows (name, window_start);`,
+	// Bandit arms (experiments feedback): totals every replica adds its deltas to; kept when a policy is cleared.
+	`CREATE TABLE bandit_arms (
+		name TEXT NOT NULL,
+		alias TEXT NOT NULL,
+		version INTEGER NOT NULL,
+		pulls INTEGER NOT NULL,
+		reward_sum REAL NOT NULL,
+		PRIMARY KEY (name, alias, version)
+	) STRICT;`,
+	// Progressive rollouts (one row per alias; times in ms since the epoch), their events, and the per-version
+	// request totals each replica publishes for the rollout checks.
+	`CREATE TABLE rollouts (
+		name TEXT NOT NULL,
+		alias TEXT NOT NULL,
+		from_version INTEGER NOT NULL,
+		to_version INTEGER NOT NULL,
+		spec TEXT NOT NULL,
+		state TEXT NOT NULL CHECK (state IN ('running', 'paused', 'promoted', 'rolled_back', 'aborted')),
+		step INTEGER NOT NULL,
+		failed INTEGER NOT NULL,
+		step_started_at INTEGER NOT NULL,
+		next_check_at INTEGER NOT NULL,
+		baseline TEXT NOT NULL,
+		lease_owner TEXT,
+		lease_until INTEGER,
+		started_at INTEGER NOT NULL,
+		updated_at INTEGER NOT NULL,
+		PRIMARY KEY (name, alias)
+	) STRICT;
+	CREATE TABLE rollout_events (
+		seq INTEGER PRIMARY KEY AUTOINCREMENT,
+		name TEXT NOT NULL,
+		alias TEXT NOT NULL,
+		at INTEGER NOT NULL,
+		type TEXT NOT NULL,
+		detail TEXT NOT NULL
+	) STRICT;
+	CREATE INDEX rollout_events_by_alias ON rollout_events (name, alias, seq);
+	CREATE TABLE version_stats (
+		replica TEXT NOT NULL,
+		name TEXT NOT NULL,
+		version INTEGER NOT NULL,
+		requests INTEGER NOT NULL,
+		errors INTEGER NOT NULL,
+		buckets TEXT NOT NULL,
+		updated_at INTEGER NOT NULL,
+		PRIMARY KEY (replica, name, version)
+	) STRICT;`,
 ];
 
 /** The schema version this code writes. */

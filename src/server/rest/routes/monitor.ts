@@ -25,6 +25,8 @@ export function registerMonitorRoute(
 		return {
 			...rest,
 			window_seconds: monitor.windowSeconds,
+			// Live quality by version from feedback (ground truth joined by request id), next to drift.
+			quality: dp.quality?.(req.params.model) ?? [],
 			...(req.query.profiles === "true" ? { current, references } : {}),
 		};
 	});

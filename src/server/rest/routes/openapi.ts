@@ -534,6 +534,32 @@ export function openApiDocument(dp: DataPlane): Record<string, unknown> {
 			],
 			{ "400": ERROR, "404": ERROR },
 		),
+		"/v2/models/{model}/feedback": post(
+			"modelFeedback",
+			"Feedback by request id: {id, reward} or {id, truth} (one per row of the request), or a list; optional version for a reward served by another replica. 404 unknown or expired id, 400 bad reward/truth, 409 feedback twice",
+			{
+				oneOf: [
+					{ type: "object", required: ["id"] },
+					{ type: "array", items: { type: "object", required: ["id"] } },
+				],
+			},
+			{
+				type: "object",
+				properties: {
+					accepted: { type: "integer" },
+					joined: { type: "integer" },
+					byVersion: { type: "integer" },
+				},
+			},
+			[modelParam],
+		),
+		"/v2/models/{model}/quality": get(
+			"modelQuality",
+			"Live quality by version from feedback: window and cumulative accuracy, f1_macro, roc_auc, log_loss (classification) or mae, rmse (regression), and rewards",
+			{ type: "object" },
+			[modelParam],
+			{ "404": ERROR },
+		),
 		"/v2/repository/index": post(
 			"repositoryIndex",
 			"Model repository index",
