@@ -74,6 +74,13 @@ export const COMMANDS: readonly LazyCommand[] = [
 		load: async () => (await import("./stream.ts")).streamCommand(),
 	},
 	{
+		name: "logs",
+		term: "logs",
+		summary:
+			"Read the payload log that serve, stream and batch run write with --log-payloads",
+		load: async () => (await import("./logs.ts")).logsCommand(),
+	},
+	{
 		name: "quickstart",
 		term: "quickstart [options]",
 		summary:

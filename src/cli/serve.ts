@@ -9,8 +9,14 @@ import {
 	type ServerSettings,
 } from "../server/settings.ts";
 import { action, example } from "./common.ts";
+import {
+	type PayloadLogFlags,
+	payloadLogOptions,
+	payloadLogSettings,
+} from "./payload-log.ts";
 
-interface ServeOpts {
+interface ServeOpts extends PayloadLogFlags {
+	otlpEndpoint?: string;
 	model?: string[];
 	config?: string;
 	host?: string;
@@ -34,7 +40,7 @@ interface ServeOpts {
 }
 
 export function serveCommand(): Command {
-	const cmd = new Command("serve")
+	const cmd = payloadLogOptions(new Command("serve"))
 		.description(
 			"Serve models over the Open Inference Protocol v2 (REST and gRPC) with adaptive batching",
 		)
@@ -103,6 +109,10 @@ export function serveCommand(): Command {
 			"auto (pretty with a banner on a terminal, else JSON lines) | json | pretty",
 		)
 		.option(
+			"--otlp-endpoint <url>",
+			"export OpenTelemetry traces (decode, queue, compute, encode, load, swap) over OTLP/HTTP, e.g. http://127.0.0.1:4318/v1/traces",
+		)
+		.option(
 			"--access-log",
 			"log each request: method, path, status, duration, request id, model, version (off by default: costs nothing)",
 		)
@@ -131,6 +141,8 @@ export function serveCommand(): Command {
 					keep_going: opts.keepGoing,
 					max_loaded_models: opts.maxLoadedModels,
 					memory_budget: opts.memoryBudget,
+					otlp_endpoint: opts.otlpEndpoint,
+					...payloadLogSettings(opts),
 				};
 				if (models.length > 0) flags.models = models;
 				const settings = resolveSettings(flags, opts.config);
@@ -189,6 +201,7 @@ export function serveCommand(): Command {
 		"mlship serve --model examples/iris --model churn@production",
 		"mlship serve --registry postgres://mlship@db/registry --model price@production --entity-key price=city --lazy --max-loaded-models 1000 --memory-budget 4GiB",
 		"mlship serve -m ./bundles/gbdt:gbdt --http-port 9000 --grpc-port -1 --max-batch-size 64",
+		"mlship serve -m churn@production --log-payloads ./payloads --log-sample 0.1 --log-retention 7d",
 		'curl -s localhost:8080/v2/models/iris-logreg/infer -d \'{"inputs":[{"name":"float_input","datatype":"FP32","shape":[1,4],"data":[5.1,3.5,1.4,0.2]}]}\'',
 	);
 }

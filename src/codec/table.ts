@@ -551,3 +551,41 @@ export function checkCategories(
 		}
 	}
 }
+
+/**
+ * Input tensors → one record of feature → value per row (the inverse of encodeRecords, for payload logs): each
+ * feature is read from its input's column; BYTES stay strings, 64-bit integers become numbers.
+ */
+export function inputsToRecords(
+	plan: TablePlan,
+	inputs: readonly Tensor[],
+): Row[] {
+	const first = plan.inputs[0];
+	const n =
+		inputs.find((t) => t.name === first?.spec.name)?.shape[0] ??
+		inputs[0]?.shape[0] ??
+		0;
+	const rows: Row[] = Array.from({ length: n }, () => ({}));
+	for (const inp of plan.inputs) {
+		const t = inputs.find((x) => x.name === inp.spec.name);
+		if (!t) continue;
+		const w = inp.width;
+		const f32 = t.datatype === "FP32";
+		for (const f of inp.features)
+			for (let r = 0; r < n; r++) {
+				const v = scalar(t, r * w + f.col);
+				(rows[r] as Row)[f.name] = f32 ? shortestFloat32(v as number) : v;
+			}
+	}
+	return rows;
+}
+
+/** The shortest decimal that is the same float32 (5.1, not 5.099999904632568): what the client most likely sent. */
+function shortestFloat32(x: number): number {
+	if (!Number.isFinite(x) || Number.isInteger(x)) return x;
+	for (let p = 1; p < 9; p++) {
+		const y = Number(x.toPrecision(p));
+		if (Math.fround(y) === x) return y;
+	}
+	return x;
+}

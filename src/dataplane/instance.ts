@@ -72,6 +72,8 @@ export interface PredictCall extends CallContext {
 	readonly outputs: readonly Tensor[];
 	/** From the call to its answer (queue wait + compute), in seconds. */
 	readonly seconds: number;
+	/** The instance's table plan: decodes `inputs` and `outputs` to records (inputsToRecords, outputsToRecords). */
+	readonly plan: TablePlan;
 }
 
 /** Called after every successful prediction of an instance; it must not throw and must not block. */
@@ -361,6 +363,7 @@ export class ModelInstance implements ModelProvider {
 				inputs,
 				outputs,
 				seconds,
+				plan: this.plan,
 			};
 			for (const h of hooks)
 				try {

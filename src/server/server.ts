@@ -95,7 +95,31 @@ export async function startServer(
 	if (settings.workers) load.workers = settings.workers;
 	if (settings.intra_op_threads)
 		load.intraOpThreads = settings.intra_op_threads;
+	// Opened before the models so every loaded instance gets its hook; it connects in the background, so an
+	// unreachable destination does not stop the server (readiness details and metrics show it).
+	const payloadLog =
+		settings.log_payloads === undefined
+			? undefined
+			: await (await import("../payload-log/open.ts")).openPayloadLog(
+					{
+						destination: settings.log_payloads,
+						sample: settings.log_sample,
+						queueSize: settings.log_queue_size,
+						rotateBytes: settings.log_rotate_size,
+						rotateMs: settings.log_rotate_interval,
+						retentionMs: settings.log_retention,
+					},
+					{
+						onError: (err, ms) =>
+							log.warn(
+								{ err: err.message, retry_ms: ms },
+								"payload log destination failed; records queue (then drop) until it is back",
+							),
+						onRecover: () => log.info("payload log destination is back"),
+					},
+				);
 	const dp = await createDataPlane({
+		...(payloadLog ? { hooks: [payloadLog.hook] } : {}),
 		models: settings.models.map((m) => {
 			const spec: ModelSpec = { name: m.name, source: m.source };
 			if (m.entity_key !== undefined) spec.entityKey = m.entity_key;
@@ -124,6 +148,10 @@ export async function startServer(
 	const failed = settings.lazy ? [] : failedModels(dp, settings);
 	if (failed.length > 0 && !settings.keep_going) {
 		await closeWithin(CLOSE_ON_FAILURE_MS, dp.close());
+		await closeWithin(
+			CLOSE_ON_FAILURE_MS,
+			payloadLog?.close(0) ?? Promise.resolve(),
+		);
 		throw new MlshipError(
 			failed[0]?.code ?? "MLSHIP_INTERNAL",
 			`${failed.map((f) => f.message).join("\n")}\nnot serving: fix ${failed.length === 1 ? "it" : "them"}, or pass --keep-going to serve the other models`,
@@ -137,6 +165,12 @@ export async function startServer(
 		retryAfterSeconds: settings.retry_after_seconds,
 		accessLog: settings.access_log,
 		logger: log,
+		...(payloadLog
+			? {
+					readiness: () => ({ payload_log: payloadLog.status() }),
+					metrics: [() => payloadLog.exposition()],
+				}
+			: {}),
 	});
 	let grpc: Awaited<ReturnType<typeof startGrpcServer>> | undefined;
 	let httpPort: number;
@@ -168,7 +202,7 @@ export async function startServer(
 		// A server that cannot serve must not linger: close what did start so the process can exit.
 		await closeWithin(
 			CLOSE_ON_FAILURE_MS,
-			Promise.all([rest.close(), dp.close()]),
+			Promise.all([rest.close(), dp.close(), payloadLog?.close(0)]),
 		);
 		throw err;
 	}
@@ -190,9 +224,10 @@ export async function startServer(
 				// Keep-alive connections that finish their last request after close began are idle but open;
 				// closing them as they go idle lets close() end when the work ends, not at the keep-alive timeout.
 				const sweep = setInterval(() => rest.server.closeIdleConnections(), 25);
-				const stop = Promise.all([rest.close(), grpc?.close(true)]).then(() =>
-					dp.close(),
-				);
+				// The payload log closes last: it writes the records of the requests that finished while draining.
+				const stop = Promise.all([rest.close(), grpc?.close(true)])
+					.then(() => dp.close())
+					.then(() => payloadLog?.close());
 				await Promise.race([stop, grace]);
 				clearInterval(sweep);
 			})();

@@ -19,6 +19,10 @@ export interface RestContext {
 	admission: Admission;
 	/** The access log is on: handlers record the served version for it. */
 	accessLog: boolean;
+	/** More readiness details (payload log), shown by `/v2/health/ready`. */
+	readiness: (() => Record<string, unknown>) | undefined;
+	/** More expositions appended to `/metrics`. */
+	metrics: (() => Promise<{ contentType: string; body: string }>)[];
 }
 
 /** Rethrows `err`, first telling admission control when the data plane refused the request as overloaded. */

@@ -36,6 +36,10 @@ export interface RestServerOptions {
 	 * one —, model, version). Default false: then no per-request hook is registered.
 	 */
 	accessLog?: boolean;
+	/** More of `/v2/health/ready`'s details (e.g. `payload_log`): shown, never making the server unready. */
+	readiness?: () => Record<string, unknown>;
+	/** More Prometheus expositions appended to `GET /metrics` (each with metric names of its own). */
+	metrics?: (() => Promise<{ contentType: string; body: string }>)[];
 }
 
 export const DEFAULT_BODY_LIMIT = 64 * 1024 * 1024;
@@ -83,6 +87,8 @@ export function createRestServer(
 		maxTimeoutMs: timeout,
 		admission: new Admission(retryAfterSeconds),
 		accessLog: opts.accessLog === true,
+		readiness: opts.readiness,
+		metrics: opts.metrics ?? [],
 	};
 	if (ctx.accessLog) registerAccessLog(app);
 	const routes: { method: string; url: string }[] = [];

@@ -59,7 +59,7 @@ export function parseKafkaUri(uri: string): KafkaAddress {
 }
 
 /** Creates the topic if it does not exist (replication 1 … the broker's default via -1). */
-async function ensureTopic(a: KafkaAddress): Promise<void> {
+export async function ensureTopic(a: KafkaAddress): Promise<void> {
 	const admin = new Admin({
 		clientId: "mlship-admin",
 		bootstrapBrokers: a.brokers,

@@ -5,10 +5,14 @@ import type { RestContext } from "../context.ts";
 /** Registers `GET /metrics`. */
 export function registerMetricsRoute(
 	app: FastifyInstance,
-	{ dp }: RestContext,
+	{ dp, metrics }: RestContext,
 ): void {
 	app.get("/metrics", async (_req, reply) => {
 		const { contentType, body } = await dp.metrics();
-		return reply.type(contentType).send(body);
+		if (metrics.length === 0) return reply.type(contentType).send(body);
+		const more = await Promise.all(metrics.map((m) => m()));
+		return reply
+			.type(contentType)
+			.send(body + more.map((m) => m.body).join(""));
 	});
 }

@@ -1,0 +1,90 @@
+// One payload-log record per successful prediction: the call's ids, model, latency, and its rows decoded to records.
+import {
+	inputsToRecords,
+	outputsToRecords,
+	type TablePlan,
+} from "../codec/table.ts";
+import type { Tensor } from "../protocol/types.ts";
+
+/**
+ * A prediction as the payload log reads it: the data plane's `PredictCall` has this shape (and more), so its hooks
+ * can hand calls straight to {@link PayloadLog.hook}.
+ */
+export interface LoggedCall {
+	readonly model: string;
+	readonly version: number | undefined;
+	readonly inputs: readonly Tensor[];
+	readonly outputs: readonly Tensor[];
+	readonly seconds: number;
+	readonly plan: TablePlan;
+	readonly requestId?: string | undefined;
+	readonly entity?: string | undefined;
+	readonly caller?: string | undefined;
+}
+
+/**
+ * What every destination stores (docs/payload-log.md): `inputs` and `outputs` are JSON arrays with one object per
+ * row (feature → value, output → value; class indices as class names when the bundle has labels).
+ */
+export interface PayloadRecord {
+	/** The request id ("" when the caller gave none and the transport made none, e.g. `batch run`). */
+	id: string;
+	/** When the prediction finished, ms since the epoch. */
+	time: number;
+	model: string;
+	/** Registry version; null for a bundle served outside a registry. */
+	version: number | null;
+	entity: string | null;
+	/** The caller's token id, when the server checks tokens. */
+	caller: string | null;
+	/** Queue wait plus compute, ms. */
+	latency_ms: number;
+	/** Rows in the request. */
+	rows: number;
+	/** JSON: `[{feature: value, ...}, ...]`. */
+	inputs: string;
+	/** JSON: `[{output: value, ...}, ...]`. */
+	outputs: string;
+}
+
+/** JSON of records with the values JSON has no word for made safe: bigint as a number, NaN/±Infinity as null. */
+function json(rows: unknown): string {
+	return JSON.stringify(rows, (_k, v) =>
+		typeof v === "bigint" ? Number(v) : v,
+	);
+}
+
+/** Decodes a call into its record (the caller catches: a hook never throws). */
+export function toRecord(call: LoggedCall, now = Date.now()): PayloadRecord {
+	const inputs = inputsToRecords(call.plan, call.inputs);
+	return {
+		id: call.requestId ?? "",
+		time: now,
+		model: call.model,
+		version: call.version ?? null,
+		entity: call.entity ?? null,
+		caller: call.caller ?? null,
+		latency_ms: call.seconds * 1000,
+		rows: inputs.length,
+		inputs: json(inputs),
+		outputs: json(outputsToRecords(call.plan, call.outputs)),
+	};
+}
+
+/** The size a record is counted at (queue limit, `mlship_payload_log_written_bytes_total`): its JSON text. */
+export function recordBytes(r: PayloadRecord): number {
+	return (
+		r.inputs.length +
+		r.outputs.length +
+		r.id.length +
+		r.model.length +
+		(r.entity?.length ?? 0) +
+		(r.caller?.length ?? 0) +
+		64
+	);
+}
+
+/** A record as one JSON object (the Kafka message value; `inputs`/`outputs` nested, not as strings). */
+export function recordJson(r: PayloadRecord): string {
+	return `{"id":${JSON.stringify(r.id)},"time":${JSON.stringify(new Date(r.time).toISOString())},"model":${JSON.stringify(r.model)},"version":${r.version ?? "null"},"entity":${JSON.stringify(r.entity)},"caller":${JSON.stringify(r.caller)},"latency_ms":${r.latency_ms},"rows":${r.rows},"inputs":${r.inputs},"outputs":${r.outputs}}`;
+}
