@@ -164,7 +164,10 @@ describe("payload log under overload", () => {
 			release();
 			await until(() => sink.records.length === 3, "the queued records");
 			assert.equal(
-				metric((await log.exposition()).body, "mlship_payload_log_written_total"),
+				metric(
+					(await log.exposition()).body,
+					"mlship_payload_log_written_total",
+				),
 				3,
 			);
 		} finally {
