@@ -20,8 +20,13 @@ import { runStream } from "../stream/run.ts";
 import { PARTITIONERS, type PartitionerName } from "../stream/types.ts";
 import { action, example, wholeNumber } from "./common.ts";
 import { metricsPortOption, startCommandMetrics } from "./metrics-port.ts";
+import {
+	type PayloadLogFlags,
+	payloadLogConfig,
+	payloadLogOptions,
+} from "./payload-log.ts";
 
-interface StreamOpts {
+interface StreamOpts extends PayloadLogFlags {
 	model?: string;
 	from?: string;
 	to?: string;
@@ -47,7 +52,7 @@ interface StreamOpts {
 }
 
 export function streamCommand(): Command {
-	const cmd = metricsPortOption(new Command("stream"))
+	const cmd = payloadLogOptions(metricsPortOption(new Command("stream")))
 		.description(
 			"Score a stream: read requests from --from, produce results to --to (at least once), bad messages to --dlq",
 		)
@@ -199,6 +204,7 @@ export function streamCommand(): Command {
 									Promise.resolve({ contentType: "", body: "" }),
 							],
 							ready: () => running?.ready() ?? false,
+							details: () => running?.details() ?? {},
 						},
 						(port) => log.info({ metrics_port: port }, "metrics serving"),
 					);
@@ -223,6 +229,7 @@ export function streamCommand(): Command {
 					schema: opts.schema,
 					avroFraming: opts.avroFraming,
 					resultSchema: opts.resultSchema,
+					payloadLog: payloadLogConfig(opts),
 					log: (level, msg, fields) => log[level](fields ?? {}, msg),
 					onModelEvent: (e) =>
 						log.info(
@@ -269,6 +276,7 @@ export function streamCommand(): Command {
 		"mlship stream --model churn@production --from kafka://localhost:9092/requests --to kafka://localhost:9092/scores --dlq kafka://localhost:9092/dead",
 		"mlship stream -m examples/iris --from redis://127.0.0.1:6379/requests --to redis://127.0.0.1:6379/scores --group scorers",
 		"mlship stream -m iris-logreg@production --from nats://127.0.0.1:4222/REQUESTS/requests.iris --to nats://127.0.0.1:4222/SCORES/scores.iris --metrics-port 9464",
+		"mlship stream -m churn@production --from kafka://127.0.0.1:9092/requests --to kafka://127.0.0.1:9092/scores --log-payloads kafka://127.0.0.1:9092/mlship.payloads --log-sample 0.05",
 		'echo \'{"sepal_length":5.1,"sepal_width":3.5,"petal_length":1.4,"petal_width":0.2}\' | mlship stream -m examples/iris --from - --to -',
 	);
 }

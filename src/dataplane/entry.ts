@@ -1,7 +1,11 @@
 // What the data plane's parts share: the options, and an entry per served model (its loaded instance and state).
 import type { ModelStore } from "../registry/types.ts";
 import type { LoadOptions } from "../runtime/types.ts";
-import type { InstanceObserver, PredictHook, ModelInstance } from "./instance.ts";
+import type {
+	InstanceObserver,
+	ModelInstance,
+	PredictHook,
+} from "./instance.ts";
 import type { Batching } from "./scheduler.ts";
 import type { ModelState } from "./types.ts";
 

@@ -2,6 +2,7 @@
 import { hostname } from "node:os";
 import { defaultModelName } from "../bundle/model-name.ts";
 import { createDataPlane, type ModelEvent } from "../dataplane/dataplane.ts";
+import type { PayloadLogConfig } from "../payload-log/open.ts";
 import { MlshipError } from "../protocol/errors.ts";
 import type { ModelStore } from "../registry/types.ts";
 import {
@@ -69,6 +70,8 @@ export interface StreamOptions {
 	log?: ProcessorOptions["log"];
 	/** Model hot updates (and refused ones). */
 	onModelEvent?: (e: ModelEvent) => void;
+	/** Log each prediction (request id, inputs, outputs, latency) to a Parquet directory, PostgreSQL or Kafka. */
+	payloadLog?: PayloadLogConfig | undefined;
 }
 
 /** A started stream. */
@@ -86,8 +89,10 @@ export interface RunningStream {
 	readonly stats: StreamStats;
 	/** The model is loaded and messages are being read. */
 	ready(): boolean;
-	/** The data plane's Prometheus metrics (requests, latency, batch sizes by model and version). */
+	/** The data plane's Prometheus metrics (requests, latency, batch sizes by model and version), and the payload log's. */
 	metrics(): Promise<{ contentType: string; body: string }>;
+	/** Readiness details: the payload log's destination and state, when there is one. */
+	details(): Record<string, unknown>;
 }
 
 /**
@@ -126,14 +131,31 @@ export async function runStream(opts: StreamOptions): Promise<RunningStream> {
 		});
 	}
 	const name = await defaultModelName(opts.model);
+	const payloadLog =
+		opts.payloadLog === undefined
+			? undefined
+			: await (await import("../payload-log/open.ts")).openPayloadLog(
+					opts.payloadLog,
+					{
+						onError: (err, ms) =>
+							opts.log?.("warn", "payload log destination failed", {
+								err: err.message,
+								retry_ms: ms,
+							}),
+					},
+				);
 	const dp = await createDataPlane({
+		...(payloadLog ? { hooks: [payloadLog.hook] } : {}),
 		models: [{ name, source: opts.model }],
 		...(opts.registry !== undefined ? { registry: opts.registry } : {}),
 		processMetrics: false,
 		...(opts.workers !== undefined ? { load: { workers: opts.workers } } : {}),
 		...(opts.onModelEvent ? { onEvent: opts.onModelEvent } : {}),
 	});
-	const open: { close(): Promise<void> }[] = [dp];
+	// The payload log closes after the model: it writes the records of the last messages scored.
+	const open: { close(): Promise<void> }[] = payloadLog
+		? [dp, payloadLog]
+		: [dp];
 	const closeAll = async () => {
 		// Sources first (stop consuming), then sinks, then the model; one that fails to close does not keep the
 		// others open, and the first failure is reported.
@@ -208,7 +230,15 @@ export async function runStream(opts: StreamOptions): Promise<RunningStream> {
 			done,
 			stats: p.stats,
 			ready: () => !p.stopping && dp.ready(),
-			metrics: () => dp.metrics(),
+			metrics: async () => {
+				const m = await dp.metrics();
+				if (!payloadLog) return m;
+				return {
+					contentType: m.contentType,
+					body: m.body + (await payloadLog.exposition()).body,
+				};
+			},
+			details: () => (payloadLog ? { payload_log: payloadLog.status() } : {}),
 		};
 	} catch (err) {
 		await closeAll();

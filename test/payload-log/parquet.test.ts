@@ -193,3 +193,79 @@ describe("Parquet rotation and retention", () => {
 		}
 	});
 });
+
+describe("mlship batch run --log-payloads DIR", () => {
+	it("logs each scored chunk's rows; with --log-sample 0 nothing", async () => {
+		const dir = await mkdtemp(join(tmpdir(), "mlship-batch-log-"));
+		try {
+			const g = golden("iris-logreg");
+			const input = join(dir, "in.jsonl");
+			await writeFile(
+				input,
+				`${g.records.map((r) => JSON.stringify(r)).join("\n")}\n`,
+			);
+			const logDir = join(dir, "log");
+			await run(process.execPath, [
+				CLI,
+				"batch",
+				"run",
+				"-m",
+				bundleDir("iris-logreg"),
+				"-s",
+				input,
+				"-o",
+				join(dir, "out.jsonl"),
+				"--log-payloads",
+				logDir,
+			]);
+			const logged = await queryPayloadLog(logDir);
+			assert.equal(
+				logged.reduce((n, r) => n + r.rows, 0),
+				g.records.length,
+			);
+			assert.deepEqual(
+				logged.flatMap((r) => r.inputs).length,
+				g.records.length,
+			);
+			assert.equal(logged[0]?.model, "iris-logreg");
+			const none = join(dir, "none");
+			await run(process.execPath, [
+				CLI,
+				"batch",
+				"run",
+				"-m",
+				bundleDir("iris-logreg"),
+				"-s",
+				input,
+				"-o",
+				join(dir, "out2.jsonl"),
+				"--log-payloads",
+				none,
+				"--log-sample",
+				"0",
+			]);
+			assert.deepEqual(await queryPayloadLog(none), []);
+			await assert.rejects(
+				run(process.execPath, [
+					CLI,
+					"batch",
+					"run",
+					"-m",
+					bundleDir("iris-logreg"),
+					"-s",
+					input,
+					"-o",
+					join(dir, "out3.jsonl"),
+					"--log-payloads",
+					none,
+					"--log-sample",
+					"2",
+				]),
+				(e: { stderr: string }) =>
+					/--log-sample must be a number from 0 to 1/.test(e.stderr),
+			);
+		} finally {
+			await rm(dir, { recursive: true, force: true });
+		}
+	});
+});
