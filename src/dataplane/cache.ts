@@ -3,6 +3,7 @@ import { type Bundle, readBundle } from "../bundle/bundle.ts";
 import type { Metrics } from "../monitor/metrics.ts";
 import { MlshipError, toMlshipError } from "../protocol/errors.ts";
 import { didYouMean, listNames } from "../protocol/suggest.ts";
+import { tracer } from "../protocol/trace.ts";
 import type { ModelStore } from "../registry/types.ts";
 import { runtime } from "../runtime/registry.ts";
 import type { LoadOptions, SharedExecutor } from "../runtime/types.ts";
@@ -125,9 +126,17 @@ export class ModelCache {
 		if (e.loading) return e.loading;
 		if (!e.served) e.state = "LOADING";
 		const p = (async () => {
+			// Traced (when on): the load (read, start, warm up) with the swap and the old version's drain as a child.
+			const span = tracer()?.start("model load", {
+				attributes: { "mlship.model": label(e) },
+			});
 			try {
 				const next = await this.#open(e);
 				const old = e.served;
+				span?.set("mlship.version", next.version);
+				const swap =
+					old &&
+					span?.child("model swap", { "mlship.from_version": old.version });
 				e.served = next;
 				e.state = "READY";
 				e.reason = "";
@@ -146,8 +155,10 @@ export class ModelCache {
 						to: next.version,
 					});
 				if (old) await old.model.close();
+				swap?.end();
 			} catch (err) {
 				const m = toMlshipError(err);
+				span?.fail(m);
 				if (!e.served) {
 					e.state = "UNAVAILABLE";
 					e.failedAt = Date.now();
@@ -156,6 +167,7 @@ export class ModelCache {
 				throw m;
 			} finally {
 				e.loading = undefined;
+				span?.end();
 			}
 		})();
 		e.loading = p;

@@ -1,6 +1,7 @@
 // The protocol-neutral data plane every entry point (REST, gRPC, stream, batch, SQL) calls.
 import type { FeatureSpec } from "../codec/feature-specs.ts";
 import type { Row } from "../codec/table.ts";
+import type { TraceSpan } from "../protocol/trace.ts";
 import type {
 	InferenceRequest,
 	InferenceResponse,
@@ -52,6 +53,8 @@ export interface InferOptions {
 	requestId?: string;
 	/** Who called: the id of the caller's API token, when the server checks tokens. */
 	caller?: string;
+	/** The transport's span of this request when tracing is on: queue and compute spans become its children. */
+	trace?: TraceSpan;
 }
 
 /** A per-entity family as a server sees it: which entities have a model, and which are loaded. */

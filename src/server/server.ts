@@ -2,6 +2,7 @@
 import type { Logger } from "pino";
 import { createDataPlane, type ModelSpec } from "../dataplane/dataplane.ts";
 import type { DataPlane } from "../dataplane/types.ts";
+import { startTracing } from "../monitor/tracing.ts";
 import { MlshipError } from "../protocol/errors.ts";
 import type { startGrpcServer } from "./grpc/index.ts";
 import { createLogger } from "./logging.ts";
@@ -95,6 +96,11 @@ export async function startServer(
 	if (settings.workers) load.workers = settings.workers;
 	if (settings.intra_op_threads)
 		load.intraOpThreads = settings.intra_op_threads;
+	// Tracing starts before the models load, so their load spans are exported too.
+	const tracing =
+		settings.otlp_endpoint === undefined
+			? undefined
+			: await startTracing(settings.otlp_endpoint);
 	// Opened before the models so every loaded instance gets its hook; it connects in the background, so an
 	// unreachable destination does not stop the server (readiness details and metrics show it).
 	const payloadLog =
@@ -150,7 +156,7 @@ export async function startServer(
 		await closeWithin(CLOSE_ON_FAILURE_MS, dp.close());
 		await closeWithin(
 			CLOSE_ON_FAILURE_MS,
-			payloadLog?.close(0) ?? Promise.resolve(),
+			Promise.all([payloadLog?.close(0), tracing?.()]),
 		);
 		throw new MlshipError(
 			failed[0]?.code ?? "MLSHIP_INTERNAL",
@@ -202,7 +208,12 @@ export async function startServer(
 		// A server that cannot serve must not linger: close what did start so the process can exit.
 		await closeWithin(
 			CLOSE_ON_FAILURE_MS,
-			Promise.all([rest.close(), dp.close(), payloadLog?.close(0)]),
+			Promise.all([
+				rest.close(),
+				dp.close(),
+				payloadLog?.close(0),
+				tracing?.(),
+			]),
 		);
 		throw err;
 	}
@@ -227,7 +238,7 @@ export async function startServer(
 				// The payload log closes last: it writes the records of the requests that finished while draining.
 				const stop = Promise.all([rest.close(), grpc?.close(true)])
 					.then(() => dp.close())
-					.then(() => payloadLog?.close());
+					.then(() => Promise.all([payloadLog?.close(), tracing?.()]));
 				await Promise.race([stop, grace]);
 				clearInterval(sweep);
 			})();

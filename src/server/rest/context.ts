@@ -2,6 +2,13 @@
 import type { FastifyRequest } from "fastify";
 import type { DataPlane, InferOptions } from "../../dataplane/types.ts";
 import { invalidInput, MlshipError } from "../../protocol/errors.ts";
+import {
+	headerValue,
+	TRACEPARENT,
+	TRACESTATE,
+	type TraceSpan,
+	tracer,
+} from "../../protocol/trace.ts";
 import type { Admission, ModelParams } from "./admission.ts";
 
 export type { ModelParams };
@@ -64,4 +71,25 @@ export function inferOptions(
 	if (ctx.maxTimeoutMs !== undefined) ms = Math.min(ms, ctx.maxTimeoutMs);
 	opts.timeoutMs = ms;
 	return opts;
+}
+
+/**
+ * The server span of a REST inference request (tracing on), continuing the caller's W3C `traceparent` header.
+ * The caller ends it.
+ */
+export function requestSpan(
+	req: FastifyRequest<{ Params: ModelParams }>,
+	route: "infer" | "predict",
+): TraceSpan | undefined {
+	const version = req.params.version === undefined ? "" : "/versions/{version}";
+	return tracer()?.start(`POST /v2/models/{model}${version}/${route}`, {
+		kind: "server",
+		traceparent: headerValue(req.headers[TRACEPARENT]),
+		tracestate: headerValue(req.headers[TRACESTATE]),
+		attributes: {
+			"http.request.method": "POST",
+			"url.path": req.url.slice(0, 512),
+			"mlship.model": req.params.model,
+		},
+	});
 }
