@@ -27,6 +27,7 @@ import {
 } from "./payload-log.ts";
 
 interface StreamOpts extends PayloadLogFlags {
+	otlpEndpoint?: string;
 	model?: string;
 	from?: string;
 	to?: string;
@@ -159,6 +160,10 @@ export function streamCommand(): Command {
 			"--format avro: write the results' Avro schema here (for the readers of --to)",
 		)
 		.option(
+			"--otlp-endpoint <url>",
+			"export OpenTelemetry traces (a span per message with decode, queue, compute, encode; model load and swap) over OTLP/HTTP, e.g. http://127.0.0.1:4318/v1/traces; a message's traceparent header is continued",
+		)
+		.option(
 			"--json",
 			"print the run's counters as JSON when it ends (on stderr when --to is stdout)",
 		)
@@ -230,6 +235,7 @@ export function streamCommand(): Command {
 					avroFraming: opts.avroFraming,
 					resultSchema: opts.resultSchema,
 					payloadLog: payloadLogConfig(opts),
+					otlpEndpoint: opts.otlpEndpoint,
 					log: (level, msg, fields) => log[level](fields ?? {}, msg),
 					onModelEvent: (e) =>
 						log.info(

@@ -72,6 +72,8 @@ export interface StreamOptions {
 	onModelEvent?: (e: ModelEvent) => void;
 	/** Log each prediction (request id, inputs, outputs, latency) to a Parquet directory, PostgreSQL or Kafka. */
 	payloadLog?: PayloadLogConfig | undefined;
+	/** Export OpenTelemetry traces over OTLP/HTTP to this URL (a consumer span per message, continuing its `traceparent`). */
+	otlpEndpoint?: string | undefined;
 }
 
 /** A started stream. */
@@ -131,6 +133,13 @@ export async function runStream(opts: StreamOptions): Promise<RunningStream> {
 		});
 	}
 	const name = await defaultModelName(opts.model);
+	// Before the model loads, so its load span is exported too.
+	const tracing =
+		opts.otlpEndpoint === undefined
+			? undefined
+			: await (await import("../monitor/tracing.ts")).startTracing(
+					opts.otlpEndpoint,
+				);
 	const payloadLog =
 		opts.payloadLog === undefined
 			? undefined
@@ -153,9 +162,9 @@ export async function runStream(opts: StreamOptions): Promise<RunningStream> {
 		...(opts.onModelEvent ? { onEvent: opts.onModelEvent } : {}),
 	});
 	// The payload log closes after the model: it writes the records of the last messages scored.
-	const open: { close(): Promise<void> }[] = payloadLog
-		? [dp, payloadLog]
-		: [dp];
+	const open: { close(): Promise<void> }[] = [dp];
+	if (payloadLog) open.push(payloadLog);
+	if (tracing) open.push({ close: tracing });
 	const closeAll = async () => {
 		// Sources first (stop consuming), then sinks, then the model; one that fails to close does not keep the
 		// others open, and the first failure is reported.

@@ -2,79 +2,38 @@
 // --otlp-endpoint` exports a server span per REST and gRPC request, continuing the caller's W3C traceparent, with
 // decode, queue, compute and encode children, and a span for each model load.
 import assert from "node:assert/strict";
-import { createServer, type Server } from "node:http";
 import { after, before, describe, it } from "node:test";
 import { bundleDir } from "../helpers/fixtures.ts";
+import {
+	spanAttr as attr,
+	childrenOf as kidsOf,
+	type OtlpReceiver,
+	type OtlpSpan,
+	startOtlpReceiver,
+} from "../helpers/otlp.ts";
 import { type Served, serve } from "../helpers/serve-process.ts";
 import { post } from "../helpers/server.ts";
 import { InferenceClient, toContents } from "../server/grpc/client.ts";
 
-interface OtlpSpan {
-	traceId: string;
-	spanId: string;
-	parentSpanId?: string;
-	name: string;
-	kind: number;
-	startTimeUnixNano: string;
-	endTimeUnixNano: string;
-	attributes?: { key: string; value: Record<string, unknown> }[];
-	status?: { code?: number; message?: string };
-}
-
-const spans: OtlpSpan[] = [];
-const services = new Set<string>();
-let receiver: Server;
-let endpoint: string;
+let receiver: OtlpReceiver;
+let spans: OtlpSpan[];
 let served: Served;
 
 before(async () => {
-	receiver = createServer((req, res) => {
-		let body = "";
-		req.on("data", (d) => {
-			body += d;
-		});
-		req.on("end", () => {
-			assert.equal(req.url, "/v1/traces");
-			assert.match(String(req.headers["content-type"]), /application\/json/);
-			const msg = JSON.parse(body) as {
-				resourceSpans: {
-					resource: {
-						attributes: { key: string; value: { stringValue?: string } }[];
-					};
-					scopeSpans: { spans: OtlpSpan[] }[];
-				}[];
-			};
-			for (const rs of msg.resourceSpans) {
-				for (const a of rs.resource.attributes)
-					if (a.key === "service.name")
-						services.add(String(a.value.stringValue));
-				for (const ss of rs.scopeSpans) spans.push(...ss.spans);
-			}
-			res.writeHead(200, { "content-type": "application/json" });
-			res.end("{}");
-		});
-	});
-	await new Promise<void>((r) => receiver.listen(0, "127.0.0.1", r));
-	const addr = receiver.address();
-	assert.ok(addr && typeof addr === "object");
-	endpoint = `http://127.0.0.1:${addr.port}/v1/traces`;
+	receiver = await startOtlpReceiver();
+	spans = receiver.spans;
 	served = await serve([
 		"-m",
 		`${bundleDir("iris-logreg")}:iris`,
 		"--otlp-endpoint",
-		endpoint,
+		receiver.endpoint,
 	]);
 });
 
 after(async () => {
 	if (served && served.proc.exitCode === null) served.proc.kill("SIGKILL");
-	receiver?.close();
+	await receiver?.close();
 });
-
-const attr = (s: OtlpSpan, key: string) => {
-	const v = s.attributes?.find((a) => a.key === key)?.value;
-	return v === undefined ? undefined : Object.values(v)[0];
-};
 
 async function waitFor(cond: () => boolean, what: string) {
 	for (let i = 0; i < 3000 && !cond(); i++)
@@ -85,15 +44,7 @@ async function waitFor(cond: () => boolean, what: string) {
 	);
 }
 
-function childrenOf(parent: OtlpSpan): Map<string, OtlpSpan> {
-	return new Map(
-		spans
-			.filter(
-				(s) => s.parentSpanId === parent.spanId && s.traceId === parent.traceId,
-			)
-			.map((s) => [s.name, s]),
-	);
-}
+const childrenOf = (parent: OtlpSpan) => kidsOf(spans, parent);
 
 function assertNested(parent: OtlpSpan, child: OtlpSpan) {
 	assert.ok(
@@ -116,7 +67,7 @@ describe("serve --otlp-endpoint", () => {
 		assert.equal(attr(load, "mlship.model"), "iris");
 		assert.equal(attr(load, "mlship.version"), "1");
 		assert.equal(load.parentSpanId ?? "", "");
-		assert.ok(services.has("mlship"));
+		assert.ok(receiver.services.has("mlship"));
 	});
 
 	it("REST infer continues the caller's traceparent, with decode, queue, compute and encode children", async () => {
