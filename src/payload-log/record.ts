@@ -1,6 +1,6 @@
 // One payload-log record per successful prediction: the call's ids, model, latency, and its rows decoded to records.
 import {
-	inputsToRecords,
+	inputsToJson,
 	outputsToRecords,
 	type TablePlan,
 } from "../codec/table.ts";
@@ -47,16 +47,14 @@ export interface PayloadRecord {
 	outputs: string;
 }
 
-/** JSON of records with the values JSON has no word for made safe: bigint as a number, NaN/±Infinity as null. */
+/** Outputs as JSON: NaN and ±Infinity (which JSON cannot hold) become null, as JSON.stringify writes them. */
 function json(rows: unknown): string {
-	return JSON.stringify(rows, (_k, v) =>
-		typeof v === "bigint" ? Number(v) : v,
-	);
+	return JSON.stringify(rows);
 }
 
 /** Decodes a call into its record (the caller catches: a hook never throws). */
 export function toRecord(call: LoggedCall, now = Date.now()): PayloadRecord {
-	const inputs = inputsToRecords(call.plan, call.inputs);
+	const inputs = inputsToJson(call.plan, call.inputs);
 	return {
 		id: call.requestId ?? "",
 		time: now,
@@ -65,8 +63,8 @@ export function toRecord(call: LoggedCall, now = Date.now()): PayloadRecord {
 		entity: call.entity ?? null,
 		caller: call.caller ?? null,
 		latency_ms: call.seconds * 1000,
-		rows: inputs.length,
-		inputs: json(inputs),
+		rows: inputs.rows,
+		inputs: inputs.json,
 		outputs: json(outputsToRecords(call.plan, call.outputs)),
 	};
 }

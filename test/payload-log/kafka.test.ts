@@ -10,6 +10,7 @@ import { runStream } from "../../src/stream/run.ts";
 import { javaConsume, javaProduce, startKafka } from "../harness/kafka.ts";
 import { bundleDir, golden } from "../helpers/fixtures.ts";
 import { childrenOf, spanAttr, startOtlpReceiver } from "../helpers/otlp.ts";
+import { asFloat32 } from "./helpers.ts";
 
 const kafka = await startKafka();
 const dir = await mkdtemp(join(tmpdir(), "mlship-kafka-log-"));
@@ -64,7 +65,7 @@ it("stream --log-payloads kafka://…/topic: one JSON record per scored message,
 	const labels = ["setosa", "versicolor", "virginica"];
 	const byInput = new Map(records.map((r) => [JSON.stringify(r.inputs[0]), r]));
 	rows.forEach((row, i) => {
-		const r = byInput.get(JSON.stringify(row));
+		const r = byInput.get(JSON.stringify(asFloat32([row])[0]));
 		assert.ok(r, `no record of row ${i}`);
 		assert.equal(r.model, "iris-logreg");
 		assert.equal(r.rows, 1);

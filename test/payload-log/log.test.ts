@@ -9,6 +9,7 @@ import { PayloadLog, type PayloadSink } from "../../src/payload-log/log.ts";
 import { parseDestination } from "../../src/payload-log/open.ts";
 import type { PayloadRecord } from "../../src/payload-log/record.ts";
 import { bundleDir, golden } from "../helpers/fixtures.ts";
+import { asFloat32 } from "./helpers.ts";
 
 /** A sink that keeps what it is given; `gate` (when set) holds every write until released; `fail` throws. */
 class TestSink implements PayloadSink {
@@ -74,8 +75,8 @@ describe("payload log", () => {
 		assert.equal(r.entity, null);
 		assert.equal(r.rows, 3);
 		assert.ok(r.latency_ms > 0);
-		// Inputs as the client sent them (float32 shown at its shortest), outputs as the answer gave them.
-		assert.deepEqual(JSON.parse(r.inputs), rows);
+		// Inputs as the model received them (float32), outputs as the answer gave them.
+		assert.deepEqual(JSON.parse(r.inputs), asFloat32(rows));
 		assert.deepEqual(JSON.parse(r.outputs), res.predictions);
 		assert.deepEqual(log.status(), {
 			destination: "test:memory",

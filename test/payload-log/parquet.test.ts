@@ -15,6 +15,7 @@ import { bundleDir, CLI, golden } from "../helpers/fixtures.ts";
 import { type Served, serve } from "../helpers/serve-process.ts";
 import { post } from "../helpers/server.ts";
 import { InferenceClient, toContents } from "../server/grpc/client.ts";
+import { asFloat32 } from "./helpers.ts";
 
 const run = promisify(execFile);
 const rows = golden("iris-logreg").records.slice(0, 2);
@@ -101,18 +102,21 @@ describe("mlship serve --log-payloads DIR", () => {
 		assert.ok(r);
 		assert.equal(r.version, 1);
 		assert.equal(r.rows, 2);
-		assert.deepEqual(r.inputs, rows);
+		assert.deepEqual(r.inputs, asFloat32(rows));
 		assert.deepEqual(r.outputs, predictions);
 		assert.ok(r.latency_ms > 0);
 		assert.ok(Date.now() - Date.parse(r.time) < 3_600_000);
-		assert.deepEqual(all[0]?.inputs, [
-			{
-				sepal_length: 6.3,
-				sepal_width: 3.3,
-				petal_length: 6,
-				petal_width: 2.5,
-			},
-		]);
+		assert.deepEqual(
+			all[0]?.inputs,
+			asFloat32([
+				{
+					sepal_length: 6.3,
+					sepal_width: 3.3,
+					petal_length: 6,
+					petal_width: 2.5,
+				},
+			]),
+		);
 
 		const one = (await logsQuery(["--from", dir, "--id", "rest-1"])) as {
 			id: string;

@@ -14,6 +14,7 @@ import { freePort } from "../harness/service.ts";
 import { bundleDir, golden } from "../helpers/fixtures.ts";
 import { type Served, serve } from "../helpers/serve-process.ts";
 import { post } from "../helpers/server.ts";
+import { asFloat32 } from "./helpers.ts";
 
 const rows = golden("iris-logreg").records.slice(0, 2);
 
@@ -71,7 +72,7 @@ describe("payload log to PostgreSQL", () => {
 		assert.equal(r.model, "iris");
 		assert.equal(r.version, 1);
 		assert.equal(r.rows, 2);
-		assert.deepEqual(r.inputs, rows);
+		assert.deepEqual(r.inputs, asFloat32(rows));
 		assert.deepEqual(r.outputs, predictions);
 		assert.ok(r.latency_ms > 0);
 		assert.equal(r.entity, null);
