@@ -33,6 +33,11 @@ export interface PayloadLogOptions {
 	queueBytes?: number | undefined;
 	/** Records per write. Default 500. */
 	batchSize?: number | undefined;
+	/**
+	 * How long records gather before a write that is not full, ms: one write per batch, not per prediction.
+	 * Default 100.
+	 */
+	flushMs?: number | undefined;
 	/** Retry delays while the destination fails. Default 100 ms … 30 s. */
 	backoff?: { minMs: number; maxMs: number } | undefined;
 	/** Uniform in [0, 1): the sampling draw (tests inject it). Default Math.random. */
@@ -73,6 +78,7 @@ export class PayloadLog {
 	readonly #queueSize: number;
 	readonly #queueBytes: number;
 	readonly #batch: number;
+	readonly #flushMs: number;
 	readonly #backoff: Backoff;
 	readonly #onError: PayloadLogOptions["onError"];
 	readonly #onRecover: PayloadLogOptions["onRecover"];
@@ -122,6 +128,7 @@ export class PayloadLog {
 		this.#queueSize = Math.max(1, opts.queueSize ?? DEFAULT_QUEUE);
 		this.#queueBytes = Math.max(1, opts.queueBytes ?? DEFAULT_QUEUE_BYTES);
 		this.#batch = Math.max(1, opts.batchSize ?? DEFAULT_BATCH);
+		this.#flushMs = Math.max(0, opts.flushMs ?? 100);
 		this.#backoff = new Backoff(opts.backoff ?? { minMs: 100, maxMs: 30_000 });
 		this.#onError = opts.onError;
 		this.#onRecover = opts.onRecover;
@@ -211,6 +218,9 @@ export class PayloadLog {
 				await new Promise<void>((r) => {
 					this.#wake = r;
 				});
+				// Let a batch gather (a full one, or closing, goes at once).
+				if (this.#queue.length < this.#batch && this.#flushMs > 0)
+					await this.#pause(this.#flushMs);
 				continue;
 			}
 			try {
@@ -249,12 +259,18 @@ export class PayloadLog {
 				if (this.#closing) return;
 				const ms = this.#backoff.next();
 				this.#onError?.(e, ms);
-				await new Promise<void>((resolve) => {
-					this.#sleep = { timer: setTimeout(resolve, ms), resolve };
-				});
-				this.#sleep = undefined;
+				await this.#pause(ms);
 			}
 		}
+	}
+
+	/** Waits `ms`, or less when close() comes. */
+	async #pause(ms: number): Promise<void> {
+		if (this.#closing) return;
+		await new Promise<void>((resolve) => {
+			this.#sleep = { timer: setTimeout(resolve, ms), resolve };
+		});
+		this.#sleep = undefined;
 	}
 
 	/**

@@ -1,18 +1,23 @@
-// The payload log's Parquet destination: records gather in an in-memory DuckDB table and are written out as one
-// Parquet file per rotation (by size or time), atomically (temp file, then rename); old files go after the retention.
-import { mkdir, readdir, rename, rm, stat } from "node:fs/promises";
+// The payload log's Parquet destination: records are appended as JSON lines to a hidden spool file, and each
+// rotation (by size or time) has DuckDB turn the spool into one Parquet file, written to a temporary name and then
+// renamed, so readers never see half a file; files older than the retention are deleted.
+import {
+	type FileHandle,
+	mkdir,
+	open,
+	readdir,
+	rename,
+	rm,
+	stat,
+} from "node:fs/promises";
 import { join, resolve } from "node:path";
-import type {
-	DuckDBAppender,
-	DuckDBConnection,
-	DuckDBInstance,
-} from "@duckdb/node-api";
+import type { DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
 import { sqlString } from "../batch/files.ts";
 import type { PayloadSink } from "./log.ts";
-import { type PayloadRecord, recordBytes } from "./record.ts";
+import type { PayloadRecord } from "./record.ts";
 
 export interface ParquetSinkOptions {
-	/** Start a new file once this many record bytes are buffered. Default 64 MiB. */
+	/** Start a new file once the spool holds this many bytes. Default 64 MiB. */
 	rotateBytes?: number | undefined;
 	/** Start a new file at least this often, ms (when records came). Default 60 s. */
 	rotateMs?: number | undefined;
@@ -23,19 +28,25 @@ export interface ParquetSinkOptions {
 /** Payload-log files are named `payloads-<UTC time>-<pid>-<n>.parquet`; only these are read back or deleted. */
 export const FILE_PATTERN = /^payloads-\d{8}T\d{9}Z-\d+-\d+\.parquet$/;
 
-const COLUMNS =
-	"id VARCHAR, time_ms BIGINT, model VARCHAR, version INTEGER, entity VARCHAR, caller VARCHAR, latency_ms DOUBLE, rows INTEGER, inputs VARCHAR, outputs VARCHAR";
+/** The spool's columns as DuckDB reads them (inputs and outputs stay JSON). */
+const SPOOL_COLUMNS =
+	"{id: 'VARCHAR', time_ms: 'BIGINT', model: 'VARCHAR', version: 'INTEGER', entity: 'VARCHAR', caller: 'VARCHAR', latency_ms: 'DOUBLE', rows: 'INTEGER', inputs: 'JSON', outputs: 'JSON'}";
 /** What a file holds: `time` as a UTC TIMESTAMP, inputs and outputs as JSON. */
 const SELECT =
-	"SELECT id, epoch_ms(time_ms) AS time, model, version, entity, caller, latency_ms, rows, inputs::JSON AS inputs, outputs::JSON AS outputs FROM buf ORDER BY time_ms";
+	"SELECT id, epoch_ms(time_ms) AS time, model, version, entity, caller, latency_ms, rows, inputs, outputs";
 
 function stamp(d: Date): string {
 	return d.toISOString().replace(/[-:.]/g, "");
 }
 
+/** One spool line: the record with its inputs and outputs nested as they are (already JSON). */
+function line(r: PayloadRecord): string {
+	return `{"id":${JSON.stringify(r.id)},"time_ms":${r.time},"model":${JSON.stringify(r.model)},"version":${r.version ?? "null"},"entity":${JSON.stringify(r.entity)},"caller":${JSON.stringify(r.caller)},"latency_ms":${r.latency_ms},"rows":${r.rows},"inputs":${r.inputs},"outputs":${r.outputs}}\n`;
+}
+
 /**
- * A directory of Parquet files. Records are durable once their file is written (at rotation or close): a crash
- * loses at most one rotation's worth.
+ * A directory of Parquet files. Records are in a file once their rotation (or close) has run: a crash loses at most
+ * the spool of one rotation (left as a hidden `.spool-*.jsonl` file).
  * @example const sink = parquetSink("./payloads", { rotateMs: 60_000, retentionMs: 7 * 86_400_000 });
  */
 export function parquetSink(
@@ -47,9 +58,7 @@ export function parquetSink(
 	const rotateMs = opts.rotateMs ?? 60_000;
 	let db: DuckDBInstance | undefined;
 	let conn: DuckDBConnection | undefined;
-	let appender: DuckDBAppender | undefined;
-	let buffered = 0;
-	let rows = 0;
+	let spool: { file: string; fh: FileHandle; bytes: number } | undefined;
 	let seq = 0;
 	let timer: NodeJS.Timeout | undefined;
 	// Writes and rotations run one at a time (the timer's rotation may come during a write).
@@ -72,19 +81,24 @@ export function parquetSink(
 	};
 
 	const rotate = async () => {
-		if (!conn) return;
-		if (rows > 0) {
-			appender?.closeSync();
-			appender = undefined;
-			const name = `payloads-${stamp(new Date())}-${process.pid}-${seq++}.parquet`;
-			const tmp = join(path, `.${name}.tmp`);
-			await conn.run(
-				`COPY (${SELECT}) TO ${sqlString(tmp)} (FORMAT parquet, COMPRESSION zstd)`,
-			);
-			await rename(tmp, join(path, name));
-			await conn.run("DELETE FROM buf");
-			rows = 0;
-			buffered = 0;
+		const s = spool;
+		spool = undefined;
+		if (s) {
+			await s.fh.close();
+			if (s.bytes > 0) {
+				if (!conn) {
+					const { DuckDBInstance } = await import("@duckdb/node-api");
+					db = await DuckDBInstance.create(":memory:");
+					conn = await db.connect();
+				}
+				const name = `payloads-${stamp(new Date())}-${process.pid}-${seq++}.parquet`;
+				const tmp = join(path, `.${name}.tmp`);
+				await conn.run(
+					`COPY (${SELECT} FROM read_json(${sqlString(s.file)}, format = 'newline_delimited', columns = ${SPOOL_COLUMNS}) ORDER BY time_ms) TO ${sqlString(tmp)} (FORMAT parquet, COMPRESSION zstd)`,
+				);
+				await rename(tmp, join(path, name));
+			}
+			await rm(s.file, { force: true });
 		}
 		await sweep();
 	};
@@ -94,10 +108,6 @@ export function parquetSink(
 		where: path,
 		async open() {
 			await mkdir(path, { recursive: true });
-			const { DuckDBInstance } = await import("@duckdb/node-api");
-			db = await DuckDBInstance.create(":memory:");
-			conn = await db.connect();
-			await conn.run(`CREATE TABLE buf (${COLUMNS})`);
 			await sweep();
 			timer = setInterval(() => {
 				serial(rotate).catch(() => undefined);
@@ -106,28 +116,18 @@ export function parquetSink(
 		},
 		write(records: readonly PayloadRecord[]) {
 			return serial(async () => {
-				if (!conn) throw new Error("the Parquet payload log is not open");
-				appender ??= await conn.createAppender("buf");
-				for (const r of records) {
-					appender.appendVarchar(r.id);
-					appender.appendBigInt(BigInt(Math.round(r.time)));
-					appender.appendVarchar(r.model);
-					if (r.version === null) appender.appendNull();
-					else appender.appendInteger(r.version);
-					if (r.entity === null) appender.appendNull();
-					else appender.appendVarchar(r.entity);
-					if (r.caller === null) appender.appendNull();
-					else appender.appendVarchar(r.caller);
-					appender.appendDouble(r.latency_ms);
-					appender.appendInteger(r.rows);
-					appender.appendVarchar(r.inputs);
-					appender.appendVarchar(r.outputs);
-					appender.endRow();
-					buffered += recordBytes(r);
+				if (!spool) {
+					const file = join(
+						path,
+						`.spool-${process.pid}-${seq}-${Date.now()}.jsonl`,
+					);
+					spool = { file, fh: await open(file, "a"), bytes: 0 };
 				}
-				appender.flushSync();
-				rows += records.length;
-				if (buffered >= rotateBytes) await rotate();
+				let text = "";
+				for (const r of records) text += line(r);
+				await spool.fh.write(text);
+				spool.bytes += Buffer.byteLength(text);
+				if (spool.bytes >= rotateBytes) await rotate();
 			});
 		},
 		close() {
@@ -136,10 +136,8 @@ export function parquetSink(
 				try {
 					await rotate();
 				} finally {
-					appender?.closeSync();
 					conn?.closeSync();
 					db?.closeSync();
-					appender = undefined;
 					conn = undefined;
 					db = undefined;
 				}
