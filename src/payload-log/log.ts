@@ -1,13 +1,9 @@
 // The payload log: samples predictions, queues their records (bounded) and writes them to a destination in the
 // background, dropping and counting under overload or while the destination is down; it never blocks a prediction.
 import { Counter, Gauge, Registry } from "prom-client";
+import type { PredictCall } from "../dataplane/instance.ts";
 import { Backoff } from "../protocol/backoff.ts";
-import {
-	type LoggedCall,
-	type PayloadRecord,
-	recordBytes,
-	toRecord,
-} from "./record.ts";
+import { type PayloadRecord, recordBytes, toRecord } from "./record.ts";
 
 /** Where records go: a Parquet directory, a PostgreSQL table, a Kafka topic. */
 export interface PayloadSink {
@@ -155,7 +151,7 @@ export class PayloadLog {
 	}
 
 	/** The data plane hook (bound): samples, then enqueues the call's record or counts it dropped. Never throws. */
-	readonly hook = (call: LoggedCall): void => {
+	readonly hook = (call: PredictCall): void => {
 		if (this.#sample < 1 && !(this.#random() < this.#sample)) return;
 		if (this.#closing) {
 			this.#drop("closed");

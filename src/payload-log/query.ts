@@ -6,6 +6,7 @@ import { sqlString } from "../batch/files.ts";
 import { MlshipError } from "../protocol/errors.ts";
 import { parseDestination } from "./open.ts";
 import { FILE_PATTERN } from "./parquet.ts";
+import type { PayloadRecord } from "./record.ts";
 
 export interface PayloadQuery {
 	/** Only this model's records. */
@@ -19,18 +20,14 @@ export interface PayloadQuery {
 }
 
 /** A record as read back: `time` as ISO 8601 UTC, inputs and outputs parsed. */
-export interface LoggedPayload {
-	id: string;
+export type LoggedPayload = Omit<
+	PayloadRecord,
+	"time" | "inputs" | "outputs"
+> & {
 	time: string;
-	model: string;
-	version: number | null;
-	entity: string | null;
-	caller: string | null;
-	latency_ms: number;
-	rows: number;
 	inputs: Record<string, unknown>[];
 	outputs: Record<string, unknown>[];
-}
+};
 
 /**
  * The records of a payload log matching `q`, newest first.

@@ -1,26 +1,6 @@
 // One payload-log record per successful prediction: the call's ids, model, latency, and its rows decoded to records.
-import {
-	inputsToJson,
-	outputsToRecords,
-	type TablePlan,
-} from "../codec/table.ts";
-import type { Tensor } from "../protocol/types.ts";
-
-/**
- * A prediction as the payload log reads it: the data plane's `PredictCall` has this shape (and more), so its hooks
- * can hand calls straight to {@link PayloadLog.hook}.
- */
-export interface LoggedCall {
-	readonly model: string;
-	readonly version: number | undefined;
-	readonly inputs: readonly Tensor[];
-	readonly outputs: readonly Tensor[];
-	readonly seconds: number;
-	readonly plan: TablePlan;
-	readonly requestId?: string | undefined;
-	readonly entity?: string | undefined;
-	readonly caller?: string | undefined;
-}
+import { inputsToJson, outputsToRecords } from "../codec/table.ts";
+import type { PredictCall } from "../dataplane/instance.ts";
 
 /**
  * What every destination stores (docs/payload-log.md): `inputs` and `outputs` are JSON arrays with one object per
@@ -53,7 +33,7 @@ function json(rows: unknown): string {
 }
 
 /** Decodes a call into its record (the caller catches: a hook never throws). */
-export function toRecord(call: LoggedCall, now = Date.now()): PayloadRecord {
+export function toRecord(call: PredictCall, now = Date.now()): PayloadRecord {
 	const inputs = inputsToJson(call.plan, call.inputs);
 	return {
 		id: call.requestId ?? "",

@@ -208,48 +208,8 @@ describe("mlship batch run --log-payloads DIR", () => {
 				input,
 				`${g.records.map((r) => JSON.stringify(r)).join("\n")}\n`,
 			);
-			const logDir = join(dir, "log");
-			await run(process.execPath, [
-				CLI,
-				"batch",
-				"run",
-				"-m",
-				bundleDir("iris-logreg"),
-				"-s",
-				input,
-				"-o",
-				join(dir, "out.jsonl"),
-				"--log-payloads",
-				logDir,
-			]);
-			const logged = await queryPayloadLog(logDir);
-			assert.equal(
-				logged.reduce((n, r) => n + r.rows, 0),
-				g.records.length,
-			);
-			assert.deepEqual(
-				logged.flatMap((r) => r.inputs).length,
-				g.records.length,
-			);
-			assert.equal(logged[0]?.model, "iris-logreg");
-			const none = join(dir, "none");
-			await run(process.execPath, [
-				CLI,
-				"batch",
-				"run",
-				"-m",
-				bundleDir("iris-logreg"),
-				"-s",
-				input,
-				"-o",
-				join(dir, "out2.jsonl"),
-				"--log-payloads",
-				none,
-				"--log-sample",
-				"0",
-			]);
-			assert.deepEqual(await queryPayloadLog(none), []);
-			await assert.rejects(
+			let n = 0;
+			const batchRun = (...extra: string[]) =>
 				run(process.execPath, [
 					CLI,
 					"batch",
@@ -259,12 +219,23 @@ describe("mlship batch run --log-payloads DIR", () => {
 					"-s",
 					input,
 					"-o",
-					join(dir, "out3.jsonl"),
-					"--log-payloads",
-					none,
-					"--log-sample",
-					"2",
-				]),
+					join(dir, `out${n++}.jsonl`),
+					...extra,
+				]);
+			const logDir = join(dir, "log");
+			await batchRun("--log-payloads", logDir);
+			const logged = await queryPayloadLog(logDir);
+			assert.equal(
+				logged.reduce((k, r) => k + r.rows, 0),
+				g.records.length,
+			);
+			assert.equal(logged.flatMap((r) => r.inputs).length, g.records.length);
+			assert.equal(logged[0]?.model, "iris-logreg");
+			const none = join(dir, "none");
+			await batchRun("--log-payloads", none, "--log-sample", "0");
+			assert.deepEqual(await queryPayloadLog(none), []);
+			await assert.rejects(
+				batchRun("--log-payloads", none, "--log-sample", "2"),
 				(e: { stderr: string }) =>
 					/--log-sample must be a number from 0 to 1/.test(e.stderr),
 			);
