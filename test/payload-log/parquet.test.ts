@@ -184,6 +184,38 @@ describe("Parquet rotation and retention", () => {
 		}
 	});
 
+	it("starts a new file when the rotation interval has passed, while the log is open", async () => {
+		const dir = await mkdtemp(join(tmpdir(), "mlship-rotate-time-"));
+		const log = new PayloadLog({
+			sink: parquetSink(dir, { rotateMs: 50 }),
+			flushMs: 0,
+		});
+		const dp = await createDataPlane({
+			models: [{ name: "iris", source: bundleDir("iris-logreg") }],
+			processMetrics: false,
+			hooks: [log.hook],
+		});
+		try {
+			await dp.predict("iris", undefined, rows.slice(0, 1), {
+				requestId: "timed",
+			});
+			let files: string[] = [];
+			for (let i = 0; i < 1000 && files.length === 0; i++) {
+				await new Promise((r) => setTimeout(r, 20));
+				files = (await readdir(dir)).filter((f) => FILE_PATTERN.test(f));
+			}
+			assert.equal(files.length, 1, "a file before close");
+			assert.deepEqual(
+				(await queryPayloadLog(dir)).map((r) => r.id),
+				["timed"],
+			);
+		} finally {
+			await dp.close();
+			await log.close();
+			await rm(dir, { recursive: true, force: true });
+		}
+	});
+
 	it("an empty directory reads as no records; a missing one is an error naming it", async () => {
 		const dir = await mkdtemp(join(tmpdir(), "mlship-empty-"));
 		try {
