@@ -1,4 +1,4 @@
-// The payload log's Parquet destination: records are appended as JSON lines to a hidden spool file, and each
+// The payload log's Parquet destination: records are appended as lines to a hidden spool file, and each
 // rotation (by size or time) has DuckDB turn the spool into one Parquet file, written to a temporary name and then
 // renamed, so readers never see half a file; files older than the retention are deleted.
 import {
@@ -28,25 +28,32 @@ export interface ParquetSinkOptions {
 /** Payload-log files are named `payloads-<UTC time>-<pid>-<n>.parquet`; only these are read back or deleted. */
 export const FILE_PATTERN = /^payloads-\d{8}T\d{9}Z-\d+-\d+\.parquet$/;
 
-/** The spool's columns as DuckDB reads them (inputs and outputs stay JSON). */
-const SPOOL_COLUMNS =
-	"{id: 'VARCHAR', time_ms: 'BIGINT', model: 'VARCHAR', version: 'INTEGER', entity: 'VARCHAR', caller: 'VARCHAR', latency_ms: 'DOUBLE', rows: 'INTEGER', inputs: 'JSON', outputs: 'JSON'}";
-/** What a file holds: `time` as a UTC TIMESTAMP, inputs and outputs as JSON. */
+/** The spool: one line per record, fields split by the unit separator (which no field holds), no quoting. */
+const SEP = "\x1f";
+const SPOOL_READ = `delim = '\x1f', quote = '', escape = '', header = false, auto_detect = false, new_line = '\\n', columns = {'id': 'VARCHAR', 'time_ms': 'BIGINT', 'model': 'VARCHAR', 'version': 'INTEGER', 'entity': 'VARCHAR', 'caller': 'VARCHAR', 'latency_ms': 'DOUBLE', 'rows': 'INTEGER', 'inputs': 'VARCHAR', 'outputs': 'VARCHAR'}`;
+/** What a file holds: `time` as a UTC TIMESTAMP; inputs and outputs as JSON text. */
 const SELECT =
-	"SELECT id, epoch_ms(time_ms) AS time, model, version, entity, caller, latency_ms, rows, inputs, outputs";
+	"SELECT coalesce(id, '') AS id, epoch_ms(time_ms) AS time, model, version, nullif(entity, '') AS entity, nullif(caller, '') AS caller, latency_ms, rows, inputs, outputs";
 
 function stamp(d: Date): string {
 	return d.toISOString().replace(/[-:.]/g, "");
 }
 
-/** One spool line: the record with its inputs and outputs nested as they are (already JSON). */
+/** A text field of the spool: control characters (the separator, newlines) become spaces. */
+function field(v: string | null): string {
+	if (v === null) return "";
+	// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is replaced
+	return /[\x00-\x1f]/.test(v) ? v.replace(/[\x00-\x1f]/g, " ") : v;
+}
+
+/** One spool line. Inputs and outputs are JSON text, whose strings escape control characters. */
 function line(r: PayloadRecord): string {
-	return `{"id":${JSON.stringify(r.id)},"time_ms":${r.time},"model":${JSON.stringify(r.model)},"version":${r.version ?? "null"},"entity":${JSON.stringify(r.entity)},"caller":${JSON.stringify(r.caller)},"latency_ms":${r.latency_ms},"rows":${r.rows},"inputs":${r.inputs},"outputs":${r.outputs}}\n`;
+	return `${field(r.id)}${SEP}${r.time}${SEP}${field(r.model)}${SEP}${r.version ?? ""}${SEP}${field(r.entity)}${SEP}${field(r.caller)}${SEP}${r.latency_ms}${SEP}${r.rows}${SEP}${r.inputs}${SEP}${r.outputs}\n`;
 }
 
 /**
  * A directory of Parquet files. Records are in a file once their rotation (or close) has run: a crash loses at most
- * the spool of one rotation (left as a hidden `.spool-*.jsonl` file).
+ * the spool of one rotation (left as a hidden `.spool-*.txt` file).
  * @example const sink = parquetSink("./payloads", { rotateMs: 60_000, retentionMs: 7 * 86_400_000 });
  */
 export function parquetSink(
@@ -88,13 +95,14 @@ export function parquetSink(
 			if (s.bytes > 0) {
 				if (!conn) {
 					const { DuckDBInstance } = await import("@duckdb/node-api");
-					db = await DuckDBInstance.create(":memory:");
+					// One thread: the conversion runs beside the server, which keeps the other cores.
+					db = await DuckDBInstance.create(":memory:", { threads: "1" });
 					conn = await db.connect();
 				}
 				const name = `payloads-${stamp(new Date())}-${process.pid}-${seq++}.parquet`;
 				const tmp = join(path, `.${name}.tmp`);
 				await conn.run(
-					`COPY (${SELECT} FROM read_json(${sqlString(s.file)}, format = 'newline_delimited', columns = ${SPOOL_COLUMNS}) ORDER BY time_ms) TO ${sqlString(tmp)} (FORMAT parquet, COMPRESSION zstd)`,
+					`COPY (${SELECT} FROM read_csv(${sqlString(s.file)}, ${SPOOL_READ})) TO ${sqlString(tmp)} (FORMAT parquet, COMPRESSION zstd)`,
 				);
 				await rename(tmp, join(path, name));
 			}
@@ -119,7 +127,7 @@ export function parquetSink(
 				if (!spool) {
 					const file = join(
 						path,
-						`.spool-${process.pid}-${seq}-${Date.now()}.jsonl`,
+						`.spool-${process.pid}-${seq}-${Date.now()}.txt`,
 					);
 					spool = { file, fh: await open(file, "a"), bytes: 0 };
 				}

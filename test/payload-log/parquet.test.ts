@@ -216,6 +216,30 @@ describe("Parquet rotation and retention", () => {
 		}
 	});
 
+	it("a field holding the spool's separator or a newline cannot split a record", async () => {
+		const dir = await mkdtemp(join(tmpdir(), "mlship-sep-"));
+		const log = new PayloadLog({ sink: parquetSink(dir) });
+		const dp = await createDataPlane({
+			models: [{ name: "iris", source: bundleDir("iris-logreg") }],
+			processMetrics: false,
+			hooks: [log.hook],
+		});
+		try {
+			await dp.predict("iris", undefined, rows.slice(0, 2), {
+				requestId: "a\x1fb\nc",
+			});
+			await dp.close();
+			await log.close();
+			const back = await queryPayloadLog(dir);
+			assert.deepEqual(
+				back.map((r) => [r.id, r.rows, r.inputs.length]),
+				[["a b c", 2, 2]],
+			);
+		} finally {
+			await rm(dir, { recursive: true, force: true });
+		}
+	});
+
 	it("an empty directory reads as no records; a missing one is an error naming it", async () => {
 		const dir = await mkdtemp(join(tmpdir(), "mlship-empty-"));
 		try {
