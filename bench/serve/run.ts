@@ -879,15 +879,15 @@ function overheadTable(rows: Row[], raws: Raw[]): string {
 /** The payload log's cost: each log contender beside mlship without one, at each level. */
 function logTable(rows: Row[]): string {
 	const L = [
-		"| model | contender | clients | req/s | ÷ mlship (no log) | p99 ms | RSS MiB | records written | records dropped |",
-		"|---|---|---:|---:|---:|---:|---:|---:|---:|",
+		"| model | contender | clients | req/s | ÷ mlship (no log) | p99 ms | server CPU µs/req | ÷ mlship (no log) | RSS MiB | records written | records dropped |",
+		"|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
 	];
 	for (const r of rows) {
 		if (r.kind !== "mlship" || r.contender === "mlship-nobatch") continue;
 		const base = find(rows, r.model, "mlship", r.concurrency);
 		const n = (v: number | undefined) => (v === undefined ? "—" : fmt0(v));
 		L.push(
-			`| ${r.model} | ${r.contender} | ${r.concurrency} | ${fmt0(r.rps)} | ${base && r !== base ? ratio(r.rps / base.rps) : "—"} | ${f2(r.p99_ms)} | ${r.rss_mib === undefined ? "—" : r.rss_mib.toFixed(0)} | ${n(r.log_written)} | ${n(r.log_dropped)} |`,
+			`| ${r.model} | ${r.contender} | ${r.concurrency} | ${fmt0(r.rps)} | ${base && r !== base ? ratio(r.rps / base.rps) : "—"} | ${f2(r.p99_ms)} | ${r.cpu_us_per_req.toFixed(0)} | ${base && r !== base ? ratio(r.cpu_us_per_req / base.cpu_us_per_req) : "—"} | ${r.rss_mib === undefined ? "—" : r.rss_mib.toFixed(0)} | ${n(r.log_written)} | ${n(r.log_dropped)} |`,
 		);
 	}
 	return L.join("\n");
@@ -908,7 +908,7 @@ function logVerdicts(rows: Row[]): string[] {
 			const ok = on.rps >= 0.9 * off.rps;
 			if (ok) met++;
 			cost.push(
-				`${model}@${level}: ${fmt0(on.rps)} vs ${fmt0(off.rps)} req/s (${((1 - on.rps / off.rps) * 100).toFixed(1)}% less) ${ok ? "✓" : "✗"}`,
+				`${model}@${level}: ${fmt0(on.rps)} vs ${fmt0(off.rps)} req/s (${((1 - on.rps / off.rps) * 100).toFixed(1)}% less; CPU ${on.cpu_us_per_req.toFixed(0)} vs ${off.cpu_us_per_req.toFixed(0)} µs/req) ${ok ? "✓" : "✗"}`,
 			);
 		}
 	if (n > 0)

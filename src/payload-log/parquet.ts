@@ -67,6 +67,9 @@ export function parquetSink(
 	let conn: DuckDBConnection | undefined;
 	let spool: { file: string; fh: FileHandle; bytes: number } | undefined;
 	let seq = 0;
+	let spools = 0;
+	/** A conversion that failed, reported by the next write (so the log shows the destination failing). */
+	let failed: Error | undefined;
 	let timer: NodeJS.Timeout | undefined;
 	// Writes and rotations run one at a time (the timer's rotation may come during a write).
 	let chain: Promise<unknown> = Promise.resolve();
@@ -87,28 +90,44 @@ export function parquetSink(
 		}
 	};
 
+	/** Spool files being turned into Parquet, one after the other, beside the writes (which go to a new spool). */
+	let converting: Promise<void> = Promise.resolve();
+	const convert = async (file: string) => {
+		if (!conn) {
+			const { DuckDBInstance } = await import("@duckdb/node-api");
+			// One thread and bounded memory: the conversion runs beside the server, which keeps the other core.
+			db = await DuckDBInstance.create(":memory:", {
+				threads: "1",
+				memory_limit: "256MB",
+			});
+			conn = await db.connect();
+		}
+		const name = `payloads-${stamp(new Date())}-${process.pid}-${seq++}.parquet`;
+		const tmp = join(path, `.${name}.tmp`);
+		await conn.run(
+			`COPY (${SELECT} FROM read_csv(${sqlString(file)}, ${SPOOL_READ})) TO ${sqlString(tmp)} (FORMAT parquet, COMPRESSION zstd)`,
+		);
+		await rename(tmp, join(path, name));
+		await rm(file, { force: true });
+	};
+
+	/** Closes the spool and queues its conversion (writes go on into a new spool meanwhile). */
 	const rotate = async () => {
 		const s = spool;
 		spool = undefined;
 		if (s) {
 			await s.fh.close();
 			if (s.bytes > 0) {
-				if (!conn) {
-					const { DuckDBInstance } = await import("@duckdb/node-api");
-					// One thread: the conversion runs beside the server, which keeps the other cores.
-					db = await DuckDBInstance.create(":memory:", { threads: "1" });
-					conn = await db.connect();
-				}
-				const name = `payloads-${stamp(new Date())}-${process.pid}-${seq++}.parquet`;
-				const tmp = join(path, `.${name}.tmp`);
-				await conn.run(
-					`COPY (${SELECT} FROM read_csv(${sqlString(s.file)}, ${SPOOL_READ})) TO ${sqlString(tmp)} (FORMAT parquet, COMPRESSION zstd)`,
-				);
-				await rename(tmp, join(path, name));
-			}
-			await rm(s.file, { force: true });
+				const run = converting.then(() => convert(s.file));
+				// A failed conversion leaves its spool file behind (nothing is deleted) and does not stop later ones.
+				converting = run.catch((err: unknown) => {
+					failed = new Error(
+						`cannot write a Parquet file in ${path} (its records stay in ${s.file}): ${(err as Error).message}`,
+					);
+				});
+			} else await rm(s.file, { force: true });
 		}
-		await sweep();
+		converting = converting.then(() => sweep().catch(() => undefined));
 	};
 
 	return {
@@ -124,11 +143,13 @@ export function parquetSink(
 		},
 		write(records: readonly PayloadRecord[]) {
 			return serial(async () => {
+				if (failed) {
+					const e = failed;
+					failed = undefined;
+					throw e;
+				}
 				if (!spool) {
-					const file = join(
-						path,
-						`.spool-${process.pid}-${seq}-${Date.now()}.txt`,
-					);
+					const file = join(path, `.spool-${process.pid}-${spools++}.txt`);
 					spool = { file, fh: await open(file, "a"), bytes: 0 };
 				}
 				let text = "";
@@ -143,6 +164,7 @@ export function parquetSink(
 			return serial(async () => {
 				try {
 					await rotate();
+					await converting;
 				} finally {
 					conn?.closeSync();
 					db?.closeSync();
