@@ -2,10 +2,10 @@
 // baseline at fixed client concurrency, plus the raw in-process onnxruntime-node call as the limit.
 //
 //   node bench/serve/run.ts [--models gbdt,mlp] [--seconds 8] [--warmup 2] [--levels 1,8,64]
-//                           [--contenders mlship,mlship-nobatch,mlserver,fastapi] [--no-results]
+//                           [--contenders mlship,mlship-nobatch,mlship-log,mlship-log-down,mlserver,fastapi] [--no-results]
 //                           [--mlserver-variant pw0] [--fastapi-workers 1] [--tune] [--profile] [--cli src/cli/main.ts]
 //
-// Before anything runs: bench/serve/setup.sh (venv + wrk) and bench/serve/train_models.py (the same sklearn
+// Before anything runs (only when a Python contender is chosen): bench/serve/setup.sh (venv + wrk) and bench/serve/train_models.py (the same sklearn
 // models as the ONNX fixtures, checked against their golden labels) — run.ts calls both (both are idempotent).
 // Per model and contender: start the server on a free 127.0.0.1 port, wait for /v2/models/{m}/ready, check that
 // the first 16 golden rows come back with their golden labels, then per concurrency level run wrk for a
@@ -19,8 +19,13 @@ import {
 	spawn,
 	spawnSync,
 } from "node:child_process";
-import { createWriteStream, readdirSync, readFileSync } from "node:fs";
-import { mkdir, writeFile } from "node:fs/promises";
+import {
+	createWriteStream,
+	existsSync,
+	readdirSync,
+	readFileSync,
+} from "node:fs";
+import { mkdir, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { loadavg } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -140,6 +145,30 @@ function floorContender(): Contender {
 				env: { ...process.env },
 			};
 		},
+	};
+}
+
+/**
+ * mlship serve (batching on) with its payload log at 100% sampling: to a Parquet directory (`mlship-log`), or to a
+ * PostgreSQL port nothing listens on (`mlship-log-down`: every record queues, then drops; RSS must stay bounded).
+ */
+function mlshipLogContender(down: boolean): Contender {
+	const base = mlshipContender(true);
+	return {
+		...base,
+		id: down ? "mlship-log-down" : "mlship-log",
+		describe: down
+			? "mlship serve with --log-payloads to an unreachable PostgreSQL (127.0.0.1, a closed port): the log queues 10 000 records, then drops and counts"
+			: "mlship serve with --log-payloads DIR (Parquet files, 100% sampling, default queue and rotation)",
+		command(model, port, extraPorts) {
+			const c = base.command(model, port, extraPorts);
+			const dest = down
+				? `postgres://bench@127.0.0.1:${extraPorts[0]}/bench`
+				: join(OUT, "payloads", model);
+			return { ...c, argv: [...c.argv, "--log-payloads", dest] };
+		},
+		// A port found free and left closed: the destination that is down.
+		extraPorts: down ? 1 : 0,
 	};
 }
 
@@ -278,6 +307,8 @@ function contenders(): Contender[] {
 	const all: Record<string, () => Contender> = {
 		mlship: () => mlshipContender(true),
 		"mlship-nobatch": () => mlshipContender(false),
+		"mlship-log": () => mlshipLogContender(false),
+		"mlship-log-down": () => mlshipLogContender(true),
 		mlserver: () => mlserverContender(MLSERVER_VARIANT),
 		"mlserver-ab": () => mlserverContender(MLSERVER_AB_VARIANT, "mlserver-ab"),
 		"http-floor": () => floorContender(),
@@ -437,9 +468,25 @@ interface Golden {
 }
 
 function golden(model: ModelKey): Golden {
-	return JSON.parse(
-		readFileSync(join(OUT, "models", model, "golden.json"), "utf8"),
-	) as Golden;
+	const written = join(OUT, "models", model, "golden.json");
+	if (existsSync(written))
+		return JSON.parse(readFileSync(written, "utf8")) as Golden;
+	// Without a Python contender train_models.py did not run: the same rows and labels, from the fixture itself.
+	const g = JSON.parse(
+		readFileSync(
+			join(ROOT, "test/fixtures/models", MODELS[model].fixture, "golden.json"),
+			"utf8",
+		),
+	) as {
+		records: Record<string, number>[];
+		expected: { label: number[] };
+	};
+	const features = Object.keys(g.records[0] ?? {});
+	return {
+		features,
+		rows: g.records.map((r) => features.map((f) => r[f] as number)),
+		labels: g.expected.label,
+	};
 }
 
 function body(row: number[]): string {
@@ -555,6 +602,43 @@ interface Row {
 	server_cores: number;
 	/** CPU cores used by everything else (wrk included) during the window. */
 	other_cores: number;
+	/** mlship: resident memory of the server process after the level, MiB. */
+	rss_mib?: number;
+	/** Payload-log contenders: records written and dropped so far (from /metrics). */
+	log_written?: number;
+	log_dropped?: number;
+}
+
+/** Resident memory of a process, MiB (/proc/<pid>/status VmRSS). */
+function rssMib(pid: number): number | undefined {
+	try {
+		const m = /^VmRSS:\s+(\d+) kB/m.exec(
+			readFileSync(`/proc/${pid}/status`, "utf8"),
+		);
+		return m ? Number(m[1]) / 1024 : undefined;
+	} catch {
+		return undefined;
+	}
+}
+
+/** The payload log's written and dropped totals from a server's /metrics. */
+async function logCounters(
+	port: number,
+): Promise<{ written: number; dropped: number }> {
+	const text = await (
+		await fetch(`http://${HOST}:${port}/metrics`, {
+			signal: AbortSignal.timeout(10_000),
+		})
+	).text();
+	const sum = (name: string) =>
+		text
+			.split("\n")
+			.filter((l) => l.startsWith(name))
+			.reduce((n, l) => n + Number(l.split(" ").at(-1)), 0);
+	return {
+		written: sum("mlship_payload_log_written_total"),
+		dropped: sum("mlship_payload_log_dropped_total"),
+	};
 }
 
 async function runContender(c: Contender, model: ModelKey): Promise<Row[]> {
@@ -611,6 +695,15 @@ async function runContender(c: Contender, model: ModelKey): Promise<Row[]> {
 				server_cores: (cpu1 - cpu0) / CLK_TCK / windowS,
 				other_cores: (busy1 - busy0 - (cpu1 - cpu0)) / CLK_TCK / windowS,
 			};
+			if (c.kind === "mlship") {
+				const rss = rssMib(child.pid as number);
+				if (rss !== undefined) row.rss_mib = rss;
+			}
+			if (c.id.startsWith("mlship-log")) {
+				const l = await logCounters(port);
+				row.log_written = l.written;
+				row.log_dropped = l.dropped;
+			}
 			rows.push(row);
 			process.stdout.write(
 				`    c=${String(level).padStart(2)}  ${fmt0(row.rps).padStart(7)} req/s  p50 ${row.p50_ms.toFixed(2)} ms  p99 ${row.p99_ms.toFixed(2)} ms  errors ${errors}  server CPU ${row.cpu_us_per_req.toFixed(0)} µs/req (${row.server_cores.toFixed(2)} cores; others ${row.other_cores.toFixed(2)})\n`,
@@ -783,6 +876,60 @@ function overheadTable(rows: Row[], raws: Raw[]): string {
 	return L.join("\n");
 }
 
+/** The payload log's cost: each log contender beside mlship without one, at each level. */
+function logTable(rows: Row[]): string {
+	const L = [
+		"| model | contender | clients | req/s | ÷ mlship (no log) | p99 ms | server CPU µs/req | ÷ mlship (no log) | RSS MiB | records written | records dropped |",
+		"|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+	];
+	for (const r of rows) {
+		if (r.kind !== "mlship" || r.contender === "mlship-nobatch") continue;
+		const base = find(rows, r.model, "mlship", r.concurrency);
+		const n = (v: number | undefined) => (v === undefined ? "—" : fmt0(v));
+		L.push(
+			`| ${r.model} | ${r.contender} | ${r.concurrency} | ${fmt0(r.rps)} | ${base && r !== base ? ratio(r.rps / base.rps) : "—"} | ${f2(r.p99_ms)} | ${r.cpu_us_per_req.toFixed(0)} | ${base && r !== base ? ratio(r.cpu_us_per_req / base.cpu_us_per_req) : "—"} | ${r.rss_mib === undefined ? "—" : r.rss_mib.toFixed(0)} | ${n(r.log_written)} | ${n(r.log_dropped)} |`,
+		);
+	}
+	return L.join("\n");
+}
+
+/** The payload log's targets: ≤ 10% of throughput at 100% sampling; bounded RSS when its destination is down. */
+function logVerdicts(rows: Row[]): string[] {
+	const lines: string[] = [];
+	const cost: string[] = [];
+	let met = 0;
+	let n = 0;
+	for (const model of MODEL_KEYS)
+		for (const level of LEVELS) {
+			const on = find(rows, model, "mlship-log", level);
+			const off = find(rows, model, "mlship", level);
+			if (!on || !off) continue;
+			n++;
+			const ok = on.rps >= 0.9 * off.rps;
+			if (ok) met++;
+			cost.push(
+				`${model}@${level}: ${fmt0(on.rps)} vs ${fmt0(off.rps)} req/s (${((1 - on.rps / off.rps) * 100).toFixed(1)}% less; CPU ${on.cpu_us_per_req.toFixed(0)} vs ${off.cpu_us_per_req.toFixed(0)} µs/req) ${ok ? "✓" : "✗"}`,
+			);
+		}
+	if (n > 0)
+		lines.push(
+			`- **Payload log at 100% sampling costs ≤ 10% of throughput: ${met === n ? "met" : "missed"}** (${met} of ${n} model × level cells; mlship-log vs mlship in the same run) — ${cost.join("; ")}.`,
+		);
+	for (const model of MODEL_KEYS) {
+		const down = rows.filter(
+			(r) => r.model === model && r.contender === "mlship-log-down",
+		);
+		const first = down[0];
+		const last = down.at(-1);
+		if (!first || !last || first.rss_mib === undefined) continue;
+		const overload = last.log_dropped ?? 0;
+		lines.push(
+			`- **Log destination down: drops with a count, RSS bounded (${model})** — every record beyond the 10 000-record queue was dropped and counted (${fmt0(last.log_dropped ?? 0)} dropped, ${fmt0(last.log_written ?? 0)} written by the end; the offered load is unbounded overload for the log, more than 3×); RSS after each level: ${down.map((r) => `${r.concurrency} clients ${r.rss_mib?.toFixed(0)} MiB`).join(", ")}${overload > 0 ? "" : " (nothing was dropped: the run was too short to fill the queue)"}.`,
+		);
+	}
+	return lines;
+}
+
 function verdicts(rows: Row[], raws: Raw[]): string[] {
 	const lines: string[] = [];
 	// 1. >= 3x MLServer's throughput at equal or better p99 (vs MLServer's best variant at each level)
@@ -844,10 +991,12 @@ function verdicts(rows: Row[], raws: Raw[]): string[] {
 	return lines;
 }
 
-function machineLine(): string {
-	const py = execFileSync(PY, ["--version"], { encoding: "utf8" })
-		.trim()
-		.replace("Python ", "");
+function machineLine(python: boolean): string {
+	const py = python
+		? execFileSync(PY, ["--version"], { encoding: "utf8" })
+				.trim()
+				.replace("Python ", "")
+		: "not used";
 	// `wrk --version` prints its banner and usage, then exits 1
 	const wrkBanner = spawnSync("wrk", ["--version"], { encoding: "utf8" });
 	const wrkVersion =
@@ -870,11 +1019,19 @@ async function main(): Promise<void> {
 		process.stdout.write(
 			`bench/serve: WARNING load average ${load.toFixed(2)} before start: other work on this machine will skew the figures\n`,
 		);
-	process.stdout.write("bench/serve: setup.sh\n");
-	execFileSync("bash", [join(HERE, "setup.sh")], { stdio: "inherit" });
-	execFileSync(PY, [join(HERE, "train_models.py")], { stdio: "inherit" });
 	const list = contenders();
-	const machineText = machineLine();
+	// The Python venv (MLServer, FastAPI) is set up only when a Python server runs.
+	const python = list.some(
+		(c) => c.kind === "mlserver" || c.kind === "fastapi",
+	);
+	if (python) {
+		process.stdout.write("bench/serve: setup.sh\n");
+		execFileSync("bash", [join(HERE, "setup.sh")], { stdio: "inherit" });
+		execFileSync(PY, [join(HERE, "train_models.py")], { stdio: "inherit" });
+	}
+	if (list.some((c) => c.id === "mlship-log"))
+		await rm(join(OUT, "payloads"), { recursive: true, force: true });
+	const machineText = machineLine(python);
 
 	process.stdout.write(
 		"raw onnxruntime-node limit (1 row per call, 1 thread):\n",
@@ -900,15 +1057,43 @@ async function main(): Promise<void> {
 	const raw = rawTable(raws);
 	const over = overheadTable(rows, raws);
 	const v = verdicts(rows, raws);
+	const logged = rows.some((r) => r.contender.startsWith("mlship-log"));
+	const logTbl = logged ? logTable(rows) : "";
+	const logV = logged ? logVerdicts(rows) : [];
 	const minutes = ((Date.now() - tStart) / 60_000).toFixed(1);
 	process.stdout.write(
-		`\n${tbl}\n\n${raw}\n\n${over}\n\n${v.join("\n")}\n\n(${minutes} min)\n`,
+		`\n${tbl}\n\n${raw}\n\n${over}\n\n${v.join("\n")}\n\n${logTbl}\n\n${logV.join("\n")}\n\n(${minutes} min)\n`,
 	);
 	await writeFile(
 		join(OUT, args.tune ? "tune.json" : "results.json"),
 		`${JSON.stringify({ rows, raws, argv: process.argv.slice(2) }, null, 2)}\n`,
 	);
 	if (args.tune || args["no-results"]) return;
+	if (logged && !python) {
+		// A payload-log run (mlship contenders only) has a section of its own: the full comparison stays as it was.
+		await writeResults(
+			"serve: payload log",
+			[
+				"## serve: payload log",
+				"",
+				"The payload log's cost, side by side in one `bench/serve` run: the same one-row REST `infer` load (`wrk -t1 -cN`, keep-alive, golden row 0) against `mlship serve` without a payload log, with one at 100% sampling to a Parquet directory, and with one whose destination (PostgreSQL) is down. RSS is the server process's resident memory after each level; written/dropped are the log's own counters (`mlship_payload_log_written_total`, `mlship_payload_log_dropped_total`) at the end of each level.",
+				"",
+				`- date: ${new Date().toISOString().slice(0, 10)}`,
+				`- machine: ${machineText}. **Shared**: other engineers' builds and tests ran on the same 2 cores during this run, so absolute figures are low and noisy; the ratios of neighbouring rows are what this measures.`,
+				`- command: \`${commandLine()}\` (${SECONDS} s measured per level after a ${WARMUP} s warm-up; whole run ${minutes} min)`,
+				`- contenders: ${list.map((c) => `\`${c.id}\`: ${c.describe}`).join("; ")}`,
+				"",
+				logTbl,
+				"",
+				...logV,
+				"",
+			].join("\n"),
+		);
+		process.stdout.write(
+			"wrote the ## serve: payload log section of bench/RESULTS.md\n",
+		);
+		return;
+	}
 
 	const described = list.map((c) => `\`${c.id}\`: ${c.describe}`).join("; ");
 	const section = [
@@ -935,6 +1120,7 @@ async function main(): Promise<void> {
 		"",
 		...v,
 		"",
+		...(logged ? ["Payload log:", "", logTbl, "", ...logV, ""] : []),
 	].join("\n");
 	await writeResults("serve", section);
 	process.stdout.write("wrote the ## serve section of bench/RESULTS.md\n");

@@ -4,6 +4,7 @@ import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { loadModel, type Model } from "../model.ts";
 import type { RunnerMetrics } from "../monitor/metrics.ts";
+import type { PayloadLogConfig } from "../payload-log/open.ts";
 import { MlshipError } from "../protocol/errors.ts";
 import { describeIssues } from "../protocol/issues.ts";
 import { type PendingSummary, runPending } from "./pending.ts";
@@ -205,6 +206,8 @@ export async function runJob(
 		signal?: AbortSignal;
 		/** Serve's metrics for this run (`batch schedule --metrics-port`). */
 		metrics?: RunnerMetrics;
+		/** Log each scored chunk (its rows' inputs and outputs) to a payload log (`batch run --log-payloads`). */
+		payloadLog?: PayloadLogConfig | undefined;
 	} = {},
 ): Promise<BatchRunSummary | PendingSummary> {
 	const model = await loadModel(job.model, {
@@ -215,6 +218,16 @@ export async function runJob(
 	});
 	opts.metrics?.bind(model.name, model.version);
 	let challenger: Model | undefined;
+	const payloadLog =
+		opts.payloadLog === undefined
+			? undefined
+			: await (await import("../payload-log/open.ts"))
+					.openPayloadLog(opts.payloadLog)
+					.catch(async (err: unknown) => {
+						await model.close();
+						throw err;
+					});
+	if (payloadLog) model.addHook(payloadLog.hook);
 	const common = {
 		sink: job.sink,
 		onError: job.on_error,
@@ -254,5 +267,6 @@ export async function runJob(
 	} finally {
 		await model.close();
 		await challenger?.close();
+		await payloadLog?.close();
 	}
 }

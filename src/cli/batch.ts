@@ -23,12 +23,17 @@ import {
 	startCommandMetrics,
 } from "./metrics-port.ts";
 import {
+	type PayloadLogFlags,
+	payloadLogConfig,
+	payloadLogOptions,
+} from "./payload-log.ts";
+import {
 	scoringOptions,
 	withFollowedModel,
 	withScoringModel,
 } from "./scoring.ts";
 
-interface RunOpts {
+interface RunOpts extends PayloadLogFlags {
 	resume?: boolean;
 	model?: string;
 	source?: string;
@@ -84,7 +89,7 @@ function printSummary(
 
 function runCommand(): Command {
 	const cmd = new Command("run");
-	scoringOptions(cmd)
+	scoringOptions(payloadLogOptions(cmd))
 		.description(
 			"Score every row of a source into a sink, with the model name and version beside each prediction. Nothing is written unless the whole job succeeds. The job comes from flags or a job file (YAML; flags override its fields). Exit codes: 0 done, 2 bad input/arguments (or a bad row with --on-error fail), 3 model, source or job file not found, 6 database unavailable, 1 internal error.",
 		)
@@ -148,6 +153,7 @@ function runCommand(): Command {
 				);
 				const s = await runJob(job, {
 					onProgress: (rows, total) => progress.update(rows, total),
+					payloadLog: payloadLogConfig(opts),
 				});
 				progress.done(s.rows_in - s.rows_rejected);
 				printSummary(Boolean(opts.json), s);
@@ -161,6 +167,7 @@ function runCommand(): Command {
 		`mlship batch run -m ./bundle -s "duckdb:SELECT * FROM 'a.csv' JOIN 'b.parquet' USING (id)" -o out.jsonl --keep id`,
 		"mlship batch run nightly.yaml --json        # a job file (README: batch schedule and job files)",
 		"mlship batch run -m churn@production --challenger churn@4 -s features.parquet -o both.parquet --keep customer_id",
+		"mlship batch run -m churn@production -s features.parquet -o scores.parquet --log-payloads ./payloads --log-sample 0.01",
 	);
 }
 

@@ -109,6 +109,13 @@ export const COMMANDS: readonly LazyCommand[] = [
 		load: async () => (await import("./monitor.ts")).monitorCommand(),
 	},
 	{
+		name: "logs",
+		term: "logs",
+		summary:
+			"Read the payload log that serve, stream and batch run write with --log-payloads",
+		load: async () => (await import("./logs.ts")).logsCommand(),
+	},
+	{
 		name: "quickstart",
 		term: "quickstart [options]",
 		summary:

@@ -9,11 +9,17 @@ import {
 	type ServerSettings,
 } from "../server/settings.ts";
 import { action, example } from "./common.ts";
+import {
+	type PayloadLogFlags,
+	payloadLogOptions,
+	payloadLogSettings,
+} from "./payload-log.ts";
 
-interface ServeOpts {
+interface ServeOpts extends PayloadLogFlags {
 	tlsCert?: string;
 	tlsKey?: string;
 	tlsClientCa?: string;
+	otlpEndpoint?: string;
 	model?: string[];
 	config?: string;
 	host?: string;
@@ -51,7 +57,7 @@ interface ServeOpts {
 }
 
 export function serveCommand(): Command {
-	const cmd = new Command("serve")
+	const cmd = payloadLogOptions(new Command("serve"))
 		.description(
 			"Serve models over the Open Inference Protocol v2 (REST and gRPC) with adaptive batching",
 		)
@@ -174,6 +180,10 @@ export function serveCommand(): Command {
 			"POST drift alerts (JSON) to this URL, with hysteresis (no flapping)",
 		)
 		.option(
+			"--otlp-endpoint <url>",
+			"export OpenTelemetry traces (decode, queue, compute, encode, load, swap) over OTLP/HTTP, e.g. http://127.0.0.1:4318/v1/traces",
+		)
+		.option(
 			"--access-log",
 			"log each request: method, path, status, duration, request id, model, version (off by default: costs nothing)",
 		)
@@ -231,6 +241,8 @@ export function serveCommand(): Command {
 					feedback_max_ids: opts.feedbackMaxIds,
 					feedback_retention: opts.feedbackRetention,
 					quality_window: opts.qualityWindow,
+					otlp_endpoint: opts.otlpEndpoint,
+					...payloadLogSettings(opts),
 				};
 				if (models.length > 0) flags.models = models;
 				const settings = resolveSettings(flags, opts.config);
@@ -309,6 +321,7 @@ export function serveCommand(): Command {
 		"mlship serve -m examples/iris --tls-cert server.pem --tls-key server.key --tls-client-ca clients-ca.pem   # then: kill -HUP <pid> after renewing",
 		"mlship serve -m churn@production --monitor-window 5m --alert-webhook https://hooks.example/drift && curl -s localhost:8080/v2/models/churn/monitor?since=1h",
 		'mlship serve -m churn@production --feedback-max-ids 500000 --feedback-retention 6h   # then: curl -d \'{"id":"<x-request-id>","truth":1}\' localhost:8080/v2/models/churn/feedback',
+		"mlship serve -m churn@production --log-payloads ./payloads --log-sample 0.1 --log-retention 7d",
 		'curl -s localhost:8080/v2/models/iris-logreg/infer -d \'{"inputs":[{"name":"float_input","datatype":"FP32","shape":[1,4],"data":[5.1,3.5,1.4,0.2]}]}\'',
 	);
 }

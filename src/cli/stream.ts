@@ -22,8 +22,14 @@ import { runStream } from "../stream/run.ts";
 import { PARTITIONERS, type PartitionerName } from "../stream/types.ts";
 import { action, example, wholeNumber } from "./common.ts";
 import { metricsPortOption, startCommandMetrics } from "./metrics-port.ts";
+import {
+	type PayloadLogFlags,
+	payloadLogConfig,
+	payloadLogOptions,
+} from "./payload-log.ts";
 
-interface StreamOpts {
+interface StreamOpts extends PayloadLogFlags {
+	otlpEndpoint?: string;
 	model?: string;
 	from?: string;
 	to?: string;
@@ -55,7 +61,7 @@ interface StreamOpts {
 }
 
 export function streamCommand(): Command {
-	const cmd = metricsPortOption(new Command("stream"))
+	const cmd = payloadLogOptions(metricsPortOption(new Command("stream")))
 		.description(
 			"Score a stream: read requests from --from, produce results to --to (at least once), bad messages to --dlq",
 		)
@@ -193,6 +199,10 @@ export function streamCommand(): Command {
 			"how long a result can receive feedback, e.g. 30m, 1h (default 1h)",
 		)
 		.option(
+			"--otlp-endpoint <url>",
+			"export OpenTelemetry traces (a span per message with decode, queue, compute, encode; model load and swap) over OTLP/HTTP, e.g. http://127.0.0.1:4318/v1/traces; a message's traceparent header is continued",
+		)
+		.option(
 			"--json",
 			"print the run's counters as JSON when it ends (on stderr when --to is stdout)",
 		)
@@ -257,6 +267,7 @@ export function streamCommand(): Command {
 								...(drift ? [() => drift.monitor.metricsText()] : []),
 							],
 							ready: () => running?.ready() ?? false,
+							details: () => running?.details() ?? {},
 						},
 						(port) => log.info({ metrics_port: port }, "metrics serving"),
 					);
@@ -288,6 +299,8 @@ export function streamCommand(): Command {
 						opts.feedbackRetention !== undefined
 							? parseDuration(opts.feedbackRetention, "--feedback-retention")
 							: undefined,
+					payloadLog: payloadLogConfig(opts),
+					otlpEndpoint: opts.otlpEndpoint,
 					log: (level, msg, fields) => log[level](fields ?? {}, msg),
 					onModelEvent: (e) =>
 						log.info(
@@ -337,6 +350,7 @@ export function streamCommand(): Command {
 		"mlship stream -m iris-logreg@production --from nats://127.0.0.1:4222/REQUESTS/requests.iris --to nats://127.0.0.1:4222/SCORES/scores.iris --metrics-port 9464",
 		"mlship stream -m churn@production --from redis://127.0.0.1:6379/requests --to redis://127.0.0.1:6379/scores --monitor-window 5m --alert-webhook https://hooks.example/drift --metrics-port 9464",
 		"mlship stream -m churn@production --from kafka://localhost:9092/requests --to kafka://localhost:9092/scores --feedback-from kafka://localhost:9092/outcomes --metrics-port 9464",
+		"mlship stream -m churn@production --from kafka://127.0.0.1:9092/requests --to kafka://127.0.0.1:9092/scores --log-payloads kafka://127.0.0.1:9092/mlship.payloads --log-sample 0.05",
 		'echo \'{"sepal_length":5.1,"sepal_width":3.5,"petal_length":1.4,"petal_width":0.2}\' | mlship stream -m examples/iris --from - --to -',
 	);
 }

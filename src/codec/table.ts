@@ -551,3 +551,64 @@ export function checkCategories(
 		}
 	}
 }
+
+/** Per plan, once: each feature's input, column, and name as a JSON object key (`"name":`). */
+const JSON_COLUMNS = new WeakMap<
+	TablePlan,
+	{ input: string; width: number; col: number; key: string }[]
+>();
+
+/**
+ * Input tensors as JSON text: an array with one object of feature → value per row (the inverse of encodeRecords,
+ * for payload logs). Written straight to a string (no objects per row: it runs once per logged request). Numbers
+ * are the values the model received (an FP32 5.1 is 5.099999904632568); NaN and ±Infinity are null; 64-bit
+ * integers become numbers.
+ */
+export function inputsToJson(
+	plan: TablePlan,
+	inputs: readonly Tensor[],
+): { json: string; rows: number } {
+	let cols = JSON_COLUMNS.get(plan);
+	if (!cols) {
+		cols = plan.inputs.flatMap((inp) =>
+			inp.features.map((f) => ({
+				input: inp.spec.name,
+				width: inp.width,
+				col: f.col,
+				key: `${JSON.stringify(f.name)}:`,
+			})),
+		);
+		JSON_COLUMNS.set(plan, cols);
+	}
+	const tensors: (Tensor | undefined)[] = [];
+	let n = 0;
+	for (const c of cols) {
+		const t =
+			tensors.length > 0 && tensors.at(-1)?.name === c.input
+				? tensors.at(-1)
+				: inputs.find((x) => x.name === c.input);
+		tensors.push(t);
+		if (t) n = Math.max(n, t.shape[0] ?? 0);
+	}
+	let s = "[";
+	for (let r = 0; r < n; r++) {
+		s += r === 0 ? "{" : ",{";
+		let first = true;
+		for (let j = 0; j < cols.length; j++) {
+			const t = tensors[j];
+			if (!t) continue;
+			const c = cols[j] as (typeof cols)[number];
+			s +=
+				(first ? "" : ",") + c.key + jsonScalar(scalar(t, r * c.width + c.col));
+			first = false;
+		}
+		s += "}";
+	}
+	return { json: `${s}]`, rows: n };
+}
+
+function jsonScalar(v: number | string | boolean): string {
+	if (typeof v === "number") return Number.isFinite(v) ? `${v}` : "null";
+	if (typeof v === "string") return JSON.stringify(v);
+	return v ? "true" : "false";
+}

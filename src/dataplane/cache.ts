@@ -5,6 +5,7 @@ import { policyVersions } from "../experiments/policy.ts";
 import type { Metrics } from "../monitor/metrics.ts";
 import { MlshipError, toMlshipError } from "../protocol/errors.ts";
 import { didYouMean, listNames } from "../protocol/suggest.ts";
+import { tracer } from "../protocol/trace.ts";
 import { type ModelStore, parseRef } from "../registry/types.ts";
 import { runtime } from "../runtime/registry.ts";
 import type { LoadOptions, SharedExecutor } from "../runtime/types.ts";
@@ -163,11 +164,19 @@ export class ModelCache {
 		if (e.loading) return e.loading;
 		if (!e.served) e.state = "LOADING";
 		const p = (async () => {
+			// Traced (when on): the load (read, start, warm up) with the swap and the old version's drain as a child.
+			const span = tracer()?.start("model load", {
+				attributes: { "mlship.model": label(e) },
+			});
 			try {
 				const before = instancesOf(e);
 				const was = this.#serving(e);
 				const { served: next, route } = await this.#openAll(e, before);
 				const old = e.served;
+				span?.set("mlship.version", next.version);
+				const swap =
+					old &&
+					span?.child("model swap", { "mlship.from_version": old.version });
 				e.served = next;
 				if (route) e.route = route;
 				else delete e.route;
@@ -192,8 +201,10 @@ export class ModelCache {
 				await Promise.all(
 					before.filter((s) => !kept.has(s)).map((s) => s.model.close()),
 				);
+				swap?.end();
 			} catch (err) {
 				const m = toMlshipError(err);
+				span?.fail(m);
 				if (!e.served) {
 					e.state = "UNAVAILABLE";
 					e.failedAt = Date.now();
@@ -202,6 +213,7 @@ export class ModelCache {
 				throw m;
 			} finally {
 				e.loading = undefined;
+				span?.end();
 			}
 		})();
 		e.loading = p;

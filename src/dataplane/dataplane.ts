@@ -780,8 +780,14 @@ function callContext(
 	if (
 		opts.requestId === undefined &&
 		opts.caller === undefined &&
-		entity === undefined
+		entity === undefined &&
+		opts.trace === undefined
 	)
 		return undefined;
-	return { requestId: opts.requestId, caller: opts.caller, entity };
+	return {
+		requestId: opts.requestId,
+		caller: opts.caller,
+		entity,
+		trace: opts.trace,
+	};
 }

@@ -27,6 +27,7 @@ import {
 	MlshipError,
 	toMlshipError,
 } from "../protocol/errors.ts";
+import type { TraceSpan } from "../protocol/trace.ts";
 import type {
 	InferenceRequest,
 	InferenceResponse,
@@ -37,6 +38,7 @@ import { runtime } from "../runtime/registry.ts";
 import type { LoadedModel, LoadOptions } from "../runtime/types.ts";
 import {
 	type Batching,
+	type BatchTiming,
 	Scheduler,
 	type SchedulerObserver,
 	type SchedulerSettings,
@@ -68,6 +70,8 @@ export interface CallContext {
 	readonly caller?: string | undefined;
 	/** A shadow copy of a request another version answered (its answer is compared, never returned). */
 	readonly shadow?: boolean | undefined;
+	/** The request's span when tracing is on: the call records its queue and compute spans under it. */
+	readonly trace?: TraceSpan | undefined;
 }
 
 /** A successful prediction, as a hook sees it (payload logs, explanations). Read it; do not keep or change it. */
@@ -377,13 +381,27 @@ export class ModelInstance implements ModelProvider {
 		context?: CallContext,
 	): Promise<Tensor[]> {
 		const obs = this.#observer;
-		if (!obs && this.#hooks === undefined)
+		const span = context?.trace;
+		if (!obs && this.#hooks === undefined && span === undefined)
 			return this.#submit(inputs, outputs, timeoutMs);
 		const started = performance.now();
+		const timing: BatchTiming | undefined = span ? {} : undefined;
 		try {
-			const outs = await this.#submit(inputs, outputs, timeoutMs);
-			const seconds = (performance.now() - started) / 1000;
+			const outs = await this.#submit(inputs, outputs, timeoutMs, timing);
+			const ended = performance.now();
+			const seconds = (ended - started) / 1000;
 			obs?.done?.("ok", seconds);
+			if (span && timing?.started !== undefined) {
+				const attrs = {
+					"mlship.model": this.name,
+					"mlship.version": String(this.version ?? 1),
+				};
+				span.record("queue", started, timing.started, attrs);
+				span.record("compute", timing.started, timing.ended ?? ended, {
+					...attrs,
+					"mlship.batch_rows": timing.rows ?? 0,
+				});
+			}
 			return this.#afterHooks(inputs, outs, seconds, context);
 		} catch (err) {
 			const e = toMlshipError(err);
@@ -396,9 +414,15 @@ export class ModelInstance implements ModelProvider {
 		inputs: Tensor[],
 		outputs: readonly string[] | undefined,
 		timeoutMs: number | undefined,
+		timing?: BatchTiming,
 	): Promise<Tensor[]> {
 		this.#validate(inputs);
-		return this.#scheduler.submit(inputs, this.#wanted(outputs), timeoutMs);
+		return this.#scheduler.submit(
+			inputs,
+			this.#wanted(outputs),
+			timeoutMs,
+			timing,
+		);
 	}
 
 	/**

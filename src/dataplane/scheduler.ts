@@ -68,7 +68,15 @@ export interface SchedulerObserver {
 	depth?(waiting: number): void;
 }
 
+/** When a traced request's batch ran (performance.now() ms) and its size: filled in by the scheduler. */
+export interface BatchTiming {
+	started?: number;
+	ended?: number;
+	rows?: number;
+}
+
 interface Pending {
+	timing: BatchTiming | undefined;
 	inputs: Tensor[];
 	outputs: string[];
 	rows: number;
@@ -125,6 +133,7 @@ export class Scheduler {
 		inputs: Tensor[],
 		outputs: string[],
 		timeoutMs?: number,
+		timing?: BatchTiming,
 	): Promise<Tensor[]> {
 		if (this.#closing)
 			return Promise.reject(
@@ -142,6 +151,7 @@ export class Scheduler {
 		return new Promise<Tensor[]>((resolve, reject) => {
 			const now = performance.now();
 			const p: Pending = {
+				timing,
 				inputs,
 				outputs,
 				rows: rowsOf(inputs),
@@ -254,8 +264,14 @@ export class Scheduler {
 						rowsOf(inputs),
 						(performance.now() - started) / 1000,
 					);
+					const ended = performance.now();
 					let at = 0;
 					for (const p of live) {
+						if (p.timing) {
+							p.timing.started = started;
+							p.timing.ended = ended;
+							p.timing.rows = rowsOf(inputs);
+						}
 						this.#finish(
 							p,
 							live.length === 1

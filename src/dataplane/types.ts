@@ -4,6 +4,7 @@ import type { Row } from "../codec/table.ts";
 import type { StoredRoute } from "../experiments/policy.ts";
 import type { FeedbackItem, FeedbackOutcome } from "../feedback/join.ts";
 import type { VersionQuality } from "../feedback/quality.ts";
+import type { TraceSpan } from "../protocol/trace.ts";
 import type {
 	InferenceRequest,
 	InferenceResponse,
@@ -60,6 +61,8 @@ export interface InferOptions {
 	header?: (name: string) => string | undefined;
 	/** Request parameters of a predict call (OIP infer requests carry their own): a sticky key may come from one. */
 	parameters?: Record<string, unknown>;
+	/** The transport's span of this request when tracing is on: queue and compute spans become its children. */
+	trace?: TraceSpan;
 }
 
 /** A per-entity family as a server sees it: which entities have a model, and which are loaded. */

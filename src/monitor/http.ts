@@ -13,6 +13,8 @@ export interface MetricsServerOptions {
 	ready: () => boolean;
 	/** Alive: `/health/live` answers 200, else 503. Default: always. */
 	live?: () => boolean;
+	/** More of `/health/ready`'s body (e.g. `payload_log`): shown, never making it unready. */
+	details?: () => Record<string, unknown>;
 }
 
 export interface MetricsServer {
@@ -31,15 +33,16 @@ export async function startMetricsServer(
 	const live = opts.live ?? (() => true);
 	const server: Server = createServer((req, res) => {
 		const path = (req.url ?? "/").split("?")[0];
-		const health = (ok: boolean, key: string) => {
+		const health = (ok: boolean, key: string, more = {}) => {
 			res.writeHead(ok ? 200 : 503, { "content-type": "application/json" });
-			res.end(JSON.stringify({ [key]: ok }));
+			res.end(JSON.stringify({ [key]: ok, ...more }));
 		};
 		if (req.method !== "GET" && req.method !== "HEAD") {
 			res.writeHead(405, { allow: "GET", "content-type": "application/json" });
 			res.end(JSON.stringify({ error: "only GET is served here" }));
 		} else if (path === "/health/live") health(live(), "live");
-		else if (path === "/health/ready") health(live() && opts.ready(), "ready");
+		else if (path === "/health/ready")
+			health(live() && opts.ready(), "ready", opts.details?.());
 		else if (path === "/metrics")
 			Promise.all(opts.metrics.map((m) => m())).then(
 				(parts) => {

@@ -7,6 +7,7 @@ import type {
 } from "../dataplane/drift-monitor.ts";
 import { isRegistryRef } from "../dataplane/entry.ts";
 import type { DataPlane } from "../dataplane/types.ts";
+import { startTracing } from "../monitor/tracing.ts";
 import { MlshipError } from "../protocol/errors.ts";
 import type { AuditEntry } from "../registry/access.ts";
 import type { ModelStore } from "../registry/types.ts";
@@ -205,8 +206,40 @@ export async function startServer(
 			},
 			"drift monitoring on: GET /v2/models/{model}/monitor",
 		);
+	// Tracing starts before the models load, so their load spans are exported too.
+	const tracing =
+		settings.otlp_endpoint === undefined
+			? undefined
+			: await startTracing(settings.otlp_endpoint);
+	// Opened before the models so every loaded instance gets its hook; it connects in the background, so an
+	// unreachable destination does not stop the server (readiness details and metrics show it).
+	const payloadLog =
+		settings.log_payloads === undefined
+			? undefined
+			: await (await import("../payload-log/open.ts")).openPayloadLog(
+					{
+						destination: settings.log_payloads,
+						sample: settings.log_sample,
+						queueSize: settings.log_queue_size,
+						rotateBytes: settings.log_rotate_size,
+						rotateMs: settings.log_rotate_interval,
+						retentionMs: settings.log_retention,
+					},
+					{
+						onError: (err, ms) =>
+							log.warn(
+								{ err: err.message, retry_ms: ms },
+								"payload log destination failed; records queue (then drop) until it is back",
+							),
+						onRecover: () => log.info("payload log destination is back"),
+					},
+				);
+	const hooks = [
+		...(monitor ? [monitor.monitor.hook] : []),
+		...(payloadLog ? [payloadLog.hook] : []),
+	];
 	const dp = await createDataPlane({
-		...(monitor ? { hooks: [monitor.monitor.hook] } : {}),
+		...(hooks.length > 0 ? { hooks } : {}),
 		models: settings.models.map((m) => {
 			const spec: ModelSpec = { name: m.name, source: m.source };
 			if (m.entity_key !== undefined) spec.entityKey = m.entity_key;
@@ -254,7 +287,12 @@ export async function startServer(
 		await closeWithin(CLOSE_ON_FAILURE_MS, dp.close());
 		await closeWithin(
 			CLOSE_ON_FAILURE_MS,
-			Promise.all([auth.close(), store?.close()]),
+			Promise.all([
+				auth.close(),
+				store?.close(),
+				payloadLog?.close(0),
+				tracing?.(),
+			]),
 		);
 		throw new MlshipError(
 			failed[0]?.code ?? "MLSHIP_INTERNAL",
@@ -279,6 +317,12 @@ export async function startServer(
 		}),
 		...(tls ? { https: tls.httpsOptions() } : {}),
 		...(monitor ? { monitor: monitor.monitor } : {}),
+		...(payloadLog
+			? {
+					readiness: () => ({ payload_log: payloadLog.status() }),
+					metrics: [() => payloadLog.exposition()],
+				}
+			: {}),
 	});
 	let grpc: Awaited<ReturnType<typeof startGrpcServer>> | undefined;
 	let httpPort: number;
@@ -320,9 +364,13 @@ export async function startServer(
 		// A server that cannot serve must not linger: close what did start so the process can exit.
 		await closeWithin(
 			CLOSE_ON_FAILURE_MS,
-			Promise.all([rest.close(), dp.close(), monitor?.close()]).then(() =>
-				Promise.all([auth.close(), store?.close()]),
-			),
+			Promise.all([
+				rest.close(),
+				dp.close(),
+				monitor?.close(),
+				payloadLog?.close(0),
+				tracing?.(),
+			]).then(() => Promise.all([auth.close(), store?.close()])),
 		);
 		throw err;
 	}
@@ -361,9 +409,13 @@ export async function startServer(
 				// Keep-alive connections that finish their last request after close began are idle but open;
 				// closing them as they go idle lets close() end when the work ends, not at the keep-alive timeout.
 				const sweep = setInterval(() => rest.server.closeIdleConnections(), 25);
+				// The payload log closes after the data plane: it writes the records of the requests that finished
+				// while draining. The registry connection (tokens, audit, monitor windows) closes last.
 				const stop = Promise.all([rest.close(), grpc?.close(true)])
 					.then(() => dp.close())
-					.then(() => monitor?.close())
+					.then(() =>
+						Promise.all([monitor?.close(), payloadLog?.close(), tracing?.()]),
+					)
 					.then(() => auth.close())
 					.then(() => store?.close());
 				await Promise.race([stop, grace]);

@@ -250,6 +250,54 @@ export const ServerSettingsSchema = z
 		allow_open_admin: flag().describe(
 			"let load/unload through without a token when no token is asked for (auth off, or auto with no tokens) (MLSHIP_ALLOW_OPEN_ADMIN)",
 		),
+		log_payloads: z
+			.string()
+			.min(1)
+			.optional()
+			.describe(
+				"payload log of every prediction (request id, model, version, inputs, outputs, latency): a directory of Parquet files, postgres://USER@HOST/DB?table=T or kafka://HOST:PORT/TOPIC (MLSHIP_LOG_PAYLOADS)",
+			),
+		log_sample: z.coerce
+			.number()
+			.min(0)
+			.max(1)
+			.default(1)
+			.describe(
+				"share of predictions the payload log keeps, 0..1 (MLSHIP_LOG_SAMPLE)",
+			),
+		log_queue_size: int(1)
+			.default(10_000)
+			.describe(
+				"payload-log records waiting to be written; past it records are dropped and counted (MLSHIP_LOG_QUEUE_SIZE)",
+			),
+		log_rotate_size: z
+			.union([z.number().int().min(1), z.string()])
+			.transform((v, ctx) => (typeof v === "number" ? v : parseBytes(v, ctx)))
+			.default(64 * 1024 * 1024)
+			.describe(
+				"Parquet payload log: start a new file at this size of records, bytes or with a unit (MLSHIP_LOG_ROTATE_SIZE)",
+			),
+		log_rotate_interval: z
+			.string()
+			.default("1m")
+			.transform((v, ctx) => durationMs(v, ctx))
+			.describe(
+				"Parquet payload log: start a new file at least this often (30s, 5m, 1h) (MLSHIP_LOG_ROTATE_INTERVAL)",
+			),
+		log_retention: z
+			.string()
+			.optional()
+			.transform((v, ctx) => (v === undefined ? undefined : durationMs(v, ctx)))
+			.describe(
+				"Parquet payload log: delete files older than this (7d, 12h); default: keep them (MLSHIP_LOG_RETENTION)",
+			),
+		otlp_endpoint: z
+			.string()
+			.url()
+			.optional()
+			.describe(
+				"export OpenTelemetry traces over OTLP/HTTP to this URL, e.g. http://127.0.0.1:4318/v1/traces (MLSHIP_OTLP_ENDPOINT)",
+			),
 	})
 	.strict();
 
@@ -270,6 +318,15 @@ export function parseBytes(text: string, ctx?: z.RefinementCtx): number {
 	const power = " kmgt".indexOf((m[2] || " ").toLowerCase());
 	const base = m[3] ? 1024 : 1000;
 	return Math.round(Number(m[1]) * base ** power);
+}
+
+function durationMs(v: string, ctx: z.RefinementCtx): number {
+	try {
+		return parseDuration(v, "duration");
+	} catch (err) {
+		ctx.addIssue({ code: "custom", message: (err as Error).message });
+		return z.NEVER;
+	}
 }
 
 /** Parses `src[:name],src[:name]` (MLSHIP_MODELS, --model). A name after the last ':' is used when given. */

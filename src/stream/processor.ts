@@ -1,7 +1,12 @@
 // The stream processor: pulls micro-batches from a source, scores them through the data plane, produces results, then acks.
-import type { DataPlane, PredictResult } from "../dataplane/types.ts";
+import type {
+	DataPlane,
+	InferOptions,
+	PredictResult,
+} from "../dataplane/types.ts";
 import { Backoff } from "../protocol/backoff.ts";
 import { type MlshipError, toMlshipError } from "../protocol/errors.ts";
+import { tracer } from "../protocol/trace.ts";
 import type { InferenceResponse } from "../protocol/types.ts";
 import { jsonFormat, type PayloadFormat } from "./format.ts";
 import {
@@ -13,6 +18,7 @@ import {
 	type StreamRequest,
 } from "./message.ts";
 import { permanentError } from "./permanent.ts";
+import { messageSpan } from "./trace.ts";
 import type {
 	InMessage,
 	OutMessage,
@@ -316,29 +322,36 @@ export class StreamProcessor {
 				? { skipped: true }
 				: { result: this.#stamp(encodeTombstone(m)), version: undefined };
 		let req: StreamRequest;
+		// One check when tracing is off.
+		const t0 = tracer() && performance.now();
 		try {
 			req = decodeRequest(m, this.#o.format);
 		} catch (err) {
 			return { dead: encodeDeadLetter(m, toMlshipError(err), dlqFormat) };
 		}
 		const { dataPlane: dp, model } = this.#o;
+		const span = t0 === undefined ? undefined : messageSpan(m, model, t0);
+		const opts: InferOptions = span
+			? { requestId: req.id, trace: span }
+			: { requestId: req.id };
 		const delay = this.#newBackoff();
 		for (let attempt = 0; ; attempt++) {
 			try {
 				const res: PredictResult | InferenceResponse =
 					req.kind === "oip"
-						? await dp.infer(model, undefined, req.request, {
-								requestId: req.id,
-							})
-						: await dp.predict(model, undefined, req.rows, {
-								requestId: req.id,
-							});
-				return {
-					result: this.#stamp(encodeResult(m, req, res, this.#o.format)),
-					version: res.model_version ?? "",
-				};
+						? await dp.infer(model, undefined, req.request, opts)
+						: await dp.predict(model, undefined, req.rows, opts);
+				const t1 = span && performance.now();
+				const result = this.#stamp(encodeResult(m, req, res, this.#o.format));
+				span?.record("encode", t1 as number, performance.now());
+				span?.end();
+				return { result, version: res.model_version ?? "" };
 			} catch (err) {
 				const e = toMlshipError(err);
+				if (!TRANSIENT.has(e.code) || this.#stopping) {
+					span?.fail(e);
+					span?.end();
+				}
 				if (!TRANSIENT.has(e.code))
 					return { dead: encodeDeadLetter(m, e, dlqFormat) };
 				// A temporary condition is never a dead letter: at shutdown the message goes back to the broker.

@@ -3,6 +3,7 @@ import { hostname } from "node:os";
 import { defaultModelName } from "../bundle/model-name.ts";
 import { createDataPlane, type ModelEvent } from "../dataplane/dataplane.ts";
 import type { PredictHook } from "../dataplane/instance.ts";
+import type { PayloadLogConfig } from "../payload-log/open.ts";
 import { MlshipError, toMlshipError } from "../protocol/errors.ts";
 import { redactUrl } from "../protocol/redact.ts";
 import type { ModelStore } from "../registry/types.ts";
@@ -83,6 +84,10 @@ export interface StreamOptions {
 	onModelEvent?: (e: ModelEvent) => void;
 	/** Added to the model's instances after warm-up (e.g. the drift monitor's hook). */
 	hooks?: PredictHook[];
+	/** Log each prediction (request id, inputs, outputs, latency) to a Parquet directory, PostgreSQL or Kafka. */
+	payloadLog?: PayloadLogConfig | undefined;
+	/** Export OpenTelemetry traces over OTLP/HTTP to this URL (a consumer span per message, continuing its `traceparent`). */
+	otlpEndpoint?: string | undefined;
 }
 
 /** A started stream. */
@@ -102,8 +107,10 @@ export interface RunningStream {
 	readonly feedback: FeedbackStats | undefined;
 	/** The model is loaded and messages are being read. */
 	ready(): boolean;
-	/** The data plane's Prometheus metrics (requests, latency, batch sizes by model and version). */
+	/** The data plane's Prometheus metrics (requests, latency, batch sizes by model and version), and the payload log's. */
 	metrics(): Promise<{ contentType: string; body: string }>;
+	/** Readiness details: the payload log's destination and state, when there is one. */
+	details(): Record<string, unknown>;
 }
 
 /**
@@ -150,7 +157,28 @@ export async function runStream(opts: StreamOptions): Promise<RunningStream> {
 		});
 	}
 	const name = await defaultModelName(opts.model);
+	// Before the model loads, so its load span is exported too.
+	const tracing =
+		opts.otlpEndpoint === undefined
+			? undefined
+			: await (await import("../monitor/tracing.ts")).startTracing(
+					opts.otlpEndpoint,
+				);
+	const payloadLog =
+		opts.payloadLog === undefined
+			? undefined
+			: await (await import("../payload-log/open.ts")).openPayloadLog(
+					opts.payloadLog,
+					{
+						onError: (err, ms) =>
+							opts.log?.("warn", "payload log destination failed", {
+								err: err.message,
+								retry_ms: ms,
+							}),
+					},
+				);
 	const dp = await createDataPlane({
+		...(payloadLog ? { hooks: [payloadLog.hook] } : {}),
 		models: [{ name, source: opts.model }],
 		...(opts.registry !== undefined ? { registry: opts.registry } : {}),
 		processMetrics: false,
@@ -170,7 +198,10 @@ export async function runStream(opts: StreamOptions): Promise<RunningStream> {
 				}
 			: {}),
 	});
+	// The payload log closes after the model: it writes the records of the last messages scored.
 	const open: { close(): Promise<void> }[] = [dp];
+	if (payloadLog) open.push(payloadLog);
+	if (tracing) open.push({ close: tracing });
 	const closeAll = async () => {
 		// Sources first (stop consuming), then sinks, then the model; one that fails to close does not keep the
 		// others open, and the first failure is reported.
@@ -276,7 +307,15 @@ export async function runStream(opts: StreamOptions): Promise<RunningStream> {
 			stats: p.stats,
 			feedback: fb?.stats,
 			ready: () => !p.stopping && dp.ready(),
-			metrics: () => dp.metrics(),
+			metrics: async () => {
+				const m = await dp.metrics();
+				if (!payloadLog) return m;
+				return {
+					contentType: m.contentType,
+					body: m.body + (await payloadLog.exposition()).body,
+				};
+			},
+			details: () => (payloadLog ? { payload_log: payloadLog.status() } : {}),
 		};
 	} catch (err) {
 		await closeAll();

@@ -78,5 +78,8 @@ test("stream --monitor-window writes windows to the registry; monitor report --j
 	assert.equal(w.dataset.drifted_dataset, true);
 	const bad = stream("-", "soon");
 	assert.equal(bad.status, 2, bad.stderr);
-	assert.match(bad.stderr, /--monitor-window must be a duration such as .*, got "soon"/);
+	assert.match(
+		bad.stderr,
+		/--monitor-window must be a duration such as .*, got "soon"/,
+	);
 });

@@ -20,6 +20,11 @@ const HEAVY = [
 	"@platformatic/kafka",
 	"@nats-io/transport-node",
 	"@nats-io/jetstream",
+	// OpenTelemetry's SDK and exporter load only with --otlp-endpoint.
+	"@opentelemetry/sdk-trace",
+	"@opentelemetry/exporter-trace-otlp-http",
+	"@opentelemetry/core",
+	"@opentelemetry/resources",
 ];
 
 const dir = mkdtempSync(join(tmpdir(), "mlship-lean-"));

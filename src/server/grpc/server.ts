@@ -8,6 +8,12 @@ import {
 	MlshipError,
 } from "../../protocol/errors.ts";
 import { REQUEST_ID_HEADER, requestIdOf } from "../../protocol/request-id.ts";
+import {
+	headerValue,
+	TRACEPARENT,
+	TRACESTATE,
+	tracer,
+} from "../../protocol/trace.ts";
 import type { TensorSpec } from "../../protocol/types.ts";
 import type { AuditEntry } from "../../registry/access.ts";
 import type { Authenticator } from "../auth/authenticator.ts";
@@ -206,25 +212,57 @@ export async function startGrpcServer(
 		req: PbInferRequest,
 		call: DeadlineCall,
 	): Promise<PbInferResponse> {
-		const name = requireName(req.model_name, "model_name");
-		const request = requestFromPb(req);
-		const opts = inferOptions(call);
-		const header = call.metadata?.get(REQUEST_ID_HEADER)[0];
-		opts.requestId = requestIdOf(
-			req.id || undefined,
-			header === undefined ? undefined : String(header),
-		);
-		const res = await dp.infer(
-			name,
-			req.model_version || undefined,
-			request,
-			opts,
-		);
-		return responseToPb(
-			res,
-			(req.raw_input_contents?.length ?? 0) > 0,
-			opts.requestId,
-		);
+		// One check when tracing is off; on, a server span (continuing metadata `traceparent`) with decode, queue,
+		// compute and encode children.
+		const span = tracer()?.start("inference.GRPCInferenceService/ModelInfer", {
+			kind: "server",
+			traceparent: headerValue(call.metadata?.get(TRACEPARENT)[0]),
+			tracestate: headerValue(call.metadata?.get(TRACESTATE)[0]),
+			attributes: {
+				"rpc.system": "grpc",
+				"rpc.method": "ModelInfer",
+				"mlship.model": String(req.model_name ?? "").slice(0, 256),
+			},
+		});
+		try {
+			const t0 = span && performance.now();
+			const name = requireName(req.model_name, "model_name");
+			const request = requestFromPb(req);
+			const opts = inferOptions(call);
+			const header = call.metadata?.get(REQUEST_ID_HEADER)[0];
+			opts.requestId = requestIdOf(
+				req.id || undefined,
+				header === undefined ? undefined : String(header),
+			);
+			if (span) {
+				span.record("decode", t0 as number, performance.now());
+				span.set("mlship.request_id", opts.requestId);
+				opts.trace = span;
+			}
+			const res = await dp.infer(
+				name,
+				req.model_version || undefined,
+				request,
+				opts,
+			);
+			const t1 = span && performance.now();
+			const out = responseToPb(
+				res,
+				(req.raw_input_contents?.length ?? 0) > 0,
+				opts.requestId,
+			);
+			if (span) {
+				span.record("encode", t1 as number, performance.now());
+				if (res.model_version !== undefined)
+					span.set("mlship.model_version", res.model_version);
+			}
+			return out;
+		} catch (err) {
+			span?.fail(err);
+			throw err;
+		} finally {
+			span?.end();
+		}
 	}
 
 	/** Triton's streaming RPC: each request answered on the stream as it completes, errors in `error_message`. */

@@ -3,6 +3,13 @@ import type { FastifyRequest } from "fastify";
 import type { DriftMonitor } from "../../dataplane/drift-monitor.ts";
 import type { DataPlane, InferOptions } from "../../dataplane/types.ts";
 import { invalidInput, MlshipError } from "../../protocol/errors.ts";
+import {
+	headerValue,
+	TRACEPARENT,
+	TRACESTATE,
+	type TraceSpan,
+	tracer,
+} from "../../protocol/trace.ts";
 import type { AuditEntry } from "../../registry/access.ts";
 import type { Admission, ModelParams } from "./admission.ts";
 
@@ -27,6 +34,10 @@ export interface RestContext {
 	modelRoot: string | undefined;
 	/** Drift monitoring, when on (`/v2/models/{m}/monitor`, drift gauges in `/metrics`). */
 	monitor?: DriftMonitor | undefined;
+	/** More readiness details (payload log), shown by `/v2/health/ready`. */
+	readiness: (() => Record<string, unknown>) | undefined;
+	/** More expositions appended to `/metrics`. */
+	metrics: (() => Promise<{ contentType: string; body: string }>)[];
 }
 
 /** Rethrows `err`, first telling admission control when the data plane refused the request as overloaded. */
@@ -76,4 +87,25 @@ export function inferOptions(
 	if (ctx.maxTimeoutMs !== undefined) ms = Math.min(ms, ctx.maxTimeoutMs);
 	opts.timeoutMs = ms;
 	return opts;
+}
+
+/**
+ * The server span of a REST inference request (tracing on), continuing the caller's W3C `traceparent` header.
+ * The caller ends it.
+ */
+export function requestSpan(
+	req: FastifyRequest<{ Params: ModelParams }>,
+	route: "infer" | "predict",
+): TraceSpan | undefined {
+	const version = req.params.version === undefined ? "" : "/versions/{version}";
+	return tracer()?.start(`POST /v2/models/{model}${version}/${route}`, {
+		kind: "server",
+		traceparent: headerValue(req.headers[TRACEPARENT]),
+		tracestate: headerValue(req.headers[TRACESTATE]),
+		attributes: {
+			"http.request.method": "POST",
+			"url.path": req.url.slice(0, 512),
+			"mlship.model": req.params.model,
+		},
+	});
 }

@@ -69,6 +69,10 @@ export interface RestServerOptions {
 	https?: import("node:https").ServerOptions;
 	/** Drift monitoring (its hook must be in the data plane's hooks): serves `/v2/models/{m}/monitor` and its gauges. */
 	monitor?: DriftMonitor;
+	/** More of `/v2/health/ready`'s details (e.g. `payload_log`): shown, never making the server unready. */
+	readiness?: () => Record<string, unknown>;
+	/** More Prometheus expositions appended to `GET /metrics` (each with metric names of its own). */
+	metrics?: (() => Promise<{ contentType: string; body: string }>)[];
 }
 
 export const DEFAULT_MAX_CONNECTIONS = 10_000;
@@ -144,6 +148,8 @@ export function createRestServer(
 		audit: opts.audit ?? (async () => {}),
 		modelRoot: opts.modelRoot,
 		monitor: opts.monitor,
+		readiness: opts.readiness,
+		metrics: opts.metrics ?? [],
 	};
 	if (ctx.accessLog) registerAccessLog(app);
 	const routes: { method: string; url: string }[] = [];

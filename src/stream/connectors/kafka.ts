@@ -150,7 +150,7 @@ function clientOptions(a: KafkaAddress): {
 }
 
 /** Creates the topic if it does not exist (replication 1 … the broker's default via -1). */
-async function ensureTopic(a: KafkaAddress): Promise<void> {
+export async function ensureTopic(a: KafkaAddress): Promise<void> {
 	const admin = new Admin({
 		clientId: "mlship-admin",
 		...clientOptions(a),

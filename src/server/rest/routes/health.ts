@@ -26,7 +26,7 @@ export function modelParameters(info: ModelInfo): Record<string, unknown> {
 /** Registers `GET /v2`, `/v2/health/*`, `/v2/models/:model[/versions/:version][/ready]`. */
 export function registerHealthRoutes(
 	app: FastifyInstance,
-	{ dp }: RestContext,
+	{ dp, readiness }: RestContext,
 ): void {
 	app.get("/v2", () => {
 		const m = dp.metadata();
@@ -45,7 +45,11 @@ export function registerHealthRoutes(
 		reply.code(ready ? 200 : 503);
 		// Detail only: a registry outage does not make the server unready (loaded models keep serving).
 		const registry = dp.registry();
-		return registry ? { ready, registry } : { ready };
+		return {
+			ready,
+			...(registry ? { registry } : {}),
+			...readiness?.(),
+		};
 	});
 
 	const metadata = (p: ModelParams) => {

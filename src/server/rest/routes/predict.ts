@@ -7,10 +7,16 @@ import {
 	requestIdOf,
 	VERSION_HEADER,
 } from "../../../protocol/request-id.ts";
+import { tracer } from "../../../protocol/trace.ts";
 import { markServed } from "../../logging.ts";
 import { callerOf } from "../auth.ts";
 import { isObject, jsonBody, kindOf } from "../body.ts";
-import { inferOptions, overloaded, type RestContext } from "../context.ts";
+import {
+	inferOptions,
+	overloaded,
+	type RestContext,
+	requestSpan,
+} from "../context.ts";
 import type { ModelParams } from "./health.ts";
 
 const SHAPES =
@@ -63,20 +69,36 @@ export function registerPredictRoutes(
 		req: FastifyRequest<{ Params: ModelParams }>,
 		reply: FastifyReply,
 	) => {
-		const body = jsonBody(req.body, req.headers);
-		const input = predictInput(body);
-		const opts = inferOptions(ctx, req.headers, undefined, callerOf(req));
-		// Request parameters (a traffic policy's sticky key may be one), as OIP infer requests carry them.
-		if (isObject(body) && isObject(body.parameters))
-			opts.parameters = body.parameters;
-		opts.requestId = requestIdOf(undefined, req.headers[REQUEST_ID_HEADER]);
-		const res = await ctx.dp
-			.predict(req.params.model, req.params.version, input, opts)
-			.catch((err: unknown) => overloaded(ctx, req, err));
-		if (ctx.accessLog) markServed(req, res.model_version);
-		reply.header(REQUEST_ID_HEADER, opts.requestId);
-		reply.header(VERSION_HEADER, res.model_version);
-		return res;
+		// One check when tracing is off; on, a server span with decode, queue and compute children.
+		const span = tracer() && requestSpan(req, "predict");
+		try {
+			const t0 = span && performance.now();
+			const body = jsonBody(req.body, req.headers);
+			const input = predictInput(body);
+			const opts = inferOptions(ctx, req.headers, undefined, callerOf(req));
+			// Request parameters (a traffic policy's sticky key may be one), as OIP infer requests carry them.
+			if (isObject(body) && isObject(body.parameters))
+				opts.parameters = body.parameters;
+			opts.requestId = requestIdOf(undefined, req.headers[REQUEST_ID_HEADER]);
+			if (span) {
+				span.record("decode", t0 as number, performance.now());
+				span.set("mlship.request_id", opts.requestId);
+				opts.trace = span;
+			}
+			const res = await ctx.dp
+				.predict(req.params.model, req.params.version, input, opts)
+				.catch((err: unknown) => overloaded(ctx, req, err));
+			if (ctx.accessLog) markServed(req, res.model_version);
+			reply.header(REQUEST_ID_HEADER, opts.requestId);
+			reply.header(VERSION_HEADER, res.model_version);
+			span?.set("mlship.model_version", res.model_version);
+			return res;
+		} catch (err) {
+			span?.fail(err);
+			throw err;
+		} finally {
+			span?.end();
+		}
 	};
 	const onRequest = ctx.admission.onRequest;
 	app.post<{ Params: ModelParams }>(
