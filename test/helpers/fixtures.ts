@@ -29,7 +29,9 @@ export const TREE_FIXTURES: string[] = readdirSync(
 	.map((n) => `trees/${n}`);
 
 export function golden(name: string): Golden {
-	return JSON.parse(readFileSync(`${bundleDir(name)}/golden.json`, "utf8")) as Golden;
+	return JSON.parse(
+		readFileSync(`${bundleDir(name)}/golden.json`, "utf8"),
+	) as Golden;
 }
 
 /** A fixture's directory: "name" is test/fixtures/models/name, "trees/name" is test/fixtures/trees/name. */
