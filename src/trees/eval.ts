@@ -51,6 +51,7 @@ export function featureMatrix(
 				v = typeof raw === "bigint" ? Number(raw) : (raw as number);
 				if (strings) v = Number(raw);
 			}
+			if (f.round32) v = Math.fround(v);
 			if (
 				f.impute !== undefined &&
 				(Number.isNaN(v) || (f.imputeWhen !== undefined && v === f.imputeWhen))

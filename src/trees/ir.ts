@@ -39,6 +39,8 @@ export interface Feature {
 	input: number;
 	/** Column of that input (last dimension). */
 	column: number;
+	/** The format evaluates this field in single precision (PMML dataType="float"): the value is rounded to float32 first. */
+	round32?: boolean;
 	/** One-hot indicator: the feature is 1 when the raw value equals this, else 0. */
 	equals?: string | number;
 	/** Replaces a missing (NaN) value, or a value equal to `imputeWhen` (ONNX Imputer). */
