@@ -9,13 +9,14 @@ import { goesLeft, type Tree, type TreeModel, treeDepth } from "./ir.ts";
  * SHAP values of a batch: `values[(r * targets + t) * features.length + j]`; for every row and target,
  * `base[t] + Σ_j values` equals the model's raw score (margin, before the link).
  */
-export interface TreeExplanation {
+export interface Explanation {
 	rows: number;
 	targets: number;
 	features: string[];
 	base: Float64Array;
 	values: Float64Array;
-	method: "tree_path_dependent";
+	/** How the values were computed, e.g. "tree_path_dependent" (exact TreeSHAP). */
+	method: string;
 }
 
 /** Scratch space for one tree's unique paths (one segment per recursion depth). */
@@ -193,7 +194,7 @@ function expected(
 export function explainTree(
 	model: TreeModel,
 	inputs: readonly Tensor[],
-): TreeExplanation {
+): Explanation {
 	const body = model.body;
 	if (body.kind !== "ensemble")
 		throw new MlshipError(

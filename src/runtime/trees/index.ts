@@ -4,12 +4,12 @@ import { artifactBytes, type Bundle } from "../../bundle/types.ts";
 import { MlshipError } from "../../protocol/errors.ts";
 import type { Signature, Tensor } from "../../protocol/types.ts";
 import { predictTree } from "../../trees/eval.ts";
-import { explainTree, type TreeExplanation } from "../../trees/explain.ts";
+import { type Explanation, explainTree } from "../../trees/explain.ts";
 import type { TreeModel } from "../../trees/ir.ts";
 import { readTreeModel } from "../../trees/read/index.ts";
 import { defaultWorkers, WorkerPool } from "../pool.ts";
 import type { LoadedModel, LoadOptions, Runtime } from "../types.ts";
-import { loadTreeModel } from "./load.ts";
+import { loadTreeModel, nameFeatures } from "./load.ts";
 import { WORKER_URL } from "./worker-url.ts";
 
 /** Bytes a model holds: its node arrays (about 60 bytes a node) plus fixed JS state. */
@@ -81,13 +81,13 @@ class TreesModel implements LoadedModel {
 	}
 
 	/** TreeSHAP values of a batch (raw margin); see explainTree. */
-	async explain(inputs: Tensor[]): Promise<TreeExplanation> {
+	async explain(inputs: Tensor[]): Promise<Explanation> {
 		if (this.#closed)
 			throw new MlshipError("MLSHIP_CLOSED", "the model has been unloaded");
 		const rows = inputs[0]?.shape[0] ?? 0;
 		if (!this.#pool || this.#sync || rows <= this.#inlineMaxRows)
 			return explainTree(this.#model, inputs);
-		return this.#pool.call<TreeExplanation>({ op: "explain", inputs });
+		return this.#pool.call<Explanation>({ op: "explain", inputs });
 	}
 
 	async unload(): Promise<void> {
@@ -108,10 +108,9 @@ export const treesRuntime: Runtime = {
 		const ex = bundle.manifest.executor ?? {};
 		const mode = opts.mode ?? ex.mode ?? "auto";
 		const bytes = artifactBytes(bundle);
-		const model = loadTreeModel(
-			bytes,
-			bundle.source,
-			bundle.manifest.signature,
+		const model = nameFeatures(
+			loadTreeModel(bytes, bundle.source, bundle.manifest.signature),
+			bundle.manifest,
 		);
 		const inlineMaxRows = opts.inlineMaxRows ?? ex.inline_max_rows ?? 64;
 		if (mode === "inline" || mode === "blocking")
@@ -126,7 +125,16 @@ export const treesRuntime: Runtime = {
 			opts.shared?.workers ?? opts.workers ?? ex.workers ?? defaultWorkers(1);
 		const pool = await WorkerPool.start(
 			WORKER_URL,
-			{ bytes, source: bundle.source, signature: bundle.manifest.signature },
+			{
+				bytes,
+				source: bundle.source,
+				manifest: {
+					signature: bundle.manifest.signature,
+					...(bundle.manifest.features
+						? { features: bundle.manifest.features }
+						: {}),
+				},
+			},
 			workers,
 		);
 		return new TreesModel(

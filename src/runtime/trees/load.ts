@@ -1,4 +1,7 @@
 // Reads a trees-runtime artifact and fits it to the bundle's declared signature (names checked, inputs by name).
+
+import type { Manifest } from "../../bundle/manifest.ts";
+import { effectiveFeatures } from "../../codec/table.ts";
 import { MlshipError } from "../../protocol/errors.ts";
 import type { Signature } from "../../protocol/types.ts";
 import type { TreeModel } from "../../trees/ir.ts";
@@ -41,4 +44,38 @@ export function loadTreeModel(
 		return { ...f, input: i };
 	});
 	return { ...m, features, signature: declared };
+}
+
+/**
+ * Names features as the manifest's table columns do (explanations speak the user's column names): a feature that
+ * reads a column as it is takes that column's name; an encoded one (one-hot) keeps "column=value".
+ */
+export function nameFeatures(
+	m: TreeModel,
+	manifest: Pick<Manifest, "signature" | "features">,
+): TreeModel {
+	let cols: { name: string; input?: string | undefined }[];
+	try {
+		cols = effectiveFeatures(manifest);
+	} catch {
+		return m;
+	}
+	const at = new Map<string, string>();
+	const next = new Map<string, number>();
+	const only =
+		manifest.signature.inputs.length === 1
+			? manifest.signature.inputs[0]?.name
+			: undefined;
+	for (const c of cols) {
+		const input = c.input ?? only ?? c.name;
+		const k = next.get(input) ?? 0;
+		next.set(input, k + 1);
+		at.set(`${input}\u0000${k}`, c.name);
+	}
+	const features = m.features.map((f) => {
+		const col = at.get(`${m.signature.inputs[f.input]?.name}\u0000${f.column}`);
+		if (!col) return f;
+		return { ...f, name: f.equals === undefined ? col : `${col}=${f.equals}` };
+	});
+	return { ...m, features };
 }

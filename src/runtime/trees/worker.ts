@@ -4,7 +4,7 @@ import { toMlshipError } from "../../protocol/errors.ts";
 import type { Tensor } from "../../protocol/types.ts";
 import { predictTree } from "../../trees/eval.ts";
 import { explainTree } from "../../trees/explain.ts";
-import { loadTreeModel } from "./load.ts";
+import { loadTreeModel, nameFeatures } from "./load.ts";
 
 interface Message {
 	id: number;
@@ -18,11 +18,14 @@ if (!port) throw new Error("trees worker must run in a worker thread");
 const data = workerData as {
 	bytes: Uint8Array;
 	source: string;
-	signature: Parameters<typeof loadTreeModel>[2];
+	manifest: Parameters<typeof nameFeatures>[1];
 };
 
 try {
-	const model = loadTreeModel(data.bytes, data.source, data.signature);
+	const model = nameFeatures(
+		loadTreeModel(data.bytes, data.source, data.manifest.signature),
+		data.manifest,
+	);
 	port.on("message", (msg: Message) => {
 		try {
 			if (msg.op === "explain") {
