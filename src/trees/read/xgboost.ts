@@ -168,7 +168,13 @@ export function readXgboost(text: string, source: string): TreeModel {
 	const classes = classification ? Math.max(2, numClass) : 0;
 	return {
 		format: "xgboost",
-		features: names.map((name, j) => ({ name, input: 0, column: j })),
+		// XGBoost compares in single precision, whatever the input's type
+		features: names.map((name, j) => ({
+			name,
+			input: 0,
+			column: j,
+			round32: true,
+		})),
 		targets,
 		body: { kind: "ensemble", trees, aggregate: "sum" },
 		base: Float64Array.from(base),
