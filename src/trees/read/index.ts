@@ -26,7 +26,10 @@ export function readTreeModel(bytes: Uint8Array, source: string): TreeModel {
 	const text = () => new TextDecoder().decode(bytes);
 	if (first === 0x7b /* { */) return readXgboost(text(), source);
 	if (first === 0x3c /* < */) return readPmml(text(), source);
-	if (bytes.subarray(i, i + 4).every((b, k) => b === "tree".charCodeAt(k)))
+	if (
+		bytes.length >= i + 4 &&
+		bytes.subarray(i, i + 4).every((b, k) => b === "tree".charCodeAt(k))
+	)
 		return readLightgbm(text(), source);
 	if (first === 0x08 /* ONNX ModelProto field 1 (ir_version), varint */)
 		return readOnnx(bytes, source);
