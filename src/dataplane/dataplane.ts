@@ -18,6 +18,7 @@ import { RegistryFollower } from "./follower.ts";
 import type { ModelLease, ModelProvider } from "./instance.ts";
 import type {
 	DataPlane,
+	ExplainResponse,
 	FamilyInfo,
 	InferOptions,
 	ModelInfo,
@@ -186,6 +187,18 @@ class ServingDataPlane implements DataPlane {
 					throw err;
 			}
 		}
+	}
+
+	async explain(
+		name: string,
+		version: string | undefined,
+		input: Row[] | Record<string, unknown[]>,
+		opts: { top?: number; entity?: string } = {},
+	): Promise<ExplainResponse> {
+		const { s, outs } = await this.#retrying(name, opts.entity, version, (s) =>
+			s.model.explain(input, opts.top !== undefined ? { top: opts.top } : {}),
+		);
+		return { model_name: name, model_version: s.version, ...outs };
 	}
 
 	async predict(

@@ -10,6 +10,7 @@ import { Admission } from "./admission.ts";
 import { registerRawBodyParser } from "./body.ts";
 import type { RestContext } from "./context.ts";
 import { registerErrorHandlers } from "./errors.ts";
+import { registerExplainRoutes } from "./routes/explain.ts";
 import { registerHealthRoutes } from "./routes/health.ts";
 import { registerInferRoutes } from "./routes/infer.ts";
 import { registerMetricsRoute } from "./routes/metrics.ts";
@@ -99,6 +100,7 @@ export function createRestServer(
 	registerHealthRoutes(app, ctx);
 	registerInferRoutes(app, ctx);
 	registerPredictRoutes(app, ctx);
+	registerExplainRoutes(app, ctx);
 	registerRepositoryRoutes(app, ctx);
 	registerMetricsRoute(app, ctx);
 	registerOpenApiRoute(app, ctx);
