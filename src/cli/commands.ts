@@ -54,7 +54,7 @@ export const COMMANDS: readonly LazyCommand[] = [
 	},
 	{
 		name: "sql",
-		term: "sql [options] <query>",
+		term: "sql [options] [command] <query>",
 		summary:
 			"Run a DuckDB SQL query where models are functions: predict(model, features...) → number, predict_label → class name, predict_proba → probabilities, predict_output(model, 'output', ...) → any output. Files are tables: FROM 'x.parquet'. A NULL feature gives a NULL prediction.",
 		load: async () => (await import("./sql.ts")).sqlCommand(),

@@ -7,6 +7,7 @@ import { MlshipError } from "../protocol/errors.ts";
 import { registerDuckDBFunctions } from "../sql/duckdb.ts";
 import { modelRefsIn } from "../sql/models.ts";
 import { action, example, output, textTable } from "./common.ts";
+import { sqlCompileCommand } from "./sql-compile.ts";
 
 interface SqlOpts {
 	registry?: string;
@@ -74,6 +75,7 @@ export function sqlCommand(): Command {
 				}
 			}),
 		);
+	cmd.addCommand(sqlCompileCommand());
 	return example(
 		cmd,
 		`mlship sql "SELECT *, predict_label('iris-logreg@production', sepal_length, sepal_width, petal_length, petal_width) AS species FROM 'examples/iris.csv'"`,

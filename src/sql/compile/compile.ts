@@ -65,6 +65,8 @@ export interface SqlColumn {
 export interface CompiledSql {
 	/** The statement(s), ending in a semicolon and a newline. */
 	sql: string;
+	/** The query inside: the view's SELECT, or the function's body (a SELECT over its parameters). */
+	query: string;
 	columns: SqlColumn[];
 	/** The outputs, in the bundle's order: scalar, array (JSON text in SQLite) or integer label. */
 	outputs: { name: string; shape: "scalar" | "array" | "label" }[];
@@ -486,8 +488,8 @@ export function compileTreeSql(
 			: d.nanToNull(`CAST(${ref} AS ${d.double})`);
 	};
 	const stage0 = `SELECT ${sel(columns.map((c) => `${normalize(c)} AS ${d.ident(c.x)}`))}${src ? `\n  FROM ${src}` : ""}`;
-	const stage1 = `SELECT ${sel([...columns.map((c) => d.ident(c.x)), ...raw.map((r, t) => `${r} AS ${d.ident(sNames[t] as string)}`)])}\nFROM (${stage0}) AS __mlship_inputs`;
-	const stage2 = `SELECT ${sel(pExprs.map((e, k) => `${e} AS ${p[k]}`))}\nFROM (${stage1}) AS __mlship_scores`;
+	const stage1 = `SELECT ${sel([...columns.map((c) => d.ident(c.x)), ...raw.map((r, t) => `${r} AS ${d.ident(sNames[t] as string)}`)])}\nFROM (${stage0}${d.fence}) AS __mlship_inputs`;
+	const stage2 = `SELECT ${sel(pExprs.map((e, k) => `${e} AS ${p[k]}`))}\nFROM (${stage1}${d.fence}) AS __mlship_scores`;
 	const name = qualified(d, opts.name);
 	const named = outExprs.map(
 		(e, i) => `${e} AS ${d.ident(outputs[i]?.name as string)}`,
@@ -499,14 +501,15 @@ export function compileTreeSql(
 				? d.doubleArray
 				: d.double;
 	let sql: string;
+	let q: string;
 	if (as === "view") {
-		const q = `SELECT ${sel(named)}\nFROM (${stage2}) AS __mlship_linked`;
+		q = `SELECT ${sel(named)}\nFROM (${stage2}${d.fence}) AS __mlship_linked`;
 		sql =
 			d.name === "sqlite"
 				? `DROP VIEW IF EXISTS ${name};\nCREATE VIEW ${name} AS\n${q};\n`
 				: `CREATE OR REPLACE VIEW ${name} AS\n${q};\n`;
 	} else if (d.name === "postgres") {
-		const q = `SELECT ${named.join(",\n  ")}\nFROM (${stage2}) AS __mlship_linked`;
+		q = `SELECT ${named.join(",\n  ")}\nFROM (${stage2}${d.fence}) AS __mlship_linked`;
 		const params = [
 			...columns.map(
 				(c) => `${d.ident(c.name)} ${c.kind === "text" ? d.text : d.double}`,
@@ -521,7 +524,8 @@ export function compileTreeSql(
 			outputs.length === 1
 				? (outExprs[0] as string)
 				: `{${outputs.map((o, i) => `${d.str(o.name)}: ${outExprs[i]}`).join(", ")}}`;
-		sql = `CREATE OR REPLACE MACRO ${name}(${columns.map((c) => d.ident(c.name)).join(", ")}) AS (\nSELECT ${value}\nFROM (${stage2}) AS __mlship_linked);\n`;
+		q = `SELECT ${value}\nFROM (${stage2}${d.fence}) AS __mlship_linked`;
+		sql = `CREATE OR REPLACE MACRO ${name}(${columns.map((c) => d.ident(c.name)).join(", ")}) AS (\n${q});\n`;
 	} else {
 		const ret =
 			outputs.length === 1
@@ -534,10 +538,12 @@ export function compileTreeSql(
 		const create = opts.name.includes(".")
 			? "CREATE OR REPLACE FUNCTION"
 			: "CREATE TEMP FUNCTION";
-		sql = `${create} ${name}(${columns.map((c) => `${d.ident(c.name)} ${c.kind === "text" ? d.text : d.double}`).join(", ")})\nRETURNS ${ret} AS ((\n${select}\nFROM (${stage2}) AS __mlship_linked));\n`;
+		q = `${select}\nFROM (${stage2}${d.fence}) AS __mlship_linked`;
+		sql = `${create} ${name}(${columns.map((c) => `${d.ident(c.name)} ${c.kind === "text" ? d.text : d.double}`).join(", ")})\nRETURNS ${ret} AS ((\n${q}));\n`;
 	}
 	return {
 		sql,
+		query: q,
 		columns: columns.map((c) => ({ name: c.name, kind: c.kind })),
 		outputs,
 		featureColumns: features.map((f) => f.col.name),

@@ -26,6 +26,11 @@ export interface Dialect {
 	greatest(xs: string[]): string;
 	/** An array (or JSON array text, in SQLite) of doubles. */
 	array(xs: string[]): string;
+	/**
+	 * Appended to a stage's subquery so the planner keeps it a subquery: PostgreSQL and SQLite otherwise flatten
+	 * it and copy each raw score (every tree) into each place the next stage names it, evaluating it again there.
+	 */
+	fence: string;
 }
 
 /**
@@ -87,6 +92,7 @@ const postgres: Dialect = {
 	round32: (x) => `${x}::real::float8`,
 	greatest: (xs) => `GREATEST(${xs.join(", ")})`,
 	array: (xs) => `ARRAY[${xs.join(", ")}]::float8[]`,
+	fence: " OFFSET 0",
 };
 
 const duckdb: Dialect = {
@@ -102,6 +108,8 @@ const duckdb: Dialect = {
 	round32: (x) => `CAST(CAST(${x} AS FLOAT) AS DOUBLE)`,
 	greatest: (xs) => `GREATEST(${xs.join(", ")})`,
 	array: (xs) => `[${xs.join(", ")}]::DOUBLE[]`,
+	// DuckDB eliminates the common subexpressions itself.
+	fence: "",
 };
 
 const sqlite: Dialect = {
@@ -119,6 +127,8 @@ const sqlite: Dialect = {
 	// max() with one argument is the aggregate: callers pass two or more.
 	greatest: (xs) => `max(${xs.join(", ")})`,
 	array: (xs) => `json_array(${xs.join(", ")})`,
+	// SQLite never flattens a subquery with an OFFSET.
+	fence: " LIMIT -1 OFFSET 0",
 };
 
 const bigquery: Dialect = {
@@ -136,6 +146,7 @@ const bigquery: Dialect = {
 	round32: () => undefined,
 	greatest: (xs) => `GREATEST(${xs.join(", ")})`,
 	array: (xs) => `[${xs.join(", ")}]`,
+	fence: "",
 };
 
 const BY_NAME: Record<DialectName, Dialect> = {
