@@ -114,7 +114,7 @@ export function sqlCompileCommand(): Command {
 						Boolean(opts.json),
 						{ ...info, output: file },
 						() =>
-							`${opts.as} ${name} (${opts.dialect}, ${c.trees} trees, ${c.nodes} nodes) → ${file}`,
+							`${opts.as} ${name} (${opts.dialect}, ${c.trees > 0 ? `${c.trees} trees, ${c.nodes} nodes` : `linear, ${c.nodes} coefficients`}) → ${file}`,
 					);
 					return;
 				}
