@@ -28,6 +28,17 @@ export const TREE_FIXTURES: string[] = readdirSync(
 	.sort()
 	.map((n) => `trees/${n}`);
 
+/** ONNX fixtures holding one tree ensemble or linear model, which the tree/linear reader understands (not digits-mlp). */
+export const ONNX_TREE_FIXTURES: string[] = [
+	"breast-cancer-gbdt",
+	"diabetes-cats-ridge",
+	"diabetes-lgbm",
+	"diabetes-rf",
+	"diabetes-sex-ridge",
+	"iris-logreg",
+	"wine-xgb",
+];
+
 export function golden(name: string): Golden {
 	return JSON.parse(
 		readFileSync(`${bundleDir(name)}/golden.json`, "utf8"),

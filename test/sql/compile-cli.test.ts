@@ -15,18 +15,9 @@ import {
 	assertClose,
 	bundleDir,
 	golden,
+	ONNX_TREE_FIXTURES,
 	TREE_FIXTURES,
 } from "../helpers/fixtures.ts";
-
-const ONNX_TREES = [
-	"breast-cancer-gbdt",
-	"diabetes-cats-ridge",
-	"diabetes-lgbm",
-	"diabetes-rf",
-	"diabetes-sex-ridge",
-	"iris-logreg",
-	"wine-xgb",
-];
 
 let dir: string;
 let registry: string;
@@ -216,7 +207,7 @@ describe("BigQuery text", () => {
 	const { Parser } = NodeSqlParser;
 	const parser = new Parser();
 	it("every fixture's BigQuery view and function body parse as BigQuery SQL", async () => {
-		for (const f of [...TREE_FIXTURES, ...ONNX_TREES]) {
+		for (const f of [...TREE_FIXTURES, ...ONNX_TREE_FIXTURES]) {
 			const b = await readBundle(bundleDir(f));
 			const view = compileBundle(b, {
 				dialect: "bigquery",

@@ -19,20 +19,11 @@ import {
 	assertClose,
 	bundleDir,
 	golden,
+	ONNX_TREE_FIXTURES,
 	TREE_FIXTURES,
 } from "../helpers/fixtures.ts";
 
-/** ONNX fixtures holding one tree ensemble or linear model (as in the trees runtime contract). */
-const ONNX_TREES = [
-	"breast-cancer-gbdt",
-	"diabetes-cats-ridge",
-	"diabetes-lgbm",
-	"diabetes-rf",
-	"diabetes-sex-ridge",
-	"iris-logreg",
-	"wine-xgb",
-];
-const ALL = [...TREE_FIXTURES, ...ONNX_TREES];
+const ALL = [...TREE_FIXTURES, ...ONNX_TREE_FIXTURES];
 
 type Row = Record<string, unknown>;
 /** Outputs by name, row-major: label per row, or every value of an array output per row. */

@@ -12,7 +12,6 @@ import { effectiveFeatures } from "../../codec/table.ts";
 import type { Datatype } from "../../protocol/datatypes.ts";
 import { floatToHalf, halfToFloat } from "../../protocol/datatypes.ts";
 import { MlshipError } from "../../protocol/errors.ts";
-import { loadTreeModel, nameFeatures } from "../../runtime/trees/load.ts";
 import {
 	EQ,
 	type Feature,
@@ -22,6 +21,7 @@ import {
 	type TreeModel,
 	treeDepth,
 } from "../../trees/ir.ts";
+import { readTreeModel } from "../../trees/read/index.ts";
 import {
 	complement,
 	type Intervals,
@@ -138,10 +138,13 @@ function columnsOf(
 	}
 	const cols = new Map<string, Column>();
 	for (const f of model.features) {
-		const spec = model.signature.inputs[f.input];
+		// The file's input, as the manifest declares it (its datatype is what rows are encoded to).
+		const own = model.signature.inputs[f.input];
+		const spec = manifest.signature.inputs.find((i) => i.name === own?.name);
 		if (!spec)
-			unsupported(
-				`feature '${f.name}' reads input ${f.input}, which the signature does not have`,
+			throw new MlshipError(
+				"MLSHIP_INVALID_BUNDLE",
+				`model input '${own?.name ?? f.input}' is missing from the manifest signature`,
 			);
 		const id = `${f.input}:${f.column}`;
 		if (cols.has(id)) continue;
@@ -151,7 +154,7 @@ function columnsOf(
 		cols.set(id, {
 			name,
 			kind: spec.datatype === "BYTES" ? "text" : "double",
-			input: f.input,
+			input: manifest.signature.inputs.indexOf(spec),
 			column: f.column,
 			datatype: spec.datatype,
 			x: `__mlship_x${cols.size}`,
@@ -563,14 +566,7 @@ export function compileBundle(
 ): CompiledSql {
 	let model: TreeModel;
 	try {
-		model = nameFeatures(
-			loadTreeModel(
-				artifactBytes(bundle),
-				bundle.source,
-				bundle.manifest.signature,
-			),
-			bundle.manifest,
-		);
+		model = readTreeModel(artifactBytes(bundle), bundle.source);
 	} catch (err) {
 		if (err instanceof MlshipError && err.code === "MLSHIP_UNSUPPORTED_MODEL")
 			throw new MlshipError(
