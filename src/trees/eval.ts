@@ -167,6 +167,21 @@ function flatten(model: TreeModel, trees: readonly Tree[]): Flat {
 /** Rows scored together per tree: the block's features and the tree's nodes stay in cache. */
 const BLOCK = 64;
 
+/** Adds leaf `n`'s values to row `r` of the raw scores. */
+function addLeaf(
+	out: Float64Array,
+	value: Float64Array,
+	r: number,
+	n: number,
+	T: number,
+): void {
+	if (T === 1) out[r] = (out[r] as number) + (value[n] as number);
+	else
+		for (let t = 0; t < T; t++)
+			out[r * T + t] =
+				(out[r * T + t] as number) + (value[n * T + t] as number);
+}
+
 /** The one-comparison loop: every split is `v <= t` and no value is NaN. Adds leaf values into `out`. */
 function scoreSimple(
 	fl: Flat,
@@ -191,11 +206,7 @@ function scoreSimple(
 						((X[xo + f] as number) <= (le[n] as number) ? 0 : 1);
 					f = feature[n] as number;
 				}
-				if (T === 1) out[r] = (out[r] as number) + (value[n] as number);
-				else
-					for (let t = 0; t < T; t++)
-						out[r * T + t] =
-							(out[r * T + t] as number) + (value[n * T + t] as number);
+				addLeaf(out, value, r, n, T);
 			}
 		}
 	}
@@ -256,11 +267,7 @@ export function rawScores(
 						n = (left[n] as number) + goRight;
 						f = feature[n] as number;
 					}
-					if (T === 1) out[r] = (out[r] as number) + (value[n] as number);
-					else
-						for (let t = 0; t < T; t++)
-							out[r * T + t] =
-								(out[r * T + t] as number) + (value[n * T + t] as number);
+					addLeaf(out, value, r, n, T);
 				}
 			}
 		}
