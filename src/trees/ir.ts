@@ -1,5 +1,6 @@
 // The tree/linear intermediate representation: what every reader (ONNX, PMML, XGBoost, LightGBM) produces and
 // what the evaluator, TreeSHAP and a SQL compiler walk. Plain data: flat typed arrays per tree, no closures.
+import { MlshipError } from "../protocol/errors.ts";
 import type { Signature } from "../protocol/types.ts";
 
 /** Split modes. A node sends a row LEFT when the test holds: x < t, x <= t, x == t, or x in the node's set. */
@@ -92,6 +93,10 @@ export interface TreeModel {
 	signature: Signature;
 }
 
+/** Most outputs (classes, targets) per leaf, and most nodes × outputs per tree: a hostile file cannot make us allocate more. */
+export const MAX_TARGETS = 65536;
+export const MAX_TREE_VALUES = 1 << 26;
+
 /** Collects nodes of one tree and freezes them into typed arrays. */
 export class TreeBuilder {
 	readonly targets: number;
@@ -108,6 +113,11 @@ export class TreeBuilder {
 	readonly #cover: number[] = [];
 
 	constructor(targets: number) {
+		if (!Number.isInteger(targets) || targets < 1 || targets > MAX_TARGETS)
+			throw new MlshipError(
+				"MLSHIP_UNSUPPORTED_MODEL",
+				`a model with ${targets} outputs per leaf (from 1 to ${MAX_TARGETS} are supported)`,
+			);
 		this.targets = targets;
 	}
 
@@ -117,6 +127,11 @@ export class TreeBuilder {
 
 	/** Adds a node (a leaf until `split` is called on it) and returns its id. */
 	node(cover = Number.NaN): number {
+		if ((this.#feature.length + 1) * this.targets > MAX_TREE_VALUES)
+			throw new MlshipError(
+				"MLSHIP_UNSUPPORTED_MODEL",
+				`a tree with more than ${MAX_TREE_VALUES} leaf values (nodes × outputs)`,
+			);
 		this.#feature.push(-1);
 		this.#threshold.push(0);
 		this.#mode.push(LE);

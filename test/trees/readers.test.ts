@@ -79,6 +79,39 @@ describe("readers refuse what they cannot represent, naming it", () => {
 				}),
 			);
 		refused(doc("dart", "reg:squarederror"), /gradient_booster 'dart'/);
+		const tree = {
+			left_children: [1, -1, -1],
+			right_children: [2, -1],
+			split_indices: [0, 0, 0],
+			split_conditions: [1, 2, 3],
+			default_left: [0, 0, 0],
+		};
+		const hostile = (param: Record<string, string>, trees: unknown[]) =>
+			utf8(
+				JSON.stringify({
+					learner: {
+						gradient_booster: {
+							name: "gbtree",
+							model: { trees, tree_info: trees.map(() => 0) },
+						},
+						learner_model_param: {
+							base_score: "0",
+							num_feature: "2",
+							...param,
+						},
+						objective: { name: "reg:squarederror" },
+					},
+				}),
+			);
+		refused(
+			hostile({}, [tree]),
+			/tree 0: 'right_children' has 2 entries for 3 nodes/,
+		);
+		refused(hostile({ num_feature: "x" }, []), /num_feature 'x'/);
+		refused(
+			hostile({ num_class: "1000000000" }, []),
+			/num_class '1000000000': 1000000000 outputs \(from 1 to 65536/,
+		);
 		refused(doc("gbtree", "rank:ndcg"), /objective 'rank:ndcg': not supported/);
 	});
 	const lgbm = (tree: string) =>

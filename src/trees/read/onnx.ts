@@ -16,7 +16,7 @@ import {
 	TreeBuilder,
 	type TreeModel,
 } from "../ir.ts";
-import { refuse } from "./common.ts";
+import { checkTargets, refuse } from "./common.ts";
 
 interface TensorMsg {
 	dims?: number[];
@@ -305,7 +305,7 @@ function buildTrees(
 }
 
 function treeRegressor(a: Attrs, where: string, nFeatures: number): Estimator {
-	const targets = a.int("n_targets", 1);
+	const targets = checkTargets(a.int("n_targets", 1), `${where} n_targets`);
 	const trees = buildTrees(a, where, nFeatures, targets, {
 		tree: a.ints("target_treeids"),
 		node: a.ints("target_nodeids"),
@@ -336,6 +336,7 @@ function classLabels(a: Attrs, where: string, attr: string): number[] {
 	if (a.strings("classlabels_strings").length > 0)
 		refuse(where, "string class labels are not supported (integer labels are)");
 	const labels = a.ints(attr);
+	checkTargets(labels.length, `${where} ${attr}`);
 	if (labels.length < 2)
 		refuse(where, `'${attr}' lists ${labels.length} classes`);
 	return labels;
@@ -374,7 +375,7 @@ function linearRegressor(
 	where: string,
 	nFeatures: number,
 ): Estimator {
-	const targets = a.int("targets", 1);
+	const targets = checkTargets(a.int("targets", 1), `${where} targets`);
 	const coef = a.floats("coefficients");
 	if (coef.length !== targets * nFeatures)
 		refuse(
