@@ -219,3 +219,30 @@ describe("mlship batch run --explain K", () => {
 		await assert.rejects(readFile(output), /ENOENT/);
 	});
 });
+
+describe("mlship sql with a trees bundle", () => {
+	it("predict() in DuckDB gives LightGBM's values (the trees runtime answers synchronously)", async () => {
+		const f = "trees/diabetes-lgbm-txt";
+		const rows = golden(f).records.filter((r) =>
+			Object.values(r as object).every((v) => v !== null),
+		);
+		const input = join(dir, "sql.jsonl");
+		await writeTable(input, rows);
+		const names = Object.keys(rows[0] as object);
+		const r = await mlship([
+			"sql",
+			`SELECT predict('${bundleDir(f)}', ${names.join(", ")}) AS p FROM read_json('${input}')`,
+			"--json",
+		]);
+		assert.equal(r.code, 0, r.stderr);
+		const got = (JSON.parse(r.stdout) as { p: number }[]).map((x) => x.p);
+		const all = golden(f).records;
+		const want = (golden(f).expected.variable as number[]).filter((_, i) =>
+			Object.values(all[i] as object).every((v) => v !== null),
+		);
+		assert.equal(got.length, want.length);
+		got.forEach((g, i) => {
+			assertClose(g, want[i] as number, `sql row ${i}`);
+		});
+	});
+});
