@@ -9,7 +9,14 @@ export const LE = 1;
 export const EQ = 2;
 /** Categorical: left when the value (truncated to an integer) is one of the node's categories. */
 export const IN = 3;
-export type SplitMode = typeof LT | typeof LE | typeof EQ | typeof IN;
+/** Set membership by exact value (ONNX BRANCH_MEMBER): left when the value equals one of the node's values. */
+export const ISIN = 4;
+export type SplitMode =
+	| typeof LT
+	| typeof LE
+	| typeof EQ
+	| typeof IN
+	| typeof ISIN;
 
 /**
  * One tree, nodes in flat arrays indexed by node id (root = 0). A leaf has `feature[i] = -1`.
@@ -217,13 +224,15 @@ export function goesLeft(tree: Tree, n: number, v: number): boolean {
 			return v <= t;
 		case EQ:
 			return v === t;
+		case ISIN:
+			return inSet(tree, n, v, false);
 		default:
-			return inSet(tree, n, v);
+			return inSet(tree, n, v, true);
 	}
 }
 
-function inSet(tree: Tree, n: number, v: number): boolean {
-	const c = Math.trunc(v);
+function inSet(tree: Tree, n: number, v: number, truncate: boolean): boolean {
+	const c = truncate ? Math.trunc(v) : v;
 	let lo = tree.catStart[n] as number;
 	let hi = lo + (tree.catLen[n] as number) - 1;
 	while (lo <= hi) {

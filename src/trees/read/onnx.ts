@@ -8,6 +8,7 @@ import type { Signature, TensorSpec } from "../../protocol/types.ts";
 import {
 	EQ,
 	type Feature,
+	ISIN,
 	LE,
 	type Link,
 	LT,
@@ -121,6 +122,9 @@ function tensorNumbers(t: TensorMsg): number[] {
 			case 7:
 				for (let i = 0; i + 8 <= raw.byteLength; i += 8)
 					out.push(Number(view.getBigInt64(i, true)));
+				return out;
+			case 2:
+				for (let i = 0; i < raw.byteLength; i++) out.push(view.getUint8(i));
 				return out;
 			default:
 				return [];
@@ -421,6 +425,115 @@ function linearClassifier(
 	};
 }
 
+/** ai.onnx.ml opset 5 TreeEnsemble: node and leaf arrays, split modes as a uint8 tensor, member sets. */
+function treeEnsembleV5(a: Attrs, where: string, nFeatures: number): Estimator {
+	const targets = checkTargets(a.int("n_targets"), `${where} n_targets`);
+	const roots = a.ints("tree_roots");
+	const feature = a.ints("nodes_featureids");
+	const splits = a.floats("nodes_splits");
+	const modes = a.floats("nodes_modes");
+	const trueIds = a.ints("nodes_truenodeids");
+	const trueLeaf = a.ints("nodes_trueleafs");
+	const falseIds = a.ints("nodes_falsenodeids");
+	const falseLeaf = a.ints("nodes_falseleafs");
+	const tracks = a.ints("nodes_missing_value_tracks_true");
+	const members = a.floats("membership_values");
+	const leafTarget = a.ints("leaf_targetids");
+	const leafWeight = a.floats("leaf_weights");
+	const n = feature.length;
+	if (
+		[splits, modes, trueIds, trueLeaf, falseIds, falseLeaf].some(
+			(x) => x.length !== n,
+		)
+	)
+		refuse(where, "the nodes_* attributes differ in length");
+	if (leafTarget.length !== leafWeight.length)
+		refuse(where, "leaf_targetids and leaf_weights differ in length");
+	// The member set of each BRANCH_MEMBER node, in node order, separated by NaN in membership_values.
+	const sets = new Map<number, number[]>();
+	let m = 0;
+	for (let i = 0; i < n; i++) {
+		if (modes[i] !== 6) continue;
+		const set: number[] = [];
+		while (m < members.length && !Number.isNaN(members[m]))
+			set.push(members[m++] as number);
+		m++;
+		sets.set(i, set);
+	}
+	const trees = roots.map((root, k) => {
+		const tw = `${where} tree ${k}`;
+		const b = new TreeBuilder(targets);
+		let visits = 0;
+		const leaf = (j: number): number => {
+			if (j < 0 || j >= leafWeight.length)
+				refuse(tw, `leaf ${j} of ${leafWeight.length}`);
+			const id = b.node();
+			const t = leafTarget[j] as number;
+			if (t < 0 || t >= targets)
+				refuse(tw, `leaf ${j} writes target ${t} of ${targets}`);
+			b.addValue(id, t, leafWeight[j] as number);
+			return id;
+		};
+		const visit = (i: number): number => {
+			if (i < 0 || i >= n) refuse(tw, `node ${i} of ${n}`);
+			if (++visits > n) refuse(tw, "its node links form a cycle");
+			const id = b.node();
+			const f = feature[i] as number;
+			if (f < 0 || f >= nFeatures)
+				refuse(`${tw} node ${i}`, `feature ${f} of ${nFeatures}`);
+			const tr = trueLeaf[i]
+				? leaf(trueIds[i] as number)
+				: visit(trueIds[i] as number);
+			const fa = falseLeaf[i]
+				? leaf(falseIds[i] as number)
+				: visit(falseIds[i] as number);
+			const mode = modes[i] as number;
+			const th = splits[i] as number;
+			// NaN != t holds, as in IEEE comparisons (onnxruntime sends it to the true branch)
+			const nanTrue = tracks[i] === 1 || mode === 5;
+			const table: [SplitMode, boolean][] = [
+				[LE, false],
+				[LT, false],
+				[LT, true],
+				[LE, true],
+				[EQ, false],
+				[EQ, true],
+				[ISIN, false],
+			];
+			const op = table[mode];
+			if (!op) refuse(`${tw} node ${i}`, `mode ${mode} is not supported`);
+			const [sm, swap] = op;
+			if (swap) b.split(id, f, sm, th, fa, tr, !nanTrue, sets.get(i));
+			else b.split(id, f, sm, th, tr, fa, nanTrue, sets.get(i));
+			return id;
+		};
+		visit(root);
+		return b.build(tw);
+	});
+	const agg = a.int("aggregate_function", 1);
+	if (agg !== 0 && agg !== 1)
+		refuse(
+			where,
+			`aggregate_function ${agg} is not supported (AVERAGE, SUM are)`,
+		);
+	const post = a.int("post_transform", 0);
+	const link =
+		([undefined, "softmax", "logistic"] as const)[post] ??
+		(post === 0 ? "identity" : undefined);
+	if (!link)
+		refuse(
+			where,
+			`post_transform ${post} is not supported (NONE, SOFTMAX, LOGISTIC are)`,
+		);
+	return {
+		targets,
+		body: { kind: "ensemble", trees, aggregate: agg === 1 ? "sum" : "average" },
+		base: new Float64Array(targets),
+		link,
+		head: { kind: "regression" },
+	};
+}
+
 const ESTIMATORS: Record<
 	string,
 	(a: Attrs, where: string, n: number) => Estimator
@@ -429,6 +542,7 @@ const ESTIMATORS: Record<
 	TreeEnsembleClassifier: treeClassifier,
 	LinearRegressor: linearRegressor,
 	LinearClassifier: linearClassifier,
+	TreeEnsemble: treeEnsembleV5,
 };
 
 function spec(v: ValueInfo, where: string): TensorSpec {
