@@ -30,7 +30,11 @@ import type {
 	Tensor,
 } from "../protocol/types.ts";
 import { runtime } from "../runtime/registry.ts";
-import type { LoadedModel, LoadOptions } from "../runtime/types.ts";
+import type {
+	Explanation,
+	LoadedModel,
+	LoadOptions,
+} from "../runtime/types.ts";
 import { type ExplainResult, shapeExplanation, topK } from "./explain.ts";
 import {
 	type Batching,
@@ -400,16 +404,21 @@ export class ModelInstance implements ModelProvider {
 		input: Row[] | Columns,
 		opts: { top?: number } = {},
 	): Promise<ExplainResult> {
+		const top = topK(opts.top);
+		const e = await this.explainTensors(this.encodeTable(input));
+		return shapeExplanation(e, this.#targetNames(e.targets), top);
+	}
+
+	/** Explains a batch of input tensors: raw contributions (rows × targets × features), see `explain`. */
+	async explainTensors(inputs: Tensor[]): Promise<Explanation> {
 		const explain = this.#loaded.explain;
 		if (!explain)
 			throw new MlshipError(
 				"MLSHIP_UNSUPPORTED_MODEL",
 				`model '${this.name}' runs on the ${this.manifest.runtime} runtime, which cannot explain predictions; set 'runtime: trees' in mlship.yaml for a tree ensemble (ONNX, PMML, XGBoost JSON or LightGBM text)`,
 			);
-		const inputs = this.encodeTable(input);
 		this.#validate(inputs);
-		const e = await explain.call(this.#loaded, inputs);
-		return shapeExplanation(e, this.#targetNames(e.targets), topK(opts.top));
+		return explain.call(this.#loaded, inputs);
 	}
 
 	/** Names of the raw outputs an explanation covers: class names (the positive class of a binary model) or the output. */

@@ -1,5 +1,6 @@
 // The tree/linear intermediate representation: what every reader (ONNX, PMML, XGBoost, LightGBM) produces and
 // what the evaluator, TreeSHAP and a SQL compiler walk. Plain data: flat typed arrays per tree, no closures.
+import { MlshipError } from "../protocol/errors.ts";
 import type { Signature } from "../protocol/types.ts";
 
 /** Split modes. A node sends a row LEFT when the test holds: x < t, x <= t, x == t, or x in the node's set. */
@@ -8,7 +9,14 @@ export const LE = 1;
 export const EQ = 2;
 /** Categorical: left when the value (truncated to an integer) is one of the node's categories. */
 export const IN = 3;
-export type SplitMode = typeof LT | typeof LE | typeof EQ | typeof IN;
+/** Set membership by exact value (ONNX BRANCH_MEMBER): left when the value equals one of the node's values. */
+export const ISIN = 4;
+export type SplitMode =
+	| typeof LT
+	| typeof LE
+	| typeof EQ
+	| typeof IN
+	| typeof ISIN;
 
 /**
  * One tree, nodes in flat arrays indexed by node id (root = 0). A leaf has `feature[i] = -1`.
@@ -92,6 +100,10 @@ export interface TreeModel {
 	signature: Signature;
 }
 
+/** Most outputs (classes, targets) per leaf, and most nodes × outputs per tree: a hostile file cannot make us allocate more. */
+export const MAX_TARGETS = 65536;
+export const MAX_TREE_VALUES = 1 << 26;
+
 /** Collects nodes of one tree and freezes them into typed arrays. */
 export class TreeBuilder {
 	readonly targets: number;
@@ -108,6 +120,11 @@ export class TreeBuilder {
 	readonly #cover: number[] = [];
 
 	constructor(targets: number) {
+		if (!Number.isInteger(targets) || targets < 1 || targets > MAX_TARGETS)
+			throw new MlshipError(
+				"MLSHIP_UNSUPPORTED_MODEL",
+				`a model with ${targets} outputs per leaf (from 1 to ${MAX_TARGETS} are supported)`,
+			);
 		this.targets = targets;
 	}
 
@@ -117,6 +134,11 @@ export class TreeBuilder {
 
 	/** Adds a node (a leaf until `split` is called on it) and returns its id. */
 	node(cover = Number.NaN): number {
+		if ((this.#feature.length + 1) * this.targets > MAX_TREE_VALUES)
+			throw new MlshipError(
+				"MLSHIP_UNSUPPORTED_MODEL",
+				`a tree with more than ${MAX_TREE_VALUES} leaf values (nodes × outputs)`,
+			);
 		this.#feature.push(-1);
 		this.#threshold.push(0);
 		this.#mode.push(LE);
@@ -202,13 +224,15 @@ export function goesLeft(tree: Tree, n: number, v: number): boolean {
 			return v <= t;
 		case EQ:
 			return v === t;
+		case ISIN:
+			return inSet(tree, n, v, false);
 		default:
-			return inSet(tree, n, v);
+			return inSet(tree, n, v, true);
 	}
 }
 
-function inSet(tree: Tree, n: number, v: number): boolean {
-	const c = Math.trunc(v);
+function inSet(tree: Tree, n: number, v: number, truncate: boolean): boolean {
+	const c = truncate ? Math.trunc(v) : v;
 	let lo = tree.catStart[n] as number;
 	let hi = lo + (tree.catLen[n] as number) - 1;
 	while (lo <= hi) {

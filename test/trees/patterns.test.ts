@@ -147,3 +147,102 @@ describe("trees runtime through the core", () => {
 		);
 	});
 });
+
+describe("mlship batch run --explain K", () => {
+	it("adds the top-K contributions of the predicted class as columns, equal to shap's", async () => {
+		const f = "trees/wine-xgb-json";
+		const input = join(dir, "wine.jsonl");
+		await writeTable(input, golden(f).records);
+		const output = join(dir, "wine.out.parquet");
+		const r = await mlship([
+			"batch",
+			"run",
+			"-m",
+			bundleDir(f),
+			"-s",
+			input,
+			"-o",
+			output,
+			"--explain",
+			"2",
+		]);
+		assert.equal(r.code, 0, r.stderr + r.stdout);
+		const rows = await readTable(output);
+		const shap = JSON.parse(
+			await readFile(join(bundleDir(f), "shap.json"), "utf8"),
+		) as { values: number[][][] };
+		const names = Object.keys(golden(f).records[0] as object);
+		const labels = golden(f).expected.label as number[];
+		assert.equal(rows.length, labels.length);
+		rows.forEach((row, i) => {
+			const phi = shap.values[i]?.[labels[i] as number] as number[];
+			const order = phi
+				.map((_, j) => j)
+				.sort(
+					(a, b) => Math.abs(phi[b] as number) - Math.abs(phi[a] as number),
+				);
+			for (const k of [0, 1]) {
+				const j = order[k] as number;
+				assert.equal(
+					row[`explain_${k + 1}_feature`],
+					names[j],
+					`row ${i} rank ${k + 1}`,
+				);
+				assert.ok(
+					Math.abs(
+						Number(row[`explain_${k + 1}_value`]) - (phi[j] as number),
+					) <= 1e-4,
+				);
+			}
+			assert.equal(row.explain_3_feature, undefined);
+		});
+	});
+
+	it("a model its runtime cannot explain fails the job before writing, saying what to do", async () => {
+		const input = join(dir, "iris.csv");
+		await writeTable(input, golden("iris-logreg").records);
+		const output = join(dir, "iris.out.csv");
+		const r = await mlship([
+			"batch",
+			"run",
+			"-m",
+			bundleDir("iris-logreg"),
+			"-s",
+			input,
+			"-o",
+			output,
+			"--explain",
+			"1",
+		]);
+		assert.notEqual(r.code, 0);
+		assert.match(r.stderr, /cannot explain predictions; set 'runtime: trees'/);
+		await assert.rejects(readFile(output), /ENOENT/);
+	});
+});
+
+describe("mlship sql with a trees bundle", () => {
+	it("predict() in DuckDB gives LightGBM's values (the trees runtime answers synchronously)", async () => {
+		const f = "trees/diabetes-lgbm-txt";
+		const rows = golden(f).records.filter((r) =>
+			Object.values(r as object).every((v) => v !== null),
+		);
+		const input = join(dir, "sql.jsonl");
+		await writeTable(input, rows);
+		const names = Object.keys(rows[0] as object);
+		const r = await mlship([
+			"sql",
+			`SELECT predict('${bundleDir(f)}', ${names.join(", ")}) AS p FROM read_json('${input}')`,
+			"--json",
+		]);
+		assert.equal(r.code, 0, r.stderr);
+		const got = (JSON.parse(r.stdout) as { p: number }[]).map((x) => x.p);
+		const all = golden(f).records;
+		const want = (golden(f).expected.variable as number[]).filter((_, i) =>
+			Object.values(all[i] as object).every((v) => v !== null),
+		);
+		assert.equal(got.length, want.length);
+		got.forEach((g, i) => {
+			assertClose(g, want[i] as number, `sql row ${i}`);
+		});
+	});
+});

@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
 import type { Tensor } from "../../src/protocol/types.ts";
 import { predictTree } from "../../src/trees/eval.ts";
 import { readTreeModel } from "../../src/trees/read/index.ts";
@@ -79,6 +80,39 @@ describe("readers refuse what they cannot represent, naming it", () => {
 				}),
 			);
 		refused(doc("dart", "reg:squarederror"), /gradient_booster 'dart'/);
+		const tree = {
+			left_children: [1, -1, -1],
+			right_children: [2, -1],
+			split_indices: [0, 0, 0],
+			split_conditions: [1, 2, 3],
+			default_left: [0, 0, 0],
+		};
+		const hostile = (param: Record<string, string>, trees: unknown[]) =>
+			utf8(
+				JSON.stringify({
+					learner: {
+						gradient_booster: {
+							name: "gbtree",
+							model: { trees, tree_info: trees.map(() => 0) },
+						},
+						learner_model_param: {
+							base_score: "0",
+							num_feature: "2",
+							...param,
+						},
+						objective: { name: "reg:squarederror" },
+					},
+				}),
+			);
+		refused(
+			hostile({}, [tree]),
+			/tree 0: 'right_children' has 2 entries for 3 nodes/,
+		);
+		refused(hostile({ num_feature: "x" }, []), /num_feature 'x'/);
+		refused(
+			hostile({ num_class: "1000000000" }, []),
+			/num_class '1000000000': 1000000000 outputs \(from 1 to 65536/,
+		);
 		refused(doc("gbtree", "rank:ndcg"), /objective 'rank:ndcg': not supported/);
 	});
 	const lgbm = (tree: string) =>
@@ -166,6 +200,40 @@ describe("a hand-written PMML with outputs worked out by hand", () => {
 			assert.ok(
 				Math.abs(p - (want[Math.floor(i / 3)]?.[i % 3] as number)) < 1e-6,
 				`probabilities[${i}] = ${p}`,
+			);
+		});
+	});
+});
+
+describe("ONNX ai.onnx.ml opset 5 TreeEnsemble", () => {
+	it("every split mode, member sets and missing tracking give onnxruntime's outputs", () => {
+		const dir = fileURLToPath(new URL("../fixtures/onnx", import.meta.url));
+		const m = readTreeModel(
+			readFileSync(`${dir}/tree-ensemble-v5.onnx`),
+			"tree-ensemble-v5.onnx",
+		);
+		const g = JSON.parse(
+			readFileSync(`${dir}/tree-ensemble-v5.json`, "utf8"),
+		) as {
+			X: (number | null)[][];
+			Y: number[][];
+		};
+		const X: Tensor = {
+			name: "X",
+			datatype: "FP32",
+			shape: [g.X.length, 3],
+			data: Float32Array.from(
+				g.X.flat().map((v) => (v === null ? Number.NaN : v)),
+			),
+		};
+		const [y] = predictTree(m, [X], ["Y"]);
+		const got = Array.from(y?.data as Float32Array);
+		const want = g.Y.flat();
+		assert.equal(got.length, want.length);
+		got.forEach((v, i) => {
+			assert.ok(
+				Math.abs(v - (want[i] as number)) < 1e-6,
+				`Y[${Math.floor(i / 2)}][${i % 2}] = ${v}, onnxruntime ${want[i]} (X ${JSON.stringify(g.X[Math.floor(i / 2)])})`,
 			);
 		});
 	});

@@ -2,6 +2,17 @@
 import type { Datatype } from "../../protocol/datatypes.ts";
 import { MlshipError } from "../../protocol/errors.ts";
 import type { Signature } from "../../protocol/types.ts";
+import { MAX_TARGETS } from "../ir.ts";
+
+/** Most input columns a model may declare (a hostile header cannot make us allocate more). */
+export const MAX_FEATURES = 1_000_000;
+
+/** Checks a count of outputs (classes, targets) read from a file before anything is allocated for it. */
+export function checkTargets(n: number, where: string): number {
+	if (!Number.isInteger(n) || n < 1 || n > MAX_TARGETS)
+		refuse(where, `${n} outputs (from 1 to ${MAX_TARGETS} are supported)`);
+	return n;
+}
 
 /** Refuses a model: `where` names the file and the node or element the reader cannot represent. */
 export function refuse(where: string, why: string): never {

@@ -1,7 +1,12 @@
 // Reads a LightGBM text model (Booster.save_model("m.txt")): numerical and categorical (bitset) splits, missing-value
 // directions, sum (gbdt) or average (rf) of trees.
 import { IN, LE, type Link, TreeBuilder, type TreeModel } from "../ir.ts";
-import { floatInputSignature, refuse } from "./common.ts";
+import {
+	checkTargets,
+	floatInputSignature,
+	MAX_FEATURES,
+	refuse,
+} from "./common.ts";
 
 /** Largest number of values one `key=v v v` line may hold (a hostile file cannot make us allocate more). */
 const MAX_VALUES = 1 << 24;
@@ -92,14 +97,14 @@ export function readLightgbm(text: string, source: string): TreeModel {
 	const nFeatures = Number(header.get("max_feature_idx")) + 1;
 	const numClass = Number(header.get("num_class") ?? 1);
 	const perIter = Number(header.get("num_tree_per_iteration") ?? 1);
-	if (!(nFeatures > 0) || !(numClass >= 1))
+	if (!(nFeatures > 0 && nFeatures <= MAX_FEATURES) || !(numClass >= 1))
 		refuse(source, "header lacks max_feature_idx or num_class");
 	const { link, classify } = linkOf(
 		header.get("objective") ?? "regression",
 		source,
 	);
 	const average = header.has("average_output");
-	const targets = perIter;
+	const targets = checkTargets(perIter, `${source}: num_tree_per_iteration`);
 	const trees = blocks.slice(1).map((lines, k) => {
 		const m = block(lines);
 		const where = `${source}: Tree=${k}`;

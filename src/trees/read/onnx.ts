@@ -3,10 +3,12 @@
 // one estimator node, whose outputs become the model's label and scores.
 import protobuf from "protobufjs";
 import type { Datatype } from "../../protocol/datatypes.ts";
+import { ONNX_PROTO } from "../../protocol/onnx-proto.ts";
 import type { Signature, TensorSpec } from "../../protocol/types.ts";
 import {
 	EQ,
 	type Feature,
+	ISIN,
 	LE,
 	type Link,
 	LT,
@@ -15,56 +17,7 @@ import {
 	TreeBuilder,
 	type TreeModel,
 } from "../ir.ts";
-import { refuse } from "./common.ts";
-
-/**
- * The part of onnx.proto3 (github.com/onnx/onnx, onnx/onnx.proto3; field numbers unchanged) this reader needs,
- * committed here as text and parsed once by protobufjs.
- */
-const ONNX_PROTO = `
-syntax = "proto3";
-package onnx;
-message ModelProto { int64 ir_version = 1; repeated OperatorSetIdProto opset_import = 8; GraphProto graph = 7; }
-message OperatorSetIdProto { string domain = 1; int64 version = 2; }
-message GraphProto {
-	repeated NodeProto node = 1;
-	string name = 2;
-	repeated TensorProto initializer = 5;
-	repeated ValueInfoProto input = 11;
-	repeated ValueInfoProto output = 12;
-}
-message NodeProto {
-	repeated string input = 1;
-	repeated string output = 2;
-	string name = 3;
-	string op_type = 4;
-	repeated AttributeProto attribute = 5;
-	string domain = 7;
-}
-message AttributeProto {
-	string name = 1;
-	float f = 2;
-	int64 i = 3;
-	bytes s = 4;
-	TensorProto t = 5;
-	repeated float floats = 7;
-	repeated int64 ints = 8;
-	repeated bytes strings = 9;
-}
-message TensorProto {
-	repeated int64 dims = 1;
-	int32 data_type = 2;
-	repeated float float_data = 4;
-	repeated int32 int32_data = 5;
-	repeated int64 int64_data = 7;
-	string name = 8;
-	bytes raw_data = 9;
-	repeated double double_data = 10;
-}
-message ValueInfoProto { string name = 1; TypeProto type = 2; }
-message TypeProto { Tensor tensor_type = 1; message Tensor { int32 elem_type = 1; TensorShapeProto shape = 2; } }
-message TensorShapeProto { repeated Dimension dim = 1; message Dimension { int64 dim_value = 1; string dim_param = 2; } }
-`;
+import { checkTargets, refuse } from "./common.ts";
 
 interface TensorMsg {
 	dims?: number[];
@@ -169,6 +122,9 @@ function tensorNumbers(t: TensorMsg): number[] {
 			case 7:
 				for (let i = 0; i + 8 <= raw.byteLength; i += 8)
 					out.push(Number(view.getBigInt64(i, true)));
+				return out;
+			case 2:
+				for (let i = 0; i < raw.byteLength; i++) out.push(view.getUint8(i));
 				return out;
 			default:
 				return [];
@@ -353,7 +309,7 @@ function buildTrees(
 }
 
 function treeRegressor(a: Attrs, where: string, nFeatures: number): Estimator {
-	const targets = a.int("n_targets", 1);
+	const targets = checkTargets(a.int("n_targets", 1), `${where} n_targets`);
 	const trees = buildTrees(a, where, nFeatures, targets, {
 		tree: a.ints("target_treeids"),
 		node: a.ints("target_nodeids"),
@@ -384,6 +340,7 @@ function classLabels(a: Attrs, where: string, attr: string): number[] {
 	if (a.strings("classlabels_strings").length > 0)
 		refuse(where, "string class labels are not supported (integer labels are)");
 	const labels = a.ints(attr);
+	checkTargets(labels.length, `${where} ${attr}`);
 	if (labels.length < 2)
 		refuse(where, `'${attr}' lists ${labels.length} classes`);
 	return labels;
@@ -422,7 +379,7 @@ function linearRegressor(
 	where: string,
 	nFeatures: number,
 ): Estimator {
-	const targets = a.int("targets", 1);
+	const targets = checkTargets(a.int("targets", 1), `${where} targets`);
 	const coef = a.floats("coefficients");
 	if (coef.length !== targets * nFeatures)
 		refuse(
@@ -468,6 +425,115 @@ function linearClassifier(
 	};
 }
 
+/** ai.onnx.ml opset 5 TreeEnsemble: node and leaf arrays, split modes as a uint8 tensor, member sets. */
+function treeEnsembleV5(a: Attrs, where: string, nFeatures: number): Estimator {
+	const targets = checkTargets(a.int("n_targets"), `${where} n_targets`);
+	const roots = a.ints("tree_roots");
+	const feature = a.ints("nodes_featureids");
+	const splits = a.floats("nodes_splits");
+	const modes = a.floats("nodes_modes");
+	const trueIds = a.ints("nodes_truenodeids");
+	const trueLeaf = a.ints("nodes_trueleafs");
+	const falseIds = a.ints("nodes_falsenodeids");
+	const falseLeaf = a.ints("nodes_falseleafs");
+	const tracks = a.ints("nodes_missing_value_tracks_true");
+	const members = a.floats("membership_values");
+	const leafTarget = a.ints("leaf_targetids");
+	const leafWeight = a.floats("leaf_weights");
+	const n = feature.length;
+	if (
+		[splits, modes, trueIds, trueLeaf, falseIds, falseLeaf].some(
+			(x) => x.length !== n,
+		)
+	)
+		refuse(where, "the nodes_* attributes differ in length");
+	if (leafTarget.length !== leafWeight.length)
+		refuse(where, "leaf_targetids and leaf_weights differ in length");
+	// The member set of each BRANCH_MEMBER node, in node order, separated by NaN in membership_values.
+	const sets = new Map<number, number[]>();
+	let m = 0;
+	for (let i = 0; i < n; i++) {
+		if (modes[i] !== 6) continue;
+		const set: number[] = [];
+		while (m < members.length && !Number.isNaN(members[m]))
+			set.push(members[m++] as number);
+		m++;
+		sets.set(i, set);
+	}
+	const trees = roots.map((root, k) => {
+		const tw = `${where} tree ${k}`;
+		const b = new TreeBuilder(targets);
+		let visits = 0;
+		const leaf = (j: number): number => {
+			if (j < 0 || j >= leafWeight.length)
+				refuse(tw, `leaf ${j} of ${leafWeight.length}`);
+			const id = b.node();
+			const t = leafTarget[j] as number;
+			if (t < 0 || t >= targets)
+				refuse(tw, `leaf ${j} writes target ${t} of ${targets}`);
+			b.addValue(id, t, leafWeight[j] as number);
+			return id;
+		};
+		const visit = (i: number): number => {
+			if (i < 0 || i >= n) refuse(tw, `node ${i} of ${n}`);
+			if (++visits > n) refuse(tw, "its node links form a cycle");
+			const id = b.node();
+			const f = feature[i] as number;
+			if (f < 0 || f >= nFeatures)
+				refuse(`${tw} node ${i}`, `feature ${f} of ${nFeatures}`);
+			const tr = trueLeaf[i]
+				? leaf(trueIds[i] as number)
+				: visit(trueIds[i] as number);
+			const fa = falseLeaf[i]
+				? leaf(falseIds[i] as number)
+				: visit(falseIds[i] as number);
+			const mode = modes[i] as number;
+			const th = splits[i] as number;
+			// NaN != t holds, as in IEEE comparisons (onnxruntime sends it to the true branch)
+			const nanTrue = tracks[i] === 1 || mode === 5;
+			const table: [SplitMode, boolean][] = [
+				[LE, false],
+				[LT, false],
+				[LT, true],
+				[LE, true],
+				[EQ, false],
+				[EQ, true],
+				[ISIN, false],
+			];
+			const op = table[mode];
+			if (!op) refuse(`${tw} node ${i}`, `mode ${mode} is not supported`);
+			const [sm, swap] = op;
+			if (swap) b.split(id, f, sm, th, fa, tr, !nanTrue, sets.get(i));
+			else b.split(id, f, sm, th, tr, fa, nanTrue, sets.get(i));
+			return id;
+		};
+		visit(root);
+		return b.build(tw);
+	});
+	const agg = a.int("aggregate_function", 1);
+	if (agg !== 0 && agg !== 1)
+		refuse(
+			where,
+			`aggregate_function ${agg} is not supported (AVERAGE, SUM are)`,
+		);
+	const post = a.int("post_transform", 0);
+	const link =
+		([undefined, "softmax", "logistic"] as const)[post] ??
+		(post === 0 ? "identity" : undefined);
+	if (!link)
+		refuse(
+			where,
+			`post_transform ${post} is not supported (NONE, SOFTMAX, LOGISTIC are)`,
+		);
+	return {
+		targets,
+		body: { kind: "ensemble", trees, aggregate: agg === 1 ? "sum" : "average" },
+		base: new Float64Array(targets),
+		link,
+		head: { kind: "regression" },
+	};
+}
+
 const ESTIMATORS: Record<
 	string,
 	(a: Attrs, where: string, n: number) => Estimator
@@ -476,6 +542,7 @@ const ESTIMATORS: Record<
 	TreeEnsembleClassifier: treeClassifier,
 	LinearRegressor: linearRegressor,
 	LinearClassifier: linearClassifier,
+	TreeEnsemble: treeEnsembleV5,
 };
 
 function spec(v: ValueInfo, where: string): TensorSpec {

@@ -1,6 +1,11 @@
 // Reads an XGBoost JSON model (Booster.save_model("m.json")) into the tree representation, categorical splits included.
 import { IN, type Link, LT, TreeBuilder, type TreeModel } from "../ir.ts";
-import { floatInputSignature, refuse } from "./common.ts";
+import {
+	checkTargets,
+	floatInputSignature,
+	MAX_FEATURES,
+	refuse,
+} from "./common.ts";
 
 interface XgbTree {
 	left_children: number[];
@@ -89,13 +94,21 @@ export function readXgboost(text: string, source: string): TreeModel {
 			`not supported (supported: ${Object.keys(LINKS).join(", ")})`,
 		);
 	const nFeatures = Number(param.num_feature);
+	if (!Number.isInteger(nFeatures) || nFeatures < 1 || nFeatures > MAX_FEATURES)
+		refuse(
+			`${source}: num_feature '${param.num_feature}'`,
+			`must be a whole number from 1 to ${MAX_FEATURES}`,
+		);
 	const numClass = Number(param.num_class ?? 0);
 	if (Number(param.num_target ?? 1) > 1)
 		refuse(
 			`${source}: num_target ${param.num_target}`,
 			"multi-target models are not supported",
 		);
-	const targets = Math.max(numClass, 1);
+	const targets = checkTargets(
+		Math.max(numClass || 1, 1),
+		`${source}: num_class '${param.num_class}'`,
+	);
 	let base = numbers(param.base_score, `${source}: base_score`);
 	if (base.length === 1 && targets > 1) base = new Array(targets).fill(base[0]);
 	if (base.length !== targets)
@@ -124,7 +137,23 @@ export function readXgboost(text: string, source: string): TreeModel {
 			);
 		}
 		const b = new TreeBuilder(targets);
-		const n = t.left_children.length;
+		const n = t.left_children?.length ?? 0;
+		for (const key of [
+			"right_children",
+			"split_indices",
+			"split_conditions",
+			"default_left",
+		] as const)
+			if (t[key]?.length !== n)
+				refuse(
+					where,
+					`'${key}' has ${t[key]?.length ?? 0} entries for ${n} nodes`,
+				);
+		if (t.sum_hessian && t.sum_hessian.length !== n)
+			refuse(
+				where,
+				`'sum_hessian' has ${t.sum_hessian.length} entries for ${n} nodes`,
+			);
 		for (let i = 0; i < n; i++) b.node(t.sum_hessian?.[i] ?? Number.NaN);
 		for (let i = 0; i < n; i++) {
 			const l = t.left_children[i] as number;
@@ -134,7 +163,7 @@ export function readXgboost(text: string, source: string): TreeModel {
 				continue;
 			}
 			const f = t.split_indices[i] as number;
-			if (f < 0 || f >= nFeatures)
+			if (!Number.isInteger(f) || f < 0 || f >= nFeatures)
 				refuse(`${where} node ${i}`, `splits on feature ${f} of ${nFeatures}`);
 			const missingLeft = Boolean(t.default_left[i]);
 			if ((t.split_type?.[i] ?? 0) === 1) {

@@ -206,6 +206,28 @@ function inferOp(operationId: string, params: unknown[]) {
 	};
 }
 
+/** A JSON body of records (`instances`) or columns, plus `extra` properties. */
+function tableBody(extra: Record<string, unknown> = {}) {
+	return {
+		required: true,
+		content: {
+			"application/json": {
+				schema: {
+					type: "object",
+					properties: {
+						instances: { type: "array", items: { type: "object" } },
+						columns: {
+							type: "object",
+							additionalProperties: { type: "array" },
+						},
+						...extra,
+					},
+				},
+			},
+		},
+	};
+}
+
 function explainOp(operationId: string, params: unknown[]) {
 	return {
 		post: {
@@ -214,24 +236,9 @@ function explainOp(operationId: string, params: unknown[]) {
 				"Records ({instances}) or columns ({columns}) in; per row and target: base value, raw output, every feature's contribution (exact TreeSHAP on the trees runtime) and the `top` largest (default 5)",
 			tags: ["inference"],
 			parameters: params,
-			requestBody: {
-				required: true,
-				content: {
-					"application/json": {
-						schema: {
-							type: "object",
-							properties: {
-								instances: { type: "array", items: { type: "object" } },
-								columns: {
-									type: "object",
-									additionalProperties: { type: "array" },
-								},
-								top: { type: "integer", minimum: 1, maximum: 1000 },
-							},
-						},
-					},
-				},
-			},
+			requestBody: tableBody({
+				top: { type: "integer", minimum: 1, maximum: 1000 },
+			}),
 			responses: {
 				"200": json(
 					ref("ExplainResponse"),
@@ -254,23 +261,7 @@ function predictOp(operationId: string, params: unknown[]) {
 				"Records ({instances}) or columns ({columns}) of feature values in, records out; each model's own schema is under its concrete path",
 			tags: ["inference"],
 			parameters: params,
-			requestBody: {
-				required: true,
-				content: {
-					"application/json": {
-						schema: {
-							type: "object",
-							properties: {
-								instances: { type: "array", items: { type: "object" } },
-								columns: {
-									type: "object",
-									additionalProperties: { type: "array" },
-								},
-							},
-						},
-					},
-				},
-			},
+			requestBody: tableBody(),
 			responses: {
 				"200": json(ref("PredictResponse"), "one prediction per row"),
 				"400": ERROR,
