@@ -1,15 +1,22 @@
 // `mlship sql compile` as a real process (registry references, --output, --json, refusals), BigQuery text checked
 // by a SQL parser, NaN inputs taken as missing, and the exact float32 bounds of split tests.
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { after, before, describe, it } from "node:test";
-import { DuckDBInstance } from "@duckdb/node-api";
+import { fileURLToPath } from "node:url";
+import { type DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
 import NodeSqlParser from "node-sql-parser";
 import { readBundle } from "../../src/bundle/bundle.ts";
 import { inCategories, MIN, monotone } from "../../src/sql/compile/bounds.ts";
-import { compileBundle } from "../../src/sql/compile/compile.ts";
+import {
+	compileBundle,
+	compileTreeSql,
+} from "../../src/sql/compile/compile.ts";
+import { readTreeModel } from "../../src/trees/read/index.ts";
 import { mlship } from "../helpers/files.ts";
 import {
 	assertClose,
@@ -18,6 +25,24 @@ import {
 	ONNX_TREE_FIXTURES,
 	TREE_FIXTURES,
 } from "../helpers/fixtures.ts";
+
+/** Runs `fn` on a connection to a fresh in-memory DuckDB, closed afterwards. */
+async function withDuckDB(
+	fn: (conn: DuckDBConnection) => Promise<void>,
+): Promise<void> {
+	const db = await DuckDBInstance.create(":memory:");
+	const conn = await db.connect();
+	try {
+		await fn(conn);
+	} finally {
+		conn.closeSync();
+		db.closeSync();
+	}
+}
+
+/** `mlship sql compile <fixture> ...args` as a real process. */
+const compile = (fixture: string, args: string[]) =>
+	mlship(["sql", "compile", bundleDir(fixture), ...args]);
 
 let dir: string;
 let registry: string;
@@ -70,9 +95,7 @@ describe("mlship sql compile", () => {
 			["label", "probabilities"],
 		);
 		const sql = await readFile(out, "utf8");
-		const db = await DuckDBInstance.create(":memory:");
-		const conn = await db.connect();
-		try {
+		await withDuckDB(async (conn) => {
 			await conn.run(sql);
 			const g = golden(f);
 			const cols = info.columns.map((c) => c.name);
@@ -98,20 +121,11 @@ describe("mlship sql compile", () => {
 				got.map((x) => Number(x.label)),
 				g.expected.label,
 			);
-		} finally {
-			conn.closeSync();
-			db.closeSync();
-		}
+		});
 	});
 
 	it("prints the SQL on stdout by default; --help has examples", async () => {
-		const r = await mlship([
-			"sql",
-			"compile",
-			bundleDir("trees/iris-tree-pmml"),
-			"--dialect",
-			"postgres",
-		]);
+		const r = await compile("trees/iris-tree-pmml", ["--dialect", "postgres"]);
 		assert.equal(r.code, 0, r.stderr);
 		assert.match(
 			r.stdout,
@@ -126,22 +140,13 @@ describe("mlship sql compile", () => {
 	});
 
 	it("refuses what it cannot compile, saying what to do", async () => {
-		const lite = await mlship([
-			"sql",
-			"compile",
-			bundleDir("trees/iris-tree-pmml"),
-			"--dialect",
-			"sqlite",
-		]);
+		const lite = await compile("trees/iris-tree-pmml", ["--dialect", "sqlite"]);
 		assert.equal(lite.code, 2);
 		assert.match(
 			lite.stderr,
 			/SQLite has no functions written in SQL: use --as view --from TABLE/,
 		);
-		const big = await mlship([
-			"sql",
-			"compile",
-			bundleDir("wine-xgb"),
+		const big = await compile("wine-xgb", [
 			"--dialect",
 			"duckdb",
 			"--max-nodes",
@@ -152,32 +157,20 @@ describe("mlship sql compile", () => {
 			big.stderr,
 			/the model has 150 trees with 610 nodes in all \(deepest 3\), over the limit of 100 nodes.*--max-nodes 610/,
 		);
-		const raised = await mlship([
-			"sql",
-			"compile",
-			bundleDir("wine-xgb"),
+		const raised = await compile("wine-xgb", [
 			"--dialect",
 			"duckdb",
 			"--max-nodes",
 			"610",
 		]);
 		assert.equal(raised.code, 0, raised.stderr);
-		const mlp = await mlship([
-			"sql",
-			"compile",
-			bundleDir("digits-mlp"),
-			"--dialect",
-			"duckdb",
-		]);
+		const mlp = await compile("digits-mlp", ["--dialect", "duckdb"]);
 		assert.equal(mlp.code, 2);
 		assert.match(
 			mlp.stderr,
 			/only tree ensembles and linear models compile to SQL/,
 		);
-		const noView = await mlship([
-			"sql",
-			"compile",
-			bundleDir("wine-xgb"),
+		const noView = await compile("wine-xgb", [
 			"--dialect",
 			"duckdb",
 			"--from",
@@ -185,10 +178,7 @@ describe("mlship sql compile", () => {
 		]);
 		assert.equal(noView.code, 2);
 		assert.match(noView.stderr, /add --as view/);
-		const noFrom = await mlship([
-			"sql",
-			"compile",
-			bundleDir("wine-xgb"),
+		const noFrom = await compile("wine-xgb", [
 			"--dialect",
 			"duckdb",
 			"--as",
@@ -250,9 +240,7 @@ describe("missing values", () => {
 	it("DuckDB takes NaN as missing, like NULL (the runtime's rule)", async () => {
 		const b = await readBundle(bundleDir("trees/breast-cancer-xgb-missing"));
 		const c = compileBundle(b, { dialect: "duckdb", name: "m" });
-		const db = await DuckDBInstance.create(":memory:");
-		const conn = await db.connect();
-		try {
+		await withDuckDB(async (conn) => {
 			await conn.run(c.sql);
 			const rec = golden("trees/breast-cancer-xgb-missing")
 				.records[0] as Record<string, number | null>;
@@ -282,10 +270,7 @@ describe("missing values", () => {
 			row.b.probabilities.forEach((p, i) => {
 				assertClose(p, want[i] as number, `probabilities[${i}]`);
 			});
-		} finally {
-			conn.closeSync();
-			db.closeSync();
-		}
+		});
 	});
 });
 
@@ -329,5 +314,74 @@ describe("split bounds (float32 thresholds)", () => {
 		assert.ok(
 			(neg[0]?.[1] as number) < 1 && (neg[0]?.[1] as number) > 0.9999999,
 		);
+	});
+});
+
+describe("every split mode (ONNX ai.onnx.ml opset 5 TreeEnsemble)", () => {
+	it("LT/LE/EQ/NEQ/member-set splits with NaN give onnxruntime's outputs in DuckDB and SQLite views", async () => {
+		const dir = fileURLToPath(new URL("../fixtures/onnx", import.meta.url));
+		const model = readTreeModel(
+			readFileSync(`${dir}/tree-ensemble-v5.onnx`),
+			"tree-ensemble-v5.onnx",
+		);
+		const g = JSON.parse(
+			readFileSync(`${dir}/tree-ensemble-v5.json`, "utf8"),
+		) as { X: (number | null)[][]; Y: number[][] };
+		const manifest = { signature: model.signature };
+		const want = g.Y.flat();
+		const check = (rows: Record<string, unknown>[], where: string) => {
+			const got = rows.flatMap((r) => {
+				const y = r.Y;
+				return (typeof y === "string" ? JSON.parse(y) : y) as number[];
+			});
+			assert.equal(got.length, want.length, where);
+			got.forEach((v, i) => {
+				assertClose(
+					v,
+					want[i] as number,
+					`${where} Y[${i}] (X ${JSON.stringify(g.X[Math.floor(i / 2)])})`,
+				);
+			});
+		};
+		const cols = ["X_0", "X_1", "X_2"];
+		const valuesSql = g.X.map(
+			(x, i) =>
+				`(${i}, ${x.map((v) => (v === null ? "NULL" : String(v))).join(", ")})`,
+		).join(", ");
+		const duck = compileTreeSql(
+			{ model, manifest },
+			{ dialect: "duckdb", name: "v", as: "view", from: "t", keep: ["i"] },
+		);
+		assert.deepEqual(
+			duck.columns.map((c) => c.name),
+			cols,
+		);
+		await withDuckDB(async (conn) => {
+			await conn.run(
+				`CREATE TABLE t AS SELECT * FROM (VALUES ${valuesSql}) AS v(i, X_0, X_1, X_2)`,
+			);
+			await conn.run(duck.sql);
+			const r = await conn.runAndReadAll("SELECT Y FROM v ORDER BY i");
+			check(r.getRowObjectsJson(), "duckdb");
+		});
+		const lite = new DatabaseSync(":memory:");
+		try {
+			const sv = compileTreeSql(
+				{ model, manifest },
+				{ dialect: "sqlite", name: "v", as: "view", from: "t", keep: ["i"] },
+			);
+			lite.exec("CREATE TABLE t (i INTEGER, X_0 REAL, X_1 REAL, X_2 REAL)");
+			lite.exec(`INSERT INTO t VALUES ${valuesSql}`);
+			lite.exec(sv.sql);
+			check(
+				lite.prepare("SELECT Y FROM v ORDER BY i").all() as Record<
+					string,
+					unknown
+				>[],
+				"sqlite",
+			);
+		} finally {
+			lite.close();
+		}
 	});
 });

@@ -17,6 +17,9 @@ import {
 	type Feature,
 	goesLeft,
 	IN,
+	ISIN,
+	LE,
+	LT,
 	type Tree,
 	type TreeModel,
 	treeDepth,
@@ -241,12 +244,31 @@ function leftSet(
 			...tree.cats.subarray(s, s + (tree.catLen[n] as number)),
 		]);
 	}
-	return where(
-		f.g,
-		...(tree.mode[n] === EQ
-			? [(v: number) => v <= t, (v: number) => v >= t]
-			: [(v: number) => goesLeft(tree, n, v)]),
-	);
+	const equal = (c: number) =>
+		where(
+			f.g,
+			(v) => v <= c,
+			(v) => v >= c,
+		);
+	switch (tree.mode[n]) {
+		case EQ:
+			return equal(t);
+		case ISIN: {
+			const s = tree.catStart[n] as number;
+			return union(
+				[...tree.cats.subarray(s, s + (tree.catLen[n] as number))].flatMap(
+					equal,
+				),
+			);
+		}
+		case LT:
+		case LE:
+			return where(f.g, (v) => goesLeft(tree, n, v));
+		default:
+			return unsupported(
+				`split mode ${tree.mode[n]} (node ${n}) has no SQL form yet`,
+			);
+	}
 }
 
 class Emitter {
