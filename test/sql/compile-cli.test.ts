@@ -385,3 +385,24 @@ describe("every split mode (ONNX ai.onnx.ml opset 5 TreeEnsemble)", () => {
 		}
 	});
 });
+
+describe("names", () => {
+	it("quotes names with quotes and dots inside parts; refuses a PostgreSQL name over 63 bytes", async () => {
+		const b = await readBundle(bundleDir("trees/iris-tree-pmml"));
+		const c = compileBundle(b, {
+			dialect: "duckdb",
+			name: 'my schema.the "model"',
+		});
+		assert.match(
+			c.sql,
+			/^CREATE OR REPLACE MACRO "my schema"\."the ""model"""\(/,
+		);
+		const bq = compileBundle(b, { dialect: "bigquery", name: "p.d.f`x" });
+		assert.match(bq.sql, /^CREATE OR REPLACE FUNCTION `p`\.`d`\.`f\\`x`\(/);
+		assert.throws(
+			() => compileBundle(b, { dialect: "postgres", name: "x".repeat(64) }),
+			/is 64 bytes; PostgreSQL keeps only the first 63: choose a shorter --name/,
+		);
+		assert.ok(compileBundle(b, { dialect: "postgres", name: "x".repeat(63) }));
+	});
+});

@@ -78,9 +78,20 @@ function paren(x: number, lit: string): string {
 
 const quoteString = (s: string) => `'${s.replaceAll("'", "''")}'`;
 
+/** PostgreSQL keeps the first 63 bytes of a name and drops the rest silently: two long names would become one. */
+function pgQuote(name: string): string {
+	const bytes = Buffer.byteLength(name, "utf8");
+	if (bytes > 63)
+		throw new MlshipError(
+			"MLSHIP_INVALID_ARGUMENT",
+			`PostgreSQL name ${JSON.stringify(name)} is ${bytes} bytes; PostgreSQL keeps only the first 63: choose a shorter --name (or rename the feature in mlship.yaml)`,
+		);
+	return dquote(name);
+}
+
 const postgres: Dialect = {
 	name: "postgres",
-	ident: dquote,
+	ident: pgQuote,
 	// A bare 1.5e0 is NUMERIC in PostgreSQL: CASE branches and sums of NUMERIC would run in decimal arithmetic.
 	num: (x) => paren(x, `${doubleText(x)}::float8`),
 	str: quoteString,
