@@ -25,9 +25,9 @@ module.exports = {
 			name: "lower-layers-not-upward",
 			severity: "error",
 			comment:
-				"runtime, codec, protocol, registry, bundle, monitor and experiments (policy shapes) sit below the data plane and the adapters and never import them (nor the top-level APIs).",
+				"runtime, codec, protocol, registry, bundle, monitor, experiments (policy shapes) and trees (the tree/linear representation) sit below the data plane and the adapters and never import them (nor the top-level APIs).",
 			from: {
-				path: "^src/(runtime|codec|protocol|registry|bundle|monitor|experiments)/",
+				path: "^src/(runtime|codec|protocol|registry|bundle|monitor|experiments|trees)/",
 			},
 			to: {
 				path: [
@@ -64,6 +64,14 @@ module.exports = {
 				"Nothing outside src/runtime/onnx/ imports the ONNX runtime's code, except the runtime registry, which imports it lazily on first use.",
 			from: { path: "^src/", pathNot: "^src/runtime/(onnx/|registry\\.ts$)" },
 			to: { path: "^src/runtime/onnx/" },
+		},
+		{
+			name: "trees-below-runtime",
+			severity: "error",
+			comment:
+				"The tree/linear representation (src/trees/) is plain data and functions on it: runtimes and a SQL compiler walk it, it imports no runtime.",
+			from: { path: "^src/trees/" },
+			to: { path: "^src/runtime/" },
 		},
 	],
 	options: {

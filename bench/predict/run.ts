@@ -1,4 +1,6 @@
-// bench/predict: rows/s of `mlship predict` on a Parquet file vs the raw onnxruntime-node bound, same model, same rows.
+// bench/predict: rows/s of `mlship predict` on a Parquet file vs the raw onnxruntime-node bound, same model, same rows;
+// beside them the `trees` runtime (the same model.onnx read into the tree representation): its own raw loop, and
+// `mlship predict` with a copy of the bundle that says `runtime: trees`.
 //
 //   node bench/predict/run.ts [--rows 1000000] [--runs 3] [--batch 8192] [--no-results] [--cli src/cli/main.ts]
 //
@@ -6,12 +8,13 @@
 //
 // Each contender runs as its own child process (under /usr/bin/time -v when present, for peak RSS), alternately,
 // `--runs` times; the table shows medians. Results go to stdout and to the "## predict" section of bench/RESULTS.md.
-import { readFile, rm } from "node:fs/promises";
+import { copyFile, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Worker } from "node:worker_threads";
 import { DuckDBInstance } from "@duckdb/node-api";
+import { readTreeModel } from "../../src/trees/read/index.ts";
 import {
 	countRows,
 	ensureData,
@@ -28,6 +31,7 @@ import {
 	writeResults,
 } from "../common.ts";
 import { createRawSession, scoreAll } from "./raw.ts";
+import { scoreAllTrees } from "./trees.ts";
 
 const { values: args } = parseArgs({
 	options: {
@@ -73,6 +77,40 @@ async function rawSingle(
 		loop_ms: ms,
 		rows_per_second: r.rows / (ms / 1000),
 	};
+}
+
+/** `--child trees1`: the model.onnx read by the trees runtime's reader, one predictTree loop on the main thread. */
+async function treesSingle(
+	input: string,
+	features: string[],
+): Promise<RawResult> {
+	const model = readTreeModel(
+		new Uint8Array(await readFile(join(MODEL_DIR, "model.onnx"))),
+		"model.onnx",
+	);
+	const data = await readMatrix(input, features);
+	const started = performance.now();
+	const r = scoreAllTrees(model, data, features.length, BATCH);
+	const ms = performance.now() - started;
+	return {
+		rows: r.rows,
+		positives: r.positives,
+		loop_ms: ms,
+		rows_per_second: r.rows / (ms / 1000),
+	};
+}
+
+/** A copy of the bench bundle whose manifest says `runtime: trees` (same model.onnx, same signature). */
+async function treesBundle(): Promise<string> {
+	const dir = join(OUT, "trees-bundle");
+	await mkdir(dir, { recursive: true });
+	await copyFile(join(MODEL_DIR, "model.onnx"), join(dir, "model.onnx"));
+	const yaml = await readFile(join(MODEL_DIR, "mlship.yaml"), "utf8");
+	await writeFile(
+		join(dir, "mlship.yaml"),
+		yaml.replace(/^runtime: onnx$/m, "runtime: trees"),
+	);
+	return dir;
 }
 
 /** `--child raw2`: two worker threads, each with its own session, half of the rows each. */
@@ -140,7 +178,11 @@ interface Run {
 	positives: number;
 }
 
-async function runMlship(input: string, tag: string): Promise<Run> {
+async function runMlship(
+	input: string,
+	tag: string,
+	model = MODEL_DIR,
+): Promise<Run> {
 	const output = join(OUT, "pred.parquet");
 	await rm(output, { force: true });
 	const m = await measure(
@@ -148,7 +190,7 @@ async function runMlship(input: string, tag: string): Promise<Run> {
 			args.cli as string,
 			"predict",
 			"--model",
-			MODEL_DIR,
+			model,
 			"--input",
 			input,
 			"--output",
@@ -188,7 +230,7 @@ async function runMlship(input: string, tag: string): Promise<Run> {
 
 async function runRaw(
 	input: string,
-	kind: "raw1" | "raw2",
+	kind: "raw1" | "raw2" | "trees1",
 	tag: string,
 ): Promise<Run> {
 	const m = await measure(
@@ -225,7 +267,9 @@ async function main(): Promise<void> {
 				? await rawSingle(input, features)
 				: args.child === "raw2"
 					? await rawParallel(input, features)
-					: undefined;
+					: args.child === "trees1"
+						? await treesSingle(input, features)
+						: undefined;
 		if (!r) throw new Error(`unknown --child ${args.child}`);
 		process.stdout.write(`${JSON.stringify(r)}\n`);
 		return;
@@ -244,19 +288,26 @@ async function main(): Promise<void> {
 		mlship: `mlship predict (CLI \`${args.cli}\`, default worker pool)`,
 		raw1: "raw onnxruntime-node, 1 session, 1 loop",
 		raw2: "raw onnxruntime-node, 2 sessions on 2 worker threads",
+		mlshipTrees: `mlship predict (CLI \`${args.cli}\`, default worker pool), bundle with \`runtime: trees\``,
+		trees1: "raw trees runtime (predictTree on the same model.onnx), 1 loop",
 	} as const;
+	const treesDir = await treesBundle();
 	const keys = Object.keys(names) as (keyof typeof names)[];
 	const runs: Record<keyof typeof names, Run[]> = {
 		mlship: [],
 		raw1: [],
 		raw2: [],
+		mlshipTrees: [],
+		trees1: [],
 	};
 	for (let i = 1; i <= RUNS; i++) {
 		for (const k of keys) {
 			const r =
 				k === "mlship"
 					? await runMlship(input, `${k}-${i}`)
-					: await runRaw(input, k, `${k}-${i}`);
+					: k === "mlshipTrees"
+						? await runMlship(input, `${k}-${i}`, treesDir)
+						: await runRaw(input, k, `${k}-${i}`);
 			runs[k].push(r);
 			console.error(
 				`run ${i}/${RUNS} ${k.padEnd(6)} ${fmtInt(r.rowsScored).padStart(9)} rows scored ${fmtInt(r.rowsPerSecond).padStart(11)} rows/s  wall ${r.wallS.toFixed(2)} s  peak RSS ${r.peakRssMb?.toFixed(0) ?? "?"} MB  benign ${r.positives}`,
@@ -284,7 +335,8 @@ async function main(): Promise<void> {
 		}
 	>;
 
-	const complete = med.mlship.rowsScored === ROWS;
+	const complete =
+		med.mlship.rowsScored === ROWS && med.mlshipTrees.rowsScored === ROWS;
 	// Same rows scored the same way: the count of label 1 (benign) must agree everywhere.
 	const checks = new Set(
 		Object.values(runs).flatMap((rs) => rs.map((r) => r.positives)),
@@ -309,6 +361,8 @@ async function main(): Promise<void> {
 		? `mlship predict reaches ${pct(med.mlship.rowsPerSecond, med.raw1.rowsPerSecond)} of the raw bound (one session, one in-process loop): ${ratio >= 0.7 ? "meets" : "misses"} the ≥ 70% target. Against two raw sessions on both cores, which score and nothing else, it reaches ${pct(med.mlship.rowsPerSecond, best)}.`
 		: `INVALID: mlship predict exited 0 but scored only ${fmtInt(med.mlship.rowsScored)} of ${fmtInt(ROWS)} rows, so its rows/s is not comparable; fix the predict path and re-run.`;
 	if (complete)
+		conclusion += ` The trees runtime (same GBDT, read from the same model.onnx) scores ${(med.trees1.rowsPerSecond / med.raw1.rowsPerSecond).toFixed(2)}× raw onnxruntime's rows/s in the same single-thread loop (target ≥ 1×: ${med.trees1.rowsPerSecond >= med.raw1.rowsPerSecond ? "met" : "MISSED"}), and \`mlship predict\` with \`runtime: trees\` ${(med.mlshipTrees.rowsPerSecond / med.mlship.rowsPerSecond).toFixed(2)}× the onnx runtime's.`;
+	if (complete)
 		conclusion += agree
 			? " All contenders agree on the number of rows labelled benign."
 			: ` WARNING: the contenders disagree on the number of rows labelled benign (${[...checks].join(", ")}).`;
@@ -326,7 +380,7 @@ async function main(): Promise<void> {
 	const section = [
 		"## predict",
 		"",
-		"Rows/s of `mlship predict` on a Parquet file with the breast_cancer GBDT (`test/fixtures/models/breast-cancer-gbdt`: 30 FP32 features, outputs `label` + `probabilities`), beside the raw onnxruntime-node bound on the same model and the same rows: all rows preloaded (not timed) into one Float32Array, then one timed loop of `session.run` over " +
+		"Rows/s of `mlship predict` on a Parquet file with the breast_cancer GBDT (`test/fixtures/models/breast-cancer-gbdt`: 30 FP32 features, outputs `label` + `probabilities`), with the onnx runtime and with the `trees` runtime (a copy of the bundle saying `runtime: trees`: the same model.onnx read into mlship's tree representation and evaluated in TypeScript), beside the raw onnxruntime-node bound and the raw trees bound on the same model and the same rows: all rows preloaded (not timed) into one Float32Array, then one timed loop of `session.run` (or `predictTree`) over " +
 			`${BATCH}-row subarray views. mlship's rows/s is its own \`--json\` summary (read + encode + score + write the output Parquet; process start and model load excluded); wall s is the whole child process, peak RSS from \`/usr/bin/time -v\`. Each contender runs ${RUNS} times, alternately, each in a fresh process; medians shown. "Vs raw 1 session" is the target ratio (the issue's bound); "vs best raw" is the stricter one against two sessions that use both cores for scoring alone.`,
 		"",
 		`- date: ${new Date().toISOString().slice(0, 10)}`,

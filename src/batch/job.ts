@@ -76,6 +76,15 @@ export const JobSchema = z
 			.array(z.string())
 			.optional()
 			.describe("id columns written beside each prediction"),
+		explain: z
+			.number()
+			.int()
+			.min(1)
+			.max(100)
+			.optional()
+			.describe(
+				"add the top-K feature contributions of each prediction as columns explain_<i>_feature/_value (trees runtime)",
+			),
 		chunk_rows: z
 			.number()
 			.int()
@@ -260,6 +269,7 @@ export async function runJob(
 				? { maxRejected: job.max_rejected }
 				: {}),
 			...(job.resume ? { resume: true } : {}),
+			...(job.explain ? { explain: job.explain } : {}),
 			...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
 		});
 		opts.metrics?.totals(summary.rows_scored, summary.rows_rejected);

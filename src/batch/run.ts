@@ -40,6 +40,8 @@ export interface BatchRunOptions {
 	/** With `skip`: more rejected rows than this fails the job (nothing written). Default: no limit. */
 	maxRejected?: number;
 	chunkRows?: number;
+	/** Adds the top-K contributions of each prediction as columns (models the runtime can explain: trees). */
+	explain?: number;
 	onProgress?: (rows: number, total: number | undefined) => void;
 	/**
 	 * File sinks: checkpoint every finished chunk (part files in `<sink>.checkpoint/`) and, when a checkpoint of
@@ -172,6 +174,7 @@ export async function runBatch(
 			],
 			...(ch ? { challenger: ch } : {}),
 			chunkRows: opts.chunkRows ?? 32768,
+			...(opts.explain ? { explain: opts.explain } : {}),
 			...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
 			...(cp && resumed
 				? {

@@ -10,6 +10,7 @@ import type { Model } from "../model.ts";
 import { invalidInput, MlshipError } from "../protocol/errors.ts";
 import { didYouMean, nearest } from "../protocol/suggest.ts";
 import type { Tensor } from "../protocol/types.ts";
+import type { Explanation } from "../runtime/types.ts";
 import { onceValues } from "./sources/rows.ts";
 import type {
 	BatchSink,
@@ -31,6 +32,11 @@ export interface ScoreOptions {
 	chunkRows: number;
 	/** A second model scoring the same rows (same features); its columns are written as `challenger_<column>`. */
 	challenger?: Model;
+	/**
+	 * Adds the K largest contributions (by magnitude) of each row's prediction as columns `explain_<i>_feature`
+	 * and `explain_<i>_value` (a classifier: of its predicted class, in raw-output units).
+	 */
+	explain?: number;
 	/** Called with the rows read so far (and the total when known). */
 	onProgress?: (rows: number, total: number | undefined) => void;
 	/** Rows at the start of the source that an earlier, interrupted run already handled: read, not scored. */
@@ -194,14 +200,17 @@ export async function scoreSource(
 			inflight.push(Promise.resolve(durable));
 			return;
 		}
+		const explain = opts.explain;
 		const pending = Promise.all([
 			model.predictTensors(inputs),
 			ch?.predictTensors(inputs),
-		]).then(([outs, theirs]) => async () => {
+			explain ? model.explainTensors(inputs) : undefined,
+		]).then(([outs, theirs, why]) => async () => {
 			const preds = predictionColumns(model, outs);
 			if (ch && theirs)
 				for (const c of predictionColumns(ch, theirs))
 					preds.push({ ...c, name: `challenger_${c.name}` });
+			if (why && explain) preds.push(...explainColumns(why, explain));
 			if (!checkedNames) {
 				checkedNames = true;
 				const clash = preds.find((p) =>
@@ -305,6 +314,55 @@ function sliceChunk(chunk: SourceChunk, offset: number): SourceChunk {
 		},
 		values: onceValues((i) => chunk.values(i).slice(offset)),
 	};
+}
+
+/**
+ * The top-k contributions of each row as 2k columns (feature name, value), largest magnitude first; for several
+ * targets, those of the target with the largest raw output (a classifier's predicted class).
+ */
+export function explainColumns(e: Explanation, k: number): PredictionColumn[] {
+	const nf = e.features.length;
+	const T = e.targets;
+	const names: string[][] = Array.from({ length: k }, () => new Array(e.rows));
+	const values: number[][] = Array.from({ length: k }, () => new Array(e.rows));
+	const order = Array.from({ length: nf }, (_, j) => j);
+	for (let r = 0; r < e.rows; r++) {
+		let best = 0;
+		let bestOut = Number.NEGATIVE_INFINITY;
+		for (let t = 0; t < T; t++) {
+			let out = e.base[t] as number;
+			for (let j = 0; j < nf; j++)
+				out += e.values[(r * T + t) * nf + j] as number;
+			if (out > bestOut) [best, bestOut] = [t, out];
+		}
+		const o = (r * T + best) * nf;
+		order.sort(
+			(a, b) =>
+				Math.abs(e.values[o + b] as number) -
+				Math.abs(e.values[o + a] as number),
+		);
+		for (let i = 0; i < k; i++) {
+			const j = order[i];
+			(names[i] as string[])[r] =
+				j === undefined ? "" : (e.features[j] as string);
+			(values[i] as number[])[r] =
+				j === undefined ? 0 : (e.values[o + j] as number);
+		}
+	}
+	return names.flatMap((n, i) => [
+		{
+			name: `explain_${i + 1}_feature`,
+			datatype: "BYTES" as const,
+			text: true,
+			values: n,
+		},
+		{
+			name: `explain_${i + 1}_value`,
+			datatype: "FP64" as const,
+			text: false,
+			values: values[i] as number[],
+		},
+	]);
 }
 
 /** Model outputs as table columns, each with the datatype of the output it came from. */

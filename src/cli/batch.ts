@@ -43,6 +43,7 @@ interface RunOpts extends PayloadLogFlags {
 	onError: "fail" | "skip";
 	maxRejected?: number;
 	keep?: string[];
+	explain?: number;
 	chunkRows: number;
 	workers?: number;
 	challenger?: string;
@@ -64,6 +65,7 @@ function jobFrom(file: Job | undefined, opts: RunOpts, cmd: Command): Job {
 		["onError", "on_error"],
 		["maxRejected", "max_rejected"],
 		["keep", "keep"],
+		["explain", "explain"],
 		["chunkRows", "chunk_rows"],
 		["workers", "workers"],
 		["resume", "resume"],
@@ -140,6 +142,11 @@ function runCommand(): Command {
 			(s: string) => s.split(",").map((x) => x.trim()),
 		)
 		.option(
+			"--explain <k>",
+			"add the K largest feature contributions of each prediction (TreeSHAP) as columns explain_1_feature, explain_1_value, …",
+			wholeNumber(1),
+		)
+		.option(
 			"--json",
 			"print a JSON summary (rows in, scored, rejected, model version, duration)",
 		)
@@ -162,6 +169,7 @@ function runCommand(): Command {
 	return example(
 		cmd,
 		"mlship batch run -m churn@production -s 'features/*.parquet' -o scores.parquet --keep customer_id --json",
+		"mlship batch run -m ./xgb-bundle -s customers.parquet -o why.parquet --keep customer_id --explain 3",
 		"mlship batch run -m churn@production -s 'postgres://app@db/prod?table=features' -o 'postgres://app@db/prod?table=scores' --keep customer_id --on-error skip",
 		`mlship batch run -m ./bundle -s "sqlite:app.db?query=SELECT * FROM customers WHERE active" -o "sqlite:app.db?table=scores" --keep id`,
 		`mlship batch run -m ./bundle -s "duckdb:SELECT * FROM 'a.csv' JOIN 'b.parquet' USING (id)" -o out.jsonl --keep id`,

@@ -8,6 +8,7 @@ import { sqlString } from "../protocol/sql.ts";
 import { registerDuckDBFunctions } from "../sql/duckdb.ts";
 import { modelRefsIn } from "../sql/models.ts";
 import { action, example, output, textTable } from "./common.ts";
+import { sqlCompileCommand } from "./sql-compile.ts";
 
 interface SqlOpts {
 	registry?: string;
@@ -19,7 +20,7 @@ interface SqlOpts {
 export function sqlCommand(): Command {
 	const cmd = new Command("sql")
 		.description(
-			"Run a DuckDB SQL query where models are functions: predict(model, features...) → number, predict_label → class name, predict_proba → probabilities, predict_output(model, 'output', ...) → any output. Files are tables: FROM 'x.parquet'. A NULL feature gives a NULL prediction.",
+			"Run a DuckDB SQL query where models are functions: predict(model, features...) → number, predict_label → class name, predict_proba → probabilities, predict_output(model, 'output', ...) → any output. Files are tables: FROM 'x.parquet'. A NULL feature gives a NULL prediction. Subcommand: sql compile writes a tree or linear model as plain SQL (a function or view) for PostgreSQL, DuckDB, SQLite or BigQuery.",
 		)
 		.argument("<query>", "the SQL query (DuckDB dialect)")
 		.option(
@@ -75,6 +76,7 @@ export function sqlCommand(): Command {
 				}
 			}),
 		);
+	cmd.addCommand(sqlCompileCommand());
 	return example(
 		cmd,
 		`mlship sql "SELECT *, predict_label('iris-logreg@production', sepal_length, sepal_width, petal_length, petal_width) AS species FROM 'examples/iris.csv'"`,

@@ -54,6 +54,7 @@ import {
 import type {
 	DataPlane,
 	ExperimentInfo,
+	ExplainResponse,
 	FamilyInfo,
 	InferOptions,
 	ModelInfo,
@@ -399,6 +400,18 @@ class ServingDataPlane implements DataPlane {
 					throw err;
 			}
 		}
+	}
+
+	async explain(
+		name: string,
+		version: string | undefined,
+		input: Row[] | Record<string, unknown[]>,
+		opts: { top?: number; entity?: string } = {},
+	): Promise<ExplainResponse> {
+		const { s, outs } = await this.#retrying(name, opts.entity, version, (s) =>
+			s.model.explain(input, opts.top !== undefined ? { top: opts.top } : {}),
+		);
+		return { model_name: name, model_version: s.version, ...outs };
 	}
 
 	async predict(

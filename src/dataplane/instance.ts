@@ -35,7 +35,12 @@ import type {
 	Tensor,
 } from "../protocol/types.ts";
 import { runtime } from "../runtime/registry.ts";
-import type { LoadedModel, LoadOptions } from "../runtime/types.ts";
+import type {
+	Explanation,
+	LoadedModel,
+	LoadOptions,
+} from "../runtime/types.ts";
+import { type ExplainResult, shapeExplanation, topK } from "./explain.ts";
 import {
 	type Batching,
 	type BatchTiming,
@@ -527,6 +532,45 @@ export class ModelInstance implements ModelProvider {
 				if (--this.#leases === 0) this.#unleased?.();
 			},
 		};
+	}
+
+	/**
+	 * Explains predictions: per row and target, contributions per feature column that add up (with the base value)
+	 * to the raw model output; the `top` largest by magnitude (default 5). Exact TreeSHAP for tree ensembles on the
+	 * `trees` runtime; other models are MLSHIP_UNSUPPORTED_MODEL.
+	 * @example const [[e]] = (await m.explain([{ age: 61, bmi: 32.1 }], { top: 3 })).explanations
+	 */
+	async explain(
+		input: Row[] | Columns,
+		opts: { top?: number } = {},
+	): Promise<ExplainResult> {
+		const top = topK(opts.top);
+		const e = await this.explainTensors(this.encodeTable(input));
+		return shapeExplanation(e, this.#targetNames(e.targets), top);
+	}
+
+	/** Explains a batch of input tensors: raw contributions (rows × targets × features), see `explain`. */
+	async explainTensors(inputs: Tensor[]): Promise<Explanation> {
+		const explain = this.#loaded.explain;
+		if (!explain)
+			throw new MlshipError(
+				"MLSHIP_UNSUPPORTED_MODEL",
+				`model '${this.name}' runs on the ${this.manifest.runtime} runtime, which cannot explain predictions; set 'runtime: trees' in mlship.yaml for a tree ensemble (ONNX, PMML, XGBoost JSON or LightGBM text)`,
+			);
+		this.#validate(inputs);
+		return explain.call(this.#loaded, inputs);
+	}
+
+	/** Names of the raw outputs an explanation covers: class names (the positive class of a binary model) or the output. */
+	#targetNames(targets: number): string[] {
+		const labels = this.manifest.labels;
+		if (labels && labels.length === targets) return [...labels];
+		if (labels && targets === 1 && labels.length === 2)
+			return [labels[1] as string];
+		const out = this.#outputs.find((o) => o !== "label") ?? "output";
+		return targets === 1
+			? [out]
+			: Array.from({ length: targets }, (_, k) => `${out}[${k}]`);
 	}
 
 	/** Waits for leases to be released, finishes queued and running calls, then frees sessions and worker threads. */

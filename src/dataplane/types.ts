@@ -11,6 +11,7 @@ import type {
 	TensorSpec,
 } from "../protocol/types.ts";
 import type { ModelStore } from "../registry/types.ts";
+import type { ExplainResult } from "./explain.ts";
 
 /** Lifecycle state of a served model version (as in the repository extension's index). */
 export type ModelState = "READY" | "LOADING" | "UNAVAILABLE" | "UNLOADED";
@@ -100,6 +101,12 @@ export interface ExperimentInfo {
 	shadows: ShadowSummary[];
 }
 
+/** Explanations of records, with the model version that computed them. */
+export interface ExplainResponse extends ExplainResult {
+	model_name: string;
+	model_version: string;
+}
+
 /** Records in, records out: the convenience route for tabular users. */
 export interface PredictResult {
 	model_name: string;
@@ -142,6 +149,16 @@ export interface DataPlane {
 	 * figures since the server started; `policy` undefined when the model has none.
 	 */
 	experiment?(name: string): ExperimentInfo;
+	/**
+	 * Explains predictions of records or columns: per row and target, each feature's contribution to the raw
+	 * output and the `top` largest (exact TreeSHAP on the trees runtime; other models: MLSHIP_UNSUPPORTED_MODEL).
+	 */
+	explain?(
+		name: string,
+		version: string | undefined,
+		input: Row[] | Record<string, unknown[]>,
+		opts?: { top?: number; entity?: string },
+	): Promise<ExplainResponse>;
 	/** A per-entity family's entities (from the registry index the server keeps) with their load state. */
 	entities(name: string): Promise<FamilyInfo>;
 	/** The model repository index (`POST /v2/repository/index`). */

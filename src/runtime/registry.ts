@@ -29,6 +29,13 @@ registerRuntime({
 	load: async () => (await import("./onnx/index.ts")).onnxRuntime,
 });
 
+registerRuntime({
+	name: "trees",
+	// XGBoost JSON, LightGBM text, PMML; ONNX tree/linear models too, when a manifest names this runtime
+	extensions: [".pmml", ".json", ".txt"],
+	load: async () => (await import("./trees/index.ts")).treesRuntime,
+});
+
 /** Names of the registered runtimes. */
 export function runtimeNames(): string[] {
 	return [...registered.keys()];

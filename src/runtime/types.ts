@@ -1,6 +1,9 @@
 // The Runtime interface: how a bundle becomes something that predicts a batch. Every runtime implements it.
 import type { Bundle } from "../bundle/types.ts";
 import type { Signature, Tensor } from "../protocol/types.ts";
+import type { Explanation } from "../trees/explain.ts";
+
+export type { Explanation };
 
 /**
  * Where predict runs: inline (calling thread), pool (worker threads), auto (by batch size), or blocking (one
@@ -45,6 +48,11 @@ export interface LoadedModel {
 		outputs?: readonly string[],
 		busy?: boolean,
 	): Promise<Tensor[]>;
+	/**
+	 * Per-feature contributions of a batch (inputs validated against `signature`) that add up to the raw model
+	 * output; present when the runtime can explain the model (trees: exact TreeSHAP).
+	 */
+	explain?(inputs: Tensor[]): Promise<Explanation>;
 	/** The same, blocking the calling thread; present when loaded in `blocking` mode. */
 	predictSync?(inputs: Tensor[], outputs: readonly string[]): Tensor[];
 	unload(): Promise<void>;

@@ -21,14 +21,35 @@ export interface Golden {
 /** Names of every fixture bundle. */
 export const FIXTURES: string[] = readdirSync(MODELS_DIR).sort();
 
+/** The `trees` runtime's native-format fixtures (XGBoost JSON, LightGBM text, PMML), named "trees/<name>". */
+export const TREE_FIXTURES: string[] = readdirSync(
+	fileURLToPath(new URL("../fixtures/trees/", import.meta.url)),
+)
+	.sort()
+	.map((n) => `trees/${n}`);
+
+/** ONNX fixtures holding one tree ensemble or linear model, which the tree/linear reader understands (not digits-mlp). */
+export const ONNX_TREE_FIXTURES: string[] = [
+	"breast-cancer-gbdt",
+	"diabetes-cats-ridge",
+	"diabetes-lgbm",
+	"diabetes-rf",
+	"diabetes-sex-ridge",
+	"iris-logreg",
+	"wine-xgb",
+];
+
 export function golden(name: string): Golden {
 	return JSON.parse(
-		readFileSync(`${MODELS_DIR}${name}/golden.json`, "utf8"),
+		readFileSync(`${bundleDir(name)}/golden.json`, "utf8"),
 	) as Golden;
 }
 
+/** A fixture's directory: "name" is test/fixtures/models/name, "trees/name" is test/fixtures/trees/name. */
 export function bundleDir(name: string): string {
-	return `${MODELS_DIR}${name}`;
+	return name.includes("/")
+		? fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url))
+		: `${MODELS_DIR}${name}`;
 }
 
 /**

@@ -1,43 +1,7 @@
 // Reads what onnxruntime does not expose from an ONNX graph: the categories its encoders accept, per input column.
 import protobuf from "protobufjs";
+import { ONNX_PROTO } from "../../protocol/onnx-proto.ts";
 import type { InputCategories } from "../types.ts";
-
-/** The part of onnx.proto (field numbers as in onnx/onnx.proto3) that category reading needs. */
-const ONNX_PROTO = `
-syntax = "proto3";
-package onnx;
-message ModelProto { GraphProto graph = 7; }
-message GraphProto {
-	repeated NodeProto node = 1;
-	repeated TensorProto initializer = 5;
-	repeated ValueInfoProto input = 11;
-}
-message NodeProto {
-	repeated string input = 1;
-	repeated string output = 2;
-	string op_type = 4;
-	repeated AttributeProto attribute = 5;
-	string domain = 7;
-}
-message AttributeProto {
-	string name = 1;
-	int64 i = 3;
-	TensorProto t = 5;
-	repeated int64 ints = 8;
-	repeated bytes strings = 9;
-}
-message TensorProto {
-	repeated int64 dims = 1;
-	int32 data_type = 2;
-	repeated int32 int32_data = 5;
-	repeated int64 int64_data = 7;
-	string name = 8;
-	bytes raw_data = 9;
-}
-message ValueInfoProto { string name = 1; TypeProto type = 2; }
-message TypeProto { Tensor tensor_type = 1; message Tensor { int32 elem_type = 1; TensorShapeProto shape = 2; } }
-message TensorShapeProto { repeated Dimension dim = 1; message Dimension { int64 dim_value = 1; string dim_param = 2; } }
-`;
 
 type Int64 = number | { toString(): string };
 interface Attribute {

@@ -15,6 +15,7 @@ import { registerAuth } from "./auth.ts";
 import { registerRawBodyParser } from "./body.ts";
 import type { RestContext } from "./context.ts";
 import { registerErrorHandlers } from "./errors.ts";
+import { registerExplainRoutes } from "./routes/explain.ts";
 import { registerFeedbackRoutes } from "./routes/feedback.ts";
 import { registerHealthRoutes } from "./routes/health.ts";
 import { registerInferRoutes } from "./routes/infer.ts";
@@ -168,6 +169,7 @@ export function createRestServer(
 	registerInferRoutes(app, ctx);
 	registerPredictRoutes(app, ctx);
 	registerFeedbackRoutes(app, ctx);
+	registerExplainRoutes(app, ctx);
 	registerRepositoryRoutes(app, ctx);
 	registerUploadRoute(app, ctx, {
 		maxBytes: bodyLimit,

@@ -299,6 +299,53 @@ function inferOp(operationId: string, params: unknown[]) {
 	};
 }
 
+/** A JSON body of records (`instances`) or columns, plus `extra` properties. */
+function tableBody(extra: Record<string, unknown> = {}) {
+	return {
+		required: true,
+		content: {
+			"application/json": {
+				schema: {
+					type: "object",
+					properties: {
+						instances: { type: "array", items: { type: "object" } },
+						columns: {
+							type: "object",
+							additionalProperties: { type: "array" },
+						},
+						...extra,
+					},
+				},
+			},
+		},
+	};
+}
+
+function explainOp(operationId: string, params: unknown[]) {
+	return {
+		post: {
+			operationId,
+			summary:
+				"Records ({instances}) or columns ({columns}) in; per row and target: base value, raw output, every feature's contribution (exact TreeSHAP on the trees runtime) and the `top` largest (default 5)",
+			tags: ["inference"],
+			parameters: params,
+			requestBody: tableBody({
+				top: { type: "integer", minimum: 1, maximum: 1000 },
+			}),
+			responses: {
+				"200": json(
+					ref("ExplainResponse"),
+					"per row, per target: contributions",
+				),
+				"400": ERROR,
+				"404": ERROR,
+				"422": ERROR,
+				"503": ERROR,
+			},
+		},
+	};
+}
+
 function predictOp(operationId: string, params: unknown[]) {
 	return {
 		post: {
@@ -307,28 +354,13 @@ function predictOp(operationId: string, params: unknown[]) {
 				"Records ({instances}) or columns ({columns}) of feature values in, records out; each model's own schema is under its concrete path",
 			tags: ["inference"],
 			parameters: params,
-			requestBody: {
-				required: true,
-				content: {
-					"application/json": {
-						schema: {
-							type: "object",
-							properties: {
-								instances: { type: "array", items: { type: "object" } },
-								columns: {
-									type: "object",
-									additionalProperties: { type: "array" },
-								},
-								parameters: {
-									type: "object",
-									description:
-										"request parameters; a traffic policy's sticky key may be one (--sticky-from param)",
-								},
-							},
-						},
-					},
+			requestBody: tableBody({
+				parameters: {
+					type: "object",
+					description:
+						"request parameters; a traffic policy's sticky key may be one (--sticky-from param)",
 				},
-			},
+			}),
 			responses: {
 				"200": json(ref("PredictResponse"), "one prediction per row"),
 				"400": ERROR,
@@ -418,6 +450,45 @@ const COMPONENTS = {
 				},
 			},
 		},
+		ExplainResponse: {
+			type: "object",
+			required: ["model_name", "model_version", "method", "explanations"],
+			properties: {
+				model_name: { type: "string" },
+				model_version: { type: "string" },
+				method: { type: "string" },
+				space: { type: "string" },
+				explanations: {
+					type: "array",
+					items: {
+						type: "array",
+						items: {
+							type: "object",
+							required: ["target", "base", "output", "values", "top"],
+							properties: {
+								target: { type: "string" },
+								base: { type: "number" },
+								output: { type: "number" },
+								values: {
+									type: "object",
+									additionalProperties: { type: "number" },
+								},
+								top: {
+									type: "array",
+									items: {
+										type: "object",
+										properties: {
+											feature: { type: "string" },
+											value: { type: "number" },
+										},
+									},
+								},
+							},
+						},
+					},
+				},
+			},
+		},
 		PredictResponse: {
 			type: "object",
 			required: ["model_name", "model_version", "predictions"],
@@ -492,6 +563,11 @@ export function openApiDocument(dp: DataPlane): Record<string, unknown> {
 			[modelParam, versionParam],
 		),
 		"/v2/models/{model}/predict": predictOp("modelPredict", [modelParam]),
+		"/v2/models/{model}/explain": explainOp("modelExplain", [modelParam]),
+		"/v2/models/{model}/versions/{version}/explain": explainOp(
+			"modelVersionExplain",
+			[modelParam, versionParam],
+		),
 		"/v2/models/{model}/versions/{version}/predict": predictOp(
 			"modelVersionPredict",
 			[modelParam, versionParam],

@@ -1,0 +1,82 @@
+// Explanations as users read them: per row and target, the base value, the raw output, every feature's
+// contribution by column name, and the top-k by magnitude.
+import { invalidInput } from "../protocol/errors.ts";
+import type { Explanation } from "../runtime/types.ts";
+
+/** One feature's contribution to one output. */
+export interface Contribution {
+	feature: string;
+	value: number;
+}
+
+/** One row's explanation of one target (a class of a classifier, or a regression output). */
+export interface TargetExplanation {
+	/** Class name (classifiers; the positive class of a binary one) or output name. */
+	target: string;
+	/** Expected raw output over the training data. */
+	base: number;
+	/** The raw output for this row (margin, before the link): base + Σ values. */
+	output: number;
+	/** Contribution of every feature. */
+	values: Record<string, number>;
+	/** The `top` largest contributions by magnitude, largest first. */
+	top: Contribution[];
+}
+
+export interface ExplainResult {
+	/** How the values were computed, e.g. "tree_path_dependent" (exact TreeSHAP). */
+	method: string;
+	/** The space contributions add up in: the model's raw output (log-odds for logistic models). */
+	space: "raw";
+	/** Per input row, per target. */
+	explanations: TargetExplanation[][];
+}
+
+/** Checks a top-k request: an integer from 1 to 1000 (default 5). */
+export function topK(k: unknown, where = "top"): number {
+	if (k === undefined) return 5;
+	const n = typeof k === "string" ? Number(k) : k;
+	if (typeof n !== "number" || !Number.isInteger(n) || n < 1 || n > 1000)
+		throw invalidInput(
+			`${where} must be an integer from 1 to 1000, got ${JSON.stringify(k)}`,
+		);
+	return n;
+}
+
+/** Shapes a runtime's explanation; `targets` names the raw outputs (class names or the output name). */
+export function shapeExplanation(
+	e: Explanation,
+	targets: readonly string[],
+	top: number,
+): ExplainResult {
+	const nf = e.features.length;
+	const T = e.targets;
+	const explanations: TargetExplanation[][] = [];
+	for (let r = 0; r < e.rows; r++) {
+		const row: TargetExplanation[] = [];
+		for (let t = 0; t < T; t++) {
+			const o = (r * T + t) * nf;
+			const values: Record<string, number> = {};
+			const all: Contribution[] = [];
+			let output = e.base[t] as number;
+			for (let j = 0; j < nf; j++) {
+				const v = e.values[o + j] as number;
+				const name = e.features[j] as string;
+				values[name] = (values[name] ?? 0) + v;
+				output += v;
+			}
+			for (const [feature, value] of Object.entries(values))
+				all.push({ feature, value });
+			all.sort((a, b) => Math.abs(b.value) - Math.abs(a.value));
+			row.push({
+				target: targets[t] ?? String(t),
+				base: e.base[t] as number,
+				output,
+				values,
+				top: all.slice(0, top),
+			});
+		}
+		explanations.push(row);
+	}
+	return { method: e.method, space: "raw", explanations };
+}

@@ -1,0 +1,148 @@
+// The trees runtime: tree ensembles and linear models (ONNX-ML, PMML, XGBoost JSON, LightGBM text) evaluated in
+// TypeScript on typed arrays, inline or on a worker-thread pool; explains with TreeSHAP.
+import { artifactBytes, type Bundle } from "../../bundle/types.ts";
+import { MlshipError } from "../../protocol/errors.ts";
+import type { Signature, Tensor } from "../../protocol/types.ts";
+import { predictTree } from "../../trees/eval.ts";
+import { type Explanation, explainTree } from "../../trees/explain.ts";
+import type { TreeModel } from "../../trees/ir.ts";
+import { readTreeModel } from "../../trees/read/index.ts";
+import { defaultWorkers, WorkerPool } from "../pool.ts";
+import type { LoadedModel, LoadOptions, Runtime } from "../types.ts";
+import { loadTreeModel, nameFeatures } from "./load.ts";
+import { WORKER_URL } from "./worker-url.ts";
+
+/** Bytes a model holds: its node arrays (about 60 bytes a node) plus fixed JS state. */
+function estimateBytes(m: TreeModel): number {
+	const b = m.body;
+	const nodes =
+		b.kind === "ensemble"
+			? b.trees.reduce((s, t) => s + t.feature.length * (44 + 8 * m.targets), 0)
+			: b.coef.byteLength;
+	return 64 * 1024 + nodes;
+}
+
+class TreesModel implements LoadedModel {
+	readonly signature: Signature;
+	readonly concurrency: number;
+	readonly bytes: number;
+	readonly #model: TreeModel;
+	readonly #pool: WorkerPool | undefined;
+	readonly #inlineMaxRows: number;
+	readonly #sync: boolean;
+	#closed = false;
+
+	constructor(
+		model: TreeModel,
+		pool: WorkerPool | undefined,
+		inlineMaxRows: number,
+		concurrency: number,
+		sync: boolean,
+	) {
+		this.signature = model.signature;
+		this.#model = model;
+		this.#pool = pool;
+		this.#inlineMaxRows = inlineMaxRows;
+		this.concurrency = concurrency;
+		this.bytes = estimateBytes(model);
+		this.#sync = sync;
+		if (sync)
+			this.predictSync = (inputs, outputs) => this.#run(inputs, outputs);
+	}
+
+	predictSync?: (inputs: Tensor[], outputs: readonly string[]) => Tensor[];
+
+	#wanted(outputs?: readonly string[]): readonly string[] {
+		return outputs && outputs.length > 0
+			? outputs
+			: this.signature.outputs.map((o) => o.name);
+	}
+
+	#run(inputs: Tensor[], outputs: readonly string[]): Tensor[] {
+		if (this.#closed)
+			throw new MlshipError("MLSHIP_CLOSED", "the model has been unloaded");
+		return predictTree(this.#model, inputs, this.#wanted(outputs));
+	}
+
+	async predict(
+		inputs: Tensor[],
+		outputs?: readonly string[],
+		busy = false,
+	): Promise<Tensor[]> {
+		if (this.#closed)
+			throw new MlshipError("MLSHIP_CLOSED", "the model has been unloaded");
+		const rows = inputs[0]?.shape[0] ?? 0;
+		if (!this.#pool || this.#sync || (rows <= this.#inlineMaxRows && !busy))
+			return this.#run(inputs, this.#wanted(outputs));
+		return this.#pool.call<Tensor[]>({
+			inputs,
+			outputs: this.#wanted(outputs),
+		});
+	}
+
+	/** TreeSHAP values of a batch (raw margin); see explainTree. */
+	async explain(inputs: Tensor[]): Promise<Explanation> {
+		if (this.#closed)
+			throw new MlshipError("MLSHIP_CLOSED", "the model has been unloaded");
+		const rows = inputs[0]?.shape[0] ?? 0;
+		if (!this.#pool || this.#sync || rows <= this.#inlineMaxRows)
+			return explainTree(this.#model, inputs);
+		return this.#pool.call<Explanation>({ op: "explain", inputs });
+	}
+
+	async unload(): Promise<void> {
+		if (this.#closed) return;
+		this.#closed = true;
+		await this.#pool?.close();
+	}
+}
+
+/** Runs tree ensembles and linear models natively (no onnxruntime): XGBoost JSON, LightGBM text, PMML, ONNX-ML. */
+export const treesRuntime: Runtime = {
+	name: "trees",
+	platform: "mlship_trees",
+	async describe(bytes: Uint8Array, source: string) {
+		return { signature: readTreeModel(bytes, source).signature, skipped: [] };
+	},
+	async load(bundle: Bundle, opts: LoadOptions = {}): Promise<LoadedModel> {
+		const ex = bundle.manifest.executor ?? {};
+		const mode = opts.mode ?? ex.mode ?? "auto";
+		const bytes = artifactBytes(bundle);
+		const model = nameFeatures(
+			loadTreeModel(bytes, bundle.source, bundle.manifest.signature),
+			bundle.manifest,
+		);
+		const inlineMaxRows = opts.inlineMaxRows ?? ex.inline_max_rows ?? 64;
+		if (mode === "inline" || mode === "blocking")
+			return new TreesModel(
+				model,
+				undefined,
+				inlineMaxRows,
+				1,
+				mode === "blocking",
+			);
+		const workers =
+			opts.shared?.workers ?? opts.workers ?? ex.workers ?? defaultWorkers(1);
+		const pool = await WorkerPool.start(
+			WORKER_URL,
+			{
+				bytes,
+				source: bundle.source,
+				manifest: {
+					signature: bundle.manifest.signature,
+					...(bundle.manifest.features
+						? { features: bundle.manifest.features }
+						: {}),
+				},
+			},
+			workers,
+		);
+		return new TreesModel(
+			model,
+			pool,
+			mode === "pool" ? -1 : inlineMaxRows,
+			workers,
+			false,
+		);
+	},
+};

@@ -1,0 +1,238 @@
+// Exact explanations on the tree representation: path-dependent TreeSHAP (Lundberg, Erion & Lee 2018, Algorithm 2,
+// in the form of the reference implementation's tree_shap_recursive), per target, in raw-margin space.
+import { MlshipError } from "../protocol/errors.ts";
+import type { Tensor } from "../protocol/types.ts";
+import { batchRows, featureMatrix } from "./eval.ts";
+import { goesLeft, type Tree, type TreeModel, treeDepth } from "./ir.ts";
+
+/**
+ * SHAP values of a batch: `values[(r * targets + t) * features.length + j]`; for every row and target,
+ * `base[t] + Σ_j values` equals the model's raw score (margin, before the link).
+ */
+export interface Explanation {
+	rows: number;
+	targets: number;
+	features: string[];
+	base: Float64Array;
+	values: Float64Array;
+	/** How the values were computed, e.g. "tree_path_dependent" (exact TreeSHAP). */
+	method: string;
+}
+
+/** Scratch space for one tree's unique paths (one segment per recursion depth). */
+interface Paths {
+	feature: Int32Array;
+	zero: Float64Array;
+	one: Float64Array;
+	weight: Float64Array;
+}
+
+function extend(
+	p: Paths,
+	at: number,
+	depth: number,
+	zero: number,
+	one: number,
+	feature: number,
+): void {
+	p.feature[at + depth] = feature;
+	p.zero[at + depth] = zero;
+	p.one[at + depth] = one;
+	p.weight[at + depth] = depth === 0 ? 1 : 0;
+	for (let i = depth - 1; i >= 0; i--) {
+		p.weight[at + i + 1] =
+			(p.weight[at + i + 1] as number) +
+			(one * (p.weight[at + i] as number) * (i + 1)) / (depth + 1);
+		p.weight[at + i] =
+			(zero * (p.weight[at + i] as number) * (depth - i)) / (depth + 1);
+	}
+}
+
+function unwind(p: Paths, at: number, depth: number, index: number): void {
+	const one = p.one[at + index] as number;
+	const zero = p.zero[at + index] as number;
+	let next = p.weight[at + depth] as number;
+	for (let i = depth - 1; i >= 0; i--) {
+		if (one !== 0) {
+			const tmp = p.weight[at + i] as number;
+			p.weight[at + i] = (next * (depth + 1)) / ((i + 1) * one);
+			next =
+				tmp - ((p.weight[at + i] as number) * zero * (depth - i)) / (depth + 1);
+		} else
+			p.weight[at + i] =
+				((p.weight[at + i] as number) * (depth + 1)) / (zero * (depth - i));
+	}
+	for (let i = index; i < depth; i++) {
+		p.feature[at + i] = p.feature[at + i + 1] as number;
+		p.zero[at + i] = p.zero[at + i + 1] as number;
+		p.one[at + i] = p.one[at + i + 1] as number;
+	}
+}
+
+function unwoundSum(
+	p: Paths,
+	at: number,
+	depth: number,
+	index: number,
+): number {
+	const one = p.one[at + index] as number;
+	const zero = p.zero[at + index] as number;
+	let next = p.weight[at + depth] as number;
+	let total = 0;
+	if (one !== 0)
+		for (let i = depth - 1; i >= 0; i--) {
+			const tmp = next / ((i + 1) * one);
+			total += tmp;
+			next = (p.weight[at + i] as number) - tmp * zero * (depth - i);
+		}
+	else
+		for (let i = depth - 1; i >= 0; i--)
+			total += (p.weight[at + i] as number) / (zero * (depth - i));
+	return total * (depth + 1);
+}
+
+/** Adds one row's SHAP values of one tree to `phi` (targets × features, at offset `po`). */
+function treeShap(
+	tree: Tree,
+	targets: number,
+	nf: number,
+	X: Float64Array,
+	xo: number,
+	phi: Float64Array,
+	po: number,
+	scale: number,
+	p: Paths,
+): void {
+	const recurse = (
+		node: number,
+		depth: number,
+		parentAt: number,
+		zero: number,
+		one: number,
+		feature: number,
+	): void => {
+		const at = parentAt + depth + 1;
+		for (let i = 0; i <= depth; i++) {
+			p.feature[at + i] = p.feature[parentAt + i] as number;
+			p.zero[at + i] = p.zero[parentAt + i] as number;
+			p.one[at + i] = p.one[parentAt + i] as number;
+			p.weight[at + i] = p.weight[parentAt + i] as number;
+		}
+		extend(p, at, depth, zero, one, feature);
+		const split = tree.feature[node] as number;
+		if (split < 0) {
+			for (let i = 1; i <= depth; i++) {
+				const w = unwoundSum(p, at, depth, i);
+				const f = p.feature[at + i] as number;
+				const s =
+					w * ((p.one[at + i] as number) - (p.zero[at + i] as number)) * scale;
+				for (let t = 0; t < targets; t++)
+					phi[po + t * nf + f] =
+						(phi[po + t * nf + f] as number) +
+						s * (tree.value[node * targets + t] as number);
+			}
+			return;
+		}
+		const left = tree.left[node] as number;
+		const right = tree.right[node] as number;
+		const hot = goesLeft(tree, node, X[xo + split] as number) ? left : right;
+		const cold = hot === left ? right : left;
+		const w = tree.cover[node] as number;
+		let inZero = 1;
+		let inOne = 1;
+		let d = depth;
+		let k = 0;
+		for (; k <= d; k++) if (p.feature[at + k] === split) break;
+		if (k !== d + 1) {
+			inZero = p.zero[at + k] as number;
+			inOne = p.one[at + k] as number;
+			unwind(p, at, d, k);
+			d -= 1;
+		}
+		recurse(
+			hot,
+			d + 1,
+			at,
+			((tree.cover[hot] as number) / w) * inZero,
+			inOne,
+			split,
+		);
+		recurse(
+			cold,
+			d + 1,
+			at,
+			((tree.cover[cold] as number) / w) * inZero,
+			0,
+			split,
+		);
+	};
+	recurse(0, 0, 0, 1, 1, -1);
+}
+
+/** Cover-weighted mean leaf value of a tree per target (its expected output over the training data). */
+function expected(
+	tree: Tree,
+	targets: number,
+	out: Float64Array,
+	scale: number,
+): void {
+	const root = tree.cover[0] as number;
+	for (let n = 0; n < tree.feature.length; n++) {
+		if ((tree.feature[n] as number) >= 0) continue;
+		const share = (tree.cover[n] as number) / root;
+		for (let t = 0; t < targets; t++)
+			out[t] =
+				(out[t] as number) +
+				share * (tree.value[n * targets + t] as number) * scale;
+	}
+}
+
+/**
+ * Path-dependent TreeSHAP of a batch on a tree ensemble (raw margin). Models without node weights (ONNX does
+ * not store them) and linear models are refused with what to do instead.
+ */
+export function explainTree(
+	model: TreeModel,
+	inputs: readonly Tensor[],
+): Explanation {
+	const body = model.body;
+	if (body.kind !== "ensemble")
+		throw new MlshipError(
+			"MLSHIP_UNSUPPORTED_MODEL",
+			"exact explanations of linear models need the training means, which the model file does not carry; explain a tree ensemble",
+		);
+	for (const tr of body.trees)
+		if (tr.cover.some((c) => Number.isNaN(c)))
+			throw new MlshipError(
+				"MLSHIP_UNSUPPORTED_MODEL",
+				`the ${model.format} model file carries no node weights (training cover), which TreeSHAP needs; bundle the XGBoost JSON, LightGBM text or PMML file instead`,
+			);
+	const rows = batchRows(inputs);
+	const nf = model.features.length;
+	const T = model.targets;
+	const X = featureMatrix(model, inputs);
+	const scale = body.aggregate === "average" ? 1 / body.trees.length : 1;
+	const base = Float64Array.from(model.base);
+	for (const tr of body.trees) expected(tr, T, base, scale);
+	const values = new Float64Array(rows * T * nf);
+	let depth = 0;
+	for (const tr of body.trees) depth = Math.max(depth, treeDepth(tr));
+	const size = ((depth + 3) * (depth + 4)) / 2;
+	const paths: Paths = {
+		feature: new Int32Array(size),
+		zero: new Float64Array(size),
+		one: new Float64Array(size),
+		weight: new Float64Array(size),
+	};
+	for (let r = 0; r < rows; r++)
+		for (const tr of body.trees)
+			treeShap(tr, T, nf, X, r * nf, values, r * T * nf, scale, paths);
+	return {
+		rows,
+		targets: T,
+		features: model.features.map((f) => f.name),
+		base,
+		values,
+		method: "tree_path_dependent",
+	};
+}
