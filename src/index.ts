@@ -5,6 +5,11 @@
 export { type Bundle, readBundle } from "./bundle/bundle.ts";
 export type { Manifest } from "./bundle/manifest.ts";
 export type { Columns, Row } from "./codec/table.ts";
+export type {
+	Contribution,
+	ExplainResult,
+	TargetExplanation,
+} from "./dataplane/explain.ts";
 export { type LoadModelOptions, loadModel, Model } from "./model.ts";
 export type { Datatype } from "./protocol/datatypes.ts";
 export { type ErrorCode, MlshipError } from "./protocol/errors.ts";
