@@ -189,6 +189,21 @@ const REST_TABLE: RestRow[] = [
 	},
 	{
 		method: "POST",
+		path: "/v2/models/{m}/explain",
+		need: "predict",
+		body: PREDICT_BODY,
+		// Past the token check: the ONNX logistic regression has no tree structure to explain exactly.
+		expect: GUARDED(422),
+	},
+	{
+		method: "POST",
+		path: "/v2/models/{m}/versions/1/explain",
+		need: "predict",
+		body: PREDICT_BODY,
+		expect: GUARDED(422),
+	},
+	{
+		method: "POST",
 		path: "/v2/models/{m}/feedback",
 		need: "predict",
 		body: { id: "no-such-request", reward: 1 },
