@@ -38,6 +38,8 @@ interface ServeOpts {
 	headersTimeoutMs?: string;
 	maxHeaderBytes?: string;
 	modelRoot?: string;
+	ui?: boolean;
+	uiServer?: string[];
 }
 
 export function serveCommand(): Command {
@@ -133,6 +135,15 @@ export function serveCommand(): Command {
 			"--max-header-bytes <n>",
 			"largest request header block; larger gets 431 (default 16384)",
 		)
+		.option(
+			"--ui",
+			"serve the web dashboard on the HTTP port under /ui (models, live charts, experiments, servers)",
+		)
+		.option(
+			"--ui-server <url>",
+			"another mlship serve the dashboard also shows (repeatable; read with the user's token)",
+			(v: string, acc: string[] = []) => [...acc, v],
+		)
 		.option("--log-level <level>", "fatal|error|warn|info|debug|trace|silent")
 		.option(
 			"--log-format <format>",
@@ -174,6 +185,8 @@ export function serveCommand(): Command {
 					headers_timeout_ms: opts.headersTimeoutMs,
 					max_header_bytes: opts.maxHeaderBytes,
 					model_root: opts.modelRoot,
+					ui: opts.ui,
+					ui_servers: opts.uiServer,
 				};
 				if (models.length > 0) flags.models = models;
 				const settings = resolveSettings(flags, opts.config);
@@ -231,6 +244,7 @@ export function serveCommand(): Command {
 		cmd,
 		"mlship serve --model examples/iris --model churn@production",
 		"mlship serve --registry postgres://mlship@db/registry --model price@production --entity-key price=city --lazy --max-loaded-models 1000 --memory-budget 4GiB",
+		"mlship serve --registry sqlite:./registry.db -m churn@production --ui   # then open http://127.0.0.1:8080/ui/",
 		"mlship serve -m ./bundles/gbdt:gbdt --http-port 9000 --grpc-port -1 --max-batch-size 64",
 		"mlship serve --model churn@production --auth required --rate-limit predict=1000/s   # tokens: mlship tokens create --scope predict",
 		'curl -s localhost:8080/v2/models/iris-logreg/infer -d \'{"inputs":[{"name":"float_input","datatype":"FP32","shape":[1,4],"data":[5.1,3.5,1.4,0.2]}]}\'',

@@ -12,6 +12,7 @@ import type { startGrpcServer } from "./grpc/index.ts";
 import { createLogger } from "./logging.ts";
 import { createRestServer } from "./rest/index.ts";
 import type { ServerSettings } from "./settings.ts";
+import { parseServerUrl, remoteServer } from "./ui/servers.ts";
 
 // Kept here too for the callers that import it with the server.
 export { defaultModelName } from "../bundle/model-name.ts";
@@ -212,6 +213,14 @@ export async function startServer(
 		maxHeaderBytes: settings.max_header_bytes,
 		...(settings.model_root !== undefined && {
 			modelRoot: settings.model_root,
+		}),
+		...(store && { registry: store }),
+		...(settings.ui && {
+			ui: {
+				servers: settings.ui_servers.map((u, i) =>
+					remoteServer(`s${i + 1}`, parseServerUrl(u)),
+				),
+			},
 		}),
 	});
 	let grpc: Awaited<ReturnType<typeof startGrpcServer>> | undefined;

@@ -179,6 +179,20 @@ export const ServerSettingsSchema = z
 			.describe(
 				"load of a model that is not served loads ROOT/NAME (bundle dir) or ROOT/NAME.onnx; no '..', no symlinks out (default: none, served models only) (MLSHIP_MODEL_ROOT)",
 			),
+		ui: flag().describe(
+			"serve the web dashboard under /ui on the HTTP port (MLSHIP_UI)",
+		),
+		ui_servers: z
+			.union([z.string(), z.array(z.string())])
+			.transform((v) =>
+				(Array.isArray(v) ? v : v.split(","))
+					.map((x) => x.trim())
+					.filter(Boolean),
+			)
+			.default([])
+			.describe(
+				"other mlship serve URLs the dashboard shows, comma-separated (MLSHIP_UI_SERVERS)",
+			),
 		allow_open_admin: flag().describe(
 			"let load/unload through without a token when no token is asked for (auth off, or auto with no tokens) (MLSHIP_ALLOW_OPEN_ADMIN)",
 		),

@@ -7,13 +7,17 @@ import Fastify, {
 import type { ArchiveLimits } from "../../bundle/archive.ts";
 import type { DataPlane } from "../../dataplane/types.ts";
 import type { AuditEntry } from "../../registry/access.ts";
+import type { ModelStore } from "../../registry/types.ts";
 import type { Authenticator } from "../auth/authenticator.ts";
 import { registerAccessLog } from "../logging.ts";
+import { registerUi } from "../ui/routes.ts";
+import { localServer, type UiServer } from "../ui/servers.ts";
 import { Admission } from "./admission.ts";
 import { registerAuth } from "./auth.ts";
 import { registerRawBodyParser } from "./body.ts";
 import type { RestContext } from "./context.ts";
 import { registerErrorHandlers } from "./errors.ts";
+import { registerAliasRoute } from "./routes/aliases.ts";
 import { registerHealthRoutes } from "./routes/health.ts";
 import { registerInferRoutes } from "./routes/infer.ts";
 import { registerMetricsRoute } from "./routes/metrics.ts";
@@ -62,6 +66,13 @@ export interface RestServerOptions {
 	maxHeaderBytes?: number;
 	/** `load` of a name that is not served loads ROOT/NAME (a bundle) or ROOT/NAME.onnx; default: served models only. */
 	modelRoot?: string;
+	/** The registry the served models come from: adds `PUT /v2/repository/models/:model/aliases/:alias` (admin). */
+	registry?: ModelStore;
+	/**
+	 * The web dashboard under `/ui` (`serve --ui`): this server first, then `servers` (other `mlship serve`
+	 * processes, read with the user's token). Off by default.
+	 */
+	ui?: { servers?: readonly UiServer[]; intervalMs?: number };
 }
 
 export const DEFAULT_MAX_CONNECTIONS = 10_000;
@@ -157,5 +168,14 @@ export function createRestServer(
 	});
 	registerMetricsRoute(app, ctx);
 	registerOpenApiRoute(app, ctx);
+	if (opts.registry) registerAliasRoute(app, opts.registry);
+	if (opts.ui)
+		registerUi(app, {
+			...(opts.registry && { store: opts.registry }),
+			servers: [localServer(dp, ctx.audit), ...(opts.ui.servers ?? [])],
+			...(opts.ui.intervalMs !== undefined && {
+				intervalMs: opts.ui.intervalMs,
+			}),
+		});
 	return app;
 }
