@@ -8,6 +8,9 @@ import { after, before, describe, it } from "node:test";
 import { readBundle } from "../../src/bundle/bundle.ts";
 import { openRegistry } from "../../src/registry/open.ts";
 import type { ModelStore } from "../../src/registry/types.ts";
+import { REST_SCOPES } from "../../src/server/auth/policy.ts";
+import { createRestServer } from "../../src/server/rest/index.ts";
+import { registeredRoutes } from "../../src/server/rest/server.ts";
 import type { RunningServer } from "../../src/server/server.ts";
 import { startUi } from "../../src/server/ui/app.ts";
 import {
@@ -72,7 +75,7 @@ describe("dashboard live figures (src/server/ui/live.ts)", () => {
 		assert.equal(r?.queue, 7);
 		assert.ok((r?.p50 as number) > 0 && (r?.p50 as number) <= 5);
 		// First read: no interval yet.
-		assert.equal(rates(undefined, a)[0]?.rps, 0);
+		assert.equal(rates(undefined, a)[0]?.rps, null);
 		assert.equal(rates(undefined, a)[0]?.p50, null);
 		// Server restarted: counters lower than before.
 		const [z] = rates(b, snapshot(text(10, 0), 3000));
@@ -192,7 +195,9 @@ describe("dashboard routes on serve --ui", () => {
 			?.pipeThrough(new TextDecoderStream())
 			.getReader() as ReadableStreamDefaultReader<string>;
 		let buf = "";
-		let seen: { rps: number; p99: number | null; version: string } | undefined;
+		let seen:
+			| { rps: number | null; p99: number | null; version: string }
+			| undefined;
 		for (let n = 0; n < 30 && !seen; ) {
 			const { value, done } = await reader.read();
 			if (done) break;
@@ -204,10 +209,14 @@ describe("dashboard routes on serve --ui", () => {
 				n++;
 				const data = JSON.parse(ev.slice(6)) as {
 					servers: {
-						versions: { rps: number; p99: number | null; version: string }[];
+						versions: {
+							rps: number | null;
+							p99: number | null;
+							version: string;
+						}[];
 					}[];
 				};
-				const v = data.servers[0]?.versions.find((x) => x.rps > 0);
+				const v = data.servers[0]?.versions.find((x) => (x.rps ?? 0) > 0);
 				if (v) seen = v;
 			}
 		}
@@ -217,6 +226,21 @@ describe("dashboard routes on serve --ui", () => {
 		assert.ok(seen, "an event with requests/s > 0");
 		assert.equal(seen.version, "1");
 		assert.ok((seen.p99 as number) > 0);
+	});
+
+	it("every route a server with a registry and the dashboard has is in the scope table (none falls to admin by omission)", async () => {
+		const app = createRestServer(server.dataPlane, { registry: store, ui: {} });
+		await app.ready();
+		const routes = registeredRoutes(app).map((r) => `${r.method} ${r.url}`);
+		await app.close();
+		assert.ok(routes.includes("GET /ui/api/models/:model/live"));
+		assert.ok(
+			routes.includes("PUT /v2/repository/models/:model/aliases/:alias"),
+		);
+		assert.deepEqual(
+			routes.filter((r) => !(r in REST_SCOPES)),
+			[],
+		);
 	});
 
 	it("PUT /v2/repository/models/:model/aliases/:alias moves an alias (audited), refuses bad bodies and unknown versions", async () => {

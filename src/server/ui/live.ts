@@ -155,10 +155,10 @@ export function snapshot(text: string, at: number): Snapshot {
 export interface VersionRates {
 	model: string;
 	version: string;
-	/** Requests per second (every outcome). */
-	rps: number;
-	/** Failed requests per second (outcome other than ok). */
-	errors: number;
+	/** Requests per second (every outcome); null on a server's first read (no interval yet). */
+	rps: number | null;
+	/** Failed requests per second (outcome other than ok); null on a first read. */
+	errors: number | null;
 	/** Latency quantiles in ms over the interval, null without requests. */
 	p50: number | null;
 	p99: number | null;
@@ -215,8 +215,8 @@ export function rates(
 		out.push({
 			model,
 			version,
-			rps: dt > 0 && base ? d(c.requests, base.requests) / dt : 0,
-			errors: dt > 0 && base ? d(c.errors, base.errors) / dt : 0,
+			rps: dt > 0 && base ? d(c.requests, base.requests) / dt : null,
+			errors: dt > 0 && base ? d(c.errors, base.errors) / dt : null,
 			p50: base ? msOrNull(quantile(0.5, buckets)) : null,
 			p99: base ? msOrNull(quantile(0.99, buckets)) : null,
 			batch:

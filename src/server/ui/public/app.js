@@ -614,8 +614,13 @@ async function modelPage(name, params) {
 				chart.setData([times, ...seen.map((v) => series.get(v)[key])]);
 			});
 			chartBox.dataset.points = String(times.length);
-		// Points with traffic drawn so far (what the browser test waits for).
-		chartBox.dataset.nonzero = String(seen.reduce((n, v) => n + series.get(v).rps.filter((x) => x > 0).length, 0));
+			// Points with traffic drawn so far (what the browser test waits for).
+			chartBox.dataset.nonzero = String(
+				seen.reduce(
+					(n, v) => n + series.get(v).rps.filter((x) => x > 0).length,
+					0,
+				),
+			);
 		},
 	);
 	cleanup = () => {
