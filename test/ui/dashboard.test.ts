@@ -157,7 +157,7 @@ describe("dashboard in Chromium", () => {
 		const { page, errors } = await openPage(browser, `${url}/ui/`);
 		await page.getByRole("link", { name: "iris", exact: true }).waitFor(WAIT);
 		const row = page.locator("tbody tr").first();
-		assert.match(await row.innerText(), /production→1/);
+		assert.match((await row.textContent()) ?? "", /production→1/);
 		assert.equal(await row.locator(".state-READY").count(), 2);
 		await screenshot(page, "ui-models");
 		assert.deepEqual(await axe(page), []);
@@ -202,7 +202,7 @@ describe("dashboard in Chromium", () => {
 		assert.equal(await page.locator("#range").inputValue(), "1m");
 		assert.equal(await page.locator("#charts .chart canvas").count(), 6);
 		// The legend names the version serving the traffic.
-		assert.match(await page.locator("#charts").innerText(), /v1/);
+		assert.match((await page.locator("#charts").textContent()) ?? "", /v1/);
 		await screenshot(page, "ui-model");
 		assert.deepEqual(await axe(page), []);
 		await page.emulateMedia({ colorScheme: "dark" });
@@ -221,7 +221,10 @@ describe("dashboard in Chromium", () => {
 		await page.getByRole("button", { name: "Move" }).click();
 		const dialog = page.getByRole("dialog");
 		await dialog.waitFor(WAIT);
-		assert.match(await dialog.innerText(), /from version 1 to version 2/);
+		assert.match(
+			(await dialog.textContent()) ?? "",
+			/from version 1 to version 2/,
+		);
 		await screenshot(page, "ui-confirm");
 		await page.locator("#confirm-ok").click();
 		await waitFor("the replica serving iris v2", async () =>
