@@ -228,6 +228,18 @@ describe("dashboard routes on serve --ui", () => {
 		assert.ok((seen.p99 as number) > 0);
 	});
 
+	it("drift: without a monitor on any server, says so with each server's reason; a bad since is refused", async () => {
+		const r = await fetch(`${url}/ui/api/models/iris/drift`);
+		assert.equal(r.status, 200);
+		const body = (await r.json()) as { available: boolean; reasons: string[] };
+		assert.equal(body.available, false);
+		assert.equal(body.reasons.length, 1);
+		assert.match(body.reasons[0] as string, /^this server: /);
+		const bad = await fetch(`${url}/ui/api/models/iris/drift?since=forever`);
+		assert.equal(bad.status, 400);
+		assert.match(((await bad.json()) as { error: string }).error, /24h/);
+	});
+
 	it("every route a server with a registry and the dashboard has is in the scope table (none falls to admin by omission)", async () => {
 		const app = createRestServer(server.dataPlane, { registry: store, ui: {} });
 		await app.ready();

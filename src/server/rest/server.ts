@@ -172,7 +172,7 @@ export function createRestServer(
 	if (opts.ui)
 		registerUi(app, {
 			...(opts.registry && { store: opts.registry }),
-			servers: [localServer(dp, ctx.audit), ...(opts.ui.servers ?? [])],
+			servers: [localServer(dp, ctx.audit, app), ...(opts.ui.servers ?? [])],
 			...(opts.ui.intervalMs !== undefined && {
 				intervalMs: opts.ui.intervalMs,
 			}),

@@ -234,6 +234,37 @@ export function registerUi(app: FastifyInstance, opts: UiOptions): void {
 		},
 	);
 
+	// Drift per feature from the first server that monitors the model (mon-drift's GET /v2/models/:model/monitor);
+	// without one, why not, so the page can say what to run.
+	app.get<{ Params: { model: string }; Querystring: { since?: string } }>(
+		"/ui/api/models/:model/drift",
+		async (req) => {
+			const since = req.query.since ?? "24h";
+			if (!/^\d{1,6}[smhd]$/.test(since))
+				throw new MlshipError(
+					"MLSHIP_INVALID_ARGUMENT",
+					`since must be a duration such as 15m, 24h or 7d, got '${since.slice(0, 50)}'`,
+				);
+			const reasons: string[] = [];
+			for (const s of servers) {
+				try {
+					return {
+						available: true,
+						server: s.id,
+						report: await s.monitor(
+							req.params.model,
+							since,
+							req.headers.authorization,
+						),
+					};
+				} catch (err) {
+					reasons.push(`${s.label}: ${(err as Error).message}`);
+				}
+			}
+			return { available: false, reasons };
+		},
+	);
+
 	app.get("/ui/api/experiments", async (req) => {
 		const routes = store ? await store.routes() : [];
 		const auth = req.headers.authorization;

@@ -1,5 +1,6 @@
 // The servers a dashboard shows: this process's own data plane (`serve --ui`) and other `mlship serve` processes
 // named with `--server URL`, read over their REST API with the user's own token.
+import type { FastifyInstance } from "fastify";
 import type { DataPlane, RepositoryEntry } from "../../dataplane/types.ts";
 import { MlshipError } from "../../protocol/errors.ts";
 import type { AuditEntry } from "../../registry/access.ts";
@@ -18,6 +19,12 @@ export interface UiServer {
 	index(auth: string | undefined): Promise<RepositoryEntry[]>;
 	metrics(auth: string | undefined): Promise<string>;
 	experiment(model: string, auth: string | undefined): Promise<unknown>;
+	/** The drift report of `GET /v2/models/{m}/monitor?since=…` (the server's own route, with the user's token). */
+	monitor(
+		model: string,
+		since: string,
+		auth: string | undefined,
+	): Promise<unknown>;
 	/** Unloads a model; the server's own unload route (or, locally, the data plane) records it in the audit log. */
 	unload(
 		model: string,
@@ -26,10 +33,32 @@ export interface UiServer {
 	): Promise<void>;
 }
 
-/** This process's data plane. */
+/** The error of a non-2xx answer: its `error` text, with a code from its status. */
+function answerError(where: string, status: number, body: string): MlshipError {
+	let message = body.slice(0, 500);
+	try {
+		message = String(
+			(JSON.parse(body) as { error?: unknown }).error ?? message,
+		);
+	} catch {}
+	const code =
+		status === 400
+			? "MLSHIP_INVALID_ARGUMENT"
+			: status === 401
+				? "MLSHIP_UNAUTHENTICATED"
+				: status === 403
+					? "MLSHIP_PERMISSION_DENIED"
+					: status === 404
+						? "MLSHIP_MODEL_NOT_FOUND"
+						: "MLSHIP_UNAVAILABLE";
+	return new MlshipError(code, `${where}: ${message}`);
+}
+
+/** This process's data plane; routes the data plane does not expose (the drift monitor) are asked of `app` in-process, through its token checks. */
 export function localServer(
 	dp: DataPlane,
 	audit: (e: AuditEntry) => Promise<void>,
+	app: FastifyInstance,
 ): UiServer {
 	return {
 		id: "local",
@@ -44,6 +73,16 @@ export function localServer(
 					"this server does not run experiments",
 				);
 			return dp.experiment(model);
+		},
+		monitor: async (model, since, auth) => {
+			const res = await app.inject({
+				method: "GET",
+				url: `/v2/models/${encodeURIComponent(model)}/monitor?since=${encodeURIComponent(since)}`,
+				headers: auth === undefined ? {} : { authorization: auth },
+			});
+			if (res.statusCode >= 300)
+				throw answerError("this server", res.statusCode, res.body);
+			return res.json();
 		},
 		unload: async (model, _auth, actor) => {
 			await dp.unload(model);
@@ -105,24 +144,12 @@ async function call(
 			`server ${origin} is unreachable (${(err as Error).message}): is it running?`,
 		);
 	}
-	if (!res.ok) {
-		const body = await res.text().catch(() => "");
-		let message = body.slice(0, 500);
-		try {
-			message = String(
-				(JSON.parse(body) as { error?: unknown }).error ?? message,
-			);
-		} catch {}
-		const code =
-			res.status === 401
-				? "MLSHIP_UNAUTHENTICATED"
-				: res.status === 403
-					? "MLSHIP_PERMISSION_DENIED"
-					: res.status === 404
-						? "MLSHIP_MODEL_NOT_FOUND"
-						: "MLSHIP_UNAVAILABLE";
-		throw new MlshipError(code, `server ${origin}: ${message}`);
-	}
+	if (!res.ok)
+		throw answerError(
+			`server ${origin}`,
+			res.status,
+			await res.text().catch(() => ""),
+		);
 	return res;
 }
 
@@ -169,6 +196,14 @@ export function remoteServer(id: string, origin: string): UiServer {
 				await call(
 					origin,
 					`/v2/models/${encodeURIComponent(model)}/experiment`,
+					auth,
+				)
+			).json(),
+		monitor: async (model, since, auth) =>
+			(
+				await call(
+					origin,
+					`/v2/models/${encodeURIComponent(model)}/monitor?since=${encodeURIComponent(since)}`,
 					auth,
 				)
 			).json(),

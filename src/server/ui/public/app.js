@@ -527,14 +527,17 @@ async function modelPage(name, params) {
 				`Entities (${data.entities.length}): ${data.entities.slice(0, 50).join(", ")}${data.entities.length > 50 ? "…" : ""}`,
 			),
 		);
+	const driftBox = h("div", { id: "drift" }, h("p", {}, "Loading drift…"));
+	out.push(h("h2", {}, "Drift per feature (24 h, worst first)"), driftBox);
 	out.push(
-		h("h2", {}, "Drift and quality"),
+		h("h2", {}, "Quality from feedback"),
 		emptyBox(
-			"Drift per feature and quality from feedback appear here once the server reports them (reference profile: mlship bundle init --reference; feedback: POST /v2/models/{m}/feedback).",
-			null,
+			"Live quality appears here once the server takes feedback for this model.",
+			`curl -X POST localhost:8080/v2/models/${data.name}/feedback -d '{"id": "<request id>", "label": 1}'`,
 		),
 	);
 	main.replaceChildren(...out);
+	void drift(data.name, driftBox);
 
 	// Charts grow a series per version seen; history is kept for the selected range.
 	const keep = RANGES[range];
@@ -627,6 +630,153 @@ async function modelPage(name, params) {
 		stop();
 		for (const c of charts) c.destroy();
 	};
+}
+
+const P_VALUE_METHODS = new Set(["ks", "chisquare", "z"]);
+
+/** How far past its threshold a statistic is (> 1 = drifted): p-values drift below it, distances above. */
+function severity(f) {
+	if (typeof f?.statistic !== "number" || typeof f.threshold !== "number")
+		return 0;
+	return P_VALUE_METHODS.has(f.method)
+		? f.threshold / Math.max(f.statistic, 1e-12)
+		: f.statistic / f.threshold;
+}
+
+function sparkline(values, label) {
+	const w = 160;
+	const hgt = 32;
+	const finite = values.filter((v) => Number.isFinite(v));
+	const max = Math.max(...finite, 1e-12);
+	const min = Math.min(...finite, 0);
+	const pts = values
+		.map((v, i) =>
+			Number.isFinite(v)
+				? `${((i / Math.max(values.length - 1, 1)) * (w - 4) + 2).toFixed(1)},${(hgt - 2 - ((v - min) / (max - min || 1)) * (hgt - 4)).toFixed(1)}`
+				: null,
+		)
+		.filter(Boolean)
+		.join(" ");
+	const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+	svg.setAttribute("width", String(w));
+	svg.setAttribute("height", String(hgt));
+	svg.setAttribute("role", "img");
+	svg.setAttribute("aria-label", label);
+	const line = document.createElementNS(
+		"http://www.w3.org/2000/svg",
+		"polyline",
+	);
+	line.setAttribute("points", pts);
+	line.setAttribute("fill", "none");
+	line.setAttribute("stroke", "currentColor");
+	line.setAttribute("stroke-width", "1.5");
+	svg.append(line);
+	return svg;
+}
+
+/** The drift panel: per feature of the newest monitored version, its statistic per window, worst first. */
+async function drift(name, box) {
+	let d;
+	try {
+		d = await api(`/ui/api/models/${encodeURIComponent(name)}/drift?since=24h`);
+	} catch (err) {
+		box.replaceChildren(errorBox(err));
+		return;
+	}
+	if (!d.available) {
+		box.replaceChildren(
+			emptyBox(
+				"No drift report for this model: give the bundle a reference profile and serve with a monitor window.",
+				`mlship bundle init ./bundle --reference train.parquet\nmlship serve -m ${name}@production --monitor-window 5m --ui`,
+			),
+			h(
+				"details",
+				{},
+				h("summary", {}, "Why"),
+				h(
+					"ul",
+					{},
+					d.reasons.map((r) => h("li", { class: "muted" }, r)),
+				),
+			),
+		);
+		return;
+	}
+	const windows = (d.report.windows ?? []).filter((w) => !w.open && w.features);
+	if (windows.length === 0) {
+		box.replaceChildren(
+			emptyBox(
+				`No closed window with enough rows yet (each needs ${d.report.min_rows ?? 50} rows in ${d.report.window_seconds ?? "?"} s).`,
+				null,
+			),
+		);
+		return;
+	}
+	const version = Math.max(...windows.map((w) => Number(w.version)));
+	const mine = windows
+		.filter((w) => Number(w.version) === version)
+		.sort((a, b) => String(a.start).localeCompare(String(b.start)));
+	const last = mine.at(-1);
+	const features = Object.keys(last.features).sort(
+		(a, b) => severity(last.features[b]) - severity(last.features[a]),
+	);
+	box.replaceChildren(
+		h(
+			"p",
+			{ class: "muted" },
+			`Version ${version}, ${mine.length} window(s); newest: ${last.dataset ? `${last.dataset.drifted} of ${last.dataset.columns} columns drifted${last.dataset.drifted_dataset ? " — dataset drift" : ""}` : ""}`,
+		),
+		h(
+			"table",
+			{},
+			h(
+				"thead",
+				{},
+				h(
+					"tr",
+					{},
+					[
+						"Feature",
+						"Method",
+						"Newest statistic (threshold)",
+						"Drifted",
+						"Per window",
+					].map((t) => h("th", { scope: "col" }, t)),
+				),
+			),
+			h(
+				"tbody",
+				{},
+				features.map((f) => {
+					const v = last.features[f];
+					return h(
+						"tr",
+						{},
+						h("th", { scope: "row" }, f),
+						h("td", {}, v.method),
+						h(
+							"td",
+							{},
+							`${Number(v.statistic).toPrecision(3)} (${v.threshold})`,
+						),
+						h(
+							"td",
+							{ class: v.drifted ? "error" : "" },
+							v.drifted ? "yes" : "no",
+						),
+						h(
+							"td",
+							{},
+							sparkline(
+								mine.map((w) => Number(w.features[f]?.statistic)),
+								`${f}: ${v.method} statistic over ${mine.length} windows`,
+							),
+						),
+					);
+				}),
+			),
+		),
+	);
 }
 
 function policyText(p) {
