@@ -757,18 +757,20 @@ async function drift(name, box) {
 						h(
 							"td",
 							{},
-							`${Number(v.statistic).toPrecision(3)} (${v.threshold})`,
+							v.statistic === null
+								? (v.reason ?? "no verdict")
+								: `${Number(v.statistic).toPrecision(3)} (${v.threshold})`,
 						),
 						h(
 							"td",
 							{ class: v.drifted ? "error" : "" },
-							v.drifted ? "yes" : "no",
+							v.drifted === null ? "—" : v.drifted ? "yes" : "no",
 						),
 						h(
 							"td",
 							{},
 							sparkline(
-								mine.map((w) => Number(w.features[f]?.statistic)),
+								mine.map((w) => w.features[f]?.statistic ?? Number.NaN),
 								`${f}: ${v.method} statistic over ${mine.length} windows`,
 							),
 						),
