@@ -299,3 +299,73 @@ describe("dashboard in Chromium", () => {
 		await page.close();
 	});
 });
+
+describe("dashboard login in Chromium (tokens in the registry)", () => {
+	let dir: string;
+	let store: ModelStore;
+	let server: RunningServer;
+	let browser: Browser;
+	let read: string;
+
+	before(async () => {
+		dir = await mkdtemp(join(tmpdir(), "mlship-ui-login-"));
+		const uri = `sqlite:${join(dir, "registry.db")}`;
+		store = await openRegistry(uri);
+		await store.register(await readBundle(IRIS), {
+			name: "iris",
+			aliases: ["production"],
+		});
+		await store.register(await readBundle(IRIS), { name: "iris" });
+		read = (await store.tokens.create({ scopes: ["read"] })).token;
+		server = await startServing({ iris: "iris@production" }, uri, {
+			ui: true,
+			grpc_port: -1,
+		});
+		browser = await launchBrowser();
+	});
+	after(async () => {
+		await browser?.close();
+		await server?.close();
+		await store?.close();
+		await rm(dir, { recursive: true, force: true });
+	});
+
+	it("without a token the page says what to do; the token typed in is used (and kept in sessionStorage only); a read token cannot move an alias", async () => {
+		const url = `http://127.0.0.1:${server.httpPort}`;
+		const { page, errors } = await openPage(browser, `${url}/ui/`);
+		await page.getByRole("alert").waitFor(WAIT);
+		assert.match(
+			(await page.getByRole("alert").textContent()) ?? "",
+			/enter an API token above \(mlship tokens create --scope read\)/,
+		);
+		await page.getByLabel("API token").fill(read);
+		await page.getByRole("button", { name: "Use" }).click();
+		await page.getByRole("link", { name: "iris", exact: true }).waitFor(WAIT);
+		assert.equal(
+			await page.evaluate<string | null>(
+				'sessionStorage.getItem("mlship.token")',
+			),
+			read,
+		);
+		assert.equal(
+			await page.evaluate<string | null>(
+				'localStorage.getItem("mlship.token")',
+			),
+			null,
+		);
+		await page.goto(`${url}/ui/#/models/iris`);
+		await page.locator("#move-production").waitFor(WAIT);
+		await page.locator("#move-production").selectOption("2");
+		await page.getByRole("button", { name: "Move" }).click();
+		await page.locator("#confirm-ok").click();
+		await page.getByText("this call needs 'admin'").waitFor(WAIT);
+		assert.equal((await store.get("iris@production")).version, 1);
+		await screenshot(page, "ui-login");
+		// The only console errors are the browser's own lines for the refused answers (no token yet, then read-only).
+		assert.deepEqual(
+			errors.filter((e) => !/status of 40[13]/.test(e)),
+			[],
+		);
+		await page.close();
+	});
+});

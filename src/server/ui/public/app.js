@@ -54,7 +54,7 @@ async function api(path, init = {}) {
 		let msg = body.error ?? `${res.status} ${res.statusText}`;
 		if (res.status === 401)
 			msg += " — enter an API token above (mlship tokens create --scope read)";
-		if (res.status === 403)
+		if (res.status === 403 && !msg.includes("mlship tokens create"))
 			msg += " — this needs a token with more scope (admin for actions)";
 		throw new ApiError(res.status, msg);
 	}
@@ -326,7 +326,8 @@ function cssVar(name) {
 		.trim();
 }
 
-function makeChart(container, title, versions, width) {
+/** A chart over the last `seconds` (the x axis is the selected range, not just the points so far). */
+function makeChart(container, title, versions, width, seconds) {
 	const fg = cssVar("--fg");
 	const grid = cssVar("--line");
 	const axis = {
@@ -339,7 +340,15 @@ function makeChart(container, title, versions, width) {
 			title,
 			width,
 			height: 180,
-			scales: { x: { time: true } },
+			scales: {
+				x: {
+					time: true,
+					range: (_u, _min, max) => {
+						const end = max ?? Date.now() / 1000;
+						return [end - seconds, end];
+					},
+				},
+			},
 			axes: [axis, { ...axis, size: 60 }],
 			series: [
 				{},
@@ -358,7 +367,7 @@ function makeChart(container, title, versions, width) {
 
 async function modelPage(name, params) {
 	document.title = `${name} · mlship`;
-	const range = RANGES[params.get("range") ?? ""] ? params.get("range") : "5m";
+	const range = RANGES[params.get("range") ?? ""] ? params.get("range") : "1m";
 	const data = await api(`/ui/api/models/${encodeURIComponent(name)}`);
 	const versionsList = data.versions.map((v) => v.version);
 	const out = [h("h1", {}, `Model ${data.name}`)];
@@ -560,7 +569,7 @@ async function modelPage(name, params) {
 				"data-chart": c.key,
 			});
 			chartBox.append(box);
-			return makeChart(box, c.title, seen, width);
+			return makeChart(box, c.title, seen, width, keep);
 		});
 	};
 	rebuild();
