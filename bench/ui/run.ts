@@ -64,6 +64,12 @@ try {
 			.waitFor({ timeout: 60_000 });
 		// performance.now() is measured from the navigation's start in the page's own clock.
 		times.push(await page.evaluate<number>("performance.now()"));
+		if (r === runs - 1)
+			console.log(
+				await page.evaluate<string>(
+					`performance.getEntriesByType("resource").map((e) => e.name.replace(/^.*\\/ui\\//, "") + " " + Math.round(e.startTime) + "→" + Math.round(e.responseEnd)).join("; ")`,
+				),
+			);
 		await ctx.close();
 	}
 } finally {

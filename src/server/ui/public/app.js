@@ -479,6 +479,30 @@ async function modelPage(name, params) {
 
 	// Versions.
 	out.push(h("h2", {}, `Versions (${data.versions.length})`));
+	const versionRow = (v) =>
+		h(
+			"tr",
+			{},
+			h(
+				"th",
+				{ scope: "row" },
+				`v${v.version}`,
+				v.entity ? h("span", { class: "muted" }, ` (${v.entity})`) : null,
+			),
+			h("td", {}, v.status),
+			h("td", {}, fmtTime(v.createdAt)),
+			h("td", {}, v.aliases.join(", ")),
+			h(
+				"td",
+				{},
+				v.detail
+					? versionDetail(v.detail)
+					: h("span", { class: "muted" }, "older version: mlship models show"),
+			),
+		);
+	// The newest versions first; the rest on demand (a model may have thousands).
+	const FIRST = 100;
+	const tbody = h("tbody", {}, data.versions.slice(0, FIRST).map(versionRow));
 	out.push(
 		h(
 			"table",
@@ -489,45 +513,28 @@ async function modelPage(name, params) {
 				h(
 					"tr",
 					{},
-					h("th", { scope: "col" }, "Version"),
-					h("th", { scope: "col" }, "Status"),
-					h("th", { scope: "col" }, "Created"),
-					h("th", { scope: "col" }, "Aliases"),
-					h("th", { scope: "col" }, "Details"),
-				),
-			),
-			h(
-				"tbody",
-				{},
-				data.versions.map((v) =>
-					h(
-						"tr",
-						{},
-						h(
-							"th",
-							{ scope: "row" },
-							`v${v.version}`,
-							v.entity ? h("span", { class: "muted" }, ` (${v.entity})`) : null,
-						),
-						h("td", {}, v.status),
-						h("td", {}, fmtTime(v.createdAt)),
-						h("td", {}, v.aliases.join(", ")),
-						h(
-							"td",
-							{},
-							v.detail
-								? versionDetail(v.detail)
-								: h(
-										"span",
-										{ class: "muted" },
-										"older version: mlship models show",
-									),
-						),
+					["Version", "Status", "Created", "Aliases", "Details"].map((t) =>
+						h("th", { scope: "col" }, t),
 					),
 				),
 			),
+			tbody,
 		),
 	);
+	if (data.versions.length > FIRST) {
+		const more = h(
+			"button",
+			{
+				type: "button",
+				onclick: () => {
+					tbody.append(...data.versions.slice(FIRST).map(versionRow));
+					more.remove();
+				},
+			},
+			`Show all ${data.versions.length} versions`,
+		);
+		out.push(more);
+	}
 	if (data.entities.length > 0)
 		out.push(
 			h(
