@@ -250,6 +250,12 @@ describe("dashboard in Chromium", () => {
 		});
 		const { page, errors } = await openPage(browser, `${url}/ui/#/experiments`);
 		await page.getByText("split v1=90%, v2=10%").waitFor(WAIT);
+		// The split as served: each version's share of the requests, drawn from live traffic.
+		await page.waitForFunction(
+			'Number(document.querySelector("[data-share]")?.dataset.nonzero ?? 0) >= 5',
+			undefined,
+			WAIT,
+		);
 		await screenshot(page, "ui-experiments");
 		assert.deepEqual(await axe(page), []);
 

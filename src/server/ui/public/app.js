@@ -555,10 +555,50 @@ async function modelPage(name, params) {
 	main.replaceChildren(...out);
 	void drift(data.name, driftBox);
 
-	// Charts grow a series per version seen; history is kept for the selected range.
-	const keep = RANGES[range];
+	cleanup = liveCharts(
+		chartBox,
+		CHARTS,
+		RANGES[range],
+		`/ui/api/models/${encodeURIComponent(name)}/live`,
+		perVersion,
+	);
+}
+
+/** One event's figures per version, over all servers: rates and queues summed, latency the highest server's. */
+function perVersion(ev) {
+	const agg = new Map();
+	for (const s of ev.servers)
+		for (const v of s.versions) {
+			const a = agg.get(v.version) ?? {
+				rps: null,
+				errors: null,
+				p50: null,
+				p99: null,
+				batch: null,
+				queue: 0,
+				n: 0,
+			};
+			if (v.rps !== null) a.rps = (a.rps ?? 0) + v.rps;
+			if (v.errors !== null) a.errors = (a.errors ?? 0) + v.errors;
+			a.queue += v.queue;
+			if (v.p50 !== null) a.p50 = Math.max(a.p50 ?? 0, v.p50);
+			if (v.p99 !== null) a.p99 = Math.max(a.p99 ?? 0, v.p99);
+			if (v.batch !== null) {
+				a.batch = ((a.batch ?? 0) * a.n + v.batch) / (a.n + 1);
+				a.n++;
+			}
+			agg.set(v.version, a);
+		}
+	return agg;
+}
+
+/**
+ * Live charts in `chartBox`, one per def, a series per version seen (added as versions appear), the last `keep`
+ * seconds kept; `pick(event)` gives each version's values. Returns the function that stops them.
+ */
+function liveCharts(chartBox, defs, keep, path, pick) {
 	const times = [];
-	const series = new Map(); // version -> {rps:[], errors:[], …}
+	const series = new Map(); // version -> {key: values[]}
 	let charts = [];
 	let seen = [];
 	const width = Math.max(
@@ -568,7 +608,7 @@ async function modelPage(name, params) {
 	const rebuild = () => {
 		for (const c of charts) c.destroy();
 		chartBox.replaceChildren();
-		charts = CHARTS.map((c) => {
+		charts = defs.map((c) => {
 			const box = h("div", {
 				class: "chart",
 				role: "img",
@@ -580,69 +620,41 @@ async function modelPage(name, params) {
 		});
 	};
 	rebuild();
-	const stop = liveStream(
-		`/ui/api/models/${encodeURIComponent(name)}/live`,
-		(ev) => {
-			const agg = new Map();
-			for (const s of ev.servers)
-				for (const v of s.versions) {
-					const a = agg.get(v.version) ?? {
-						rps: 0,
-						errors: 0,
-						p50: null,
-						p99: null,
-						batch: null,
-						queue: 0,
-						n: 0,
-					};
-					a.rps += v.rps;
-					a.errors += v.errors;
-					a.queue += v.queue;
-					if (v.p50 !== null) a.p50 = Math.max(a.p50 ?? 0, v.p50);
-					if (v.p99 !== null) a.p99 = Math.max(a.p99 ?? 0, v.p99);
-					if (v.batch !== null) {
-						a.batch = ((a.batch ?? 0) * a.n + v.batch) / (a.n + 1);
-						a.n++;
-					}
-					agg.set(v.version, a);
-				}
-			const fresh = [...agg.keys()].filter((v) => !seen.includes(v));
-			if (fresh.length) {
-				seen = [...seen, ...fresh].sort((a, b) => Number(a) - Number(b));
-				for (const v of fresh)
-					series.set(
-						v,
-						Object.fromEntries(
-							CHARTS.map((c) => [c.key, times.map(() => null)]),
-						),
-					);
-				rebuild();
-			}
-			times.push(ev.t / 1000);
-			for (const v of seen) {
-				const a = agg.get(v);
-				for (const c of CHARTS) series.get(v)[c.key].push(a ? a[c.key] : null);
-			}
-			while (times.length > keep) {
-				times.shift();
-				for (const v of seen)
-					for (const c of CHARTS) series.get(v)[c.key].shift();
-			}
-			charts.forEach((chart, i) => {
-				const key = CHARTS[i].key;
-				chart.setData([times, ...seen.map((v) => series.get(v)[key])]);
-			});
-			chartBox.dataset.points = String(times.length);
-			// Points with traffic drawn so far (what the browser test waits for).
-			chartBox.dataset.nonzero = String(
-				seen.reduce(
-					(n, v) => n + series.get(v).rps.filter((x) => x > 0).length,
-					0,
-				),
-			);
-		},
-	);
-	cleanup = () => {
+	const stop = liveStream(path, (ev) => {
+		const values = pick(ev);
+		const fresh = [...values.keys()].filter((v) => !seen.includes(v));
+		if (fresh.length) {
+			seen = [...seen, ...fresh].sort((a, b) => Number(a) - Number(b));
+			for (const v of fresh)
+				series.set(
+					v,
+					Object.fromEntries(defs.map((c) => [c.key, times.map(() => null)])),
+				);
+			rebuild();
+		}
+		times.push(ev.t / 1000);
+		for (const v of seen) {
+			const a = values.get(v);
+			for (const c of defs) series.get(v)[c.key].push(a ? a[c.key] : null);
+		}
+		while (times.length > keep) {
+			times.shift();
+			for (const v of seen) for (const c of defs) series.get(v)[c.key].shift();
+		}
+		charts.forEach((chart, i) => {
+			chart.setData([times, ...seen.map((v) => series.get(v)[defs[i].key])]);
+		});
+		chartBox.dataset.points = String(times.length);
+		// Points above zero drawn so far in the first chart (what the browser test waits for).
+		const first = defs[0].key;
+		chartBox.dataset.nonzero = String(
+			seen.reduce(
+				(n, v) => n + series.get(v)[first].filter((x) => x > 0).length,
+				0,
+			),
+		);
+	});
+	return () => {
 		stop();
 		for (const c of charts) c.destroy();
 	};
@@ -866,6 +878,7 @@ async function experimentsPage() {
 	document.title = "Experiments · mlship";
 	const data = await api("/ui/api/experiments");
 	const out = [h("h1", {}, "Experiments and rollouts")];
+	const shares = [];
 	if (data.routes.length === 0) {
 		out.push(
 			emptyBox(
@@ -923,6 +936,13 @@ async function experimentsPage() {
 				),
 			);
 		}
+		const shareBox = h("div", {
+			class: "charts",
+			id: `share-${r.name}-${r.alias}`,
+			"data-share": `${r.name}@${r.alias}`,
+		});
+		out.push(shareBox);
+		shares.push([shareBox, r.name]);
 		const rows = [];
 		for (const f of data.figures.filter((x) => x.model === r.name)) {
 			if (f.error) {
@@ -991,6 +1011,37 @@ async function experimentsPage() {
 			);
 	}
 	main.replaceChildren(...out);
+	// The split as served: each version's share of the model's requests/s over the last minute, all servers.
+	const stops = [
+		...new Map(shares.map(([box, model]) => [model, box])).entries(),
+	].map(([model, box]) =>
+		liveCharts(
+			box,
+			[
+				{
+					key: "share",
+					title: `${model}: share of requests (%) by version, as served`,
+				},
+			],
+			60,
+			`/ui/api/models/${encodeURIComponent(model)}/live`,
+			(ev) => {
+				const agg = perVersion(ev);
+				const total = [...agg.values()].reduce((n, a) => n + (a.rps ?? 0), 0);
+				return new Map(
+					[...agg].map(([v, a]) => [
+						v,
+						{
+							share: total > 0 && a.rps !== null ? (100 * a.rps) / total : null,
+						},
+					]),
+				);
+			},
+		),
+	);
+	cleanup = () => {
+		for (const stop of stops) stop();
+	};
 }
 
 // ---- Servers ----
