@@ -343,13 +343,25 @@ function makeChart(container, title, versions, width, seconds) {
 			scales: {
 				x: {
 					time: true,
-					range: (_u, _min, max) => {
-						const end = max ?? Date.now() / 1000;
+					range: (u, _min, max) => {
+						// Before the first point uPlot offers no usable max: end the axis now.
+						const end =
+							u.data[0]?.length && Number.isFinite(max)
+								? max
+								: Date.now() / 1000;
 						return [end - seconds, end];
 					},
 				},
 			},
-			axes: [axis, { ...axis, size: 60 }],
+			axes: [
+				// Our own labels (HH:MM:SS): uPlot's default date line is wrong before the series have data.
+				{
+					...axis,
+					values: (_u, splits) =>
+						splits.map((t) => new Date(t * 1000).toLocaleTimeString()),
+				},
+				{ ...axis, size: 60 },
+			],
 			series: [
 				{},
 				...versions.map((v, i) => ({
