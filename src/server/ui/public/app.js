@@ -357,8 +357,16 @@ function makeChart(container, title, versions, width, seconds) {
 				// Our own labels (HH:MM:SS): uPlot's default date line is wrong before the series have data.
 				{
 					...axis,
+					space: 80,
 					values: (_u, splits) =>
-						splits.map((t) => new Date(t * 1000).toLocaleTimeString()),
+						splits.map((t) =>
+							new Date(t * 1000).toLocaleTimeString([], {
+								hour: "2-digit",
+								minute: "2-digit",
+								second: "2-digit",
+								hour12: false,
+							}),
+						),
 				},
 				{ ...axis, size: 60 },
 			],
