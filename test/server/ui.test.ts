@@ -384,3 +384,31 @@ describe("dashboard scopes and mlship ui over another server", () => {
 		}
 	});
 });
+
+describe("serve --ui without a registry", () => {
+	it("lists no models and says there is no registry; the model page names the flag to add", async () => {
+		const server = await startServing({ iris: IRIS }, undefined, { ui: true });
+		try {
+			const url = `http://127.0.0.1:${server.httpPort}`;
+			const list = (await (await fetch(`${url}/ui/api/models`)).json()) as {
+				registry: boolean;
+				models: unknown[];
+				servers: { id: string }[];
+			};
+			assert.equal(list.registry, false);
+			assert.deepEqual(list.models, []);
+			assert.deepEqual(
+				list.servers.map((s) => s.id),
+				["local"],
+			);
+			const model = await fetch(`${url}/ui/api/models/iris`);
+			assert.equal(model.status, 503);
+			assert.match(
+				((await model.json()) as { error: string }).error,
+				/--registry URI/,
+			);
+		} finally {
+			await server.close();
+		}
+	});
+});
