@@ -18,3 +18,7 @@ cpSync(
 	`${root}src/server/grpc/grpc_service.proto`,
 	`${root}dist/server/grpc/grpc_service.proto`,
 );
+// The dashboard's page, script and style, served from beside dist/server/ui/routes.js (plain files, no build step).
+cpSync(`${root}src/server/ui/public`, `${root}dist/server/ui/public`, {
+	recursive: true,
+});

@@ -116,6 +116,13 @@ export const COMMANDS: readonly LazyCommand[] = [
 		load: async () => (await import("./logs.ts")).logsCommand(),
 	},
 	{
+		name: "ui",
+		term: "ui [options]",
+		summary:
+			"Web dashboard: models, versions, aliases, live latency and traffic per version, experiments, servers",
+		load: async () => (await import("./ui.ts")).uiCommand(),
+	},
+	{
 		name: "quickstart",
 		term: "quickstart [options]",
 		summary:

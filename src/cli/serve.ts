@@ -54,6 +54,8 @@ interface ServeOpts extends PayloadLogFlags {
 	feedbackMaxIds?: string;
 	feedbackRetention?: string;
 	qualityWindow?: string;
+	ui?: boolean;
+	uiServer?: string[];
 }
 
 export function serveCommand(): Command {
@@ -149,6 +151,15 @@ export function serveCommand(): Command {
 			"--max-header-bytes <n>",
 			"largest request header block; larger gets 431 (default 16384)",
 		)
+		.option(
+			"--ui",
+			"serve the web dashboard on the HTTP port under /ui (models, live charts, experiments, servers)",
+		)
+		.option(
+			"--ui-server <url>",
+			"another mlship serve the dashboard also shows (repeatable; read with the user's token)",
+			(v: string, acc: string[] = []) => [...acc, v],
+		)
 		.option("--log-level <level>", "fatal|error|warn|info|debug|trace|silent")
 		.option(
 			"--log-format <format>",
@@ -243,6 +254,8 @@ export function serveCommand(): Command {
 					quality_window: opts.qualityWindow,
 					otlp_endpoint: opts.otlpEndpoint,
 					...payloadLogSettings(opts),
+					ui: opts.ui,
+					ui_servers: opts.uiServer,
 				};
 				if (models.length > 0) flags.models = models;
 				const settings = resolveSettings(flags, opts.config);
@@ -316,6 +329,7 @@ export function serveCommand(): Command {
 		cmd,
 		"mlship serve --model examples/iris --model churn@production",
 		"mlship serve --registry postgres://mlship@db/registry --model price@production --entity-key price=city --lazy --max-loaded-models 1000 --memory-budget 4GiB",
+		"mlship serve --registry sqlite:./registry.db -m churn@production --ui   # then open http://127.0.0.1:8080/ui/",
 		"mlship serve -m ./bundles/gbdt:gbdt --http-port 9000 --grpc-port -1 --max-batch-size 64",
 		"mlship serve --model churn@production --auth required --rate-limit predict=1000/s   # tokens: mlship tokens create --scope predict",
 		"mlship serve -m examples/iris --tls-cert server.pem --tls-key server.key --tls-client-ca clients-ca.pem   # then: kill -HUP <pid> after renewing",

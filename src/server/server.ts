@@ -18,6 +18,7 @@ import { createLogger } from "./logging.ts";
 import { createRestServer } from "./rest/index.ts";
 import type { ServerSettings } from "./settings.ts";
 import { ServerTls, tlsFilesFrom } from "./tls.ts";
+import { parseServerUrl, remoteServer } from "./ui/servers.ts";
 
 // Kept here too for the callers that import it with the server.
 export { defaultModelName } from "../bundle/model-name.ts";
@@ -323,6 +324,14 @@ export async function startServer(
 					metrics: [() => payloadLog.exposition()],
 				}
 			: {}),
+		...(store && { registry: store }),
+		...(settings.ui && {
+			ui: {
+				servers: settings.ui_servers.map((u, i) =>
+					remoteServer(`s${i + 1}`, parseServerUrl(u)),
+				),
+			},
+		}),
 	});
 	let grpc: Awaited<ReturnType<typeof startGrpcServer>> | undefined;
 	let httpPort: number;

@@ -7,6 +7,17 @@ import { MlshipError } from "../protocol/errors.ts";
 import { describeIssues, fieldPath } from "../protocol/issues.ts";
 
 const int = (min: number) => z.coerce.number().int().min(min);
+/** A list: an array, or one comma-separated string (an env variable); empty by default. */
+const stringList = () =>
+	z
+		.union([z.string(), z.array(z.string())])
+		.transform((v) =>
+			(Array.isArray(v) ? v : v.split(","))
+				.map((x) => x.trim())
+				.filter(Boolean),
+		)
+		.default([]);
+
 /** A switch: a boolean, or true/false/1/0 from an env variable; off by default. */
 const flag = () =>
 	z
@@ -214,17 +225,9 @@ export const ServerSettingsSchema = z
 			.describe(
 				"API tokens: auto = required once any token exists in the registry, else predict/read open and admin refused; required = every call but health needs a token; off = no checks (MLSHIP_AUTH)",
 			),
-		rate_limit: z
-			.union([z.string(), z.array(z.string())])
-			.transform((v) =>
-				(Array.isArray(v) ? v : v.split(","))
-					.map((x) => x.trim())
-					.filter(Boolean),
-			)
-			.default([])
-			.describe(
-				"rate limits per scope, per token (per client address without one): predict=1000/s, read=100/m; over it 429 + Retry-After / RESOURCE_EXHAUSTED (MLSHIP_RATE_LIMIT=a,b)",
-			),
+		rate_limit: stringList().describe(
+			"rate limits per scope, per token (per client address without one): predict=1000/s, read=100/m; over it 429 + Retry-After / RESOURCE_EXHAUSTED (MLSHIP_RATE_LIMIT=a,b)",
+		),
 		max_connections: int(1)
 			.default(10_000)
 			.describe(
@@ -247,6 +250,12 @@ export const ServerSettingsSchema = z
 			.describe(
 				"load of a model that is not served loads ROOT/NAME (bundle dir) or ROOT/NAME.onnx; no '..', no symlinks out (default: none, served models only) (MLSHIP_MODEL_ROOT)",
 			),
+		ui: flag().describe(
+			"serve the web dashboard under /ui on the HTTP port (MLSHIP_UI)",
+		),
+		ui_servers: stringList().describe(
+			"other mlship serve URLs the dashboard shows, comma-separated (MLSHIP_UI_SERVERS)",
+		),
 		allow_open_admin: flag().describe(
 			"let load/unload through without a token when no token is asked for (auth off, or auto with no tokens) (MLSHIP_ALLOW_OPEN_ADMIN)",
 		),

@@ -33,8 +33,20 @@ export const REST_SCOPES: Readonly<Record<string, Need>> = {
 	"POST /v2/repository/models/:model/load": "admin",
 	"POST /v2/repository/models/:model/unload": "admin",
 	"POST /v2/repository/models/:model/versions": "admin",
+	"PUT /v2/repository/models/:model/aliases/:alias": "admin",
 	"GET /metrics": "read",
 	"GET /v2/openapi.json": "read",
+	// The dashboard (serve --ui, mlship ui): the page itself is open (it asks for a token), its data is not.
+	"GET /ui": "open",
+	"GET /ui/": "open",
+	"GET /ui/assets/:file": "open",
+	"GET /ui/api/models": "read",
+	"GET /ui/api/models/:model": "read",
+	"GET /ui/api/models/:model/live": "read",
+	"GET /ui/api/models/:model/drift": "read",
+	"GET /ui/api/experiments": "read",
+	"GET /ui/api/servers": "read",
+	"POST /ui/api/servers/:server/models/:model/unload": "admin",
 };
 
 /** gRPC methods of inference.GRPCInferenceService and the scope each needs (same rules as REST). */

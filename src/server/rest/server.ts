@@ -8,13 +8,17 @@ import type { ArchiveLimits } from "../../bundle/archive.ts";
 import type { DriftMonitor } from "../../dataplane/drift-monitor.ts";
 import type { DataPlane } from "../../dataplane/types.ts";
 import type { AuditEntry } from "../../registry/access.ts";
+import type { ModelStore } from "../../registry/types.ts";
 import type { Authenticator } from "../auth/authenticator.ts";
 import { registerAccessLog } from "../logging.ts";
+import { registerUi } from "../ui/routes.ts";
+import { localServer, type UiServer } from "../ui/servers.ts";
 import { Admission } from "./admission.ts";
 import { registerAuth } from "./auth.ts";
 import { registerRawBodyParser } from "./body.ts";
 import type { RestContext } from "./context.ts";
 import { registerErrorHandlers } from "./errors.ts";
+import { registerAliasRoute } from "./routes/aliases.ts";
 import { registerExplainRoutes } from "./routes/explain.ts";
 import { registerFeedbackRoutes } from "./routes/feedback.ts";
 import { registerHealthRoutes } from "./routes/health.ts";
@@ -74,6 +78,13 @@ export interface RestServerOptions {
 	readiness?: () => Record<string, unknown>;
 	/** More Prometheus expositions appended to `GET /metrics` (each with metric names of its own). */
 	metrics?: (() => Promise<{ contentType: string; body: string }>)[];
+	/** The registry the served models come from: adds `PUT /v2/repository/models/:model/aliases/:alias` (admin). */
+	registry?: ModelStore;
+	/**
+	 * The web dashboard under `/ui` (`serve --ui`): this server first, then `servers` (other `mlship serve`
+	 * processes, read with the user's token). Off by default.
+	 */
+	ui?: { servers?: readonly UiServer[]; intervalMs?: number };
 }
 
 export const DEFAULT_MAX_CONNECTIONS = 10_000;
@@ -180,5 +191,14 @@ export function createRestServer(
 	registerMetricsRoute(app, ctx);
 	registerMonitorRoute(app, ctx);
 	registerOpenApiRoute(app, ctx);
+	if (opts.registry) registerAliasRoute(app, opts.registry);
+	if (opts.ui)
+		registerUi(app, {
+			...(opts.registry && { store: opts.registry }),
+			servers: [localServer(dp, ctx.audit, app), ...(opts.ui.servers ?? [])],
+			...(opts.ui.intervalMs !== undefined && {
+				intervalMs: opts.ui.intervalMs,
+			}),
+		});
 	return app;
 }

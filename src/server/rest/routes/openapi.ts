@@ -657,6 +657,49 @@ export function openApiDocument(dp: DataPlane): Record<string, unknown> {
 			[modelParam],
 		),
 		"/v2/repository/models/{model}/versions": uploadOp(),
+		"/v2/repository/models/{model}/aliases/{alias}": {
+			put: {
+				operationId: "repositoryAliasSet",
+				summary:
+					"Move an alias to a version in the registry (admin; servers with a registry only). Audited as the caller; replicas following the alias switch within a second.",
+				parameters: [
+					modelParam,
+					{
+						name: "alias",
+						in: "path",
+						required: true,
+						schema: { type: "string" },
+					},
+				],
+				requestBody: {
+					required: true,
+					content: {
+						"application/json": {
+							schema: {
+								type: "object",
+								required: ["version"],
+								properties: { version: { type: "integer", minimum: 1 } },
+							},
+						},
+					},
+				},
+				responses: {
+					"200": json(
+						{
+							type: "object",
+							properties: {
+								model: { type: "string" },
+								alias: { type: "string" },
+								version: { type: "integer" },
+							},
+						},
+						"the alias now points at the version",
+					),
+					"400": ERROR,
+					"404": ERROR,
+				},
+			},
+		},
 		"/v2/repository/models/{model}/entities": get(
 			"repositoryModelEntities",
 			"A per-entity family's entities and their load state",

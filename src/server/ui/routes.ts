@@ -1,0 +1,385 @@
+// The web dashboard under /ui: static assets from the package, JSON built from the registry and the servers'
+// own APIs, and live per-version figures over server-sent events (one read of each server's /metrics a second).
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { MlshipError } from "../../protocol/errors.ts";
+import type { ModelStore, ModelVersion } from "../../registry/types.ts";
+import { actorOf } from "../rest/auth.ts";
+import { rates, type Snapshot, snapshot } from "./live.ts";
+import type { UiServer } from "./servers.ts";
+
+/** What the dashboard reads from. */
+export interface UiOptions {
+	/** The registry (models, aliases, traffic policies); without one the pages say how to name one. */
+	store?: ModelStore;
+	/** The servers shown (this one first with `serve --ui`). */
+	servers: readonly UiServer[];
+	/** Milliseconds between live updates (default 1000). */
+	intervalMs?: number;
+}
+
+/** Versions sent with full manifests on a model page (the newest); older ones are listed without them. */
+export const DETAILED_VERSIONS = 50;
+
+interface Asset {
+	body: Buffer;
+	type: string;
+	etag: string;
+}
+
+function asset(path: string, type: string): Asset {
+	const body = readFileSync(path);
+	const etag = `"${createHash("sha256").update(body).digest("base64url").slice(0, 22)}"`;
+	return { body, type, etag };
+}
+
+let assets: Map<string, Asset> | undefined;
+
+/** Read once per process: the page, its script and style, and uPlot from its own package. */
+function loadAssets(): Map<string, Asset> {
+	if (assets) return assets;
+	const pub = (f: string) => new URL(`./public/${f}`, import.meta.url);
+	const require = createRequire(import.meta.url);
+	const uplot = require.resolve("uplot/dist/uPlot.esm.js");
+	const js = "text/javascript; charset=utf-8";
+	assets = new Map([
+		[
+			"index.html",
+			asset(pub("index.html").pathname, "text/html; charset=utf-8"),
+		],
+		["app.js", asset(pub("app.js").pathname, js)],
+		["app.css", asset(pub("app.css").pathname, "text/css; charset=utf-8")],
+		["uplot.js", asset(uplot, js)],
+		[
+			"uplot.css",
+			asset(
+				uplot.replace(/uPlot\.esm\.js$/, "uPlot.min.css"),
+				"text/css; charset=utf-8",
+			),
+		],
+	]);
+	return assets;
+}
+
+function sendAsset(req: FastifyRequest, reply: FastifyReply, a: Asset) {
+	// Revalidated on every load (cheap 304s): a new mlship version's assets are never served stale.
+	reply
+		.header("cache-control", "no-cache")
+		.header("etag", a.etag)
+		.header("x-content-type-options", "nosniff");
+	if (req.headers["if-none-match"] === a.etag) return reply.code(304).send();
+	return reply.type(a.type).send(a.body);
+}
+
+function needStore(store: ModelStore | undefined): ModelStore {
+	if (!store)
+		throw new MlshipError(
+			"MLSHIP_UNAVAILABLE",
+			"no registry: start the dashboard with --registry URI (mlship ui --registry sqlite:./registry.db)",
+		);
+	return store;
+}
+
+function serverOf(servers: readonly UiServer[], id: string): UiServer {
+	const s = servers.find((x) => x.id === id);
+	if (!s)
+		throw new MlshipError(
+			"MLSHIP_MODEL_NOT_FOUND",
+			`no server '${id.slice(0, 50)}' in this dashboard (known: ${servers.map((x) => x.id).join(", ")})`,
+		);
+	return s;
+}
+
+/** Serving state of each model on each server; unreachable servers are named with their error. */
+async function serving(servers: readonly UiServer[], auth: string | undefined) {
+	return Promise.all(
+		servers.map(async (s) => {
+			try {
+				return { id: s.id, label: s.label, index: await s.index(auth) };
+			} catch (err) {
+				return {
+					id: s.id,
+					label: s.label,
+					error: (err as Error).message,
+					index: [],
+				};
+			}
+		}),
+	);
+}
+
+function manifestView(v: ModelVersion) {
+	const m = v.manifest as Record<string, unknown>;
+	return {
+		description: v.description ?? m.description,
+		runtime: m.runtime,
+		task: m.task,
+		signature: m.signature,
+		features: m.features,
+		labels: m.labels,
+		metadata: m.metadata,
+		registration: v.metadata,
+	};
+}
+
+/**
+ * Registers `/ui/` (the page), `/ui/assets/*`, and the JSON and event-stream routes under `/ui/api/`.
+ * @example registerUi(app, { store, servers: [localServer(dp, audit)] });
+ */
+export function registerUi(app: FastifyInstance, opts: UiOptions): void {
+	const { store, servers } = opts;
+	const interval = opts.intervalMs ?? 1000;
+	const files = loadAssets();
+	// Open event streams end when the server closes (they would hold its close() open otherwise).
+	const streams = new Set<() => void>();
+	app.addHook("preClose", async () => {
+		for (const stop of streams) stop();
+	});
+	app.get("/ui", (_req, reply) => reply.redirect("/ui/"));
+	app.get("/ui/", (req, reply) =>
+		sendAsset(req, reply, files.get("index.html") as Asset),
+	);
+	app.get<{ Params: { file: string } }>("/ui/assets/:file", (req, reply) => {
+		const a = files.get(req.params.file);
+		if (!a || req.params.file === "index.html")
+			throw new MlshipError(
+				"MLSHIP_MODEL_NOT_FOUND",
+				`no dashboard asset '${req.params.file.slice(0, 100)}'`,
+			);
+		return sendAsset(req, reply, a);
+	});
+
+	app.get("/ui/api/models", async (req) => {
+		const auth = req.headers.authorization;
+		const state = await serving(servers, auth);
+		if (!store) return { registry: false, models: [], servers: state };
+		const all = await store.list({ includeArchived: true });
+		const byName = new Map<string, ModelVersion[]>();
+		for (const v of all) {
+			const list = byName.get(v.name) ?? [];
+			list.push(v);
+			byName.set(v.name, list);
+		}
+		const models = [...byName].map(([name, versions]) => {
+			const aliases: Record<string, number> = {};
+			const entities = new Set<string>();
+			let last = "";
+			for (const v of versions) {
+				for (const a of v.aliases) aliases[a] = v.version;
+				if (v.entity !== undefined) entities.add(v.entity);
+				if (v.createdAt > last) last = v.createdAt;
+			}
+			return {
+				name,
+				versions: versions.length,
+				active: versions.filter((v) => v.status === "active").length,
+				latest: Math.max(...versions.map((v) => v.version)),
+				aliases,
+				entities: entities.size,
+				lastChange: last,
+				serving: state.map((s) => {
+					const e = s.index.find((x) => x.name === name);
+					return {
+						server: s.id,
+						state: s.error ? "UNREACHABLE" : (e?.state ?? "NOT SERVED"),
+						version: e?.version ?? "",
+					};
+				}),
+			};
+		});
+		models.sort((a, b) => a.name.localeCompare(b.name));
+		return {
+			registry: true,
+			models,
+			servers: state.map(({ id, label, error }) => ({ id, label, error })),
+		};
+	});
+
+	app.get<{ Params: { model: string } }>(
+		"/ui/api/models/:model",
+		async (req) => {
+			const s = needStore(store);
+			const name = req.params.model;
+			const versions = (await s.list({ name, includeArchived: true })).sort(
+				(a, b) => b.version - a.version,
+			);
+			if (versions.length === 0)
+				throw new MlshipError(
+					"MLSHIP_MODEL_NOT_FOUND",
+					`no model '${name.slice(0, 100)}' in the registry: register one with 'mlship models register ./bundle --name ${name.slice(0, 100)}'`,
+				);
+			const aliases: Record<string, number> = {};
+			const entities = new Set<string>();
+			for (const v of versions) {
+				for (const a of v.aliases) aliases[a] = v.version;
+				if (v.entity !== undefined) entities.add(v.entity);
+			}
+			return {
+				name,
+				aliases,
+				routes: await s.routes(name),
+				entities: [...entities].sort(),
+				versions: versions.map((v, i) => ({
+					version: v.version,
+					status: v.status,
+					createdAt: v.createdAt,
+					aliases: v.aliases,
+					...(v.entity !== undefined && { entity: v.entity }),
+					...(i < DETAILED_VERSIONS && { detail: manifestView(v) }),
+				})),
+				servers: servers.map((x) => ({ id: x.id, label: x.label })),
+			};
+		},
+	);
+
+	// Drift per feature from the first server that monitors the model (mon-drift's GET /v2/models/:model/monitor);
+	// without one, why not, so the page can say what to run.
+	app.get<{ Params: { model: string }; Querystring: { since?: string } }>(
+		"/ui/api/models/:model/drift",
+		async (req) => {
+			const since = req.query.since ?? "24h";
+			if (!/^\d{1,6}[smhd]$/.test(since))
+				throw new MlshipError(
+					"MLSHIP_INVALID_ARGUMENT",
+					`since must be a duration such as 15m, 24h or 7d, got '${since.slice(0, 50)}'`,
+				);
+			const reasons: string[] = [];
+			for (const s of servers) {
+				try {
+					return {
+						available: true,
+						server: s.id,
+						report: await s.monitor(
+							req.params.model,
+							since,
+							req.headers.authorization,
+						),
+					};
+				} catch (err) {
+					reasons.push(`${s.label}: ${(err as Error).message}`);
+				}
+			}
+			return { available: false, reasons };
+		},
+	);
+
+	app.get("/ui/api/experiments", async (req) => {
+		const routes = store ? await store.routes() : [];
+		const auth = req.headers.authorization;
+		const figures = await Promise.all(
+			routes.flatMap((r) =>
+				servers.map(async (srv) => {
+					try {
+						return {
+							server: srv.id,
+							model: r.name,
+							info: await srv.experiment(r.name, auth),
+						};
+					} catch (err) {
+						return {
+							server: srv.id,
+							model: r.name,
+							error: (err as Error).message,
+						};
+					}
+				}),
+			),
+		);
+		return { registry: store !== undefined, routes, figures };
+	});
+
+	app.get("/ui/api/servers", async (req) => {
+		const auth = req.headers.authorization;
+		return Promise.all(
+			servers.map(async (s) => {
+				const ready = await s.ready(auth);
+				let models: unknown[] = [];
+				let snap: Snapshot | undefined;
+				let error: string | undefined;
+				try {
+					models = await s.index(auth);
+					snap = snapshot(await s.metrics(auth), Date.now());
+				} catch (err) {
+					error = (err as Error).message;
+				}
+				return {
+					id: s.id,
+					label: s.label,
+					ready,
+					models,
+					loadedBytes: snap?.loadedBytes ?? null,
+					residentBytes: snap?.residentBytes ?? null,
+					registryAvailable: snap?.registryAvailable ?? null,
+					...(error !== undefined && { error }),
+				};
+			}),
+		);
+	});
+
+	app.post<{ Params: { server: string; model: string } }>(
+		"/ui/api/servers/:server/models/:model/unload",
+		async (req) => {
+			const s = serverOf(servers, req.params.server);
+			await s.unload(req.params.model, req.headers.authorization, actorOf(req));
+			return {};
+		},
+	);
+
+	app.get<{ Params: { model: string } }>(
+		"/ui/api/models/:model/live",
+		(req, reply) => {
+			const model = req.params.model;
+			const auth = req.headers.authorization;
+			reply.hijack();
+			const res = reply.raw;
+			res.writeHead(200, {
+				"content-type": "text/event-stream; charset=utf-8",
+				"cache-control": "no-store",
+				connection: "keep-alive",
+				"x-accel-buffering": "no",
+			});
+			res.write("retry: 1000\n\n");
+			const prev = new Map<string, Snapshot>();
+			let closed = false;
+			let timer: NodeJS.Timeout | undefined;
+			const tick = async () => {
+				const t = Date.now();
+				const out = await Promise.all(
+					servers.map(async (s) => {
+						try {
+							const snap = snapshot(await s.metrics(auth), Date.now());
+							const r = rates(prev.get(s.id), snap).filter(
+								(x) => x.model === model,
+							);
+							prev.set(s.id, snap);
+							return { id: s.id, label: s.label, versions: r };
+						} catch (err) {
+							prev.delete(s.id);
+							return {
+								id: s.id,
+								label: s.label,
+								error: (err as Error).message,
+								versions: [],
+							};
+						}
+					}),
+				);
+				if (closed) return;
+				res.write(`data: ${JSON.stringify({ t, servers: out })}\n\n`);
+				timer = setTimeout(() => void tick().catch(stop), interval);
+			};
+			const stop = () => {
+				closed = true;
+				streams.delete(stop);
+				clearTimeout(timer);
+				if (!res.writableEnded) res.end();
+			};
+			streams.add(stop);
+			req.raw.on("close", stop);
+			res.on("close", stop);
+			void tick().catch(stop);
+		},
+	);
+}

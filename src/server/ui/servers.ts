@@ -1,0 +1,219 @@
+// The servers a dashboard shows: this process's own data plane (`serve --ui`) and other `mlship serve` processes
+// named with `--server URL`, read over their REST API with the user's own token.
+import type { FastifyInstance } from "fastify";
+import type { DataPlane, RepositoryEntry } from "../../dataplane/types.ts";
+import { MlshipError } from "../../protocol/errors.ts";
+import type { AuditEntry } from "../../registry/access.ts";
+import { MAX_EXPOSITION_BYTES } from "./live.ts";
+
+/** How long one call to another server may take before it counts as unreachable. */
+const REMOTE_TIMEOUT_MS = 3000;
+
+/** What the dashboard reads from (and asks of) one server. */
+export interface UiServer {
+	/** Stable id in URLs: `local`, or `s1`, `s2`… in --server order. */
+	id: string;
+	/** What the page shows: the URL, or `this server`. */
+	label: string;
+	ready(auth: string | undefined): Promise<boolean>;
+	index(auth: string | undefined): Promise<RepositoryEntry[]>;
+	metrics(auth: string | undefined): Promise<string>;
+	experiment(model: string, auth: string | undefined): Promise<unknown>;
+	/** The drift report of `GET /v2/models/{m}/monitor?since=…` (the server's own route, with the user's token). */
+	monitor(
+		model: string,
+		since: string,
+		auth: string | undefined,
+	): Promise<unknown>;
+	/** Unloads a model; the server's own unload route (or, locally, the data plane) records it in the audit log. */
+	unload(
+		model: string,
+		auth: string | undefined,
+		actor: { actor: string; source: string },
+	): Promise<void>;
+}
+
+/** The error of a non-2xx answer: its `error` text, with a code from its status. */
+function answerError(where: string, status: number, body: string): MlshipError {
+	let message = body.slice(0, 500);
+	try {
+		message = String(
+			(JSON.parse(body) as { error?: unknown }).error ?? message,
+		);
+	} catch {}
+	const code =
+		status === 400
+			? "MLSHIP_INVALID_ARGUMENT"
+			: status === 401
+				? "MLSHIP_UNAUTHENTICATED"
+				: status === 403
+					? "MLSHIP_PERMISSION_DENIED"
+					: status === 404
+						? "MLSHIP_MODEL_NOT_FOUND"
+						: "MLSHIP_UNAVAILABLE";
+	return new MlshipError(code, `${where}: ${message}`);
+}
+
+/** This process's data plane; routes the data plane does not expose (the drift monitor) are asked of `app` in-process, through its token checks. */
+export function localServer(
+	dp: DataPlane,
+	audit: (e: AuditEntry) => Promise<void>,
+	app: FastifyInstance,
+): UiServer {
+	return {
+		id: "local",
+		label: "this server",
+		ready: async () => dp.ready(),
+		index: async () => dp.repositoryIndex(),
+		metrics: async () => (await dp.metrics()).body,
+		experiment: async (model) => {
+			if (!dp.experiment)
+				throw new MlshipError(
+					"MLSHIP_MODEL_NOT_FOUND",
+					"this server does not run experiments",
+				);
+			return dp.experiment(model);
+		},
+		monitor: async (model, since, auth) => {
+			const res = await app.inject({
+				method: "GET",
+				url: `/v2/models/${encodeURIComponent(model)}/monitor?since=${encodeURIComponent(since)}`,
+				headers: auth === undefined ? {} : { authorization: auth },
+			});
+			if (res.statusCode >= 300)
+				throw answerError("this server", res.statusCode, res.body);
+			return res.json();
+		},
+		unload: async (model, _auth, actor) => {
+			await dp.unload(model);
+			await audit({
+				action: "model.unload",
+				target: model,
+				detail: { transport: "ui" },
+				...actor,
+			});
+		},
+	};
+}
+
+/** Checks a --server value: an http(s) URL without credentials, path, query or fragment. */
+export function parseServerUrl(text: string): string {
+	let u: URL;
+	try {
+		u = new URL(text);
+	} catch {
+		throw new MlshipError(
+			"MLSHIP_INVALID_ARGUMENT",
+			`--server expects a URL such as http://127.0.0.1:8080, got '${text.slice(0, 200)}'`,
+		);
+	}
+	if (u.protocol !== "http:" && u.protocol !== "https:")
+		throw new MlshipError(
+			"MLSHIP_INVALID_ARGUMENT",
+			`--server must be an http:// or https:// URL, got ${u.protocol}`,
+		);
+	if (u.username || u.password)
+		throw new MlshipError(
+			"MLSHIP_INVALID_ARGUMENT",
+			"--server must not carry credentials: the dashboard sends each user's own token",
+		);
+	return u.origin;
+}
+
+async function call(
+	origin: string,
+	path: string,
+	auth: string | undefined,
+	init: { method?: string; body?: string } = {},
+): Promise<Response> {
+	const headers: Record<string, string> = {};
+	if (auth !== undefined) headers.authorization = auth;
+	if (init.body !== undefined) headers["content-type"] = "application/json";
+	let res: Response;
+	try {
+		res = await fetch(`${origin}${path}`, {
+			method: init.method ?? "GET",
+			headers,
+			...(init.body !== undefined && { body: init.body }),
+			signal: AbortSignal.timeout(REMOTE_TIMEOUT_MS),
+			redirect: "error",
+		});
+	} catch (err) {
+		throw new MlshipError(
+			"MLSHIP_UNAVAILABLE",
+			`server ${origin} is unreachable (${(err as Error).message}): is it running?`,
+		);
+	}
+	if (!res.ok)
+		throw answerError(
+			`server ${origin}`,
+			res.status,
+			await res.text().catch(() => ""),
+		);
+	return res;
+}
+
+async function limitedText(res: Response, origin: string): Promise<string> {
+	const declared = Number(res.headers.get("content-length") ?? "0");
+	if (declared > MAX_EXPOSITION_BYTES)
+		throw new MlshipError(
+			"MLSHIP_UNAVAILABLE",
+			`server ${origin}: /metrics is ${declared} bytes, above the dashboard's limit of ${MAX_EXPOSITION_BYTES}`,
+		);
+	const text = await res.text();
+	if (text.length > MAX_EXPOSITION_BYTES)
+		throw new MlshipError(
+			"MLSHIP_UNAVAILABLE",
+			`server ${origin}: /metrics is above the dashboard's limit of ${MAX_EXPOSITION_BYTES} bytes`,
+		);
+	return text;
+}
+
+/** Another `mlship serve`, read over REST with the caller's Authorization header. */
+export function remoteServer(id: string, origin: string): UiServer {
+	return {
+		id,
+		label: origin,
+		ready: async (auth) => {
+			try {
+				await call(origin, "/v2/health/ready", auth);
+				return true;
+			} catch {
+				return false;
+			}
+		},
+		index: async (auth) =>
+			(await (
+				await call(origin, "/v2/repository/index", auth, {
+					method: "POST",
+					body: "{}",
+				})
+			).json()) as RepositoryEntry[],
+		metrics: async (auth) =>
+			limitedText(await call(origin, "/metrics", auth), origin),
+		experiment: async (model, auth) =>
+			(
+				await call(
+					origin,
+					`/v2/models/${encodeURIComponent(model)}/experiment`,
+					auth,
+				)
+			).json(),
+		monitor: async (model, since, auth) =>
+			(
+				await call(
+					origin,
+					`/v2/models/${encodeURIComponent(model)}/monitor?since=${encodeURIComponent(since)}`,
+					auth,
+				)
+			).json(),
+		unload: async (model, auth) => {
+			await call(
+				origin,
+				`/v2/repository/models/${encodeURIComponent(model)}/unload`,
+				auth,
+				{ method: "POST", body: "{}" },
+			);
+		},
+	};
+}
