@@ -347,8 +347,8 @@ describe("bad input is refused with a useful 4xx, and the server keeps serving",
 
 	it("unknown route → 404 {error}; an unparsable Content-Type → 415 {error}", async () => {
 		assertError(
-			await post(`${s.url}/v2/models/iris/explain`, {}),
-			/no route for POST \/v2\/models\/iris\/explain/,
+			await post(`${s.url}/v2/models/iris/transmogrify`, {}),
+			/no route for POST \/v2\/models\/iris\/transmogrify/,
 			404,
 		);
 		const r = await fetch(`${s.url}/v3`);
