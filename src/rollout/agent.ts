@@ -2,6 +2,7 @@
 // holding a rollout's lease, checks the new version and advances, promotes or rolls back the alias's split.
 import { hostname } from "node:os";
 import { MlshipError } from "../protocol/errors.ts";
+import { withActor } from "../registry/core/audit.ts";
 import {
 	type ModelStore,
 	ROLLOUT_LATENCY_BUCKETS_MS,
@@ -117,8 +118,15 @@ export class RolloutAgent {
 		this.#timer.unref();
 	}
 
-	/** One round: publish, take leases, run the checks that are due. */
-	async tick(): Promise<void> {
+	/** One round: publish, take leases, run the checks that are due (audited as this replica's agent). */
+	tick(): Promise<void> {
+		return withActor(
+			{ actor: `rollout-agent:${this.replica}`, source: hostname() },
+			() => this.#tick(),
+		);
+	}
+
+	async #tick(): Promise<void> {
 		const store = await this.#o.store();
 		const rows = await this.#o.totals();
 		if (rows.length > 0) await store.publishVersionStats(this.replica, rows);

@@ -120,6 +120,16 @@ it("a version that answers correctly is promoted step by step to 100%, driven by
 		.filter((e) => e.type !== "waiting")
 		.map((e) => `${e.type}:${e.detail.weight ?? ""}`);
 	assert.deepEqual(moves, ["started:25", "step:50", "promoted:50"]);
+	// Every rollout action is in the audit log too: the start as whoever started it, the steps as the agent.
+	const audited = (await store.audit.list({ action: "rollout" }))
+		.filter((a) => a.action !== "rollout.waiting")
+		.reverse();
+	assert.deepEqual(
+		audited.map((a) => a.action),
+		["rollout.started", "rollout.step", "rollout.promoted"],
+	);
+	assert.equal(audited[0]?.target, "churn@production");
+	assert.match(audited[1]?.actor ?? "", /^rollout-agent:/);
 	assert.ok(
 		(t.byVersion["1"] ?? 0) > 0 && (t.byVersion["2"] ?? 0) > 0,
 		JSON.stringify(t.byVersion),

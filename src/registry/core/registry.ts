@@ -513,7 +513,7 @@ export class RegistryCore implements ModelStore {
 					"MLSHIP_INVALID_ARGUMENT",
 					`${spec.name}@${spec.alias} already points at version ${spec.to}: nothing to roll out`,
 				);
-			return insertRollout(
+			const r = await insertRollout(
 				tx,
 				spec,
 				from,
@@ -521,6 +521,13 @@ export class RegistryCore implements ModelStore {
 				now,
 				dialect.forUpdate,
 			);
+			// In the same transaction: a rollout that did not start is not in the audit log.
+			await this.audit.insert(tx, {
+				action: "rollout.started",
+				target: `${spec.name}@${spec.alias}`,
+				detail: { from, to: spec.to, steps: spec.steps },
+			});
+			return r;
 		});
 		try {
 			// The first step's split (checked like any policy: the new version must exist and be active).
@@ -579,8 +586,8 @@ export class RegistryCore implements ModelStore {
 	): Promise<Rollout | undefined> {
 		this.#checkOpen();
 		const now = opts.now ?? Date.now();
-		return this.#driver.transaction((tx) =>
-			patchRollout(
+		return this.#driver.transaction(async (tx) => {
+			const r = await patchRollout(
 				tx,
 				name,
 				alias,
@@ -590,8 +597,16 @@ export class RegistryCore implements ModelStore {
 				now,
 				opts.owner,
 				this.#driver.dialect.forUpdate,
-			),
-		);
+			);
+			// Each step, check, pause, resume, abort, promotion and rollback is an audited action too.
+			if (r)
+				await this.audit.insert(tx, {
+					action: `rollout.${event.type}`,
+					target: `${name}@${alias}`,
+					detail: event.detail ?? {},
+				});
+			return r;
+		});
 	}
 
 	async leaseRollouts(
