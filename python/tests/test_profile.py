@@ -121,3 +121,27 @@ def test_a_reference_row_the_model_cannot_score_is_profiled_as_a_feature_only(tm
     assert prof["rows"] == len(df) and prof["features"]["sex"]["count"] == len(df)
     assert ["unknown", 1] in prof["features"]["sex"]["top"]
     assert prof["outputs"]["label"]["count"] == len(df) - 1
+    # Node leaves the same row out
+    node_dir = shutil.copytree(p, tmp_path / "node")
+    ref.to_parquet(tmp_path / "ref.parquet")
+    mlship_cli("bundle", "init", str(node_dir / "model.onnx"), "--reference", str(tmp_path / "ref.parquet"))
+    theirs = json.loads((node_dir / "profile.json").read_text())
+    assert theirs["outputs"]["label"] == prof["outputs"]["label"]
+    assert without_sketch(theirs["features"]) == without_sketch(prof["features"])
+
+
+def test_values_are_read_as_nodes_numeric_value_and_category_value() -> None:
+    """The same raw values through build.ts's numericValue/categoryValue (Node) and the SDK's."""
+    import subprocess
+    from mlship._profile import category_value, numeric_value
+    values: list[Any] = [1, 2.5, -0.0, 3.0, 1e-7, 1.5e-7, 1e21, 123456789012.5, 1e300, None, float("nan"), True,
+                         False, "4.5", " 7 ", "", "abc", "1_000", "0x1f", "inf", "Infinity", "-Infinity", "1e3", "é"]
+    script = (f'import {{ numericValue, categoryValue }} from "{REPO}/src/monitor/profile/build.ts";'
+              'const vs = JSON.parse(process.argv[1]).map((v) => v === "__nan__" ? NaN : v);'
+              'console.log(JSON.stringify(vs.map((v) => [numericValue(v), categoryValue(v)])));')
+    arg = json.dumps(["__nan__" if isinstance(v, float) and v != v else v for v in values])
+    r = subprocess.run([str(NODE_BIN / "node"), "--input-type=module", "-e", script, arg], capture_output=True,
+                       text=True, env=node_env(), timeout=120)
+    assert r.returncode == 0, r.stderr
+    node = json.loads(r.stdout)
+    assert [[numeric_value(v), category_value(v)] for v in values] == node

@@ -49,9 +49,14 @@ def numeric_value(v: Any) -> float | None:
     if isinstance(v, (float, np.floating)):
         x = float(v)
     elif isinstance(v, str) and v.strip() != "":
-        try:
-            x = float(v.strip())
+        t = v.strip()
+        try:  # JavaScript's Number(): no '_' separators, 0x/0o/0b integers, no 'inf'/'nan' words
+            if "_" in t:
+                return None
+            x = float(int(t, 0)) if t[:2].lower() in ("0x", "0o", "0b") else float(t)
         except ValueError:
+            return None
+        if math.isinf(x) and t.lstrip("+-") != "Infinity":
             return None
     else:
         return None
