@@ -96,6 +96,15 @@ def test_reference_profile_equals_bundle_init_reference(tmp_path: Path) -> None:
     s1 = np.sort(df["s1"].to_numpy())
     assert qa["features.s1"][1] == pytest.approx(s1[int(0.5 * (len(s1) - 1))], rel=0.01)
 
+    # registered through the Node CLI, `models show` summarises it (counts, and quantiles from the sketch)
+    reg = f"sqlite:{tmp_path / 'r.db'}"
+    mlship_cli("models", "register", str(p), "--registry", reg)
+    shown = json.loads(mlship_cli("models", "show", p.name, "--registry", reg, "--json").stdout)["profile_summary"]
+    assert shown["rows"] == len(df)
+    bmi = next(f for f in shown["features"] if f["name"] == "bmi")
+    assert bmi["count"] == mine["features"]["bmi"]["count"] and bmi["nulls"] == mine["features"]["bmi"]["nulls"]
+    assert bmi["p50"] == pytest.approx(float(df["bmi"].median()), rel=0.02)
+
 
 def test_a_reference_without_every_feature_raises_and_writes_nothing(tmp_path: Path) -> None:
     from test_roundtrip import mixed
@@ -106,7 +115,7 @@ def test_a_reference_without_every_feature_raises_and_writes_nothing(tmp_path: P
     with pytest.raises(SampleMismatchError, match="reference has no rows"):
         mlship.save(model, tmp_path / "b", sample=df, reference=df.head(0), **kw)
     with pytest.raises(SampleMismatchError, match="reference= must be a pandas or polars DataFrame"):
-        mlship.save(model, tmp_path / "b", sample=df, reference=df.to_numpy(), **kw)
+        mlship.save(model, tmp_path / "b", sample=df, reference=df.to_dict(), **kw)
     assert not (tmp_path / "b").exists()
 
 

@@ -187,11 +187,17 @@ def output_kind(task: str, name: str, values: list[Any]) -> str:
 
 def reference_frame(reference: Any, features: list[dict[str, Any]]) -> pd.DataFrame:
     """The reference as a pandas frame with every feature column (others, such as the target, are ignored)."""
-    frame = reference.to_pandas() if type(reference).__module__.startswith("polars") else reference
-    if not isinstance(frame, pd.DataFrame):
-        raise SampleMismatchError(f"reference= must be a pandas or polars DataFrame with the feature columns, got "
-                                  f"{type(reference).__name__}")
     names = [f["name"] for f in features]
+    frame = reference.to_pandas() if type(reference).__module__.startswith("polars") else reference
+    if isinstance(frame, np.ndarray):
+        # as a numpy sample: its columns are the features in order
+        if frame.ndim != 2 or frame.shape[1] != len(names):
+            raise SampleMismatchError(f"a numpy reference must be 2-D with one column per feature ({len(names)}: "
+                                      f"{names}), got shape {frame.shape}")
+        frame = pd.DataFrame(frame, columns=names)
+    if not isinstance(frame, pd.DataFrame):
+        raise SampleMismatchError(f"reference= must be a pandas or polars DataFrame with the feature columns (or a "
+                                  f"2-D numpy array like the sample), got {type(reference).__name__}")
     have = [str(c) for c in frame.columns]
     missing = [n for n in names if n not in have]
     if missing:

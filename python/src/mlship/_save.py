@@ -273,9 +273,10 @@ def save(model: Any, path: str | Path, sample: Any = None, *, name: str | None =
     writes the sample's min/max per numeric feature, which servers then enforce. ``feature_names`` names a numpy
     sample's columns (default: the names the model was fitted with, else ``f0``, ``f1``, …). ``overwrite=True``
     replaces an existing bundle directory. ``reference``: the training data (pandas or polars DataFrame with every
-    feature column; others are ignored, at most 1,000,000 rows) profiled as the drift reference: ``profile.json`` in
-    the published format (docs/monitoring.md), its sha256 in the manifest, computed as ``mlship bundle init
-    --reference`` does (rows the model cannot score are left out of the outputs' profile).
+    feature column, others ignored, or a 2-D numpy array like the sample; at most 1,000,000 rows) profiled as the
+    drift reference: ``profile.json`` in the published format (docs/monitoring.md), its sha256 in the manifest,
+    computed as ``mlship bundle init --reference`` does (rows the model cannot score are left out of the outputs'
+    profile).
 
     Example::
 
