@@ -22,7 +22,7 @@ NODE_BIN = REPO / "node_modules" / ".bin"
 CLI = REPO / "bin" / "mlship.js"
 #: the models the session's server serves (lazily: each test registers its model before predicting)
 SERVED = ["sk-iris", "sk-cancer", "sk-ridge", "xgb-wine", "xgb-booster", "lgbm-iris", "lgbm-booster", "cb-iris",
-          "cb-diabetes", "mixed", "polars-iris", "sig", "infer-iris"]
+          "cb-diabetes", "mixed", "polars-iris", "sig", "infer-iris", "fb-iris", "xgb-trees"]
 
 
 def node_env() -> dict[str, str]:

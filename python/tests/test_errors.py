@@ -96,9 +96,14 @@ def test_save_refuses_to_overwrite_a_bundle_unless_told(tmp_path: Path) -> None:
     assert "examples" not in before  # examples=0 writes none; the default writes 10
     mlship.save(m, p, sample=X, overwrite=True)
     assert (p / "mlship.yaml").read_text().count("\n  - {f0:") == 10
-    with pytest.raises(mlship.MlshipError, match=r"reference= is not supported yet"):
-        mlship.save(m, tmp_path / "ref", sample=X, reference=X)
+    with pytest.raises(mlship.SampleMismatchError, match=r"a numpy reference must be 2-D with one column per feature "
+                                                         r"\(4: \['f0', 'f1', 'f2', 'f3'\]\), got shape \(150, 3\)"):
+        mlship.save(m, tmp_path / "ref", sample=X, reference=X[:, :3])
     assert not (tmp_path / "ref").exists()
+    # a numpy reference, like a numpy sample, holds the features in order
+    prof = json.loads((mlship.save(m, tmp_path / "ref", sample=X, reference=X) / "profile.json").read_text())
+    assert list(prof["features"]) == ["f0", "f1", "f2", "f3"] and prof["features"]["f2"]["count"] == 150
+    assert prof["outputs"]["label"]["count"] == 150
 
 
 def test_a_string_column_with_missing_values_is_refused(tmp_path: Path) -> None:

@@ -33,14 +33,39 @@ def _value(v: Any) -> Any:
     return v
 
 
-def _frame(df: Any) -> pd.DataFrame:
+def _frame(df: Any, what: str) -> pd.DataFrame:
     if type(df).__module__.startswith("polars"):
         return df.to_pandas()
     if isinstance(df, pd.DataFrame):
         return df
     if isinstance(df, list) and all(isinstance(r, dict) for r in df):
         return pd.DataFrame(df)
-    raise MlshipError(f"predict takes a pandas or polars DataFrame or a list of records, got {type(df).__name__}")
+    raise MlshipError(f"{what} takes a pandas or polars DataFrame or a list of records, got {type(df).__name__}")
+
+
+def _columns_body(frame: pd.DataFrame, **extra: Any) -> bytes:
+    """A frame as the ``{"columns": {name: [values]}}`` body of /predict and /explain (NaN/None as null)."""
+    columns = {str(c): [_value(v) for v in frame[c].tolist()] for c in frame.columns}
+    return json.dumps({"columns": columns, **extra}, allow_nan=False).encode()
+
+
+def _request_id(rid: str) -> str:
+    if not isinstance(rid, str) or not 1 <= len(rid) <= 256 or not all(" " <= ch <= "~" for ch in rid):
+        raise MlshipError(f"request_id must be 1 to 256 printable ASCII characters, got {rid!r}")
+    return rid
+
+
+def _truth(truth: Any) -> Any:
+    """A truth as JSON: one value, or one per row of the request (list, numpy array or pandas Series)."""
+    if isinstance(truth, (pd.Series, pd.Index, np.ndarray)):
+        truth = truth.tolist()
+    if isinstance(truth, (list, tuple)):
+        return [_value(v) for v in truth]
+    return _value(truth)
+
+
+#: columns of :meth:`Client.explain`'s frame besides one per feature
+_EXPLAIN_COLUMNS = ("row", "target", "base", "output", "top")
 
 
 class Client:
@@ -89,16 +114,20 @@ class Client:
         return self._labels[model]
 
     def predict(self, df: Any, model: str | None = None, *, version: str | int | None = None,
-                entity: str | None = None) -> pd.DataFrame:
+                entity: str | None = None, request_id: str | None = None) -> pd.DataFrame:
         """Scores a DataFrame over ``/predict``: one row per input row; a class output per class as
-        ``<output>_<label>`` (e.g. ``probabilities_setosa``), the label as the class name."""
+        ``<output>_<label>`` (e.g. ``probabilities_setosa``), the label as the class name.
+
+        The answer's request id (``request_id=`` if given, sent as header ``x-request-id``; else the server's) is in
+        ``result.attrs["id"]`` and the serving version in ``result.attrs["model_version"]``: give them to
+        :meth:`feedback`."""
         m = self._model(model)
-        frame = _frame(df)
-        columns = {str(c): [_value(v) for v in frame[c].tolist()] for c in frame.columns}
-        headers_entity = {"x-mlship-entity": entity} if entity else {}
-        body = {"columns": columns}
-        res = request("POST", self._path(m, version, "predict"), body=json.dumps(body, allow_nan=False).encode(),
-                      headers={"content-type": "application/json", **headers_entity}, token=self.token,
+        frame = _frame(df, "predict")
+        extra = {"x-mlship-entity": entity} if entity else {}
+        if request_id is not None:
+            extra["x-request-id"] = _request_id(request_id)
+        res = request("POST", self._path(m, version, "predict"), body=_columns_body(frame),
+                      headers={"content-type": "application/json", **extra}, token=self.token,
                       timeout=self.timeout)
         preds = res["predictions"]
         labels = self._labels_of(m)
@@ -114,6 +143,7 @@ class Client:
                 out[key] = [p[key] for p in preds]
         result = pd.DataFrame(out, index=frame.index)
         result.attrs["model_version"] = res.get("model_version")
+        result.attrs["id"] = res.get("id")
         return result
 
     def infer(self, inputs: dict[str, Any], model: str | None = None, *, version: str | int | None = None,
@@ -143,15 +173,74 @@ class Client:
             result[t["name"]] = np.asarray(t["data"], dtype=dt).reshape(t["shape"])
         return result
 
-    def feedback(self, id: str, *, truth: Any = None, reward: float | None = None, model: str | None = None) -> Any:
-        """Sends the true outcome (``truth=``) or a reward (``reward=``) of an earlier prediction, by its request id,
-        to ``POST /v2/models/{model}/feedback``."""
+    def feedback(self, id: str, *, truth: Any = None, reward: float | None = None, version: str | int | None = None,
+                 model: str | None = None) -> dict[str, Any]:
+        """Sends the true outcome (``truth=``: one value, or one per row of that request) or a reward (``reward=``) of
+        an earlier prediction, by its request id (``predict(...).attrs["id"]``), to ``POST /v2/models/{model}/feedback``.
+        ``version`` (the answer's ``model_version``) lets a reward reach a replica that did not serve the id.
+        Returns the server's outcome: ``{"accepted", "joined", "byVersion"}``.
+
+        Example::
+
+            p = c.predict(df, model="churn")
+            c.feedback(p.attrs["id"], truth=y.tolist(), model="churn")
+        """
         if (truth is None) == (reward is None):
             raise MlshipError("feedback takes truth= or reward=, exactly one")
         m = self._model(model)
-        body: dict[str, Any] = {"id": id}
+        body: dict[str, Any] = {"id": _request_id(id)}
         if truth is not None:
-            body["truth"] = _value(truth)
+            body["truth"] = _truth(truth)
         else:
-            body["reward"] = float(reward)  # type: ignore[arg-type]
-        return post_json(self._path(m, None, "feedback"), body, token=self.token, timeout=self.timeout)
+            r = float(reward)  # type: ignore[arg-type]
+            if not math.isfinite(r):
+                raise MlshipError(f"reward must be a finite number, got {reward!r}")
+            body["reward"] = r
+        if version is not None:
+            body["version"] = str(version)
+        return dict(post_json(self._path(m, None, "feedback"), body, token=self.token, timeout=self.timeout))
+
+    def quality(self, model: str | None = None) -> dict[str, Any]:
+        """Live quality of a model by version from the truths sent with :meth:`feedback` (``GET /v2/models/{m}/quality``):
+        ``{"model_name", "versions": [{version, window: {...}, cumulative: {...}}, ...]}``."""
+        m = self._model(model)
+        return dict(request("GET", f"{self.url}/v2/models/{quote(m, safe='')}/quality", token=self.token,
+                            timeout=self.timeout))
+
+    def explain(self, df: Any, model: str | None = None, *, version: str | int | None = None,
+                top: int = 5) -> pd.DataFrame:
+        """Explains predictions over ``POST /v2/models/{m}/explain`` (exact TreeSHAP on the ``trees`` runtime; another
+        model raises :class:`~mlship.errors.ServerError` with the server's reason, status 422).
+
+        One row per input row and target (a class of a multi-class model; one target otherwise), indexed like ``df``:
+        ``row`` (position in ``df``), ``target``, ``base`` (expected raw output), ``output`` (this row's raw output, a
+        margin before the link), one column per feature with its contribution (``base`` + contributions = ``output``)
+        and ``top``: the ``top`` largest ``(feature, value)`` pairs by magnitude. ``attrs["method"]`` says how they
+        were computed.
+
+        Example::
+
+            e = c.explain(X.head(3), model="wine", top=3)
+            e[["target", "base", "output", "top"]]
+        """
+        if not isinstance(top, int) or isinstance(top, bool) or not 1 <= top <= 1000:
+            raise MlshipError(f"top must be a whole number from 1 to 1000, got {top!r}")
+        m = self._model(model)
+        frame = _frame(df, "explain")
+        res = request("POST", self._path(m, version, "explain"), body=_columns_body(frame, top=top),
+                      headers={"content-type": "application/json"}, token=self.token, timeout=self.timeout)
+        rows: list[dict[str, Any]] = []
+        index: list[Any] = []
+        for r, targets in enumerate(res["explanations"]):
+            for t in targets:
+                clash = [f for f in t["values"] if f in _EXPLAIN_COLUMNS]
+                if clash:
+                    raise MlshipError(f"feature {clash[0]!r} has the name of an explain column {_EXPLAIN_COLUMNS}; "
+                                      "rename it, or read the raw answer of POST /v2/models/{m}/explain")
+                rows.append({"row": r, "target": t["target"], "base": float(t["base"]), "output": float(t["output"]),
+                             **{f: float(v) for f, v in t["values"].items()},
+                             "top": [(c["feature"], float(c["value"])) for c in t["top"]]})
+                index.append(frame.index[r])
+        out = pd.DataFrame(rows, index=pd.Index(index, name=frame.index.name))
+        out.attrs["method"] = res.get("method")
+        return out

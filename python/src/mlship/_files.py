@@ -10,7 +10,7 @@ import numpy as np
 import yaml
 
 # Manifest keys in the order they are written (the zod schema in src/bundle/manifest.ts is the truth).
-MANIFEST_ORDER = ["mlship", "name", "description", "runtime", "task", "artifact", "reference", "signature",
+MANIFEST_ORDER = ["mlship", "name", "description", "runtime", "task", "artifact", "reference", "profile", "signature",
                   "features", "labels", "batching", "executor", "examples", "metadata"]
 _PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 _YAML_WORDS = ("true", "false", "null", "yes", "no", "on", "off", "y", "n", "~")
@@ -50,7 +50,7 @@ def manifest_text(m: dict[str, Any]) -> str:
         v = m[key]
         if key == "description":
             lines.append(f"description: {json.dumps(v)}")
-        elif key in ("artifact", "reference"):
+        elif key in ("artifact", "reference", "profile"):
             # path and sha256 as they are (the round-trip check below refuses one YAML would read otherwise)
             lines.append(f"{key}:")
             lines.extend(f"  {k}: {x}" for k, x in v.items())

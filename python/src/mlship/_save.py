@@ -15,6 +15,8 @@ import onnxruntime as ort
 from ._convert import Converted, check_sample, convert, model_feature_names
 from ._files import clean, golden_text, manifest_text
 from ._frame import Column, Sample, read_sample, record_value
+from ._profile import (PROFILE_FORMAT, PROFILE_VERSION, category_value, column_profile, feature_kind, numeric_value,
+                       output_kind, profile_text, reference_frame)
 from .errors import ConversionMismatchError, MlshipError, SampleMismatchError
 
 # The project's fixture tolerance (tools/fixtures/train.py), ONNX float32 vs the library's float64:
@@ -175,6 +177,76 @@ def _labels(conv: Converted, labels: Sequence[str] | None) -> tuple[list[str] | 
     return None, {"classes": [clean(c.item() if hasattr(c, "item") else c) for c in classes]}
 
 
+PROFILE_FILE = "profile.json"
+
+
+def _scoring_value(f: dict[str, Any], v: Any) -> tuple[bool, Any]:
+    """A reference value as the server's encoder takes it: (ok, value); not ok leaves the row out of the outputs."""
+    if f["datatype"] == "BYTES":
+        c = category_value(v)
+        ok = c is not None and ("categories" not in f or c in f["categories"])
+        return ok, c
+    x = numeric_value(v)
+    if x is None:
+        return bool(f.get("allow_missing")), float("nan")
+    if f["datatype"] == "INT64" and x != int(x):
+        return False, x
+    if "categories" in f and int(x) not in f["categories"]:
+        return False, x
+    if ("min" in f and x < f["min"]) or ("max" in f and x > f["max"]):
+        return False, x
+    return True, x
+
+
+def _reference_profile(reference: Any, blob: bytes, sig: dict[str, list[dict[str, Any]]],
+                       features: list[dict[str, Any]], labels: list[str] | None, task: str) -> dict[str, Any]:
+    """The reference profile as ``bundle init --reference`` computes it: every feature column, and the outputs of the
+    model (this ONNX model, as the server runs it) on the rows it accepts, as ``mlship predict`` writes them."""
+    frame = reference_frame(reference, features)
+    n = len(frame)
+    columns = {f["name"]: frame[f["name"]].tolist() for f in features}
+    ok = np.ones(n, dtype=bool)
+    values: dict[str, list[Any]] = {}
+    for f in features:
+        vals = []
+        for r, v in enumerate(columns[f["name"]]):
+            good, x = _scoring_value(f, v)
+            ok[r] &= good
+            vals.append(x)
+        values[f["name"]] = vals
+    keep = np.nonzero(ok)[0]
+    outputs: dict[str, list[Any]] = {}
+    if len(keep) > 0:
+        feeds: dict[str, np.ndarray] = {}
+        for t in sig["inputs"]:
+            cols = [f["name"] for f in features if f["input"] == t["name"]]
+            if t["datatype"] == "BYTES":
+                feeds[t["name"]] = np.array([[values[c][r] for c in cols] for r in keep], dtype=object)
+            else:
+                dt = {"FP32": np.float32, "FP64": np.float64, "INT64": np.int64, "INT32": np.int32}[t["datatype"]]
+                feeds[t["name"]] = np.array([[values[c][r] for c in cols] for r in keep], dtype=np.float64).astype(dt)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        sess = ort.InferenceSession(blob, opts, providers=["CPUExecutionProvider"])
+        names = [o.name for o in sess.get_outputs()]
+        for name, arr in zip(names, sess.run(None, feeds)):
+            a = np.asarray(arr).reshape(len(keep), -1)
+            width = a.shape[1]
+            as_label = labels is not None and width == 1 and a.dtype.kind in ("i", "u")
+            for j in range(width):
+                col = [x.item() if hasattr(x, "item") else x for x in a[:, j]]
+                if as_label:
+                    assert labels is not None
+                    col = [labels[int(x)] if 0 <= int(x) < len(labels) else x for x in col]
+                col_name = name if width == 1 else f"{name}_{labels[j] if labels and len(labels) == width else j}"
+                outputs[col_name] = col
+    return {
+        "format": PROFILE_FORMAT, "version": PROFILE_VERSION, "rows": n,
+        "features": {f["name"]: column_profile(feature_kind(f), columns[f["name"]]) for f in features},
+        "outputs": {k: column_profile(output_kind(task, k, v), v) for k, v in outputs.items()},
+    }
+
+
 def _records(sample: Sample, n: int) -> list[dict[str, Any]]:
     cols = sample.columns
     out = []
@@ -200,16 +272,17 @@ def save(model: Any, path: str | Path, sample: Any = None, *, name: str | None =
     ``metadata``: merged into the manifest's metadata (e.g. ``{"metrics": {"accuracy": 0.97}}``). ``ranges=True``
     writes the sample's min/max per numeric feature, which servers then enforce. ``feature_names`` names a numpy
     sample's columns (default: the names the model was fitted with, else ``f0``, ``f1``, …). ``overwrite=True``
-    replaces an existing bundle directory.
+    replaces an existing bundle directory. ``reference``: the training data (pandas or polars DataFrame with every
+    feature column, others ignored, or a 2-D numpy array like the sample; at most 1,000,000 rows) profiled as the
+    drift reference: ``profile.json`` in the published format (docs/monitoring.md), its sha256 in the manifest,
+    computed as ``mlship bundle init --reference`` does (rows the model cannot score are left out of the outputs'
+    profile).
 
     Example::
 
         import mlship
         mlship.save(clf, "iris-bundle", sample=X_test, labels=["setosa", "versicolor", "virginica"])
     """
-    if reference is not None:
-        raise MlshipError("reference= is not supported yet: the bundle's reference-profile format is being defined "
-                          "(monitoring issue); save without it")
     if not isinstance(examples, int) or examples < 0 or examples > 64:
         raise SampleMismatchError(f"examples must be a whole number from 0 to 64, got {examples!r}")
     target = Path(path)
@@ -254,6 +327,12 @@ def save(model: Any, path: str | Path, sample: Any = None, *, name: str | None =
         "artifact": {"path": "model.onnx", "sha256": hashlib.sha256(blob).hexdigest()},
         "signature": sig, "features": _features(conv, model, ranges),
     })
+    profile_json: str | None = None
+    if reference is not None:
+        profile_json = profile_text(_reference_profile(reference, blob, sig, manifest["features"], manifest_labels,
+                                                       conv.task))
+        manifest["profile"] = {"path": PROFILE_FILE,
+                               "sha256": hashlib.sha256(profile_json.encode("utf-8")).hexdigest()}
     if manifest_labels is not None:
         manifest["labels"] = manifest_labels
     if examples > 0:
@@ -276,6 +355,8 @@ def save(model: Any, path: str | Path, sample: Any = None, *, name: str | None =
         (tmp / "model.onnx").write_bytes(blob)
         (tmp / "mlship.yaml").write_text(yaml_text)
         (tmp / "golden.json").write_text(golden_json)
+        if profile_json is not None:
+            (tmp / PROFILE_FILE).write_bytes(profile_json.encode("utf-8"))
         if target.exists():
             shutil.rmtree(target)
         tmp.rename(target)
