@@ -30,7 +30,11 @@ import type {
 	Tensor,
 } from "../protocol/types.ts";
 import { runtime } from "../runtime/registry.ts";
-import type { LoadedModel, LoadOptions } from "../runtime/types.ts";
+import type {
+	LoadedModel,
+	LoadOptions,
+	SharedBytes,
+} from "../runtime/types.ts";
 import {
 	type Batching,
 	Scheduler,
@@ -182,6 +186,11 @@ export class ModelInstance implements ModelProvider {
 	/** Estimated memory of the loaded model, in bytes. */
 	get bytes(): number {
 		return this.#loaded.bytes;
+	}
+
+	/** The part of `bytes` shared with other loaded models (same artifact), counted once among them. */
+	get shared(): SharedBytes | undefined {
+		return this.#loaded.shared;
 	}
 
 	/**
