@@ -6,7 +6,7 @@
 //
 // Each contender runs as its own child process (under /usr/bin/time -v when present, for peak RSS), alternately,
 // `--runs` times; the table shows medians. Results go to stdout and to the "## predict" section of bench/RESULTS.md.
-import { readFile, rm } from "node:fs/promises";
+import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -35,6 +35,8 @@ const { values: args } = parseArgs({
 		runs: { type: "string", default: "3" },
 		batch: { type: "string", default: "8192" },
 		"no-results": { type: "boolean", default: false },
+		/** Also write the medians as JSON here (bench/check reads it). */
+		"json-out": { type: "string" },
 		child: { type: "string" },
 		input: { type: "string" },
 		cli: { type: "string", default: "src/cli/main.ts" },
@@ -313,6 +315,11 @@ async function main(): Promise<void> {
 			? " All contenders agree on the number of rows labelled benign."
 			: ` WARNING: the contenders disagree on the number of rows labelled benign (${[...checks].join(", ")}).`;
 	console.log(`\n${table}\n\n${conclusion}`);
+	if (args["json-out"])
+		await writeFile(
+			args["json-out"],
+			`${JSON.stringify({ rows: ROWS, complete, agree, medians: med }, null, 2)}\n`,
+		);
 
 	if (args["no-results"]) return;
 	const defaults =
