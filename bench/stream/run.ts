@@ -284,34 +284,23 @@ async function brokerLimit(
 		};
 		try {
 			const subject = `toolbench.${r}.${Date.now()}`;
-			const pub = await tool(nats, [
-				"bench",
-				subject,
-				"--js",
-				"--pub",
-				"1",
-				"--msgs",
-				msgs,
-				"--size",
-				size,
-				"--server",
-				server,
-				"--no-progress",
-			]);
-			const sub = await tool(nats, [
-				"bench",
-				subject,
-				"--js",
-				"--sub",
-				"1",
-				"--msgs",
-				msgs,
-				"--size",
-				size,
-				"--server",
-				server,
-				"--no-progress",
-			]);
+			const bench = (role: "--pub" | "--sub") =>
+				tool(nats, [
+					"bench",
+					subject,
+					"--js",
+					role,
+					"1",
+					"--msgs",
+					msgs,
+					"--size",
+					size,
+					"--server",
+					server,
+					"--no-progress",
+				]);
+			const pub = await bench("--pub");
+			const sub = await bench("--sub");
 			const write = rate(pub);
 			const read = rate(sub);
 			if (!(write > 0 && read > 0)) return undefined;

@@ -17,7 +17,12 @@ import { openRegistry } from "../../src/registry/open.ts";
 import type { ModelStore } from "../../src/registry/types.ts";
 import { sharedSessions } from "../../src/runtime/onnx/index.ts";
 import { SharedOnnxPool } from "../../src/runtime/onnx/shared-pool.ts";
-import { assertOutputMatches, bundleDir, golden } from "../helpers/fixtures.ts";
+import {
+	assertOutputMatches,
+	assertTensorsMatch,
+	bundleDir,
+	golden,
+} from "../helpers/fixtures.ts";
 
 const IRIS = "iris-logreg";
 let dir: string;
@@ -31,13 +36,7 @@ async function checkGolden(name: string, m: ModelInstance): Promise<void> {
 	const g = golden(name);
 	const { tensors, errors } = encodeRecords(m.plan, g.records);
 	assert.deepEqual(errors, []);
-	for (const o of await m.predict(tensors))
-		assertOutputMatches(
-			name,
-			o.name,
-			o.data as ArrayLike<unknown>,
-			g.expected[o.name] as number[],
-		);
+	assertTensorsMatch(name, await m.predict(tensors));
 }
 
 describe("the onnx runtime on a shared pool", () => {
