@@ -283,24 +283,31 @@ async function brokerLimit(
 			return Number(m?.[1]?.replaceAll(",", ""));
 		};
 		try {
-			const subject = `toolbench.${r}.${Date.now()}`;
-			const bench = (role: "--pub" | "--sub") =>
-				tool(nats, [
-					"bench",
-					subject,
-					"--js",
-					role,
-					"1",
-					"--msgs",
-					msgs,
-					"--size",
-					size,
-					"--server",
-					server,
-					"--no-progress",
-				]);
-			const pub = await bench("--pub");
-			const sub = await bench("--sub");
+			const stream = `TOOLBENCH_${r}_${Date.now()}`;
+			const common = [
+				"--msgs",
+				msgs,
+				"--size",
+				size,
+				"--stream",
+				stream,
+				"--no-progress",
+				"--server",
+				server,
+			];
+			// natscli v0.5.0: async JetStream publish into a new file-backed stream, then a durable consumer with acks.
+			const pub = await tool(nats, [
+				"bench",
+				"js",
+				"pub",
+				"async",
+				`toolbench.${r}`,
+				"--create",
+				"--storage",
+				"file",
+				...common,
+			]);
+			const sub = await tool(nats, ["bench", "js", "consume", ...common]);
 			const write = rate(pub);
 			const read = rate(sub);
 			if (!(write > 0 && read > 0)) return undefined;
@@ -308,7 +315,7 @@ async function brokerLimit(
 				write,
 				read,
 				both: both(write, read),
-				how: "nats bench --js (natscli): 1 publisher; 1 consumer",
+				how: "nats bench js (natscli v0.5.0): pub async, file storage; consume (durable, explicit acks)",
 			};
 		} catch (err) {
 			console.error(
