@@ -154,14 +154,18 @@ const idOf = (m: { headers: readonly Header[] }) =>
 const messagesFor = (r: number) =>
 	r === 1 ? N : Math.max(200, Math.ceil((N * 5) / r));
 
-/** Messages per second (each of `r` records) from start to the last result. */
+/** Messages per second (each of `r` records) from start to the last result, and one result message's value. */
 async function maxRate(
 	b: Broker,
 	kind: "mlship" | "passthrough",
 	r = 1,
-): Promise<number> {
+): Promise<{ rate: number; out: Buffer | undefined }> {
 	const [from, to] = [b.uri("in"), b.uri("out")];
-	const batch = r === 1 ? 1000 : 50;
+	// Produce requests stay well under the brokers' 1 MB default request size.
+	const batch = Math.max(
+		1,
+		Math.min(1000, Math.floor(400_000 / Buffer.byteLength(payload(0, r)))),
+	);
 	const M = messagesFor(r);
 	for (let i = 0; i < M; i += batch)
 		await produce(
@@ -177,7 +181,8 @@ async function maxRate(
 	const secs = (performance.now() - t0) / 1000;
 	await stopStream(p);
 	await out.close();
-	return M / secs;
+	const value = out.all[0]?.value;
+	return { rate: M / secs, out: value ? Buffer.from(value) : undefined };
 }
 
 /** Runs a broker tool and returns its stdout (stderr on failure). */
@@ -225,12 +230,14 @@ async function redisBench(address: string, argv: string[]): Promise<number> {
 }
 
 /**
- * The broker's own limits for messages of `r` records, in messages/s: produce (write), consume (read) and the
- * bound of a processor that does both per message (1 ÷ (1/write + 1/read)). Undefined when no tool is available.
+ * The broker's own limits for a processor of messages of `r` records, in messages/s: consume the input messages
+ * (read), produce the result messages (write, `out` is one of mlship's), and both per message (1 ÷ (1/write +
+ * 1/read)). Undefined when no tool is available.
  */
 async function brokerLimit(
 	b: Broker,
 	r: number,
+	out: Buffer,
 ): Promise<
 	{ write: number; read: number; both: number; how: string } | undefined
 > {
@@ -238,20 +245,24 @@ async function brokerLimit(
 	if (b.name === "redis") {
 		const key = `tool-${r}-${Date.now()}`;
 		const n = String(Math.min(200_000, messagesFor(r) * 2));
-		// XADD of the very payload mlship reads, pipelined like a client batch; same server settings (AOF fsync always).
-		const write = await redisBench(b.address, [
-			"-n",
-			n,
-			"-c",
-			"1",
-			"-P",
-			"100",
-			"XADD",
-			key,
-			"*",
-			"value",
-			payload(0, r),
-		]);
+		// XADD pipelined like a client batch, same server settings (AOF fsync always): the input payload (to read back)
+		// and mlship's result payload (the write limit).
+		const xadd = (k: string, value: string) =>
+			redisBench(b.address, [
+				"-n",
+				n,
+				"-c",
+				"1",
+				"-P",
+				"100",
+				"XADD",
+				k,
+				"*",
+				"value",
+				value,
+			]);
+		await xadd(key, payload(0, r));
+		const write = await xadd(`${key}-out`, out.toString("utf8"));
 		// Reads of 100 entries per call, as a consumer batch.
 		const ranges = await redisBench(b.address, [
 			"-n",
@@ -270,12 +281,13 @@ async function brokerLimit(
 			write,
 			read,
 			both: both(write, read),
-			how: "redis-benchmark: XADD -P 100 -c 1; XRANGE COUNT 100 -c 1",
+			how: "redis-benchmark: XRANGE COUNT 100 -c 1 (input); XADD -P 100 -c 1 (result payload)",
 		};
 	}
 	if (b.name === "nats") {
 		const nats = process.env.NATS_CLI ?? "nats";
 		const size = String(Buffer.byteLength(payload(0, r)));
+		const outSize = String(out.length);
 		const msgs = String(Math.min(200_000, messagesFor(r) * 2));
 		const server = `nats://${b.address}`;
 		const rate = (out: string) => {
@@ -283,12 +295,11 @@ async function brokerLimit(
 			return Number(m?.[1]?.replaceAll(",", ""));
 		};
 		try {
-			const stream = `TOOLBENCH_${r}_${Date.now()}`;
-			const common = [
+			const common = (stream: string, bytes: string) => [
 				"--msgs",
 				msgs,
 				"--size",
-				size,
+				bytes,
 				"--stream",
 				stream,
 				"--no-progress",
@@ -296,18 +307,27 @@ async function brokerLimit(
 				server,
 			];
 			// natscli v0.5.0: async JetStream publish into a new file-backed stream, then a durable consumer with acks.
-			const pub = await tool(nats, [
+			const publish = (stream: string, bytes: string) =>
+				tool(nats, [
+					"bench",
+					"js",
+					"pub",
+					"async",
+					`${stream.toLowerCase()}.x`,
+					"--create",
+					"--storage",
+					"file",
+					...common(stream, bytes),
+				]);
+			const tag = `TOOLBENCH_${r}_${Date.now()}`;
+			await publish(`${tag}_IN`, size);
+			const sub = await tool(nats, [
 				"bench",
 				"js",
-				"pub",
-				"async",
-				`toolbench.${r}`,
-				"--create",
-				"--storage",
-				"file",
-				...common,
+				"consume",
+				...common(`${tag}_IN`, size),
 			]);
-			const sub = await tool(nats, ["bench", "js", "consume", ...common]);
+			const pub = await publish(`${tag}_OUT`, outSize);
 			const write = rate(pub);
 			const read = rate(sub);
 			if (!(write > 0 && read > 0)) return undefined;
@@ -315,7 +335,7 @@ async function brokerLimit(
 				write,
 				read,
 				both: both(write, read),
-				how: "nats bench js (natscli v0.5.0): pub async, file storage; consume (durable, explicit acks)",
+				how: "nats bench js (natscli v0.5.0): consume (durable, explicit acks) of input-size messages; pub async of result-size messages, file storage",
 			};
 		} catch (err) {
 			console.error(
@@ -378,27 +398,32 @@ for (const name of (args.brokers ?? "").split(",")) {
 	const b = await broker(name);
 	try {
 		for (const r of RECORDS) {
-			const limit = await brokerLimit(b, r).catch((err: unknown) => {
-				console.error(`${name} tool: ${(err as Error).message.slice(0, 300)}`);
-				return undefined;
-			});
-			const pass = await maxRate(b, "passthrough", r);
-			const ml = await maxRate(b, "mlship", r);
+			const pass = (await maxRate(b, "passthrough", r)).rate;
+			const mlRun = await maxRate(b, "mlship", r);
+			const ml = mlRun.rate;
 			if (r === 1) single.set(name, { pass, ml });
+			const limit = mlRun.out
+				? await brokerLimit(b, r, mlRun.out).catch((err: unknown) => {
+						console.error(
+							`${name} tool: ${(err as Error).message.slice(0, 300)}`,
+						);
+						return undefined;
+					})
+				: undefined;
 			const share = (x: number) =>
 				limit ? `${Math.round((100 * x) / limit.both)}%` : "—";
 			const fmt = (x: number) => Math.round(x).toLocaleString("en-US");
 			const lim = limit
-				? `${fmt(limit.write)} / ${fmt(limit.read)} / ${fmt(limit.both)}`
+				? `${fmt(limit.read)} / ${fmt(limit.write)} / ${fmt(limit.both)}`
 				: "no tool here";
 			limitRows.push(
-				`| ${name} | ${r} | ${lim} | ${fmt(pass)} (${share(pass)}) | ${fmt(ml)} (${share(ml)}) | ${fmt(ml * r)} | ${limit?.how ?? "—"} |`,
+				`| ${name} | ${r} | ${lim} | ${fmt(pass)} | ${fmt(ml)} (${share(ml)}) | ${fmt(ml * r)} | ${limit?.how ?? "—"} |`,
 			);
 			console.log(limitRows.at(-1));
 		}
 		const one = single.get(name);
-		const pass = one?.pass ?? (await maxRate(b, "passthrough"));
-		const ml = one?.ml ?? (await maxRate(b, "mlship"));
+		const pass = one?.pass ?? (await maxRate(b, "passthrough")).rate;
+		const ml = one?.ml ?? (await maxRate(b, "mlship")).rate;
 		const passLat = await latency(b, "passthrough", pass / 2);
 		const mlLat = await latency(b, "mlship", ml / 2);
 		const line = (
@@ -446,12 +471,14 @@ processor, consumer and broker share the machine's cores.
 ${rows.join("\n")}
 
 Against the broker's own limit, measured with its own tool on the same server in the same run, at 1 and more
-records per message (max rate only; a message of r records is one JSON list). "Limit" is write / read / both, in
-messages/s; "both" = 1 ÷ (1/write + 1/read), what a processor that reads and writes each message once could reach if
-the broker were all it waited on. Kafka's perf tools (kafka-producer-perf-test, kafka-consumer-perf-test) are in the
+records per message (max rate only; a message of r records is one JSON list). "Limit" is read / write / both, in
+messages/s: read = consuming the input messages, write = producing messages of the size of mlship's results, both
+= 1 ÷ (1/read + 1/write), what a processor that reads and writes each message once could reach if the broker were
+all it waited on (the pass-through writes the input size back, so its rate is shown without a share). Figures from
+a shared, loaded machine: rerun on a quiet one before drawing conclusions. Kafka's perf tools (kafka-producer-perf-test, kafka-consumer-perf-test) are in the
 kafka-tools jar, which the harness's jar set does not include: no Kafka limit yet.
 
-| broker | records/message | limit messages/s (write / read / both) | pass-through messages/s (share of both) | mlship messages/s (share of both) | mlship records/s | tool |
+| broker | records/message | limit messages/s (read / write / both) | pass-through messages/s | mlship messages/s (share of both) | mlship records/s | tool |
 |---|---:|---:|---:|---:|---:|---|
 ${limitRows.join("\n")}
 
