@@ -152,7 +152,7 @@ if (!args["no-results"])
 
 \`node bench/claim/run.ts\` — one \`batch work\` claim (${chunk} rows, the project's claim statement) as scored rows
 accumulate below ${pending.toLocaleString("en-US")} pending ones; with the partial index \`--create-index\` creates
-and without it (dropped in a rolled-back transaction). ${machine(`load average ${LOAD_AT_START.toFixed(2)} at start`)}.
+and without it (dropped in a rolled-back transaction). ${machine(`load average ${LOAD_AT_START.toFixed(2)} at start`)}.${LOAD_AT_START > 0.5 ? " Taken on a shared, loaded machine: the shape (flat with the index, linear without) holds, the milliseconds need a quiet rerun." : ""}
 
 ${lines.join("\n")}
 `,
