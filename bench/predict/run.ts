@@ -39,6 +39,8 @@ const { values: args } = parseArgs({
 		runs: { type: "string", default: "3" },
 		batch: { type: "string", default: "8192" },
 		"no-results": { type: "boolean", default: false },
+		/** Also write the medians as JSON here (bench/check reads it). */
+		"json-out": { type: "string" },
 		child: { type: "string" },
 		input: { type: "string" },
 		cli: { type: "string", default: "src/cli/main.ts" },
@@ -367,6 +369,11 @@ async function main(): Promise<void> {
 			? " All contenders agree on the number of rows labelled benign."
 			: ` WARNING: the contenders disagree on the number of rows labelled benign (${[...checks].join(", ")}).`;
 	console.log(`\n${table}\n\n${conclusion}`);
+	if (args["json-out"])
+		await writeFile(
+			args["json-out"],
+			`${JSON.stringify({ rows: ROWS, complete, agree, medians: med }, null, 2)}\n`,
+		);
 
 	if (args["no-results"]) return;
 	const defaults =

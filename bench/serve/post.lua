@@ -1,13 +1,20 @@
--- wrk script for bench/serve: POST one fixed JSON body on every keep-alive connection and print
--- a one-line JSON summary (exact percentiles from wrk's 1 µs histogram) for run.ts to parse.
+-- wrk script for bench/serve: POST one fixed body on every keep-alive connection and print a one-line JSON
+-- summary (exact percentiles from wrk's 1 µs histogram) for run.ts to parse. With a second argument the body is
+-- binary (Triton's binary tensor extension): that many leading bytes are the JSON header.
 --   wrk -t1 -c64 -d8s --timeout 10s -s bench/serve/post.lua URL -- body.json
+--   wrk -t1 -c64 -d8s --timeout 10s -s bench/serve/post.lua URL -- body.bin 123
 
 function init(args)
   local f = assert(io.open(args[1], "rb"))
   wrk.body = f:read("*a")
   f:close()
   wrk.method = "POST"
-  wrk.headers["Content-Type"] = "application/json"
+  if args[2] then
+    wrk.headers["Content-Type"] = "application/octet-stream"
+    wrk.headers["Inference-Header-Content-Length"] = args[2]
+  else
+    wrk.headers["Content-Type"] = "application/json"
+  end
 end
 
 function done(summary, latency, requests)

@@ -32,6 +32,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import ort from "onnxruntime-node";
+import { parseManifest } from "../../src/bundle/manifest.ts";
 import { machine, writeResults } from "../common.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -52,9 +53,11 @@ const { values: args } = parseArgs({
 		seconds: { type: "string", default: "8" },
 		warmup: { type: "string", default: "2" },
 		levels: { type: "string", default: "1,8,64" },
+		protocols: { type: "string", default: "rest,binary,grpc" },
 		contenders: {
 			type: "string",
-			default: "mlship,mlship-nobatch,mlserver,mlserver-ab,fastapi,http-floor",
+			default:
+				"mlship,mlship-nobatch,mlserver,mlserver-ab,fastapi,http-floor,grpc-floor",
 		},
 		"mlserver-variant": { type: "string", default: "pw0" },
 		"mlserver-ab-variant": { type: "string", default: "pw0-ab" },
@@ -91,6 +94,17 @@ const MODEL_KEYS = list(args.models).map((m) => {
 		throw new Error(`--models: unknown '${m}' (gbdt, mlp)`);
 	return m as ModelKey;
 });
+type Protocol = "rest" | "binary" | "grpc";
+const PROTOCOL_NAMES: Record<Protocol, string> = {
+	rest: "REST JSON",
+	binary: "REST binary",
+	grpc: "gRPC",
+};
+const PROTOCOLS = list(args.protocols).map((p) => {
+	if (!(p in PROTOCOL_NAMES))
+		throw new Error(`--protocols: unknown '${p}' (rest, binary, grpc)`);
+	return p as Protocol;
+});
 const FASTAPI_WORKERS = positive("--fastapi-workers", args["fastapi-workers"]);
 const MLSERVER_VARIANT = args["mlserver-variant"] ?? "pw0";
 const MLSERVER_AB_VARIANT = args["mlserver-ab-variant"] ?? "pw0-ab";
@@ -126,6 +140,12 @@ interface Contender {
 	labelOutput: string | undefined;
 	/** Run for the first model only (its answer does not depend on the model). */
 	once?: boolean;
+	/** The protocols it speaks (each is measured when in --protocols). */
+	protocols: Protocol[];
+	/** Its gRPC port, from its HTTP port and extra ports (gRPC-speaking contenders). */
+	grpcPort?: (port: number, extra: number[]) => number;
+	/** Ready when its port accepts connections (no HTTP /ready route). */
+	tcpReady?: boolean;
 }
 
 function floorContender(): Contender {
@@ -137,6 +157,7 @@ function floorContender(): Contender {
 		extraPorts: 0,
 		labelOutput: undefined,
 		once: true,
+		protocols: ["rest", "binary"],
 		command(_model, port) {
 			return {
 				cmd: NODE,
@@ -172,6 +193,29 @@ function mlshipLogContender(down: boolean): Contender {
 	};
 }
 
+function grpcFloorContender(): Contender {
+	return {
+		id: "grpc-floor",
+		kind: "floor",
+		describe:
+			"bare @grpc/grpc-js server (bench/serve/grpc-floor.ts): the OIP proto decoded by grpc-js + a canned ModelInfer answer of mlship's shape, no model — grpc-js's cost, for reference",
+		extraPorts: 0,
+		labelOutput: undefined,
+		once: true,
+		protocols: ["grpc"],
+		grpcPort: (port) => port,
+		tcpReady: true,
+		command(_model, port) {
+			return {
+				cmd: NODE,
+				argv: [join(HERE, "grpc-floor.ts"), String(port), HOST],
+				cwd: ROOT,
+				env: { ...process.env },
+			};
+		},
+	};
+}
+
 function mlshipContender(batching: boolean): Contender {
 	return {
 		id: batching ? "mlship" : "mlship-nobatch",
@@ -179,9 +223,11 @@ function mlshipContender(batching: boolean): Contender {
 		describe: batching
 			? "mlship serve, adaptive batching on (bundle defaults)"
 			: "mlship serve --max-batch-size 1 (batching off)",
-		extraPorts: 0,
+		extraPorts: 1,
 		labelOutput: "label",
-		command(model, port) {
+		protocols: ["rest", "binary", "grpc"],
+		grpcPort: (_port, extra) => extra[0] as number,
+		command(model, port, [grpcPort]) {
 			const argv = [
 				...(args.profile
 					? ["--cpu-prof", "--cpu-prof-dir", join(OUT, "prof")]
@@ -195,7 +241,7 @@ function mlshipContender(batching: boolean): Contender {
 				"--http-port",
 				String(port),
 				"--grpc-port",
-				"-1",
+				String(PROTOCOLS.includes("grpc") ? grpcPort : -1),
 				"--log-level",
 				"warn",
 				...(batching ? [] : ["--max-batch-size", "1"]),
@@ -223,6 +269,7 @@ function mlserverContender(variant: string, id = "mlserver"): Contender {
 		describe: `MLServer ${pkgVersion("mlserver")} + mlserver-sklearn, variant ${variant}`,
 		extraPorts: 2,
 		labelOutput: "predict",
+		protocols: ["rest"],
 		command(model, port, [grpc, metrics]) {
 			return {
 				cmd: join(VENV, "bin/mlserver"),
@@ -247,6 +294,7 @@ function fastapiContender(workers: number, id = "fastapi"): Contender {
 		describe: `FastAPI ${pkgVersion("fastapi")} + uvicorn ${pkgVersion("uvicorn")} (uvloop, httptools), ${workers} worker${workers > 1 ? "s" : ""}`,
 		extraPorts: 0,
 		labelOutput: "label",
+		protocols: ["rest"],
 		command(_model, port) {
 			return {
 				cmd: join(VENV, "bin/uvicorn"),
@@ -312,6 +360,7 @@ function contenders(): Contender[] {
 		mlserver: () => mlserverContender(MLSERVER_VARIANT),
 		"mlserver-ab": () => mlserverContender(MLSERVER_AB_VARIANT, "mlserver-ab"),
 		"http-floor": () => floorContender(),
+		"grpc-floor": () => grpcFloorContender(),
 		fastapi: () => fastapiContender(FASTAPI_WORKERS),
 	};
 	return list(args.contenders).map((c) => {
@@ -451,6 +500,35 @@ async function waitReady(
 	);
 }
 
+/** Waits until `port` accepts a TCP connection (servers with no HTTP /ready route, e.g. the gRPC floor). */
+async function waitPort(
+	child: ChildProcess,
+	port: number,
+	logPath: string,
+): Promise<void> {
+	const { connect } = await import("node:net");
+	const deadline = Date.now() + READY_TIMEOUT_MS;
+	while (Date.now() < deadline) {
+		if (child.exitCode !== null || child.signalCode !== null)
+			throw new Error(
+				`server exited (${child.exitCode ?? child.signalCode}) before listening; log: ${logPath}\n${tail(logPath)}`,
+			);
+		const ok = await new Promise<boolean>((r) => {
+			const s = connect(port, HOST);
+			s.once("connect", () => {
+				s.destroy();
+				r(true);
+			});
+			s.once("error", () => r(false));
+		});
+		if (ok) return;
+		await sleep(200);
+	}
+	throw new Error(
+		`server not listening within ${READY_TIMEOUT_MS} ms; log: ${logPath}`,
+	);
+}
+
 function tail(path: string): string {
 	try {
 		return readFileSync(path, "utf8").split("\n").slice(-15).join("\n");
@@ -468,25 +546,80 @@ interface Golden {
 }
 
 function golden(model: ModelKey): Golden {
-	const written = join(OUT, "models", model, "golden.json");
-	if (existsSync(written))
-		return JSON.parse(readFileSync(written, "utf8")) as Golden;
-	// Without a Python contender train_models.py did not run: the same rows and labels, from the fixture itself.
-	const g = JSON.parse(
-		readFileSync(
-			join(ROOT, "test/fixtures/models", MODELS[model].fixture, "golden.json"),
-			"utf8",
-		),
-	) as {
+	const trained = join(OUT, "models", model, "golden.json");
+	if (existsSync(trained))
+		return JSON.parse(readFileSync(trained, "utf8")) as Golden;
+	// No Python contender ran train_models.py: the fixture's own golden rows (features in manifest order).
+	const dir = join(ROOT, "test/fixtures/models", MODELS[model].fixture);
+	const features =
+		parseManifest(readFileSync(join(dir, "mlship.yaml"), "utf8")).features?.map(
+			(f) => f.name,
+		) ?? [];
+	const g = JSON.parse(readFileSync(join(dir, "golden.json"), "utf8")) as {
 		records: Record<string, number>[];
 		expected: { label: number[] };
 	};
-	const features = Object.keys(g.records[0] ?? {});
 	return {
 		features,
 		rows: g.records.map((r) => features.map((f) => r[f] as number)),
-		labels: g.expected.label,
+		labels: g.expected.label.map(Number),
 	};
+}
+
+/** One row in Triton's binary tensor extension: the JSON header (its length goes in a header) + FP32 bytes. */
+function binaryBody(row: number[]): { bytes: Buffer; headerLength: number } {
+	const header = Buffer.from(
+		JSON.stringify({
+			inputs: [
+				{
+					name: "float_input",
+					datatype: "FP32",
+					shape: [1, row.length],
+					parameters: { binary_data_size: row.length * 4 },
+				},
+			],
+			parameters: { binary_data_output: true },
+		}),
+	);
+	return {
+		bytes: Buffer.concat([header, Buffer.from(new Float32Array(row).buffer)]),
+		headerLength: header.length,
+	};
+}
+
+/** A binary-extension answer's first output (the label, INT64) must be the golden label. */
+async function checkBinary(
+	c: Contender,
+	model: ModelKey,
+	port: number,
+): Promise<void> {
+	const g = golden(model);
+	const b = binaryBody(g.rows[0] as number[]);
+	const r = await fetch(`http://${HOST}:${port}/v2/models/${model}/infer`, {
+		method: "POST",
+		headers: {
+			"content-type": "application/octet-stream",
+			"inference-header-content-length": String(b.headerLength),
+		},
+		body: b.bytes,
+		signal: AbortSignal.timeout(10_000),
+	});
+	const bytes = Buffer.from(await r.arrayBuffer());
+	const n = Number(r.headers.get("inference-header-content-length"));
+	if (r.status !== 200 || !(n > 0))
+		throw new Error(
+			`${c.id}/${model}: binary request: HTTP ${r.status}, header length ${n}: ${bytes.toString("utf8", 0, 300)}`,
+		);
+	const header = JSON.parse(bytes.toString("utf8", 0, n)) as {
+		outputs: { name: string }[];
+	};
+	if (c.labelOutput !== undefined && header.outputs[0]?.name === "label") {
+		const got = Number(bytes.readBigInt64LE(n));
+		if (got !== g.labels[0])
+			throw new Error(
+				`${c.id}/${model}: binary answer label ${got}, golden ${g.labels[0]}`,
+			);
+	}
 }
 
 function body(row: number[]): string {
@@ -551,11 +684,12 @@ async function wrk(
 	bodyFile: string,
 	connections: number,
 	seconds: number,
+	headerLength?: number,
 ): Promise<WrkResult> {
 	const argv = [
 		"-t1",
 		`-c${connections}`,
-		`-d${seconds}s`,
+		`-d${Math.max(1, Math.round(seconds))}s`,
 		"--timeout",
 		"10s",
 		"-s",
@@ -563,8 +697,19 @@ async function wrk(
 		url,
 		"--",
 		bodyFile,
+		...(headerLength !== undefined ? [String(headerLength)] : []),
 	];
-	const child = spawn("wrk", argv, { stdio: ["ignore", "pipe", "pipe"] });
+	return loadChild("wrk", argv, "WRK_JSON ", seconds);
+}
+
+/** Runs a load generator child (wrk or grpc-load.ts) and parses its one-line JSON summary. */
+async function loadChild(
+	cmd: string,
+	argv: string[],
+	prefix: string,
+	seconds: number,
+): Promise<WrkResult> {
+	const child = spawn(cmd, argv, { stdio: ["ignore", "pipe", "pipe"] });
 	live.add(child);
 	let out = "";
 	child.stdout?.on("data", (d) => {
@@ -580,9 +725,41 @@ async function wrk(
 	);
 	clearTimeout(guard);
 	live.delete(child);
-	const line = out.split("\n").find((l) => l.startsWith("WRK_JSON "));
-	if (code !== 0 || !line) throw new Error(`wrk failed (exit ${code}): ${out}`);
-	return JSON.parse(line.slice("WRK_JSON ".length)) as WrkResult;
+	const line = out.split("\n").find((l) => l.startsWith(prefix));
+	if (code !== 0 || !line)
+		throw new Error(`${cmd} failed (exit ${code}): ${out}`);
+	return JSON.parse(line.slice(prefix.length)) as WrkResult;
+}
+
+/** The gRPC load generator (bench/serve/grpc-load.ts, a grpc-js client in its own process). */
+function grpcLoad(
+	port: number,
+	model: ModelKey,
+	clients: number,
+	seconds: number,
+	expectLabel: number | undefined,
+): Promise<WrkResult> {
+	return loadChild(
+		NODE,
+		[
+			join(HERE, "grpc-load.ts"),
+			"--port",
+			String(port),
+			"--model",
+			model,
+			"--row",
+			(golden(model).rows[0] as number[]).join(","),
+			"--clients",
+			String(clients),
+			"--seconds",
+			String(seconds),
+			...(expectLabel !== undefined
+				? ["--expect-label", String(expectLabel)]
+				: []),
+		],
+		"GRPC_JSON ",
+		seconds + 30,
+	);
 }
 
 // ------------------------------------------------------------------------------------------ measurements
@@ -590,6 +767,7 @@ async function wrk(
 interface Row {
 	model: ModelKey;
 	contender: string;
+	protocol: Protocol;
 	kind: Contender["kind"];
 	concurrency: number;
 	rps: number;
@@ -662,53 +840,70 @@ async function runContender(c: Contender, model: ModelKey): Promise<Row[]> {
 	const rows: Row[] = [];
 	try {
 		const t0 = Date.now();
-		await waitReady(child, port, model, logPath);
-		await checkGolden(c, model, port);
+		if (c.tcpReady) await waitPort(child, port, logPath);
+		else await waitReady(child, port, model, logPath);
+		const protocols = PROTOCOLS.filter((p) => c.protocols.includes(p));
+		if (protocols.includes("rest")) await checkGolden(c, model, port);
+		if (protocols.includes("binary")) await checkBinary(c, model, port);
 		const startup = ((Date.now() - t0) / 1000).toFixed(1);
 		process.stdout.write(
 			`  ${c.id} / ${model}: pid ${child.pid}, port ${port}, ready + golden check in ${startup} s\n`,
 		);
 		const bodyFile = join(OUT, `body-${model}.json`);
 		await writeFile(bodyFile, body(golden(model).rows[0] as number[]));
+		const bin = binaryBody(golden(model).rows[0] as number[]);
+		const binFile = join(OUT, `body-${model}.bin`);
+		await writeFile(binFile, bin.bytes);
 		const url = `http://${HOST}:${port}/v2/models/${model}/infer`;
-		for (const level of LEVELS) {
-			await wrk(url, bodyFile, level, WARMUP);
-			const cpu0 = treeCpuTicks(child.pid as number);
-			const busy0 = machineBusyTicks();
-			const r = await wrk(url, bodyFile, level, SECONDS);
-			const cpu1 = treeCpuTicks(child.pid as number);
-			const busy1 = machineBusyTicks();
-			const windowS = r.duration_us / 1e6;
-			const errors = r.connect + r.read + r.write + r.status + r.timeout;
-			const row: Row = {
-				model,
-				contender: c.id,
-				kind: c.kind,
-				concurrency: level,
-				rps: r.requests / (r.duration_us / 1e6),
-				p50_ms: r.p50_us / 1000,
-				p99_ms: r.p99_us / 1000,
-				errors,
-				requests: r.requests,
-				cpu_us_per_req:
-					r.requests > 0 ? (((cpu1 - cpu0) / CLK_TCK) * 1e6) / r.requests : 0,
-				server_cores: (cpu1 - cpu0) / CLK_TCK / windowS,
-				other_cores: (busy1 - busy0 - (cpu1 - cpu0)) / CLK_TCK / windowS,
-			};
-			if (c.kind === "mlship") {
-				const rss = rssMib(child.pid as number);
-				if (rss !== undefined) row.rss_mib = rss;
+		const grpcPort = c.grpcPort?.(port, extra);
+		const expect =
+			c.labelOutput !== undefined ? golden(model).labels[0] : undefined;
+		const drive = (p: Protocol, level: number, s: number) =>
+			p === "rest"
+				? wrk(url, bodyFile, level, s)
+				: p === "binary"
+					? wrk(url, binFile, level, s, bin.headerLength)
+					: grpcLoad(grpcPort as number, model, level, s, expect);
+		for (const protocol of protocols)
+			for (const level of LEVELS) {
+				await drive(protocol, level, WARMUP);
+				const cpu0 = treeCpuTicks(child.pid as number);
+				const busy0 = machineBusyTicks();
+				const r = await drive(protocol, level, SECONDS);
+				const cpu1 = treeCpuTicks(child.pid as number);
+				const busy1 = machineBusyTicks();
+				const windowS = r.duration_us / 1e6;
+				const errors = r.connect + r.read + r.write + r.status + r.timeout;
+				const row: Row = {
+					model,
+					contender: c.id,
+					protocol,
+					kind: c.kind,
+					concurrency: level,
+					rps: r.requests / (r.duration_us / 1e6),
+					p50_ms: r.p50_us / 1000,
+					p99_ms: r.p99_us / 1000,
+					errors,
+					requests: r.requests,
+					cpu_us_per_req:
+						r.requests > 0 ? (((cpu1 - cpu0) / CLK_TCK) * 1e6) / r.requests : 0,
+					server_cores: (cpu1 - cpu0) / CLK_TCK / windowS,
+					other_cores: (busy1 - busy0 - (cpu1 - cpu0)) / CLK_TCK / windowS,
+				};
+				if (c.kind === "mlship") {
+					const rss = rssMib(child.pid as number);
+					if (rss !== undefined) row.rss_mib = rss;
+				}
+				if (c.id.startsWith("mlship-log")) {
+					const l = await logCounters(port);
+					row.log_written = l.written;
+					row.log_dropped = l.dropped;
+				}
+				rows.push(row);
+				process.stdout.write(
+					`    ${protocol.padEnd(6)} c=${String(level).padStart(2)}  ${fmt0(row.rps).padStart(7)} req/s  p50 ${row.p50_ms.toFixed(2)} ms  p99 ${row.p99_ms.toFixed(2)} ms  errors ${errors}  server CPU ${row.cpu_us_per_req.toFixed(0)} µs/req (${row.server_cores.toFixed(2)} cores; others ${row.other_cores.toFixed(2)})\n`,
+				);
 			}
-			if (c.id.startsWith("mlship-log")) {
-				const l = await logCounters(port);
-				row.log_written = l.written;
-				row.log_dropped = l.dropped;
-			}
-			rows.push(row);
-			process.stdout.write(
-				`    c=${String(level).padStart(2)}  ${fmt0(row.rps).padStart(7)} req/s  p50 ${row.p50_ms.toFixed(2)} ms  p99 ${row.p99_ms.toFixed(2)} ms  errors ${errors}  server CPU ${row.cpu_us_per_req.toFixed(0)} µs/req (${row.server_cores.toFixed(2)} cores; others ${row.other_cores.toFixed(2)})\n`,
-			);
-		}
 	} finally {
 		await stop(child);
 		log.end();
@@ -783,10 +978,26 @@ function find(
 	model: ModelKey,
 	contender: string,
 	level: number,
+	protocol: Protocol = "rest",
 ): Row | undefined {
 	return rows.find(
 		(r) =>
-			r.model === model && r.contender === contender && r.concurrency === level,
+			r.model === model &&
+			r.contender === contender &&
+			r.concurrency === level &&
+			r.protocol === protocol,
+	);
+}
+
+/** The floor of a protocol at a level (http-floor for REST JSON and binary, grpc-floor for gRPC). */
+function floorOf(
+	rows: Row[],
+	protocol: Protocol,
+	level: number,
+): Row | undefined {
+	return rows.find(
+		(r) =>
+			r.kind === "floor" && r.protocol === protocol && r.concurrency === level,
 	);
 }
 
@@ -798,7 +1009,12 @@ function bestMlserver(
 ): Row | undefined {
 	let best: Row | undefined;
 	for (const r of rows)
-		if (r.kind === "mlserver" && r.model === model && r.concurrency === level)
+		if (
+			r.kind === "mlserver" &&
+			r.model === model &&
+			r.concurrency === level &&
+			r.protocol === "rest"
+		)
 			if (!best || r.rps > best.rps) best = r;
 	return best;
 }
@@ -807,14 +1023,14 @@ function table(rows: Row[]): string {
 	const L: string[] = [];
 	const hasMl = rows.some((r) => r.kind === "mlserver");
 	L.push(
-		`| model | contender | clients | req/s | p50 ms | p99 ms | errors | server CPU µs/req | server cores | other cores |${hasMl ? " req/s ÷ best MLServer | p99 ÷ its p99 |" : ""}`,
+		`| model | contender | protocol | clients | req/s | p50 ms | p99 ms | errors | server CPU µs/req | server cores | other cores |${hasMl ? " req/s ÷ best MLServer | p99 ÷ its p99 |" : ""}`,
 	);
 	L.push(
-		`|---|---|---:|---:|---:|---:|---:|---:|---:|---:|${hasMl ? "---:|---:|" : ""}`,
+		`|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|${hasMl ? "---:|---:|" : ""}`,
 	);
 	for (const r of rows) {
 		const ml =
-			r.kind === "floor"
+			r.kind === "floor" || r.protocol !== "rest"
 				? undefined
 				: bestMlserver(rows, r.model, r.concurrency);
 		const extra = !hasMl
@@ -823,7 +1039,7 @@ function table(rows: Row[]): string {
 				? ` ${ratio(r.rps / ml.rps)} | ${ratio(r.p99_ms / ml.p99_ms)} |`
 				: " | |";
 		L.push(
-			`| ${r.kind === "floor" ? "—" : r.model} | ${r.contender} | ${r.concurrency} | ${fmt0(r.rps)} | ${f2(r.p50_ms)} | ${f2(r.p99_ms)} | ${r.errors} | ${r.cpu_us_per_req.toFixed(0)} | ${f2(r.server_cores)} | ${f2(r.other_cores)} |${extra}`,
+			`| ${r.kind === "floor" ? "—" : r.model} | ${r.contender} | ${PROTOCOL_NAMES[r.protocol]} | ${r.concurrency} | ${fmt0(r.rps)} | ${f2(r.p50_ms)} | ${f2(r.p99_ms)} | ${r.errors} | ${r.cpu_us_per_req.toFixed(0)} | ${f2(r.server_cores)} | ${f2(r.other_cores)} |${extra}`,
 		);
 	}
 	return L.join("\n");
@@ -853,9 +1069,7 @@ function overheadTable(rows: Row[], raws: Raw[]): string {
 		for (const level of LEVELS) {
 			const off = find(rows, model, "mlship-nobatch", level);
 			const on = find(rows, model, "mlship", level);
-			const floor = rows.find(
-				(r) => r.kind === "floor" && r.concurrency === level,
-			);
+			const floor = floorOf(rows, "rest", level);
 			if (!off && !on) continue;
 			const c = (r: Row | undefined) => (r ? r.cpu_us_per_req.toFixed(0) : "—");
 			const o = (r: Row | undefined) =>
@@ -930,6 +1144,32 @@ function logVerdicts(rows: Row[]): string[] {
 	return lines;
 }
 
+/**
+ * Issue 17's serve target, per protocol: mlship's server CPU per request (default settings, batching on) against
+ * (its protocol's floor + the raw call) in the same run; the target is ≤ 1.5×.
+ */
+function floorTable(rows: Row[], raws: Raw[]): string {
+	const L = [
+		"| model | protocol | clients | mlship CPU µs/req | floor CPU µs/req | raw CPU µs/call | mlship ÷ (floor + raw) | req/s mlship ÷ floor | ≤ 1.5× |",
+		"|---|---|---:|---:|---:|---:|---:|---:|---|",
+	];
+	for (const model of MODEL_KEYS) {
+		const raw = raws.find((r) => r.model === model);
+		if (!raw) continue;
+		for (const protocol of PROTOCOLS)
+			for (const level of LEVELS) {
+				const m = find(rows, model, "mlship", level, protocol);
+				const f = floorOf(rows, protocol, level);
+				if (!m || !f) continue;
+				const x = m.cpu_us_per_req / (f.cpu_us_per_req + raw.cpu_us_per_call);
+				L.push(
+					`| ${model} | ${PROTOCOL_NAMES[protocol]} | ${level} | ${m.cpu_us_per_req.toFixed(0)} | ${f.cpu_us_per_req.toFixed(0)} | ${raw.cpu_us_per_call.toFixed(1)} | ${ratio(x)} | ${ratio(m.rps / f.rps)} | ${x <= 1.5 ? "✓" : "✗"} |`,
+				);
+			}
+	}
+	return L.join("\n");
+}
+
 function verdicts(rows: Row[], raws: Raw[]): string[] {
 	const lines: string[] = [];
 	// 1. >= 3x MLServer's throughput at equal or better p99 (vs MLServer's best variant at each level)
@@ -972,7 +1212,7 @@ function verdicts(rows: Row[], raws: Raw[]): string[] {
 				`${model}: ${off.cpu_us_per_req.toFixed(0)} − ${raw.cpu_us_per_call.toFixed(0)} = ${o.toFixed(0)} µs${on ? ` (batching on: ${(on.cpu_us_per_req - raw.cpu_us_per_call).toFixed(0)} µs)` : ""}`,
 			);
 		}
-		const floor = rows.find((r) => r.kind === "floor" && r.concurrency === top);
+		const floor = floorOf(rows, "rest", top);
 		if (n > 0)
 			lines.push(
 				`- **Server overhead ≤ 50 µs CPU per request (server CPU/request with batching off − raw session.run CPU/call, ${top} clients): ${ok ? "met" : "missed"}** — ${parts.join("; ")}.${floor ? ` For scale, a bare node:http server with no model costs ${floor.cpu_us_per_req.toFixed(0)} µs CPU per request here (http-floor).` : ""}`,
@@ -991,8 +1231,8 @@ function verdicts(rows: Row[], raws: Raw[]): string[] {
 	return lines;
 }
 
-function machineLine(python: boolean): string {
-	const py = python
+function machineLine(): string {
+	const py = existsSync(PY)
 		? execFileSync(PY, ["--version"], { encoding: "utf8" })
 				.trim()
 				.replace("Python ", "")
@@ -1020,7 +1260,7 @@ async function main(): Promise<void> {
 			`bench/serve: WARNING load average ${load.toFixed(2)} before start: other work on this machine will skew the figures\n`,
 		);
 	const list = contenders();
-	// The Python venv (MLServer, FastAPI) is set up only when a Python server runs.
+	// Python (MLServer, FastAPI) only when a Python contender runs; else the fixtures' golden rows serve.
 	const python = list.some(
 		(c) => c.kind === "mlserver" || c.kind === "fastapi",
 	);
@@ -1031,7 +1271,7 @@ async function main(): Promise<void> {
 	}
 	if (list.some((c) => c.id === "mlship-log"))
 		await rm(join(OUT, "payloads"), { recursive: true, force: true });
-	const machineText = machineLine(python);
+	const machineText = machineLine();
 
 	process.stdout.write(
 		"raw onnxruntime-node limit (1 row per call, 1 thread):\n",
@@ -1056,13 +1296,14 @@ async function main(): Promise<void> {
 	const tbl = table(rows);
 	const raw = rawTable(raws);
 	const over = overheadTable(rows, raws);
+	const floors = floorTable(rows, raws);
 	const v = verdicts(rows, raws);
 	const logged = rows.some((r) => r.contender.startsWith("mlship-log"));
 	const logTbl = logged ? logTable(rows) : "";
 	const logV = logged ? logVerdicts(rows) : [];
 	const minutes = ((Date.now() - tStart) / 60_000).toFixed(1);
 	process.stdout.write(
-		`\n${tbl}\n\n${raw}\n\n${over}\n\n${v.join("\n")}\n\n${logTbl}\n\n${logV.join("\n")}\n\n(${minutes} min)\n`,
+		`\n${tbl}\n\n${raw}\n\n${over}\n\n${floors}\n\n${v.join("\n")}\n\n${logTbl}\n\n${logV.join("\n")}\n\n(${minutes} min)\n`,
 	);
 	await writeFile(
 		join(OUT, args.tune ? "tune.json" : "results.json"),
@@ -1115,6 +1356,10 @@ async function main(): Promise<void> {
 		"mlship's CPU per request beyond the model call (overhead = server CPU µs/req − raw CPU µs/call):",
 		"",
 		over,
+		"",
+		"Server CPU per request against each protocol's floor (http-floor for REST JSON and binary, grpc-floor for gRPC; load from wrk for REST and from bench/serve/grpc-load.ts, a grpc-js client on one channel, for gRPC) plus the raw call — issue 17's target is ≤ 1.5× at 1, 8 and 64 clients:",
+		"",
+		floors,
 		"",
 		"Conclusion per target:",
 		"",

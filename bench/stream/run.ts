@@ -1,6 +1,10 @@
 // bench/stream: end-to-end messages/s and produce-to-result latency of mlship stream per broker, beside the broker's pass-through limit.
 //
-//   node bench/stream/run.ts [--messages 20000] [--brokers redis,nats,kafka] [--seconds 5] [--no-results]
+//   node bench/stream/run.ts [--messages 20000] [--brokers redis,nats,kafka] [--seconds 5] [--records 1,100] [--no-results]
+//
+// --records: records per message (a JSON list of records when above 1); max rate is measured at each, latency at 1.
+// Broker limits from the brokers' own tools where this machine has them: redis-benchmark (XADD of the same payloads,
+// XRANGE COUNT 100 for reads), `nats bench` (natscli, when `nats` is on PATH or NATS_CLI names it).
 //
 // For each broker (started by the test harness, loopback): (1) max rate: N breast_cancer records are queued first,
 // then a processor (mlship stream with the GBDT, or the pass-through copier) drains them; rate = N ÷ time from its
@@ -32,11 +36,18 @@ const { values: args } = parseArgs({
 		messages: { type: "string", default: "20000" },
 		brokers: { type: "string", default: "redis,nats,kafka" },
 		seconds: { type: "string", default: "5" },
+		records: { type: "string", default: "1,100" },
 		"no-results": { type: "boolean", default: false },
 	},
 });
 const N = Number(args.messages);
 const SECONDS = Number(args.seconds);
+const RECORDS = (args.records ?? "1").split(",").map((x) => {
+	const n = Number(x);
+	if (!Number.isInteger(n) || n < 1 || n > 10_000)
+		throw new Error(`--records: '${x}' is not a whole number 1..10000`);
+	return n;
+});
 const records = (
 	JSON.parse(await readFile(join(MODEL, "golden.json"), "utf8")) as {
 		records: object[];
@@ -47,13 +58,20 @@ interface Broker {
 	name: string;
 	uri(label: string): string;
 	stop(): Promise<void>;
+	/** host:port of the broker (for its own tools). */
+	address: string;
 }
 
 async function broker(name: string): Promise<Broker> {
 	let n = 0;
 	if (name === "redis") {
 		const r = await startRedis();
-		return { name, uri: (l) => `${r.url}/${l}-${++n}`, stop: () => r.stop() };
+		return {
+			name,
+			uri: (l) => `${r.url}/${l}-${++n}`,
+			stop: () => r.stop(),
+			address: new URL(r.url).host,
+		};
 	}
 	if (name === "nats") {
 		const s = await startNats();
@@ -61,6 +79,7 @@ async function broker(name: string): Promise<Broker> {
 			name,
 			uri: (l) => `${s.url}/${l.toUpperCase()}_${++n}/${l}.${n}`,
 			stop: () => s.stop(),
+			address: new URL(s.url).host,
 		};
 	}
 	const k = await startKafka();
@@ -68,12 +87,24 @@ async function broker(name: string): Promise<Broker> {
 		name,
 		uri: (l) => `${k.url}/${l}-${++n}?partitions=2`,
 		stop: () => k.stop(),
+		address: new URL(k.url).host,
 	};
 }
 
-const message = (i: number): OutMessage => ({
+/** The value of message `i` with `r` records: one JSON record, or a JSON list of `r`. */
+const payload = (i: number, r: number): string =>
+	r === 1
+		? JSON.stringify(records[i % records.length])
+		: JSON.stringify(
+				Array.from(
+					{ length: r },
+					(_, j) => records[(i * r + j) % records.length],
+				),
+			);
+
+const message = (i: number, r = 1): OutMessage => ({
 	key: Buffer.from(`k${i}`),
-	value: Buffer.from(JSON.stringify(records[i % records.length])),
+	value: Buffer.from(payload(i, r)),
 	headers: [
 		textHeader("x-request-id", `m${i}`),
 		textHeader("ts", String(performance.timeOrigin + performance.now())),
@@ -119,25 +150,201 @@ function processor(
 const idOf = (m: { headers: readonly Header[] }) =>
 	headerText(m.headers, "x-request-id") ?? "";
 
+/** Messages per max-rate run at `r` records per message: N, or 5N records in N×5÷r messages (at least 200). */
+const messagesFor = (r: number) =>
+	r === 1 ? N : Math.max(200, Math.ceil((N * 5) / r));
+
+/** Messages per second (each of `r` records) from start to the last result, and one result message's value. */
 async function maxRate(
 	b: Broker,
 	kind: "mlship" | "passthrough",
-): Promise<number> {
+	r = 1,
+): Promise<{ rate: number; out: Buffer | undefined }> {
 	const [from, to] = [b.uri("in"), b.uri("out")];
-	const batch = 1000;
-	for (let i = 0; i < N; i += batch)
+	// Produce requests stay well under the brokers' 1 MB default request size.
+	const batch = Math.max(
+		1,
+		Math.min(1000, Math.floor(400_000 / Buffer.byteLength(payload(0, r)))),
+	);
+	const M = messagesFor(r);
+	for (let i = 0; i < M; i += batch)
 		await produce(
 			from,
-			Array.from({ length: Math.min(batch, N - i) }, (_, j) => message(i + j)),
+			Array.from({ length: Math.min(batch, M - i) }, (_, j) =>
+				message(i + j, r),
+			),
 		);
 	const out = new Collector(to, "bench", idOf);
 	const p = await processor(kind, from, to);
 	const t0 = performance.now();
-	await out.until(() => out.byId.size >= N, `${N} results`, 300_000);
+	await out.until(() => out.byId.size >= M, `${M} results`, 300_000);
 	const secs = (performance.now() - t0) / 1000;
 	await stopStream(p);
 	await out.close();
-	return N / secs;
+	const value = out.all[0]?.value;
+	return { rate: M / secs, out: value ? Buffer.from(value) : undefined };
+}
+
+/** Runs a broker tool and returns its stdout (stderr on failure). */
+function tool(
+	cmd: string,
+	argv: string[],
+	timeoutMs = 300_000,
+): Promise<string> {
+	return new Promise((resolveP, reject) => {
+		const child = spawn(cmd, argv, { stdio: ["ignore", "pipe", "pipe"] });
+		let out = "";
+		let err = "";
+		child.stdout.on("data", (d) => {
+			out += d;
+		});
+		child.stderr.on("data", (d) => {
+			err += d;
+		});
+		const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+		child.once("error", reject);
+		child.once("exit", (code) => {
+			clearTimeout(timer);
+			if (code === 0) resolveP(out);
+			else reject(new Error(`${cmd} exited ${code}: ${err || out}`));
+		});
+	});
+}
+
+/** Operations per second from `redis-benchmark --csv` (the first data row's rps). */
+async function redisBench(address: string, argv: string[]): Promise<number> {
+	const [host, port] = address.split(":") as [string, string];
+	const out = await tool("redis-benchmark", [
+		"-h",
+		host,
+		"-p",
+		port,
+		"--csv",
+		...argv,
+	]);
+	// The test name quotes the payload (JSON with its own quotes): read the seven figures at the end of the line.
+	const m = /"([\d.]+)"(?:,"[\d.]+"){6}\s*$/m.exec(out);
+	const rps = Number(m?.[1]);
+	if (!(rps > 0)) throw new Error(`redis-benchmark: no rate in ${out}`);
+	return rps;
+}
+
+/**
+ * The broker's own limits for a processor of messages of `r` records, in messages/s: consume the input messages
+ * (read), produce the result messages (write, `out` is one of mlship's), and both per message (1 ÷ (1/write +
+ * 1/read)). Undefined when no tool is available.
+ */
+async function brokerLimit(
+	b: Broker,
+	r: number,
+	out: Buffer,
+): Promise<
+	{ write: number; read: number; both: number; how: string } | undefined
+> {
+	const both = (w: number, rd: number) => 1 / (1 / w + 1 / rd);
+	if (b.name === "redis") {
+		const key = `tool-${r}-${Date.now()}`;
+		const n = String(Math.min(200_000, messagesFor(r) * 2));
+		// XADD pipelined like a client batch, same server settings (AOF fsync always): the input payload (to read back)
+		// and mlship's result payload (the write limit).
+		const xadd = (k: string, value: string) =>
+			redisBench(b.address, [
+				"-n",
+				n,
+				"-c",
+				"1",
+				"-P",
+				"100",
+				"XADD",
+				k,
+				"*",
+				"value",
+				value,
+			]);
+		await xadd(key, payload(0, r));
+		const write = await xadd(`${key}-out`, out.toString("utf8"));
+		// Reads of 100 entries per call, as a consumer batch.
+		const ranges = await redisBench(b.address, [
+			"-n",
+			"2000",
+			"-c",
+			"1",
+			"XRANGE",
+			key,
+			"-",
+			"+",
+			"COUNT",
+			"100",
+		]);
+		const read = ranges * 100;
+		return {
+			write,
+			read,
+			both: both(write, read),
+			how: "redis-benchmark: XRANGE COUNT 100 -c 1 (input); XADD -P 100 -c 1 (result payload)",
+		};
+	}
+	if (b.name === "nats") {
+		const nats = process.env.NATS_CLI ?? "nats";
+		const size = String(Buffer.byteLength(payload(0, r)));
+		const outSize = String(out.length);
+		const msgs = String(Math.min(200_000, messagesFor(r) * 2));
+		const server = `nats://${b.address}`;
+		const rate = (out: string) => {
+			const m = /([\d,]+) msgs\/sec/.exec(out);
+			return Number(m?.[1]?.replaceAll(",", ""));
+		};
+		try {
+			const common = (stream: string, bytes: string) => [
+				"--msgs",
+				msgs,
+				"--size",
+				bytes,
+				"--stream",
+				stream,
+				"--no-progress",
+				"--server",
+				server,
+			];
+			// natscli v0.5.0: async JetStream publish into a new file-backed stream, then a durable consumer with acks.
+			const publish = (stream: string, bytes: string) =>
+				tool(nats, [
+					"bench",
+					"js",
+					"pub",
+					"async",
+					`${stream.toLowerCase()}.x`,
+					"--create",
+					"--storage",
+					"file",
+					...common(stream, bytes),
+				]);
+			const tag = `TOOLBENCH_${r}_${Date.now()}`;
+			await publish(`${tag}_IN`, size);
+			const sub = await tool(nats, [
+				"bench",
+				"js",
+				"consume",
+				...common(`${tag}_IN`, size),
+			]);
+			const pub = await publish(`${tag}_OUT`, outSize);
+			const write = rate(pub);
+			const read = rate(sub);
+			if (!(write > 0 && read > 0)) return undefined;
+			return {
+				write,
+				read,
+				both: both(write, read),
+				how: "nats bench js (natscli v0.5.0): consume (durable, explicit acks) of input-size messages; pub async of result-size messages, file storage",
+			};
+		} catch (err) {
+			console.error(
+				`nats bench unavailable: ${(err as Error).message.slice(0, 200)}`,
+			);
+			return undefined;
+		}
+	}
+	return undefined;
 }
 
 async function latency(
@@ -184,11 +391,50 @@ async function latency(
 
 const rows: string[] = [];
 const ratios: number[] = [];
+const limitRows: string[] = [];
+/** The 1-record max rates, reused by the latency runs. */
+const single = new Map<string, { pass: number; ml: number }>();
 for (const name of (args.brokers ?? "").split(",")) {
 	const b = await broker(name);
 	try {
-		const pass = await maxRate(b, "passthrough");
-		const ml = await maxRate(b, "mlship");
+		for (const r of RECORDS) {
+			let pass: number;
+			let mlRun: Awaited<ReturnType<typeof maxRate>>;
+			try {
+				pass = (await maxRate(b, "passthrough", r)).rate;
+				mlRun = await maxRate(b, "mlship", r);
+			} catch (err) {
+				// One failed cell (e.g. a broker refusing large messages) is reported, not the end of the run.
+				limitRows.push(
+					`| ${name} | ${r} | — | failed: ${(err as Error).message.slice(0, 120)} | — | — | — |`,
+				);
+				console.log(limitRows.at(-1));
+				continue;
+			}
+			const ml = mlRun.rate;
+			if (r === 1) single.set(name, { pass, ml });
+			const limit = mlRun.out
+				? await brokerLimit(b, r, mlRun.out).catch((err: unknown) => {
+						console.error(
+							`${name} tool: ${(err as Error).message.slice(0, 300)}`,
+						);
+						return undefined;
+					})
+				: undefined;
+			const share = (x: number) =>
+				limit ? `${Math.round((100 * x) / limit.both)}%` : "—";
+			const fmt = (x: number) => Math.round(x).toLocaleString("en-US");
+			const lim = limit
+				? `${fmt(limit.read)} / ${fmt(limit.write)} / ${fmt(limit.both)}`
+				: "no tool here";
+			limitRows.push(
+				`| ${name} | ${r} | ${lim} | ${fmt(pass)} | ${fmt(ml)} (${share(ml)}) | ${fmt(ml * r)} | ${limit?.how ?? "—"} |`,
+			);
+			console.log(limitRows.at(-1));
+		}
+		const one = single.get(name);
+		const pass = one?.pass ?? (await maxRate(b, "passthrough")).rate;
+		const ml = one?.ml ?? (await maxRate(b, "mlship")).rate;
 		const passLat = await latency(b, "passthrough", pass / 2);
 		const mlLat = await latency(b, "mlship", ml / 2);
 		const line = (
@@ -234,6 +480,18 @@ processor, consumer and broker share the machine's cores.
 | broker | processor | max messages/s | latency run at messages/s | p50 ms | p99 ms | results | vs pass-through |
 |---|---|---:|---:|---:|---:|---:|---:|
 ${rows.join("\n")}
+
+Against the broker's own limit, measured with its own tool on the same server in the same run, at 1 and more
+records per message (max rate only; a message of r records is one JSON list). "Limit" is read / write / both, in
+messages/s: read = consuming the input messages, write = producing messages of the size of mlship's results, both
+= 1 ÷ (1/read + 1/write), what a processor that reads and writes each message once could reach if the broker were
+all it waited on (the pass-through writes the input size back, so its rate is shown without a share). Figures from
+a shared, loaded machine: rerun on a quiet one before drawing conclusions. Kafka's perf tools (kafka-producer-perf-test, kafka-consumer-perf-test) are in the
+kafka-tools jar, which the harness's jar set does not include: no Kafka limit yet.
+
+| broker | records/message | limit messages/s (read / write / both) | pass-through messages/s | mlship messages/s (share of both) | mlship records/s | tool |
+|---|---:|---:|---:|---:|---:|---|
+${limitRows.join("\n")}
 
 Conclusion: mlship stream reaches ${Math.min(...ratios)}–${Math.max(...ratios)}% of the pass-through rate (target ≥ 70%). The pass-through
 figure is this harness's sequential copy loop (read → write → ack, one batch at a time, one JS client per role, JSON

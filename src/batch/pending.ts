@@ -1,6 +1,7 @@
 // The pending-records pattern on PostgreSQL: claim pending rows in chunks (FOR UPDATE SKIP LOCKED), score them, and write
 // the predictions in the transaction that marks (or deletes) them. Killed at any moment, re-run, or run by several
 // workers at once, a job produces every prediction exactly once.
+import { createHash } from "node:crypto";
 import type pg from "pg";
 import type { ModelInstance, ModelProvider } from "../dataplane/instance.ts";
 import { invalidInput, MlshipError } from "../protocol/errors.ts";
@@ -39,6 +40,13 @@ export interface PendingOptions {
 	signal?: AbortSignal;
 	/** Called after every committed chunk with the totals so far. */
 	onChunk?: (scored: number, rejected: number) => void;
+	/**
+	 * With `done: "mark"`: create the partial index that keeps the claim cost flat (pendingIndexSql) when the table
+	 * has none. Without it, a missing index is reported through `onWarning` with the statement to run.
+	 */
+	createIndex?: boolean;
+	/** Advice that does not stop the job (e.g. the missing partial index). */
+	onWarning?: (message: string) => void;
 }
 
 export interface PendingSummary {
@@ -157,7 +165,16 @@ export async function runPending(
 			done === "mark" ? [key, mark] : [key],
 			mark,
 		);
-		const claim = `SELECT tableoid AS ${TABLEOID}, ctid AS ${CTID}, * FROM ${t}${done === "mark" ? ` WHERE ${pgIdent(mark)} IS NULL` : ""} ORDER BY ${pgIdent(key)} LIMIT $1 FOR UPDATE SKIP LOCKED`;
+		if (done === "mark") {
+			const index = await pendingIndex(client, src.table, key, mark);
+			if (index === undefined && opts.createIndex)
+				await createPendingIndex(client, src.table, key, mark);
+			else if (index === undefined)
+				opts.onWarning?.(
+					`PostgreSQL table '${src.table}' has no partial index on pending rows: each claim walks past every scored row, so claims slow down as the table grows. Create it once (or run with --create-index): ${pendingIndexSql(src.table, key, mark)}`,
+				);
+		}
+		const claim = claimSql(src.table, key, done === "mark" ? mark : undefined);
 		const finish =
 			done === "mark"
 				? `UPDATE ${t} SET ${pgIdent(mark)} = now() WHERE (tableoid, ctid) IN (SELECT * FROM unnest($1::oid[], $2::tid[]))`
@@ -233,6 +250,112 @@ export async function runPending(
 		duration_ms: Math.round(ms),
 		rows_per_second: Math.round(totals.scored / (ms / 1000)),
 	};
+}
+
+/**
+ * The claim statement: the next `$1` pending rows by key, locked, skipping rows other workers hold. With a mark column,
+ * pending rows are those where it IS NULL (the partial index of pendingIndexSql serves exactly this).
+ * @example claimSql("features", "id", "scored_at")
+ */
+export function claimSql(table: string, key: string, mark?: string): string {
+	return `SELECT tableoid AS ${TABLEOID}, ctid AS ${CTID}, * FROM ${pgTable(table)}${mark !== undefined ? ` WHERE ${pgIdent(mark)} IS NULL` : ""} ORDER BY ${pgIdent(key)} LIMIT $1 FOR UPDATE SKIP LOCKED`;
+}
+
+/** PostgreSQL's limit on identifier length, in bytes. */
+const PG_IDENT_BYTES = 63;
+
+/**
+ * The name of the partial index on pending rows: `<table>_<mark>_pending`, cut to PostgreSQL's 63 bytes (a cut name
+ * keeps a short hash of the full one, so two long table names do not collide).
+ * @example pendingIndexName("public.features", "scored_at") // "features_scored_at_pending"
+ */
+export function pendingIndexName(table: string, mark: string): string {
+	const bare = table.split(".").at(-1) ?? table;
+	const name = `${bare}_${mark}_pending`;
+	if (Buffer.byteLength(name) <= PG_IDENT_BYTES) return name;
+	const hash = createHash("sha256").update(name).digest("hex").slice(0, 8);
+	let head = name;
+	while (Buffer.byteLength(`${head}_${hash}`) > PG_IDENT_BYTES)
+		head = head.slice(0, -1);
+	return `${head}_${hash}`;
+}
+
+/**
+ * The statement creating the partial index that keeps a claim's cost flat however many rows are already scored:
+ * only pending rows are in it, ordered by key, so a claim reads the next `chunk` entries and nothing else.
+ * `CONCURRENTLY` builds it without blocking writers (not possible on a partitioned table: `concurrently: false`).
+ * @example pendingIndexSql("features", "id", "scored_at")
+ */
+export function pendingIndexSql(
+	table: string,
+	key: string,
+	mark: string,
+	concurrently = true,
+): string {
+	return `CREATE INDEX${concurrently ? " CONCURRENTLY" : ""} IF NOT EXISTS ${pgIdent(pendingIndexName(table, mark))} ON ${pgTable(table)} (${pgIdent(key)}) WHERE ${pgIdent(mark)} IS NULL`;
+}
+
+/**
+ * The name of a valid index on `table` whose first column is `key` and whose predicate is exactly `mark IS NULL`
+ * (whatever its name), or undefined.
+ */
+export async function pendingIndex(
+	client: pg.Client,
+	table: string,
+	key: string,
+	mark: string,
+): Promise<string | undefined> {
+	const r = await pgQuery<{ name: string }>(
+		client,
+		`SELECT c.relname AS name FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+		 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+		 WHERE i.indrelid = to_regclass($1) AND i.indisvalid AND a.attname = $2
+		   AND pg_get_expr(i.indpred, i.indrelid) = '(' || quote_ident($3) || ' IS NULL)'
+		 ORDER BY 1 LIMIT 1`,
+		[pgTable(table), key, mark],
+	);
+	return r.rows[0]?.name;
+}
+
+/**
+ * Creates the partial index of pendingIndexSql (concurrently, except on a partitioned table), under an advisory lock
+ * so workers started together build it once. An index left invalid by an interrupted build is reported with the
+ * statement that removes it.
+ */
+export async function createPendingIndex(
+	client: pg.Client,
+	table: string,
+	key: string,
+	mark: string,
+): Promise<string> {
+	const name = pendingIndexName(table, mark);
+	const kind = await pgQuery<{ kind: string }>(
+		client,
+		"SELECT relkind::text AS kind FROM pg_class WHERE oid = to_regclass($1)",
+		[pgTable(table)],
+	);
+	const partitioned = kind.rows[0]?.kind === "p";
+	await pgQuery(client, "SELECT pg_advisory_lock(hashtext($1))", [name]);
+	try {
+		await pgQuery(
+			client,
+			pendingIndexSql(table, key, mark, !partitioned),
+			[],
+			`PostgreSQL table '${table}' (creating index '${name}')`,
+		);
+	} finally {
+		await pgQuery(client, "SELECT pg_advisory_unlock(hashtext($1))", [name]);
+	}
+	if ((await pendingIndex(client, table, key, mark)) === undefined) {
+		const schema = table.includes(".")
+			? `${pgTable(table.split(".").slice(0, -1).join("."))}.`
+			: "";
+		throw new MlshipError(
+			"MLSHIP_INVALID_ARGUMENT",
+			`index '${name}' on PostgreSQL table '${table}' exists but is not a valid partial index on pending rows (an interrupted build leaves it invalid); drop it (DROP INDEX CONCURRENTLY ${schema}${pgIdent(name)}) and run again`,
+		);
+	}
+	return name;
 }
 
 async function checkColumns(

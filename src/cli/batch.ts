@@ -280,6 +280,7 @@ interface WorkOpts extends Omit<RunOpts, "model" | "sink"> {
 	key: string;
 	done: "mark" | "delete";
 	markColumn: string;
+	createIndex?: boolean;
 	follow?: boolean;
 	pollMs: number;
 	metricsPort?: number;
@@ -338,6 +339,10 @@ function workCommand(): Command {
 			"--errors <uri>",
 			"error table (default: <sink>_errors in the same database)",
 		)
+		.option(
+			"--create-index",
+			"with --done mark: create the partial index on pending rows (key WHERE mark IS NULL) if the table has none, so claims stay fast however many rows are scored (CREATE INDEX CONCURRENTLY; needs the table's owner)",
+		)
 		.option("--follow", "keep polling for new pending rows instead of exiting")
 		.option("--poll-ms <n>", "poll interval with --follow", wholeNumber(), 1000)
 		.option(
@@ -366,6 +371,9 @@ function workCommand(): Command {
 							...(opts.keep ? { keep: opts.keep } : {}),
 							...(opts.errors ? { errors: opts.errors } : {}),
 							...(opts.follow ? { follow: true } : {}),
+							...(opts.createIndex ? { createIndex: true } : {}),
+							onWarning: (message) =>
+								process.stderr.write(`mlship batch work: ${message}\n`),
 							onChunk: (scored, rejected) => {
 								progress.update(scored);
 								metrics?.totals(scored, rejected);
@@ -388,7 +396,7 @@ function workCommand(): Command {
 		);
 	return example(
 		cmd,
-		"mlship batch work -m churn@production -t 'postgres://app@db/prod?table=features' -o 'postgres://app@db/prod?table=scores' --json",
+		"mlship batch work -m churn@production -t 'postgres://app@db/prod?table=features' -o 'postgres://app@db/prod?table=scores' --create-index --json",
 		"mlship batch work -m churn@production -t 'postgres://app@db/prod?table=inbox' -o 'postgres://app@db/prod?table=scores' --done delete --follow --metrics-port 9464",
 	);
 }

@@ -67,6 +67,13 @@ export const COMMANDS: readonly LazyCommand[] = [
 		load: async () => (await import("./serve.ts")).serveCommand(),
 	},
 	{
+		name: "tune",
+		term: "tune [options]",
+		summary:
+			"Find batching and executor settings for a model: load it in-process, drive it with closed-loop clients at each concurrency, sweep workers × intra-op threads, max_batch_size and max_queue_delay_us, and write the best (highest throughput with p99 within the target at every level) into the bundle's mlship.yaml",
+		load: async () => (await import("./tune.ts")).tuneCommand(),
+	},
+	{
 		name: "sql",
 		term: "sql [options] <query>",
 		summary:

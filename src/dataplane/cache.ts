@@ -8,7 +8,11 @@ import { didYouMean, listNames } from "../protocol/suggest.ts";
 import { tracer } from "../protocol/trace.ts";
 import { type ModelStore, parseRef } from "../registry/types.ts";
 import { runtime } from "../runtime/registry.ts";
-import type { LoadOptions, SharedExecutor } from "../runtime/types.ts";
+import type {
+	LoadOptions,
+	SharedBytes,
+	SharedExecutor,
+} from "../runtime/types.ts";
 import {
 	type DataPlaneOptions,
 	type Entry,
@@ -391,11 +395,11 @@ export class ModelCache {
 		return n;
 	}
 
+	/** Estimated memory of every loaded instance; sessions byte-identical artifacts share are counted once. */
 	loadedBytes(): number {
-		let n = 0;
-		for (const e of this.all())
-			for (const s of instancesOf(e)) n += s.model.bytes;
-		return n;
+		const instances: Served[] = [];
+		for (const e of this.all()) instances.push(...instancesOf(e));
+		return estimatedBytes(instances.map((s) => s.model));
 	}
 
 	/**
@@ -429,11 +433,10 @@ export class ModelCache {
 			if (lru.entity !== undefined)
 				this.entries.get(lru.spec.name)?.family?.members.delete(lru.entity);
 			this.#metrics.evictions.inc({ model: lru.spec.name });
-			for (const s of all) {
-				count--;
-				bytes -= s.model.bytes;
-				retiring.push(s.model.close());
-			}
+			for (const s of all) retiring.push(s.model.close());
+			count -= all.length;
+			// Recounted: an evicted model frees a shared session only if it was that session's last user.
+			bytes = this.loadedBytes();
 		}
 		this.#metrics.loaded.set(count);
 		this.#metrics.loadedBytes.set(bytes);
@@ -477,6 +480,24 @@ export class ModelCache {
 			await (await p.catch(() => undefined))?.close();
 		if (this.#storeOpen) await (await this.#storeOpen).close();
 	}
+}
+
+/**
+ * Estimated bytes of these models, counting the part they share with others of the same key (LoadedModel.shared:
+ * one session for byte-identical artifacts) once.
+ * @example estimatedBytes([a, b]) // a.bytes + b.bytes - shared part when a and b share a session
+ */
+export function estimatedBytes(
+	models: Iterable<{ bytes: number; shared?: SharedBytes | undefined }>,
+): number {
+	const seen = new Set<string>();
+	let n = 0;
+	for (const m of models) {
+		if (m.shared && seen.has(m.shared.key)) n += m.bytes - m.shared.bytes;
+		else n += m.bytes;
+		if (m.shared) seen.add(m.shared.key);
+	}
+	return n;
 }
 
 /** Every instance an entry holds: its policy's versions, or its one served version. */

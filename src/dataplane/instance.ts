@@ -39,6 +39,7 @@ import type {
 	Explanation,
 	LoadedModel,
 	LoadOptions,
+	SharedBytes,
 } from "../runtime/types.ts";
 import { type ExplainResult, shapeExplanation, topK } from "./explain.ts";
 import {
@@ -219,6 +220,11 @@ export class ModelInstance implements ModelProvider {
 	/** Estimated memory of the loaded model, in bytes. */
 	get bytes(): number {
 		return this.#loaded.bytes;
+	}
+
+	/** The part of `bytes` shared with other loaded models (same artifact), counted once among them. */
+	get shared(): SharedBytes | undefined {
+		return this.#loaded.shared;
 	}
 
 	/**

@@ -31,6 +31,12 @@ export interface SharedExecutor {
 	close(): Promise<void>;
 }
 
+/** Runtime resources several loaded models hold together, and their estimated size. */
+export interface SharedBytes {
+	readonly key: string;
+	readonly bytes: number;
+}
+
 /** A loaded model instance. `predict` always receives a batch (first dimension). */
 export interface LoadedModel {
 	readonly signature: Signature;
@@ -38,6 +44,11 @@ export interface LoadedModel {
 	readonly concurrency: number;
 	/** Estimated memory it holds, in bytes (for memory budgets). */
 	readonly bytes: number;
+	/**
+	 * The part of `bytes` held together with every other loaded model of the same `key` (byte-identical artifacts
+	 * share one session): a memory budget counts it once among them. Absent: nothing is shared.
+	 */
+	readonly shared?: SharedBytes | undefined;
 	/**
 	 * Runs the model on inputs already validated against `signature` (the model instance does that once per
 	 * request, before batching); `outputs` limits which outputs are computed and returned. `busy` says more work is

@@ -6,6 +6,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import pg from "pg";
+import {
+	claimSql,
+	pendingIndex,
+	pendingIndexName,
+} from "../../src/batch/pending.ts";
 import { readBundle } from "../../src/bundle/bundle.ts";
 import { openRegistry } from "../../src/registry/open.ts";
 import {
@@ -451,5 +456,78 @@ BEGIN INSERT INTO ddl_log VALUES (tg_tag, current_query()); END $$`);
 		} finally {
 			await db.query("DROP EVENT TRIGGER log_ddl");
 		}
+	});
+
+	it(
+		"claims through a partial index on pending rows: warned without it, created by --create-index, used by the plan",
+		BOUNDED,
+		async () => {
+			const T = "claimidx";
+			await randomTable(T, 20_000);
+			await db.query(`UPDATE ${T} SET scored_at = now() WHERE id <= 19900`);
+			await db.query(`ANALYZE ${T}`);
+			const plan = async () =>
+				(
+					await db.query(
+						`EXPLAIN ANALYZE ${claimSql(T, "id", "scored_at")}`,
+						[1000],
+					)
+				).rows
+					.map((r) => r["QUERY PLAN"])
+					.join("\n");
+			const index = pendingIndexName(T, "scored_at");
+			// Without the index the claim walks the key past the 19,900 scored rows.
+			const before = await plan();
+			assert.doesNotMatch(before, new RegExp(index));
+			assert.match(before, /Rows Removed by Filter: (\d{4,})/);
+
+			const warned = await work(T, `${T}_scores`).done;
+			assert.equal(warned.code, 0, warned.stderr);
+			assert.equal(JSON.parse(warned.stdout).rows_scored, 100);
+			assert.match(warned.stderr, /no partial index on pending rows/);
+			assert.ok(
+				warned.stderr.includes(
+					`CREATE INDEX CONCURRENTLY IF NOT EXISTS "${index}" ON "${T}" ("id") WHERE "scored_at" IS NULL`,
+				),
+				warned.stderr,
+			);
+			assert.equal(await pendingIndex(db, T, "id", "scored_at"), undefined);
+
+			await db.query(`UPDATE ${T} SET scored_at = NULL WHERE id > 19900`);
+			const created = await work(T, `${T}_scores2`, ["--create-index"]).done;
+			assert.equal(created.code, 0, created.stderr);
+			assert.equal(JSON.parse(created.stdout).rows_scored, 100);
+			assert.doesNotMatch(created.stderr, /no partial index/);
+			assert.equal(await pendingIndex(db, T, "id", "scored_at"), index);
+			await exactlyOnce(T, `${T}_scores2`, 100);
+
+			// Pending again: the plan reads the partial index and filters nothing out.
+			await db.query(`UPDATE ${T} SET scored_at = NULL WHERE id > 19900`);
+			await db.query(`ANALYZE ${T}`);
+			const after = await plan();
+			assert.match(after, new RegExp(`Index Scan using ${index} on ${T}`));
+			assert.doesNotMatch(after, /Rows Removed by Filter/);
+			// A second --create-index run finds the index (any name) and builds no other.
+			const again = await work(T, `${T}_scores3`, ["--create-index"]).done;
+			assert.equal(again.code, 0, again.stderr);
+			assert.equal(
+				await count(
+					`SELECT count(*) AS n FROM pg_indexes WHERE tablename = '${T}'`,
+				),
+				2,
+				"primary key and the partial index",
+			);
+		},
+	);
+
+	it("names the partial index within PostgreSQL's 63 bytes, distinct for long table names", () => {
+		assert.equal(
+			pendingIndexName("public.features", "scored_at"),
+			"features_scored_at_pending",
+		);
+		const a = pendingIndexName(`${"x".repeat(70)}_a`, "scored_at");
+		const b = pendingIndexName(`${"x".repeat(70)}_b`, "scored_at");
+		assert.ok(Buffer.byteLength(a) <= 63 && Buffer.byteLength(b) <= 63);
+		assert.notEqual(a, b);
 	});
 });

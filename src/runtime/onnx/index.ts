@@ -1,9 +1,16 @@
 // The ONNX runtime: onnxruntime-node sessions, inline on the calling thread or on a worker-thread pool.
+import { createHash } from "node:crypto";
 import { artifactBytes, type Bundle } from "../../bundle/types.ts";
 import { MlshipError } from "../../protocol/errors.ts";
 import type { Signature, Tensor } from "../../protocol/types.ts";
 import { defaultWorkers, WorkerPool } from "../pool.ts";
-import type { LoadedModel, LoadOptions, Runtime } from "../types.ts";
+import type {
+	LoadedModel,
+	LoadOptions,
+	Runtime,
+	SharedBytes,
+	SharedExecutor,
+} from "../types.ts";
 import { BlockingSession } from "./blocking.ts";
 import { checkSignature } from "./check.ts";
 import { readOnnxCategories } from "./graph.ts";
@@ -19,28 +26,45 @@ import { WORKER_URL } from "./worker-url.ts";
 
 export { checkSignature };
 
+/** The sessions of one artifact: an inline session, a pool slot, or both. */
+interface Sessions {
+	inline: OrtSession | undefined;
+	pool: PoolSlot | undefined;
+	/** The graph's signature, read once. */
+	graph: Signature;
+}
+
+async function releaseSessions(s: Sessions): Promise<void> {
+	await Promise.all([s.inline?.release(), s.pool?.close()]);
+}
+
 class OnnxModel implements LoadedModel {
 	readonly signature: Signature;
 	readonly concurrency: number;
 	readonly bytes: number;
+	readonly shared: SharedBytes | undefined;
 	readonly #inline: OrtSession | undefined;
 	readonly #pool: PoolSlot | undefined;
 	readonly #inlineMaxRows: number;
+	readonly #release: () => Promise<void>;
 	#closed = false;
 
 	constructor(
 		signature: Signature,
-		inline: OrtSession | undefined,
-		pool: PoolSlot | undefined,
+		sessions: Sessions,
+		release: () => Promise<void>,
 		inlineMaxRows: number,
 		concurrency: number,
 		bytes: number,
+		shared: SharedBytes | undefined,
 	) {
 		this.signature = signature;
 		this.concurrency = concurrency;
 		this.bytes = bytes;
-		this.#inline = inline;
-		this.#pool = pool;
+		this.shared = shared;
+		this.#inline = sessions.inline;
+		this.#pool = sessions.pool;
+		this.#release = release;
 		this.#inlineMaxRows = inlineMaxRows;
 	}
 
@@ -70,8 +94,71 @@ class OnnxModel implements LoadedModel {
 	async unload(): Promise<void> {
 		if (this.#closed) return;
 		this.#closed = true;
-		await Promise.all([this.#inline?.release(), this.#pool?.close()]);
+		await this.#release();
 	}
+}
+
+/** Sessions loaded on a shared pool, by artifact sha256 and session options, with the number of models using them. */
+interface Held {
+	sessions: Promise<Sessions>;
+	users: number;
+}
+const heldByPool = new WeakMap<SharedOnnxPool, Map<string, Held>>();
+
+/**
+ * The sessions of `bytes` on a shared pool: byte-identical artifacts (per-entity families of identical retrains)
+ * loaded with the same options share one inline session and one pool slot, counted by users; the last `release`
+ * unloads them. Concurrent loads of the same artifact wait for one load.
+ */
+function shareSessions(
+	pool: SharedOnnxPool,
+	key: string,
+	open: () => Promise<Sessions>,
+): { sessions: Promise<Sessions>; release: () => Promise<void> } {
+	let held = heldByPool.get(pool);
+	if (!held) {
+		held = new Map();
+		heldByPool.set(pool, held);
+	}
+	const map = held;
+	let h = map.get(key);
+	if (!h) {
+		const entry: Held = { sessions: open(), users: 0 };
+		// A failed load is forgotten, so the next load of the artifact tries again.
+		entry.sessions.catch(() => {
+			if (map.get(key) === entry) map.delete(key);
+		});
+		map.set(key, entry);
+		h = entry;
+	}
+	const mine = h;
+	mine.users++;
+	let released = false;
+	return {
+		sessions: mine.sessions,
+		release: async () => {
+			if (released) return;
+			released = true;
+			if (--mine.users > 0) return;
+			if (map.get(key) === mine) map.delete(key);
+			await releaseSessions(await mine.sessions);
+		},
+	};
+}
+
+/**
+ * Models whose sessions are shared with byte-identical artifacts on `pool`, and how many distinct session sets hold
+ * them (for tests and metrics).
+ * @example sharedSessions(pool) // { sets: 1, users: 2 }
+ */
+export function sharedSessions(pool: SharedExecutor): {
+	sets: number;
+	users: number;
+} {
+	const map = pool instanceof SharedOnnxPool ? heldByPool.get(pool) : undefined;
+	let users = 0;
+	for (const h of map?.values() ?? []) users += h.users;
+	return { sets: map?.size ?? 0, users };
 }
 
 /** A model on one worker thread that the caller waits for synchronously (SQL functions). */
@@ -115,7 +202,15 @@ class BlockingOnnxModel implements LoadedModel {
  * loaded family members (459 KiB for the 532-byte iris model), so a budget errs on the safe side.
  */
 function estimateBytes(sessions: number, artifact: number): number {
-	return 330 * 1024 + sessions * (40 * 1024 + 5.6 * artifact);
+	return MODEL_BASE_BYTES + estimateSessionBytes(sessions, artifact);
+}
+
+/** The per-model JS state of estimateBytes (never shared). */
+const MODEL_BASE_BYTES = 330 * 1024;
+
+/** The sessions' part of estimateBytes (shared by byte-identical artifacts on a shared pool). */
+function estimateSessionBytes(sessions: number, artifact: number): number {
+	return sessions * (40 * 1024 + 5.6 * artifact);
 }
 
 /** What onnxruntime says of bytes that are no ONNX model at all (not protobuf, empty, or protobuf without a graph). */
@@ -159,51 +254,66 @@ export const onnxRuntime: Runtime = {
 				"MLSHIP_INTERNAL",
 				"LoadOptions.shared must come from the onnx runtime's startShared()",
 			);
+		const shared = opts.shared;
 		const workers =
-			opts.shared?.workers ??
-			opts.workers ??
-			ex.workers ??
-			defaultWorkers(threads);
-		const session = await createSession(bytes, threads);
+			shared?.workers ?? opts.workers ?? ex.workers ?? defaultWorkers(threads);
+		const open = async (): Promise<Sessions> => {
+			const session = await createSession(bytes, threads);
+			const graph = sessionSignature(session).signature;
+			let pool: PoolSlot | undefined;
+			if (mode !== "inline") {
+				try {
+					pool = shared
+						? await shared.add(bytes, threads)
+						: await WorkerPool.start(
+								WORKER_URL,
+								{ bytes, intraOpThreads: threads },
+								workers,
+							);
+				} catch (err) {
+					await session.release();
+					throw err;
+				}
+			}
+			if (mode === "pool") {
+				await session.release();
+				return { inline: undefined, pool, graph };
+			}
+			return { inline: session, pool, graph };
+		};
+		// On a shared pool (serving many models) byte-identical artifacts share their sessions.
+		const key = shared
+			? `onnx:${createHash("sha256").update(bytes).digest("hex")}:${threads}:${mode}`
+			: undefined;
+		const share =
+			shared && key !== undefined
+				? shareSessions(shared, key, open)
+				: undefined;
+		let sessions: Sessions;
 		try {
-			checkSignature(
-				bundle.manifest.signature,
-				sessionSignature(session).signature,
-				bundle.source,
-			);
+			sessions = await (share?.sessions ?? open());
 		} catch (err) {
-			await session.release();
+			await share?.release();
 			throw err;
 		}
-		let pool: PoolSlot | undefined;
-		if (mode !== "inline") {
-			try {
-				pool = opts.shared
-					? await opts.shared.add(bytes, threads)
-					: await WorkerPool.start(
-							WORKER_URL,
-							{ bytes, intraOpThreads: threads },
-							workers,
-						);
-			} catch (err) {
-				await session.release();
-				throw err;
-			}
+		const release = share?.release ?? (() => releaseSessions(sessions));
+		try {
+			checkSignature(bundle.manifest.signature, sessions.graph, bundle.source);
+		} catch (err) {
+			await release();
+			throw err;
 		}
-		let inline: OrtSession | undefined = session;
-		if (mode === "pool") {
-			await session.release();
-			inline = undefined;
-		}
-		const sessions = (inline ? 1 : 0) + (pool ? workers : 0);
+		const count = (sessions.inline ? 1 : 0) + (sessions.pool ? workers : 0);
+		const sessionBytes = estimateSessionBytes(count, bytes.length);
 		return new OnnxModel(
 			bundle.manifest.signature,
-			inline,
-			pool,
+			sessions,
+			release,
 			opts.inlineMaxRows ?? ex.inline_max_rows ?? 64,
 			// Only an explicit inline load runs one batch at a time (as before: a bundle's mode does not).
 			opts.mode === "inline" ? 1 : workers,
-			estimateBytes(sessions, bytes.length),
+			MODEL_BASE_BYTES + sessionBytes,
+			key !== undefined ? { key, bytes: sessionBytes } : undefined,
 		);
 	},
 };
