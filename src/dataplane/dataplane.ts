@@ -41,6 +41,11 @@ import {
 	type RouteState,
 	type Served,
 } from "./entry.ts";
+import {
+	type ExplainResult,
+	explainRequest,
+	explanationTensor,
+} from "./explain.ts";
 import { RegistryFollower } from "./follower.ts";
 import type { CallContext, ModelLease, ModelProvider } from "./instance.ts";
 import {
@@ -341,13 +346,26 @@ class ServingDataPlane implements DataPlane {
 			inputs = picked.inputs;
 		}
 		const outputs = request.outputs?.map((o) => o.name) ?? [];
+		const explain = explainRequest(request.parameters);
+		let explained: ExplainResult | undefined;
 		const context = callContext(opts, entity);
 		const started = performance.now();
 		const { s, outs, e } = await this.#retrying(
 			name,
 			entity,
 			version,
-			(s) => s.model.predictTensors(inputs, outputs, opts.timeoutMs, context),
+			async (s) => {
+				const outs = await s.model.predictTensors(
+					inputs,
+					outputs,
+					opts.timeoutMs,
+					context,
+				);
+				// The same version explains what it predicted.
+				if (explain)
+					explained = await s.model.explainShaped(inputs, explain.top);
+				return outs;
+			},
 			(r) => {
 				const sticky = r.route.policy.sticky;
 				return sticky?.from === "feature"
@@ -359,7 +377,7 @@ class ServingDataPlane implements DataPlane {
 		const res: InferenceResponse = {
 			model_name: name,
 			model_version: s.version,
-			outputs: outs,
+			outputs: explained ? [...outs, explanationTensor(explained)] : outs,
 		};
 		const id = opts.requestId ?? request.id;
 		if (id !== undefined) res.id = id;
@@ -367,6 +385,12 @@ class ServingDataPlane implements DataPlane {
 			res.parameters = {
 				entity,
 				entity_fallback: e.entity === undefined,
+			};
+		if (explained)
+			res.parameters = {
+				...res.parameters,
+				explain_method: explained.method,
+				explain_space: explained.space,
 			};
 		return res;
 	}

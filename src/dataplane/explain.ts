@@ -1,6 +1,7 @@
 // Explanations as users read them: per row and target, the base value, the raw output, every feature's
 // contribution by column name, and the top-k by magnitude.
 import { invalidInput } from "../protocol/errors.ts";
+import type { Parameters, Tensor } from "../protocol/types.ts";
 import type { Explanation } from "../runtime/types.ts";
 
 /** One feature's contribution to one output. */
@@ -79,4 +80,42 @@ export function shapeExplanation(
 		explanations.push(row);
 	}
 	return { method: e.method, space: "raw", explanations };
+}
+
+/** Name of the extra output tensor an infer request with `parameters.explain` gets. */
+export const EXPLANATION_OUTPUT = "explanation";
+
+/**
+ * Reads `explain` (bool, or "true"/"false") and `explain_top` (integer 1..1000, default 5) from an OIP infer
+ * request's parameters: undefined when no explanation is asked for.
+ */
+export function explainRequest(
+	parameters: Parameters | undefined,
+): { top: number } | undefined {
+	const on = parameters?.explain;
+	if (on === undefined || on === false || on === "false") {
+		if (parameters?.explain_top !== undefined)
+			throw invalidInput(
+				"parameters.explain_top needs parameters.explain: true",
+			);
+		return undefined;
+	}
+	if (on !== true && on !== "true")
+		throw invalidInput(
+			`parameters.explain must be true or false, got ${JSON.stringify(on)}`,
+		);
+	return { top: topK(parameters?.explain_top, "parameters.explain_top") };
+}
+
+/**
+ * An explanation as one output tensor: BYTES, shape [rows], each element the JSON of that row's explanation (the
+ * array of per-target `{target, base, output, values, top}` the /explain endpoint gives).
+ */
+export function explanationTensor(x: ExplainResult): Tensor {
+	return {
+		name: EXPLANATION_OUTPUT,
+		datatype: "BYTES",
+		shape: [x.explanations.length],
+		data: x.explanations.map((row) => JSON.stringify(row)),
+	};
 }

@@ -544,9 +544,14 @@ export class ModelInstance implements ModelProvider {
 		input: Row[] | Columns,
 		opts: { top?: number } = {},
 	): Promise<ExplainResult> {
-		const top = topK(opts.top);
-		const e = await this.explainTensors(this.encodeTable(input));
-		return shapeExplanation(e, this.#targetNames(e.targets), top);
+		return this.explainShaped(this.encodeTable(input), opts.top);
+	}
+
+	/** Explains a batch of input tensors as `explain` does (per row and target, the `top` largest; default 5). */
+	async explainShaped(inputs: Tensor[], top?: unknown): Promise<ExplainResult> {
+		const k = topK(top);
+		const e = await this.explainTensors(inputs);
+		return shapeExplanation(e, this.#targetNames(e.targets), k);
 	}
 
 	/** Explains a batch of input tensors: raw contributions (rows × targets × features), see `explain`. */
