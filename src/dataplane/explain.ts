@@ -1,7 +1,11 @@
 // Explanations as users read them: per row and target, the base value, the raw output, every feature's
 // contribution by column name, and the top-k by magnitude.
 import { invalidInput } from "../protocol/errors.ts";
-import type { Parameters, Tensor } from "../protocol/types.ts";
+import type {
+	InferenceRequest,
+	Parameters,
+	Tensor,
+} from "../protocol/types.ts";
 import type { Explanation } from "../runtime/types.ts";
 
 /** One feature's contribution to one output. */
@@ -118,4 +122,36 @@ export function explanationTensor(x: ExplainResult): Tensor {
 		shape: [x.explanations.length],
 		data: x.explanations.map((row) => JSON.stringify(row)),
 	};
+}
+
+/** An OIP request with `parameters.explain` (and `explain_top: k`) set; the request itself when `k` is not. */
+export function explainOip(
+	request: InferenceRequest,
+	k: number | undefined,
+): InferenceRequest {
+	if (!k) return request;
+	return {
+		...request,
+		parameters: { ...request.parameters, explain: true, explain_top: k },
+	};
+}
+
+/**
+ * One row's top-k contributions as `explain_<i>_feature`/`explain_<i>_value` keys (what `batch run --explain` adds
+ * as columns): of the target with the largest raw output (a classifier's predicted class); "" and 0 past the
+ * features there are.
+ */
+export function explainKeys(
+	row: readonly TargetExplanation[],
+	k: number,
+): Record<string, string | number> {
+	let best: TargetExplanation | undefined;
+	for (const t of row) if (!best || t.output > best.output) best = t;
+	const out: Record<string, string | number> = {};
+	for (let i = 0; i < k; i++) {
+		const c = best?.top[i];
+		out[`explain_${i + 1}_feature`] = c?.feature ?? "";
+		out[`explain_${i + 1}_value`] = c?.value ?? 0;
+	}
+	return out;
 }
