@@ -557,13 +557,34 @@ export class ModelInstance implements ModelProvider {
 	/** Explains a batch of input tensors: raw contributions (rows × targets × features), see `explain`. */
 	async explainTensors(inputs: Tensor[]): Promise<Explanation> {
 		const explain = this.#loaded.explain;
-		if (!explain)
-			throw new MlshipError(
-				"MLSHIP_UNSUPPORTED_MODEL",
-				`model '${this.name}' runs on the ${this.manifest.runtime} runtime, which cannot explain predictions; set 'runtime: trees' in mlship.yaml for a tree ensemble (ONNX, PMML, XGBoost JSON or LightGBM text)`,
-			);
+		if (!explain) throw this.#cannotExplain();
 		this.#validate(inputs);
 		return explain.call(this.#loaded, inputs);
+	}
+
+	/**
+	 * `explainShaped` blocking the calling thread (SQL engines call functions synchronously); only for instances
+	 * loaded in `blocking` mode.
+	 */
+	explainSync(inputs: Tensor[], top?: unknown): ExplainResult {
+		const k = topK(top);
+		if (!this.#loaded.explain) throw this.#cannotExplain();
+		const run = this.#loaded.explainSync;
+		if (!run)
+			throw new MlshipError(
+				"MLSHIP_INTERNAL",
+				`model '${this.name}' was not loaded for synchronous calls (load it with mode 'blocking')`,
+			);
+		this.#validate(inputs);
+		const e = run.call(this.#loaded, inputs);
+		return shapeExplanation(e, this.#targetNames(e.targets), k);
+	}
+
+	#cannotExplain(): MlshipError {
+		return new MlshipError(
+			"MLSHIP_UNSUPPORTED_MODEL",
+			`model '${this.name}' runs on the ${this.manifest.runtime} runtime, which cannot explain predictions; set 'runtime: trees' in mlship.yaml for a tree ensemble or linear model (ONNX, PMML, XGBoost JSON or LightGBM text)`,
+		);
 	}
 
 	/** Names of the raw outputs an explanation covers: class names (the positive class of a binary model) or the output. */

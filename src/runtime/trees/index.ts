@@ -55,11 +55,22 @@ class TreesModel implements LoadedModel {
 		this.concurrency = concurrency;
 		this.bytes = estimateBytes(model);
 		this.#sync = sync;
-		if (sync)
+		if (sync) {
 			this.predictSync = (inputs, outputs) => this.#run(inputs, outputs);
+			this.explainSync = (inputs) => this.#explain(inputs);
+		}
 	}
 
 	predictSync?: (inputs: Tensor[], outputs: readonly string[]) => Tensor[];
+	explainSync?: (inputs: Tensor[]) => Explanation;
+
+	/** Explains on the calling thread. */
+	#explain(inputs: Tensor[]): Explanation {
+		if (this.#closed)
+			throw new MlshipError("MLSHIP_CLOSED", "the model has been unloaded");
+		if (this.#means instanceof MlshipError) throw this.#means;
+		return explainTree(this.#model, inputs, this.#means);
+	}
 
 	#wanted(outputs?: readonly string[]): readonly string[] {
 		return outputs && outputs.length > 0
@@ -91,16 +102,16 @@ class TreesModel implements LoadedModel {
 
 	/** Exact SHAP values of a batch (raw margin); see explainTree. */
 	async explain(inputs: Tensor[]): Promise<Explanation> {
-		if (this.#closed)
-			throw new MlshipError("MLSHIP_CLOSED", "the model has been unloaded");
-		// Linear: one multiply-add per value, always inline.
-		if (this.#model.body.kind === "linear") {
-			if (this.#means instanceof MlshipError) throw this.#means;
-			return explainTree(this.#model, inputs, this.#means);
-		}
 		const rows = inputs[0]?.shape[0] ?? 0;
-		if (!this.#pool || this.#sync || rows <= this.#inlineMaxRows)
-			return explainTree(this.#model, inputs);
+		// Linear: one multiply-add per value, always inline.
+		if (
+			this.#closed ||
+			this.#model.body.kind === "linear" ||
+			!this.#pool ||
+			this.#sync ||
+			rows <= this.#inlineMaxRows
+		)
+			return this.#explain(inputs);
 		return this.#pool.call<Explanation>({ op: "explain", inputs });
 	}
 
