@@ -89,6 +89,19 @@ function featureMean(f: Feature, profile: Profile, where: string): number {
 			return refuse(
 				`column '${col}' has missing values the model does not impute`,
 			);
+		// A sentinel value the model imputes (ONNX Imputer's replaced_value) counts as the imputed value.
+		const when = f.imputeWhen;
+		if (f.impute !== undefined && when !== undefined && !Number.isNaN(when)) {
+			if (c.kind === "numeric" && !c.distinct)
+				return refuse(
+					`the model imputes the value ${when} of column '${col}', and the profile does not count it (too many distinct values)`,
+				);
+			const hits =
+				c.kind === "numeric"
+					? (c.distinct?.find(([v]) => v === when)?.[1] ?? 0)
+					: (c.top.find(([v]) => Number(v) === when)?.[1] ?? 0);
+			sum += hits * (f.impute - when);
+		}
 		// Missing values take the imputed value; the rest count as they are.
 		m = (sum + c.nulls * (f.impute ?? 0)) / all;
 	}

@@ -16,6 +16,8 @@ import { after, describe, it } from "node:test";
 import { loadModel } from "../../src/model.ts";
 import { referenceProfile } from "../../src/monitor/profile/build.ts";
 import { stringifyProfile } from "../../src/monitor/profile/format.ts";
+import { featureMeans } from "../../src/trees/explain.ts";
+import type { TreeModel } from "../../src/trees/ir.ts";
 import { bundleDir, golden } from "../helpers/fixtures.ts";
 
 type Row = Record<string, number>;
@@ -172,5 +174,62 @@ describe("exact explanations of linear models", () => {
 		} finally {
 			await m.close();
 		}
+	});
+});
+
+describe("feature means from a reference profile (the model's preprocessing applied)", () => {
+	const profile = referenceProfile(
+		6,
+		[
+			{ name: "x", kind: "numeric", values: [1, 2, 3, -1, Number.NaN, 9] },
+			{
+				name: "city",
+				kind: "categorical",
+				values: ["a", "b", "a", "c", "a", null],
+			},
+			{
+				name: "many",
+				kind: "numeric",
+				values: Array.from({ length: 6 }, (_, i) => i),
+			},
+		],
+		[],
+	);
+	const model = (features: TreeModel["features"]) =>
+		({ features }) as unknown as TreeModel;
+	it("imputes missing values and a sentinel, scales, and takes one-hot shares over all rows", () => {
+		const m = featureMeans(
+			model([
+				// NaN → 4, the sentinel -1 → 4, then (x − 1) · 2: values 1,2,3,4,4,9 → mean 23/6.
+				{
+					name: "x",
+					input: 0,
+					column: 0,
+					impute: 4,
+					imputeWhen: -1,
+					offset: 1,
+					scale: 2,
+				},
+				{ name: "city=a", input: 1, column: 0, equals: "a" },
+				{ name: "city=z", input: 1, column: 0, equals: "z" },
+				{ name: "many", input: 2, column: 0 },
+			]),
+			profile,
+		);
+		assert.ok(Math.abs((m[0] as number) - (23 / 6 - 1) * 2) <= 1e-12);
+		assert.equal(m[1], 3 / 6);
+		assert.equal(m[2], 0);
+		assert.equal(m[3], 2.5);
+	});
+	it("refuses what the profile cannot tell, naming the feature and how to fix it", () => {
+		assert.throws(
+			() => featureMeans(model([{ name: "x", input: 0, column: 0 }]), profile),
+			/feature 'x'.*missing values the model does not impute.*--reference/,
+		);
+		assert.throws(
+			() =>
+				featureMeans(model([{ name: "city", input: 1, column: 0 }]), profile),
+			/column 'city' was profiled as categorical/,
+		);
 	});
 });
