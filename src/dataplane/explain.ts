@@ -29,12 +29,28 @@ export interface TargetExplanation {
 }
 
 export interface ExplainResult {
-	/** How the values were computed, e.g. "tree_path_dependent" (exact TreeSHAP). */
+	/** How the values were computed: "tree_path_dependent" (exact TreeSHAP), "linear" (exact), "kernel" (KernelSHAP). */
 	method: string;
-	/** The space contributions add up in: the model's raw output (log-odds for logistic models). */
-	space: "raw";
+	/**
+	 * The space contributions add up in: `raw`, the model's raw output (log-odds for logistic models; exact
+	 * methods), or `output`, the model's output as served (probabilities; KernelSHAP).
+	 */
+	space: "raw" | "output";
+	/** KernelSHAP: coalitions evaluated per row. */
+	samples?: number;
 	/** Per input row, per target. */
 	explanations: TargetExplanation[][];
+}
+
+/** How to explain: `exact` (the runtime's own method) or `kernel` (KernelSHAP, any model with a reference profile). */
+export interface ExplainOptions {
+	top?: number | undefined;
+	/** Default: exact when the runtime can explain, else KernelSHAP when the bundle has a reference profile. */
+	method?: "exact" | "kernel" | undefined;
+	/** KernelSHAP: most coalitions per row (default 2048; every one when 2^features − 2 fit). */
+	samples?: number | undefined;
+	/** KernelSHAP: the sampler's seed (default 1). */
+	seed?: number | undefined;
 }
 
 /** Checks a top-k request: an integer from 1 to 1000 (default 5). */

@@ -2,57 +2,15 @@
 // Checked against values computed independently here (weights by finite differences of predict, means of the
 // training rows), base + contributions = raw output, and a clear refusal without a profile.
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
-import {
-	cpSync,
-	mkdtempSync,
-	readFileSync,
-	rmSync,
-	writeFileSync,
-} from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { after, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { loadModel } from "../../src/model.ts";
 import { referenceProfile } from "../../src/monitor/profile/build.ts";
-import { stringifyProfile } from "../../src/monitor/profile/format.ts";
 import { featureMeans } from "../../src/trees/explain.ts";
 import type { TreeModel } from "../../src/trees/ir.ts";
 import { bundleDir, golden } from "../helpers/fixtures.ts";
+import { withReference } from "../helpers/reference-bundle.ts";
 
 type Row = Record<string, number>;
-const dirs: string[] = [];
-after(() => {
-	for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-/** A copy of a fixture bundle with a reference profile of `rows` (as `bundle init --reference` adds one). */
-function withReference(fixture: string, rows: Row[]): string {
-	const dir = mkdtempSync(join(tmpdir(), "mlship-linear-explain-"));
-	dirs.push(dir);
-	cpSync(bundleDir(fixture), dir, { recursive: true });
-	const names = Object.keys(rows[0] as Row);
-	const text = stringifyProfile(
-		referenceProfile(
-			rows.length,
-			names.map((name) => ({
-				name,
-				kind: "numeric",
-				values: rows.map((r) => r[name]),
-			})),
-			[],
-		),
-	);
-	writeFileSync(join(dir, "reference.json"), text);
-	const sha = createHash("sha256").update(text).digest("hex");
-	const yaml = readFileSync(join(dir, "mlship.yaml"), "utf8");
-	writeFileSync(
-		join(dir, "mlship.yaml"),
-		`${yaml}profile: { path: reference.json, sha256: ${sha} }\n`,
-	);
-	return dir;
-}
-
 const mean = (rows: Row[], k: string) =>
 	rows.reduce((a, r) => a + (r[k] as number), 0) / rows.length;
 
