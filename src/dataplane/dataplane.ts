@@ -42,6 +42,7 @@ import {
 	type Served,
 } from "./entry.ts";
 import {
+	type ExplainOptions,
 	type ExplainResult,
 	explainRequest,
 	explanationTensor,
@@ -430,10 +431,11 @@ class ServingDataPlane implements DataPlane {
 		name: string,
 		version: string | undefined,
 		input: Row[] | Record<string, unknown[]>,
-		opts: { top?: number; entity?: string } = {},
+		opts: ExplainOptions & { entity?: string } = {},
 	): Promise<ExplainResponse> {
-		const { s, outs } = await this.#retrying(name, opts.entity, version, (s) =>
-			s.model.explain(input, opts.top !== undefined ? { top: opts.top } : {}),
+		const { entity, ...how } = opts;
+		const { s, outs } = await this.#retrying(name, entity, version, (s) =>
+			s.model.explain(input, how),
 		);
 		return { model_name: name, model_version: s.version, ...outs };
 	}

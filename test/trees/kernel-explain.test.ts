@@ -6,6 +6,7 @@ import { describe, it } from "node:test";
 import { loadModel } from "../../src/model.ts";
 import { golden } from "../helpers/fixtures.ts";
 import { withReference } from "../helpers/reference-bundle.ts";
+import { startRest } from "../helpers/server.ts";
 
 describe("KernelSHAP", () => {
 	it("on a linear model equals the exact explanation, with every coalition and with a seeded sample", async () => {
@@ -99,6 +100,60 @@ describe("KernelSHAP", () => {
 			);
 		} finally {
 			await m.close();
+		}
+	});
+});
+
+describe("KernelSHAP over REST /explain", () => {
+	it("method, samples and seed from the body; a bad method is a 400; method exact on an ONNX model is a 422", async () => {
+		const g = golden("wine-xgb");
+		const srv = await startRest(
+			{},
+			{},
+			{
+				models: [
+					{ name: "wine", source: withReference("wine-xgb", g.records) },
+				],
+			},
+		);
+		const post = async (body: object) => {
+			const res = await fetch(`${srv.url}/v2/models/wine/explain`, {
+				method: "POST",
+				headers: { "content-type": "application/json" },
+				body: JSON.stringify({ instances: g.records.slice(0, 2), ...body }),
+			});
+			return {
+				status: res.status,
+				body: (await res.json()) as Record<string, unknown>,
+			};
+		};
+		try {
+			const a = await post({ samples: 300, seed: 3, top: 2 });
+			assert.equal(a.status, 200, JSON.stringify(a.body));
+			assert.equal(a.body.method, "kernel");
+			assert.equal(a.body.samples, 300);
+			const m = await loadModel(withReference("wine-xgb", g.records), {
+				mode: "inline",
+			});
+			const want = await m.explain(g.records.slice(0, 2), {
+				method: "kernel",
+				samples: 300,
+				seed: 3,
+				top: 2,
+			});
+			await m.close();
+			assert.deepEqual(a.body.explanations, want.explanations);
+			const bad = await post({ method: "shapley" });
+			assert.equal(bad.status, 400);
+			assert.match(
+				String(bad.body.error),
+				/method must be "exact" or "kernel"/,
+			);
+			const exact = await post({ method: "exact" });
+			assert.equal(exact.status, 422);
+			assert.match(String(exact.body.error), /runtime: trees/);
+		} finally {
+			await srv.close();
 		}
 	});
 });
