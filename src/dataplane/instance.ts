@@ -653,7 +653,7 @@ export class ModelInstance implements ModelProvider {
 	#cannotExplain(): MlshipError {
 		return new MlshipError(
 			"MLSHIP_UNSUPPORTED_MODEL",
-			`model '${this.name}' runs on the ${this.manifest.runtime} runtime, which cannot explain predictions exactly; set 'runtime: trees' in mlship.yaml for a tree ensemble or linear model (ONNX, PMML, XGBoost JSON or LightGBM text), or add a reference profile (mlship bundle init DIR --reference TRAINING.csv) for KernelSHAP`,
+			`model '${this.name}' runs on the ${this.manifest.runtime} runtime, which cannot explain predictions; set 'runtime: trees' in mlship.yaml for a tree ensemble or linear model (ONNX, PMML, XGBoost JSON or LightGBM text), or add a reference profile (mlship bundle init DIR --reference TRAINING.csv) for KernelSHAP`,
 		);
 	}
 
