@@ -77,7 +77,7 @@ export const COMMANDS: readonly LazyCommand[] = [
 		name: "sql",
 		term: "sql [options] <query>",
 		summary:
-			"Run a DuckDB SQL query where models are functions: predict(model, features...) → number, predict_label → class name, predict_proba → probabilities, predict_output(model, 'output', ...) → any output. Files are tables: FROM 'x.parquet'. A NULL feature gives a NULL prediction. Subcommand: sql compile writes a tree or linear model as plain SQL (a function or view) for PostgreSQL, DuckDB, SQLite or BigQuery.",
+			"Run a DuckDB SQL query where models are functions: predict(model, features...) → number, predict_label → class name, predict_proba → probabilities, predict_output(model, 'output', ...) → any output, explain(model, features...) → the prediction's feature contributions as JSON (trees runtime). Files are tables: FROM 'x.parquet'. A NULL feature gives a NULL prediction. Subcommand: sql compile writes a tree or linear model as plain SQL (a function or view) for PostgreSQL, DuckDB, SQLite or BigQuery.",
 		load: async () => (await import("./sql.ts")).sqlCommand(),
 	},
 	{

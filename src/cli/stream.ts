@@ -58,6 +58,7 @@ interface StreamOpts extends PayloadLogFlags {
 	monitorWindow?: string;
 	monitorMinRows?: number;
 	alertWebhook?: string;
+	explain?: number;
 }
 
 export function streamCommand(): Command {
@@ -199,6 +200,11 @@ export function streamCommand(): Command {
 			"how long a result can receive feedback, e.g. 30m, 1h (default 1h)",
 		)
 		.option(
+			"--explain <k>",
+			"add the K largest feature contributions (exact SHAP, trees runtime) to each result: keys explain_1_feature, explain_1_value, … on records (as batch run --explain); an 'explanation' output on OIP requests",
+			wholeNumber(1),
+		)
+		.option(
 			"--otlp-endpoint <url>",
 			"export OpenTelemetry traces (a span per message with decode, queue, compute, encode; model load and swap) over OTLP/HTTP, e.g. http://127.0.0.1:4318/v1/traces; a message's traceparent header is continued",
 		)
@@ -288,6 +294,7 @@ export function streamCommand(): Command {
 					dlqFormat: opts.dlqFormat,
 					tombstones: opts.tombstones,
 					timestamp: opts.timestamp,
+					explain: opts.explain,
 					format: opts.format,
 					schema: opts.schema,
 					avroFraming: opts.avroFraming,
@@ -350,6 +357,7 @@ export function streamCommand(): Command {
 		"mlship stream -m iris-logreg@production --from nats://127.0.0.1:4222/REQUESTS/requests.iris --to nats://127.0.0.1:4222/SCORES/scores.iris --metrics-port 9464",
 		"mlship stream -m churn@production --from redis://127.0.0.1:6379/requests --to redis://127.0.0.1:6379/scores --monitor-window 5m --alert-webhook https://hooks.example/drift --metrics-port 9464",
 		"mlship stream -m churn@production --from kafka://localhost:9092/requests --to kafka://localhost:9092/scores --feedback-from kafka://localhost:9092/outcomes --metrics-port 9464",
+		"mlship stream -m ./xgb-bundle --from redis://127.0.0.1:6379/requests --to redis://127.0.0.1:6379/scores --explain 3",
 		"mlship stream -m churn@production --from kafka://127.0.0.1:9092/requests --to kafka://127.0.0.1:9092/scores --log-payloads kafka://127.0.0.1:9092/mlship.payloads --log-sample 0.05",
 		'echo \'{"sepal_length":5.1,"sepal_width":3.5,"petal_length":1.4,"petal_width":0.2}\' | mlship stream -m examples/iris --from - --to -',
 	);

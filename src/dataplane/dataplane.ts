@@ -41,6 +41,12 @@ import {
 	type RouteState,
 	type Served,
 } from "./entry.ts";
+import {
+	type ExplainOptions,
+	type ExplainResult,
+	explainRequest,
+	explanationTensor,
+} from "./explain.ts";
 import { RegistryFollower } from "./follower.ts";
 import type { CallContext, ModelLease, ModelProvider } from "./instance.ts";
 import {
@@ -341,13 +347,26 @@ class ServingDataPlane implements DataPlane {
 			inputs = picked.inputs;
 		}
 		const outputs = request.outputs?.map((o) => o.name) ?? [];
+		const explain = explainRequest(request.parameters);
+		let explained: ExplainResult | undefined;
 		const context = callContext(opts, entity);
 		const started = performance.now();
 		const { s, outs, e } = await this.#retrying(
 			name,
 			entity,
 			version,
-			(s) => s.model.predictTensors(inputs, outputs, opts.timeoutMs, context),
+			async (s) => {
+				const outs = await s.model.predictTensors(
+					inputs,
+					outputs,
+					opts.timeoutMs,
+					context,
+				);
+				// The same version explains what it predicted.
+				if (explain)
+					explained = await s.model.explainShaped(inputs, explain.top);
+				return outs;
+			},
 			(r) => {
 				const sticky = r.route.policy.sticky;
 				return sticky?.from === "feature"
@@ -359,7 +378,7 @@ class ServingDataPlane implements DataPlane {
 		const res: InferenceResponse = {
 			model_name: name,
 			model_version: s.version,
-			outputs: outs,
+			outputs: explained ? [...outs, explanationTensor(explained)] : outs,
 		};
 		const id = opts.requestId ?? request.id;
 		if (id !== undefined) res.id = id;
@@ -367,6 +386,12 @@ class ServingDataPlane implements DataPlane {
 			res.parameters = {
 				entity,
 				entity_fallback: e.entity === undefined,
+			};
+		if (explained)
+			res.parameters = {
+				...res.parameters,
+				explain_method: explained.method,
+				explain_space: explained.space,
 			};
 		return res;
 	}
@@ -406,10 +431,11 @@ class ServingDataPlane implements DataPlane {
 		name: string,
 		version: string | undefined,
 		input: Row[] | Record<string, unknown[]>,
-		opts: { top?: number; entity?: string } = {},
+		opts: ExplainOptions & { entity?: string } = {},
 	): Promise<ExplainResponse> {
-		const { s, outs } = await this.#retrying(name, opts.entity, version, (s) =>
-			s.model.explain(input, opts.top !== undefined ? { top: opts.top } : {}),
+		const { entity, ...how } = opts;
+		const { s, outs } = await this.#retrying(name, entity, version, (s) =>
+			s.model.explain(input, how),
 		);
 		return { model_name: name, model_version: s.version, ...outs };
 	}

@@ -1,6 +1,11 @@
 // Explanations as users read them: per row and target, the base value, the raw output, every feature's
 // contribution by column name, and the top-k by magnitude.
 import { invalidInput } from "../protocol/errors.ts";
+import type {
+	InferenceRequest,
+	Parameters,
+	Tensor,
+} from "../protocol/types.ts";
 import type { Explanation } from "../runtime/types.ts";
 
 /** One feature's contribution to one output. */
@@ -24,12 +29,28 @@ export interface TargetExplanation {
 }
 
 export interface ExplainResult {
-	/** How the values were computed, e.g. "tree_path_dependent" (exact TreeSHAP). */
+	/** How the values were computed: "tree_path_dependent" (exact TreeSHAP), "linear" (exact), "kernel" (KernelSHAP). */
 	method: string;
-	/** The space contributions add up in: the model's raw output (log-odds for logistic models). */
-	space: "raw";
+	/**
+	 * The space contributions add up in: `raw`, the model's raw output (log-odds for logistic models; exact
+	 * methods), or `output`, the model's output as served (probabilities; KernelSHAP).
+	 */
+	space: "raw" | "output";
+	/** KernelSHAP: coalitions evaluated per row. */
+	samples?: number;
 	/** Per input row, per target. */
 	explanations: TargetExplanation[][];
+}
+
+/** How to explain: `exact` (the runtime's own method) or `kernel` (KernelSHAP, any model with a reference profile). */
+export interface ExplainOptions {
+	top?: number | undefined;
+	/** Default: exact when the runtime can explain, else KernelSHAP when the bundle has a reference profile. */
+	method?: "exact" | "kernel" | undefined;
+	/** KernelSHAP: most coalitions per row (default 2048; every one when 2^features − 2 fit). */
+	samples?: number | undefined;
+	/** KernelSHAP: the sampler's seed (default 1). */
+	seed?: number | undefined;
 }
 
 /** Checks a top-k request: an integer from 1 to 1000 (default 5). */
@@ -79,4 +100,74 @@ export function shapeExplanation(
 		explanations.push(row);
 	}
 	return { method: e.method, space: "raw", explanations };
+}
+
+/** Name of the extra output tensor an infer request with `parameters.explain` gets. */
+export const EXPLANATION_OUTPUT = "explanation";
+
+/**
+ * Reads `explain` (bool, or "true"/"false") and `explain_top` (integer 1..1000, default 5) from an OIP infer
+ * request's parameters: undefined when no explanation is asked for.
+ */
+export function explainRequest(
+	parameters: Parameters | undefined,
+): { top: number } | undefined {
+	const on = parameters?.explain;
+	if (on === undefined || on === false || on === "false") {
+		if (parameters?.explain_top !== undefined)
+			throw invalidInput(
+				"parameters.explain_top needs parameters.explain: true",
+			);
+		return undefined;
+	}
+	if (on !== true && on !== "true")
+		throw invalidInput(
+			`parameters.explain must be true or false, got ${JSON.stringify(on)}`,
+		);
+	return { top: topK(parameters?.explain_top, "parameters.explain_top") };
+}
+
+/**
+ * An explanation as one output tensor: BYTES, shape [rows], each element the JSON of that row's explanation (the
+ * array of per-target `{target, base, output, values, top}` the /explain endpoint gives).
+ */
+export function explanationTensor(x: ExplainResult): Tensor {
+	return {
+		name: EXPLANATION_OUTPUT,
+		datatype: "BYTES",
+		shape: [x.explanations.length],
+		data: x.explanations.map((row) => JSON.stringify(row)),
+	};
+}
+
+/** An OIP request with `parameters.explain` (and `explain_top: k`) set; the request itself when `k` is not. */
+export function explainOip(
+	request: InferenceRequest,
+	k: number | undefined,
+): InferenceRequest {
+	if (!k) return request;
+	return {
+		...request,
+		parameters: { ...request.parameters, explain: true, explain_top: k },
+	};
+}
+
+/**
+ * One row's top-k contributions as `explain_<i>_feature`/`explain_<i>_value` keys (what `batch run --explain` adds
+ * as columns): of the target with the largest raw output (a classifier's predicted class); "" and 0 past the
+ * features there are.
+ */
+export function explainKeys(
+	row: readonly TargetExplanation[],
+	k: number,
+): Record<string, string | number> {
+	let best: TargetExplanation | undefined;
+	for (const t of row) if (!best || t.output > best.output) best = t;
+	const out: Record<string, string | number> = {};
+	for (let i = 0; i < k; i++) {
+		const c = best?.top[i];
+		out[`explain_${i + 1}_feature`] = c?.feature ?? "";
+		out[`explain_${i + 1}_value`] = c?.value ?? 0;
+	}
+	return out;
 }

@@ -41,7 +41,13 @@ import type {
 	LoadOptions,
 	SharedBytes,
 } from "../runtime/types.ts";
-import { type ExplainResult, shapeExplanation, topK } from "./explain.ts";
+import {
+	type ExplainOptions,
+	type ExplainResult,
+	shapeExplanation,
+	topK,
+} from "./explain.ts";
+import { backgroundRow, kernelShap } from "./kernel.ts";
 import {
 	type Batching,
 	type BatchTiming,
@@ -548,23 +554,113 @@ export class ModelInstance implements ModelProvider {
 	 */
 	async explain(
 		input: Row[] | Columns,
-		opts: { top?: number } = {},
+		opts: ExplainOptions = {},
+	): Promise<ExplainResult> {
+		const kernel =
+			opts.method === "kernel" ||
+			(opts.method === undefined &&
+				!this.#loaded.explain &&
+				this.reference !== undefined);
+		if (kernel) return this.#kernelExplain(input, opts);
+		return this.explainShaped(this.encodeTable(input), opts.top);
+	}
+
+	/** KernelSHAP against the reference profile's background row, in the space of the model's (probability) output. */
+	async #kernelExplain(
+		input: Row[] | Columns,
+		opts: ExplainOptions,
 	): Promise<ExplainResult> {
 		const top = topK(opts.top);
-		const e = await this.explainTensors(this.encodeTable(input));
-		return shapeExplanation(e, this.#targetNames(e.targets), top);
+		if (!this.reference)
+			throw new MlshipError(
+				"MLSHIP_UNSUPPORTED_MODEL",
+				`KernelSHAP of model '${this.name}' needs a background from the bundle's reference profile; add one: mlship bundle init DIR --reference TRAINING.csv`,
+			);
+		this.encodeTable(input);
+		const rows = Array.isArray(input) ? input : columnRows(input);
+		const features = this.plan.features.map((f) => f.name);
+		const outs = this.manifest.signature.outputs;
+		const out = (outs.find((o) => o.name === "probabilities") ??
+			outs.find((o) => o.name !== "label") ??
+			outs[0]) as { name: string };
+		// Through the scheduler only: coalition rows are not requests (no request metrics, no hooks, no payload log).
+		const f = async (batch: Row[]): Promise<Float64Array[]> => {
+			const tensors = this.encodeTable(batch, false);
+			const [t] = await this.#scheduler.submit(tensors, [out.name]);
+			const n = batch.length;
+			const data = (t as Tensor).data as ArrayLike<number | bigint>;
+			const w = data.length / n;
+			return Array.from({ length: n }, (_, r) =>
+				Float64Array.from({ length: w }, (_, j) => Number(data[r * w + j])),
+			);
+		};
+		const k = await kernelShap(
+			f,
+			rows,
+			backgroundRow(this.reference, features),
+			features,
+			{ samples: opts.samples, seed: opts.seed },
+		);
+		const labels = this.manifest.labels;
+		const names =
+			labels && labels.length === k.targets
+				? [...labels]
+				: Array.from({ length: k.targets }, (_, t) =>
+						k.targets === 1 ? out.name : `${out.name}_${t}`,
+					);
+		const shaped = shapeExplanation(
+			{
+				rows: rows.length,
+				targets: k.targets,
+				features,
+				base: k.base,
+				values: k.values,
+				method: "kernel",
+			},
+			names,
+			top,
+		);
+		return { ...shaped, space: "output", samples: k.coalitions };
+	}
+
+	/** Explains a batch of input tensors as `explain` does (per row and target, the `top` largest; default 5). */
+	async explainShaped(inputs: Tensor[], top?: unknown): Promise<ExplainResult> {
+		const k = topK(top);
+		const e = await this.explainTensors(inputs);
+		return shapeExplanation(e, this.#targetNames(e.targets), k);
 	}
 
 	/** Explains a batch of input tensors: raw contributions (rows × targets × features), see `explain`. */
 	async explainTensors(inputs: Tensor[]): Promise<Explanation> {
 		const explain = this.#loaded.explain;
-		if (!explain)
-			throw new MlshipError(
-				"MLSHIP_UNSUPPORTED_MODEL",
-				`model '${this.name}' runs on the ${this.manifest.runtime} runtime, which cannot explain predictions; set 'runtime: trees' in mlship.yaml for a tree ensemble (ONNX, PMML, XGBoost JSON or LightGBM text)`,
-			);
+		if (!explain) throw this.#cannotExplain();
 		this.#validate(inputs);
 		return explain.call(this.#loaded, inputs);
+	}
+
+	/**
+	 * `explainShaped` blocking the calling thread (SQL engines call functions synchronously); only for instances
+	 * loaded in `blocking` mode.
+	 */
+	explainSync(inputs: Tensor[], top?: unknown): ExplainResult {
+		const k = topK(top);
+		if (!this.#loaded.explain) throw this.#cannotExplain();
+		const run = this.#loaded.explainSync;
+		if (!run)
+			throw new MlshipError(
+				"MLSHIP_INTERNAL",
+				`model '${this.name}' was not loaded for synchronous calls (load it with mode 'blocking')`,
+			);
+		this.#validate(inputs);
+		const e = run.call(this.#loaded, inputs);
+		return shapeExplanation(e, this.#targetNames(e.targets), k);
+	}
+
+	#cannotExplain(): MlshipError {
+		return new MlshipError(
+			"MLSHIP_UNSUPPORTED_MODEL",
+			`model '${this.name}' runs on the ${this.manifest.runtime} runtime, which cannot explain predictions; set 'runtime: trees' in mlship.yaml for a tree ensemble or linear model (ONNX, PMML, XGBoost JSON or LightGBM text), or add a reference profile (mlship bundle init DIR --reference TRAINING.csv) for KernelSHAP`,
+		);
 	}
 
 	/** Names of the raw outputs an explanation covers: class names (the positive class of a binary model) or the output. */
@@ -659,5 +755,14 @@ export async function loadInstance(
 		settings,
 		observer,
 		reference,
+	);
+}
+
+/** Columns (`{col: [...]}`) as records. */
+function columnRows(cols: Columns): Row[] {
+	const names = Object.keys(cols);
+	const n = Math.max(0, ...names.map((c) => (cols[c] as unknown[]).length));
+	return Array.from({ length: n }, (_, r) =>
+		Object.fromEntries(names.map((c) => [c, (cols[c] as unknown[])[r]])),
 	);
 }

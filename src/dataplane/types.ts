@@ -11,7 +11,7 @@ import type {
 	TensorSpec,
 } from "../protocol/types.ts";
 import type { ModelStore } from "../registry/types.ts";
-import type { ExplainResult } from "./explain.ts";
+import type { ExplainOptions, ExplainResult } from "./explain.ts";
 
 /** Lifecycle state of a served model version (as in the repository extension's index). */
 export type ModelState = "READY" | "LOADING" | "UNAVAILABLE" | "UNLOADED";
@@ -157,7 +157,7 @@ export interface DataPlane {
 		name: string,
 		version: string | undefined,
 		input: Row[] | Record<string, unknown[]>,
-		opts?: { top?: number; entity?: string },
+		opts?: ExplainOptions & { entity?: string },
 	): Promise<ExplainResponse>;
 	/** A per-entity family's entities (from the registry index the server keeps) with their load state. */
 	entities(name: string): Promise<FamilyInfo>;

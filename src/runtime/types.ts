@@ -66,6 +66,8 @@ export interface LoadedModel {
 	explain?(inputs: Tensor[]): Promise<Explanation>;
 	/** The same, blocking the calling thread; present when loaded in `blocking` mode. */
 	predictSync?(inputs: Tensor[], outputs: readonly string[]): Tensor[];
+	/** `explain`, blocking the calling thread; present when loaded in `blocking` mode and the runtime can explain. */
+	explainSync?(inputs: Tensor[]): Explanation;
 	unload(): Promise<void>;
 }
 

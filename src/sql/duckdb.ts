@@ -26,13 +26,15 @@ const RETURNS: Record<SqlFunctionKind, DuckDBType> = {
 	predict_label: VARCHAR,
 	predict_proba: LIST(DOUBLE),
 	predict_output: LIST(DOUBLE),
+	explain: VARCHAR,
 };
 
 /**
  * Registers `predict`, `predict_label`, `predict_proba` and `predict_output` on a DuckDB connection:
  * `predict(model, f1, f2, ...)` → DOUBLE (regression value or class index), `predict_label` → VARCHAR class
  * name, `predict_proba` → DOUBLE[] class probabilities, `predict_output(model, 'output', ...)` → DOUBLE[]
- * of any named output. Features are passed in the model's feature order. A NULL feature gives a NULL result
+ * of any named output, `explain(model, f1, ...)` → VARCHAR, the JSON of the row's explanation (per target:
+ * target, base, output, values, top 5; models the trees runtime can explain). Features are passed in the model's feature order. A NULL feature gives a NULL result
  * unless the feature allows missing values. Close the returned handle after the connection is done.
  * @example
  * const fns = await registerDuckDBFunctions(conn, { models: ["iris@production"] });

@@ -23,9 +23,10 @@ export type SqlFunctionKind =
 	| "predict"
 	| "predict_label"
 	| "predict_proba"
-	| "predict_output";
+	| "predict_output"
+	| "explain";
 
-/** One row's result: a number, a class name, a list of numbers, or NULL (a NULL feature). */
+/** One row's result: a number, a class name (or an explanation's JSON), a list of numbers, or NULL (a NULL feature). */
 export type SqlResult = number | string | number[] | null;
 
 /**
@@ -69,6 +70,8 @@ export class SqlModel {
 	outputFor(fn: SqlFunctionKind, named?: string): string {
 		const outs = this.#model.signature.outputs;
 		const call = `${fn}('${this.ref}')`;
+		// explain reads no output: its result is the explanation of the raw outputs.
+		if (fn === "explain") return "";
 		if (fn === "predict_output") {
 			if (!named || !outs.some((o) => o.name === named))
 				throw invalidInput(
@@ -139,6 +142,13 @@ export class SqlModel {
 			nulls > 0,
 		);
 		this.#calls++;
+		if (fn === "explain") {
+			const x = this.#model.explainSync(inputs);
+			x.explanations.forEach((row, i) => {
+				results[kept ? (kept[i] as number) : i] = JSON.stringify(row);
+			});
+			return results;
+		}
 		const [t] = this.#model.predictSync(inputs, [output]);
 		const out = t as Tensor;
 		const rows = out.shape[0] ?? 0;
@@ -254,13 +264,14 @@ export const SQL_FUNCTIONS: readonly SqlFunctionKind[] = [
 	"predict_label",
 	"predict_proba",
 	"predict_output",
+	"explain",
 ];
 
-/** Model references written as literals in a query (`predict('iris@production', ...)`), to load before running it. */
+/** Model references written as literals in a query (`predict('iris@production', ...)`, `explain(...)`), to load before running it. */
 export function modelRefsIn(sql: string): string[] {
 	const refs = new Set<string>();
 	for (const m of sql.matchAll(
-		/\bpredict(?:_label|_proba|_output)?\s*\(\s*'((?:[^']|'')*)'/gi,
+		/\b(?:predict(?:_label|_proba|_output)?|explain)\s*\(\s*'((?:[^']|'')*)'/gi,
 	))
 		refs.add((m[1] as string).replaceAll("''", "'"));
 	return [...refs];

@@ -11,7 +11,7 @@ import {
 /**
  * Registers `predict`, `predict_label`, `predict_proba` and `predict_output` on a SQLite database, with the
  * same arguments and NULL rule as the DuckDB functions. SQLite has no arrays: `predict_proba` and
- * `predict_output` return a JSON array as text (read one with `json_extract(p, '$[1]')`). SQLite calls a
+ * `predict_output` return a JSON array as text, `explain` the JSON of the row's explanation (read one with `json_extract(p, '$[1]')`). SQLite calls a
  * scalar function once per row, so each row is one model call (tens of microseconds each); to score whole
  * tables fast, use `mlship batch run` with a SQLite source, which scores in chunks.
  * @example

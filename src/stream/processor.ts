@@ -1,11 +1,13 @@
 // The stream processor: pulls micro-batches from a source, scores them through the data plane, produces results, then acks.
+import type { Row } from "../codec/table.ts";
+import { explainKeys, explainOip } from "../dataplane/explain.ts";
 import type {
 	DataPlane,
 	InferOptions,
 	PredictResult,
 } from "../dataplane/types.ts";
 import { Backoff } from "../protocol/backoff.ts";
-import { type MlshipError, toMlshipError } from "../protocol/errors.ts";
+import { MlshipError, toMlshipError } from "../protocol/errors.ts";
 import { tracer } from "../protocol/trace.ts";
 import type { InferenceResponse } from "../protocol/types.ts";
 import { jsonFormat, type PayloadFormat } from "./format.ts";
@@ -59,6 +61,11 @@ export interface ProcessorOptions {
 	) => void;
 	/** Source of the retry delays' jitter, uniform in [0, 1). Default Math.random (tests inject their own). */
 	random?: () => number;
+	/**
+	 * Adds the K largest feature contributions to each result: records get `explain_<i>_feature`/`explain_<i>_value`
+	 * keys (as `batch run --explain`), OIP requests an `explanation` output (as `parameters.explain`).
+	 */
+	explain?: number | undefined;
 }
 
 export type TombstonePolicy = "forward" | "skip" | "dlq";
@@ -155,9 +162,9 @@ export class StreamProcessor {
 		versions: {},
 	};
 	readonly #o: Required<
-		Omit<ProcessorOptions, "dlq" | "log" | "transactor" | "random">
+		Omit<ProcessorOptions, "dlq" | "log" | "transactor" | "random" | "explain">
 	> &
-		Pick<ProcessorOptions, "dlq" | "log" | "transactor" | "random">;
+		Pick<ProcessorOptions, "dlq" | "log" | "transactor" | "random" | "explain">;
 	#stopping = false;
 	#wake: (() => void) | undefined;
 	#inFlight = 0;
@@ -339,8 +346,13 @@ export class StreamProcessor {
 			try {
 				const res: PredictResult | InferenceResponse =
 					req.kind === "oip"
-						? await dp.infer(model, undefined, req.request, opts)
-						: await dp.predict(model, undefined, req.rows, opts);
+						? await dp.infer(
+								model,
+								undefined,
+								explainOip(req.request, this.#o.explain),
+								opts,
+							)
+						: await this.#predict(req.rows, opts);
 				const t1 = span && performance.now();
 				const result = this.#stamp(encodeResult(m, req, res, this.#o.format));
 				span?.record("encode", t1 as number, performance.now());
@@ -359,6 +371,26 @@ export class StreamProcessor {
 				await this.#backoff("score", e, delay, attempt);
 			}
 		}
+	}
+
+	/** Predicts records; with `explain`, the same version explains them and each prediction gets the top-K keys. */
+	async #predict(rows: Row[], opts: InferOptions): Promise<PredictResult> {
+		const { dataPlane: dp, model, explain: k } = this.#o;
+		const res = await dp.predict(model, undefined, rows, opts);
+		if (!k) return res;
+		if (!dp.explain)
+			throw new MlshipError(
+				"MLSHIP_UNSUPPORTED_MODEL",
+				"this data plane cannot explain predictions; run without --explain",
+			);
+		const why = await dp.explain(model, res.model_version, rows, { top: k });
+		return {
+			...res,
+			predictions: res.predictions.map((p, i) => ({
+				...p,
+				...explainKeys(why.explanations[i] ?? [], k),
+			})),
+		};
 	}
 
 	/** With `timestamp: "now"` a result takes the time it is produced instead of the input's event time. */

@@ -1,7 +1,9 @@
 // runStream: a model, a source and a sink wired into a StreamProcessor — what `mlship stream` and embedders call.
+
 import { hostname } from "node:os";
 import { defaultModelName } from "../bundle/model-name.ts";
 import { createDataPlane, type ModelEvent } from "../dataplane/dataplane.ts";
+import { topK } from "../dataplane/explain.ts";
 import type { PredictHook } from "../dataplane/instance.ts";
 import type { PayloadLogConfig } from "../payload-log/open.ts";
 import { MlshipError, toMlshipError } from "../protocol/errors.ts";
@@ -86,6 +88,12 @@ export interface StreamOptions {
 	hooks?: PredictHook[];
 	/** Log each prediction (request id, inputs, outputs, latency) to a Parquet directory, PostgreSQL or Kafka. */
 	payloadLog?: PayloadLogConfig | undefined;
+	/**
+	 * Adds the K largest feature contributions to each result (models on the trees runtime): records get
+	 * `explain_<i>_feature`/`explain_<i>_value` keys as `batch run --explain` adds columns; OIP requests get the
+	 * `explanation` output of `parameters.explain`. Not with Avro (the results' schema is the model's outputs).
+	 */
+	explain?: number | undefined;
 	/** Export OpenTelemetry traces over OTLP/HTTP to this URL (a consumer span per message, continuing its `traceparent`). */
 	otlpEndpoint?: string | undefined;
 }
@@ -143,6 +151,14 @@ export async function runStream(opts: StreamOptions): Promise<RunningStream> {
 			"MLSHIP_INVALID_ARGUMENT",
 			"--exactly-once needs a stable --consumer name: its Kafka transactional id must be the same after a restart so the new process fences the old one's open transaction",
 		);
+	if (opts.explain !== undefined) {
+		topK(opts.explain, "--explain");
+		if (opts.format === "avro")
+			throw new MlshipError(
+				"MLSHIP_INVALID_ARGUMENT",
+				"--explain cannot go with --format avro: the results' Avro schema holds the model's outputs only; use --format json or csv",
+			);
+	}
 	let format: PayloadFormat = opts.format === "csv" ? csvFormat : jsonFormat;
 	if (opts.format === "avro") {
 		if (opts.schema === undefined)
@@ -215,6 +231,15 @@ export async function runStream(opts: StreamOptions): Promise<RunningStream> {
 	try {
 		const loadError = dp.loadErrors[0];
 		if (loadError) throw loadError;
+		if (opts.explain !== undefined) {
+			const { platform } = dp.modelMetadata(name);
+			const { treesRuntime } = await import("../runtime/trees/index.ts");
+			if (platform !== treesRuntime.platform)
+				throw new MlshipError(
+					"MLSHIP_UNSUPPORTED_MODEL",
+					`--explain: model '${name}' runs on ${platform}, which cannot explain predictions; set 'runtime: trees' in mlship.yaml for a tree ensemble or linear model (ONNX, PMML, XGBoost JSON or LightGBM text)`,
+				);
+		}
 		const connector = {
 			group: opts.group ?? "mlship",
 			consumer: opts.consumer ?? `${hostname()}-${process.pid}`,
@@ -261,6 +286,7 @@ export async function runStream(opts: StreamOptions): Promise<RunningStream> {
 					: "connect"),
 			...(opts.tombstones !== undefined ? { tombstones: opts.tombstones } : {}),
 			...(opts.timestamp !== undefined ? { timestamp: opts.timestamp } : {}),
+			...(opts.explain !== undefined ? { explain: opts.explain } : {}),
 			format,
 			...(opts.log ? { log: opts.log } : {}),
 		});

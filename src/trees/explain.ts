@@ -1,9 +1,17 @@
 // Exact explanations on the tree representation: path-dependent TreeSHAP (Lundberg, Erion & Lee 2018, Algorithm 2,
 // in the form of the reference implementation's tree_shap_recursive), per target, in raw-margin space.
+import type { Profile } from "../monitor/profile/format.ts";
 import { MlshipError } from "../protocol/errors.ts";
 import type { Tensor } from "../protocol/types.ts";
 import { batchRows, featureMatrix } from "./eval.ts";
-import { goesLeft, type Tree, type TreeModel, treeDepth } from "./ir.ts";
+import {
+	type Feature,
+	goesLeft,
+	type Linear,
+	type Tree,
+	type TreeModel,
+	treeDepth,
+} from "./ir.ts";
 
 /**
  * SHAP values of a batch: `values[(r * targets + t) * features.length + j]`; for every row and target,
@@ -15,8 +23,141 @@ export interface Explanation {
 	features: string[];
 	base: Float64Array;
 	values: Float64Array;
-	/** How the values were computed, e.g. "tree_path_dependent" (exact TreeSHAP). */
+	/** How the values were computed: "tree_path_dependent" (exact TreeSHAP) or "linear" (exact, independent features). */
 	method: string;
+}
+
+function explanation(
+	model: TreeModel,
+	rows: number,
+	base: Float64Array,
+	values: Float64Array,
+	method: string,
+): Explanation {
+	const features = model.features.map((f) => f.name);
+	return { rows, targets: model.targets, features, base, values, method };
+}
+
+/** What to tell a user whose linear model has no reference profile to take the feature means from. */
+const ADD_REFERENCE =
+	"add a reference profile of the training data to the bundle: mlship bundle init DIR --reference TRAINING.csv";
+
+/** The profile column a feature reads: its own name, or "column" of a one-hot feature named "column=value". */
+function columnOf(f: Feature): string {
+	if (f.equals === undefined) return f.name;
+	const suffix = `=${String(f.equals)}`;
+	return f.name.endsWith(suffix) ? f.name.slice(0, -suffix.length) : f.name;
+}
+
+/** E[f(x)] of one feature over the profiled data, with its preprocessing (one-hot, imputation, scaling) applied. */
+function featureMean(f: Feature, profile: Profile, where: string): number {
+	const col = columnOf(f);
+	const c = profile.features[col];
+	const refuse = (why: string): never => {
+		throw new MlshipError(
+			"MLSHIP_UNSUPPORTED_MODEL",
+			`${where}: cannot take the mean of feature '${f.name}' from the reference profile: ${why}; ${ADD_REFERENCE}`,
+		);
+	};
+	if (!c) return refuse(`the profile has no column '${col}'`);
+	const all = c.count + c.nulls;
+	if (all === 0) return refuse(`column '${col}' has no values`);
+	let m: number;
+	if (f.equals !== undefined) {
+		// A one-hot indicator's mean is the share of rows holding that value.
+		const want = String(f.equals);
+		let hits: number | undefined;
+		if (c.kind === "categorical") {
+			hits = c.top.find(([v]) => v === want)?.[1];
+			if (hits === undefined && c.other === 0) hits = 0;
+		} else if (c.distinct)
+			hits = c.distinct.find(([v]) => String(v) === want)?.[1] ?? 0;
+		if (hits === undefined)
+			return refuse(
+				`column '${col}' does not count value '${want}' (too many distinct values)`,
+			);
+		m = hits / all;
+	} else {
+		let sum: number;
+		if (c.kind === "numeric") sum = c.sum;
+		else {
+			if (c.other > 0 || c.top.some(([v]) => Number.isNaN(Number(v))))
+				return refuse(`column '${col}' was profiled as categorical`);
+			sum = c.top.reduce((a, [v, n]) => a + Number(v) * n, 0);
+		}
+		if (c.nulls > 0 && f.impute === undefined)
+			return refuse(
+				`column '${col}' has missing values the model does not impute`,
+			);
+		// A sentinel value the model imputes (ONNX Imputer's replaced_value) counts as the imputed value.
+		const when = f.imputeWhen;
+		if (f.impute !== undefined && when !== undefined && !Number.isNaN(when)) {
+			if (c.kind === "numeric" && !c.distinct)
+				return refuse(
+					`the model imputes the value ${when} of column '${col}', and the profile does not count it (too many distinct values)`,
+				);
+			const hits =
+				c.kind === "numeric"
+					? (c.distinct?.find(([v]) => v === when)?.[1] ?? 0)
+					: (c.top.find(([v]) => Number(v) === when)?.[1] ?? 0);
+			sum += hits * (f.impute - when);
+		}
+		// Missing values take the imputed value; the rest count as they are.
+		m = (sum + c.nulls * (f.impute ?? 0)) / all;
+	}
+	if (f.offset !== undefined) m -= f.offset;
+	if (f.scale !== undefined) m *= f.scale;
+	return m;
+}
+
+/**
+ * The mean of every feature of `model` (as the model sees it: after one-hot, imputation and scaling) over the data
+ * a reference profile describes, for exact explanations of linear models. Refuses, saying what to do, when the
+ * profile lacks a column or cannot give its mean.
+ */
+export function featureMeans(
+	model: TreeModel,
+	profile: Profile,
+	where = "reference profile",
+): Float64Array {
+	return Float64Array.from(model.features, (f) =>
+		featureMean(f, profile, where),
+	);
+}
+
+/**
+ * Exact SHAP values of a linear model (features taken as independent, as shap's LinearExplainer does):
+ * contribution_j = w_j · (x_j − E[x_j]) per target, in raw-margin space; the base is the raw output at the means.
+ */
+function explainLinear(
+	model: TreeModel,
+	body: Linear,
+	inputs: readonly Tensor[],
+	means: Float64Array,
+): Explanation {
+	const nf = model.features.length;
+	const T = model.targets;
+	if (means.length !== nf)
+		throw new MlshipError(
+			"MLSHIP_INTERNAL",
+			`${means.length} feature means for ${nf} features`,
+		);
+	const rows = batchRows(inputs);
+	const X = featureMatrix(model, inputs);
+	const base = Float64Array.from(model.base);
+	for (let t = 0; t < T; t++)
+		for (let j = 0; j < nf; j++)
+			base[t] =
+				(base[t] as number) +
+				(body.coef[t * nf + j] as number) * (means[j] as number);
+	const values = new Float64Array(rows * T * nf);
+	for (let r = 0; r < rows; r++)
+		for (let t = 0; t < T; t++)
+			for (let j = 0; j < nf; j++)
+				values[(r * T + t) * nf + j] =
+					(body.coef[t * nf + j] as number) *
+					((X[r * nf + j] as number) - (means[j] as number));
+	return explanation(model, rows, base, values, "linear");
 }
 
 /** Scratch space for one tree's unique paths (one segment per recursion depth). */
@@ -188,19 +329,24 @@ function expected(
 }
 
 /**
- * Path-dependent TreeSHAP of a batch on a tree ensemble (raw margin). Models without node weights (ONNX does
- * not store them) and linear models are refused with what to do instead.
+ * Exact SHAP values of a batch (raw margin): path-dependent TreeSHAP on a tree ensemble, w·(x − E[x]) on a linear
+ * model, whose feature means (`featureMeans` of the bundle's reference profile) must be given. Models without node
+ * weights (ONNX does not store them) and linear models without means are refused with what to do instead.
  */
 export function explainTree(
 	model: TreeModel,
 	inputs: readonly Tensor[],
+	means?: Float64Array,
 ): Explanation {
 	const body = model.body;
-	if (body.kind !== "ensemble")
-		throw new MlshipError(
-			"MLSHIP_UNSUPPORTED_MODEL",
-			"exact explanations of linear models need the training means, which the model file does not carry; explain a tree ensemble",
-		);
+	if (body.kind === "linear") {
+		if (!means)
+			throw new MlshipError(
+				"MLSHIP_UNSUPPORTED_MODEL",
+				`exact explanations of a linear model need the mean of each feature over the training data, which the model file does not carry; ${ADD_REFERENCE}`,
+			);
+		return explainLinear(model, body, inputs, means);
+	}
 	for (const tr of body.trees)
 		if (tr.cover.some((c) => Number.isNaN(c)))
 			throw new MlshipError(
@@ -227,12 +373,5 @@ export function explainTree(
 	for (let r = 0; r < rows; r++)
 		for (const tr of body.trees)
 			treeShap(tr, T, nf, X, r * nf, values, r * T * nf, scale, paths);
-	return {
-		rows,
-		targets: T,
-		features: model.features.map((f) => f.name),
-		base,
-		values,
-		method: "tree_path_dependent",
-	};
+	return explanation(model, rows, base, values, "tree_path_dependent");
 }

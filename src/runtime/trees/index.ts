@@ -1,10 +1,15 @@
 // The trees runtime: tree ensembles and linear models (ONNX-ML, PMML, XGBoost JSON, LightGBM text) evaluated in
 // TypeScript on typed arrays, inline or on a worker-thread pool; explains with TreeSHAP.
 import { artifactBytes, type Bundle } from "../../bundle/types.ts";
-import { MlshipError } from "../../protocol/errors.ts";
+import { parseProfile } from "../../monitor/profile/format.ts";
+import { MlshipError, toMlshipError } from "../../protocol/errors.ts";
 import type { Signature, Tensor } from "../../protocol/types.ts";
 import { predictTree } from "../../trees/eval.ts";
-import { type Explanation, explainTree } from "../../trees/explain.ts";
+import {
+	type Explanation,
+	explainTree,
+	featureMeans,
+} from "../../trees/explain.ts";
 import type { TreeModel } from "../../trees/ir.ts";
 import { readTreeModel } from "../../trees/read/index.ts";
 import { defaultWorkers, WorkerPool } from "../pool.ts";
@@ -30,6 +35,8 @@ class TreesModel implements LoadedModel {
 	readonly #pool: WorkerPool | undefined;
 	readonly #inlineMaxRows: number;
 	readonly #sync: boolean;
+	/** A linear model's feature means from the bundle's reference profile, or why there are none. */
+	readonly #means: Float64Array | MlshipError | undefined;
 	#closed = false;
 
 	constructor(
@@ -38,19 +45,32 @@ class TreesModel implements LoadedModel {
 		inlineMaxRows: number,
 		concurrency: number,
 		sync: boolean,
+		means?: Float64Array | MlshipError,
 	) {
 		this.signature = model.signature;
+		this.#means = means;
 		this.#model = model;
 		this.#pool = pool;
 		this.#inlineMaxRows = inlineMaxRows;
 		this.concurrency = concurrency;
 		this.bytes = estimateBytes(model);
 		this.#sync = sync;
-		if (sync)
+		if (sync) {
 			this.predictSync = (inputs, outputs) => this.#run(inputs, outputs);
+			this.explainSync = (inputs) => this.#explain(inputs);
+		}
 	}
 
 	predictSync?: (inputs: Tensor[], outputs: readonly string[]) => Tensor[];
+	explainSync?: (inputs: Tensor[]) => Explanation;
+
+	/** Explains on the calling thread. */
+	#explain(inputs: Tensor[]): Explanation {
+		if (this.#closed)
+			throw new MlshipError("MLSHIP_CLOSED", "the model has been unloaded");
+		if (this.#means instanceof MlshipError) throw this.#means;
+		return explainTree(this.#model, inputs, this.#means);
+	}
 
 	#wanted(outputs?: readonly string[]): readonly string[] {
 		return outputs && outputs.length > 0
@@ -80,13 +100,18 @@ class TreesModel implements LoadedModel {
 		});
 	}
 
-	/** TreeSHAP values of a batch (raw margin); see explainTree. */
+	/** Exact SHAP values of a batch (raw margin); see explainTree. */
 	async explain(inputs: Tensor[]): Promise<Explanation> {
-		if (this.#closed)
-			throw new MlshipError("MLSHIP_CLOSED", "the model has been unloaded");
 		const rows = inputs[0]?.shape[0] ?? 0;
-		if (!this.#pool || this.#sync || rows <= this.#inlineMaxRows)
-			return explainTree(this.#model, inputs);
+		// Linear: one multiply-add per value, always inline.
+		if (
+			this.#closed ||
+			this.#model.body.kind === "linear" ||
+			!this.#pool ||
+			this.#sync ||
+			rows <= this.#inlineMaxRows
+		)
+			return this.#explain(inputs);
 		return this.#pool.call<Explanation>({ op: "explain", inputs });
 	}
 
@@ -94,6 +119,28 @@ class TreesModel implements LoadedModel {
 		if (this.#closed) return;
 		this.#closed = true;
 		await this.#pool?.close();
+	}
+}
+
+/**
+ * A linear model's feature means from the bundle's reference profile (`profile` in mlship.yaml), for exact
+ * explanations; the error saying why when the profile cannot give them (the model still loads and predicts).
+ */
+function linearMeans(
+	model: TreeModel,
+	bundle: Bundle,
+): Float64Array | MlshipError | undefined {
+	const ref = bundle.manifest.profile;
+	if (model.body.kind !== "linear" || !ref) return undefined;
+	const where = `${bundle.source}: ${ref.path}`;
+	try {
+		return featureMeans(
+			model,
+			parseProfile(bundle.files.get(ref.path) ?? new Uint8Array(), where),
+			where,
+		);
+	} catch (err) {
+		return toMlshipError(err);
 	}
 }
 
@@ -112,6 +159,7 @@ export const treesRuntime: Runtime = {
 			loadTreeModel(bytes, bundle.source, bundle.manifest.signature),
 			bundle.manifest,
 		);
+		const means = linearMeans(model, bundle);
 		const inlineMaxRows = opts.inlineMaxRows ?? ex.inline_max_rows ?? 64;
 		if (mode === "inline" || mode === "blocking")
 			return new TreesModel(
@@ -120,6 +168,7 @@ export const treesRuntime: Runtime = {
 				inlineMaxRows,
 				1,
 				mode === "blocking",
+				means,
 			);
 		const workers =
 			opts.shared?.workers ?? opts.workers ?? ex.workers ?? defaultWorkers(1);
@@ -143,6 +192,7 @@ export const treesRuntime: Runtime = {
 			mode === "pool" ? -1 : inlineMaxRows,
 			workers,
 			false,
+			means,
 		);
 	},
 };

@@ -326,11 +326,28 @@ function explainOp(operationId: string, params: unknown[]) {
 		post: {
 			operationId,
 			summary:
-				"Records ({instances}) or columns ({columns}) in; per row and target: base value, raw output, every feature's contribution (exact TreeSHAP on the trees runtime) and the `top` largest (default 5)",
+				"Records ({instances}) or columns ({columns}) in; per row and target: base value, output, every feature's contribution (exact TreeSHAP or linear SHAP on the trees runtime; KernelSHAP for other models with a reference profile) and the `top` largest (default 5)",
 			tags: ["inference"],
 			parameters: params,
 			requestBody: tableBody({
 				top: { type: "integer", minimum: 1, maximum: 1000 },
+				method: {
+					type: "string",
+					enum: ["exact", "kernel"],
+					description:
+						"default: exact when the runtime can explain, else KernelSHAP when the bundle has a reference profile",
+				},
+				samples: {
+					type: "integer",
+					minimum: 2,
+					maximum: 100000,
+					description: "KernelSHAP: most coalitions per row (default 2048)",
+				},
+				seed: {
+					type: "integer",
+					minimum: 0,
+					description: "KernelSHAP: the sampler's seed (default 1)",
+				},
 			}),
 			responses: {
 				"200": json(
@@ -456,8 +473,20 @@ const COMPONENTS = {
 			properties: {
 				model_name: { type: "string" },
 				model_version: { type: "string" },
-				method: { type: "string" },
-				space: { type: "string" },
+				method: {
+					type: "string",
+					description: "tree_path_dependent, linear or kernel",
+				},
+				space: {
+					type: "string",
+					enum: ["raw", "output"],
+					description:
+						"raw: the model's margin (exact methods); output: the served output, e.g. probabilities (KernelSHAP)",
+				},
+				samples: {
+					type: "integer",
+					description: "KernelSHAP: coalitions evaluated per row",
+				},
 				explanations: {
 					type: "array",
 					items: {
