@@ -44,6 +44,7 @@ export const REST_SCOPES: Readonly<Record<string, Need>> = {
 	"GET /ui/api/models/:model": "read",
 	"GET /ui/api/models/:model/live": "read",
 	"GET /ui/api/models/:model/drift": "read",
+	"GET /ui/api/models/:model/quality": "read",
 	"GET /ui/api/experiments": "read",
 	"GET /ui/api/servers": "read",
 	"POST /ui/api/servers/:server/models/:model/unload": "admin",

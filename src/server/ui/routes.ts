@@ -265,6 +265,32 @@ export function registerUi(app: FastifyInstance, opts: UiOptions): void {
 		},
 	);
 
+	// Live quality by version from each server that takes feedback for the model (exp-feedback's GET /v2/models/:model/quality).
+	app.get<{ Params: { model: string } }>(
+		"/ui/api/models/:model/quality",
+		async (req) => {
+			const results = await Promise.all(
+				servers.map(async (s) => {
+					try {
+						const q = (await s.quality(
+							req.params.model,
+							req.headers.authorization,
+						)) as { versions?: unknown[] };
+						return { server: s.id, label: s.label, versions: q.versions ?? [] };
+					} catch (err) {
+						return {
+							server: s.id,
+							label: s.label,
+							error: (err as Error).message,
+							versions: [],
+						};
+					}
+				}),
+			);
+			return { servers: results };
+		},
+	);
+
 	app.get("/ui/api/experiments", async (req) => {
 		const routes = store ? await store.routes() : [];
 		const auth = req.headers.authorization;
