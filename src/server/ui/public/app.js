@@ -1143,6 +1143,7 @@ async function experimentsPage() {
 				),
 			);
 	}
+	out.push(...banditSection(data.arms), ...rolloutSection(data.rollouts));
 	main.replaceChildren(...out);
 	// The split as served: each version's share of the model's requests/s over the last minute, all servers.
 	const stops = [
@@ -1175,6 +1176,219 @@ async function experimentsPage() {
 	cleanup = () => {
 		for (const stop of stops) stop();
 	};
+}
+
+/** Bandit arms per alias (registry totals, merged over the replicas): share of the rewarded pulls and mean reward. */
+function banditSection(arms) {
+	if (!arms || arms.length === 0) return [];
+	const byAlias = new Map();
+	for (const a of arms) {
+		const k = `${a.name}@${a.alias}`;
+		byAlias.set(k, [...(byAlias.get(k) ?? []), a]);
+	}
+	const out = [h("h2", {}, "Bandit arms")];
+	for (const [k, list] of byAlias) {
+		const total = list.reduce((n, a) => n + a.pulls, 0);
+		const best = Math.max(
+			...list.map((a) => (a.pulls > 0 ? a.rewardSum / a.pulls : -Infinity)),
+		);
+		out.push(
+			h(
+				"table",
+				{ "data-bandit": k },
+				h("caption", {}, `${k}: rewards by arm (all replicas)`),
+				h(
+					"thead",
+					{},
+					h(
+						"tr",
+						{},
+						["Arm", "Rewarded pulls", "Share", "Mean reward", "Reward sum"].map(
+							(t) => h("th", { scope: "col" }, t),
+						),
+					),
+				),
+				h(
+					"tbody",
+					{},
+					list
+						.sort((a, b) => a.version - b.version)
+						.map((a) => {
+							const share = total > 0 ? (100 * a.pulls) / total : 0;
+							const mean = a.pulls > 0 ? a.rewardSum / a.pulls : null;
+							return h(
+								"tr",
+								{},
+								h("th", { scope: "row" }, `v${a.version}`),
+								h("td", {}, String(a.pulls)),
+								h(
+									"td",
+									{},
+									h("span", {
+										class: "bar",
+										style: `width:${(share * 2).toFixed(0)}px`,
+									}),
+									` ${share.toFixed(1)}%`,
+								),
+								h(
+									"td",
+									{},
+									mean === null
+										? "—"
+										: `${mean.toFixed(3)}${mean === best && list.length > 1 ? " (best)" : ""}`,
+								),
+								h("td", {}, a.rewardSum.toFixed(2)),
+							);
+						}),
+				),
+			),
+		);
+	}
+	return out;
+}
+
+const ROLLOUT_VERBS = {
+	running: ["pause", "abort", "promote"],
+	paused: ["resume", "abort", "promote"],
+};
+const ROLLOUT_CONFIRM = {
+	pause: "Pause it? No checks or steps; the split stays where it is.",
+	resume: "Resume it? The next check is one interval away.",
+	abort: "Abort it? All traffic goes back to the previous version.",
+	promote:
+		"Promote it now? The alias moves to the new version and the split is cleared.",
+};
+
+function eventText(e) {
+	const d = { ...e.detail };
+	return Object.entries(d)
+		.map(([k, v]) => `${k}=${typeof v === "object" ? JSON.stringify(v) : v}`)
+		.join(" ");
+}
+
+/** Rollouts: state, the steps (current marked), the check limits, the events with their check results, and actions. */
+function rolloutSection(rollouts) {
+	if (!rollouts || rollouts.length === 0) return [];
+	const out = [h("h2", {}, "Rollouts")];
+	for (const r of rollouts) {
+		const ref = `${r.name}@${r.alias}`;
+		const verbs = ROLLOUT_VERBS[r.state] ?? [];
+		out.push(
+			h(
+				"section",
+				{
+					class: "card",
+					"data-rollout": ref,
+					"aria-label": `Rollout of ${ref}`,
+				},
+				h("h3", {}, `${ref}: v${r.from} → v${r.to}`),
+				h(
+					"p",
+					{},
+					h(
+						"strong",
+						{ class: `state-${r.state}`, "data-state": r.state },
+						r.state,
+					),
+					` · step ${r.step + 1} of ${r.steps.length} · failed checks ${r.failed} of ${r.failures} allowed · started ${fmtTime(new Date(r.startedAt).toISOString())}`,
+					r.state === "running"
+						? ` · next check ${fmtTime(new Date(r.nextCheckAt).toISOString())}`
+						: "",
+				),
+				h(
+					"ol",
+					{
+						class: "steps",
+						"aria-label": "Steps (percent of traffic to the new version)",
+					},
+					r.steps.map((p, i) =>
+						h(
+							"li",
+							i === r.step ? { "aria-current": "step", class: "current" } : {},
+							`${p}%`,
+						),
+					),
+				),
+				h(
+					"p",
+					{ class: "muted" },
+					`Checks every ${Math.round(r.intervalMs / 1000)} s: error rate ≤ ${(r.maxErrorRate * 100).toFixed(2)}%${r.maxP99Ms === null ? "" : `, p99 ≤ ${r.maxP99Ms} ms`}, at least ${r.minRequests} requests`,
+				),
+				verbs.length
+					? h(
+							"p",
+							{},
+							verbs.map((verb) =>
+								h(
+									"button",
+									{
+										type: "button",
+										"aria-label": `${verb[0].toUpperCase()}${verb.slice(1)} the rollout of ${ref}`,
+										onclick: async () => {
+											if (
+												!(await confirmAction(
+													`${verb[0].toUpperCase()}${verb.slice(1)} the rollout of ${ref} (v${r.from} → v${r.to})? ${ROLLOUT_CONFIRM[verb]}`,
+												))
+											)
+												return;
+											try {
+												await api(
+													`/ui/api/rollouts/${encodeURIComponent(r.name)}/${encodeURIComponent(r.alias)}/${verb}`,
+													{ method: "POST", body: "{}" },
+												);
+												await route();
+											} catch (err) {
+												main.prepend(errorBox(err));
+											}
+										},
+									},
+									verb[0].toUpperCase() + verb.slice(1),
+								),
+							),
+						)
+					: "",
+				h(
+					"table",
+					{},
+					h("caption", {}, "Events and check results (oldest first)"),
+					h(
+						"thead",
+						{},
+						h(
+							"tr",
+							{},
+							["Time", "Event", "Detail"].map((t) =>
+								h("th", { scope: "col" }, t),
+							),
+						),
+					),
+					h(
+						"tbody",
+						{},
+						r.events.map((e) =>
+							h(
+								"tr",
+								{ "data-event": e.type },
+								h("td", {}, fmtTime(new Date(e.at).toISOString())),
+								h(
+									"th",
+									{
+										scope: "row",
+										class: /failed|rolled_back|aborted/.test(e.type)
+											? "error"
+											: "",
+									},
+									e.type,
+								),
+								h("td", {}, eventText(e)),
+							),
+						),
+					),
+				),
+			),
+		);
+	}
+	return out;
 }
 
 // ---- Servers ----
