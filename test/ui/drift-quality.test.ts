@@ -2,13 +2,11 @@
 // bundle has a reference profile: shifted traffic closes real windows (sparklines drawn, the worst feature first),
 // and real feedback (truths by request id) gives the per-version quality table. Screenshots in test-artifacts/.
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import type { Browser, Page } from "playwright-core";
+import type { Browser } from "playwright-core";
 import { readBundle } from "../../src/bundle/bundle.ts";
 import { openRegistry } from "../../src/registry/open.ts";
 import type { ModelStore } from "../../src/registry/types.ts";
@@ -16,31 +14,9 @@ import type { RunningServer } from "../../src/server/server.ts";
 import { launchBrowser, openPage, screenshot } from "../harness/browser.ts";
 import { startServing } from "../helpers/server.ts";
 import { bundleWithReference, rows } from "../monitor/synth.ts";
+import { axe } from "./axe.ts";
 
-const AXE = readFileSync(
-	createRequire(import.meta.url).resolve("axe-core/axe.min.js"),
-	"utf8",
-);
 const WAIT = { timeout: 90_000 };
-
-async function axe(page: Page): Promise<string[]> {
-	await page.addScriptTag({ content: AXE });
-	const found = await page.evaluate(async () => {
-		const r = await (
-			globalThis as unknown as {
-				axe: {
-					run(): Promise<{
-						violations: { id: string; impact: string }[];
-					}>;
-				};
-			}
-		).axe.run();
-		return r.violations.map((v) => ({ id: v.id, impact: v.impact }));
-	});
-	return found
-		.filter((v) => v.impact === "serious" || v.impact === "critical")
-		.map((v) => `${v.id} (${v.impact})`);
-}
 
 describe("model page drift and quality panels in Chromium", () => {
 	let root: string;

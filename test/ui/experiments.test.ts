@@ -2,9 +2,7 @@
 // registry: arm shares and rewards from the registry's arm totals, a rollout's state, steps and events, and its
 // pause / resume / abort / promote made in the page (each confirmed in a dialog, audited as the typed-in admin token).
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -16,39 +14,9 @@ import type { RunningServer } from "../../src/server/server.ts";
 import { launchBrowser, openPage, screenshot } from "../harness/browser.ts";
 import { bundleDir } from "../helpers/fixtures.ts";
 import { startServing } from "../helpers/server.ts";
+import { axe } from "./axe.ts";
 
-const AXE = readFileSync(
-	createRequire(import.meta.url).resolve("axe-core/axe.min.js"),
-	"utf8",
-);
 const WAIT = { timeout: 90_000 };
-
-async function axe(page: Page): Promise<string[]> {
-	await page.addScriptTag({ content: AXE });
-	const found = await page.evaluate(async () => {
-		const r = await (
-			globalThis as unknown as {
-				axe: {
-					run(): Promise<{
-						violations: {
-							id: string;
-							impact: string;
-							nodes: { target: unknown }[];
-						}[];
-					}>;
-				};
-			}
-		).axe.run();
-		return r.violations.map((v) => ({
-			id: v.id,
-			impact: v.impact,
-			targets: v.nodes.map((n) => JSON.stringify(n.target)),
-		}));
-	});
-	return found
-		.filter((v) => v.impact === "serious" || v.impact === "critical")
-		.map((v) => `${v.id} (${v.impact}): ${v.targets.join(" ")}`);
-}
 
 const SPEC: RolloutSpec = {
 	name: "iris",
