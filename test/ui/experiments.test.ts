@@ -47,7 +47,10 @@ describe("experiments page: bandit arms and rollout actions in Chromium", () => 
 		const bundle = await readBundle(bundleDir("iris-logreg"));
 		await store.register(bundle, { name: "iris", aliases: ["production"] });
 		await store.register(bundle, { name: "iris" });
-		const t = await store.tokens.create({ scopes: ["read", "admin"] });
+		await store.register(bundle, { name: "iris" });
+		const t = await store.tokens.create({
+			scopes: ["read", "predict", "admin"],
+		});
 		admin = { token: t.token, id: t.info.id };
 		read = (await store.tokens.create({ scopes: ["read"] })).token;
 		// Arm totals as replicas publish them (two deltas for v2, merged by the registry).
@@ -167,6 +170,74 @@ describe("experiments page: bandit arms and rollout actions in Chromium", () => 
 			JSON.stringify(moved),
 		);
 		// The only console errors are the browser's own line for the first load without a token.
+		assert.deepEqual(
+			errors.filter((e) => !/status of 401/.test(e)),
+			[],
+		);
+		await page.close();
+	});
+
+	it("a rollout driven by the server on real traffic: its step events show the check figures; ended, no actions", async () => {
+		const from = (await store.get("iris@production")).version;
+		await store.startRollout({
+			...SPEC,
+			to: 3,
+			steps: [30, 60, 100],
+			intervalMs: 1000,
+			minRequests: 3,
+			maxP99Ms: 10_000,
+			maxErrorRate: 0.5,
+		});
+		const body = JSON.stringify({
+			instances: [
+				{
+					sepal_length: 5.1,
+					sepal_width: 3.5,
+					petal_length: 1.4,
+					petal_width: 0.2,
+				},
+			],
+		});
+		// Real requests until the server's rollout agent has checked and stepped it to the end (bounded).
+		for (let i = 0; i < 3000; i++) {
+			const res = await fetch(`${url}/v2/models/iris/predict`, {
+				method: "POST",
+				headers: {
+					authorization: `Bearer ${admin.token}`,
+					"content-type": "application/json",
+				},
+				body,
+			});
+			assert.equal(res.status, 200, await res.text());
+			if (
+				i % 20 === 0 &&
+				(await store.rollout("iris", "production"))?.state !== "running"
+			)
+				break;
+			await new Promise((r) => setTimeout(r, 20));
+		}
+		assert.equal(
+			(await store.rollout("iris", "production"))?.state,
+			"promoted",
+		);
+		const { page, errors } = await openPage(browser, `${url}/ui/`);
+		await page.getByLabel("API token").fill(admin.token);
+		await page.getByRole("button", { name: "Use" }).click();
+		await page.getByRole("link", { name: "iris", exact: true }).waitFor(WAIT);
+		await page.goto(`${url}/ui/#/experiments`);
+		const card = page.locator('[data-rollout="iris@production"]');
+		await card.locator('[data-state="promoted"]').waitFor(WAIT);
+		assert.match((await card.textContent()) ?? "", new RegExp(`v${from} → v3`));
+		const step = card.locator('tbody [data-event="step"]').first();
+		assert.match(
+			(await step.textContent()) ?? "",
+			/weight=60 requests=\d+ errors=0 errorRate=0 p99Ms=[\d.]+/,
+		);
+		assert.equal(await card.getByRole("button").count(), 0);
+		// Only this rollout's events, not the earlier rollouts' on the same alias.
+		assert.equal(await card.locator('[data-event="started"]').count(), 1);
+		await screenshot(page, "ui-experiments-stepped");
+		assert.deepEqual(await axe(page), []);
 		assert.deepEqual(
 			errors.filter((e) => !/status of 401/.test(e)),
 			[],

@@ -354,7 +354,10 @@ export function registerUi(app: FastifyInstance, opts: UiOptions): void {
 						startedAt: r.startedAt,
 						updatedAt: r.updatedAt,
 						nextCheckAt: r.nextCheckAt,
-						events: await store.rolloutEvents(r.name, r.alias, ROLLOUT_EVENTS),
+						// This rollout's own events (the alias's log also holds earlier rollouts').
+						events: (
+							await store.rolloutEvents(r.name, r.alias, ROLLOUT_EVENTS)
+						).filter((e) => e.at >= r.startedAt),
 					})),
 				)
 			: [];
