@@ -198,6 +198,7 @@ describe("experiments page: bandit arms and rollout actions in Chromium", () => 
 				},
 			],
 		});
+		const ids: string[] = [];
 		// Real requests until the server's rollout agent has checked and stepped it to the end (bounded).
 		for (let i = 0; i < 3000; i++) {
 			const res = await fetch(`${url}/v2/models/iris/predict`, {
@@ -208,7 +209,8 @@ describe("experiments page: bandit arms and rollout actions in Chromium", () => 
 				},
 				body,
 			});
-			assert.equal(res.status, 200, await res.text());
+			assert.equal(res.status, 200, await res.clone().text());
+			ids.push(((await res.json()) as { id: string }).id);
 			if (
 				i % 20 === 0 &&
 				(await store.rollout("iris", "production"))?.state !== "running"
@@ -220,6 +222,16 @@ describe("experiments page: bandit arms and rollout actions in Chromium", () => 
 			(await store.rollout("iris", "production"))?.state,
 			"promoted",
 		);
+		// Truths for every answer (all setosa, as predicted for this flower).
+		const fb = await fetch(`${url}/v2/models/iris/feedback`, {
+			method: "POST",
+			headers: {
+				authorization: `Bearer ${admin.token}`,
+				"content-type": "application/json",
+			},
+			body: JSON.stringify(ids.map((id) => ({ id, truth: "setosa" }))),
+		});
+		assert.equal(fb.status, 200, await fb.text());
 		const { page, errors } = await openPage(browser, `${url}/ui/`);
 		await page.getByLabel("API token").fill(admin.token);
 		await page.getByRole("button", { name: "Use" }).click();
@@ -237,6 +249,30 @@ describe("experiments page: bandit arms and rollout actions in Chromium", () => 
 		// Only this rollout's events, not the earlier rollouts' on the same alias.
 		assert.equal(await card.locator('[data-event="started"]').count(), 1);
 		await screenshot(page, "ui-experiments-stepped");
+		assert.deepEqual(await axe(page), []);
+
+		// The model page's quality panel: classification figures per version that served the answers (v2 and v3).
+		await page.goto(`${url}/ui/#/models/iris`);
+		await page.locator("#quality table").waitFor(WAIT);
+		const cells = await page.evaluate<string[][]>(
+			`[...document.querySelectorAll("#quality tbody tr")].map((tr) => [...tr.children].map((c) => c.textContent))`,
+		);
+		assert.deepEqual(
+			cells.map((c) => c[0]).sort(),
+			[`v${from}`, "v3"],
+			JSON.stringify(cells),
+		);
+		assert.equal(
+			cells.reduce((n, c) => n + Number.parseInt(c[1] ?? "0", 10), 0),
+			ids.length,
+		);
+		for (const c of cells)
+			assert.equal(c[2], "1.000 / 1.000", JSON.stringify(c));
+		assert.match(
+			(await page.locator("#quality thead").textContent()) ?? "",
+			/Accuracy.*F1 \(macro\).*ROC AUC.*Log-loss/,
+		);
+		await screenshot(page, "ui-model-quality-classification");
 		assert.deepEqual(await axe(page), []);
 		assert.deepEqual(
 			errors.filter((e) => !/status of 401/.test(e)),
