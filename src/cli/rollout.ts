@@ -207,7 +207,11 @@ export function rolloutCommand(): Command {
 		)
 		.addCommand(start)
 		.addCommand(status);
-	const verbs: [string, string, typeof pauseRollout][] = [
+	const verbs: [
+		string,
+		string,
+		(store: ModelStore, name: string, alias: string) => Promise<Rollout>,
+	][] = [
 		[
 			"pause",
 			"Pause a rollout: no checks or steps; the split stays where it is",

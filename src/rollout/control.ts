@@ -24,6 +24,7 @@ async function change(
 	states: readonly RolloutState[],
 	patch: (r: Rollout) => Promise<Parameters<ModelStore["updateRollout"]>[3]>,
 	type: string,
+	by: string,
 ): Promise<Rollout> {
 	const r = await store.rollout(name, alias);
 	if (!r || !states.includes(r.state)) throw none(name, alias, states, r);
@@ -32,7 +33,7 @@ async function change(
 		alias,
 		states,
 		await patch(r),
-		{ type, detail: { by: "cli" } },
+		{ type, detail: { by } },
 	);
 	if (!updated)
 		throw none(name, alias, states, await store.rollout(name, alias));
@@ -44,6 +45,7 @@ export function pauseRollout(
 	store: ModelStore,
 	name: string,
 	alias: string,
+	by = "cli",
 ): Promise<Rollout> {
 	return change(
 		store,
@@ -52,6 +54,7 @@ export function pauseRollout(
 		["running"],
 		async () => ({ state: "paused" }),
 		"paused",
+		by,
 	);
 }
 
@@ -61,6 +64,7 @@ export function resumeRollout(
 	name: string,
 	alias: string,
 	now = Date.now(),
+	by = "cli",
 ): Promise<Rollout> {
 	return change(
 		store,
@@ -73,6 +77,7 @@ export function resumeRollout(
 			baseline: await store.versionTotals(r.name, r.to),
 		}),
 		"resumed",
+		by,
 	);
 }
 
@@ -81,6 +86,7 @@ export async function abortRollout(
 	store: ModelStore,
 	name: string,
 	alias: string,
+	by = "cli",
 ): Promise<Rollout> {
 	const r = await change(
 		store,
@@ -89,6 +95,7 @@ export async function abortRollout(
 		["running", "paused"],
 		async () => ({ state: "aborted" }),
 		"aborted",
+		by,
 	);
 	await clearSplit(store, r);
 	return r;
@@ -99,6 +106,7 @@ export async function promoteRollout(
 	store: ModelStore,
 	name: string,
 	alias: string,
+	by = "cli",
 ): Promise<Rollout> {
 	const r = await change(
 		store,
@@ -107,6 +115,7 @@ export async function promoteRollout(
 		["running", "paused"],
 		async () => ({ state: "promoted" }),
 		"promoted",
+		by,
 	);
 	await promote(store, r);
 	return r;

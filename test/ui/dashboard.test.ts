@@ -3,9 +3,7 @@
 // violations, the charts draw points, an alias move and an unload made in the page, keyboard navigation, and the
 // live charts coming back after the server restarts. Screenshots go to test-artifacts/ (git-ignored).
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -17,41 +15,10 @@ import type { RunningServer } from "../../src/server/server.ts";
 import { launchBrowser, openPage, screenshot } from "../harness/browser.ts";
 import { bundleDir } from "../helpers/fixtures.ts";
 import { startServing } from "../helpers/server.ts";
+import { axe } from "./axe.ts";
 
 const IRIS = bundleDir("iris-logreg");
-const AXE = readFileSync(
-	createRequire(import.meta.url).resolve("axe-core/axe.min.js"),
-	"utf8",
-);
 const WAIT = { timeout: 60_000 };
-
-/** Runs axe-core in the page; returns the serious and critical violations (rule id and the nodes' targets). */
-async function axe(page: Page): Promise<string[]> {
-	await page.addScriptTag({ content: AXE });
-	const found = await page.evaluate(async () => {
-		const r = await (
-			globalThis as unknown as {
-				axe: {
-					run(): Promise<{
-						violations: {
-							id: string;
-							impact: string;
-							nodes: { target: unknown }[];
-						}[];
-					}>;
-				};
-			}
-		).axe.run();
-		return r.violations.map((v) => ({
-			id: v.id,
-			impact: v.impact,
-			targets: v.nodes.map((n) => JSON.stringify(n.target)),
-		}));
-	});
-	return found
-		.filter((v) => v.impact === "serious" || v.impact === "critical")
-		.map((v) => `${v.id} (${v.impact}): ${v.targets.join(" ")}`);
-}
 
 /** Waits until the charts' data attribute (`points`, `nonzero`) is at least `n` (evaluated in the page). */
 async function chartsAt(page: Page, attr: string, n: number): Promise<void> {

@@ -44,9 +44,11 @@ export const REST_SCOPES: Readonly<Record<string, Need>> = {
 	"GET /ui/api/models/:model": "read",
 	"GET /ui/api/models/:model/live": "read",
 	"GET /ui/api/models/:model/drift": "read",
+	"GET /ui/api/models/:model/quality": "read",
 	"GET /ui/api/experiments": "read",
 	"GET /ui/api/servers": "read",
 	"POST /ui/api/servers/:server/models/:model/unload": "admin",
+	"POST /ui/api/rollouts/:model/:alias/:action": "admin",
 };
 
 /** gRPC methods of inference.GRPCInferenceService and the scope each needs (same rules as REST). */

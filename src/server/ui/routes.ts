@@ -5,7 +5,14 @@ import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { MlshipError } from "../../protocol/errors.ts";
+import { withActor } from "../../registry/core/audit.ts";
 import type { ModelStore, ModelVersion } from "../../registry/types.ts";
+import {
+	abortRollout,
+	pauseRollout,
+	promoteRollout,
+	resumeRollout,
+} from "../../rollout/control.ts";
 import { actorOf } from "../rest/auth.ts";
 import { rates, type Snapshot, snapshot } from "./live.ts";
 import type { UiServer } from "./servers.ts";
@@ -19,6 +26,19 @@ export interface UiOptions {
 	/** Milliseconds between live updates (default 1000). */
 	intervalMs?: number;
 }
+
+/** Rollout events sent per rollout (the newest). */
+export const ROLLOUT_EVENTS = 100;
+
+/** The rollout actions of the experiments page (each `rollout.<action>` in the audit log). */
+const ROLLOUT_ACTIONS = {
+	pause: (s: ModelStore, m: string, a: string) => pauseRollout(s, m, a, "ui"),
+	resume: (s: ModelStore, m: string, a: string) =>
+		resumeRollout(s, m, a, Date.now(), "ui"),
+	abort: (s: ModelStore, m: string, a: string) => abortRollout(s, m, a, "ui"),
+	promote: (s: ModelStore, m: string, a: string) =>
+		promoteRollout(s, m, a, "ui"),
+} as const;
 
 /** Versions sent with full manifests on a model page (the newest); older ones are listed without them. */
 export const DETAILED_VERSIONS = 50;
@@ -265,6 +285,32 @@ export function registerUi(app: FastifyInstance, opts: UiOptions): void {
 		},
 	);
 
+	// Live quality by version from each server that takes feedback for the model (exp-feedback's GET /v2/models/:model/quality).
+	app.get<{ Params: { model: string } }>(
+		"/ui/api/models/:model/quality",
+		async (req) => {
+			const results = await Promise.all(
+				servers.map(async (s) => {
+					try {
+						const q = (await s.quality(
+							req.params.model,
+							req.headers.authorization,
+						)) as { versions?: unknown[] };
+						return { server: s.id, label: s.label, versions: q.versions ?? [] };
+					} catch (err) {
+						return {
+							server: s.id,
+							label: s.label,
+							error: (err as Error).message,
+							versions: [],
+						};
+					}
+				}),
+			);
+			return { servers: results };
+		},
+	);
+
 	app.get("/ui/api/experiments", async (req) => {
 		const routes = store ? await store.routes() : [];
 		const auth = req.headers.authorization;
@@ -287,8 +333,61 @@ export function registerUi(app: FastifyInstance, opts: UiOptions): void {
 				}),
 			),
 		);
-		return { registry: store !== undefined, routes, figures };
+		// Bandit arm totals (rewards by arm, merged over the replicas) and rollouts with their newest events.
+		const arms = store ? await store.armStats() : [];
+		const rollouts = store
+			? await Promise.all(
+					(await store.rollouts()).map(async (r) => ({
+						name: r.name,
+						alias: r.alias,
+						from: r.from,
+						to: r.to,
+						state: r.state,
+						steps: r.steps,
+						step: r.step,
+						failed: r.failed,
+						failures: r.failures,
+						intervalMs: r.intervalMs,
+						maxErrorRate: r.maxErrorRate,
+						maxP99Ms: r.maxP99Ms ?? null,
+						minRequests: r.minRequests,
+						startedAt: r.startedAt,
+						updatedAt: r.updatedAt,
+						nextCheckAt: r.nextCheckAt,
+						// This rollout's own events (the alias's log also holds earlier rollouts').
+						events: (
+							await store.rolloutEvents(r.name, r.alias, ROLLOUT_EVENTS)
+						).filter((e) => e.at >= r.startedAt),
+					})),
+				)
+			: [];
+		return { registry: store !== undefined, routes, figures, arms, rollouts };
 	});
+
+	// Rollout actions (admin scope): the registry change is made as the caller, and audited as `rollout.<action>`
+	// (abort and promote also change the alias's route or the alias itself, audited by the registry).
+	app.post<{ Params: { model: string; alias: string; action: string } }>(
+		"/ui/api/rollouts/:model/:alias/:action",
+		async (req) => {
+			const s = needStore(store);
+			const { model, alias, action } = req.params;
+			if (!Object.hasOwn(ROLLOUT_ACTIONS, action))
+				throw new MlshipError(
+					"MLSHIP_INVALID_ARGUMENT",
+					`unknown rollout action '${action.slice(0, 50)}': use pause, resume, abort or promote`,
+				);
+			const fn = ROLLOUT_ACTIONS[action as keyof typeof ROLLOUT_ACTIONS];
+			return withActor(actorOf(req), async () => {
+				const r = await fn(s, model, alias);
+				await s.audit.record({
+					action: `rollout.${action}`,
+					target: `${model}@${alias}`,
+					detail: { transport: "ui", state: r.state, to: r.to, from: r.from },
+				});
+				return { name: r.name, alias: r.alias, state: r.state };
+			});
+		},
+	);
 
 	app.get("/ui/api/servers", async (req) => {
 		const auth = req.headers.authorization;

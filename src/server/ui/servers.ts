@@ -25,6 +25,8 @@ export interface UiServer {
 		since: string,
 		auth: string | undefined,
 	): Promise<unknown>;
+	/** Live quality by version from feedback: `GET /v2/models/{m}/quality` (the server's own route, with the user's token). */
+	quality(model: string, auth: string | undefined): Promise<unknown>;
 	/** Unloads a model; the server's own unload route (or, locally, the data plane) records it in the audit log. */
 	unload(
 		model: string,
@@ -54,6 +56,22 @@ function answerError(where: string, status: number, body: string): MlshipError {
 	return new MlshipError(code, `${where}: ${message}`);
 }
 
+/** A GET of this process's own route, through its token checks. */
+async function inject(
+	app: FastifyInstance,
+	url: string,
+	auth: string | undefined,
+): Promise<unknown> {
+	const res = await app.inject({
+		method: "GET",
+		url,
+		headers: auth === undefined ? {} : { authorization: auth },
+	});
+	if (res.statusCode >= 300)
+		throw answerError("this server", res.statusCode, res.body);
+	return res.json();
+}
+
 /** This process's data plane; routes the data plane does not expose (the drift monitor) are asked of `app` in-process, through its token checks. */
 export function localServer(
 	dp: DataPlane,
@@ -74,16 +92,14 @@ export function localServer(
 				);
 			return dp.experiment(model);
 		},
-		monitor: async (model, since, auth) => {
-			const res = await app.inject({
-				method: "GET",
-				url: `/v2/models/${encodeURIComponent(model)}/monitor?since=${encodeURIComponent(since)}`,
-				headers: auth === undefined ? {} : { authorization: auth },
-			});
-			if (res.statusCode >= 300)
-				throw answerError("this server", res.statusCode, res.body);
-			return res.json();
-		},
+		monitor: (model, since, auth) =>
+			inject(
+				app,
+				`/v2/models/${encodeURIComponent(model)}/monitor?since=${encodeURIComponent(since)}`,
+				auth,
+			),
+		quality: (model, auth) =>
+			inject(app, `/v2/models/${encodeURIComponent(model)}/quality`, auth),
 		unload: async (model, _auth, actor) => {
 			await dp.unload(model);
 			await audit({
@@ -204,6 +220,14 @@ export function remoteServer(id: string, origin: string): UiServer {
 				await call(
 					origin,
 					`/v2/models/${encodeURIComponent(model)}/monitor?since=${encodeURIComponent(since)}`,
+					auth,
+				)
+			).json(),
+		quality: async (model, auth) =>
+			(
+				await call(
+					origin,
+					`/v2/models/${encodeURIComponent(model)}/quality`,
 					auth,
 				)
 			).json(),

@@ -565,15 +565,15 @@ async function modelPage(name, params) {
 		);
 	const driftBox = h("div", { id: "drift" }, h("p", {}, "Loading drift…"));
 	out.push(h("h2", {}, "Drift per feature (24 h, worst first)"), driftBox);
-	out.push(
-		h("h2", {}, "Quality from feedback"),
-		emptyBox(
-			"Live quality appears here once the server takes feedback for this model.",
-			`curl -X POST localhost:8080/v2/models/${data.name}/feedback -d '{"id": "<request id>", "label": 1}'`,
-		),
+	const qualityBox = h(
+		"div",
+		{ id: "quality" },
+		h("p", {}, "Loading quality…"),
 	);
+	out.push(h("h2", {}, "Quality from feedback"), qualityBox);
 	main.replaceChildren(...out);
 	void drift(data.name, driftBox);
+	void quality(data.name, qualityBox);
 
 	cleanup = liveCharts(
 		chartBox,
@@ -691,34 +691,46 @@ function severity(f) {
 		: f.statistic / f.threshold;
 }
 
-function sparkline(values, label) {
+/**
+ * A small SVG line of `values` with a dashed reference line at `ref` (the drift threshold), both in one y range;
+ * the line's points and the reference's y are in `data-points` / `data-ref-y` for tests.
+ */
+function sparkline(values, label, ref) {
 	const w = 160;
 	const hgt = 32;
 	const finite = values.filter((v) => Number.isFinite(v));
-	const max = Math.max(...finite, 1e-12);
-	const min = Math.min(...finite, 0);
+	const max = Math.max(...finite, ref);
+	const min = Math.min(...finite, ref);
+	const y = (v) => hgt - 2 - ((v - min) / (max - min || 1)) * (hgt - 4);
 	const pts = values
 		.map((v, i) =>
 			Number.isFinite(v)
-				? `${((i / Math.max(values.length - 1, 1)) * (w - 4) + 2).toFixed(1)},${(hgt - 2 - ((v - min) / (max - min || 1)) * (hgt - 4)).toFixed(1)}`
+				? `${((i / Math.max(values.length - 1, 1)) * (w - 4) + 2).toFixed(1)},${y(v).toFixed(1)}`
 				: null,
 		)
 		.filter(Boolean)
 		.join(" ");
-	const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+	const NS = "http://www.w3.org/2000/svg";
+	const svg = document.createElementNS(NS, "svg");
 	svg.setAttribute("width", String(w));
 	svg.setAttribute("height", String(hgt));
 	svg.setAttribute("role", "img");
 	svg.setAttribute("aria-label", label);
-	const line = document.createElementNS(
-		"http://www.w3.org/2000/svg",
-		"polyline",
-	);
+	const base = document.createElementNS(NS, "line");
+	base.setAttribute("x1", "2");
+	base.setAttribute("x2", String(w - 2));
+	base.setAttribute("y1", y(ref).toFixed(1));
+	base.setAttribute("y2", y(ref).toFixed(1));
+	base.setAttribute("class", "threshold");
+	base.setAttribute("stroke", "currentColor");
+	base.setAttribute("stroke-opacity", "0.45");
+	base.setAttribute("stroke-dasharray", "3 3");
+	const line = document.createElementNS(NS, "polyline");
 	line.setAttribute("points", pts);
 	line.setAttribute("fill", "none");
 	line.setAttribute("stroke", "currentColor");
 	line.setAttribute("stroke-width", "1.5");
-	svg.append(line);
+	svg.append(base, line);
 	return svg;
 }
 
@@ -799,7 +811,7 @@ async function drift(name, box) {
 					const v = last.features[f];
 					return h(
 						"tr",
-						{},
+						{ "data-severity": String(severity(v)) },
 						h("th", { scope: "row" }, f),
 						h("td", {}, v.method),
 						h(
@@ -817,9 +829,16 @@ async function drift(name, box) {
 						h(
 							"td",
 							{},
+							// log10 of how far past its threshold each window was: up is worse, above the dashed line drifted
+							// (raw p-values of a drifted feature sit at 1e-30 and would draw a flat line at the bottom).
 							sparkline(
-								mine.map((w) => w.features[f]?.statistic ?? Number.NaN),
-								`${f}: ${v.method} statistic over ${mine.length} windows`,
+								mine.map((w) =>
+									w.features[f] && typeof w.features[f].statistic === "number"
+										? Math.log10(Math.max(severity(w.features[f]), 1e-300))
+										: Number.NaN,
+								),
+								`${f}: drift over ${mine.length} windows (${v.method}; above the dashed line = drifted)`,
+								0,
 							),
 						),
 					);
@@ -827,6 +846,100 @@ async function drift(name, box) {
 			),
 		),
 	);
+}
+
+const QUALITY = {
+	classification: [
+		["accuracy", "Accuracy"],
+		["f1_macro", "F1 (macro)"],
+		["roc_auc", "ROC AUC"],
+		["log_loss", "Log-loss"],
+	],
+	regression: [
+		["mae", "MAE"],
+		["rmse", "RMSE"],
+	],
+};
+
+function fmtFigure(x) {
+	return typeof x === "number" ? x.toPrecision(4) : "—";
+}
+
+/** The quality panel: per served version, each figure over the newest feedback rows (window) and since start (cumulative). */
+async function quality(name, box) {
+	let d;
+	try {
+		d = await api(`/ui/api/models/${encodeURIComponent(name)}/quality`);
+	} catch (err) {
+		box.replaceChildren(errorBox(err));
+		return;
+	}
+	const many = d.servers.length > 1;
+	const rows = d.servers.flatMap((s) =>
+		s.versions
+			.filter((v) => v.cumulative?.rows > 0)
+			.map((v) => ({ ...v, server: s.label })),
+	);
+	if (rows.length === 0) {
+		box.replaceChildren(
+			emptyBox(
+				"No feedback with a truth for this model yet: send each prediction's truth by its request id.",
+				`curl -X POST localhost:8080/v2/models/${name}/feedback -d '{"id": "<request id>", "truth": 1}'`,
+			),
+		);
+		return;
+	}
+	const tables = ["classification", "regression"]
+		.map((task) => [task, rows.filter((r) => r.task === task)])
+		.filter(([, list]) => list.length > 0)
+		.map(([task, list]) =>
+			h(
+				"table",
+				{},
+				h(
+					"caption",
+					{},
+					`${task === "regression" ? "Regression" : "Classification"}: window / cumulative`,
+				),
+				h(
+					"thead",
+					{},
+					h(
+						"tr",
+						{},
+						[
+							"Version",
+							"Rows (window)",
+							...QUALITY[task].map(([, t]) => t),
+						].map((t) => h("th", { scope: "col" }, t)),
+					),
+				),
+				h(
+					"tbody",
+					{},
+					list.map((r) =>
+						h(
+							"tr",
+							{},
+							h(
+								"th",
+								{ scope: "row" },
+								`v${r.version}${many ? ` on ${r.server}` : ""}`,
+							),
+							h("td", {}, `${r.cumulative.rows} (${r.window.rows})`),
+							QUALITY[task].map(([k]) =>
+								h(
+									"td",
+									{},
+									`${fmtFigure(r.window[k])} / ${fmtFigure(r.cumulative[k])}`,
+								),
+							),
+						),
+					),
+				),
+			),
+		);
+	box.replaceChildren(...tables);
 }
 
 function policyText(p) {
@@ -1030,6 +1143,7 @@ async function experimentsPage() {
 				),
 			);
 	}
+	out.push(...banditSection(data.arms), ...rolloutSection(data.rollouts));
 	main.replaceChildren(...out);
 	// The split as served: each version's share of the model's requests/s over the last minute, all servers.
 	const stops = [
@@ -1062,6 +1176,219 @@ async function experimentsPage() {
 	cleanup = () => {
 		for (const stop of stops) stop();
 	};
+}
+
+/** Bandit arms per alias (registry totals, merged over the replicas): share of the rewarded pulls and mean reward. */
+function banditSection(arms) {
+	if (!arms || arms.length === 0) return [];
+	const byAlias = new Map();
+	for (const a of arms) {
+		const k = `${a.name}@${a.alias}`;
+		byAlias.set(k, [...(byAlias.get(k) ?? []), a]);
+	}
+	const out = [h("h2", {}, "Bandit arms")];
+	for (const [k, list] of byAlias) {
+		const total = list.reduce((n, a) => n + a.pulls, 0);
+		const best = Math.max(
+			...list.map((a) => (a.pulls > 0 ? a.rewardSum / a.pulls : -Infinity)),
+		);
+		out.push(
+			h(
+				"table",
+				{ "data-bandit": k },
+				h("caption", {}, `${k}: rewards by arm (all replicas)`),
+				h(
+					"thead",
+					{},
+					h(
+						"tr",
+						{},
+						["Arm", "Rewarded pulls", "Share", "Mean reward", "Reward sum"].map(
+							(t) => h("th", { scope: "col" }, t),
+						),
+					),
+				),
+				h(
+					"tbody",
+					{},
+					list
+						.sort((a, b) => a.version - b.version)
+						.map((a) => {
+							const share = total > 0 ? (100 * a.pulls) / total : 0;
+							const mean = a.pulls > 0 ? a.rewardSum / a.pulls : null;
+							return h(
+								"tr",
+								{},
+								h("th", { scope: "row" }, `v${a.version}`),
+								h("td", {}, String(a.pulls)),
+								h(
+									"td",
+									{},
+									h("span", {
+										class: "bar",
+										style: `width:${(share * 2).toFixed(0)}px`,
+									}),
+									` ${share.toFixed(1)}%`,
+								),
+								h(
+									"td",
+									{},
+									mean === null
+										? "—"
+										: `${mean.toFixed(3)}${mean === best && list.length > 1 ? " (best)" : ""}`,
+								),
+								h("td", {}, a.rewardSum.toFixed(2)),
+							);
+						}),
+				),
+			),
+		);
+	}
+	return out;
+}
+
+const ROLLOUT_VERBS = {
+	running: ["pause", "abort", "promote"],
+	paused: ["resume", "abort", "promote"],
+};
+const ROLLOUT_CONFIRM = {
+	pause: "Pause it? No checks or steps; the split stays where it is.",
+	resume: "Resume it? The next check is one interval away.",
+	abort: "Abort it? All traffic goes back to the previous version.",
+	promote:
+		"Promote it now? The alias moves to the new version and the split is cleared.",
+};
+
+function eventText(e) {
+	const d = { ...e.detail };
+	return Object.entries(d)
+		.map(([k, v]) => `${k}=${typeof v === "object" ? JSON.stringify(v) : v}`)
+		.join(" ");
+}
+
+/** Rollouts: state, the steps (current marked), the check limits, the events with their check results, and actions. */
+function rolloutSection(rollouts) {
+	if (!rollouts || rollouts.length === 0) return [];
+	const out = [h("h2", {}, "Rollouts")];
+	for (const r of rollouts) {
+		const ref = `${r.name}@${r.alias}`;
+		const verbs = ROLLOUT_VERBS[r.state] ?? [];
+		out.push(
+			h(
+				"section",
+				{
+					class: "card",
+					"data-rollout": ref,
+					"aria-label": `Rollout of ${ref}`,
+				},
+				h("h3", {}, `${ref}: v${r.from} → v${r.to}`),
+				h(
+					"p",
+					{},
+					h(
+						"strong",
+						{ class: `state-${r.state}`, "data-state": r.state },
+						r.state,
+					),
+					` · step ${r.step + 1} of ${r.steps.length} · failed checks ${r.failed} of ${r.failures} allowed · started ${fmtTime(new Date(r.startedAt).toISOString())}`,
+					r.state === "running"
+						? ` · next check ${fmtTime(new Date(r.nextCheckAt).toISOString())}`
+						: "",
+				),
+				h(
+					"ol",
+					{
+						class: "steps",
+						"aria-label": "Steps (percent of traffic to the new version)",
+					},
+					r.steps.map((p, i) =>
+						h(
+							"li",
+							i === r.step ? { "aria-current": "step", class: "current" } : {},
+							`${p}%`,
+						),
+					),
+				),
+				h(
+					"p",
+					{ class: "muted" },
+					`Checks every ${Math.round(r.intervalMs / 1000)} s: error rate ≤ ${(r.maxErrorRate * 100).toFixed(2)}%${r.maxP99Ms === null ? "" : `, p99 ≤ ${r.maxP99Ms} ms`}, at least ${r.minRequests} requests`,
+				),
+				verbs.length
+					? h(
+							"p",
+							{},
+							verbs.map((verb) =>
+								h(
+									"button",
+									{
+										type: "button",
+										"aria-label": `${verb[0].toUpperCase()}${verb.slice(1)} the rollout of ${ref}`,
+										onclick: async () => {
+											if (
+												!(await confirmAction(
+													`${verb[0].toUpperCase()}${verb.slice(1)} the rollout of ${ref} (v${r.from} → v${r.to})? ${ROLLOUT_CONFIRM[verb]}`,
+												))
+											)
+												return;
+											try {
+												await api(
+													`/ui/api/rollouts/${encodeURIComponent(r.name)}/${encodeURIComponent(r.alias)}/${verb}`,
+													{ method: "POST", body: "{}" },
+												);
+												await route();
+											} catch (err) {
+												main.prepend(errorBox(err));
+											}
+										},
+									},
+									verb[0].toUpperCase() + verb.slice(1),
+								),
+							),
+						)
+					: "",
+				h(
+					"table",
+					{},
+					h("caption", {}, "Events and check results (oldest first)"),
+					h(
+						"thead",
+						{},
+						h(
+							"tr",
+							{},
+							["Time", "Event", "Detail"].map((t) =>
+								h("th", { scope: "col" }, t),
+							),
+						),
+					),
+					h(
+						"tbody",
+						{},
+						r.events.map((e) =>
+							h(
+								"tr",
+								{ "data-event": e.type },
+								h("td", {}, fmtTime(new Date(e.at).toISOString())),
+								h(
+									"th",
+									{
+										scope: "row",
+										class: /failed|rolled_back|aborted/.test(e.type)
+											? "error"
+											: "",
+									},
+									e.type,
+								),
+								h("td", {}, eventText(e)),
+							),
+						),
+					),
+				),
+			),
+		);
+	}
+	return out;
 }
 
 // ---- Servers ----
