@@ -9,6 +9,7 @@ import type { PayloadLogConfig } from "../payload-log/open.ts";
 import { MlshipError, toMlshipError } from "../protocol/errors.ts";
 import { redactUrl } from "../protocol/redact.ts";
 import type { ModelStore } from "../registry/types.ts";
+import { TREES_PLATFORM } from "../trees/ir.ts";
 import {
 	carriesHeaders,
 	checkUri,
@@ -233,8 +234,7 @@ export async function runStream(opts: StreamOptions): Promise<RunningStream> {
 		if (loadError) throw loadError;
 		if (opts.explain !== undefined) {
 			const { platform } = dp.modelMetadata(name);
-			const { treesRuntime } = await import("../runtime/trees/index.ts");
-			if (platform !== treesRuntime.platform)
+			if (platform !== TREES_PLATFORM)
 				throw new MlshipError(
 					"MLSHIP_UNSUPPORTED_MODEL",
 					`--explain: model '${name}' runs on ${platform}, which cannot explain predictions; set 'runtime: trees' in mlship.yaml for a tree ensemble or linear model (ONNX, PMML, XGBoost JSON or LightGBM text)`,

@@ -258,3 +258,6 @@ export function treeDepth(tree: Tree): number {
 	}
 	return max;
 }
+
+/** The OIP platform of models on the native `trees` runtime (the one that explains exactly). */
+export const TREES_PLATFORM = "mlship_trees";

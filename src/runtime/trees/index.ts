@@ -10,7 +10,7 @@ import {
 	explainTree,
 	featureMeans,
 } from "../../trees/explain.ts";
-import type { TreeModel } from "../../trees/ir.ts";
+import { TREES_PLATFORM, type TreeModel } from "../../trees/ir.ts";
 import { readTreeModel } from "../../trees/read/index.ts";
 import { defaultWorkers, WorkerPool } from "../pool.ts";
 import type { LoadedModel, LoadOptions, Runtime } from "../types.ts";
@@ -147,7 +147,7 @@ function linearMeans(
 /** Runs tree ensembles and linear models natively (no onnxruntime): XGBoost JSON, LightGBM text, PMML, ONNX-ML. */
 export const treesRuntime: Runtime = {
 	name: "trees",
-	platform: "mlship_trees",
+	platform: TREES_PLATFORM,
 	async describe(bytes: Uint8Array, source: string) {
 		return { signature: readTreeModel(bytes, source).signature, skipped: [] };
 	},
