@@ -22,7 +22,7 @@ import {
 } from "../../rollout/spec.ts";
 import { actorOf } from "../rest/auth.ts";
 import { rates, type Snapshot, snapshot } from "./live.ts";
-import type { UiServer } from "./servers.ts";
+import type { UiServer, UiStream } from "./servers.ts";
 
 /** What the dashboard reads from. */
 export interface UiOptions {
@@ -30,6 +30,8 @@ export interface UiOptions {
 	store?: ModelStore;
 	/** The servers shown (this one first with `serve --ui`). */
 	servers: readonly UiServer[];
+	/** Stream processors shown on the Servers page (their --metrics-port endpoints). */
+	streams?: readonly UiStream[];
 	/** Milliseconds between live updates (default 1000). */
 	intervalMs?: number;
 }
@@ -551,6 +553,19 @@ export function registerUi(app: FastifyInstance, opts: UiOptions): void {
 			}),
 		);
 	});
+
+	// Stream processors: each one's /status (model, source and sink, counts, last message), or why it is unreachable.
+	app.get("/ui/api/streams", async () =>
+		Promise.all(
+			(opts.streams ?? []).map(async (t) => {
+				try {
+					return { id: t.id, label: t.label, status: await t.status() };
+				} catch (err) {
+					return { id: t.id, label: t.label, error: (err as Error).message };
+				}
+			}),
+		),
+	);
 
 	app.post<{ Params: { server: string; model: string } }>(
 		"/ui/api/servers/:server/models/:model/unload",
