@@ -21,6 +21,7 @@ import {
 	startRolloutFrom,
 } from "../../rollout/spec.ts";
 import { actorOf } from "../rest/auth.ts";
+import { isObject, jsonBody, kindOf } from "../rest/body.ts";
 import { rates, type Snapshot, snapshot } from "./live.ts";
 import type { UiServer, UiStream } from "./servers.ts";
 
@@ -450,19 +451,19 @@ export function registerUi(app: FastifyInstance, opts: UiOptions): void {
 
 	// Start a rollout (admin scope): the same settings, defaults and registry call as `mlship rollout start`, made as
 	// the caller (audited as `rollout.started` in the rollout's transaction).
-	app.post<{ Params: { model: string; alias: string }; Body: unknown }>(
+	app.post<{ Params: { model: string; alias: string } }>(
 		"/ui/api/rollouts/:model/:alias",
 		async (req) => {
 			const s = needStore(store);
 			const { model, alias } = req.params;
-			const body = req.body;
-			if (typeof body !== "object" || body === null || Array.isArray(body))
+			const body = jsonBody(req.body, req.headers);
+			if (!isObject(body))
 				throw new MlshipError(
 					"MLSHIP_INVALID_ARGUMENT",
-					`start a rollout with a JSON object such as {"to": "4", "steps": "5,25,50,100"}`,
+					`start a rollout with a JSON object such as {"to": "4", "steps": "5,25,50,100"}, got ${kindOf(body)}`,
 				);
 			const settings: Record<string, string> = {};
-			for (const [k, v] of Object.entries(body as Record<string, unknown>)) {
+			for (const [k, v] of Object.entries(body)) {
 				if (!Object.hasOwn(FORM_NAMES, k))
 					throw new MlshipError(
 						"MLSHIP_INVALID_ARGUMENT",

@@ -1279,7 +1279,12 @@ function describeWeights(c) {
  * A step chart of the weights each version was configured to get over [since, now] (from the registry's policy
  * history), with the list of changes below it for screen readers and keyboard users.
  */
-function weightsChart(box, key, changes, since, now) {
+function weightsChart(box, key, changes, rangeStart, now) {
+	// The axis starts at the range, or at the first recorded change when that is later (at least a minute shown).
+	const since = Math.min(
+		Math.max(rangeStart, changes[0]?.at ?? rangeStart),
+		now - 60_000,
+	);
 	const xs = [];
 	const rows = [];
 	for (const c of changes) {
@@ -1351,6 +1356,20 @@ function weightsChart(box, key, changes, since, now) {
 	);
 	box.dataset.points = String(changes.length);
 	box.append(
+		changes[changes.length - 1]?.policy?.bandit
+			? h(
+					"p",
+					{ class: "muted note" },
+					"A bandit's shares are learned from rewards, not configured: see its arms below.",
+				)
+			: null,
+		since > rangeStart
+			? h(
+					"p",
+					{ class: "muted note" },
+					`Drawn from the first change the registry recorded in the range (${fmtTime(new Date(changes[0].at).toISOString())}).`,
+				)
+			: null,
 		h(
 			"details",
 			{},
