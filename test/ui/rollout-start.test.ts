@@ -8,16 +8,17 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import type { Browser, Page } from "playwright-core";
+import type { Browser } from "playwright-core";
 import { readBundle } from "../../src/bundle/bundle.ts";
 import { openRegistry } from "../../src/registry/open.ts";
 import type { ModelStore } from "../../src/registry/types.ts";
 import { ROLLOUT_DEFAULTS } from "../../src/rollout/spec.ts";
 import type { RunningServer } from "../../src/server/server.ts";
-import { launchBrowser, openPage, screenshot } from "../harness/browser.ts";
+import { launchBrowser, screenshot } from "../harness/browser.ts";
 import { bundleDir } from "../helpers/fixtures.ts";
 import { startServing } from "../helpers/server.ts";
 import { axe } from "./axe.ts";
+import { signedIn } from "./session.ts";
 
 const WAIT = { timeout: 90_000 };
 const FLOWER = {
@@ -71,17 +72,8 @@ describe("experiments page: start a rollout, weights over time, a live bandit", 
 		await rm(dir, { recursive: true, force: true });
 	});
 
-	async function signedIn(hash: string): Promise<{
-		page: Page;
-		errors: string[];
-	}> {
-		const { page, errors } = await openPage(browser, `${url}/ui/`);
-		await page.getByLabel("API token").fill(admin.token);
-		await page.getByRole("button", { name: "Use" }).click();
-		await page.getByRole("link", { name: "iris", exact: true }).waitFor(WAIT);
-		await page.goto(`${url}/ui/${hash}`);
-		return { page, errors };
-	}
+	const signedInAt = (hash: string) =>
+		signedIn(browser, url, admin.token, hash);
 
 	/** One answer of `model`: its request id and the version that served it. */
 	async function predict(model: string): Promise<{ id: string; v: string }> {
@@ -102,7 +94,7 @@ describe("experiments page: start a rollout, weights over time, a live bandit", 
 	}
 
 	it("starts a rollout from the form with the CLI's defaults, confirmed, audited as the token; its first step is in the registry", async () => {
-		const { page, errors } = await signedIn("#/experiments");
+		const { page, errors } = await signedInAt("#/experiments");
 		const form = page.locator("[data-start-rollout]");
 		await form.waitFor(WAIT);
 		// The form starts from `mlship rollout start`'s defaults.
@@ -223,7 +215,7 @@ describe("experiments page: start a rollout, weights over time, a live bandit", 
 			(await store.rollout("iris", "production"))?.state,
 			"promoted",
 		);
-		const { page, errors } = await signedIn("#/experiments?range=1h");
+		const { page, errors } = await signedInAt("#/experiments?range=1h");
 		const box = page.locator('[data-weights="iris@production"]');
 		await box.locator("canvas").first().waitFor(WAIT);
 		// Registered on v1 (100%), the form's first step (60/40), promoted: alias on v2 with the split, then cleared.
@@ -296,7 +288,7 @@ describe("experiments page: start a rollout, weights over time, a live bandit", 
 			assert.ok(Date.now() < deadline, "arm totals reach the registry");
 			await new Promise((r) => setTimeout(r, 200));
 		}
-		const { page, errors } = await signedIn("#/experiments");
+		const { page, errors } = await signedInAt("#/experiments");
 		const table = page.locator('[data-bandit="arms@production"]');
 		await table.waitFor(WAIT);
 		const rows = await table

@@ -491,14 +491,8 @@ export function registerUi(app: FastifyInstance, opts: UiOptions): void {
 					FORM_NAMES,
 				),
 			);
-			return {
-				name: r.name,
-				alias: r.alias,
-				from: r.from,
-				to: r.to,
-				state: r.state,
-				steps: r.steps,
-			};
+			const { name, from, to, state, steps } = r;
+			return { name, alias: r.alias, from, to, state, steps };
 		},
 	);
 

@@ -249,6 +249,28 @@ async function modelsPage() {
 	main.replaceChildren(...out);
 }
 
+/** A toolbar with the time range select: choosing one goes to `base?range=VALUE` (a shareable URL). */
+function rangeToolbar(label, options, selected, base, ...extra) {
+	return h(
+		"div",
+		{ class: "toolbar" },
+		h("label", { for: "range" }, label),
+		h(
+			"select",
+			{
+				id: "range",
+				onchange: (e) => {
+					location.hash = `${base}?range=${e.target.value}`;
+				},
+			},
+			options.map(([value, text]) =>
+				h("option", { value, selected: value === selected }, text),
+			),
+		),
+		...extra,
+	);
+}
+
 // ---- A model ----
 
 const CHARTS = [
@@ -328,15 +350,29 @@ function cssVar(name) {
 		.trim();
 }
 
-/** A chart over the last `seconds` (the x axis is the selected range, not just the points so far). */
-function makeChart(container, title, versions, width, seconds) {
-	const fg = cssVar("--fg");
+/** Axis colours from the theme (light or dark, as the system says). */
+function axisStyle() {
 	const grid = cssVar("--line");
-	const axis = {
-		stroke: fg,
+	return {
+		stroke: cssVar("--fg"),
 		grid: { stroke: grid, width: 1 },
 		ticks: { stroke: grid },
 	};
+}
+
+/** One coloured series per version (`v3`), with `more` options each. */
+function versionSeries(versions, more) {
+	return versions.map((v, i) => ({
+		label: `v${v}`,
+		stroke: PALETTE[i % PALETTE.length],
+		width: 2,
+		...more,
+	}));
+}
+
+/** A chart over the last `seconds` (the x axis is the selected range, not just the points so far). */
+function makeChart(container, title, versions, width, seconds) {
+	const axis = axisStyle();
 	return new uPlot(
 		{
 			title,
@@ -372,15 +408,7 @@ function makeChart(container, title, versions, width, seconds) {
 				},
 				{ ...axis, size: 60 },
 			],
-			series: [
-				{},
-				...versions.map((v, i) => ({
-					label: `v${v}`,
-					stroke: PALETTE[i % PALETTE.length],
-					width: 2,
-					spanGaps: false,
-				})),
-			],
+			series: [{}, ...versionSeries(versions, { spanGaps: false })],
 		},
 		[[], ...versions.map(() => [])],
 		container,
@@ -474,22 +502,11 @@ async function modelPage(name, params) {
 	);
 
 	// Live charts.
-	const toolbar = h(
-		"div",
-		{ class: "toolbar" },
-		h("label", { for: "range" }, "Time range"),
-		h(
-			"select",
-			{
-				id: "range",
-				onchange: (e) => {
-					location.hash = `#/models/${encodeURIComponent(name)}?range=${e.target.value}`;
-				},
-			},
-			Object.keys(RANGES).map((r) =>
-				h("option", { value: r, selected: r === range }, r),
-			),
-		),
+	const toolbar = rangeToolbar(
+		"Time range",
+		Object.keys(RANGES).map((r) => [r, r]),
+		range,
+		`#/models/${encodeURIComponent(name)}`,
 		h(
 			"span",
 			{ class: "muted" },
@@ -1019,22 +1036,11 @@ async function experimentsPage(params) {
 	);
 	const out = [
 		h("h1", {}, "Experiments and rollouts"),
-		h(
-			"div",
-			{ class: "toolbar" },
-			h("label", { for: "range" }, "Weights over"),
-			h(
-				"select",
-				{
-					id: "range",
-					onchange: (e) => {
-						location.hash = `#/experiments?range=${e.target.value}`;
-					},
-				},
-				HISTORY_RANGES.map((r) =>
-					h("option", { value: r, selected: r === range }, `last ${r}`),
-				),
-			),
+		rangeToolbar(
+			"Weights over",
+			HISTORY_RANGES.map((r) => [r, `last ${r}`]),
+			range,
+			"#/experiments",
 		),
 	];
 	const shares = [];
@@ -1310,13 +1316,7 @@ function weightsChart(box, key, changes, rangeStart, now) {
 	const versions = [
 		...new Set(rows.flatMap((w) => (w ? [...w.keys()] : []))),
 	].sort((a, b) => a - b);
-	const fg = cssVar("--fg");
-	const grid = cssVar("--line");
-	const axis = {
-		stroke: fg,
-		grid: { stroke: grid, width: 1 },
-		ticks: { stroke: grid },
-	};
+	const axis = axisStyle();
 	const chartBox = h("div", {
 		class: "chart",
 		role: "img",
@@ -1343,12 +1343,9 @@ function weightsChart(box, key, changes, rangeStart, now) {
 			],
 			series: [
 				{},
-				...versions.map((v, i) => ({
-					label: `v${v}`,
-					stroke: PALETTE[i % PALETTE.length],
-					width: 2,
+				...versionSeries(versions, {
 					paths: uPlot.paths.stepped({ align: 1 }),
-				})),
+				}),
 			],
 		},
 		[xs, ...versions.map((v) => rows.map((w) => (w ? (w.get(v) ?? 0) : null)))],
@@ -1452,49 +1449,34 @@ function startRolloutForm(aliases, defaults) {
 	};
 	aliasSel.addEventListener("change", fillVersions);
 	fillVersions();
-	const text = (id, name, value, extra = {}) =>
-		h("input", { id, name, value: value ?? "", type: "text", ...extra });
+	// The settings of `mlship rollout start`: [JSON key, label, hint under the field].
+	const settings = [
+		["steps", "Steps (% of traffic)", "comma-separated, the last 100"],
+		["interval", "Check every"],
+		["maxErrorRate", "Max error rate"],
+		["maxP99Ms", "Max p99 (ms)", "empty: latency not checked"],
+		["minRequests", "Min requests per check"],
+		["failures", "Roll back after failed checks"],
+	];
 	const form = h(
 		"form",
 		{ class: "rollout-form", "data-start-rollout": "" },
 		field("ro-alias", "Alias", aliasSel),
 		field("ro-to", "Roll out version", toSel),
-		field(
-			"ro-steps",
-			"Steps (% of traffic)",
-			text("ro-steps", "steps", defaults.steps, {
-				"aria-describedby": "ro-steps-hint",
-			}),
-			"comma-separated, the last 100",
-		),
-		field(
-			"ro-interval",
-			"Check every",
-			text("ro-interval", "interval", defaults.interval),
-		),
-		field(
-			"ro-max-error-rate",
-			"Max error rate",
-			text("ro-max-error-rate", "maxErrorRate", defaults.maxErrorRate),
-		),
-		field(
-			"ro-max-p99",
-			"Max p99 (ms)",
-			text("ro-max-p99", "maxP99Ms", "", {
-				placeholder: "not checked",
-				"aria-describedby": "ro-max-p99-hint",
-			}),
-			"empty: latency not checked",
-		),
-		field(
-			"ro-min-requests",
-			"Min requests per check",
-			text("ro-min-requests", "minRequests", defaults.minRequests),
-		),
-		field(
-			"ro-failures",
-			"Roll back after failed checks",
-			text("ro-failures", "failures", defaults.failures),
+		settings.map(([key, label, hint]) =>
+			field(
+				`ro-${key}`,
+				label,
+				h("input", {
+					id: `ro-${key}`,
+					name: key,
+					type: "text",
+					value: defaults[key] ?? "",
+					placeholder: key === "maxP99Ms" ? "not checked" : undefined,
+					"aria-describedby": hint ? `ro-${key}-hint` : undefined,
+				}),
+				hint,
+			),
 		),
 		h(
 			"div",
@@ -1507,15 +1489,7 @@ function startRolloutForm(aliases, defaults) {
 		const f = new FormData(form);
 		const [name, alias] = String(f.get("alias")).split("@");
 		const body = {};
-		for (const k of [
-			"to",
-			"steps",
-			"interval",
-			"maxErrorRate",
-			"maxP99Ms",
-			"minRequests",
-			"failures",
-		]) {
+		for (const k of ["to", ...settings.map(([key]) => key)]) {
 			const v = String(f.get(k) ?? "").trim();
 			if (v !== "") body[k] = v;
 		}
