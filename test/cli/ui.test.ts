@@ -34,6 +34,8 @@ describe("mlship ui", () => {
 		assert.equal(r.code, 0);
 		assert.match(r.stdout, /--server <url>/);
 		assert.match(r.stdout, /--stream <url>/);
+		const serve = await run(["serve", "--help"]);
+		assert.match(serve.stdout, /--ui-stream <url>/);
 		assert.match(
 			r.stdout,
 			/mlship ui --registry \S+ --stream http:\/\/127\.0\.0\.1:9464/,
