@@ -1406,7 +1406,7 @@ function weightsChart(box, key, changes, rangeStart, now) {
 /** The start-a-rollout form (admin): the same settings and defaults as `mlship rollout start`, confirmed first. */
 function startRolloutForm(aliases, defaults) {
 	const section = h("section", {
-		class: "card",
+		class: "card start-rollout",
 		"aria-labelledby": "start-rollout-title",
 	});
 	section.append(h("h2", { id: "start-rollout-title" }, "Start a rollout"));
