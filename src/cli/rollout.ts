@@ -1,6 +1,5 @@
 // `mlship rollout start|status|pause|resume|abort|promote`: progressive delivery of a new version on an alias.
 import { Command } from "commander";
-import { parseDuration } from "../protocol/duration.ts";
 import { MlshipError } from "../protocol/errors.ts";
 import type { ModelStore, Rollout, RolloutEvent } from "../registry/types.ts";
 import { parseRef } from "../registry/types.ts";
@@ -10,6 +9,7 @@ import {
 	promoteRollout,
 	resumeRollout,
 } from "../rollout/control.ts";
+import { ROLLOUT_DEFAULTS, startRolloutFrom } from "../rollout/spec.ts";
 import { action, example, output, textTable } from "./common.ts";
 import { type CommonOpts, common, withRegistry } from "./models-common.ts";
 
@@ -35,21 +35,6 @@ export function aliasRef(ref: string): { name: string; alias: string } {
 			`a rollout moves an alias: give NAME@ALIAS (e.g. churn@production), got '${ref}'`,
 		);
 	return { name: r.name, alias: r.alias };
-}
-
-/** `1%`, `0.5%` or a fraction `0.01` → a fraction. */
-export function parseRate(text: string, flag: string): number {
-	const m = /^\s*(\d*\.?\d+)\s*(%?)\s*$/.exec(text);
-	const v = m ? Number(m[1]) / (m[2] ? 100 : 1) : Number.NaN;
-	if (!(v >= 0 && v <= 1))
-		throw bad(`${flag} expects a rate such as 1% or 0.01, got '${text}'`);
-	return v;
-}
-
-function whole(text: string, flag: string, min: number): number {
-	if (!/^\s*\d+\s*$/.test(text) || Number(text) < min)
-		throw bad(`${flag} expects a whole number ≥ ${min}, got '${text}'`);
-	return Number(text);
 }
 
 function line(r: Rollout): string[] {
@@ -100,17 +85,17 @@ export function rolloutCommand(): Command {
 			.option(
 				"--steps <percents>",
 				"traffic to the new version at each step, the last 100",
-				"5,25,50,100",
+				ROLLOUT_DEFAULTS.steps,
 			)
 			.option(
 				"--interval <duration>",
 				"time between checks (each step lasts at least this long)",
-				"60s",
+				ROLLOUT_DEFAULTS.interval,
 			)
 			.option(
 				"--max-error-rate <rate>",
 				"highest error rate of the new version a check accepts (1% or 0.01)",
-				"1%",
+				ROLLOUT_DEFAULTS.maxErrorRate,
 			)
 			.option(
 				"--max-p99-ms <ms>",
@@ -119,39 +104,26 @@ export function rolloutCommand(): Command {
 			.option(
 				"--min-requests <n>",
 				"fewest requests to the new version a check needs (with fewer it waits)",
-				"100",
+				ROLLOUT_DEFAULTS.minRequests,
 			)
 			.option(
 				"--failures <n>",
 				"failed checks that roll back to the previous version",
-				"3",
+				ROLLOUT_DEFAULTS.failures,
 			),
 	).action(
 		action(async (ref: string, o: StartOpts) => {
 			const { name, alias } = aliasRef(ref);
-			const steps = o.steps.split(",").map((s) => {
-				const v = Number(s);
-				if (!/^\s*\d*\.?\d+\s*$/.test(s))
-					throw bad(
-						`--steps expects percentages separated by commas (e.g. 5,25,50,100), got '${o.steps}'`,
-					);
-				return v;
-			});
-			const spec = {
-				name,
-				alias,
-				to: whole(o.to, "--to", 1),
-				steps,
-				intervalMs: parseDuration(o.interval, "--interval"),
-				maxErrorRate: parseRate(o.maxErrorRate, "--max-error-rate"),
-				minRequests: whole(o.minRequests, "--min-requests", 1),
-				failures: whole(o.failures, "--failures", 1),
-				...(o.maxP99Ms !== undefined
-					? { maxP99Ms: parseDuration(o.maxP99Ms, "--max-p99-ms", "ms") }
-					: {}),
-			};
 			const r = await withRegistry(o.registry, (store) =>
-				store.startRollout(spec),
+				startRolloutFrom(store, name, alias, {
+					to: o.to,
+					steps: o.steps,
+					interval: o.interval,
+					maxErrorRate: o.maxErrorRate,
+					minRequests: o.minRequests,
+					failures: o.failures,
+					...(o.maxP99Ms !== undefined && { maxP99Ms: o.maxP99Ms }),
+				}),
 			);
 			output(
 				Boolean(o.json),

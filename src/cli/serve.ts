@@ -56,6 +56,7 @@ interface ServeOpts extends PayloadLogFlags {
 	qualityWindow?: string;
 	ui?: boolean;
 	uiServer?: string[];
+	uiStream?: string[];
 }
 
 export function serveCommand(): Command {
@@ -160,6 +161,11 @@ export function serveCommand(): Command {
 			"another mlship serve the dashboard also shows (repeatable; read with the user's token)",
 			(v: string, acc: string[] = []) => [...acc, v],
 		)
+		.option(
+			"--ui-stream <url>",
+			"an mlship stream's --metrics-port URL the dashboard's Servers page shows (repeatable), e.g. http://127.0.0.1:9464",
+			(v: string, acc: string[] = []) => [...acc, v],
+		)
 		.option("--log-level <level>", "fatal|error|warn|info|debug|trace|silent")
 		.option(
 			"--log-format <format>",
@@ -256,6 +262,7 @@ export function serveCommand(): Command {
 					...payloadLogSettings(opts),
 					ui: opts.ui,
 					ui_servers: opts.uiServer,
+					ui_streams: opts.uiStream,
 				};
 				if (models.length > 0) flags.models = models;
 				const settings = resolveSettings(flags, opts.config);

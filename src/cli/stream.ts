@@ -19,6 +19,7 @@ import {
 	type TombstonePolicy,
 } from "../stream/processor.ts";
 import { runStream } from "../stream/run.ts";
+import { streamStatus } from "../stream/status.ts";
 import { PARTITIONERS, type PartitionerName } from "../stream/types.ts";
 import { action, example, wholeNumber } from "./common.ts";
 import { metricsPortOption, startCommandMetrics } from "./metrics-port.ts";
@@ -274,6 +275,7 @@ export function streamCommand(): Command {
 							],
 							ready: () => running?.ready() ?? false,
 							details: () => running?.details() ?? {},
+							status: () => streamStatus(running, { model, from, to }),
 						},
 						(port) => log.info({ metrics_port: port }, "metrics serving"),
 					);

@@ -8,6 +8,7 @@ import { collect } from "./models-common.ts";
 interface UiOpts {
 	registry: string;
 	server?: string[];
+	stream?: string[];
 	host: string;
 	port: string;
 	auth: string;
@@ -28,6 +29,11 @@ export function uiCommand(): Command {
 		.option(
 			"--server <url>",
 			"an mlship serve to show (repeatable): its models, live figures, experiments; read with the user's token",
+			collect,
+		)
+		.option(
+			"--stream <url>",
+			"an mlship stream's --metrics-port URL to show on the Servers page (repeatable): model, source and sink, counts, last message",
 			collect,
 		)
 		.option("--host <host>", "address to listen on", "127.0.0.1")
@@ -58,6 +64,7 @@ export function uiCommand(): Command {
 				const ui = await startUi({
 					registry: opts.registry,
 					servers: opts.server ?? [],
+					streams: opts.stream ?? [],
 					host: opts.host,
 					port,
 					auth: opts.auth as "auto" | "required" | "off",
@@ -77,6 +84,7 @@ export function uiCommand(): Command {
 	return example(
 		cmd,
 		"mlship ui --registry sqlite:./registry.db --server http://127.0.0.1:8080 --port 8090",
+		"mlship ui --registry sqlite:./registry.db --stream http://127.0.0.1:9464   # an mlship stream --metrics-port 9464",
 		"mlship serve --registry sqlite:./registry.db -m churn@production --ui   # same port, under /ui",
 	);
 }

@@ -15,6 +15,8 @@ export interface MetricsServerOptions {
 	live?: () => boolean;
 	/** More of `/health/ready`'s body (e.g. `payload_log`): shown, never making it unready. */
 	details?: () => Record<string, unknown>;
+	/** `GET /status`: what the process is doing, as JSON (the dashboard's Servers page reads it); 404 without. */
+	status?: () => object;
 }
 
 export interface MetricsServer {
@@ -23,8 +25,8 @@ export interface MetricsServer {
 }
 
 /**
- * Serves `GET /metrics` (Prometheus text, serve's metric names), `GET /health/live` and `GET /health/ready` on
- * plain node:http: a few handles, no framework, so any long-running pattern can afford it.
+ * Serves `GET /metrics` (Prometheus text, serve's metric names), `GET /health/live`, `GET /health/ready` and, when
+ * given, `GET /status` on plain node:http: a few handles, no framework, so any long-running pattern can afford it.
  * @example const m = await startMetricsServer({ port: 9464, metrics: [() => dp.metrics()], ready: () => dp.ready() });
  */
 export async function startMetricsServer(
@@ -43,7 +45,21 @@ export async function startMetricsServer(
 		} else if (path === "/health/live") health(live(), "live");
 		else if (path === "/health/ready")
 			health(live() && opts.ready(), "ready", opts.details?.());
-		else if (path === "/metrics")
+		else if (path === "/status" && opts.status) {
+			let body: string;
+			try {
+				body = JSON.stringify(opts.status());
+			} catch {
+				res.writeHead(500, { "content-type": "application/json" });
+				res.end(JSON.stringify({ error: "status could not be collected" }));
+				return;
+			}
+			res.writeHead(200, {
+				"content-type": "application/json",
+				"cache-control": "no-store",
+			});
+			res.end(body);
+		} else if (path === "/metrics")
 			Promise.all(opts.metrics.map((m) => m())).then(
 				(parts) => {
 					res.writeHead(200, {
@@ -60,7 +76,7 @@ export async function startMetricsServer(
 			res.writeHead(404, { "content-type": "application/json" });
 			res.end(
 				JSON.stringify({
-					error: `no route for ${path?.slice(0, 200)}: try /metrics, /health/live or /health/ready`,
+					error: `no route for ${path?.slice(0, 200)}: try /metrics, /health/live or /health/ready${opts.status ? " or /status" : ""}`,
 				}),
 			);
 		}

@@ -1,7 +1,11 @@
 // The registry's vocabulary: model references, versions, change events, and the ModelStore interface.
 import type { Bundle } from "../bundle/bundle.ts";
 import type { Manifest } from "../bundle/manifest.ts";
-import type { StoredRoute, TrafficPolicyInput } from "../experiments/policy.ts";
+import type {
+	StoredRoute,
+	TrafficPolicy,
+	TrafficPolicyInput,
+} from "../experiments/policy.ts";
 import type { WindowRow } from "../monitor/windows.ts";
 import { MlshipError } from "../protocol/errors.ts";
 import type { Audit, Tokens } from "./access.ts";
@@ -14,6 +18,23 @@ export interface ArmStats {
 	/** Rewards received for the arm (a request without feedback is not a pull). */
 	pulls: number;
 	rewardSum: number;
+}
+
+/**
+ * What an alias was configured to serve after one change (an alias move, a policy set or cleared, a rollout step):
+ * kept in the registry so the configured weights can be drawn over time.
+ */
+export interface TrafficChange {
+	name: string;
+	alias: string;
+	/** When, ms since the epoch. */
+	at: number;
+	/** The alias's version after the change; null when the alias was deleted. */
+	version: number | null;
+	/** The policy after the change (without its salt); null when the alias had none. */
+	policy: Omit<TrafficPolicy, "salt"> | null;
+	/** Who made the change (a token id, `local:USER`, `rollout-agent:…`). */
+	actor: string;
 }
 
 /** Where a progressive rollout is: running or paused, or ended (promoted, rolled back, aborted). */
@@ -370,6 +391,16 @@ export interface ModelStore {
 		policy: TrafficPolicyInput,
 		actor?: string,
 	): Promise<StoredRoute>;
+	/**
+	 * What aliases were configured to serve (version and policy after each change) since `since` (ms since the
+	 * epoch), oldest first: each alias's last change before `since`, then the newest `limit` (default 10,000) after.
+	 */
+	trafficHistory(filter: {
+		name?: string;
+		alias?: string;
+		since: number;
+		limit?: number;
+	}): Promise<TrafficChange[]>;
 	/** The traffic policy of an alias, or undefined when it has none. */
 	route(name: string, alias: string): Promise<StoredRoute | undefined>;
 	/** Every traffic policy (of one name, when given), sorted by name and alias. */

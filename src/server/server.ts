@@ -18,7 +18,7 @@ import { createLogger } from "./logging.ts";
 import { createRestServer } from "./rest/index.ts";
 import type { ServerSettings } from "./settings.ts";
 import { ServerTls, tlsFilesFrom } from "./tls.ts";
-import { parseServerUrl, remoteServer } from "./ui/servers.ts";
+import { parseServerUrl, remoteServer, remoteStream } from "./ui/servers.ts";
 
 // Kept here too for the callers that import it with the server.
 export { defaultModelName } from "../bundle/model-name.ts";
@@ -329,6 +329,9 @@ export async function startServer(
 			ui: {
 				servers: settings.ui_servers.map((u, i) =>
 					remoteServer(`s${i + 1}`, parseServerUrl(u)),
+				),
+				streams: settings.ui_streams.map((u, i) =>
+					remoteStream(`t${i + 1}`, parseServerUrl(u, "--ui-stream")),
 				),
 			},
 		}),

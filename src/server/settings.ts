@@ -256,6 +256,9 @@ export const ServerSettingsSchema = z
 		ui_servers: stringList().describe(
 			"other mlship serve URLs the dashboard shows, comma-separated (MLSHIP_UI_SERVERS)",
 		),
+		ui_streams: stringList().describe(
+			"stream processors the dashboard shows: their --metrics-port URLs, comma-separated (MLSHIP_UI_STREAMS)",
+		),
 		allow_open_admin: flag().describe(
 			"let load/unload through without a token when no token is asked for (auth off, or auto with no tokens) (MLSHIP_ALLOW_OPEN_ADMIN)",
 		),

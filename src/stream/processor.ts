@@ -93,6 +93,8 @@ export interface StreamStats {
 	retries: number;
 	/** Results per model version that produced them. */
 	versions: Record<string, number>;
+	/** When the last batch of messages was read, ms since the epoch (0: none yet). */
+	lastMessageAt: number;
 }
 
 /** Errors that say "try again later" rather than "this message is bad". */
@@ -160,6 +162,7 @@ export class StreamProcessor {
 		batches: 0,
 		retries: 0,
 		versions: {},
+		lastMessageAt: 0,
 	};
 	readonly #o: Required<
 		Omit<ProcessorOptions, "dlq" | "log" | "transactor" | "random" | "explain">
@@ -226,6 +229,7 @@ export class StreamProcessor {
 			if (batch.length === 0) continue;
 			this.stats.consumed += batch.length;
 			this.stats.batches++;
+			this.stats.lastMessageAt = Date.now();
 			this.#inFlight += batch.length;
 			const scored = this.#scoreAll(batch);
 			const tx = this.#o.transactor;

@@ -33,6 +33,13 @@ describe("mlship ui", () => {
 		const r = await run(["ui", "--help"]);
 		assert.equal(r.code, 0);
 		assert.match(r.stdout, /--server <url>/);
+		assert.match(r.stdout, /--stream <url>/);
+		const serve = await run(["serve", "--help"]);
+		assert.match(serve.stdout, /--ui-stream <url>/);
+		assert.match(
+			r.stdout,
+			/mlship ui --registry \S+ --stream http:\/\/127\.0\.0\.1:9464/,
+		);
 		assert.match(r.stdout, /Examples:\n\s+\$ mlship ui --registry/);
 	});
 
@@ -51,6 +58,16 @@ describe("mlship ui", () => {
 		assert.equal(cred.code, 2);
 		assert.doesNotMatch(cred.stderr, /secret/);
 		assert.match(cred.stderr, /must not carry credentials/);
+		const stream = await run([
+			"ui",
+			"--registry",
+			reg,
+			"--stream",
+			"http://u:secret@127.0.0.1:1",
+		]);
+		assert.equal(stream.code, 2);
+		assert.doesNotMatch(stream.stderr, /secret/);
+		assert.match(stream.stderr, /--stream must not carry credentials/);
 	});
 
 	it("starts on a free port, prints the URL, serves the page and an empty model list, stops on SIGTERM", async () => {

@@ -109,6 +109,44 @@ describe("the shared metrics server", () => {
 		}
 	});
 
+	it("GET /status answers what the process says, as JSON; without a status it is not there (404)", async () => {
+		let consumed = 0;
+		const m = await startMetricsServer({
+			port: 0,
+			host: "127.0.0.1",
+			metrics: [],
+			ready: () => true,
+			status: () => ({ pattern: "stream", consumed }),
+		});
+		const bare = await startMetricsServer({
+			port: 0,
+			host: "127.0.0.1",
+			metrics: [],
+			ready: () => true,
+		});
+		try {
+			consumed = 7;
+			const r = await fetch(`http://127.0.0.1:${m.port}/status`);
+			assert.equal(r.status, 200);
+			assert.equal(r.headers.get("content-type"), "application/json");
+			assert.deepEqual(await r.json(), { pattern: "stream", consumed: 7 });
+			const none = await fetch(`http://127.0.0.1:${m.port}/nope`);
+			assert.match(
+				((await none.json()) as { error: string }).error,
+				/ or \/status/,
+			);
+			const missing = await fetch(`http://127.0.0.1:${bare.port}/status`);
+			assert.equal(missing.status, 404);
+			assert.match(
+				((await missing.json()) as { error: string }).error,
+				/try \/metrics, \/health\/live or \/health\/ready$/,
+			);
+		} finally {
+			await m.close();
+			await bare.close();
+		}
+	});
+
 	it("a port in use is refused naming the flag", async () => {
 		const a = await startMetricsServer({
 			port: 0,

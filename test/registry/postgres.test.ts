@@ -257,6 +257,7 @@ describe("PostgresStore", () => {
 				"rollout_events",
 				"rollouts",
 				"traffic_policies",
+				"traffic_policy_history",
 				"version_stats",
 				"versions",
 			],

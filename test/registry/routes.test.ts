@@ -6,9 +6,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { readBundle } from "../../src/bundle/bundle.ts";
+import { withActor } from "../../src/registry/core/audit.ts";
 import { PostgresStore } from "../../src/registry/store/postgres/store.ts";
 import { SqliteStore } from "../../src/registry/store/sqlite/store.ts";
 import type { ChangeEvent, ModelStore } from "../../src/registry/types.ts";
+import { promoteRollout } from "../../src/rollout/control.ts";
 import {
 	createDatabase,
 	type PostgresServer,
@@ -275,6 +277,100 @@ for (const [kind, make] of Object.entries(kinds)) {
 				await a.setAlias("churn", "production", 3);
 				await a.deleteAlias("churn", "production");
 				assert.deepEqual(await a.routes("churn"), []);
+			} finally {
+				await close();
+			}
+		});
+		it("keeps what each alias was configured to serve after every change, in the change's transaction, with who", async () => {
+			const { a, b, close } = await make();
+			try {
+				const t0 = Date.now();
+				await seed(a);
+				await withActor({ actor: "alice", source: "test" }, () =>
+					a.setRoute("churn", "production", {
+						split: [
+							{ version: 1, weight: 90 },
+							{ version: 2, weight: 10 },
+						],
+					}),
+				);
+				// Refused changes leave no row.
+				await rejectsWith(
+					a.setRoute("churn", "production", {
+						split: [{ version: 4, weight: 100 }],
+					}),
+					"MLSHIP_INVALID_ARGUMENT",
+				);
+				// A rollout's steps go through the same writes: started (first split), then promoted.
+				await a.clearRoute("churn", "production");
+				const r = await a.startRollout({
+					name: "churn",
+					alias: "production",
+					to: 3,
+					steps: [25, 100],
+					intervalMs: 60_000,
+					maxErrorRate: 0.01,
+					minRequests: 1,
+					failures: 1,
+				});
+				await promoteRollout(a, r.name, r.alias);
+				const all = await b.trafficHistory({ since: t0 - 1 });
+				assert.deepEqual(
+					all.map((c) => [c.alias, c.version, c.policy?.split ?? null]),
+					[
+						["production", 1, null],
+						[
+							"production",
+							1,
+							[
+								{ version: 1, weight: 90 },
+								{ version: 2, weight: 10 },
+							],
+						],
+						["production", 1, null],
+						[
+							"production",
+							1,
+							[
+								{ version: 1, weight: 75 },
+								{ version: 3, weight: 25 },
+							],
+						],
+						[
+							"production",
+							3,
+							[
+								{ version: 1, weight: 75 },
+								{ version: 3, weight: 25 },
+							],
+						],
+						["production", 3, null],
+					],
+				);
+				assert.equal(all[1]?.actor, "alice");
+				assert.equal("salt" in (all[1]?.policy ?? {}), false);
+				assert.ok(all.every((c) => c.name === "churn" && c.at >= t0 - 1));
+				// A later range starts with the state before it.
+				const later = await b.trafficHistory({
+					name: "churn",
+					alias: "production",
+					since: Date.now() + 60_000,
+				});
+				assert.deepEqual(
+					later.map((c) => [c.version, c.policy]),
+					[[3, null]],
+				);
+				assert.deepEqual(
+					(await b.trafficHistory({ since: t0 - 1, limit: 2 })).map(
+						(c) => c.version,
+					),
+					[3, 3],
+				);
+				await rejectsWith(
+					b.trafficHistory({ since: 0, limit: 0 }),
+					"MLSHIP_INVALID_ARGUMENT",
+					/limit must be a whole number/,
+				);
 			} finally {
 				await close();
 			}

@@ -206,6 +206,7 @@ describe("SqliteStore", () => {
 			"rollout_events",
 			"rollouts",
 			"traffic_policies",
+			"traffic_policy_history",
 			"version_stats",
 			"versions",
 		]);

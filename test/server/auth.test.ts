@@ -223,6 +223,21 @@ const REST_TABLE: RestRow[] = [
 		need: "read",
 		expect: GUARDED(200, true),
 	},
+	// The dashboard's routes added by ui3 (the server of these rows runs with --ui).
+	{
+		method: "GET",
+		path: "/ui/api/streams",
+		need: "read",
+		expect: GUARDED(200, true),
+	},
+	{
+		method: "POST",
+		path: "/ui/api/rollouts/{m}/production",
+		need: "admin",
+		body: { to: "2" },
+		// Past the token check: the served models are bundle directories, not in the registry.
+		expect: GUARDED(404),
+	},
 	{
 		method: "POST",
 		path: "/v2/repository/models/{m}/load",
@@ -422,7 +437,8 @@ describe("API tokens (registry with tokens, default --auth auto)", () => {
 		registry = `sqlite:${join(dir, "registry.db")}`;
 		store = await openRegistry(registry);
 		tokens = await issue(store);
-		server = await start(registry);
+		// With the dashboard: its routes have rows in REST_TABLE too.
+		server = await start(registry, { ui: true });
 		client = new InferenceClient(server.grpcPort);
 		// Records what the data plane is called with, to check the caller reaches it.
 		const dp = server.dataPlane;

@@ -2,6 +2,7 @@
 // `mlship ui` reading another server with the user's token. The browser test is test/ui/dashboard.test.ts.
 import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
+import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -19,6 +20,7 @@ import {
 	rates,
 	snapshot,
 } from "../../src/server/ui/live.ts";
+import { freePort } from "../harness/service.ts";
 import { bundleDir } from "../helpers/fixtures.ts";
 import { startServing } from "../helpers/server.ts";
 
@@ -381,6 +383,71 @@ describe("dashboard scopes and mlship ui over another server", () => {
 			assert.equal(e?.actor, adminId);
 		} finally {
 			await ui.close();
+		}
+	});
+});
+
+describe("mlship ui --stream", () => {
+	it("reads each stream's /status without sending the user's token; a non-JSON answer and an unreachable one are named", async () => {
+		const dir = await mkdtemp(join(tmpdir(), "mlship-ui-stream-"));
+		const seen: (string | undefined)[] = [];
+		const status = createServer((req, res) => {
+			seen.push(req.headers.authorization);
+			res.writeHead(200, { "content-type": "application/json" });
+			res.end(JSON.stringify({ pattern: "stream", consumed: 3 }));
+		});
+		const html = createServer((_req, res) => {
+			res.writeHead(200, { "content-type": "text/html" });
+			res.end("<html>not a stream</html>");
+		});
+		const listen = (s: Server) =>
+			new Promise<number>((resolve) =>
+				s.listen(0, "127.0.0.1", () => {
+					const a = s.address();
+					resolve(typeof a === "object" && a ? a.port : 0);
+				}),
+			);
+		const ports = [await listen(status), await listen(html)];
+		const dead = `http://127.0.0.1:${await freePort()}`;
+		const ui = await startUi({
+			registry: `sqlite:${join(dir, "r.db")}`,
+			streams: ports.map((p) => `http://127.0.0.1:${p}`).concat(dead),
+			port: 0,
+			auth: "off",
+		});
+		try {
+			const body = (await (
+				await fetch(`http://127.0.0.1:${ui.port}/ui/api/streams`, {
+					headers: { authorization: "Bearer mls_not-for-the-stream" },
+				})
+			).json()) as { id: string; status?: unknown; error?: string }[];
+			assert.deepEqual(body[0], {
+				id: "t1",
+				label: `http://127.0.0.1:${ports[0]}`,
+				status: { pattern: "stream", consumed: 3 },
+			});
+			assert.deepEqual(seen, [undefined]);
+			assert.match(
+				body[1]?.error ?? "",
+				/is not JSON: is this an mlship stream --metrics-port\?/,
+			);
+			assert.match(
+				body[2]?.error ?? "",
+				/^stream http:.* is unreachable .*is it running\?/,
+			);
+			await assert.rejects(
+				startUi({
+					registry: `sqlite:${join(dir, "r.db")}`,
+					streams: ["redis://127.0.0.1:6379"],
+					port: 0,
+				}),
+				/--stream must be an http:\/\/ or https:\/\/ URL/,
+			);
+		} finally {
+			await ui.close();
+			status.close();
+			html.close();
+			await rm(dir, { recursive: true, force: true });
 		}
 	});
 });

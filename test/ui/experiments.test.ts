@@ -11,10 +11,11 @@ import { readBundle } from "../../src/bundle/bundle.ts";
 import { openRegistry } from "../../src/registry/open.ts";
 import type { ModelStore, RolloutSpec } from "../../src/registry/types.ts";
 import type { RunningServer } from "../../src/server/server.ts";
-import { launchBrowser, openPage, screenshot } from "../harness/browser.ts";
+import { launchBrowser, screenshot } from "../harness/browser.ts";
 import { bundleDir } from "../helpers/fixtures.ts";
 import { startServing } from "../helpers/server.ts";
 import { axe } from "./axe.ts";
+import { signedIn } from "./session.ts";
 
 const WAIT = { timeout: 90_000 };
 
@@ -90,11 +91,12 @@ describe("experiments page: bandit arms and rollout actions in Chromium", () => 
 	}
 
 	it("arm shares and rewards; the rollout's steps and events; pause, resume, abort and promote from the page, audited as the token", async () => {
-		const { page, errors } = await openPage(browser, `${url}/ui/`);
-		await page.getByLabel("API token").fill(admin.token);
-		await page.getByRole("button", { name: "Use" }).click();
-		await page.getByRole("link", { name: "iris", exact: true }).waitFor(WAIT);
-		await page.goto(`${url}/ui/#/experiments`);
+		const { page, errors } = await signedIn(
+			browser,
+			url,
+			admin.token,
+			"#/experiments",
+		);
 		const card = page.locator('[data-rollout="iris@production"]');
 		await card.waitFor(WAIT);
 
@@ -232,11 +234,12 @@ describe("experiments page: bandit arms and rollout actions in Chromium", () => 
 			body: JSON.stringify(ids.map((id) => ({ id, truth: "setosa" }))),
 		});
 		assert.equal(fb.status, 200, await fb.text());
-		const { page, errors } = await openPage(browser, `${url}/ui/`);
-		await page.getByLabel("API token").fill(admin.token);
-		await page.getByRole("button", { name: "Use" }).click();
-		await page.getByRole("link", { name: "iris", exact: true }).waitFor(WAIT);
-		await page.goto(`${url}/ui/#/experiments`);
+		const { page, errors } = await signedIn(
+			browser,
+			url,
+			admin.token,
+			"#/experiments",
+		);
 		const card = page.locator('[data-rollout="iris@production"]');
 		await card.locator('[data-state="promoted"]').waitFor(WAIT);
 		assert.match((await card.textContent()) ?? "", new RegExp(`v${from} → v3`));

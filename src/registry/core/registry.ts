@@ -29,6 +29,7 @@ import {
 	type RolloutEvent,
 	type RolloutSpec,
 	type RolloutState,
+	type TrafficChange,
 	type VersionTotals,
 } from "../types.ts";
 import { AuditLog } from "./audit.ts";
@@ -39,6 +40,7 @@ import {
 	DEFAULT_RETENTION,
 	pruneChanges,
 } from "./feed.ts";
+import { MAX_HISTORY_ROWS, readHistory, recordHistory } from "./history.ts";
 import {
 	entityIs,
 	insertVersion,
@@ -153,6 +155,7 @@ export class RegistryCore implements ModelStore {
 			const r = await fn(tx, (e) => pending.push(e));
 			if (pending.length > 0) {
 				for (const e of pending) await this.audit.insert(tx, auditOf(e));
+				await recordHistory(tx, pending);
 				await d.beforeAppend(tx);
 				newest = await appendChanges(tx, d.dialect, pending);
 				await pruneChanges(tx, newest, pending.length, this.#retention);
@@ -448,6 +451,29 @@ export class RegistryCore implements ModelStore {
 			change({ type: "route", name, alias });
 			return stored;
 		});
+	}
+
+	async trafficHistory(filter: {
+		name?: string;
+		alias?: string;
+		since: number;
+		limit?: number;
+	}): Promise<TrafficChange[]> {
+		this.#checkOpen();
+		if (filter.name !== undefined) assertName(filter.name);
+		if (filter.alias !== undefined) assertAlias(filter.alias);
+		const limit = filter.limit ?? 10_000;
+		if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_HISTORY_ROWS)
+			throw new MlshipError(
+				"MLSHIP_INVALID_ARGUMENT",
+				`limit must be a whole number from 1 to ${MAX_HISTORY_ROWS}, got ${limit}`,
+			);
+		if (!Number.isFinite(filter.since))
+			throw new MlshipError(
+				"MLSHIP_INVALID_ARGUMENT",
+				`since must be a time in ms since the epoch, got ${filter.since}`,
+			);
+		return this.#read((s) => readHistory(s, { ...filter, limit }));
 	}
 
 	async route(name: string, alias: string): Promise<StoredRoute | undefined> {

@@ -48,7 +48,9 @@ export const REST_SCOPES: Readonly<Record<string, Need>> = {
 	"GET /ui/api/experiments": "read",
 	"GET /ui/api/servers": "read",
 	"POST /ui/api/servers/:server/models/:model/unload": "admin",
+	"POST /ui/api/rollouts/:model/:alias": "admin",
 	"POST /ui/api/rollouts/:model/:alias/:action": "admin",
+	"GET /ui/api/streams": "read",
 };
 
 /** gRPC methods of inference.GRPCInferenceService and the scope each needs (same rules as REST). */

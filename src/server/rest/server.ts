@@ -12,7 +12,7 @@ import type { ModelStore } from "../../registry/types.ts";
 import type { Authenticator } from "../auth/authenticator.ts";
 import { registerAccessLog } from "../logging.ts";
 import { registerUi } from "../ui/routes.ts";
-import { localServer, type UiServer } from "../ui/servers.ts";
+import { localServer, type UiServer, type UiStream } from "../ui/servers.ts";
 import { Admission } from "./admission.ts";
 import { registerAuth } from "./auth.ts";
 import { registerRawBodyParser } from "./body.ts";
@@ -84,7 +84,11 @@ export interface RestServerOptions {
 	 * The web dashboard under `/ui` (`serve --ui`): this server first, then `servers` (other `mlship serve`
 	 * processes, read with the user's token). Off by default.
 	 */
-	ui?: { servers?: readonly UiServer[]; intervalMs?: number };
+	ui?: {
+		servers?: readonly UiServer[];
+		streams?: readonly UiStream[];
+		intervalMs?: number;
+	};
 }
 
 export const DEFAULT_MAX_CONNECTIONS = 10_000;
@@ -196,6 +200,7 @@ export function createRestServer(
 		registerUi(app, {
 			...(opts.registry && { store: opts.registry }),
 			servers: [localServer(dp, ctx.audit, app), ...(opts.ui.servers ?? [])],
+			...(opts.ui.streams && { streams: opts.ui.streams }),
 			...(opts.ui.intervalMs !== undefined && {
 				intervalMs: opts.ui.intervalMs,
 			}),

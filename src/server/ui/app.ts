@@ -8,12 +8,14 @@ import { registerRawBodyParser } from "../rest/body.ts";
 import { registerErrorHandlers } from "../rest/errors.ts";
 import { registerAliasRoute } from "../rest/routes/aliases.ts";
 import { registerUi } from "./routes.ts";
-import { parseServerUrl, remoteServer } from "./servers.ts";
+import { parseServerUrl, remoteServer, remoteStream } from "./servers.ts";
 
 export interface UiAppOptions {
 	registry: string;
 	/** Other servers, as http(s) URLs. */
 	servers?: readonly string[];
+	/** Stream processors' --metrics-port URLs. */
+	streams?: readonly string[];
 	host?: string;
 	/** 0 = any free port. */
 	port: number;
@@ -31,6 +33,9 @@ export async function startUi(
 ): Promise<{ port: number; close(): Promise<void> }> {
 	const servers = (opts.servers ?? []).map((u, i) =>
 		remoteServer(`s${i + 1}`, parseServerUrl(u)),
+	);
+	const streams = (opts.streams ?? []).map((u, i) =>
+		remoteStream(`t${i + 1}`, parseServerUrl(u, "--stream")),
 	);
 	const store = await openRegistry(opts.registry);
 	let auth: Authenticator;
@@ -52,6 +57,7 @@ export async function startUi(
 	registerUi(app, {
 		store,
 		servers,
+		streams,
 		...(opts.intervalMs !== undefined && { intervalMs: opts.intervalMs }),
 	});
 	try {

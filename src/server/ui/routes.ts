@@ -4,6 +4,7 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { parseDuration } from "../../protocol/duration.ts";
 import { MlshipError } from "../../protocol/errors.ts";
 import { withActor } from "../../registry/core/audit.ts";
 import type { ModelStore, ModelVersion } from "../../registry/types.ts";
@@ -13,9 +14,16 @@ import {
 	promoteRollout,
 	resumeRollout,
 } from "../../rollout/control.ts";
+import {
+	ROLLOUT_DEFAULTS,
+	type RolloutSettings,
+	type SettingNames,
+	startRolloutFrom,
+} from "../../rollout/spec.ts";
 import { actorOf } from "../rest/auth.ts";
+import { isObject, jsonBody, kindOf } from "../rest/body.ts";
 import { rates, type Snapshot, snapshot } from "./live.ts";
-import type { UiServer } from "./servers.ts";
+import type { UiServer, UiStream } from "./servers.ts";
 
 /** What the dashboard reads from. */
 export interface UiOptions {
@@ -23,6 +31,8 @@ export interface UiOptions {
 	store?: ModelStore;
 	/** The servers shown (this one first with `serve --ui`). */
 	servers: readonly UiServer[];
+	/** Stream processors shown on the Servers page (their --metrics-port endpoints). */
+	streams?: readonly UiStream[];
 	/** Milliseconds between live updates (default 1000). */
 	intervalMs?: number;
 }
@@ -39,6 +49,52 @@ const ROLLOUT_ACTIONS = {
 	promote: (s: ModelStore, m: string, a: string) =>
 		promoteRollout(s, m, a, "ui"),
 } as const;
+
+/** How errors name the start-a-rollout form's fields (the JSON keys it sends). */
+const FORM_NAMES: SettingNames = {
+	to: "to",
+	steps: "steps",
+	interval: "interval",
+	maxErrorRate: "maxErrorRate",
+	maxP99Ms: "maxP99Ms",
+	minRequests: "minRequests",
+	failures: "failures",
+};
+
+/** Longest range of the weights over time. */
+const MAX_HISTORY_MS = 90 * 86_400_000;
+/** Policy changes sent for the weights over time (the newest). */
+const HISTORY_ROWS = 5000;
+
+/** Every alias and the active versions it could be rolled out to (the start-a-rollout form). */
+async function aliasChoices(store: ModelStore) {
+	const byName = new Map<
+		string,
+		{ aliases: Map<string, number>; active: number[] }
+	>();
+	for (const v of await store.list()) {
+		if (v.entity !== undefined) continue;
+		const m = byName.get(v.name) ?? {
+			aliases: new Map<string, number>(),
+			active: [],
+		};
+		if (v.status === "active") m.active.push(v.version);
+		for (const a of v.aliases) m.aliases.set(a, v.version);
+		byName.set(v.name, m);
+	}
+	return [...byName]
+		.flatMap(([name, m]) =>
+			[...m.aliases].map(([alias, version]) => ({
+				name,
+				alias,
+				version,
+				versions: m.active.filter((x) => x !== version).sort((a, b) => b - a),
+			})),
+		)
+		.sort((a, b) =>
+			`${a.name}@${a.alias}`.localeCompare(`${b.name}@${b.alias}`),
+		);
+}
 
 /** Versions sent with full manifests on a model page (the newest); older ones are listed without them. */
 export const DETAILED_VERSIONS = 50;
@@ -311,58 +367,134 @@ export function registerUi(app: FastifyInstance, opts: UiOptions): void {
 		},
 	);
 
-	app.get("/ui/api/experiments", async (req) => {
-		const routes = store ? await store.routes() : [];
-		const auth = req.headers.authorization;
-		const figures = await Promise.all(
-			routes.flatMap((r) =>
-				servers.map(async (srv) => {
-					try {
-						return {
-							server: srv.id,
-							model: r.name,
-							info: await srv.experiment(r.name, auth),
-						};
-					} catch (err) {
-						return {
-							server: srv.id,
-							model: r.name,
-							error: (err as Error).message,
-						};
-					}
-				}),
-			),
-		);
-		// Bandit arm totals (rewards by arm, merged over the replicas) and rollouts with their newest events.
-		const arms = store ? await store.armStats() : [];
-		const rollouts = store
-			? await Promise.all(
-					(await store.rollouts()).map(async (r) => ({
-						name: r.name,
-						alias: r.alias,
-						from: r.from,
-						to: r.to,
-						state: r.state,
-						steps: r.steps,
-						step: r.step,
-						failed: r.failed,
-						failures: r.failures,
-						intervalMs: r.intervalMs,
-						maxErrorRate: r.maxErrorRate,
-						maxP99Ms: r.maxP99Ms ?? null,
-						minRequests: r.minRequests,
-						startedAt: r.startedAt,
-						updatedAt: r.updatedAt,
-						nextCheckAt: r.nextCheckAt,
-						// This rollout's own events (the alias's log also holds earlier rollouts').
-						events: (
-							await store.rolloutEvents(r.name, r.alias, ROLLOUT_EVENTS)
-						).filter((e) => e.at >= r.startedAt),
-					})),
-				)
-			: [];
-		return { registry: store !== undefined, routes, figures, arms, rollouts };
-	});
+	app.get<{ Querystring: { since?: string } }>(
+		"/ui/api/experiments",
+		async (req) => {
+			const since = req.query.since ?? "1h";
+			const sinceMs = parseDuration(since, "since");
+			if (sinceMs > MAX_HISTORY_MS)
+				throw new MlshipError(
+					"MLSHIP_INVALID_ARGUMENT",
+					`since is at most 90d, got '${since.slice(0, 50)}'`,
+				);
+			const now = Date.now();
+			const routes = store ? await store.routes() : [];
+			const auth = req.headers.authorization;
+			const figures = await Promise.all(
+				routes.flatMap((r) =>
+					servers.map(async (srv) => {
+						try {
+							return {
+								server: srv.id,
+								model: r.name,
+								info: await srv.experiment(r.name, auth),
+							};
+						} catch (err) {
+							return {
+								server: srv.id,
+								model: r.name,
+								error: (err as Error).message,
+							};
+						}
+					}),
+				),
+			);
+			// Bandit arm totals (rewards by arm, merged over the replicas) and rollouts with their newest events.
+			const arms = store ? await store.armStats() : [];
+			const rollouts = store
+				? await Promise.all(
+						(await store.rollouts()).map(async (r) => ({
+							name: r.name,
+							alias: r.alias,
+							from: r.from,
+							to: r.to,
+							state: r.state,
+							steps: r.steps,
+							step: r.step,
+							failed: r.failed,
+							failures: r.failures,
+							intervalMs: r.intervalMs,
+							maxErrorRate: r.maxErrorRate,
+							maxP99Ms: r.maxP99Ms ?? null,
+							minRequests: r.minRequests,
+							startedAt: r.startedAt,
+							updatedAt: r.updatedAt,
+							nextCheckAt: r.nextCheckAt,
+							// This rollout's own events (the alias's log also holds earlier rollouts').
+							events: (
+								await store.rolloutEvents(r.name, r.alias, ROLLOUT_EVENTS)
+							).filter((e) => e.at >= r.startedAt),
+						})),
+					)
+				: [];
+			// What each alias was configured to serve over the range (the weights over time), from the registry's history.
+			const history = store
+				? await store.trafficHistory({
+						since: now - sinceMs,
+						limit: HISTORY_ROWS,
+					})
+				: [];
+			return {
+				registry: store !== undefined,
+				routes,
+				figures,
+				arms,
+				rollouts,
+				since,
+				now,
+				history,
+				rolloutDefaults: ROLLOUT_DEFAULTS,
+				aliases: store ? await aliasChoices(store) : [],
+			};
+		},
+	);
+
+	// Start a rollout (admin scope): the same settings, defaults and registry call as `mlship rollout start`, made as
+	// the caller (audited as `rollout.started` in the rollout's transaction).
+	app.post<{ Params: { model: string; alias: string } }>(
+		"/ui/api/rollouts/:model/:alias",
+		async (req) => {
+			const s = needStore(store);
+			const { model, alias } = req.params;
+			const body = jsonBody(req.body, req.headers);
+			if (!isObject(body))
+				throw new MlshipError(
+					"MLSHIP_INVALID_ARGUMENT",
+					`start a rollout with a JSON object such as {"to": "4", "steps": "5,25,50,100"}, got ${kindOf(body)}`,
+				);
+			const settings: Record<string, string> = {};
+			for (const [k, v] of Object.entries(body)) {
+				if (!Object.hasOwn(FORM_NAMES, k))
+					throw new MlshipError(
+						"MLSHIP_INVALID_ARGUMENT",
+						`unknown rollout setting '${k.slice(0, 50)}': use ${Object.keys(FORM_NAMES).join(", ")}`,
+					);
+				if (v === null || v === undefined) continue;
+				if (typeof v !== "string" && typeof v !== "number")
+					throw new MlshipError(
+						"MLSHIP_INVALID_ARGUMENT",
+						`rollout setting '${k}' must be text or a number`,
+					);
+				settings[k] = String(v);
+			}
+			if (settings.to === undefined)
+				throw new MlshipError(
+					"MLSHIP_INVALID_ARGUMENT",
+					'say which version to roll out: {"to": VERSION}',
+				);
+			const r = await withActor(actorOf(req), () =>
+				startRolloutFrom(
+					s,
+					model,
+					alias,
+					settings as unknown as RolloutSettings,
+					FORM_NAMES,
+				),
+			);
+			const { name, from, to, state, steps } = r;
+			return { name, alias: r.alias, from, to, state, steps };
+		},
+	);
 
 	// Rollout actions (admin scope): the registry change is made as the caller, and audited as `rollout.<action>`
 	// (abort and promote also change the alias's route or the alias itself, audited by the registry).
@@ -416,6 +548,19 @@ export function registerUi(app: FastifyInstance, opts: UiOptions): void {
 			}),
 		);
 	});
+
+	// Stream processors: each one's /status (model, source and sink, counts, last message), or why it is unreachable.
+	app.get("/ui/api/streams", async () =>
+		Promise.all(
+			(opts.streams ?? []).map(async (t) => {
+				try {
+					return { id: t.id, label: t.label, status: await t.status() };
+				} catch (err) {
+					return { id: t.id, label: t.label, error: (err as Error).message };
+				}
+			}),
+		),
+	);
 
 	app.post<{ Params: { server: string; model: string } }>(
 		"/ui/api/servers/:server/models/:model/unload",

@@ -112,26 +112,26 @@ export function localServer(
 	};
 }
 
-/** Checks a --server value: an http(s) URL without credentials, path, query or fragment. */
-export function parseServerUrl(text: string): string {
+/** Checks a --server (or --stream) value: an http(s) URL without credentials, path, query or fragment. */
+export function parseServerUrl(text: string, flag = "--server"): string {
 	let u: URL;
 	try {
 		u = new URL(text);
 	} catch {
 		throw new MlshipError(
 			"MLSHIP_INVALID_ARGUMENT",
-			`--server expects a URL such as http://127.0.0.1:8080, got '${text.slice(0, 200)}'`,
+			`${flag} expects a URL such as http://127.0.0.1:${flag === "--server" ? "8080" : "9464"}, got '${text.slice(0, 200)}'`,
 		);
 	}
 	if (u.protocol !== "http:" && u.protocol !== "https:")
 		throw new MlshipError(
 			"MLSHIP_INVALID_ARGUMENT",
-			`--server must be an http:// or https:// URL, got ${u.protocol}`,
+			`${flag} must be an http:// or https:// URL, got ${u.protocol}`,
 		);
 	if (u.username || u.password)
 		throw new MlshipError(
 			"MLSHIP_INVALID_ARGUMENT",
-			"--server must not carry credentials: the dashboard sends each user's own token",
+			`${flag} must not carry credentials: the dashboard sends each user's own token`,
 		);
 	return u.origin;
 }
@@ -141,6 +141,7 @@ async function call(
 	path: string,
 	auth: string | undefined,
 	init: { method?: string; body?: string } = {},
+	kind = "server",
 ): Promise<Response> {
 	const headers: Record<string, string> = {};
 	if (auth !== undefined) headers.authorization = auth;
@@ -157,12 +158,12 @@ async function call(
 	} catch (err) {
 		throw new MlshipError(
 			"MLSHIP_UNAVAILABLE",
-			`server ${origin} is unreachable (${(err as Error).message}): is it running?`,
+			`${kind} ${origin} is unreachable (${(err as Error).message}): is it running?`,
 		);
 	}
 	if (!res.ok)
 		throw answerError(
-			`server ${origin}`,
+			`${kind} ${origin}`,
 			res.status,
 			await res.text().catch(() => ""),
 		);
@@ -238,6 +239,54 @@ export function remoteServer(id: string, origin: string): UiServer {
 				auth,
 				{ method: "POST", body: "{}" },
 			);
+		},
+	};
+}
+
+/** Largest `/status` answer read from a stream processor. */
+const MAX_STATUS_BYTES = 256 * 1024;
+
+/** A stream processor the dashboard shows: its `--metrics-port` endpoint. */
+export interface UiStream {
+	/** `t1`, `t2`… in --stream order. */
+	id: string;
+	label: string;
+	/** Its `GET /status` (the model, source and sink, counts, last message time); throws when unreachable. */
+	status(): Promise<Record<string, unknown>>;
+}
+
+/**
+ * `mlship stream --metrics-port P` at `origin`. The metrics port takes no token, so none is sent to it (a user's
+ * token never leaves for another service).
+ */
+export function remoteStream(id: string, origin: string): UiStream {
+	return {
+		id,
+		label: origin,
+		status: async () => {
+			const res = await call(origin, "/status", undefined, {}, "stream");
+			const declared = Number(res.headers.get("content-length") ?? "0");
+			const text = declared > MAX_STATUS_BYTES ? "" : await res.text();
+			if (declared > MAX_STATUS_BYTES || text.length > MAX_STATUS_BYTES)
+				throw new MlshipError(
+					"MLSHIP_UNAVAILABLE",
+					`stream ${origin}: /status is above the dashboard's limit of ${MAX_STATUS_BYTES} bytes`,
+				);
+			let body: unknown;
+			try {
+				body = JSON.parse(text);
+			} catch {
+				throw new MlshipError(
+					"MLSHIP_UNAVAILABLE",
+					`stream ${origin}: /status is not JSON: is this an mlship stream --metrics-port?`,
+				);
+			}
+			if (typeof body !== "object" || body === null || Array.isArray(body))
+				throw new MlshipError(
+					"MLSHIP_UNAVAILABLE",
+					`stream ${origin}: /status is not an object: is this an mlship stream --metrics-port?`,
+				);
+			return body as Record<string, unknown>;
 		},
 	};
 }

@@ -164,6 +164,18 @@ const MIGRATIONS: readonly string[] = [
 		updated_at BIGINT NOT NULL,
 		PRIMARY KEY (replica, name, version)
 	);`,
+	// What each alias was configured to serve after every change (version and policy, in the change's transaction):
+	// the dashboard draws configured weights over time from it (ui3).
+	`CREATE TABLE traffic_policy_history (
+		seq BIGSERIAL PRIMARY KEY,
+		name TEXT NOT NULL,
+		alias TEXT NOT NULL,
+		at BIGINT NOT NULL,
+		version INTEGER,
+		policy TEXT,
+		actor TEXT NOT NULL
+	);
+	CREATE INDEX traffic_policy_history_by_at ON traffic_policy_history (at);`,
 ];
 
 /** The schema version this code writes. */

@@ -166,6 +166,18 @@ const MIGRATIONS: readonly string[] = [
 		updated_at INTEGER NOT NULL,
 		PRIMARY KEY (replica, name, version)
 	) STRICT;`,
+	// What each alias was configured to serve after every change (version and policy, in the change's transaction):
+	// the dashboard draws configured weights over time from it (ui3).
+	`CREATE TABLE traffic_policy_history (
+		seq INTEGER PRIMARY KEY AUTOINCREMENT,
+		name TEXT NOT NULL,
+		alias TEXT NOT NULL,
+		at INTEGER NOT NULL,
+		version INTEGER,
+		policy TEXT,
+		actor TEXT NOT NULL
+	) STRICT;
+	CREATE INDEX traffic_policy_history_by_at ON traffic_policy_history (at);`,
 ];
 
 /** The schema version this code writes. */

@@ -1,9 +1,11 @@
-// mlship dashboard: a hash-routed page (#/, #/models/NAME?range=5m, #/experiments, #/servers) over /ui/api.
+// mlship dashboard: a hash-routed page (#/, #/models/NAME?range=5m, #/experiments?range=1h, #/servers) over /ui/api.
 // Plain ES module, no build step; every text from the server goes through textContent, never innerHTML.
 import uPlot from "./uplot.js";
 
 const TOKEN_KEY = "mlship.token";
 const RANGES = { "1m": 60, "5m": 300, "15m": 900 };
+/** Ranges of the configured weights over time (the registry keeps every change). */
+const HISTORY_RANGES = ["15m", "1h", "6h", "24h", "7d", "30d"];
 const main = /** @type {HTMLElement} */ (document.getElementById("main"));
 const conn = /** @type {HTMLElement} */ (document.getElementById("conn"));
 
@@ -141,7 +143,7 @@ async function route() {
 	main.replaceChildren(h("p", {}, "Loading…"));
 	try {
 		if (parts[0] === "models" && parts[1]) await modelPage(parts[1], params);
-		else if (page === "experiments") await experimentsPage();
+		else if (page === "experiments") await experimentsPage(params);
 		else if (page === "servers") await serversPage();
 		else await modelsPage();
 	} catch (err) {
@@ -247,6 +249,28 @@ async function modelsPage() {
 	main.replaceChildren(...out);
 }
 
+/** A toolbar with the time range select: choosing one goes to `base?range=VALUE` (a shareable URL). */
+function rangeToolbar(label, options, selected, base, ...extra) {
+	return h(
+		"div",
+		{ class: "toolbar" },
+		h("label", { for: "range" }, label),
+		h(
+			"select",
+			{
+				id: "range",
+				onchange: (e) => {
+					location.hash = `${base}?range=${e.target.value}`;
+				},
+			},
+			options.map(([value, text]) =>
+				h("option", { value, selected: value === selected }, text),
+			),
+		),
+		...extra,
+	);
+}
+
 // ---- A model ----
 
 const CHARTS = [
@@ -326,15 +350,29 @@ function cssVar(name) {
 		.trim();
 }
 
-/** A chart over the last `seconds` (the x axis is the selected range, not just the points so far). */
-function makeChart(container, title, versions, width, seconds) {
-	const fg = cssVar("--fg");
+/** Axis colours from the theme (light or dark, as the system says). */
+function axisStyle() {
 	const grid = cssVar("--line");
-	const axis = {
-		stroke: fg,
+	return {
+		stroke: cssVar("--fg"),
 		grid: { stroke: grid, width: 1 },
 		ticks: { stroke: grid },
 	};
+}
+
+/** One coloured series per version (`v3`), with `more` options each. */
+function versionSeries(versions, more) {
+	return versions.map((v, i) => ({
+		label: `v${v}`,
+		stroke: PALETTE[i % PALETTE.length],
+		width: 2,
+		...more,
+	}));
+}
+
+/** A chart over the last `seconds` (the x axis is the selected range, not just the points so far). */
+function makeChart(container, title, versions, width, seconds) {
+	const axis = axisStyle();
 	return new uPlot(
 		{
 			title,
@@ -370,15 +408,7 @@ function makeChart(container, title, versions, width, seconds) {
 				},
 				{ ...axis, size: 60 },
 			],
-			series: [
-				{},
-				...versions.map((v, i) => ({
-					label: `v${v}`,
-					stroke: PALETTE[i % PALETTE.length],
-					width: 2,
-					spanGaps: false,
-				})),
-			],
+			series: [{}, ...versionSeries(versions, { spanGaps: false })],
 		},
 		[[], ...versions.map(() => [])],
 		container,
@@ -472,22 +502,11 @@ async function modelPage(name, params) {
 	);
 
 	// Live charts.
-	const toolbar = h(
-		"div",
-		{ class: "toolbar" },
-		h("label", { for: "range" }, "Time range"),
-		h(
-			"select",
-			{
-				id: "range",
-				onchange: (e) => {
-					location.hash = `#/models/${encodeURIComponent(name)}?range=${e.target.value}`;
-				},
-			},
-			Object.keys(RANGES).map((r) =>
-				h("option", { value: r, selected: r === range }, r),
-			),
-		),
+	const toolbar = rangeToolbar(
+		"Time range",
+		Object.keys(RANGES).map((r) => [r, r]),
+		range,
+		`#/models/${encodeURIComponent(name)}`,
 		h(
 			"span",
 			{ class: "muted" },
@@ -1007,11 +1026,31 @@ function versionDetail(d) {
 
 // ---- Experiments ----
 
-async function experimentsPage() {
+async function experimentsPage(params) {
 	document.title = "Experiments · mlship";
-	const data = await api("/ui/api/experiments");
-	const out = [h("h1", {}, "Experiments and rollouts")];
+	const range = HISTORY_RANGES.includes(params.get("range") ?? "")
+		? params.get("range")
+		: "1h";
+	const data = await api(
+		`/ui/api/experiments?since=${encodeURIComponent(range)}`,
+	);
+	const out = [
+		h("h1", {}, "Experiments and rollouts"),
+		rangeToolbar(
+			"Weights over",
+			HISTORY_RANGES.map((r) => [r, `last ${r}`]),
+			range,
+			"#/experiments",
+		),
+	];
 	const shares = [];
+	const weightCharts = [];
+	// Aliases whose history in the range has a policy (a rollout that ended has none now, but had one).
+	const history = groupHistory(data.history);
+	const current = new Set(data.routes.map((r) => `${r.name}@${r.alias}`));
+	const past = [...history.keys()].filter(
+		(k) => !current.has(k) && history.get(k).some((c) => c.policy),
+	);
 	if (data.routes.length === 0) {
 		out.push(
 			emptyBox(
@@ -1069,12 +1108,17 @@ async function experimentsPage() {
 				),
 			);
 		}
+		const weightsBox = h("div", {
+			class: "charts",
+			"data-weights": `${r.name}@${r.alias}`,
+		});
 		const shareBox = h("div", {
 			class: "charts",
 			id: `share-${r.name}-${r.alias}`,
 			"data-share": `${r.name}@${r.alias}`,
 		});
-		out.push(shareBox);
+		out.push(h("div", { class: "side" }, weightsBox, shareBox));
+		weightCharts.push([weightsBox, `${r.name}@${r.alias}`]);
 		shares.push([shareBox, r.name]);
 		const rows = [];
 		for (const f of data.figures.filter((x) => x.model === r.name)) {
@@ -1143,8 +1187,28 @@ async function experimentsPage() {
 				),
 			);
 	}
-	out.push(...banditSection(data.arms), ...rolloutSection(data.rollouts));
+	for (const k of past) {
+		const weightsBox = h("div", { class: "charts", "data-weights": k });
+		out.push(
+			h("h2", {}, k),
+			h(
+				"p",
+				{ class: "muted" },
+				"No traffic policy now; it had one in the range.",
+			),
+			weightsBox,
+		);
+		weightCharts.push([weightsBox, k]);
+	}
+	out.push(
+		...banditSection(data.arms),
+		...rolloutSection(data.rollouts),
+		startRolloutForm(data.aliases, data.rolloutDefaults),
+	);
 	main.replaceChildren(...out);
+	const since = data.now - HISTORY_MS[range];
+	for (const [box, k] of weightCharts)
+		weightsChart(box, k, history.get(k) ?? [], since, data.now);
 	// The split as served: each version's share of the model's requests/s over the last minute, all servers.
 	const stops = [
 		...new Map(shares.map(([box, model]) => [model, box])).entries(),
@@ -1176,6 +1240,279 @@ async function experimentsPage() {
 	cleanup = () => {
 		for (const stop of stops) stop();
 	};
+}
+
+const HISTORY_MS = {
+	"15m": 900_000,
+	"1h": 3_600_000,
+	"6h": 21_600_000,
+	"24h": 86_400_000,
+	"7d": 604_800_000,
+	"30d": 2_592_000_000,
+};
+
+/** The registry's policy history by `name@alias`, oldest first. */
+function groupHistory(history) {
+	const out = new Map();
+	for (const c of history ?? []) {
+		const k = `${c.name}@${c.alias}`;
+		out.set(k, [...(out.get(k) ?? []), c]);
+	}
+	return out;
+}
+
+/**
+ * What a change configured each version to get, in percent: a split's weights, else all to the alias's version.
+ * A bandit's shares are learned, not configured (its arms are shown below): null.
+ */
+function configuredWeights(c) {
+	if (c.version === null) return new Map();
+	if (c.policy?.bandit) return null;
+	if (c.policy?.split)
+		return new Map(c.policy.split.map((s) => [s.version, s.weight]));
+	return new Map([[c.version, 100]]);
+}
+
+function describeWeights(c) {
+	const w = configuredWeights(c);
+	if (w === null)
+		return `bandit over ${c.policy.bandit.arms.map((a) => `v${a}`).join(", ")}`;
+	if (w.size === 0) return "alias deleted";
+	return [...w].map(([v, x]) => `v${v} ${x}%`).join(", ");
+}
+
+/**
+ * A step chart of the weights each version was configured to get over [since, now] (from the registry's policy
+ * history), with the list of changes below it for screen readers and keyboard users.
+ */
+function weightsChart(box, key, changes, rangeStart, now) {
+	// The axis starts at the range, or at the first recorded change when that is later (at least a minute shown).
+	const since = Math.min(
+		Math.max(rangeStart, changes[0]?.at ?? rangeStart),
+		now - 60_000,
+	);
+	const xs = [];
+	const rows = [];
+	for (const c of changes) {
+		const t = Math.max(c.at, since) / 1000;
+		// Two changes in one instant (a rollout's alias move and clear): the later one holds.
+		if (xs.length && xs[xs.length - 1] === t) rows.pop();
+		else xs.push(t);
+		rows.push(configuredWeights(c));
+	}
+	if (xs.length === 0) {
+		box.append(
+			h(
+				"p",
+				{ class: "muted" },
+				"No change recorded in the registry yet for this alias.",
+			),
+		);
+		box.dataset.points = "0";
+		return;
+	}
+	xs.push(now / 1000);
+	rows.push(rows[rows.length - 1]);
+	const versions = [
+		...new Set(rows.flatMap((w) => (w ? [...w.keys()] : []))),
+	].sort((a, b) => a - b);
+	const axis = axisStyle();
+	const chartBox = h("div", {
+		class: "chart",
+		role: "img",
+		"aria-label": `Configured weight (%) by version of ${key} over time`,
+		"data-chart": "weights",
+	});
+	box.append(chartBox);
+	const width = Math.max(
+		320,
+		Math.min(640, Math.floor(main.clientWidth / 2) - 24),
+	);
+	new uPlot(
+		{
+			title: `${key}: configured weight (%) by version`,
+			width,
+			height: 180,
+			scales: {
+				x: { time: true, range: () => [since / 1000, now / 1000] },
+				y: { range: [0, 100] },
+			},
+			axes: [
+				{ ...axis, space: 80 },
+				{ ...axis, size: 50 },
+			],
+			series: [
+				{},
+				...versionSeries(versions, {
+					paths: uPlot.paths.stepped({ align: 1 }),
+				}),
+			],
+		},
+		[xs, ...versions.map((v) => rows.map((w) => (w ? (w.get(v) ?? 0) : null)))],
+		chartBox,
+	);
+	box.dataset.points = String(changes.length);
+	box.append(
+		changes[changes.length - 1]?.policy?.bandit
+			? h(
+					"p",
+					{ class: "muted note" },
+					"A bandit's shares are learned from rewards, not configured: see its arms below.",
+				)
+			: null,
+		since > rangeStart
+			? h(
+					"p",
+					{ class: "muted note" },
+					`Drawn from the first change the registry recorded in the range (${fmtTime(new Date(changes[0].at).toISOString())}).`,
+				)
+			: null,
+		h(
+			"details",
+			{},
+			h("summary", {}, `Changes (${changes.length})`),
+			h(
+				"table",
+				{},
+				h(
+					"thead",
+					{},
+					h(
+						"tr",
+						{},
+						["Time", "Configured", "By"].map((t) =>
+							h("th", { scope: "col" }, t),
+						),
+					),
+				),
+				h(
+					"tbody",
+					{},
+					changes.map((c) =>
+						h(
+							"tr",
+							{ "data-change": "" },
+							h("td", {}, fmtTime(new Date(c.at).toISOString())),
+							h("td", {}, describeWeights(c)),
+							h("td", {}, c.actor),
+						),
+					),
+				),
+			),
+		),
+	);
+}
+
+/** The start-a-rollout form (admin): the same settings and defaults as `mlship rollout start`, confirmed first. */
+function startRolloutForm(aliases, defaults) {
+	const section = h("section", {
+		class: "card start-rollout",
+		"aria-labelledby": "start-rollout-title",
+	});
+	section.append(h("h2", { id: "start-rollout-title" }, "Start a rollout"));
+	if (!aliases || aliases.length === 0) {
+		section.append(
+			emptyBox(
+				"No alias to roll out on. Register a model with an alias first:",
+				"mlship models register ./bundle --name churn --alias production",
+			),
+		);
+		return section;
+	}
+	const field = (id, label, input, hint) =>
+		h(
+			"div",
+			{ class: "field" },
+			h("label", { for: id }, label),
+			input,
+			hint ? h("span", { class: "muted", id: `${id}-hint` }, hint) : null,
+		);
+	const aliasSel = h(
+		"select",
+		{ id: "ro-alias", name: "alias" },
+		aliases.map((a) =>
+			h(
+				"option",
+				{ value: `${a.name}@${a.alias}` },
+				`${a.name}@${a.alias} (now v${a.version})`,
+			),
+		),
+	);
+	const toSel = h("select", { id: "ro-to", name: "to" });
+	const fillVersions = () => {
+		const a = aliases.find((x) => `${x.name}@${x.alias}` === aliasSel.value);
+		toSel.replaceChildren(
+			...(a?.versions ?? []).map((v) =>
+				h("option", { value: String(v) }, `v${v}`),
+			),
+		);
+	};
+	aliasSel.addEventListener("change", fillVersions);
+	fillVersions();
+	// The settings of `mlship rollout start`: [JSON key, label, hint under the field].
+	const settings = [
+		["steps", "Steps (% of traffic)", "comma-separated, the last 100"],
+		["interval", "Check every"],
+		["maxErrorRate", "Max error rate"],
+		["maxP99Ms", "Max p99 (ms)", "empty: latency not checked"],
+		["minRequests", "Min requests per check"],
+		["failures", "Roll back after failed checks"],
+	];
+	const form = h(
+		"form",
+		{ class: "rollout-form", "data-start-rollout": "" },
+		field("ro-alias", "Alias", aliasSel),
+		field("ro-to", "Roll out version", toSel),
+		settings.map(([key, label, hint]) =>
+			field(
+				`ro-${key}`,
+				label,
+				h("input", {
+					id: `ro-${key}`,
+					name: key,
+					type: "text",
+					value: defaults[key] ?? "",
+					placeholder: key === "maxP99Ms" ? "not checked" : undefined,
+					"aria-describedby": hint ? `ro-${key}-hint` : undefined,
+				}),
+				hint,
+			),
+		),
+		h(
+			"div",
+			{ class: "field" },
+			h("button", { type: "submit" }, "Start rollout…"),
+		),
+	);
+	form.addEventListener("submit", async (e) => {
+		e.preventDefault();
+		const f = new FormData(form);
+		const [name, alias] = String(f.get("alias")).split("@");
+		const body = {};
+		for (const k of ["to", ...settings.map(([key]) => key)]) {
+			const v = String(f.get(k) ?? "").trim();
+			if (v !== "") body[k] = v;
+		}
+		const a = aliases.find((x) => x.name === name && x.alias === alias);
+		if (
+			!(await confirmAction(
+				`Start a rollout of ${name}@${alias} from v${a?.version} to v${body.to ?? "?"} in steps ${body.steps ?? defaults.steps}%? Every serving replica takes part; checks run every ${body.interval ?? defaults.interval}.`,
+			))
+		)
+			return;
+		try {
+			await api(
+				`/ui/api/rollouts/${encodeURIComponent(name)}/${encodeURIComponent(alias)}`,
+				{ method: "POST", body: JSON.stringify(body) },
+			);
+			await route();
+		} catch (err) {
+			section.querySelector(".error")?.remove();
+			section.append(errorBox(err));
+		}
+	});
+	section.append(form);
+	return section;
 }
 
 /** Bandit arms per alias (registry totals, merged over the replicas): share of the rewarded pulls and mean reward. */
@@ -1395,7 +1732,10 @@ function rolloutSection(rollouts) {
 
 async function serversPage() {
 	document.title = "Servers · mlship";
-	const data = await api("/ui/api/servers");
+	const [data, streams] = await Promise.all([
+		api("/ui/api/servers"),
+		api("/ui/api/streams"),
+	]);
 	const out = [h("h1", {}, "Servers")];
 	if (data.length === 0)
 		out.push(
@@ -1500,7 +1840,96 @@ async function serversPage() {
 		),
 	);
 	out.push(h("div", { class: "cards" }, cards));
+	out.push(...streamsSection(streams));
 	main.replaceChildren(...out);
+}
+
+/** How long ago `iso` was, in words. */
+function ago(iso) {
+	const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+	if (s < 120) return `${s} s ago`;
+	if (s < 7200) return `${Math.round(s / 60)} min ago`;
+	return `${Math.round(s / 3600)} h ago`;
+}
+
+/** Stream processors (`mlship stream --metrics-port`): health, model, source and sink, counts, last message. */
+function streamsSection(streams) {
+	const out = [h("h2", {}, "Streams")];
+	if (streams.length === 0) {
+		out.push(
+			emptyBox(
+				"No stream processor shown. Start one with --metrics-port and name it:",
+				"mlship stream -m churn@production --from redis://127.0.0.1:6379/requests --to redis://127.0.0.1:6379/scores --metrics-port 9464\nmlship ui --registry sqlite:./registry.db --stream http://127.0.0.1:9464",
+			),
+		);
+		return out;
+	}
+	const cards = streams.map((t) => {
+		const st = t.status;
+		const health = t.error
+			? ["unreachable", "state-UNAVAILABLE"]
+			: st.stopping
+				? ["stopping", "state-UNAVAILABLE"]
+				: st.ready
+					? ["ready", "state-READY"]
+					: ["not ready", "state-UNAVAILABLE"];
+		const rows = st
+			? [
+					[
+						"Model",
+						`${st.model}${st.version ? ` (v${st.version} at start)` : ""}`,
+					],
+					[
+						"Versions scoring",
+						Object.entries(st.versions ?? {})
+							.map(([v, n]) => `v${v}: ${n}`)
+							.join(", ") || "none yet",
+					],
+					["Source", st.from],
+					["Sink", st.to],
+					["Consumer group", st.group ?? "—"],
+					["Consumed", String(st.consumed)],
+					["Produced", String(st.produced)],
+					["In flight", String(st.inFlight)],
+					["Dead letters", String(st.dead)],
+					["Broker retries", String(st.retries)],
+					[
+						"Last message",
+						st.lastMessageAt
+							? `${fmtTime(st.lastMessageAt)} (${ago(st.lastMessageAt)})`
+							: "none yet",
+					],
+				]
+			: [];
+		return h(
+			"section",
+			{
+				class: "card",
+				"aria-label": `Stream ${t.label}`,
+				"data-stream": t.id,
+			},
+			h("h3", {}, t.label),
+			h(
+				"p",
+				{},
+				"Health: ",
+				h("span", { class: health[1], "data-health": health[0] }, health[0]),
+			),
+			t.error ? errorBox({ message: t.error }) : null,
+			rows.length
+				? h(
+						"dl",
+						{},
+						rows.flatMap(([k, v]) => [
+							h("dt", {}, k),
+							h("dd", { "data-field": k }, v),
+						]),
+					)
+				: null,
+		);
+	});
+	out.push(h("div", { class: "cards streams" }, cards));
+	return out;
 }
 
 // ---- start ----

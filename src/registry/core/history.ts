@@ -1,0 +1,104 @@
+// The history of what each alias was configured to serve: its version and traffic policy after every change,
+// written in the transaction of the change (alias moves, policy set or cleared, rollout steps alike).
+import type { TrafficPolicy } from "../../experiments/policy.ts";
+import type { TrafficChange } from "../types.ts";
+import { currentActor } from "./audit.ts";
+import { readRoute } from "./routes.ts";
+import type { PendingChange, Session } from "./session.ts";
+
+/** Newest rows a read returns at most. */
+export const MAX_HISTORY_ROWS = 100_000;
+
+interface HistoryRow {
+	seq: number | string;
+	name: string;
+	alias: string;
+	at: number | string;
+	version: number | string | null;
+	policy: string | null;
+	actor: string;
+}
+
+function toChange(r: HistoryRow): TrafficChange {
+	return {
+		name: r.name,
+		alias: r.alias,
+		at: Number(r.at),
+		version: r.version === null ? null : Number(r.version),
+		policy:
+			r.policy === null
+				? null
+				: (JSON.parse(r.policy) as Omit<TrafficPolicy, "salt">),
+		actor: r.actor,
+	};
+}
+
+/**
+ * Records, inside the change's own transaction, the state after it of every alias the pending changes touched
+ * (alias set or deleted, route set or cleared): a change that did not commit leaves no row.
+ */
+export async function recordHistory(
+	tx: Session,
+	pending: readonly PendingChange[],
+	now = Date.now(),
+): Promise<void> {
+	const seen = new Set<string>();
+	for (const e of pending) {
+		if (
+			e.alias === undefined ||
+			(e.type !== "route" &&
+				e.type !== "alias_set" &&
+				e.type !== "alias_deleted")
+		)
+			continue;
+		const key = `${e.name}\0${e.alias}`;
+		if (seen.has(key)) continue;
+		seen.add(key);
+		const a = await tx.one<{ version: number }>(
+			"SELECT version FROM aliases WHERE name = $1 AND alias = $2",
+			[e.name, e.alias],
+		);
+		const route = await readRoute(tx, e.name, e.alias);
+		let policy: string | null = null;
+		if (route) {
+			const { salt: _, ...body } = route.policy;
+			policy = JSON.stringify(body);
+		}
+		await tx.all(
+			"INSERT INTO traffic_policy_history (name, alias, at, version, policy, actor) VALUES ($1, $2, $3, $4, $5, $6)",
+			[
+				e.name,
+				e.alias,
+				now,
+				a ? Number(a.version) : null,
+				policy,
+				currentActor().actor.slice(0, 500),
+			],
+		);
+	}
+}
+
+/**
+ * The changes since `since` (ms since the epoch), oldest first, the newest `limit` of them, each alias's last
+ * change before `since` first (what it served when the range began).
+ */
+export async function readHistory(
+	s: Session,
+	filter: { name?: string; alias?: string; since: number; limit: number },
+): Promise<TrafficChange[]> {
+	const where =
+		"(CAST($1 AS TEXT) IS NULL OR name = $1) AND (CAST($2 AS TEXT) IS NULL OR alias = $2)";
+	const args = [filter.name ?? null, filter.alias ?? null, filter.since];
+	const before = await s.all<HistoryRow>(
+		`SELECT * FROM traffic_policy_history WHERE seq IN (
+		   SELECT max(seq) FROM traffic_policy_history WHERE ${where} AND at < $3 GROUP BY name, alias)
+		 ORDER BY seq`,
+		args,
+	);
+	const during = await s.all<HistoryRow>(
+		`SELECT * FROM traffic_policy_history WHERE ${where} AND at >= $3
+		 ORDER BY seq DESC LIMIT ${filter.limit}`,
+		args,
+	);
+	return [...before, ...during.reverse()].map(toChange);
+}
