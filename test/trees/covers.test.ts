@@ -3,35 +3,20 @@
 // in the manifest), and TreeSHAP then gives shap.TreeExplainer's values on the ORIGINAL scikit-learn model, inline and
 // on the worker pool. Stale or tampered covers are refused saying what to run.
 import assert from "node:assert/strict";
-import {
-	cpSync,
-	mkdtempSync,
-	readFileSync,
-	rmSync,
-	writeFileSync,
-} from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { parse as parseYaml } from "yaml";
 import { readBundle } from "../../src/bundle/bundle.ts";
 import { loadModel } from "../../src/model.ts";
 import type { CoversFile } from "../../src/trees/covers.ts";
 import { mlship } from "../helpers/files.ts";
 import { bundleDir, golden } from "../helpers/fixtures.ts";
+import { fixtureCopy as copy } from "../helpers/reference-bundle.ts";
 
-const dirs: string[] = [];
-after(() => {
-	for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-/** A temporary copy of a fixture bundle. */
-function copy(fixture: string): string {
-	const d = mkdtempSync(join(tmpdir(), "mlship-covers-"));
-	dirs.push(d);
-	cpSync(bundleDir(fixture), d, { recursive: true });
-	return d;
-}
+/** `mlship bundle init DIR --reference FILE [more]`. */
+const init = (dir: string, file: string, ...more: string[]) =>
+	mlship(["bundle", "init", dir, "--reference", file, ...more]);
 
 interface Shap {
 	base: number[];
@@ -96,14 +81,11 @@ describe("covers from reference data: TreeSHAP for ONNX and sklearn2pmml trees",
 			const fixture = `trees/${base}-${format}`;
 			it(`${fixture}: mlship bundle init --reference writes covers.json; explain equals shap on the scikit-learn model`, async () => {
 				const dir = copy(fixture);
-				const r = await mlship([
-					"bundle",
-					"init",
+				const r = await init(
 					join(dir, `model.${format}`),
-					"--reference",
 					join(dir, "reference.csv"),
 					"--json",
-				]);
+				);
 				assert.equal(r.code, 0, r.stderr);
 				const out = JSON.parse(r.stdout) as {
 					reference: { rows: number; covers: { trees: number; nodes: number } };
@@ -152,7 +134,7 @@ describe("covers from reference data: TreeSHAP for ONNX and sklearn2pmml trees",
 			ref,
 			`${names.join(",")}\n${rows.map((x) => names.map((n) => x[n]).join(",")).join("\n")}\n`,
 		);
-		const r = await mlship(["bundle", "init", dir, "--reference", ref]);
+		const r = await init(dir, ref);
 		assert.equal(r.code, 0, r.stderr);
 		assert.doesNotMatch(r.stdout, /node covers/);
 		assert.equal((await readBundle(dir)).manifest.covers, undefined);
@@ -174,38 +156,21 @@ describe("covers from reference data: TreeSHAP for ONNX and sklearn2pmml trees",
 			join(dir, "twice.csv"),
 			`${head}\n${body.flatMap((l, i) => (i % 3 === 0 ? [l, l] : [l])).join("\n")}\n`,
 		);
-		let r = await mlship([
-			"bundle",
-			"init",
+		let r = await init(
 			dir,
-			"--reference",
 			join(dir, "weighted.csv"),
 			"--reference-weight",
 			"w",
-		]);
+		);
 		assert.equal(r.code, 0, r.stderr);
 		const weighted = readCovers(dir);
 		assert.equal(weighted.weight, "w");
-		r = await mlship([
-			"bundle",
-			"init",
-			dir,
-			"--reference",
-			join(dir, "twice.csv"),
-		]);
+		r = await init(dir, join(dir, "twice.csv"));
 		assert.equal(r.code, 0, r.stderr);
 		const twice = readCovers(dir);
 		assert.deepEqual(weighted.trees, twice.trees);
 		assert.equal(weighted.trees[0]?.[0], twice.rows);
-		r = await mlship([
-			"bundle",
-			"init",
-			dir,
-			"--reference",
-			join(dir, "twice.csv"),
-			"--reference-weight",
-			"nope",
-		]);
+		r = await init(dir, join(dir, "twice.csv"), "--reference-weight", "nope");
 		assert.notEqual(r.code, 0);
 		assert.match(r.stderr, /no weight column 'nope'/);
 	});
@@ -213,13 +178,7 @@ describe("covers from reference data: TreeSHAP for ONNX and sklearn2pmml trees",
 	it("tampered covers are an integrity error; covers of another model file are refused at explain, predict still works", async () => {
 		const fixture = "trees/diabetes-rf-covers-pmml";
 		const dir = copy(fixture);
-		let r = await mlship([
-			"bundle",
-			"init",
-			dir,
-			"--reference",
-			join(dir, "reference.csv"),
-		]);
+		let r = await init(dir, join(dir, "reference.csv"));
 		assert.equal(r.code, 0, r.stderr);
 		assert.match(
 			r.stdout,
