@@ -271,7 +271,7 @@ export function bundleCommand(): Command {
 			)
 			.argument(
 				"<model.onnx>",
-				"the ONNX model file, or a directory holding exactly one",
+				"the model file (.onnx, .pmml, XGBoost .json, LightGBM .txt), or a bundle directory: the artifact its mlship.yaml names, else its only .onnx file",
 			)
 			.option(
 				"--name <name>",

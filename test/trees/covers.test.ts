@@ -8,7 +8,8 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { parse as parseYaml } from "yaml";
 import { readBundle } from "../../src/bundle/bundle.ts";
-import { loadModel } from "../../src/model.ts";
+import { loadBundle, loadModel } from "../../src/model.ts";
+import { openRegistry } from "../../src/registry/open.ts";
 import type { CoversFile } from "../../src/trees/covers.ts";
 import { mlship } from "../helpers/files.ts";
 import { bundleDir, golden } from "../helpers/fixtures.ts";
@@ -173,6 +174,32 @@ describe("covers from reference data: TreeSHAP for ONNX and sklearn2pmml trees",
 		r = await init(dir, join(dir, "twice.csv"), "--reference-weight", "nope");
 		assert.notEqual(r.code, 0);
 		assert.match(r.stderr, /no weight column 'nope'/);
+	});
+
+	it("covers travel with the bundle through the registry: registered, read back verified, explained", async () => {
+		const fixture = "trees/iris-tree-covers-pmml";
+		const dir = copy(fixture);
+		const r = await init(dir, join(dir, "reference.csv"));
+		assert.equal(r.code, 0, r.stderr);
+		const b = await readBundle(dir);
+		const store = await openRegistry("sqlite::memory:");
+		try {
+			const v = await store.register(b);
+			const back = await store.openBundle(v);
+			assert.deepEqual(
+				back.files.get("covers.json"),
+				b.files.get("covers.json"),
+			);
+			const m = await loadBundle(back, { mode: "inline" });
+			try {
+				const e = await m.explain(golden(fixture).records.slice(0, 2));
+				assert.equal(e.method, "tree_path_dependent");
+			} finally {
+				await m.close();
+			}
+		} finally {
+			await store.close();
+		}
 	});
 
 	it("tampered covers are an integrity error; covers of another model file are refused at explain, predict still works", async () => {
