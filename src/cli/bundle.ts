@@ -8,6 +8,8 @@ import { Command, Option } from "commander";
 import { parse as parseYaml } from "yaml";
 import { formatOf, readExpr } from "../batch/files.ts";
 import {
+	artifactBytes,
+	type Bundle,
 	MANIFEST_FILE,
 	manifestFromArtifact,
 	readBundle,
@@ -31,9 +33,29 @@ import type { Row } from "../codec/table.ts";
 import { loadBundle } from "../model.ts";
 import { stringifyProfile } from "../monitor/profile/format.ts";
 import { MlshipError } from "../protocol/errors.ts";
-import { COVERS_FILE } from "../trees/covers.ts";
+import { COVERS_FILE, parseCovers, withCovers } from "../trees/covers.ts";
+import { readTreeModel } from "../trees/read/index.ts";
 import { action, example, output } from "./common.ts";
 import { computeReference, type ReferenceResult } from "./reference.ts";
+
+/**
+ * When the bundle has covers.json: that they fit the model file's trees (counted on this artifact, as this version
+ * reads it); refused with what to run otherwise.
+ */
+function checkCovers(b: Bundle): { rows: number; trees: number } | undefined {
+	const ref = b.manifest.covers;
+	if (!ref) return undefined;
+	const where = `${b.source}: ${ref.path}`;
+	const bytes = b.files.get(ref.path) ?? new Uint8Array();
+	const model = withCovers(
+		readTreeModel(artifactBytes(b), b.manifest.artifact.path),
+		bytes,
+		b.manifest.artifact.sha256,
+		where,
+	);
+	const trees = model.body.kind === "ensemble" ? model.body.trees.length : 0;
+	return { rows: parseCovers(bytes, where).rows, trees };
+}
 
 /** Scores golden.json's records (when the bundle directory has one) and refuses outputs that differ from the library's. */
 async function checkGolden(
@@ -345,6 +367,7 @@ export function bundleCommand(): Command {
 			.action(
 				action(async (path: string, opts: { json?: boolean }) => {
 					const b = await readBundle(path);
+					const covers = checkCovers(b);
 					const m = await loadBundle(b, { mode: "inline" });
 					let golden: { rows: number; outputs: string[] } | undefined;
 					try {
@@ -360,9 +383,10 @@ export function bundleCommand(): Command {
 							sha256: b.manifest.artifact.sha256,
 							signature: b.manifest.signature,
 							golden: golden ?? null,
+							covers: covers ?? null,
 						},
 						() =>
-							`ok: ${b.manifest.name} (sha256 ${b.manifest.artifact.sha256.slice(0, 12)}…) loads; features: ${m.features.join(", ")}${golden ? `\ngolden.json: ${golden.rows} rows give the library's ${golden.outputs.join(", ")} (|d| ≤ ${GOLDEN_REL}·|library| + ${GOLDEN_ABS})` : ""}`,
+							`ok: ${b.manifest.name} (sha256 ${b.manifest.artifact.sha256.slice(0, 12)}…) loads; features: ${m.features.join(", ")}${golden ? `\ngolden.json: ${golden.rows} rows give the library's ${golden.outputs.join(", ")} (|d| ≤ ${GOLDEN_REL}·|library| + ${GOLDEN_ABS})` : ""}${covers ? `\n${b.manifest.covers?.path}: node covers of ${covers.rows} reference rows fit the model's ${covers.trees} trees` : ""}`,
 					);
 				}),
 			),

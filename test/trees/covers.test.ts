@@ -211,6 +211,12 @@ describe("covers from reference data: TreeSHAP for ONNX and sklearn2pmml trees",
 			r.stdout,
 			/node covers for TreeSHAP: \d+ nodes of 10 trees → covers\.json/,
 		);
+		r = await mlship(["bundle", "verify", dir]);
+		assert.equal(r.code, 0, r.stderr);
+		assert.match(
+			r.stdout,
+			/covers\.json: node covers of 331 reference rows fit the model's 10 trees/,
+		);
 		const good = readFileSync(join(dir, "covers.json"), "utf8");
 		writeFileSync(join(dir, "covers.json"), good.replace("[331,", "[332,"));
 		await assert.rejects(
@@ -244,6 +250,8 @@ describe("covers from reference data: TreeSHAP for ONNX and sklearn2pmml trees",
 			await m.close();
 		}
 		r = await mlship(["bundle", "verify", dir]);
-		assert.equal(r.code, 0, r.stderr);
+		assert.notEqual(r.code, 0);
+		assert.match(r.stderr, /covers\.json: counted on another model file/);
+		assert.match(r.stderr, /mlship bundle init DIR --reference/);
 	});
 });
