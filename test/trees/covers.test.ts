@@ -8,9 +8,16 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { parse as parseYaml } from "yaml";
 import { readBundle } from "../../src/bundle/bundle.ts";
+import { artifactBytes } from "../../src/bundle/types.ts";
+import { encodeRecords, planTable } from "../../src/codec/table.ts";
 import { loadBundle, loadModel } from "../../src/model.ts";
 import { openRegistry } from "../../src/registry/open.ts";
-import type { CoversFile } from "../../src/trees/covers.ts";
+import {
+	CoverCounter,
+	type CoversFile,
+	withCovers,
+} from "../../src/trees/covers.ts";
+import { readTreeModel } from "../../src/trees/read/index.ts";
 import { mlship } from "../helpers/files.ts";
 import { bundleDir, golden } from "../helpers/fixtures.ts";
 import { fixtureCopy as copy } from "../helpers/reference-bundle.ts";
@@ -174,6 +181,70 @@ describe("covers from reference data: TreeSHAP for ONNX and sklearn2pmml trees",
 		r = await init(dir, join(dir, "twice.csv"), "--reference-weight", "nope");
 		assert.notEqual(r.code, 0);
 		assert.match(r.stderr, /no weight column 'nope'/);
+	});
+
+	it("a hostile or mismatched covers.json is refused naming what is wrong and what to run", async () => {
+		const b = await readBundle(bundleDir("trees/iris-tree-covers-onnx"));
+		const model = readTreeModel(artifactBytes(b), "model.onnx");
+		const sha = b.manifest.artifact.sha256;
+		const counter = new CoverCounter(model);
+		counter.add(
+			encodeRecords(
+				planTable(b.manifest),
+				golden("trees/iris-tree-covers-onnx").records,
+			).tensors,
+		);
+		const good = counter.file(sha);
+		const refused = (v: unknown, pattern: RegExp) =>
+			assert.throws(
+				() =>
+					withCovers(
+						model,
+						new TextEncoder().encode(
+							typeof v === "string" ? v : JSON.stringify(v),
+						),
+						sha,
+						"covers.json",
+					),
+				(e: { code?: string; message: string }) =>
+					e.code === "MLSHIP_INVALID_BUNDLE" &&
+					pattern.test(e.message) &&
+					/mlship bundle init DIR --reference/.test(e.message),
+			);
+		refused("{", /covers\.json: not JSON/);
+		refused({ ...good, format: "other" }, /not a covers file/);
+		refused({ ...good, version: 2 }, /version 2/);
+		refused(
+			{ ...good, trees: [[1, -1, 0]] },
+			/lists of finite numbers ≥ 0, one per node/,
+		);
+		refused({ ...good, trees: [[1, 2]] }, /number of trees or nodes differs/);
+		refused(
+			{ ...good, structure: "0".repeat(64) },
+			/another reading of the trees/,
+		);
+		// the counts themselves: every test row reaches the root once
+		const laid = withCovers(
+			model,
+			new TextEncoder().encode(JSON.stringify(good)),
+			sha,
+			"covers.json",
+		);
+		assert.equal(
+			laid.body.kind === "ensemble" ? laid.body.trees[0]?.cover[0] : 0,
+			golden("trees/iris-tree-covers-onnx").records.length,
+		);
+		assert.throws(
+			() =>
+				counter.add(
+					encodeRecords(
+						planTable(b.manifest),
+						golden("trees/iris-tree-covers-onnx").records.slice(0, 1),
+					).tensors,
+					[-1],
+				),
+			/reference row \d+: weight -1 is not a finite number ≥ 0/,
+		);
 	});
 
 	it("covers travel with the bundle through the registry: registered, read back verified, explained", async () => {
