@@ -37,6 +37,7 @@ export function manifestFiles(m: Manifest): { path: string; sha256: string }[] {
 	const files = [m.artifact];
 	if (m.reference) files.push(m.reference);
 	if (m.profile) files.push(m.profile);
+	if (m.covers) files.push(m.covers);
 	return files;
 }
 

@@ -181,6 +181,9 @@ export const ManifestSchema = z
 		profile: FileRefSchema.optional().describe(
 			"reference profile for drift (JSON, format mlship.profile; written by 'mlship bundle init --reference')",
 		),
+		covers: FileRefSchema.optional().describe(
+			"reference rows reaching each node of a tree model whose file carries no training counts (JSON, format mlship.covers; written by 'mlship bundle init --reference'), for TreeSHAP",
+		),
 		signature: z
 			.object({
 				inputs: z.array(TensorSpecSchema).min(1),

@@ -8,6 +8,8 @@ import { Command, Option } from "commander";
 import { parse as parseYaml } from "yaml";
 import { formatOf, readExpr } from "../batch/files.ts";
 import {
+	artifactBytes,
+	type Bundle,
 	MANIFEST_FILE,
 	manifestFromArtifact,
 	readBundle,
@@ -24,14 +26,36 @@ import {
 import {
 	type Manifest,
 	stringifyManifest,
+	unsafeBundlePath,
 	validateManifest,
 } from "../bundle/manifest.ts";
 import type { Row } from "../codec/table.ts";
 import { loadBundle } from "../model.ts";
 import { stringifyProfile } from "../monitor/profile/format.ts";
 import { MlshipError } from "../protocol/errors.ts";
+import { COVERS_FILE, parseCovers, withCovers } from "../trees/covers.ts";
+import { readTreeModel } from "../trees/read/index.ts";
 import { action, example, output } from "./common.ts";
 import { computeReference, type ReferenceResult } from "./reference.ts";
+
+/**
+ * When the bundle has covers.json: that they fit the model file's trees (counted on this artifact, as this version
+ * reads it); refused with what to run otherwise.
+ */
+function checkCovers(b: Bundle): { rows: number; trees: number } | undefined {
+	const ref = b.manifest.covers;
+	if (!ref) return undefined;
+	const where = `${b.source}: ${ref.path}`;
+	const bytes = b.files.get(ref.path) ?? new Uint8Array();
+	const model = withCovers(
+		readTreeModel(artifactBytes(b), b.manifest.artifact.path),
+		bytes,
+		b.manifest.artifact.sha256,
+		where,
+	);
+	const trees = model.body.kind === "ensemble" ? model.body.trees.length : 0;
+	return { rows: parseCovers(bytes, where).rows, trees };
+}
 
 /** Scores golden.json's records (when the bundle directory has one) and refuses outputs that differ from the library's. */
 async function checkGolden(
@@ -87,12 +111,17 @@ interface InitOpts {
 	json?: boolean;
 	/** A training sample (CSV/Parquet/JSONL) to profile as the drift reference. */
 	reference?: string;
+	/** A column of the reference weighing each row in the node covers (as sample_weight did in training). */
+	referenceWeight?: string;
 }
 
 /** Where `bundle init --reference` writes the reference profile, relative to the bundle. */
 export const PROFILE_FILE = "profile.json";
 
-/** The ONNX file `model` names: the file itself, or the only .onnx file inside a directory. */
+/**
+ * The model file `model` names: the file itself; in a directory, the artifact its mlship.yaml names (a bundle being
+ * refreshed, any format), else the only .onnx file there.
+ */
 async function onnxFileOf(model: string): Promise<string> {
 	const full = resolve(model);
 	const info = await stat(full).catch(() => {
@@ -102,6 +131,16 @@ async function onnxFileOf(model: string): Promise<string> {
 		);
 	});
 	if (!info.isDirectory()) return full;
+	const manifest = join(full, MANIFEST_FILE);
+	if (existsSync(manifest)) {
+		const art = (
+			parseYaml(await readFile(manifest, "utf8")) as {
+				artifact?: { path?: unknown };
+			} | null
+		)?.artifact?.path;
+		if (typeof art === "string" && !unsafeBundlePath(art))
+			return join(full, art);
+	}
 	const found = (await readdir(full, { withFileTypes: true }))
 		.filter((d) => d.isFile() && /\.onnx$/i.test(d.name))
 		.map((d) => d.name)
@@ -131,7 +170,10 @@ export async function initBundle(
 	manifest: Manifest;
 	refreshed: boolean;
 	skipped: string[];
-	reference?: Omit<ReferenceResult, "profile">;
+	/** `covers`: trees and nodes counted into covers.json (a tree model whose file carries no node covers). */
+	reference?: Omit<ReferenceResult, "profile" | "covers"> & {
+		covers?: { trees: number; nodes: number };
+	};
 }> {
 	const file = await onnxFileOf(model);
 	const bytes = new Uint8Array(
@@ -186,9 +228,15 @@ export async function initBundle(
 	if (opts.labels) manifest.labels = opts.labels;
 	if (opts.name) manifest.name = opts.name;
 	manifest = validateManifest(manifest, path);
-	let reference: Omit<ReferenceResult, "profile"> | undefined;
+	let reference: Omit<ReferenceResult, "profile" | "covers"> | undefined;
+	let covered: { trees: number; nodes: number } | undefined;
+	if (opts.referenceWeight !== undefined && !opts.reference)
+		throw new MlshipError(
+			"MLSHIP_INVALID_ARGUMENT",
+			"--reference-weight names a column of the --reference file: give both",
+		);
 	if (opts.reference) {
-		const { profile: _stale, ...current } = manifest;
+		const { profile: _stale, covers: _staleCovers, ...current } = manifest;
 		const r = await computeReference(
 			{
 				manifest: current,
@@ -196,13 +244,29 @@ export async function initBundle(
 				source: dir,
 			},
 			opts.reference,
+			opts.referenceWeight,
 		);
 		const text = new TextEncoder().encode(stringifyProfile(r.profile));
 		await writeFile(join(dir, PROFILE_FILE), text);
 		manifest = validateManifest(
-			{ ...manifest, profile: { path: PROFILE_FILE, sha256: sha256Hex(text) } },
+			{
+				...current,
+				profile: { path: PROFILE_FILE, sha256: sha256Hex(text) },
+			},
 			path,
 		);
+		if (r.covers) {
+			const c = new TextEncoder().encode(`${JSON.stringify(r.covers)}\n`);
+			await writeFile(join(dir, COVERS_FILE), c);
+			manifest = validateManifest(
+				{ ...manifest, covers: { path: COVERS_FILE, sha256: sha256Hex(c) } },
+				path,
+			);
+			covered = {
+				trees: r.covers.trees.length,
+				nodes: r.covers.trees.reduce((a, t) => a + t.length, 0),
+			};
+		}
 		reference = { rows: r.rows, sampled: r.sampled, unscored: r.unscored };
 	}
 	await writeFile(path, stringifyManifest(manifest));
@@ -211,7 +275,9 @@ export async function initBundle(
 		manifest,
 		refreshed,
 		skipped,
-		...(reference ? { reference } : {}),
+		...(reference
+			? { reference: { ...reference, ...(covered ? { covers: covered } : {}) } }
+			: {}),
 	};
 }
 
@@ -227,7 +293,7 @@ export function bundleCommand(): Command {
 			)
 			.argument(
 				"<model.onnx>",
-				"the ONNX model file, or a directory holding exactly one",
+				"the model file (.onnx, .pmml, XGBoost .json, LightGBM .txt), or a bundle directory: the artifact its mlship.yaml names, else its only .onnx file",
 			)
 			.option(
 				"--name <name>",
@@ -254,7 +320,11 @@ export function bundleCommand(): Command {
 			)
 			.option(
 				"--reference <file>",
-				"profile a training sample (CSV/Parquet/JSONL with every feature column) as the drift reference: writes profile.json with the features' and the model's outputs' distributions",
+				"profile a training sample (CSV/Parquet/JSONL with every feature column) as the drift reference: writes profile.json with the features' and the model's outputs' distributions; for a tree model whose file carries no node covers (ONNX, sklearn2pmml) also covers.json, the rows reaching each node, which TreeSHAP needs",
+			)
+			.option(
+				"--reference-weight <column>",
+				"with --reference: a column weighing each row in covers.json (the sample_weight the model was trained with)",
 			)
 			.option(
 				"--force",
@@ -277,13 +347,14 @@ export function bundleCommand(): Command {
 							...(r.reference ? { reference: r.reference } : {}),
 						},
 						() =>
-							`${r.refreshed ? "refreshed" : "wrote"} ${r.path}: ${r.manifest.signature.inputs.length} input(s), ${r.manifest.signature.outputs.length} output(s); edit features, labels and metadata there${r.reference ? `\nreference profile: ${r.reference.rows} rows${r.reference.sampled ? " (a sample of the file)" : ""}${r.reference.unscored > 0 ? `, ${r.reference.unscored} the model could not score` : ""} → ${PROFILE_FILE}` : ""}`,
+							`${r.refreshed ? "refreshed" : "wrote"} ${r.path}: ${r.manifest.signature.inputs.length} input(s), ${r.manifest.signature.outputs.length} output(s); edit features, labels and metadata there${r.reference ? `\nreference profile: ${r.reference.rows} rows${r.reference.sampled ? " (a sample of the file)" : ""}${r.reference.unscored > 0 ? `, ${r.reference.unscored} the model could not score` : ""} → ${PROFILE_FILE}${r.reference.covers ? `\nnode covers for TreeSHAP: ${r.reference.covers.nodes} nodes of ${r.reference.covers.trees} trees → ${COVERS_FILE}` : ""}` : ""}`,
 					);
 				}),
 			),
 		"mlship bundle init model.onnx --features-from train.csv --exclude target --labels setosa,versicolor,virginica",
 		"mlship bundle init ./churn-bundle --name churn",
 		"mlship bundle init ./churn-bundle --reference train.parquet",
+		"mlship bundle init ./gbdt-onnx --reference train.parquet   # + covers.json: TreeSHAP for ONNX/PMML trees",
 	);
 	example(
 		cmd
@@ -296,6 +367,7 @@ export function bundleCommand(): Command {
 			.action(
 				action(async (path: string, opts: { json?: boolean }) => {
 					const b = await readBundle(path);
+					const covers = checkCovers(b);
 					const m = await loadBundle(b, { mode: "inline" });
 					let golden: { rows: number; outputs: string[] } | undefined;
 					try {
@@ -311,9 +383,10 @@ export function bundleCommand(): Command {
 							sha256: b.manifest.artifact.sha256,
 							signature: b.manifest.signature,
 							golden: golden ?? null,
+							covers: covers ?? null,
 						},
 						() =>
-							`ok: ${b.manifest.name} (sha256 ${b.manifest.artifact.sha256.slice(0, 12)}…) loads; features: ${m.features.join(", ")}${golden ? `\ngolden.json: ${golden.rows} rows give the library's ${golden.outputs.join(", ")} (|d| ≤ ${GOLDEN_REL}·|library| + ${GOLDEN_ABS})` : ""}`,
+							`ok: ${b.manifest.name} (sha256 ${b.manifest.artifact.sha256.slice(0, 12)}…) loads; features: ${m.features.join(", ")}${golden ? `\ngolden.json: ${golden.rows} rows give the library's ${golden.outputs.join(", ")} (|d| ≤ ${GOLDEN_REL}·|library| + ${GOLDEN_ABS})` : ""}${covers ? `\n${b.manifest.covers?.path}: node covers of ${covers.rows} reference rows fit the model's ${covers.trees} trees` : ""}`,
 					);
 				}),
 			),

@@ -1,5 +1,5 @@
 // The reference profile of a bundle: read a training sample (CSV/Parquet/JSONL) through DuckDB, run the model on it,
-// profile features and outputs.
+// profile features and outputs; for a tree model whose file carries no node covers, count the rows reaching each node.
 import { resolve } from "node:path";
 import { DuckDBInstance } from "@duckdb/node-api";
 import { formatOf, readExpr } from "../batch/files.ts";
@@ -16,6 +16,9 @@ import type { Profile } from "../monitor/profile/format.ts";
 import { columnKinds } from "../monitor/profile/kinds.ts";
 import { MlshipError } from "../protocol/errors.ts";
 import { sqlIdent } from "../protocol/sql.ts";
+import { CoverCounter, type CoversFile, lacksCovers } from "../trees/covers.ts";
+import type { TreeModel } from "../trees/ir.ts";
+import { readTreeModel } from "../trees/read/index.ts";
 
 /** Reference rows read at most; a larger file is sampled (reservoir, repeatable) down to this many. */
 export const MAX_REFERENCE_ROWS = 1_000_000;
@@ -29,16 +32,34 @@ export interface ReferenceResult {
 	sampled: boolean;
 	/** Rows the model could not score (bad values): left out of the output profile. */
 	unscored: number;
+	/** Reference rows per node, when the artifact is a tree ensemble whose file carries no training counts. */
+	covers?: CoversFile;
+}
+
+/** The tree ensemble in a bundle's artifact when its file carries no node covers (ONNX, sklearn2pmml); else undefined. */
+function uncoveredTrees(bundle: Bundle): TreeModel | undefined {
+	const a = bundle.manifest.artifact;
+	let m: TreeModel;
+	try {
+		m = readTreeModel(bundle.files.get(a.path) ?? new Uint8Array(), a.path);
+	} catch {
+		return undefined; // not a tree or linear model (a neural network, another runtime's file)
+	}
+	return lacksCovers(m) ? m : undefined;
 }
 
 /**
  * Profiles `file` as the reference of `bundle`: its feature columns (it must have every feature; others, such as
- * the target, are ignored), and the model's outputs on it.
+ * the target, are ignored), and the model's outputs on it. A tree ensemble without node covers (ONNX, sklearn2pmml)
+ * also gets them: the rows (weighted by column `weight` when given) reaching each node.
  */
 export async function computeReference(
 	bundle: Bundle,
 	file: string,
+	weight?: string,
 ): Promise<ReferenceResult> {
+	const trees = uncoveredTrees(bundle);
+	const counter = trees ? new CoverCounter(trees) : undefined;
 	const model = await loadBundle(bundle, { mode: "inline" });
 	const db = await DuckDBInstance.create(":memory:");
 	const conn = await db.connect();
@@ -68,6 +89,11 @@ export async function computeReference(
 				"MLSHIP_INVALID_ARGUMENT",
 				`reference ${file} has no column${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} for the model's feature${missing.length > 1 ? "s" : ""}; its columns are ${described.map((c) => `'${c}'`).join(", ")} (rename them, or give a file with every feature: ${features.join(", ")})`,
 			);
+		if (weight !== undefined && !described.includes(weight))
+			throw new MlshipError(
+				"MLSHIP_INVALID_ARGUMENT",
+				`reference ${file} has no weight column '${weight}'; its columns are ${described.map((c) => `'${c}'`).join(", ")}`,
+			);
 		if (total === 0)
 			throw new MlshipError(
 				"MLSHIP_INVALID_ARGUMENT",
@@ -79,7 +105,7 @@ export async function computeReference(
 			: "";
 		const cols = (
 			await conn.runAndReadAll(
-				`SELECT ${features.map((f) => sqlIdent(f, "feature")).join(", ")} FROM ${from}${sample}`,
+				`SELECT ${[...features, ...(weight !== undefined ? [weight] : [])].map((f) => sqlIdent(f, "column")).join(", ")} FROM ${from}${sample}`,
 			)
 		).getColumnsObjectJS() as Record<string, unknown[]>;
 		const rows = cols[features[0] as string]?.length ?? 0;
@@ -107,6 +133,17 @@ export async function computeReference(
 				bad.size > 0,
 			);
 			if (kept !== undefined && kept.length === 0) continue;
+			if (counter) {
+				const w =
+					weight !== undefined ? (cols[weight] as unknown[]) : undefined;
+				counter.add(
+					inputs,
+					w &&
+						(kept ?? Array.from({ length: end - start }, (_, i) => i)).map(
+							(r) => Number(w[start + r] ?? Number.NaN),
+						),
+				);
+			}
 			const outs = await model.predictTensors(inputs);
 			for (const c of outputsToColumns(model.plan, outs)) {
 				const acc = outValues.get(c.name) ?? [];
@@ -126,6 +163,11 @@ export async function computeReference(
 			rows,
 			sampled,
 			unscored,
+			...(counter
+				? {
+						covers: counter.file(bundle.manifest.artifact.sha256, weight),
+					}
+				: {}),
 		};
 	} finally {
 		conn.closeSync();

@@ -3,6 +3,7 @@
 import type { Profile } from "../monitor/profile/format.ts";
 import { MlshipError } from "../protocol/errors.ts";
 import type { Tensor } from "../protocol/types.ts";
+import { ADD_COVERS } from "./covers.ts";
 import { batchRows, featureMatrix } from "./eval.ts";
 import {
 	type Feature,
@@ -290,22 +291,14 @@ function treeShap(
 			unwind(p, at, d, k);
 			d -= 1;
 		}
-		recurse(
-			hot,
-			d + 1,
-			at,
-			((tree.cover[hot] as number) / w) * inZero,
-			inOne,
-			split,
-		);
-		recurse(
-			cold,
-			d + 1,
-			at,
-			((tree.cover[cold] as number) / w) * inZero,
-			0,
-			split,
-		);
+		// Covers counted from reference data can be 0 (no reference row reached the node): its share is 0, and a
+		// branch whose zero and one fractions are both 0 adds nothing (every term has one of them as a factor).
+		const share = (n: number) => (w > 0 ? (tree.cover[n] as number) / w : 0);
+		const hotZero = share(hot) * inZero;
+		if (hotZero !== 0 || inOne !== 0)
+			recurse(hot, d + 1, at, hotZero, inOne, split);
+		const coldZero = share(cold) * inZero;
+		if (coldZero !== 0) recurse(cold, d + 1, at, coldZero, 0, split);
 	};
 	recurse(0, 0, 0, 1, 1, -1);
 }
@@ -321,6 +314,8 @@ function expected(
 	for (let n = 0; n < tree.feature.length; n++) {
 		if ((tree.feature[n] as number) >= 0) continue;
 		const share = (tree.cover[n] as number) / root;
+		// a leaf no reference row reaches (a PMML null prediction, say) weighs nothing, whatever its value
+		if (share === 0) continue;
 		for (let t = 0; t < targets; t++)
 			out[t] =
 				(out[t] as number) +
@@ -330,8 +325,9 @@ function expected(
 
 /**
  * Exact SHAP values of a batch (raw margin): path-dependent TreeSHAP on a tree ensemble, w·(x − E[x]) on a linear
- * model, whose feature means (`featureMeans` of the bundle's reference profile) must be given. Models without node
- * weights (ONNX does not store them) and linear models without means are refused with what to do instead.
+ * model, whose feature means (`featureMeans` of the bundle's reference profile) must be given. Tree models without node
+ * weights (ONNX and sklearn2pmml do not store them; `withCovers` lays on counts from reference data) and linear models
+ * without means are refused with what to do instead.
  */
 export function explainTree(
 	model: TreeModel,
@@ -351,7 +347,7 @@ export function explainTree(
 		if (tr.cover.some((c) => Number.isNaN(c)))
 			throw new MlshipError(
 				"MLSHIP_UNSUPPORTED_MODEL",
-				`the ${model.format} model file carries no node weights (training cover), which TreeSHAP needs; bundle the XGBoost JSON, LightGBM text or PMML file instead`,
+				`the ${model.format} model file carries no node weights (training cover), which TreeSHAP needs; ${ADD_COVERS}, or bundle the XGBoost JSON or LightGBM text file`,
 			);
 	const rows = batchRows(inputs);
 	const nf = model.features.length;

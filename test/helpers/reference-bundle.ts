@@ -19,14 +19,20 @@ after(() => {
 	for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
+/** A temporary copy of the fixture bundle `fixture` (removed after the test file). */
+export function fixtureCopy(fixture: string): string {
+	const dir = mkdtempSync(join(tmpdir(), "mlship-reference-"));
+	dirs.push(dir);
+	cpSync(bundleDir(fixture), dir, { recursive: true });
+	return dir;
+}
+
 /** A temporary copy of `fixture` whose mlship.yaml names a reference profile of `rows` (numeric columns). */
 export function withReference(
 	fixture: string,
 	rows: Record<string, unknown>[],
 ): string {
-	const dir = mkdtempSync(join(tmpdir(), "mlship-reference-"));
-	dirs.push(dir);
-	cpSync(bundleDir(fixture), dir, { recursive: true });
+	const dir = fixtureCopy(fixture);
 	const names = Object.keys(rows[0] as object);
 	const text = stringifyProfile(
 		referenceProfile(

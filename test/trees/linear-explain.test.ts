@@ -98,6 +98,81 @@ describe("exact explanations of linear models", () => {
 		}
 	});
 
+	it("GeneralRegressionModel GLMs: Poisson (log link, a factor) and binomial (logit) in margin space, w·(x − mean) checked independently", async () => {
+		// Poisson: the margin is log(prediction); sex is a factor (its level 2 one-hot, mean = share of 2s)
+		const rows = golden("trees/diabetes-glm-poisson-pmml").records as Row[];
+		const train = rows.slice(0, 80);
+		const m = await loadModel(
+			withReference("trees/diabetes-glm-poisson-pmml", train),
+			{ mode: "inline" },
+		);
+		try {
+			const x = rows.slice(80, 84);
+			const e = await m.explain(x);
+			assert.equal(e.method, "linear");
+			const pred = (await m.predict(x)) as { variable: number }[];
+			const names = Object.keys(rows[0] as Row);
+			// each weight independently: the change of log(prediction) for a unit step of one column
+			const origin = Object.fromEntries(names.map((n) => [n, 1]));
+			const [p0, ...pj] = (await m.predict([
+				origin,
+				...names.map((n) => ({ ...origin, [n]: 2 })),
+			])) as { variable: number }[];
+			const w = pj.map((p) => Math.log(p.variable / (p0?.variable as number)));
+			e.explanations.forEach((row, r) => {
+				const t = row[0];
+				assert.ok(t);
+				const sum = Object.values(t.values).reduce((a, b) => a + b, t.base);
+				assert.ok(Math.abs(sum - t.output) <= 1e-9);
+				assert.ok(
+					Math.abs(Math.exp(t.output) - (pred[r]?.variable as number)) <=
+						1e-5 * (pred[r]?.variable as number),
+				);
+				names.forEach((n, j) => {
+					// sex: 1 → 2 is the factor level's coefficient; its mean is the share of 2s
+					const mean =
+						n === "sex"
+							? train.filter((q) => q.sex === 2).length / train.length
+							: train.reduce((a, q) => a + (q[n] as number), 0) / train.length;
+					const xv =
+						n === "sex" ? (x[r]?.sex === 2 ? 1 : 0) : (x[r]?.[n] as number);
+					const key = n === "sex" ? "sex=2" : n;
+					const want = (w[j] as number) * (xv - mean);
+					assert.ok(
+						Math.abs((t.values[key] as number) - want) <=
+							1e-4 * (1 + Math.abs(want)),
+						`row ${r} ${key}: ${t.values[key]} vs ${want}`,
+					);
+				});
+			});
+		} finally {
+			await m.close();
+		}
+		// Binomial logit classifier: explains the positive class; logistic(output) is P(class 1)
+		const b = golden("trees/breast-cancer-glm-logit-pmml").records as Row[];
+		const c = await loadModel(
+			withReference("trees/breast-cancer-glm-logit-pmml", b),
+			{ mode: "inline" },
+		);
+		try {
+			const x = b.slice(0, 3);
+			const [e, p] = await Promise.all([c.explain(x), c.predict(x)]);
+			e.explanations.forEach((row, r) => {
+				assert.equal(row.length, 1);
+				const t = row[0];
+				assert.ok(t);
+				const sum = Object.values(t.values).reduce((a, v) => a + v, t.base);
+				assert.ok(Math.abs(sum - t.output) <= 1e-9);
+				const p1 = (p[r] as { probabilities: number[] }).probabilities[1];
+				assert.ok(
+					Math.abs(1 / (1 + Math.exp(-t.output)) - (p1 as number)) <= 1e-6,
+				);
+			});
+		} finally {
+			await c.close();
+		}
+	});
+
 	it("without a reference profile the model predicts but explain says how to add one", async () => {
 		const m = await loadModel(bundleDir("trees/diabetes-linreg-pmml"), {
 			mode: "inline",

@@ -38,13 +38,56 @@ describe("readers refuse what they cannot represent, naming it", () => {
 			/node 'MatMul' \(MatMul\): operator MatMul is not supported/,
 		);
 	});
-	it("PMML: GeneralRegressionModel, NeuralNetwork, weighted segmentations, derived fields", () => {
-		refused(
+	it("PMML GeneralRegressionModel: other model types, links, interactions, exponents, trials", () => {
+		const grm = (attrs: string, body = "") =>
 			pmml(
-				'<GeneralRegressionModel functionName="regression"><MiningSchema/></GeneralRegressionModel>',
-			),
-			/GeneralRegressionModel: not supported/,
+				`<GeneralRegressionModel ${attrs}><MiningSchema><MiningField name="y" usageType="target"/><MiningField name="a"/></MiningSchema>
+<ParameterList><Parameter name="p0"/><Parameter name="p1"/></ParameterList><CovariateList><Predictor name="a"/></CovariateList>
+<PPMatrix>${body || '<PPCell value="1" predictorName="a" parameterName="p1"/>'}</PPMatrix>
+<ParamMatrix><PCell parameterName="p0" beta="1"/><PCell parameterName="p1" beta="2"/></ParamMatrix></GeneralRegressionModel>`,
+			);
+		refused(
+			grm('modelType="ordinalMultinomial" functionName="regression"'),
+			/GeneralRegressionModel modelType="ordinalMultinomial": not supported \(regression, generalLinear, generalizedLinear, multinomialLogistic are\)/,
 		);
+		refused(
+			grm('modelType="CoxRegression" functionName="regression"'),
+			/modelType="CoxRegression": not supported/,
+		);
+		refused(
+			grm(
+				'modelType="generalizedLinear" functionName="regression" linkFunction="probit"',
+			),
+			/GeneralRegressionModel linkFunction="probit": not supported \(identity, log, logit are\)/,
+		);
+		refused(
+			grm(
+				'modelType="generalizedLinear" functionName="regression" linkFunction="log" trialsVariable="a"',
+			),
+			/GeneralRegressionModel trialsVariable: binomial trials are not supported/,
+		);
+		refused(
+			grm(
+				'modelType="regression" functionName="regression"',
+				'<PPCell value="2" predictorName="a" parameterName="p1"/>',
+			),
+			/parameter 'p1' PPCell 'a': exponent 2 is not supported/,
+		);
+		refused(
+			grm(
+				'modelType="regression" functionName="regression"',
+				'<PPCell value="1" predictorName="a" parameterName="p1"/><PPCell value="1" predictorName="a" parameterName="p1"/>',
+			),
+			/parameter 'p1': an interaction of 'a' × 'a' is not supported/,
+		);
+		refused(
+			grm(
+				'modelType="generalizedLinear" functionName="regression" linkFunction="logit"',
+			),
+			/not supported for functionName="regression" \(classification needs multinomialLogistic or a logit link\)/,
+		);
+	});
+	it("PMML: NeuralNetwork, weighted segmentations, derived fields", () => {
 		refused(
 			pmml(
 				'<NeuralNetwork functionName="regression"><MiningSchema/></NeuralNetwork>',
@@ -201,6 +244,91 @@ describe("a hand-written PMML with outputs worked out by hand", () => {
 				Math.abs(p - (want[Math.floor(i / 3)]?.[i % 3] as number)) < 1e-6,
 				`probabilities[${i}] = ${p}`,
 			);
+		});
+	});
+});
+
+describe("a hand-written PMML GeneralRegressionModel with outputs worked out by hand", () => {
+	const col = (name: string, v: number[]): Tensor => ({
+		name,
+		datatype: "FP64",
+		shape: [v.length, 1],
+		data: Float64Array.from(v),
+	});
+	const dict = `<DataField name="a" optype="continuous" dataType="double"/>
+<DataField name="c" optype="categorical" dataType="double"><Value value="1"/><Value value="2"/></DataField>
+<DataField name="o" optype="continuous" dataType="double"/>`;
+	it("generalizedLinear, log link: a covariate, a factor level, an offset field and an offset value", () => {
+		// μ = exp(0.5 + 0.2·a + 0.3·[c = 2] + o + 1.5)
+		const m = readTreeModel(
+			pmml(
+				`<GeneralRegressionModel modelType="generalizedLinear" functionName="regression" linkFunction="log" offsetVariable="o" offsetValue="1.5">
+<MiningSchema><MiningField name="y" usageType="target"/><MiningField name="a"/><MiningField name="c"/><MiningField name="o"/></MiningSchema>
+<ParameterList><Parameter name="p0" label="(intercept)"/><Parameter name="p1"/><Parameter name="p2"/></ParameterList>
+<FactorList><Predictor name="c"/></FactorList><CovariateList><Predictor name="a"/></CovariateList>
+<PPMatrix><PPCell value="1" predictorName="a" parameterName="p1"/><PPCell value="2" predictorName="c" parameterName="p2"/></PPMatrix>
+<ParamMatrix><PCell parameterName="p0" beta="0.5"/><PCell parameterName="p1" beta="0.2"/><PCell parameterName="p2" beta="0.3"/></ParamMatrix>
+</GeneralRegressionModel>`,
+				dict,
+			),
+			"glm.pmml",
+		);
+		assert.equal(m.link, "exp");
+		assert.equal(m.body.kind, "linear");
+		const a = [0, 1, -2];
+		const c = [1, 2, 2];
+		const o = [0, -1, 0.25];
+		const [y] = predictTree(
+			m,
+			[col("a", a), col("c", c), col("o", o)],
+			["variable"],
+		);
+		const want = a.map((ai, r) =>
+			Math.exp(
+				0.5 + 0.2 * ai + (c[r] === 2 ? 0.3 : 0) + (o[r] as number) + 1.5,
+			),
+		);
+		Array.from(y?.data as Float32Array).forEach((v, r) => {
+			assert.ok(
+				Math.abs(v - (want[r] as number)) <= 1e-6 * (want[r] as number),
+				`row ${r}: ${v} vs ${want[r]}`,
+			);
+		});
+	});
+	it("multinomialLogistic: softmax over the classes, the reference category's predictor 0", () => {
+		// η0 = 1 + 2a, η1 = −1 + 0.5·[c = 1], η2 = 0 (targetReferenceCategory)
+		const m = readTreeModel(
+			utf8(
+				`<PMML version="4.4" xmlns="http://www.dmg.org/PMML-4_4"><DataDictionary>
+<DataField name="y" optype="categorical" dataType="integer"><Value value="0"/><Value value="1"/><Value value="2"/></DataField>
+${dict}</DataDictionary><GeneralRegressionModel modelType="multinomialLogistic" functionName="classification" targetReferenceCategory="2">
+<MiningSchema><MiningField name="y" usageType="target"/><MiningField name="a"/><MiningField name="c"/></MiningSchema>
+<ParameterList><Parameter name="p0"/><Parameter name="p1"/><Parameter name="p2"/></ParameterList>
+<FactorList><Predictor name="c"/></FactorList><CovariateList><Predictor name="a"/></CovariateList>
+<PPMatrix><PPCell value="1" predictorName="a" parameterName="p1"/><PPCell value="1" predictorName="c" parameterName="p2"/></PPMatrix>
+<ParamMatrix><PCell targetCategory="0" parameterName="p0" beta="1"/><PCell targetCategory="0" parameterName="p1" beta="2"/>
+<PCell targetCategory="1" parameterName="p0" beta="-1"/><PCell targetCategory="1" parameterName="p2" beta="0.5"/></ParamMatrix>
+</GeneralRegressionModel></PMML>`,
+			),
+			"mnl.pmml",
+		);
+		assert.equal(m.link, "softmax");
+		const a = [0.5, -1];
+		const c = [1, 2];
+		const [label, probs] = predictTree(
+			m,
+			[col("a", a), col("c", c)],
+			["label", "probabilities"],
+		);
+		const want = a.map((ai, r) => {
+			const z = [1 + 2 * ai, -1 + (c[r] === 1 ? 0.5 : 0), 0].map(Math.exp);
+			const s = z.reduce((x, y) => x + y, 0);
+			return z.map((v) => v / s);
+		});
+		assert.deepEqual(Array.from(label?.data as BigInt64Array), [0n, 2n]);
+		Array.from(probs?.data as Float32Array).forEach((p, i) => {
+			const w = want[Math.floor(i / 3)]?.[i % 3] as number;
+			assert.ok(Math.abs(p - w) < 1e-6, `probabilities[${i}] = ${p} vs ${w}`);
 		});
 	});
 });

@@ -4,6 +4,7 @@ import { artifactBytes, type Bundle } from "../../bundle/types.ts";
 import { parseProfile } from "../../monitor/profile/format.ts";
 import { MlshipError, toMlshipError } from "../../protocol/errors.ts";
 import type { Signature, Tensor } from "../../protocol/types.ts";
+import { withCovers } from "../../trees/covers.ts";
 import { predictTree } from "../../trees/eval.ts";
 import {
 	type Explanation,
@@ -35,7 +36,7 @@ class TreesModel implements LoadedModel {
 	readonly #pool: WorkerPool | undefined;
 	readonly #inlineMaxRows: number;
 	readonly #sync: boolean;
-	/** A linear model's feature means from the bundle's reference profile, or why there are none. */
+	/** A linear model's feature means from the bundle's reference profile, or why there are none (or why the covers do not fit). */
 	readonly #means: Float64Array | MlshipError | undefined;
 	#closed = false;
 
@@ -102,6 +103,7 @@ class TreesModel implements LoadedModel {
 
 	/** Exact SHAP values of a batch (raw margin); see explainTree. */
 	async explain(inputs: Tensor[]): Promise<Explanation> {
+		if (this.#means instanceof MlshipError) throw this.#means;
 		const rows = inputs[0]?.shape[0] ?? 0;
 		// Linear: one multiply-add per value, always inline.
 		if (
@@ -144,6 +146,28 @@ function linearMeans(
 	}
 }
 
+/**
+ * The model with the node covers of the bundle's covers.json (counted from reference data by `bundle init
+ * --reference`) when it has one; the error saying why when they do not fit the model (it still loads and predicts).
+ */
+function bundleCovers(
+	model: TreeModel,
+	bundle: Bundle,
+): TreeModel | MlshipError {
+	const ref = bundle.manifest.covers;
+	if (!ref) return model;
+	try {
+		return withCovers(
+			model,
+			bundle.files.get(ref.path) ?? new Uint8Array(),
+			bundle.manifest.artifact.sha256,
+			`${bundle.source}: ${ref.path}`,
+		);
+	} catch (err) {
+		return toMlshipError(err);
+	}
+}
+
 /** Runs tree ensembles and linear models natively (no onnxruntime): XGBoost JSON, LightGBM text, PMML, ONNX-ML. */
 export const treesRuntime: Runtime = {
 	name: "trees",
@@ -155,11 +179,14 @@ export const treesRuntime: Runtime = {
 		const ex = bundle.manifest.executor ?? {};
 		const mode = opts.mode ?? ex.mode ?? "auto";
 		const bytes = artifactBytes(bundle);
-		const model = nameFeatures(
+		const read = nameFeatures(
 			loadTreeModel(bytes, bundle.source, bundle.manifest.signature),
 			bundle.manifest,
 		);
-		const means = linearMeans(model, bundle);
+		const covered = bundleCovers(read, bundle);
+		const model = covered instanceof MlshipError ? read : covered;
+		const means =
+			covered instanceof MlshipError ? covered : linearMeans(model, bundle);
 		const inlineMaxRows = opts.inlineMaxRows ?? ex.inline_max_rows ?? 64;
 		if (mode === "inline" || mode === "blocking")
 			return new TreesModel(
@@ -183,6 +210,13 @@ export const treesRuntime: Runtime = {
 						? { features: bundle.manifest.features }
 						: {}),
 				},
+				// covers counted from reference data (covers.json), laid on in the worker as here
+				...(model !== read && bundle.manifest.covers
+					? {
+							covers: bundle.files.get(bundle.manifest.covers.path),
+							sha256: bundle.manifest.artifact.sha256,
+						}
+					: {}),
 			},
 			workers,
 		);

@@ -2,6 +2,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { toMlshipError } from "../../protocol/errors.ts";
 import type { Tensor } from "../../protocol/types.ts";
+import { withCovers } from "../../trees/covers.ts";
 import { predictTree } from "../../trees/eval.ts";
 import { explainTree } from "../../trees/explain.ts";
 import { loadTreeModel, nameFeatures } from "./load.ts";
@@ -19,13 +20,19 @@ const data = workerData as {
 	bytes: Uint8Array;
 	source: string;
 	manifest: Parameters<typeof nameFeatures>[1];
+	/** covers.json bytes and the artifact's sha256, when the bundle's covers fit the model (checked on the main thread). */
+	covers?: Uint8Array;
+	sha256?: string;
 };
 
 try {
-	const model = nameFeatures(
+	const read = nameFeatures(
 		loadTreeModel(data.bytes, data.source, data.manifest.signature),
 		data.manifest,
 	);
+	const model = data.covers
+		? withCovers(read, data.covers, data.sha256 ?? "", data.source)
+		: read;
 	port.on("message", (msg: Message) => {
 		try {
 			if (msg.op === "explain") {

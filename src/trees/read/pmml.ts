@@ -1,6 +1,6 @@
-// Reads PMML 4.x TreeModel, MiningModel (sum, average, majorityVote, modelChain) and RegressionModel into the tree
-// representation, with fast-xml-parser. Each named input field is one [-1, 1] input; an element the representation
-// cannot hold is refused by name.
+// Reads PMML 4.x TreeModel, MiningModel (sum, average, majorityVote, modelChain), RegressionModel and
+// GeneralRegressionModel into the tree representation, with fast-xml-parser. Each named input field is one [-1, 1]
+// input; an element the representation cannot hold is refused by name.
 import { XMLParser } from "fast-xml-parser";
 import type { TensorSpec } from "../../protocol/types.ts";
 import {
@@ -538,6 +538,207 @@ function readRegression(
 	};
 }
 
+/** GeneralRegressionModel link functions the representation holds: the inverse link applied to the linear predictor. */
+const GLM_LINKS: Record<string, Link> = {
+	identity: "identity",
+	log: "exp",
+	logit: "logistic",
+};
+
+/**
+ * GeneralRegressionModel: regression, generalLinear, generalizedLinear (identity, log, logit links) and
+ * multinomialLogistic, read into a linear part. Each Parameter's term is one PPMatrix cell: a covariate (exponent 1)
+ * or a factor level (one-hot); a Parameter without cells is the intercept. Offsets (offsetValue, offsetVariable)
+ * join the linear predictor. Interactions, exponents other than 1, trials and cumulative models are refused by name.
+ */
+function readGeneral(
+	model: El,
+	ctx: Ctx,
+	where: string,
+): { part: Part; link: Link } {
+	const r = ctx.r;
+	const a = model.attrs;
+	const type = a.modelType ?? "";
+	const classify = a.functionName === "classification";
+	const TYPES = [
+		"regression",
+		"generalLinear",
+		"generalizedLinear",
+		"multinomialLogistic",
+	];
+	if (!TYPES.includes(type))
+		refuse(
+			`${where} modelType="${type}"`,
+			`not supported (${TYPES.join(", ")} are)`,
+		);
+	for (const attr of ["trialsValue", "trialsVariable"])
+		if (a[attr] !== undefined)
+			refuse(
+				`${where} ${attr}`,
+				"binomial trials are not supported (the model must predict a probability or a mean per row)",
+			);
+	let inverse: Link = "identity";
+	if (type === "generalizedLinear") {
+		const lf = a.linkFunction ?? "";
+		const l = GLM_LINKS[lf];
+		if (!l)
+			refuse(
+				`${where} linkFunction="${lf}"`,
+				`not supported (${Object.keys(GLM_LINKS).join(", ")} are)`,
+			);
+		inverse = l;
+	}
+	if (classify !== (type === "multinomialLogistic" || inverse === "logistic"))
+		refuse(
+			`${where} modelType="${type}"${a.linkFunction ? ` linkFunction="${a.linkFunction}"` : ""}`,
+			`not supported for functionName="${a.functionName}" (classification needs multinomialLogistic or a logit link)`,
+		);
+	if (!classify && child(model, "Targets") && inverse !== "identity")
+		refuse(
+			`${where} Targets`,
+			"rescaling the output of a non-identity link is not supported",
+		);
+	const params = new Set(
+		kids(
+			child(model, "ParameterList") ?? { tag: "", attrs: {}, children: [] },
+			"Parameter",
+		).map((p) => p.attrs.name ?? ""),
+	);
+	const predictors = (list: string) => {
+		const out = new Set<string>();
+		for (const p of kids(
+			child(model, list) ?? { tag: "", attrs: {}, children: [] },
+			"Predictor",
+		)) {
+			if (p.attrs.contrastMatrixType !== undefined || p.children.length > 0)
+				refuse(
+					`${where} ${list} Predictor '${p.attrs.name}'`,
+					"contrast matrices and category lists are not supported",
+				);
+			out.add(p.attrs.name ?? "");
+		}
+		return out;
+	};
+	const factors = predictors("FactorList");
+	const covariates = predictors("CovariateList");
+	// The feature of each parameter's term (-1: the intercept, a constant 1).
+	const cells = new Map<string, El[]>();
+	for (const c of kids(
+		child(model, "PPMatrix") ?? { tag: "", attrs: {}, children: [] },
+		"PPCell",
+	)) {
+		const p = c.attrs.parameterName ?? "";
+		cells.set(p, [...(cells.get(p) ?? []), c]);
+	}
+	const termOf = new Map<string, number>();
+	for (const p of params) {
+		const cs = cells.get(p) ?? [];
+		const pw = `${where} PPMatrix parameter '${p}'`;
+		if (cs.length === 0) termOf.set(p, -1);
+		else if (cs.length > 1)
+			refuse(
+				pw,
+				`an interaction of ${cs.map((c) => `'${c.attrs.predictorName}'`).join(" × ")} is not supported (one predictor per parameter is)`,
+			);
+		else {
+			const c = cs[0] as El;
+			const name = c.attrs.predictorName ?? "";
+			const cw = `${pw} PPCell '${name}'`;
+			if (factors.has(name))
+				termOf.set(p, r.oneHot(name, c.attrs.value ?? "", cw));
+			else if (covariates.has(name)) {
+				if (num(c.attrs.value, cw) !== 1)
+					refuse(
+						cw,
+						`exponent ${c.attrs.value} is not supported (exponent 1 is)`,
+					);
+				termOf.set(p, r.fieldOf(name, cw).feature);
+			} else
+				refuse(cw, "the predictor is in neither FactorList nor CovariateList");
+		}
+	}
+	for (const p of cells.keys())
+		if (!params.has(p))
+			refuse(
+				`${where} PPMatrix parameter '${p}'`,
+				"is not in the ParameterList",
+			);
+	// Linear predictor per target category ("" for a regression): intercept and coefficients by feature.
+	const eta = new Map<string, { base: number; coef: Map<number, number> }>();
+	for (const c of kids(
+		child(model, "ParamMatrix") ?? { tag: "", attrs: {}, children: [] },
+		"PCell",
+	)) {
+		const p = c.attrs.parameterName ?? "";
+		const cw = `${where} ParamMatrix PCell '${p}'`;
+		const term = termOf.get(p);
+		if (term === undefined)
+			refuse(cw, "the parameter is not in the ParameterList");
+		const cat = classify ? (c.attrs.targetCategory ?? "") : "";
+		if (classify && !(ctx.classes as string[]).includes(cat))
+			refuse(cw, `targetCategory '${cat}' is not a category of the target`);
+		const e = eta.get(cat) ?? { base: 0, coef: new Map<number, number>() };
+		eta.set(cat, e);
+		const beta = num(c.attrs.beta, cw);
+		if (term < 0) e.base += beta;
+		else e.coef.set(term, (e.coef.get(term) ?? 0) + beta);
+	}
+	// Offsets: a constant, or a field's value with coefficient 1, added to every linear predictor that has cells.
+	const offsetValue =
+		a.offsetValue !== undefined
+			? num(a.offsetValue, `${where} offsetValue`)
+			: 0;
+	const offsetField =
+		a.offsetVariable !== undefined
+			? r.fieldOf(a.offsetVariable, `${where} offsetVariable`).feature
+			: -1;
+	const nf = r.nf;
+	const vector = (cat: string): { base: number; coef: Float64Array } => {
+		const e = eta.get(cat);
+		const coef = new Float64Array(nf);
+		if (!e) return { base: 0, coef };
+		for (const [f, k] of e.coef) coef[f] = k;
+		if (offsetField >= 0) coef[offsetField] = (coef[offsetField] as number) + 1;
+		return { base: e.base + offsetValue, coef };
+	};
+	if (!classify) {
+		const v = vector("");
+		const part: Part = { targets: 1, trees: [], base: [v.base], coef: v.coef };
+		return {
+			part: inverse === "identity" ? targetsRescale(model, part, where) : part,
+			link: inverse,
+		};
+	}
+	const classes = ctx.classes as string[];
+	const K = classes.length;
+	if (K === 2) {
+		// P(second class) = logistic(η₁ − η₀); the reference category's η is 0 (it has no cells)
+		const pos = vector(classes[1] as string);
+		const neg = vector(classes[0] as string);
+		return {
+			part: {
+				targets: 1,
+				trees: [],
+				base: [pos.base - neg.base],
+				coef: pos.coef.map((c, j) => c - (neg.coef[j] as number)),
+			},
+			link: "logistic",
+		};
+	}
+	if (type !== "multinomialLogistic")
+		refuse(
+			where,
+			`a ${type} model of ${K} classes (multinomialLogistic is supported)`,
+		);
+	const coef = new Float64Array(K * nf);
+	const base = classes.map((c, k) => {
+		const v = vector(c);
+		coef.set(v.coef, k * nf);
+		return v.base;
+	});
+	return { part: { targets: K, trees: [], base, coef }, link: "softmax" };
+}
+
 /** Reads one model element into summed scores and the link that turns them into outputs. */
 function readModel(
 	model: El,
@@ -555,10 +756,12 @@ function readModel(
 			return readRegression(model, ctx, w);
 		case "MiningModel":
 			return readMining(model, ctx, w);
+		case "GeneralRegressionModel":
+			return readGeneral(model, ctx, w);
 		default:
 			return refuse(
 				w,
-				"not supported (TreeModel, MiningModel, RegressionModel are)",
+				"not supported (TreeModel, MiningModel, RegressionModel, GeneralRegressionModel are)",
 			);
 	}
 }
