@@ -209,7 +209,7 @@ export async function scoreSource(
 			const preds = predictionColumns(model, outs);
 			if (ch && theirs)
 				for (const c of predictionColumns(ch, theirs))
-					preds.push({ ...c, name: `challenger_${c.name}` });
+					preds.push(Object.assign(c, { name: `challenger_${c.name}` }));
 			if (why && explain) preds.push(...explainColumns(why, explain));
 			if (!checkedNames) {
 				checkedNames = true;
@@ -371,12 +371,14 @@ function predictionColumns(model: Model, outs: Tensor[]): PredictionColumn[] {
 		const t = outs.find(
 			(o) => c.name === o.name || c.name.startsWith(`${o.name}_`),
 		) as Tensor;
-		return {
-			name: c.name,
+		// Assigned onto the column, not spread: its values stay unbuilt until a sink reads them.
+		return Object.assign(c, {
 			datatype: t.datatype,
-			text: typeof c.values[0] === "string" || t.datatype === "BYTES",
-			values: c.values,
-		};
+			text:
+				c.codes !== undefined ||
+				t.datatype === "BYTES" ||
+				(c.numbers === undefined && typeof c.values[0] === "string"),
+		});
 	});
 }
 
