@@ -121,9 +121,14 @@ export function appendColumns(
 	columns: readonly (readonly DuckDBValue[] | TypedColumn)[],
 	n: number,
 ): void {
+	// One chunk for every slice (creating one builds its column types each time): reset and resized per slice.
+	let chunk: DuckDBDataChunk | undefined;
 	for (let start = 0; start < n; start += VECTOR) {
 		const end = Math.min(n, start + VECTOR);
-		const chunk = DuckDBDataChunk.create(types, end - start);
+		if (chunk) {
+			chunk.reset();
+			chunk.rowCount = end - start;
+		} else chunk = DuckDBDataChunk.create(types, end - start);
 		for (let c = 0; c < columns.length; c++) {
 			const col = columns[c] as readonly DuckDBValue[] | TypedColumn;
 			if (ArrayBuffer.isView(col)) {
