@@ -6,7 +6,7 @@ import { createRequire } from "node:module";
 import type ort from "onnxruntime-node";
 import { MlshipError, toMlshipError } from "../../protocol/errors.ts";
 import type { Tensor } from "../../protocol/types.ts";
-import { fromOrt, toOrt } from "./session.ts";
+import { feedsOf, outputsOf } from "./session.ts";
 
 interface NativeSession {
 	loadModel(
@@ -88,27 +88,17 @@ export class SyncSession {
 
 	/** Runs the model on validated inputs on this thread and returns the requested outputs. */
 	run(inputs: Tensor[], outputs: readonly string[]): Tensor[] {
-		const feeds: Record<string, ort.Tensor> = {};
-		for (const t of inputs) feeds[t.name] = toOrt(t);
-		const fetches: Record<string, null> = {};
-		for (const name of outputs) fetches[name] = null;
 		if (this.#closed)
 			throw new MlshipError("MLSHIP_CLOSED", "the model has been unloaded");
+		const fetches: Record<string, null> = {};
+		for (const name of outputs) fetches[name] = null;
 		let result: Record<string, ort.Tensor>;
 		try {
-			result = this.#native.run(feeds, fetches, {});
+			result = this.#native.run(feedsOf(inputs), fetches, {});
 		} catch (err) {
 			throw toMlshipError(err);
 		}
-		return outputs.map((name) => {
-			const v = result[name];
-			if (!v)
-				throw new MlshipError(
-					"MLSHIP_INTERNAL",
-					`model returned no output '${name}'`,
-				);
-			return fromOrt(name, v);
-		});
+		return outputsOf(result, outputs);
 	}
 
 	async close(): Promise<void> {
