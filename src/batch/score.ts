@@ -63,7 +63,8 @@ export interface ScoreResult {
 }
 
 const VECTOR_SIZE = 2048;
-const MAX_INFLIGHT = 3;
+/** Chunks in the model at once: with the chunk being read, what bounds a job's memory (chunkRows × (this + 1) rows). */
+export const MAX_INFLIGHT = 3;
 
 /**
  * Scores every row of `source` with `model` into `sink`. Up to three chunks are in the model at once (the
