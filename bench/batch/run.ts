@@ -514,13 +514,14 @@ async function main(): Promise<void> {
 	const verdict = (ok: boolean) => (ok ? "met" : "MISSED");
 	const us = (r: Row) =>
 		r.cpuS === null ? Number.NaN : (1e6 * r.cpuS) / r.rows;
-	// The most two cores can score when every row must also be read and encoded: raw scoring + reading, per row.
-	const boundWithRead = 2e6 / (us(raw1) + us(read));
+	// CPU shares: on two busy cores rows/s is 2 / (CPU per row), so these are the rows/s ratios a quiet machine gives
+	// when every contender keeps both cores busy; they hold on a loaded machine, where wall-clock ratios do not.
+	const cpuShare = (of: Row, r: Row) => pct(us(of), us(r));
 	const work1 = pending[0] as PendingRun;
 	const conclusion = [
-		`mlship batch run: ${pct(mlship.rowsPerSecond, raw2.rowsPerSecond)} of the all-cores raw bound (two sessions on two cores; target ≥ 80%: ${verdict(vsRaw2 >= 0.8)}), ${vsPandas.toFixed(2)}× the pandas + scikit-learn script (target ≥ 1.5×: ${verdict(vsPandas >= 1.5)}), peak RSS ${rss.toFixed(0)} MB (target ≤ 1024 MB: ${verdict(rss <= 1024)}).`,
-		`In CPU per row: mlship ${cpuPerRow(mlship)} µs, raw scoring ${cpuPerRow(raw1)} µs, reading + encoding alone ${cpuPerRow(read)} µs, pandas ${cpuPerRow(pandas)} µs. The raw bound reads nothing (rows preloaded): two cores that must also decode the Parquet file reach at most 2 / (raw + reading) = ${fmtInt(boundWithRead)} rows/s, ${pct(boundWithRead, raw2.rowsPerSecond)} of the all-cores raw bound; mlship reaches ${pct(mlship.rowsPerSecond, boundWithRead)} of that.`,
-		`DuckDB SQL function: ${pct(sql.rowsPerSecond, raw1.rowsPerSecond)} of one raw session (target ≥ 70%: ${verdict(sql.rowsPerSecond >= 0.7 * raw1.rowsPerSecond)}).`,
+		`mlship batch run: ${pct(mlship.rowsPerSecond, raw2.rowsPerSecond)} of the all-cores raw bound's rows/s (two sessions on two cores; target ≥ 80%: ${verdict(vsRaw2 >= 0.8)}), ${vsPandas.toFixed(2)}× the pandas + scikit-learn script (target ≥ 1.5×: ${verdict(vsPandas >= 1.5)}), peak RSS ${rss.toFixed(0)} MB (target ≤ 1024 MB: ${verdict(rss <= 1024)}).`,
+		`By CPU per row (what each costs the machine, robust to load): mlship ${cpuPerRow(mlship)} µs, raw 2 sessions ${cpuPerRow(raw2)} µs, reading + encoding alone ${cpuPerRow(read)} µs, pandas ${cpuPerRow(pandas)} µs; mlship reaches ${cpuShare(raw2, mlship)} of the all-cores bound and ${(us(pandas) / us(mlship)).toFixed(2)}× pandas by this measure. The raw bound reads nothing (rows preloaded); scoring plus reading alone is ${(us(raw2) + us(read)).toFixed(2)} µs per row, so any job that decodes this Parquet file and scores with onnxruntime reaches at most ${pct(us(raw2), us(raw2) + us(read))} of the bound: 80% is out of reach while reading is counted.`,
+		`DuckDB SQL function: ${pct(sql.rowsPerSecond, raw1.rowsPerSecond)} of one raw session's rows/s (target ≥ 70%: ${verdict(sql.rowsPerSecond >= 0.7 * raw1.rowsPerSecond)}); by CPU per row ${cpuShare(raw1, sql)}.`,
 		`mlship batch work (1 process): ${pct(work1.rowsPerSecond, copy.rowsPerSecond)} of the COPY-based job (aim ≥ 70%: ${verdict(work1.rowsPerSecond >= 0.7 * copy.rowsPerSecond)}); the COPY job holds every row in one transaction and is not safe to run twice or in parallel, which batch work's per-chunk transactions are.`,
 		agree
 			? "Every contender labels the same number of rows benign."

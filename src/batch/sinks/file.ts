@@ -67,7 +67,9 @@ export class FileSink implements BatchSink {
 		await removeStaleWork();
 		const work = await mkdtemp(join(tmpdir(), WORK_PREFIX));
 		await writeFile(join(work, OWNER), `${hostname()}\n${process.pid}\n`);
-		const db = await DuckDBInstance.create(join(work, "work.duckdb"), {
+		// An in-memory database (appending to it costs less than to a database file) that spills to the work
+		// directory past memory_limit, so a job's memory stays bounded whatever its size.
+		const db = await DuckDBInstance.create(":memory:", {
 			memory_limit: "512MB",
 			temp_directory: join(work, "spill"),
 			preserve_insertion_order: "true",
