@@ -95,15 +95,21 @@ function sameRawItems(vector: DuckDBVector, n: number): number {
 		raw.validity?.data !== null
 	)
 		return 0;
-	const a = view.getBigUint64(0, true);
-	const b = view.getBigUint64(8, true);
+	const w0 = view.getUint32(0, true);
+	const w1 = view.getUint32(4, true);
+	const w2 = view.getUint32(8, true);
+	const w3 = view.getUint32(12, true);
 	let r = 1;
-	while (
-		r < n &&
-		view.getBigUint64(r * 16, true) === a &&
-		view.getBigUint64(r * 16 + 8, true) === b
-	)
-		r++;
+	for (; r < n; r++) {
+		const at = r * 16;
+		if (
+			view.getUint32(at, true) !== w0 ||
+			view.getUint32(at + 4, true) !== w1 ||
+			view.getUint32(at + 8, true) !== w2 ||
+			view.getUint32(at + 12, true) !== w3
+		)
+			break;
+	}
 	return r;
 }
 
