@@ -13,7 +13,7 @@
 
 import { existsSync } from "node:fs";
 import { readFile, rm } from "node:fs/promises";
-import { loadavg } from "node:os";
+import { availableParallelism, loadavg } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -543,6 +543,11 @@ async function main(): Promise<void> {
 			`- date: ${new Date().toISOString().slice(0, 10)}`,
 			`- machine: ${machine()}; load average ${LOAD_AT_START.toFixed(2)} when the bench started`,
 			`- data: ${fmtInt(ROWS)} rows (the 143 golden records cycled, ±0.1% deterministic jitter); pending records: ${fmtInt(PG_ROWS)} rows`,
+			...(LOAD_AT_START > availableParallelism() / 2
+				? [
+						"- loaded machine: other work shared the cores, so the contenders' rows/s and wall times are not comparable with each other (each got a different share); compare CPU µs/row",
+					]
+				: []),
 			`- command: \`bash bench/batch/setup.sh && ${cmd}\``,
 			"",
 			table,
