@@ -181,13 +181,19 @@ export async function scoreSource(
 				values: kept ? kept.map((r) => all[r]) : all,
 			};
 		});
-		for (const s of opts.stamp ?? [])
+		for (const s of opts.stamp ?? []) {
+			// Built only for a sink that reads them: the file sink writes the constant once, in its final SELECT.
+			let values: unknown[] | undefined;
 			keptCols.push({
 				name: s.name,
 				type: s.type,
-				values: new Array(keptRows).fill(s.value),
+				get values() {
+					values ??= new Array(keptRows).fill(s.value);
+					return values;
+				},
 				constant: { value: s.value },
 			});
+		}
 		rowsIn += n;
 		chunks = [];
 		opts.onProgress?.(rowsIn, total);

@@ -41,7 +41,7 @@ export interface KeptColumn {
 	name: string;
 	/** The source's type name for it. */
 	type: string;
-	values: unknown[];
+	readonly values: unknown[];
 	/** Set when every value is this one (model name and version): a sink may store it once. */
 	constant?: { value: unknown };
 }
