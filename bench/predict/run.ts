@@ -59,6 +59,14 @@ interface RawResult {
 	positives: number;
 	loop_ms: number;
 	rows_per_second: number;
+	/** CPU seconds of the whole process (every thread) during the timed loop (process.cpuUsage). */
+	cpu_s: number;
+}
+
+/** CPU seconds the process (every thread) has used so far. */
+function cpuSeconds(): number {
+	const c = process.cpuUsage();
+	return (c.user + c.system) / 1e6;
 }
 
 /** `--child raw1`: one session, one loop over all rows on the main thread. */
@@ -69,15 +77,18 @@ async function rawSingle(
 	const model = await readFile(join(MODEL_DIR, "model.onnx"));
 	const data = await readMatrix(input, features);
 	const session = await createRawSession(model);
+	const cpu = cpuSeconds();
 	const started = performance.now();
 	const r = await scoreAll(session, data, features.length, BATCH);
 	const ms = performance.now() - started;
+	const cpu_s = cpuSeconds() - cpu;
 	await session.release();
 	return {
 		rows: r.rows,
 		positives: r.positives,
 		loop_ms: ms,
 		rows_per_second: r.rows / (ms / 1000),
+		cpu_s,
 	};
 }
 
@@ -91,6 +102,7 @@ async function treesSingle(
 		"model.onnx",
 	);
 	const data = await readMatrix(input, features);
+	const cpu = cpuSeconds();
 	const started = performance.now();
 	const r = scoreAllTrees(model, data, features.length, BATCH);
 	const ms = performance.now() - started;
@@ -99,6 +111,7 @@ async function treesSingle(
 		positives: r.positives,
 		loop_ms: ms,
 		rows_per_second: r.rows / (ms / 1000),
+		cpu_s: cpuSeconds() - cpu,
 	};
 }
 
@@ -145,6 +158,7 @@ async function rawParallel(
 					}),
 			),
 		);
+		const cpu = cpuSeconds();
 		const started = performance.now();
 		const results = await Promise.all(
 			workers.map(
@@ -158,12 +172,14 @@ async function rawParallel(
 			),
 		);
 		const ms = performance.now() - started;
+		const cpu_s = cpuSeconds() - cpu;
 		const total = results.reduce((a, r) => a + r.rows, 0);
 		return {
 			rows: total,
 			positives: results.reduce((a, r) => a + r.positives, 0),
 			loop_ms: ms,
 			rows_per_second: total / (ms / 1000),
+			cpu_s,
 		};
 	} finally {
 		await Promise.all(workers.map((wk) => wk.terminate()));

@@ -1,5 +1,6 @@
 // Table files through DuckDB: format by extension, a streaming reader with CSV reject capture, a writer.
 
+import { endianness } from "node:os";
 import { extname } from "node:path";
 import {
 	BIGINT,
@@ -107,18 +108,45 @@ export function duckTypeFor(datatype: Datatype, isText: boolean): DuckDBType {
 
 const VECTOR = 2048;
 
-/** Appends columns (all of `n` rows) through an appender, 2048 rows per DuckDB chunk. */
+/** A column of non-NULL values already in the typed array of its DuckDB vector (FLOAT, DOUBLE, BIGINT). */
+export type TypedColumn = Float32Array | Float64Array | BigInt64Array;
+
+/**
+ * Appends columns (all of `n` rows) through an appender, 2048 rows per DuckDB chunk. A typed column is
+ * copied into its vector's array in one step when the vector holds that array type (else value by value).
+ */
 export function appendColumns(
 	appender: DuckDBAppender,
 	types: readonly DuckDBType[],
-	columns: readonly (readonly DuckDBValue[])[],
+	columns: readonly (readonly DuckDBValue[] | TypedColumn)[],
 	n: number,
 ): void {
+	// One chunk for every slice (creating one builds its column types each time): reset and resized per slice.
+	let chunk: DuckDBDataChunk | undefined;
 	for (let start = 0; start < n; start += VECTOR) {
 		const end = Math.min(n, start + VECTOR);
-		const chunk = DuckDBDataChunk.create(types, end - start);
+		if (chunk) {
+			chunk.reset();
+			chunk.rowCount = end - start;
+		} else chunk = DuckDBDataChunk.create(types, end - start);
 		for (let c = 0; c < columns.length; c++) {
-			const col = columns[c] as readonly DuckDBValue[];
+			const col = columns[c] as readonly DuckDBValue[] | TypedColumn;
+			if (ArrayBuffer.isView(col)) {
+				const part = col.subarray(start, end);
+				const vector = chunk.getColumnVector(c) as unknown as {
+					items?: unknown;
+					flush(): void;
+				};
+				if (
+					vector.items instanceof part.constructor &&
+					(vector.items as TypedColumn).length === part.length
+				) {
+					(vector.items as TypedColumn).set(part as never);
+					vector.flush();
+				} else
+					chunk.setColumnValues(c, Array.from(part as ArrayLike<DuckDBValue>));
+				continue;
+			}
 			chunk.setColumnValues(
 				c,
 				start === 0 && end === col.length ? col : col.slice(start, end),
@@ -177,8 +205,43 @@ export function columnSource(vector: DuckDBVector): ColumnSource {
 		typeof itemValid === "function" &&
 		PLAIN_NUMBER_TYPES.has(vector.type.toString())
 	) {
-		const validity = raw.validity as { itemValid: (i: number) => boolean };
-		return { get, numbers: items, valid: (r) => validity.itemValid(r) };
+		return { get, numbers: items, ...validityOf(raw.validity) };
 	}
 	return { get };
+}
+
+const LITTLE_ENDIAN = endianness() === "LE";
+
+/**
+ * A vector's validity as the encoder reads it: nothing when every row is valid (DuckDB leaves the mask
+ * unallocated), else a test on 32-bit words of the mask. The library's itemValid does BigInt arithmetic per
+ * call, which cost more than the rest of encoding a value; the mask's layout (64-bit little-endian words,
+ * bit i of the vector = bit i % 64 of word i / 64) is DuckDB's, so two 32-bit halves read the same bits.
+ */
+function validityOf(validity: unknown): { valid?: (r: number) => boolean } {
+	const v = validity as {
+		data?: unknown;
+		offset?: unknown;
+		itemValid: (i: number) => boolean;
+	};
+	if (v.data === null) return {};
+	if (
+		LITTLE_ENDIAN &&
+		v.data instanceof BigUint64Array &&
+		typeof v.offset === "number"
+	) {
+		const words = new Uint32Array(
+			v.data.buffer,
+			v.data.byteOffset,
+			v.data.length * 2,
+		);
+		const offset = v.offset;
+		return {
+			valid: (r) => {
+				const bit = offset + r;
+				return ((words[bit >>> 5] as number) & (1 << (bit & 31))) !== 0;
+			},
+		};
+	}
+	return { valid: (r) => v.itemValid(r) };
 }

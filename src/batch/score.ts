@@ -63,7 +63,8 @@ export interface ScoreResult {
 }
 
 const VECTOR_SIZE = 2048;
-const MAX_INFLIGHT = 3;
+/** Chunks in the model at once: with the chunk being read, what bounds a job's memory (chunkRows × (this + 1) rows). */
+export const MAX_INFLIGHT = 3;
 
 /**
  * Scores every row of `source` with `model` into `sink`. Up to three chunks are in the model at once (the
@@ -180,13 +181,19 @@ export async function scoreSource(
 				values: kept ? kept.map((r) => all[r]) : all,
 			};
 		});
-		for (const s of opts.stamp ?? [])
+		for (const s of opts.stamp ?? []) {
+			// Built only for a sink that reads them: the file sink writes the constant once, in its final SELECT.
+			let values: unknown[] | undefined;
 			keptCols.push({
 				name: s.name,
 				type: s.type,
-				values: new Array(keptRows).fill(s.value),
+				get values() {
+					values ??= new Array(keptRows).fill(s.value);
+					return values;
+				},
 				constant: { value: s.value },
 			});
+		}
 		rowsIn += n;
 		chunks = [];
 		opts.onProgress?.(rowsIn, total);
@@ -209,7 +216,7 @@ export async function scoreSource(
 			const preds = predictionColumns(model, outs);
 			if (ch && theirs)
 				for (const c of predictionColumns(ch, theirs))
-					preds.push({ ...c, name: `challenger_${c.name}` });
+					preds.push(Object.assign(c, { name: `challenger_${c.name}` }));
 			if (why && explain) preds.push(...explainColumns(why, explain));
 			if (!checkedNames) {
 				checkedNames = true;
@@ -371,12 +378,14 @@ function predictionColumns(model: Model, outs: Tensor[]): PredictionColumn[] {
 		const t = outs.find(
 			(o) => c.name === o.name || c.name.startsWith(`${o.name}_`),
 		) as Tensor;
-		return {
-			name: c.name,
+		// Assigned onto the column, not spread: its values stay unbuilt until a sink reads them.
+		return Object.assign(c, {
 			datatype: t.datatype,
-			text: typeof c.values[0] === "string" || t.datatype === "BYTES",
-			values: c.values,
-		};
+			text:
+				c.codes !== undefined ||
+				t.datatype === "BYTES" ||
+				(c.numbers === undefined && typeof c.values[0] === "string"),
+		});
 	});
 }
 

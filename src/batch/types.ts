@@ -41,7 +41,7 @@ export interface KeptColumn {
 	name: string;
 	/** The source's type name for it. */
 	type: string;
-	values: unknown[];
+	readonly values: unknown[];
 	/** Set when every value is this one (model name and version): a sink may store it once. */
 	constant?: { value: unknown };
 }
@@ -52,7 +52,14 @@ export interface PredictionColumn {
 	datatype: Datatype;
 	/** Values are text (class names). */
 	text: boolean;
-	values: unknown[];
+	readonly values: unknown[];
+	/** The same values as a typed array (float outputs), for sinks that copy arrays; `values` is then built on first read. */
+	numbers?: Float32Array | Float64Array;
+	/** A class-name column as class indices and names (`values[r]` = `names[indices[r]]`, else the index as text). */
+	codes?: {
+		indices: BigInt64Array | Int32Array | Int16Array | Int8Array;
+		names: readonly string[];
+	};
 }
 
 /** Where scored rows go: files, a SQLite or PostgreSQL table. Nothing is visible until finish(). */

@@ -488,41 +488,106 @@ export function outputsToRecords(
 	return rows;
 }
 
+/** One output column of outputsToColumns. */
+export interface OutputColumn {
+	name: string;
+	/** The values, one per row (built on first read when the column also has `numbers` or `codes`). */
+	readonly values: unknown[];
+	/** A float output's values as a typed array of its own precision (FP32, FP64): for writers that copy arrays. */
+	numbers?: Float32Array | Float64Array;
+	/** A class-index output shown as class names: `values[r]` is `names[indices[r]]`, the index itself beyond them. */
+	codes?: {
+		indices: BigInt64Array | Int32Array | Int16Array | Int8Array;
+		names: readonly string[];
+	};
+}
+
 /**
  * Model outputs → flat columns for tables. A wide output `p` of width k becomes columns `p_<label>` when
- * k equals the number of labels, else `p_0` … `p_{k-1}`.
+ * k equals the number of labels, else `p_0` … `p_{k-1}`. Float and class-index columns keep their typed
+ * form too (`numbers`, `codes`) and build `values` only when read, so a writer that copies arrays pays for
+ * no per-row JavaScript values.
  */
 export function outputsToColumns(
 	plan: TablePlan,
 	outputs: readonly Tensor[],
-): { name: string; values: unknown[] }[] {
-	const cols: { name: string; values: unknown[] }[] = [];
+): OutputColumn[] {
+	const cols: OutputColumn[] = [];
 	const n = outputs[0]?.shape[0] ?? 0;
 	for (const t of outputs) {
 		const width = t.shape.slice(1).reduce((a, b) => a * b, 1);
 		const kind = DATATYPE_INFO[t.datatype].kind;
-		// Plain numbers are read straight from the typed array; other kinds go through scalar().
-		const direct = kind === "float" || kind === "int";
-		const src = t.data as Float32Array;
 		const labels =
 			width === 1 && isClassIndex(plan, t, width) ? plan.labels : undefined;
 		const names =
 			plan.labels && plan.labels.length === width ? plan.labels : undefined;
 		for (let j = 0; j < width; j++) {
-			const values = new Array(n);
-			if (labels)
-				for (let r = 0; r < n; r++)
-					values[r] = labels[Number(t.data[r])] ?? scalar(t, r);
-			else if (direct)
-				for (let r = 0; r < n; r++) values[r] = src[r * width + j];
-			else for (let r = 0; r < n; r++) values[r] = scalar(t, r * width + j);
-			cols.push({
-				name: width === 1 ? t.name : `${t.name}_${names ? names[j] : j}`,
-				values,
-			});
+			const name = width === 1 ? t.name : `${t.name}_${names ? names[j] : j}`;
+			const data = t.data;
+			if (
+				labels &&
+				(data instanceof BigInt64Array ||
+					data instanceof Int32Array ||
+					data instanceof Int16Array ||
+					data instanceof Int8Array)
+			) {
+				const indices = data.length === n ? data : data.subarray(0, n);
+				cols.push(
+					lazyColumn(name, { codes: { indices, names: labels } }, () => {
+						const values = new Array(n);
+						for (let r = 0; r < n; r++)
+							values[r] = labels[Number(indices[r])] ?? scalar(t, r);
+						return values;
+					}),
+				);
+			} else if (
+				!labels &&
+				(data instanceof Float32Array || data instanceof Float64Array)
+			) {
+				let numbers: Float32Array | Float64Array;
+				if (width === 1)
+					numbers = data.length === n ? data : data.subarray(0, n);
+				else {
+					numbers =
+						data instanceof Float32Array
+							? new Float32Array(n)
+							: new Float64Array(n);
+					for (let r = 0; r < n; r++)
+						numbers[r] = data[r * width + j] as number;
+				}
+				const typed = numbers;
+				cols.push(lazyColumn(name, { numbers }, () => Array.from(typed)));
+			} else {
+				const values = new Array(n);
+				if (labels)
+					for (let r = 0; r < n; r++)
+						values[r] = labels[Number(t.data[r])] ?? scalar(t, r);
+				else if (kind === "int") {
+					const src = t.data as Int32Array;
+					for (let r = 0; r < n; r++) values[r] = src[r * width + j];
+				} else for (let r = 0; r < n; r++) values[r] = scalar(t, r * width + j);
+				cols.push({ name, values });
+			}
 		}
 	}
 	return cols;
+}
+
+/** A column whose `values` are built by `build` on first read (an own getter: spreading the column keeps them). */
+function lazyColumn(
+	name: string,
+	typed: Pick<OutputColumn, "numbers" | "codes">,
+	build: () => unknown[],
+): OutputColumn {
+	let values: unknown[] | undefined;
+	return {
+		name,
+		...typed,
+		get values() {
+			values ??= build();
+			return values;
+		},
+	};
 }
 
 /**

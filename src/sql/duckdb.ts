@@ -76,6 +76,43 @@ function sourceOf(chunk: DuckDBDataChunk, c: number): ColumnSource {
 	}
 }
 
+/**
+ * How many leading rows of a VARCHAR vector hold byte-for-byte the same string entry as row 0 (DuckDB's 16-byte
+ * string_t: length and inline text, or length, prefix and pointer), so they hold the same string without decoding
+ * it: a model reference is one literal repeated down the chunk, and decoding it per row cost as much as scoring.
+ * 0 when the vector is not laid out that way (every row is then compared as a string).
+ */
+function sameRawItems(vector: DuckDBVector, n: number): number {
+	const raw = vector as unknown as {
+		dataView?: unknown;
+		validity?: { data?: unknown };
+	};
+	const view = raw.dataView;
+	// A NULL row keeps stale bytes: with any NULL possible, every row is compared as a value.
+	if (
+		!(view instanceof DataView) ||
+		view.byteLength < n * 16 ||
+		raw.validity?.data !== null
+	)
+		return 0;
+	const w0 = view.getUint32(0, true);
+	const w1 = view.getUint32(4, true);
+	const w2 = view.getUint32(8, true);
+	const w3 = view.getUint32(12, true);
+	let r = 1;
+	for (; r < n; r++) {
+		const at = r * 16;
+		if (
+			view.getUint32(at, true) !== w0 ||
+			view.getUint32(at + 4, true) !== w1 ||
+			view.getUint32(at + 8, true) !== w2 ||
+			view.getUint32(at + 12, true) !== w3
+		)
+			break;
+	}
+	return r;
+}
+
 function call(
 	models: SqlModels,
 	fn: SqlFunctionKind,
@@ -86,7 +123,7 @@ function call(
 	if (chunk.columnCount === 0) throw new Error(`${fn}() needs a model`);
 	const refs = chunk.getColumnVector(0);
 	const ref = refs.getItem(0);
-	for (let r = 1; r < n; r++)
+	for (let r = sameRawItems(refs, n); r < n; r++)
 		if (refs.getItem(r) !== ref)
 			throw new Error(
 				`${fn}(): the model must be the same for every row (got '${String(ref)}' and '${String(refs.getItem(r))}')`,

@@ -114,6 +114,8 @@ export class SqlModel {
 		feats.forEach((f, fi) => {
 			if (f.allowMissing) return;
 			const c = cols[fi] as ColumnSource;
+			// Typed numbers without a validity test: no NULLs (DuckDB left the mask unallocated).
+			if (c.numbers !== undefined && c.valid === undefined) return;
 			for (let r = 0; r < n; r++)
 				if (!nullRow[r] && (c.valid ? !c.valid(r) : isNull(c.get(r)))) {
 					nullRow[r] = 1;

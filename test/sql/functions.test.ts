@@ -211,6 +211,25 @@ describe("DuckDB functions", () => {
 		);
 	});
 
+	it("take the model from a column only when every row names the same one, whether its strings are shared or copies", async () => {
+		const c = cases.find((x) => x.name === "iris-logreg") as Case;
+		const rec = c.records[0] as Record<string, number>;
+		const args = `${rec.sepal_length}, ${rec.sepal_width}, ${rec.petal_length}, ${rec.petal_width}`;
+		// One reference, built per row (equal strings, each its own copy): scored.
+		const same = await conn.runAndReadAll(
+			`SELECT count(predict(concat('${c.ref}', repeat('', k::INTEGER)), ${args})) AS n FROM range(3000) t(k)`,
+		);
+		assert.equal(Number(same.getRowObjectsJS()[0]?.n), 3000);
+		// Another model from row 1500 on, within one chunk: refused, naming both.
+		const other = bundleDir("breast-cancer-gbdt");
+		await assert.rejects(
+			conn.runAndReadAll(
+				`SELECT predict(CASE WHEN k < 1500 THEN '${c.ref}' ELSE '${other}' END, ${args}) FROM range(2000) t(k)`,
+			),
+			/the model must be the same for every row/,
+		);
+	});
+
 	it("reject an unknown category of a text feature, naming it", async () => {
 		const c = cases.find((x) => x.name === "diabetes-sex-ridge") as Case;
 		const args = c.features.map((f) => (f === "sex" ? "'other'" : "1.0"));

@@ -3,6 +3,7 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import {
+	BIGINT,
 	type DuckDBAppender,
 	type DuckDBConnection,
 	DuckDBInstance,
@@ -16,6 +17,7 @@ import {
 	copyOptions,
 	duckTypeFor,
 	type FileFormat,
+	type TypedColumn,
 } from "../files.ts";
 import type { BatchSink, KeptColumn, PredictionColumn } from "../types.ts";
 
@@ -33,6 +35,8 @@ export class FileSink implements BatchSink {
 	readonly #conn: DuckDBConnection;
 	#appender: DuckDBAppender | undefined;
 	#types: DuckDBType[] = [];
+	/** Per prediction column: stored as class indices (named by the final SELECT). */
+	#coded: boolean[] = [];
 	#closed = false;
 	/** The output's columns in order, as a SELECT list over the `predictions` table. */
 	#select = "*";
@@ -63,7 +67,9 @@ export class FileSink implements BatchSink {
 		await removeStaleWork();
 		const work = await mkdtemp(join(tmpdir(), WORK_PREFIX));
 		await writeFile(join(work, OWNER), `${hostname()}\n${process.pid}\n`);
-		const db = await DuckDBInstance.create(join(work, "work.duckdb"), {
+		// An in-memory database (appending to it costs less than to a database file) that spills to the work
+		// directory past memory_limit, so a job's memory stays bounded whatever its size.
+		const db = await DuckDBInstance.create(":memory:", {
 			memory_limit: "512MB",
 			temp_directory: join(work, "spill"),
 			preserve_insertion_order: "true",
@@ -79,7 +85,12 @@ export class FileSink implements BatchSink {
 		// Constant columns (model name and version) are not stored per row: the final SELECT adds them.
 		const stored = kept.filter((k) => !k.constant);
 		if (this.#types.length === 0) {
-			const outTypes = predictions.map((p) => duckTypeFor(p.datatype, p.text));
+			// A class-name column is stored as its class indices (BIGINT) and named in the final SELECT: a string
+			// per row into DuckDB cost more than scoring the row.
+			this.#coded = predictions.map((p) => p.codes !== undefined && p.text);
+			const outTypes = predictions.map((p, i) =>
+				this.#coded[i] ? BIGINT : duckTypeFor(p.datatype, p.text),
+			);
 			const ddl = [
 				...stored.map((k) => `${sqlIdent(k.name)} ${k.type}`),
 				...predictions.map(
@@ -97,21 +108,38 @@ export class FileSink implements BatchSink {
 						? `CAST(${sqlLiteral(k.constant.value)} AS ${k.type}) AS ${sqlIdent(k.name)}`
 						: sqlIdent(k.name),
 				),
-				...predictions.map((p) => sqlIdent(p.name)),
+				...predictions.map((p) =>
+					p.codes && p.text
+						? namedCodes(p.name, p.codes.names)
+						: sqlIdent(p.name),
+				),
 			].join(", ");
 		}
 		this.#appender ??= await this.#conn.createAppender("predictions");
-		const values: DuckDBValue[][] = stored.map((k) => {
+		const values: (readonly DuckDBValue[] | TypedColumn)[] = stored.map((k) => {
 			const t = k.type;
 			return k.values.map((v) => toDuck(t, v));
 		});
 		predictions.forEach((p, i) => {
 			const t = this.#types[stored.length + i]?.toString();
-			values.push(
-				t === "BIGINT"
-					? p.values.map((v) => BigInt(v as number))
-					: (p.values as DuckDBValue[]),
-			);
+			const codes = this.#coded[i] ? p.codes?.indices : undefined;
+			if (codes)
+				values.push(
+					codes instanceof BigInt64Array
+						? codes
+						: BigInt64Array.from(codes, (v) => BigInt(v)),
+				);
+			else if (
+				(t === "FLOAT" && p.numbers instanceof Float32Array) ||
+				(t === "DOUBLE" && p.numbers instanceof Float64Array)
+			)
+				values.push(p.numbers);
+			else
+				values.push(
+					t === "BIGINT"
+						? p.values.map((v) => BigInt(v as number))
+						: (p.values as DuckDBValue[]),
+				);
 		});
 		appendColumns(this.#appender, this.#types, values, rows);
 		if (this.#parts) {
@@ -194,6 +222,15 @@ function processGone(pid: number): boolean {
 
 function partPath(dir: string, i: number): string {
 	return join(dir, `part-${String(i).padStart(6, "0")}.parquet`);
+}
+
+/**
+ * The SELECT expression naming the class indices of column `name`: `names[index]`, or the index as text beyond
+ * the names (as outputsToColumns shows it).
+ */
+function namedCodes(name: string, names: readonly string[]): string {
+	const col = sqlIdent(name);
+	return `CASE WHEN ${col} >= 0 AND ${col} < ${names.length} THEN list_extract([${names.map((n) => sqlString(n)).join(", ")}], ${col} + 1) ELSE CAST(${col} AS VARCHAR) END AS ${col}`;
 }
 
 function sqlLiteral(v: unknown): string {

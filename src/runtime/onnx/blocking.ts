@@ -13,6 +13,23 @@ import { checkSignature } from "./check.ts";
 import { createSession, sessionSignature } from "./session.ts";
 import { WORKER_URL } from "./worker-url.ts";
 
+/** Checks the bundle's signature against its graph (read from a throwaway session). */
+export async function checkGraph(
+	bundle: Bundle,
+	bytes: Uint8Array,
+): Promise<void> {
+	const probe = await createSession(bytes, 1);
+	try {
+		checkSignature(
+			bundle.manifest.signature,
+			sessionSignature(probe).signature,
+			bundle.source,
+		);
+	} finally {
+		await probe.release();
+	}
+}
+
 type Reply =
 	| { id: number; ok: true; value: Tensor[] }
 	| { id: number; ok: false; code: string; message: string };
@@ -51,16 +68,7 @@ export class BlockingSession {
 		const bytes = artifactBytes(bundle);
 		const threads =
 			opts.intraOpThreads ?? bundle.manifest.executor?.intra_op_threads ?? 1;
-		const probe = await createSession(bytes, 1);
-		try {
-			checkSignature(
-				bundle.manifest.signature,
-				sessionSignature(probe).signature,
-				bundle.source,
-			);
-		} finally {
-			await probe.release();
-		}
+		await checkGraph(bundle, bytes);
 		const { port1, port2 } = new MessageChannel();
 		const signal = new Int32Array(new SharedArrayBuffer(4));
 		const worker = new Worker(WORKER_URL, {

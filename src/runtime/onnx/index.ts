@@ -11,7 +11,7 @@ import type {
 	SharedBytes,
 	SharedExecutor,
 } from "../types.ts";
-import { BlockingSession } from "./blocking.ts";
+import { BlockingSession, checkGraph } from "./blocking.ts";
 import { checkSignature } from "./check.ts";
 import { readOnnxCategories } from "./graph.ts";
 import {
@@ -22,6 +22,7 @@ import {
 	sessionSignature,
 } from "./session.ts";
 import { type PoolSlot, SharedOnnxPool } from "./shared-pool.ts";
+import { SyncSession } from "./sync.ts";
 import { WORKER_URL } from "./worker-url.ts";
 
 export { checkSignature };
@@ -161,14 +162,21 @@ export function sharedSessions(pool: SharedExecutor): {
 	return { sets: map?.size ?? 0, users };
 }
 
-/** A model on one worker thread that the caller waits for synchronously (SQL functions). */
+/**
+ * A model the caller runs synchronously (SQL functions): on the calling thread through the native session
+ * (SyncSession), or, where this onnxruntime-node has none, on one worker thread the caller waits for.
+ */
 class BlockingOnnxModel implements LoadedModel {
 	readonly signature: Signature;
 	readonly concurrency = 1;
 	readonly bytes: number;
-	readonly #session: BlockingSession;
+	readonly #session: BlockingSession | SyncSession;
 
-	constructor(signature: Signature, session: BlockingSession, bytes: number) {
+	constructor(
+		signature: Signature,
+		session: BlockingSession | SyncSession,
+		bytes: number,
+	) {
 		this.signature = signature;
 		this.#session = session;
 		this.bytes = bytes;
@@ -243,12 +251,15 @@ export const onnxRuntime: Runtime = {
 		const mode = opts.mode ?? ex.mode ?? "auto";
 		const threads = opts.intraOpThreads ?? ex.intra_op_threads ?? 1;
 		const bytes = artifactBytes(bundle);
-		if (mode === "blocking")
+		if (mode === "blocking") {
+			await checkGraph(bundle, bytes);
 			return new BlockingOnnxModel(
 				bundle.manifest.signature,
-				await BlockingSession.start(bundle, { intraOpThreads: threads }),
+				SyncSession.open(bytes, threads) ??
+					(await BlockingSession.start(bundle, { intraOpThreads: threads })),
 				estimateBytes(1, bytes.length),
 			);
+		}
 		if (opts.shared && !(opts.shared instanceof SharedOnnxPool))
 			throw new MlshipError(
 				"MLSHIP_INTERNAL",

@@ -150,9 +150,22 @@ export async function runSession(
 	inputs: Tensor[],
 	outputs: readonly string[],
 ): Promise<Tensor[]> {
+	const result = await session.run(feedsOf(inputs), outputs as string[]);
+	return outputsOf(result, outputs);
+}
+
+/** Our input tensors as a session's feeds (no copies). */
+export function feedsOf(inputs: readonly Tensor[]): Record<string, ort.Tensor> {
 	const feeds: Record<string, ort.Tensor> = {};
 	for (const t of inputs) feeds[t.name] = toOrt(t);
-	const result = await session.run(feeds, outputs as string[]);
+	return feeds;
+}
+
+/** The requested outputs of a session's result, as our tensors. */
+export function outputsOf(
+	result: Record<string, ort.Tensor | undefined>,
+	outputs: readonly string[],
+): Tensor[] {
 	return outputs.map((name) => {
 		const v = result[name];
 		if (!v)
