@@ -157,8 +157,11 @@ function nextDown(x: number): number {
 
 const flats = new WeakMap<TreeModel, Flat>();
 
-/** The only target with non-zero leaf values in `tree`, or -1 when several have them (0 for one target). */
-function soleTarget(tree: Tree, T: number): number {
+/**
+ * The only target with non-zero leaf values in `tree` (XGBoost and LightGBM grow one tree per class), or -1 when
+ * several have them; 0 for a single-target model.
+ */
+export function soleTarget(tree: Tree, T: number): number {
 	if (T === 1) return 0;
 	let only = -1;
 	for (let n = 0; n < tree.feature.length; n++)
