@@ -8,6 +8,8 @@ import { batchRows, featureMatrix, soleTarget } from "./eval.ts";
 import {
 	type Feature,
 	goesLeft,
+	LE,
+	LT,
 	type Linear,
 	type Tree,
 	type TreeModel,
@@ -272,18 +274,24 @@ function leaf(s: Walk, node: number, D: number): void {
 	const only = s.only;
 	const phi = s.phi;
 	const value = s.tree.value;
+	if (only >= 0) {
+		const v = (value[node * T + only] as number) * s.scale;
+		const at = po + only * nf;
+		for (let j = 0; j < D; j++) {
+			const k = at + (p.feature[j] as number);
+			phi[k] =
+				(phi[k] as number) +
+				(acc[j] as number) * ((one[j] as number) - (zero[j] as number)) * v;
+		}
+		return;
+	}
 	for (let j = 0; j < D; j++) {
 		const f = p.feature[j] as number;
 		const c =
 			(acc[j] as number) * ((one[j] as number) - (zero[j] as number)) * s.scale;
-		if (only >= 0) {
-			const k = po + only * nf + f;
-			phi[k] = (phi[k] as number) + c * (value[node * T + only] as number);
-		} else
-			for (let t = 0; t < T; t++)
-				phi[po + t * nf + f] =
-					(phi[po + t * nf + f] as number) +
-					c * (value[node * T + t] as number);
+		for (let t = 0; t < T; t++)
+			phi[po + t * nf + f] =
+				(phi[po + t * nf + f] as number) + c * (value[node * T + t] as number);
 	}
 }
 
@@ -298,7 +306,16 @@ function recurse(s: Walk, node: number, len: number): void {
 	const p = s.p;
 	const left = tree.left[node] as number;
 	const right = tree.right[node] as number;
-	const hot = goesLeft(tree, node, s.X[s.xo + split] as number) ? left : right;
+	// Threshold splits inline; the rest (and NaN) as goesLeft defines them.
+	const v = s.X[s.xo + split] as number;
+	const mode = tree.mode[node];
+	const goLeft =
+		mode === LE && !Number.isNaN(v)
+			? v <= (tree.threshold[node] as number)
+			: mode === LT && !Number.isNaN(v)
+				? v < (tree.threshold[node] as number)
+				: goesLeft(tree, node, v);
+	const hot = goLeft ? left : right;
 	const cold = hot === left ? right : left;
 	const w = tree.cover[node] as number;
 	const toHot = (tree.cover[hot] as number) / w;
