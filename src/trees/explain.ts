@@ -9,8 +9,8 @@ import {
 	type Feature,
 	goesLeft,
 	LE,
-	LT,
 	type Linear,
+	LT,
 	type Tree,
 	type TreeModel,
 	treeDepth,
@@ -236,7 +236,7 @@ interface Walk {
 }
 
 /**
- * Adds one leaf's contributions. With the path's D unique features, z_j the share of training rows that follow the
+ * Each path element's contribution per unit of leaf value, into `p.acc`: (o_j − z_j) ∫ G / f_j. With the path's D unique features, z_j the share of training rows that follow the
  * path at j's splits and o_j whether the row does, Algorithm 2's weight of feature i is
  * Σ_S |S|!(D−|S|−1)!/D! Π_{j∈S} o_j Π_{j∉S, j≠i} z_j = ∫₀¹ Π_{j≠i} (z_j(1−x) + o_j x) dx (a Beta integral), so
  * φ_i += v · (o_i − z_i) · that integral. The integrand is a polynomial of degree D − 1, which the ⌈D/2⌉-point
@@ -244,9 +244,7 @@ interface Walk {
  * implementation's D serial unwinds of D steps, and no path weights to extend or unwind at every node (the idea
  * of Linear TreeSHAP, Yu et al. 2022). The product does not depend on the order of the elements.
  */
-function leaf(s: Walk, node: number, D: number): void {
-	if (D === 0) return;
-	const p = s.p;
+function integrals(p: Paths, D: number): void {
 	const n = (D + 1) >> 1;
 	const xs = p.quad.x[n] as Float64Array;
 	const ws = p.quad.w[n] as Float64Array;
@@ -268,6 +266,16 @@ function leaf(s: Walk, node: number, D: number): void {
 			suffix *= factor[j] as number;
 		}
 	}
+	for (let j = 0; j < D; j++)
+		acc[j] = (acc[j] as number) * ((one[j] as number) - (zero[j] as number));
+}
+
+/** Adds one leaf's contributions for the row being walked (see `integrals`). */
+function leaf(s: Walk, node: number, D: number): void {
+	if (D === 0) return;
+	const p = s.p;
+	integrals(p, D);
+	const acc = p.acc;
 	const T = s.targets;
 	const nf = s.nf;
 	const po = s.po;
@@ -279,16 +287,13 @@ function leaf(s: Walk, node: number, D: number): void {
 		const at = po + only * nf;
 		for (let j = 0; j < D; j++) {
 			const k = at + (p.feature[j] as number);
-			phi[k] =
-				(phi[k] as number) +
-				(acc[j] as number) * ((one[j] as number) - (zero[j] as number)) * v;
+			phi[k] = (phi[k] as number) + (acc[j] as number) * v;
 		}
 		return;
 	}
 	for (let j = 0; j < D; j++) {
 		const f = p.feature[j] as number;
-		const c =
-			(acc[j] as number) * ((one[j] as number) - (zero[j] as number)) * s.scale;
+		const c = (acc[j] as number) * s.scale;
 		for (let t = 0; t < T; t++)
 			phi[po + t * nf + f] =
 				(phi[po + t * nf + f] as number) + c * (value[node * T + t] as number);
@@ -343,6 +348,144 @@ function recurse(s: Walk, node: number, len: number): void {
 	p.zero[len] = toCold;
 	p.one[len] = 0;
 	recurse(s, cold, len + 1);
+}
+
+/** Rows explained together by one walk of each tree (see `walkBlock`). */
+const BLOCK_ROWS = 256;
+/** Paths up to this many elements keep a memo of contributions per pattern (2^12 patterns × 12 values). */
+const MEMO_BITS = 12;
+/** Longest path the block walk handles (a row's pattern is an int32 bit mask); longer ones go row by row. */
+const MAX_BLOCK_PATH = 30;
+
+/**
+ * The block walk: what is shared by the rows of a block (the unique path's features and zero fractions, which
+ * depend on the tree only), what is per row (the one fractions, as a bit mask per row and recursion level), and a
+ * memo of each leaf's contributions per bit mask.
+ */
+interface Block {
+	s: Walk;
+	r0: number;
+	rows: number;
+	/** `mask[level * BLOCK_ROWS + r]`: bit j set when row r follows the path at element j's splits (level 0, the root: none, never written). */
+	mask: Int32Array;
+	/** `left[level * BLOCK_ROWS + r]`: 1 when row r goes left at the node of that level. */
+	left: Uint8Array;
+	/** The leaf visit each memo entry belongs to, and its values (`memo[mask * MEMO_BITS + j]`). */
+	stamp: Float64Array;
+	memo: Float64Array;
+	visit: number;
+}
+
+/**
+ * Walks the tree under `node` once for all rows of the block. Every row visits every node in path-dependent
+ * TreeSHAP (the cold branch too), so the per-node work is done once and each row only carries its bit mask; at a
+ * leaf, rows with the same mask (the same one fractions) share one computation of the contributions.
+ */
+function walkBlock(b: Block, node: number, len: number, lvl: number): void {
+	const s = b.s;
+	const tree = s.tree;
+	const split = tree.feature[node] as number;
+	const R = b.rows;
+	const m0 = lvl * BLOCK_ROWS;
+	if (split < 0) {
+		leafBlock(b, node, len, m0);
+		return;
+	}
+	const p = s.p;
+	const X = s.X;
+	const nf = s.nf;
+	const M = b.mask;
+	const L = b.left;
+	const mode = tree.mode[node];
+	const t = tree.threshold[node] as number;
+	for (let r = 0; r < R; r++) {
+		const v = X[(b.r0 + r) * nf + split] as number;
+		L[m0 + r] = (
+			mode === LE && !Number.isNaN(v)
+				? v <= t
+				: mode === LT && !Number.isNaN(v)
+					? v < t
+					: goesLeft(tree, node, v)
+		)
+			? 1
+			: 0;
+	}
+	let k = 0;
+	while (k < len && p.feature[k] !== split) k++;
+	const dup = k < len;
+	const zOld = dup ? (p.zero[k] as number) : 1;
+	const bit = 1 << k;
+	const m1 = m0 + BLOCK_ROWS;
+	const cover = tree.cover[node] as number;
+	for (let side = 1; side >= 0; side--) {
+		const child =
+			side === 1 ? (tree.left[node] as number) : (tree.right[node] as number);
+		p.feature[k] = split;
+		p.zero[k] = zOld * ((tree.cover[child] as number) / cover);
+		// A row follows the new element when it goes this way and (for a feature split on above) followed it there.
+		if (dup)
+			for (let r = 0; r < R; r++) {
+				const m = M[m0 + r] as number;
+				M[m1 + r] = L[m0 + r] === side ? m : m & ~bit;
+			}
+		else
+			for (let r = 0; r < R; r++) {
+				const m = M[m0 + r] as number;
+				M[m1 + r] = L[m0 + r] === side ? m | bit : m;
+			}
+		walkBlock(b, child, dup ? len : len + 1, lvl + 1);
+	}
+	p.zero[k] = zOld;
+}
+
+/** Adds one leaf's contributions to every row of the block, computed once per distinct one-fraction pattern. */
+function leafBlock(b: Block, node: number, D: number, m0: number): void {
+	if (D === 0) return;
+	const s = b.s;
+	const p = s.p;
+	const T = s.targets;
+	const nf = s.nf;
+	const only = s.only;
+	const phi = s.phi;
+	const value = s.tree.value;
+	const acc = p.acc;
+	const memo = D <= MEMO_BITS;
+	b.visit++;
+	const visit = b.visit;
+	for (let r = 0; r < b.rows; r++) {
+		const mask = b.mask[m0 + r] as number;
+		let c: Float64Array;
+		let at = 0;
+		if (memo && b.stamp[mask] === visit) {
+			c = b.memo;
+			at = mask * MEMO_BITS;
+		} else {
+			for (let j = 0; j < D; j++) p.one[j] = (mask >> j) & 1;
+			integrals(p, D);
+			c = acc;
+			if (memo) {
+				b.stamp[mask] = visit;
+				b.memo.set(acc.subarray(0, D), mask * MEMO_BITS);
+			}
+		}
+		const po = (b.r0 + r) * T * nf;
+		if (only >= 0) {
+			const v = (value[node * T + only] as number) * s.scale;
+			const o = po + only * nf;
+			for (let j = 0; j < D; j++) {
+				const k = o + (p.feature[j] as number);
+				phi[k] = (phi[k] as number) + (c[at + j] as number) * v;
+			}
+		} else
+			for (let j = 0; j < D; j++) {
+				const f = p.feature[j] as number;
+				const cj = (c[at + j] as number) * s.scale;
+				for (let t = 0; t < T; t++)
+					phi[po + t * nf + f] =
+						(phi[po + t * nf + f] as number) +
+						cj * (value[node * T + t] as number);
+			}
+	}
 }
 
 /** Cover-weighted mean leaf value of a tree per target (its expected output over the training data). */
@@ -421,14 +564,36 @@ export function explainTree(
 		scale,
 		p: paths,
 	};
-	for (let r = 0; r < rows; r++) {
-		s.xo = r * nf;
-		s.po = r * T * nf;
-		for (let k = 0; k < trees.length; k++) {
-			s.tree = trees[k] as Tree;
-			s.only = only[k] as number;
-			recurse(s, 0, 0);
+	if (Math.min(depth, nf) <= MAX_BLOCK_PATH) {
+		const levels = depth + 1;
+		const b: Block = {
+			s,
+			r0: 0,
+			rows: 0,
+			mask: new Int32Array(levels * BLOCK_ROWS),
+			left: new Uint8Array(levels * BLOCK_ROWS),
+			stamp: new Float64Array(1 << Math.min(MEMO_BITS, depth)),
+			memo: new Float64Array((1 << Math.min(MEMO_BITS, depth)) * MEMO_BITS),
+			visit: 0,
+		};
+		for (let r0 = 0; r0 < rows; r0 += BLOCK_ROWS) {
+			b.r0 = r0;
+			b.rows = Math.min(BLOCK_ROWS, rows - r0);
+			for (let k = 0; k < trees.length; k++) {
+				s.tree = trees[k] as Tree;
+				s.only = only[k] as number;
+				walkBlock(b, 0, 0, 0);
+			}
 		}
-	}
+	} else
+		for (let r = 0; r < rows; r++) {
+			s.xo = r * nf;
+			s.po = r * T * nf;
+			for (let k = 0; k < trees.length; k++) {
+				s.tree = trees[k] as Tree;
+				s.only = only[k] as number;
+				recurse(s, 0, 0);
+			}
+		}
 	return explanation(model, rows, base, values, "tree_path_dependent");
 }

@@ -3,6 +3,7 @@
 // deep, split on the same feature many times, send NaN either way and hold several targets.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { rawScores } from "../../src/trees/eval.ts";
 import { explainTree } from "../../src/trees/explain.ts";
 import {
 	goesLeft,
@@ -29,22 +30,25 @@ function randomTree(
 	depth: number,
 	T: number,
 	only: number,
+	spine = false,
 ): Tree {
 	const b = new TreeBuilder(T);
-	const grow = (d: number): [number, number] => {
+	// spine: one child of every split is a leaf, the path splits on feature d at depth d (long unique paths).
+	const grow = (d: number, leaf = false): [number, number] => {
 		const id = b.node();
-		if (d === depth || (d > 1 && rand() < 0.15)) {
+		if (leaf || d === depth || (!spine && d > 1 && rand() < 0.15)) {
 			for (let t = 0; t < T; t++)
 				if (only < 0 || t === only) b.addValue(id, t, rand() * 4 - 2);
 			const cover = 1 + Math.floor(rand() * 50);
 			b.setCover(id, cover);
 			return [id, cover];
 		}
-		const [l, cl] = grow(d + 1);
-		const [r, cr] = grow(d + 1);
+		const stop = spine ? (rand() < 0.5 ? 0 : 1) : -1;
+		const [l, cl] = grow(d + 1, stop === 0);
+		const [r, cr] = grow(d + 1, stop === 1);
 		b.split(
 			id,
-			Math.floor(rand() * nf),
+			spine ? d % nf : Math.floor(rand() * nf),
 			rand() < 0.5 ? LT : LE,
 			Math.round(rand() * 8) / 4,
 			l,
@@ -144,6 +148,28 @@ function popcount(n: number): number {
 	return c;
 }
 
+/** base + Σ values = the raw score, for every row and target. */
+function assertAdds(
+	m: TreeModel,
+	X: Float64Array,
+	rows: number,
+	e: ReturnType<typeof explainTree>,
+): void {
+	const raw = rawScores(m, X, rows);
+	const nf = m.features.length;
+	for (let r = 0; r < rows; r++)
+		for (let t = 0; t < m.targets; t++) {
+			let sum = e.base[t] as number;
+			for (let j = 0; j < nf; j++)
+				sum += e.values[(r * m.targets + t) * nf + j] as number;
+			const want = raw[r * m.targets + t] as number;
+			assert.ok(
+				Math.abs(sum - want) <= 1e-9 * (1 + Math.abs(want)),
+				`row ${r} target ${t}: base + values ${sum}, raw score ${want}`,
+			);
+		}
+}
+
 describe("TreeSHAP equals Shapley values computed from the definition", () => {
 	const cases = [
 		{
@@ -190,14 +216,15 @@ describe("TreeSHAP equals Shapley values computed from the definition", () => {
 				randomTree(rand, c.nf, c.depth, c.T, c.only ? k % c.T : -1),
 			);
 			const m = model(trees, c.nf, c.T, c.agg);
-			const rows = 6;
+			// Several blocks of rows (the walk explains rows in blocks): check rows at both ends of each.
+			const rows = 600;
 			const X = new Float64Array(rows * c.nf);
 			for (let i = 0; i < X.length; i++)
 				X[i] = rand() < 0.1 ? Number.NaN : Math.round(rand() * 8) / 4;
 			const e = explainTree(m, [
 				{ name: "x", datatype: "FP64", shape: [rows, c.nf], data: X },
 			]);
-			for (let r = 0; r < rows; r++) {
+			for (const r of [0, 1, 2, 255, 256, 257, 511, 512, 599]) {
 				const want = bruteForce(m, X.subarray(r * c.nf, (r + 1) * c.nf));
 				for (let k = 0; k < want.length; k++) {
 					const got = e.values[r * c.T * c.nf + k] as number;
@@ -208,5 +235,24 @@ describe("TreeSHAP equals Shapley values computed from the definition", () => {
 					);
 				}
 			}
+			assertAdds(m, X, rows, e);
 		});
+});
+
+describe("TreeSHAP on paths longer than the block walk's bit masks", () => {
+	it("40 features, 34 levels: explained row by row, and the values still add up to the score", () => {
+		const rand = rng(4034);
+		const nf = 40;
+		const trees = Array.from({ length: 2 }, () =>
+			randomTree(rand, nf, 34, 1, -1, true),
+		);
+		const m = model(trees, nf, 1, "sum");
+		const rows = 20;
+		const X = new Float64Array(rows * nf);
+		for (let i = 0; i < X.length; i++) X[i] = Math.round(rand() * 8) / 4;
+		const e = explainTree(m, [
+			{ name: "x", datatype: "FP64", shape: [rows, nf], data: X },
+		]);
+		assertAdds(m, X, rows, e);
+	});
 });
