@@ -270,34 +270,47 @@ function integrals(p: Paths, D: number): void {
 		acc[j] = (acc[j] as number) * ((one[j] as number) - (zero[j] as number));
 }
 
-/** Adds one leaf's contributions for the row being walked (see `integrals`). */
-function leaf(s: Walk, node: number, D: number): void {
-	if (D === 0) return;
+/**
+ * Adds a leaf's contributions `c[at + j]` (per unit of leaf value, path element j) times its value to the row whose
+ * values start at `po`.
+ */
+function addLeaf(
+	s: Walk,
+	node: number,
+	D: number,
+	c: Float64Array,
+	at: number,
+	po: number,
+): void {
 	const p = s.p;
-	integrals(p, D);
-	const acc = p.acc;
 	const T = s.targets;
 	const nf = s.nf;
-	const po = s.po;
 	const only = s.only;
 	const phi = s.phi;
 	const value = s.tree.value;
 	if (only >= 0) {
 		const v = (value[node * T + only] as number) * s.scale;
-		const at = po + only * nf;
+		const o = po + only * nf;
 		for (let j = 0; j < D; j++) {
-			const k = at + (p.feature[j] as number);
-			phi[k] = (phi[k] as number) + (acc[j] as number) * v;
+			const k = o + (p.feature[j] as number);
+			phi[k] = (phi[k] as number) + (c[at + j] as number) * v;
 		}
 		return;
 	}
 	for (let j = 0; j < D; j++) {
 		const f = p.feature[j] as number;
-		const c = (acc[j] as number) * s.scale;
+		const cj = (c[at + j] as number) * s.scale;
 		for (let t = 0; t < T; t++)
 			phi[po + t * nf + f] =
-				(phi[po + t * nf + f] as number) + c * (value[node * T + t] as number);
+				(phi[po + t * nf + f] as number) + cj * (value[node * T + t] as number);
 	}
+}
+
+/** Adds one leaf's contributions for the row being walked (see `integrals`). */
+function leaf(s: Walk, node: number, D: number): void {
+	if (D === 0) return;
+	integrals(s.p, D);
+	addLeaf(s, node, D, s.p.acc, 0, s.po);
 }
 
 /** Walks the tree under `node` (its unique path has `len` elements) and adds each leaf's contributions to `phi`. */
@@ -443,48 +456,23 @@ function leafBlock(b: Block, node: number, D: number, m0: number): void {
 	if (D === 0) return;
 	const s = b.s;
 	const p = s.p;
-	const T = s.targets;
-	const nf = s.nf;
-	const only = s.only;
-	const phi = s.phi;
-	const value = s.tree.value;
-	const acc = p.acc;
 	const memo = D <= MEMO_BITS;
 	b.visit++;
 	const visit = b.visit;
 	for (let r = 0; r < b.rows; r++) {
 		const mask = b.mask[m0 + r] as number;
-		let c: Float64Array;
-		let at = 0;
+		const po = (b.r0 + r) * s.targets * s.nf;
 		if (memo && b.stamp[mask] === visit) {
-			c = b.memo;
-			at = mask * MEMO_BITS;
-		} else {
-			for (let j = 0; j < D; j++) p.one[j] = (mask >> j) & 1;
-			integrals(p, D);
-			c = acc;
-			if (memo) {
-				b.stamp[mask] = visit;
-				b.memo.set(acc.subarray(0, D), mask * MEMO_BITS);
-			}
+			addLeaf(s, node, D, b.memo, mask * MEMO_BITS, po);
+			continue;
 		}
-		const po = (b.r0 + r) * T * nf;
-		if (only >= 0) {
-			const v = (value[node * T + only] as number) * s.scale;
-			const o = po + only * nf;
-			for (let j = 0; j < D; j++) {
-				const k = o + (p.feature[j] as number);
-				phi[k] = (phi[k] as number) + (c[at + j] as number) * v;
-			}
-		} else
-			for (let j = 0; j < D; j++) {
-				const f = p.feature[j] as number;
-				const cj = (c[at + j] as number) * s.scale;
-				for (let t = 0; t < T; t++)
-					phi[po + t * nf + f] =
-						(phi[po + t * nf + f] as number) +
-						cj * (value[node * T + t] as number);
-			}
+		for (let j = 0; j < D; j++) p.one[j] = (mask >> j) & 1;
+		integrals(p, D);
+		if (memo) {
+			b.stamp[mask] = visit;
+			b.memo.set(p.acc.subarray(0, D), mask * MEMO_BITS);
+		}
+		addLeaf(s, node, D, p.acc, 0, po);
 	}
 }
 

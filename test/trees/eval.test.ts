@@ -5,12 +5,8 @@
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
-import { readBundle } from "../../src/bundle/bundle.ts";
-import { artifactBytes } from "../../src/bundle/types.ts";
-import { encodeRecords, planTable } from "../../src/codec/table.ts";
 import type { Tensor } from "../../src/protocol/types.ts";
 import { runtime } from "../../src/runtime/registry.ts";
-import { loadTreeModel } from "../../src/runtime/trees/load.ts";
 import type { LoadedModel } from "../../src/runtime/types.ts";
 import {
 	batchRows,
@@ -34,10 +30,10 @@ import { readTreeModel } from "../../src/trees/read/index.ts";
 import {
 	assertClose,
 	bundleDir,
-	golden,
 	ONNX_TREE_FIXTURES,
 	TREE_FIXTURES,
 } from "../helpers/fixtures.ts";
+import { treeFixture } from "../helpers/trees.ts";
 
 /** The definition: one row at a time, one node at a time, `goesLeft` at every split; summed in tree order. */
 function reference(
@@ -178,12 +174,7 @@ describe("the batch evaluator walks every tree as goesLeft defines", () => {
 	});
 	for (const f of ENSEMBLES)
 		it(`${f}: threshold edges, ±∞, NaN and categories, bit for bit`, async () => {
-			const b = await readBundle(bundleDir(f));
-			const model = loadTreeModel(artifactBytes(b), f, b.manifest.signature);
-			const { tensors } = encodeRecords(
-				planTable(b.manifest),
-				golden(f).records,
-			);
+			const { model, tensors } = await treeFixture(f);
 			const X = edgeRows(model, featureMatrix(model, tensors));
 			const rows = X.length / model.features.length;
 			assert.ok(rows > 300, `${f}: ${rows} edge rows span several blocks`);
@@ -298,12 +289,7 @@ describe("on threshold edges the trees runtime answers as onnxruntime does", () 
 	});
 	for (const f of ONNX_ENSEMBLES)
 		it(f, async () => {
-			const b = await readBundle(bundleDir(f));
-			const model = loadTreeModel(artifactBytes(b), f, b.manifest.signature);
-			const { tensors } = encodeRecords(
-				planTable(b.manifest),
-				golden(f).records,
-			);
+			const { bundle: b, model, tensors } = await treeFixture(f);
 			assert.equal(tensors.length, 1);
 			const input = tensors[0] as Tensor;
 			assert.equal(input.datatype, "FP32");

@@ -3,13 +3,10 @@
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { describe, it } from "node:test";
-import { readBundle } from "../../src/bundle/bundle.ts";
-import { artifactBytes } from "../../src/bundle/types.ts";
-import { encodeRecords, planTable } from "../../src/codec/table.ts";
-import { loadTreeModel } from "../../src/runtime/trees/load.ts";
 import { batchRows, featureMatrix, rawScores } from "../../src/trees/eval.ts";
 import { explainTree } from "../../src/trees/explain.ts";
-import { bundleDir, golden, TREE_FIXTURES } from "../helpers/fixtures.ts";
+import { bundleDir, TREE_FIXTURES } from "../helpers/fixtures.ts";
+import { treeFixture } from "../helpers/trees.ts";
 
 interface ShapGolden {
 	base: number[];
@@ -30,12 +27,7 @@ describe("TreeSHAP matches shap.TreeExplainer (tree_path_dependent)", () => {
 	});
 	for (const f of explained)
 		it(f, async () => {
-			const b = await readBundle(bundleDir(f));
-			const model = loadTreeModel(artifactBytes(b), f, b.manifest.signature);
-			const { tensors } = encodeRecords(
-				planTable(b.manifest),
-				golden(f).records,
-			);
+			const { model, tensors } = await treeFixture(f);
 			const e = explainTree(model, tensors);
 			const want = JSON.parse(
 				readFileSync(`${bundleDir(f)}/shap.json`, "utf8"),
