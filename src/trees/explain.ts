@@ -164,43 +164,40 @@ function explainLinear(
 }
 
 /**
- * Gauss–Legendre rules on [0, 1]: `x[n]` and `w[n]` hold the n nodes and weights of the n-point rule, exact for
- * polynomials of degree up to 2n − 1 (nodes by Newton's method on the Legendre polynomial P_n).
+ * Gauss–Legendre rules on [0, 1], made on first use: `x[n]` and `w[n]` hold the n nodes and weights of the n-point
+ * rule, exact for polynomials of degree up to 2n − 1 (nodes by Newton's method on the Legendre polynomial P_n).
  */
 interface Quadrature {
 	x: Float64Array[];
 	w: Float64Array[];
 }
 
-function gaussLegendre(most: number): Quadrature {
-	const q: Quadrature = { x: [new Float64Array(0)], w: [new Float64Array(0)] };
-	for (let n = 1; n <= most; n++) {
-		const x = new Float64Array(n);
-		const w = new Float64Array(n);
-		for (let i = 0; i < n; i++) {
-			let z = Math.cos((Math.PI * (i + 0.75)) / (n + 0.5));
-			let dp = 1;
-			for (let it = 0; it < 100; it++) {
-				let p1 = 1;
-				let p2 = 0;
-				for (let j = 1; j <= n; j++) {
-					const p3 = p2;
-					p2 = p1;
-					p1 = ((2 * j - 1) * z * p2 - (j - 1) * p3) / j;
-				}
-				dp = (n * (z * p1 - p2)) / (z * z - 1);
-				const dz = p1 / dp;
-				z -= dz;
-				if (Math.abs(dz) <= 1e-16) break;
+function rule(q: Quadrature, n: number): void {
+	if (q.x[n]) return;
+	const x = new Float64Array(n);
+	const w = new Float64Array(n);
+	for (let i = 0; i < n; i++) {
+		let z = Math.cos((Math.PI * (i + 0.75)) / (n + 0.5));
+		let dp = 1;
+		for (let it = 0; it < 100; it++) {
+			let p1 = 1;
+			let p2 = 0;
+			for (let j = 1; j <= n; j++) {
+				const p3 = p2;
+				p2 = p1;
+				p1 = ((2 * j - 1) * z * p2 - (j - 1) * p3) / j;
 			}
-			// From [−1, 1] to [0, 1].
-			x[i] = (1 - z) / 2;
-			w[i] = 1 / ((1 - z * z) * dp * dp);
+			dp = (n * (z * p1 - p2)) / (z * z - 1);
+			const dz = p1 / dp;
+			z -= dz;
+			if (Math.abs(dz) <= 1e-15) break;
 		}
-		q.x.push(x);
-		q.w.push(w);
+		// From [−1, 1] to [0, 1].
+		x[i] = (1 - z) / 2;
+		w[i] = 1 / ((1 - z * z) * dp * dp);
 	}
-	return q;
+	q.x[n] = x;
+	q.w[n] = w;
 }
 
 /**
@@ -246,6 +243,7 @@ interface Walk {
  */
 function integrals(p: Paths, D: number): void {
 	const n = (D + 1) >> 1;
+	rule(p.quad, n);
 	const xs = p.quad.x[n] as Float64Array;
 	const ws = p.quad.w[n] as Float64Array;
 	const { factor, prefix, acc, zero, one } = p;
@@ -363,6 +361,8 @@ function recurse(s: Walk, node: number, len: number): void {
 	recurse(s, cold, len + 1);
 }
 
+/** Deepest tree explained: the walks recurse once per level (and real models stay far below). */
+export const MAX_EXPLAIN_DEPTH = 1000;
 /** Rows explained together by one walk of each tree (see `walkBlock`). */
 const BLOCK_ROWS = 256;
 /** Paths up to this many elements keep a memo of contributions per pattern (2^12 patterns × 12 values). */
@@ -528,7 +528,15 @@ export function explainTree(
 	for (const tr of body.trees) expected(tr, T, base, scale);
 	const values = new Float64Array(rows * T * nf);
 	let depth = 0;
-	for (const tr of body.trees) depth = Math.max(depth, treeDepth(tr));
+	body.trees.forEach((tr, k) => {
+		const d = treeDepth(tr);
+		if (d > MAX_EXPLAIN_DEPTH)
+			throw new MlshipError(
+				"MLSHIP_UNSUPPORTED_MODEL",
+				`tree ${k} of the ${model.format} model is ${d} levels deep; TreeSHAP explains trees of at most ${MAX_EXPLAIN_DEPTH} levels`,
+			);
+		depth = Math.max(depth, d);
+	});
 	const paths: Paths = {
 		feature: new Int32Array(depth + 1),
 		zero: new Float64Array(depth + 1),
@@ -536,7 +544,7 @@ export function explainTree(
 		factor: new Float64Array(depth + 1),
 		prefix: new Float64Array(depth + 1),
 		acc: new Float64Array(depth + 1),
-		quad: gaussLegendre((depth + 1) >> 1),
+		quad: { x: [], w: [] },
 	};
 	const trees = body.trees;
 	const only = trees.map((tr) => soleTarget(tr, T));

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { rawScores } from "../../src/trees/eval.ts";
-import { explainTree } from "../../src/trees/explain.ts";
+import { explainTree, MAX_EXPLAIN_DEPTH } from "../../src/trees/explain.ts";
 import {
 	goesLeft,
 	LE,
@@ -254,5 +254,52 @@ describe("TreeSHAP on paths longer than the block walk's bit masks", () => {
 			{ name: "x", datatype: "FP64", shape: [rows, nf], data: X },
 		]);
 		assertAdds(m, X, rows, e);
+	});
+});
+
+describe("TreeSHAP's depth limit", () => {
+	for (const nf of [20, 40])
+		it(`a ${MAX_EXPLAIN_DEPTH}-level tree over ${nf} features is explained, and adds up`, () => {
+			const rand = rng(nf);
+			const m = model(
+				[randomTree(rand, nf, MAX_EXPLAIN_DEPTH, 1, -1, true)],
+				nf,
+				1,
+				"sum",
+			);
+			const rows = 300;
+			const X = new Float64Array(rows * nf);
+			for (let i = 0; i < X.length; i++) X[i] = Math.round(rand() * 8) / 4;
+			const e = explainTree(m, [
+				{ name: "x", datatype: "FP64", shape: [rows, nf], data: X },
+			]);
+			assertAdds(m, X, rows, e);
+		});
+	it("a deeper one is refused, naming the tree and its depth", () => {
+		const m = model(
+			[
+				randomTree(rng(1), 5, 2, 1, -1),
+				randomTree(rng(2), 5, MAX_EXPLAIN_DEPTH + 1, 1, -1, true),
+			],
+			5,
+			1,
+			"sum",
+		);
+		assert.throws(
+			() =>
+				explainTree(m, [
+					{
+						name: "x",
+						datatype: "FP64",
+						shape: [1, 5],
+						data: new Float64Array(5),
+					},
+				]),
+			(e: { code?: string; message: string }) =>
+				e.code === "MLSHIP_UNSUPPORTED_MODEL" &&
+				/tree 1 of the test model is 1001 levels deep; TreeSHAP explains trees of at most 1000 levels/.test(
+					e.message,
+				),
+		);
 	});
 });
