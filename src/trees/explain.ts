@@ -217,7 +217,10 @@ interface Paths {
 	quad: Quadrature;
 }
 
-/** One tree on one row: what the recursion reads, in one reused object (no closure per row and tree). */
+/**
+ * One tree and what the walks read, in one reused object (no closure per row and tree); `xo`/`po` (the row's
+ * features and values) serve the row-by-row walk, the block walk has its own rows.
+ */
 interface Walk {
 	tree: Tree;
 	targets: number;
@@ -233,8 +236,9 @@ interface Walk {
 }
 
 /**
- * Each path element's contribution per unit of leaf value, into `p.acc`: (o_j − z_j) ∫ G / f_j. With the path's D unique features, z_j the share of training rows that follow the
- * path at j's splits and o_j whether the row does, Algorithm 2's weight of feature i is
+ * Each path element's contribution per unit of leaf value, into `p.acc`: (o_j − z_j) ∫ G / f_j. With the path's
+ * D unique features, z_j the share of training rows that follow the path at j's splits and o_j whether the row does
+ * (`p.zero`, `p.one`), Algorithm 2's weight of feature i is
  * Σ_S |S|!(D−|S|−1)!/D! Π_{j∈S} o_j Π_{j∉S, j≠i} z_j = ∫₀¹ Π_{j≠i} (z_j(1−x) + o_j x) dx (a Beta integral), so
  * φ_i += v · (o_i − z_i) · that integral. The integrand is a polynomial of degree D − 1, which the ⌈D/2⌉-point
  * Gauss–Legendre rule integrates exactly: about D²/2 independent multiply-adds per leaf instead of the reference
