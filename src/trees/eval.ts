@@ -2,11 +2,56 @@
 import { allocate } from "../protocol/datatypes.ts";
 import { invalidInput } from "../protocol/errors.ts";
 import type { Tensor } from "../protocol/types.ts";
-import { goesLeft, LE, LT, type Tree, type TreeModel } from "./ir.ts";
+import {
+	type Feature,
+	goesLeft,
+	LE,
+	LT,
+	type Tree,
+	type TreeModel,
+	treeDepth,
+} from "./ir.ts";
 
 /** Rows of a batch: the first dimension of the first input. */
 export function batchRows(inputs: readonly Tensor[]): number {
 	return inputs[0]?.shape[0] ?? 0;
+}
+
+/** A feature that reads its column as it is. */
+function plain(f: Feature): boolean {
+	return (
+		f.equals === undefined &&
+		f.impute === undefined &&
+		f.offset === undefined &&
+		f.scale === undefined
+	);
+}
+
+/**
+ * The input data that already is the feature matrix, when there is one: a single float input whose columns are the
+ * features in order, with no preprocessing (float32 data needs no rounding to float32). Most GBDT models take this.
+ */
+function directInput(
+	model: TreeModel,
+	byName: ReadonlyMap<string, Tensor>,
+	rows: number,
+): Float32Array | Float64Array | undefined {
+	const fs = model.features;
+	const first = fs[0];
+	if (!first) return undefined;
+	const t = byName.get(model.signature.inputs[first.input]?.name ?? "");
+	if (t?.shape.length !== 2 || t.shape[1] !== fs.length) return undefined;
+	const d = t.data;
+	const f32 = d instanceof Float32Array;
+	if ((!f32 && !(d instanceof Float64Array)) || d.length !== rows * fs.length)
+		return undefined;
+	for (let j = 0; j < fs.length; j++) {
+		const f = fs[j] as Feature;
+		if (f.input !== first.input || f.column !== j || !plain(f))
+			return undefined;
+		if (f.round32 && !f32) return undefined;
+	}
+	return d;
 }
 
 /**
@@ -21,6 +66,11 @@ export function featureMatrix(
 	const nf = model.features.length;
 	const byName = new Map(inputs.map((t) => [t.name, t]));
 	const X = new Float64Array(rows * nf);
+	const direct = directInput(model, byName, rows);
+	if (direct) {
+		X.set(direct);
+		return X;
+	}
 	for (let j = 0; j < nf; j++) {
 		const f = model.features[j] as TreeModel["features"][number];
 		const spec = model.signature.inputs[f.input];
@@ -66,27 +116,31 @@ export function featureMatrix(
 }
 
 /**
- * All trees of an ensemble in one set of flat arrays (node ids offset per tree), with the missing-value direction
- * folded into the comparison where it can be: `v <= t` is false for NaN, so a node that sends NaN right needs no
- * check, and one that sends it left becomes `!(v > t)`. Built once per model.
+ * All trees of an ensemble in one set of flat arrays, laid out for level-by-level evaluation of a block of rows.
+ * Each tree is breadth-first with a node's two children side by side (right = left + 1), so a step is
+ * `n = left[n] + goRight`. Every threshold test becomes "go right when v > gt[n]": `v <= t` keeps t, `v < t` takes
+ * the largest double below t (the same test for every non-NaN double v). A NaN goes where `nanRight[n]` says. A leaf
+ * is its own child (`left[leaf] = leaf`, `gt = NaN`: no value is greater, and a NaN stays too), so every row of a
+ * block takes the same number of steps through a tree, its depth, with no "reached a leaf?" test. Built once per model.
  */
 interface Flat {
 	roots: Int32Array;
+	/** Steps from each tree's root to its deepest leaf. */
+	depth: Int32Array;
 	feature: Int32Array;
-	threshold: Float64Array;
-	/** 0: v < t, 1: v <= t, 2: !(v >= t), 3: !(v > t) (NaN left), 4: the general test (EQ, IN). */
-	op: Uint8Array;
+	gt: Float64Array;
 	left: Int32Array;
-	right: Int32Array;
+	/** 1 when a NaN goes right. */
+	nanRight: Uint8Array;
+	/** 1 for a node `v > gt` cannot express (EQ, IN, ISIN, a NaN threshold, `< −∞`): `goesLeft` on its tree decides. */
+	general: Uint8Array;
 	value: Float64Array;
-	/** Index of each flat node's tree, for the general test. */
+	/** Each flat node's tree and its id there, for the general test. */
 	tree: Int32Array;
-	base: Int32Array;
-	/** Each flat node's id in its tree, for the general test. */
 	node: Int32Array;
-	/** Thresholds as `v <= t` tests (a `<` test's threshold is the next double down), for batches without NaN. */
-	le: Float64Array;
-	/** Every split is a `<` or `<=` test: batches without NaN take the one-comparison loop. */
+	/** The one target a tree's leaves add to (XGBoost's one tree per class), or -1 when they add to several. */
+	target: Int32Array;
+	/** Every split is a threshold (`<` or `<=`) test. */
 	simple: boolean;
 }
 
@@ -103,6 +157,22 @@ function nextDown(x: number): number {
 
 const flats = new WeakMap<TreeModel, Flat>();
 
+/**
+ * The only target with non-zero leaf values in `tree` (XGBoost and LightGBM grow one tree per class), or -1 when
+ * several have them; 0 for a single-target model.
+ */
+export function soleTarget(tree: Tree, T: number): number {
+	if (T === 1) return 0;
+	let only = -1;
+	for (let n = 0; n < tree.feature.length; n++)
+		for (let t = 0; t < T; t++)
+			if ((tree.value[n * T + t] as number) !== 0) {
+				if (only >= 0 && only !== t) return -1;
+				only = t;
+			}
+	return Math.max(only, 0);
+}
+
 function flatten(model: TreeModel, trees: readonly Tree[]): Flat {
 	const cached = flats.get(model);
 	if (cached) return cached;
@@ -110,23 +180,23 @@ function flatten(model: TreeModel, trees: readonly Tree[]): Flat {
 	const n = trees.reduce((a, t) => a + t.feature.length, 0);
 	const f: Flat = {
 		roots: new Int32Array(trees.length),
+		depth: new Int32Array(trees.length),
 		feature: new Int32Array(n),
-		threshold: new Float64Array(n),
-		op: new Uint8Array(n),
+		gt: new Float64Array(n),
 		left: new Int32Array(n),
-		right: new Int32Array(n),
+		nanRight: new Uint8Array(n),
+		general: new Uint8Array(n),
 		value: new Float64Array(n * T),
 		tree: new Int32Array(n),
-		base: new Int32Array(trees.length),
 		node: new Int32Array(n),
-		le: new Float64Array(n),
+		target: new Int32Array(trees.length),
 		simple: true,
 	};
 	let o = 0;
 	trees.forEach((t, k) => {
 		f.roots[k] = o;
-		f.base[k] = o;
-		// Breadth-first layout with the two children of a node side by side: right = left + 1.
+		f.depth[k] = treeDepth(t);
+		f.target[k] = soleTarget(t, T);
 		const queue = [0];
 		const at = new Int32Array(t.feature.length);
 		at[0] = o;
@@ -134,27 +204,37 @@ function flatten(model: TreeModel, trees: readonly Tree[]): Flat {
 		for (let q = 0; q < queue.length; q++) {
 			const i = queue[q] as number;
 			const j = at[i] as number;
-			f.feature[j] = t.feature[i] as number;
-			f.threshold[j] = t.threshold[i] as number;
 			f.tree[j] = k;
 			f.node[j] = i;
 			for (let c = 0; c < T; c++)
 				f.value[j * T + c] = t.value[i * T + c] as number;
-			if ((t.feature[i] as number) < 0) continue;
+			const feat = t.feature[i] as number;
+			if (feat < 0) {
+				// A leaf: stays where it is whatever the value (feature 0 is read and ignored).
+				f.feature[j] = 0;
+				f.gt[j] = Number.NaN;
+				f.left[j] = j;
+				continue;
+			}
 			const m = t.mode[i];
-			const nanLeft = t.missingLeft[i] === 1;
-			f.op[j] = m === LT ? (nanLeft ? 2 : 0) : m === LE ? (nanLeft ? 3 : 1) : 4;
-			if (m !== LT && m !== LE) f.simple = false;
-			f.le[j] =
-				m === LT
-					? nextDown(t.threshold[i] as number)
-					: (t.threshold[i] as number);
+			const th = t.threshold[i] as number;
+			f.feature[j] = feat;
+			f.nanRight[j] = t.missingLeft[i] === 1 ? 0 : 1;
+			// `v > gt` cannot say "never left" (x < −∞) or "never left, NaN threshold" (x <= NaN): goesLeft decides.
+			const threshold =
+				(m === LE || m === LT) &&
+				!Number.isNaN(th) &&
+				!(m === LT && th === Number.NEGATIVE_INFINITY);
+			if (threshold) f.gt[j] = m === LE ? th : nextDown(th);
+			else {
+				f.general[j] = 1;
+				f.simple = false;
+			}
 			const l = t.left[i] as number;
 			const r = t.right[i] as number;
 			at[l] = next;
 			at[r] = next + 1;
 			f.left[j] = next;
-			f.right[j] = next + 1;
 			next += 2;
 			queue.push(l, r);
 		}
@@ -164,51 +244,99 @@ function flatten(model: TreeModel, trees: readonly Tree[]): Flat {
 	return f;
 }
 
-/** Rows scored together per tree: the block's features and the tree's nodes stay in cache. */
-const BLOCK = 64;
+/**
+ * Rows scored together: each tree walks the whole block level by level, so its nodes and the block's features stay
+ * in cache, and the steps of different rows do not wait on each other.
+ */
+const BLOCK = 256;
 
-/** Adds leaf `n`'s values to row `r` of the raw scores. */
-function addLeaf(
-	out: Float64Array,
-	value: Float64Array,
-	r: number,
-	n: number,
-	T: number,
-): void {
-	if (T === 1) out[r] = (out[r] as number) + (value[n] as number);
-	else
-		for (let t = 0; t < T; t++)
-			out[r * T + t] =
-				(out[r * T + t] as number) + (value[n * T + t] as number);
-}
-
-/** The one-comparison loop: every split is `v <= t` and no value is NaN. Adds leaf values into `out`. */
-function scoreSimple(
+/**
+ * Adds every tree's leaf values for rows `[r0, r0 + nb)` of `X` into `out`. `nan`: the block may hold NaN values;
+ * `general`: the model has non-threshold splits. Four copies of one loop so each stays small and monomorphic.
+ */
+function scoreBlock(
 	fl: Flat,
+	trees: readonly Tree[],
 	X: Float64Array,
-	rows: number,
+	r0: number,
+	nb: number,
 	nf: number,
 	T: number,
 	out: Float64Array,
+	idx: Int32Array,
+	nan: boolean,
 ): void {
-	const { feature, le, left, value, roots } = fl;
-	for (let r0 = 0; r0 < rows; r0 += BLOCK) {
-		const r1 = Math.min(rows, r0 + BLOCK);
-		for (let k = 0; k < roots.length; k++) {
-			const root = roots[k] as number;
-			for (let r = r0; r < r1; r++) {
-				const xo = r * nf;
-				let n = root;
-				let f = feature[n] as number;
-				while (f >= 0) {
-					n =
-						(left[n] as number) +
-						((X[xo + f] as number) <= (le[n] as number) ? 0 : 1);
-					f = feature[n] as number;
-				}
-				addLeaf(out, value, r, n, T);
-			}
+	const { feature, gt, left, nanRight, value, roots, depth, target } = fl;
+	const general = fl.simple ? undefined : fl.general;
+	for (let k = 0; k < roots.length; k++) {
+		const root = roots[k] as number;
+		const D = depth[k] as number;
+		if (general || nan || D === 0) for (let i = 0; i < nb; i++) idx[i] = root;
+		else {
+			// The first step of every row leaves the same node: its test read once.
+			const f0 = feature[root] as number;
+			const t0 = gt[root] as number;
+			const l0 = left[root] as number;
+			for (let i = 0; i < nb; i++)
+				idx[i] = l0 + Number((X[(r0 + i) * nf + f0] as number) > t0);
 		}
+		if (general) {
+			for (let d = 0; d < D; d++)
+				for (let i = 0; i < nb; i++) {
+					const n = idx[i] as number;
+					const v = X[(r0 + i) * nf + (feature[n] as number)] as number;
+					let right: number;
+					if (general[n] === 1) {
+						const t = fl.tree[n] as number;
+						right = goesLeft(trees[t] as Tree, fl.node[n] as number, v) ? 0 : 1;
+					} else
+						right =
+							v > (gt[n] as number)
+								? 1
+								: !Number.isNaN(v)
+									? 0
+									: (nanRight[n] as number);
+					idx[i] = (left[n] as number) + right;
+				}
+		} else if (nan) {
+			for (let d = 0; d < D; d++)
+				for (let i = 0; i < nb; i++) {
+					const n = idx[i] as number;
+					const v = X[(r0 + i) * nf + (feature[n] as number)] as number;
+					idx[i] =
+						(left[n] as number) +
+						(v > (gt[n] as number)
+							? 1
+							: !Number.isNaN(v)
+								? 0
+								: (nanRight[n] as number));
+				}
+		} else {
+			for (let d = 1; d < D; d++)
+				for (let i = 0; i < nb; i++) {
+					const n = idx[i] as number;
+					idx[i] =
+						(left[n] as number) +
+						Number(
+							(X[(r0 + i) * nf + (feature[n] as number)] as number) >
+								(gt[n] as number),
+						);
+				}
+		}
+		const only = target[k] as number;
+		if (only >= 0)
+			for (let i = 0; i < nb; i++) {
+				const o = (r0 + i) * T + only;
+				out[o] =
+					(out[o] as number) + (value[(idx[i] as number) * T + only] as number);
+			}
+		else
+			for (let i = 0; i < nb; i++) {
+				const n = idx[i] as number;
+				for (let t = 0; t < T; t++)
+					out[(r0 + i) * T + t] =
+						(out[(r0 + i) * T + t] as number) + (value[n * T + t] as number);
+			}
 	}
 }
 
@@ -235,42 +363,14 @@ export function rawScores(
 	}
 	const trees = body.trees;
 	const fl = flatten(model, trees);
-	const { feature, threshold, op, left, value, roots } = fl;
-	let nan = false;
-	if (fl.simple)
-		for (let i = 0; i < X.length && !nan; i++) nan = Number.isNaN(X[i]);
-	if (fl.simple && !nan) scoreSimple(fl, X, rows, nf, T, out);
-	else
-		for (let r0 = 0; r0 < rows; r0 += BLOCK) {
-			const r1 = Math.min(rows, r0 + BLOCK);
-			for (let k = 0; k < roots.length; k++) {
-				const root = roots[k] as number;
-				for (let r = r0; r < r1; r++) {
-					const xo = r * nf;
-					let n = root;
-					let f = feature[n] as number;
-					while (f >= 0) {
-						const v = X[xo + f] as number;
-						const th = threshold[n] as number;
-						const o = op[n];
-						let goRight: number;
-						if (o === 1) goRight = v <= th ? 0 : 1;
-						else if (o === 0) goRight = v < th ? 0 : 1;
-						else if (o === 3) goRight = v > th ? 1 : 0;
-						else if (o === 2) goRight = v >= th ? 1 : 0;
-						else {
-							const k2 = fl.tree[n] as number;
-							goRight = goesLeft(trees[k2] as Tree, fl.node[n] as number, v)
-								? 0
-								: 1;
-						}
-						n = (left[n] as number) + goRight;
-						f = feature[n] as number;
-					}
-					addLeaf(out, value, r, n, T);
-				}
-			}
-		}
+	const idx = new Int32Array(Math.min(BLOCK, rows));
+	for (let r0 = 0; r0 < rows; r0 += BLOCK) {
+		const nb = Math.min(BLOCK, rows - r0);
+		let nan = false;
+		for (let i = r0 * nf, e = (r0 + nb) * nf; i < e && !nan; i++)
+			nan = Number.isNaN(X[i]);
+		scoreBlock(fl, trees, X, r0, nb, nf, T, out, idx, nan);
+	}
 	const div = body.aggregate === "average" ? trees.length : 1;
 	for (let r = 0; r < rows; r++)
 		for (let t = 0; t < T; t++)
