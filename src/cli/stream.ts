@@ -249,6 +249,14 @@ export function streamCommand(): Command {
 								sources: [model],
 								minRows: opts.monitorMinRows,
 								webhook: opts.alertWebhook,
+								...(opts.feedbackRetention !== undefined
+									? {
+											feedbackRetentionMs: parseDuration(
+												opts.feedbackRetention,
+												"--feedback-retention",
+											),
+										}
+									: {}),
 								onError: (err) =>
 									log.warn({ err: err.message }, "drift monitor"),
 							});
@@ -299,7 +307,12 @@ export function streamCommand(): Command {
 					schema: opts.schema,
 					avroFraming: opts.avroFraming,
 					resultSchema: opts.resultSchema,
-					...(drift ? { hooks: [drift.monitor.hook] } : {}),
+					...(drift
+						? {
+								hooks: [drift.monitor.hook],
+								onDataPlane: (dp) => drift.monitor.attach(dp),
+							}
+						: {}),
 					feedbackFrom: opts.feedbackFrom,
 					feedbackMaxIds: opts.feedbackMaxIds,
 					feedbackRetentionMs:
