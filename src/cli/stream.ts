@@ -170,7 +170,7 @@ export function streamCommand(): Command {
 		)
 		.option(
 			"--monitor-window <duration>",
-			"drift monitoring: profile requests in windows of this length (30s, 5m) against the bundle's reference profile; windows go to the registry (replicas merge), gauges to --metrics-port",
+			"drift monitoring: profile requests in windows of this length (30s, 5m) against the bundle's reference profile, and keep requests, errors, latency and feedback quality per window; windows go to the registry (replicas merge), gauges to --metrics-port",
 		)
 		.option(
 			"--monitor-min-rows <n>",

@@ -68,7 +68,18 @@ test("stream --monitor-window writes windows to the registry; monitor report --j
 			features: Record<string, { drifted: boolean | null }>;
 			dataset: { drifted_dataset: boolean };
 		}[];
+		stats: {
+			version: number;
+			requests: number;
+			errors: number;
+			p50_ms: number | null;
+		}[];
 	};
+	// Traffic and latency of the same window: every scoring call the stream made, none failed.
+	assert.equal(report.stats.length, 1, JSON.stringify(report.stats));
+	const [t] = report.stats;
+	assert.ok(t && t.version === 1 && t.requests >= 1 && t.errors === 0);
+	assert.ok(t.p50_ms !== null && t.p50_ms > 0);
 	assert.equal(report.windows.length, 1);
 	const [w] = report.windows;
 	assert.ok(w);

@@ -151,10 +151,11 @@ for (const kind of ["sqlite", "postgres"] as const)
 			for (const s of served) one.addClass(s.row);
 			const want = one.figures();
 			assert.deepEqual(Object.keys(q).sort(), Object.keys(want).sort());
+			const got: Record<string, number> = { ...q };
 			for (const [k, v] of Object.entries(want))
 				assert.ok(
-					Math.abs(((q as Record<string, number>)[k] as number) - v) < 1e-12,
-					`${k}: ${(q as Record<string, number>)[k]} vs ${v}`,
+					Math.abs((got[k] as number) - v) < 1e-12,
+					`${k}: ${got[k]} vs ${v}`,
 				);
 			assert.ok(q.roc_auc !== undefined && q.roc_auc > 0.5);
 			// The same figures from either replica's view, and from the rows the registry holds.
