@@ -93,6 +93,23 @@ export async function openDriftMonitor(o: {
 
 /** Windows kept in memory when there is no registry (the oldest are dropped). */
 const MEMORY_WINDOWS = 2000;
+/** Writes a window row to a list kept in memory (no registry): replaces its earlier version, drops the oldest. */
+function keepInMemory<
+	T extends { model: string; version: number; start: number },
+>(list: T[], row: T): void {
+	const i = list.findIndex(
+		(r) =>
+			r.model === row.model &&
+			r.version === row.version &&
+			r.start === row.start,
+	);
+	if (i >= 0) list[i] = row;
+	else {
+		list.push(row);
+		if (list.length > MEMORY_WINDOWS) list.shift();
+	}
+}
+
 /** Most stats windows held open for late feedback; a truth for a window beyond them is dropped and counted. */
 const MAX_OPEN_STATS = 10_000;
 
@@ -420,18 +437,7 @@ export class DriftMonitor {
 		win.dirty = false;
 		const store = this.#opts.store;
 		if (!store) {
-			const i = this.#memoryStats.findIndex(
-				(r) =>
-					r.model === row.model &&
-					r.version === row.version &&
-					r.start === row.start,
-			);
-			if (i >= 0) this.#memoryStats[i] = row;
-			else {
-				this.#memoryStats.push(row);
-				if (this.#memoryStats.length > MEMORY_WINDOWS)
-					this.#memoryStats.shift();
-			}
+			keepInMemory(this.#memoryStats, row);
 			return;
 		}
 		try {
@@ -511,17 +517,7 @@ export class DriftMonitor {
 		win.dirty = false;
 		const store = this.#opts.store;
 		if (!store) {
-			const i = this.#memory.findIndex(
-				(r) =>
-					r.model === row.model &&
-					r.version === row.version &&
-					r.start === row.start,
-			);
-			if (i >= 0) this.#memory[i] = row;
-			else {
-				this.#memory.push(row);
-				if (this.#memory.length > MEMORY_WINDOWS) this.#memory.shift();
-			}
+			keepInMemory(this.#memory, row);
 			return;
 		}
 		try {
