@@ -5,6 +5,7 @@ import { spawnSync } from "node:child_process";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
+import { queryPayloadLog } from "../../src/payload-log/query.ts";
 import { CLI } from "../helpers/fixtures.ts";
 import { bundleWithReference, rows } from "./synth.ts";
 
@@ -46,8 +47,22 @@ test("stream --monitor-window writes windows to the registry; monitor report --j
 			window,
 			...more,
 		);
-	const s = stream(join(root, "results.jsonl"), "1h", "--log-level", "warn");
+	// With a payload log too: both hooks see every prediction (the monitor's once replaced the log's).
+	const payloads = join(root, "payloads");
+	const s = stream(
+		join(root, "results.jsonl"),
+		"1h",
+		"--log-level",
+		"warn",
+		"--log-payloads",
+		payloads,
+	);
 	assert.equal(s.status, 0, s.stderr);
+	const logged = await queryPayloadLog(payloads, { limit: 1000 });
+	assert.equal(
+		logged.reduce((n, r) => n + r.rows, 0),
+		300,
+	);
 	const r = mlship(
 		"monitor",
 		"report",
