@@ -208,6 +208,49 @@ test("without a registry, traffic windows stay in the process; closing counts th
 	}
 });
 
+test("errors are counted per window: a model that fails some rows (server errors, not in the latency histogram)", async () => {
+	const clock = { t: T0 + 1000 };
+	const mon = new DriftMonitor({
+		windowSeconds: WINDOW,
+		now: () => clock.t,
+		timer: false,
+	});
+	const name = "iris-fails-long-sepals"; // its model fails rows with sepal_length >= 6.5
+	const dp = await createDataPlane({
+		models: [{ name, source: bundleDir("rollout/iris-fails-long-sepals") }],
+		hooks: [mon.hook],
+		processMetrics: false,
+	});
+	try {
+		mon.attach(dp);
+		await mon.flush();
+		let failed = 0;
+		for (let i = 0; i < 10; i++) {
+			const row = {
+				sepal_length: i < 3 ? 7.2 : 5.0,
+				sepal_width: 3.4,
+				petal_length: 1.5,
+				petal_width: 0.2,
+			};
+			await dp.predict(name, undefined, [row]).catch(() => failed++);
+		}
+		assert.equal(failed, 3);
+		clock.t = T0 + 30_000;
+		await mon.flush();
+		const [w] = (await mon.report(name, T0)).stats;
+		assert.ok(w);
+		assert.deepEqual([w.requests, w.errors, w.error_rate], [10, 3, 0.3]);
+		assert.equal(
+			w.latency_buckets.reduce((a, b) => a + b, 0),
+			7,
+			"answers only",
+		);
+	} finally {
+		await mon.close();
+		await dp.close();
+	}
+});
+
 test("quality statistics merge: two halves through JSON give the figures of all rows; bad stored statistics are named", () => {
 	const rows: ClassRow[] = [];
 	for (let i = 0; i < 200; i++) {
