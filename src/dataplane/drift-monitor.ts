@@ -110,7 +110,10 @@ function keepInMemory<
 	}
 }
 
-/** Most stats windows held open for late feedback; a truth for a window beyond them is dropped and counted. */
+/**
+ * Most stats windows held (open for late feedback, or waiting for the registry); a truth for a window beyond them is
+ * dropped and counted, and past it the oldest windows go, counted.
+ */
 const MAX_OPEN_STATS = 10_000;
 
 /** The ticks of a window: an integer number of them per window, each 0.1–10 s (window/5 when that fits). */
@@ -153,6 +156,8 @@ export interface DriftMonitorOptions {
 	timer?: boolean;
 	/** How long feedback can arrive after an answer (default 1 h): its window's quality is kept open that long. */
 	feedbackRetentionMs?: number;
+	/** Most traffic/quality windows held in memory (default 10,000; see MAX_OPEN_STATS). */
+	maxOpenWindows?: number;
 }
 
 /** One version's traffic and quality in one window, as this process counts it. */
@@ -242,6 +247,7 @@ export class DriftMonitor {
 	#traffic: (() => Promise<ServedTotals[]>) | undefined;
 	readonly #lastTotals = new Map<string, VersionTotals>();
 	#detach: (() => void) | undefined;
+	readonly #maxOpen: number;
 	readonly #tickMs: number;
 	readonly #now: () => number;
 	#ticking: Promise<void> = Promise.resolve();
@@ -282,6 +288,11 @@ export class DriftMonitor {
 		help: "Feedback truths left out of the per-window quality: their window was no longer held (more than 10,000 windows open)",
 		registers: [this.registry],
 	});
+	readonly #statsDropped = new Counter({
+		name: "mlship_monitor_stats_dropped_total",
+		help: "Traffic/quality windows dropped before they were written: more than 10,000 were waiting (the registry unreachable for long)",
+		registers: [this.registry],
+	});
 	readonly #alertsClaimedElsewhere = new Counter({
 		name: "mlship_drift_alerts_deduplicated_total",
 		help: "Alerts this replica did not post because another replica sharing the registry claimed (and sent) them",
@@ -302,6 +313,7 @@ export class DriftMonitor {
 			opts.replica ??
 			`${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
 		this.#hysteresis = new Hysteresis(opts.hysteresis);
+		this.#maxOpen = opts.maxOpenWindows ?? MAX_OPEN_STATS;
 		this.#webhook = opts.webhook
 			? new WebhookSender(opts.webhook, (e) => this.#error(e))
 			: undefined;
@@ -376,7 +388,7 @@ export class DriftMonitor {
 		const w = this.windowSeconds * 1000;
 		const start = Math.floor(e.at / w) * w;
 		const key = `${e.model}\u0000${version}\u0000${start}`;
-		if (!this.#stats.has(key) && this.#stats.size >= MAX_OPEN_STATS) {
+		if (!this.#stats.has(key) && this.#stats.size >= this.#maxOpen) {
 			this.#qualityDropped.inc();
 			return;
 		}
@@ -469,6 +481,12 @@ export class DriftMonitor {
 		for (const [key, win] of this.#stats) {
 			if (win.dirty) await this.#saveStats(win);
 			if (!win.dirty && now >= win.start + w + keep) this.#stats.delete(key);
+		}
+		// A registry down for long keeps every window dirty: the oldest go (counted) rather than grow without bound.
+		for (const key of this.#stats.keys()) {
+			if (this.#stats.size <= this.#maxOpen) break;
+			this.#stats.delete(key);
+			this.#statsDropped.inc();
 		}
 	}
 

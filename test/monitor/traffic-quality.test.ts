@@ -251,6 +251,47 @@ test("errors are counted per window: a model that fails some rows (server errors
 	}
 });
 
+test("while the registry refuses writes, traffic windows wait in memory up to a cap; past it the oldest go, counted", async () => {
+	const store = await openRegistry("sqlite::memory:");
+	await store.close(); // every call now fails with MLSHIP_CLOSED
+	const errors: string[] = [];
+	const clock = { t: T0 + 1000 };
+	const mon = new DriftMonitor({
+		windowSeconds: WINDOW,
+		store,
+		now: () => clock.t,
+		timer: false,
+		maxOpenWindows: 3,
+		onError: (e) => errors.push(e.message),
+	});
+	const dp = await createDataPlane({
+		models: [{ name: MODEL, source: bundleDir(MODEL) }],
+		hooks: [mon.hook],
+		processMetrics: false,
+	});
+	try {
+		mon.attach(dp);
+		await mon.flush();
+		for (let i = 0; i < 6; i++) {
+			clock.t = T0 + i * WINDOW * 1000 + 1000;
+			await dp.predict(MODEL, undefined, [
+				records[0] as Record<string, number>,
+			]);
+			clock.t += 30_000;
+			await mon.flush();
+		}
+		assert.ok(
+			errors.some((e) => /cannot write the traffic window/.test(e)),
+			errors.join("\n"),
+		);
+		const text = (await mon.metricsText()).body;
+		assert.match(text, /^mlship_monitor_stats_dropped_total 3$/m);
+	} finally {
+		await mon.close();
+		await dp.close();
+	}
+});
+
 test("quality statistics merge: two halves through JSON give the figures of all rows; bad stored statistics are named", () => {
 	const rows: ClassRow[] = [];
 	for (let i = 0; i < 200; i++) {
