@@ -279,7 +279,7 @@ export class DriftMonitor {
 	});
 	readonly #alerts = new Counter({
 		name: "mlship_drift_alerts_total",
-		help: "Drift alerts started and ended (type), sent to the webhook when one is set",
+		help: "Drift alerts started and ended (type) as this replica's hysteresis decided them; with a webhook, the replica that claims one in the registry posts it",
 		labelNames: ["model", "type"] as const,
 		registers: [this.registry],
 	});
