@@ -3,8 +3,7 @@
 // window, change) reaches the webhook once, claimed in the registry.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { createDataPlane } from "../../src/dataplane/dataplane.ts";
-import { DriftMonitor } from "../../src/dataplane/drift-monitor.ts";
+import type { DriftMonitor } from "../../src/dataplane/drift-monitor.ts";
 import type { DataPlane } from "../../src/dataplane/types.ts";
 import type { AlertEvent } from "../../src/monitor/alerts.ts";
 import { openRegistry } from "../../src/registry/open.ts";
@@ -18,6 +17,7 @@ import {
 	startWebhookReceiver,
 	type WebhookReceiver,
 } from "../helpers/webhook.ts";
+import { monitoredPlane } from "./monitored.ts";
 import { bundleWithReference, rows } from "./synth.ts";
 
 const WINDOW = 60;
@@ -52,22 +52,15 @@ for (const kind of ["sqlite", "postgres"] as const)
 		hook.events.length = 0;
 		try {
 			for (const replica of ["a", "b"]) {
-				const mon = new DriftMonitor({
+				const m = await monitoredPlane({
+					name: MODEL,
+					source: dir,
+					clock,
 					windowSeconds: WINDOW,
-					store,
-					replica,
-					now: () => clock.t,
-					timer: false,
-					webhook: hook.url,
+					monitor: { store, replica, webhook: hook.url },
 				});
-				const dp = await createDataPlane({
-					models: [{ name: MODEL, source: dir }],
-					hooks: [mon.hook],
-					processMetrics: false,
-				});
-				mon.attach(dp);
-				planes.push(dp);
-				monitors.push(mon);
+				planes.push(m.dp);
+				monitors.push(m.mon);
 			}
 			const shifted = { mean: { bmi: 1.5, s5: 1.5 }, male: 0.9, old: 0.7 };
 			// Clean, shifted twice, then clean: dataset drift starts in window 1 and ends once clean (at the latest

@@ -4,8 +4,10 @@
 // quality statistics, histogram quantiles, window-aligned ticks.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { createDataPlane } from "../../src/dataplane/dataplane.ts";
-import { DriftMonitor, tickMsOf } from "../../src/dataplane/drift-monitor.ts";
+import {
+	type DriftMonitor,
+	tickMsOf,
+} from "../../src/dataplane/drift-monitor.ts";
 import type { DataPlane } from "../../src/dataplane/types.ts";
 import {
 	type ClassRow,
@@ -26,6 +28,7 @@ import {
 	uniqueDatabaseName,
 } from "../harness/postgres.ts";
 import { bundleDir, golden } from "../helpers/fixtures.ts";
+import { monitoredPlane } from "./monitored.ts";
 
 const WINDOW = 60;
 const T0 = Date.UTC(2026, 0, 1, 12, 0, 0);
@@ -52,22 +55,16 @@ for (const kind of ["sqlite", "postgres"] as const)
 		const monitors: DriftMonitor[] = [];
 		try {
 			for (const replica of ["a", "b"]) {
-				const mon = new DriftMonitor({
+				const m = await monitoredPlane({
+					name: MODEL,
+					source: bundleDir(MODEL),
+					clock,
 					windowSeconds: WINDOW,
-					store,
-					replica,
-					now: () => clock.t,
-					timer: false,
+					monitor: { store, replica },
+					feedback: true,
 				});
-				const dp = await createDataPlane({
-					models: [{ name: MODEL, source: bundleDir(MODEL) }],
-					hooks: [mon.hook],
-					feedback: { now: () => clock.t },
-					processMetrics: false,
-				});
-				mon.attach(dp);
-				planes.push(dp);
-				monitors.push(mon);
+				planes.push(m.dp);
+				monitors.push(m.mon);
 			}
 			const [a, b] = planes as [DataPlane, DataPlane];
 			const [ma, mb] = monitors as [DriftMonitor, DriftMonitor];
@@ -178,18 +175,13 @@ for (const kind of ["sqlite", "postgres"] as const)
 
 test("without a registry, traffic windows stay in the process; closing counts the traffic since the last tick", async () => {
 	const clock = { t: T0 + 1000 };
-	const mon = new DriftMonitor({
+	const { dp, mon } = await monitoredPlane({
+		name: MODEL,
+		source: bundleDir(MODEL),
+		clock,
 		windowSeconds: WINDOW,
-		now: () => clock.t,
-		timer: false,
-	});
-	const dp = await createDataPlane({
-		models: [{ name: MODEL, source: bundleDir(MODEL) }],
-		hooks: [mon.hook],
-		processMetrics: false,
 	});
 	try {
-		mon.attach(dp);
 		await mon.flush();
 		for (let i = 0; i < 7; i++)
 			await dp.predict(MODEL, undefined, [
@@ -210,19 +202,14 @@ test("without a registry, traffic windows stay in the process; closing counts th
 
 test("errors are counted per window: a model that fails some rows (server errors, not in the latency histogram)", async () => {
 	const clock = { t: T0 + 1000 };
-	const mon = new DriftMonitor({
-		windowSeconds: WINDOW,
-		now: () => clock.t,
-		timer: false,
-	});
 	const name = "iris-fails-long-sepals"; // its model fails rows with sepal_length >= 6.5
-	const dp = await createDataPlane({
-		models: [{ name, source: bundleDir("rollout/iris-fails-long-sepals") }],
-		hooks: [mon.hook],
-		processMetrics: false,
+	const { dp, mon } = await monitoredPlane({
+		name,
+		source: bundleDir("rollout/iris-fails-long-sepals"),
+		clock,
+		windowSeconds: WINDOW,
 	});
 	try {
-		mon.attach(dp);
 		await mon.flush();
 		let failed = 0;
 		for (let i = 0; i < 10; i++) {
@@ -256,21 +243,18 @@ test("while the registry refuses writes, traffic windows wait in memory up to a 
 	await store.close(); // every call now fails with MLSHIP_CLOSED
 	const errors: string[] = [];
 	const clock = { t: T0 + 1000 };
-	const mon = new DriftMonitor({
+	const { dp, mon } = await monitoredPlane({
+		name: MODEL,
+		source: bundleDir(MODEL),
+		clock,
 		windowSeconds: WINDOW,
-		store,
-		now: () => clock.t,
-		timer: false,
-		maxOpenWindows: 3,
-		onError: (e) => errors.push(e.message),
-	});
-	const dp = await createDataPlane({
-		models: [{ name: MODEL, source: bundleDir(MODEL) }],
-		hooks: [mon.hook],
-		processMetrics: false,
+		monitor: {
+			store,
+			maxOpenWindows: 3,
+			onError: (e) => errors.push(e.message),
+		},
 	});
 	try {
-		mon.attach(dp);
 		await mon.flush();
 		for (let i = 0; i < 6; i++) {
 			clock.t = T0 + i * WINDOW * 1000 + 1000;
