@@ -3,6 +3,8 @@
 //
 //   node bench/serve/run.ts [--models gbdt,mlp] [--seconds 8] [--warmup 2] [--levels 1,8,64]
 //                           [--contenders mlship,mlship-nobatch,mlship-log,mlship-log-down,mlserver,fastapi] [--no-results]
+//   the payload log's memory (peak RSS with and without it, ~2.5 min):
+//   node bench/serve/run.ts --models gbdt,mlp --contenders mlship,mlship-log,mlship-log-down --protocols rest --levels 64 --seconds 20
 //                           [--mlserver-variant pw0] [--fastapi-workers 1] [--tune] [--profile] [--cli src/cli/main.ts]
 //
 // Before anything runs (only when a Python contender is chosen): bench/serve/setup.sh (venv + wrk) and bench/serve/train_models.py (the same sklearn
@@ -782,15 +784,17 @@ interface Row {
 	other_cores: number;
 	/** mlship: resident memory of the server process after the level, MiB. */
 	rss_mib?: number;
+	/** mlship: the server process's peak resident memory since it started (VmHWM), MiB, read after the level. */
+	peak_rss_mib?: number;
 	/** Payload-log contenders: records written and dropped so far (from /metrics). */
 	log_written?: number;
 	log_dropped?: number;
 }
 
-/** Resident memory of a process, MiB (/proc/<pid>/status VmRSS). */
-function rssMib(pid: number): number | undefined {
+/** Resident memory of a process, MiB (/proc/<pid>/status VmRSS, or VmHWM: its peak since it started). */
+function rssMib(pid: number, field = "VmRSS"): number | undefined {
 	try {
-		const m = /^VmRSS:\s+(\d+) kB/m.exec(
+		const m = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(
 			readFileSync(`/proc/${pid}/status`, "utf8"),
 		);
 		return m ? Number(m[1]) / 1024 : undefined;
@@ -893,6 +897,8 @@ async function runContender(c: Contender, model: ModelKey): Promise<Row[]> {
 				if (c.kind === "mlship") {
 					const rss = rssMib(child.pid as number);
 					if (rss !== undefined) row.rss_mib = rss;
+					const peak = rssMib(child.pid as number, "VmHWM");
+					if (peak !== undefined) row.peak_rss_mib = peak;
 				}
 				if (c.id.startsWith("mlship-log")) {
 					const l = await logCounters(port);
@@ -1093,15 +1099,15 @@ function overheadTable(rows: Row[], raws: Raw[]): string {
 /** The payload log's cost: each log contender beside mlship without one, at each level. */
 function logTable(rows: Row[]): string {
 	const L = [
-		"| model | contender | clients | req/s | ÷ mlship (no log) | p99 ms | server CPU µs/req | ÷ mlship (no log) | RSS MiB | records written | records dropped |",
-		"|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+		"| model | contender | clients | req/s | ÷ mlship (no log) | p99 ms | server CPU µs/req | ÷ mlship (no log) | RSS MiB | peak RSS MiB | records written | records dropped |",
+		"|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
 	];
 	for (const r of rows) {
 		if (r.kind !== "mlship" || r.contender === "mlship-nobatch") continue;
 		const base = find(rows, r.model, "mlship", r.concurrency);
 		const n = (v: number | undefined) => (v === undefined ? "—" : fmt0(v));
 		L.push(
-			`| ${r.model} | ${r.contender} | ${r.concurrency} | ${fmt0(r.rps)} | ${base && r !== base ? ratio(r.rps / base.rps) : "—"} | ${f2(r.p99_ms)} | ${r.cpu_us_per_req.toFixed(0)} | ${base && r !== base ? ratio(r.cpu_us_per_req / base.cpu_us_per_req) : "—"} | ${r.rss_mib === undefined ? "—" : r.rss_mib.toFixed(0)} | ${n(r.log_written)} | ${n(r.log_dropped)} |`,
+			`| ${r.model} | ${r.contender} | ${r.concurrency} | ${fmt0(r.rps)} | ${base && r !== base ? ratio(r.rps / base.rps) : "—"} | ${f2(r.p99_ms)} | ${r.cpu_us_per_req.toFixed(0)} | ${base && r !== base ? ratio(r.cpu_us_per_req / base.cpu_us_per_req) : "—"} | ${r.rss_mib === undefined ? "—" : r.rss_mib.toFixed(0)} | ${r.peak_rss_mib === undefined ? "—" : r.peak_rss_mib.toFixed(0)} | ${n(r.log_written)} | ${n(r.log_dropped)} |`,
 		);
 	}
 	return L.join("\n");
@@ -1129,6 +1135,21 @@ function logVerdicts(rows: Row[]): string[] {
 		lines.push(
 			`- **Payload log at 100% sampling costs ≤ 10% of throughput: ${met === n ? "met" : "missed"}** (${met} of ${n} model × level cells; mlship-log vs mlship in the same run) — ${cost.join("; ")}.`,
 		);
+	// Peak RSS with and without the log: each server's VmHWM after its last level (its peak over the whole run).
+	for (const model of MODEL_KEYS) {
+		const peaks = ["mlship", "mlship-log", "mlship-log-down"].flatMap((c) => {
+			const last = rows
+				.filter((r) => r.model === model && r.contender === c)
+				.at(-1);
+			return last?.peak_rss_mib === undefined
+				? []
+				: [`${c} ${last.peak_rss_mib.toFixed(0)} MiB`];
+		});
+		if (peaks.length > 1)
+			lines.push(
+				`- **Peak RSS with and without the payload log (${model})**, each server's VmHWM over its whole run: ${peaks.join(", ")}.`,
+			);
+	}
 	for (const model of MODEL_KEYS) {
 		const down = rows.filter(
 			(r) => r.model === model && r.contender === "mlship-log-down",

@@ -23,7 +23,7 @@ interface ReportOpts {
 function reportCommand(): Command {
 	const cmd = new Command("report")
 		.description(
-			"Write a model's drift report: reference vs current histograms per feature, drift per window, dataset drift over time, traffic by version; one self-contained HTML file, or --json",
+			"Write a model's monitoring report: reference vs current histograms per feature, drift per window, dataset drift over time, traffic, errors, latency (p50/p99) and feedback quality by version over time; one self-contained HTML file, or --json",
 		)
 		.requiredOption("--model <name>", "the model's registry name")
 		.option("--since <duration>", "how far back (30m, 24h, 7d)", "24h")
@@ -51,8 +51,11 @@ function reportCommand(): Command {
 					opts.registry ?? defaultRegistryUri(),
 					async (store): Promise<MonitorReport> => {
 						const rows = await store.profileWindows(opts.model, since);
+						const stats = await store.statsWindows(opts.model, since);
 						const refs = new Map<number, Profile | undefined>();
-						for (const v of new Set(rows.map((r) => r.version))) {
+						for (const v of new Set(
+							[...rows, ...stats].map((r) => r.version),
+						)) {
 							let p: Profile | undefined;
 							try {
 								const b = await store.openBundle(`${opts.model}@${v}`);
@@ -69,9 +72,15 @@ function reportCommand(): Command {
 							}
 							refs.set(v, p);
 						}
-						return monitorReport(opts.model, since, rows, (v) => refs.get(v), {
-							minRows,
-						});
+						return monitorReport(
+							opts.model,
+							since,
+							rows,
+							(v) => refs.get(v),
+							{ minRows },
+							Date.now(),
+							stats,
+						);
 					},
 				);
 				const text = opts.json

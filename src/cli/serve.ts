@@ -182,7 +182,7 @@ export function serveCommand(): Command {
 		)
 		.option(
 			"--monitor-window <duration>",
-			"drift monitoring: profile traffic in windows of this length (30s, 5m) against each bundle's reference profile; GET /v2/models/{m}/monitor",
+			"drift monitoring: profile traffic in windows of this length (30s, 5m) against each bundle's reference profile, and keep every version's requests, errors, latency histogram and feedback quality per window (registry table monitor_stats); GET /v2/models/{m}/monitor, mlship monitor report",
 		)
 		.option(
 			"--monitor-min-rows <n>",

@@ -171,7 +171,7 @@ export function streamCommand(): Command {
 		)
 		.option(
 			"--monitor-window <duration>",
-			"drift monitoring: profile requests in windows of this length (30s, 5m) against the bundle's reference profile; windows go to the registry (replicas merge), gauges to --metrics-port",
+			"drift monitoring: profile requests in windows of this length (30s, 5m) against the bundle's reference profile, and keep requests, errors, latency and feedback quality per window; windows go to the registry (replicas merge), gauges to --metrics-port",
 		)
 		.option(
 			"--monitor-min-rows <n>",
@@ -250,6 +250,14 @@ export function streamCommand(): Command {
 								sources: [model],
 								minRows: opts.monitorMinRows,
 								webhook: opts.alertWebhook,
+								...(opts.feedbackRetention !== undefined
+									? {
+											feedbackRetentionMs: parseDuration(
+												opts.feedbackRetention,
+												"--feedback-retention",
+											),
+										}
+									: {}),
 								onError: (err) =>
 									log.warn({ err: err.message }, "drift monitor"),
 							});
@@ -301,7 +309,12 @@ export function streamCommand(): Command {
 					schema: opts.schema,
 					avroFraming: opts.avroFraming,
 					resultSchema: opts.resultSchema,
-					...(drift ? { hooks: [drift.monitor.hook] } : {}),
+					...(drift
+						? {
+								hooks: [drift.monitor.hook],
+								onDataPlane: (dp) => drift.monitor.attach(dp),
+							}
+						: {}),
 					feedbackFrom: opts.feedbackFrom,
 					feedbackMaxIds: opts.feedbackMaxIds,
 					feedbackRetentionMs:

@@ -7,6 +7,7 @@ import {
 	type FeedbackItem,
 	FeedbackJoin,
 	type FeedbackOutcome,
+	type TruthListener,
 } from "../feedback/join.ts";
 import { registerFeedbackMetrics } from "../feedback/metrics.ts";
 import type { VersionQuality } from "../feedback/quality.ts";
@@ -66,6 +67,7 @@ import type {
 	ModelInfo,
 	PredictResult,
 	RepositoryEntry,
+	ServedTotals,
 } from "./types.ts";
 
 export type {
@@ -186,8 +188,8 @@ class ServingDataPlane implements DataPlane {
 	}
 
 	/**
-	 * This server's cumulative totals per registry name and version, from its request metrics: requests (ok, error,
-	 * timeout), errors (error, timeout: the server's fault, not the client's), and the latency histogram of answers.
+	 * This server's cumulative totals per registry name and version (registry models only), for rollout checks:
+	 * see requestTotals.
 	 */
 	async #versionTotals(): Promise<
 		{ name: string; version: number; totals: VersionTotals }[]
@@ -197,25 +199,40 @@ class ServingDataPlane implements DataPlane {
 			if (!e.family && isRegistryRef(e.spec.source))
 				names.set(e.spec.name, parseRef(e.spec.source).name);
 		if (names.size === 0) return [];
+		const out: { name: string; version: number; totals: VersionTotals }[] = [];
+		for (const t of await this.requestTotals()) {
+			const name = names.get(t.model);
+			if (name !== undefined)
+				out.push({ name, version: t.version, totals: t.totals });
+		}
+		return out;
+	}
+
+	/**
+	 * This server's cumulative totals per served model name and version since it started, from its request metrics:
+	 * requests (ok, error, timeout), errors (error, timeout: the server's fault, not the client's), and the latency
+	 * histogram of answers (ROLLOUT_LATENCY_BUCKETS_MS, then +Inf; not cumulative). Per-entity family members are
+	 * left out (their metrics share one label); a bundle directory is version 1.
+	 */
+	async requestTotals(): Promise<ServedTotals[]> {
 		const by = new Map<
 			string,
 			{
-				name: string;
+				model: string;
 				version: number;
 				totals: VersionTotals;
 				cumulative: number[];
 			}
 		>();
 		const of = (labels: Record<string, unknown>) => {
-			const name = names.get(String(labels.model));
+			const model = String(labels.model);
 			const version = String(labels.version);
-			if (name === undefined || !/^[1-9][0-9]*$/.test(version))
-				return undefined;
-			const key = `${name}@${version}`;
+			if (!/^[1-9][0-9]*$/.test(version)) return undefined;
+			const key = `${model}\u0000${version}`;
 			let t = by.get(key);
 			if (!t) {
 				t = {
-					name,
+					model,
 					version: Number(version),
 					totals: { requests: 0, errors: 0, buckets: [] },
 					cumulative: new Array(ROLLOUT_LATENCY_BUCKETS_MS.length + 1).fill(0),
@@ -248,8 +265,8 @@ class ServingDataPlane implements DataPlane {
 						);
 			if (i >= 0) t.cumulative[i] = v.value;
 		}
-		return [...by.values()].map(({ name, version, totals, cumulative }) => ({
-			name,
+		return [...by.values()].map(({ model, version, totals, cumulative }) => ({
+			model,
 			version,
 			totals: {
 				...totals,
@@ -258,6 +275,11 @@ class ServingDataPlane implements DataPlane {
 				),
 			},
 		}));
+	}
+
+	/** Calls `fn` for every truth joined to an answer (per row; nothing without feedback). Returns its removal. */
+	onTruth(fn: TruthListener): () => void {
+		return this.feedbackJoin?.onTruth(fn) ?? (() => {});
 	}
 
 	/** Bandit arm totals as this server sees them (merged from the registry plus its unflushed rewards). */

@@ -4,6 +4,8 @@
 import { hostname } from "node:os";
 import { Counter, Gauge, Registry } from "prom-client";
 import { outputsToColumns, type TablePlan } from "../codec/table.ts";
+import type { TruthEvent, TruthListener } from "../feedback/join.ts";
+import { QualityStats } from "../feedback/quality.ts";
 import {
 	type AlertEvent,
 	columnVerdict,
@@ -23,6 +25,7 @@ import {
 	parseProfile,
 	stringifyProfile,
 } from "../monitor/profile/format.ts";
+import { LATENCY_BOUNDS_MS, type StatsRow } from "../monitor/stats.ts";
 import {
 	type MonitorReport,
 	mergeWindowRows,
@@ -32,9 +35,10 @@ import {
 import { parseDuration } from "../protocol/duration.ts";
 import type { Tensor } from "../protocol/types.ts";
 import { defaultRegistryUri, openRegistry } from "../registry/open.ts";
-import type { ModelStore } from "../registry/types.ts";
+import type { ModelStore, VersionTotals } from "../registry/types.ts";
 import { isRegistryRef } from "./entry.ts";
 import type { PredictCall, PredictHook } from "./instance.ts";
+import type { ServedTotals } from "./types.ts";
 
 /** A drift monitor and its close (which closes the registry connection it opened). */
 export interface OpenedMonitor {
@@ -54,6 +58,8 @@ export async function openDriftMonitor(o: {
 	minRows?: number | undefined;
 	method?: "default" | "psi" | undefined;
 	webhook?: string | undefined;
+	/** How long feedback can still arrive for an answer (the server's --feedback-retention), in ms. */
+	feedbackRetentionMs?: number | undefined;
 	onError?: (err: Error) => void;
 }): Promise<OpenedMonitor> {
 	const windowMs = parseDuration(o.window, "--monitor-window");
@@ -71,6 +77,9 @@ export async function openDriftMonitor(o: {
 		},
 		...(store ? { store } : {}),
 		...(o.webhook ? { webhook: o.webhook } : {}),
+		...(o.feedbackRetentionMs !== undefined
+			? { feedbackRetentionMs: o.feedbackRetentionMs }
+			: {}),
 		...(o.onError ? { onError: o.onError } : {}),
 	});
 	return {
@@ -84,6 +93,46 @@ export async function openDriftMonitor(o: {
 
 /** Windows kept in memory when there is no registry (the oldest are dropped). */
 const MEMORY_WINDOWS = 2000;
+/** Writes a window row to a list kept in memory (no registry): replaces its earlier version, drops the oldest. */
+function keepInMemory<
+	T extends { model: string; version: number; start: number },
+>(list: T[], row: T): void {
+	const i = list.findIndex(
+		(r) =>
+			r.model === row.model &&
+			r.version === row.version &&
+			r.start === row.start,
+	);
+	if (i >= 0) list[i] = row;
+	else {
+		list.push(row);
+		if (list.length > MEMORY_WINDOWS) list.shift();
+	}
+}
+
+/**
+ * Most stats windows held (open for late feedback, or waiting for the registry); a truth for a window beyond them is
+ * dropped and counted, and past it the oldest windows go, counted.
+ */
+const MAX_OPEN_STATS = 10_000;
+
+/** The ticks of a window: an integer number of them per window, each 0.1–10 s (window/5 when that fits). */
+export function tickMsOf(windowMs: number): number {
+	const n = Math.max(
+		1,
+		Math.min(
+			Math.floor(windowMs / 100),
+			Math.max(5, Math.ceil(windowMs / 10_000)),
+		),
+	);
+	return windowMs / n;
+}
+
+/** Where a monitor reads traffic and feedback: a data plane (ServingDataPlane). */
+export interface MonitoredPlane {
+	requestTotals?(): Promise<ServedTotals[]>;
+	onTruth?(fn: TruthListener): () => void;
+}
 
 export interface DriftMonitorOptions {
 	/** Window length in seconds (default 300). */
@@ -105,6 +154,22 @@ export interface DriftMonitorOptions {
 	retentionSeconds?: number;
 	/** Judge windows on a timer (default true); false: only flush() does (tests). */
 	timer?: boolean;
+	/** How long feedback can arrive after an answer (default 1 h): its window's quality is kept open that long. */
+	feedbackRetentionMs?: number;
+	/** Most traffic/quality windows held in memory (default 10,000; see MAX_OPEN_STATS). */
+	maxOpenWindows?: number;
+}
+
+/** One version's traffic and quality in one window, as this process counts it. */
+interface StatsWin {
+	model: string;
+	version: number;
+	start: number;
+	requests: number;
+	errors: number;
+	buckets: number[];
+	quality: QualityStats | undefined;
+	dirty: boolean;
 }
 
 interface OpenWindow {
@@ -173,7 +238,16 @@ export class DriftMonitor {
 	readonly #references = new Map<string, Profile | null>();
 	readonly #hysteresis: Hysteresis;
 	readonly #webhook: WebhookSender | undefined;
-	readonly #timer: NodeJS.Timeout;
+	#timer: NodeJS.Timeout | undefined;
+	/** Traffic and quality per (model, version, window), open while feedback can still arrive for it. */
+	readonly #stats = new Map<string, StatsWin>();
+	/** Stats windows stored in this process (no registry). */
+	readonly #memoryStats: StatsRow[] = [];
+	/** Where traffic is read (attach) and the cumulative totals read last, per model and version. */
+	#traffic: (() => Promise<ServedTotals[]>) | undefined;
+	readonly #lastTotals = new Map<string, VersionTotals>();
+	#detach: (() => void) | undefined;
+	readonly #maxOpen: number;
 	readonly #tickMs: number;
 	readonly #now: () => number;
 	#ticking: Promise<void> = Promise.resolve();
@@ -205,8 +279,23 @@ export class DriftMonitor {
 	});
 	readonly #alerts = new Counter({
 		name: "mlship_drift_alerts_total",
-		help: "Drift alerts started and ended (type), sent to the webhook when one is set",
+		help: "Drift alerts started and ended (type) as this replica's hysteresis decided them; with a webhook, the replica that claims one in the registry posts it",
 		labelNames: ["model", "type"] as const,
+		registers: [this.registry],
+	});
+	readonly #qualityDropped = new Counter({
+		name: "mlship_monitor_quality_dropped_total",
+		help: "Feedback truths left out of the per-window quality: their window was no longer held (more than 10,000 windows open)",
+		registers: [this.registry],
+	});
+	readonly #statsDropped = new Counter({
+		name: "mlship_monitor_stats_dropped_total",
+		help: "Traffic/quality windows dropped before they were written: more than 10,000 were waiting (the registry unreachable for long)",
+		registers: [this.registry],
+	});
+	readonly #alertsClaimedElsewhere = new Counter({
+		name: "mlship_drift_alerts_deduplicated_total",
+		help: "Alerts this replica did not post because another replica sharing the registry claimed (and sent) them",
 		registers: [this.registry],
 	});
 	readonly #writeFailures = new Counter({
@@ -224,21 +313,181 @@ export class DriftMonitor {
 			opts.replica ??
 			`${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
 		this.#hysteresis = new Hysteresis(opts.hysteresis);
+		this.#maxOpen = opts.maxOpenWindows ?? MAX_OPEN_STATS;
 		this.#webhook = opts.webhook
 			? new WebhookSender(opts.webhook, (e) => this.#error(e))
 			: undefined;
-		// Partial windows are written a few times per window, so other replicas' reports see fresh traffic.
-		this.#tickMs = Math.min(
-			10_000,
-			Math.max(100, (this.windowSeconds * 1000) / 5),
-		);
+		// Partial windows are written a few times per window, so other replicas' reports see fresh traffic. Ticks
+		// fall on multiples of the tick (a whole number per window), so traffic read at a tick belongs to the
+		// window that just ran.
+		this.#tickMs = tickMsOf(this.windowSeconds * 1000);
 		this.#now = opts.now ?? Date.now;
-		this.#timer = setInterval(() => {
-			if (opts.timer === false) return;
-			this.#ticking = this.#ticking.then(() => this.#safeTick(this.#now()));
-		}, this.#tickMs);
-		this.#timer.unref();
+		if (opts.timer !== false) this.#schedule();
 		this.hook = (call) => this.#observe(call);
+	}
+
+	#schedule(): void {
+		if (this.#closed) return;
+		const now = this.#now();
+		const at = (Math.floor(now / this.#tickMs) + 1) * this.#tickMs;
+		this.#timer = setTimeout(() => {
+			// The tick's own time (not the timer's late firing): the traffic read belongs before it.
+			this.#ticking = this.#ticking.then(() => this.#safeTick(at));
+			this.#schedule();
+		}, at - now);
+		this.#timer.unref();
+	}
+
+	/**
+	 * Records traffic (requests, errors, latency histogram) of every version `plane` serves, read from its request
+	 * metrics at each tick, and the quality of its answers from feedback truths, per window. Returns the detach.
+	 */
+	attach(plane: MonitoredPlane): () => void {
+		const read = plane.requestTotals?.bind(plane);
+		if (read) {
+			this.#traffic = read;
+			// The baseline: traffic before attaching (warm-ups) is not counted.
+			this.#ticking = this.#ticking.then(() =>
+				this.#readTraffic(undefined).catch((e: unknown) =>
+					this.#error(e as Error),
+				),
+			);
+		}
+		const off = plane.onTruth?.((e) => this.#truth(e));
+		this.#detach = () => {
+			off?.();
+			this.#traffic = undefined;
+		};
+		return this.#detach;
+	}
+
+	#statsWin(model: string, version: number, start: number): StatsWin {
+		const key = `${model}\u0000${version}\u0000${start}`;
+		let w = this.#stats.get(key);
+		if (!w) {
+			w = {
+				model,
+				version,
+				start,
+				requests: 0,
+				errors: 0,
+				buckets: new Array(LATENCY_BOUNDS_MS.length + 1).fill(0),
+				quality: undefined,
+				dirty: false,
+			};
+			this.#stats.set(key, w);
+		}
+		return w;
+	}
+
+	/** A truth joined to an answer: into the quality of the window the answer was served in. */
+	#truth(e: TruthEvent): void {
+		if (this.#closed) return;
+		const version = Number(e.version);
+		if (!Number.isInteger(version) || version < 1) return;
+		const w = this.windowSeconds * 1000;
+		const start = Math.floor(e.at / w) * w;
+		const key = `${e.model}\u0000${version}\u0000${start}`;
+		if (!this.#stats.has(key) && this.#stats.size >= this.#maxOpen) {
+			this.#qualityDropped.inc();
+			return;
+		}
+		const win = this.#statsWin(e.model, version, start);
+		const task = e.regression ? "regression" : "classification";
+		if (win.quality?.task !== task) win.quality = new QualityStats(task);
+		if (e.regression) win.quality.addValue(e.row.pred, e.row.truth);
+		else win.quality.addClass(e.row);
+		win.dirty = true;
+	}
+
+	/**
+	 * Reads the plane's cumulative totals and adds what grew since the last read to the window that ends at or
+	 * after `at` − 1 ms (`at` undefined: only takes the baseline).
+	 */
+	async #readTraffic(at: number | undefined): Promise<void> {
+		const read = this.#traffic;
+		if (!read) return;
+		const totals = await read();
+		const w = this.windowSeconds * 1000;
+		for (const t of totals) {
+			const key = `${t.model}\u0000${t.version}`;
+			const last = this.#lastTotals.get(key);
+			this.#lastTotals.set(key, t.totals);
+			if (at === undefined) continue;
+			// A counter that went down was started again (the version was reloaded): all of it is new.
+			const base =
+				last && last.requests <= t.totals.requests ? last : undefined;
+			const requests = t.totals.requests - (base?.requests ?? 0);
+			if (requests <= 0) continue;
+			const win = this.#statsWin(
+				t.model,
+				t.version,
+				Math.floor((at - 1) / w) * w,
+			);
+			win.requests += requests;
+			win.errors += t.totals.errors - (base?.errors ?? 0);
+			for (let i = 0; i < win.buckets.length; i++)
+				win.buckets[i] =
+					(win.buckets[i] as number) +
+					Math.max(0, (t.totals.buckets[i] ?? 0) - (base?.buckets[i] ?? 0));
+			win.dirty = true;
+		}
+	}
+
+	async #saveStats(win: StatsWin): Promise<void> {
+		const row: StatsRow = {
+			model: win.model,
+			version: win.version,
+			start: win.start,
+			seconds: this.windowSeconds,
+			replica: this.#replica,
+			requests: win.requests,
+			errors: win.errors,
+			buckets: [...win.buckets],
+		};
+		if (win.quality) row.quality = JSON.stringify(win.quality.toJSON());
+		win.dirty = false;
+		const store = this.#opts.store;
+		if (!store) {
+			keepInMemory(this.#memoryStats, row);
+			return;
+		}
+		try {
+			await store.saveStatsWindow(row);
+		} catch (err) {
+			win.dirty = true;
+			this.#writeFailures.inc();
+			this.#error(
+				new Error(
+					`monitor: cannot write the traffic window of ${win.model}@${win.version}: ${(err as Error).message}`,
+				),
+			);
+		}
+	}
+
+	async #statsRows(model: string, since: number): Promise<StatsRow[]> {
+		const store = this.#opts.store;
+		if (store) return store.statsWindows(model, since);
+		return this.#memoryStats.filter(
+			(r) => r.model === model && r.start >= since,
+		);
+	}
+
+	/** Writes dirty stats windows; forgets those no feedback can reach any more. */
+	async #tickStats(now: number): Promise<void> {
+		await this.#readTraffic(now).catch((e: unknown) => this.#error(e as Error));
+		const w = this.windowSeconds * 1000;
+		const keep = this.#opts.feedbackRetentionMs ?? 3_600_000;
+		for (const [key, win] of this.#stats) {
+			if (win.dirty) await this.#saveStats(win);
+			if (!win.dirty && now >= win.start + w + keep) this.#stats.delete(key);
+		}
+		// A registry down for long keeps every window dirty: the oldest go (counted) rather than grow without bound.
+		for (const key of this.#stats.keys()) {
+			if (this.#stats.size <= this.#maxOpen) break;
+			this.#stats.delete(key);
+			this.#statsDropped.inc();
+		}
 	}
 
 	#error(e: Error): void {
@@ -286,17 +535,7 @@ export class DriftMonitor {
 		win.dirty = false;
 		const store = this.#opts.store;
 		if (!store) {
-			const i = this.#memory.findIndex(
-				(r) =>
-					r.model === row.model &&
-					r.version === row.version &&
-					r.start === row.start,
-			);
-			if (i >= 0) this.#memory[i] = row;
-			else {
-				this.#memory.push(row);
-				if (this.#memory.length > MEMORY_WINDOWS) this.#memory.shift();
-			}
+			keepInMemory(this.#memory, row);
 			return;
 		}
 		try {
@@ -335,10 +574,13 @@ export class DriftMonitor {
 			const before = now - retention;
 			const i = this.#memory.findIndex((r) => r.start >= before);
 			this.#memory.splice(0, i < 0 ? this.#memory.length : i);
+			const j = this.#memoryStats.findIndex((r) => r.start >= before);
+			this.#memoryStats.splice(0, j < 0 ? this.#memoryStats.length : j);
 			await this.#opts.store
 				?.pruneProfileWindows(before)
 				.catch((e: unknown) => this.#error(e as Error));
 		}
+		await this.#tickStats(now);
 		const w = this.windowSeconds * 1000;
 		for (const [key, win] of this.#open) {
 			const end = win.start + w;
@@ -414,6 +656,21 @@ export class DriftMonitor {
 			);
 			if (!r) continue;
 			this.#alerts.inc({ model: win.model, type: r.change });
+			if (
+				this.#webhook &&
+				!(await this.#claim(win, subject, r.change).catch((err: unknown) => {
+					// Without the registry an alert is sent rather than lost (maybe twice).
+					this.#error(
+						new Error(
+							`drift monitor: cannot claim the alert in the registry, sending it anyway: ${(err as Error).message}`,
+						),
+					);
+					return true;
+				}))
+			) {
+				this.#alertsClaimedElsewhere.inc();
+				continue;
+			}
 			const e: AlertEvent = {
 				type: r.change === "started" ? "drift.started" : "drift.ended",
 				model: win.model,
@@ -428,6 +685,28 @@ export class DriftMonitor {
 			};
 			await this.#webhook?.send(e);
 		}
+	}
+
+	/**
+	 * Whether this replica sends an alert: the first replica to insert its row in the registry (model, version,
+	 * subject, window, change) does; replicas judging the same merged window find it taken. Without a registry,
+	 * always.
+	 */
+	async #claim(
+		win: OpenWindow,
+		subject: string,
+		change: string,
+	): Promise<boolean> {
+		const store = this.#opts.store;
+		if (!store) return true;
+		return store.claimAlert({
+			model: win.model,
+			version: win.version,
+			subject,
+			windowStart: win.start,
+			change,
+			replica: this.#replica,
+		});
 	}
 
 	/** A version's reference profile: seen in traffic, else read from the registry (null: it has none). */
@@ -459,9 +738,12 @@ export class DriftMonitor {
 		// This process's newest traffic is included even before its next write.
 		for (const win of this.#open.values())
 			if (win.model === model && win.dirty) await this.#save(win);
+		for (const win of this.#stats.values())
+			if (win.model === model && win.dirty) await this.#saveStats(win);
 		const rows = await this.#rows(model, since);
+		const stats = await this.#statsRows(model, since);
 		const refs = new Map<number, Profile | undefined>();
-		for (const v of new Set(rows.map((r) => r.version)))
+		for (const v of new Set([...rows, ...stats].map((r) => r.version)))
 			refs.set(v, await this.#reference(model, v));
 		return monitorReport(
 			model,
@@ -470,6 +752,7 @@ export class DriftMonitor {
 			(v) => refs.get(v),
 			this.#opts.drift,
 			this.#now(),
+			stats,
 		);
 	}
 
@@ -492,9 +775,16 @@ export class DriftMonitor {
 	async close(): Promise<void> {
 		if (this.#closed) return;
 		this.#closed = true;
-		clearInterval(this.#timer);
+		clearTimeout(this.#timer);
 		await this.#ticking;
+		// The traffic since the last tick goes into the window running now.
+		await this.#readTraffic(this.#now() + 1).catch((e: unknown) =>
+			this.#error(e as Error),
+		);
+		this.#detach?.();
 		for (const win of this.#open.values()) if (win.dirty) await this.#save(win);
+		for (const win of this.#stats.values())
+			if (win.dirty) await this.#saveStats(win);
 		await this.#webhook?.drain();
 	}
 }

@@ -2,7 +2,11 @@
 import type { FeatureSpec } from "../codec/feature-specs.ts";
 import type { Row } from "../codec/table.ts";
 import type { StoredRoute } from "../experiments/policy.ts";
-import type { FeedbackItem, FeedbackOutcome } from "../feedback/join.ts";
+import type {
+	FeedbackItem,
+	FeedbackOutcome,
+	TruthListener,
+} from "../feedback/join.ts";
 import type { VersionQuality } from "../feedback/quality.ts";
 import type { TraceSpan } from "../protocol/trace.ts";
 import type {
@@ -10,8 +14,16 @@ import type {
 	InferenceResponse,
 	TensorSpec,
 } from "../protocol/types.ts";
-import type { ModelStore } from "../registry/types.ts";
+import type { ModelStore, VersionTotals } from "../registry/types.ts";
 import type { ExplainOptions, ExplainResult } from "./explain.ts";
+
+/** A served model version's cumulative request totals (requests: ok, error, timeout; errors: error, timeout). */
+export interface ServedTotals {
+	/** The served name. */
+	model: string;
+	version: number;
+	totals: VersionTotals;
+}
 
 /** Lifecycle state of a served model version (as in the repository extension's index). */
 export type ModelState = "READY" | "LOADING" | "UNAVAILABLE" | "UNLOADED";
@@ -190,6 +202,10 @@ export interface DataPlane {
 	quality?(name: string): VersionQuality[];
 	/** Prometheus exposition of every metric (`GET /metrics`). */
 	metrics(): Promise<{ contentType: string; body: string }>;
+	/** Cumulative request totals per served model and version since start (what the monitor records per window). */
+	requestTotals?(): Promise<ServedTotals[]>;
+	/** Calls `fn` for every truth joined to an answer (feedback on); returns its removal. */
+	onTruth?(fn: TruthListener): () => void;
 	/** Stops accepting work, finishes in-flight requests, unloads everything. */
 	close(): Promise<void>;
 }

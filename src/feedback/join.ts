@@ -14,6 +14,19 @@ export type RewardListener = (
 	reward: number,
 ) => void;
 
+/** One truth joined to an answer, per row: when the answer was served (`at`, epoch ms) and what it said. */
+export interface TruthEvent {
+	model: string;
+	version: string;
+	at: number;
+	/** Regression: `row.pred` and `row.truth` are values; else class indices (with probabilities when given). */
+	regression: boolean;
+	row: ClassRow;
+}
+
+/** Told of every truth joined (the monitor's per-window quality). */
+export type TruthListener = (e: TruthEvent) => void;
+
 export interface FeedbackOptions {
 	/** Most request ids kept (oldest dropped first). Default 100,000; about 400 bytes each for a one-row answer (see docs). */
 	maxIds?: number;
@@ -155,6 +168,7 @@ export class FeedbackJoin {
 	#queue: { id: string; kept: Kept }[] = [];
 	#head = 0;
 	readonly #listeners: RewardListener[] = [];
+	readonly #truthListeners: TruthListener[] = [];
 	/** Ids dropped by the cap before their window ended. */
 	evicted = 0;
 
@@ -200,6 +214,24 @@ export class FeedbackJoin {
 			const i = this.#listeners.indexOf(fn);
 			if (i >= 0) this.#listeners.splice(i, 1);
 		};
+	}
+
+	/** Calls `fn` for every truth joined, one call per row (the monitor's quality windows). Returns its removal. */
+	onTruth(fn: TruthListener): () => void {
+		this.#truthListeners.push(fn);
+		return () => {
+			const i = this.#truthListeners.indexOf(fn);
+			if (i >= 0) this.#truthListeners.splice(i, 1);
+		};
+	}
+
+	#tellTruth(e: TruthEvent): void {
+		for (const l of this.#truthListeners)
+			try {
+				l(e);
+			} catch {
+				// A listener never fails the feedback that fed it.
+			}
 	}
 
 	#prune(now: number): void {
@@ -368,12 +400,28 @@ export class FeedbackJoin {
 					kept.pred[r] as number,
 					truth,
 				);
+				if (this.#truthListeners.length > 0)
+					this.#tellTruth({
+						model: kept.model,
+						version: kept.version,
+						at: kept.at,
+						regression: true,
+						row: { pred: kept.pred[r] as number, truth },
+					});
 				continue;
 			}
 			const row: ClassRow = { pred: kept.pred[r] as number, truth };
 			if (kept.probs)
 				row.probs = kept.probs.slice(r * kept.k, (r + 1) * kept.k);
 			this.quality.addClass(kept.model, kept.version, row);
+			if (this.#truthListeners.length > 0)
+				this.#tellTruth({
+					model: kept.model,
+					version: kept.version,
+					at: kept.at,
+					regression: false,
+					row,
+				});
 		}
 	}
 }

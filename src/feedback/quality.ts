@@ -73,7 +73,10 @@ export function rocAuc(
 }
 
 /** AUC from score histograms of positives and negatives (equal bins count as ties). */
-function histAuc(pos: Uint32Array, neg: Uint32Array): number | undefined {
+function histAuc(
+	pos: ArrayLike<number>,
+	neg: ArrayLike<number>,
+): number | undefined {
 	let p = 0;
 	let n = 0;
 	for (let b = 0; b < pos.length; b++) {
@@ -107,7 +110,7 @@ function rowLogLoss(probs: ArrayLike<number>, truth: number): number {
 function f1Macro(tp: number[], fp: number[], fn: number[]): number | undefined {
 	let sum = 0;
 	let classes = 0;
-	for (let c = 0; c < tp.length; c++) {
+	for (let c = 0; c < tp.length || c < fp.length || c < fn.length; c++) {
 		const t = tp[c] ?? 0;
 		const d = 2 * t + (fp[c] ?? 0) + (fn[c] ?? 0);
 		if (d === 0) continue;
@@ -117,10 +120,52 @@ function f1Macro(tp: number[], fp: number[], fn: number[]): number | undefined {
 	return classes > 0 ? sum / classes : undefined;
 }
 
-/** Classification quality of one version: cumulative counters plus a ring of the newest rows. */
-export class ClassQuality {
-	readonly #window: number;
-	#n = 0;
+/**
+ * Quality statistics as JSON (what a monitor window stores): sufficient statistics, so the statistics of two sets of
+ * rows merge by adding and give the same figures as the rows together. AUC histograms are sparse [bin, count] pairs.
+ */
+export interface QualityStatsJson {
+	task: "classification" | "regression";
+	/** Rows with a truth. */
+	n: number;
+	correct?: number;
+	tp?: number[];
+	fp?: number[];
+	fn?: number[];
+	/** Summed log-loss of the rows that had probabilities, and how many they were. */
+	ll_sum?: number;
+	ll_rows?: number;
+	/** Probability width the AUC histograms hold (0: none). */
+	k?: number;
+	auc_pos?: [number, number][][];
+	auc_neg?: [number, number][][];
+	/** Regression: summed absolute and squared errors. */
+	abs?: number;
+	sq?: number;
+}
+
+function addAt(a: number[], i: number, v: number): void {
+	a[i] = (a[i] ?? 0) + v;
+}
+
+function sparse(h: Map<number, number>): [number, number][] {
+	return [...h].sort((x, y) => x[0] - y[0]);
+}
+
+function dense(h: Map<number, number>): Float64Array {
+	const d = new Float64Array(AUC_BINS);
+	for (const [b, c] of h) d[b] = c;
+	return d;
+}
+
+/**
+ * Mergeable quality statistics of one version over some rows: counts and sums from which accuracy, macro F1, ROC
+ * AUC (binned, within ~1e-3), log-loss, MAE and RMSE follow. The cumulative figures of the feedback gauges and the
+ * per-window quality of the monitor are both these.
+ */
+export class QualityStats {
+	readonly task: "classification" | "regression";
+	n = 0;
 	#correct = 0;
 	readonly #tp: number[] = [];
 	readonly #fp: number[] = [];
@@ -128,9 +173,199 @@ export class ClassQuality {
 	#llSum = 0;
 	#llRows = 0;
 	/** Per class: histograms of its probability among rows of that class (pos) and of other classes (neg). */
-	#aucPos: Uint32Array[] = [];
-	#aucNeg: Uint32Array[] = [];
+	#aucPos: Map<number, number>[] = [];
+	#aucNeg: Map<number, number>[] = [];
 	#k = 0;
+	#abs = 0;
+	#sq = 0;
+
+	constructor(task: "classification" | "regression") {
+		this.task = task;
+	}
+
+	addClass(r: ClassRow): void {
+		this.n++;
+		if (r.pred === r.truth) {
+			this.#correct++;
+			addAt(this.#tp, r.truth, 1);
+		} else {
+			addAt(this.#fp, r.pred, 1);
+			addAt(this.#fn, r.truth, 1);
+		}
+		const probs = r.probs;
+		if (probs === undefined || probs.length <= r.truth) return;
+		this.#llSum += rowLogLoss(probs, r.truth);
+		this.#llRows++;
+		if (probs.length > MAX_AUC_CLASSES) return;
+		if (this.#k !== probs.length) {
+			// A different width starts the histograms again (a version's width never changes in practice).
+			this.#k = probs.length;
+			this.#aucPos = Array.from({ length: this.#k }, () => new Map());
+			this.#aucNeg = Array.from({ length: this.#k }, () => new Map());
+		}
+		for (let c = 0; c < this.#k; c++) {
+			const h = (c === r.truth ? this.#aucPos[c] : this.#aucNeg[c]) as Map<
+				number,
+				number
+			>;
+			const b = bin(probs[c] as number);
+			h.set(b, (h.get(b) ?? 0) + 1);
+		}
+	}
+
+	addValue(pred: number, truth: number): void {
+		const e = pred - truth;
+		this.n++;
+		this.#abs += Math.abs(e);
+		this.#sq += e * e;
+	}
+
+	/** Adds another's rows (same task; a different probability width drops the AUC). */
+	merge(o: QualityStats): void {
+		if (o.task !== this.task)
+			throw new RangeError(
+				`cannot merge ${o.task} quality into ${this.task} quality`,
+			);
+		this.n += o.n;
+		this.#correct += o.#correct;
+		for (const [mine, theirs] of [
+			[this.#tp, o.#tp],
+			[this.#fp, o.#fp],
+			[this.#fn, o.#fn],
+		])
+			for (let i = 0; i < (theirs as number[]).length; i++)
+				addAt(mine as number[], i, (theirs as number[])[i] ?? 0);
+		this.#llSum += o.#llSum;
+		this.#llRows += o.#llRows;
+		this.#abs += o.#abs;
+		this.#sq += o.#sq;
+		if (o.#k === 0) return;
+		if (this.#k === 0 && this.#aucPos.length === 0) {
+			this.#k = o.#k;
+			this.#aucPos = o.#aucPos.map((h) => new Map(h));
+			this.#aucNeg = o.#aucNeg.map((h) => new Map(h));
+			return;
+		}
+		if (this.#k !== o.#k) {
+			this.#k = -1; // mixed widths: no AUC
+			this.#aucPos = [];
+			this.#aucNeg = [];
+			return;
+		}
+		for (let c = 0; c < this.#k; c++)
+			for (const [mine, theirs] of [
+				[this.#aucPos[c], o.#aucPos[c]],
+				[this.#aucNeg[c], o.#aucNeg[c]],
+			] as [Map<number, number>, Map<number, number>][])
+				for (const [b, v] of theirs) mine.set(b, (mine.get(b) ?? 0) + v);
+	}
+
+	figures(): QualityFigures {
+		if (this.task === "regression")
+			return regressionFigures(this.n, this.#abs, this.#sq);
+		const f: QualityFigures = { rows: this.n };
+		if (this.n === 0) return f;
+		f.accuracy = this.#correct / this.n;
+		const f1 = f1Macro(this.#tp, this.#fp, this.#fn);
+		if (f1 !== undefined) f.f1_macro = f1;
+		if (this.#llRows === this.n) f.log_loss = this.#llSum / this.#llRows;
+		if (this.#k >= 2) {
+			let auc: number | undefined;
+			const ovr = (c: number) =>
+				histAuc(
+					dense(this.#aucPos[c] as Map<number, number>),
+					dense(this.#aucNeg[c] as Map<number, number>),
+				);
+			if (this.#k === 2) auc = ovr(1);
+			else {
+				let sum = 0;
+				for (let c = 0; c < this.#k && sum >= 0; c++) {
+					const a = ovr(c);
+					sum = a === undefined ? -1 : sum + a;
+				}
+				if (sum >= 0) auc = sum / this.#k;
+			}
+			if (auc !== undefined) f.roc_auc = auc;
+		}
+		return f;
+	}
+
+	toJSON(): QualityStatsJson {
+		if (this.task === "regression")
+			return { task: "regression", n: this.n, abs: this.#abs, sq: this.#sq };
+		return {
+			task: "classification",
+			n: this.n,
+			correct: this.#correct,
+			tp: Array.from(this.#tp, (v) => v ?? 0),
+			fp: Array.from(this.#fp, (v) => v ?? 0),
+			fn: Array.from(this.#fn, (v) => v ?? 0),
+			ll_sum: this.#llSum,
+			ll_rows: this.#llRows,
+			k: this.#k,
+			auc_pos: this.#aucPos.map(sparse),
+			auc_neg: this.#aucNeg.map(sparse),
+		};
+	}
+
+	/** Reads statistics written by toJSON (a stored window); `where` names it in the error. */
+	static fromJSON(j: unknown, where: string): QualityStats {
+		const bad = (what: string): never => {
+			throw new RangeError(`${where}: quality statistics ${what}`);
+		};
+		if (typeof j !== "object" || j === null) return bad("are not an object");
+		const o = j as Partial<QualityStatsJson>;
+		if (o.task !== "classification" && o.task !== "regression")
+			return bad(`have an unknown task ${JSON.stringify(o.task)}`);
+		const num = (v: unknown, name: string): number =>
+			typeof v === "number" && Number.isFinite(v) && v >= 0
+				? v
+				: bad(`have a bad '${name}'`);
+		const nums = (v: unknown, name: string): number[] =>
+			Array.isArray(v) && v.length <= 100_000
+				? v.map((x) => num(x, name))
+				: bad(`have a bad '${name}'`);
+		const hist = (v: unknown, name: string): Map<number, number>[] =>
+			Array.isArray(v) && v.length <= MAX_AUC_CLASSES
+				? v.map((h) => {
+						if (!Array.isArray(h) || h.length > AUC_BINS)
+							return bad(`have a bad '${name}'`);
+						const m = new Map<number, number>();
+						for (const p of h) {
+							const b = Array.isArray(p) ? num(p[0], name) : -1;
+							if (!Number.isInteger(b) || b >= AUC_BINS)
+								return bad(`have a bad '${name}' bin`);
+							m.set(b, num((p as unknown[])[1], name));
+						}
+						return m;
+					})
+				: bad(`have a bad '${name}'`);
+		const s = new QualityStats(o.task);
+		s.n = num(o.n, "n");
+		if (o.task === "regression") {
+			s.#abs = num(o.abs, "abs");
+			s.#sq = num(o.sq, "sq");
+			return s;
+		}
+		s.#correct = num(o.correct, "correct");
+		s.#tp.push(...nums(o.tp, "tp"));
+		s.#fp.push(...nums(o.fp, "fp"));
+		s.#fn.push(...nums(o.fn, "fn"));
+		s.#llSum = num(o.ll_sum, "ll_sum");
+		s.#llRows = num(o.ll_rows, "ll_rows");
+		s.#k = typeof o.k === "number" && Number.isInteger(o.k) ? o.k : 0;
+		s.#aucPos = hist(o.auc_pos ?? [], "auc_pos");
+		s.#aucNeg = hist(o.auc_neg ?? [], "auc_neg");
+		if (s.#k >= 2 && (s.#aucPos.length !== s.#k || s.#aucNeg.length !== s.#k))
+			return bad("have AUC histograms of the wrong width");
+		return s;
+	}
+}
+
+/** Classification quality of one version: cumulative statistics plus a ring of the newest rows. */
+export class ClassQuality {
+	readonly #window: number;
+	readonly #stats = new QualityStats("classification");
 	/** The ring: the newest `window` rows. */
 	readonly #rows: ClassRow[] = [];
 	#next = 0;
@@ -140,74 +375,17 @@ export class ClassQuality {
 	}
 
 	add(r: ClassRow): void {
-		this.#n++;
-		if (r.pred === r.truth) {
-			this.#correct++;
-			this.#tp[r.truth] = (this.#tp[r.truth] ?? 0) + 1;
-		} else {
-			this.#fp[r.pred] = (this.#fp[r.pred] ?? 0) + 1;
-			this.#fn[r.truth] = (this.#fn[r.truth] ?? 0) + 1;
-		}
-		const probs = r.probs;
-		if (probs !== undefined && probs.length > r.truth) {
-			this.#llSum += rowLogLoss(probs, r.truth);
-			this.#llRows++;
-			if (probs.length <= MAX_AUC_CLASSES) {
-				if (this.#k !== probs.length) {
-					// A different width starts the histograms again (a version's width never changes in practice).
-					this.#k = probs.length;
-					this.#aucPos = Array.from(
-						{ length: this.#k },
-						() => new Uint32Array(AUC_BINS),
-					);
-					this.#aucNeg = Array.from(
-						{ length: this.#k },
-						() => new Uint32Array(AUC_BINS),
-					);
-				}
-				for (let c = 0; c < this.#k; c++) {
-					const h = c === r.truth ? this.#aucPos[c] : this.#aucNeg[c];
-					const b = bin(probs[c] as number);
-					(h as Uint32Array)[b] = ((h as Uint32Array)[b] as number) + 1;
-				}
-			}
-		}
+		this.#stats.addClass(r);
 		const kept: ClassRow = { pred: r.pred, truth: r.truth };
-		if (probs !== undefined)
-			kept.probs = Float64Array.from(probs as ArrayLike<number>);
+		if (r.probs !== undefined)
+			kept.probs = Float64Array.from(r.probs as ArrayLike<number>);
 		if (this.#rows.length < this.#window) this.#rows.push(kept);
 		else this.#rows[this.#next] = kept;
 		this.#next = (this.#next + 1) % this.#window;
 	}
 
 	cumulative(): QualityFigures {
-		const f: QualityFigures = { rows: this.#n };
-		if (this.#n === 0) return f;
-		f.accuracy = this.#correct / this.#n;
-		const f1 = f1Macro(this.#tp, this.#fp, this.#fn);
-		if (f1 !== undefined) f.f1_macro = f1;
-		if (this.#llRows === this.#n) f.log_loss = this.#llSum / this.#llRows;
-		if (this.#k >= 2) {
-			let auc: number | undefined;
-			if (this.#k === 2)
-				auc = histAuc(
-					this.#aucPos[1] as Uint32Array,
-					this.#aucNeg[1] as Uint32Array,
-				);
-			else {
-				let sum = 0;
-				for (let c = 0; c < this.#k && sum >= 0; c++) {
-					const a = histAuc(
-						this.#aucPos[c] as Uint32Array,
-						this.#aucNeg[c] as Uint32Array,
-					);
-					sum = a === undefined ? -1 : sum + a;
-				}
-				if (sum >= 0) auc = sum / this.#k;
-			}
-			if (auc !== undefined) f.roc_auc = auc;
-		}
-		return f;
+		return this.#stats.figures();
 	}
 
 	window(): QualityFigures {
@@ -273,31 +451,26 @@ export function classFigures(rows: readonly ClassRow[]): QualityFigures {
 	return f;
 }
 
-/** Regression quality of one version: cumulative sums plus a ring of the newest errors. */
+/** Regression quality of one version: cumulative statistics plus a ring of the newest errors. */
 export class RegressionQuality {
 	readonly #errors: Float64Array;
+	readonly #stats = new QualityStats("regression");
 	#filled = 0;
 	#next = 0;
-	#n = 0;
-	#abs = 0;
-	#sq = 0;
 
 	constructor(window: number) {
 		this.#errors = new Float64Array(window);
 	}
 
 	add(pred: number, truth: number): void {
-		const e = pred - truth;
-		this.#n++;
-		this.#abs += Math.abs(e);
-		this.#sq += e * e;
-		this.#errors[this.#next] = e;
+		this.#stats.addValue(pred, truth);
+		this.#errors[this.#next] = pred - truth;
 		this.#next = (this.#next + 1) % this.#errors.length;
 		if (this.#filled < this.#errors.length) this.#filled++;
 	}
 
 	cumulative(): QualityFigures {
-		return regressionFigures(this.#n, this.#abs, this.#sq);
+		return this.#stats.figures();
 	}
 
 	window(): QualityFigures {

@@ -1,6 +1,7 @@
 // The monitor report as one self-contained HTML file: inline SVG charts drawn here (no script, no network).
 import type { ColumnDrift } from "./drift.ts";
 import type { ColumnProfile, Profile } from "./profile/format.ts";
+import type { StatsWindowReport } from "./stats.ts";
 import type { MonitorReport, MonitorWindow } from "./windows.ts";
 
 const esc = (s: unknown): string =>
@@ -220,17 +221,25 @@ ${cells.join("\n")}
 </svg>`;
 }
 
-/** Rows per window, stacked by version. */
-function trafficChart(windows: MonitorWindow[]): string {
+/** One bar per window: rows (drift windows) or requests (traffic windows), stacked by version. */
+interface TrafficBar {
+	start: string;
+	version: number;
+	count: number;
+	errors: number;
+}
+
+/** Requests (or profiled rows) per window, stacked by version; the errors' share of a bar in dark red. */
+function trafficChart(items: TrafficBar[], what: string): string {
 	const w = 860;
 	const h = 180;
 	const pad = { l: 48, r: 12, t: 24, b: 30 };
-	const starts = [...new Set(windows.map((x) => x.start))].sort();
-	const versions = [...new Set(windows.map((x) => x.version))].sort(
+	const starts = [...new Set(items.map((x) => x.start))].sort();
+	const versions = [...new Set(items.map((x) => x.version))].sort(
 		(a, b) => a - b,
 	);
 	const totals = starts.map((s) =>
-		windows.filter((x) => x.start === s).reduce((a, x) => a + x.rows, 0),
+		items.filter((x) => x.start === s).reduce((a, x) => a + x.count, 0),
 	);
 	const max = Math.max(1, ...totals);
 	const bw = (w - pad.l - pad.r) / Math.max(1, starts.length);
@@ -238,14 +247,20 @@ function trafficChart(windows: MonitorWindow[]): string {
 	starts.forEach((s, i) => {
 		let base = h - pad.b;
 		for (const [k, v] of versions.entries()) {
-			const rows =
-				windows.find((x) => x.start === s && x.version === v)?.rows ?? 0;
-			if (rows === 0) continue;
-			const bh = ((h - pad.t - pad.b) * rows) / max;
+			const it = items.find((x) => x.start === s && x.version === v);
+			if (!it || it.count === 0) continue;
+			const bh = ((h - pad.t - pad.b) * it.count) / max;
 			base -= bh;
+			const x = (pad.l + i * bw + bw * 0.1).toFixed(1);
 			bars.push(
-				`<rect class="bar traffic" x="${(pad.l + i * bw + bw * 0.1).toFixed(1)}" y="${base.toFixed(1)}" width="${(bw * 0.8).toFixed(1)}" height="${bh.toFixed(1)}" fill="${COLORS[k % COLORS.length]}"><title>${esc(s)} v${v}: ${rows} rows</title></rect>`,
+				`<rect class="bar traffic" x="${x}" y="${base.toFixed(1)}" width="${(bw * 0.8).toFixed(1)}" height="${bh.toFixed(1)}" fill="${COLORS[k % COLORS.length]}"><title>${esc(s)} v${v}: ${it.count} ${what}${it.errors > 0 ? `, ${it.errors} errors` : ""}</title></rect>`,
 			);
+			if (it.errors > 0) {
+				const eh = Math.max(1, (bh * it.errors) / it.count);
+				bars.push(
+					`<rect class="bar errors" x="${x}" y="${base.toFixed(1)}" width="${(bw * 0.8).toFixed(1)}" height="${eh.toFixed(1)}" fill="#8b1a1a"><title>${esc(s)} v${v}: ${it.errors} errors of ${it.count}</title></rect>`,
+				);
+			}
 		}
 	});
 	const legend = versions
@@ -254,18 +269,219 @@ function trafficChart(windows: MonitorWindow[]): string {
 				`<rect x="${w - 80 * (versions.length - k)}" y="6" width="10" height="10" fill="${COLORS[k % COLORS.length]}"/><text x="${w - 80 * (versions.length - k) + 14}" y="15">v${v}</text>`,
 		)
 		.join("");
-	return `<svg class="chart traffic" viewBox="0 0 ${w} ${h}" width="${w}" height="${h}" role="img" aria-label="rows per window by version">
-<text class="title" x="${pad.l}" y="14">Traffic: rows per window by version (max ${max})</text>
+	return `<svg class="chart traffic" viewBox="0 0 ${w} ${h}" width="${w}" height="${h}" role="img" aria-label="${esc(what)} per window by version">
+<text class="title" x="${pad.l}" y="14">Traffic: ${esc(what)} per window by version (max ${max}; dark red: errors)</text>
 ${legend}
 <line x1="${pad.l}" y1="${h - pad.b}" x2="${w - pad.r}" y2="${h - pad.b}" stroke="#888"/>
+${xTicks(starts, (i) => pad.l + (i + 0.5) * bw, h - pad.b + 16)}
 ${bars.join("\n")}
 </svg>`;
 }
 
+/** Time labels (HH:MM) under a chart, at most 8. */
+function xTicks(starts: string[], x: (i: number) => number, y: number): string {
+	const step = Math.max(1, Math.ceil(starts.length / 8));
+	return starts
+		.map((s, i) =>
+			i % step === 0
+				? `<text x="${x(i).toFixed(1)}" y="${y}" text-anchor="middle">${esc(s.slice(11, 16))}</text>`
+				: "",
+		)
+		.join("");
+}
+
+/** A line of a line chart: its points by window start, its colour and dash. */
+interface Series {
+	label: string;
+	cls: string;
+	color: string;
+	dash?: string;
+	points: { start: string; value: number; tip: string }[];
+}
+
+/**
+ * Lines over the windows (one x slot per window start): y from 0 to the largest value (or `fixedMax`), or on a
+ * log scale (latency) between the smallest and largest value with a label at each power of ten.
+ */
+function lineChart(
+	cls: string,
+	title: string,
+	starts: string[],
+	series: Series[],
+	unit: string,
+	scale: { max?: number; log?: boolean } = {},
+): string {
+	const w = 860;
+	const h = 200;
+	const pad = { l: 58, r: 12, t: 40, b: 34 };
+	const slot = new Map(starts.map((s, i) => [s, i]));
+	const n = Math.max(1, starts.length - 1);
+	const x = (i: number) => pad.l + ((w - pad.l - pad.r) * i) / n;
+	const values = series.flatMap((s) => s.points.map((p) => p.value));
+	const max = scale.max ?? Math.max(1e-9, ...values);
+	const inner = h - pad.t - pad.b;
+	let y: (v: number) => number;
+	let labels: number[];
+	if (scale.log) {
+		const positive = values.filter((v) => v > 0);
+		const lo = Math.log10(Math.max(1e-6, Math.min(...positive, max) / 1.5));
+		const hi = Math.log10(max * 1.5);
+		y = (v: number) =>
+			pad.t + inner * (1 - (Math.log10(Math.max(v, 1e-6)) - lo) / (hi - lo));
+		labels = [];
+		for (let e = Math.floor(lo); e <= Math.ceil(hi); e++)
+			for (const m of [1, 2.5, 5]) {
+				const v = m * 10 ** e;
+				if (Math.log10(v) >= lo && Math.log10(v) <= hi) labels.push(v);
+			}
+	} else {
+		y = (v: number) => pad.t + inner * (1 - v / max);
+		labels = [0, max];
+	}
+	const lines: string[] = [];
+	const dots: string[] = [];
+	for (const s of series) {
+		if (s.points.length === 0) continue;
+		const d = s.points
+			.map(
+				(p, i) =>
+					`${i === 0 ? "M" : "L"}${x(slot.get(p.start) ?? 0).toFixed(1)},${y(p.value).toFixed(1)}`,
+			)
+			.join(" ");
+		lines.push(
+			`<path class="line ${s.cls}" d="${d}" fill="none" stroke="${s.color}" stroke-width="2"${s.dash ? ` stroke-dasharray="${s.dash}"` : ""}><title>${esc(s.label)}</title></path>`,
+		);
+		for (const p of s.points)
+			dots.push(
+				`<circle class="point ${s.cls}" cx="${x(slot.get(p.start) ?? 0).toFixed(1)}" cy="${y(p.value).toFixed(1)}" r="3" fill="${s.color}"><title>${esc(p.tip)}</title></circle>`,
+			);
+	}
+	// The legend is a row under the title, so a long title never runs into it.
+	const legend = series
+		.filter((s) => s.points.length > 0)
+		.map((s, k) => {
+			const lx = pad.l + 100 * k;
+			return `<line x1="${lx}" y1="26" x2="${lx + 16}" y2="26" stroke="${s.color}" stroke-width="2"${s.dash ? ` stroke-dasharray="${s.dash}"` : ""}/><text x="${lx + 20}" y="30">${esc(s.label)}</text>`;
+		})
+		.join("");
+	const grid = labels
+		.map(
+			(v) =>
+				`<line x1="${pad.l}" y1="${y(v).toFixed(1)}" x2="${w - pad.r}" y2="${y(v).toFixed(1)}" stroke="#e3e6ea"/><text x="${pad.l - 4}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end">${esc(num(v))}${esc(unit)}</text>`,
+		)
+		.join("");
+	return `<svg class="chart ${cls}" viewBox="0 0 ${w} ${h}" width="${w}" height="${h}" role="img" aria-label="${esc(title)}">
+<text class="title" x="${pad.l}" y="14">${esc(title)}</text>
+${legend}
+${grid}
+<line x1="${pad.l}" y1="${h - pad.b}" x2="${w - pad.r}" y2="${h - pad.b}" stroke="#888"/>
+${lines.join("\n")}
+${dots.join("")}
+${xTicks(starts, x, h - pad.b + 16)}
+</svg>`;
+}
+
+/** p50 (solid) and p99 (dashed) latency per window, one colour per version. */
+function latencyChart(stats: StatsWindowReport[]): string {
+	const starts = [...new Set(stats.map((s) => s.start))].sort();
+	const versions = [...new Set(stats.map((s) => s.version))].sort(
+		(a, b) => a - b,
+	);
+	const series: Series[] = [];
+	versions.forEach((v, k) => {
+		const color = COLORS[k % COLORS.length] as string;
+		const mine = stats.filter((s) => s.version === v);
+		for (const [q, dash] of [
+			["p50", undefined],
+			["p99", "5 3"],
+		] as const) {
+			series.push({
+				label: `v${v} ${q}`,
+				cls: q,
+				color,
+				...(dash ? { dash } : {}),
+				points: mine.flatMap((s) => {
+					const ms = q === "p50" ? s.p50_ms : s.p99_ms;
+					return ms === null
+						? []
+						: [
+								{
+									start: s.start,
+									value: ms,
+									tip: `${s.start} v${v}: ${q} ${num(ms)} ms (${s.requests - s.errors} answers)`,
+								},
+							];
+				}),
+			});
+		}
+	});
+	return lineChart(
+		"latency",
+		"Latency per window by version: p50 (solid) and p99 (dashed), from every replica's histogram merged (log scale)",
+		starts,
+		series,
+		" ms",
+		{ log: true },
+	);
+}
+
+const QUALITY: {
+	key: keyof NonNullable<StatsWindowReport["quality"]>;
+	title: string;
+	max?: number;
+}[] = [
+	{ key: "accuracy", title: "accuracy", max: 1 },
+	{ key: "f1_macro", title: "F1 (macro)", max: 1 },
+	{ key: "roc_auc", title: "ROC AUC", max: 1 },
+	{ key: "log_loss", title: "log-loss (lower is better)" },
+	{ key: "mae", title: "MAE (lower is better)" },
+	{ key: "rmse", title: "RMSE (lower is better)" },
+];
+
+/** One chart per quality figure that some window has, one line per version. */
+function qualityCharts(stats: StatsWindowReport[]): string {
+	const starts = [...new Set(stats.map((s) => s.start))].sort();
+	const versions = [...new Set(stats.map((s) => s.version))].sort(
+		(a, b) => a - b,
+	);
+	const charts: string[] = [];
+	for (const m of QUALITY) {
+		const series: Series[] = versions.map((v, k) => ({
+			label: `v${v}`,
+			cls: `q-${m.key}`,
+			color: COLORS[k % COLORS.length] as string,
+			points: stats.flatMap((s) => {
+				const value = s.version === v ? s.quality?.[m.key] : undefined;
+				return value === undefined
+					? []
+					: [
+							{
+								start: s.start,
+								value,
+								tip: `${s.start} v${v}: ${m.title} ${num(value)} (${s.quality?.rows} rows with feedback)`,
+							},
+						];
+			}),
+		}));
+		if (series.every((s) => s.points.length === 0)) continue;
+		charts.push(
+			lineChart(
+				`quality q-${m.key}`,
+				`Quality per window by version (answers served in the window, with feedback): ${m.title}`,
+				starts,
+				series,
+				"",
+				m.max !== undefined ? { max: m.max } : {},
+			),
+		);
+	}
+	return charts.join("\n");
+}
+
 /**
  * The report page. Included: per-feature reference vs current histograms (current = every window of the period
- * merged, per version), drift per feature and window, dataset drift share over time, traffic by version, and the
- * newest verdicts. Not included: latency (Prometheus has it) and quality from feedback.
+ * merged, per version), drift per feature and window, dataset drift share over time, traffic (requests, errors),
+ * latency p50/p99 and feedback quality per window by version, and the newest verdicts.
  */
 export function reportHtml(r: MonitorReport): string {
 	const windows = r.windows;
@@ -315,18 +531,41 @@ svg.chart{background:#fafbfc;border:1px solid #e3e6ea;border-radius:4px}svg text
 table{border-collapse:collapse}td,th{padding:2px 10px;border-bottom:1px solid #eee;text-align:left}tr.drift td{color:#b3261e;font-weight:600}
 .legend span{display:inline-block;width:10px;height:10px;margin:0 4px 0 10px}
 </style></head><body>
-<h1>Drift report: ${esc(r.model)}</h1>
+<h1>Monitoring report: ${esc(r.model)}</h1>
 <p class="meta">${esc(windows.length)} windows since ${esc(r.since)} · versions ${r.versions.map((v) => esc(v.version)).join(", ") || "none"} · a verdict needs ≥ ${esc(r.min_rows)} rows per window · generated ${esc(new Date().toISOString())}</p>
-${windows.length === 0 ? "<p><b>No windows in this period.</b> Is the server running with <code>--monitor-window</code>, and has it had traffic?</p>" : ""}
+${windows.length === 0 && r.stats.length === 0 ? "<p><b>No windows in this period.</b> Is the server running with <code>--monitor-window</code>, and has it had traffic?</p>" : ""}
 <h2>Drift over time</h2>
 ${shareChart(windows, windows[0]?.dataset.drift_share ?? 0.5)}
 ${heatmap(windows, features)}
-<h2>Traffic by version</h2>
-${trafficChart(windows)}
+<h2>Traffic and latency by version</h2>
+${
+	r.stats.length > 0
+		? trafficChart(
+				r.stats.map((x) => ({
+					start: x.start,
+					version: x.version,
+					count: x.requests,
+					errors: x.errors,
+				})),
+				"requests",
+			)
+		: trafficChart(
+				windows.map((x) => ({
+					start: x.start,
+					version: x.version,
+					count: x.rows,
+					errors: 0,
+				})),
+				"rows",
+			)
+}
+${r.stats.length > 0 ? latencyChart(r.stats) : "<p>No traffic windows: latency per window is recorded by servers started with <code>--monitor-window</code>.</p>"}
+<h2>Quality from feedback</h2>
+${qualityCharts(r.stats) || "<p>No feedback joined to answers in this period: send ground truth to <code>POST /v2/models/{model}/feedback</code> with the answers' request ids (serve keeps ids with <code>--feedback-max-ids</code>).</p>"}
 <h2>Newest verdicts</h2>
 ${latest || "<p>No closed window with enough data yet.</p>"}
 ${versionsHtml}
-<p class="meta">Included: reference vs current histograms per feature and output, drift per window, dataset drift share, traffic by version. Not included: latency (see /metrics) and quality from feedback.</p>
+<p class="meta">Included: reference vs current histograms per feature and output, drift per window, dataset drift share, traffic (requests and errors), latency p50/p99 and quality from feedback per window by version.</p>
 </body></html>
 `;
 }

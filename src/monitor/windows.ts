@@ -3,6 +3,12 @@
 import { type DriftOptions, type WindowDrift, windowDrift } from "./drift.ts";
 import { mergeProfiles } from "./profile/build.ts";
 import { type Profile, parseProfile } from "./profile/format.ts";
+import {
+	LATENCY_BOUNDS_MS,
+	mergeStatsRows,
+	type StatsRow,
+	type StatsWindowReport,
+} from "./stats.ts";
 
 /**
  * One replica's live profile of one model version over one time window, as the registry stores it. Rows of several
@@ -46,6 +52,10 @@ export interface MonitorReport {
 	/** Merged live profiles per version (over the whole period), for the report's histograms. */
 	current: Record<string, Profile>;
 	references: Record<string, Profile>;
+	/** Upper bounds (ms) of the latency buckets in `stats` (then +Inf). */
+	latency_bounds_ms: number[];
+	/** Traffic, latency and feedback quality per window per version, every replica merged (with or without a reference). */
+	stats: StatsWindowReport[];
 }
 
 /** Merges rows of the same (version, window) from several replicas. */
@@ -101,6 +111,7 @@ export function monitorReport(
 	reference: (version: number) => Profile | undefined,
 	opts: DriftOptions = {},
 	now: number = Date.now(),
+	statsRows: readonly StatsRow[] = [],
 ): MonitorReport {
 	const windows: MonitorWindow[] = [];
 	const current: Record<string, Profile> = {};
@@ -143,6 +154,10 @@ export function monitorReport(
 			...drift,
 		});
 	}
+	const stats = mergeStatsRows(statsRows, now);
+	for (const w of stats)
+		if (!versions.has(w.version))
+			versions.set(w.version, reference(w.version)?.rows ?? null);
 	const latest: MonitorWindow[] = [];
 	for (const version of versions.keys()) {
 		const mine = windows.filter(
@@ -163,5 +178,7 @@ export function monitorReport(
 		latest,
 		current,
 		references,
+		latency_bounds_ms: [...LATENCY_BOUNDS_MS],
+		stats,
 	};
 }

@@ -25,7 +25,10 @@ export interface PayloadLogOptions {
 	sample?: number | undefined;
 	/** Most records waiting to be written; past it new records are dropped and counted. Default 10 000. */
 	queueSize?: number | undefined;
-	/** Most bytes (record JSON) waiting to be written. Default 64 MiB. */
+	/**
+	 * Most bytes waiting to be written, counted as recordBytes does (the records' text plus a per-record overhead,
+	 * which is what they take in memory). Default 64 MiB.
+	 */
 	queueBytes?: number | undefined;
 	/** Records per write. Default 500. */
 	batchSize?: number | undefined;
@@ -50,6 +53,8 @@ export interface PayloadLogStatus {
 	available: boolean;
 	reason?: string;
 	queued: number;
+	/** Bytes the queued records are counted at (recordBytes); never above the budget. */
+	queued_bytes: number;
 	written: number;
 	dropped: number;
 }
@@ -145,6 +150,14 @@ export class PayloadLog {
 				this.set(self.#queue.length);
 			},
 		});
+		new Gauge({
+			name: "mlship_payload_log_queue_bytes",
+			help: "Bytes of the payload-log records waiting to be written (their text plus a per-record overhead; bounded by the queue's byte budget)",
+			registers: [this.registry],
+			collect() {
+				this.set(self.#bytes);
+			},
+		});
 		for (const r of ["queue_full", "closed", "encode"] as const)
 			this.#dropped.labels(r).inc(0);
 		this.#loop = this.#run();
@@ -171,8 +184,14 @@ export class PayloadLog {
 			this.#drop("encode");
 			return;
 		}
+		// Room was checked before decoding (cheap); a record larger than what is left is dropped too.
+		const size = recordBytes(r);
+		if (this.#bytes + size > this.#queueBytes) {
+			this.#drop("queue_full");
+			return;
+		}
 		this.#queue.push(r);
-		this.#bytes += recordBytes(r);
+		this.#bytes += size;
 		const wake = this.#wake;
 		if (wake) {
 			this.#wake = undefined;
@@ -191,6 +210,7 @@ export class PayloadLog {
 			destination: `${this.#sink.kind}:${this.#sink.where}`,
 			available: this.#available,
 			queued: this.#queue.length,
+			queued_bytes: this.#bytes,
 			written: this.#written,
 			dropped: this.#droppedCount,
 		};

@@ -6,6 +6,7 @@ import type {
 	TrafficPolicy,
 	TrafficPolicyInput,
 } from "../experiments/policy.ts";
+import { LATENCY_BOUNDS_MS, type StatsRow } from "../monitor/stats.ts";
 import type { WindowRow } from "../monitor/windows.ts";
 import { MlshipError } from "../protocol/errors.ts";
 import type { Audit, Tokens } from "./access.ts";
@@ -142,9 +143,7 @@ export function checkRolloutSpec(spec: RolloutSpec): void {
  * Latency buckets (ms, upper bounds) of the per-version stats replicas publish for rollout checks: those of
  * `mlship_request_duration_seconds`, so a replica publishes its histogram as it is.
  */
-export const ROLLOUT_LATENCY_BUCKETS_MS = [
-	0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000,
-];
+export const ROLLOUT_LATENCY_BUCKETS_MS = LATENCY_BOUNDS_MS;
 
 /** Names and aliases: letters, digits, '.', '_' or '-', starting with a letter or digit (as in mlship.yaml). */
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
@@ -340,6 +339,23 @@ export interface RegisterOptions {
 /** One replica's live profile of one model version over one time window (drift monitoring); see WindowRow. */
 export type ProfileWindow = WindowRow;
 
+/** One replica's traffic, latency and feedback quality of one model version over one time window; see StatsRow. */
+export type StatsWindow = StatsRow;
+
+/** A drift alert to send once across replicas (see {@link ModelStore.claimAlert}). */
+export interface AlertClaim {
+	model: string;
+	version: number;
+	/** `feature:<name>`, `output:<name>` or `dataset`. */
+	subject: string;
+	/** Start of the window that decided it (epoch ms). */
+	windowStart: number;
+	/** `started` or `ended`. */
+	change: string;
+	/** The replica claiming it. */
+	replica: string;
+}
+
 /** Options for {@link ModelStore.delete}. */
 export interface DeleteOptions {
 	/** Delete a version even though aliases point at it (they are deleted with it); default false: refused. */
@@ -483,10 +499,20 @@ export interface ModelStore {
 	openBundle(v: ModelVersion | string): Promise<Bundle>;
 	/** Writes (or rewrites) one replica's profile window. */
 	saveProfileWindow(w: ProfileWindow): Promise<void>;
-	/** Deletes profile windows that started before `before` (epoch ms); returns how many rows went. */
+	/** Deletes profile and stats windows and alert claims of windows that started before `before` (epoch ms); returns how many rows went. */
 	pruneProfileWindows(before: number): Promise<number>;
 	/** Profile windows of a model starting at or after `since` (epoch ms), oldest first; every replica's row. */
 	profileWindows(model: string, since: number): Promise<ProfileWindow[]>;
+	/** Writes (or rewrites) one replica's stats window (requests, errors, latency histogram, quality statistics). */
+	saveStatsWindow(w: StatsWindow): Promise<void>;
+	/** Stats windows of a model starting at or after `since` (epoch ms), oldest first; every replica's row. */
+	statsWindows(model: string, since: number): Promise<StatsWindow[]>;
+	/**
+	 * Claims the sending of one alert (model, version, subject, window, change): true for the first replica to ask,
+	 * false for every later one, so replicas judging the same merged window post it once. Claims older than `before`
+	 * go with {@link pruneProfileWindows}.
+	 */
+	claimAlert(c: AlertClaim): Promise<boolean>;
 	/** Calls `onChange` for every later change, from this process and others, in `seq` order. Returns unsubscribe. */
 	watch(onChange: (e: ChangeEvent) => void): () => void;
 	/** Whether the store is reachable now (a networked store's change feed is connected), and why not. */

@@ -51,6 +51,7 @@ async function startMonitor(
 		minRows: settings.monitor_min_rows,
 		method: settings.monitor_method,
 		webhook: settings.alert_webhook,
+		feedbackRetentionMs: settings.feedback_retention,
 		onError: (err) => log.warn({ err: err.message }, "drift monitor"),
 	});
 }
@@ -281,6 +282,8 @@ export async function startServer(
 				? log.info(e, "model updated")
 				: log.error(e, "model update refused; the old version keeps serving"),
 	});
+	// Traffic, latency and feedback quality per window, for every served version (with or without a reference).
+	monitor?.monitor.attach(dp);
 	for (const e of dp.loadErrors)
 		log.error({ err: e.message }, "model failed to load");
 	const failed = settings.lazy ? [] : failedModels(dp, settings);

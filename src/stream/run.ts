@@ -5,6 +5,7 @@ import { defaultModelName } from "../bundle/model-name.ts";
 import { createDataPlane, type ModelEvent } from "../dataplane/dataplane.ts";
 import { topK } from "../dataplane/explain.ts";
 import type { PredictHook } from "../dataplane/instance.ts";
+import type { DataPlane } from "../dataplane/types.ts";
 import type { PayloadLogConfig } from "../payload-log/open.ts";
 import { MlshipError, toMlshipError } from "../protocol/errors.ts";
 import { redactUrl } from "../protocol/redact.ts";
@@ -87,6 +88,8 @@ export interface StreamOptions {
 	onModelEvent?: (e: ModelEvent) => void;
 	/** Added to the model's instances after warm-up (e.g. the drift monitor's hook). */
 	hooks?: PredictHook[];
+	/** Told of the data plane once it is created (the drift monitor attaches to read traffic and feedback). */
+	onDataPlane?: (dp: DataPlane) => void;
 	/** Log each prediction (request id, inputs, outputs, latency) to a Parquet directory, PostgreSQL or Kafka. */
 	payloadLog?: PayloadLogConfig | undefined;
 	/**
@@ -201,7 +204,9 @@ export async function runStream(opts: StreamOptions): Promise<RunningStream> {
 		processMetrics: false,
 		...(opts.workers !== undefined ? { load: { workers: opts.workers } } : {}),
 		...(opts.onModelEvent ? { onEvent: opts.onModelEvent } : {}),
-		...(opts.hooks ? { hooks: opts.hooks } : {}),
+		...(opts.hooks
+			? { hooks: [...opts.hooks, ...(payloadLog ? [payloadLog.hook] : [])] }
+			: {}),
 		...(opts.feedbackFrom !== undefined
 			? {
 					feedback: {
@@ -215,6 +220,7 @@ export async function runStream(opts: StreamOptions): Promise<RunningStream> {
 				}
 			: {}),
 	});
+	opts.onDataPlane?.(dp);
 	// The payload log closes after the model: it writes the records of the last messages scored.
 	const open: { close(): Promise<void> }[] = [dp];
 	if (payloadLog) open.push(payloadLog);

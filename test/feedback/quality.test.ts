@@ -120,3 +120,16 @@ it("a figure the rows cannot define is absent, not NaN: AUC with one class, log-
 	assert.deepEqual(book.list(), []);
 	assert.throws(() => new QualityBook(0), /window must be a whole number ≥ 1/);
 });
+
+it("macro F1 counts a class that is never predicted right even when it is the highest index (scikit-learn: 0.5556)", () => {
+	// Truths 0, 1, 2; predictions 0, 1, 1: class 2 has F1 0 and counts (f1_score(average="macro") = (1 + 2/3 + 0) / 3).
+	const rows: ClassRow[] = [
+		{ pred: 0, truth: 0 },
+		{ pred: 1, truth: 1 },
+		{ pred: 1, truth: 2 },
+	];
+	close(classFigures(rows).f1_macro, 5 / 9, "window");
+	const q = new ClassQuality(10);
+	for (const r of rows) q.add(r);
+	close(q.cumulative().f1_macro, 5 / 9, "cumulative");
+});

@@ -5,6 +5,7 @@ import { spawnSync } from "node:child_process";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
+import { queryPayloadLog } from "../../src/payload-log/query.ts";
 import { CLI } from "../helpers/fixtures.ts";
 import { bundleWithReference, rows } from "./synth.ts";
 
@@ -46,8 +47,22 @@ test("stream --monitor-window writes windows to the registry; monitor report --j
 			window,
 			...more,
 		);
-	const s = stream(join(root, "results.jsonl"), "1h", "--log-level", "warn");
+	// With a payload log too: both hooks see every prediction (the monitor's once replaced the log's).
+	const payloads = join(root, "payloads");
+	const s = stream(
+		join(root, "results.jsonl"),
+		"1h",
+		"--log-level",
+		"warn",
+		"--log-payloads",
+		payloads,
+	);
 	assert.equal(s.status, 0, s.stderr);
+	const logged = await queryPayloadLog(payloads, { limit: 1000 });
+	assert.equal(
+		logged.reduce((n, r) => n + r.rows, 0),
+		300,
+	);
 	const r = mlship(
 		"monitor",
 		"report",
@@ -68,7 +83,18 @@ test("stream --monitor-window writes windows to the registry; monitor report --j
 			features: Record<string, { drifted: boolean | null }>;
 			dataset: { drifted_dataset: boolean };
 		}[];
+		stats: {
+			version: number;
+			requests: number;
+			errors: number;
+			p50_ms: number | null;
+		}[];
 	};
+	// Traffic and latency of the same window: every scoring call the stream made, none failed.
+	assert.equal(report.stats.length, 1, JSON.stringify(report.stats));
+	const [t] = report.stats;
+	assert.ok(t && t.version === 1 && t.requests >= 1 && t.errors === 0);
+	assert.ok(t.p50_ms !== null && t.p50_ms > 0);
 	assert.equal(report.windows.length, 1);
 	const [w] = report.windows;
 	assert.ok(w);

@@ -62,6 +62,12 @@ interface Report {
 		prediction_drift: boolean | null;
 	}[];
 	latest: unknown[];
+	stats: {
+		version: number;
+		requests: number;
+		errors: number;
+		p50_ms: number | null;
+	}[];
 }
 
 async function monitor(query = ""): Promise<Report> {
@@ -106,6 +112,16 @@ test("the monitor endpoint shows each window's per-feature method, statistic, th
 	assert.equal(w.features.sex?.method, "z");
 	assert.equal(w.dataset.drifted_dataset, true);
 	assert.equal(w.prediction_drift, true);
+	// Traffic and latency of the same request, read from the server's metrics at its ticks (warm-ups not counted).
+	let stats = r.stats;
+	for (let i = 0; i < 100 && stats.length === 0; i++) {
+		await new Promise((res) => setTimeout(res, 100));
+		stats = (await monitor("?since=1h")).stats;
+	}
+	assert.deepEqual(
+		stats.map((x) => [x.version, x.requests, x.errors, x.p50_ms !== null]),
+		[[1, 1, 0, true]],
+	);
 	let text = "";
 	for (let i = 0; i < 100; i++) {
 		text = await (await fetch(`${url}/metrics`)).text();

@@ -8,6 +8,7 @@ import { test } from "node:test";
 import { pathToFileURL } from "node:url";
 import { readBundle } from "../../src/bundle/bundle.ts";
 import { DriftMonitor } from "../../src/dataplane/drift-monitor.ts";
+import { QualityStats } from "../../src/feedback/quality.ts";
 import { loadModel } from "../../src/model.ts";
 import { openRegistry } from "../../src/registry/open.ts";
 import { launchBrowser, openPage, screenshot } from "../harness/browser.ts";
@@ -61,6 +62,35 @@ test("monitor report: one self-contained HTML file whose charts draw in Chromium
 		}
 		await v1.close();
 		await v2.close();
+		// Traffic, latency and feedback quality of the same windows, as two serve replicas write them: v2 slower,
+		// with errors in one window; its errors (MAE) grow once the inputs shift.
+		for (let i = 0; i < 10; i++)
+			for (const version of i >= 5 ? [1, 2] : [1])
+				for (const replica of ["r1", "r2"]) {
+					const buckets = new Array(17).fill(0);
+					buckets[version === 1 ? 4 : 6] = 40 + i; // (1, 2.5] ms or (5, 10] ms
+					buckets[version === 1 ? 6 : 8] = 2; // the tail: (5, 10] ms or (25, 50] ms
+					const q = new QualityStats("regression");
+					for (let k = 0; k < 20; k++)
+						q.addValue(
+							150 + k,
+							150 +
+								k +
+								((i >= 6 ? 30 : 10) + (version === 2 ? 5 : 0)) *
+									(k % 2 ? 1 : -1),
+						);
+					await store.saveStatsWindow({
+						model: "diabetes-cats-ridge",
+						version,
+						start: t0 + i * w,
+						seconds: WINDOW,
+						replica,
+						requests: 42 + i + (version === 2 && i === 8 ? 5 : 0),
+						errors: version === 2 && i === 8 ? 5 : 0,
+						buckets,
+						quality: JSON.stringify(q.toJSON()),
+					});
+				}
 	} finally {
 		await monitor.close();
 		await store.close();
@@ -100,7 +130,31 @@ test("monitor report: one self-contained HTML file whose charts draw in Chromium
 			dataset: { drifted_dataset: boolean | null };
 		}[];
 		versions: unknown[];
+		stats: {
+			version: number;
+			requests: number;
+			errors: number;
+			replicas: number;
+			p50_ms: number;
+			p99_ms: number;
+			quality: { rows: number; mae: number; rmse: number } | null;
+		}[];
 	};
+	// Traffic, latency and quality per window: both replicas merged, quantiles from the merged histograms.
+	assert.equal(data.stats.length, 15);
+	const s0 = data.stats[0];
+	assert.ok(s0);
+	assert.deepEqual(
+		[s0.version, s0.requests, s0.errors, s0.replicas, s0.quality?.rows],
+		[1, 84, 0, 2, 40],
+	);
+	assert.ok(s0.p50_ms > 1 && s0.p50_ms <= 2.5, String(s0.p50_ms));
+	assert.ok(s0.p99_ms > 5 && s0.p99_ms <= 10, String(s0.p99_ms));
+	assert.equal(s0.quality?.mae, 10);
+	const v2last = data.stats.filter((x) => x.version === 2);
+	assert.equal(v2last.length, 5);
+	assert.equal(v2last[3]?.errors, 10);
+	assert.equal(v2last[4]?.quality?.mae, 35);
 	assert.equal(data.windows.length, 15);
 	assert.deepEqual(data.versions, [
 		{ version: 1, reference_rows: 800 },
@@ -122,10 +176,37 @@ test("monitor report: one self-contained HTML file whose charts draw in Chromium
 		// Reference vs current histograms: 10 features + 1 output, per version.
 		assert.equal(await count("svg.chart.hist"), 22);
 		assert.equal(await count("rect.cell"), 10 * 15);
-		assert.equal(await count("circle.point"), 14); // every window with a verdict (v2's last has 20 rows)
+		assert.equal(await count("svg.chart.share circle.point"), 14); // every window with a verdict (v2's last has 20 rows)
 		assert.ok((await count("rect.bar.ref")) > 50);
 		assert.ok((await count("rect.bar.cur")) > 50);
 		assert.equal(await count("rect.bar.traffic"), 15);
+		assert.equal(await count("rect.bar.errors"), 1);
+		// Latency: p50 and p99 lines per version (v1 10 windows, v2 5).
+		assert.equal(await count("svg.chart.latency"), 1);
+		const lines = async (sel: string) => {
+			const l = page.locator(sel);
+			const out: number[] = [];
+			for (let i = 0; i < (await l.count()); i++)
+				out.push(
+					((await l.nth(i).getAttribute("d")) ?? "")
+						.split(/[ML]/)
+						.filter(Boolean).length,
+				);
+			return out;
+		};
+		assert.deepEqual(await lines("svg.chart.latency path.line.p50"), [10, 5]);
+		assert.deepEqual(await lines("svg.chart.latency path.line.p99"), [10, 5]);
+		// Quality: the figures a regression has (MAE, RMSE), a line per version.
+		assert.equal(await count("svg.chart.quality"), 2);
+		assert.deepEqual(await lines("svg.chart.q-mae path.line"), [10, 5]);
+		assert.deepEqual(await lines("svg.chart.q-rmse path.line"), [10, 5]);
+		for (const sel of ["svg.chart.latency", "svg.chart.q-mae"]) {
+			const b = await page.locator(sel).boundingBox();
+			assert.ok(
+				b && b.width > 400 && b.height > 100,
+				`${sel}: ${JSON.stringify(b)}`,
+			);
+		}
 		// The charts have size on the page (they drew), and the line of the share chart has points.
 		const box = await page.locator("svg.chart.heatmap").boundingBox();
 		assert.ok(box && box.width > 200 && box.height > 100, JSON.stringify(box));

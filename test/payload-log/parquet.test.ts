@@ -240,6 +240,53 @@ describe("Parquet rotation and retention", () => {
 		}
 	});
 
+	it("a record longer than DuckDB's default CSV line (2 MB) is written, beside ordinary ones", async () => {
+		const dir = await mkdtemp(join(tmpdir(), "mlship-long-"));
+		const sink = parquetSink(dir);
+		try {
+			await sink.open();
+			// One request of 40,000 rows: ~3.4 MB of input JSON on one spool line.
+			const big = JSON.stringify(
+				Array.from({ length: 40_000 }, (_, i) => ({
+					sepal_length: 5.1 + i / 1e5,
+					sepal_width: 3.5,
+					petal_length: 1.4,
+					petal_width: 0.2,
+				})),
+			);
+			assert.ok(big.length > 3_000_000);
+			const record = (id: string, inputs: string, rows: number) => ({
+				id,
+				time: Date.UTC(2026, 0, 1),
+				model: "iris",
+				version: 1,
+				entity: null,
+				caller: null,
+				latency_ms: 1.5,
+				rows,
+				inputs,
+				outputs: '[{"label":"setosa"}]',
+			});
+			await sink.write([
+				record("small", '[{"sepal_length":5.1}]', 1),
+				record("big", big, 40_000),
+			]);
+			await sink.close();
+			const back = await queryPayloadLog(dir, { limit: 10 });
+			assert.deepEqual(back.map((r) => [r.id, r.rows]).sort(), [
+				["big", 40_000],
+				["small", 1],
+			]);
+			assert.deepEqual(
+				(await readdir(dir)).filter((f) => f.startsWith(".spool")),
+				[],
+				"no spool left behind",
+			);
+		} finally {
+			await rm(dir, { recursive: true, force: true });
+		}
+	});
+
 	it("an empty directory reads as no records; a missing one is an error naming it", async () => {
 		const dir = await mkdtemp(join(tmpdir(), "mlship-empty-"));
 		try {

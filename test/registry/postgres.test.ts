@@ -253,6 +253,8 @@ describe("PostgresStore", () => {
 				"files",
 				"mlship_schema",
 				"models",
+				"monitor_alerts",
+				"monitor_stats",
 				"monitor_windows",
 				"rollout_events",
 				"rollouts",

@@ -202,6 +202,8 @@ describe("SqliteStore", () => {
 			"changes",
 			"files",
 			"models",
+			"monitor_alerts",
+			"monitor_stats",
 			"monitor_windows",
 			"rollout_events",
 			"rollouts",

@@ -156,6 +156,86 @@ export function runStoreContract(
 				]);
 			}));
 
+		it("keeps traffic/quality windows per replica (rewritten, listed since a time, pruned with the profile windows) and claims each alert once", () =>
+			withStore(async (store, reopen) => {
+				const row = (replica: string, start: number, requests: number) => ({
+					model: "m",
+					version: 2,
+					start,
+					seconds: 0.5,
+					replica,
+					requests,
+					errors: 1,
+					buckets: [
+						requests - 1,
+						0,
+						0,
+						0,
+						0,
+						0,
+						0,
+						0,
+						0,
+						0,
+						0,
+						0,
+						0,
+						0,
+						0,
+						0,
+						0,
+					],
+				});
+				await store.saveStatsWindow(row("a", 60_000, 5));
+				await store.saveStatsWindow({
+					...row("a", 60_000, 9),
+					quality: '{"task":"regression","n":1,"abs":2,"sq":4}',
+				}); // the window filled and feedback came: the row is rewritten
+				const other = await reopen(); // another replica, another connection
+				await other.saveStatsWindow(row("b", 60_000, 4));
+				await other.saveStatsWindow(row("b", 120_000, 7));
+				await store.saveStatsWindow({ ...row("a", 60_000, 1), model: "other" });
+				assert.deepEqual(await store.statsWindows("m", 0), [
+					{
+						...row("a", 60_000, 9),
+						quality: '{"task":"regression","n":1,"abs":2,"sq":4}',
+					},
+					row("b", 60_000, 4),
+					row("b", 120_000, 7),
+				]);
+				assert.deepEqual(await store.statsWindows("m", 120_000), [
+					row("b", 120_000, 7),
+				]);
+				const claim = {
+					model: "m",
+					version: 2,
+					subject: "feature:x",
+					windowStart: 60_000,
+					change: "started",
+				};
+				assert.equal(await store.claimAlert({ ...claim, replica: "a" }), true);
+				assert.equal(
+					await other.claimAlert({ ...claim, replica: "b" }),
+					false,
+					"a second replica finds the alert claimed",
+				);
+				assert.equal(
+					await other.claimAlert({ ...claim, change: "ended", replica: "b" }),
+					true,
+					"another change of the same subject and window is another alert",
+				);
+				// 2 stats rows + 2 alert claims before 120_000 (the other model's row too: 3 stats rows).
+				assert.equal(await store.pruneProfileWindows(120_000), 5);
+				assert.deepEqual(await other.statsWindows("m", 0), [
+					row("b", 120_000, 7),
+				]);
+				assert.equal(
+					await store.claimAlert({ ...claim, replica: "a" }),
+					true,
+					"a pruned claim can be claimed again",
+				);
+			}));
+
 		it("resolves a bare name to the newest version, name@N to that version, name@alias to its target", () =>
 			withStore(async (store) => {
 				await store.register(iris);

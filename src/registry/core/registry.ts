@@ -9,6 +9,7 @@ import type { AuditEntry } from "../access.ts";
 import { prepareRegistration } from "../store/common.ts";
 import * as errors from "../store/errors.ts";
 import {
+	type AlertClaim,
 	type ArmStats,
 	assertAlias,
 	assertName,
@@ -30,6 +31,7 @@ import {
 	type RolloutSpec,
 	type RolloutState,
 	type TrafficChange,
+	type StatsWindow,
 	type VersionTotals,
 } from "../types.ts";
 import { AuditLog } from "./audit.ts";
@@ -851,13 +853,93 @@ export class RegistryCore implements ModelStore {
 
 	async pruneProfileWindows(before: number): Promise<number> {
 		this.#checkOpen();
-		const gone = await this.#driver.transaction((tx) =>
-			tx.all<{ n: number }>(
-				"DELETE FROM monitor_windows WHERE window_start < $1 RETURNING 1 AS n",
-				[before],
+		return this.#driver.transaction(async (tx) => {
+			let n = 0;
+			for (const table of [
+				"monitor_windows",
+				"monitor_stats",
+				"monitor_alerts",
+			])
+				n += (
+					await tx.all<{ n: number }>(
+						`DELETE FROM ${table} WHERE window_start < $1 RETURNING 1 AS n`,
+						[before],
+					)
+				).length;
+			return n;
+		});
+	}
+
+	async saveStatsWindow(w: StatsWindow): Promise<void> {
+		this.#checkOpen();
+		await this.#driver.transaction((tx) =>
+			tx.all(
+				`INSERT INTO monitor_stats (name, version, window_start, window_seconds, replica, requests, errors, buckets, quality)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+				ON CONFLICT (name, version, window_start, replica)
+				DO UPDATE SET requests = excluded.requests, errors = excluded.errors, buckets = excluded.buckets,
+				quality = excluded.quality, window_seconds = excluded.window_seconds`,
+				[
+					w.model,
+					w.version,
+					w.start,
+					w.seconds,
+					w.replica,
+					w.requests,
+					w.errors,
+					JSON.stringify(w.buckets),
+					w.quality ?? null,
+				],
 			),
 		);
-		return gone.length;
+	}
+
+	async statsWindows(model: string, since: number): Promise<StatsWindow[]> {
+		this.#checkOpen();
+		const rows = await this.#read((s) =>
+			s.all<{
+				name: string;
+				version: number;
+				window_start: number | string;
+				window_seconds: number;
+				replica: string;
+				requests: number | string;
+				errors: number | string;
+				buckets: string;
+				quality: string | null;
+			}>(
+				`SELECT name, version, window_start, window_seconds, replica, requests, errors, buckets, quality FROM monitor_stats
+				WHERE name = $1 AND window_start >= $2 ORDER BY window_start, version, replica${this.#driver.dialect.binary}`,
+				[model, since],
+			),
+		);
+		return rows.map((r) => {
+			const w: StatsWindow = {
+				model: r.name,
+				version: Number(r.version),
+				start: Number(r.window_start),
+				seconds: Number(r.window_seconds),
+				replica: r.replica,
+				requests: Number(r.requests),
+				errors: Number(r.errors),
+				buckets: JSON.parse(r.buckets) as number[],
+			};
+			if (r.quality !== null) w.quality = r.quality;
+			return w;
+		});
+	}
+
+	async claimAlert(c: AlertClaim): Promise<boolean> {
+		this.#checkOpen();
+		const won = await this.#driver.transaction((tx) =>
+			tx.all<{ n: number }>(
+				`INSERT INTO monitor_alerts (name, version, subject, window_start, change, replica)
+				VALUES ($1, $2, $3, $4, $5, $6)
+				ON CONFLICT (name, version, subject, window_start, change) DO NOTHING RETURNING 1 AS n`,
+				[c.model, c.version, c.subject, c.windowStart, c.change, c.replica],
+			),
+		);
+		return won.length > 0;
 	}
 
 	async profileWindows(model: string, since: number): Promise<ProfileWindow[]> {

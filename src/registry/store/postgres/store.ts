@@ -176,6 +176,32 @@ const MIGRATIONS: readonly string[] = [
 		actor TEXT NOT NULL
 	);
 	CREATE INDEX traffic_policy_history_by_at ON traffic_policy_history (at);`,
+	// Monitoring per window besides drift (one row per model, version, window start and replica, rewritten as the
+	// window fills; merged when read): requests, errors (error, timeout), the latency histogram of answers on the
+	// buckets of version_stats, and feedback quality as mergeable sufficient statistics (JSON). Alert claims: the
+	// first replica to insert an alert's row sends it. No foreign keys, as monitor_windows.
+	`CREATE TABLE monitor_stats (
+		name TEXT NOT NULL,
+		version INTEGER NOT NULL,
+		window_start BIGINT NOT NULL,
+		window_seconds DOUBLE PRECISION NOT NULL,
+		replica TEXT NOT NULL,
+		requests BIGINT NOT NULL,
+		errors BIGINT NOT NULL,
+		buckets TEXT NOT NULL,
+		quality TEXT,
+		PRIMARY KEY (name, version, window_start, replica)
+	);
+	CREATE INDEX monitor_stats_by_start ON monitor_stats (name, window_start);
+	CREATE TABLE monitor_alerts (
+		name TEXT NOT NULL,
+		version INTEGER NOT NULL,
+		subject TEXT NOT NULL,
+		window_start BIGINT NOT NULL,
+		change TEXT NOT NULL,
+		replica TEXT NOT NULL,
+		PRIMARY KEY (name, version, subject, window_start, change)
+	);`,
 ];
 
 /** The schema version this code writes. */

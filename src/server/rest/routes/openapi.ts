@@ -603,7 +603,7 @@ export function openApiDocument(dp: DataPlane): Record<string, unknown> {
 		),
 		"/v2/models/{model}/monitor": get(
 			"modelMonitor",
-			"Drift of the model's live traffic against its reference profile, per window (serve --monitor-window)",
+			"Per window (serve --monitor-window): drift of the model's live traffic against its reference profile, and every version's requests, errors, latency and feedback quality",
 			{
 				type: "object",
 				properties: {
@@ -618,6 +618,18 @@ export function openApiDocument(dp: DataPlane): Record<string, unknown> {
 						items: { type: "object" },
 					},
 					latest: { type: "array", items: { type: "object" } },
+					latency_bounds_ms: {
+						type: "array",
+						items: { type: "number" },
+						description:
+							"upper bounds of the latency buckets in stats (then +Inf)",
+					},
+					stats: {
+						type: "array",
+						description:
+							"per version and window, every replica merged, for every served version (with or without a reference profile): start, end, replicas, requests, errors, error_rate, latency_buckets, p50_ms, p99_ms, quality (feedback figures of the answers served in the window, or null), open",
+						items: { type: "object" },
+					},
 				},
 			},
 			[
