@@ -41,7 +41,7 @@ import {
 } from "./feed.ts";
 import {
 	entityIs,
-	insertVersion,
+	insertVersions,
 	type Latest,
 	toVersion,
 	upsertAlias,
@@ -152,7 +152,7 @@ export class RegistryCore implements ModelStore {
 			const pending: PendingChange[] = [];
 			const r = await fn(tx, (e) => pending.push(e));
 			if (pending.length > 0) {
-				for (const e of pending) await this.audit.insert(tx, auditOf(e));
+				await this.audit.insertMany(tx, pending.map(auditOf));
 				await d.beforeAppend(tx);
 				newest = await appendChanges(tx, d.dialect, pending);
 				await pruneChanges(tx, newest, pending.length, this.#retention);
@@ -248,15 +248,7 @@ export class RegistryCore implements ModelStore {
 		return this.#write(async (tx, change) => {
 			// The newest version of each name (and entity) written in this transaction, read from the database once.
 			const latest: Latest = new Map();
-			const out: ModelVersion[] = [];
-			for (const { p, allowChange } of prepared)
-				out.push(
-					await insertVersion(tx, this.#driver.dialect, change, p, {
-						allowChange,
-						latest,
-					}),
-				);
-			return out;
+			return insertVersions(tx, this.#driver.dialect, change, prepared, latest);
 		});
 	}
 
