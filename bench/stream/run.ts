@@ -577,8 +577,9 @@ What bounds it (\`node bench/stream/profile.ts --broker redis --records 100\` an
 message the main thread is the bound: per ~75 KB message, \`JSON.parse\` of the payload (~0.5 ms, 12–16% of the
 samples), encoding the records into the input tensor (8–10%; gathered into columns since this run, 149 → 110 µs per
 message in a same-run A/B), posting the batch to the worker (\`postMessage\`, 4–9%), garbage collection of the parsed
-records (5–11%) and the results' JSON (~2%); a file-to-file run with no broker reaches about the same rate, so the
-broker client is not what limits it. Parsing JSON on the worker threads (payload bytes handed over, tensors built
+records (5–11%) and the results' JSON (~2%). A JSON-lines file to file run with no broker (3,000 messages of 100
+records) takes 3.8 s of CPU, ~550–650 messages/s on the loaded machine: the processor, not the broker client, is the
+bound. Parsing JSON on the worker threads (payload bytes handed over, tensors built
 there) is the next step to use the second core. At 1 record per message the cost is per message, not per record:
 the broker client's per-message commands (ioredis 9%), one predict request each through the scheduler and the pool
 hand-off (dataplane + pool ~7%), and the broker's own write limit (Redis XADD with fsync always).
