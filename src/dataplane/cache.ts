@@ -417,15 +417,22 @@ export class ModelCache {
 		/** Instances using each shared session. */
 		const users = new Map<string, number>();
 		const candidates: Entry[] = [];
-		for (const e of this.all()) {
-			for (const s of instancesOf(e)) {
-				count++;
-				const { shared } = s.model;
-				const u = shared ? (users.get(shared.key) ?? 0) : 0;
-				bytes += u > 0 ? s.model.bytes - (shared?.bytes ?? 0) : s.model.bytes;
-				if (shared) users.set(shared.key, u + 1);
-			}
+		const add = (s: Served) => {
+			count++;
+			const { shared } = s.model;
+			const u = shared ? (users.get(shared.key) ?? 0) : 0;
+			bytes += u > 0 ? s.model.bytes - (shared?.bytes ?? 0) : s.model.bytes;
+			if (shared) users.set(shared.key, u + 1);
+		};
+		const visit = (e: Entry) => {
+			// instancesOf without its array: this runs on every load, over every loaded member.
+			if (e.route) for (const s of e.route.arms.values()) add(s);
+			else if (e.served) add(e.served);
 			if (e !== keep && e.served && !e.loading) candidates.push(e);
+		};
+		for (const e of this.entries.values()) {
+			visit(e);
+			if (e.family) for (const m of e.family.members.values()) visit(m);
 		}
 		const retiring: Promise<void>[] = [];
 		const over = () =>
