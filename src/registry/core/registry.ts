@@ -791,7 +791,8 @@ export class RegistryCore implements ModelStore {
 			for (const r of rows)
 				if (r.path !== null && r.bytes !== null)
 					files.set(r.path, bytesOf(r.bytes));
-			const bundle = bundleFromParts(first.manifest, files, source);
+			// Stored as JSON.stringify wrote it (insertVersions).
+			const bundle = bundleFromParts(first.manifest, files, source, true);
 			if (bundle.manifest.artifact.sha256 !== first.sha256)
 				throw errors.storedDigestMismatch(
 					source,
