@@ -361,7 +361,17 @@ async function brokerLimit(
 	}
 	if (b.name === "kafka") {
 		const cp = `${kafkaTools()}/*`;
-		const msgs = String(Math.min(200_000, messagesFor(r) * 2));
+		// Each tool is a fresh JVM: a run of a few hundred large records measures its start-up, not the broker. At
+		// least ~100 MB of records per run (and never fewer than the bench's own messages × 2).
+		const records = (bytes: number) =>
+			String(
+				Math.min(
+					200_000,
+					Math.max(messagesFor(r) * 2, Math.ceil(100_000_000 / bytes)),
+				),
+			);
+		const inSize = Buffer.byteLength(payload(0, r));
+		const msgs = records(inSize);
 		const topic = `toolbench-${r}-${Date.now()}`;
 		// kafka-producer-perf-test with its defaults (acks=all, the Java producer's batching) as fast as it can, into
 		// a topic auto-created like mlship's (2 partitions): input-size records (then read back), result-size records.
@@ -373,7 +383,7 @@ async function brokerLimit(
 				"--topic",
 				t,
 				"--num-records",
-				msgs,
+				t === topic ? msgs : records(bytes),
 				"--record-size",
 				String(bytes),
 				"--throughput",
@@ -389,7 +399,7 @@ async function brokerLimit(
 				throw new Error(`ProducerPerformance: no rate in ${text}`);
 			return rate;
 		};
-		await producer(topic, Buffer.byteLength(payload(0, r)));
+		await producer(topic, inSize);
 		const write = await producer(`${topic}-out`, out.length);
 		// kafka-consumer-perf-test: a consumer group reading the input topic from the start; its fetch rate (the time
 		// after the group's first rebalance, as mlship's rate counts from its processor's start).
