@@ -63,13 +63,17 @@ export function verifyFiles(
 	}
 }
 
-/** Reads a bundle in memory from its manifest text and files (as stored in a registry), verifying digests. */
+/**
+ * Reads a bundle in memory from its manifest text and files (as stored in a registry), verifying digests.
+ * `json`: the manifest text is JSON (a registry stores it so), parsed without the YAML parser.
+ */
 export function bundleFromParts(
 	manifestText: string,
 	files: Map<string, Uint8Array>,
 	source: string,
+	json = false,
 ): Bundle {
-	const manifest = parseManifest(manifestText, `${source}: mlship.yaml`);
+	const manifest = parseManifest(manifestText, `${source}: mlship.yaml`, json);
 	verifyFiles(manifest, files, source);
 	return { manifest, files, source };
 }

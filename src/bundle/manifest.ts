@@ -300,11 +300,19 @@ export function validateManifest(
 	return m;
 }
 
-/** Parses mlship.yaml text (YAML or JSON) and validates it. */
-export function parseManifest(text: string, where = "mlship.yaml"): Manifest {
+/**
+ * Parses mlship.yaml text (YAML or JSON) and validates it. `json`: the text is known to be JSON (a registry's stored
+ * manifest, written by JSON.stringify) and is read with JSON.parse — ~25× cheaper than the YAML parser, which every
+ * cold load of a registry model paid.
+ */
+export function parseManifest(
+	text: string,
+	where = "mlship.yaml",
+	json = false,
+): Manifest {
 	let raw: unknown;
 	try {
-		raw = parseYaml(text);
+		raw = json ? JSON.parse(text) : parseYaml(text);
 	} catch (err) {
 		throw new MlshipError(
 			"MLSHIP_INVALID_BUNDLE",

@@ -389,7 +389,24 @@ export function encodeRecords(
 					],
 				};
 	}
-	return encode(plan, rows.length, (name, r) => (rows[r] as Row)[name]);
+	// Each feature's values gathered into one number column first, so the encoder takes its fast path (no coercion
+	// call per value); a value that is not a plain number is NaN there and goes through the coercion rules from `get`.
+	const n = rows.length;
+	const enc = new TableEncoder(plan, n);
+	const nums = new Float64Array(n);
+	plan.features.forEach((f, fi) => {
+		const name = f.name;
+		for (let r = 0; r < n; r++) {
+			const v = (rows[r] as Row)[name];
+			nums[r] = typeof v === "number" ? v : Number.NaN;
+		}
+		enc.writeColumn(fi, n, {
+			get: (r) => (rows[r] as Row)[name],
+			numbers: nums,
+		});
+	});
+	enc.commit(n);
+	return enc.take();
 }
 
 /** Encodes columns (`{feature: [values]}`); all feature columns must be present and of one length. */

@@ -188,9 +188,9 @@ export class ModelCache {
 				e.reason = "";
 				delete e.failedAt;
 				delete e.evicted;
-				this.#metrics.loaded.set(this.#countLoaded());
 				this.#metrics.loads.inc({ model: e.spec.name });
 				e.lastUsed = performance.now();
+				// Counts what is loaded (the metrics) and evicts past the limits.
 				void this.#evict(e);
 				// Emitted at the swap itself: from here on new requests get the new version.
 				if (old)
@@ -405,25 +405,50 @@ export class ModelCache {
 	/**
 	 * Unloads least recently used models while more than maxLoadedModels are loaded or their estimated memory
 	 * passes memoryBudget (never `keep`, never one that is loading). Evicted family members are forgotten.
+	 * One pass over the entries counts the instances, their estimated bytes (a shared session once, with how many
+	 * instances use it) and the candidates; each eviction then updates the totals instead of recounting, so a cold
+	 * load with 10,000 models loaded costs one walk of them, not several per evicted model.
 	 */
 	async #evict(keep: Entry): Promise<void> {
 		const max = this.#opts.maxLoadedModels ?? 0;
 		const budget = this.#opts.memoryBudget ?? 0;
-		if (max <= 0 && budget <= 0) return;
+		let count = 0;
+		let bytes = 0;
+		/** Instances using each shared session. */
+		const users = new Map<string, number>();
+		const candidates: Entry[] = [];
+		const add = (s: Served) => {
+			count++;
+			const { shared } = s.model;
+			const u = shared ? (users.get(shared.key) ?? 0) : 0;
+			bytes += u > 0 ? s.model.bytes - (shared?.bytes ?? 0) : s.model.bytes;
+			if (shared) users.set(shared.key, u + 1);
+		};
+		const visit = (e: Entry) => {
+			// instancesOf without its array: this runs on every load, over every loaded member.
+			if (e.route) for (const s of e.route.arms.values()) add(s);
+			else if (e.served) add(e.served);
+			if (e !== keep && e.served && !e.loading) candidates.push(e);
+		};
+		for (const e of this.entries.values()) {
+			visit(e);
+			if (e.family) for (const m of e.family.members.values()) visit(m);
+		}
 		const retiring: Promise<void>[] = [];
-		let count = this.#countLoaded();
-		let bytes = this.loadedBytes();
-		while ((max > 0 && count > max) || (budget > 0 && bytes > budget)) {
-			let lru: Entry | undefined;
-			for (const e of this.all())
+		const over = () =>
+			(max > 0 && count > max) || (budget > 0 && bytes > budget);
+		while (over()) {
+			let at = -1;
+			for (let i = 0; i < candidates.length; i++)
 				if (
-					e !== keep &&
-					e.served &&
-					!e.loading &&
-					(!lru || e.lastUsed < lru.lastUsed)
+					at < 0 ||
+					(candidates[i] as Entry).lastUsed < (candidates[at] as Entry).lastUsed
 				)
-					lru = e;
-			if (!lru) break;
+					at = i;
+			if (at < 0) break;
+			const lru = candidates[at] as Entry;
+			candidates[at] = candidates[candidates.length - 1] as Entry;
+			candidates.pop();
 			const all = instancesOf(lru);
 			lru.served = undefined;
 			delete lru.route;
@@ -433,10 +458,18 @@ export class ModelCache {
 			if (lru.entity !== undefined)
 				this.entries.get(lru.spec.name)?.family?.members.delete(lru.entity);
 			this.#metrics.evictions.inc({ model: lru.spec.name });
-			for (const s of all) retiring.push(s.model.close());
-			count -= all.length;
-			// Recounted: an evicted model frees a shared session only if it was that session's last user.
-			bytes = this.loadedBytes();
+			for (const s of all) {
+				retiring.push(s.model.close());
+				count--;
+				const { shared } = s.model;
+				if (!shared) bytes -= s.model.bytes;
+				else {
+					// A shared session is freed only with its last user.
+					const u = (users.get(shared.key) ?? 1) - 1;
+					users.set(shared.key, u);
+					bytes -= s.model.bytes - (u === 0 ? 0 : shared.bytes);
+				}
+			}
 		}
 		this.#metrics.loaded.set(count);
 		this.#metrics.loadedBytes.set(bytes);

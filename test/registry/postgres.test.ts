@@ -126,6 +126,50 @@ describe("PostgresStore", () => {
 		}
 	});
 
+	it("writes a bulk registration of 1000 entities in one transaction of a few multi-row statements", async () => {
+		const url = await freshDatabase();
+		const store = await PostgresStore.open(url);
+		try {
+			await store.registerMany(
+				Array.from({ length: 1000 }, (_, i) => ({
+					bundle: iris,
+					opts: { name: "bulk", entity: `c${i}` },
+				})),
+			);
+			// xmin: the inserting transaction; cmin: the statement within it (rows of one INSERT share it).
+			const count = async (table: string, where: string) =>
+				(
+					await sql<{ rows: string; xacts: string; statements: string }>(
+						url,
+						`SELECT count(*) AS rows, count(DISTINCT xmin::text) AS xacts, count(DISTINCT cmin::text) AS statements
+						 FROM ${table} WHERE ${where}`,
+					)
+				)[0];
+			const files = iris.files.size;
+			for (const [table, where, rows, most] of [
+				["versions", "name = 'bulk'", 1000, 1],
+				[
+					"files",
+					"name = 'bulk'",
+					1000 * files,
+					Math.ceil((1000 * files) / 1200),
+				],
+				["changes", "name = 'bulk'", 1000, 1],
+				["audit_log", "target LIKE 'bulk@%'", 1000, 1],
+			] as const) {
+				const c = await count(table, where);
+				assert.equal(Number(c?.rows), rows, `${table} rows`);
+				assert.equal(Number(c?.xacts), 1, `${table}: one transaction`);
+				assert.ok(
+					Number(c?.statements) <= most,
+					`${table}: ${c?.statements} statements, expected at most ${most}`,
+				);
+			}
+		} finally {
+			await store.close();
+		}
+	});
+
 	it("gives distinct, contiguous versions to two processes registering the same name at once", async () => {
 		const url = await freshDatabase();
 		await (await PostgresStore.open(url)).close(); // create the schema up front, like an existing registry

@@ -784,6 +784,84 @@ export function runStoreContract(
 				}
 			}));
 
+		it("registerMany numbers, checks and records items in their order, across many statements", () =>
+			withStore(async (store, reopen) => {
+				const other = await reopen();
+				const events: ChangeEvent[] = [];
+				const stop = other.watch((e) => events.push(e));
+				try {
+					// 2,500 items (several multi-row statements per table): two names interleaved, entities repeated within
+					// the call (each repeat is that entity's next version), aliases on some named versions.
+					const items = Array.from({ length: 2500 }, (_, i) =>
+						i % 5 === 0
+							? {
+									bundle: iris,
+									opts: {
+										name: "named",
+										aliases: i % 100 === 0 ? ["production", `a${i}`] : [],
+									},
+								}
+							: {
+									bundle: iris,
+									opts: { name: "fam", entity: `x${i % 300}` },
+								},
+					);
+					const vs = await store.registerMany(items);
+					const expected: { type: string; name: string; version: number }[] =
+						[];
+					const next = new Map<string, number>();
+					const newest = new Map<string, number>();
+					items.forEach((it, i) => {
+						const version = (next.get(it.opts.name) ?? 0) + 1;
+						next.set(it.opts.name, version);
+						assert.equal(vs[i]?.version, version, `item ${i}`);
+						assert.equal(
+							vs[i]?.entity,
+							"entity" in it.opts ? it.opts.entity : undefined,
+						);
+						assert.deepEqual(
+							vs[i]?.aliases,
+							[...("aliases" in it.opts ? it.opts.aliases : [])].sort(),
+						);
+						if ("entity" in it.opts) newest.set(it.opts.entity, version);
+						expected.push({ type: "registered", name: it.opts.name, version });
+						for (const _ of "aliases" in it.opts ? it.opts.aliases : [])
+							expected.push({ type: "alias_set", name: it.opts.name, version });
+					});
+					assert.deepEqual(
+						await store.entities("fam"),
+						[...newest]
+							.map(([entity, version]) => ({ entity, version }))
+							.sort((a, b) => (a.entity < b.entity ? -1 : 1)),
+					);
+					assert.equal((await store.get("named@production")).version, 481);
+					await waitFor(
+						() => events.length >= expected.length,
+						`${expected.length} events`,
+						20_000,
+					);
+					assert.deepEqual(
+						events.map((e) => ({
+							type: e.type,
+							name: e.name,
+							version: e.version,
+						})),
+						expected,
+					);
+					// The newest of an entity registered earlier in the call is what a later item is checked against.
+					await rejectsWith(
+						store.registerMany([
+							{ bundle: iris, opts: { name: "fam", entity: "x1" } },
+							{ bundle: gbdt, opts: { name: "fam", entity: "x1" } },
+						]),
+						"MLSHIP_INVALID_ARGUMENT",
+						/signature differs from fam@2001/,
+					);
+				} finally {
+					stop();
+				}
+			}));
+
 		it("refuses a version whose inputs, features or labels differ from the newest, showing the difference, unless allowed", () =>
 			withStore(async (store) => {
 				await store.register(iris);

@@ -1,7 +1,9 @@
 // Kafka against a real single-node Kafka (KRaft): the connector contract, then mlship stream end to end (one broker: start-up takes seconds).
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
-import { startKafka } from "../harness/kafka.ts";
+import { openSink } from "../../src/stream/connectors/index.ts";
+import { textHeader } from "../../src/stream/headers.ts";
+import { javaConsume, startKafka } from "../harness/kafka.ts";
 import {
 	Collector,
 	produce,
@@ -35,6 +37,33 @@ runEndToEnd("kafka", {
 		`${kafka.url}/e2e-${label}-${++n}?partitions=2&session_timeout_ms=3000`,
 	restart: () => kafka.restart({ downtimeMs: 500 }),
 	settle: (group, members) => kafka.waitForGroup(group, members),
+});
+
+describe("Kafka sink: writes larger than the broker's message size", () => {
+	it("splits a write of 40 records of 70 KB (2.8 MB, the broker takes 1 MB per batch) into requests it accepts, in order", async () => {
+		const topic = `big-${++n}`;
+		const sink = await openSink(`${kafka.url}/${topic}?partitions=1`);
+		try {
+			await sink.write(
+				Array.from({ length: 40 }, (_, i) => ({
+					key: Buffer.from(`k${i}`),
+					value: Buffer.alloc(70_000, i),
+					headers: [textHeader("i", String(i))],
+				})),
+			);
+		} finally {
+			await sink.close();
+		}
+		const got = await javaConsume(kafka.bootstrap, [topic], 40, 60_000);
+		assert.deepEqual(
+			got.map((r) => [r.offset, r.key, r.value?.length]),
+			Array.from({ length: 40 }, (_, i) => [
+				i,
+				Buffer.from(`k${i}`).toString("hex"),
+				140_000,
+			]),
+		);
+	});
 });
 
 describe("mlship stream --exactly-once (Kafka to Kafka, transactions)", () => {

@@ -3,6 +3,7 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import { userInfo } from "node:os";
 import { MlshipError } from "../../protocol/errors.ts";
 import type { Audit, AuditEntry, AuditEvent, AuditFilter } from "../access.ts";
+import { insertRows, placeholders } from "./rows.ts";
 import type { Driver, Session } from "./session.ts";
 
 /** Who acts: a token id (server requests) or `local:USER` (the CLI, a library call); and from where (an IP, or `cli`). */
@@ -77,25 +78,37 @@ export class AuditLog implements Audit {
 
 	/** Records one event inside the caller's transaction (so it commits, or not, with the change it describes). */
 	async insert(tx: Session, e: AuditEntry): Promise<void> {
-		if (!ACTION_RE.test(e.action))
-			throw new MlshipError(
-				"MLSHIP_INVALID_ARGUMENT",
-				`invalid audit action '${e.action.slice(0, 64)}': use lower-case words joined by '.', e.g. model.load`,
-			);
+		await this.insertMany(tx, [e]);
+	}
+
+	/** Records events, in order, inside the caller's transaction, many per statement (a bulk registration's). */
+	async insertMany(tx: Session, entries: readonly AuditEntry[]): Promise<void> {
+		if (entries.length === 0) return;
 		const who = currentActor();
-		let detail = JSON.stringify(e.detail ?? {});
-		if (Buffer.byteLength(detail) > MAX_DETAIL_BYTES)
-			detail = JSON.stringify({ truncated: true });
-		await tx.all(
-			"INSERT INTO audit_log (at, actor, action, target, detail, source) VALUES ($1, $2, $3, $4, $5, $6)",
-			[
-				new Date().toISOString(),
+		const at = new Date().toISOString();
+		const rows = entries.map((e) => {
+			if (!ACTION_RE.test(e.action))
+				throw new MlshipError(
+					"MLSHIP_INVALID_ARGUMENT",
+					`invalid audit action '${e.action.slice(0, 64)}': use lower-case words joined by '.', e.g. model.load`,
+				);
+			let detail = JSON.stringify(e.detail ?? {});
+			if (Buffer.byteLength(detail) > MAX_DETAIL_BYTES)
+				detail = JSON.stringify({ truncated: true });
+			return [
+				at,
 				clip(e.actor ?? who.actor),
 				e.action,
 				clip(e.target),
 				detail,
 				clip(e.source ?? who.source),
-			],
+			];
+		});
+		await insertRows(
+			tx,
+			"INSERT INTO audit_log (at, actor, action, target, detail, source)",
+			rows,
+			placeholders(6),
 		);
 	}
 

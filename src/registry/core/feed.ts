@@ -1,5 +1,6 @@
 // The change feed's shared half: appending changes in a write, pruning old ones, and handing rows to watchers.
 import type { ChangeEvent } from "../types.ts";
+import { insertRows } from "./rows.ts";
 import type { ChangeRow, Dialect, PendingChange, Session } from "./session.ts";
 
 /**
@@ -19,22 +20,32 @@ export const DEFAULT_RETENTION: ChangeRetention = {
 	maxAgeMs: 7 * 24 * 3600_000,
 };
 
-/** Appends `pending` in order inside the caller's transaction; returns the newest seq. */
+/**
+ * Appends `pending` in order inside the caller's transaction, many rows per statement; returns the newest seq. A
+ * multi-row VALUES list is inserted in its order, so the sequence numbers follow the changes' order (and the
+ * driver's append lock, taken before, makes seq order commit order).
+ */
 export async function appendChanges(
 	tx: Session,
 	dialect: Dialect,
 	pending: readonly PendingChange[],
 ): Promise<number> {
+	const rows = await insertRows<{ seq: number | string }>(
+		tx,
+		"INSERT INTO changes (type, name, version, alias, entity, at)",
+		pending.map((e) => [
+			e.type,
+			e.name,
+			e.version ?? null,
+			e.alias ?? null,
+			e.entity ?? null,
+		]),
+		(k) =>
+			`($${k}, $${k + 1}, $${k + 2}, $${k + 3}, coalesce($${k + 4}, (SELECT entity FROM versions WHERE name = $${k + 1} AND version = $${k + 2})), ${dialect.now})`,
+		" RETURNING seq",
+	);
 	let newest = 0;
-	// One row at a time: the seq order within a transaction is then exactly the order of the changes.
-	for (const e of pending) {
-		const row = await tx.one<{ seq: number | string }>(
-			`INSERT INTO changes (type, name, version, alias, entity, at) VALUES ($1, $2, $3, $4,
-			   coalesce($5, (SELECT entity FROM versions WHERE name = $2 AND version = $3)), ${dialect.now}) RETURNING seq`,
-			[e.type, e.name, e.version ?? null, e.alias ?? null, e.entity ?? null],
-		);
-		newest = Number(row?.seq);
-	}
+	for (const r of rows) newest = Math.max(newest, Number(r.seq));
 	return newest;
 }
 

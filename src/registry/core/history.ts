@@ -3,7 +3,8 @@
 import type { TrafficPolicy } from "../../experiments/policy.ts";
 import type { TrafficChange } from "../types.ts";
 import { currentActor } from "./audit.ts";
-import { readRoute } from "./routes.ts";
+import { readRoutesOf } from "./routes.ts";
+import { insertRows, placeholders } from "./rows.ts";
 import type { PendingChange, Session } from "./session.ts";
 
 /** Newest rows a read returns at most. */
@@ -42,40 +43,52 @@ export async function recordHistory(
 	pending: readonly PendingChange[],
 	now = Date.now(),
 ): Promise<void> {
-	const seen = new Set<string>();
-	for (const e of pending) {
+	const keys = new Map<string, { name: string; alias: string }>();
+	for (const e of pending)
 		if (
-			e.alias === undefined ||
-			(e.type !== "route" &&
-				e.type !== "alias_set" &&
-				e.type !== "alias_deleted")
+			e.alias !== undefined &&
+			(e.type === "route" ||
+				e.type === "alias_set" ||
+				e.type === "alias_deleted")
 		)
-			continue;
-		const key = `${e.name}\0${e.alias}`;
-		if (seen.has(key)) continue;
-		seen.add(key);
-		const a = await tx.one<{ version: number }>(
-			"SELECT version FROM aliases WHERE name = $1 AND alias = $2",
-			[e.name, e.alias],
+			keys.set(`${e.name}\0${e.alias}`, { name: e.name, alias: e.alias });
+	if (keys.size === 0) return;
+	// One read of the aliases and one of the policies per 1,000 models, not two per alias: a bulk registration of
+	// 100,000 entities each with an alias stays a few statements.
+	const names = [...new Set([...keys.values()].map((k) => k.name))];
+	const versions = new Map<string, number>();
+	for (let i = 0; i < names.length; i += 1000) {
+		const chunk = names.slice(i, i + 1000);
+		const rows = await tx.all<{
+			name: string;
+			alias: string;
+			version: number | string;
+		}>(
+			`SELECT name, alias, version FROM aliases WHERE name IN (${chunk.map((_, j) => `$${j + 1}`).join(", ")})`,
+			chunk,
 		);
-		const route = await readRoute(tx, e.name, e.alias);
-		let policy: string | null = null;
-		if (route) {
-			const { salt: _, ...body } = route.policy;
-			policy = JSON.stringify(body);
-		}
-		await tx.all(
-			"INSERT INTO traffic_policy_history (name, alias, at, version, policy, actor) VALUES ($1, $2, $3, $4, $5, $6)",
-			[
-				e.name,
-				e.alias,
-				now,
-				a ? Number(a.version) : null,
-				policy,
-				currentActor().actor.slice(0, 500),
-			],
-		);
+		for (const r of rows)
+			versions.set(`${r.name}\0${r.alias}`, Number(r.version));
 	}
+	const policies = new Map<string, string>();
+	for (const route of await readRoutesOf(tx, names)) {
+		const { salt: _, ...body } = route.policy;
+		policies.set(`${route.name}\0${route.alias}`, JSON.stringify(body));
+	}
+	const actor = currentActor().actor.slice(0, 500);
+	await insertRows(
+		tx,
+		"INSERT INTO traffic_policy_history (name, alias, at, version, policy, actor)",
+		[...keys].map(([key, k]) => [
+			k.name,
+			k.alias,
+			now,
+			versions.get(key) ?? null,
+			policies.get(key) ?? null,
+			actor,
+		]),
+		placeholders(6),
+	);
 }
 
 /**

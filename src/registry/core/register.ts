@@ -4,6 +4,7 @@ import type { PreparedRegistration } from "../store/common.ts";
 import { toModelVersion } from "../store/common.ts";
 import * as errors from "../store/errors.ts";
 import type { ModelVersion } from "../types.ts";
+import { insertRows, placeholders } from "./rows.ts";
 import type { Dialect, PendingChange, Session } from "./session.ts";
 import { signatureDiff } from "./signature.ts";
 
@@ -47,71 +48,135 @@ export function toVersion(row: VersionRow, aliases: string[]): ModelVersion {
 	);
 }
 
+/** The newest stored version (and manifest) of each entity of `name` in `entities` (null: the name's own versions). */
+async function newestOf(
+	tx: Session,
+	name: string,
+	entities: readonly (string | null)[],
+	latest: Latest,
+): Promise<void> {
+	const put = (r: {
+		version: number;
+		manifest: string;
+		entity: string | null;
+	}) =>
+		latest.set(`${name}\0${r.entity ?? ""}`, {
+			version: r.version,
+			manifest: JSON.parse(r.manifest) as Manifest,
+		});
+	if (entities.includes(null)) {
+		const row = await tx.one<{ version: number; manifest: string }>(
+			"SELECT version, manifest FROM versions WHERE name = $1 AND entity IS NULL ORDER BY version DESC LIMIT 1",
+			[name],
+		);
+		if (row) put({ ...row, entity: null });
+	}
+	const named = entities.filter((e): e is string => e !== null);
+	// Each entity's newest through the (name, entity, version) index, many entities per statement.
+	const per = 1000;
+	for (let i = 0; i < named.length; i += per) {
+		const chunk = named.slice(i, i + per);
+		const list = chunk.map((_, j) => `$${j + 2}`).join(", ");
+		for (const r of await tx.all<{
+			version: number;
+			manifest: string;
+			entity: string;
+		}>(
+			`SELECT v.entity, v.version, v.manifest FROM versions v
+			 WHERE v.name = $1 AND v.entity IN (${list})
+			   AND v.version = (SELECT max(w.version) FROM versions w WHERE w.name = $1 AND w.entity = v.entity)`,
+			[name, ...chunk],
+		))
+			put(r);
+	}
+}
+
 /**
- * Writes one prepared registration inside the caller's transaction: the next version number, the signature check
- * against the newest version of the same name (and entity), the rows, and its changes.
+ * Writes prepared registrations, in order, inside the caller's transaction: each name's version numbers (one
+ * counter bump per name), the signature check of each against the newest version of the same name (and entity) —
+ * earlier items of the same call included —, then the rows, many per statement (a thousand per-entity models are a
+ * handful of statements, not thousands), and the changes in item order (registered, then its aliases).
  */
-export async function insertVersion(
+export async function insertVersions(
 	tx: Session,
 	dialect: Dialect,
 	change: (e: PendingChange) => void,
-	p: PreparedRegistration,
-	opts: { allowChange: boolean; latest: Latest },
-): Promise<ModelVersion> {
-	const { allowChange, latest } = opts;
-	const { name, aliases, metadata, manifest, files, entity } = p;
+	items: readonly { p: PreparedRegistration; allowChange: boolean }[],
+	latest: Latest,
+): Promise<ModelVersion[]> {
 	const now = dialect.now;
+	const byName = new Map<string, number>();
+	for (const { p } of items) byName.set(p.name, (byName.get(p.name) ?? 0) + 1);
 	// Inserting or bumping the model row locks it until COMMIT: registrations of one name queue here.
-	const counter = await tx.one<{ last_version: number }>(
-		`INSERT INTO models (name, last_version, created_at) VALUES ($1, 1, ${now})
-		 ON CONFLICT (name) DO UPDATE SET last_version = models.last_version + 1
-		 RETURNING last_version`,
-		[name],
-	);
-	const version = Number(counter?.last_version);
+	const next = new Map<string, number>();
+	for (const [name, count] of byName) {
+		const counter = await tx.one<{ last_version: number }>(
+			`INSERT INTO models (name, last_version, created_at) VALUES ($1, $2, ${now})
+			 ON CONFLICT (name) DO UPDATE SET last_version = models.last_version + $2
+			 RETURNING last_version`,
+			[name, count],
+		);
+		next.set(name, Number(counter?.last_version) - count + 1);
+		const unseen = new Set<string | null>();
+		for (const { p } of items)
+			if (p.name === name && !latest.has(`${name}\0${p.entity ?? ""}`))
+				unseen.add(p.entity);
+		await newestOf(tx, name, [...unseen], latest);
+	}
 	// An entity's versions are compared with that entity's newest: a family may hold different models per entity.
-	const scope = `${name}\0${entity ?? ""}`;
-	let previous = latest.get(scope);
-	if (!previous) {
-		const row = await tx.one<{ version: number; manifest: string }>(
-			`SELECT version, manifest FROM versions WHERE name = $1 AND ${entityIs(entity)} ORDER BY version DESC LIMIT 1`,
-			entity === null ? [name] : [name, entity],
-		);
-		if (row)
-			previous = {
-				version: row.version,
-				manifest: JSON.parse(row.manifest) as Manifest,
-			};
-	}
-	if (previous && !allowChange) {
-		const diff = signatureDiff(previous.manifest, manifest);
-		if (diff.length > 0)
-			throw errors.signatureChanged(name, previous.version, diff);
-	}
-	latest.set(scope, { version, manifest });
-	const row = await tx.one<VersionRow>(
-		`INSERT INTO versions (name, version, manifest, sha256, created_at, status, metadata, entity)
-		 VALUES ($1, $2, $3, $4, ${now}, 'active', $5, $6) RETURNING *`,
-		[
-			name,
+	const numbered = items.map(({ p, allowChange }) => {
+		const version = next.get(p.name) as number;
+		next.set(p.name, version + 1);
+		const scope = `${p.name}\0${p.entity ?? ""}`;
+		const previous = latest.get(scope);
+		if (previous && !allowChange) {
+			const diff = signatureDiff(previous.manifest, p.manifest);
+			if (diff.length > 0)
+				throw errors.signatureChanged(p.name, previous.version, diff);
+		}
+		latest.set(scope, { version, manifest: p.manifest });
+		return { p, version };
+	});
+	const rows = await insertRows<VersionRow>(
+		tx,
+		"INSERT INTO versions (name, version, manifest, sha256, created_at, status, metadata, entity)",
+		numbered.map(({ p, version }) => [
+			p.name,
 			version,
-			JSON.stringify(manifest),
-			manifest.artifact.sha256,
-			JSON.stringify(metadata),
-			entity,
-		],
+			JSON.stringify(p.manifest),
+			p.manifest.artifact.sha256,
+			JSON.stringify(p.metadata),
+			p.entity,
+		]),
+		(k) =>
+			`($${k}, $${k + 1}, $${k + 2}, $${k + 3}, ${now}, 'active', $${k + 4}, $${k + 5})`,
+		" RETURNING *",
 	);
-	for (const f of files)
-		await tx.all(
-			"INSERT INTO files (name, version, path, bytes, sha256) VALUES ($1, $2, $3, $4, $5)",
-			[name, version, f.path, f.bytes, f.sha256],
+	const stored = new Map(rows.map((r) => [`${r.name}\0${r.version}`, r]));
+	await insertRows(
+		tx,
+		"INSERT INTO files (name, version, path, bytes, sha256)",
+		numbered.flatMap(({ p, version }) =>
+			p.files.map((f) => [p.name, version, f.path, f.bytes, f.sha256]),
+		),
+		placeholders(5),
+	);
+	const out: ModelVersion[] = [];
+	for (const { p, version } of numbered) {
+		const { name, entity, aliases } = p;
+		change({ type: "registered", name, version, entity });
+		for (const a of aliases) {
+			await upsertAlias(tx, name, a, version);
+			change({ type: "alias_set", name, version, alias: a, entity });
+		}
+		out.push(
+			toVersion(
+				stored.get(`${name}\0${version}`) as VersionRow,
+				[...aliases].sort(),
+			),
 		);
-	change({ type: "registered", name, version, entity });
-	for (const a of aliases) {
-		await upsertAlias(tx, name, a, version);
-		change({ type: "alias_set", name, version, alias: a, entity });
 	}
-	return toVersion(row as VersionRow, [...aliases].sort());
+	return out;
 }
 
 /** Points an alias at a version (creating or moving it). */

@@ -45,7 +45,7 @@ import {
 import { MAX_HISTORY_ROWS, readHistory, recordHistory } from "./history.ts";
 import {
 	entityIs,
-	insertVersion,
+	insertVersions,
 	type Latest,
 	toVersion,
 	upsertAlias,
@@ -156,7 +156,7 @@ export class RegistryCore implements ModelStore {
 			const pending: PendingChange[] = [];
 			const r = await fn(tx, (e) => pending.push(e));
 			if (pending.length > 0) {
-				for (const e of pending) await this.audit.insert(tx, auditOf(e));
+				await this.audit.insertMany(tx, pending.map(auditOf));
 				await recordHistory(tx, pending);
 				await d.beforeAppend(tx);
 				newest = await appendChanges(tx, d.dialect, pending);
@@ -253,15 +253,7 @@ export class RegistryCore implements ModelStore {
 		return this.#write(async (tx, change) => {
 			// The newest version of each name (and entity) written in this transaction, read from the database once.
 			const latest: Latest = new Map();
-			const out: ModelVersion[] = [];
-			for (const { p, allowChange } of prepared)
-				out.push(
-					await insertVersion(tx, this.#driver.dialect, change, p, {
-						allowChange,
-						latest,
-					}),
-				);
-			return out;
+			return insertVersions(tx, this.#driver.dialect, change, prepared, latest);
 		});
 	}
 
@@ -827,7 +819,8 @@ export class RegistryCore implements ModelStore {
 			for (const r of rows)
 				if (r.path !== null && r.bytes !== null)
 					files.set(r.path, bytesOf(r.bytes));
-			const bundle = bundleFromParts(first.manifest, files, source);
+			// Stored as JSON.stringify wrote it (insertVersions).
+			const bundle = bundleFromParts(first.manifest, files, source, true);
 			if (bundle.manifest.artifact.sha256 !== first.sha256)
 				throw errors.storedDigestMismatch(
 					source,

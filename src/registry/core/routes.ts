@@ -67,6 +67,23 @@ export async function readRoute(
 	return row ? toRoute(row) : undefined;
 }
 
+/** The policies of the aliases of these models, in statements of at most 1,000 names (bulk changes). */
+export async function readRoutesOf(
+	s: Session,
+	names: readonly string[],
+): Promise<StoredRoute[]> {
+	const out: StoredRoute[] = [];
+	for (let i = 0; i < names.length; i += 1000) {
+		const chunk = names.slice(i, i + 1000);
+		const rows = await s.all<RouteRow>(
+			`SELECT * FROM traffic_policies WHERE name IN (${chunk.map((_, j) => `$${j + 1}`).join(", ")})`,
+			chunk,
+		);
+		out.push(...rows.map(toRoute));
+	}
+	return out;
+}
+
 export async function readRoutes(
 	s: Session,
 	dialect: Dialect,

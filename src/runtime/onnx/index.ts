@@ -204,21 +204,23 @@ class BlockingOnnxModel implements LoadedModel {
 }
 
 /**
- * Estimated memory of a loaded model: ~330 KiB of JS state plus, per onnxruntime session (inline and one per
- * worker), ~40 KiB + 5.6 × the artifact's bytes. The per-session part is fitted to RSS growth over 200 loads of
- * each fixture (linear, GBDT, random forest, MLP); the base to bench/lifecycle's RSS growth per model over 1,000
- * loaded family members (459 KiB for the 532-byte iris model), so a budget errs on the safe side.
+ * Estimated memory of a loaded model: ~20 KiB of its own (instance, scheduler, entry, metrics children) plus, per
+ * onnxruntime session (inline and one per worker), ~143 KiB + 5.6 × the artifact's bytes. The per-session part's
+ * slope is fitted to RSS growth over 200 loads of each fixture (linear, GBDT, random forest, MLP). The split between
+ * the two comes from bench/lifecycle: 10,000 family members of one artifact (sessions shared) grew the server's RSS
+ * by 19.5 KiB each (the model's own part), and 1,000 members with sessions of their own by 459 KiB each for the
+ * 532-byte iris model (own part + 3 sessions), so an estimate matches RSS whether sessions are shared or not.
  */
 function estimateBytes(sessions: number, artifact: number): number {
 	return MODEL_BASE_BYTES + estimateSessionBytes(sessions, artifact);
 }
 
-/** The per-model JS state of estimateBytes (never shared). */
-const MODEL_BASE_BYTES = 330 * 1024;
+/** The per-model part of estimateBytes (never shared). */
+const MODEL_BASE_BYTES = 20 * 1024;
 
 /** The sessions' part of estimateBytes (shared by byte-identical artifacts on a shared pool). */
 function estimateSessionBytes(sessions: number, artifact: number): number {
-	return sessions * (40 * 1024 + 5.6 * artifact);
+	return sessions * (143 * 1024 + 5.6 * artifact);
 }
 
 /** What onnxruntime says of bytes that are no ONNX model at all (not protobuf, empty, or protobuf without a graph). */

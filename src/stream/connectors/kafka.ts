@@ -279,6 +279,41 @@ function record(
 	return r;
 }
 
+/**
+ * Most bytes of records in one produce request. The broker refuses a record batch above its `message.max.bytes`
+ * (1 MB by default) and the client sends each call's records for a partition as one batch, so a write of many
+ * large results (e.g. 256 results of 100 predictions) is split into produce requests under this, as the Java
+ * producer's `max.request.size` (1 MiB) does. A single record larger than the broker allows still fails.
+ */
+export const MAX_PRODUCE_BYTES = 900_000;
+/** What a record adds besides its key, value and headers (the v2 record and batch framing, generously). */
+const RECORD_OVERHEAD = 64;
+
+/** Splits records into runs of at most `limit` bytes each (a record over the limit is a run of its own), in order. */
+export function bySize(
+	records: ToProduce[],
+	limit = MAX_PRODUCE_BYTES,
+): ToProduce[][] {
+	const runs: ToProduce[][] = [];
+	let run: ToProduce[] = [];
+	let bytes = 0;
+	for (const r of records) {
+		let size = RECORD_OVERHEAD + (r.key?.length ?? 0) + (r.value?.length ?? 0);
+		// record() gives headers as a Map.
+		if (r.headers instanceof Map)
+			for (const [k, v] of r.headers) size += k.length + (v?.length ?? 0) + 8;
+		if (run.length > 0 && bytes + size > limit) {
+			runs.push(run);
+			run = [];
+			bytes = 0;
+		}
+		run.push(r);
+		bytes += size;
+	}
+	if (run.length > 0) runs.push(run);
+	return runs;
+}
+
 /** An idempotent acks=all producer of bytes, placing keys by the partitioner the options name (default java). */
 function newProducer(
 	a: KafkaAddress,
@@ -474,7 +509,7 @@ export function kafkaTransactor(
 				if (dead)
 					for (const m of deadLetters)
 						messages.push(record(dead.topic, m, false));
-				if (messages.length > 0) await tx.send({ messages });
+				for (const run of bySize(messages)) await tx.send({ messages: run });
 				await tx.addConsumer(consumer);
 				for (const m of lastPerPartition(src.held, consumed))
 					await tx.addOffset(m);
@@ -514,9 +549,9 @@ export function kafkaSink(uri: string, opts: SinkOptions = {}): Sink {
 			});
 			await ready;
 			try {
-				await producer.send({
-					messages: messages.map((m) => record(a.topic, m, same)),
-				});
+				// One request at a time, in order: each resolves once the broker has all of its records.
+				for (const run of bySize(messages.map((m) => record(a.topic, m, same))))
+					await producer.send({ messages: run });
 			} catch (err) {
 				throw new Error(describe(err), { cause: err });
 			}
