@@ -1,5 +1,6 @@
 // Test harness: headless Chromium (Debian's `chromium` package) driven by playwright-core, for tests that look at
 // rendered pages (the monitor report, the dashboard). No browser download: the system binary is used.
+import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { type Browser, chromium, type Page } from "playwright-core";
@@ -56,5 +57,19 @@ export async function screenshot(page: Page, name: string): Promise<string> {
 	mkdirSync(ARTIFACTS, { recursive: true });
 	const path = `${ARTIFACTS}${name}.png`;
 	await page.screenshot({ path, fullPage: true });
+	// Every page a test looks at is also checked for JavaScript values written as text (a null appended to an
+	// element shows as "null"): one such slipped past the tests onto the experiments page.
+	// (a string, run in the page: this file is compiled without the DOM's types)
+	const stray = (await page.evaluate(`(() => {
+		const out = [];
+		const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+		for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+			const t = (n.textContent ?? "").trim();
+			if (/^(null|undefined|NaN|\\[object Object\\])$/.test(t))
+				out.push(t + " in <" + n.parentElement?.tagName.toLowerCase() + ">");
+		}
+		return out;
+	})()`)) as string[];
+	assert.deepEqual(stray, [], `${name}: JavaScript values shown as text`);
 	return path;
 }

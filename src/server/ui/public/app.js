@@ -1352,7 +1352,8 @@ function weightsChart(box, key, changes, rangeStart, now) {
 		chartBox,
 	);
 	box.dataset.points = String(changes.length);
-	box.append(
+	// Element.append writes null as the text "null": only the notes that apply go in.
+	const notes = [
 		changes[changes.length - 1]?.policy?.bandit
 			? h(
 					"p",
@@ -1400,7 +1401,8 @@ function weightsChart(box, key, changes, rangeStart, now) {
 				),
 			),
 		),
-	);
+	];
+	box.append(...notes.filter((n) => n !== null));
 }
 
 /** The start-a-rollout form (admin): the same settings and defaults as `mlship rollout start`, confirmed first. */
