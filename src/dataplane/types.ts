@@ -1,4 +1,5 @@
 // The protocol-neutral data plane every entry point (REST, gRPC, stream, batch, SQL) calls.
+import type { MetricObjectWithValues, MetricValue } from "prom-client";
 import type { FeatureSpec } from "../codec/feature-specs.ts";
 import type { Row } from "../codec/table.ts";
 import type { StoredRoute } from "../experiments/policy.ts";
@@ -190,6 +191,8 @@ export interface DataPlane {
 	quality?(name: string): VersionQuality[];
 	/** Prometheus exposition of every metric (`GET /metrics`). */
 	metrics(): Promise<{ contentType: string; body: string }>;
+	/** The same metrics as prom-client JSON (summed across `serve --processes` workers by the primary). */
+	metricsJson?(): Promise<MetricObjectWithValues<MetricValue<string>>[]>;
 	/** Stops accepting work, finishes in-flight requests, unloads everything. */
 	close(): Promise<void>;
 }

@@ -76,6 +76,8 @@ export interface RestServerOptions {
 	monitor?: DriftMonitor;
 	/** More of `/v2/health/ready`'s details (e.g. `payload_log`): shown, never making the server unready. */
 	readiness?: () => Record<string, unknown>;
+	/** `serve --processes N`: the data plane metrics of every process, summed (replaces this process's own). */
+	clusterMetrics?: () => Promise<string>;
 	/** More Prometheus expositions appended to `GET /metrics` (each with metric names of its own). */
 	metrics?: (() => Promise<{ contentType: string; body: string }>)[];
 	/** The registry the served models come from: adds `PUT /v2/repository/models/:model/aliases/:alias` (admin). */
@@ -168,6 +170,7 @@ export function createRestServer(
 		monitor: opts.monitor,
 		readiness: opts.readiness,
 		metrics: opts.metrics ?? [],
+		clusterMetrics: opts.clusterMetrics,
 	};
 	if (ctx.accessLog) registerAccessLog(app);
 	const routes: { method: string; url: string }[] = [];
