@@ -4,7 +4,8 @@ import type { Signature, Tensor } from "../protocol/types.ts";
 
 /**
  * `executor.inline` (batches of up to `inline_max_rows`; larger ones always go to the worker threads): `auto` runs a
- * batch inline when its cost measured at load is at most `inline_max_us`, whether or not other work waits; `true`
+ * batch inline when its cost measured at load is at most `inline_max_us` while other work waits, and at most ten
+ * times that while nothing else does (a slower model always uses its workers); `true`
  * runs it inline; `false` runs it inline only when nothing else waits (a busy model hands every batch to its
  * worker threads).
  */
@@ -17,6 +18,9 @@ export type InlineSetting = "auto" | boolean;
  * blocks the event loop for no longer than a tenth of a millisecond.
  */
 export const DEFAULT_INLINE_MAX_US = 100;
+
+/** An idle batch runs inline up to this many times `inline_max_us` (1 ms by default): only slow models leave. */
+export const IDLE_INLINE_FACTOR = 10;
 
 /** A model's measured inline cost: a fixed part per batch plus a part per row (µs, wall time at load). */
 export interface InlineCost {
@@ -48,8 +52,13 @@ export class InlinePolicy {
 	inline(rows: number, busy: boolean): boolean {
 		if (rows > this.maxRows) return false;
 		const c = this.cost;
-		if (this.setting === "auto" && c !== undefined)
-			return c.fixedUs + c.perRowUs * rows <= this.maxUs;
+		if (this.setting === "auto" && c !== undefined) {
+			// While nothing else waits, a batch delays no one: it runs inline unless the model is slow (more than
+			// IDLE_INLINE_FACTOR × maxUs), which keeps the event loop answering health checks. A measurement
+			// skewed by a busy machine at load then only moves the busy decision.
+			const us = c.fixedUs + c.perRowUs * rows;
+			return us <= (busy ? this.maxUs : IDLE_INLINE_FACTOR * this.maxUs);
+		}
 		return this.setting === true || !busy;
 	}
 }

@@ -35,8 +35,15 @@ describe("InlinePolicy", () => {
 		const p = new InlinePolicy("auto", 64, 100, { fixedUs: 20, perRowUs: 2 });
 		assert.equal(p.inline(1, true), true); // 22 µs
 		assert.equal(p.inline(40, true), true); // 100 µs
-		assert.equal(p.inline(41, false), false); // 102 µs: the pool, even when idle
-		assert.equal(p.inline(41, true), false);
+		assert.equal(p.inline(41, true), false); // 102 µs: the pool while others wait
+		assert.equal(p.inline(41, false), true, "idle: up to 10 × inline_max_us");
+	});
+
+	it("auto sends a slow model's batches to the pool even when idle (more than 10 × inline_max_us)", () => {
+		const p = new InlinePolicy("auto", 64, 100, { fixedUs: 900, perRowUs: 50 });
+		assert.equal(p.inline(2, false), true); // 1000 µs
+		assert.equal(p.inline(3, false), false); // 1050 µs
+		assert.equal(p.inline(1, true), false);
 	});
 
 	it("auto never inlines more than inline_max_rows, however cheap", () => {
@@ -134,6 +141,7 @@ describe("calibrateInline", () => {
 		assert.ok(!rows.includes(32), "no 32-row batch once one row is too dear");
 		assert.ok(rows.length <= 8, `bounded: ${rows.length} runs`);
 		const p = new InlinePolicy("auto", 64, 100, cost);
+		assert.ok(cost.fixedUs >= 1000, `one row costs ≥ 3 ms: ${cost.fixedUs}`);
 		assert.equal(p.inline(1, false), false, "even an idle one-row batch");
 	});
 });

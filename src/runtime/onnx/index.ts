@@ -6,6 +6,7 @@ import type { Signature, Tensor } from "../../protocol/types.ts";
 import {
 	calibrateInline,
 	DEFAULT_INLINE_MAX_US,
+	IDLE_INLINE_FACTOR,
 	type InlineCost,
 	InlinePolicy,
 } from "../inline.ts";
@@ -307,7 +308,7 @@ export const onnxRuntime: Runtime = {
 									inputs,
 									graph.outputs.map((o) => o.name),
 								),
-							10 * inlineMaxUs,
+							IDLE_INLINE_FACTOR * inlineMaxUs,
 						)
 					: undefined;
 			return { inline: session, pool, graph, cost };
