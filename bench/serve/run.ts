@@ -2,7 +2,7 @@
 // baseline at fixed client concurrency, plus the raw in-process onnxruntime-node call as the limit.
 //
 //   node bench/serve/run.ts [--models gbdt,mlp] [--seconds 8] [--warmup 2] [--levels 1,8,64]
-//                           [--contenders mlship,mlship-nobatch,mlship-log,mlship-log-down,mlserver,fastapi] [--no-results]
+//                           [--contenders mlship,mlship-nobatch,mlship-p2,mlship-log,mlship-log-down,mlserver,fastapi] [--no-results]
 //                           [--mlserver-variant pw0] [--fastapi-workers 1] [--tune] [--profile] [--cli src/cli/main.ts]
 //
 // Before anything runs (only when a Python contender is chosen): bench/serve/setup.sh (venv + wrk) and bench/serve/train_models.py (the same sklearn
@@ -193,6 +193,20 @@ function mlshipLogContender(down: boolean): Contender {
 	};
 }
 
+/** mlship serve --processes N (batching on): N server processes share the ports; CPU is summed over all of them. */
+function mlshipProcessesContender(n: number): Contender {
+	const base = mlshipContender(true);
+	return {
+		...base,
+		id: `mlship-p${n}`,
+		describe: `mlship serve --processes ${n} (adaptive batching on, bundle defaults, ${n} server processes on one port)`,
+		command(model, port, extraPorts) {
+			const c = base.command(model, port, extraPorts);
+			return { ...c, argv: [...c.argv, "--processes", String(n)] };
+		},
+	};
+}
+
 function grpcFloorContender(): Contender {
 	return {
 		id: "grpc-floor",
@@ -355,6 +369,7 @@ function contenders(): Contender[] {
 	const all: Record<string, () => Contender> = {
 		mlship: () => mlshipContender(true),
 		"mlship-nobatch": () => mlshipContender(false),
+		"mlship-p2": () => mlshipProcessesContender(2),
 		"mlship-log": () => mlshipLogContender(false),
 		"mlship-log-down": () => mlshipLogContender(true),
 		mlserver: () => mlserverContender(MLSERVER_VARIANT),
