@@ -163,7 +163,7 @@ export const ExecutorSchema = z
 			.min(0)
 			.optional()
 			.describe(
-				"inline auto: the dearest batch, by its measured cost in microseconds, that runs on the calling thread (default 100: about twice a hand-off to a worker thread)",
+				"inline auto: the dearest batch, by its measured cost in microseconds, that runs on the calling thread (default 40: about what a hand-off to a worker thread costs)",
 			),
 	})
 	.strict();

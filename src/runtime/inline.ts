@@ -14,12 +14,13 @@ export type InlineSetting = "auto" | boolean;
 /**
  * Default `inline_max_us`. A hand-off to a worker thread (structured clone, postMessage, the worker's wake-up, the
  * reply) costs ~40–60 µs of CPU per batch on the 2-core development machine (bench/serve, a one-row GBDT: ~36 µs in
- * the worker plus the main thread's side): a batch cheaper than about twice that costs less CPU inline, and
- * blocks the event loop for no longer than a tenth of a millisecond.
+ * the worker plus the main thread's side): a batch cheaper than that costs less CPU inline. Not more: under overload
+ * the main thread is what answers health checks and refusals, and a larger inline budget (100 µs, which took 32-row
+ * GBDT batches inline) raised the fresh-connection readiness p99 of test/server/overload.test.ts.
  */
-export const DEFAULT_INLINE_MAX_US = 100;
+export const DEFAULT_INLINE_MAX_US = 40;
 
-/** An idle batch runs inline up to this many times `inline_max_us` (1 ms by default): only slow models leave. */
+/** An idle batch runs inline up to this many times `inline_max_us` (400 µs by default): only slow models leave. */
 export const IDLE_INLINE_FACTOR = 10;
 
 /** A model's measured inline cost: a fixed part per batch plus a part per row (µs, wall time at load). */

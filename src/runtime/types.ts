@@ -25,7 +25,7 @@ export interface LoadOptions {
 	 * (busy or not); `true` runs batches up to `inlineMaxRows` inline; `false` only while no other work waits.
 	 */
 	inline?: "auto" | boolean;
-	/** `inline: auto`: the longest batch, by its measured cost, that runs on the calling thread (µs, default 100). */
+	/** `inline: auto`: the longest batch, by its measured cost, that runs on the calling thread (µs, default 40). */
 	inlineMaxUs?: number;
 	/** Run on these shared worker threads (from the same runtime's `startShared`) instead of a pool per model. */
 	shared?: SharedExecutor;

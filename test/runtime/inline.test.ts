@@ -186,12 +186,12 @@ describe("onnx executor.inline", () => {
 		}
 	});
 
-	it("the default inline_max_us is 100 µs, and the bundle's executor sets inline and inline_max_us", async () => {
-		assert.equal(DEFAULT_INLINE_MAX_US, 100);
+	it("the default inline_max_us is 40 µs, and the bundle's executor sets inline and inline_max_us", async () => {
+		assert.equal(DEFAULT_INLINE_MAX_US, 40);
 		const { bundle, inputs } = await inputsOf();
 		const rt = await onnx();
 		const def = await rt.load(bundle, { mode: "auto", workers: 1 });
-		assert.equal(policyOf(def).maxUs, 100);
+		assert.equal(policyOf(def).maxUs, 40);
 		await def.unload();
 		for (const inline of [true, false] as const) {
 			const b = {
