@@ -67,13 +67,24 @@ export class InlinePolicy {
 /** Rows of the small and the large calibration batch. */
 const CALIBRATION_ROWS = [1, 32] as const;
 /** Timed runs per batch size; the fastest counts (interference on a shared machine only adds time). */
-const CALIBRATION_RUNS = 5;
+const CALIBRATION_RUNS = 10;
 /** Untimed runs first: a fresh session's first runs allocate and are many times slower. */
-const CALIBRATION_WARMUP = 3;
+const CALIBRATION_WARMUP = 20;
 
 /**
- * Times `run` on zero-filled batches of 1 and 32 rows built from `signature` (after 3 untimed runs, the fastest of
- * 5 runs each) and fits a fixed + per-row cost. Stops early when one row already costs more than `stopUs` (a slow
+ * CPU time of this process in µs: unlike wall time, not inflated when a busy machine preempts the thread (a
+ * wall-clock calibration on the shared 2-core machine read a 16 µs MLP run as 20–45 µs). Other threads' work during
+ * a run only adds to it, so the fastest run still counts. (`process.threadCpuUsage` would leave them out, but it
+ * moves in steps of hundreds of µs on Linux.)
+ */
+function cpuMicros(): number {
+	const u = process.cpuUsage();
+	return u.user + u.system;
+}
+
+/**
+ * Times `run` (CPU time) on zero-filled batches of 1 and 32 rows built from `signature`
+ * (after 20 untimed runs, the fastest of 10 runs each) and fits a fixed + per-row cost. Stops early when one row already costs more than `stopUs` (a slow
  * model: there is nothing to gain inline, and calibrating it would slow its load); each size stops timing after
  * 50 × `stopUs` in all. Undefined when the model refuses the synthetic rows
  * (e.g. a categorical input whose encoder rejects unknown values) or the signature has no batch dimension.
@@ -113,9 +124,9 @@ export async function calibrateInline(
 			}
 			let best = Number.POSITIVE_INFINITY;
 			for (let i = 0; i < CALIBRATION_RUNS; i++) {
-				const t0 = performance.now();
+				const t0 = cpuMicros();
 				await run(inputs);
-				best = Math.min(best, (performance.now() - t0) * 1000);
+				best = Math.min(best, cpuMicros() - t0);
 				if (performance.now() - start > spendMs) break;
 			}
 			times.push(best);
