@@ -25,10 +25,10 @@ if [ "$REV" = worktree ]; then A_CLI=$ROOT/src/cli/main.ts; else
   mkdir -p "$TMP/a" && git archive "$REV" src package.json | tar -x -C "$TMP/a" && ln -s "$ROOT/node_modules" "$TMP/a/node_modules"
   A_CLI=$TMP/a/src/cli/main.ts; fi
 free_port() { "$NODE" -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
-serve() { # cli port args...
-  local cli=$1 port=$2; shift 2
+serve() { # var cli port args... — starts a server, records its pid in the parent shell (for cleanup) and in $var
+  local var=$1 cli=$2 port=$3; shift 3
   "$NODE" "$cli" serve --model "test/fixtures/models/$FIX:$MODEL" --host 127.0.0.1 --http-port "$port" --grpc-port -1 --log-level warn "$@" > "$TMP/$port.log" 2>&1 &
-  PIDS+=($!); echo $!
+  PIDS+=($!); printf -v "$var" '%s' "$!"
 }
 ticks() { # pid -> utime+stime of all its threads
   local t s total=0
@@ -36,7 +36,7 @@ ticks() { # pid -> utime+stime of all its threads
   echo $total
 }
 PA=$(free_port); PB=$(free_port); PF=$(free_port)
-A=$(serve "$A_CLI" "$PA" ${A_ARGS:-}); B=$(serve "$ROOT/src/cli/main.ts" "$PB" ${B_ARGS:-})
+serve A "$A_CLI" "$PA" ${A_ARGS:-}; serve B "$ROOT/src/cli/main.ts" "$PB" ${B_ARGS:-}
 "$NODE" bench/serve/http-floor.ts "$PF" 127.0.0.1 > /dev/null 2>&1 & F=$!; PIDS+=($F)
 for p in $PA $PB; do for i in $(seq 1 300); do curl -sf "http://127.0.0.1:$p/v2/models/$MODEL/ready" > /dev/null && break; sleep 0.2; done; done
 echo "A = $REV ${A_ARGS:-}; B = work tree ${B_ARGS:-}; model $MODEL; $SECS s per cell; server CPU µs per request (all threads)"
