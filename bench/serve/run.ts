@@ -2,7 +2,7 @@
 // baseline at fixed client concurrency, plus the raw in-process onnxruntime-node call as the limit.
 //
 //   node bench/serve/run.ts [--models gbdt,mlp] [--seconds 8] [--warmup 2] [--levels 1,8,64]
-//                           [--contenders mlship,mlship-nobatch,mlship-log,mlship-log-down,mlserver,fastapi] [--no-results]
+//                           [--contenders mlship,mlship-nobatch,mlship-p2,mlship-log,mlship-log-down,mlserver,fastapi] [--no-results]
 //   the payload log's memory (peak RSS with and without it, ~2.5 min):
 //   node bench/serve/run.ts --models gbdt,mlp --contenders mlship,mlship-log,mlship-log-down --protocols rest --levels 64 --seconds 20
 //                           [--mlserver-variant pw0] [--fastapi-workers 1] [--tune] [--profile] [--cli src/cli/main.ts]
@@ -195,6 +195,20 @@ function mlshipLogContender(down: boolean): Contender {
 	};
 }
 
+/** mlship serve --processes N (batching on): N server processes share the ports; CPU is summed over all of them. */
+function mlshipProcessesContender(n: number): Contender {
+	const base = mlshipContender(true);
+	return {
+		...base,
+		id: `mlship-p${n}`,
+		describe: `mlship serve --processes ${n} (adaptive batching on, bundle defaults, ${n} server processes on one port)`,
+		command(model, port, extraPorts) {
+			const c = base.command(model, port, extraPorts);
+			return { ...c, argv: [...c.argv, "--processes", String(n)] };
+		},
+	};
+}
+
 function grpcFloorContender(): Contender {
 	return {
 		id: "grpc-floor",
@@ -357,6 +371,7 @@ function contenders(): Contender[] {
 	const all: Record<string, () => Contender> = {
 		mlship: () => mlshipContender(true),
 		"mlship-nobatch": () => mlshipContender(false),
+		"mlship-p2": () => mlshipProcessesContender(2),
 		"mlship-log": () => mlshipLogContender(false),
 		"mlship-log-down": () => mlshipLogContender(true),
 		mlserver: () => mlserverContender(MLSERVER_VARIANT),

@@ -149,7 +149,22 @@ export const ExecutorSchema = z
 			.int()
 			.min(0)
 			.optional()
-			.describe("auto mode: batches up to this many rows run inline"),
+			.describe(
+				"auto mode: batches up to this many rows may run inline (larger ones go to the worker threads)",
+			),
+		inline: z
+			.union([z.literal("auto"), z.boolean()])
+			.optional()
+			.describe(
+				"auto mode: 'auto' (default) runs a batch of up to inline_max_rows on the calling thread when its cost measured at load is at most inline_max_us, even while other work waits; true runs every such batch inline; false only while nothing else waits",
+			),
+		inline_max_us: z
+			.number()
+			.min(0)
+			.optional()
+			.describe(
+				"inline auto: the dearest batch, by its measured cost in microseconds, that runs on the calling thread (default 40: about what a hand-off to a worker thread costs)",
+			),
 	})
 	.strict();
 

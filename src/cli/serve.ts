@@ -1,7 +1,8 @@
 // `mlship serve`: Open Inference Protocol v2 over REST and gRPC for bundles and registry models.
 import { Command } from "commander";
 import { MlshipError } from "../protocol/errors.ts";
-import { banner, prettyLogs } from "../server/logging.ts";
+import { banner, createLogger, prettyLogs } from "../server/logging.ts";
+import { isServeWorker, runPrimary } from "../server/processes.ts";
 import { defaultModelName, startServer } from "../server/server.ts";
 import {
 	parseModelArg,
@@ -30,6 +31,7 @@ interface ServeOpts extends PayloadLogFlags {
 	maxQueueDelayUs?: string;
 	maxQueueSize?: string;
 	timeoutMs?: string;
+	processes?: string;
 	workers?: string;
 	logLevel?: string;
 	lazy?: boolean;
@@ -96,6 +98,10 @@ export function serveCommand(): Command {
 			"override every model's queue limit (then 503)",
 		)
 		.option("--timeout-ms <ms>", "override every model's per-request timeout")
+		.option(
+			"--processes <n>",
+			"server processes sharing the ports, so HTTP parsing uses every core; /metrics sums them (default 1)",
+		)
 		.option(
 			"--workers <n>",
 			"model worker threads, shared by all served models (default: cores)",
@@ -233,6 +239,7 @@ export function serveCommand(): Command {
 					max_queue_delay_us: opts.maxQueueDelayUs,
 					max_queue_size: opts.maxQueueSize,
 					timeout_ms: opts.timeoutMs,
+					processes: opts.processes,
 					workers: opts.workers,
 					log_level: opts.logLevel,
 					log_format: opts.logFormat,
@@ -276,6 +283,10 @@ export function serveCommand(): Command {
 						"MLSHIP_INVALID_ARGUMENT",
 						"no models to serve: pass --model (or models: in --config, or MLSHIP_MODELS)",
 					);
+				}
+				if (settings.processes > 1 && !isServeWorker()) {
+					process.exitCode = await servePrimary(settings);
+					return;
 				}
 				const server = await startServer(settings).catch((err: unknown) => {
 					// Whatever start-up could not close must not keep a useless process alive: the error is reported
@@ -338,6 +349,7 @@ export function serveCommand(): Command {
 		"mlship serve --registry postgres://mlship@db/registry --model price@production --entity-key price=city --lazy --max-loaded-models 1000 --memory-budget 4GiB",
 		"mlship serve --registry sqlite:./registry.db -m churn@production --ui   # then open http://127.0.0.1:8080/ui/",
 		"mlship serve -m ./bundles/gbdt:gbdt --http-port 9000 --grpc-port -1 --max-batch-size 64",
+		"mlship serve -m churn@production --processes 2   # two server processes on :8080/:8081, /metrics sums both",
 		"mlship serve --model churn@production --auth required --rate-limit predict=1000/s   # tokens: mlship tokens create --scope predict",
 		"mlship serve -m examples/iris --tls-cert server.pem --tls-key server.key --tls-client-ca clients-ca.pem   # then: kill -HUP <pid> after renewing",
 		"mlship serve -m churn@production --monitor-window 5m --alert-webhook https://hooks.example/drift && curl -s localhost:8080/v2/models/churn/monitor?since=1h",
@@ -345,6 +357,29 @@ export function serveCommand(): Command {
 		"mlship serve -m churn@production --log-payloads ./payloads --log-sample 0.1 --log-retention 7d",
 		'curl -s localhost:8080/v2/models/iris-logreg/infer -d \'{"inputs":[{"name":"float_input","datatype":"FP32","shape":[1,4],"data":[5.1,3.5,1.4,0.2]}]}\'',
 	);
+}
+
+/**
+ * `--processes N`: this process starts N servers on the same ports and stops them together; resolves with the exit
+ * code. What each process would keep on its own (a payload log's files, drift windows, the dashboard's view of one
+ * process) is refused rather than split.
+ */
+async function servePrimary(settings: ServerSettings): Promise<number> {
+	const alone = [
+		settings.log_payloads !== undefined && "--log-payloads",
+		settings.monitor_window !== undefined && "--monitor-window",
+		settings.ui && "--ui",
+	].filter(Boolean);
+	if (alone.length > 0)
+		throw new MlshipError(
+			"MLSHIP_INVALID_ARGUMENT",
+			`--processes ${settings.processes} cannot be combined with ${alone.join(", ")}: each process would keep its own; serve with --processes 1, or run one server per port behind a load balancer`,
+		);
+	const log = await createLogger(settings);
+	return runPrimary({
+		processes: settings.processes,
+		log: (level, msg, fields) => log[level](fields ?? {}, msg),
+	});
 }
 
 /** Applies --entity-key MODEL=KEY and --entity-no-fallback MODEL to the models being served. */

@@ -2,6 +2,11 @@
 import { type Bundle, readBundle } from "../bundle/bundle.ts";
 import type { StoredRoute } from "../experiments/policy.ts";
 import { policyVersions } from "../experiments/policy.ts";
+import {
+	counterSeries,
+	gaugeSeries,
+	histogramSeries,
+} from "../monitor/fast-series.ts";
 import type { Metrics } from "../monitor/metrics.ts";
 import { MlshipError, toMlshipError } from "../protocol/errors.ts";
 import { didYouMean, listNames } from "../protocol/suggest.ts";
@@ -308,14 +313,18 @@ export class ModelCache {
 		}
 		// Members of a family share one label value: thousands of entity versions must not become series.
 		const metricVersion = e.entity !== undefined ? "entity" : version;
-		// Labelled children are looked up once: prom-client hashes label objects on every call otherwise.
+		// Series are found once and updated in place: prom-client hashes label objects on every call otherwise
+		// (even through a labelled child), several times per request.
 		const m = this.#metrics;
-		const batchSize = m.batchSize.labels(spec.name, metricVersion);
-		const computeTime = m.computeTime.labels(spec.name, metricVersion);
-		const queueTime = m.queueTime.labels(spec.name, metricVersion);
-		const queueDepth = m.queueDepth.labels(spec.name, metricVersion);
-		const ok = m.requests.labels(spec.name, metricVersion, "ok");
-		const latency = m.latency.labels(spec.name, metricVersion);
+		const series = { model: spec.name, version: metricVersion };
+		const batchSize = { observe: histogramSeries(m.batchSize, series) };
+		const computeTime = { observe: histogramSeries(m.computeTime, series) };
+		const queueTime = { observe: histogramSeries(m.queueTime, series) };
+		const queueDepth = { set: gaugeSeries(m.queueDepth, series) };
+		const ok = {
+			inc: counterSeries(m.requests, { ...series, outcome: "ok" }),
+		};
+		const latency = { observe: histogramSeries(m.latency, series) };
 		const extra = this.#opts.observer;
 		const model = await loadInstance(bundle, {
 			mode: "auto",

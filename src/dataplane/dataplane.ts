@@ -1,4 +1,5 @@
 // The data plane facade: served models by name and version, behind their instances. Adapters call only this.
+import type { MetricObjectWithValues, MetricValue } from "prom-client";
 import { featureSpecs } from "../codec/feature-specs.ts";
 import type { Row } from "../codec/table.ts";
 import { type ArmChooser, uniformChooser } from "../experiments/policy.ts";
@@ -735,14 +736,24 @@ class ServingDataPlane implements DataPlane {
 	}
 
 	async metrics(): Promise<{ contentType: string; body: string }> {
-		const h = this.registry();
-		if (h) this.#metrics.registryAvailable.set(h.available ? 1 : 0);
-		this.#metrics.loadedBytes.set(this.#cache.loadedBytes());
-		this.#shadows.collect();
+		this.#refreshMetrics();
 		return {
 			contentType: this.#metrics.registry.contentType,
 			body: await this.#metrics.registry.metrics(),
 		};
+	}
+
+	async metricsJson(): Promise<MetricObjectWithValues<MetricValue<string>>[]> {
+		this.#refreshMetrics();
+		return this.#metrics.registry.getMetricsAsJSON();
+	}
+
+	/** Gauges read when metrics are asked for. */
+	#refreshMetrics(): void {
+		const h = this.registry();
+		if (h) this.#metrics.registryAvailable.set(h.available ? 1 : 0);
+		this.#metrics.loadedBytes.set(this.#cache.loadedBytes());
+		this.#shadows.collect();
 	}
 
 	async close(): Promise<void> {

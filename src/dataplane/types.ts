@@ -1,4 +1,5 @@
 // The protocol-neutral data plane every entry point (REST, gRPC, stream, batch, SQL) calls.
+import type { MetricObjectWithValues, MetricValue } from "prom-client";
 import type { FeatureSpec } from "../codec/feature-specs.ts";
 import type { Row } from "../codec/table.ts";
 import type { StoredRoute } from "../experiments/policy.ts";
@@ -206,6 +207,8 @@ export interface DataPlane {
 	requestTotals?(): Promise<ServedTotals[]>;
 	/** Calls `fn` for every truth joined to an answer (feedback on); returns its removal. */
 	onTruth?(fn: TruthListener): () => void;
+	/** The same metrics as prom-client JSON (summed across `serve --processes` workers by the primary). */
+	metricsJson?(): Promise<MetricObjectWithValues<MetricValue<string>>[]>;
 	/** Stops accepting work, finishes in-flight requests, unloads everything. */
 	close(): Promise<void>;
 }

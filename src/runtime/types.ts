@@ -18,8 +18,15 @@ export interface LoadOptions {
 	workers?: number;
 	/** Intra-op threads per session (default 1: workers × threads ≤ cores). */
 	intraOpThreads?: number;
-	/** In auto mode, batches up to this many rows run inline (default 64). */
+	/** In auto mode, batches up to this many rows may run inline (default 64); larger ones go to the pool. */
 	inlineMaxRows?: number;
+	/**
+	 * In auto mode: `auto` (default) runs a batch inline when its cost, measured at load, is at most `inlineMaxUs`
+	 * (busy or not); `true` runs batches up to `inlineMaxRows` inline; `false` only while no other work waits.
+	 */
+	inline?: "auto" | boolean;
+	/** `inline: auto`: the longest batch, by its measured cost, that runs on the calling thread (µs, default 40). */
+	inlineMaxUs?: number;
 	/** Run on these shared worker threads (from the same runtime's `startShared`) instead of a pool per model. */
 	shared?: SharedExecutor;
 }

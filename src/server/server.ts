@@ -15,6 +15,7 @@ import { Authenticator } from "./auth/authenticator.ts";
 import { parseRateLimit } from "./auth/rate-limit.ts";
 import type { startGrpcServer } from "./grpc/index.ts";
 import { createLogger } from "./logging.ts";
+import { serveWorker, workerMetrics } from "./processes.ts";
 import { createRestServer } from "./rest/index.ts";
 import type { ServerSettings } from "./settings.ts";
 import { ServerTls, tlsFilesFrom } from "./tls.ts";
@@ -305,7 +306,13 @@ export async function startServer(
 	}
 	for (const e of dp.repositoryIndex(true))
 		log.info({ model: e.name, version: e.version }, "model ready");
+	// One of `serve --processes N`: /metrics answers every process's sum, readiness says which process answered.
+	const worker = serveWorker();
+	const json = dp.metricsJson?.bind(dp);
+	const clusterMetrics =
+		worker && json ? workerMetrics(async () => json()) : undefined;
 	const rest = createRestServer(dp, {
+		...(clusterMetrics ? { clusterMetrics } : {}),
 		bodyLimit: settings.body_limit_bytes,
 		requestTimeoutMs: settings.request_timeout_ms,
 		retryAfterSeconds: settings.retry_after_seconds,
@@ -321,6 +328,7 @@ export async function startServer(
 		}),
 		...(tls ? { https: tls.httpsOptions() } : {}),
 		...(monitor ? { monitor: monitor.monitor } : {}),
+		...(worker ? { readiness: () => ({ ...worker }) } : {}),
 		...(payloadLog
 			? {
 					readiness: () => ({ payload_log: payloadLog.status() }),

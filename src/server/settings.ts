@@ -111,6 +111,11 @@ export const ServerSettingsSchema = z
 			.describe(
 				"override every model's per-request timeout (MLSHIP_TIMEOUT_MS)",
 			),
+		processes: int(1)
+			.default(1)
+			.describe(
+				"server processes sharing the HTTP and gRPC ports (node:cluster), so request parsing uses every core; /metrics sums them; not with log_payloads, monitor_window or ui (MLSHIP_PROCESSES)",
+			),
 		workers: int(1)
 			.optional()
 			.describe(

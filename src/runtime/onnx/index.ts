@@ -3,6 +3,13 @@ import { createHash } from "node:crypto";
 import { artifactBytes, type Bundle } from "../../bundle/types.ts";
 import { MlshipError } from "../../protocol/errors.ts";
 import type { Signature, Tensor } from "../../protocol/types.ts";
+import {
+	calibrateInline,
+	DEFAULT_INLINE_MAX_US,
+	IDLE_INLINE_FACTOR,
+	type InlineCost,
+	InlinePolicy,
+} from "../inline.ts";
 import { defaultWorkers, WorkerPool } from "../pool.ts";
 import type {
 	LoadedModel,
@@ -33,6 +40,8 @@ interface Sessions {
 	pool: PoolSlot | undefined;
 	/** The graph's signature, read once. */
 	graph: Signature;
+	/** The inline session's measured cost (executor.inline auto, with a pool beside it). */
+	cost: InlineCost | undefined;
 }
 
 async function releaseSessions(s: Sessions): Promise<void> {
@@ -46,7 +55,7 @@ class OnnxModel implements LoadedModel {
 	readonly shared: SharedBytes | undefined;
 	readonly #inline: OrtSession | undefined;
 	readonly #pool: PoolSlot | undefined;
-	readonly #inlineMaxRows: number;
+	readonly #inlinePolicy: InlinePolicy;
 	readonly #release: () => Promise<void>;
 	#closed = false;
 
@@ -54,7 +63,7 @@ class OnnxModel implements LoadedModel {
 		signature: Signature,
 		sessions: Sessions,
 		release: () => Promise<void>,
-		inlineMaxRows: number,
+		inlinePolicy: InlinePolicy,
 		concurrency: number,
 		bytes: number,
 		shared: SharedBytes | undefined,
@@ -66,7 +75,12 @@ class OnnxModel implements LoadedModel {
 		this.#inline = sessions.inline;
 		this.#pool = sessions.pool;
 		this.#release = release;
-		this.#inlineMaxRows = inlineMaxRows;
+		this.#inlinePolicy = inlinePolicy;
+	}
+
+	/** Where batches run: the policy and the cost it was measured at (tests, `mlship tune`). */
+	get inlinePolicy(): InlinePolicy {
+		return this.#inlinePolicy;
 	}
 
 	async predict(
@@ -82,9 +96,9 @@ class OnnxModel implements LoadedModel {
 			outputs && outputs.length > 0
 				? outputs
 				: this.signature.outputs.map((o) => o.name);
-		// Small batches run inline (cheaper than a thread hop) unless more work waits: then the calling
-		// thread has better things to do (parse and answer requests) and the pool takes the batch.
-		if (this.#inline && (!this.#pool || (rows <= this.#inlineMaxRows && !busy)))
+		// A batch cheaper than a hand-off to a worker runs inline (executor.inline auto: by the cost measured at
+		// load, busy or not); a dearer one goes to the pool, keeping the calling thread free to parse and answer.
+		if (this.#inline && (!this.#pool || this.#inlinePolicy.inline(rows, busy)))
 			return runSession(this.#inline, inputs, wanted);
 		return (this.#pool as PoolSlot).call<Tensor[]>({
 			inputs,
@@ -268,6 +282,9 @@ export const onnxRuntime: Runtime = {
 				"LoadOptions.shared must come from the onnx runtime's startShared()",
 			);
 		const shared = opts.shared;
+		const inlineSetting = opts.inline ?? ex.inline ?? "auto";
+		const inlineMaxUs =
+			opts.inlineMaxUs ?? ex.inline_max_us ?? DEFAULT_INLINE_MAX_US;
 		const workers =
 			shared?.workers ?? opts.workers ?? ex.workers ?? defaultWorkers(threads);
 		const open = async (): Promise<Sessions> => {
@@ -290,13 +307,28 @@ export const onnxRuntime: Runtime = {
 			}
 			if (mode === "pool") {
 				await session.release();
-				return { inline: undefined, pool, graph };
+				return { inline: undefined, pool, graph, cost: undefined };
 			}
-			return { inline: session, pool, graph };
+			// Timed once per session set (byte-identical artifacts on a shared pool share it): only auto with a
+			// pool beside the inline session has a choice to make.
+			const cost =
+				pool && inlineSetting === "auto"
+					? await calibrateInline(
+							graph,
+							(inputs) =>
+								runSession(
+									session,
+									inputs,
+									graph.outputs.map((o) => o.name),
+								),
+							IDLE_INLINE_FACTOR * inlineMaxUs,
+						)
+					: undefined;
+			return { inline: session, pool, graph, cost };
 		};
 		// On a shared pool (serving many models) byte-identical artifacts share their sessions.
 		const key = shared
-			? `onnx:${createHash("sha256").update(bytes).digest("hex")}:${threads}:${mode}`
+			? `onnx:${createHash("sha256").update(bytes).digest("hex")}:${threads}:${mode}:${inlineSetting}`
 			: undefined;
 		const share =
 			shared && key !== undefined
@@ -322,7 +354,12 @@ export const onnxRuntime: Runtime = {
 			bundle.manifest.signature,
 			sessions,
 			release,
-			opts.inlineMaxRows ?? ex.inline_max_rows ?? 64,
+			new InlinePolicy(
+				inlineSetting,
+				opts.inlineMaxRows ?? ex.inline_max_rows ?? 64,
+				inlineMaxUs,
+				sessions.cost,
+			),
 			// Only an explicit inline load runs one batch at a time (as before: a bundle's mode does not).
 			opts.mode === "inline" ? 1 : workers,
 			MODEL_BASE_BYTES + sessionBytes,

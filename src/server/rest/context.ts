@@ -38,6 +38,8 @@ export interface RestContext {
 	readiness: (() => Record<string, unknown>) | undefined;
 	/** More expositions appended to `/metrics`. */
 	metrics: (() => Promise<{ contentType: string; body: string }>)[];
+	/** `serve --processes N`: every process's data plane metrics, summed. */
+	clusterMetrics: (() => Promise<string>) | undefined;
 }
 
 /** Rethrows `err`, first telling admission control when the data plane refused the request as overloaded. */

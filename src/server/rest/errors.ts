@@ -56,8 +56,8 @@ export function registerErrorHandlers(
 	app.setErrorHandler((err, req, reply) => {
 		const { status, message } = describeError(err, opts);
 		if (status >= 500 && status !== 503 && status !== 504)
-			req.log.error({ err }, "request failed");
-		else req.log.debug({ err }, "request refused");
+			req.log.error({ err, reqId: req.id }, "request failed");
+		else req.log.debug({ err, reqId: req.id }, "request refused");
 		if (status === 503)
 			reply.header("retry-after", String(opts.retryAfterSeconds));
 		if (status === 401)
