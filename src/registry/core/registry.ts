@@ -30,8 +30,8 @@ import {
 	type RolloutEvent,
 	type RolloutSpec,
 	type RolloutState,
-	type TrafficChange,
 	type StatsWindow,
+	type TrafficChange,
 	type VersionTotals,
 } from "../types.ts";
 import { AuditLog } from "./audit.ts";
