@@ -382,7 +382,8 @@ export class DriftMonitor {
 
 	/** A truth joined to an answer: into the quality of the window the answer was served in. */
 	#truth(e: TruthEvent): void {
-		if (this.#closed) return;
+		// Family members are not monitored (see #observe), their feedback neither: windows would grow with the entities.
+		if (this.#closed || e.entity !== undefined) return;
 		const version = Number(e.version);
 		if (!Number.isInteger(version) || version < 1) return;
 		const w = this.windowSeconds * 1000;

@@ -28,6 +28,8 @@ export interface TruthEvent {
 	/** Regression: `row.pred` and `row.truth` are values; else class indices (with probabilities when given). */
 	regression: boolean;
 	row: ClassRow;
+	/** The entity, when the answer came from a per-entity family member. */
+	entity?: string | undefined;
 }
 
 /** Told of every truth joined (the monitor's per-window quality). */
@@ -66,6 +68,8 @@ interface Kept {
 	k: number;
 	regression: boolean;
 	done: boolean;
+	/** The entity of a per-entity family member's answer. */
+	entity: string | undefined;
 }
 
 function width(t: Tensor): number {
@@ -119,6 +123,7 @@ export function keptOf(call: PredictCall, at: number): Kept | undefined {
 		k: 0,
 		regression,
 		done: false,
+		entity: call.entity,
 	};
 	if (regression) {
 		if (!value) return undefined;
@@ -420,6 +425,7 @@ export class FeedbackJoin {
 						at: kept.at,
 						regression: true,
 						row: { pred: kept.pred[r] as number, truth },
+						entity: kept.entity,
 					});
 				continue;
 			}
@@ -434,6 +440,7 @@ export class FeedbackJoin {
 					at: kept.at,
 					regression: false,
 					row,
+					entity: kept.entity,
 				});
 		}
 	}
