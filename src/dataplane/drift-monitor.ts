@@ -691,7 +691,8 @@ export class DriftMonitor {
 	/**
 	 * Whether this replica sends an alert: the first replica to insert its row in the registry (model, version,
 	 * subject, window, change) does; replicas judging the same merged window find it taken. Without a registry,
-	 * always.
+	 * always. Limits (docs/monitoring.md): the claim precedes the post, so a claimant whose post fails loses the
+	 * event for all; replicas whose hysteresis decides the change in different windows each claim and post.
 	 */
 	async #claim(
 		win: OpenWindow,
