@@ -11,6 +11,7 @@ import {
 	classFigures,
 	QualityStats,
 } from "../../src/feedback/quality.ts";
+import { reportHtml } from "../../src/monitor/report-html.ts";
 import {
 	histogramQuantile,
 	LATENCY_BOUNDS_MS,
@@ -374,6 +375,10 @@ test("a stored quality row that cannot be read is left out of its window's quali
 		assert.match(
 			report.warnings[0] as string,
 			/^monitor stats m@1 2026-01-01T12:00:00.000Z \(r3\): quality statistics have a bad 'fn'/,
+		);
+		assert.match(
+			reportHtml(report),
+			/Left out \(1 stored rows could not be read\):.*<li>monitor stats m@1 2026-01-01T12:00:00.000Z \(r3\): quality statistics have a bad &#39;fn&#39;/s,
 		);
 	} finally {
 		await mon.close();
