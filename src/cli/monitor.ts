@@ -83,6 +83,9 @@ function reportCommand(): Command {
 						);
 					},
 				);
+				// The rows a report left out (e.g. unreadable quality statistics), also in --json's `warnings`.
+				for (const w of report.warnings)
+					process.stderr.write(`warning: ${w}\n`);
 				const text = opts.json
 					? `${JSON.stringify(report, null, 2)}\n`
 					: reportHtml(report);

@@ -382,7 +382,8 @@ export class DriftMonitor {
 
 	/** A truth joined to an answer: into the quality of the window the answer was served in. */
 	#truth(e: TruthEvent): void {
-		if (this.#closed) return;
+		// Family members are not monitored (see #observe), their feedback neither: windows would grow with the entities.
+		if (this.#closed || e.entity !== undefined) return;
 		const version = Number(e.version);
 		if (!Number.isInteger(version) || version < 1) return;
 		const w = this.windowSeconds * 1000;
@@ -690,7 +691,8 @@ export class DriftMonitor {
 	/**
 	 * Whether this replica sends an alert: the first replica to insert its row in the registry (model, version,
 	 * subject, window, change) does; replicas judging the same merged window find it taken. Without a registry,
-	 * always.
+	 * always. Limits (docs/monitoring.md): the claim precedes the post, so a claimant whose post fails loses the
+	 * event for all; replicas whose hysteresis decides the change in different windows each claim and post.
 	 */
 	async #claim(
 		win: OpenWindow,

@@ -2,7 +2,13 @@
 import type { PredictCall, PredictHook } from "../dataplane/instance.ts";
 import { invalidInput, MlshipError } from "../protocol/errors.ts";
 import type { Tensor } from "../protocol/types.ts";
-import { type ClassRow, QualityBook } from "./quality.ts";
+import {
+	type ClassRow,
+	isClassIndex,
+	MAX_CLASSES,
+	MAX_UNLABELLED_CLASSES,
+	QualityBook,
+} from "./quality.ts";
 import type { FeedbackItem, FeedbackOutcome } from "./types.ts";
 
 export type { FeedbackItem, FeedbackOutcome };
@@ -22,6 +28,8 @@ export interface TruthEvent {
 	/** Regression: `row.pred` and `row.truth` are values; else class indices (with probabilities when given). */
 	regression: boolean;
 	row: ClassRow;
+	/** The entity, when the answer came from a per-entity family member. */
+	entity?: string | undefined;
 }
 
 /** Told of every truth joined (the monitor's per-window quality). */
@@ -60,6 +68,8 @@ interface Kept {
 	k: number;
 	regression: boolean;
 	done: boolean;
+	/** The entity of a per-entity family member's answer. */
+	entity: string | undefined;
 }
 
 function width(t: Tensor): number {
@@ -113,6 +123,7 @@ export function keptOf(call: PredictCall, at: number): Kept | undefined {
 		k: 0,
 		regression,
 		done: false,
+		entity: call.entity,
 	};
 	if (regression) {
 		if (!value) return undefined;
@@ -380,11 +391,18 @@ export class FeedbackJoin {
 				return i;
 			}
 			const n = typeof t === "string" && /^[0-9]{1,9}$/.test(t) ? Number(t) : t;
-			const limit =
-				classes?.length ?? (kept.k > 0 ? kept.k : Number.MAX_SAFE_INTEGER);
+			// Without labels or probabilities the class count is unknown: indices are bounded (they size the
+			// per-class counts every stats window writes).
+			const known = classes?.length ?? (kept.k > 0 ? kept.k : undefined);
+			const limit = Math.min(known ?? MAX_UNLABELLED_CLASSES, MAX_CLASSES);
 			if (typeof n !== "number" || !Number.isInteger(n) || n < 0 || n >= limit)
 				throw invalidInput(
-					`${where}: 'truth'${at} must be ${classes ? "a class name or index" : "a class index"} of classification model '${kept.model}'${limit < Number.MAX_SAFE_INTEGER ? ` (0–${limit - 1})` : ""}, got ${JSON.stringify(t)}`,
+					`${where}: 'truth'${at} must be ${classes ? "a class name or index" : "a class index"} of classification model '${kept.model}' (0–${limit - 1}${known === undefined ? `: the model gives neither labels nor probabilities, so quality counts at most ${MAX_UNLABELLED_CLASSES.toLocaleString("en-US")} classes; add 'labels' to the bundle for more` : ""}), got ${JSON.stringify(t)}`,
+				);
+			const pred = kept.pred[r] as number;
+			if (!isClassIndex(pred))
+				throw invalidInput(
+					`${where}: the answer${at} predicted class ${pred}, which is not a class index (0–${MAX_CLASSES - 1}), so a truth cannot be scored against it; give the bundle 'labels' so the model's classes become indices`,
 				);
 			return n;
 		});
@@ -407,6 +425,7 @@ export class FeedbackJoin {
 						at: kept.at,
 						regression: true,
 						row: { pred: kept.pred[r] as number, truth },
+						entity: kept.entity,
 					});
 				continue;
 			}
@@ -421,6 +440,7 @@ export class FeedbackJoin {
 					at: kept.at,
 					regression: false,
 					row,
+					entity: kept.entity,
 				});
 		}
 	}

@@ -40,6 +40,23 @@ export const AUC_BINS = 1000;
 /** Most classes whose one-vs-rest AUC is kept (2 × classes × AUC_BINS counters). */
 export const MAX_AUC_CLASSES = 32;
 const EPS = 1e-15;
+/**
+ * Most classes quality statistics count (class indices 0 to MAX_CLASSES − 1): per-class counts are dense arrays up to
+ * the highest index seen, written with every window, so an index is bounded before it becomes an array length.
+ */
+export const MAX_CLASSES = 100_000;
+/**
+ * Class indices a truth may have when the model says how many classes it has neither by the bundle's `labels` nor by
+ * a probability output: 0 to 9,999 (feedback beyond is refused, naming this bound).
+ */
+export const MAX_UNLABELLED_CLASSES = 10_000;
+
+/** Whether `c` can index the per-class counts (a whole number in 0 … MAX_CLASSES − 1). */
+export function isClassIndex(c: unknown): c is number {
+	return (
+		typeof c === "number" && Number.isInteger(c) && c >= 0 && c < MAX_CLASSES
+	);
+}
 
 /** AUC of scores for positives vs negatives (Mann–Whitney, ties count half), exact. */
 export function rocAuc(
@@ -183,7 +200,12 @@ export class QualityStats {
 		this.task = task;
 	}
 
+	/** Adds one row; a class index outside 0 … MAX_CLASSES − 1 is a RangeError (nothing is added). */
 	addClass(r: ClassRow): void {
+		if (!isClassIndex(r.pred) || !isClassIndex(r.truth))
+			throw new RangeError(
+				`quality statistics count class indices 0–${MAX_CLASSES - 1}, got predicted ${r.pred} and true ${r.truth}`,
+			);
 		this.n++;
 		if (r.pred === r.truth) {
 			this.#correct++;
@@ -322,7 +344,7 @@ export class QualityStats {
 				? v
 				: bad(`have a bad '${name}'`);
 		const nums = (v: unknown, name: string): number[] =>
-			Array.isArray(v) && v.length <= 100_000
+			Array.isArray(v) && v.length <= MAX_CLASSES
 				? v.map((x) => num(x, name))
 				: bad(`have a bad '${name}'`);
 		const hist = (v: unknown, name: string): Map<number, number>[] =>

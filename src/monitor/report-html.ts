@@ -529,10 +529,12 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}h3{font-siz
 .meta{color:#555}.grid{display:flex;flex-wrap:wrap;gap:10px}
 svg.chart{background:#fafbfc;border:1px solid #e3e6ea;border-radius:4px}svg text{font-size:10px;fill:#333}svg text.title{font-size:12px;font-weight:600}
 table{border-collapse:collapse}td,th{padding:2px 10px;border-bottom:1px solid #eee;text-align:left}tr.drift td{color:#b3261e;font-weight:600}
+.warn{color:#8a4b00}
 .legend span{display:inline-block;width:10px;height:10px;margin:0 4px 0 10px}
 </style></head><body>
 <h1>Monitoring report: ${esc(r.model)}</h1>
 <p class="meta">${esc(windows.length)} windows since ${esc(r.since)} · versions ${r.versions.map((v) => esc(v.version)).join(", ") || "none"} · a verdict needs ≥ ${esc(r.min_rows)} rows per window · generated ${esc(new Date().toISOString())}</p>
+${r.warnings.length > 0 ? `<p class="warn"><b>Left out (${esc(r.warnings.length)} stored rows could not be read):</b></p><ul class="warn">${r.warnings.map((w) => `<li>${esc(w)}</li>`).join("")}</ul>` : ""}
 ${windows.length === 0 && r.stats.length === 0 ? "<p><b>No windows in this period.</b> Is the server running with <code>--monitor-window</code>, and has it had traffic?</p>" : ""}
 <h2>Drift over time</h2>
 ${shareChart(windows, windows[0]?.dataset.drift_share ?? 0.5)}

@@ -26,7 +26,7 @@ export interface StatsRow {
 	start: number;
 	seconds: number;
 	replica: string;
-	/** Requests that finished (any outcome: ok, invalid, overloaded, timeout, error). */
+	/** Requests the server answered or failed (outcomes ok, error, timeout; invalid and overloaded ones are not counted). */
 	requests: number;
 	/** Of those, the server's failures: error and timeout (as rollouts count them). */
 	errors: number;
@@ -81,14 +81,22 @@ export interface StatsWindowReport {
 	p99_ms: number | null;
 	/** Feedback quality of the answers served in the window (null: no feedback for them yet). */
 	quality: QualityFigures | null;
+	/** Replicas' quality statistics left out because they could not be read (the report's `warnings` say which); absent when none. */
+	quality_skipped?: number;
 	/** Whether the window is still filling (its end is in the future). */
 	open: boolean;
 }
 
-/** Merges every replica's rows per (version, window) and computes their latency quantiles and quality figures. */
+/**
+ * Merges every replica's rows per (version, window) and computes their latency quantiles and quality figures. A row
+ * whose quality statistics cannot be read (not JSON, out of bounds, another task) is left out of its window's quality
+ * (its traffic still counts), counted in the window's `quality_skipped` and named in `warnings` (model, version,
+ * window start, replica and why), so one bad row never hides a model's report.
+ */
 export function mergeStatsRows(
 	rows: readonly StatsRow[],
 	now: number = Date.now(),
+	warnings: string[] = [],
 ): StatsWindowReport[] {
 	const by = new Map<
 		string,
@@ -101,6 +109,7 @@ export function mergeStatsRows(
 			errors: number;
 			buckets: number[];
 			quality: QualityStats | null;
+			skipped: number;
 		}
 	>();
 	for (const r of rows) {
@@ -116,6 +125,7 @@ export function mergeStatsRows(
 				errors: 0,
 				buckets: new Array(LATENCY_BOUNDS_MS.length + 1).fill(0),
 				quality: null,
+				skipped: 0,
 			};
 			by.set(key, m);
 		}
@@ -126,18 +136,27 @@ export function mergeStatsRows(
 			m.buckets[i] = (m.buckets[i] as number) + (r.buckets[i] ?? 0);
 		if (r.quality !== undefined) {
 			const where = `monitor stats ${r.model}@${r.version} ${new Date(r.start).toISOString()} (${r.replica})`;
-			let q: QualityStats;
+			let q: QualityStats | undefined;
 			try {
 				q = QualityStats.fromJSON(JSON.parse(r.quality), where);
+				if (m.quality !== null && m.quality.task !== q.task)
+					throw new RangeError(
+						`${where}: quality statistics are ${q.task}, the window's other replicas' ${m.quality.task}`,
+					);
 			} catch (err) {
-				throw new RangeError(
-					err instanceof SyntaxError
-						? `${where}: quality statistics are not JSON`
-						: (err as Error).message,
+				q = undefined;
+				m.skipped++;
+				warnings.push(
+					`${
+						err instanceof SyntaxError
+							? `${where}: quality statistics are not JSON`
+							: (err as Error).message
+					}; left out of that window's quality`,
 				);
 			}
+			if (q === undefined) continue;
 			if (m.quality === null) m.quality = q;
-			else if (m.quality.task === q.task) m.quality.merge(q);
+			else m.quality.merge(q);
 		}
 	}
 	return [...by.values()]
@@ -156,6 +175,7 @@ export function mergeStatsRows(
 				p50_ms: histogramQuantile(0.5, m.buckets),
 				p99_ms: histogramQuantile(0.99, m.buckets),
 				quality: m.quality && m.quality.n > 0 ? m.quality.figures() : null,
+				...(m.skipped > 0 ? { quality_skipped: m.skipped } : {}),
 				open: end > now,
 			};
 		});

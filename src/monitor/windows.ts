@@ -56,6 +56,8 @@ export interface MonitorReport {
 	latency_bounds_ms: number[];
 	/** Traffic, latency and feedback quality per window per version, every replica merged (with or without a reference). */
 	stats: StatsWindowReport[];
+	/** Stored rows left out because they could not be read, each naming the row and why (empty when none). */
+	warnings: string[];
 }
 
 /** Merges rows of the same (version, window) from several replicas. */
@@ -154,7 +156,8 @@ export function monitorReport(
 			...drift,
 		});
 	}
-	const stats = mergeStatsRows(statsRows, now);
+	const warnings: string[] = [];
+	const stats = mergeStatsRows(statsRows, now, warnings);
 	for (const w of stats)
 		if (!versions.has(w.version))
 			versions.set(w.version, reference(w.version)?.rows ?? null);
@@ -180,5 +183,6 @@ export function monitorReport(
 		references,
 		latency_bounds_ms: [...LATENCY_BOUNDS_MS],
 		stats,
+		warnings,
 	};
 }

@@ -1,9 +1,15 @@
 // Feedback by request id over REST and embedded: joined to the serving version, live quality, and each bad input a clear 4xx that changes nothing.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { DriftMonitor } from "../../src/dataplane/drift-monitor.ts";
 import { FeedbackJoin } from "../../src/feedback/join.ts";
-import type { VersionQuality } from "../../src/feedback/quality.ts";
+import {
+	QualityStats,
+	type VersionQuality,
+} from "../../src/feedback/quality.ts";
 import { loadModel } from "../../src/model.ts";
+import type { MlshipError } from "../../src/protocol/errors.ts";
+import { openRegistry } from "../../src/registry/open.ts";
 import { golden } from "../helpers/fixtures.ts";
 import { type RestHarness, startRest } from "../helpers/server.ts";
 
@@ -308,37 +314,9 @@ it("embedded: predict with an id, then model.feedback() and model.quality()", as
 	}
 });
 
-it("a shadow copy of a request does not replace the primary's answer under its id", () => {
-	const j = new FeedbackJoin();
-	const call = {
-		model: "m",
-		version: 1,
-		requestId: "s1",
-		inputs: [],
-		seconds: 0,
-		plan: { inputs: [], features: [], labels: undefined },
-		reference: undefined,
-		outputs: [
-			{
-				name: "label",
-				datatype: "INT64" as const,
-				shape: [1],
-				data: new BigInt64Array([1n]),
-			},
-		],
-	};
-	j.hook(call);
-	j.hook({ ...call, version: 2, shadow: true });
-	const seen: string[] = [];
-	j.onReward((_m, v) => seen.push(v));
-	j.apply("m", [{ id: "s1", reward: 1 }]);
-	assert.deepEqual(seen, ["1"]);
-});
-
-it("an id answered again keeps the newest answer; its older queue entry neither evicts nor expires the new one", () => {
-	let t = 0;
-	const j = new FeedbackJoin({ maxIds: 2, retentionMs: 100, now: () => t });
-	const call = (requestId: string, version: number) => ({
+/** A predict call of model "m" answering one row with class `cls` (INT64 only: no labels, no probabilities). */
+function classCall(requestId: string, version: number, cls = 1n) {
+	return {
 		model: "m",
 		version,
 		requestId,
@@ -351,23 +329,100 @@ it("an id answered again keeps the newest answer; its older queue entry neither 
 				name: "label",
 				datatype: "INT64" as const,
 				shape: [1],
-				data: new BigInt64Array([1n]),
+				data: new BigInt64Array([cls]),
 			},
 		],
-	});
-	j.hook(call("a", 1));
+	};
+}
+
+it("a shadow copy of a request does not replace the primary's answer under its id", () => {
+	const j = new FeedbackJoin();
+	const call = classCall("s1", 1);
+	j.hook(call);
+	j.hook({ ...call, version: 2, shadow: true });
+	const seen: string[] = [];
+	j.onReward((_m, v) => seen.push(v));
+	j.apply("m", [{ id: "s1", reward: 1 }]);
+	assert.deepEqual(seen, ["1"]);
+});
+
+it("an id answered again keeps the newest answer; its older queue entry neither evicts nor expires the new one", () => {
+	let t = 0;
+	const j = new FeedbackJoin({ maxIds: 2, retentionMs: 100, now: () => t });
+	j.hook(classCall("a", 1));
 	t = 60;
-	j.hook(call("a", 2)); // a again, later
-	j.hook(call("b", 1));
+	j.hook(classCall("a", 2)); // a again, later
+	j.hook(classCall("b", 1));
 	assert.equal(j.size, 2);
 	t = 120; // a's first answer (t=0) would have expired; its second (t=60) has not
 	const seen: string[] = [];
 	j.onReward((_m, v) => seen.push(v));
 	j.apply("m", [{ id: "a", reward: 1 }]);
 	assert.deepEqual(seen, ["2"]);
-	j.hook(call("c", 1)); // past the cap (2): the oldest live answer (a, at t=60) goes
+	j.hook(classCall("c", 1)); // past the cap (2): the oldest live answer (a, at t=60) goes
 	assert.equal(j.size, 2);
 	assert.equal(j.evicted, 1);
 	assert.throws(() => j.apply("m", [{ id: "a", reward: 1 }]), /no answer/);
 	assert.equal(j.apply("m", [{ id: "b", reward: 1 }]).joined, 1);
+});
+
+it("a classifier without labels or probabilities: a truth beyond 10,000 classes (or an answer that is no class index) is refused, so a window's stored statistics stay small", async () => {
+	const t = Date.UTC(2026, 0, 1);
+	const j = new FeedbackJoin({ now: () => t });
+	const store = await openRegistry("sqlite::memory:");
+	const monitor = new DriftMonitor({
+		windowSeconds: 60,
+		store,
+		replica: "r",
+		now: () => t,
+		timer: false,
+	});
+	monitor.attach({ onTruth: (fn) => j.onTruth(fn) });
+	// Only a class output (INT64), no labels in the bundle, no probabilities: the class count is unknown.
+	try {
+		j.hook(classCall("huge", 1));
+		for (const truth of [50_000_000, "50000000", 10_000])
+			assert.throws(
+				() => j.apply("m", [{ id: "huge", truth }]),
+				(e: MlshipError) =>
+					e.code === "MLSHIP_INVALID_INPUT" &&
+					/'truth' must be a class index of classification model 'm' \(0–9999: the model gives neither labels nor probabilities, so quality counts at most 10,000 classes; add 'labels' to the bundle for more\)/.test(
+						e.message,
+					),
+				String(truth),
+			);
+		assert.deepEqual(j.quality.list("m"), [], "nothing counted");
+		// The model's own answer out of range: no truth can be scored against it.
+		j.hook(classCall("odd", 1, 50_000_000n));
+		assert.throws(
+			() => j.apply("m", [{ id: "odd", truth: 1 }]),
+			/the answer predicted class 50000000, which is not a class index \(0–99999\)/,
+		);
+		// The highest index allowed is accepted; the stored window stays in the tens of kilobytes.
+		assert.equal(j.apply("m", [{ id: "huge", truth: 9_999 }]).joined, 1);
+		assert.equal(j.quality.list("m")[0]?.cumulative.rows, 1);
+		await monitor.flush(t + 1000);
+		const [row] = await store.statsWindows("m", 0);
+		assert.ok(row?.quality !== undefined);
+		assert.ok(row.quality.length < 100_000, `${row.quality.length} chars`);
+		assert.equal((await monitor.report("m", 0)).stats[0]?.quality?.rows, 1);
+	} finally {
+		await monitor.close();
+		await store.close();
+	}
+});
+
+it("quality statistics refuse a class index they cannot hold (a RangeError, nothing added)", () => {
+	const s = new QualityStats("classification");
+	for (const row of [
+		{ pred: 0, truth: 50_000_000 },
+		{ pred: -1, truth: 0 },
+		{ pred: 0.5, truth: 0 },
+	])
+		assert.throws(
+			() => s.addClass(row),
+			/quality statistics count class indices 0–99999/,
+		);
+	assert.equal(s.n, 0);
+	assert.equal(JSON.stringify(s.toJSON().fn), "[]");
 });

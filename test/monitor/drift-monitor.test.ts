@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { DriftMonitor } from "../../src/dataplane/drift-monitor.ts";
 import type { DataPlane } from "../../src/dataplane/types.ts";
+import { FeedbackJoin } from "../../src/feedback/join.ts";
 import type { Model } from "../../src/model.ts";
 import { loadModel } from "../../src/model.ts";
 import type { AlertEvent } from "../../src/monitor/alerts.ts";
@@ -396,6 +397,41 @@ test("calls of per-entity family members are not profiled (their windows and gau
 			(await monitor.report("diabetes-cats-ridge", 0)).windows[0]?.rows,
 			60,
 		);
+	} finally {
+		await monitor.close();
+		await m.close();
+	}
+});
+
+test("feedback for per-entity family members' answers stays out of the monitor's quality windows (as their traffic does)", async () => {
+	const clock = { t: T0 };
+	const monitor = new DriftMonitor({
+		windowSeconds: WINDOW,
+		now: () => clock.t,
+		timer: false,
+	});
+	const join = new FeedbackJoin({ now: () => clock.t });
+	monitor.attach({ onTruth: (fn) => join.onTruth(fn) });
+	const m = await loadModel(dir, { mode: "inline" });
+	m.addHook(join.hook);
+	try {
+		const inputs = m.encodeTable(rows(1, 82));
+		await m.predictTensors(inputs, undefined, undefined, {
+			entity: "berlin",
+			requestId: "e1",
+		});
+		await m.predictTensors(inputs, undefined, undefined, { requestId: "r1" });
+		const model = "diabetes-cats-ridge";
+		assert.equal(join.apply(model, [{ id: "e1", truth: 100 }]).joined, 1);
+		await monitor.flush(T0 + 1000);
+		assert.deepEqual(
+			(await monitor.report(model, 0)).stats,
+			[],
+			"a family member's truth makes no window",
+		);
+		assert.equal(join.apply(model, [{ id: "r1", truth: 100 }]).joined, 1);
+		await monitor.flush(T0 + 2000);
+		assert.equal((await monitor.report(model, 0)).stats[0]?.quality?.rows, 1);
 	} finally {
 		await monitor.close();
 		await m.close();

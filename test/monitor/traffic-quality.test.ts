@@ -4,16 +4,14 @@
 // quality statistics, histogram quantiles, window-aligned ticks.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import {
-	type DriftMonitor,
-	tickMsOf,
-} from "../../src/dataplane/drift-monitor.ts";
+import { DriftMonitor, tickMsOf } from "../../src/dataplane/drift-monitor.ts";
 import type { DataPlane } from "../../src/dataplane/types.ts";
 import {
 	type ClassRow,
 	classFigures,
 	QualityStats,
 } from "../../src/feedback/quality.ts";
+import { reportHtml } from "../../src/monitor/report-html.ts";
 import {
 	histogramQuantile,
 	LATENCY_BOUNDS_MS,
@@ -315,23 +313,77 @@ test("quality statistics merge: two halves through JSON give the figures of all 
 		() => QualityStats.fromJSON({ task: "ranking", n: 1 }, "window W"),
 		/window W: quality statistics have an unknown task "ranking"/,
 	);
-	assert.throws(
-		() =>
-			mergeStatsRows([
-				{
-					model: "m",
-					version: 1,
-					start: 0,
-					seconds: 60,
-					replica: "r1",
-					requests: 1,
-					errors: 0,
-					buckets: [1],
-					quality: "{not json",
-				},
-			]),
-		/monitor stats m@1 1970-01-01T00:00:00.000Z \(r1\): quality statistics are not JSON/,
+});
+
+test("a stored quality row that cannot be read is left out of its window's quality, counted and named; the report still answers", async () => {
+	const row = (replica: string, quality: string) => ({
+		model: "m",
+		version: 1,
+		start: 0,
+		seconds: 60,
+		replica,
+		requests: 1,
+		errors: 0,
+		buckets: [1],
+		quality,
+	});
+	const good = new QualityStats("classification");
+	good.addClass({ pred: 1, truth: 1 });
+	good.addClass({ pred: 0, truth: 1 });
+	const goodText = JSON.stringify(good.toJSON());
+	// What a 50,000,000 class index used to store: per-class counts past fromJSON's 100,000 entries.
+	const huge = JSON.stringify({
+		...good.toJSON(),
+		fn: new Array(100_001).fill(0),
+	});
+	const warnings: string[] = [];
+	const [w] = mergeStatsRows(
+		[
+			row("r1", "{not json"),
+			row("r2", goodText),
+			row("r3", huge),
+			row("r4", JSON.stringify(new QualityStats("regression").toJSON())),
+		],
+		0,
+		warnings,
 	);
+	assert.ok(w);
+	assert.equal(w.requests, 4, "the traffic of every row counts");
+	assert.equal(w.replicas, 4);
+	assert.deepEqual(w.quality, good.figures(), "quality from the readable row");
+	assert.equal(w.quality_skipped, 3);
+	assert.deepEqual(warnings, [
+		"monitor stats m@1 1970-01-01T00:00:00.000Z (r1): quality statistics are not JSON; left out of that window's quality",
+		"monitor stats m@1 1970-01-01T00:00:00.000Z (r3): quality statistics have a bad 'fn'; left out of that window's quality",
+		"monitor stats m@1 1970-01-01T00:00:00.000Z (r4): quality statistics are regression, the window's other replicas' classification; left out of that window's quality",
+	]);
+	assert.equal(
+		mergeStatsRows([row("r2", goodText)])[0]?.quality_skipped,
+		undefined,
+		"absent when nothing was skipped",
+	);
+	// Through the registry: the monitor endpoint's report answers, with the warning.
+	const store = await openRegistry("sqlite::memory:");
+	const mon = new DriftMonitor({ windowSeconds: 60, store, timer: false });
+	try {
+		await store.saveStatsWindow({ ...row("r3", huge), start: T0 });
+		await store.saveStatsWindow({ ...row("r2", goodText), start: T0 });
+		const report = await mon.report("m", T0);
+		assert.equal(report.stats[0]?.quality?.rows, 2);
+		assert.equal(report.stats[0]?.quality_skipped, 1);
+		assert.equal(report.warnings.length, 1);
+		assert.match(
+			report.warnings[0] as string,
+			/^monitor stats m@1 2026-01-01T12:00:00.000Z \(r3\): quality statistics have a bad 'fn'/,
+		);
+		assert.match(
+			reportHtml(report),
+			/Left out \(1 stored rows could not be read\):.*<li>monitor stats m@1 2026-01-01T12:00:00.000Z \(r3\): quality statistics have a bad &#39;fn&#39;/s,
+		);
+	} finally {
+		await mon.close();
+		await store.close();
+	}
 });
 
 test("latency quantiles interpolate inside a bucket as histogram_quantile does; ticks divide the window", () => {
