@@ -136,6 +136,9 @@ export function parseServerUrl(text: string, flag = "--server"): string {
 	return u.origin;
 }
 
+/** Largest error answer read (its `error` text is shown). */
+const MAX_ERROR_BYTES = 64 * 1024;
+
 async function call(
 	origin: string,
 	path: string,
@@ -165,23 +168,55 @@ async function call(
 		throw answerError(
 			`${kind} ${origin}`,
 			res.status,
-			await res.text().catch(() => ""),
+			(await readAtMost(res, MAX_ERROR_BYTES).catch(() => "")) ??
+				`an error answer above ${MAX_ERROR_BYTES} bytes`,
 		);
 	return res;
 }
 
-async function limitedText(res: Response, origin: string): Promise<string> {
+/**
+ * The body of `res` as text when it is at most `max` bytes, else undefined. Bytes are counted as they arrive, so a
+ * chunked answer (no content-length) is cancelled once over the limit, never read whole; a declared length over it
+ * is refused before reading.
+ */
+export async function readAtMost(
+	res: Response,
+	max: number,
+): Promise<string | undefined> {
 	const declared = Number(res.headers.get("content-length") ?? "0");
-	if (declared > MAX_EXPOSITION_BYTES)
+	const reader = res.body?.getReader();
+	if (!reader) return "";
+	if (declared > max) {
+		await reader.cancel().catch(() => {});
+		return undefined;
+	}
+	const chunks: Uint8Array[] = [];
+	let bytes = 0;
+	for (;;) {
+		const { done, value } = await reader.read();
+		if (done) break;
+		bytes += value.byteLength;
+		if (bytes > max) {
+			await reader.cancel().catch(() => {});
+			return undefined;
+		}
+		chunks.push(value);
+	}
+	return new TextDecoder().decode(Buffer.concat(chunks, bytes));
+}
+
+/** The text of a server's or stream's answer to `path`, refused (MLSHIP_UNAVAILABLE) above `max` bytes. */
+async function limitedText(
+	res: Response,
+	where: string,
+	path: string,
+	max: number,
+): Promise<string> {
+	const text = await readAtMost(res, max);
+	if (text === undefined)
 		throw new MlshipError(
 			"MLSHIP_UNAVAILABLE",
-			`server ${origin}: /metrics is ${declared} bytes, above the dashboard's limit of ${MAX_EXPOSITION_BYTES}`,
-		);
-	const text = await res.text();
-	if (text.length > MAX_EXPOSITION_BYTES)
-		throw new MlshipError(
-			"MLSHIP_UNAVAILABLE",
-			`server ${origin}: /metrics is above the dashboard's limit of ${MAX_EXPOSITION_BYTES} bytes`,
+			`${where}: ${path} is above the dashboard's limit of ${max} bytes`,
 		);
 	return text;
 }
@@ -207,7 +242,12 @@ export function remoteServer(id: string, origin: string): UiServer {
 				})
 			).json()) as RepositoryEntry[],
 		metrics: async (auth) =>
-			limitedText(await call(origin, "/metrics", auth), origin),
+			limitedText(
+				await call(origin, "/metrics", auth),
+				`server ${origin}`,
+				"/metrics",
+				MAX_EXPOSITION_BYTES,
+			),
 		experiment: async (model, auth) =>
 			(
 				await call(
@@ -264,14 +304,12 @@ export function remoteStream(id: string, origin: string): UiStream {
 		id,
 		label: origin,
 		status: async () => {
-			const res = await call(origin, "/status", undefined, {}, "stream");
-			const declared = Number(res.headers.get("content-length") ?? "0");
-			const text = declared > MAX_STATUS_BYTES ? "" : await res.text();
-			if (declared > MAX_STATUS_BYTES || text.length > MAX_STATUS_BYTES)
-				throw new MlshipError(
-					"MLSHIP_UNAVAILABLE",
-					`stream ${origin}: /status is above the dashboard's limit of ${MAX_STATUS_BYTES} bytes`,
-				);
+			const text = await limitedText(
+				await call(origin, "/status", undefined, {}, "stream"),
+				`stream ${origin}`,
+				"/status",
+				MAX_STATUS_BYTES,
+			);
 			let body: unknown;
 			try {
 				body = JSON.parse(text);
