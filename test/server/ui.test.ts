@@ -471,7 +471,7 @@ describe("reads of other servers and streams are bounded", () => {
 		);
 	});
 
-	it("a chunked answer over the limit (no content-length) is cancelled, not read whole: /status, /metrics, an error's body", async () => {
+	it("a chunked answer over the limit (no content-length) is cancelled, not read whole: /status, /metrics, JSON, an error's body", async () => {
 		const MiB = 1024 * 1024;
 		/** What the server wrote per request, and whether the client read it all. */
 		const sent: {
@@ -484,8 +484,16 @@ describe("reads of other servers and streams are bounded", () => {
 		const chunk = Buffer.alloc(64 * 1024, "#");
 		const big = createServer((req, res) => {
 			const url = req.url ?? "";
-			// Well past each limit (256 KiB, 32 MiB, 64 KiB) plus what the sockets' buffers hold.
-			const total = url === "/metrics" ? 128 * MiB : 32 * MiB;
+			if (url === "/v2/models/html/quality") {
+				res.writeHead(200, { "content-type": "text/html" });
+				res.end("<html>not a server</html>");
+				return;
+			}
+			// Well past each limit (256 KiB, 64 KiB; 32 and 64 MiB) plus what the sockets' buffers hold.
+			const total =
+				url === "/metrics" || url.startsWith("/v2/models/big/")
+					? 128 * MiB
+					: 32 * MiB;
 			const s = {
 				url,
 				total,
@@ -546,6 +554,16 @@ describe("reads of other servers and streams are bounded", () => {
 				message: `server ${origin}: an error answer above 65536 bytes`,
 			});
 			await stoppedEarly("/v2/models/iris/experiment");
+			// JSON answers (index, experiment, monitor, quality) share one limit, and are named when not JSON.
+			await assert.rejects(srv.monitor("big", "1h", undefined), {
+				code: "MLSHIP_UNAVAILABLE",
+				message: `server ${origin}: /v2/models/big/monitor is above the dashboard's limit of ${64 * MiB} bytes`,
+			});
+			await stoppedEarly("/v2/models/big/monitor?since=1h");
+			await assert.rejects(srv.quality("html", undefined), {
+				code: "MLSHIP_UNAVAILABLE",
+				message: `server ${origin}: /v2/models/html/quality is not JSON: is this an mlship serve?`,
+			});
 			// The dashboard's own route says the same for the stream.
 			const ui = await startUi({
 				registry: "sqlite::memory:",

@@ -136,6 +136,8 @@ export function parseServerUrl(text: string, flag = "--server"): string {
 	return u.origin;
 }
 
+/** Largest JSON answer read from another server (a repository index of 100,000 entity models is ~10 MB). */
+const MAX_JSON_BYTES = 64 * 1024 * 1024;
 /** Largest error answer read (its `error` text is shown). */
 const MAX_ERROR_BYTES = 64 * 1024;
 
@@ -223,6 +225,31 @@ async function limitedText(
 
 /** Another `mlship serve`, read over REST with the caller's Authorization header. */
 export function remoteServer(id: string, origin: string): UiServer {
+	const where = `server ${origin}`;
+	/** A JSON answer of the server, read up to MAX_JSON_BYTES. */
+	const json = async (
+		path: string,
+		auth: string | undefined,
+		init?: { method: string; body: string },
+	): Promise<unknown> => {
+		const shown = path.replace(/\?.*/, "");
+		const text = await limitedText(
+			await call(origin, path, auth, init),
+			where,
+			shown,
+			MAX_JSON_BYTES,
+		);
+		try {
+			return JSON.parse(text);
+		} catch {
+			throw new MlshipError(
+				"MLSHIP_UNAVAILABLE",
+				`${where}: ${shown} is not JSON: is this an mlship serve?`,
+			);
+		}
+	};
+	const modelPath = (m: string, what: string) =>
+		`/v2/models/${encodeURIComponent(m)}/${what}`;
 	return {
 		id,
 		label: origin,
@@ -235,43 +262,24 @@ export function remoteServer(id: string, origin: string): UiServer {
 			}
 		},
 		index: async (auth) =>
-			(await (
-				await call(origin, "/v2/repository/index", auth, {
-					method: "POST",
-					body: "{}",
-				})
-			).json()) as RepositoryEntry[],
+			(await json("/v2/repository/index", auth, {
+				method: "POST",
+				body: "{}",
+			})) as RepositoryEntry[],
 		metrics: async (auth) =>
 			limitedText(
 				await call(origin, "/metrics", auth),
-				`server ${origin}`,
+				where,
 				"/metrics",
 				MAX_EXPOSITION_BYTES,
 			),
-		experiment: async (model, auth) =>
-			(
-				await call(
-					origin,
-					`/v2/models/${encodeURIComponent(model)}/experiment`,
-					auth,
-				)
-			).json(),
-		monitor: async (model, since, auth) =>
-			(
-				await call(
-					origin,
-					`/v2/models/${encodeURIComponent(model)}/monitor?since=${encodeURIComponent(since)}`,
-					auth,
-				)
-			).json(),
-		quality: async (model, auth) =>
-			(
-				await call(
-					origin,
-					`/v2/models/${encodeURIComponent(model)}/quality`,
-					auth,
-				)
-			).json(),
+		experiment: (m, auth) => json(modelPath(m, "experiment"), auth),
+		monitor: (m, since, auth) =>
+			json(
+				`${modelPath(m, "monitor")}?since=${encodeURIComponent(since)}`,
+				auth,
+			),
+		quality: (m, auth) => json(modelPath(m, "quality"), auth),
 		unload: async (model, auth) => {
 			await call(
 				origin,
