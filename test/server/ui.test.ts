@@ -392,6 +392,54 @@ describe("dashboard scopes and mlship ui over another server", () => {
 	});
 });
 
+describe("experiments data with many entity aliases", () => {
+	it("sends neither entity members' aliases as rollout choices nor the state before the range of aliases untouched in it without a policy", async () => {
+		const dir = await mkdtemp(join(tmpdir(), "mlship-ui-entities-"));
+		const registry = `sqlite:${join(dir, "r.db")}`;
+		const store = await openRegistry(registry);
+		const iris = await readBundle(IRIS);
+		await store.register(iris, { name: "iris", aliases: ["production"] });
+		await store.register(iris, { name: "iris" });
+		await store.registerMany(
+			Array.from({ length: 300 }, (_, i) => ({
+				bundle: iris,
+				opts: { name: "shop", entity: `s${i}`, aliases: [`s${i}-live`] },
+			})),
+		);
+		await store.setRoute("iris", "production", {
+			split: [
+				{ version: 1, weight: 90 },
+				{ version: 2, weight: 10 },
+			],
+		});
+		await store.close();
+		// Every row is before a range of the last millisecond once the clock has moved on.
+		const last = Date.now();
+		while (Date.now() < last + 2) await new Promise((r) => setTimeout(r, 2));
+		const ui = await startUi({ registry, port: 0, auth: "off" });
+		try {
+			const res = await fetch(
+				`http://127.0.0.1:${ui.port}/ui/api/experiments?since=1ms`,
+			);
+			assert.equal(res.status, 200);
+			const body = (await res.json()) as {
+				history: { name: string; alias: string; version: number }[];
+				aliases: unknown[];
+			};
+			assert.deepEqual(
+				body.history.map((c) => [c.name, c.alias, c.version]),
+				[["iris", "production", 1]],
+			);
+			assert.deepEqual(body.aliases, [
+				{ name: "iris", alias: "production", version: 1, versions: [2] },
+			]);
+		} finally {
+			await ui.close();
+			await rm(dir, { recursive: true, force: true });
+		}
+	});
+});
+
 describe("mlship ui --stream", () => {
 	it("reads each stream's /status without sending the user's token; a non-JSON answer and an unreachable one are named", async () => {
 		const dir = await mkdtemp(join(tmpdir(), "mlship-ui-stream-"));
