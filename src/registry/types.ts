@@ -290,6 +290,16 @@ export interface ModelVersion {
 	entity?: string;
 }
 
+/** An alias of one of a model's own versions (not an entity member's), with what a rollout could move it to. */
+export interface AliasTarget {
+	name: string;
+	alias: string;
+	/** The active version the alias points at. */
+	version: number;
+	/** Every active version of the name that belongs to no entity, newest first (`version` included). */
+	active: number[];
+}
+
 /** The newest active version of one entity of a per-entity family. */
 export interface EntityVersion {
 	entity: string;
@@ -391,6 +401,11 @@ export interface ModelStore {
 	list(filter?: ListFilter): Promise<ModelVersion[]>;
 	/** The newest active version of every entity of `name`, sorted by entity (one query, for thousands of entities). */
 	entities(name: string): Promise<EntityVersion[]>;
+	/**
+	 * Every alias pointing at an active version that belongs to no entity, sorted by name and alias, with the active
+	 * non-entity versions of its name: two narrow queries, no manifest read, however many entity members exist.
+	 */
+	aliasTargets(): Promise<AliasTarget[]>;
 	/** Points `alias` at an existing active version (creating or moving the alias). */
 	setAlias(name: string, alias: string, version: number): Promise<void>;
 	deleteAlias(name: string, alias: string): Promise<void>;
@@ -408,8 +423,10 @@ export interface ModelStore {
 		actor?: string,
 	): Promise<StoredRoute>;
 	/**
-	 * What aliases were configured to serve (version and policy after each change) since `since` (ms since the
-	 * epoch), oldest first: each alias's last change before `since`, then the newest `limit` (default 10,000) after.
+	 * What aliases were configured to serve (version and policy after each change) since `since` (whole ms since the
+	 * epoch), oldest first: the newest `limit` (default 10,000) changes after `since`, preceded by the last change
+	 * before it of each alias that has one of them or a traffic policy now (of the one alias, when name and alias are
+	 * given), so aliases untouched in the range and without a policy send nothing.
 	 */
 	trafficHistory(filter: {
 		name?: string;

@@ -375,5 +375,56 @@ for (const [kind, make] of Object.entries(kinds)) {
 				await close();
 			}
 		});
+
+		it("the state before a range is sent only for aliases changed in it or with a policy now; since must be whole ms", async () => {
+			const { a, b, close } = await make();
+			try {
+				await seed(a);
+				// Aliases set before the range and untouched since (as an entity's alias among thousands).
+				for (const alias of ["idle-a", "idle-b", "moved"])
+					await a.setAlias("churn", alias, 2);
+				await a.setRoute("churn", "production", {
+					split: [
+						{ version: 1, weight: 90 },
+						{ version: 2, weight: 10 },
+					],
+				});
+				// The range starts after those rows (their `at` is the clock of the write).
+				const last = Date.now();
+				while (Date.now() <= last) await new Promise((r) => setTimeout(r, 2));
+				const since = Date.now();
+				await a.setAlias("churn", "moved", 3);
+				const h = await b.trafficHistory({ since });
+				assert.deepEqual(
+					h.map((c) => [c.alias, c.version, c.at < since]),
+					[
+						["moved", 2, true],
+						["production", 1, true],
+						["moved", 3, false],
+					],
+				);
+				assert.deepEqual(h[1]?.policy?.split, [
+					{ version: 1, weight: 90 },
+					{ version: 2, weight: 10 },
+				]);
+				// One alias asked for by name and alias: its state before, even unchanged in the range and without a policy.
+				for (const alias of ["production", "idle-a"])
+					assert.deepEqual(
+						(await b.trafficHistory({ name: "churn", alias, since })).map(
+							(c) => [c.alias, c.version],
+						),
+						[[alias, alias === "production" ? 1 : 2]],
+					);
+				// A fraction of a ms is refused on both backends (PostgreSQL compares it with a BIGINT column).
+				for (const bad of [since + 0.5, Number.NaN, 2 ** 60])
+					await rejectsWith(
+						b.trafficHistory({ since: bad }),
+						"MLSHIP_INVALID_ARGUMENT",
+						/since must be a whole number of ms since the epoch/,
+					);
+			} finally {
+				await close();
+			}
+		});
 	});
 }

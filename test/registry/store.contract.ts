@@ -735,6 +735,41 @@ export function runStoreContract(
 				);
 			}));
 
+		it("aliasTargets: aliases of active non-entity versions with their name's active non-entity versions, newest first", () =>
+			withStore(async (store) => {
+				assert.deepEqual(await store.aliasTargets(), []);
+				await store.register(iris, { name: "price", aliases: ["production"] });
+				await store.register(iris, { name: "price", aliases: ["staging"] });
+				await store.register(iris, { name: "price" });
+				// Entity members, one with an alias of its own: neither listed nor offered as a target.
+				await store.registerMany(
+					["berlin", "paris"].map((entity) => ({
+						bundle: iris,
+						opts: { name: "price", entity },
+					})),
+				);
+				await store.setAlias("price", "berlin-prod", 4);
+				await store.register(gbdt, { name: "cancer", aliases: ["production"] });
+				await store.register(gbdt, { name: "cancer", aliases: ["old"] });
+				await store.setAlias("cancer", "old", 1);
+				// Archived versions are not targets (archiving needs the version unaliased).
+				await store.register(gbdt, { name: "cancer" });
+				await store.archive("cancer", 3);
+				// A name with only entity members and their aliases is absent.
+				await store.registerMany([
+					{
+						bundle: iris,
+						opts: { name: "shop", entity: "s1", aliases: ["s1-prod"] },
+					},
+				]);
+				assert.deepEqual(await store.aliasTargets(), [
+					{ name: "cancer", alias: "old", version: 1, active: [2, 1] },
+					{ name: "cancer", alias: "production", version: 1, active: [2, 1] },
+					{ name: "price", alias: "production", version: 1, active: [3, 2, 1] },
+					{ name: "price", alias: "staging", version: 2, active: [3, 2, 1] },
+				]);
+			}));
+
 		it("registerMany writes thousands of entity versions in one transaction, all or none", () =>
 			withStore(async (store, reopen) => {
 				const other = await reopen();

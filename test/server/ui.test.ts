@@ -20,6 +20,11 @@ import {
 	rates,
 	snapshot,
 } from "../../src/server/ui/live.ts";
+import {
+	readAtMost,
+	remoteServer,
+	remoteStream,
+} from "../../src/server/ui/servers.ts";
 import { freePort } from "../harness/service.ts";
 import { bundleDir } from "../helpers/fixtures.ts";
 import { startServing } from "../helpers/server.ts";
@@ -387,6 +392,54 @@ describe("dashboard scopes and mlship ui over another server", () => {
 	});
 });
 
+describe("experiments data with many entity aliases", () => {
+	it("sends neither entity members' aliases as rollout choices nor the state before the range of aliases untouched in it without a policy", async () => {
+		const dir = await mkdtemp(join(tmpdir(), "mlship-ui-entities-"));
+		const registry = `sqlite:${join(dir, "r.db")}`;
+		const store = await openRegistry(registry);
+		const iris = await readBundle(IRIS);
+		await store.register(iris, { name: "iris", aliases: ["production"] });
+		await store.register(iris, { name: "iris" });
+		await store.registerMany(
+			Array.from({ length: 300 }, (_, i) => ({
+				bundle: iris,
+				opts: { name: "shop", entity: `s${i}`, aliases: [`s${i}-live`] },
+			})),
+		);
+		await store.setRoute("iris", "production", {
+			split: [
+				{ version: 1, weight: 90 },
+				{ version: 2, weight: 10 },
+			],
+		});
+		await store.close();
+		// Every row is before a range of the last millisecond once the clock has moved on.
+		const last = Date.now();
+		while (Date.now() < last + 2) await new Promise((r) => setTimeout(r, 2));
+		const ui = await startUi({ registry, port: 0, auth: "off" });
+		try {
+			const res = await fetch(
+				`http://127.0.0.1:${ui.port}/ui/api/experiments?since=1ms`,
+			);
+			assert.equal(res.status, 200);
+			const body = (await res.json()) as {
+				history: { name: string; alias: string; version: number }[];
+				aliases: unknown[];
+			};
+			assert.deepEqual(
+				body.history.map((c) => [c.name, c.alias, c.version]),
+				[["iris", "production", 1]],
+			);
+			assert.deepEqual(body.aliases, [
+				{ name: "iris", alias: "production", version: 1, versions: [2] },
+			]);
+		} finally {
+			await ui.close();
+			await rm(dir, { recursive: true, force: true });
+		}
+	});
+});
+
 describe("mlship ui --stream", () => {
 	it("reads each stream's /status without sending the user's token; a non-JSON answer and an unreachable one are named", async () => {
 		const dir = await mkdtemp(join(tmpdir(), "mlship-ui-stream-"));
@@ -448,6 +501,138 @@ describe("mlship ui --stream", () => {
 			status.close();
 			html.close();
 			await rm(dir, { recursive: true, force: true });
+		}
+	});
+});
+
+describe("reads of other servers and streams are bounded", () => {
+	it("counts the bytes as they arrive: exactly the limit is read, one more is not; a declared length over it is not read", async () => {
+		assert.equal(await readAtMost(new Response("héllo"), 6), "héllo");
+		assert.equal(await readAtMost(new Response("héllo"), 5), undefined);
+		assert.equal(await readAtMost(new Response(null), 0), "");
+		assert.equal(
+			await readAtMost(
+				new Response("tiny", { headers: { "content-length": "1000000" } }),
+				10,
+			),
+			undefined,
+		);
+	});
+
+	it("a chunked answer over the limit (no content-length) is cancelled, not read whole: /status, /metrics, JSON, an error's body", async () => {
+		const MiB = 1024 * 1024;
+		/** What the server wrote per request, and whether the client read it all. */
+		const sent: {
+			url: string;
+			total: number;
+			bytes: number;
+			finished: boolean;
+			closed: Promise<void>;
+		}[] = [];
+		const chunk = Buffer.alloc(64 * 1024, "#");
+		const big = createServer((req, res) => {
+			const url = req.url ?? "";
+			if (url === "/v2/models/html/quality") {
+				res.writeHead(200, { "content-type": "text/html" });
+				res.end("<html>not a server</html>");
+				return;
+			}
+			// Well past each limit (256 KiB, 64 KiB; 32 and 64 MiB) plus what the sockets' buffers hold.
+			const total =
+				url === "/metrics" || url.startsWith("/v2/models/big/")
+					? 128 * MiB
+					: 32 * MiB;
+			const s = {
+				url,
+				total,
+				bytes: 0,
+				finished: false,
+				closed: new Promise<void>((r) => res.on("close", r)),
+			};
+			sent.push(s);
+			res.on("error", () => {});
+			res.writeHead(url.endsWith("/experiment") ? 500 : 200, {
+				"content-type": "text/plain",
+			});
+			const pump = () => {
+				while (s.bytes < total) {
+					s.bytes += chunk.length;
+					if (!res.write(chunk)) {
+						res.once("drain", pump);
+						return;
+					}
+				}
+				s.finished = true;
+				res.end();
+			};
+			pump();
+		});
+		const port = await new Promise<number>((resolve) =>
+			big.listen(0, "127.0.0.1", () => {
+				const a = big.address();
+				resolve(typeof a === "object" && a ? a.port : 0);
+			}),
+		);
+		const origin = `http://127.0.0.1:${port}`;
+		try {
+			/** The client stopped reading the newest answer: the server saw the connection close before writing it all. */
+			const stoppedEarly = async (url: string) => {
+				const s = sent.at(-1);
+				assert.equal(s?.url, url);
+				await s.closed;
+				assert.equal(
+					s.finished,
+					false,
+					`${url}: the whole answer was read (${s.bytes} of ${s.total} bytes)`,
+				);
+			};
+			await assert.rejects(remoteStream("t1", origin).status(), {
+				code: "MLSHIP_UNAVAILABLE",
+				message: `stream ${origin}: /status is above the dashboard's limit of 262144 bytes`,
+			});
+			await stoppedEarly("/status");
+			const srv = remoteServer("s1", origin);
+			await assert.rejects(srv.metrics(undefined), {
+				code: "MLSHIP_UNAVAILABLE",
+				message: `server ${origin}: /metrics is above the dashboard's limit of ${32 * MiB} bytes`,
+			});
+			await stoppedEarly("/metrics");
+			await assert.rejects(srv.experiment("iris", undefined), {
+				code: "MLSHIP_UNAVAILABLE",
+				message: `server ${origin}: an error answer above 65536 bytes`,
+			});
+			await stoppedEarly("/v2/models/iris/experiment");
+			// JSON answers (index, experiment, monitor, quality) share one limit, and are named when not JSON.
+			await assert.rejects(srv.monitor("big", "1h", undefined), {
+				code: "MLSHIP_UNAVAILABLE",
+				message: `server ${origin}: /v2/models/big/monitor is above the dashboard's limit of ${64 * MiB} bytes`,
+			});
+			await stoppedEarly("/v2/models/big/monitor?since=1h");
+			await assert.rejects(srv.quality("html", undefined), {
+				code: "MLSHIP_UNAVAILABLE",
+				message: `server ${origin}: /v2/models/html/quality is not JSON: is this an mlship serve?`,
+			});
+			// The dashboard's own route says the same for the stream.
+			const ui = await startUi({
+				registry: "sqlite::memory:",
+				streams: [origin],
+				port: 0,
+				auth: "off",
+			});
+			try {
+				const body = (await (
+					await fetch(`http://127.0.0.1:${ui.port}/ui/api/streams`)
+				).json()) as { error?: string }[];
+				assert.match(
+					body[0]?.error ?? "",
+					/\/status is above the dashboard's limit of 262144 bytes/,
+				);
+			} finally {
+				await ui.close();
+			}
+		} finally {
+			big.closeAllConnections();
+			big.close();
 		}
 	});
 });

@@ -92,8 +92,11 @@ export async function recordHistory(
 }
 
 /**
- * The changes since `since` (ms since the epoch), oldest first, the newest `limit` of them, each alias's last
- * change before `since` first (what it served when the range began).
+ * The changes since `since` (ms since the epoch), oldest first, the newest `limit` of them, preceded by the last
+ * change before `since` (what it served when the range began) of the one alias asked for by name and alias, else of
+ * each alias that has one of those changes or a traffic policy now: an alias untouched in the range and without a
+ * policy (an entity's alias among 100,000) sends nothing, so the answer is at most `limit` rows plus one per alias
+ * with a policy.
  */
 export async function readHistory(
 	s: Session,
@@ -102,16 +105,22 @@ export async function readHistory(
 	const where =
 		"(CAST($1 AS TEXT) IS NULL OR name = $1) AND (CAST($2 AS TEXT) IS NULL OR alias = $2)";
 	const args = [filter.name ?? null, filter.alias ?? null, filter.since];
+	const during = `SELECT * FROM traffic_policy_history WHERE ${where} AND at >= $3
+		 ORDER BY seq DESC LIMIT ${filter.limit}`;
+	const keys =
+		filter.name !== undefined && filter.alias !== undefined
+			? "SELECT CAST($1 AS TEXT) AS name, CAST($2 AS TEXT) AS alias"
+			: `SELECT name, alias FROM (${during}) d
+			   UNION SELECT name, alias FROM traffic_policies WHERE ${where}`;
+	// Each key's last row before the range, through the (name, alias, at) index.
 	const before = await s.all<HistoryRow>(
 		`SELECT * FROM traffic_policy_history WHERE seq IN (
-		   SELECT max(seq) FROM traffic_policy_history WHERE ${where} AND at < $3 GROUP BY name, alias)
+		   SELECT (SELECT max(h.seq) FROM traffic_policy_history h
+		           WHERE h.name = k.name AND h.alias = k.alias AND h.at < $3)
+		   FROM (${keys}) k)
 		 ORDER BY seq`,
 		args,
 	);
-	const during = await s.all<HistoryRow>(
-		`SELECT * FROM traffic_policy_history WHERE ${where} AND at >= $3
-		 ORDER BY seq DESC LIMIT ${filter.limit}`,
-		args,
-	);
-	return [...before, ...during.reverse()].map(toChange);
+	const rows = await s.all<HistoryRow>(during, args);
+	return [...before, ...rows.reverse()].map(toChange);
 }

@@ -10,6 +10,7 @@ import { prepareRegistration } from "../store/common.ts";
 import * as errors from "../store/errors.ts";
 import {
 	type AlertClaim,
+	type AliasTarget,
 	type ArmStats,
 	assertAlias,
 	assertName,
@@ -351,6 +352,39 @@ export class RegistryCore implements ModelStore {
 		return rows.map((r) => ({ entity: r.entity, version: Number(r.version) }));
 	}
 
+	async aliasTargets(): Promise<AliasTarget[]> {
+		this.#checkOpen();
+		const { binary } = this.#driver.dialect;
+		// Aliases of active, non-entity versions: a join on the versions' key, no manifest read.
+		const own = `SELECT a.name, a.alias, a.version FROM aliases a
+			JOIN versions v ON v.name = a.name AND v.version = a.version
+			WHERE v.entity IS NULL AND v.status = 'active'`;
+		return this.#read(async (s) => {
+			const aliases = await s.all<{
+				name: string;
+				alias: string;
+				version: number | string;
+			}>(`${own} ORDER BY a.name${binary}, a.alias${binary}`, []);
+			const active = new Map<string, number[]>();
+			for (const r of await s.all<{ name: string; version: number | string }>(
+				`SELECT name, version FROM versions
+				 WHERE entity IS NULL AND status = 'active' AND name IN (SELECT name FROM (${own}) o)
+				 ORDER BY name, version DESC`,
+				[],
+			)) {
+				const list = active.get(r.name);
+				if (list) list.push(Number(r.version));
+				else active.set(r.name, [Number(r.version)]);
+			}
+			return aliases.map((a) => ({
+				name: a.name,
+				alias: a.alias,
+				version: Number(a.version),
+				active: active.get(a.name) ?? [],
+			}));
+		});
+	}
+
 	async setAlias(name: string, alias: string, version: number): Promise<void> {
 		this.#checkOpen();
 		assertName(name);
@@ -462,10 +496,11 @@ export class RegistryCore implements ModelStore {
 				"MLSHIP_INVALID_ARGUMENT",
 				`limit must be a whole number from 1 to ${MAX_HISTORY_ROWS}, got ${limit}`,
 			);
-		if (!Number.isFinite(filter.since))
+		// A whole number: PostgreSQL compares it with a BIGINT column and refuses a fraction (a server error, not a 400).
+		if (!Number.isSafeInteger(filter.since))
 			throw new MlshipError(
 				"MLSHIP_INVALID_ARGUMENT",
-				`since must be a time in ms since the epoch, got ${filter.since}`,
+				`since must be a whole number of ms since the epoch, got ${filter.since}`,
 			);
 		return this.#read((s) => readHistory(s, { ...filter, limit }));
 	}

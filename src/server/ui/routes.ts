@@ -66,31 +66,15 @@ const MAX_HISTORY_MS = 90 * 86_400_000;
 /** Policy changes sent for the weights over time (the newest). */
 const HISTORY_ROWS = 5000;
 
-/** Every alias and the active versions it could be rolled out to (the start-a-rollout form). */
+/** Every alias of a model's own versions and the active versions it could be rolled out to (the start-a-rollout form). */
 async function aliasChoices(store: ModelStore) {
-	const byName = new Map<
-		string,
-		{ aliases: Map<string, number>; active: number[] }
-	>();
-	for (const v of await store.list()) {
-		if (v.entity !== undefined) continue;
-		const m = byName.get(v.name) ?? {
-			aliases: new Map<string, number>(),
-			active: [],
-		};
-		if (v.status === "active") m.active.push(v.version);
-		for (const a of v.aliases) m.aliases.set(a, v.version);
-		byName.set(v.name, m);
-	}
-	return [...byName]
-		.flatMap(([name, m]) =>
-			[...m.aliases].map(([alias, version]) => ({
-				name,
-				alias,
-				version,
-				versions: m.active.filter((x) => x !== version).sort((a, b) => b - a),
-			})),
-		)
+	return (await store.aliasTargets())
+		.map(({ name, alias, version, active }) => ({
+			name,
+			alias,
+			version,
+			versions: active.filter((x) => x !== version),
+		}))
 		.sort((a, b) =>
 			`${a.name}@${a.alias}`.localeCompare(`${b.name}@${b.alias}`),
 		);

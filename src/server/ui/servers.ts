@@ -136,6 +136,11 @@ export function parseServerUrl(text: string, flag = "--server"): string {
 	return u.origin;
 }
 
+/** Largest JSON answer read from another server (a repository index of 100,000 entity models is ~10 MB). */
+const MAX_JSON_BYTES = 64 * 1024 * 1024;
+/** Largest error answer read (its `error` text is shown). */
+const MAX_ERROR_BYTES = 64 * 1024;
+
 async function call(
 	origin: string,
 	path: string,
@@ -165,29 +170,86 @@ async function call(
 		throw answerError(
 			`${kind} ${origin}`,
 			res.status,
-			await res.text().catch(() => ""),
+			(await readAtMost(res, MAX_ERROR_BYTES).catch(() => "")) ??
+				`an error answer above ${MAX_ERROR_BYTES} bytes`,
 		);
 	return res;
 }
 
-async function limitedText(res: Response, origin: string): Promise<string> {
+/**
+ * The body of `res` as text when it is at most `max` bytes, else undefined. Bytes are counted as they arrive, so a
+ * chunked answer (no content-length) is cancelled once over the limit, never read whole; a declared length over it
+ * is refused before reading.
+ */
+export async function readAtMost(
+	res: Response,
+	max: number,
+): Promise<string | undefined> {
 	const declared = Number(res.headers.get("content-length") ?? "0");
-	if (declared > MAX_EXPOSITION_BYTES)
+	const reader = res.body?.getReader();
+	if (!reader) return "";
+	if (declared > max) {
+		await reader.cancel().catch(() => {});
+		return undefined;
+	}
+	const chunks: Uint8Array[] = [];
+	let bytes = 0;
+	for (;;) {
+		const { done, value } = await reader.read();
+		if (done) break;
+		bytes += value.byteLength;
+		if (bytes > max) {
+			await reader.cancel().catch(() => {});
+			return undefined;
+		}
+		chunks.push(value);
+	}
+	return new TextDecoder().decode(Buffer.concat(chunks, bytes));
+}
+
+/** The text of a server's or stream's answer to `path`, refused (MLSHIP_UNAVAILABLE) above `max` bytes. */
+async function limitedText(
+	res: Response,
+	where: string,
+	path: string,
+	max: number,
+): Promise<string> {
+	const text = await readAtMost(res, max);
+	if (text === undefined)
 		throw new MlshipError(
 			"MLSHIP_UNAVAILABLE",
-			`server ${origin}: /metrics is ${declared} bytes, above the dashboard's limit of ${MAX_EXPOSITION_BYTES}`,
-		);
-	const text = await res.text();
-	if (text.length > MAX_EXPOSITION_BYTES)
-		throw new MlshipError(
-			"MLSHIP_UNAVAILABLE",
-			`server ${origin}: /metrics is above the dashboard's limit of ${MAX_EXPOSITION_BYTES} bytes`,
+			`${where}: ${path} is above the dashboard's limit of ${max} bytes`,
 		);
 	return text;
 }
 
 /** Another `mlship serve`, read over REST with the caller's Authorization header. */
 export function remoteServer(id: string, origin: string): UiServer {
+	const where = `server ${origin}`;
+	/** A JSON answer of the server, read up to MAX_JSON_BYTES. */
+	const json = async (
+		path: string,
+		auth: string | undefined,
+		init?: { method: string; body: string },
+	): Promise<unknown> => {
+		const shown = path.replace(/\?.*/, "");
+		const text = await limitedText(
+			await call(origin, path, auth, init),
+			where,
+			shown,
+			MAX_JSON_BYTES,
+		);
+		try {
+			return JSON.parse(text);
+		} catch {
+			throw new MlshipError(
+				"MLSHIP_UNAVAILABLE",
+				`${where}: ${shown} is not JSON: is this an mlship serve?`,
+			);
+		}
+	};
+	const modelPath = (m: string, what: string) =>
+		`/v2/models/${encodeURIComponent(m)}/${what}`;
 	return {
 		id,
 		label: origin,
@@ -200,38 +262,24 @@ export function remoteServer(id: string, origin: string): UiServer {
 			}
 		},
 		index: async (auth) =>
-			(await (
-				await call(origin, "/v2/repository/index", auth, {
-					method: "POST",
-					body: "{}",
-				})
-			).json()) as RepositoryEntry[],
+			(await json("/v2/repository/index", auth, {
+				method: "POST",
+				body: "{}",
+			})) as RepositoryEntry[],
 		metrics: async (auth) =>
-			limitedText(await call(origin, "/metrics", auth), origin),
-		experiment: async (model, auth) =>
-			(
-				await call(
-					origin,
-					`/v2/models/${encodeURIComponent(model)}/experiment`,
-					auth,
-				)
-			).json(),
-		monitor: async (model, since, auth) =>
-			(
-				await call(
-					origin,
-					`/v2/models/${encodeURIComponent(model)}/monitor?since=${encodeURIComponent(since)}`,
-					auth,
-				)
-			).json(),
-		quality: async (model, auth) =>
-			(
-				await call(
-					origin,
-					`/v2/models/${encodeURIComponent(model)}/quality`,
-					auth,
-				)
-			).json(),
+			limitedText(
+				await call(origin, "/metrics", auth),
+				where,
+				"/metrics",
+				MAX_EXPOSITION_BYTES,
+			),
+		experiment: (m, auth) => json(modelPath(m, "experiment"), auth),
+		monitor: (m, since, auth) =>
+			json(
+				`${modelPath(m, "monitor")}?since=${encodeURIComponent(since)}`,
+				auth,
+			),
+		quality: (m, auth) => json(modelPath(m, "quality"), auth),
 		unload: async (model, auth) => {
 			await call(
 				origin,
@@ -264,14 +312,12 @@ export function remoteStream(id: string, origin: string): UiStream {
 		id,
 		label: origin,
 		status: async () => {
-			const res = await call(origin, "/status", undefined, {}, "stream");
-			const declared = Number(res.headers.get("content-length") ?? "0");
-			const text = declared > MAX_STATUS_BYTES ? "" : await res.text();
-			if (declared > MAX_STATUS_BYTES || text.length > MAX_STATUS_BYTES)
-				throw new MlshipError(
-					"MLSHIP_UNAVAILABLE",
-					`stream ${origin}: /status is above the dashboard's limit of ${MAX_STATUS_BYTES} bytes`,
-				);
+			const text = await limitedText(
+				await call(origin, "/status", undefined, {}, "stream"),
+				`stream ${origin}`,
+				"/status",
+				MAX_STATUS_BYTES,
+			);
 			let body: unknown;
 			try {
 				body = JSON.parse(text);
