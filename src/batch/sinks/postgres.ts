@@ -87,21 +87,14 @@ export class PostgresSink implements BatchSink {
 	readonly #url: string;
 	readonly #table: string;
 	#client: pg.Client | undefined;
-	/** Set when the sink writes into a transaction someone else owns (and commits). */
-	readonly #borrowed: boolean;
 	#created = false;
 	/** Error tables this sink has created (or found) in a committed or open transaction. */
 	readonly #errorTables = new Set<string>();
 
-	/**
-	 * With `client`, rows go into that client's open transaction and finish()/abort() leave it to the owner; one
-	 * sink may serve many transactions of that client in turn (its tables are created once, by the first).
-	 */
-	constructor(url: string, table: string, client?: pg.Client) {
+	/** Rows go into one transaction on a connection of its own, committed by finish(). */
+	constructor(url: string, table: string) {
 		this.#url = url;
 		this.#table = table;
-		this.#client = client;
-		this.#borrowed = client !== undefined;
 		this.label = `PostgreSQL table '${table}'`;
 	}
 
@@ -148,14 +141,14 @@ export class PostgresSink implements BatchSink {
 	}
 
 	async finish(): Promise<void> {
-		if (!this.#client || this.#borrowed) return;
+		if (!this.#client) return;
 		await pgQuery(this.#client, "COMMIT", [], this.label);
 		await this.#client.end();
 		this.#client = undefined;
 	}
 
 	async abort(): Promise<void> {
-		if (!this.#client || this.#borrowed) return;
+		if (!this.#client) return;
 		await this.#client.query("ROLLBACK").catch(() => {});
 		await this.#client.end().catch(() => {});
 		this.#client = undefined;
