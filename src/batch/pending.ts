@@ -8,12 +8,29 @@ import { invalidInput, MlshipError } from "../protocol/errors.ts";
 import { redactUrl } from "../protocol/redact.ts";
 import { pgIdent, pgTable } from "../protocol/sql.ts";
 import type { RejectedLine } from "./files.ts";
-import { connectPg, pgQuery, pgTypeName } from "./pg.ts";
+import {
+	connectPg,
+	type PipelinedQuery,
+	pgPipeline,
+	pgQuery,
+	pgTypeName,
+} from "./pg.ts";
 import { sleep } from "./schedule.ts";
 import { scoreSource } from "./score.ts";
-import { PostgresSink } from "./sinks/postgres.ts";
+import {
+	createTable,
+	errorsStatement,
+	insertStatement,
+	type PgStatement,
+} from "./sinks/postgres.ts";
 import { rowsChunk } from "./sources/rows.ts";
-import type { BatchSource, SourceChunk } from "./types.ts";
+import type {
+	BatchSink,
+	BatchSource,
+	KeptColumn,
+	PredictionColumn,
+	SourceChunk,
+} from "./types.ts";
 import { parseLocation } from "./uri.ts";
 
 export interface PendingOptions {
@@ -156,7 +173,7 @@ export async function runPending(
 	const keep = [...new Set([key, ...(opts.keep ?? [])])];
 	const t = pgTable(src.table);
 	const label = `PostgreSQL table '${src.table}'`;
-	const client = await connectPg(src.url);
+	const client = await connectPg(src.url, { pipeline: true });
 	const totals = { in: 0, scored: 0, rejected: 0, chunks: 0 };
 	try {
 		await checkColumns(
@@ -175,29 +192,36 @@ export async function runPending(
 				);
 		}
 		const claim = claimSql(src.table, key, done === "mark" ? mark : undefined);
-		const finish =
-			done === "mark"
-				? `UPDATE ${t} SET ${pgIdent(mark)} = now() WHERE (tableoid, ctid) IN (SELECT * FROM unnest($1::oid[], $2::tid[]))`
-				: `DELETE FROM ${t} WHERE (tableoid, ctid) IN (SELECT * FROM unnest($1::oid[], $2::tid[]))`;
-		// One sink for the run: it creates its tables (DDL under an advisory lock) with the first chunk only.
-		const sink = new PostgresSink(dst.url, dst.table, client);
+		const claimQueries = [
+			{ sql: "BEGIN" },
+			{ sql: claim, params: [chunkRows] },
+		];
+		// Tables this run has created (or found) in a committed transaction: their DDL runs once, with the first chunk.
+		const created = new Set<string>();
+		// A chunk is one round trip once it is scored: its write, its COMMIT and the next chunk's BEGIN and claim go
+		// out together (pipeline), so the connection waits on the server once per chunk, not five times.
+		let claimed = await claimRows(client, claimQueries, label);
 		for (;;) {
-			if (opts.signal?.aborted) break;
-			await pgQuery(client, "BEGIN");
+			if (opts.signal?.aborted) {
+				await pgQuery(client, "ROLLBACK");
+				break;
+			}
+			if (claimed.rows.length === 0) {
+				await pgQuery(client, "COMMIT");
+				if (!opts.follow) break;
+				await sleep(opts.pollMs ?? 1000, opts.signal);
+				if (opts.signal?.aborted) break;
+				claimed = await claimRows(client, claimQueries, label);
+				continue;
+			}
 			try {
-				const claimed = await pgQuery(client, claim, [chunkRows], label);
-				if (claimed.rows.length === 0) {
-					await pgQuery(client, "COMMIT");
-					if (!opts.follow) break;
-					await sleep(opts.pollMs ?? 1000, opts.signal);
-					continue;
-				}
 				const lease = await provider.lease();
 				model = lease.model;
+				const held = new HeldRows(dst.table);
 				const r = await scoreSource(
 					model,
 					new ClaimedRows(label, claimed.fields, claimed.rows),
-					sink,
+					held,
 					{
 						onError: opts.onError ?? "fail",
 						keep,
@@ -212,23 +236,59 @@ export async function runPending(
 						chunkRows: Math.max(chunkRows, 1),
 					},
 				).finally(() => lease.release());
-				if (r.rejected.length > 0)
-					await sink.errorSink(errorsTable).write(r.rejected);
-				await pgQuery(
+				// Parameters numbered across the parts of the one statement: predictions, rejected rows, then the marks.
+				const parts: { table: string; st: PgStatement }[] = [];
+				let next = 1;
+				for (const w of held.writes) {
+					const st = insertStatement(dst.table, w.kept, w.predictions, next);
+					next += st.params.length;
+					parts.push({ table: dst.table, st });
+				}
+				if (r.rejected.length > 0) {
+					const st = errorsStatement(errorsTable, r.rejected, next);
+					next += st.params.length;
+					parts.push({ table: errorsTable, st });
+				}
+				const newTables: string[] = [];
+				for (const { table, st } of parts) {
+					if (created.has(table) || newTables.includes(table)) continue;
+					// DDL under an advisory lock, in this transaction, before the statement that writes the table.
+					await createTable(
+						client,
+						table,
+						st.ddl,
+						`PostgreSQL table '${table}'`,
+					);
+					newTables.push(table);
+				}
+				const write = pendingWrite(
+					parts.map((p) => p.st),
+					{
+						sql: finishSql(t, done, mark, next),
+						params: [
+							claimed.rows.map((row) => row[TABLEOID]),
+							claimed.rows.map((row) => row[CTID]),
+						],
+					},
+				);
+				const more = !opts.signal?.aborted;
+				const sent = await pgPipeline(
 					client,
-					finish,
-					[
-						claimed.rows.map((row) => row[TABLEOID]),
-						claimed.rows.map((row) => row[CTID]),
-					],
+					[write, { sql: "COMMIT" }, ...(more ? claimQueries : [])],
 					label,
 				);
-				await pgQuery(client, "COMMIT");
-				totals.in += r.rowsIn;
-				totals.scored += r.rowsScored;
-				totals.rejected += r.rejected.length;
-				totals.chunks++;
-				opts.onChunk?.(totals.scored, totals.rejected);
+				// COMMIT after a failed statement rolls back (its tag says so): only a COMMIT tag means the chunk is in.
+				if (sent.results[1]?.command === "COMMIT") {
+					for (const table of newTables) created.add(table);
+					totals.in += r.rowsIn;
+					totals.scored += r.rowsScored;
+					totals.rejected += r.rejected.length;
+					totals.chunks++;
+					opts.onChunk?.(totals.scored, totals.rejected);
+				}
+				if (sent.firstError) throw sent.firstError;
+				if (!more) break;
+				claimed = sent.results[3] as pg.QueryResult;
 			} catch (err) {
 				await client.query("ROLLBACK").catch(() => {});
 				throw err;
@@ -249,6 +309,76 @@ export async function runPending(
 		chunks: totals.chunks,
 		duration_ms: Math.round(ms),
 		rows_per_second: Math.round(totals.scored / (ms / 1000)),
+	};
+}
+
+/** Runs BEGIN and the claim together (one round trip); a failure rolls the transaction back. */
+async function claimRows(
+	client: pg.Client,
+	queries: readonly PipelinedQuery[],
+	label: string,
+): Promise<pg.QueryResult> {
+	const sent = await pgPipeline(client, queries, label);
+	if (sent.firstError) {
+		await client.query("ROLLBACK").catch(() => {});
+		throw sent.firstError;
+	}
+	return sent.results.at(-1) as pg.QueryResult;
+}
+
+/**
+ * The sink of one claimed chunk: holds the predictions for pendingWrite, which writes them in the statement that
+ * marks (or deletes) the chunk's rows.
+ */
+class HeldRows implements BatchSink {
+	readonly label: string;
+	readonly writes: {
+		kept: readonly KeptColumn[];
+		predictions: readonly PredictionColumn[];
+	}[] = [];
+
+	constructor(table: string) {
+		this.label = `PostgreSQL table '${table}'`;
+	}
+
+	async write(
+		kept: readonly KeptColumn[],
+		predictions: readonly PredictionColumn[],
+	): Promise<void> {
+		this.writes.push({ kept, predictions });
+	}
+
+	async finish(): Promise<void> {}
+	async abort(): Promise<void> {}
+}
+
+/** The statement marking (or deleting) the claimed rows named by `$first` (table oids) and `$first+1` (ctids). */
+function finishSql(
+	t: string,
+	done: "mark" | "delete",
+	mark: string,
+	first = 1,
+): string {
+	const rows = `(tableoid, ctid) IN (SELECT * FROM unnest($${first}::oid[], $${first + 1}::tid[]))`;
+	return done === "mark"
+		? `UPDATE ${t} SET ${pgIdent(mark)} = now() WHERE ${rows}`
+		: `DELETE FROM ${t} WHERE ${rows}`;
+}
+
+/**
+ * One statement writing a chunk's predictions and rejected rows and marking its rows: the inserts as data-modifying
+ * CTEs (PostgreSQL runs each exactly once, to completion) in front of the UPDATE or DELETE (`finish`). Parameters
+ * are numbered by the caller across all parts, in this order.
+ * @example pendingWrite([insertStatement("scores", kept, preds)], { sql: finishSql('"features"', "mark", "scored_at", 7), params: [oids, ctids] })
+ */
+export function pendingWrite(
+	writes: readonly PgStatement[],
+	finish: { sql: string; params: unknown[] },
+): PipelinedQuery {
+	const ctes = writes.map((w, i) => `w${i} AS (${w.sql})`);
+	return {
+		sql: ctes.length > 0 ? `WITH ${ctes.join(", ")} ${finish.sql}` : finish.sql,
+		params: [...writes.flatMap((w) => w.params), ...finish.params],
 	};
 }
 

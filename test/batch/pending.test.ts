@@ -10,8 +10,10 @@ import {
 	claimSql,
 	pendingIndex,
 	pendingIndexName,
+	runPending,
 } from "../../src/batch/pending.ts";
 import { readBundle } from "../../src/bundle/bundle.ts";
+import { loadModel } from "../../src/model.ts";
 import { openRegistry } from "../../src/registry/open.ts";
 import {
 	createDatabase,
@@ -517,6 +519,103 @@ BEGIN INSERT INTO ddl_log VALUES (tg_tag, current_query()); END $$`);
 				2,
 				"primary key and the partial index",
 			);
+		},
+	);
+
+	it(
+		"waits on the server once per chunk: BEGIN, claim, one write-and-mark statement and COMMIT go out pipelined",
+		BOUNDED,
+		async () => {
+			// Counted through the client: every query, and every time the connection had nothing in flight when one was
+			// sent (a round trip). Two runs differing by 10 chunks: the difference is the cost of 10 chunks.
+			const proto = pg.Client.prototype as unknown as {
+				query: (...args: unknown[]) => unknown;
+			};
+			const original = proto.query;
+			const model = await loadModel(bundleDir(MODEL), { workers: 1 });
+			const run = async (table: string, n: number) => {
+				await randomTable(table, n);
+				let inFlight = 0;
+				const seen = { trips: 0, statements: 0 };
+				proto.query = function (this: pg.Client, ...args: unknown[]) {
+					const p = original.apply(this, args) as Promise<unknown>;
+					if (inFlight === 0) seen.trips++;
+					seen.statements++;
+					inFlight++;
+					const settle = () => {
+						inFlight--;
+					};
+					p.then(settle, settle);
+					return p;
+				};
+				try {
+					const s = await runPending(model, {
+						table: `${dbUrl}?table=${table}`,
+						sink: `${dbUrl}?table=${table}_scores`,
+						chunkRows: 100,
+						createIndex: true,
+					});
+					assert.equal(s.rows_scored, n);
+					return { ...seen, chunks: s.chunks };
+				} finally {
+					proto.query = original;
+				}
+			};
+			try {
+				const a = await run("trips_a", 1000);
+				const b = await run("trips_b", 2000);
+				assert.deepEqual([a.chunks, b.chunks], [10, 20]);
+				assert.equal(b.trips - a.trips, 10, "one round trip per chunk");
+				assert.equal(
+					b.statements - a.statements,
+					40,
+					"BEGIN, claim, write + mark, COMMIT per chunk",
+				);
+				await exactlyOnce("trips_b", "trips_b_scores", 2000);
+			} finally {
+				await model.close();
+			}
+		},
+	);
+
+	it(
+		"a chunk whose write fails is neither written nor marked; the chunks before it stay committed",
+		BOUNDED,
+		async () => {
+			// The mark of row 250 raises: in chunks of 100, chunks 1–2 commit, chunk 3's predictions must roll back with it
+			// (the COMMIT pipelined behind a failed statement is a rollback, and must not be counted as a commit).
+			await randomTable("failing", 500);
+			await db.query(`CREATE FUNCTION refuse_250() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'row 250 refused'; END $$`);
+			await db.query(
+				"CREATE TRIGGER refuse_250 BEFORE UPDATE ON failing FOR EACH ROW WHEN (NEW.id = 250) EXECUTE FUNCTION refuse_250()",
+			);
+			const r = await work("failing", "failing_scores", ["--chunk-rows", "100"])
+				.done;
+			assert.notEqual(r.code, 0, r.stdout);
+			assert.match(JSON.parse(r.stdout).error, /row 250 refused/);
+			assert.equal(
+				await count("SELECT count(*) AS n FROM failing_scores"),
+				200,
+			);
+			assert.equal(
+				await count("SELECT count(*) AS n FROM failing_scores WHERE id > 200"),
+				0,
+				"no prediction of the failed chunk",
+			);
+			assert.equal(
+				await count(
+					"SELECT count(*) AS n FROM failing WHERE scored_at IS NOT NULL",
+				),
+				200,
+				"only the committed chunks are marked",
+			);
+			// Nothing is left locked or half-done: without the trigger, a re-run scores exactly the rest.
+			await db.query("DROP TRIGGER refuse_250 ON failing");
+			const rerun = await work("failing", "failing_scores").done;
+			assert.equal(rerun.code, 0, rerun.stderr);
+			assert.equal(JSON.parse(rerun.stdout).rows_scored, 300);
+			await exactlyOnce("failing", "failing_scores", 500);
 		},
 	);
 

@@ -15,7 +15,7 @@ import { tableColumns } from "./tables.ts";
  * Runs a CREATE TABLE IF NOT EXISTS under a transaction-scoped advisory lock on the table name: concurrent
  * workers creating the same table would otherwise race on PostgreSQL's catalog (duplicate key in pg_type).
  */
-async function createTable(
+export async function createTable(
 	client: pg.Client,
 	table: string,
 	ddl: string,
@@ -30,10 +30,44 @@ async function createTable(
 	await pgQuery(client, ddl, [], context);
 }
 
+/** A statement with its parameters, to run alone or as one part of a larger statement (a CTE). */
+export interface PgStatement {
+	sql: string;
+	params: unknown[];
+	/** The CREATE TABLE IF NOT EXISTS for the table the statement writes. */
+	ddl: string;
+}
+
 /**
- * Writes a chunk with one statement (one array parameter per column, unnested into rows), first creating
- * the table for these columns when `create` is set and it does not exist. `client` must be in the
- * transaction the caller wants the rows in.
+ * The INSERT writing a chunk (one array parameter per column, unnested into rows), its parameters numbered from
+ * `$first`, and the DDL of a table for these columns.
+ */
+export function insertStatement(
+	table: string,
+	kept: readonly KeptColumn[],
+	predictions: readonly PredictionColumn[],
+	first = 1,
+): PgStatement {
+	const cols = tableColumns(kept, predictions).map((c) => ({
+		name: pgIdent(c.name),
+		type: pgColumnType(c.type),
+	}));
+	const params = [
+		...kept.map((k) => k.values),
+		...predictions.map((p) => p.values),
+	].map((vs, i) =>
+		vs.map((v) => pgValue((cols[i] as { type: string }).type, v)),
+	);
+	return {
+		sql: `INSERT INTO ${pgTable(table)} (${cols.map((c) => c.name).join(", ")}) SELECT * FROM unnest(${cols.map((c, i) => `$${i + first}::${c.type}[]`).join(", ")})`,
+		params,
+		ddl: `CREATE TABLE IF NOT EXISTS ${pgTable(table)} (${cols.map((c) => `${c.name} ${c.type}`).join(", ")})`,
+	};
+}
+
+/**
+ * Writes a chunk with one statement (insertStatement), first creating the table for these columns when `create`
+ * is set and it does not exist. `client` must be in the transaction the caller wants the rows in.
  */
 export async function insertChunk(
 	client: pg.Client,
@@ -43,29 +77,9 @@ export async function insertChunk(
 	context: string,
 	create: boolean,
 ): Promise<void> {
-	const cols = tableColumns(kept, predictions).map((c) => ({
-		name: pgIdent(c.name),
-		type: pgColumnType(c.type),
-	}));
-	if (create)
-		await createTable(
-			client,
-			table,
-			`CREATE TABLE IF NOT EXISTS ${pgTable(table)} (${cols.map((c) => `${c.name} ${c.type}`).join(", ")})`,
-			context,
-		);
-	const values = [
-		...kept.map((k) => k.values),
-		...predictions.map((p) => p.values),
-	].map((vs, i) =>
-		vs.map((v) => pgValue((cols[i] as { type: string }).type, v)),
-	);
-	await pgQuery(
-		client,
-		`INSERT INTO ${pgTable(table)} (${cols.map((c) => c.name).join(", ")}) SELECT * FROM unnest(${cols.map((c, i) => `$${i + 1}::${c.type}[]`).join(", ")})`,
-		values,
-		context,
-	);
+	const s = insertStatement(table, kept, predictions);
+	if (create) await createTable(client, table, s.ddl, context);
+	await pgQuery(client, s.sql, s.params, context);
 }
 
 export class PostgresSink implements BatchSink {
@@ -73,21 +87,14 @@ export class PostgresSink implements BatchSink {
 	readonly #url: string;
 	readonly #table: string;
 	#client: pg.Client | undefined;
-	/** Set when the sink writes into a transaction someone else owns (and commits). */
-	readonly #borrowed: boolean;
 	#created = false;
 	/** Error tables this sink has created (or found) in a committed or open transaction. */
 	readonly #errorTables = new Set<string>();
 
-	/**
-	 * With `client`, rows go into that client's open transaction and finish()/abort() leave it to the owner; one
-	 * sink may serve many transactions of that client in turn (its tables are created once, by the first).
-	 */
-	constructor(url: string, table: string, client?: pg.Client) {
+	/** Rows go into one transaction on a connection of its own, committed by finish(). */
+	constructor(url: string, table: string) {
 		this.#url = url;
 		this.#table = table;
-		this.#client = client;
-		this.#borrowed = client !== undefined;
 		this.label = `PostgreSQL table '${table}'`;
 	}
 
@@ -134,18 +141,39 @@ export class PostgresSink implements BatchSink {
 	}
 
 	async finish(): Promise<void> {
-		if (!this.#client || this.#borrowed) return;
+		if (!this.#client) return;
 		await pgQuery(this.#client, "COMMIT", [], this.label);
 		await this.#client.end();
 		this.#client = undefined;
 	}
 
 	async abort(): Promise<void> {
-		if (!this.#client || this.#borrowed) return;
+		if (!this.#client) return;
 		await this.#client.query("ROLLBACK").catch(() => {});
 		await this.#client.end().catch(() => {});
 		this.#client = undefined;
 	}
+}
+
+/** The INSERT of rejected rows into `table` `(row, line, "column", error, data jsonb)`, parameters from `$first`. */
+export function errorsStatement(
+	table: string,
+	rows: readonly RejectedRow[],
+	first = 1,
+): PgStatement {
+	const t = pgTable(table);
+	const $ = (i: number) => `$${first + i}`;
+	return {
+		sql: `INSERT INTO ${t} ("row", line, "column", error, data) SELECT * FROM unnest(${$(0)}::bigint[], ${$(1)}::bigint[], ${$(2)}::text[], ${$(3)}::text[], ${$(4)}::jsonb[])`,
+		params: [
+			rows.map((r) => r.row ?? null),
+			rows.map((r) => r.line ?? null),
+			rows.map((r) => r.column ?? null),
+			rows.map((r) => r.error),
+			rows.map((r) => JSON.stringify(r.values ?? r.text ?? null)),
+		],
+		ddl: `CREATE TABLE IF NOT EXISTS ${t} ("row" bigint, line bigint, "column" text, error text, data jsonb)`,
+	};
 }
 
 /** Rejected rows into a PostgreSQL table `(row, line, "column", error, data jsonb)`, in the client's transaction. */
@@ -157,26 +185,9 @@ export async function writeErrors(
 	/** Create the table when absent (false: this connection already did, earlier in the run). */
 	create = true,
 ): Promise<void> {
-	const t = pgTable(table);
-	if (create)
-		await createTable(
-			c,
-			table,
-			`CREATE TABLE IF NOT EXISTS ${t} ("row" bigint, line bigint, "column" text, error text, data jsonb)`,
-			context,
-		);
-	await pgQuery(
-		c,
-		`INSERT INTO ${t} ("row", line, "column", error, data) SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::jsonb[])`,
-		[
-			rows.map((r) => r.row ?? null),
-			rows.map((r) => r.line ?? null),
-			rows.map((r) => r.column ?? null),
-			rows.map((r) => r.error),
-			rows.map((r) => JSON.stringify(r.values ?? r.text ?? null)),
-		],
-		context,
-	);
+	const s = errorsStatement(table, rows);
+	if (create) await createTable(c, table, s.ddl, context);
+	await pgQuery(c, s.sql, s.params, context);
 }
 
 /** Rejected rows into a table of a PostgreSQL database the predictions do not go to. */
