@@ -8,14 +8,14 @@
 import { parentPort } from "node:worker_threads";
 import type { DecodedColumns, DecodeReply, DecodeTask } from "./decode.ts";
 
-/** Columns of one payload, numbers still in a plain array (copied into the batch's Float64Array at the end). */
+/** Columns of one payload: numbers column-major in `numbers` (n per key), a column with other values in `other`. */
 interface Parsed {
 	keys: string[];
 	n: number;
 	bodyId: string | undefined;
-	/** Per key: the values when all are numbers (else undefined: the column goes as a plain array). */
-	numeric: (number[] | undefined)[];
-	other: Record<string, unknown[]>;
+	numbers: Float64Array;
+	/** Per key: its values when not all are numbers (then its part of `numbers` is unused). */
+	other: (unknown[] | undefined)[];
 }
 
 /** The records of a body this thread handles: a list, or `{"records"|"instances": [...], "id"?}`; else null. */
@@ -55,33 +55,33 @@ function parse(text: string): Parsed | null {
 	// A key that would set an object's prototype when copied: the main path reads such records.
 	if (keys.includes("__proto__")) return null;
 	const n = rows.length;
-	const cols: unknown[][] = keys.map(() => new Array(n));
-	const numeric = keys.map(() => true);
+	const k = keys.length;
+	const numbers = new Float64Array(n * k);
+	const other: (unknown[] | undefined)[] = new Array(k).fill(undefined);
 	for (let r = 0; r < n; r++) {
 		const row = rows[r];
 		if (row === null || typeof row !== "object" || Array.isArray(row))
 			return null;
 		// Same keys as the first record, or the main path decides (missing keys, extra keys: its own messages).
-		if (Object.keys(row).length !== keys.length) return null;
-		for (let k = 0; k < keys.length; k++) {
-			const key = keys[k] as string;
+		let count = 0;
+		for (const _ in row) count++;
+		if (count !== k) return null;
+		for (let c = 0; c < k; c++) {
+			const key = keys[c] as string;
 			if (!Object.hasOwn(row, key)) return null;
 			const v = (row as Record<string, unknown>)[key];
-			if (typeof v !== "number") numeric[k] = false;
-			(cols[k] as unknown[])[r] = v;
+			const o = other[c];
+			if (o !== undefined) o[r] = v;
+			else if (typeof v === "number") numbers[c * n + r] = v;
+			else {
+				// The first value that is not a number: the column goes as a plain list.
+				const list: unknown[] = Array.from(numbers.subarray(c * n, c * n + r));
+				list[r] = v;
+				other[c] = list;
+			}
 		}
 	}
-	const other: Record<string, unknown[]> = {};
-	keys.forEach((k, i) => {
-		if (!numeric[i]) other[k] = cols[i] as unknown[];
-	});
-	return {
-		keys,
-		n,
-		bodyId,
-		numeric: cols.map((c, i) => (numeric[i] ? (c as number[]) : undefined)),
-		other,
-	};
+	return { keys, n, bodyId, numbers, other };
 }
 
 const port = parentPort;
@@ -99,7 +99,7 @@ port.on("message", (task: DecodeTask) => {
 			// Not UTF-8: the main path says so in its own words.
 		}
 		parsed.push(p);
-		if (p) for (const c of p.numeric) if (c) total += c.length;
+		if (p) total += p.numbers.length;
 		start = end;
 	}
 	const numbers = new Float64Array(total);
@@ -107,11 +107,15 @@ port.on("message", (task: DecodeTask) => {
 	let prevKeys: string[] | undefined;
 	const decoded = parsed.map((p): DecodedColumns | null => {
 		if (p === null) return null;
-		const offsets = p.numeric.map((c) => {
-			if (!c) return -1;
-			numbers.set(c, at);
-			at += c.length;
-			return at - c.length;
+		numbers.set(p.numbers, at);
+		const base = at;
+		at += p.numbers.length;
+		const other: Record<string, unknown[]> = {};
+		const offsets = p.keys.map((key, c) => {
+			const o = p.other[c];
+			if (o === undefined) return base + c * p.n;
+			other[key] = o;
+			return -1;
 		});
 		// Consecutive payloads usually have the same columns: their names cross the thread once.
 		const same =
@@ -124,7 +128,7 @@ port.on("message", (task: DecodeTask) => {
 			n: p.n,
 			bodyId: p.bodyId,
 			offsets,
-			other: p.other,
+			other,
 		};
 	});
 	const reply: DecodeReply = { id: task.id, numbers, decoded };
