@@ -114,13 +114,15 @@ const message = (i: number, r = 1): OutMessage => ({
 	],
 });
 
-/** Starts the processor under test: mlship stream with the model, or the pass-through copier. */
-function processor(
-	kind: "mlship" | "passthrough",
-	from: string,
-	to: string,
-): Promise<StreamProc> {
-	if (kind === "mlship")
+/**
+ * A processor under test: mlship stream with the model (`mlship-main`: with `--no-decode-thread`, JSON parsed on
+ * the main thread), or the pass-through copier.
+ */
+type Kind = "mlship" | "mlship-main" | "passthrough";
+
+/** Starts the processor under test. */
+function processor(kind: Kind, from: string, to: string): Promise<StreamProc> {
+	if (kind !== "passthrough")
 		return startStream([
 			"-m",
 			MODEL,
@@ -130,6 +132,7 @@ function processor(
 			to,
 			"--log-level",
 			"info",
+			...(kind === "mlship-main" ? ["--no-decode-thread"] : []),
 		]);
 	return new Promise((resolveP, reject) => {
 		const proc = spawn(
@@ -160,7 +163,7 @@ const messagesFor = (r: number) =>
 /** Messages per second (each of `r` records) from start to the last result, and one result message's value. */
 async function maxRate(
 	b: Broker,
-	kind: "mlship" | "passthrough",
+	kind: Kind,
 	r = 1,
 ): Promise<{ rate: number; out: Buffer | undefined }> {
 	const [from, to] = [b.uri("in"), b.uri("out")];
@@ -432,7 +435,7 @@ async function brokerLimit(
 
 async function latency(
 	b: Broker,
-	kind: "mlship" | "passthrough",
+	kind: Kind,
 	rate: number,
 ): Promise<{ p50: number; p99: number; n: number }> {
 	const [from, to] = [b.uri("lat-in"), b.uri("lat-out")];
@@ -485,9 +488,12 @@ for (const name of (args.brokers ?? "").split(",")) {
 		for (const r of RECORDS) {
 			let pass: number;
 			let mlRun: Awaited<ReturnType<typeof maxRate>>;
+			// Many records per message: the same stream with JSON parsed on the main thread, for an in-run A/B.
+			let mainRate: number | undefined;
 			try {
 				pass = (await maxRate(b, "passthrough", r)).rate;
 				mlRun = await maxRate(b, "mlship", r);
+				if (r > 1) mainRate = (await maxRate(b, "mlship-main", r)).rate;
 			} catch (err) {
 				// One failed cell (e.g. a broker refusing large messages) is reported, not the end of the run.
 				limitRows.push(
@@ -515,7 +521,7 @@ for (const name of (args.brokers ?? "").split(",")) {
 			if (limit)
 				shares.push(`${name} ${Math.round((100 * ml) / limit.both)}% at ${r}`);
 			limitRows.push(
-				`| ${name} | ${r} | ${lim} | ${fmt(pass)} | ${fmt(ml)} (${share(ml)}) | ${fmt(ml * r)} | ${limit?.how ?? "—"} |`,
+				`| ${name} | ${r} | ${lim} | ${fmt(pass)} | ${fmt(ml)} (${share(ml)})${mainRate === undefined ? "" : `; --no-decode-thread ${fmt(mainRate)} (${share(mainRate)})`} | ${fmt(ml * r)} | ${limit?.how ?? "—"} |`,
 			);
 			console.log(limitRows.at(-1));
 		}
@@ -574,7 +580,9 @@ messages/s: read = consuming the input messages, write = producing messages of t
 = 1 ÷ (1/read + 1/write), what a processor that reads and writes each message once could reach if the broker were
 all it waited on (the pass-through writes the input size back, so its rate is shown without a share). Figures from
 a shared, loaded machine: rerun on a quiet one before drawing conclusions. Kafka's limit comes from its own perf tools (kafka-producer-perf-test,
-kafka-consumer-perf-test: the kafka-tools jars of the broker's version, resolved by scripts/setup).
+kafka-consumer-perf-test: the kafka-tools jars of the broker's version, resolved by scripts/setup). Above 1 record
+per message the mlship cell also shows the same stream run with \`--no-decode-thread\` (every payload parsed on the
+main thread) in the same run: the decode thread's gain.
 
 | broker | records/message | limit messages/s (read / write / both) | pass-through messages/s | mlship messages/s (share of both) | mlship records/s | tool |
 |---|---:|---:|---:|---:|---:|---|
