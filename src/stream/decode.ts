@@ -67,6 +67,7 @@ export class DecodeThread {
 		w.on("message", (reply: DecodeReply) => {
 			const p = this.#pending.get(reply.id);
 			this.#pending.delete(reply.id);
+			if (this.#pending.size === 0) w.unref();
 			p?.resolve(reply);
 		});
 		const fail = () => {
@@ -78,7 +79,7 @@ export class DecodeThread {
 		};
 		w.on("error", fail);
 		w.on("exit", fail);
-		// Never what keeps the process alive: the processor closes it, and an idle one must not hold the exit.
+		// Only a decode in progress keeps the process alive: an idle thread must not hold the exit.
 		w.unref();
 		return w;
 	}
@@ -112,6 +113,7 @@ export class DecodeThread {
 		const id = this.#nextId++;
 		const reply = await new Promise<DecodeReply | undefined>((resolve) => {
 			this.#pending.set(id, { resolve });
+			(this.#worker as Worker).ref();
 			(this.#worker as Worker).postMessage(
 				{ id, bytes, ends } satisfies DecodeTask,
 				[bytes.buffer],
