@@ -124,7 +124,7 @@ function shown(o: OutMessage): unknown {
 	};
 }
 
-async function run(decodeThread: boolean) {
+async function run(decodeThread?: boolean) {
 	const source = new ListSource(messages());
 	const sink = new ListSink();
 	const dlq = new ListSink();
@@ -134,7 +134,7 @@ async function run(decodeThread: boolean) {
 		source,
 		sink,
 		dlq,
-		decodeThread,
+		...(decodeThread === undefined ? {} : { decodeThread }),
 		waitMs: 10,
 	});
 	const stats = await p.run();
@@ -157,6 +157,10 @@ it("results, ids, dead letters and acks are the same with and without the decode
 	assert.equal(on.stats.dead, 6);
 	assert.equal(on.processor.decodedOffThread, 7);
 	assert.equal(off.processor.decodedOffThread, 0);
+	// On by default.
+	const byDefault = await run();
+	assert.equal(byDefault.processor.decodedOffThread, 7);
+	assert.deepEqual(byDefault.results, off.results);
 	const ids = on.results
 		.slice(0, 6)
 		.map(
