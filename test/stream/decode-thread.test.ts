@@ -1,6 +1,10 @@
 // The decode thread: large JSON payloads of records parsed into columns off the main thread give the same results,
 // ids and dead letters as the main thread's own decoding, with a real model.
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, it } from "node:test";
 import { readBundle } from "../../src/bundle/bundle.ts";
 import {
@@ -22,7 +26,7 @@ import type {
 	Sink,
 	Source,
 } from "../../src/stream/types.ts";
-import { bundleDir, golden } from "../helpers/fixtures.ts";
+import { bundleDir, CLI, golden } from "../helpers/fixtures.ts";
 
 const MODEL = "breast-cancer-gbdt";
 let dp: DataPlane;
@@ -240,4 +244,40 @@ it("Float64Array columns encode to the same tensors as the records they came fro
 	const bad = encodeColumns(plan, cols);
 	assert.equal(bad.errors.length, 1);
 	assert.equal(bad.errors[0]?.row, 99);
+});
+
+it("mlship stream --no-decode-thread gives the same results as the default, from a JSON-lines file", async () => {
+	const dir = await mkdtemp(join(tmpdir(), "mlship-decode-"));
+	try {
+		const input = join(dir, "in.jsonl");
+		await writeFile(
+			input,
+			`${[0, 1, 2].map((i) => JSON.stringify(hundred(i * 100))).join("\n")}\n`,
+		);
+		const outputs: string[] = [];
+		for (const extra of [[], ["--no-decode-thread"]]) {
+			const output = join(dir, `out${outputs.length}.jsonl`);
+			const r = spawnSync(
+				process.execPath,
+				[
+					CLI,
+					"stream",
+					"-m",
+					bundleDir(MODEL),
+					"--from",
+					input,
+					"--to",
+					output,
+					...extra,
+				],
+				{ encoding: "utf8", timeout: 120_000 },
+			);
+			assert.equal(r.status, 0, r.stderr);
+			outputs.push(await readFile(output, "utf8"));
+		}
+		assert.equal(outputs[0]?.trim().split("\n").length, 3);
+		assert.equal(outputs[1], outputs[0]);
+	} finally {
+		await rm(dir, { recursive: true, force: true });
+	}
 });
