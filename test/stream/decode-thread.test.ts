@@ -13,6 +13,7 @@ import {
 	planTable,
 } from "../../src/codec/table.ts";
 import { createDataPlane } from "../../src/dataplane/dataplane.ts";
+import { columnsToRows } from "../../src/dataplane/entities.ts";
 import type { DataPlane } from "../../src/dataplane/types.ts";
 import {
 	DECODE_THREAD_MIN_BYTES,
@@ -280,4 +281,15 @@ it("mlship stream --no-decode-thread gives the same results as the default, from
 	} finally {
 		await rm(dir, { recursive: true, force: true });
 	}
+});
+
+it("typed-array columns are read as records where the data plane needs rows (sticky keys, entity families)", () => {
+	const rows = columnsToRows({
+		x: Float64Array.of(1.5, 2.5) as unknown as unknown[],
+		city: ["a", "b"],
+	});
+	assert.deepEqual(rows, [
+		{ x: 1.5, city: "a" },
+		{ x: 2.5, city: "b" },
+	]);
 });
