@@ -1,10 +1,12 @@
 // bench/stream/profile: where `mlship stream`'s CPU goes at R records per message, with a summary of its --cpu-prof.
 //
-//   node bench/stream/profile.ts [--broker redis|nats|kafka] [--records 100] [--messages 1000] [--top 25]
+//   node bench/stream/profile.ts [--broker redis|nats|kafka] [--records 100] [--messages 1000] [--top 25] [--main-thread]
 //
 // Queues M messages of R breast_cancer records on a harness broker, runs the real CLI (`mlship stream` with the GBDT,
-// default settings) under `--cpu-prof` until the last result is seen, and prints the rate and the main thread's
+// default settings) under `--cpu-prof` until the last result is seen, and prints the rate, each thread's busy time,
+// the CPU per message of all threads together (the figure that survives a loaded machine) and the main thread's
 // self time by function and by file (profiles in bench/out/stream/prof/, open them in Chrome DevTools).
+// `--main-thread` runs the stream with `--no-decode-thread` (JSON parsed on the main thread), for an A/B.
 import { mkdir, readdir, readFile, rm } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -29,6 +31,7 @@ const { values: args } = parseArgs({
 		records: { type: "string", default: "100" },
 		messages: { type: "string", default: "1000" },
 		top: { type: "string", default: "25" },
+		"main-thread": { type: "boolean", default: false },
 	},
 });
 const R = Number(args.records);
@@ -98,7 +101,15 @@ try {
 	);
 	const before = process.env.NODE_OPTIONS;
 	process.env.NODE_OPTIONS = `${before ?? ""} --cpu-prof --cpu-prof-dir=${PROF}`;
-	const p = await startStream(["-m", MODEL, "--from", from, "--to", to]);
+	const p = await startStream([
+		"-m",
+		MODEL,
+		"--from",
+		from,
+		"--to",
+		to,
+		...(args["main-thread"] ? ["--no-decode-thread"] : []),
+	]);
 	if (before === undefined) delete process.env.NODE_OPTIONS;
 	else process.env.NODE_OPTIONS = before;
 	const t0 = performance.now();
@@ -128,6 +139,7 @@ interface Profile {
 /** Self time by function and by file of the profile with the most samples in our code (the main thread). */
 async function summarize(): Promise<void> {
 	let best: { file: string; prof: Profile; ours: number } | undefined;
+	let allBusy = 0;
 	for (const f of await readdir(PROF)) {
 		if (!f.endsWith(".cpuprofile")) continue;
 		const prof = JSON.parse(await readFile(join(PROF, f), "utf8")) as Profile;
@@ -140,12 +152,16 @@ async function summarize(): Promise<void> {
 		for (let i = 0; i < prof.samples.length; i++)
 			if (!idle.has(prof.samples[i] as number)) busy += prof.timeDeltas[i] ?? 0;
 		console.log(`thread ${f}: ${(busy / 1e6).toFixed(2)} s busy`);
+		allBusy += busy;
 		const ours = prof.nodes.filter((n) =>
 			n.callFrame.url.includes("/src/stream/"),
 		).length;
 		if (!best || ours > best.ours) best = { file: f, prof, ours };
 	}
 	if (!best) throw new Error(`no .cpuprofile written in ${PROF}`);
+	console.log(
+		`all threads: ${(allBusy / 1e6).toFixed(2)} s busy (start-up and model load included) = ${Math.round(allBusy / M)} µs per message; main thread ${best.file}`,
+	);
 	const { prof } = best;
 	const byId = new Map(prof.nodes.map((n) => [n.id, n]));
 	const self = new Map<number, number>();

@@ -114,13 +114,15 @@ const message = (i: number, r = 1): OutMessage => ({
 	],
 });
 
-/** Starts the processor under test: mlship stream with the model, or the pass-through copier. */
-function processor(
-	kind: "mlship" | "passthrough",
-	from: string,
-	to: string,
-): Promise<StreamProc> {
-	if (kind === "mlship")
+/**
+ * A processor under test: mlship stream with the model (`mlship-main`: with `--no-decode-thread`, JSON parsed on
+ * the main thread), or the pass-through copier.
+ */
+type Kind = "mlship" | "mlship-main" | "passthrough";
+
+/** Starts the processor under test. */
+function processor(kind: Kind, from: string, to: string): Promise<StreamProc> {
+	if (kind !== "passthrough")
 		return startStream([
 			"-m",
 			MODEL,
@@ -130,6 +132,7 @@ function processor(
 			to,
 			"--log-level",
 			"info",
+			...(kind === "mlship-main" ? ["--no-decode-thread"] : []),
 		]);
 	return new Promise((resolveP, reject) => {
 		const proc = spawn(
@@ -160,7 +163,7 @@ const messagesFor = (r: number) =>
 /** Messages per second (each of `r` records) from start to the last result, and one result message's value. */
 async function maxRate(
 	b: Broker,
-	kind: "mlship" | "passthrough",
+	kind: Kind,
 	r = 1,
 ): Promise<{ rate: number; out: Buffer | undefined }> {
 	const [from, to] = [b.uri("in"), b.uri("out")];
@@ -432,7 +435,7 @@ async function brokerLimit(
 
 async function latency(
 	b: Broker,
-	kind: "mlship" | "passthrough",
+	kind: Kind,
 	rate: number,
 ): Promise<{ p50: number; p99: number; n: number }> {
 	const [from, to] = [b.uri("lat-in"), b.uri("lat-out")];
@@ -485,9 +488,12 @@ for (const name of (args.brokers ?? "").split(",")) {
 		for (const r of RECORDS) {
 			let pass: number;
 			let mlRun: Awaited<ReturnType<typeof maxRate>>;
+			// Many records per message: the same stream with JSON parsed on the main thread, for an in-run A/B.
+			let mainRate: number | undefined;
 			try {
 				pass = (await maxRate(b, "passthrough", r)).rate;
 				mlRun = await maxRate(b, "mlship", r);
+				if (r > 1) mainRate = (await maxRate(b, "mlship-main", r)).rate;
 			} catch (err) {
 				// One failed cell (e.g. a broker refusing large messages) is reported, not the end of the run.
 				limitRows.push(
@@ -515,7 +521,7 @@ for (const name of (args.brokers ?? "").split(",")) {
 			if (limit)
 				shares.push(`${name} ${Math.round((100 * ml) / limit.both)}% at ${r}`);
 			limitRows.push(
-				`| ${name} | ${r} | ${lim} | ${fmt(pass)} | ${fmt(ml)} (${share(ml)}) | ${fmt(ml * r)} | ${limit?.how ?? "—"} |`,
+				`| ${name} | ${r} | ${lim} | ${fmt(pass)} | ${fmt(ml)} (${share(ml)})${mainRate === undefined ? "" : `; --no-decode-thread ${fmt(mainRate)} (${share(mainRate)})`} | ${fmt(ml * r)} | ${limit?.how ?? "—"} |`,
 			);
 			console.log(limitRows.at(-1));
 		}
@@ -574,7 +580,9 @@ messages/s: read = consuming the input messages, write = producing messages of t
 = 1 ÷ (1/read + 1/write), what a processor that reads and writes each message once could reach if the broker were
 all it waited on (the pass-through writes the input size back, so its rate is shown without a share). Figures from
 a shared, loaded machine: rerun on a quiet one before drawing conclusions. Kafka's limit comes from its own perf tools (kafka-producer-perf-test,
-kafka-consumer-perf-test: the kafka-tools jars of the broker's version, resolved by scripts/setup).
+kafka-consumer-perf-test: the kafka-tools jars of the broker's version, resolved by scripts/setup). Above 1 record
+per message the mlship cell also shows the same stream run with \`--no-decode-thread\` (every payload parsed on the
+main thread) in the same run: the decode thread's gain.
 
 | broker | records/message | limit messages/s (read / write / both) | pass-through messages/s | mlship messages/s (share of both) | mlship records/s | tool |
 |---|---:|---:|---:|---:|---:|---|
@@ -583,16 +591,22 @@ ${limitRows.join("\n")}
 Share of the broker's own consume+produce limit (records per message; target ≥ 50% at 100): ${shares.join(", ") || "no tool ran"}.
 
 What bounds it (\`node bench/stream/profile.ts --broker redis --records 100\` and \`--records 1\`: the processor under
-\`--cpu-prof\`, self and total time of its main thread; the model's worker threads are mostly idle). At 100 records per
-message the main thread is the bound: per ~75 KB message, \`JSON.parse\` of the payload (~0.5 ms, 12–16% of the
-samples), encoding the records into the input tensor (8–10%; gathered into columns since this run, 149 → 110 µs per
-message in a same-run A/B), posting the batch to the worker (\`postMessage\`, 4–9%), garbage collection of the parsed
-records (5–11%) and the results' JSON (~2%). A JSON-lines file to file run with no broker (3,000 messages of 100
-records) takes 3.8 s of CPU, ~550–650 messages/s on the loaded machine: the processor, not the broker client, is the
-bound. Parsing JSON on the worker threads (payload bytes handed over, tensors built
-there) is the next step to use the second core. At 1 record per message the cost is per message, not per record:
-the broker client's per-message commands (ioredis 9%), one predict request each through the scheduler and the pool
-hand-off (dataplane + pool ~7%), and the broker's own write limit (Redis XADD with fsync always).
+\`--cpu-prof\`, each thread's busy time and the main thread's self and total time; \`--main-thread\` for the same with
+\`--no-decode-thread\`). At 100 records per message the processor used to be bound by its main thread: per ~75 KB
+message \`JSON.parse\` (~0.5 ms, 12–16% of the samples), encoding the records into the input tensor (8–10%), the
+hand-off to the model's worker (\`postMessage\`, 4–9%), garbage collection of the parsed records (5–11%) and the
+results' JSON (~2%), while the model's workers sat ~80% idle. Payloads of 8 KiB or more of uniform records are now
+parsed on a decode thread (the batch's payloads as one transferred buffer in, columns as \`Float64Array\` views of one
+transferred buffer out, encoded by the table encoder's fast path): the main thread's busy time per message falls by
+about a third and it is ~25–30% idle, the decode thread is busy ~1 ms per message (\`JSON.parse\` and the columns), and
+total CPU per message is unchanged (~3.5–3.9 ms of all threads with start-up, 1,000–2,000 messages). That is ~2.6 ms
+of steady CPU per message on 2 cores (main ~1 ms, decode ~1 ms, model workers ~0.3 ms each), so ~750 messages/s is
+this design's ceiling here; going further needs less CPU per message (parsing numbers without building the records'
+objects), not more threads. Kafka gains less than Redis in the bench (its client's fetch and produce work stay on the
+main thread, and the bench's own consumer shares the cores). At 1 record per message the cost is per message, not per
+record: the broker client's per-message commands (ioredis 9%), one predict request each through the scheduler and the
+pool hand-off (dataplane + pool ~7%), and the broker's own write limit (Redis XADD with fsync always); payloads that
+small stay on the main thread (handing them over costs more than parsing them).
 
 Conclusion: mlship stream reaches ${Math.min(...ratios)}–${Math.max(...ratios)}% of the pass-through rate (target ≥ 70%). The pass-through
 figure is this harness's sequential copy loop (read → write → ack, one batch at a time, one JS client per role, JSON

@@ -60,6 +60,7 @@ interface StreamOpts extends PayloadLogFlags {
 	monitorMinRows?: number;
 	alertWebhook?: string;
 	explain?: number;
+	decodeThread: boolean;
 }
 
 export function streamCommand(): Command {
@@ -206,6 +207,10 @@ export function streamCommand(): Command {
 			wholeNumber(1),
 		)
 		.option(
+			"--no-decode-thread",
+			"parse JSON payloads of 8 KiB or more (many records per message) on the main thread instead of a decode thread (default: a decode thread, so the main thread keeps to broker I/O and acks)",
+		)
+		.option(
 			"--otlp-endpoint <url>",
 			"export OpenTelemetry traces (a span per message with decode, queue, compute, encode; model load and swap) over OTLP/HTTP, e.g. http://127.0.0.1:4318/v1/traces; a message's traceparent header is continued",
 		)
@@ -305,6 +310,7 @@ export function streamCommand(): Command {
 					tombstones: opts.tombstones,
 					timestamp: opts.timestamp,
 					explain: opts.explain,
+					decodeThread: opts.decodeThread,
 					format: opts.format,
 					schema: opts.schema,
 					avroFraming: opts.avroFraming,

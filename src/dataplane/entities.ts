@@ -214,9 +214,14 @@ export function columnsToRows(cols: Record<string, unknown[]>): Row[] {
 	const names = Object.keys(cols);
 	const n = Math.max(
 		0,
-		...names.map((c) =>
-			Array.isArray(cols[c]) ? (cols[c] as unknown[]).length : 0,
-		),
+		...names.map((c) => {
+			const v: unknown = cols[c];
+			// A typed array is a column too (the stream's decode thread hands numbers over as Float64Array views).
+			return Array.isArray(v) ||
+				(ArrayBuffer.isView(v) && !(v instanceof DataView))
+				? (v as ArrayLike<unknown>).length
+				: 0;
+		}),
 	);
 	const rows: Row[] = [];
 	for (let i = 0; i < n; i++) {

@@ -15,6 +15,12 @@ import type { Header, InMessage, OutMessage } from "./types.ts";
 /** A decoded request: records (tabular) or an OIP v2 inference request. */
 export type StreamRequest =
 	| { kind: "records"; id: string; rows: Row[] }
+	| {
+			kind: "columns";
+			id: string;
+			/** Records as columns (the decode thread's: numbers as Float64Array views). */
+			columns: Record<string, ArrayLike<unknown>>;
+	  }
 	| { kind: "oip"; id: string; request: InferenceRequest };
 
 /** Headers that name the request id, in order of preference. */
@@ -44,11 +50,7 @@ export function decodeRequest(
 	m: InMessage,
 	format: PayloadFormat = jsonFormat,
 ): StreamRequest {
-	let header: string | undefined;
-	for (const h of ID_HEADERS) {
-		header = headerText(m.headers, h);
-		if (header !== undefined) break;
-	}
+	const header = headerId(m);
 	if (m.value === null)
 		throw invalidInput(
 			"a tombstone (null value): nothing to score; forward, skip or dead-letter it with --tombstones",
@@ -83,6 +85,23 @@ export function decodeRequest(
 		if (field in obj)
 			return { kind: "records", id, rows: rowsOf(obj[field], `'${field}'`) };
 	return { kind: "records", id, rows: [obj] };
+}
+
+/** The request id of a message whose body the decode thread read: as `decodeRequest` gives it. */
+export function requestIdOfMessage(
+	m: InMessage,
+	bodyId: string | undefined,
+): string {
+	return idOf(m, headerId(m), bodyId);
+}
+
+/** The id a header names (`x-request-id`, `request_id`, `request-id`, in that order). */
+function headerId(m: InMessage): string | undefined {
+	for (const h of ID_HEADERS) {
+		const v = headerText(m.headers, h);
+		if (v !== undefined) return v;
+	}
+	return undefined;
 }
 
 /** The client's id (header, else body; checked as on REST), else the message's position. */

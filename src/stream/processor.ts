@@ -10,6 +10,7 @@ import { Backoff } from "../protocol/backoff.ts";
 import { MlshipError, toMlshipError } from "../protocol/errors.ts";
 import { tracer } from "../protocol/trace.ts";
 import type { InferenceResponse } from "../protocol/types.ts";
+import { type Columnar, DecodeThread } from "./decode.ts";
 import { jsonFormat, type PayloadFormat } from "./format.ts";
 import {
 	type DeadLetterFormat,
@@ -17,6 +18,7 @@ import {
 	encodeDeadLetter,
 	encodeResult,
 	encodeTombstone,
+	requestIdOfMessage,
 	type StreamRequest,
 } from "./message.ts";
 import { permanentError } from "./permanent.ts";
@@ -66,6 +68,13 @@ export interface ProcessorOptions {
 	 * keys (as `batch run --explain`), OIP requests an `explanation` output (as `parameters.explain`).
 	 */
 	explain?: number | undefined;
+	/**
+	 * JSON payloads of at least 8 KiB (many records per message) are parsed into columns on a decode thread, so the
+	 * main thread keeps to broker I/O, hand-off, results and acks (default true; false: everything on the main
+	 * thread). Anything but a list of uniform records, and any record the model refuses, is decoded again on the main
+	 * thread: dead letters and ids are the same either way.
+	 */
+	decodeThread?: boolean;
 }
 
 export type TombstonePolicy = "forward" | "skip" | "dlq";
@@ -165,7 +174,10 @@ export class StreamProcessor {
 		lastMessageAt: 0,
 	};
 	readonly #o: Required<
-		Omit<ProcessorOptions, "dlq" | "log" | "transactor" | "random" | "explain">
+		Omit<
+			ProcessorOptions,
+			"dlq" | "log" | "transactor" | "random" | "explain" | "decodeThread"
+		>
 	> &
 		Pick<ProcessorOptions, "dlq" | "log" | "transactor" | "random" | "explain">;
 	#stopping = false;
@@ -175,6 +187,8 @@ export class StreamProcessor {
 	#failure: unknown;
 	/** A batch was left unacked at shutdown: no later batch may be acked past it. */
 	#left = false;
+	/** JSON payloads of many records are parsed here, off the main thread (undefined: other formats, or turned off). */
+	readonly #decoder: DecodeThread | undefined;
 
 	constructor(opts: ProcessorOptions) {
 		this.#o = {
@@ -187,6 +201,15 @@ export class StreamProcessor {
 			format: jsonFormat,
 			...opts,
 		};
+		this.#decoder =
+			opts.decodeThread !== false && this.#o.format.name === "json"
+				? new DecodeThread()
+				: undefined;
+	}
+
+	/** Payloads the decode thread parsed (the rest were decoded on the main thread). */
+	get decodedOffThread(): number {
+		return this.#decoder?.decoded ?? 0;
 	}
 
 	/** Stops reading; in-flight messages are still produced and acked. */
@@ -200,6 +223,14 @@ export class StreamProcessor {
 	}
 
 	async run(): Promise<StreamStats> {
+		try {
+			return await this.#run();
+		} finally {
+			await this.#decoder?.close();
+		}
+	}
+
+	async #run(): Promise<StreamStats> {
 		const { source, batchSize, maxInFlight, waitMs } = this.#o;
 		const readDelay = this.#newBackoff();
 		let readFailures = 0;
@@ -285,7 +316,10 @@ export class StreamProcessor {
 	}
 
 	async #scoreAll(batch: InMessage[]): Promise<Scored> {
-		const outcomes = await Promise.all(batch.map((m) => this.#score(m)));
+		const pre = this.#decoder && (await this.#decoder.decode(batch));
+		const outcomes = await Promise.all(
+			batch.map((m, i) => this.#score(m, pre?.[i])),
+		);
 		const s: Scored = { results: [], dead: [], versions: [], skipped: 0 };
 		for (const o of outcomes) {
 			if ("dead" in o) s.dead.push(o.dead);
@@ -325,8 +359,11 @@ export class StreamProcessor {
 				this.stats.versions[v] = (this.stats.versions[v] ?? 0) + 1;
 	}
 
-	/** Scores one message; transient failures (model reloading, queue full) are retried, bad input is a dead letter. */
-	async #score(m: InMessage): Promise<Outcome> {
+	/**
+	 * Scores one message; transient failures (model reloading, queue full) are retried, bad input is a dead letter.
+	 * `pre`: its records as the decode thread read them (else it is decoded here).
+	 */
+	async #score(m: InMessage, pre?: Columnar): Promise<Outcome> {
 		const { dlqFormat } = this.#o;
 		if (m.value === null && this.#o.tombstones !== "dlq")
 			return this.#o.tombstones === "skip"
@@ -336,7 +373,13 @@ export class StreamProcessor {
 		// One check when tracing is off.
 		const t0 = tracer() && performance.now();
 		try {
-			req = decodeRequest(m, this.#o.format);
+			req = pre
+				? {
+						kind: "columns",
+						id: requestIdOfMessage(m, pre.bodyId),
+						columns: pre.columns,
+					}
+				: decodeRequest(m, this.#o.format);
 		} catch (err) {
 			return { dead: encodeDeadLetter(m, toMlshipError(err), dlqFormat) };
 		}
@@ -356,7 +399,13 @@ export class StreamProcessor {
 								explainOip(req.request, this.#o.explain),
 								opts,
 							)
-						: await this.#predict(req.rows, opts);
+						: await this.#predict(
+								req.kind === "records"
+									? req.rows
+									: // Typed-array columns: the data plane's table encoder reads any ArrayLike column.
+										(req.columns as Record<string, unknown[]>),
+								opts,
+							);
 				const t1 = span && performance.now();
 				const result = this.#stamp(encodeResult(m, req, res, this.#o.format));
 				span?.record("encode", t1 as number, performance.now());
@@ -364,6 +413,11 @@ export class StreamProcessor {
 				return { result, version: res.model_version ?? "" };
 			} catch (err) {
 				const e = toMlshipError(err);
+				// Refused as columns: decoded again and scored on the main path, whose error texts dead letters carry.
+				if (req.kind === "columns" && e.code === "MLSHIP_INVALID_INPUT") {
+					span?.end();
+					return this.#score(m);
+				}
 				if (!TRANSIENT.has(e.code) || this.#stopping) {
 					span?.fail(e);
 					span?.end();
@@ -378,7 +432,10 @@ export class StreamProcessor {
 	}
 
 	/** Predicts records; with `explain`, the same version explains them and each prediction gets the top-K keys. */
-	async #predict(rows: Row[], opts: InferOptions): Promise<PredictResult> {
+	async #predict(
+		rows: Row[] | Record<string, unknown[]>,
+		opts: InferOptions,
+	): Promise<PredictResult> {
 		const { dataPlane: dp, model, explain: k } = this.#o;
 		const res = await dp.predict(model, undefined, rows, opts);
 		if (!k) return res;

@@ -98,6 +98,8 @@ export interface StreamOptions {
 	 * `explanation` output of `parameters.explain`. Not with Avro (the results' schema is the model's outputs).
 	 */
 	explain?: number | undefined;
+	/** Parse large JSON payloads of records on a decode thread (default true; see ProcessorOptions.decodeThread). */
+	decodeThread?: boolean | undefined;
 	/** Export OpenTelemetry traces over OTLP/HTTP to this URL (a consumer span per message, continuing its `traceparent`). */
 	otlpEndpoint?: string | undefined;
 }
@@ -293,6 +295,9 @@ export async function runStream(opts: StreamOptions): Promise<RunningStream> {
 			...(opts.tombstones !== undefined ? { tombstones: opts.tombstones } : {}),
 			...(opts.timestamp !== undefined ? { timestamp: opts.timestamp } : {}),
 			...(opts.explain !== undefined ? { explain: opts.explain } : {}),
+			...(opts.decodeThread !== undefined
+				? { decodeThread: opts.decodeThread }
+				: {}),
 			format,
 			...(opts.log ? { log: opts.log } : {}),
 		});

@@ -150,6 +150,43 @@ export function runEndToEnd(name: string, broker: E2EBroker): void {
 			}
 		});
 
+		it("messages of many records (parsed on the decode thread) give each record's golden output, in order", async () => {
+			const [input, output] = [
+				await broker.fresh("many-in"),
+				await broker.fresh("many-out"),
+			];
+			// Three passes over the golden records: ~10 KB of JSON per message, above the decode thread's 8 KiB.
+			const rows = [...g.records, ...g.records, ...g.records];
+			const many = (id: string, body: unknown) =>
+				textMessage(id, JSON.stringify(body), { "x-request-id": id });
+			await produce(input, [
+				many("many-1", rows),
+				many("many-2", { records: rows, id: "ignored-for-the-header" }),
+			]);
+			const out = collect(output);
+			const p = await startStream(streamArgs(input, output));
+			try {
+				await out.until(
+					() => out.byId.has("many-1") && out.byId.has("many-2"),
+					"both results",
+				);
+				for (const id of ["many-1", "many-2"]) {
+					const r = parse(one(out, id));
+					assert.equal(r.predictions.length, rows.length);
+					for (const [j, pr] of r.predictions.entries()) {
+						const k = j % g.records.length;
+						assert.equal(pr.label, LABELS[g.expected.label?.[k] as number]);
+						const want = g.expected.probabilities?.[k] as number[];
+						for (const [c, v] of pr.probabilities.entries())
+							assertClose(v, want[c] as number, `${id} row ${j}`);
+					}
+				}
+			} finally {
+				await stopStream(p);
+				await out.close();
+			}
+		});
+
 		it("poison messages go to the dead-letter queue with their error and original payload; the stream goes on", async () => {
 			const [input, output, dlq] = [
 				await broker.fresh("in"),
