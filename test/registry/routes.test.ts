@@ -376,6 +376,36 @@ for (const [kind, make] of Object.entries(kinds)) {
 			}
 		});
 
+		it("per-entity members' aliases are not written to the policy history (a bulk registration would fill it)", async () => {
+			const { a, b, close } = await make();
+			try {
+				const since = Date.now() - 1;
+				const lgbm = await readBundle(bundleDir("diabetes-lgbm"));
+				await a.register(lgbm, { name: "price", aliases: ["production"] });
+				await a.registerMany(
+					["berlin", "paris", "rome"].map((entity) => ({
+						bundle: lgbm,
+						opts: { name: "price", entity, aliases: [`production-${entity}`] },
+					})),
+				);
+				await a.register(lgbm, {
+					name: "price",
+					entity: "oslo",
+					aliases: ["staging"],
+				});
+				assert.deepEqual(
+					(await b.trafficHistory({ since })).map((c) => [
+						c.name,
+						c.alias,
+						c.version,
+					]),
+					[["price", "production", 1]],
+				);
+			} finally {
+				await close();
+			}
+		});
+
 		it("the state before a range is sent only for aliases changed in it or with a policy now; since must be whole ms", async () => {
 			const { a, b, close } = await make();
 			try {
