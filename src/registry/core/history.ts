@@ -44,9 +44,9 @@ export async function recordHistory(
 	now = Date.now(),
 ): Promise<void> {
 	const keys = new Map<string, { name: string; alias: string }>();
+	// Per-entity members' aliases are left out: they carry no traffic policy and the page does not draw them, and a
+	// bulk registration of 100,000 of them would fill the history the page reads.
 	for (const e of pending)
-		// Per-entity members' aliases are left out: they carry no traffic policy and the page does not draw them, and a
-		// bulk registration of 100,000 of them would fill the history the page reads.
 		if (
 			e.alias !== undefined &&
 			(e.entity === undefined || e.entity === null) &&
