@@ -251,7 +251,7 @@ for (const name of MODELS) {
 }
 
 const table = [
-	"| model (native fixture) | trained by | trees, max depth, features × targets | mlship TreeSHAP rows/s (CPU) | shap.TreeExplainer rows/s (CPU) | **mlship ÷ shap** (CPU per row) | mlship rows/s (wall, loaded) | shap rows/s (wall, loaded) | shap computed by | max abs diff (values, base) |",
+	"| model (native fixture) | trained by | trees, max depth, features × targets | mlship TreeSHAP rows/s (CPU) | shap.TreeExplainer rows/s (CPU) | **mlship ÷ shap** (CPU per row) | mlship rows/s (wall; see the load average above) | shap rows/s (wall; see the load average above) | shap computed by | max abs diff (values, base) |",
 	"|---|---|---|---:|---:|---:|---:|---:|---|---:|",
 	...results.map(
 		(r) =>
@@ -272,7 +272,7 @@ tools/fixtures venv that made the shap goldens, the library set to one thread) o
 ${fmtInt(ROWS)} rows (the fixture's golden records cycled, non-integer values jittered by up to ±0.1%, missing values
 kept). For XGBoost and LightGBM models shap hands path-dependent explanations to the library's own C++ TreeSHAP
 (\`pred_contribs\` / \`pred_contrib\`), so the right-hand column is that C++ code. Each side explains all rows
-${ROUNDS} times after a warm-up; each call is timed by process CPU time (the ratio) and wall time (loaded machine).
+${ROUNDS} times after a warm-up; each call is timed by process CPU time (the ratio) and wall time (its load average is on the machine line).
 Max abs diff compares every SHAP value and the base values of the two.
 
 - date: ${new Date().toISOString().slice(0, 10)}

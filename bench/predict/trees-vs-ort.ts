@@ -242,7 +242,7 @@ for (const name of MODELS) {
 }
 
 const table = [
-	"| model (ONNX fixture) | trained by | trees / nodes | onnxruntime CPU ns/row | trees CPU ns/row | **trees speed ÷ onnxruntime** (CPU, median of rounds) | per round | onnxruntime rows/s (wall, loaded) | trees rows/s (wall, loaded) | max abs diff |",
+	"| model (ONNX fixture) | trained by | trees / nodes | onnxruntime CPU ns/row | trees CPU ns/row | **trees speed ÷ onnxruntime** (CPU, median of rounds) | per round | onnxruntime rows/s (wall; see the load average above) | trees rows/s (wall; see the load average above) | max abs diff |",
 	"|---|---|---:|---:|---:|---:|---|---:|---:|---:|",
 	...results.map(
 		(r) =>
@@ -257,7 +257,7 @@ if (!args["no-results"]) {
 		"predict: trees vs onnxruntime",
 		`## predict: trees vs onnxruntime
 
-The \`trees\` runtime's evaluation (\`predictTree\`: features → raw scores → link → label and probabilities) against raw onnxruntime-node (one session, 1 intra-op thread, sequential, all graph optimisations: mlship's options) on the same ONNX GBDT files, in one process on the same Float32 rows (${fmtInt(ROWS)} rows: the golden records cycled with ±0.1% deterministic jitter), in batches of ${fmtInt(BATCH)} rows. ${ROUNDS} alternating rounds (onnxruntime, then trees) after one warm-up round each; each round is measured by process CPU time (\`process.cpuUsage\`, user + system, every thread), and the ratio is taken round by round (onnxruntime CPU ÷ trees CPU: above 1 the trees runtime is faster). Wall-clock rows/s are on a loaded machine. Max abs diff compares the two runtimes' last output (probabilities, or the regression value) row by row: onnxruntime sums the trees in float32, mlship in float64.
+The \`trees\` runtime's evaluation (\`predictTree\`: features → raw scores → link → label and probabilities) against raw onnxruntime-node (one session, 1 intra-op thread, sequential, all graph optimisations: mlship's options) on the same ONNX GBDT files, in one process on the same Float32 rows (${fmtInt(ROWS)} rows: the golden records cycled with ±0.1% deterministic jitter), in batches of ${fmtInt(BATCH)} rows. ${ROUNDS} alternating rounds (onnxruntime, then trees) after one warm-up round each; each round is measured by process CPU time (\`process.cpuUsage\`, user + system, every thread), and the ratio is taken round by round (onnxruntime CPU ÷ trees CPU: above 1 the trees runtime is faster). Wall-clock rows/s depend on the load average on the machine line. Max abs diff compares the two runtimes' last output (probabilities, or the regression value) row by row: onnxruntime sums the trees in float32, mlship in float64.
 
 - date: ${new Date().toISOString().slice(0, 10)}
 - machine: ${machine(
