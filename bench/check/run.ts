@@ -160,7 +160,7 @@ if (args.update) {
 	};
 	await writeFile(
 		args.baseline as string,
-		`${JSON.stringify(next, null, 2)}\n`,
+		`${JSON.stringify(next, null, "\t")}\n`,
 	);
 	for (const [k, v] of Object.entries(ratios))
 		console.log(`${k.padEnd(14)} ${round(v)}`);
