@@ -123,7 +123,7 @@ export async function startKafka(
 		"-cp",
 		`${jars}/*`,
 	];
-	const clusterId = randomBytes(16).toString("base64url");
+	const clusterId = kafkaClusterId();
 	const { execFile } = await import("node:child_process");
 	await new Promise<void>((resolve, reject) =>
 		execFile(
@@ -317,4 +317,18 @@ export async function javaConsume(
 				}),
 			};
 		});
+}
+
+/**
+ * A random KRaft cluster id (16 bytes, base64url) that does not start with "-", as Kafka's own `Uuid.randomUuid`
+ * ensures: `kafka-storage format -t -xyz…` reads such an id as an option and fails ("expected one argument"), which
+ * made 1 broker start in 64 fail.
+ */
+export function kafkaClusterId(
+	random: (n: number) => Buffer = randomBytes,
+): string {
+	for (;;) {
+		const id = random(16).toString("base64url");
+		if (!id.startsWith("-")) return id;
+	}
 }

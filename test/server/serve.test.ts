@@ -6,21 +6,27 @@ import { readFileSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
 import { readBundle } from "../../src/bundle/bundle.ts";
 import { encodeRecords, planTable } from "../../src/codec/table.ts";
+import type { Tensor } from "../../src/protocol/types.ts";
 import { bundleDir, CLI, golden } from "../helpers/fixtures.ts";
 import { type Served, serve } from "../helpers/serve-process.ts";
+import { binaryBody } from "../helpers/server.ts";
 
-async function digitsBody(rows: number): Promise<string> {
+/** `rows` rows of the digits MLP's input, the golden records repeated. */
+async function digitsTensor(rows: number): Promise<Tensor> {
 	const b = await readBundle(bundleDir("digits-mlp"));
 	const t = encodeRecords(planTable(b.manifest), golden("digits-mlp").records)
 		.tensors[0];
 	assert.ok(t);
 	const src = t.data as Float32Array;
-	const data = new Array<number>(rows * 64);
+	const data = new Float32Array(rows * 64);
 	for (let i = 0; i < rows * 64; i++) data[i] = src[i % src.length] as number;
+	return { name: "float_input", datatype: "FP32", shape: [rows, 64], data };
+}
+
+async function digitsBody(rows: number): Promise<string> {
+	const t = await digitsTensor(rows);
 	return JSON.stringify({
-		inputs: [
-			{ name: "float_input", datatype: "FP32", shape: [rows, 64], data },
-		],
+		inputs: [{ ...t, data: Array.from(t.data as Float32Array) }],
 		outputs: [{ name: "label" }],
 	});
 }
@@ -100,7 +106,13 @@ describe("mlship serve", () => {
 	});
 
 	it("overload: excess requests get 503 with Retry-After, the rest succeed, memory stays bounded", async () => {
-		const body = await digitsBody(2000);
+		// Binary tensor bodies: decoding one costs next to nothing, so the model's work is what the requests wait on
+		// and the 8-deep queue fills. (With JSON bodies the main thread's parsing paced the arrivals below the model's
+		// rate on a quiet machine, and nothing was refused.)
+		const { body, headerLength } = binaryBody(
+			{ outputs: [{ name: "label" }] },
+			[await digitsTensor(2000)],
+		);
 		const before = rssKb(s.proc.pid as number);
 		const statuses: number[] = [];
 		let retryAfter = "";
@@ -109,6 +121,10 @@ describe("mlship serve", () => {
 				const r = await fetch(`${s.http}/v2/models/digits/infer`, {
 					method: "POST",
 					body,
+					headers: {
+						"content-type": "application/octet-stream",
+						"inference-header-content-length": String(headerLength),
+					},
 				});
 				statuses.push(r.status);
 				if (r.status === 503) retryAfter = r.headers.get("retry-after") ?? "";
