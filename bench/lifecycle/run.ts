@@ -4,6 +4,7 @@
 // version. Results go to stdout and to the "## lifecycle" section of bench/RESULTS.md.
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { Client as PgClient } from "pg";
 import { readBundle } from "../../src/bundle/bundle.ts";
 import { openRegistry } from "../../src/registry/open.ts";
 import {
@@ -15,6 +16,7 @@ import {
 import { bundleDir, golden } from "../../test/helpers/fixtures.ts";
 import { type Served, serve } from "../../test/helpers/serve-process.ts";
 import { machine, writeResults } from "../common.ts";
+import { cpuSeconds, PgCost } from "./pg-cost.ts";
 
 const { values: args } = parseArgs({
 	options: {
@@ -27,8 +29,16 @@ const { values: args } = parseArgs({
 		swaps: { type: "string", default: "20" },
 		trials: { type: "string", default: "10" },
 		"no-results": { type: "boolean", default: false },
+		/** Run one phase only and print its figures (no RESULTS.md): "register" (bulk registration and what it costs
+		 * PostgreSQL and the client), or "cold" (registration, then the cold loads). */
+		only: { type: "string" },
+		/** Load pg_stat_statements into the server and print the statements that took its time during registration. */
+		"pg-statements": { type: "boolean", default: false },
 	},
 });
+const ONLY = args.only;
+if (ONLY !== undefined && ONLY !== "register" && ONLY !== "cold")
+	throw new Error(`--only must be 'register' or 'cold', got '${ONLY}'`);
 const ENTITIES = Number(args.entities);
 const MAX_LOADED = Number(args["max-loaded"]);
 const COLD = Math.min(Number(args.cold), ENTITIES);
@@ -116,6 +126,15 @@ async function load(
 
 async function main(): Promise<void> {
 	const pg = await startPostgres();
+	if (args["pg-statements"]) {
+		const c = new PgClient({ connectionString: pg.url });
+		await c.connect();
+		await c.query(
+			"ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'",
+		);
+		await c.end();
+		await pg.restart();
+	}
 	const url = await createDatabase(pg.url, uniqueDatabaseName("lifecycle"));
 	const store = await openRegistry(url);
 	const replicas: Served[] = [];
@@ -125,6 +144,9 @@ async function main(): Promise<void> {
 		await store.register(bundle, { name: "solo", aliases: ["production"] }); // a named model for alias moves
 		await store.register(bundle, { name: "solo" });
 		log(`registering ${ENTITIES} entity models in batches of 1000`);
+		const cost = await PgCost.open(url);
+		await cost.start();
+		const cpu0 = process.cpuUsage();
 		const r0 = performance.now();
 		for (let i = 0; i < ENTITIES; i += 1000)
 			await store.registerMany(
@@ -134,7 +156,22 @@ async function main(): Promise<void> {
 				})),
 			);
 		const registerS = (performance.now() - r0) / 1000;
-		log(`registered in ${registerS.toFixed(1)} s`);
+		const clientCpu = process.cpuUsage(cpu0);
+		const server = await cost.stop();
+		await cost.close();
+		const per = (x: number) => (x / ENTITIES).toFixed(0);
+		const registration = {
+			clientUs: per(clientCpu.user + clientCpu.system),
+			serverUs: per(server.cpuS * 1e6),
+			walBytes: per(server.walBytes),
+			growthBytes: per(server.growthBytes),
+		};
+		log(
+			`registered in ${registerS.toFixed(1)} s (${Math.round(ENTITIES / registerS)}/s); per registration: client CPU ${registration.clientUs} µs, PostgreSQL CPU ${registration.serverUs} µs, WAL ${registration.walBytes} B, database growth ${registration.growthBytes} B`,
+		);
+		for (const st of server.statements)
+			log(`  ${st.ms.toFixed(0)} ms in ${st.calls} calls: ${st.query}`);
+		if (ONLY === "register") return;
 
 		const flags = [
 			"--registry",
@@ -160,11 +197,17 @@ async function main(): Promise<void> {
 
 		log(`${COLD} cold first requests, one at a time`);
 		const cold: number[] = [];
+		const serverPid = a.proc.pid as number;
+		const coldCpu0 = cpuSeconds(serverPid);
 		for (let i = 0; i < COLD; i++) {
 			const r = await ask(a, entity(i));
 			if (r.fallback) throw new Error(`${entity(i)} was served by the default`);
 			cold.push(r.ms);
 		}
+		const coldCpuUs = ((cpuSeconds(serverPid) - coldCpu0) * 1e6) / COLD;
+		log(
+			`cold loads: p50 ${ms(pct(cold, 50))} / p99 ${ms(pct(cold, 99))} ms, server CPU ${coldCpuUs.toFixed(0)} µs per cold load (all threads)`,
+		);
 		const metrics = await (await fetch(`${a.http}/metrics`)).text();
 		const loaded = Number(/^mlship_models_loaded (\d+)/m.exec(metrics)?.[1]);
 		const estimated = Number(
@@ -181,6 +224,7 @@ async function main(): Promise<void> {
 			`loaded ${loaded} (limit ${MAX_LOADED}), evictions ${evictions}, RSS ${rssBefore.toFixed(0)} → ${rssAfter.toFixed(0)} MiB`,
 		);
 
+		if (ONLY === "cold") return;
 		const warm: number[] = [];
 		for (let i = COLD - Math.min(MAX_LOADED - 1, COLD); i < COLD; i++)
 			warm.push((await ask(a, entity(i))).ms);
