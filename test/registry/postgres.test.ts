@@ -8,6 +8,7 @@ import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import pg from "pg";
 import { type Bundle, readBundle } from "../../src/bundle/bundle.ts";
+import { newestOfSql } from "../../src/registry/core/register.ts";
 import {
 	CHANNEL,
 	PostgresStore,
@@ -165,6 +166,63 @@ describe("PostgresStore", () => {
 					`${table}: ${c?.statements} statements, expected at most ${most}`,
 				);
 			}
+		} finally {
+			await store.close();
+		}
+	});
+
+	it("finds each registered entity's newest version by the entity index, not by reading every row of the name", async () => {
+		const url = await freshDatabase();
+		const store = await PostgresStore.open(url);
+		try {
+			// A bulk-loaded family the server has not analyzed yet (as in the first minutes of a bulk registration).
+			await store.registerMany(
+				Array.from({ length: 3000 }, (_, i) => ({
+					bundle: iris,
+					opts: { name: "fam", entity: `c${i}` },
+				})),
+			);
+			const entities = [
+				...Array.from({ length: 998 }, (_, i) => `new${i}`),
+				"c7",
+				"c2999",
+			];
+			const plan = await sql<{ "QUERY PLAN": unknown }>(
+				url,
+				`EXPLAIN (ANALYZE, FORMAT JSON) ${newestOfSql(entities.length)}`,
+				["fam", ...entities],
+			);
+			const text = JSON.stringify(plan[0]?.["QUERY PLAN"]);
+			// Every read of the versions table is a probe of the entity index that keeps what it reads.
+			const scans: Record<string, unknown>[] = [];
+			const walk = (node: Record<string, unknown>) => {
+				if (node["Relation Name"] === "versions" || node["Index Name"])
+					scans.push(node);
+				for (const child of (node.Plans as Record<string, unknown>[]) ?? [])
+					walk(child);
+			};
+			walk(
+				(plan[0]?.["QUERY PLAN"] as { Plan: Record<string, unknown> }[])[0]
+					?.Plan ?? {},
+			);
+			assert.ok(scans.length > 0, text);
+			for (const scan of scans) {
+				if (scan["Index Name"] !== undefined)
+					assert.equal(scan["Index Name"], "versions_by_entity", text);
+				assert.equal(scan["Rows Removed by Filter"] ?? 0, 0, text);
+			}
+			const found = await sql<{ entity: string; version: number }>(
+				url,
+				newestOfSql(entities.length),
+				["fam", ...entities],
+			);
+			assert.deepEqual(
+				found.map((r) => [r.entity, r.version]),
+				[
+					["c7", 8],
+					["c2999", 3000],
+				],
+			);
 		} finally {
 			await store.close();
 		}

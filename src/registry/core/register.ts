@@ -72,23 +72,32 @@ async function newestOf(
 		if (row) put({ ...row, entity: null });
 	}
 	const named = entities.filter((e): e is string => e !== null);
-	// Each entity's newest through the (name, entity, version) index, many entities per statement.
 	const per = 1000;
 	for (let i = 0; i < named.length; i += per) {
 		const chunk = named.slice(i, i + per);
-		const list = chunk.map((_, j) => `$${j + 2}`).join(", ");
 		for (const r of await tx.all<{
 			version: number;
 			manifest: string;
 			entity: string;
-		}>(
-			`SELECT v.entity, v.version, v.manifest FROM versions v
-			 WHERE v.name = $1 AND v.entity IN (${list})
-			   AND v.version = (SELECT max(w.version) FROM versions w WHERE w.name = $1 AND w.entity = v.entity)`,
-			[name, ...chunk],
-		))
+		}>(newestOfSql(chunk.length), [name, ...chunk]))
 			put(r);
 	}
+}
+
+/**
+ * The newest version and manifest of each of `n` entities ($2…) of name $1: one backward probe of the
+ * (name, entity, version) index per entity, whatever the table's statistics say. A plain `entity IN (…)` filter let
+ * PostgreSQL, before its first ANALYZE of a bulk-loaded table, walk every row of the name through the primary key
+ * (92 ms per 1,000 entities at 100,000 rows, a third of a bulk registration's server time).
+ */
+export function newestOfSql(n: number): string {
+	const newest = (col: string) =>
+		`(SELECT w.${col} FROM versions w WHERE w.name = $1 AND w.entity = e.column1 ORDER BY w.version DESC LIMIT 1)`;
+	const values = Array.from({ length: n }, (_, j) => `($${j + 2})`).join(", ");
+	return `SELECT n.entity, n.version, n.manifest FROM (
+		SELECT e.column1 AS entity, ${newest("version")} AS version, ${newest("manifest")} AS manifest
+		FROM (VALUES ${values}) e) n
+	 WHERE n.version IS NOT NULL`;
 }
 
 /**
