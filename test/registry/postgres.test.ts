@@ -11,6 +11,7 @@ import { type Bundle, readBundle } from "../../src/bundle/bundle.ts";
 import { newestOfSql } from "../../src/registry/core/register.ts";
 import {
 	CHANNEL,
+	MIGRATION_SQL,
 	PostgresStore,
 	SCHEMA_VERSION,
 } from "../../src/registry/store/postgres/store.ts";
@@ -71,28 +72,33 @@ describe("PostgresStore", () => {
 		iris = await readBundle(join(FIXTURES, "iris-logreg"));
 	});
 
-	it("refuses an artifact changed in the database (MLSHIP_INTEGRITY), every time, in every instance", async () => {
+	it("refuses an artifact changed in the database (MLSHIP_INTEGRITY), every time, in every instance, in every version sharing it", async () => {
 		const url = await freshDatabase();
 		const store = await PostgresStore.open(url);
 		try {
 			await store.register(iris);
 			await store.register(iris);
+			const gbdt = await readBundle(join(FIXTURES, "breast-cancer-gbdt"));
+			await store.register(gbdt);
 			assert.equal(
 				(await store.openBundle("iris-logreg@1")).manifest.name,
 				"iris-logreg",
 			);
-			// flip one byte in the middle of version 1's artifact (same length, so only the digest can tell)
+			// flip one byte in the middle of the artifact (same length, so only the digest can tell): both versions
+			// name the same stored file
 			const changed = await sql(
 				url,
-				`UPDATE files SET bytes = set_byte(bytes, length(bytes) / 2, get_byte(bytes, length(bytes) / 2) # 255)
-				 WHERE name = 'iris-logreg' AND version = 1 AND path = 'model.onnx' RETURNING 1`,
+				`UPDATE blobs SET bytes = set_byte(bytes, length(bytes) / 2, get_byte(bytes, length(bytes) / 2) # 255)
+				 WHERE sha256 = $1 RETURNING 1`,
+				[iris.manifest.artifact.sha256],
 			);
 			assert.equal(changed.length, 1);
-			await rejectsWith(
-				store.openBundle("iris-logreg@1"),
-				"MLSHIP_INTEGRITY",
-				/registry:iris-logreg@1.*sha256/,
-			);
+			for (const ref of ["iris-logreg@1", "iris-logreg@2"])
+				await rejectsWith(
+					store.openBundle(ref),
+					"MLSHIP_INTEGRITY",
+					new RegExp(`registry:${ref}.*sha256`),
+				);
 			await rejectsWith(
 				store.openBundle(await store.get("iris-logreg@1")),
 				"MLSHIP_INTEGRITY",
@@ -106,19 +112,20 @@ describe("PostgresStore", () => {
 			} finally {
 				await other.close();
 			}
-			const ok = await store.openBundle("iris-logreg@2");
+			const path = gbdt.manifest.artifact.path;
+			const ok = await store.openBundle("breast-cancer-gbdt@1");
 			assert.deepEqual(
-				ok.files.get("model.onnx"),
-				iris.files.get("model.onnx"),
-				"the untouched version still opens",
+				ok.files.get(path),
+				gbdt.files.get(path),
+				"an untouched file still opens",
 			);
 			// a manifest rewritten to match tampered bytes still disagrees with the registered digest
 			await sql(
 				url,
-				"UPDATE versions SET sha256 = repeat('0', 64) WHERE name = 'iris-logreg' AND version = 2",
+				"UPDATE versions SET sha256 = repeat('0', 64) WHERE name = 'breast-cancer-gbdt' AND version = 1",
 			);
 			await rejectsWith(
-				store.openBundle("iris-logreg@2"),
+				store.openBundle("breast-cancer-gbdt@1"),
 				"MLSHIP_INTEGRITY",
 				/registry database was modified/,
 			);
@@ -149,12 +156,9 @@ describe("PostgresStore", () => {
 			const files = iris.files.size;
 			for (const [table, where, rows, most] of [
 				["versions", "name = 'bulk'", 1000, 1],
-				[
-					"files",
-					"name = 'bulk'",
-					1000 * files,
-					Math.ceil((1000 * files) / 1200),
-				],
+				// byte-identical files: one stored copy and one reference count for the 1000 versions
+				["blobs", "true", files, 1],
+				["blob_refs", `refs = ${1000}`, files, 1],
 				["changes", "name = 'bulk'", 1000, 1],
 				["audit_log", "target LIKE 'bulk@%'", 1000, 1],
 			] as const) {
@@ -201,10 +205,10 @@ describe("PostgresStore", () => {
 				for (const child of (node.Plans as Record<string, unknown>[]) ?? [])
 					walk(child);
 			};
-			walk(
-				(plan[0]?.["QUERY PLAN"] as { Plan: Record<string, unknown> }[])[0]
-					?.Plan ?? {},
-			);
+			const [top] = (plan[0]?.["QUERY PLAN"] ?? []) as {
+				Plan: Record<string, unknown>;
+			}[];
+			walk(top?.Plan ?? {});
 			assert.ok(scans.length > 0, text);
 			for (const scan of scans) {
 				if (scan["Index Name"] !== undefined)
@@ -223,6 +227,71 @@ describe("PostgresStore", () => {
 					["c2999", 3000],
 				],
 			);
+		} finally {
+			await store.close();
+		}
+	});
+
+	it("migrates a registry written with a copy of the files per version: versions open, shared files counted once", async () => {
+		const url = await freshDatabase();
+		const upto = MIGRATION_SQL.findIndex((m) =>
+			m.includes("CREATE TABLE blobs"),
+		);
+		assert.ok(upto > 0);
+		await sql(
+			url,
+			"CREATE TABLE mlship_schema (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+		);
+		for (const [i, m] of MIGRATION_SQL.slice(0, upto).entries()) {
+			await sql(url, m);
+			await sql(url, "INSERT INTO mlship_schema (version) VALUES ($1)", [
+				i + 1,
+			]);
+		}
+		// As the previous mlship wrote them: a files row with the bytes for every file of every version.
+		const a = iris.manifest.artifact;
+		await sql(
+			url,
+			"INSERT INTO models (name, last_version) VALUES ('iris-logreg', 2)",
+		);
+		for (const v of [1, 2]) {
+			await sql(
+				url,
+				"INSERT INTO versions (name, version, manifest, sha256) VALUES ('iris-logreg', $1, $2, $3)",
+				[v, JSON.stringify(iris.manifest), a.sha256],
+			);
+			await sql(
+				url,
+				"INSERT INTO files (name, version, path, bytes, sha256) VALUES ('iris-logreg', $1, $2, $3, $4)",
+				[
+					v,
+					a.path,
+					Buffer.from(iris.files.get(a.path) as Uint8Array),
+					a.sha256,
+				],
+			);
+		}
+		const store = await PostgresStore.open(url);
+		try {
+			for (const ref of ["iris-logreg@1", "iris-logreg@2"])
+				assert.deepEqual(
+					(await store.openBundle(ref)).files.get(a.path),
+					iris.files.get(a.path),
+					ref,
+				);
+			const refs = async () =>
+				(
+					await sql<{ sha256: string; refs: string }>(
+						url,
+						"SELECT sha256, refs FROM blob_refs",
+					)
+				).map((r) => [r.sha256, Number(r.refs)]);
+			assert.deepEqual(await refs(), [[a.sha256, 2]]);
+			await store.delete("iris-logreg", 1);
+			assert.deepEqual(await refs(), [[a.sha256, 1]]);
+			await store.delete("iris-logreg", 2);
+			assert.deepEqual(await refs(), []);
+			assert.deepEqual(await sql(url, "SELECT sha256 FROM blobs"), []);
 		} finally {
 			await store.close();
 		}
@@ -351,8 +420,9 @@ describe("PostgresStore", () => {
 				"audit_log",
 				"auth_tokens",
 				"bandit_arms",
+				"blob_refs",
+				"blobs",
 				"changes",
-				"files",
 				"mlship_schema",
 				"models",
 				"monitor_alerts",

@@ -10,6 +10,7 @@ import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import { type Bundle, readBundle } from "../../src/bundle/bundle.ts";
 import {
+	MIGRATION_SQL,
 	SCHEMA_VERSION,
 	SqliteStore,
 } from "../../src/registry/store/sqlite/store.ts";
@@ -45,39 +46,38 @@ describe("SqliteStore", () => {
 	});
 	after(() => rm(dir, { recursive: true, force: true }));
 
-	it("refuses a blob changed in the database (MLSHIP_INTEGRITY), every time it is opened", async () => {
+	it("refuses a blob changed in the database (MLSHIP_INTEGRITY), every time it is opened, in every version sharing it", async () => {
 		const path = join(dir, "corrupt.db");
 		const store = new SqliteStore(path);
 		try {
 			await store.register(iris);
 			await store.register(iris);
+			const gbdt = await readBundle(join(FIXTURES, "breast-cancer-gbdt"));
+			await store.register(gbdt);
 			assert.equal(
 				(await store.openBundle("iris-logreg@1")).manifest.name,
 				"iris-logreg",
 			);
 			const raw = new DatabaseSync(path);
-			// flip one byte in the middle of version 1's artifact (same length, so only the digest can tell)
+			// flip one byte in the middle of the artifact both versions name (same length, so only the digest can tell)
 			const { bytes } = raw
-				.prepare(
-					"SELECT bytes FROM files WHERE name = 'iris-logreg' AND version = 1",
-				)
-				.get() as {
+				.prepare("SELECT bytes FROM blobs WHERE sha256 = ?")
+				.get(iris.manifest.artifact.sha256) as {
 				bytes: Uint8Array;
 			};
 			const bad = new Uint8Array(bytes);
 			const mid = bad.length >> 1;
 			bad[mid] = (bad[mid] ?? 0) ^ 0xff;
 			raw
-				.prepare(
-					"UPDATE files SET bytes = ? WHERE name = 'iris-logreg' AND version = 1",
-				)
-				.run(bad);
+				.prepare("UPDATE blobs SET bytes = ? WHERE sha256 = ?")
+				.run(bad, iris.manifest.artifact.sha256);
 			raw.close();
-			await rejectsWith(
-				store.openBundle("iris-logreg@1"),
-				"MLSHIP_INTEGRITY",
-				/registry:iris-logreg@1.*sha256/,
-			);
+			for (const ref of ["iris-logreg@1", "iris-logreg@2"])
+				await rejectsWith(
+					store.openBundle(ref),
+					"MLSHIP_INTEGRITY",
+					new RegExp(`registry:${ref}.*sha256`),
+				);
 			await rejectsWith(
 				store.openBundle(await store.get("iris-logreg@1")),
 				"MLSHIP_INTEGRITY",
@@ -85,12 +85,67 @@ describe("SqliteStore", () => {
 			const other = new SqliteStore(path);
 			await rejectsWith(other.openBundle("iris-logreg@1"), "MLSHIP_INTEGRITY");
 			await other.close();
-			const ok = await store.openBundle("iris-logreg@2");
+			const file = gbdt.manifest.artifact.path;
+			const ok = await store.openBundle("breast-cancer-gbdt@1");
 			assert.deepEqual(
-				ok.files.get("model.onnx"),
-				iris.files.get("model.onnx"),
-				"the untouched version still opens",
+				ok.files.get(file),
+				gbdt.files.get(file),
+				"an untouched file still opens",
 			);
+		} finally {
+			await store.close();
+		}
+	});
+
+	it("migrates a registry written with a copy of the files per version: versions open, shared files counted once", async () => {
+		const path = join(dir, "old-files.db");
+		const raw = new DatabaseSync(path);
+		const upto = MIGRATION_SQL.findIndex((m) =>
+			m.includes("CREATE TABLE blobs"),
+		);
+		assert.ok(upto > 0);
+		for (const m of MIGRATION_SQL.slice(0, upto)) raw.exec(m);
+		raw.exec(`PRAGMA user_version = ${upto}`);
+		// As the previous mlship wrote them: a files row with the bytes for every file of every version.
+		const manifest = JSON.stringify(iris.manifest);
+		const a = iris.manifest.artifact;
+		raw.exec(
+			"INSERT INTO models (name, last_version, created_at) VALUES ('iris-logreg', 2, '2026-01-01T00:00:00.000Z')",
+		);
+		for (const v of [1, 2]) {
+			raw
+				.prepare(
+					"INSERT INTO versions (name, version, manifest, sha256, created_at, status, metadata) VALUES ('iris-logreg', ?, ?, ?, '2026-01-01T00:00:00.000Z', 'active', '{}')",
+				)
+				.run(v, manifest, a.sha256);
+			raw
+				.prepare(
+					"INSERT INTO files (name, version, path, bytes, sha256) VALUES ('iris-logreg', ?, ?, ?, ?)",
+				)
+				.run(v, a.path, iris.files.get(a.path) as Uint8Array, a.sha256);
+		}
+		raw.close();
+		const store = new SqliteStore(path);
+		try {
+			for (const ref of ["iris-logreg@1", "iris-logreg@2"])
+				assert.deepEqual(
+					(await store.openBundle(ref)).files.get(a.path),
+					iris.files.get(a.path),
+					ref,
+				);
+			const db = new DatabaseSync(path, { readOnly: true });
+			const refs = () =>
+				db
+					.prepare("SELECT sha256, refs FROM blob_refs")
+					.all()
+					.map((r) => ({ ...r }));
+			assert.deepEqual(refs(), [{ sha256: a.sha256, refs: 2 }]);
+			await store.delete("iris-logreg", 1);
+			assert.deepEqual(refs(), [{ sha256: a.sha256, refs: 1 }]);
+			await store.delete("iris-logreg", 2);
+			assert.deepEqual(refs(), []);
+			assert.deepEqual(db.prepare("SELECT sha256 FROM blobs").all(), []);
+			db.close();
 		} finally {
 			await store.close();
 		}
@@ -199,8 +254,9 @@ describe("SqliteStore", () => {
 			"audit_log",
 			"auth_tokens",
 			"bandit_arms",
+			"blob_refs",
+			"blobs",
 			"changes",
-			"files",
 			"models",
 			"monitor_alerts",
 			"monitor_stats",

@@ -530,6 +530,63 @@ export function runStoreContract(
 				);
 			}));
 
+		it("stores byte-identical files once and deletes a file only with the last version naming it", () =>
+			withStore(async (store, _reopen, sql) => {
+				const stored = async () =>
+					(
+						await sql(
+							"SELECT b.sha256, r.refs FROM blobs b JOIN blob_refs r ON r.sha256 = b.sha256 ORDER BY b.sha256",
+						)
+					).map((r) => [r.sha256, Number(r.refs)]);
+				const a = iris.manifest.artifact.sha256;
+				const g = gbdt.manifest.artifact.sha256;
+				await store.register(iris);
+				await store.registerMany([
+					{ bundle: iris, opts: { name: "fam", entity: "x" } },
+					{ bundle: iris, opts: { name: "fam", entity: "y" } },
+					{ bundle: gbdt },
+				]);
+				await store.register(iris);
+				assert.deepEqual(
+					await stored(),
+					[
+						[a, 4],
+						[g, 1],
+					].sort(),
+				);
+				await store.delete("iris-logreg", 1);
+				await store.delete("fam");
+				assert.deepEqual(
+					await stored(),
+					[
+						[a, 1],
+						[g, 1],
+					].sort(),
+				);
+				const b = await store.openBundle("iris-logreg@2");
+				assert.deepEqual(
+					b.files.get("model.onnx"),
+					iris.files.get("model.onnx"),
+					"the version still naming the file opens",
+				);
+				await store.delete("iris-logreg", 2);
+				assert.deepEqual(await stored(), [[g, 1]]);
+				for (const table of ["blobs", "blob_refs"])
+					assert.deepEqual(
+						(await sql(`SELECT sha256 FROM ${table}`)).map((r) => r.sha256),
+						[g],
+						`${table}: only the file a version still names`,
+					);
+				// registered again after its last version went: stored again
+				await store.register(iris);
+				assert.deepEqual(
+					(await store.openBundle("iris-logreg")).files.get("model.onnx"),
+					iris.files.get("model.onnx"),
+				);
+				await store.delete("breast-cancer-gbdt");
+				assert.deepEqual(await stored(), [[a, 1]]);
+			}));
+
 		it("keeps registration metadata apart from the manifest and merges updates", () =>
 			withStore(async (store) => {
 				const v = await store.register(iris, {

@@ -4,7 +4,8 @@ import type { PreparedRegistration } from "../store/common.ts";
 import { toModelVersion } from "../store/common.ts";
 import * as errors from "../store/errors.ts";
 import type { ModelVersion } from "../types.ts";
-import { insertRows, placeholders } from "./rows.ts";
+import { addBlobs } from "./blobs.ts";
+import { insertRows } from "./rows.ts";
 import type { Dialect, PendingChange, Session } from "./session.ts";
 import { signatureDiff } from "./signature.ts";
 
@@ -146,29 +147,36 @@ export async function insertVersions(
 		latest.set(scope, { version, manifest: p.manifest });
 		return { p, version };
 	});
-	const rows = await insertRows<VersionRow>(
+	// Only the database's creation time comes back: the rest of each row is what was sent.
+	const texts = numbered.map(({ p }) => ({
+		manifest: JSON.stringify(p.manifest),
+		metadata: JSON.stringify(p.metadata),
+	}));
+	const rows = await insertRows<{
+		name: string;
+		version: number;
+		created_at: string | Date;
+	}>(
 		tx,
 		"INSERT INTO versions (name, version, manifest, sha256, created_at, status, metadata, entity)",
-		numbered.map(({ p, version }) => [
+		numbered.map(({ p, version }, i) => [
 			p.name,
 			version,
-			JSON.stringify(p.manifest),
+			texts[i]?.manifest as string,
 			p.manifest.artifact.sha256,
-			JSON.stringify(p.metadata),
+			texts[i]?.metadata as string,
 			p.entity,
 		]),
 		(k) =>
 			`($${k}, $${k + 1}, $${k + 2}, $${k + 3}, ${now}, 'active', $${k + 4}, $${k + 5})`,
-		" RETURNING *",
+		" RETURNING name, version, created_at",
 	);
-	const stored = new Map(rows.map((r) => [`${r.name}\0${r.version}`, r]));
-	await insertRows(
+	const created = new Map(
+		rows.map((r) => [`${r.name}\0${r.version}`, r.created_at]),
+	);
+	await addBlobs(
 		tx,
-		"INSERT INTO files (name, version, path, bytes, sha256)",
-		numbered.flatMap(({ p, version }) =>
-			p.files.map((f) => [p.name, version, f.path, f.bytes, f.sha256]),
-		),
-		placeholders(5),
+		numbered.flatMap(({ p }) => p.files),
 	);
 	const out: ModelVersion[] = [];
 	for (const { p, version } of numbered) {
@@ -178,9 +186,19 @@ export async function insertVersions(
 			await upsertAlias(tx, name, a, version);
 			change({ type: "alias_set", name, version, alias: a, entity });
 		}
+		const text = texts[out.length] as { manifest: string; metadata: string };
 		out.push(
 			toVersion(
-				stored.get(`${name}\0${version}`) as VersionRow,
+				{
+					name,
+					version,
+					manifest: text.manifest,
+					sha256: p.manifest.artifact.sha256,
+					created_at: created.get(`${name}\0${version}`) as string | Date,
+					status: "active",
+					metadata: text.metadata,
+					entity,
+				},
 				[...aliases].sort(),
 			),
 		);

@@ -1,5 +1,10 @@
 // The registry core: resolution, registration, aliases, archive/restore and delete, written once over a Driver.
-import { type Bundle, bundleFromParts } from "../../bundle/bundle.ts";
+import {
+	type Bundle,
+	bundleFromParts,
+	manifestFiles,
+} from "../../bundle/bundle.ts";
+import type { Manifest } from "../../bundle/manifest.ts";
 import type {
 	StoredRoute,
 	TrafficPolicyInput,
@@ -37,6 +42,7 @@ import {
 } from "../types.ts";
 import { AuditLog } from "./audit.ts";
 import { addArmStats, readArmStats } from "./bandits.ts";
+import { digestsOf, readBlobs, releaseBlobs } from "./blobs.ts";
 import {
 	appendChanges,
 	type ChangeRetention,
@@ -808,12 +814,24 @@ export class RegistryCore implements ModelStore {
 				]);
 				if (!(await this.#exists(tx, name)))
 					throw await this.#notRegistered(tx, name);
-				// files and aliases go with their versions (ON DELETE CASCADE)
-				await tx.all("DELETE FROM versions WHERE name = $1", [name]);
+				// aliases go with their versions (ON DELETE CASCADE); files when no other version names them
+				const gone = await tx.all<{ manifest: string }>(
+					"DELETE FROM versions WHERE name = $1 RETURNING manifest",
+					[name],
+				);
+				await releaseBlobs(
+					tx,
+					digestsOf(gone.map((r) => JSON.parse(r.manifest) as Manifest)),
+				);
 				change({ type: "deleted", name });
 				return;
 			}
-			const { entity } = await this.#versionRow(tx, name, version, true);
+			const { entity, manifest } = await this.#versionRow(
+				tx,
+				name,
+				version,
+				true,
+			);
 			const aliases = await this.#aliasesOf(tx, name, version);
 			if (aliases.length > 0 && opts.force !== true)
 				throw errors.aliased("delete", name, version, aliases);
@@ -821,6 +839,7 @@ export class RegistryCore implements ModelStore {
 				name,
 				version,
 			]);
+			await releaseBlobs(tx, digestsOf([JSON.parse(manifest) as Manifest]));
 			// The version row is gone by append time: its entity is passed along.
 			for (const a of aliases)
 				change({ type: "alias_deleted", name, version, alias: a, entity });
@@ -833,34 +852,43 @@ export class RegistryCore implements ModelStore {
 		const { name, version } = typeof v === "string" ? await this.get(v) : v;
 		const source = `registry:${name}@${version}`;
 		return this.#read(async (s) => {
-			// One statement is one snapshot: a concurrent delete cannot leave us with the manifest but not the files.
-			const rows = await s.all<{
+			// The manifest and the artifact (most bundles' only file) in one statement.
+			const row = await s.one<{
 				manifest: string;
 				sha256: string;
-				path: string | null;
 				bytes: Uint8Array | null;
 			}>(
-				`SELECT v.manifest, v.sha256, f.path, f.bytes
-				 FROM versions v LEFT JOIN files f ON f.name = v.name AND f.version = v.version
+				`SELECT v.manifest, v.sha256, b.bytes
+				 FROM versions v LEFT JOIN blobs b ON b.sha256 = v.sha256
 				 WHERE v.name = $1 AND v.version = $2`,
 				[name, version],
 			);
-			const first = rows[0];
-			if (!first) {
+			if (!row) {
 				await this.#versionRow(s, name, version); // throws the right not-found error
 				throw await this.#notRegistered(s, name);
 			}
-			const files = new Map<string, Uint8Array>();
-			for (const r of rows)
-				if (r.path !== null && r.bytes !== null)
-					files.set(r.path, bytesOf(r.bytes));
 			// Stored as JSON.stringify wrote it (insertVersions).
-			const bundle = bundleFromParts(first.manifest, files, source, true);
-			if (bundle.manifest.artifact.sha256 !== first.sha256)
+			const manifest = JSON.parse(row.manifest) as Manifest;
+			const named = manifestFiles(manifest);
+			// Any other file (reference, profile, covers), or an artifact the row's digest no longer finds.
+			const rest = named
+				.map((f) => f.sha256)
+				.filter((d) => d !== row.sha256 || row.bytes === null);
+			const blobs = await readBlobs(s, rest);
+			if (row.bytes !== null) blobs.set(row.sha256, row.bytes);
+			const files = new Map<string, Uint8Array>();
+			for (const f of named) {
+				const bytes = blobs.get(f.sha256);
+				if (bytes) files.set(f.path, bytesOf(bytes));
+			}
+			// A file gone between the two reads went with a concurrent delete of this version: not found, not corrupt.
+			if (files.size < named.length) await this.#versionRow(s, name, version);
+			const bundle = bundleFromParts(row.manifest, files, source, true);
+			if (bundle.manifest.artifact.sha256 !== row.sha256)
 				throw errors.storedDigestMismatch(
 					source,
 					bundle.manifest.artifact.sha256,
-					first.sha256,
+					row.sha256,
 				);
 			return bundle;
 		});

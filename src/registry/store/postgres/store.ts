@@ -205,10 +205,27 @@ const MIGRATIONS: readonly string[] = [
 	// Each alias's last policy change before a range (the dashboard's weights over time) found by key, not by
 	// scanning every alias's history (fixui).
 	`CREATE INDEX traffic_policy_history_by_alias ON traffic_policy_history (name, alias, at);`,
+	// Content-addressed files (life6): each distinct file once in `blobs` (by sha256), and how many versions' manifests
+	// name it in `blob_refs` (apart, so a new reference never rewrites the bytes); the per-version `files` rows move
+	// there. A version's files are the ones its manifest names; a file is deleted with the last version naming it.
+	`CREATE TABLE blobs (
+		sha256 TEXT PRIMARY KEY,
+		bytes BYTEA NOT NULL
+	);
+	CREATE TABLE blob_refs (
+		sha256 TEXT PRIMARY KEY,
+		refs BIGINT NOT NULL
+	);
+	INSERT INTO blobs (sha256, bytes) SELECT DISTINCT ON (sha256) sha256, bytes FROM files ORDER BY sha256;
+	INSERT INTO blob_refs (sha256, refs) SELECT sha256, count(*) FROM files GROUP BY sha256;
+	DROP TABLE files;`,
 ];
 
 /** The schema version this code writes. */
 export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/** The migrations, in order (tests build a registry as an older mlship left it). */
+export const MIGRATION_SQL: readonly string[] = MIGRATIONS;
 
 /** The NOTIFY channel; the payload is the newest `changes.seq` of the committing transaction. */
 export const CHANNEL = "mlship_changes";
@@ -600,8 +617,8 @@ class PostgresDriver implements Driver {
 /**
  * A ModelStore in one PostgreSQL database, shared by any number of processes.
  * Writes are transactions; registration locks the model's row (`INSERT … ON CONFLICT DO UPDATE`), so concurrent
- * registrations of one name get distinct, contiguous versions. Artifacts are BYTEA rows, verified by sha256 on every
- * open. Every write appends to `changes` under a transaction-scoped advisory lock — so `seq` order is commit order and
+ * registrations of one name get distinct, contiguous versions. Files are BYTEA rows stored once per distinct sha256 (versions
+ * with byte-identical files share them) and verified by sha256 on every open. Every write appends to `changes` under a transaction-scoped advisory lock — so `seq` order is commit order and
  * a reader that has seen seq N has seen everything before it — and sends `NOTIFY mlship_changes` in the same
  * transaction. Watchers LISTEN on a dedicated connection and read `changes` after their cursor, so coalesced or
  * missed notifications (a dropped connection) lose nothing: on reconnect the feed catches up from the last seq.

@@ -207,10 +207,27 @@ const MIGRATIONS: readonly string[] = [
 	// Each alias's last policy change before a range (the dashboard's weights over time) found by key, not by
 	// scanning every alias's history (fixui).
 	`CREATE INDEX traffic_policy_history_by_alias ON traffic_policy_history (name, alias, at);`,
+	// Content-addressed files (life6): each distinct file once in `blobs` (by sha256), and how many versions' manifests
+	// name it in `blob_refs` (apart, so a new reference never rewrites the bytes); the per-version `files` rows move
+	// there. A version's files are the ones its manifest names; a file is deleted with the last version naming it.
+	`CREATE TABLE blobs (
+		sha256 TEXT PRIMARY KEY,
+		bytes BLOB NOT NULL
+	) STRICT;
+	CREATE TABLE blob_refs (
+		sha256 TEXT PRIMARY KEY,
+		refs INTEGER NOT NULL
+	) STRICT;
+	INSERT OR IGNORE INTO blobs (sha256, bytes) SELECT sha256, bytes FROM files;
+	INSERT INTO blob_refs (sha256, refs) SELECT sha256, count(*) FROM files GROUP BY sha256;
+	DROP TABLE files;`,
 ];
 
 /** The schema version this code writes. */
 export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/** The migrations, in order (tests build a registry as an older mlship left it). */
+export const MIGRATION_SQL: readonly string[] = MIGRATIONS;
 
 /** How often other processes' changes are looked for while someone watches. */
 const POLL_MS = 200;
@@ -440,8 +457,8 @@ class SqliteDriver implements Driver {
 /**
  * A ModelStore in one SQLite database file (WAL mode, so readers never block the writer).
  * Every write is one `BEGIN IMMEDIATE` transaction: concurrent writers from several processes queue on the
- * file lock (busy timeout) and get distinct version numbers. Artifacts are stored as BLOBs per version; the
- * same bytes registered twice are stored twice (simple, and deleting one version never touches another).
+ * file lock (busy timeout) and get distinct version numbers. Files are BLOBs stored once per distinct sha256 (versions
+ * with byte-identical files share them; a file goes with the last version naming it), verified on every open.
  * Changes older than the retention are pruned as writes go (see {@link ChangeRetention}).
  * @example const store = new SqliteStore(".mlship/registry.db"); const v = await store.register(bundle);
  */
