@@ -125,9 +125,23 @@ it("serves the alias's version, then follows 20 alias moves under load with zero
 
 it("a version whose artifact is corrupted is refused; the working version keeps serving", async () => {
 	const db = new DatabaseSync(join(dir, "r.db"));
+	// The three versions share one stored file (same bytes): version 3 is made to name a file of its own, whose
+	// stored bytes do not match its digest.
+	const fake = "f".repeat(64);
+	const { manifest } = db
+		.prepare(
+			"SELECT manifest FROM versions WHERE name = 'iris-logreg' AND version = 3",
+		)
+		.get() as { manifest: string };
+	const m = JSON.parse(manifest) as { artifact: { sha256: string } };
+	m.artifact.sha256 = fake;
 	db.prepare(
-		"UPDATE files SET bytes = ? WHERE name = 'iris-logreg' AND version = 3",
-	).run(new Uint8Array([1, 2, 3]));
+		"UPDATE versions SET manifest = ?, sha256 = ? WHERE name = 'iris-logreg' AND version = 3",
+	).run(JSON.stringify(m), fake);
+	db.prepare("INSERT INTO blobs (sha256, bytes) VALUES (?, ?)").run(
+		fake,
+		new Uint8Array([1, 2, 3]),
+	);
 	db.close();
 	const before = dp.modelMetadata("iris").version;
 	await store.setAlias("iris-logreg", "production", 3);

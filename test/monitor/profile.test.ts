@@ -204,11 +204,15 @@ test("models show summarizes the reference profile (text and --json); a profile 
 		["variable"],
 	);
 	const sql = new DatabaseSync(db);
+	// The stored profile.json (files are stored once per sha256; the manifest names its digest).
+	const { manifest } = sql
+		.prepare("SELECT manifest FROM versions WHERE name = 'diabetes-cats-ridge'")
+		.get() as { manifest: string };
+	const digest = (JSON.parse(manifest) as { profile: { sha256: string } })
+		.profile.sha256;
 	sql
-		.prepare(
-			"UPDATE files SET bytes = CAST('{}' AS BLOB) WHERE path = 'profile.json'",
-		)
-		.run();
+		.prepare("UPDATE blobs SET bytes = CAST('{}' AS BLOB) WHERE sha256 = ?")
+		.run(digest);
 	sql.close();
 	const bad = cli("show", "diabetes-cats-ridge");
 	assert.notEqual(bad.status, 0);
