@@ -47,6 +47,13 @@ export class ModelCache {
 	#storeNow: ModelStore | undefined;
 	/** Worker threads per runtime, shared by every model that does not size its own pool (started on first load). */
 	readonly #shared = new Map<string, Promise<SharedExecutor>>();
+	/**
+	 * What the last eviction walk counted (instances, estimated bytes, users of each shared session), carried
+	 * forward by loads that only added instances since; undefined when something else may have changed it.
+	 */
+	#tally:
+		| { count: number; bytes: number; users: Map<string, number> }
+		| undefined;
 
 	constructor(opts: DataPlaneOptions, metrics: Metrics) {
 		this.#opts = opts;
@@ -195,8 +202,8 @@ export class ModelCache {
 				delete e.evicted;
 				this.#metrics.loads.inc({ model: e.spec.name });
 				e.lastUsed = performance.now();
-				// Counts what is loaded (the metrics) and evicts past the limits.
-				void this.#evict(e);
+				// Counts what is loaded (the metrics) and evicts past the limits; a first load only adds instances.
+				void this.#evict(e, before.length === 0 ? instancesOf(e) : undefined);
 				// Emitted at the swap itself: from here on new requests get the new version.
 				if (old)
 					this.emit({
@@ -238,7 +245,13 @@ export class ModelCache {
 		pin?: number,
 	): Promise<{ bundle: Bundle; version: string }> {
 		const source = e.spec.source;
-		if (pin === undefined && (!isRegistryRef(source) || (await exists(source))))
+		// A family member always comes from the registry: no look for a directory of that name (a failed stat per
+		// cold load, with its error object).
+		if (
+			pin === undefined &&
+			e.entity === undefined &&
+			(!isRegistryRef(source) || (await exists(source)))
+		)
 			return { bundle: await readBundle(source), version: "1" };
 		const store = await this.store();
 		const v = await store.get(
@@ -418,14 +431,16 @@ export class ModelCache {
 	 * instances use it) and the candidates; each eviction then updates the totals instead of recounting, so a cold
 	 * load with 10,000 models loaded costs one walk of them, not several per evicted model.
 	 */
-	async #evict(keep: Entry): Promise<void> {
+	async #evict(keep: Entry, added?: readonly Served[]): Promise<void> {
 		const max = this.#opts.maxLoadedModels ?? 0;
 		const budget = this.#opts.memoryBudget ?? 0;
 		let count = 0;
 		let bytes = 0;
 		/** Instances using each shared session. */
-		const users = new Map<string, number>();
+		let users = new Map<string, number>();
 		const candidates: Entry[] = [];
+		const over = () =>
+			(max > 0 && count > max) || (budget > 0 && bytes > budget);
 		const add = (s: Served) => {
 			count++;
 			const { shared } = s.model;
@@ -439,13 +454,28 @@ export class ModelCache {
 			else if (e.served) add(e.served);
 			if (e !== keep && e.served && !e.loading) candidates.push(e);
 		};
+		// A load that only added instances, still within the limits: the last walk's totals plus these, no walk (a
+		// walk visits every loaded member: with 10,000 loaded it was most of a cold load's CPU on the main thread).
+		const t = this.#tally;
+		if (added && t) {
+			({ count, bytes, users } = t);
+			for (const s of added) add(s);
+			if (!over()) {
+				this.#tally = { count, bytes, users };
+				this.#metrics.loaded.set(count);
+				this.#metrics.loadedBytes.set(bytes);
+				return;
+			}
+			// over a limit: walk from scratch (the walk rewrites the tally)
+			count = 0;
+			bytes = 0;
+			users = new Map();
+		}
 		for (const e of this.entries.values()) {
 			visit(e);
 			if (e.family) for (const m of e.family.members.values()) visit(m);
 		}
 		const retiring: Promise<void>[] = [];
-		const over = () =>
-			(max > 0 && count > max) || (budget > 0 && bytes > budget);
 		while (over()) {
 			let at = -1;
 			for (let i = 0; i < candidates.length; i++)
@@ -480,6 +510,7 @@ export class ModelCache {
 				}
 			}
 		}
+		this.#tally = { count, bytes, users };
 		this.#metrics.loaded.set(count);
 		this.#metrics.loadedBytes.set(bytes);
 		await Promise.all(retiring);
@@ -502,6 +533,7 @@ export class ModelCache {
 				await Promise.all(all.map((s) => s.model.close()));
 			}),
 		);
+		this.#tally = undefined; // the next load walks again
 		this.#metrics.loaded.set(this.#countLoaded());
 	}
 

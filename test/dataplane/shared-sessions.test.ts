@@ -112,7 +112,7 @@ describe("a per-entity family of identical retrains", () => {
 		const iris = await readBundle(bundleDir(IRIS));
 		await store.register(iris, { name: "flower" });
 		await store.registerMany(
-			["berlin", "paris"].map((entity) => ({
+			["berlin", "paris", "rome", "oslo"].map((entity) => ({
 				bundle: iris,
 				opts: { name: "flower", entity },
 			})),
@@ -159,6 +159,47 @@ describe("a per-entity family of identical retrains", () => {
 				two > one && two < 2 * one,
 				`two members (${two} bytes) cost less than twice one (${one})`,
 			);
+		} finally {
+			await dp.close();
+		}
+	});
+
+	it("the loaded count and estimated bytes stay exact over first loads (counted without a walk), evictions and unloads", async () => {
+		const dp = await createDataPlane({
+			models: [{ name: "flower", source: "flower", entityKey: "city" }],
+			registry: store,
+			lazy: true,
+			maxLoadedModels: 3,
+			processMetrics: false,
+		});
+		const gauges = async () => {
+			const body = (await dp.metrics()).body;
+			return [
+				Number(/^mlship_models_loaded (\d+)/m.exec(body)?.[1]),
+				Number(/^mlship_models_loaded_bytes (\d+)/m.exec(body)?.[1]),
+			];
+		};
+		const ask = (city: string) =>
+			dp.infer("flower", undefined, { inputs: tensors }, { entity: city });
+		try {
+			await ask("berlin");
+			const [n1, one] = (await gauges()) as [number, number];
+			await ask("paris");
+			const [n2, two] = (await gauges()) as [number, number];
+			assert.deepEqual([n1, n2], [1, 2]);
+			await dp.unload("flower");
+			assert.equal((await gauges())[0], 0);
+			await ask("rome");
+			assert.deepEqual(await gauges(), [1, one], "after an unload");
+			await ask("oslo");
+			assert.deepEqual(await gauges(), [2, two]);
+			await ask("berlin");
+			const [n3, three] = (await gauges()) as [number, number];
+			assert.equal(n3, 3);
+			for (const city of ["paris", "rome", "oslo"]) {
+				await ask(city); // each evicts the least recently used member
+				assert.deepEqual(await gauges(), [3, three], city);
+			}
 		} finally {
 			await dp.close();
 		}
