@@ -58,6 +58,14 @@ describe("dashboard live figures (src/server/ui/live.ts)", () => {
 		assert.ok(Math.abs((quantile(0.5, b) as number) - 0.01) < 1e-12);
 		assert.ok(Math.abs((quantile(0.99, b) as number) - 0.0982) < 1e-9);
 		assert.equal(quantile(0.5, [[Infinity, 0]]), null);
+		// past the last finite bound: that bound, as the monitor's histogramQuantile answers for the same counts
+		const tail = [
+			[0.1, 90],
+			[0.01, 10],
+			[Infinity, 100],
+		] as const;
+		assert.equal(quantile(0.99, tail), 0.1);
+		assert.equal(quantile(0.05, tail), 0.005);
 	});
 
 	it("rates between two reads per version; a counter reset (restart) gives no negative rate", () => {

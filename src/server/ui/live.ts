@@ -1,5 +1,6 @@
 // The dashboard's live figures: a server's Prometheus exposition read into per-model, per-version series, and the
 // rates between two reads (requests/s, errors/s, p50/p99 latency, mean batch size, queue depth).
+import { histogramQuantile } from "../../monitor/stats.ts";
 
 /** One sample of the exposition: metric name, labels, value. */
 export interface Sample {
@@ -168,30 +169,26 @@ export interface VersionRates {
 	queue: number;
 }
 
-/** The q-quantile of a histogram's bucket increments (upper bound of the bucket it falls in, as Prometheus does without interpolation past the last finite bound). */
+/**
+ * The q-quantile of a histogram's cumulative bucket increments (`[le, count]`), interpolated inside its bucket as
+ * histogram_quantile() does (one implementation: the monitor's `histogramQuantile`); a quantile in the +Inf bucket
+ * is the last finite bound. Null without requests.
+ */
 export function quantile(
 	q: number,
 	buckets: readonly (readonly [number, number])[],
 ): number | null {
 	const sorted = [...buckets].sort((a, b) => a[0] - b[0]);
-	const total = sorted.at(-1)?.[1] ?? 0;
-	if (total <= 0) return null;
-	const rank = q * total;
-	let prevBound = 0;
-	let prevCount = 0;
+	const bounds: number[] = [];
+	const counts: number[] = [];
+	let below = 0;
 	for (const [bound, count] of sorted) {
-		if (count >= rank) {
-			if (!Number.isFinite(bound)) return prevBound;
-			// Linear inside the bucket, like histogram_quantile().
-			const inBucket = count - prevCount;
-			return inBucket <= 0
-				? bound
-				: prevBound + ((bound - prevBound) * (rank - prevCount)) / inBucket;
-		}
-		prevBound = bound;
-		prevCount = count;
+		if (Number.isFinite(bound)) bounds.push(bound);
+		counts.push(Math.max(0, count - below));
+		below = count;
 	}
-	return prevBound;
+	if (bounds.length === 0) return below > 0 ? 0 : null;
+	return histogramQuantile(q, counts, bounds);
 }
 
 /** The figures between two reads of one server (versions seen in the later read). */
