@@ -22,7 +22,12 @@ import {
 	startPostgres,
 	uniqueDatabaseName,
 } from "../harness/postgres.ts";
-import { rejectsWith, runStoreContract, waitFor } from "./store.contract.ts";
+import {
+	checkMigratedFiles,
+	rejectsWith,
+	runStoreContract,
+	waitFor,
+} from "./store.contract.ts";
 
 const FIXTURES = join(import.meta.dirname, "..", "fixtures", "models");
 const run = promisify(execFile);
@@ -273,25 +278,7 @@ describe("PostgresStore", () => {
 		}
 		const store = await PostgresStore.open(url);
 		try {
-			for (const ref of ["iris-logreg@1", "iris-logreg@2"])
-				assert.deepEqual(
-					(await store.openBundle(ref)).files.get(a.path),
-					iris.files.get(a.path),
-					ref,
-				);
-			const refs = async () =>
-				(
-					await sql<{ sha256: string; refs: string }>(
-						url,
-						"SELECT sha256, refs FROM blob_refs",
-					)
-				).map((r) => [r.sha256, Number(r.refs)]);
-			assert.deepEqual(await refs(), [[a.sha256, 2]]);
-			await store.delete("iris-logreg", 1);
-			assert.deepEqual(await refs(), [[a.sha256, 1]]);
-			await store.delete("iris-logreg", 2);
-			assert.deepEqual(await refs(), []);
-			assert.deepEqual(await sql(url, "SELECT sha256 FROM blobs"), []);
+			await checkMigratedFiles(store, iris, (text) => sql(url, text));
 		} finally {
 			await store.close();
 		}

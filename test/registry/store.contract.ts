@@ -51,6 +51,35 @@ export async function waitFor(
 }
 
 /**
+ * Checks a registry just migrated to content-addressed files that held iris-logreg@1 and @2 with one and the same
+ * file: both versions open with its bytes, the file is counted twice, and it goes with the second delete.
+ */
+export async function checkMigratedFiles(
+	store: ModelStore,
+	bundle: Bundle,
+	sql: (text: string) => Promise<Record<string, unknown>[]>,
+): Promise<void> {
+	const a = bundle.manifest.artifact;
+	for (const ref of ["iris-logreg@1", "iris-logreg@2"])
+		assert.deepEqual(
+			(await store.openBundle(ref)).files.get(a.path),
+			bundle.files.get(a.path),
+			ref,
+		);
+	const refs = async () =>
+		(await sql("SELECT sha256, refs FROM blob_refs")).map((r) => [
+			r.sha256,
+			Number(r.refs),
+		]);
+	assert.deepEqual(await refs(), [[a.sha256, 2]]);
+	await store.delete("iris-logreg", 1);
+	assert.deepEqual(await refs(), [[a.sha256, 1]]);
+	await store.delete("iris-logreg", 2);
+	assert.deepEqual(await refs(), []);
+	assert.deepEqual(await sql("SELECT sha256 FROM blobs"), []);
+}
+
+/**
  * Runs the ModelStore contract against stores made by `factory` (each test gets a fresh, empty database).
  * @example runStoreContract("sqlite", async () => { ...; return { store, reopen, cleanup }; });
  */
