@@ -322,12 +322,20 @@ async function main(): Promise<void> {
 			steady.errors + swapping.errors + soloSteady.errors + soloSwapping.errors;
 		const rows = [
 			[
-				"bulk registration (PostgreSQL, registerMany, 1000 per transaction, multi-row INSERTs; target ≥ 5,000/s)",
+				"bulk registration (PostgreSQL, registerMany, 1000 per transaction, multi-row INSERTs, files stored once per sha256; target ≥ 5,000/s)",
 				`${ENTITIES.toLocaleString("en-US")} models in ${registerS.toFixed(1)} s (${Math.round(ENTITIES / registerS).toLocaleString("en-US")}/s)`,
+			],
+			[
+				"CPU per registration: client (mlship) / PostgreSQL (every server process); WAL written, database growth",
+				`${registration.clientUs} / ${registration.serverUs} µs; ${registration.walBytes} B, ${registration.growthBytes} B`,
 			],
 			[
 				"cold-load latency, first request of an entity (p50 / p99; target p99 ≤ 20 ms)",
 				`${ms(pct(cold, 50))} / ${ms(pct(cold, 99))} ms (${COLD} entities, one at a time)`,
+			],
+			[
+				"server CPU per cold load (every thread: registry read, sha256, sessions, warm-up, the request)",
+				`${coldCpuUs.toFixed(0)} µs`,
 			],
 			[
 				"warm request latency, same entities loaded (p50 / p99)",
