@@ -54,6 +54,8 @@ export class ModelCache {
 	#tally:
 		| { count: number; bytes: number; users: Map<string, number> }
 		| undefined;
+	/** The last walk's eviction candidates, least recently used first, from `next` on, and when it walked. */
+	#lru: { at: number; list: Entry[]; next: number } | undefined;
 
 	constructor(opts: DataPlaneOptions, metrics: Metrics) {
 		this.#opts = opts;
@@ -454,40 +456,8 @@ export class ModelCache {
 			else if (e.served) add(e.served);
 			if (e !== keep && e.served && !e.loading) candidates.push(e);
 		};
-		// A load that only added instances, still within the limits: the last walk's totals plus these, no walk (a
-		// walk visits every loaded member: with 10,000 loaded it was most of a cold load's CPU on the main thread).
-		const t = this.#tally;
-		if (added && t) {
-			({ count, bytes, users } = t);
-			for (const s of added) add(s);
-			if (!over()) {
-				this.#tally = { count, bytes, users };
-				this.#metrics.loaded.set(count);
-				this.#metrics.loadedBytes.set(bytes);
-				return;
-			}
-			// over a limit: walk from scratch (the walk rewrites the tally)
-			count = 0;
-			bytes = 0;
-			users = new Map();
-		}
-		for (const e of this.entries.values()) {
-			visit(e);
-			if (e.family) for (const m of e.family.members.values()) visit(m);
-		}
 		const retiring: Promise<void>[] = [];
-		while (over()) {
-			let at = -1;
-			for (let i = 0; i < candidates.length; i++)
-				if (
-					at < 0 ||
-					(candidates[i] as Entry).lastUsed < (candidates[at] as Entry).lastUsed
-				)
-					at = i;
-			if (at < 0) break;
-			const lru = candidates[at] as Entry;
-			candidates[at] = candidates[candidates.length - 1] as Entry;
-			candidates.pop();
+		const drop = (lru: Entry) => {
 			const all = instancesOf(lru);
 			lru.served = undefined;
 			delete lru.route;
@@ -509,7 +479,42 @@ export class ModelCache {
 					bytes -= s.model.bytes - (u === 0 ? 0 : shared.bytes);
 				}
 			}
+		};
+		// A load that only added instances: the last walk's totals plus these, no walk (a walk visits every loaded
+		// member: with 10,000 loaded it was most of a cold load's CPU on the main thread). Past a limit, the least
+		// recently used go in the last walk's order: members not used since that walk are still in LRU order, and
+		// any member used or loaded since is more recent than all of them.
+		const t = this.#tally;
+		if (added && t) {
+			({ count, bytes, users } = t);
+			for (const s of added) add(s);
+			const order = this.#lru;
+			while (over() && order && order.next < order.list.length) {
+				const c = order.list[order.next++] as Entry;
+				if (c !== keep && c.served && !c.loading && c.lastUsed <= order.at)
+					drop(c);
+			}
+			if (!over()) {
+				this.#tally = { count, bytes, users };
+				this.#metrics.loaded.set(count);
+				this.#metrics.loadedBytes.set(bytes);
+				await Promise.all(retiring);
+				return;
+			}
+			// still over (the order ran out): walk from scratch (the walk rewrites the tally and the order)
+			count = 0;
+			bytes = 0;
+			users = new Map();
 		}
+		for (const e of this.entries.values()) {
+			visit(e);
+			if (e.family) for (const m of e.family.members.values()) visit(m);
+		}
+		candidates.sort((a, b) => a.lastUsed - b.lastUsed);
+		let next = 0;
+		while (over() && next < candidates.length)
+			drop(candidates[next++] as Entry);
+		this.#lru = { at: performance.now(), list: candidates, next };
 		this.#tally = { count, bytes, users };
 		this.#metrics.loaded.set(count);
 		this.#metrics.loadedBytes.set(bytes);
@@ -534,6 +539,7 @@ export class ModelCache {
 			}),
 		);
 		this.#tally = undefined; // the next load walks again
+		this.#lru = undefined;
 		this.#metrics.loaded.set(this.#countLoaded());
 	}
 

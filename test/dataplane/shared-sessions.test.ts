@@ -112,7 +112,7 @@ describe("a per-entity family of identical retrains", () => {
 		const iris = await readBundle(bundleDir(IRIS));
 		await store.register(iris, { name: "flower" });
 		await store.registerMany(
-			["berlin", "paris", "rome", "oslo"].map((entity) => ({
+			["berlin", "paris", "rome", "oslo", "lima", "kyiv"].map((entity) => ({
 				bundle: iris,
 				opts: { name: "flower", entity },
 			})),
@@ -200,6 +200,40 @@ describe("a per-entity family of identical retrains", () => {
 				await ask(city); // each evicts the least recently used member
 				assert.deepEqual(await gauges(), [3, three], city);
 			}
+		} finally {
+			await dp.close();
+		}
+	});
+
+	it("evicts the least recently used member, also one used or loaded after the last eviction walk", async () => {
+		const dp = await createDataPlane({
+			models: [{ name: "flower", source: "flower", entityKey: "city" }],
+			registry: store,
+			lazy: true,
+			maxLoadedModels: 3,
+			processMetrics: false,
+		});
+		const loaded = () =>
+			dp
+				.repositoryIndex()
+				.filter((e) => e.state === "READY" && e.entity !== undefined)
+				.map((e) => e.entity)
+				.sort();
+		const ask = (city: string) =>
+			dp.infer("flower", undefined, { inputs: tensors }, { entity: city });
+		try {
+			for (const city of ["berlin", "paris", "rome"]) await ask(city);
+			await ask("oslo"); // walks: berlin goes
+			assert.deepEqual(loaded(), ["oslo", "paris", "rome"]);
+			await ask("paris"); // used since that walk
+			await ask("lima"); // from the walk's order: not paris, rome
+			assert.deepEqual(loaded(), ["lima", "oslo", "paris"]);
+			await ask("kyiv"); // the order ran out: walks again, oslo is the least recently used
+			assert.deepEqual(loaded(), ["kyiv", "lima", "paris"]);
+			assert.match(
+				(await dp.metrics()).body,
+				/mlship_model_evictions_total\{model="flower"\} 3/,
+			);
 		} finally {
 			await dp.close();
 		}
