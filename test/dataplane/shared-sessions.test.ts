@@ -123,18 +123,26 @@ describe("a per-entity family of identical retrains", () => {
 	});
 	after(() => store.close());
 
+	/** A data plane serving the family lazily (under max_loaded_models when given). */
+	const flowers = (maxLoadedModels?: number) =>
+		createDataPlane({
+			models: [{ name: "flower", source: "flower", entityKey: "city" }],
+			registry: store,
+			lazy: true,
+			...(maxLoadedModels === undefined ? {} : { maxLoadedModels }),
+			processMetrics: false,
+		});
+	/** One request for `city`'s model with the golden rows. */
+	const askOf = (dp: Awaited<ReturnType<typeof flowers>>) => (city: string) =>
+		dp.infer("flower", undefined, { inputs: tensors }, { entity: city });
+
 	const loadedBytes = async (dp: { metrics(): Promise<{ body: string }> }) =>
 		Number(
 			/mlship_models_loaded_bytes (\d+)/.exec((await dp.metrics()).body)?.[1],
 		);
 
 	it("members with the same sha256 count their sessions once, and evicting one keeps the other answering", async () => {
-		const dp = await createDataPlane({
-			models: [{ name: "flower", source: "flower", entityKey: "city" }],
-			registry: store,
-			lazy: true,
-			processMetrics: false,
-		});
+		const dp = await flowers();
 		const g = golden(IRIS);
 		const ask = async (city: string) => {
 			const r = await dp.infer(
@@ -165,13 +173,7 @@ describe("a per-entity family of identical retrains", () => {
 	});
 
 	it("the loaded count and estimated bytes stay exact over first loads (counted without a walk), evictions and unloads", async () => {
-		const dp = await createDataPlane({
-			models: [{ name: "flower", source: "flower", entityKey: "city" }],
-			registry: store,
-			lazy: true,
-			maxLoadedModels: 3,
-			processMetrics: false,
-		});
+		const dp = await flowers(3);
 		const gauges = async () => {
 			const body = (await dp.metrics()).body;
 			return [
@@ -179,8 +181,7 @@ describe("a per-entity family of identical retrains", () => {
 				Number(/^mlship_models_loaded_bytes (\d+)/m.exec(body)?.[1]),
 			];
 		};
-		const ask = (city: string) =>
-			dp.infer("flower", undefined, { inputs: tensors }, { entity: city });
+		const ask = askOf(dp);
 		try {
 			await ask("berlin");
 			const [n1, one] = (await gauges()) as [number, number];
@@ -206,21 +207,14 @@ describe("a per-entity family of identical retrains", () => {
 	});
 
 	it("evicts the least recently used member, also one used or loaded after the last eviction walk", async () => {
-		const dp = await createDataPlane({
-			models: [{ name: "flower", source: "flower", entityKey: "city" }],
-			registry: store,
-			lazy: true,
-			maxLoadedModels: 3,
-			processMetrics: false,
-		});
+		const dp = await flowers(3);
 		const loaded = () =>
 			dp
 				.repositoryIndex()
 				.filter((e) => e.state === "READY" && e.entity !== undefined)
 				.map((e) => e.entity)
 				.sort();
-		const ask = (city: string) =>
-			dp.infer("flower", undefined, { inputs: tensors }, { entity: city });
+		const ask = askOf(dp);
 		try {
 			for (const city of ["berlin", "paris", "rome"]) await ask(city);
 			await ask("oslo"); // walks: berlin goes
@@ -240,13 +234,7 @@ describe("a per-entity family of identical retrains", () => {
 	});
 
 	it("under max_loaded_models 1, the evicted member's share goes and the loaded one keeps its session", async () => {
-		const dp = await createDataPlane({
-			models: [{ name: "flower", source: "flower", entityKey: "city" }],
-			registry: store,
-			lazy: true,
-			maxLoadedModels: 1,
-			processMetrics: false,
-		});
+		const dp = await flowers(1);
 		try {
 			for (const city of ["berlin", "paris", "berlin", "paris"]) {
 				const r = await dp.infer(
