@@ -219,15 +219,18 @@ describe("onnx executor.inline", () => {
 	it("an inline batch calls the native session directly, one event-loop turn later (not onnxruntime-node's JavaScript run)", async () => {
 		const { bundle, inputs } = await inputsOf();
 		const rt = await onnx();
-		const wrapped = ort.InferenceSession.prototype.run;
+		// onnxruntime-node's InferenceSession is a class at run time (its type is the factory interface).
+		const proto = (
+			ort.InferenceSession as unknown as {
+				prototype: { run: (...args: unknown[]) => Promise<unknown> };
+			}
+		).prototype;
+		const wrapped = proto.run;
 		let viaWrapper = 0;
-		ort.InferenceSession.prototype.run = function (
-			this: ort.InferenceSession,
-			...args: Parameters<typeof wrapped>
-		) {
+		proto.run = function (this: unknown, ...args: unknown[]) {
 			viaWrapper++;
 			return wrapped.apply(this, args);
-		} as typeof wrapped;
+		};
 		try {
 			for (const mode of ["inline", "auto"] as const) {
 				const m = await rt.load(bundle, { mode, workers: 1 });
@@ -248,7 +251,7 @@ describe("onnx executor.inline", () => {
 				}
 			}
 		} finally {
-			ort.InferenceSession.prototype.run = wrapped;
+			proto.run = wrapped;
 		}
 	});
 
