@@ -431,8 +431,12 @@ class ServingDataPlane implements DataPlane {
 		routeKey?: (r: RouteState) => string | undefined,
 	): Promise<{ s: Served; outs: T; e: Entry }> {
 		for (let attempt = 0; ; attempt++) {
-			const e = await this.#router.route(name, entity);
-			let s = await this.#cache.use(e, version);
+			// Without awaits when the model is loaded and needs no registry lookup (the hot path).
+			const e =
+				this.#router.routeNow(name, entity) ??
+				(await this.#router.route(name, entity));
+			let s =
+				this.#cache.useNow(e, version) ?? (await this.#cache.use(e, version));
 			// A traffic policy picks the version, unless the client named one.
 			const r = e.route;
 			if (r !== undefined && version === undefined)
