@@ -378,18 +378,21 @@ class ServingDataPlane implements DataPlane {
 			name,
 			entity,
 			version,
-			async (s) => {
-				const outs = await s.model.predictTensors(
-					inputs,
-					outputs,
-					opts.timeoutMs,
-					context,
-				);
-				// The same version explains what it predicted.
-				if (explain)
-					explained = await s.model.explainShaped(inputs, explain.top);
-				return outs;
-			},
+			explain
+				? async (s) => {
+						const outs = await s.model.predictTensors(
+							inputs,
+							outputs,
+							opts.timeoutMs,
+							context,
+						);
+						// The same version explains what it predicted.
+						explained = await s.model.explainShaped(inputs, explain.top);
+						return outs;
+					}
+				: // No async wrapper (and its promise) per request when there is nothing to explain.
+					(s) =>
+						s.model.predictTensors(inputs, outputs, opts.timeoutMs, context),
 			(r) => {
 				const sticky = r.route.policy.sticky;
 				return sticky?.from === "feature"
