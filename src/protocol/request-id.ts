@@ -60,5 +60,5 @@ export function newRequestId(): string {
 		text[o++] = HEX[b >> 4] as number;
 		text[o++] = HEX[b & 0x0f] as number;
 	}
-	return text.latin1Slice(0, 36);
+	return text.toString("latin1", 0, 36);
 }
