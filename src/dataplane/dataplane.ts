@@ -378,18 +378,21 @@ class ServingDataPlane implements DataPlane {
 			name,
 			entity,
 			version,
-			async (s) => {
-				const outs = await s.model.predictTensors(
-					inputs,
-					outputs,
-					opts.timeoutMs,
-					context,
-				);
-				// The same version explains what it predicted.
-				if (explain)
-					explained = await s.model.explainShaped(inputs, explain.top);
-				return outs;
-			},
+			explain
+				? async (s) => {
+						const outs = await s.model.predictTensors(
+							inputs,
+							outputs,
+							opts.timeoutMs,
+							context,
+						);
+						// The same version explains what it predicted.
+						explained = await s.model.explainShaped(inputs, explain.top);
+						return outs;
+					}
+				: // No async wrapper (and its promise) per request when there is nothing to explain.
+					(s) =>
+						s.model.predictTensors(inputs, outputs, opts.timeoutMs, context),
 			(r) => {
 				const sticky = r.route.policy.sticky;
 				return sticky?.from === "feature"
@@ -431,8 +434,12 @@ class ServingDataPlane implements DataPlane {
 		routeKey?: (r: RouteState) => string | undefined,
 	): Promise<{ s: Served; outs: T; e: Entry }> {
 		for (let attempt = 0; ; attempt++) {
-			const e = await this.#router.route(name, entity);
-			let s = await this.#cache.use(e, version);
+			// Without awaits when the model is loaded and needs no registry lookup (the hot path).
+			const e =
+				this.#router.routeNow(name, entity) ??
+				(await this.#router.route(name, entity));
+			let s =
+				this.#cache.useNow(e, version) ?? (await this.#cache.use(e, version));
 			// A traffic policy picks the version, unless the client named one.
 			const r = e.route;
 			if (r !== undefined && version === undefined)

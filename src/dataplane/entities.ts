@@ -41,10 +41,10 @@ export class EntityRouter {
 	}
 
 	/**
-	 * Which entry serves a request: the named model; for a per-entity family, the entity's member when the
-	 * registry has a model for it, else the family's default (when fallback is on).
+	 * `route` without a promise when no registry lookup is needed (a plain model, or a family's default): undefined
+	 * when the caller must `route` (an entity of a family). Throws what `route` throws.
 	 */
-	async route(name: string, entity: string | undefined): Promise<Entry> {
+	routeNow(name: string, entity: string | undefined): Entry | undefined {
 		const e = this.#cache.entry(name);
 		const f = e.family;
 		if (!f) {
@@ -61,6 +61,19 @@ export class EntityRouter {
 				);
 			return e;
 		}
+		return undefined;
+	}
+
+	/**
+	 * Which entry serves a request: the named model; for a per-entity family, the entity's member when the
+	 * registry has a model for it, else the family's default (when fallback is on).
+	 */
+	async route(name: string, entity: string | undefined): Promise<Entry> {
+		const now = this.routeNow(name, entity);
+		if (now !== undefined) return now;
+		const e = this.#cache.entry(name);
+		const f = e.family as Family;
+		if (entity === undefined) return e; // unreachable: routeNow answers it
 		try {
 			assertEntity(entity);
 		} catch (err) {

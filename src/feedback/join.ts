@@ -55,6 +55,8 @@ export const MAX_ITEMS = 10_000;
 
 /** A served request as kept: what the feedback join needs, in a few small typed arrays. */
 interface Kept {
+	/** The request id (a flat copy), so the age queue holds the Kept itself, not a wrapper object per id. */
+	id: string;
 	model: string;
 	version: string;
 	at: number;
@@ -78,17 +80,23 @@ function width(t: Tensor): number {
 	return w;
 }
 
-const INT = new Set([
-	"INT8",
-	"INT16",
-	"INT32",
-	"INT64",
-	"UINT8",
-	"UINT16",
-	"UINT32",
-	"UINT64",
-]);
-const FLOAT = new Set(["FP16", "FP32", "FP64"]);
+/** INT8…UINT64 (the first letter; not BOOL or BYTES): a per-request check, so no Set lookup. */
+function isInt(datatype: string): boolean {
+	const c = datatype.charCodeAt(0);
+	return c === 73 || c === 85; // I, U
+}
+
+/** FP16, FP32, FP64. */
+function isFloat(datatype: string): boolean {
+	return datatype.charCodeAt(0) === 70; // F
+}
+
+/** A tensor's values as a plain array of numbers (a loop: `Array.from` on a typed array goes through its iterator). */
+function numbers(data: ArrayLike<unknown>, n: number): number[] {
+	const out: number[] = [];
+	for (let i = 0; i < n; i++) out.push(Number(data[i]));
+	return out;
+}
 
 /**
  * What a prediction said, per row: a class index (with its probabilities, when there are some) or a value.
@@ -96,7 +104,11 @@ const FLOAT = new Set(["FP16", "FP32", "FP64"]);
  * class is their argmax when there is no class output); a width-1 float output of a model that is not a classifier is
  * the value. Undefined when nothing fits (the request is not kept).
  */
-export function keptOf(call: PredictCall, at: number): Kept | undefined {
+export function keptOf(
+	call: PredictCall,
+	at: number,
+	id = "",
+): Kept | undefined {
 	const rows = call.outputs[0]?.shape[0] ?? 0;
 	if (rows === 0 || rows > MAX_ROWS_PER_ID) return undefined;
 	let label: Tensor | undefined;
@@ -104,21 +116,22 @@ export function keptOf(call: PredictCall, at: number): Kept | undefined {
 	let value: Tensor | undefined;
 	for (const t of call.outputs) {
 		const w = width(t);
-		if (w === 1 && (INT.has(t.datatype) || t.datatype === "BYTES")) label ??= t;
-		else if (w >= 2 && FLOAT.has(t.datatype)) probs ??= t;
-		else if (w === 1 && FLOAT.has(t.datatype)) value ??= t;
+		if (w === 1 && (isInt(t.datatype) || t.datatype === "BYTES")) label ??= t;
+		else if (w >= 2 && isFloat(t.datatype)) probs ??= t;
+		else if (w === 1 && isFloat(t.datatype)) value ??= t;
 	}
 	const regression =
 		call.task === "regression" ||
 		(call.task !== "classification" && !label && !probs && value !== undefined);
 	const kept: Kept = {
+		id,
 		model: call.model,
 		// A bundle loaded without a registry is version 1, as `serve` numbers it.
 		version: String(call.version ?? 1),
 		at,
 		rows,
 		classes: call.plan.labels,
-		pred: new Array<number>(rows).fill(0),
+		pred: [],
 		probs: undefined,
 		k: 0,
 		regression,
@@ -127,12 +140,12 @@ export function keptOf(call: PredictCall, at: number): Kept | undefined {
 	};
 	if (regression) {
 		if (!value) return undefined;
-		for (let r = 0; r < rows; r++) kept.pred[r] = Number(value.data[r]);
+		kept.pred = numbers(value.data, rows);
 		return kept;
 	}
 	if (probs) {
 		kept.k = width(probs);
-		kept.probs = Array.from(probs.data as ArrayLike<number>);
+		kept.probs = numbers(probs.data, rows * kept.k);
 	}
 	if (label?.datatype === "BYTES") {
 		// Class names as text need the bundle's labels to become indices.
@@ -140,10 +153,9 @@ export function keptOf(call: PredictCall, at: number): Kept | undefined {
 		for (let r = 0; r < rows; r++) {
 			const i = call.plan.labels.indexOf(String(label.data[r]));
 			if (i < 0) return undefined;
-			kept.pred[r] = i;
+			kept.pred.push(i);
 		}
-	} else if (label)
-		for (let r = 0; r < rows; r++) kept.pred[r] = Number(label.data[r]);
+	} else if (label) kept.pred = numbers(label.data, rows);
 	else if (kept.probs) {
 		const k = kept.k;
 		for (let r = 0; r < rows; r++) {
@@ -154,7 +166,7 @@ export function keptOf(call: PredictCall, at: number): Kept | undefined {
 					(kept.probs[r * k + best] as number)
 				)
 					best = j;
-			kept.pred[r] = best;
+			kept.pred.push(best);
 		}
 	} else return undefined;
 	return kept;
@@ -176,7 +188,7 @@ export class FeedbackJoin {
 	 * stale and skipped). Not the Map's own order: iterating a Map from the front walks every deleted slot since its
 	 * last rehash (measured: ~70 µs per call at a 100,000-id cap), a queue is O(1).
 	 */
-	#queue: { id: string; kept: Kept }[] = [];
+	#queue: Kept[] = [];
 	#head = 0;
 	readonly #listeners: RewardListener[] = [];
 	readonly #truthListeners: TruthListener[] = [];
@@ -203,13 +215,16 @@ export class FeedbackJoin {
 		// A shadow copy answered nobody: the id belongs to the primary's answer.
 		if (call.requestId === undefined || call.shadow) return;
 		const now = this.#now();
-		const kept = keptOf(call, now);
-		if (!kept) return;
 		// A flat copy: a generated UUID is a rope of ~20 pieces that would cost ~450 bytes more per id kept.
-		const id = Buffer.from(call.requestId, "utf8").toString("utf8");
+		const kept = keptOf(
+			call,
+			now,
+			Buffer.from(call.requestId, "utf8").toString("utf8"),
+		);
+		if (!kept) return;
 		// A reused id is the newest answer (its older queue entry becomes stale).
-		this.#ids.set(id, kept);
-		this.#queue.push({ id, kept });
+		this.#ids.set(kept.id, kept);
+		this.#queue.push(kept);
 		this.#prune(now);
 	};
 
@@ -249,13 +264,13 @@ export class FeedbackJoin {
 		const oldest = now - this.retentionMs;
 		const q = this.#queue;
 		while (this.#head < q.length) {
-			const e = q[this.#head] as { id: string; kept: Kept };
-			if (this.#ids.get(e.id) !== e.kept) {
+			const e = q[this.#head] as Kept;
+			if (this.#ids.get(e.id) !== e) {
 				this.#head++; // stale: the id was answered again
 				continue;
 			}
 			if (this.#ids.size > this.maxIds) this.evicted++;
-			else if (e.kept.at >= oldest) break;
+			else if (e.at >= oldest) break;
 			this.#ids.delete(e.id);
 			this.#head++;
 		}

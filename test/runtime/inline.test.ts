@@ -1,6 +1,7 @@
 // executor.inline: where a batch runs (calling thread or worker pool), decided from the model's cost measured at load.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import ort from "onnxruntime-node";
 import { readBundle } from "../../src/bundle/bundle.ts";
 import { parseManifest } from "../../src/bundle/manifest.ts";
 import { encodeRecords, planTable } from "../../src/codec/table.ts";
@@ -212,6 +213,45 @@ describe("onnx executor.inline", () => {
 			} finally {
 				await m.unload();
 			}
+		}
+	});
+
+	it("an inline batch calls the native session directly, one event-loop turn later (not onnxruntime-node's JavaScript run)", async () => {
+		const { bundle, inputs } = await inputsOf();
+		const rt = await onnx();
+		// onnxruntime-node's InferenceSession is a class at run time (its type is the factory interface).
+		const proto = (
+			ort.InferenceSession as unknown as {
+				prototype: { run: (...args: unknown[]) => Promise<unknown> };
+			}
+		).prototype;
+		const wrapped = proto.run;
+		let viaWrapper = 0;
+		proto.run = function (this: unknown, ...args: unknown[]) {
+			viaWrapper++;
+			return wrapped.apply(this, args);
+		};
+		try {
+			for (const mode of ["inline", "auto"] as const) {
+				const m = await rt.load(bundle, { mode, workers: 1 });
+				try {
+					viaWrapper = 0;
+					let settled = false;
+					const call = m.predict(inputs, undefined, false).finally(() => {
+						settled = true;
+					});
+					// Calls made in the same turn queue behind it and form the next batch: it never answers from
+					// microtasks alone.
+					for (let i = 0; i < 20; i++) await Promise.resolve();
+					assert.equal(settled, false, `${mode}: answered within the turn`);
+					assertTensorsMatch(fixture, await call);
+					assert.equal(viaWrapper, 0, `${mode}: ran through ort's run`);
+				} finally {
+					await m.unload();
+				}
+			}
+		} finally {
+			proto.run = wrapped;
 		}
 	});
 
