@@ -219,18 +219,15 @@ describe("onnx executor.inline", () => {
 	it("an inline batch calls the native session directly, one event-loop turn later (not onnxruntime-node's JavaScript run)", async () => {
 		const { bundle, inputs } = await inputsOf();
 		const rt = await onnx();
-		// onnxruntime-node's InferenceSession is a class at run time (its type is the factory interface).
-		const proto = (
-			ort.InferenceSession as unknown as {
-				prototype: { run: (...args: unknown[]) => Promise<unknown> };
-			}
-		).prototype;
-		const wrapped = proto.run;
+		const wrapped = ort.InferenceSession.prototype.run;
 		let viaWrapper = 0;
-		proto.run = function (this: unknown, ...args: unknown[]) {
+		ort.InferenceSession.prototype.run = function (
+			this: ort.InferenceSession,
+			...args: Parameters<typeof wrapped>
+		) {
 			viaWrapper++;
 			return wrapped.apply(this, args);
-		};
+		} as typeof wrapped;
 		try {
 			for (const mode of ["inline", "auto"] as const) {
 				const m = await rt.load(bundle, { mode, workers: 1 });
@@ -251,7 +248,7 @@ describe("onnx executor.inline", () => {
 				}
 			}
 		} finally {
-			proto.run = wrapped;
+			ort.InferenceSession.prototype.run = wrapped;
 		}
 	});
 
