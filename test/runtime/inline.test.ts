@@ -1,7 +1,6 @@
 // executor.inline: where a batch runs (calling thread or worker pool), decided from the model's cost measured at load.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import ort from "onnxruntime-node";
 import { readBundle } from "../../src/bundle/bundle.ts";
 import { parseManifest } from "../../src/bundle/manifest.ts";
 import { encodeRecords, planTable } from "../../src/codec/table.ts";
@@ -213,42 +212,6 @@ describe("onnx executor.inline", () => {
 			} finally {
 				await m.unload();
 			}
-		}
-	});
-
-	it("an inline batch calls the native session directly, one event-loop turn later (not onnxruntime-node's JavaScript run)", async () => {
-		const { bundle, inputs } = await inputsOf();
-		const rt = await onnx();
-		const wrapped = ort.InferenceSession.prototype.run;
-		let viaWrapper = 0;
-		ort.InferenceSession.prototype.run = function (
-			this: ort.InferenceSession,
-			...args: Parameters<typeof wrapped>
-		) {
-			viaWrapper++;
-			return wrapped.apply(this, args);
-		} as typeof wrapped;
-		try {
-			for (const mode of ["inline", "auto"] as const) {
-				const m = await rt.load(bundle, { mode, workers: 1 });
-				try {
-					viaWrapper = 0;
-					let settled = false;
-					const call = m.predict(inputs, undefined, false).finally(() => {
-						settled = true;
-					});
-					// Calls made in the same turn queue behind it and form the next batch: it never answers from
-					// microtasks alone.
-					for (let i = 0; i < 20; i++) await Promise.resolve();
-					assert.equal(settled, false, `${mode}: answered within the turn`);
-					assertTensorsMatch(fixture, await call);
-					assert.equal(viaWrapper, 0, `${mode}: ran through ort's run`);
-				} finally {
-					await m.unload();
-				}
-			}
-		} finally {
-			ort.InferenceSession.prototype.run = wrapped;
 		}
 	});
 

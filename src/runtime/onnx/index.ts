@@ -34,52 +34,9 @@ import { WORKER_URL } from "./worker-url.ts";
 
 export { checkSignature };
 
-/** Runs batches on the calling thread. */
-interface InlineSession {
-	run(inputs: Tensor[], outputs: readonly string[]): Promise<Tensor[]>;
-	release(): Promise<void>;
-}
-
-/** The next turn of the event loop (its check phase). */
-function nextTurn(): Promise<void> {
-	return new Promise((resolve) => setImmediate(resolve));
-}
-
-/**
- * The inline session of `bytes`: the native session called directly (SyncSession) one event-loop turn after the
- * call, as onnxruntime-node's own `run` does (requests arriving in the meantime queue and form the next batch), but
- * without its JavaScript wrapper's checks and copies (~2–4 µs CPU per one-row call); onnxruntime-node's session
- * where the native binding is not laid out as expected. `session` (already open, for the signature) is released
- * when it is not the one used.
- */
-async function inlineSession(
-	session: OrtSession,
-	bytes: Uint8Array,
-	threads: number,
-): Promise<InlineSession> {
-	let sync: SyncSession | undefined;
-	try {
-		sync = SyncSession.open(bytes, threads);
-	} catch {
-		sync = undefined;
-	}
-	if (!sync)
-		return {
-			run: (inputs, outputs) => runSession(session, inputs, outputs),
-			release: () => session.release(),
-		};
-	await session.release();
-	const native = sync;
-	return {
-		run: (inputs, outputs) =>
-			nextTurn().then(() => native.run(inputs, outputs)),
-		release: () => native.close(),
-	};
-}
-
 /** The sessions of one artifact: an inline session, a pool slot, or both. */
 interface Sessions {
-	inline: InlineSession | undefined;
+	inline: OrtSession | undefined;
 	pool: PoolSlot | undefined;
 	/** The graph's signature, read once. */
 	graph: Signature;
@@ -96,7 +53,7 @@ class OnnxModel implements LoadedModel {
 	readonly concurrency: number;
 	readonly bytes: number;
 	readonly shared: SharedBytes | undefined;
-	readonly #inline: InlineSession | undefined;
+	readonly #inline: OrtSession | undefined;
 	readonly #pool: PoolSlot | undefined;
 	readonly #inlinePolicy: InlinePolicy;
 	readonly #release: () => Promise<void>;
@@ -142,7 +99,7 @@ class OnnxModel implements LoadedModel {
 		// A batch cheaper than a hand-off to a worker runs inline (executor.inline auto: by the cost measured at
 		// load, busy or not); a dearer one goes to the pool, keeping the calling thread free to parse and answer.
 		if (this.#inline && (!this.#pool || this.#inlinePolicy.inline(rows, busy)))
-			return this.#inline.run(inputs, wanted);
+			return runSession(this.#inline, inputs, wanted);
 		return (this.#pool as PoolSlot).call<Tensor[]>({
 			inputs,
 			outputs: wanted,
@@ -352,25 +309,22 @@ export const onnxRuntime: Runtime = {
 				await session.release();
 				return { inline: undefined, pool, graph, cost: undefined };
 			}
-			let inline: InlineSession;
-			try {
-				inline = await inlineSession(session, bytes, threads);
-			} catch (err) {
-				await pool?.close();
-				throw err;
-			}
 			// Timed once per session set (byte-identical artifacts on a shared pool share it): only auto with a
 			// pool beside the inline session has a choice to make.
-			const names = graph.outputs.map((o) => o.name);
 			const cost =
 				pool && inlineSetting === "auto"
 					? await calibrateInline(
 							graph,
-							(inputs) => inline.run(inputs, names),
+							(inputs) =>
+								runSession(
+									session,
+									inputs,
+									graph.outputs.map((o) => o.name),
+								),
 							IDLE_INLINE_FACTOR * inlineMaxUs,
 						)
 					: undefined;
-			return { inline, pool, graph, cost };
+			return { inline: session, pool, graph, cost };
 		};
 		// On a shared pool (serving many models) byte-identical artifacts share their sessions.
 		const key = shared
