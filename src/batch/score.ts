@@ -373,7 +373,10 @@ export function explainColumns(e: Explanation, k: number): PredictionColumn[] {
 }
 
 /** Model outputs as table columns, each with the datatype of the output it came from. */
-function predictionColumns(model: Model, outs: Tensor[]): PredictionColumn[] {
+export function predictionColumns(
+	model: Model,
+	outs: Tensor[],
+): PredictionColumn[] {
 	return outputsToColumns(model.plan, outs).map((c) => {
 		const t = outs.find(
 			(o) => c.name === o.name || c.name.startsWith(`${o.name}_`),
