@@ -6,7 +6,7 @@
 // records (`mlship batch work`, 1 and 2 workers) beside a plain COPY-based read → score → write → mark of the same rows.
 //
 //   node bench/batch/run.ts [--rows 10000000] [--pg-rows 200000] [--chunk-rows 1000[,5000…]] [--no-results]
-//   node bench/batch/run.ts --only run         # batch run and its bounds alone (## batch; ~2 min at --rows 1000000)
+//   node bench/batch/run.ts --only run [--runs 3]  # batch run and its bounds alone (## batch; ~2 min per run at 1M rows)
 //   node bench/batch/run.ts --only work        # the PostgreSQL part alone (`batch work` vs COPY; ~1 min)
 //
 // Needs bench/batch/setup.sh (the Python venv) for the pandas contender and the PostgreSQL binaries (scripts/setup).
@@ -59,6 +59,7 @@ const { values: args } = parseArgs({
 		"pg-rows": { type: "string", default: "200000" },
 		"chunk-rows": { type: "string", default: "1000" },
 		only: { type: "string" },
+		runs: { type: "string", default: "1" },
 		"no-results": { type: "boolean", default: false },
 		child: { type: "string" },
 		input: { type: "string" },
@@ -68,6 +69,8 @@ const { values: args } = parseArgs({
 });
 const ROWS = positiveInt("--rows", args.rows);
 const PG_ROWS = positiveInt("--pg-rows", args["pg-rows"]);
+/** Runs of each `batch run` contender (alternating); the table shows the run with the median CPU per row. */
+const RUNS = positiveInt("--runs", args.runs);
 /** Chunk sizes `batch work` runs with (1 process each; the first also with 2 processes). */
 const CHUNKS = (args["chunk-rows"] ?? "1000")
 	.split(",")
@@ -740,8 +743,7 @@ async function runPart(): Promise<void> {
 	const features = featureNames();
 	const input = await ensureData(ROWS, features);
 	console.error(`bench/batch: ${fmtInt(ROWS)} rows in ${input}`);
-	const rows: Row[] = [];
-	for (const run of [
+	const contenders = [
 		(i: string) => mlshipRun(i),
 		(i: string) => mlshipRun(i, true),
 		(i: string) => rawRun(i, "raw1"),
@@ -751,13 +753,23 @@ async function runPart(): Promise<void> {
 		writeRun,
 		pandasRun,
 		sqlRun,
-	]) {
-		const r = await run(input);
-		rows.push(r);
-		console.error(
-			`${r.name}: ${fmtInt(r.rowsPerSecond)} rows/s, CPU ${cpuPerRow(r)} µs/row, wall ${r.wallS.toFixed(1)} s, peak RSS ${r.peakRssMb?.toFixed(0) ?? "?"} MB, benign ${r.benign}`,
+	];
+	const runs: Row[][] = contenders.map(() => []);
+	for (let k = 0; k < RUNS; k++)
+		for (const [c, run] of contenders.entries()) {
+			const r = await run(input);
+			runs[c]?.push(r);
+			console.error(
+				`${r.name}: ${fmtInt(r.rowsPerSecond)} rows/s, CPU ${cpuPerRow(r)} µs/row, wall ${r.wallS.toFixed(1)} s, peak RSS ${r.peakRssMb?.toFixed(0) ?? "?"} MB, benign ${r.benign}`,
+			);
+		}
+	// Each contender's run with the median CPU per row (rows/s, RSS and stages of that same run).
+	const rows = runs.map((rs) => {
+		const sorted = [...rs].sort(
+			(a, b) => (a.cpuS ?? 0) / a.rows - (b.cpuS ?? 0) / b.rows,
 		);
-	}
+		return sorted[(sorted.length - 1) >> 1] as Row;
+	});
 	const [mlship, mlshipTrees, raw1, raw2, trees1, read, write, pandas, sql] =
 		rows as [Row, Row, Row, Row, Row, Row, Row, Row, Row];
 	const pct = (x: number, of: number) => `${((100 * x) / of).toFixed(0)}%`;
@@ -804,7 +816,7 @@ async function runPart(): Promise<void> {
 		`\n${table}\n\n${CPU_NOTE}\n\n${stages}\n\n${STAGE_NOTE}\n\n${conclusion}`,
 	);
 	if (args["no-results"]) return;
-	const cmd = `node bench/batch/run.ts --only run${ROWS === 10_000_000 ? "" : ` --rows ${ROWS}`}`;
+	const cmd = `node bench/batch/run.ts --only run${ROWS === 10_000_000 ? "" : ` --rows ${ROWS}`}${RUNS === 1 ? "" : ` --runs ${RUNS}`}`;
 	await writeResults(
 		"batch",
 		[
@@ -815,6 +827,11 @@ async function runPart(): Promise<void> {
 			`- date: ${new Date().toISOString().slice(0, 10)}`,
 			`- machine: ${machine()}; load average ${LOAD_AT_START.toFixed(2)} when the bench started`,
 			`- data: ${fmtInt(ROWS)} rows (the 143 golden records cycled, ±0.1% deterministic jitter)`,
+			...(RUNS > 1
+				? [
+						`- runs: ${RUNS} of each contender, alternating; each row is the run with the median CPU per row`,
+					]
+				: []),
 			...(LOAD_AT_START > availableParallelism() / 2
 				? [
 						"- loaded machine: other work shared the cores, so the contenders' rows/s and wall times are not comparable with each other (each got a different share); compare CPU µs/row",
