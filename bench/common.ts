@@ -2,7 +2,14 @@
 // the machine line, and bench/RESULTS.md sections.
 import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
-import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import {
+	copyFile,
+	mkdir,
+	readFile,
+	rename,
+	rm,
+	writeFile,
+} from "node:fs/promises";
 import { availableParallelism, totalmem } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -210,6 +217,19 @@ export function machine(extra = ""): string {
 	} catch {}
 	const ram = (totalmem() / 2 ** 30).toFixed(1);
 	return `${availableParallelism()} cores (nproc), ${cpu}, ${ram} GiB RAM, Node ${process.version}, Linux${extra ? `, ${extra}` : ""}`;
+}
+
+/** A copy of the bench bundle whose manifest says `runtime: trees` (same model.onnx, same signature). */
+export async function treesBundle(): Promise<string> {
+	const dir = join(OUT, "trees-bundle");
+	await mkdir(dir, { recursive: true });
+	await copyFile(join(MODEL_DIR, "model.onnx"), join(dir, "model.onnx"));
+	const yaml = await readFile(join(MODEL_DIR, "mlship.yaml"), "utf8");
+	await writeFile(
+		join(dir, "mlship.yaml"),
+		yaml.replace(/^runtime: onnx$/m, "runtime: trees"),
+	);
+	return dir;
 }
 
 export const fmtInt = (x: number) => Math.round(x).toLocaleString("en-US");

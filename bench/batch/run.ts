@@ -1,10 +1,12 @@
-// bench/batch: `mlship batch run` Parquet → Parquet with the breast_cancer GBDT beside the raw onnxruntime-node bounds
-// (one session; two sessions on two worker threads = the all-cores bound), reading + encoding alone (what DuckDB's
-// Parquet decode and the tensor encoder cost without a model), and a pandas + scikit-learn script doing the same job;
-// the DuckDB SQL function against the one-session bound; PostgreSQL pending records (`mlship batch work`, 1 and 2
-// workers) beside a plain COPY-based read → score → write → mark of the same rows.
+// bench/batch: `mlship batch run` Parquet → Parquet with the breast_cancer GBDT (onnx runtime, and the same model.onnx
+// with `runtime: trees`) beside the raw bounds (onnxruntime: one session; two sessions on two worker threads = the
+// all-cores bound; the raw trees loop), reading + encoding alone and writing alone (what DuckDB's Parquet decode, the
+// tensor encoder and the file sink cost without a model), and a pandas + scikit-learn script doing the same job; per
+// thread kind, where mlship's CPU goes; the DuckDB SQL function against the one-session bound; PostgreSQL pending
+// records (`mlship batch work`, 1 and 2 workers) beside a plain COPY-based read → score → write → mark of the same rows.
 //
 //   node bench/batch/run.ts [--rows 10000000] [--pg-rows 200000] [--chunk-rows 1000[,5000…]] [--no-results]
+//   node bench/batch/run.ts --only run [--runs 3]  # batch run and its bounds alone (## batch; ~2 min per run at 1M rows)
 //   node bench/batch/run.ts --only work        # the PostgreSQL part alone (`batch work` vs COPY; ~1 min)
 //
 // Needs bench/batch/setup.sh (the Python venv) for the pandas contender and the PostgreSQL binaries (scripts/setup).
@@ -12,7 +14,7 @@
 // CPU its process used (every thread) during the timed part, so CPU µs per row compares contenders on a loaded machine
 // too. Results go to stdout and to the "## batch" section of bench/RESULTS.md.
 
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { mkdir, readdir, readFile, rm } from "node:fs/promises";
 import { availableParallelism, loadavg } from "node:os";
 import { join } from "node:path";
@@ -24,7 +26,10 @@ import pg from "pg";
 import { from as copyFrom, to as copyTo } from "pg-copy-streams";
 import { runPending } from "../../src/batch/pending.ts";
 import { runBatch } from "../../src/batch/run.ts";
+import { predictionColumns } from "../../src/batch/score.ts";
+import { FileSink } from "../../src/batch/sinks/file.ts";
 import { DuckDBSource } from "../../src/batch/sources/duckdb.ts";
+import type { KeptColumn, PredictionColumn } from "../../src/batch/types.ts";
 import { TableEncoder } from "../../src/codec/table.ts";
 import { loadModel } from "../../src/model.ts";
 import { registerDuckDBFunctions } from "../../src/sql/duckdb.ts";
@@ -42,6 +47,7 @@ import {
 	ROOT,
 	sqlIdent,
 	sqlString,
+	treesBundle,
 	writeResults,
 } from "../common.ts";
 
@@ -53,22 +59,28 @@ const { values: args } = parseArgs({
 		"pg-rows": { type: "string", default: "200000" },
 		"chunk-rows": { type: "string", default: "1000" },
 		only: { type: "string" },
+		runs: { type: "string", default: "1" },
 		"no-results": { type: "boolean", default: false },
 		child: { type: "string" },
 		input: { type: "string" },
 		url: { type: "string" },
+		model: { type: "string" },
 	},
 });
 const ROWS = positiveInt("--rows", args.rows);
 const PG_ROWS = positiveInt("--pg-rows", args["pg-rows"]);
+/** Runs of each `batch run` contender (alternating); the table shows the run with the median CPU per row. */
+const RUNS = positiveInt("--runs", args.runs);
 /** Chunk sizes `batch work` runs with (1 process each; the first also with 2 processes). */
 const CHUNKS = (args["chunk-rows"] ?? "1000")
 	.split(",")
 	.map((c) => positiveInt("--chunk-rows", c));
-if (args.only !== undefined && args.only !== "work")
+if (args.only !== undefined && args.only !== "work" && args.only !== "run")
 	throw new Error(
-		`--only: expected 'work' (the pending-records part), got '${args.only}'`,
+		`--only: expected 'run' (batch run and its bounds) or 'work' (the pending-records part), got '${args.only}'`,
 	);
+/** Rows per chunk in the reading and writing children: `batch run`'s default chunk. */
+const CHUNK = 32768;
 const PYTHON = join(ROOT, "bench/batch/.venv/bin/python");
 
 interface Row {
@@ -80,6 +92,8 @@ interface Row {
 	wallS: number;
 	peakRssMb: number | null;
 	benign: number | null;
+	/** CPU seconds by thread kind during the timed part (mlship's own children; see threadCpu). */
+	threads?: Record<string, number>;
 }
 
 /** CPU seconds this process (every thread) has used so far. */
@@ -88,17 +102,57 @@ function cpuSeconds(): number {
 	return (c.user + c.system) / 1e6;
 }
 
+/**
+ * CPU seconds of each of this process's threads by kind (Linux /proc; empty elsewhere): the main thread, the model's
+ * worker threads, DuckDB's and the libuv pool's. A thread that ends during the timed part takes its time with it.
+ */
+function threadCpu(): Map<string, number> {
+	const m = new Map<string, number>();
+	let tasks: string[];
+	try {
+		tasks = readdirSync("/proc/self/task");
+	} catch {
+		return m;
+	}
+	const tick = 100; // USER_HZ: /proc reports CPU time in 1/100 s on Linux
+	for (const t of tasks) {
+		let stat: string;
+		try {
+			stat = readFileSync(`/proc/self/task/${t}/stat`, "utf8");
+		} catch {
+			continue; // the thread ended between the listing and the read
+		}
+		const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+		const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+		const kind = t === String(process.pid) ? "main" : comm;
+		m.set(kind, (m.get(kind) ?? 0) + (Number(f[11]) + Number(f[12])) / tick);
+	}
+	return m;
+}
+
+/** Per-thread-kind CPU seconds since `before`, rounded to the tick. */
+function threadsSince(before: Map<string, number>): Record<string, number> {
+	const out: Record<string, number> = {};
+	for (const [k, v] of threadCpu()) {
+		const d = v - (before.get(k) ?? 0);
+		if (d > 0) out[k] = Math.round(d * 100) / 100;
+	}
+	return out;
+}
+
 /** Prints a child's result line: rows, rows/s and CPU seconds of `timed`. */
 async function timedChild(
 	timed: () => Promise<{ rows: number; benign?: number }>,
 ): Promise<void> {
+	const before = threadCpu();
 	const cpu = cpuSeconds();
 	const started = performance.now();
 	const r = await timed();
 	const ms = performance.now() - started;
 	const cpu_s = cpuSeconds() - cpu;
+	const threads = threadsSince(before);
 	process.stdout.write(
-		`${JSON.stringify({ ...r, rows_per_second: r.rows / (ms / 1000), cpu_s })}\n`,
+		`${JSON.stringify({ ...r, rows_per_second: r.rows / (ms / 1000), cpu_s, threads })}\n`,
 	);
 }
 
@@ -106,7 +160,7 @@ async function timedChild(
 async function runChild(input: string): Promise<void> {
 	const out = join(OUT, "batch-mlship.parquet");
 	await rm(out, { force: true });
-	const model = await loadModel(MODEL_DIR);
+	const model = await loadModel(args.model ?? MODEL_DIR);
 	try {
 		await timedChild(async () => {
 			const s = await runBatch(model, { source: input, sink: out });
@@ -141,6 +195,88 @@ async function readChild(input: string): Promise<void> {
 		await source.close();
 		await model.close();
 	}
+}
+
+/**
+ * `--child write`: writing alone: the predictions of one 32,768-row chunk (scored once, not timed) written through
+ * the same file sink `batch run` uses (with the model name and version columns) until the file has as many rows as
+ * the input, then the sink's finish (the Parquet file written).
+ */
+async function writeChild(input: string, rows: number): Promise<void> {
+	const model = await loadModel(MODEL_DIR, { mode: "inline" });
+	const features = model.plan.features.map((f) => f.name);
+	const source = DuckDBSource.file(input, "parquet");
+	const out = join(OUT, "batch-write.parquet");
+	await rm(out, { force: true });
+	try {
+		const enc = new TableEncoder(model.plan, CHUNK);
+		for await (const chunk of source.chunks(features)) {
+			for (let i = 0; i < features.length; i++)
+				enc.writeColumn(i, chunk.rows, chunk.source(i));
+			enc.commit(chunk.rows);
+			if (enc.rows >= CHUNK) break;
+		}
+		const n = enc.rows;
+		const preds = predictionColumns(
+			model,
+			await model.predictTensors(enc.take().tensors),
+		);
+		const stamp: KeptColumn[] = [
+			{
+				name: "model",
+				type: "VARCHAR",
+				values: [],
+				constant: { value: model.name },
+			},
+			{
+				name: "model_version",
+				type: "BIGINT",
+				values: [],
+				constant: { value: null },
+			},
+		];
+		await timedChild(async () => {
+			const sink = await FileSink.create(out, "parquet");
+			let written = 0;
+			try {
+				while (written < rows) {
+					const k = Math.min(n, rows - written);
+					await sink.write(
+						stamp,
+						k === n ? preds : preds.map((p) => sliceColumn(p, k)),
+						k,
+					);
+					written += k;
+				}
+				await sink.finish();
+			} finally {
+				await sink.abort();
+			}
+			return { rows: written };
+		});
+	} finally {
+		await source.close();
+		await model.close();
+	}
+}
+
+/** The first `k` rows of a prediction column. */
+function sliceColumn(p: PredictionColumn, k: number): PredictionColumn {
+	return {
+		name: p.name,
+		datatype: p.datatype,
+		text: p.text,
+		values: p.values.slice(0, k),
+		...(p.numbers ? { numbers: p.numbers.subarray(0, k) } : {}),
+		...(p.codes
+			? {
+					codes: {
+						indices: p.codes.indices.subarray(0, k),
+						names: p.codes.names,
+					},
+				}
+			: {}),
+	};
 }
 
 /** `--child sql`: the DuckDB SQL function over the file, timed in-process (model load excluded). */
@@ -180,11 +316,21 @@ async function benignIn(parquet: string): Promise<number> {
 	}
 }
 
-async function mlshipRun(input: string): Promise<Row> {
+async function mlshipRun(input: string, trees = false): Promise<Row> {
+	const tag = trees ? "batch-mlship-trees" : "batch-mlship";
 	const r = await childRow(
-		"mlship batch run (Parquet → Parquet, default worker pool: 2 workers × 1 thread)",
-		[fileURLToPath(import.meta.url), "--child", "run", "--input", input],
-		"batch-mlship",
+		trees
+			? "mlship batch run, the same model.onnx with `runtime: trees` (Parquet → Parquet, 2 workers)"
+			: "mlship batch run (Parquet → Parquet, default worker pool: 2 workers × 1 thread)",
+		[
+			fileURLToPath(import.meta.url),
+			"--child",
+			"run",
+			"--input",
+			input,
+			...(trees ? ["--model", await treesBundle()] : []),
+		],
+		tag,
 	);
 	return { ...r, benign: await benignIn(join(OUT, "batch-mlship.parquet")) };
 }
@@ -203,8 +349,10 @@ async function childRow(
 		cpu_s?: number;
 		benign?: number;
 		positives?: number;
+		threads?: Record<string, number>;
 	};
 	return {
+		...(r.threads ? { threads: r.threads } : {}),
 		name,
 		rows: r.rows,
 		rowsPerSecond: r.rows_per_second,
@@ -215,11 +363,16 @@ async function childRow(
 	};
 }
 
-const rawRun = (input: string, kind: "raw1" | "raw2") =>
+const RAW_NAMES = {
+	raw1: "raw onnxruntime-node, 1 session, 1 loop (rows preloaded, not timed)",
+	raw2: "raw onnxruntime-node, 2 sessions on 2 worker threads (the all-cores bound; rows preloaded)",
+	trees1:
+		"raw trees runtime: predictTree on the same model.onnx, 1 loop (rows preloaded)",
+} as const;
+
+const rawRun = (input: string, kind: keyof typeof RAW_NAMES) =>
 	childRow(
-		kind === "raw1"
-			? "raw onnxruntime-node, 1 session, 1 loop (rows preloaded, not timed)"
-			: "raw onnxruntime-node, 2 sessions on 2 worker threads (the all-cores bound; rows preloaded)",
+		RAW_NAMES[kind],
 		[
 			"bench/predict/run.ts",
 			"--child",
@@ -230,6 +383,21 @@ const rawRun = (input: string, kind: "raw1" | "raw2") =>
 			"8192",
 		],
 		`batch-${kind}`,
+	);
+
+const writeRun = (input: string) =>
+	childRow(
+		"writing alone: predictions (label, 2 probabilities, model, version) → the same file sink → Parquet (no reading, no model)",
+		[
+			fileURLToPath(import.meta.url),
+			"--child",
+			"write",
+			"--input",
+			input,
+			"--rows",
+			String(ROWS),
+		],
+		"batch-write",
 	);
 
 const readRun = (input: string) =>
@@ -538,37 +706,72 @@ async function main(): Promise<void> {
 	if (args.child === "sql") return sqlChild(args.input as string);
 	if (args.child === "run") return runChild(args.input as string);
 	if (args.child === "read") return readChild(args.input as string);
+	if (args.child === "write") return writeChild(args.input as string, ROWS);
 	if (args.child === "copy") return copyChild(args.url as string);
 	if (args.child === "work")
 		return workChild(args.url as string, CHUNKS[0] as number);
 	if (args.only === "work") return reportPending(await pendingRuns());
+	await runPart();
+	if (args.only === "run") return;
+	await reportPending(await pendingRuns());
+}
+
+/** Thread kinds as the stage table names them (Linux thread names → what runs there in `batch run`). */
+const STAGES: readonly [string, string][] = [
+	[
+		"main",
+		"main thread (DuckDB chunks → JS, encoding, hand-off, sink appends)",
+	],
+	["WorkerThread", "model workers (scoring)"],
+	["libuv-worker", "libuv pool (DuckDB fetch: Parquet decode)"],
+	["V8Worker", "V8 helpers (concurrent GC marking, compilers)"],
+];
+
+/** Per-thread-kind CPU µs per row of a contender, with what no live thread accounts for as "other". */
+function stageCells(r: Row): string[] {
+	const t = r.threads ?? {};
+	const us = (s: number) => ((1e6 * s) / r.rows).toFixed(2);
+	const known = STAGES.reduce((a, [k]) => a + (t[k] ?? 0), 0);
+	return [
+		...STAGES.map(([k]) => us(t[k] ?? 0)),
+		r.cpuS === null ? "n/a" : us(Math.max(0, r.cpuS - known)),
+	];
+}
+
+/** `batch run` and its bounds: the "## batch" section. */
+async function runPart(): Promise<void> {
 	const features = featureNames();
 	const input = await ensureData(ROWS, features);
 	console.error(`bench/batch: ${fmtInt(ROWS)} rows in ${input}`);
-	const rows: Row[] = [];
-	for (const run of [
-		mlshipRun,
+	const contenders = [
+		(i: string) => mlshipRun(i),
+		(i: string) => mlshipRun(i, true),
 		(i: string) => rawRun(i, "raw1"),
 		(i: string) => rawRun(i, "raw2"),
+		(i: string) => rawRun(i, "trees1"),
 		readRun,
+		writeRun,
 		pandasRun,
 		sqlRun,
-	]) {
-		const r = await run(input);
-		rows.push(r);
-		console.error(
-			`${r.name}: ${fmtInt(r.rowsPerSecond)} rows/s, CPU ${cpuPerRow(r)} µs/row, wall ${r.wallS.toFixed(1)} s, peak RSS ${r.peakRssMb?.toFixed(0) ?? "?"} MB, benign ${r.benign}`,
-		);
-	}
-	const pending = await pendingRuns();
-	const [mlship, raw1, raw2, read, pandas, sql] = rows as [
-		Row,
-		Row,
-		Row,
-		Row,
-		Row,
-		Row,
 	];
+	const runs: Row[][] = contenders.map(() => []);
+	for (let k = 0; k < RUNS; k++)
+		for (const [c, run] of contenders.entries()) {
+			const r = await run(input);
+			runs[c]?.push(r);
+			console.error(
+				`${r.name}: ${fmtInt(r.rowsPerSecond)} rows/s, CPU ${cpuPerRow(r)} µs/row, wall ${r.wallS.toFixed(1)} s, peak RSS ${r.peakRssMb?.toFixed(0) ?? "?"} MB, benign ${r.benign}`,
+			);
+		}
+	// Each contender's run with the median CPU per row (rows/s, RSS and stages of that same run).
+	const rows = runs.map((rs) => {
+		const sorted = [...rs].sort(
+			(a, b) => (a.cpuS ?? 0) / a.rows - (b.cpuS ?? 0) / b.rows,
+		);
+		return sorted[(sorted.length - 1) >> 1] as Row;
+	});
+	const [mlship, mlshipTrees, raw1, raw2, trees1, read, write, pandas, sql] =
+		rows as [Row, Row, Row, Row, Row, Row, Row, Row, Row];
 	const pct = (x: number, of: number) => `${((100 * x) / of).toFixed(0)}%`;
 	const table = [
 		"| contender | rows | rows/s | vs raw 1 session | vs raw 2 sessions | CPU µs/row | wall s (whole process) | peak RSS MB |",
@@ -578,8 +781,17 @@ async function main(): Promise<void> {
 				`| ${r.name} | ${fmtInt(r.rows)} | ${fmtInt(r.rowsPerSecond)} | ${pct(r.rowsPerSecond, raw1.rowsPerSecond)} | ${pct(r.rowsPerSecond, raw2.rowsPerSecond)} | ${cpuPerRow(r)} | ${r.wallS.toFixed(1)} | ${r.peakRssMb?.toFixed(0) ?? "n/a"} |`,
 		),
 	].join("\n");
+	const staged = [mlship, mlshipTrees, read, write];
+	const stages = [
+		`| contender | ${STAGES.map(([, name]) => name).join(" | ")} | other (threads ended before the timed part did: DuckDB's own, e.g. the sink's final Parquet COPY) | total CPU µs/row |`,
+		`|---|${STAGES.map(() => "---:").join("|")}|---:|---:|`,
+		...staged.map(
+			(r) => `| ${r.name} | ${stageCells(r).join(" | ")} | ${cpuPerRow(r)} |`,
+		),
+	].join("\n");
 	const agree =
-		new Set(rows.filter((r) => r !== read).map((r) => r.benign)).size === 1;
+		new Set(rows.filter((r) => r !== read && r !== write).map((r) => r.benign))
+			.size === 1;
 	const vsRaw2 = mlship.rowsPerSecond / raw2.rowsPerSecond;
 	const vsPandas = mlship.rowsPerSecond / pandas.rowsPerSecond;
 	const rss = mlship.peakRssMb ?? Number.POSITIVE_INFINITY;
@@ -589,48 +801,61 @@ async function main(): Promise<void> {
 	// CPU shares: on two busy cores rows/s is 2 / (CPU per row), so these are the rows/s ratios a quiet machine gives
 	// when every contender keeps both cores busy; they hold on a loaded machine, where wall-clock ratios do not.
 	const cpuShare = (of: Row, r: Row) => pct(us(of), us(r));
+	const parts = us(read) + us(raw2) + us(write);
 	const conclusion = [
 		`mlship batch run: ${pct(mlship.rowsPerSecond, raw2.rowsPerSecond)} of the all-cores raw bound's rows/s (two sessions on two cores; target ≥ 80%: ${verdict(vsRaw2 >= 0.8)}), ${vsPandas.toFixed(2)}× the pandas + scikit-learn script (target ≥ 1.5×: ${verdict(vsPandas >= 1.5)}), peak RSS ${rss.toFixed(0)} MB (target ≤ 1024 MB: ${verdict(rss <= 1024)}).`,
-		`By CPU per row (what each costs the machine, robust to load): mlship ${cpuPerRow(mlship)} µs, raw 2 sessions ${cpuPerRow(raw2)} µs, reading + encoding alone ${cpuPerRow(read)} µs, pandas ${cpuPerRow(pandas)} µs; mlship reaches ${cpuShare(raw2, mlship)} of the all-cores bound and ${(us(pandas) / us(mlship)).toFixed(2)}× pandas by this measure. The raw bound reads nothing (rows preloaded); scoring plus reading alone is ${(us(raw2) + us(read)).toFixed(2)} µs per row, so any job that decodes this Parquet file and scores with onnxruntime reaches at most ${pct(us(raw2), us(raw2) + us(read))} of the bound: 80% is out of reach while reading is counted.`,
+		`By CPU per row (what each costs the machine, robust to load): mlship ${cpuPerRow(mlship)} µs, raw 2 sessions ${cpuPerRow(raw2)} µs, pandas ${cpuPerRow(pandas)} µs; mlship reaches ${cpuShare(raw2, mlship)} of the all-cores bound and ${(us(pandas) / us(mlship)).toFixed(2)}× pandas by this measure.`,
+		`Where it goes: reading + encoding alone ${cpuPerRow(read)} µs, scoring (raw 2 sessions) ${cpuPerRow(raw2)} µs and writing alone ${cpuPerRow(write)} µs add up to ${parts.toFixed(2)} µs, so the pipeline itself (hand-off to the workers, results back, garbage of the chunks in flight) costs ${(us(mlship) - parts).toFixed(2)} µs per row. The raw bound reads and writes nothing (rows preloaded): a job that decodes this Parquet file and writes one, scoring with onnxruntime, reaches at most ${pct(us(raw2), parts)} of the bound by CPU, so 80% is out of reach while reading and writing are counted.`,
+		`With the trees runtime (same model.onnx): mlship ${cpuPerRow(mlshipTrees)} µs per row (${(us(mlship) / us(mlshipTrees)).toFixed(2)}× the onnx runtime's batch run by CPU), its raw loop ${cpuPerRow(trees1)} µs (${(us(raw1) / us(trees1)).toFixed(2)}× raw onnxruntime's one session).`,
 		`DuckDB SQL function: ${pct(sql.rowsPerSecond, raw1.rowsPerSecond)} of one raw session's rows/s (target ≥ 70%: ${verdict(sql.rowsPerSecond >= 0.7 * raw1.rowsPerSecond)}); by CPU per row ${cpuShare(raw1, sql)}.`,
 		agree
 			? "Every contender labels the same number of rows benign."
 			: `WARNING: contenders disagree on rows labelled benign (${rows.map((r) => r.benign).join(", ")}).`,
 	].join(" ");
-	console.log(`\n${table}\n\n${CPU_NOTE}\n\n${conclusion}`);
+	console.log(
+		`\n${table}\n\n${CPU_NOTE}\n\n${stages}\n\n${STAGE_NOTE}\n\n${conclusion}`,
+	);
 	if (args["no-results"]) return;
-	const cmd =
-		ROWS === 10_000_000 && PG_ROWS === 200_000
-			? "node bench/batch/run.ts"
-			: `node bench/batch/run.ts --rows ${ROWS} --pg-rows ${PG_ROWS}`;
+	const cmd = `node bench/batch/run.ts --only run${ROWS === 10_000_000 ? "" : ` --rows ${ROWS}`}${RUNS === 1 ? "" : ` --runs ${RUNS}`}`;
 	await writeResults(
 		"batch",
 		[
 			"## batch",
 			"",
-			"`mlship batch run` scoring a Parquet file of breast_cancer-shaped rows (30 DOUBLE features) to Parquet with the GBDT fixture (`test/fixtures/models/breast-cancer-gbdt`; loadModel → runBatch, as the CLI runs it), in one run beside: the raw onnxruntime-node bounds (the same model and rows preloaded into one Float32Array, timed `session.run` loops over 8192-row views: one session on the main thread, and two sessions on two worker threads with half the rows each — the all-cores bound; bench/predict's children), reading + encoding alone (the same DuckDB source and tensor encoder mlship uses, no model, no sink), a pandas + scikit-learn script doing the same job (`bench/batch/pandas_score.py`: the fixture's GBDT re-trained with the fixture's code and checked against its golden labels; pyarrow record batches → DataFrame → `predict_proba` → ParquetWriter), and the DuckDB SQL function (`predict_label` in a `COPY … TO` Parquet). Rows/s and CPU are measured around each contender's timed part (model load, data preload and training excluded). Each contender runs once, in a fresh process; peak RSS from `/usr/bin/time -v`. The PostgreSQL pending-records part is in `## batch work`.",
+			"`mlship batch run` scoring a Parquet file of breast_cancer-shaped rows (30 DOUBLE features) to Parquet with the GBDT fixture (`test/fixtures/models/breast-cancer-gbdt`; loadModel → runBatch, as the CLI runs it), and the same with a copy of the bundle saying `runtime: trees` (the same model.onnx evaluated by mlship's tree evaluator), in one run beside: the raw onnxruntime-node bounds (the same model and rows preloaded into one Float32Array, timed `session.run` loops over 8192-row views: one session on the main thread, and two sessions on two worker threads with half the rows each — the all-cores bound; bench/predict's children), the raw trees loop (bench/predict's `trees1`), reading + encoding alone (the same DuckDB source and tensor encoder mlship uses, no model, no sink), writing alone (one chunk's predictions written through the same file sink until the file has as many rows, then its final Parquet COPY), a pandas + scikit-learn script doing the same job (`bench/batch/pandas_score.py`: the fixture's GBDT re-trained with the fixture's code and checked against its golden labels; pyarrow record batches → DataFrame → `predict_proba` → ParquetWriter), and the DuckDB SQL function (`predict_label` in a `COPY … TO` Parquet). Rows/s and CPU are measured around each contender's timed part (model load, data preload and training excluded). Each contender runs in a fresh process, once per run (`--runs`, alternating); peak RSS from `/usr/bin/time -v`. The PostgreSQL pending-records part is in `## batch work`.",
 			"",
 			`- date: ${new Date().toISOString().slice(0, 10)}`,
 			`- machine: ${machine()}; load average ${LOAD_AT_START.toFixed(2)} when the bench started`,
 			`- data: ${fmtInt(ROWS)} rows (the 143 golden records cycled, ±0.1% deterministic jitter)`,
+			...(RUNS > 1
+				? [
+						`- runs: ${RUNS} of each contender, alternating; each row is the run with the median CPU per row`,
+					]
+				: []),
 			...(LOAD_AT_START > availableParallelism() / 2
 				? [
 						"- loaded machine: other work shared the cores, so the contenders' rows/s and wall times are not comparable with each other (each got a different share); compare CPU µs/row",
 					]
 				: []),
-			`- command: \`bash bench/batch/setup.sh && ${cmd}\``,
+			`- command: \`bash bench/batch/setup.sh && ${cmd}\` (without \`--only run\` the \`## batch work\` part follows)`,
 			"",
 			table,
 			"",
 			CPU_NOTE,
+			"",
+			stages,
+			"",
+			STAGE_NOTE,
 			"",
 			`Conclusion: ${conclusion}`,
 			"",
 		].join("\n"),
 	);
 	console.error("bench/RESULTS.md: ## batch updated");
-	await reportPending(pending);
 }
+
+const STAGE_NOTE =
+	"Stages: CPU µs per row of each kind of thread during the timed part (Linux `/proc/self/task/*/stat`, 10 ms ticks), so a stage is what it costs whatever the load. The model workers' figure is onnxruntime's (or the tree evaluator's) `run` plus receiving the batch and posting results; DuckDB runs a streaming query's Parquet decode on the libuv thread that fetches the chunk.";
 
 /** Prints the pending-records table (batch work vs the COPY job) and writes the "## batch work" section. */
 async function reportPending(pending: PendingRun[]): Promise<void> {

@@ -8,7 +8,7 @@
 //
 // Each contender runs as its own child process (under /usr/bin/time -v when present, for peak RSS), alternately,
 // `--runs` times; the table shows medians. Results go to stdout and to the "## predict" section of bench/RESULTS.md.
-import { copyFile, mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -28,6 +28,7 @@ import {
 	OUT,
 	positiveInt,
 	readMatrix,
+	treesBundle,
 	writeResults,
 } from "../common.ts";
 import { createRawSession, scoreAll } from "./raw.ts";
@@ -113,19 +114,6 @@ async function treesSingle(
 		rows_per_second: r.rows / (ms / 1000),
 		cpu_s: cpuSeconds() - cpu,
 	};
-}
-
-/** A copy of the bench bundle whose manifest says `runtime: trees` (same model.onnx, same signature). */
-async function treesBundle(): Promise<string> {
-	const dir = join(OUT, "trees-bundle");
-	await mkdir(dir, { recursive: true });
-	await copyFile(join(MODEL_DIR, "model.onnx"), join(dir, "model.onnx"));
-	const yaml = await readFile(join(MODEL_DIR, "mlship.yaml"), "utf8");
-	await writeFile(
-		join(dir, "mlship.yaml"),
-		yaml.replace(/^runtime: onnx$/m, "runtime: trees"),
-	);
-	return dir;
 }
 
 /** `--child raw2`: two worker threads, each with its own session, half of the rows each. */

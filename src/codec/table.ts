@@ -207,16 +207,34 @@ export class TableEncoder {
 	#errors: RowError[] = [];
 	rows = 0;
 
-	constructor(plan: TablePlan, capacity: number) {
+	readonly #shared: boolean;
+
+	/**
+	 * `shared`: numeric tensors are backed by a SharedArrayBuffer, so posting a batch to a worker thread shares its
+	 * memory instead of copying it (batch jobs: the encoder hands each batch off and never writes it again).
+	 */
+	constructor(
+		plan: TablePlan,
+		capacity: number,
+		opts: { shared?: boolean } = {},
+	) {
 		this.plan = plan;
 		this.#capacity = capacity;
+		this.#shared = opts.shared === true;
 		this.#data = this.#alloc();
 	}
 
 	#alloc(): TensorData[] {
-		return this.plan.inputs.map((inp) =>
-			allocate(inp.spec.datatype, this.#capacity * inp.width),
-		);
+		return this.plan.inputs.map((inp) => {
+			const n = this.#capacity * inp.width;
+			const info = DATATYPE_INFO[inp.spec.datatype];
+			if (!this.#shared || info.array === null)
+				return allocate(inp.spec.datatype, n);
+			const Ctor = info.array as unknown as new (
+				b: SharedArrayBuffer,
+			) => TensorData;
+			return new Ctor(new SharedArrayBuffer(n * info.array.BYTES_PER_ELEMENT));
+		});
 	}
 
 	get capacity(): number {
@@ -305,8 +323,14 @@ export class TableEncoder {
 		const tensors = this.plan.inputs.map((inp, i) => {
 			const full = this.#data[i] as TensorData;
 			const len = n * inp.width;
+			// A shared buffer is shared whole, so a view of its rows costs nothing to post; a plain one is copied
+			// whole by postMessage, so it is cut to the rows written.
 			const data = (
-				full.length === len ? full : full.slice(0, len)
+				full.length === len
+					? full
+					: this.#shared && !Array.isArray(full)
+						? full.subarray(0, len)
+						: full.slice(0, len)
 			) as TensorData;
 			const shape =
 				inp.spec.shape.length <= 1

@@ -61,11 +61,13 @@ function directInput(
 export function featureMatrix(
 	model: TreeModel,
 	inputs: readonly Tensor[],
+	into?: (n: number) => Float64Array,
 ): Float64Array {
 	const rows = batchRows(inputs);
 	const nf = model.features.length;
 	const byName = new Map(inputs.map((t) => [t.name, t]));
-	const X = new Float64Array(rows * nf);
+	// Every element is written below (the direct copy or the loop over every feature of every row).
+	const X = into ? into(rows * nf) : new Float64Array(rows * nf);
 	const direct = directInput(model, byName, rows);
 	if (direct) {
 		X.set(direct);
@@ -413,6 +415,18 @@ export function applyLink(
 	}
 }
 
+let scratchBuf = new Float64Array(0);
+
+/**
+ * The feature matrix's memory, reused from batch to batch (predictTree runs synchronously and the matrix does not
+ * outlive it): a fresh 8 MB matrix per 32k-row batch made V8 run a full mark-compact every few batches for the
+ * external memory alone, on the worker threads' GC helpers.
+ */
+function scratch(n: number): Float64Array {
+	if (scratchBuf.length < n) scratchBuf = new Float64Array(n);
+	return scratchBuf.subarray(0, n);
+}
+
 /** Runs the model on a batch and returns the outputs named in `wanted`, in that order. */
 export function predictTree(
 	model: TreeModel,
@@ -420,7 +434,7 @@ export function predictTree(
 	wanted: readonly string[],
 ): Tensor[] {
 	const rows = batchRows(inputs);
-	const X = featureMatrix(model, inputs);
+	const X = featureMatrix(model, inputs, scratch);
 	const s = applyLink(model, rawScores(model, X, rows), rows);
 	const T = model.targets;
 	const head = model.head;
@@ -437,12 +451,14 @@ export function predictTree(
 			}
 		} else probs = s;
 		labels = new BigInt64Array(rows);
+		// The labels as bigints once: BigInt() per row allocated a heap object per row (garbage the size of the batch).
+		const big = head.labels.map((l) => BigInt(l as number));
 		for (let r = 0; r < rows; r++) {
 			let best = 0;
 			for (let k = 1; k < K; k++)
 				if ((probs[r * K + k] as number) > (probs[r * K + best] as number))
 					best = k;
-			labels[r] = BigInt(head.labels[best] as number);
+			labels[r] = big[best] as bigint;
 		}
 	}
 	return wanted.map((name) => {
