@@ -1,5 +1,6 @@
 // PostgreSQL connections for batch jobs: one client, its errors mapped to mlship's codes, type names shared by sources and sinks.
 import pg from "pg";
+import { to as copyTo } from "pg-copy-streams";
 import { MlshipError } from "../protocol/errors.ts";
 import { pgConnectionUrl } from "../protocol/secrets.ts";
 
@@ -132,4 +133,189 @@ export function pgValue(pgType: string, v: unknown): unknown {
 	if (typeof v === "object") return String(v);
 	if (pgType === "text") return String(v);
 	return v;
+}
+
+/**
+ * How a column comes out of a binary COPY: PostgreSQL's own binary form for the types read here (no text formatting
+ * on the server, no string per value in Node), every other type cast to text in the query (`::text`).
+ * `number-text` (real, numeric) is cast to text and read as a number, exactly as node-postgres's text parsers did.
+ */
+export type CopyKind =
+	| "float8"
+	| "int2"
+	| "int4"
+	| "int8"
+	| "bool"
+	| "text"
+	| "number-text";
+
+/** The CopyKind of a column of PostgreSQL type `oid` (the base type of a domain). */
+export function copyKind(oid: number): CopyKind {
+	switch (oid) {
+		case 701:
+			return "float8";
+		case 21:
+			return "int2";
+		case 23:
+			return "int4";
+		case 20:
+			return "int8";
+		case 16:
+			return "bool";
+		case 700:
+		case 1700:
+			return "number-text";
+		default:
+			return "text";
+	}
+}
+
+/** Whether a column of `oid` must be cast to text in the COPY query (its binary form is not read here). */
+export function copyCastsToText(oid: number): boolean {
+	return (
+		copyKind(oid) === "number-text" ||
+		(copyKind(oid) === "text" && !TEXT_OIDS.has(oid))
+	);
+}
+
+/** text, varchar, bpchar: their binary form is their text. */
+const TEXT_OIDS = new Set([25, 1042, 1043]);
+
+/** One decoded column: numbers (float, int2, int4, real, numeric) in a typed array, others as values. */
+export type CopyColumn =
+	| {
+			kind: "numbers";
+			numbers: Float64Array;
+			nulls: Uint8Array;
+			hasNulls: boolean;
+	  }
+	| { kind: "values"; values: unknown[] };
+
+/** The largest binary COPY result read into memory at once (one claimed chunk). */
+export const COPY_MAX_BYTES = 256 * 1024 * 1024;
+
+/**
+ * Runs `COPY (…) TO STDOUT (FORMAT binary)` and returns its whole output; more than `maxBytes` is an error that says
+ * what to lower. The client must not be in pipeline mode (a COPY keeps the connection to itself).
+ */
+export async function pgCopyOut(
+	client: pg.Client,
+	sql: string,
+	context: string,
+	hint: string,
+	maxBytes = COPY_MAX_BYTES,
+): Promise<Buffer> {
+	const parts: Buffer[] = [];
+	let size = 0;
+	const stream = client.query(copyTo(sql));
+	try {
+		for await (const part of stream as AsyncIterable<Buffer>) {
+			size += part.length;
+			if (size > maxBytes) {
+				stream.destroy();
+				throw new MlshipError(
+					"MLSHIP_INVALID_INPUT",
+					`${context}: the rows read at once are over ${maxBytes} bytes; ${hint}`,
+				);
+			}
+			parts.push(part);
+		}
+	} catch (err) {
+		if (err instanceof MlshipError) throw err;
+		throw pgError(err, context);
+	}
+	return parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, size);
+}
+
+const COPY_SIGNATURE = Buffer.from("PGCOPY\n\xff\r\n\0", "latin1");
+
+/**
+ * Decodes PostgreSQL's binary COPY format (signature, flags, header extension; per row a field count and per field
+ * a length, -1 for NULL, and the value; a -1 field count ends it) into one column per entry of `kinds`. Malformed
+ * data (a truncated buffer, another field count, a value of the wrong width) is an error naming `context`.
+ */
+export function decodeBinaryCopy(
+	buf: Buffer,
+	kinds: readonly CopyKind[],
+	context: string,
+): { rows: number; columns: CopyColumn[] } {
+	const bad = (what: string) =>
+		new MlshipError(
+			"MLSHIP_INVALID_INPUT",
+			`${context}: malformed binary COPY data (${what})`,
+		);
+	if (buf.length < 19 || !buf.subarray(0, 11).equals(COPY_SIGNATURE))
+		throw bad("no PGCOPY header");
+	let at = 15 + 4 + buf.readUInt32BE(15);
+	// Rows counted first so numbers go straight into typed arrays of the right size.
+	let rows = 0;
+	for (let p = at; ; rows++) {
+		if (p + 2 > buf.length) throw bad("truncated row");
+		const n = buf.readInt16BE(p);
+		p += 2;
+		if (n === -1) break;
+		if (n !== kinds.length)
+			throw bad(`a row of ${n} fields, expected ${kinds.length}`);
+		for (let f = 0; f < n; f++) {
+			if (p + 4 > buf.length) throw bad("truncated field");
+			const len = buf.readInt32BE(p);
+			p += 4 + Math.max(len, 0);
+			if (p > buf.length) throw bad("truncated value");
+		}
+	}
+	const columns: CopyColumn[] = kinds.map((k) =>
+		k === "float8" || k === "int2" || k === "int4" || k === "number-text"
+			? {
+					kind: "numbers",
+					numbers: new Float64Array(rows),
+					nulls: new Uint8Array(rows),
+					hasNulls: false,
+				}
+			: { kind: "values", values: new Array<unknown>(rows) },
+	);
+	const width: Partial<Record<CopyKind, number>> = {
+		float8: 8,
+		int2: 2,
+		int4: 4,
+		int8: 8,
+		bool: 1,
+	};
+	for (let r = 0; r < rows; r++) {
+		at += 2;
+		for (let f = 0; f < kinds.length; f++) {
+			const len = buf.readInt32BE(at);
+			at += 4;
+			const kind = kinds[f] as CopyKind;
+			const col = columns[f] as CopyColumn;
+			if (len === -1) {
+				if (col.kind === "numbers") {
+					col.nulls[r] = 1;
+					col.hasNulls = true;
+					col.numbers[r] = Number.NaN;
+				} else col.values[r] = null;
+				continue;
+			}
+			const w = width[kind];
+			if (w !== undefined && len !== w)
+				throw bad(`a ${kind} value of ${len} bytes`);
+			if (col.kind === "numbers")
+				col.numbers[r] =
+					kind === "float8"
+						? buf.readDoubleBE(at)
+						: kind === "int4"
+							? buf.readInt32BE(at)
+							: kind === "int2"
+								? buf.readInt16BE(at)
+								: Number(buf.toString("utf8", at, at + len));
+			else
+				col.values[r] =
+					kind === "int8"
+						? buf.readBigInt64BE(at)
+						: kind === "bool"
+							? buf[at] !== 0
+							: buf.toString("utf8", at, at + len);
+			at += len;
+		}
+	}
+	return { rows, columns };
 }
