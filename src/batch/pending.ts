@@ -274,6 +274,7 @@ export async function runPending(
 			columns,
 			chunkRows,
 			done === "mark" ? mark : undefined,
+			await plainTable(client, src.table),
 		);
 		const kinds = columns.map((c) =>
 			done === "mark" && c.name === mark ? "text" : copyKind(c.oid),
@@ -441,9 +442,11 @@ export function pendingWrite(
 }
 
 /**
- * The locking part of a claim: the next `limit` pending rows by key (their table oid and ctid), locked, skipping rows
- * other workers hold. With a mark column, pending rows are those where it IS NULL (the partial index of
- * pendingIndexSql serves exactly this). `limit` is `$1` for a prepared statement, or a number.
+ * The locking part of a claim: the next `limit` pending rows by key, locked, skipping rows other workers hold. With a
+ * mark column, pending rows are those where it IS NULL (the partial index of pendingIndexSql serves exactly this).
+ * `limit` is `$1` for a prepared statement, or a number. A plain table (`only`: no partitions, no inheritance
+ * children) is read with ONLY and names its rows by ctid; otherwise rows are named by (tableoid, ctid), as a ctid
+ * alone repeats across partitions.
  * @example claimSql("features", "id", "scored_at")
  */
 export function claimSql(
@@ -451,15 +454,19 @@ export function claimSql(
 	key: string,
 	mark?: string,
 	limit: string | number = "$1",
+	only = false,
 ): string {
-	return `SELECT tableoid, ctid FROM ${pgTable(table)}${mark !== undefined ? ` WHERE ${pgIdent(mark)} IS NULL` : ""} ORDER BY ${pgIdent(key)} LIMIT ${limit} FOR UPDATE SKIP LOCKED`;
+	return `SELECT ${only ? "ctid" : "tableoid, ctid"} FROM ${only ? "ONLY " : ""}${pgTable(table)}${mark !== undefined ? ` WHERE ${pgIdent(mark)} IS NULL` : ""} ORDER BY ${pgIdent(key)} LIMIT ${limit} FOR UPDATE SKIP LOCKED`;
 }
 
 /**
  * The claim as one statement: it locks the next `chunkRows` pending rows (claimSql), marks them (`mark = now()`) or
  * deletes them (no `mark`), and returns them as a binary COPY — every column in table order, types the decoder does
  * not read cast to text, the mark column as NULL (as the rows were while pending). The rows' predictions are written
- * in the same transaction: a rollback leaves them pending. `(tableoid, ctid)` names a row of a partitioned table too.
+ * in the same transaction: a rollback leaves them pending.
+ * On a plain table (`only`) the rows are matched by `ctid = ANY(ARRAY(…))`, one TID scan; PostgreSQL's backend spends
+ * about 8 µs per marked row so against 11.6 with the `(tableoid, ctid) IN (…)` semi-join partitioned tables need
+ * (bench/RESULTS.md, `## batch work`).
  */
 export function claimCopySql(
 	table: string,
@@ -467,12 +474,13 @@ export function claimCopySql(
 	columns: readonly PendingColumn[],
 	chunkRows: number,
 	mark?: string,
+	only = false,
 ): string {
 	if (!Number.isSafeInteger(chunkRows) || chunkRows < 1)
 		throw invalidInput(
 			`--chunk-rows: expected a positive integer, got ${chunkRows}`,
 		);
-	const t = pgTable(table);
+	const t = `${only ? "ONLY " : ""}${pgTable(table)}`;
 	const out = columns
 		.map((c) =>
 			c.name === mark
@@ -482,12 +490,26 @@ export function claimCopySql(
 					: pgIdent(c.name),
 		)
 		.join(", ");
-	const rows = `(tableoid, ctid) IN (${claimSql(table, key, mark, chunkRows)})`;
+	const locked = claimSql(table, key, mark, chunkRows, only);
+	const rows = only
+		? `ctid = ANY(ARRAY(${locked}))`
+		: `(tableoid, ctid) IN (${locked})`;
 	const dml =
 		mark !== undefined
 			? `UPDATE ${t} SET ${pgIdent(mark)} = now() WHERE ${rows}`
 			: `DELETE FROM ${t} WHERE ${rows}`;
 	return `COPY (${dml} RETURNING ${out}) TO STDOUT (FORMAT binary)`;
+}
+
+/** Whether `table` is a plain table without partitions or inheritance children (its rows are named by ctid alone). */
+async function plainTable(client: pg.Client, table: string): Promise<boolean> {
+	const r = await pgQuery<{ plain: boolean }>(
+		client,
+		`SELECT c.relkind = 'r' AND NOT EXISTS (SELECT 1 FROM pg_inherits WHERE inhparent = c.oid) AS plain
+		 FROM pg_class c WHERE c.oid = to_regclass($1)`,
+		[pgTable(table)],
+	);
+	return r.rows[0]?.plain === true;
 }
 
 /** PostgreSQL's limit on identifier length, in bytes. */

@@ -196,7 +196,8 @@ export const COPY_MAX_BYTES = 256 * 1024 * 1024;
 
 /**
  * Runs `COPY (…) TO STDOUT (FORMAT binary)` and returns its whole output; more than `maxBytes` is an error that says
- * what to lower. The client must not be in pipeline mode (a COPY keeps the connection to itself).
+ * what to lower (the rest is read and dropped, so the connection stays usable). The client must not be in pipeline
+ * mode (a COPY keeps the connection to itself).
  */
 export async function pgCopyOut(
 	client: pg.Client,
@@ -205,25 +206,24 @@ export async function pgCopyOut(
 	hint: string,
 	maxBytes = COPY_MAX_BYTES,
 ): Promise<Buffer> {
-	const parts: Buffer[] = [];
+	let parts: Buffer[] = [];
 	let size = 0;
-	const stream = client.query(copyTo(sql));
 	try {
-		for await (const part of stream as AsyncIterable<Buffer>) {
+		for await (const part of client.query(
+			copyTo(sql),
+		) as AsyncIterable<Buffer>) {
 			size += part.length;
-			if (size > maxBytes) {
-				stream.destroy();
-				throw new MlshipError(
-					"MLSHIP_INVALID_INPUT",
-					`${context}: the rows read at once are over ${maxBytes} bytes; ${hint}`,
-				);
-			}
-			parts.push(part);
+			if (size <= maxBytes) parts.push(part);
+			else parts = [];
 		}
 	} catch (err) {
-		if (err instanceof MlshipError) throw err;
 		throw pgError(err, context);
 	}
+	if (size > maxBytes)
+		throw new MlshipError(
+			"MLSHIP_INVALID_INPUT",
+			`${context}: the rows read at once are over ${maxBytes} bytes; ${hint}`,
+		);
 	return parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, size);
 }
 
@@ -246,21 +246,24 @@ export function decodeBinaryCopy(
 		);
 	if (buf.length < 19 || !buf.subarray(0, 11).equals(COPY_SIGNATURE))
 		throw bad("no PGCOPY header");
-	let at = 15 + 4 + buf.readUInt32BE(15);
+	// A DataView reads big-endian numbers inline (Buffer's readDoubleBE copies byte by byte).
+	const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+	const end = buf.byteLength;
+	let at = 15 + 4 + dv.getUint32(15);
 	// Rows counted first so numbers go straight into typed arrays of the right size.
 	let rows = 0;
 	for (let p = at; ; rows++) {
-		if (p + 2 > buf.length) throw bad("truncated row");
-		const n = buf.readInt16BE(p);
+		if (p + 2 > end) throw bad("truncated row");
+		const n = dv.getInt16(p);
 		p += 2;
 		if (n === -1) break;
 		if (n !== kinds.length)
 			throw bad(`a row of ${n} fields, expected ${kinds.length}`);
 		for (let f = 0; f < n; f++) {
-			if (p + 4 > buf.length) throw bad("truncated field");
-			const len = buf.readInt32BE(p);
+			if (p + 4 > end) throw bad("truncated field");
+			const len = dv.getInt32(p);
 			p += 4 + Math.max(len, 0);
-			if (p > buf.length) throw bad("truncated value");
+			if (p > end) throw bad("truncated value");
 		}
 	}
 	const columns: CopyColumn[] = kinds.map((k) =>
@@ -283,7 +286,7 @@ export function decodeBinaryCopy(
 	for (let r = 0; r < rows; r++) {
 		at += 2;
 		for (let f = 0; f < kinds.length; f++) {
-			const len = buf.readInt32BE(at);
+			const len = dv.getInt32(at);
 			at += 4;
 			const kind = kinds[f] as CopyKind;
 			const col = columns[f] as CopyColumn;
@@ -301,16 +304,16 @@ export function decodeBinaryCopy(
 			if (col.kind === "numbers")
 				col.numbers[r] =
 					kind === "float8"
-						? buf.readDoubleBE(at)
+						? dv.getFloat64(at)
 						: kind === "int4"
-							? buf.readInt32BE(at)
+							? dv.getInt32(at)
 							: kind === "int2"
-								? buf.readInt16BE(at)
+								? dv.getInt16(at)
 								: Number(buf.toString("utf8", at, at + len));
 			else
 				col.values[r] =
 					kind === "int8"
-						? buf.readBigInt64BE(at)
+						? dv.getBigInt64(at)
 						: kind === "bool"
 							? buf[at] !== 0
 							: buf.toString("utf8", at, at + len);

@@ -408,6 +408,75 @@ describe("mlship batch work (pending records on PostgreSQL)", () => {
 		await exactlyOnce("parted", "parted_scores", 20);
 	});
 
+	it("an inheritance parent: rows of parent and child with the same ctid are each scored and marked exactly once", async () => {
+		await db.query(
+			`CREATE TABLE inh (id bigint, ${columns}, scored_at timestamptz)`,
+		);
+		await db.query("CREATE TABLE inh_child () INHERITS (inh)");
+		// ids 1–10 in the parent, 11–20 in the child: their ctids are the same (0,1)…(0,10).
+		for (const [t, from] of [
+			["inh", 1],
+			["inh_child", 11],
+		] as const)
+			await db.query(
+				`INSERT INTO ${t} SELECT i, ${FEATURES.map(() => "random() * 100").join(", ")}, NULL FROM generate_series(${from}, ${from + 9}) AS i`,
+			);
+		const r = await work("inh", "inh_scores", ["--chunk-rows", "4"]).done;
+		assert.equal(r.code, 0, r.stderr);
+		assert.equal(JSON.parse(r.stdout).rows_scored, 20);
+		await exactlyOnce("inh", "inh_scores", 20);
+	});
+
+	it("reads features of other numeric types and keeps columns of any type (golden outputs; kept values as PostgreSQL writes them)", async () => {
+		const [real, num, ...rest] = FEATURES as [string, string, ...string[]];
+		await db.query(
+			`CREATE TABLE typed_features (id bigint PRIMARY KEY, "${real}" real, "${num}" numeric, ${rest.map((f) => `"${f}" double precision`).join(", ")},
+			 note text, flag boolean, created timestamptz, small smallint, doc jsonb, scored_at timestamptz)`,
+		);
+		await db.query(
+			`INSERT INTO typed_features SELECT r.id, ${FEATURES.map((f) => `r."${f}"`).join(", ")}, CASE WHEN r.id % 2 = 0 THEN 'even "' || r.id ELSE NULL END, r.id % 3 = 0,
+			 timestamptz '2026-01-02 03:04:05+00' + r.id * interval '1 second', (r.id - 10)::smallint, jsonb_build_object('k', r.id), NULL
+			 FROM json_populate_recordset(NULL::golden_features, $1) r`,
+			[JSON.stringify(g.records.map((x, k) => ({ id: k + 1, ...x })))],
+		);
+		const r = await work("typed_features", "typed_scores", [
+			"--chunk-rows",
+			"50",
+			"--keep",
+			"note,flag,created,small,doc",
+		]).done;
+		assert.equal(r.code, 0, r.stderr + r.stdout);
+		assert.equal(JSON.parse(r.stdout).rows_scored, g.records.length);
+		const out = (await db.query("SELECT * FROM typed_scores ORDER BY id")).rows;
+		assert.deepEqual(
+			out.map((o) => o.label),
+			(g.expected.label as number[]).map((k) => LABELS[k]),
+		);
+		assertOutputMatches(
+			MODEL,
+			"probabilities",
+			out.flatMap((o) => LABELS.map((l) => Number(o[`probabilities_${l}`]))),
+			g.expected.probabilities as number[][],
+		);
+		const o4 = out[3] as Record<string, unknown>;
+		const o3 = out[2] as Record<string, unknown>;
+		assert.equal(o4.note, 'even "4');
+		assert.equal(o3.note, null);
+		assert.deepEqual([o3.flag, o4.flag], [true, false]);
+		assert.equal(Number(o4.small), -6);
+		assert.equal(JSON.parse(o4.doc as string).k, 4);
+		// Types the reader does not decode come as PostgreSQL's own text (the session's time zone for timestamptz).
+		assert.equal(
+			o4.created,
+			(
+				await db.query(
+					"SELECT created::text AS t FROM typed_features WHERE id = 4",
+				)
+			).rows[0]?.t,
+		);
+		await exactlyOnce("typed_features", "typed_scores", g.records.length);
+	});
+
 	it("names the missing mark column, and has --help with an example", async () => {
 		await db.query(`CREATE TABLE unmarked (id bigint PRIMARY KEY, ${columns})`);
 		const r = await work("unmarked", "x_scores").done;
