@@ -15,6 +15,8 @@ import {
 	copyCastsToText,
 	copyKind,
 	decodeBinaryCopy,
+	pgArrayParam,
+	pgColumnType,
 	pgCopyOut,
 	pgQuery,
 	pgTypeName,
@@ -27,6 +29,7 @@ import {
 	insertStatement,
 	type PgStatement,
 } from "./sinks/postgres.ts";
+import { tableColumns } from "./sinks/tables.ts";
 import { onceValues, rowsChunk } from "./sources/rows.ts";
 import type {
 	BatchSink,
@@ -327,7 +330,7 @@ export async function runPending(
 				const parts: { table: string; st: PgStatement }[] = [];
 				let next = 1;
 				for (const w of held.writes) {
-					const st = insertStatement(dst.table, w.kept, w.predictions, next);
+					const st = binaryInsert(dst.table, w.kept, w.predictions, next);
 					next += st.params.length;
 					parts.push({ table: dst.table, st });
 				}
@@ -394,6 +397,30 @@ export async function runPending(
 		chunks: totals.chunks,
 		duration_ms: Math.round(ms),
 		rows_per_second: Math.round(totals.scored / (ms / 1000)),
+	};
+}
+
+/**
+ * insertStatement with its array parameters in PostgreSQL's binary format where the values allow (pgArrayParam):
+ * the predictions' doubles and the kept ids go as 8 bytes each, not as text the server parses again.
+ */
+function binaryInsert(
+	table: string,
+	kept: readonly KeptColumn[],
+	predictions: readonly PredictionColumn[],
+	first: number,
+): PgStatement {
+	const st = insertStatement(table, kept, predictions, first);
+	const types = tableColumns(kept, predictions).map((c) =>
+		pgColumnType(c.type),
+	);
+	const values = [
+		...kept.map((k) => k.values),
+		...predictions.map((p) => p.values),
+	];
+	return {
+		...st,
+		params: values.map((vs, i) => pgArrayParam(types[i] as string, vs)),
 	};
 }
 

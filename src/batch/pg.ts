@@ -322,3 +322,98 @@ export function decodeBinaryCopy(
 	}
 	return { rows, columns };
 }
+
+/** Element type OIDs of the arrays pgArrayParam writes in binary. */
+const ARRAY_ELEMENT_OID: Record<string, number> = {
+	bigint: 20,
+	"double precision": 701,
+	boolean: 16,
+	text: 25,
+};
+
+/**
+ * A column's values as one array parameter for `$n::<pgType>[]`: PostgreSQL's binary array format (a Buffer, which
+ * node-postgres sends as binary: no number formatting in Node, no parsing on the server), or, when a value does not
+ * fit the type exactly (a non-integer for bigint, a string for double precision), the values as node-postgres sends
+ * them in text (pgValue), which the server converts as before.
+ * @example pgArrayParam("double precision", [0.25, null]) // Buffer: ndim 1, has nulls, float8, [1 of 2 elements]
+ */
+export function pgArrayParam(
+	pgType: string,
+	values: readonly unknown[],
+): unknown {
+	const oid = ARRAY_ELEMENT_OID[pgType];
+	const text = (): unknown[] => values.map((v) => pgValue(pgType, v));
+	if (oid === undefined) return text();
+	const n = values.length;
+	const strings =
+		oid === 25 ? values.map((v) => pgValue("text", v)) : undefined;
+	let size = 20;
+	let nulls = 0;
+	for (let i = 0; i < n; i++) {
+		const v = values[i];
+		if (v === null || v === undefined) {
+			nulls = 1;
+			size += 4;
+			continue;
+		}
+		if (oid === 20) {
+			if (
+				!(
+					typeof v === "bigint" ||
+					(typeof v === "number" && Number.isSafeInteger(v))
+				)
+			)
+				return text();
+			if (typeof v === "bigint" && BigInt.asIntN(64, v) !== v) return text();
+			size += 12;
+		} else if (oid === 701) {
+			if (typeof v !== "number") return text();
+			size += 12;
+		} else if (oid === 16) {
+			if (typeof v !== "boolean") return text();
+			size += 5;
+		} else size += 4 + Buffer.byteLength((strings as unknown[])[i] as string);
+	}
+	if (n === 0) {
+		const empty = Buffer.alloc(12);
+		empty.writeInt32BE(oid, 8);
+		return empty;
+	}
+	const buf = Buffer.allocUnsafe(size);
+	const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+	dv.setInt32(0, 1); // one dimension
+	dv.setInt32(4, nulls);
+	dv.setInt32(8, oid);
+	dv.setInt32(12, n);
+	dv.setInt32(16, 1); // lower bound
+	let at = 20;
+	for (let i = 0; i < n; i++) {
+		const v = values[i];
+		if (v === null || v === undefined) {
+			dv.setInt32(at, -1);
+			at += 4;
+		} else if (oid === 701) {
+			dv.setInt32(at, 8);
+			dv.setFloat64(at + 4, v as number);
+			at += 12;
+		} else if (oid === 20) {
+			dv.setInt32(at, 8);
+			dv.setBigInt64(at + 4, BigInt(v as bigint | number));
+			at += 12;
+		} else if (oid === 16) {
+			dv.setInt32(at, 1);
+			buf[at + 4] = v ? 1 : 0;
+			at += 5;
+		} else {
+			const len = buf.write(
+				(strings as unknown[])[i] as string,
+				at + 4,
+				"utf8",
+			);
+			dv.setInt32(at, len);
+			at += 4 + len;
+		}
+	}
+	return buf;
+}

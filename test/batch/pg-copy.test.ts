@@ -9,6 +9,7 @@ import {
 	copyCastsToText,
 	copyKind,
 	decodeBinaryCopy,
+	pgArrayParam,
 	pgCopyOut,
 } from "../../src/batch/pg.ts";
 import { MlshipError } from "../../src/protocol/errors.ts";
@@ -154,5 +155,58 @@ describe("binary COPY reader", () => {
 		);
 		// The connection is still usable afterwards.
 		assert.equal((await client.query("SELECT 1 AS one")).rows[0].one, 1);
+	});
+
+	it("array parameters in binary round-trip through PostgreSQL exactly; values that do not fit go as text", async () => {
+		const roundTrip = async (type: string, values: unknown[]) => {
+			const param = pgArrayParam(type, values);
+			const r = await client.query(
+				`SELECT ($1::${type}[])::text AS t, array_length($1::${type}[], 1) AS n`,
+				[param],
+			);
+			return { binary: Buffer.isBuffer(param), text: r.rows[0].t as string };
+		};
+		assert.deepEqual(
+			await roundTrip("double precision", [
+				0.1,
+				null,
+				Number.NaN,
+				-0,
+				Number.POSITIVE_INFINITY,
+				1e-300,
+			]),
+			{ binary: true, text: "{0.1,NULL,NaN,-0,Infinity,1e-300}" },
+		);
+		assert.deepEqual(
+			await roundTrip("bigint", [9007199254740993n, -1, null, 0]),
+			{
+				binary: true,
+				text: "{9007199254740993,-1,NULL,0}",
+			},
+		);
+		assert.deepEqual(await roundTrip("boolean", [true, false, null]), {
+			binary: true,
+			text: "{t,f,NULL}",
+		});
+		assert.deepEqual(
+			await roundTrip("text", ['ünï "x"', "", null, 7n, "a,b"]),
+			{
+				binary: true,
+				text: '{"ünï \\"x\\"","",NULL,7,"a,b"}',
+			},
+		);
+		assert.deepEqual(await roundTrip("double precision", []), {
+			binary: true,
+			text: "{}",
+		});
+		// A string among doubles, a fraction among bigints: text, converted by the server (or pgValue) as before.
+		assert.deepEqual(await roundTrip("double precision", [1.5, "2.5"]), {
+			binary: false,
+			text: "{1.5,2.5}",
+		});
+		assert.deepEqual(await roundTrip("bigint", [1.7, 2]), {
+			binary: false,
+			text: "{1,2}",
+		});
 	});
 });
