@@ -125,6 +125,22 @@ async function exactlyOnce(
 	);
 }
 
+/** The rows of a scores table of the golden records, checked against the golden labels and probabilities. */
+async function goldenScores(table: string): Promise<Record<string, unknown>[]> {
+	const out = (await db.query(`SELECT * FROM ${table} ORDER BY id`)).rows;
+	assert.deepEqual(
+		out.map((o) => o.label),
+		(g.expected.label as number[]).map((k) => LABELS[k]),
+	);
+	assertOutputMatches(
+		MODEL,
+		"probabilities",
+		out.flatMap((o) => LABELS.map((l) => Number(o[`probabilities_${l}`]))),
+		g.expected.probabilities as number[][],
+	);
+	return out;
+}
+
 describe("mlship batch work (pending records on PostgreSQL)", () => {
 	it("scores pending rows with the golden outputs and marks them; a second run finds nothing pending", async () => {
 		await db.query(
@@ -143,18 +159,7 @@ describe("mlship batch work (pending records on PostgreSQL)", () => {
 		const s = JSON.parse(r.stdout);
 		assert.equal(s.rows_scored, g.records.length);
 		assert.equal(s.chunks, Math.ceil(g.records.length / 7));
-		const out = (await db.query("SELECT * FROM golden_scores ORDER BY id"))
-			.rows;
-		assert.deepEqual(
-			out.map((o) => o.label),
-			(g.expected.label as number[]).map((k) => LABELS[k]),
-		);
-		assertOutputMatches(
-			MODEL,
-			"probabilities",
-			out.flatMap((o) => LABELS.map((l) => Number(o[`probabilities_${l}`]))),
-			g.expected.probabilities as number[][],
-		);
+		const out = await goldenScores("golden_scores");
 		assert.ok(out.every((o) => o.model === MODEL));
 		await exactlyOnce("golden_features", "golden_scores", g.records.length);
 		const again = await work("golden_features", "golden_scores").done;
@@ -447,17 +452,7 @@ describe("mlship batch work (pending records on PostgreSQL)", () => {
 		]).done;
 		assert.equal(r.code, 0, r.stderr + r.stdout);
 		assert.equal(JSON.parse(r.stdout).rows_scored, g.records.length);
-		const out = (await db.query("SELECT * FROM typed_scores ORDER BY id")).rows;
-		assert.deepEqual(
-			out.map((o) => o.label),
-			(g.expected.label as number[]).map((k) => LABELS[k]),
-		);
-		assertOutputMatches(
-			MODEL,
-			"probabilities",
-			out.flatMap((o) => LABELS.map((l) => Number(o[`probabilities_${l}`]))),
-			g.expected.probabilities as number[][],
-		);
+		const out = await goldenScores("typed_scores");
 		const o4 = out[3] as Record<string, unknown>;
 		const o3 = out[2] as Record<string, unknown>;
 		assert.equal(o4.note, 'even "4');
