@@ -12,18 +12,11 @@ const TYPES = {
 			: pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
 };
 
-/**
- * Opens one client; "cannot connect" is MLSHIP_UNAVAILABLE (exit 6), so a scheduler can retry. With `pipeline`,
- * queries issued without waiting go out together (pgPipeline), each with its own Sync.
- */
-export async function connectPg(
-	url: string,
-	opts: { pipeline?: boolean } = {},
-): Promise<pg.Client> {
+/** Opens one client; "cannot connect" is MLSHIP_UNAVAILABLE (exit 6), so a scheduler can retry. */
+export async function connectPg(url: string): Promise<pg.Client> {
 	const client = new pg.Client({
 		connectionString: pgConnectionUrl(url),
 		types: TYPES,
-		...(opts.pipeline ? { pipeline: true } : {}),
 	});
 	// A connection that dies between queries emits 'error'; unheard, that would crash the process.
 	client.on("error", () => {});
@@ -67,41 +60,6 @@ function pgError(err: unknown, context: string): MlshipError {
 		`${context}: ${(err as Error).message}`,
 		{ cause: err },
 	);
-}
-
-/** One statement of a pipeline; `sql` without `params` may hold several statements (simple protocol). */
-export interface PipelinedQuery {
-	sql: string;
-	params?: unknown[];
-}
-
-/**
- * Sends `queries` together on a pipeline client (connectPg with `pipeline`): one round trip for all of them. The
- * server runs them in order, and a failed one aborts the open transaction, so later statements fail (a COMMIT
- * after a failure rolls back). Returns every outcome, in order; `firstError` is the first failure, mapped.
- */
-export async function pgPipeline(
-	client: pg.Client,
-	queries: readonly PipelinedQuery[],
-	context = "PostgreSQL",
-): Promise<{
-	results: (pg.QueryResult | undefined)[];
-	firstError: MlshipError | undefined;
-}> {
-	const settled = await Promise.allSettled(
-		queries.map((q) =>
-			q.params === undefined
-				? client.query(q.sql)
-				: client.query(q.sql, q.params),
-		),
-	);
-	const failed = settled.find((s) => s.status === "rejected");
-	return {
-		results: settled.map((s) =>
-			s.status === "fulfilled" ? s.value : undefined,
-		),
-		firstError: failed ? pgError(failed.reason, context) : undefined,
-	};
 }
 
 /** PostgreSQL type OID → the type name sinks understand (DuckDB's). */
