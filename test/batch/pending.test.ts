@@ -687,6 +687,32 @@ BEGIN RAISE EXCEPTION 'row 250 refused'; END $$`);
 		},
 	);
 
+	it("--on-error fail: a bad row rolls back its chunk's claim, so its rows stay pending (the claim marks them)", async () => {
+		await randomTable("bad_features", 30);
+		await db.query(
+			`UPDATE bad_features SET "${FEATURES[0]}" = NULL WHERE id = 15`,
+		);
+		const r = await work("bad_features", "bad_scores", ["--chunk-rows", "10"])
+			.done;
+		assert.notEqual(r.code, 0, r.stdout);
+		assert.match(JSON.parse(r.stdout).error, /value is missing/);
+		assert.equal(await count("SELECT count(*) AS n FROM bad_scores"), 10);
+		assert.equal(
+			await count(
+				"SELECT count(*) AS n FROM bad_features WHERE scored_at IS NOT NULL",
+			),
+			10,
+			"only the first chunk is marked",
+		);
+		assert.equal(
+			await count(
+				"SELECT count(*) AS n FROM bad_features WHERE scored_at IS NULL AND id BETWEEN 11 AND 20",
+			),
+			10,
+			"the failed chunk's rows are pending again",
+		);
+	});
+
 	it("names the partial index within PostgreSQL's 63 bytes, distinct for long table names", () => {
 		assert.equal(
 			pendingIndexName("public.features", "scored_at"),
