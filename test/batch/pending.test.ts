@@ -125,6 +125,22 @@ async function exactlyOnce(
 	);
 }
 
+/** The rows of a scores table of the golden records, checked against the golden labels and probabilities. */
+async function goldenScores(table: string): Promise<Record<string, unknown>[]> {
+	const out = (await db.query(`SELECT * FROM ${table} ORDER BY id`)).rows;
+	assert.deepEqual(
+		out.map((o) => o.label),
+		(g.expected.label as number[]).map((k) => LABELS[k]),
+	);
+	assertOutputMatches(
+		MODEL,
+		"probabilities",
+		out.flatMap((o) => LABELS.map((l) => Number(o[`probabilities_${l}`]))),
+		g.expected.probabilities as number[][],
+	);
+	return out;
+}
+
 describe("mlship batch work (pending records on PostgreSQL)", () => {
 	it("scores pending rows with the golden outputs and marks them; a second run finds nothing pending", async () => {
 		await db.query(
@@ -143,18 +159,7 @@ describe("mlship batch work (pending records on PostgreSQL)", () => {
 		const s = JSON.parse(r.stdout);
 		assert.equal(s.rows_scored, g.records.length);
 		assert.equal(s.chunks, Math.ceil(g.records.length / 7));
-		const out = (await db.query("SELECT * FROM golden_scores ORDER BY id"))
-			.rows;
-		assert.deepEqual(
-			out.map((o) => o.label),
-			(g.expected.label as number[]).map((k) => LABELS[k]),
-		);
-		assertOutputMatches(
-			MODEL,
-			"probabilities",
-			out.flatMap((o) => LABELS.map((l) => Number(o[`probabilities_${l}`]))),
-			g.expected.probabilities as number[][],
-		);
+		const out = await goldenScores("golden_scores");
 		assert.ok(out.every((o) => o.model === MODEL));
 		await exactlyOnce("golden_features", "golden_scores", g.records.length);
 		const again = await work("golden_features", "golden_scores").done;
@@ -408,6 +413,65 @@ describe("mlship batch work (pending records on PostgreSQL)", () => {
 		await exactlyOnce("parted", "parted_scores", 20);
 	});
 
+	it("an inheritance parent: rows of parent and child with the same ctid are each scored and marked exactly once", async () => {
+		await db.query(
+			`CREATE TABLE inh (id bigint, ${columns}, scored_at timestamptz)`,
+		);
+		await db.query("CREATE TABLE inh_child () INHERITS (inh)");
+		// ids 1–10 in the parent, 11–20 in the child: their ctids are the same (0,1)…(0,10).
+		for (const [t, from] of [
+			["inh", 1],
+			["inh_child", 11],
+		] as const)
+			await db.query(
+				`INSERT INTO ${t} SELECT i, ${FEATURES.map(() => "random() * 100").join(", ")}, NULL FROM generate_series(${from}, ${from + 9}) AS i`,
+			);
+		const r = await work("inh", "inh_scores", ["--chunk-rows", "4"]).done;
+		assert.equal(r.code, 0, r.stderr);
+		assert.equal(JSON.parse(r.stdout).rows_scored, 20);
+		await exactlyOnce("inh", "inh_scores", 20);
+	});
+
+	it("reads features of other numeric types and keeps columns of any type (golden outputs; kept values as PostgreSQL writes them)", async () => {
+		const [real, num, ...rest] = FEATURES as [string, string, ...string[]];
+		await db.query(
+			`CREATE TABLE typed_features (id bigint PRIMARY KEY, "${real}" real, "${num}" numeric, ${rest.map((f) => `"${f}" double precision`).join(", ")},
+			 note text, flag boolean, created timestamptz, small smallint, doc jsonb, scored_at timestamptz)`,
+		);
+		await db.query(
+			`INSERT INTO typed_features SELECT r.id, ${FEATURES.map((f) => `r."${f}"`).join(", ")}, CASE WHEN r.id % 2 = 0 THEN 'even "' || r.id ELSE NULL END, r.id % 3 = 0,
+			 timestamptz '2026-01-02 03:04:05+00' + r.id * interval '1 second', (r.id - 10)::smallint, jsonb_build_object('k', r.id), NULL
+			 FROM json_populate_recordset(NULL::golden_features, $1) r`,
+			[JSON.stringify(g.records.map((x, k) => ({ id: k + 1, ...x })))],
+		);
+		const r = await work("typed_features", "typed_scores", [
+			"--chunk-rows",
+			"50",
+			"--keep",
+			"note,flag,created,small,doc",
+		]).done;
+		assert.equal(r.code, 0, r.stderr + r.stdout);
+		assert.equal(JSON.parse(r.stdout).rows_scored, g.records.length);
+		const out = await goldenScores("typed_scores");
+		const o4 = out[3] as Record<string, unknown>;
+		const o3 = out[2] as Record<string, unknown>;
+		assert.equal(o4.note, 'even "4');
+		assert.equal(o3.note, null);
+		assert.deepEqual([o3.flag, o4.flag], [true, false]);
+		assert.equal(Number(o4.small), -6);
+		assert.equal(JSON.parse(o4.doc as string).k, 4);
+		// Types the reader does not decode come as PostgreSQL's own text (the session's time zone for timestamptz).
+		assert.equal(
+			o4.created,
+			(
+				await db.query(
+					"SELECT created::text AS t FROM typed_features WHERE id = 4",
+				)
+			).rows[0]?.t,
+		);
+		await exactlyOnce("typed_features", "typed_scores", g.records.length);
+	});
+
 	it("names the missing mark column, and has --help with an example", async () => {
 		await db.query(`CREATE TABLE unmarked (id bigint PRIMARY KEY, ${columns})`);
 		const r = await work("unmarked", "x_scores").done;
@@ -523,7 +587,7 @@ BEGIN INSERT INTO ddl_log VALUES (tg_tag, current_query()); END $$`);
 	);
 
 	it(
-		"waits on the server once per chunk: BEGIN, claim, one write-and-mark statement and COMMIT go out pipelined",
+		"waits on the server three times per chunk: the claim (marking and returning the rows as a binary COPY), one write, COMMIT sent with the next BEGIN",
 		BOUNDED,
 		async () => {
 			// Counted through the client: every query, and every time the connection had nothing in flight when one was
@@ -538,14 +602,18 @@ BEGIN INSERT INTO ddl_log VALUES (tg_tag, current_query()); END $$`);
 				let inFlight = 0;
 				const seen = { trips: 0, statements: 0 };
 				proto.query = function (this: pg.Client, ...args: unknown[]) {
-					const p = original.apply(this, args) as Promise<unknown>;
+					const p = original.apply(this, args) as
+						| Promise<unknown>
+						| NodeJS.ReadableStream;
 					if (inFlight === 0) seen.trips++;
 					seen.statements++;
 					inFlight++;
 					const settle = () => {
 						inFlight--;
 					};
-					p.then(settle, settle);
+					// A COPY answers with a stream (it ends when its rows are read), a statement with a promise.
+					if ("then" in p) p.then(settle, settle);
+					else p.once("close", settle);
 					return p;
 				};
 				try {
@@ -565,11 +633,11 @@ BEGIN INSERT INTO ddl_log VALUES (tg_tag, current_query()); END $$`);
 				const a = await run("trips_a", 1000);
 				const b = await run("trips_b", 2000);
 				assert.deepEqual([a.chunks, b.chunks], [10, 20]);
-				assert.equal(b.trips - a.trips, 10, "one round trip per chunk");
+				assert.equal(b.trips - a.trips, 30, "three round trips per chunk");
 				assert.equal(
 					b.statements - a.statements,
-					40,
-					"BEGIN, claim, write + mark, COMMIT per chunk",
+					30,
+					"claim + mark, write, COMMIT + BEGIN per chunk",
 				);
 				await exactlyOnce("trips_b", "trips_b_scores", 2000);
 			} finally {
@@ -618,6 +686,32 @@ BEGIN RAISE EXCEPTION 'row 250 refused'; END $$`);
 			await exactlyOnce("failing", "failing_scores", 500);
 		},
 	);
+
+	it("--on-error fail: a bad row rolls back its chunk's claim, so its rows stay pending (the claim marks them)", async () => {
+		await randomTable("bad_features", 30);
+		await db.query(
+			`UPDATE bad_features SET "${FEATURES[0]}" = NULL WHERE id = 15`,
+		);
+		const r = await work("bad_features", "bad_scores", ["--chunk-rows", "10"])
+			.done;
+		assert.notEqual(r.code, 0, r.stdout);
+		assert.match(JSON.parse(r.stdout).error, /value is missing/);
+		assert.equal(await count("SELECT count(*) AS n FROM bad_scores"), 10);
+		assert.equal(
+			await count(
+				"SELECT count(*) AS n FROM bad_features WHERE scored_at IS NOT NULL",
+			),
+			10,
+			"only the first chunk is marked",
+		);
+		assert.equal(
+			await count(
+				"SELECT count(*) AS n FROM bad_features WHERE scored_at IS NULL AND id BETWEEN 11 AND 20",
+			),
+			10,
+			"the failed chunk's rows are pending again",
+		);
+	});
 
 	it("names the partial index within PostgreSQL's 63 bytes, distinct for long table names", () => {
 		assert.equal(
