@@ -59,6 +59,11 @@ port.on("message", (task: DecodeTask) => {
 			other,
 		};
 	});
-	const reply: DecodeReply = { id: task.id, numbers, decoded };
-	port.postMessage(reply, [numbers.buffer]);
+	const reply: DecodeReply = {
+		id: task.id,
+		bytes: task.bytes,
+		numbers,
+		decoded,
+	};
+	port.postMessage(reply, [numbers.buffer, task.bytes.buffer as ArrayBuffer]);
 });
