@@ -7,9 +7,6 @@
 // CPU of the main thread (process.threadCpuUsage) and of all threads together (process.cpuUsage: main, decode
 // thread, model workers, GC helpers). `--main-thread` turns the decode thread off, for an A/B. A broker adds its own
 // client's work on the main thread (bench/stream/profile.ts measures that, with the real CLI and a broker).
-import { readFile } from "node:fs/promises";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { createDataPlane } from "../../src/dataplane/dataplane.ts";
 import { StreamProcessor } from "../../src/stream/processor.ts";
@@ -19,9 +16,8 @@ import type {
 	Sink,
 	Source,
 } from "../../src/stream/types.ts";
+import { MODEL, payloads, wholeNumbers } from "./payloads.ts";
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-const MODEL = join(ROOT, "test/fixtures/models/breast-cancer-gbdt");
 const { values: args } = parseArgs({
 	options: {
 		records: { type: "string", default: "100" },
@@ -30,33 +26,14 @@ const { values: args } = parseArgs({
 		"main-thread": { type: "boolean", default: false },
 	},
 });
-const R = Number(args.records);
-const M = Number(args.messages);
-const ROUNDS = Number(args.rounds);
-for (const [flag, v] of [
-	["--records", R],
-	["--messages", M],
-	["--rounds", ROUNDS],
-] as const)
-	if (!Number.isInteger(v) || v < 1 || v > 1_000_000)
-		throw new Error(`${flag}: expected a whole number 1..1000000`);
-
-const records = (
-	JSON.parse(await readFile(join(MODEL, "golden.json"), "utf8")) as {
-		records: object[];
-	}
-).records;
-const payloads = Array.from({ length: Math.min(M, 500) }, (_, i) =>
-	Buffer.from(
-		R === 1
-			? JSON.stringify(records[i % records.length])
-			: JSON.stringify(
-					Array.from(
-						{ length: R },
-						(_, j) => records[(i * R + j) % records.length],
-					),
-				),
-	),
+const [R, M, ROUNDS] = wholeNumbers({
+	records: args.records,
+	messages: args.messages,
+	rounds: args.rounds,
+}) as [number, number, number];
+const payload = await payloads(R);
+const values = Array.from({ length: Math.min(M, 500) }, (_, i) =>
+	Buffer.from(payload(i)),
 );
 
 function source(n: number): Source {
@@ -69,7 +46,7 @@ function source(n: number): Source {
 				out.push({
 					id: String(at),
 					key: Buffer.from(`k${at}`),
-					value: payloads[at % payloads.length] as Buffer,
+					value: values[at % values.length] as Buffer,
 					headers: [],
 					origin: { topic: "in", partition: 0, offset: String(at) },
 				});

@@ -8,18 +8,7 @@ import {
 	scanRecords,
 } from "../../src/stream/scan.ts";
 import { golden } from "../helpers/fixtures.ts";
-
-/** Mulberry32: a seeded generator, so a failure names the case that reproduces it. */
-function rng(seed: number): () => number {
-	let a = seed >>> 0;
-	return () => {
-		a = (a + 0x6d2b79f5) >>> 0;
-		let t = a;
-		t = Math.imul(t ^ (t >>> 15), t | 1);
-		t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-		return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-	};
-}
+import { prng as rng } from "../helpers/random.ts";
 
 /** Columns by name, for comparing two readers (key order may differ: JSON.parse puts integer-like keys first). */
 function byName(p: Parsed): Map<string, unknown[]> {
