@@ -9,6 +9,7 @@ import { openSink, openSource } from "../../src/stream/connectors/index.ts";
 import { headerText, textHeader } from "../../src/stream/headers.ts";
 import { CONNECT_HEADERS } from "../../src/stream/message.ts";
 import { StreamProcessor } from "../../src/stream/processor.ts";
+import { replayDeadLetters } from "../../src/stream/replay.ts";
 import type { InMessage, Sink, Source } from "../../src/stream/types.ts";
 import { startKafka } from "../harness/kafka.ts";
 import { bundleDir, golden } from "../helpers/fixtures.ts";
@@ -117,7 +118,7 @@ async function run(exactlyOnce: boolean) {
 		await Promise.all([source.close(), sink.close(), dlq.close()]);
 		await transactor?.close();
 	}
-	return { stats: p.stats, out, dead, inputs, logs };
+	return { stats: p.stats, out, dead, inputs, logs, to, dlqUri, label };
 }
 
 function check(r: Awaited<ReturnType<typeof run>>): void {
@@ -152,4 +153,27 @@ it("at least once: results too large for the topic are dead-lettered and counted
 
 it("exactly once: the same, inside the transactions", async () => {
 	check(await run(true));
+});
+
+it("replaying those dead letters into the topic that refused their results stops with the reason, nothing acked", async () => {
+	const r = await run(false);
+	check(r);
+	// The 75 KB inputs themselves are larger than the 20,000-byte topic accepts.
+	const replay = () =>
+		replayDeadLetters({
+			from: r.dlqUri,
+			to: r.to,
+			group: `replay-${r.label}`,
+			idleMs: 500,
+		});
+	await assert.rejects(replay, (err: Error & { code?: string }) => {
+		assert.equal(err.code, "MLSHIP_PAYLOAD_TOO_LARGE");
+		assert.match(
+			err.message,
+			/cannot replay dead letter .*max\.message\.bytes 20000/,
+		);
+		return true;
+	});
+	// Not acked: a second replay meets the same dead letters again.
+	await assert.rejects(replay, /cannot replay dead letter/);
 });
