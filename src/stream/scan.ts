@@ -228,6 +228,8 @@ export function scanRecords(b: Uint8Array): Parsed | null {
 	const keyStart: number[] = [];
 	const keyStop: number[] = [];
 	const keys: string[] = [];
+	// Seen keys by name: a hostile first record of 100,000 keys stays linear.
+	const seen = new Set<string>();
 	// First record: its keys and values, as many as it has.
 	i = skipSpace(b, i, len);
 	if (i >= len || b[i] !== OPEN_OBJECT) return null;
@@ -241,7 +243,8 @@ export function scanRecords(b: Uint8Array): Parsed | null {
 		let name = "";
 		for (let j = ks; j < ke; j++) name += String.fromCharCode(b[j] as number);
 		// A repeated key (JSON.parse keeps the last) or one that sets a prototype when copied.
-		if (name === "__proto__" || keys.includes(name)) return null;
+		if (name === "__proto__" || seen.has(name)) return null;
+		seen.add(name);
 		keys.push(name);
 		keyStart.push(ks);
 		keyStop.push(ke);

@@ -248,3 +248,17 @@ it("refuses what only JSON.parse's path may read, and what is not JSON", () => {
 	])
 		assert.equal(scanRecords(bytes(text)), null, text);
 });
+
+// Quadratic duplicate checks took minutes here; the generous timeout only turns such a hang into a failure.
+it("a first record of 200,000 keys is read in linear time (a repeated key at its end still sends it to JSON.parse)", {
+	timeout: 120_000,
+}, () => {
+	const n = 200_000;
+	const keys = Array.from({ length: n }, (_, i) => `"k${i}":${i % 7}`);
+	const text = `[{${keys.join(",")}}]`;
+	const s = scanRecords(bytes(text));
+	assert.ok(s);
+	assert.equal(s.keys.length, n);
+	assert.equal(s.numbers[n - 1], (n - 1) % 7);
+	assert.equal(scanRecords(bytes(`[{${keys.join(",")},"k0":1}]`)), null);
+});
