@@ -8,8 +8,7 @@
 // self time by function and by file (profiles in bench/out/stream/prof/, open them in Chrome DevTools).
 // `--main-thread` runs the stream with `--no-decode-thread` (JSON parsed on the main thread), for an A/B.
 import { mkdir, readdir, readFile, rm } from "node:fs/promises";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { headerText, textHeader } from "../../src/stream/headers.ts";
 import { startKafka } from "../../test/harness/kafka.ts";
@@ -21,9 +20,8 @@ import {
 	startStream,
 	stopStream,
 } from "../../test/helpers/stream-process.ts";
+import { MODEL, payloads, ROOT, wholeNumbers } from "./payloads.ts";
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-const MODEL = join(ROOT, "test/fixtures/models/breast-cancer-gbdt");
 const PROF = join(ROOT, "bench/out/stream/prof");
 const { values: args } = parseArgs({
 	options: {
@@ -34,31 +32,12 @@ const { values: args } = parseArgs({
 		"main-thread": { type: "boolean", default: false },
 	},
 });
-const R = Number(args.records);
-const M = Number(args.messages);
-const TOP = Number(args.top);
-for (const [flag, v] of [
-	["--records", R],
-	["--messages", M],
-	["--top", TOP],
-] as const)
-	if (!Number.isInteger(v) || v < 1 || v > 1_000_000)
-		throw new Error(`${flag}: expected a whole number 1..1000000`);
-
-const records = (
-	JSON.parse(await readFile(join(MODEL, "golden.json"), "utf8")) as {
-		records: object[];
-	}
-).records;
-const payload = (i: number) =>
-	R === 1
-		? JSON.stringify(records[i % records.length])
-		: JSON.stringify(
-				Array.from(
-					{ length: R },
-					(_, j) => records[(i * R + j) % records.length],
-				),
-			);
+const [R, M, TOP] = wholeNumbers({
+	records: args.records,
+	messages: args.messages,
+	top: args.top,
+}) as [number, number, number];
+const payload = await payloads(R);
 
 let stopBroker: () => Promise<void>;
 let uri: (label: string) => string;

@@ -13,7 +13,6 @@
 // with its produce time; p50/p99 of result-seen minus produce time. Results go to stdout and bench/RESULTS.md "## stream".
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { readFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -31,6 +30,7 @@ import {
 	stopStream,
 } from "../../test/helpers/stream-process.ts";
 import { machine, writeResults } from "../common.ts";
+import { goldenRecords, payloadOf } from "./payloads.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const MODEL = join(ROOT, "test/fixtures/models/breast-cancer-gbdt");
@@ -51,11 +51,7 @@ const RECORDS = (args.records ?? "1").split(",").map((x) => {
 		throw new Error(`--records: '${x}' is not a whole number 1..10000`);
 	return n;
 });
-const records = (
-	JSON.parse(await readFile(join(MODEL, "golden.json"), "utf8")) as {
-		records: object[];
-	}
-).records;
+const records = await goldenRecords();
 
 interface Broker {
 	name: string;
@@ -95,15 +91,7 @@ async function broker(name: string): Promise<Broker> {
 }
 
 /** The value of message `i` with `r` records: one JSON record, or a JSON list of `r`. */
-const payload = (i: number, r: number): string =>
-	r === 1
-		? JSON.stringify(records[i % records.length])
-		: JSON.stringify(
-				Array.from(
-					{ length: r },
-					(_, j) => records[(i * r + j) % records.length],
-				),
-			);
+const payload = (i: number, r: number): string => payloadOf(records, i, r);
 
 const message = (i: number, r = 1): OutMessage => ({
 	key: Buffer.from(`k${i}`),

@@ -22,7 +22,7 @@ export function kafkaPayloadSink(uri: string): PayloadSink {
 			await ensureTopic(address);
 		},
 		async write(records: readonly PayloadRecord[]) {
-			await sink.write(
+			const refused = await sink.write(
 				records.map((r) => ({
 					key: r.id === "" ? null : Buffer.from(r.id),
 					value: Buffer.from(recordJson(r)),
@@ -30,6 +30,11 @@ export function kafkaPayloadSink(uri: string): PayloadSink {
 					timestamp: r.time,
 				})),
 			);
+			// Records larger than the topic accepts are stored by no retry: said as the write's failure, as before.
+			if (refused && refused.length > 0)
+				throw new Error(
+					`${refused.length} payload record(s) refused: ${refused[0]?.reason}`,
+				);
 		},
 		close: () => sink.close(),
 	};

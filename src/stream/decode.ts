@@ -7,6 +7,8 @@ import type { InMessage } from "./types.ts";
 
 /** Payloads at least this large are parsed on the decode thread; smaller ones cost less to parse than to hand over. */
 export const DECODE_THREAD_MIN_BYTES = 8192;
+/** Spare payload buffers kept for reuse (about one per batch in flight at once; more are left to the GC). */
+const SPARE_BUFFERS = 4;
 
 export interface DecodeTask {
 	id: number;
@@ -31,6 +33,8 @@ export interface DecodedColumns {
 
 export interface DecodeReply {
 	id: number;
+	/** The task's bytes, handed back: the next batch's payloads are copied into them (no new buffer per batch). */
+	bytes: Uint8Array;
 	numbers: Float64Array;
 	/** Per payload: its columns, or null when the main thread must decode it (anything but uniform records). */
 	decoded: (DecodedColumns | null)[];
@@ -57,6 +61,8 @@ export class DecodeThread {
 	/** Payloads decoded here so far. */
 	decoded = 0;
 	#nextId = 1;
+	/** Buffers the thread handed back, for the next batches' payloads (a fresh 20 MB buffer per batch costs more). */
+	readonly #spare: ArrayBuffer[] = [];
 	readonly #pending = new Map<
 		number,
 		{ resolve: (r: DecodeReply | undefined) => void }
@@ -67,6 +73,8 @@ export class DecodeThread {
 		w.on("message", (reply: DecodeReply) => {
 			const p = this.#pending.get(reply.id);
 			this.#pending.delete(reply.id);
+			if (this.#spare.length < SPARE_BUFFERS)
+				this.#spare.push(reply.bytes.buffer as ArrayBuffer);
 			if (this.#pending.size === 0) w.unref();
 			p?.resolve(reply);
 		});
@@ -100,7 +108,7 @@ export class DecodeThread {
 			}
 		}
 		if (picked.length === 0) return out;
-		const bytes = new Uint8Array(size);
+		const bytes = this.#buffer(size);
 		const ends: number[] = [];
 		let at = 0;
 		for (const i of picked) {
@@ -136,6 +144,19 @@ export class DecodeThread {
 			this.decoded++;
 		});
 		return out;
+	}
+
+	/** A buffer of `size` bytes for a batch's payloads: a spare one when one is large enough. */
+	#buffer(size: number): Uint8Array<ArrayBuffer> {
+		for (let i = 0; i < this.#spare.length; i++) {
+			const b = this.#spare[i] as ArrayBuffer;
+			if (b.byteLength >= size) {
+				this.#spare.splice(i, 1);
+				return new Uint8Array(b, 0, size);
+			}
+		}
+		// Some room over this batch's size, so the next, a little larger, still fits.
+		return new Uint8Array(new ArrayBuffer(Math.ceil(size * 1.25)), 0, size);
 	}
 
 	async close(): Promise<void> {

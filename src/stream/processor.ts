@@ -26,6 +26,7 @@ import { messageSpan } from "./trace.ts";
 import type {
 	InMessage,
 	OutMessage,
+	Refused,
 	Sink,
 	Source,
 	Transactor,
@@ -91,6 +92,8 @@ export interface StreamStats {
 	dead: number;
 	/** Tombstones skipped (`tombstones: "skip"`). */
 	skipped: number;
+	/** Results the output refused for good as larger than it accepts: their inputs were dead-lettered (in `dead`). */
+	tooLarge: number;
 	acked: number;
 	/**
 	 * Messages left unacked at shutdown because the model could not score them yet (or an earlier batch was left):
@@ -118,10 +121,13 @@ const BACKOFF_MAX_MS = 2000;
 
 interface Scored {
 	results: OutMessage[];
+	/** The input of each result. */
+	inputs: InMessage[];
 	dead: OutMessage[];
 	/** The model version of each result (undefined: a forwarded tombstone). */
 	versions: (string | undefined)[];
 	skipped: number;
+	tooLarge: number;
 }
 
 type Outcome =
@@ -166,6 +172,7 @@ export class StreamProcessor {
 		produced: 0,
 		dead: 0,
 		skipped: 0,
+		tooLarge: 0,
 		acked: 0,
 		left: 0,
 		batches: 0,
@@ -287,9 +294,14 @@ export class StreamProcessor {
 					return;
 				}
 				if (tx) {
-					await this.#retry("transaction", () =>
-						tx.commit(s.results, s.dead, batch),
-					);
+					await this.#retry("transaction", async () => {
+						// Results the output would refuse for their size: the batch again, with those inputs dead-lettered.
+						for (;;) {
+							const refused = await tx.commit(s.results, s.dead, batch);
+							if (!refused || refused.length === 0) return;
+							this.#refuse(s, refused);
+						}
+					});
 					this.#count(s);
 				} else await this.#retry("ack", () => source.ack(batch));
 				this.stats.acked += batch.length;
@@ -320,26 +332,72 @@ export class StreamProcessor {
 		const outcomes = await Promise.all(
 			batch.map((m, i) => this.#score(m, pre?.[i])),
 		);
-		const s: Scored = { results: [], dead: [], versions: [], skipped: 0 };
-		for (const o of outcomes) {
+		const s: Scored = {
+			results: [],
+			inputs: [],
+			dead: [],
+			versions: [],
+			skipped: 0,
+			tooLarge: 0,
+		};
+		outcomes.forEach((o, i) => {
 			if ("dead" in o) s.dead.push(o.dead);
 			else if ("skipped" in o) s.skipped++;
 			else {
 				s.results.push(o.result);
+				s.inputs.push(batch[i] as InMessage);
 				s.versions.push(o.version);
 			}
-		}
+		});
 		return s;
 	}
 
 	async #produce(s: Scored): Promise<Scored> {
 		const { sink, dlq } = this.#o;
-		if (s.results.length > 0)
-			await this.#retry("produce", () => sink.write(s.results));
-		if (s.dead.length > 0 && dlq)
-			await this.#retry("dead-letter", () => dlq.write(s.dead));
+		if (s.results.length > 0) {
+			const refused = await this.#retry("produce", () => sink.write(s.results));
+			if (refused && refused.length > 0) this.#refuse(s, refused);
+		}
+		if (s.dead.length > 0 && dlq) {
+			const refused = await this.#retry("dead-letter", () => dlq.write(s.dead));
+			// Nowhere left to put it: said loudly, and the stream goes on (retrying cannot make it fit).
+			for (const r of refused ?? [])
+				this.#o.log?.(
+					"error",
+					"message dropped: the dead-letter output refuses it as too large",
+					{
+						reason: r.reason,
+						dead_letter: deadLetterLog(s.dead[r.index] as OutMessage),
+					},
+				);
+		}
 		this.#count(s);
 		return s;
+	}
+
+	/** Results the output refused for their size: their inputs become dead letters saying so. */
+	#refuse(s: Scored, refused: readonly Refused[]): void {
+		const gone = new Set<number>();
+		for (const r of refused) {
+			const m = s.inputs[r.index];
+			if (m === undefined || gone.has(r.index)) continue;
+			gone.add(r.index);
+			const e = new MlshipError("MLSHIP_PAYLOAD_TOO_LARGE", r.reason);
+			this.#o.log?.(
+				"warn",
+				"result too large for the output: input dead-lettered",
+				{
+					id: m.id,
+					reason: r.reason,
+				},
+			);
+			s.dead.push(encodeDeadLetter(m, e, this.#o.dlqFormat));
+		}
+		const keep = (_: unknown, i: number) => !gone.has(i);
+		s.results = s.results.filter(keep);
+		s.inputs = s.inputs.filter(keep);
+		s.versions = s.versions.filter(keep);
+		s.tooLarge += gone.size;
 	}
 
 	/** Counts a produced batch; dead letters with nowhere to go are logged, whichever path produced the batch. */
@@ -354,6 +412,7 @@ export class StreamProcessor {
 		this.stats.produced += s.results.length;
 		this.stats.dead += s.dead.length;
 		this.stats.skipped += s.skipped;
+		this.stats.tooLarge += s.tooLarge;
 		for (const v of s.versions)
 			if (v !== undefined)
 				this.stats.versions[v] = (this.stats.versions[v] ?? 0) + 1;
@@ -464,12 +523,11 @@ export class StreamProcessor {
 	 * Retries a broker operation until it succeeds: giving up would lose the message or break ack order. An error
 	 * no retry can clear (bad credentials, wrong key type) stops the processor instead (nothing is acked past it).
 	 */
-	async #retry(what: string, op: () => Promise<void>): Promise<void> {
+	async #retry<T>(what: string, op: () => Promise<T>): Promise<T> {
 		const delay = this.#newBackoff();
 		for (let attempt = 0; ; attempt++) {
 			try {
-				await op();
-				return;
+				return await op();
 			} catch (err) {
 				const fatal = permanentError(what, err);
 				if (fatal) throw fatal;

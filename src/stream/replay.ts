@@ -94,7 +94,13 @@ export async function replayDeadLetters(
 				const batch = await source.read(Math.min(256, max - replayed), wait);
 				wait = idleMs;
 				if (batch === null || batch.length === 0) break;
-				await sink.write(batch.map(originalOf));
+				const refused = await sink.write(batch.map(originalOf));
+				// A record the target will never take stops the replay unacked (it stays in the dead-letter queue).
+				if (refused && refused.length > 0)
+					throw new MlshipError(
+						"MLSHIP_PAYLOAD_TOO_LARGE",
+						`cannot replay dead letter ${(batch[refused[0]?.index ?? 0] as InMessage).id}: ${refused[0]?.reason}`,
+					);
 				await source.ack(batch);
 				replayed += batch.length;
 			}

@@ -58,10 +58,21 @@ export interface Source {
 	close(): Promise<void>;
 }
 
+/** A message the broker refuses for good (larger than the topic accepts): its place in the write, and why. */
+export interface Refused {
+	readonly index: number;
+	readonly reason: string;
+}
+
 /** Where results (or dead letters) go. */
 export interface Sink {
-	/** Resolves once every message is durably stored by the broker (acknowledged by it); rejects otherwise. */
-	write(messages: readonly OutMessage[]): Promise<void>;
+	/**
+	 * Resolves once every message is durably stored by the broker (acknowledged by it); rejects otherwise (the
+	 * processor retries). A sink that knows the broker will never take a message (Kafka: larger than the topic's
+	 * max.message.bytes) stores the others and resolves with those it refused, in order.
+	 */
+	// biome-ignore lint/suspicious/noConfusingVoidType: a sink that refuses nothing resolves with nothing
+	write(messages: readonly OutMessage[]): Promise<void | readonly Refused[]>;
 	close(): Promise<void>;
 }
 
@@ -103,10 +114,15 @@ export interface SinkOptions {
  * broker transaction, so a crash either keeps all three or none.
  */
 export interface Transactor {
+	/**
+	 * Commits the batch. Results the topic would refuse for their size are not sent: it resolves with them (in order)
+	 * and commits nothing, and the processor commits the batch again with those inputs as dead letters.
+	 */
 	commit(
 		results: readonly OutMessage[],
 		dead: readonly OutMessage[],
 		consumed: readonly InMessage[],
-	): Promise<void>;
+		// biome-ignore lint/suspicious/noConfusingVoidType: a transaction that refuses nothing resolves with nothing
+	): Promise<void | readonly Refused[]>;
 	close(): Promise<void>;
 }

@@ -228,6 +228,29 @@ it("the decode thread takes large lists of uniform records and leaves everything
 	assert.deepEqual(await t.decode(messages()), new Array(13).fill(undefined));
 });
 
+it("batches one after another (each copied into a buffer the thread handed back, or a larger new one) decode to their own records", async () => {
+	const t = new DecodeThread();
+	try {
+		const feature = Object.keys(records[0] as object)[2] as string;
+		// Sizes up and down: a spare buffer too small for the next batch is not used for it.
+		for (const [b, count] of [3, 1, 5, 2, 8, 1].entries()) {
+			const batch = Array.from({ length: count }, (_, i) =>
+				msg(i, JSON.stringify(hundred(b * 10 + i))),
+			);
+			const got = await t.decode(batch);
+			for (const [i, g] of got.entries())
+				assert.deepEqual(
+					Array.from(g?.columns[feature] as Float64Array),
+					hundred(b * 10 + i).map((r) => r[feature]),
+					`batch ${b}, message ${i}`,
+				);
+		}
+		assert.equal(t.decoded, 20);
+	} finally {
+		await t.close();
+	}
+});
+
 it("Float64Array columns encode to the same tensors as the records they came from", async () => {
 	const plan = planTable((await readBundle(bundleDir(MODEL))).manifest);
 	const rows = hundred(0);

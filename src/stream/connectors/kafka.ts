@@ -20,6 +20,7 @@ import type {
 	InMessage,
 	OutMessage,
 	PartitionerName,
+	Refused,
 	Sink,
 	SinkOptions,
 	Source,
@@ -281,13 +282,27 @@ function record(
 
 /**
  * Most bytes of records in one produce request. The broker refuses a record batch above its `message.max.bytes`
- * (1 MB by default) and the client sends each call's records for a partition as one batch, so a write of many
- * large results (e.g. 256 results of 100 predictions) is split into produce requests under this, as the Java
- * producer's `max.request.size` (1 MiB) does. A single record larger than the broker allows still fails.
+ * (1 MB by default; a topic's own `max.message.bytes` overrides it) and the client sends each call's records for a
+ * partition as one batch, so a write of many large results (e.g. 256 results of 100 predictions) is split into
+ * produce requests under this (or under the topic's limit, when smaller), as the Java producer's
+ * `max.request.size` (1 MiB) does. A single record larger than the topic accepts is refused (see `Refused`).
  */
 export const MAX_PRODUCE_BYTES = 900_000;
-/** What a record adds besides its key, value and headers (the v2 record and batch framing, generously). */
+/** Kafka's default `message.max.bytes`: the limit assumed when the topic's own cannot be read. */
+export const DEFAULT_MESSAGE_MAX_BYTES = 1_048_588;
+/** What a record adds besides its key, value and headers (the v2 record framing, generously). */
 const RECORD_OVERHEAD = 64;
+/** What a record batch adds around its records (the v2 batch header). */
+const BATCH_OVERHEAD = 61;
+
+/** A record's size in a batch, over-estimated (its framing taken at the most it can be). */
+function recordBytes(r: ToProduce): number {
+	let size = RECORD_OVERHEAD + (r.key?.length ?? 0) + (r.value?.length ?? 0);
+	// record() gives headers as a Map.
+	if (r.headers instanceof Map)
+		for (const [k, v] of r.headers) size += k.length + (v?.length ?? 0) + 8;
+	return size;
+}
 
 /** Splits records into runs of at most `limit` bytes each (a record over the limit is a run of its own), in order. */
 export function bySize(
@@ -298,10 +313,7 @@ export function bySize(
 	let run: ToProduce[] = [];
 	let bytes = 0;
 	for (const r of records) {
-		let size = RECORD_OVERHEAD + (r.key?.length ?? 0) + (r.value?.length ?? 0);
-		// record() gives headers as a Map.
-		if (r.headers instanceof Map)
-			for (const [k, v] of r.headers) size += k.length + (v?.length ?? 0) + 8;
+		const size = recordBytes(r);
 		if (run.length > 0 && bytes + size > limit) {
 			runs.push(run);
 			run = [];
@@ -312,6 +324,67 @@ export function bySize(
 	}
 	if (run.length > 0) runs.push(run);
 	return runs;
+}
+
+/** The broker's words for a batch larger than the topic takes. */
+const TOO_LARGE =
+	/MESSAGE_TOO_LARGE|RECORD_LIST_TOO_LARGE|larger than the max/i;
+
+/**
+ * The largest record batch `topic` accepts: its `max.message.bytes` (the broker's `message.max.bytes` unless the topic
+ * sets its own), or Kafka's default when the broker will not say (e.g. an ACL without DescribeConfigs).
+ */
+async function topicLimit(a: KafkaAddress, topic: string): Promise<number> {
+	const admin = new Admin({
+		clientId: "mlship-admin",
+		...clientOptions(a),
+	});
+	try {
+		const got = await admin.describeConfigs({
+			// 2: a topic (ConfigResourceTypes.TOPIC).
+			resources: [
+				{
+					resourceType: 2,
+					resourceName: topic,
+					configurationKeys: ["max.message.bytes"],
+				},
+			],
+		});
+		const v = Number(
+			got[0]?.configs.find((c) => c.name === "max.message.bytes")?.value,
+		);
+		return Number.isInteger(v) && v > 0 ? v : DEFAULT_MESSAGE_MAX_BYTES;
+	} catch {
+		return DEFAULT_MESSAGE_MAX_BYTES;
+	} finally {
+		await admin.close().catch(() => {});
+	}
+}
+
+/** Why a record is refused: its size, the topic and its limit, and what to change. */
+function tooLargeReason(bytes: number, topic: string, limit: number): string {
+	return `the result of about ${bytes} bytes is more than topic '${topic}' accepts (max.message.bytes ${limit}): raise the topic's max.message.bytes or send fewer records per message`;
+}
+
+/** Records of a write that fit `topic` as a batch of one; the others go to `refused` with their reason. */
+function fitting(
+	records: readonly ToProduce[],
+	topic: string,
+	limit: number,
+	refused: Refused[],
+	indexOf?: Map<ToProduce, number>,
+): ToProduce[] {
+	const out: ToProduce[] = [];
+	records.forEach((r, index) => {
+		const bytes = recordBytes(r) + BATCH_OVERHEAD;
+		if (bytes > limit)
+			refused.push({ index, reason: tooLargeReason(bytes, topic, limit) });
+		else {
+			indexOf?.set(r, index);
+			out.push(r);
+		}
+	});
+	return out;
 }
 
 /** An idempotent acks=all producer of bytes, placing keys by the partitioner the options name (default java). */
@@ -484,15 +557,29 @@ export function kafkaTransactor(
 		});
 	let producer = newTxProducer();
 	let ready: Promise<void> | undefined;
+	let limit = DEFAULT_MESSAGE_MAX_BYTES;
 	return {
 		async commit(results, deadLetters, consumed) {
 			ready ??= Promise.all([ensureTopic(out), dead && ensureTopic(dead)])
-				.then(() => {})
+				.then(() => topicLimit(out, out.topic))
+				.then((l) => {
+					limit = l;
+				})
 				.catch((err) => {
 					ready = undefined;
 					throw err;
 				});
 			await ready;
+			// A result the topic would refuse would fail the whole transaction, every time: nothing is sent, and the
+			// processor commits the batch again with its input as a dead letter.
+			const refused: Refused[] = [];
+			fitting(
+				results.map((m) => record(out.topic, m, same)),
+				out.topic,
+				limit,
+				refused,
+			);
+			if (refused.length > 0) return refused;
 			const consumer = await src.consumer();
 			let tx: Awaited<ReturnType<typeof producer.beginTransaction>>;
 			try {
@@ -509,7 +596,8 @@ export function kafkaTransactor(
 				if (dead)
 					for (const m of deadLetters)
 						messages.push(record(dead.topic, m, false));
-				for (const run of bySize(messages)) await tx.send({ messages: run });
+				for (const run of bySize(messages, Math.min(MAX_PRODUCE_BYTES, limit)))
+					await tx.send({ messages: run });
 				await tx.addConsumer(consumer);
 				for (const m of lastPerPartition(src.held, consumed))
 					await tx.addOffset(m);
@@ -536,25 +624,53 @@ export function kafkaTransactor(
  */
 export function kafkaSink(uri: string, opts: SinkOptions = {}): Sink {
 	const a = parseKafkaUri(uri);
-	let ready: Promise<void> | undefined;
+	let ready: Promise<number> | undefined;
 	const producer = newProducer(a, opts);
 	const same = opts.partitioner === "same-as-input";
 	return {
 		async write(messages: readonly OutMessage[]) {
 			if (messages.length === 0) return;
-			ready ??= ensureTopic(a).catch((err) => {
-				ready = undefined;
-				// Flattened like the source's errors: the reason (SASL, TLS) is nested several causes deep.
-				throw new Error(describe(err), { cause: err });
-			});
-			await ready;
+			ready ??= ensureTopic(a)
+				.then(() => topicLimit(a, a.topic))
+				.catch((err) => {
+					ready = undefined;
+					// Flattened like the source's errors: the reason (SASL, TLS) is nested several causes deep.
+					throw new Error(describe(err), { cause: err });
+				});
+			const limit = await ready;
+			const refused: Refused[] = [];
+			const indexOf = new Map<ToProduce, number>();
+			const records = fitting(
+				messages.map((m) => record(a.topic, m, same)),
+				a.topic,
+				limit,
+				refused,
+				indexOf,
+			);
 			try {
 				// One request at a time, in order: each resolves once the broker has all of its records.
-				for (const run of bySize(messages.map((m) => record(a.topic, m, same))))
-					await producer.send({ messages: run });
+				for (const run of bySize(records, Math.min(MAX_PRODUCE_BYTES, limit)))
+					try {
+						await producer.send({ messages: run });
+					} catch (err) {
+						if (!TOO_LARGE.test(describe(err))) throw err;
+						// The topic's limit changed under us, or the estimate missed: each record alone, and those the
+						// broker still refuses are refused for good.
+						for (const r of run)
+							try {
+								await producer.send({ messages: [r] });
+							} catch (one) {
+								if (!TOO_LARGE.test(describe(one))) throw one;
+								refused.push({
+									index: indexOf.get(r) as number,
+									reason: `${tooLargeReason(recordBytes(r) + BATCH_OVERHEAD, a.topic, limit)}; the broker said: ${describe(one)}`,
+								});
+							}
+					}
 			} catch (err) {
 				throw new Error(describe(err), { cause: err });
 			}
+			return refused.sort((x, y) => x.index - y.index);
 		},
 		async close() {
 			await producer.close();
