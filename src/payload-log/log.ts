@@ -13,8 +13,13 @@ export interface PayloadSink {
 	readonly where: string;
 	/** Connects and creates what is missing (table, topic, directory); throws when unreachable (retried). */
 	open(): Promise<void>;
-	/** Stores records (resolves once they are stored, or buffered for the next file for Parquet); throws to be retried. */
-	write(records: readonly PayloadRecord[]): Promise<void>;
+	/**
+	 * Stores records (resolves once they are stored, or buffered for the next file for Parquet); throws to be
+	 * retried. Resolves with the number of records the destination refused for good (e.g. larger than a Kafka topic
+	 * accepts): those are not retried but dropped and counted (`too_large`), and the others count as written.
+	 */
+	// biome-ignore lint/suspicious/noConfusingVoidType: a sink that never refuses a record resolves with nothing
+	write(records: readonly PayloadRecord[]): Promise<number | void>;
 	/** Flushes what is buffered and disconnects. */
 	close(): Promise<void>;
 }
@@ -41,8 +46,8 @@ export interface PayloadLogOptions {
 	backoff?: { minMs: number; maxMs: number } | undefined;
 	/** Uniform in [0, 1): the sampling draw (tests inject it). Default Math.random. */
 	random?: (() => number) | undefined;
-	/** Told of each failure to open or write, with the retry delay (for the server's log). */
-	onError?: ((err: Error, retryInMs: number) => void) | undefined;
+	/** Told of each failure to open or write, with the retry delay (for the server's log); undefined when records were refused for good and dropped. */
+	onError?: ((err: Error, retryInMs: number | undefined) => void) | undefined;
 	/** Told when the destination is reachable again after a failure. */
 	onRecover?: (() => void) | undefined;
 }
@@ -59,8 +64,8 @@ export interface PayloadLogStatus {
 	dropped: number;
 }
 
-/** Drop reasons: `queue_full` (overload, or the destination is down long enough), `closed` (left at shutdown), `encode`. */
-type DropReason = "queue_full" | "closed" | "encode";
+/** Drop reasons: `queue_full` (overload, or the destination is down long enough), `closed` (left at shutdown), `encode`, `too_large` (refused by the destination for good). */
+type DropReason = "queue_full" | "closed" | "encode" | "too_large";
 
 const DEFAULT_QUEUE = 10_000;
 const DEFAULT_QUEUE_BYTES = 64 * 1024 * 1024;
@@ -97,7 +102,7 @@ export class PayloadLog {
 
 	readonly #dropped = new Counter({
 		name: "mlship_payload_log_dropped_total",
-		help: "Payload-log records dropped, by reason (queue_full: overload or the destination down; closed: still queued at shutdown; encode: could not be decoded)",
+		help: "Payload-log records dropped, by reason (queue_full: overload or the destination down; closed: still queued at shutdown; encode: could not be decoded; too_large: refused by the destination for good, e.g. larger than the Kafka topic accepts)",
 		labelNames: ["reason"] as const,
 		registers: [this.registry],
 	});
@@ -158,7 +163,7 @@ export class PayloadLog {
 				this.set(self.#bytes);
 			},
 		});
-		for (const r of ["queue_full", "closed", "encode"] as const)
+		for (const r of ["queue_full", "closed", "encode", "too_large"] as const)
 			this.#dropped.labels(r).inc(0);
 		this.#loop = this.#run();
 	}
@@ -252,14 +257,24 @@ export class PayloadLog {
 					continue;
 				}
 				const batch = this.#queue.slice(0, this.#batch);
-				await this.#sink.write(batch);
+				// A refused record would fail every retry: it is dropped and counted instead, and the log goes on.
+				const refused = (await this.#sink.write(batch)) || 0;
 				// Written: only now do they leave the queue (a failed write is retried with the same records).
 				this.#queue.splice(0, batch.length);
+				if (refused > 0) {
+					this.#drop("too_large", refused);
+					this.#onError?.(
+						new Error(
+							`${refused} payload record(s) refused by ${this.#sink.kind}:${this.#sink.where} as too large: dropped and counted (mlship_payload_log_dropped_total{reason="too_large"})`,
+						),
+						undefined,
+					);
+				}
 				let bytes = 0;
 				for (const r of batch) bytes += recordBytes(r);
 				this.#bytes -= bytes;
-				this.#written += batch.length;
-				this.#writtenTotal.inc(batch.length);
+				this.#written += batch.length - refused;
+				this.#writtenTotal.inc(batch.length - refused);
 				this.#bytesTotal.inc(bytes);
 				if (!this.#available) {
 					this.#available = true;

@@ -230,10 +230,15 @@ export async function startServer(
 					},
 					{
 						onError: (err, ms) =>
-							log.warn(
-								{ err: err.message, retry_ms: ms },
-								"payload log destination failed; records queue (then drop) until it is back",
-							),
+							ms === undefined
+								? log.warn(
+										{ err: err.message },
+										"payload log records refused by the destination",
+									)
+								: log.warn(
+										{ err: err.message, retry_ms: ms },
+										"payload log destination failed; records queue (then drop) until it is back",
+									),
 						onRecover: () => log.info("payload log destination is back"),
 					},
 				);

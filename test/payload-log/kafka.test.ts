@@ -6,6 +6,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, it } from "node:test";
+import { Admin } from "@platformatic/kafka";
 import { runStream } from "../../src/stream/run.ts";
 import { javaConsume, javaProduce, startKafka } from "../harness/kafka.ts";
 import { bundleDir, golden } from "../helpers/fixtures.ts";
@@ -74,6 +75,60 @@ it("stream --log-payloads kafka://…/topic: one JSON record per scored message,
 		assert.ok(r.latency_ms > 0);
 		assert.ok(Math.abs(Date.now() - Date.parse(r.time)) < 3_600_000);
 	});
+});
+
+it("stream --log-payloads kafka://…: a record larger than the topic accepts is dropped and counted (too_large), the others are written", async () => {
+	const topic = "small.payloads";
+	const admin = new Admin({
+		clientId: "test-admin",
+		bootstrapBrokers: [kafka.bootstrap],
+	});
+	try {
+		// A one-row record is ~300 bytes of JSON; one of 100 rows is ~20 KB.
+		await admin.createTopics({
+			topics: [topic],
+			partitions: 1,
+			replicas: 1,
+			configs: [{ name: "max.message.bytes", value: "4000" }],
+		});
+	} finally {
+		await admin.close();
+	}
+	const g = golden("iris-logreg");
+	const one = g.records.slice(0, 3);
+	const big = Array.from(
+		{ length: 100 },
+		(_, i) => g.records[i % g.records.length],
+	);
+	const input = join(dir, "in-big.jsonl");
+	await writeFile(
+		input,
+		`${[one[0], big, one[1], one[2]].map((r) => JSON.stringify(r)).join("\n")}\n`,
+	);
+	const s = await runStream({
+		model: bundleDir("iris-logreg"),
+		from: input,
+		to: join(dir, "out-big.jsonl"),
+		payloadLog: { destination: `${kafka.url}/${topic}` },
+	});
+	const stats = await s.done;
+	assert.equal(
+		stats.produced,
+		4,
+		"every message scored: the log never fails a prediction",
+	);
+	const log = s.details().payload_log as
+		| { dropped: number; written: number }
+		| undefined;
+	assert.equal(log?.dropped, 1, JSON.stringify(log));
+	assert.equal(log?.written, 3, JSON.stringify(log));
+	const got = await javaConsume(kafka.bootstrap, [topic], 3);
+	assert.deepEqual(
+		got.map(
+			(m) => (JSON.parse(fromHex(m.value) as string) as { rows: number }).rows,
+		),
+		[1, 1, 1],
+	);
 });
 
 it("stream --otlp-endpoint: a consumer span per message continues the message's traceparent header", async () => {
