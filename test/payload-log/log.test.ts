@@ -280,7 +280,8 @@ describe("payload log with a failing destination", () => {
 				requestId: "while-down",
 			});
 			assert.equal(log.status().queued, 1);
-			for (const ms of errors) assert.ok(ms !== undefined && ms >= 5 && ms <= 20);
+			for (const ms of errors)
+				assert.ok(ms !== undefined && ms >= 5 && ms <= 20);
 			sink.fail = undefined;
 			await until(() => sink.records.length === 1, "the record after recovery");
 			assert.equal(sink.records[0]?.id, "while-down");
