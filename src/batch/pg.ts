@@ -207,6 +207,8 @@ export function decodeBinaryCopy(
 	// A DataView reads big-endian numbers inline (Buffer's readDoubleBE copies byte by byte).
 	const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
 	const end = buf.byteLength;
+	// Flags: bit 16 is "OIDs included", which this reader does not lay out; the other high bits must be 0.
+	if ((dv.getUint32(11) & 0xffff0000) !== 0) throw bad("header flags");
 	let at = 15 + 4 + dv.getUint32(15);
 	// Rows counted first so numbers go straight into typed arrays of the right size.
 	let rows = 0;
@@ -220,6 +222,8 @@ export function decodeBinaryCopy(
 		for (let f = 0; f < n; f++) {
 			if (p + 4 > end) throw bad("truncated field");
 			const len = dv.getInt32(p);
+			// -1 is NULL; any other negative length is not PostgreSQL's (the second pass would walk backwards).
+			if (len < -1) throw bad(`a field length of ${len}`);
 			p += 4 + Math.max(len, 0);
 			if (p > end) throw bad("truncated value");
 		}

@@ -140,6 +140,13 @@ describe("binary COPY reader", () => {
 		refused(good.subarray(0, good.length - 6), ["float8", "int4"], /truncated/);
 		refused(good, ["float8"], /a row of 2 fields, expected 1/);
 		refused(good, ["float8", "int8"], /a int8 value of 4 bytes/);
+		// A length below -1 (NULL) would walk the second pass backwards; the OID flag lays rows out differently.
+		const negative = Buffer.from(good);
+		negative.writeInt32BE(-5, 21);
+		refused(negative, ["float8", "int4"], /a field length of -5/);
+		const oids = Buffer.from(good);
+		oids.writeUInt32BE(0x00010000, 11);
+		refused(oids, ["float8", "int4"], /header flags/);
 	});
 
 	it("refuses a result larger than the limit, saying what to lower", async () => {
