@@ -67,12 +67,16 @@ export async function releaseBlobs(
 ): Promise<string[]> {
 	const counts = tally(digests);
 	if (counts.length === 0) return [];
+	// The same upsert as addBlobs, with negative counts: its rows are locked in the order of the VALUES list (digest
+	// order), as addBlobs locks them. An UPDATE … FROM (VALUES …) locked them in its join's order, so a registration
+	// and a deletion sharing files could deadlock (PostgreSQL 40P01). A row that does not exist (it should) is
+	// inserted below zero and deleted just below.
 	await insertRows(
 		tx,
-		"UPDATE blob_refs SET refs = blob_refs.refs - CAST(d.column2 AS INTEGER) FROM (",
-		counts,
+		"INSERT INTO blob_refs (sha256, refs)",
+		counts.map(([d, n]) => [d, -n]),
 		placeholders(2),
-		") d WHERE blob_refs.sha256 = d.column1",
+		" ON CONFLICT (sha256) DO UPDATE SET refs = blob_refs.refs + excluded.refs",
 	);
 	const gone: string[] = [];
 	const per = 1000;

@@ -208,7 +208,10 @@ const MIGRATIONS: readonly string[] = [
 	// Content-addressed files (life6): each distinct file once in `blobs` (by sha256), and how many versions' manifests
 	// name it in `blob_refs` (apart, so a new reference never rewrites the bytes); the per-version `files` rows move
 	// there. A version's files are the ones its manifest names; a file is deleted with the last version naming it.
-	`CREATE TABLE blobs (
+	// The lock first: an older mlship still running could otherwise commit `files` rows between the copies below
+	// and the DROP (its version then has no bytes); it now waits, and its write fails once `files` is gone.
+	`LOCK TABLE files IN ACCESS EXCLUSIVE MODE;
+	CREATE TABLE blobs (
 		sha256 TEXT PRIMARY KEY,
 		bytes BYTEA NOT NULL
 	);
