@@ -288,7 +288,7 @@ interface WorkOpts extends Omit<RunOpts, "model" | "sink"> {
 
 function workCommand(): Command {
 	const cmd = metricsPortOption(new Command("work"));
-	scoringOptions(cmd, 1000)
+	scoringOptions(cmd, 5000)
 		.description(
 			"Pending-records pattern on PostgreSQL: claim pending rows in chunks (FOR UPDATE SKIP LOCKED), score them, and write the predictions in the transaction that marks (or deletes) them. Kill it and run it again, or run many at once on one table: every row is scored exactly once. Exits when no row is pending (or keeps polling with --follow; SIGTERM finishes the current chunk).",
 		)

@@ -142,6 +142,30 @@ async function goldenScores(table: string): Promise<Record<string, unknown>[]> {
 }
 
 describe("mlship batch work (pending records on PostgreSQL)", () => {
+	it("with no --chunk-rows, claims 5,000 rows per chunk (the default)", async () => {
+		await db.query(
+			`CREATE TABLE default_features (id bigint PRIMARY KEY, ${columns}, scored_at timestamptz)`,
+		);
+		// 5,001 rows: the golden records cycled.
+		await db.query(
+			"INSERT INTO default_features SELECT * FROM json_populate_recordset(NULL::default_features, $1)",
+			[
+				JSON.stringify(
+					Array.from({ length: 5001 }, (_, k) => ({
+						id: k + 1,
+						...g.records[k % g.records.length],
+					})),
+				),
+			],
+		);
+		const r = await work("default_features", "default_scores").done;
+		assert.equal(r.code, 0, r.stderr + r.stdout);
+		const s = JSON.parse(r.stdout);
+		assert.equal(s.rows_scored, 5001);
+		assert.equal(s.chunks, 2);
+		await exactlyOnce("default_features", "default_scores", 5001);
+	});
+
 	it("scores pending rows with the golden outputs and marks them; a second run finds nothing pending", async () => {
 		await db.query(
 			`CREATE TABLE golden_features (id bigint PRIMARY KEY, ${columns}, scored_at timestamptz)`,
