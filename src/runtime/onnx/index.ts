@@ -218,19 +218,21 @@ class BlockingOnnxModel implements LoadedModel {
 }
 
 /**
- * Estimated memory of a loaded model: ~20 KiB of its own (instance, scheduler, entry, metrics children) plus, per
+ * Estimated memory of a loaded model: ~16 KiB of its own (instance, scheduler, entry, metrics children) plus, per
  * onnxruntime session (inline and one per worker), ~143 KiB + 5.6 × the artifact's bytes. The per-session part's
  * slope is fitted to RSS growth over 200 loads of each fixture (linear, GBDT, random forest, MLP). The split between
  * the two comes from bench/lifecycle: 10,000 family members of one artifact (sessions shared) grew the server's RSS
  * by 19.5 KiB each (the model's own part), and 1,000 members with sessions of their own by 459 KiB each for the
- * 532-byte iris model (own part + 3 sessions), so an estimate matches RSS whether sessions are shared or not.
+ * 532-byte iris model (own part + 3 sessions), so an estimate matches RSS whether sessions are shared or not. The
+ * own part was refitted after a cold load stopped walking every member and stat'ing the disk: 10,000 members grew
+ * RSS by 15 KiB each on a quiet machine and 17.6 KiB on a loaded one (bench/lifecycle, 2026-11-28).
  */
 function estimateBytes(sessions: number, artifact: number): number {
 	return MODEL_BASE_BYTES + estimateSessionBytes(sessions, artifact);
 }
 
 /** The per-model part of estimateBytes (never shared). */
-const MODEL_BASE_BYTES = 20 * 1024;
+const MODEL_BASE_BYTES = 16 * 1024;
 
 /** The sessions' part of estimateBytes (shared by byte-identical artifacts on a shared pool). */
 function estimateSessionBytes(sessions: number, artifact: number): number {
