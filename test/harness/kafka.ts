@@ -332,3 +332,28 @@ export function kafkaClusterId(
 		if (!id.startsWith("-")) return id;
 	}
 }
+
+/**
+ * Creates `topic` (1 partition) on the broker at `bootstrap` that accepts record batches of at most `maxMessageBytes`
+ * (the topic's max.message.bytes): for tests of results or records larger than a topic accepts.
+ */
+export async function createSmallTopic(
+	bootstrap: string,
+	topic: string,
+	maxMessageBytes: number,
+): Promise<void> {
+	const admin = new Admin({
+		clientId: "test-admin",
+		bootstrapBrokers: [bootstrap],
+	});
+	try {
+		await admin.createTopics({
+			topics: [topic],
+			partitions: 1,
+			replicas: 1,
+			configs: [{ name: "max.message.bytes", value: String(maxMessageBytes) }],
+		});
+	} finally {
+		await admin.close();
+	}
+}

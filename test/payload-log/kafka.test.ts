@@ -6,9 +6,13 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, it } from "node:test";
-import { Admin } from "@platformatic/kafka";
 import { runStream } from "../../src/stream/run.ts";
-import { javaConsume, javaProduce, startKafka } from "../harness/kafka.ts";
+import {
+	createSmallTopic,
+	javaConsume,
+	javaProduce,
+	startKafka,
+} from "../harness/kafka.ts";
 import { bundleDir, golden } from "../helpers/fixtures.ts";
 import { childrenOf, spanAttr, startOtlpReceiver } from "../helpers/otlp.ts";
 import { asFloat32 } from "./helpers.ts";
@@ -79,21 +83,8 @@ it("stream --log-payloads kafka://…/topic: one JSON record per scored message,
 
 it("stream --log-payloads kafka://…: a record larger than the topic accepts is dropped and counted (too_large), the others are written", async () => {
 	const topic = "small.payloads";
-	const admin = new Admin({
-		clientId: "test-admin",
-		bootstrapBrokers: [kafka.bootstrap],
-	});
-	try {
-		// A one-row record is ~300 bytes of JSON; one of 100 rows is ~20 KB.
-		await admin.createTopics({
-			topics: [topic],
-			partitions: 1,
-			replicas: 1,
-			configs: [{ name: "max.message.bytes", value: "4000" }],
-		});
-	} finally {
-		await admin.close();
-	}
+	// A one-row record is ~300 bytes of JSON; one of 100 rows is ~20 KB.
+	await createSmallTopic(kafka.bootstrap, topic, 4000);
 	const g = golden("iris-logreg");
 	const one = g.records.slice(0, 3);
 	const big = Array.from(

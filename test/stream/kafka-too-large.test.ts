@@ -2,7 +2,6 @@
 // a reason naming both sizes, counted, and the stream goes on (it used to be retried forever).
 import assert from "node:assert/strict";
 import { after, before, it } from "node:test";
-import { Admin } from "@platformatic/kafka";
 import { createDataPlane } from "../../src/dataplane/dataplane.ts";
 import type { DataPlane } from "../../src/dataplane/types.ts";
 import { openSink, openSource } from "../../src/stream/connectors/index.ts";
@@ -11,7 +10,7 @@ import { CONNECT_HEADERS } from "../../src/stream/message.ts";
 import { StreamProcessor } from "../../src/stream/processor.ts";
 import { replayDeadLetters } from "../../src/stream/replay.ts";
 import type { InMessage, Sink, Source } from "../../src/stream/types.ts";
-import { startKafka } from "../harness/kafka.ts";
+import { createSmallTopic, startKafka } from "../harness/kafka.ts";
 import { bundleDir, golden } from "../helpers/fixtures.ts";
 import { Collector, produce } from "../helpers/stream-process.ts";
 
@@ -36,22 +35,8 @@ const many = (n: number) =>
 /** The output topic takes record batches of at most this many bytes: a 400-record result (~27 KB) is more. */
 const LIMIT = 20_000;
 
-async function topicWithLimit(topic: string): Promise<void> {
-	const admin = new Admin({
-		clientId: "test-admin",
-		bootstrapBrokers: [kafka.bootstrap],
-	});
-	try {
-		await admin.createTopics({
-			topics: [topic],
-			partitions: 1,
-			replicas: 1,
-			configs: [{ name: "max.message.bytes", value: String(LIMIT) }],
-		});
-	} finally {
-		await admin.close();
-	}
-}
+const topicWithLimit = (topic: string) =>
+	createSmallTopic(kafka.bootstrap, topic, LIMIT);
 
 let n = 0;
 async function run(exactlyOnce: boolean) {
